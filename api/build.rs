@@ -1,0 +1,21 @@
+//! Compiles every contract under `proto/` with the protoc that ships inside the
+//! protoc-bin-vendored crate, so no system protoc is needed.
+
+use std::path::PathBuf;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let protos: Vec<PathBuf> = ["proto/corebank/platform/v1/platform.proto"]
+        .iter()
+        .map(PathBuf::from)
+        .collect();
+    for proto in &protos {
+        println!("cargo:rerun-if-changed={}", proto.display());
+    }
+    let mut config = tonic_prost_build::Config::new();
+    config.protoc_executable(protoc_bin_vendored::protoc_bin_path()?);
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .compile_with_config(config, &protos, &[PathBuf::from("proto")])?;
+    Ok(())
+}

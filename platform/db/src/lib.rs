@@ -1,0 +1,83 @@
+//! Database access for every corebank component: the connection pool, `run_tx` (every write
+//! transaction runs SERIALIZABLE and is retried whole on a serialization failure), the
+//! migrations runner with its portability lint, and a private PostgreSQL server started
+//! from the machine's own binaries.
+
+pub mod lint;
+pub mod local;
+pub mod migrate;
+mod pool;
+mod tx;
+
+pub use deadpool_postgres::Transaction;
+pub use pool::{Db, DbSettings};
+pub use tokio_postgres;
+pub use tx::{RetryPolicy, Tx, TxError, TxFuture};
+
+/// What went wrong talking to the database. `is_retry_safe` tells a caller whether
+/// repeating the whole operation can do harm.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("database setting {setting} is invalid: {message}")]
+    Config {
+        setting: &'static str,
+        message: String,
+    },
+    #[error("no database connection could be had: {message}")]
+    Unavailable { message: String },
+    #[error("database statement failed: {0}")]
+    Query(#[from] tokio_postgres::Error),
+    #[error(
+        "transaction {tx} still failed with a serialization conflict after {attempts} attempts \
+         over {elapsed_ms} ms"
+    )]
+    RetriesExhausted {
+        tx: &'static str,
+        attempts: u32,
+        elapsed_ms: u64,
+        #[source]
+        last: tokio_postgres::Error,
+    },
+    /// The connection failed while COMMIT was in flight: the transaction may or may not have
+    /// committed. Never retried blindly; the caller must find out (by idempotency key) first.
+    #[error("transaction {tx}: the connection was lost during COMMIT, the outcome is unknown")]
+    OutcomeUnknown {
+        tx: &'static str,
+        #[source]
+        source: tokio_postgres::Error,
+    },
+}
+
+impl DbError {
+    /// The stable, machine-readable code of this error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            DbError::Config { .. } => "database_config_invalid",
+            DbError::Unavailable { .. } => "database_unavailable",
+            DbError::Query(_) => "database_error",
+            DbError::RetriesExhausted { .. } => "database_contention",
+            DbError::OutcomeUnknown { .. } => "outcome_unknown",
+        }
+    }
+
+    /// Whether repeating the whole operation is safe: true when nothing was committed.
+    pub fn is_retry_safe(&self) -> bool {
+        match self {
+            DbError::Config { .. } => false,
+            DbError::Unavailable { .. } => true,
+            DbError::Query(error) => tx::classify(error) == tx::ErrorClass::Retryable,
+            DbError::RetriesExhausted { .. } => true,
+            DbError::OutcomeUnknown { .. } => false,
+        }
+    }
+
+    /// The SQLSTATE of the underlying database error, if there is one.
+    pub fn sql_state(&self) -> Option<&tokio_postgres::error::SqlState> {
+        match self {
+            DbError::Query(error)
+            | DbError::RetriesExhausted { last: error, .. }
+            | DbError::OutcomeUnknown { source: error, .. } => error.code(),
+            DbError::Config { .. } | DbError::Unavailable { .. } => None,
+        }
+    }
+}

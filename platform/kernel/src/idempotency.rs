@@ -1,0 +1,151 @@
+//! `IdempotencyKey`: the client-chosen key that makes a mutating call safe to retry.
+
+use std::fmt;
+
+/// A validated idempotency key: 1 to 128 characters from `A-Z a-z 0-9 - _ . :`.
+///
+/// The character set keeps keys safe to log, to put in a header and to use in SQL without
+/// quoting surprises; 128 characters hold a UUID with a prefix and a step name.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct IdempotencyKey(String);
+
+/// Why an idempotency key was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdempotencyKeyError {
+    #[error("idempotency key is empty; send a unique key per operation, such as a UUID")]
+    Empty,
+    #[error(
+        "idempotency key is {length} characters long; at most {} are allowed",
+        IdempotencyKey::LENGTH_MAX
+    )]
+    TooLong { length: usize },
+    #[error(
+        "idempotency key has the character {character:?} at position {position}; \
+         only A-Z, a-z, 0-9, '-', '_', '.' and ':' are allowed"
+    )]
+    BadCharacter { character: char, position: usize },
+}
+
+impl IdempotencyKeyError {
+    /// The stable, machine-readable code of this error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            IdempotencyKeyError::Empty => "idempotency_key_empty",
+            IdempotencyKeyError::TooLong { .. } => "idempotency_key_too_long",
+            IdempotencyKeyError::BadCharacter { .. } => "idempotency_key_bad_character",
+        }
+    }
+}
+
+impl IdempotencyKey {
+    pub const LENGTH_MAX: usize = 128;
+
+    pub fn parse(input: &str) -> Result<IdempotencyKey, IdempotencyKeyError> {
+        if input.is_empty() {
+            return Err(IdempotencyKeyError::Empty);
+        }
+        let length = input.chars().count();
+        if length > Self::LENGTH_MAX {
+            return Err(IdempotencyKeyError::TooLong { length });
+        }
+        if let Some((position, character)) = input
+            .chars()
+            .enumerate()
+            .find(|(_, c)| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':')))
+        {
+            return Err(IdempotencyKeyError::BadCharacter {
+                character,
+                position,
+            });
+        }
+        Ok(IdempotencyKey(input.to_owned()))
+    }
+
+    /// The key for one step of a larger operation (a saga step), derived so that a retry of
+    /// the same step produces the same key: `"{parent}:{step}"`.
+    pub fn derive(&self, step: &str) -> Result<IdempotencyKey, IdempotencyKeyError> {
+        IdempotencyKey::parse(&format!("{}:{step}", self.0))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for IdempotencyKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "IdempotencyKey({})", self.0)
+    }
+}
+
+impl fmt::Display for IdempotencyKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::str::FromStr for IdempotencyKey {
+    type Err = IdempotencyKeyError;
+    fn from_str(input: &str) -> Result<Self, Self::Err> {
+        IdempotencyKey::parse(input)
+    }
+}
+
+impl serde::Serialize for IdempotencyKey {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for IdempotencyKey {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        IdempotencyKey::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn keys_outside_the_rules_are_refused_with_a_code() {
+        assert_eq!(
+            IdempotencyKey::parse("").unwrap_err().code(),
+            "idempotency_key_empty"
+        );
+        let long = "a".repeat(129);
+        assert_eq!(
+            IdempotencyKey::parse(&long).unwrap_err().code(),
+            "idempotency_key_too_long"
+        );
+        let error = IdempotencyKey::parse("pay ment").unwrap_err();
+        assert_eq!(error.code(), "idempotency_key_bad_character");
+        assert!(error.to_string().contains("position 3"));
+    }
+
+    #[test]
+    fn derived_keys_are_stable_per_step() {
+        let key = IdempotencyKey::parse("saga-7").unwrap();
+        assert_eq!(key.derive("debit").unwrap(), key.derive("debit").unwrap());
+        assert_ne!(key.derive("debit").unwrap(), key.derive("credit").unwrap());
+        assert_eq!(key.derive("debit").unwrap().as_str(), "saga-7:debit");
+    }
+
+    proptest! {
+        #[test]
+        fn keys_from_the_allowed_alphabet_are_accepted(input in "[A-Za-z0-9._:-]{1,128}") {
+            let key = IdempotencyKey::parse(&input).unwrap();
+            prop_assert_eq!(key.as_str(), input.as_str());
+        }
+
+        #[test]
+        fn any_string_is_accepted_only_if_it_follows_the_rules(input in "\\PC{0,140}") {
+            let valid = !input.is_empty()
+                && input.chars().count() <= 128
+                && input.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c));
+            prop_assert_eq!(IdempotencyKey::parse(&input).is_ok(), valid);
+        }
+    }
+}

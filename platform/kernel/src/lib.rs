@@ -1,0 +1,15 @@
+//! The shared vocabulary of corebank: money and currencies, typed ids, idempotency keys and
+//! clocks. Everything here is pure (no I/O), validated once at construction ("parse, don't
+//! validate"), and safe to pass across component boundaries.
+
+pub mod clock;
+pub mod currency;
+pub mod id;
+pub mod idempotency;
+pub mod money;
+
+pub use clock::{Clock, SystemClock, TestClock};
+pub use currency::{Currency, CurrencyError};
+pub use id::{AccountId, EventId, IdError, JournalEntryId, SagaId, TransferId};
+pub use idempotency::{IdempotencyKey, IdempotencyKeyError};
+pub use money::{Money, MoneyError};

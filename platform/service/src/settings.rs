@@ -1,0 +1,390 @@
+//! Settings: every `COREBANK_*` environment variable, its default and its meaning, in one
+//! table ([`SETTINGS`]). `docs/CONFIGURATION.md` is rendered from that table and a test
+//! keeps the two equal. A bad value stops the process at start, naming the variable and
+//! the fix.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use corebank_db::{DbSettings, RetryPolicy};
+
+/// One setting: its variable, its default (empty: none) and what it does.
+#[derive(Debug, Clone, Copy)]
+pub struct SettingSpec {
+    pub name: &'static str,
+    pub default: &'static str,
+    pub description: &'static str,
+}
+
+/// Every setting corebank reads. Add a variable here first; `Settings` reads only these.
+pub const SETTINGS: &[SettingSpec] = &[
+    SettingSpec {
+        name: "DATABASE_URL",
+        default: "",
+        description: "PostgreSQL or CockroachDB URL, e.g. `postgres://postgres@127.0.0.1:5432/corebank`. \
+                      Unset: `corebank up` starts a private PostgreSQL under `COREBANK_HOME`; \
+                      `serve` and `migrate` refuse to start.",
+    },
+    SettingSpec {
+        name: "COREBANK_HOME",
+        default: ".corebank",
+        description: "Directory for `corebank up`'s private PostgreSQL (`<home>/pg`) and its state.",
+    },
+    SettingSpec {
+        name: "COREBANK_LISTEN_ADDR",
+        default: "127.0.0.1:8080",
+        description: "Address the component's server binds: HTTP/1.1 and HTTP/2 (gRPC) on one port. \
+                      Port 0 picks a free port (printed at start).",
+    },
+    SettingSpec {
+        name: "COREBANK_LOG",
+        default: "info",
+        description: "Log filter in `tracing` syntax, e.g. `info,corebank_db=debug`.",
+    },
+    SettingSpec {
+        name: "COREBANK_LOG_FORMAT",
+        default: "text",
+        description: "`text` (readable in a terminal) or `json` (one object per line).",
+    },
+    SettingSpec {
+        name: "COREBANK_DB_POOL_SIZE_MAX",
+        default: "16",
+        description: "Database connections kept at most per component.",
+    },
+    SettingSpec {
+        name: "COREBANK_DB_CONNECT_TIMEOUT_MS",
+        default: "5000",
+        description: "How long to wait for a new connection or a free pooled one; also the readiness probe's timeout.",
+    },
+    SettingSpec {
+        name: "COREBANK_DB_STATEMENT_TIMEOUT_MS",
+        default: "10000",
+        description: "The server cancels a statement that runs longer (`statement_timeout`).",
+    },
+    SettingSpec {
+        name: "COREBANK_DB_LOCK_TIMEOUT_MS",
+        default: "5000",
+        description: "The server stops waiting for a row lock after this long (`lock_timeout`).",
+    },
+    SettingSpec {
+        name: "COREBANK_DB_TX_ATTEMPTS_MAX",
+        default: "100",
+        description: "Attempts at most for one transaction retried on serialization failures.",
+    },
+    SettingSpec {
+        name: "COREBANK_DB_TX_DEADLINE_MS",
+        default: "15000",
+        description: "No retry of a transaction starts after this long since its first attempt.",
+    },
+    SettingSpec {
+        name: "COREBANK_REQUESTS_IN_FLIGHT_MAX",
+        default: "1024",
+        description: "Requests a component serves at once; more wait in line.",
+    },
+    SettingSpec {
+        name: "COREBANK_SHUTDOWN_GRACE_MS",
+        default: "10000",
+        description: "On SIGINT/SIGTERM, how long requests in flight may take to finish before they are cut.",
+    },
+    SettingSpec {
+        name: "COREBANK_PG_BIN_DIR",
+        default: "",
+        description: "Where PostgreSQL's server binaries (`initdb`, `pg_ctl`, `postgres`) are; unset: \
+                      found on PATH or under `/usr/lib/postgresql/*/bin`.",
+    },
+    SettingSpec {
+        name: "COREBANK_UP_PG_PORT",
+        default: "0",
+        description: "Port of `corebank up`'s private PostgreSQL on 127.0.0.1; 0 picks a free port.",
+    },
+];
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// A setting that could not be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SettingsError {
+    #[error("{name}={value:?} is invalid: {problem}; {fix}")]
+    Invalid {
+        name: &'static str,
+        value: String,
+        problem: String,
+        fix: String,
+    },
+    #[error(
+        "{name} is not a corebank setting (a typo?); the settings are listed by `corebank config` \
+         and in docs/CONFIGURATION.md"
+    )]
+    Unknown { name: String },
+}
+
+/// The settings of one corebank process, read once at start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub database_url: Option<String>,
+    pub home: PathBuf,
+    pub listen_addr: SocketAddr,
+    pub log_filter: String,
+    pub log_format: LogFormat,
+    pub db_pool_size_max: usize,
+    pub db_connect_timeout_ms: u64,
+    pub db_statement_timeout_ms: u64,
+    pub db_lock_timeout_ms: u64,
+    pub db_tx_attempts_max: u32,
+    pub db_tx_deadline_ms: u64,
+    pub requests_in_flight_max: usize,
+    pub shutdown_grace_ms: u64,
+    pub pg_bin_dir: Option<PathBuf>,
+    pub up_pg_port: u16,
+}
+
+impl Settings {
+    /// Settings from this process's environment. Any `COREBANK_*` variable not in
+    /// [`SETTINGS`] is refused, so a misspelt name does not silently fall back to a default.
+    pub fn from_env() -> Result<Settings, SettingsError> {
+        for (name, _) in std::env::vars_os() {
+            let name = name.to_string_lossy();
+            if name.starts_with("COREBANK_") && !SETTINGS.iter().any(|s| s.name == name) {
+                return Err(SettingsError::Unknown {
+                    name: name.into_owned(),
+                });
+            }
+        }
+        Settings::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Settings from any source of variables (tests pass a map).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Settings, SettingsError> {
+        let reader = Reader { lookup: &lookup };
+        Ok(Settings {
+            database_url: lookup("DATABASE_URL").filter(|url| !url.trim().is_empty()),
+            home: PathBuf::from(reader.text("COREBANK_HOME")?),
+            listen_addr: reader
+                .parse("COREBANK_LISTEN_ADDR", "an address such as 127.0.0.1:8080")?,
+            log_filter: reader.text("COREBANK_LOG")?,
+            log_format: match reader.text("COREBANK_LOG_FORMAT")?.as_str() {
+                "text" => LogFormat::Text,
+                "json" => LogFormat::Json,
+                other => {
+                    return Err(SettingsError::Invalid {
+                        name: "COREBANK_LOG_FORMAT",
+                        value: other.to_owned(),
+                        problem: "unknown format".to_owned(),
+                        fix: "set it to `text` or `json`".to_owned(),
+                    });
+                }
+            },
+            db_pool_size_max: reader.number("COREBANK_DB_POOL_SIZE_MAX", 1, 1_000)?,
+            db_connect_timeout_ms: reader.number("COREBANK_DB_CONNECT_TIMEOUT_MS", 1, 600_000)?,
+            db_statement_timeout_ms: reader.number(
+                "COREBANK_DB_STATEMENT_TIMEOUT_MS",
+                1,
+                3_600_000,
+            )?,
+            db_lock_timeout_ms: reader.number("COREBANK_DB_LOCK_TIMEOUT_MS", 1, 3_600_000)?,
+            db_tx_attempts_max: reader.number("COREBANK_DB_TX_ATTEMPTS_MAX", 1, 10_000)?,
+            db_tx_deadline_ms: reader.number("COREBANK_DB_TX_DEADLINE_MS", 1, 3_600_000)?,
+            requests_in_flight_max: reader.number(
+                "COREBANK_REQUESTS_IN_FLIGHT_MAX",
+                1,
+                1_000_000,
+            )?,
+            shutdown_grace_ms: reader.number("COREBANK_SHUTDOWN_GRACE_MS", 0, 3_600_000)?,
+            pg_bin_dir: lookup("COREBANK_PG_BIN_DIR")
+                .filter(|d| !d.is_empty())
+                .map(PathBuf::from),
+            up_pg_port: reader.number("COREBANK_UP_PG_PORT", 0, 65_535)?,
+        })
+    }
+
+    /// Settings with every default, as `corebank config` lists them.
+    pub fn defaults() -> Result<Settings, SettingsError> {
+        Settings::from_lookup(|_| None)
+    }
+
+    /// The database settings for a component, named in `pg_stat_activity`.
+    pub fn db_settings(&self, url: &str, component: &str) -> DbSettings {
+        DbSettings {
+            url: url.to_owned(),
+            pool_size_max: self.db_pool_size_max,
+            connect_timeout_ms: self.db_connect_timeout_ms,
+            statement_timeout_ms: self.db_statement_timeout_ms,
+            lock_timeout_ms: self.db_lock_timeout_ms,
+            application_name: format!("corebank-{component}"),
+            retry: RetryPolicy {
+                attempts_max: self.db_tx_attempts_max,
+                deadline_ms: self.db_tx_deadline_ms,
+                ..RetryPolicy::default()
+            },
+        }
+    }
+}
+
+struct Reader<'a, F: Fn(&str) -> Option<String>> {
+    lookup: &'a F,
+}
+
+impl<F: Fn(&str) -> Option<String>> Reader<'_, F> {
+    fn text(&self, name: &'static str) -> Result<String, SettingsError> {
+        match (self.lookup)(name) {
+            Some(value) if !value.trim().is_empty() => Ok(value.trim().to_owned()),
+            _ => Ok(default_of(name).to_owned()),
+        }
+    }
+
+    fn parse<T: std::str::FromStr>(
+        &self,
+        name: &'static str,
+        expected: &str,
+    ) -> Result<T, SettingsError>
+    where
+        T::Err: std::fmt::Display,
+    {
+        let value = self.text(name)?;
+        value
+            .parse()
+            .map_err(|error: T::Err| SettingsError::Invalid {
+                name,
+                value: value.clone(),
+                problem: error.to_string(),
+                fix: format!(
+                    "set it to {expected}, or unset it for the default {}",
+                    default_of(name)
+                ),
+            })
+    }
+
+    fn number<T>(&self, name: &'static str, min: T, max: T) -> Result<T, SettingsError>
+    where
+        T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
+        T::Err: std::fmt::Display,
+    {
+        let expected = format!("a whole number from {min} to {max}");
+        let value: T = self.parse(name, &expected)?;
+        if value < min || value > max {
+            return Err(SettingsError::Invalid {
+                name,
+                value: value.to_string(),
+                problem: "out of range".to_owned(),
+                fix: format!(
+                    "set it to {expected}, or unset it for the default {}",
+                    default_of(name)
+                ),
+            });
+        }
+        Ok(value)
+    }
+}
+
+fn default_of(name: &str) -> &'static str {
+    SETTINGS
+        .iter()
+        .find(|s| s.name == name)
+        .map_or("", |s| s.default)
+}
+
+/// The settings table as Markdown: the body of `docs/CONFIGURATION.md`.
+pub fn render_markdown() -> String {
+    let mut text = String::from(
+        "# Configuration\n\n\
+         Every corebank process reads these environment variables once, at start. A bad value \
+         stops the process with a message that names the variable and the fix; a `COREBANK_*` \
+         variable that is not listed here is refused as a likely typo. `corebank config` prints \
+         the same table with the values in force.\n\n\
+         This file is generated from `platform/service/src/settings.rs` \
+         (`corebank config --markdown > docs/CONFIGURATION.md`); a test keeps them equal.\n\n\
+         | Variable | Default | Meaning |\n|---|---|---|\n",
+    );
+    for spec in SETTINGS {
+        let default = if spec.default.is_empty() {
+            "(unset)".to_owned()
+        } else {
+            format!("`{}`", spec.default)
+        };
+        let description = spec
+            .description
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        text.push_str(&format!(
+            "| `{}` | {} | {} |\n",
+            spec.name, default, description
+        ));
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn with(vars: &[(&str, &str)]) -> Result<Settings, SettingsError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Settings::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_apply_when_nothing_is_set() {
+        let settings = with(&[]).unwrap();
+        assert_eq!(settings.listen_addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(settings.db_pool_size_max, 16);
+        assert_eq!(settings.log_format, LogFormat::Text);
+        assert_eq!(settings.database_url, None);
+    }
+
+    #[test]
+    fn a_bad_value_names_the_variable_and_the_fix() {
+        let error = with(&[("COREBANK_DB_POOL_SIZE_MAX", "lots")]).unwrap_err();
+        let message = error.to_string();
+        assert!(
+            message.starts_with("COREBANK_DB_POOL_SIZE_MAX=\"lots\" is invalid"),
+            "{message}"
+        );
+        assert!(
+            message.contains("a whole number from 1 to 1000"),
+            "{message}"
+        );
+        assert!(message.contains("default 16"), "{message}");
+
+        let error = with(&[("COREBANK_DB_POOL_SIZE_MAX", "0")]).unwrap_err();
+        assert!(error.to_string().contains("out of range"));
+
+        let error = with(&[("COREBANK_LOG_FORMAT", "xml")]).unwrap_err();
+        assert!(error.to_string().contains("`text` or `json`"));
+
+        let error = with(&[("COREBANK_LISTEN_ADDR", "localhost")]).unwrap_err();
+        assert!(error.to_string().contains("COREBANK_LISTEN_ADDR"));
+    }
+
+    #[test]
+    fn every_default_in_the_table_is_valid() {
+        Settings::defaults().unwrap();
+        for spec in SETTINGS {
+            assert!(spec.name == "DATABASE_URL" || spec.name.starts_with("COREBANK_"));
+        }
+    }
+
+    #[test]
+    fn the_configuration_doc_is_generated_from_the_table() {
+        let doc = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../docs/CONFIGURATION.md"
+        ))
+        .unwrap();
+        assert_eq!(
+            doc,
+            render_markdown(),
+            "docs/CONFIGURATION.md is stale: run `cargo run -- config --markdown > docs/CONFIGURATION.md`"
+        );
+    }
+}

@@ -1,0 +1,103 @@
+//! The command line.
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use corebank_db::Db;
+use corebank_service::{Settings, settings};
+
+#[derive(Debug, Parser)]
+#[command(name = "corebank", version, about = "Composable core banking platform", long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the whole platform in one process: a private PostgreSQL unless DATABASE_URL is
+    /// set, migrations, every component. Ctrl-C stops it all cleanly.
+    Up,
+    /// Apply every pending migration to DATABASE_URL, then exit.
+    Migrate,
+    /// List every setting (COREBANK_* variables) with its value in force and its meaning.
+    Config {
+        /// Print the table as Markdown (the source of docs/CONFIGURATION.md).
+        #[arg(long)]
+        markdown: bool,
+    },
+}
+
+pub async fn run() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Up => {
+            let settings = Settings::from_env()?;
+            corebank_service::telemetry::init(settings.log_format, &settings.log_filter);
+            crate::up::run(settings).await
+        }
+        Command::Migrate => {
+            let settings = Settings::from_env()?;
+            corebank_service::telemetry::init(settings.log_format, &settings.log_filter);
+            migrate(&settings).await
+        }
+        Command::Config { markdown } => {
+            if markdown {
+                print!("{}", settings::render_markdown());
+            } else {
+                print_config()?;
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn migrate(settings: &Settings) -> anyhow::Result<()> {
+    let url = settings.database_url.as_deref().context(
+        "DATABASE_URL is not set; set it to the database to migrate, \
+         e.g. DATABASE_URL=postgres://postgres@127.0.0.1:5432/corebank",
+    )?;
+    let db = Db::connect_lazy(&settings.db_settings(url, "migrate"))?;
+    let migrations = corebank_db::migrate::embedded()?;
+    println!(
+        "applying {} migrations to {}",
+        migrations.len(),
+        redact(url)
+    );
+    let report = corebank_db::migrate::apply(&db, &migrations).await?;
+    for path in &report.applied {
+        println!("  applied {path}");
+    }
+    println!("migrations: {report}");
+    Ok(())
+}
+
+fn print_config() -> anyhow::Result<()> {
+    Settings::from_env()?;
+    for spec in settings::SETTINGS {
+        let value = std::env::var(spec.name).ok();
+        let shown = match (&value, spec.name) {
+            (Some(url), "DATABASE_URL") => redact(url),
+            (Some(value), _) => value.clone(),
+            (None, _) if spec.default.is_empty() => "(unset)".to_owned(),
+            (None, _) => format!("{} (default)", spec.default),
+        };
+        println!("{:<36} {}", spec.name, shown);
+    }
+    Ok(())
+}
+
+/// The URL without its password, for printing.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let credentials = &url[scheme_end + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _password)) => {
+                    format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..])
+                }
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}

@@ -1,0 +1,159 @@
+//! `corebank up`: the whole platform in one process, for a newcomer's first run.
+
+use anyhow::Context as _;
+use corebank_db::Db;
+use corebank_db::local::{LocalPostgres, PgBinaries, ServerTuning, free_port};
+use corebank_service::{Component, ServeOptions, Settings};
+use tokio_util::sync::CancellationToken;
+
+/// The database `up` creates on its private server.
+const DATABASE_NAME: &str = "corebank";
+
+pub async fn run(settings: Settings) -> anyhow::Result<()> {
+    let shutdown = CancellationToken::new();
+    tokio::spawn(corebank_service::shutdown::cancel_on_signal(
+        shutdown.clone(),
+    ));
+
+    let (url, private) = match &settings.database_url {
+        Some(url) => (url.clone(), None),
+        None => {
+            let (url, server) = start_private_postgres(&settings).await?;
+            (url, Some(server))
+        }
+    };
+    let outcome = serve_until_shutdown(&settings, &url, private.is_some(), shutdown).await;
+    if let Some(server) = private {
+        println!("stopping PostgreSQL");
+        tokio::task::spawn_blocking(move || server.stop())
+            .await
+            .context("the PostgreSQL stop task failed")?
+            .context("stopping the private PostgreSQL")?;
+    }
+    outcome?;
+    println!("corebank stopped");
+    Ok(())
+}
+
+async fn serve_until_shutdown(
+    settings: &Settings,
+    url: &str,
+    private: bool,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let db = Db::connect_lazy(&settings.db_settings(url, "up"))?;
+    let migrations = corebank_db::migrate::embedded()?;
+    println!("applying {} migrations", migrations.len());
+    let report = corebank_db::migrate::apply(&db, &migrations)
+        .await
+        .context("applying migrations (is the database reachable? check DATABASE_URL)")?;
+    println!("migrations: {report}");
+
+    // Every component that exists is mounted here; each module issue adds its own.
+    let component = Component::new("corebank").with_db(db.clone());
+    let server = corebank_service::serve(
+        component,
+        settings.listen_addr,
+        ServeOptions::from_settings(settings),
+        shutdown.clone(),
+    )
+    .await?;
+    let base = format!("http://{}", server.local_addr);
+    println!();
+    println!("corebank is ready");
+    println!("  HTTP and gRPC  {base}");
+    println!("  liveness       {base}/healthz");
+    println!("  readiness      {base}/readyz");
+    println!("  metrics        {base}/metrics");
+    println!("  gRPC services  grpc.health.v1.Health, corebank.platform.v1.PlatformInfo");
+    let where_db = if private {
+        format!(
+            "private PostgreSQL in {}",
+            settings.home.join("pg").display()
+        )
+    } else {
+        "DATABASE_URL".to_owned()
+    };
+    println!("  database       {} ({where_db})", crate::cli::redact(url));
+    println!("Press Ctrl-C to stop.");
+
+    shutdown.cancelled().await;
+    println!("stopping corebank");
+    server
+        .stopped()
+        .await
+        .context("the server failed while stopping")?;
+    db.close();
+    Ok(())
+}
+
+async fn start_private_postgres(settings: &Settings) -> anyhow::Result<(String, LocalPostgres)> {
+    let binaries = match &settings.pg_bin_dir {
+        Some(dir) => PgBinaries::in_dir(dir)?,
+        None => PgBinaries::find()?,
+    };
+    let server = LocalPostgres::new(binaries, settings.home.join("pg"));
+    let port = if settings.up_pg_port == 0 {
+        free_port()?
+    } else {
+        settings.up_pg_port
+    };
+    let prepared = server.clone();
+    tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+        if prepared.is_running() {
+            // Left running by an `up` that was killed: restart it on the port chosen now.
+            println!(
+                "stopping a PostgreSQL left running in {}",
+                prepared.data_dir().display()
+            );
+            prepared.stop()?;
+        }
+        if !prepared.is_initialized() {
+            println!(
+                "initializing PostgreSQL in {} (first run only){}",
+                prepared.data_dir().display(),
+                prepared
+                    .run_as()
+                    .map(|user| format!(", run as the user {user}"))
+                    .unwrap_or_default()
+            );
+            prepared.init(&ServerTuning::durable())?;
+        }
+        println!("starting PostgreSQL on 127.0.0.1:{port}");
+        prepared.start(port)?;
+        Ok(())
+    })
+    .await
+    .context("the PostgreSQL start-up task failed")??;
+
+    if let Err(error) = create_database(port).await {
+        let _ = tokio::task::spawn_blocking({
+            let server = server.clone();
+            move || server.stop()
+        })
+        .await;
+        return Err(error);
+    }
+    Ok((LocalPostgres::url(port, DATABASE_NAME), server))
+}
+
+async fn create_database(port: u16) -> anyhow::Result<()> {
+    let url = LocalPostgres::url(port, "postgres");
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .with_context(|| format!("connecting to the private PostgreSQL at {url}"))?;
+    tokio::spawn(connection);
+    let exists = client
+        .query_opt(
+            "SELECT 1 FROM pg_database WHERE datname = $1",
+            &[&DATABASE_NAME],
+        )
+        .await?
+        .is_some();
+    if !exists {
+        client
+            .batch_execute(&format!("CREATE DATABASE {DATABASE_NAME}"))
+            .await?;
+    }
+    Ok(())
+}
