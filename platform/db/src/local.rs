@@ -249,6 +249,7 @@ impl LocalPostgres {
              max_connections = {max_connections}\n\
              shared_buffers = {shared_buffers}MB\n\
              max_pred_locks_per_transaction = 256\n\
+             deadlock_timeout = '100ms'\n\
              fsync = {durable}\n\
              synchronous_commit = {durable}\n\
              full_page_writes = {durable}\n\

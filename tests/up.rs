@@ -1,0 +1,119 @@
+//! `corebank up` from nothing: the real binary, in an empty directory, with no DATABASE_URL.
+//! It must initialize and start its own PostgreSQL, migrate, serve, answer `/healthz`, and on
+//! SIGINT stop everything it started.
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// Generous: the first run initializes a durable PostgreSQL cluster.
+const READY_TIMEOUT: Duration = Duration::from_secs(120);
+const STOP_TIMEOUT: Duration = Duration::from_secs(60);
+
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn up_starts_from_nothing_answers_healthz_and_stops_cleanly_on_ctrl_c() {
+    let dir = tempfile::tempdir().unwrap();
+    // When the tests run as root, PostgreSQL runs as `postgres`, which must enter the folder.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+
+    let child = Command::new(env!("CARGO_BIN_EXE_corebank"))
+        .arg("up")
+        .current_dir(dir.path())
+        .env_remove("DATABASE_URL")
+        .env("COREBANK_LISTEN_ADDR", "127.0.0.1:0")
+        .env("COREBANK_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut child = KillOnDrop(child);
+    let stdout = child.0.stdout.take().unwrap();
+    let (lines_tx, lines) = mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+
+    let mut printed = Vec::new();
+    let base_url = loop {
+        let line = lines
+            .recv_timeout(READY_TIMEOUT)
+            .unwrap_or_else(|_| panic!("no ready line in time; printed so far:\n{}", printed.join("\n")));
+        printed.push(line.clone());
+        if let Some(url) = line.trim().strip_prefix("HTTP and gRPC") {
+            break url.trim().to_owned();
+        }
+    };
+    assert!(printed.iter().any(|l| l.contains("corebank is ready")), "{printed:?}");
+    assert!(printed.iter().any(|l| l.contains("initializing PostgreSQL")), "{printed:?}");
+
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let health = reqwest::get(format!("{base_url}/healthz")).await.unwrap();
+        assert_eq!(health.status(), 200);
+        let ready = reqwest::get(format!("{base_url}/readyz")).await.unwrap();
+        assert_eq!(ready.status(), 200, "the private database must answer");
+    });
+    assert!(dir.path().join(".corebank/pg/postmaster.pid").exists(), "PostgreSQL runs in .corebank/pg");
+
+    let pid = child.0.id().to_string();
+    let signalled = Command::new("kill").args(["-INT", &pid]).status().unwrap();
+    assert!(signalled.success());
+    let deadline = std::time::Instant::now() + STOP_TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "corebank up did not stop after SIGINT");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.success(), "corebank up exited with {status}");
+    let rest: Vec<String> = lines.try_iter().collect();
+    assert!(rest.iter().any(|l| l.contains("corebank stopped")), "{rest:?}");
+    assert!(
+        !dir.path().join(".corebank/pg/postmaster.pid").exists(),
+        "the private PostgreSQL must be stopped with corebank"
+    );
+}
+
+#[test]
+fn up_refuses_a_misspelt_setting_and_names_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_corebank"))
+        .arg("up")
+        .current_dir(dir.path())
+        .env("COREBANK_LISTEN_ADRESS", "127.0.0.1:0")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("COREBANK_LISTEN_ADRESS is not a corebank setting"), "{stderr}");
+    assert!(!dir.path().join(".corebank").exists(), "nothing is started before settings are valid");
+}
+
+#[test]
+fn migrate_without_a_database_url_says_how_to_set_one() {
+    let output = Command::new(env!("CARGO_BIN_EXE_corebank"))
+        .arg("migrate")
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("DATABASE_URL is not set"), "{stderr}");
+}
