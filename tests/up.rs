@@ -1,6 +1,12 @@
 //! `corebank up` from nothing: the real binary, in an empty directory, with no DATABASE_URL.
 //! It must initialize and start its own PostgreSQL, migrate, serve, answer `/healthz`, and on
 //! SIGINT stop everything it started.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test fails loudly, helpers included"
+)]
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
@@ -51,25 +57,42 @@ fn up_starts_from_nothing_answers_healthz_and_stops_cleanly_on_ctrl_c() {
 
     let mut printed = Vec::new();
     let base_url = loop {
-        let line = lines
-            .recv_timeout(READY_TIMEOUT)
-            .unwrap_or_else(|_| panic!("no ready line in time; printed so far:\n{}", printed.join("\n")));
+        let line = lines.recv_timeout(READY_TIMEOUT).unwrap_or_else(|_| {
+            panic!(
+                "no ready line in time; printed so far:\n{}",
+                printed.join("\n")
+            )
+        });
         printed.push(line.clone());
         if let Some(url) = line.trim().strip_prefix("HTTP and gRPC") {
             break url.trim().to_owned();
         }
     };
-    assert!(printed.iter().any(|l| l.contains("corebank is ready")), "{printed:?}");
-    assert!(printed.iter().any(|l| l.contains("initializing PostgreSQL")), "{printed:?}");
+    assert!(
+        printed.iter().any(|l| l.contains("corebank is ready")),
+        "{printed:?}"
+    );
+    assert!(
+        printed
+            .iter()
+            .any(|l| l.contains("initializing PostgreSQL")),
+        "{printed:?}"
+    );
 
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     runtime.block_on(async {
         let health = reqwest::get(format!("{base_url}/healthz")).await.unwrap();
         assert_eq!(health.status(), 200);
         let ready = reqwest::get(format!("{base_url}/readyz")).await.unwrap();
         assert_eq!(ready.status(), 200, "the private database must answer");
     });
-    assert!(dir.path().join(".corebank/pg/postmaster.pid").exists(), "PostgreSQL runs in .corebank/pg");
+    assert!(
+        dir.path().join(".corebank/pg/postmaster.pid").exists(),
+        "PostgreSQL runs in .corebank/pg"
+    );
 
     let pid = child.0.id().to_string();
     let signalled = Command::new("kill").args(["-INT", &pid]).status().unwrap();
@@ -79,12 +102,18 @@ fn up_starts_from_nothing_answers_healthz_and_stops_cleanly_on_ctrl_c() {
         if let Some(status) = child.0.try_wait().unwrap() {
             break status;
         }
-        assert!(std::time::Instant::now() < deadline, "corebank up did not stop after SIGINT");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "corebank up did not stop after SIGINT"
+        );
         std::thread::sleep(Duration::from_millis(100));
     };
     assert!(status.success(), "corebank up exited with {status}");
     let rest: Vec<String> = lines.try_iter().collect();
-    assert!(rest.iter().any(|l| l.contains("corebank stopped")), "{rest:?}");
+    assert!(
+        rest.iter().any(|l| l.contains("corebank stopped")),
+        "{rest:?}"
+    );
     assert!(
         !dir.path().join(".corebank/pg/postmaster.pid").exists(),
         "the private PostgreSQL must be stopped with corebank"
@@ -102,8 +131,14 @@ fn up_refuses_a_misspelt_setting_and_names_it() {
         .unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("COREBANK_LISTEN_ADRESS is not a corebank setting"), "{stderr}");
-    assert!(!dir.path().join(".corebank").exists(), "nothing is started before settings are valid");
+    assert!(
+        stderr.contains("COREBANK_LISTEN_ADRESS is not a corebank setting"),
+        "{stderr}"
+    );
+    assert!(
+        !dir.path().join(".corebank").exists(),
+        "nothing is started before settings are valid"
+    );
 }
 
 #[test]

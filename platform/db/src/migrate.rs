@@ -258,10 +258,13 @@ async fn prepare_schema(db: &Db, component: &str) -> Result<(), MigrateError> {
     })?;
     for statement in statements {
         if let Err(error) = client.batch_execute(&statement).await {
+            // Two runners creating the same schema or table at once: PostgreSQL reports the
+            // loser as a duplicate (of the schema, the table, or the table's row type).
             let concurrent = error.code().is_some_and(|code| {
                 *code == SqlState::UNIQUE_VIOLATION
                     || *code == SqlState::DUPLICATE_SCHEMA
                     || *code == SqlState::DUPLICATE_TABLE
+                    || *code == SqlState::DUPLICATE_OBJECT
             });
             if !concurrent {
                 return Err(MigrateError::Apply {

@@ -1,5 +1,11 @@
 //! The portability lint catches each rule in its own bad fixture, passes a portable file,
 //! and passes every real migration of the workspace.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test fails loudly, helpers included"
+)]
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -35,19 +41,34 @@ fn fixtures() -> PathBuf {
 fn each_bad_fixture_trips_exactly_its_own_rule() {
     for rule in EVERY_RULE {
         let path = fixtures().join(format!("{}.sql", rule.code()));
-        let sql = std::fs::read_to_string(&path)
-            .unwrap_or_else(|error| panic!("every rule needs a fixture: {}: {error}", path.display()));
-        let found: BTreeSet<&str> = lint::lint(rule.code(), &sql).iter().map(|f| f.rule.code()).collect();
-        assert_eq!(found, BTreeSet::from([rule.code()]), "fixture {}", path.display());
+        let sql = std::fs::read_to_string(&path).unwrap_or_else(|error| {
+            panic!("every rule needs a fixture: {}: {error}", path.display())
+        });
+        let found: BTreeSet<&str> = lint::lint(rule.code(), &sql)
+            .iter()
+            .map(|f| f.rule.code())
+            .collect();
+        assert_eq!(
+            found,
+            BTreeSet::from([rule.code()]),
+            "fixture {}",
+            path.display()
+        );
     }
 }
 
 #[test]
 fn every_fixture_file_belongs_to_a_rule_or_is_the_portable_one() {
-    let codes: BTreeSet<String> = EVERY_RULE.iter().map(|r| format!("{}.sql", r.code())).collect();
+    let codes: BTreeSet<String> = EVERY_RULE
+        .iter()
+        .map(|r| format!("{}.sql", r.code()))
+        .collect();
     for entry in std::fs::read_dir(fixtures()).unwrap() {
         let name = entry.unwrap().file_name().to_string_lossy().into_owned();
-        assert!(codes.contains(&name) || name == "portable.sql", "stray fixture {name}");
+        assert!(
+            codes.contains(&name) || name == "portable.sql",
+            "stray fixture {name}"
+        );
     }
 }
 
@@ -63,11 +84,18 @@ fn migrations_follow_the_portability_rules() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../migrations");
     let migrations = corebank_db::migrate::load_dir(&root).unwrap();
     let embedded = corebank_db::migrate::embedded().unwrap();
-    assert_eq!(migrations, embedded, "the binary embeds exactly the files in migrations/");
+    assert_eq!(
+        migrations, embedded,
+        "the binary embeds exactly the files in migrations/"
+    );
     let findings: Vec<String> = migrations
         .iter()
         .flat_map(|m| lint::lint(&m.path(), &m.sql))
         .map(|finding| finding.to_string())
         .collect();
-    assert!(findings.is_empty(), "migrations that will not run on CockroachDB:\n{}", findings.join("\n"));
+    assert!(
+        findings.is_empty(),
+        "migrations that will not run on CockroachDB:\n{}",
+        findings.join("\n")
+    );
 }

@@ -1,6 +1,12 @@
 //! `run_tx` under real contention: opposing transfers between a few rows of a test table,
 //! from many tasks at once, must all succeed (retried where the database refused them), keep
 //! the total, and show the retries in the Prometheus metric.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test fails loudly, helpers included"
+)]
 
 use std::sync::Arc;
 
@@ -22,12 +28,17 @@ async fn opposing_transfers_under_contention_all_commit_and_preserve_the_total()
     let db = database.db().clone();
     let client = db.client().await.unwrap();
     client
-        .batch_execute("CREATE TABLE contention_accounts (id INT8 PRIMARY KEY, balance INT8 NOT NULL)")
+        .batch_execute(
+            "CREATE TABLE contention_accounts (id INT8 PRIMARY KEY, balance INT8 NOT NULL)",
+        )
         .await
         .unwrap();
     for id in 0..ACCOUNTS {
         client
-            .execute("INSERT INTO contention_accounts (id, balance) VALUES ($1, $2)", &[&id, &OPENING_BALANCE])
+            .execute(
+                "INSERT INTO contention_accounts (id, balance) VALUES ($1, $2)",
+                &[&id, &OPENING_BALANCE],
+            )
             .await
             .unwrap();
     }
@@ -76,7 +87,9 @@ async fn opposing_transfers_under_contention_all_commit_and_preserve_the_total()
         }));
     }
     for task in tasks {
-        task.await.unwrap().expect("no error may reach a caller of run_tx");
+        task.await
+            .unwrap()
+            .expect("no error may reach a caller of run_tx");
     }
 
     let client = db.client().await.unwrap();
@@ -85,13 +98,32 @@ async fn opposing_transfers_under_contention_all_commit_and_preserve_the_total()
         .await
         .unwrap()
         .get(0);
-    assert_eq!(total, OPENING_BALANCE * ACCOUNTS, "money was created or destroyed");
+    assert_eq!(
+        total,
+        OPENING_BALANCE * ACCOUNTS,
+        "money was created or destroyed"
+    );
 
     let rendered = metrics.render();
-    let committed = counter(&rendered, "corebank_db_tx_total", &["tx=\"contention_transfer\"", "outcome=\"committed\""]);
-    assert_eq!(committed, TASKS * TRANSFERS_PER_TASK, "every transfer commits exactly once\n{rendered}");
-    let retries = counter(&rendered, "corebank_db_tx_retries_total", &["tx=\"contention_transfer\""]);
-    assert!(retries > 0, "contention this heavy must have caused retries\n{rendered}");
+    let committed = counter(
+        &rendered,
+        "corebank_db_tx_total",
+        &["tx=\"contention_transfer\"", "outcome=\"committed\""],
+    );
+    assert_eq!(
+        committed,
+        TASKS * TRANSFERS_PER_TASK,
+        "every transfer commits exactly once\n{rendered}"
+    );
+    let retries = counter(
+        &rendered,
+        "corebank_db_tx_retries_total",
+        &["tx=\"contention_transfer\""],
+    );
+    assert!(
+        retries > 0,
+        "contention this heavy must have caused retries\n{rendered}"
+    );
 }
 
 /// The sum of a counter's samples whose labels include all of `labels`.

@@ -1,4 +1,10 @@
 //! `run_tx` and the migrations runner against a real PostgreSQL.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test fails loudly, helpers included"
+)]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -14,7 +20,12 @@ struct Refused(&'static str);
 async fn a_refusal_from_the_body_rolls_back_and_is_not_retried() {
     let database = TestDatabase::create().await;
     let db = database.db();
-    db.client().await.unwrap().batch_execute("CREATE TABLE notes (id INT8 PRIMARY KEY)").await.unwrap();
+    db.client()
+        .await
+        .unwrap()
+        .batch_execute("CREATE TABLE notes (id INT8 PRIMARY KEY)")
+        .await
+        .unwrap();
     let calls = AtomicU32::new(0);
     let outcome = db
         .run_tx("refused", |tx| -> TxFuture<'_, (), Refused> {
@@ -25,10 +36,23 @@ async fn a_refusal_from_the_body_rolls_back_and_is_not_retried() {
             })
         })
         .await;
-    assert!(matches!(outcome, Err(TxError::Abort(Refused("limit_exceeded")))));
+    assert!(matches!(
+        outcome,
+        Err(TxError::Abort(Refused("limit_exceeded")))
+    ));
     assert_eq!(calls.load(Ordering::SeqCst), 1);
-    let count: i64 = db.client().await.unwrap().query_one("SELECT count(*) FROM notes", &[]).await.unwrap().get(0);
-    assert_eq!(count, 0, "the refused transaction's insert must have been rolled back");
+    let count: i64 = db
+        .client()
+        .await
+        .unwrap()
+        .query_one("SELECT count(*) FROM notes", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        count, 0,
+        "the refused transaction's insert must have been rolled back"
+    );
 }
 
 #[tokio::test]
@@ -37,7 +61,12 @@ async fn transactions_run_at_serializable() {
     let level: String = database
         .db()
         .run_tx::<_, std::convert::Infallible, _>("isolation", |tx| -> TxFuture<'_, String, _> {
-            Box::pin(async move { Ok(tx.query_one("SHOW transaction_isolation", &[]).await?.get(0)) })
+            Box::pin(async move {
+                Ok(tx
+                    .query_one("SHOW transaction_isolation", &[])
+                    .await?
+                    .get(0))
+            })
         })
         .await
         .unwrap();
@@ -48,7 +77,12 @@ async fn transactions_run_at_serializable() {
 async fn a_connection_lost_during_commit_is_reported_as_outcome_unknown_and_not_retried() {
     let database = TestDatabase::create().await;
     let db = database.db();
-    db.client().await.unwrap().batch_execute("CREATE TABLE notes (id INT8 PRIMARY KEY)").await.unwrap();
+    db.client()
+        .await
+        .unwrap()
+        .batch_execute("CREATE TABLE notes (id INT8 PRIMARY KEY)")
+        .await
+        .unwrap();
     let killer = db.client().await.unwrap();
     let calls = AtomicU32::new(0);
     let killer = &killer;
@@ -60,7 +94,9 @@ async fn a_connection_lost_during_commit_is_reported_as_outcome_unknown_and_not_
                 tx.execute("INSERT INTO notes (id) VALUES (1)", &[]).await?;
                 let pid: i32 = tx.query_one("SELECT pg_backend_pid()", &[]).await?.get(0);
                 // The body's work is done; the connection dies before COMMIT's answer arrives.
-                killer.execute("SELECT pg_terminate_backend($1)", &[&pid]).await?;
+                killer
+                    .execute("SELECT pg_terminate_backend($1)", &[&pid])
+                    .await?;
                 tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                 Ok(())
             })
@@ -73,7 +109,11 @@ async fn a_connection_lost_during_commit_is_reported_as_outcome_unknown_and_not_
         }
         other => panic!("expected outcome_unknown, got {other:?}"),
     }
-    assert_eq!(calls.load(Ordering::SeqCst), 1, "an unknown outcome must never be retried blindly");
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "an unknown outcome must never be retried blindly"
+    );
 }
 
 #[tokio::test]
@@ -90,14 +130,18 @@ async fn a_statement_error_is_returned_at_once_with_its_sqlstate() {
             })
         })
         .await;
-    let Err(TxError::Db(error)) = outcome else { panic!("expected a database error") };
+    let Err(TxError::Db(error)) = outcome else {
+        panic!("expected a database error")
+    };
     assert_eq!(error.sql_state().map(|s| s.code()), Some("42P01"));
     assert!(!error.is_retry_safe());
     assert_eq!(calls.load(Ordering::SeqCst), 1);
 }
 
 fn fixture_migrations(name: &str) -> Vec<migrate::Migration> {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name);
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
     migrate::load_dir(&dir).unwrap()
 }
 
@@ -107,15 +151,38 @@ async fn migrations_apply_once_per_component_schema_and_record_their_checksums()
     let db = database.db();
     let migrations = fixture_migrations("migrations");
     let first = migrate::apply(db, &migrations).await.unwrap();
-    assert_eq!(first.applied, vec!["alpha/0001_create_widgets.sql", "alpha/0002_add_widget_colour.sql", "beta/0001_create_gadgets.sql"]);
+    assert_eq!(
+        first.applied,
+        vec![
+            "alpha/0001_create_widgets.sql",
+            "alpha/0002_add_widget_colour.sql",
+            "beta/0001_create_gadgets.sql"
+        ]
+    );
     let second = migrate::apply(db, &migrations).await.unwrap();
     assert!(second.applied.is_empty());
     assert_eq!(second.already_applied, 3);
 
     let client = db.client().await.unwrap();
-    client.execute("INSERT INTO alpha.widgets (id, colour) VALUES (gen_random_uuid(), 'red')", &[]).await.unwrap();
-    client.execute("INSERT INTO beta.gadgets (id) VALUES (gen_random_uuid())", &[]).await.unwrap();
-    let recorded: i64 = client.query_one("SELECT count(*) FROM alpha.schema_migrations", &[]).await.unwrap().get(0);
+    client
+        .execute(
+            "INSERT INTO alpha.widgets (id, colour) VALUES (gen_random_uuid(), 'red')",
+            &[],
+        )
+        .await
+        .unwrap();
+    client
+        .execute(
+            "INSERT INTO beta.gadgets (id) VALUES (gen_random_uuid())",
+            &[],
+        )
+        .await
+        .unwrap();
+    let recorded: i64 = client
+        .query_one("SELECT count(*) FROM alpha.schema_migrations", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(recorded, 2);
 }
 
@@ -129,7 +196,10 @@ async fn an_applied_migration_that_was_edited_is_refused_by_name() {
     migrations[0].checksum = "0000000000000000".to_owned();
     let error = migrate::apply(db, &migrations).await.unwrap_err();
     assert!(matches!(error, MigrateError::Edited { .. }));
-    assert!(error.to_string().contains("alpha/0001_create_widgets.sql"), "{error}");
+    assert!(
+        error.to_string().contains("alpha/0001_create_widgets.sql"),
+        "{error}"
+    );
 }
 
 #[tokio::test]
@@ -148,7 +218,10 @@ async fn concurrent_runners_apply_each_migration_exactly_once() {
     for runner in runners {
         applied += runner.await.unwrap().unwrap().applied.len();
     }
-    assert_eq!(applied, 3, "each migration is applied by exactly one runner");
+    assert_eq!(
+        applied, 3,
+        "each migration is applied by exactly one runner"
+    );
 }
 
 #[tokio::test]
@@ -157,7 +230,10 @@ async fn a_failing_migration_names_its_file_and_leaves_nothing_behind() {
     let db = database.db();
     let migrations = fixture_migrations("broken_migrations");
     let error = migrate::apply(db, &migrations).await.unwrap_err();
-    assert!(error.to_string().contains("gamma/0001_broken.sql"), "{error}");
+    assert!(
+        error.to_string().contains("gamma/0001_broken.sql"),
+        "{error}"
+    );
     let recorded: i64 = db
         .client()
         .await

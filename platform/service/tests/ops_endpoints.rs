@@ -1,5 +1,11 @@
 //! The endpoints every component serves: liveness, readiness against a real database,
 //! metrics, request ids, gRPC health and PlatformInfo.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test fails loudly, helpers included"
+)]
 
 use corebank_api::platform::v1::GetVersionRequest;
 use corebank_api::platform::v1::platform_info_client::PlatformInfoClient;
@@ -22,7 +28,11 @@ async fn readyz_is_200_while_the_database_answers() {
 #[tokio::test]
 async fn readyz_is_503_while_the_database_is_unreachable_and_healthz_stays_200() {
     // A port nothing listens on: bind one, then let it go.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let mut settings = DbSettings::new(format!("postgres://postgres@127.0.0.1:{port}/corebank"));
     settings.connect_timeout_ms = 500;
     let db = Db::connect_lazy(&settings).unwrap();
@@ -35,7 +45,11 @@ async fn readyz_is_503_while_the_database_is_unreachable_and_healthz_stays_200()
     assert_eq!(body["checks"]["database"], "database_unavailable");
 
     let alive = reqwest::get(app.url("/healthz")).await.unwrap();
-    assert_eq!(alive.status(), 200, "liveness does not depend on the database");
+    assert_eq!(
+        alive.status(),
+        200,
+        "liveness does not depend on the database"
+    );
     app.stop().await;
 }
 
@@ -45,10 +59,18 @@ async fn every_response_carries_a_request_id_and_a_callers_id_is_kept() {
     let client = reqwest::Client::new();
 
     let generated = client.get(app.url("/healthz")).send().await.unwrap();
-    let id = generated.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let id = generated.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     assert_eq!(uuid::Uuid::parse_str(&id).unwrap().get_version_num(), 4);
 
-    let kept = client.get(app.url("/healthz")).header("x-request-id", "channel-42").send().await.unwrap();
+    let kept = client
+        .get(app.url("/healthz"))
+        .header("x-request-id", "channel-42")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(kept.headers()["x-request-id"], "channel-42");
 
     let missing = client.get(app.url("/no/such/route")).send().await.unwrap();
@@ -66,26 +88,42 @@ async fn metrics_are_served_in_prometheus_text_format() {
     let response = reqwest::get(app.url("/metrics")).await.unwrap();
     assert_eq!(response.status(), 200);
     let text = response.text().await.unwrap();
-    assert!(text.contains("corebank_http_requests_total{route=\"/healthz\",status=\"200\"}"), "{text}");
+    assert!(
+        text.contains("corebank_http_requests_total{route=\"/healthz\",status=\"200\"}"),
+        "{text}"
+    );
     app.stop().await;
 }
 
 #[tokio::test]
 async fn grpc_health_and_platform_info_answer_on_the_same_port() {
     let app = TestApp::spawn(Component::new("deposits")).await;
-    let channel = tonic::transport::Endpoint::from_shared(app.url("")).unwrap().connect().await.unwrap();
+    let channel = tonic::transport::Endpoint::from_shared(app.url(""))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
 
     let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
     let status = health
-        .check(tonic_health::pb::HealthCheckRequest { service: String::new() })
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: String::new(),
+        })
         .await
         .unwrap()
         .into_inner()
         .status;
-    assert_eq!(status, i32::from(tonic_health::pb::health_check_response::ServingStatus::Serving));
+    assert_eq!(
+        status,
+        i32::from(tonic_health::pb::health_check_response::ServingStatus::Serving)
+    );
 
     let mut info = PlatformInfoClient::new(channel);
-    let version = info.get_version(GetVersionRequest {}).await.unwrap().into_inner();
+    let version = info
+        .get_version(GetVersionRequest {})
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(version.component, "deposits");
     assert_eq!(version.version, env!("CARGO_PKG_VERSION"));
     app.stop().await;
@@ -103,7 +141,8 @@ async fn shutdown_lets_a_request_in_flight_finish() {
     );
     let app = TestApp::spawn(Component::new("gateway").with_routes(slow)).await;
     let url = app.url("/slow");
-    let request = tokio::spawn(async move { reqwest::get(url).await.unwrap().text().await.unwrap() });
+    let request =
+        tokio::spawn(async move { reqwest::get(url).await.unwrap().text().await.unwrap() });
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     app.stop().await;
     assert_eq!(request.await.unwrap(), "done");
