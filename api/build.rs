@@ -4,10 +4,13 @@
 use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let protos: Vec<PathBuf> = ["proto/corebank/platform/v1/platform.proto"]
-        .iter()
-        .map(PathBuf::from)
-        .collect();
+    let protos: Vec<PathBuf> = [
+        "proto/corebank/platform/v1/platform.proto",
+        "proto/corebank/ledger/v1/ledger.proto",
+    ]
+    .iter()
+    .map(PathBuf::from)
+    .collect();
     for proto in &protos {
         println!("cargo:rerun-if-changed={}", proto.display());
     }

@@ -17,6 +17,12 @@ enum Command {
     /// Run the whole platform in one process: a private PostgreSQL unless DATABASE_URL is
     /// set, migrations, every component. Ctrl-C stops it all cleanly.
     Up,
+    /// Run one component in this process, against DATABASE_URL (already migrated), as in
+    /// production. Several replicas of a component may run against one database.
+    Serve {
+        #[arg(value_enum)]
+        component: crate::components::ComponentName,
+    },
     /// Apply every pending migration to DATABASE_URL, then exit.
     Migrate,
     /// List every setting (COREBANK_* variables) with its value in force and its meaning.
@@ -34,6 +40,11 @@ pub async fn run() -> anyhow::Result<()> {
             let settings = Settings::from_env()?;
             corebank_service::telemetry::init(settings.log_format, &settings.log_filter);
             crate::up::run(settings).await
+        }
+        Command::Serve { component } => {
+            let settings = Settings::from_env()?;
+            corebank_service::telemetry::init(settings.log_format, &settings.log_filter);
+            crate::components::serve(component, &settings).await
         }
         Command::Migrate => {
             let settings = Settings::from_env()?;

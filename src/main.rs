@@ -1,7 +1,8 @@
-//! The one corebank binary: `up`, `migrate`, `config`. The work lives in the library
+//! The one corebank binary: `up`, `serve`, `migrate`, `config`, `bench`. The work lives in the library
 //! crates; this file only parses the command line and reports errors.
 
 mod cli;
+mod components;
 mod up;
 
 use std::process::ExitCode;

@@ -49,8 +49,17 @@ async fn serve_until_shutdown(
         .context("applying migrations (is the database reachable? check DATABASE_URL)")?;
     println!("migrations: {report}");
 
-    // Every component that exists is mounted here; each module issue adds its own.
-    let component = Component::new("corebank").with_db(db.clone());
+    // Every component that exists is mounted here, on one server; each module issue adds
+    // its own. Components stop after the server, so requests in flight get their answers.
+    let components_shutdown = CancellationToken::new();
+    let component =
+        Component::new("corebank")
+            .with_db(db.clone())
+            .merge(crate::components::ledger(
+                settings,
+                url,
+                components_shutdown.clone(),
+            )?);
     let server = corebank_service::serve(
         component,
         settings.listen_addr,
@@ -65,7 +74,9 @@ async fn serve_until_shutdown(
     println!("  liveness       {base}/healthz");
     println!("  readiness      {base}/readyz");
     println!("  metrics        {base}/metrics");
-    println!("  gRPC services  grpc.health.v1.Health, corebank.platform.v1.PlatformInfo");
+    println!(
+        "  gRPC services  corebank.ledger.v1.Ledger, grpc.health.v1.Health, corebank.platform.v1.PlatformInfo"
+    );
     let where_db = if private {
         format!(
             "private PostgreSQL in {}",

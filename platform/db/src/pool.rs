@@ -25,6 +25,8 @@ pub struct DbSettings {
     pub application_name: String,
     /// How `run_tx` retries serialization failures.
     pub retry: RetryPolicy,
+    /// The schema unqualified names resolve to: the component's own (`ledger`, …).
+    pub search_path: Option<String>,
 }
 
 impl DbSettings {
@@ -37,7 +39,15 @@ impl DbSettings {
             lock_timeout_ms: 5_000,
             application_name: "corebank".to_owned(),
             retry: RetryPolicy::default(),
+            search_path: None,
         }
+    }
+
+    /// The same settings with unqualified names resolving to `schema`.
+    #[must_use]
+    pub fn with_search_path(mut self, schema: &str) -> DbSettings {
+        self.search_path = Some(schema.to_owned());
+        self
     }
 }
 
@@ -80,12 +90,24 @@ impl Db {
             });
         }
         let connect_timeout = Duration::from_millis(settings.connect_timeout_ms);
-        let session_options = format!(
+        let mut session_options = format!(
             "{} -c statement_timeout={} -c lock_timeout={}",
             config.get_options().unwrap_or_default(),
             settings.statement_timeout_ms,
             settings.lock_timeout_ms,
         );
+        if let Some(schema) = &settings.search_path {
+            if !schema
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            {
+                return Err(DbError::Config {
+                    setting: "search_path",
+                    message: format!("{schema:?} is not a plain schema name"),
+                });
+            }
+            session_options.push_str(&format!(" -c search_path={schema}"));
+        }
         config
             .options(session_options.trim())
             .application_name(&settings.application_name)

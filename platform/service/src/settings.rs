@@ -221,6 +221,7 @@ impl Settings {
                 deadline_ms: self.db_tx_deadline_ms,
                 ..RetryPolicy::default()
             },
+            search_path: None,
         }
     }
 }

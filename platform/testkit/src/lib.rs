@@ -299,6 +299,13 @@ impl TestDatabase {
         &self.db
     }
 
+    /// Another pool on this database whose unqualified names resolve to `schema` (a
+    /// component's own), as the component's pool in production does.
+    pub fn db_for(&self, schema: &str) -> Db {
+        Db::connect_lazy(&Self::settings_for(&self.url).with_search_path(schema))
+            .unwrap_or_else(|error| panic!("{error}"))
+    }
+
     pub fn url(&self) -> &str {
         &self.url
     }

@@ -1,0 +1,1 @@
+CREATE INDEX postings_by_account ON postings (account_id, recorded_at, entry_id, leg);

@@ -1,0 +1,1 @@
+CREATE INDEX holds_due ON holds (status, expires_at);

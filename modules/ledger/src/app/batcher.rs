@@ -1,0 +1,269 @@
+//! Group commit: the batcher takes every request waiting in its queue (up to the batch
+//! size), decides them in one SERIALIZABLE transaction and answers each. While one batch
+//! commits, the next one fills, so batches grow with load and the cost of a commit is shared.
+//!
+//! A batch that fails as a whole for a reason other than contention (which `run_tx` retries)
+//! is split: each command is then tried in a transaction of its own, so one poisoned request
+//! cannot fail its neighbours.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, TimeDelta, Utc};
+use corebank_db::{Db, DbError, Transaction, TxError};
+use corebank_kernel::{Clock, JournalEntryId};
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::{EntryView, Job, Ledger, LedgerConfig, from_tx_error};
+use crate::domain::apply::{
+    BatchState, Outcome, accounts_to_check, apply_batch, referenced_accounts, referenced_entries,
+};
+use crate::domain::command::Command;
+use crate::domain::error::LedgerError;
+use crate::domain::hash::partition_of;
+use crate::domain::model::EntryKind;
+use crate::store::{self, StoreResult};
+
+pub(super) async fn run(
+    db: Db,
+    clock: Arc<dyn Clock>,
+    batch_size_max: usize,
+    mut queue: mpsc::Receiver<Job>,
+    shutdown: CancellationToken,
+) {
+    let mut last_recorded_at = DateTime::<Utc>::UNIX_EPOCH;
+    loop {
+        let first = tokio::select! {
+            job = queue.recv() => job,
+            () = shutdown.cancelled() => None,
+        };
+        let Some(first) = first else { break };
+        let mut jobs = Vec::with_capacity(batch_size_max.min(256));
+        jobs.push(first);
+        while jobs.len() < batch_size_max {
+            match queue.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(_) => break,
+            }
+        }
+        let recorded_at = next_recorded_at(clock.now(), &mut last_recorded_at, jobs.len());
+        process(&db, jobs, recorded_at).await;
+    }
+    // Answer whatever still waits, so no caller hangs on shutdown.
+    queue.close();
+    while let Ok(job) = queue.try_recv() {
+        let _ = job.reply.send(Err(LedgerError::Unavailable {
+            message: "the ledger is shutting down".to_owned(),
+        }));
+    }
+}
+
+/// Record times only move forward, microsecond by microsecond, even if the clock steps back.
+fn next_recorded_at(now: DateTime<Utc>, last: &mut DateTime<Utc>, count: usize) -> DateTime<Utc> {
+    let now_micros = DateTime::<Utc>::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now);
+    let start = now_micros.max(*last + TimeDelta::microseconds(1));
+    *last = start + TimeDelta::microseconds(i64::try_from(count).unwrap_or(i64::MAX));
+    start
+}
+
+async fn process(db: &Db, jobs: Vec<Job>, recorded_at: DateTime<Utc>) {
+    let started = Instant::now();
+    let commands: Vec<Command> = jobs.iter().map(|job| job.command.clone()).collect();
+    metrics::histogram!("corebank_ledger_batch_size")
+        .record(f64::from(u32::try_from(commands.len()).unwrap_or(u32::MAX)));
+    let commands_ref = &commands;
+    let outcome = db
+        .run_tx("ledger_batch", |tx| {
+            Box::pin(async move { run_batch(&tx, commands_ref, recorded_at).await })
+        })
+        .await;
+    match outcome {
+        Ok(results) => {
+            metrics::histogram!("corebank_ledger_batch_duration_seconds")
+                .record(started.elapsed().as_secs_f64());
+            for (job, result) in jobs.into_iter().zip(results) {
+                let _ = job.reply.send(result);
+            }
+        }
+        Err(TxError::Db(DbError::OutcomeUnknown { .. })) => {
+            for job in jobs {
+                let _ = job.reply.send(Err(LedgerError::OutcomeUnknown));
+            }
+        }
+        Err(error) if jobs.len() > 1 && splits(&error) => {
+            tracing::warn!(batch.size = jobs.len(), error = %error, "batch failed as a whole: trying each command alone");
+            for (index, job) in jobs.into_iter().enumerate() {
+                let single =
+                    recorded_at + TimeDelta::microseconds(i64::try_from(index).unwrap_or(0));
+                Box::pin(process(db, vec![job], single)).await;
+            }
+        }
+        Err(error) => {
+            let error = from_tx_error(error);
+            for job in jobs {
+                let _ = job.reply.send(Err(error.clone()));
+            }
+        }
+    }
+}
+
+/// Whether a failed batch should be retried command by command: a definite failure that
+/// one command may have caused (a constraint, or a stored row the code could not read).
+fn splits(error: &TxError<LedgerError>) -> bool {
+    match error {
+        TxError::Abort(_) => true,
+        TxError::Db(DbError::Query(_)) => true,
+        TxError::Db(
+            DbError::Config { .. }
+            | DbError::Unavailable { .. }
+            | DbError::RetriesExhausted { .. }
+            | DbError::OutcomeUnknown { .. },
+        ) => false,
+    }
+}
+
+/// One attempt at a batch: load what it touches, decide, write, and read back replays.
+async fn run_batch(
+    tx: &Transaction<'_>,
+    commands: &[Command],
+    recorded_at: DateTime<Utc>,
+) -> StoreResult<Vec<Result<EntryView, LedgerError>>> {
+    let mut state = BatchState::default();
+    let ids: BTreeSet<JournalEntryId> = commands.iter().map(Command::id).collect();
+    state.existing = store::load_existing(tx, &ids).await?;
+    let (holds, targets) = store::load_referenced(tx, &referenced_entries(commands)).await?;
+    state.holds = holds;
+    state.targets = targets;
+    state.accounts = store::load_accounts(tx, &referenced_accounts(&state, commands)).await?;
+    state.checked_balances = store::lock_balances(tx, &accounts_to_check(&state, commands)).await?;
+    let partitions: BTreeSet<u32> = ids
+        .iter()
+        .filter(|id| !state.existing.contains_key(id))
+        .map(|id| partition_of(*id))
+        .collect();
+    state.heads = store::lock_heads(tx, &partitions).await?;
+
+    let (outcomes, writes) = apply_batch(&mut state, commands, recorded_at);
+    store::write_batch(tx, &writes).await?;
+
+    let replayed: Vec<JournalEntryId> = outcomes
+        .iter()
+        .filter_map(|outcome| match outcome {
+            Outcome::Replayed(id) => Some(*id),
+            Outcome::Applied(_) | Outcome::Refused(_) => None,
+        })
+        .collect();
+    let mut originals = if replayed.is_empty() {
+        Default::default()
+    } else {
+        store::entries(tx, &replayed).await?
+    };
+
+    let mut results = Vec::with_capacity(outcomes.len());
+    for outcome in outcomes {
+        results.push(match outcome {
+            Outcome::Applied(entry) => {
+                let hold = (entry.kind == EntryKind::Pending)
+                    .then(|| state.holds.get(&entry.id).map(|h| (h.status, h.expires_at)))
+                    .flatten();
+                Ok(EntryView {
+                    entry: *entry,
+                    hold,
+                    replayed: false,
+                })
+            }
+            Outcome::Replayed(id) => {
+                let entry = match originals.remove(&id) {
+                    Some(entry) => entry,
+                    // The same id twice in one batch: the first is in this batch's writes.
+                    None => store::entries(tx, &[id])
+                        .await?
+                        .remove(&id)
+                        .ok_or_else(|| {
+                            TxError::Abort(LedgerError::Internal {
+                                message: format!("replayed entry {id} not found"),
+                            })
+                        })?,
+                };
+                let hold = if entry.kind == EntryKind::Pending {
+                    store::hold(tx, id).await?
+                } else {
+                    None
+                };
+                Ok(EntryView {
+                    entry,
+                    hold,
+                    replayed: true,
+                })
+            }
+            Outcome::Refused(error) => Err(error),
+        });
+    }
+    let applied = results
+        .iter()
+        .filter(|r| r.as_ref().is_ok_and(|v| !v.replayed))
+        .count();
+    metrics::counter!("corebank_ledger_entries_total", "outcome" => "applied")
+        .increment(u64::try_from(applied).unwrap_or(0));
+    Ok(results)
+}
+
+/// The id of the entry that expires a hold: derived from the hold's id, so every replica
+/// that expires the same hold writes the same entry (and all but one replay it).
+pub(crate) fn expiry_id(pending_id: JournalEntryId) -> JournalEntryId {
+    let digest = Sha256::digest(format!("corebank.ledger.expire:{pending_id}").as_bytes());
+    let mut bytes = [0_u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    let uuid = uuid::Builder::from_random_bytes(bytes).into_uuid();
+    JournalEntryId::from_uuid(uuid).unwrap_or_else(|_| JournalEntryId::generate())
+}
+
+/// Expires holds past their timeout, every `expire_interval_ms`, through the batcher.
+pub(super) async fn expire_loop(ledger: Ledger, config: LedgerConfig, shutdown: CancellationToken) {
+    let interval = Duration::from_millis(config.expire_interval_ms.max(1));
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(interval) => {}
+            () = shutdown.cancelled() => return,
+        }
+        if let Err(error) = expire_due(&ledger, config.expire_batch_max).await {
+            tracing::warn!(error = %error, "hold expiry pass failed; the next pass tries again");
+        }
+    }
+}
+
+/// One expiry pass: how many holds it expired.
+pub(crate) async fn expire_due(ledger: &Ledger, limit: i64) -> Result<usize, LedgerError> {
+    let now = ledger.clock().now();
+    let due = ledger
+        .db
+        .run_tx("ledger_due_holds", |tx| {
+            Box::pin(async move { store::due_holds(&tx, now, limit).await })
+        })
+        .await
+        .map_err(from_tx_error)?;
+    if due.is_empty() {
+        return Ok(0);
+    }
+    let commands = due
+        .iter()
+        .map(|pending_id| Command::ExpirePending {
+            id: expiry_id(*pending_id),
+            pending_id: *pending_id,
+        })
+        .collect();
+    let results = ledger.submit_many(commands).await;
+    let expired = results
+        .iter()
+        .filter(|r| r.as_ref().is_ok_and(|v| !v.replayed))
+        .count();
+    if expired > 0 {
+        tracing::info!(holds.expired = expired, "expired holds");
+        metrics::counter!("corebank_ledger_holds_expired_total")
+            .increment(u64::try_from(expired).unwrap_or(0));
+    }
+    Ok(expired)
+}
