@@ -291,6 +291,12 @@ impl Ledger {
         reads::verify(&self.db).await
     }
 
+    /// Expires every hold past its timeout now, instead of waiting for the expirer's next
+    /// pass; returns how many it expired.
+    pub async fn expire_due(&self, limit: i64) -> Result<usize, LedgerError> {
+        batcher::expire_due(self, limit).await
+    }
+
     pub(crate) fn clock(&self) -> &Arc<dyn Clock> {
         &self.clock
     }

@@ -31,14 +31,13 @@ pub async fn start() -> Harness {
 }
 
 pub async fn start_with_clock(clock: Arc<dyn Clock>) -> Harness {
+    start_with(clock, LedgerConfig::default()).await
+}
+
+pub async fn start_with(clock: Arc<dyn Clock>, config: LedgerConfig) -> Harness {
     let database = TestDatabase::create().await;
     let shutdown = CancellationToken::new();
-    let ledger = Ledger::start(
-        database.db_for("ledger"),
-        clock,
-        LedgerConfig::default(),
-        shutdown.clone(),
-    );
+    let ledger = Ledger::start(database.db_for("ledger"), clock, config, shutdown.clone());
     Harness {
         database,
         ledger,

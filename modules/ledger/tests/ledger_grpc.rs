@@ -1,0 +1,188 @@
+//! The ledger over the wire: the gRPC service on port 0, a tonic client, stable error codes
+//! in the status metadata, and per-item outcomes in batches.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test fails loudly, helpers included"
+)]
+
+use std::sync::Arc;
+
+use corebank_api::ledger::v1 as pb;
+use corebank_api::ledger::v1::ledger_client::LedgerClient;
+use corebank_kernel::{AccountId, JournalEntryId, SystemClock};
+use corebank_ledger::LedgerConfig;
+use corebank_testkit::{TestApp, TestDatabase};
+use tokio_util::sync::CancellationToken;
+
+fn account(
+    code: &str,
+    account_type: pb::AccountType,
+    limit: pb::LimitKind,
+) -> pb::CreateAccountRequest {
+    pb::CreateAccountRequest {
+        id: AccountId::generate().to_string(),
+        code: code.to_owned(),
+        name: code.to_owned(),
+        currency: "EUR".to_owned(),
+        r#type: account_type.into(),
+        limit: Some(pb::BalanceLimit {
+            kind: limit.into(),
+            limit_amount: String::new(),
+        }),
+        ..Default::default()
+    }
+}
+
+fn transfer(debit: &str, credit: &str, amount: &str) -> pb::CreateTransferRequest {
+    pb::CreateTransferRequest {
+        id: JournalEntryId::generate().to_string(),
+        debit_account_id: debit.to_owned(),
+        credit_account_id: credit.to_owned(),
+        amount: amount.to_owned(),
+        currency: "EUR".to_owned(),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn the_ledger_answers_over_grpc_with_stable_error_codes() {
+    let database = TestDatabase::create().await;
+    let shutdown = CancellationToken::new();
+    let component = corebank_ledger::grpc::component(
+        database.db_for("ledger"),
+        Arc::new(SystemClock),
+        LedgerConfig::default(),
+        shutdown.clone(),
+    );
+    let app = TestApp::spawn(component).await;
+    let mut client = LedgerClient::connect(app.url("")).await.unwrap();
+
+    let created = client
+        .create_accounts(pb::CreateAccountsRequest {
+            accounts: vec![
+                account("cash", pb::AccountType::Asset, pb::LimitKind::None),
+                account(
+                    "alice",
+                    pb::AccountType::Liability,
+                    pb::LimitKind::DebitsMustNotExceedCredits,
+                ),
+                account(
+                    "bob",
+                    pb::AccountType::Liability,
+                    pb::LimitKind::DebitsMustNotExceedCredits,
+                ),
+                account("alice", pb::AccountType::Liability, pb::LimitKind::None),
+            ],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let ids: Vec<String> = created
+        .results
+        .iter()
+        .take(3)
+        .map(|r| match &r.outcome {
+            Some(pb::account_result::Outcome::Account(account)) => account.id.clone(),
+            other => panic!("expected an account, got {other:?}"),
+        })
+        .collect();
+    match &created.results[3].outcome {
+        Some(pb::account_result::Outcome::Failure(failure)) => {
+            assert_eq!(failure.code, "code_taken")
+        }
+        other => panic!("a taken code must be refused, got {other:?}"),
+    }
+    let (cash, alice, bob) = (&ids[0], &ids[1], &ids[2]);
+
+    let funded = client
+        .create_transfer(transfer(cash, alice, "100.00"))
+        .await
+        .unwrap()
+        .into_inner();
+    let Some(pb::entry_result::Outcome::Entry(entry)) = funded.outcome else {
+        panic!("funding failed")
+    };
+    assert_eq!(entry.legs.len(), 2);
+    assert_eq!(entry.hash.len(), 64);
+
+    let refused = client
+        .create_transfer(transfer(alice, bob, "100.01"))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
+    assert_eq!(
+        refused.metadata().get("corebank-error-code").unwrap(),
+        "limit_exceeded"
+    );
+    assert_eq!(
+        refused.metadata().get("corebank-retry-safe").unwrap(),
+        "true"
+    );
+
+    let bad = client
+        .create_transfer(transfer(alice, bob, "1.001"))
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), tonic::Code::InvalidArgument);
+    assert_eq!(
+        bad.metadata().get("corebank-error-code").unwrap(),
+        "invalid_amount"
+    );
+
+    let batch = client
+        .create_transfers(pb::CreateTransfersRequest {
+            transfers: vec![
+                transfer(alice, bob, "60.00"),
+                transfer(alice, bob, "60.00"),
+                transfer(alice, bob, "40.00"),
+            ],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let codes: Vec<String> = batch
+        .results
+        .iter()
+        .map(|r| match &r.outcome {
+            Some(pb::entry_result::Outcome::Entry(_)) => "ok".to_owned(),
+            Some(pb::entry_result::Outcome::Failure(f)) => f.code.clone(),
+            None => "none".to_owned(),
+        })
+        .collect();
+    assert_eq!(
+        codes,
+        vec!["ok", "limit_exceeded", "ok"],
+        "a refused item does not fail its neighbours"
+    );
+
+    let balance = client
+        .get_balance(pb::GetBalanceRequest {
+            account_id: bob.clone(),
+            as_of: None,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(balance.posted, "100.00");
+    let trial = client
+        .get_trial_balance(pb::GetTrialBalanceRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        trial.difference_by_currency.get("EUR").map(String::as_str),
+        Some("0")
+    );
+    let verify = client
+        .verify(pb::VerifyRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(verify.intact);
+    assert_eq!(verify.entries_checked, 3);
+
+    app.stop().await;
+    shutdown.cancel();
+}
