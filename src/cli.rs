@@ -13,6 +13,13 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+enum BenchSuite {
+    /// pgbench TPC-B, then two-leg transfers over gRPC among many accounts (uniform) and
+    /// into one account (hot_account).
+    Ledger(crate::bench::LedgerBenchOptions),
+}
+
+#[derive(Debug, Subcommand)]
 enum Command {
     /// Run the whole platform in one process: a private PostgreSQL unless DATABASE_URL is
     /// set, migrations, every component. Ctrl-C stops it all cleanly.
@@ -25,6 +32,11 @@ enum Command {
     },
     /// Apply every pending migration to DATABASE_URL, then exit.
     Migrate,
+    /// Run a benchmark suite against a baseline measured in the same run.
+    Bench {
+        #[command(subcommand)]
+        suite: BenchSuite,
+    },
     /// List every setting (COREBANK_* variables) with its value in force and its meaning.
     Config {
         /// Print the table as Markdown (the source of docs/CONFIGURATION.md).
@@ -50,6 +62,13 @@ pub async fn run() -> anyhow::Result<()> {
             let settings = Settings::from_env()?;
             corebank_service::telemetry::init(settings.log_format, &settings.log_filter);
             migrate(&settings).await
+        }
+        Command::Bench { suite } => {
+            let settings = Settings::from_env()?;
+            corebank_service::telemetry::init(settings.log_format, "warn");
+            match suite {
+                BenchSuite::Ledger(options) => crate::bench::ledger(&settings, &options).await,
+            }
         }
         Command::Config { markdown } => {
             if markdown {

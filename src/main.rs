@@ -1,6 +1,7 @@
 //! The one corebank binary: `up`, `serve`, `migrate`, `config`, `bench`. The work lives in the library
 //! crates; this file only parses the command line and reports errors.
 
+mod bench;
 mod cli;
 mod components;
 mod up;

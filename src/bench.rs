@@ -1,0 +1,558 @@
+//! `corebank bench <suite>`: benchmarks measured against a baseline run in the same
+//! invocation on the same PostgreSQL server. Durable settings throughout (fsync and
+//! synchronous_commit on): a private server is started for the run unless DATABASE_URL is set.
+
+use std::path::PathBuf;
+use std::process::Command as Process;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use corebank_api::ledger::v1 as pb;
+use corebank_api::ledger::v1::ledger_client::LedgerClient;
+use corebank_db::Db;
+use corebank_db::local::{LocalPostgres, PgBinaries, ServerTuning, free_port};
+use corebank_kernel::{AccountId, JournalEntryId, SystemClock};
+use corebank_service::{ServeOptions, Settings};
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+
+/// Options of `corebank bench ledger`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LedgerBenchOptions {
+    /// Seconds each measured phase runs (pgbench, uniform, hot account).
+    #[arg(long, default_value_t = 30)]
+    pub seconds: u64,
+    /// Concurrent ledger clients, each sending one transfer per request.
+    #[arg(long, default_value_t = 64)]
+    pub clients: usize,
+    /// Customer accounts the uniform phase spreads transfers over.
+    #[arg(long, default_value_t = 10_000)]
+    pub accounts: usize,
+    /// pgbench's scale factor (`pgbench -i -s`).
+    #[arg(long, default_value_t = 10)]
+    pub pgbench_scale: u32,
+    /// pgbench's clients (`-c`); it runs with 2 threads (`-j 2`).
+    #[arg(long, default_value_t = 32)]
+    pub pgbench_clients: u32,
+    /// Also write the figures as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+/// HTTP/2 connections the clients share.
+const CHANNELS: usize = 8;
+/// Accounts opened and funded per request during set-up.
+const SETUP_BATCH: usize = 1_000;
+
+struct Server {
+    /// How to reach the server as its superuser, with database `postgres`.
+    admin: tokio_postgres::Config,
+    binaries_dir: Option<PathBuf>,
+    private: Option<(LocalPostgres, tempfile::TempDir)>,
+}
+
+pub async fn ledger(settings: &Settings, options: &LedgerBenchOptions) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        options.clients > 0 && options.accounts >= 2 && options.seconds > 0,
+        "clients, accounts and seconds must be positive"
+    );
+    let server = start_server(settings).await?;
+    let outcome = run_ledger_suite(settings, options, &server).await;
+    if let Some((local, _dir)) = &server.private {
+        println!("stopping the benchmark's PostgreSQL");
+        let local = local.clone();
+        tokio::task::spawn_blocking(move || local.stop()).await??;
+    }
+    outcome
+}
+
+async fn start_server(settings: &Settings) -> anyhow::Result<Server> {
+    if let Some(url) = &settings.database_url {
+        let mut admin: tokio_postgres::Config = url.parse().context("DATABASE_URL")?;
+        admin.dbname("postgres");
+        println!("server: DATABASE_URL ({})", crate::cli::redact(url));
+        return Ok(Server {
+            admin,
+            binaries_dir: PgBinaries::find().ok().map(|b| b.dir().to_path_buf()),
+            private: None,
+        });
+    }
+    let binaries = PgBinaries::find()?;
+    let dir = tempfile::Builder::new()
+        .prefix("corebank-bench-")
+        .tempdir()?;
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )?;
+    let local = LocalPostgres::new(binaries.clone(), dir.path().join("pg"));
+    let port = free_port()?;
+    println!(
+        "server: private PostgreSQL in {} on 127.0.0.1:{port} (fsync on, synchronous_commit on)",
+        local.data_dir().display()
+    );
+    let starting = local.clone();
+    tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+        starting.init(&ServerTuning::durable())?;
+        starting.start(port)?;
+        Ok(())
+    })
+    .await??;
+    let admin: tokio_postgres::Config = LocalPostgres::url(port, "postgres").parse()?;
+    Ok(Server {
+        admin,
+        binaries_dir: Some(binaries.dir().to_path_buf()),
+        private: Some((local, dir)),
+    })
+}
+
+async fn admin_client(config: &tokio_postgres::Config) -> anyhow::Result<tokio_postgres::Client> {
+    let (client, connection) = config
+        .connect(tokio_postgres::NoTls)
+        .await
+        .context("connecting to the benchmark's server")?;
+    tokio::spawn(connection);
+    Ok(client)
+}
+
+fn host_and_port(config: &tokio_postgres::Config) -> (String, u16) {
+    let host = match config.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
+        Some(tokio_postgres::config::Host::Unix(path)) => path.display().to_string(),
+        None => "127.0.0.1".to_owned(),
+    };
+    (host, config.get_ports().first().copied().unwrap_or(5432))
+}
+
+fn url_of(config: &tokio_postgres::Config, dbname: &str) -> String {
+    let (host, port) = host_and_port(config);
+    let user = config.get_user().unwrap_or("postgres");
+    let password = config
+        .get_password()
+        .map(|p| format!(":{}", String::from_utf8_lossy(p)))
+        .unwrap_or_default();
+    format!("postgres://{user}{password}@{host}:{port}/{dbname}")
+}
+
+async fn scratch_database(server: &Server, name: &str) -> anyhow::Result<()> {
+    let admin = admin_client(&server.admin).await?;
+    admin
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .await?;
+    admin
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await?;
+    Ok(())
+}
+
+async fn drop_database(server: &Server, name: &str) {
+    if let Ok(admin) = admin_client(&server.admin).await {
+        let _ = admin
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .await;
+    }
+}
+
+/// pgbench's built-in TPC-B on a scratch database: its tps.
+async fn pgbench(server: &Server, options: &LedgerBenchOptions) -> anyhow::Result<f64> {
+    let pgbench = server
+        .binaries_dir
+        .as_ref()
+        .map(|dir| dir.join("pgbench"))
+        .filter(|path| path.is_file())
+        .or_else(|| Some(PathBuf::from("pgbench")))
+        .context("pgbench not found")?;
+    let database = "corebank_bench_pgbench";
+    scratch_database(server, database).await?;
+    let (host, port) = host_and_port(&server.admin);
+    let user = server.admin.get_user().unwrap_or("postgres").to_owned();
+    let password = server
+        .admin
+        .get_password()
+        .map(|p| String::from_utf8_lossy(p).into_owned());
+    let run = |args: Vec<String>| {
+        let pgbench = pgbench.clone();
+        let (host, user, password) = (host.clone(), user.clone(), password.clone());
+        async move {
+            tokio::task::spawn_blocking(move || {
+                let mut command = Process::new(&pgbench);
+                command
+                    .args(["-h", &host, "-p", &port.to_string(), "-U", &user])
+                    .args(&args)
+                    .arg(database);
+                if let Some(password) = password {
+                    command.env("PGPASSWORD", password);
+                }
+                // TPC-B as pgbench is normally run: READ COMMITTED, whatever the server's default.
+                command.env(
+                    "PGOPTIONS",
+                    "-c default_transaction_isolation=read\\ committed",
+                );
+                command.output()
+            })
+            .await?
+            .context("running pgbench (install PostgreSQL's client package, which has it)")
+        }
+    };
+    println!(
+        "baseline: pgbench -i -s {} (loading)",
+        options.pgbench_scale
+    );
+    let init = run(vec![
+        "-i".into(),
+        "-q".into(),
+        "-s".into(),
+        options.pgbench_scale.to_string(),
+    ])
+    .await?;
+    if !init.status.success() {
+        bail!(
+            "pgbench -i failed: {}",
+            String::from_utf8_lossy(&init.stderr)
+        );
+    }
+    println!(
+        "baseline: pgbench -c {} -j 2 -T {} (TPC-B)",
+        options.pgbench_clients, options.seconds
+    );
+    let bench = run(vec![
+        "-c".into(),
+        options.pgbench_clients.to_string(),
+        "-j".into(),
+        "2".into(),
+        "-T".into(),
+        options.seconds.to_string(),
+    ])
+    .await?;
+    drop_database(server, database).await;
+    let stdout = String::from_utf8_lossy(&bench.stdout);
+    if !bench.status.success() {
+        bail!(
+            "pgbench failed: {}{}",
+            stdout,
+            String::from_utf8_lossy(&bench.stderr)
+        );
+    }
+    stdout
+        .lines()
+        .find_map(|line| {
+            line.trim()
+                .strip_prefix("tps = ")
+                .and_then(|rest| rest.split_whitespace().next()?.parse::<f64>().ok())
+        })
+        .with_context(|| format!("no tps line in pgbench's output:\n{stdout}"))
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+struct PhaseResult {
+    name: &'static str,
+    throughput_per_s: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    ratio_to_baseline: f64,
+    transfers: u64,
+    failures: u64,
+    seconds: f64,
+}
+
+async fn run_ledger_suite(
+    settings: &Settings,
+    options: &LedgerBenchOptions,
+    server: &Server,
+) -> anyhow::Result<()> {
+    let tps = pgbench(server, options).await?;
+    println!("baseline: pgbench_tpcb {tps:.0} tps");
+
+    let database = "corebank_bench_ledger";
+    scratch_database(server, database).await?;
+    let url = url_of(&server.admin, database);
+    let db = Db::connect_lazy(&settings.db_settings(&url, "bench"))?;
+    corebank_db::migrate::apply(&db, &corebank_db::migrate::embedded()?).await?;
+    db.close();
+
+    let shutdown = CancellationToken::new();
+    let ledger_db = Db::connect_lazy(
+        &settings
+            .db_settings(&url, "ledger")
+            .with_search_path("ledger"),
+    )?;
+    let component = corebank_ledger::grpc::component(
+        ledger_db,
+        Arc::new(SystemClock),
+        corebank_ledger::LedgerConfig::default(),
+        shutdown.clone(),
+    );
+    let server_shutdown = CancellationToken::new();
+    let running = corebank_service::serve(
+        component,
+        std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        ServeOptions {
+            requests_in_flight_max: 4_096,
+            shutdown_grace: Duration::from_secs(5),
+        },
+        server_shutdown.clone(),
+    )
+    .await?;
+    let endpoint = format!("http://{}", running.local_addr);
+    let mut channels = Vec::with_capacity(CHANNELS);
+    for _ in 0..CHANNELS {
+        channels.push(Channel::from_shared(endpoint.clone())?.connect().await?);
+    }
+
+    println!("ledger: opening and funding {} accounts", options.accounts);
+    let (customers, cash, hot) = set_up(&channels[0], options.accounts).await?;
+
+    let mut results = Vec::new();
+    for (name, hot_account) in [("uniform", None), ("hot_account", Some(hot.clone()))] {
+        println!(
+            "ledger: {name}: {} clients, one transfer per request, {} s",
+            options.clients, options.seconds
+        );
+        let phase = run_phase(&channels, &customers, hot_account, options).await?;
+        let result = PhaseResult {
+            name,
+            ratio_to_baseline: phase.throughput / tps,
+            throughput_per_s: phase.throughput,
+            p50_ms: phase.p50_ms,
+            p99_ms: phase.p99_ms,
+            transfers: phase.transfers,
+            failures: phase.failures,
+            seconds: phase.seconds,
+        };
+        println!(
+            "ledger: {name}: {:.0} transfers/s, p50 {:.1} ms, p99 {:.1} ms, {:.2}x pgbench ({} failures)",
+            result.throughput_per_s,
+            result.p50_ms,
+            result.p99_ms,
+            result.ratio_to_baseline,
+            result.failures
+        );
+        results.push(result);
+    }
+    let _ = cash;
+
+    let mut client = LedgerClient::new(channels[0].clone());
+    let trial = client
+        .get_trial_balance(pb::GetTrialBalanceRequest::default())
+        .await?
+        .into_inner();
+    let balanced = trial.difference_by_currency.values().all(|d| d == "0");
+    server_shutdown.cancel();
+    running.stopped().await?;
+    shutdown.cancel();
+    drop_database(server, database).await;
+
+    println!();
+    println!(
+        "suite ledger (baseline pgbench_tpcb {tps:.0} tps; books balanced after the run: {balanced})"
+    );
+    println!(
+        "{:<12} {:>14} {:>9} {:>9} {:>10}",
+        "result", "transfers/s", "p50 ms", "p99 ms", "x pgbench"
+    );
+    for r in &results {
+        println!(
+            "{:<12} {:>14.0} {:>9.1} {:>9.1} {:>10.2}",
+            r.name, r.throughput_per_s, r.p50_ms, r.p99_ms, r.ratio_to_baseline
+        );
+    }
+    if let Some(path) = &options.json {
+        let json = serde_json::json!({
+            "suite": "ledger",
+            "baseline": { "name": "pgbench_tpcb", "tps": tps },
+            "results": results,
+            "config": {
+                "clients": options.clients,
+                "accounts": options.accounts,
+                "seconds": options.seconds,
+                "pgbench_scale": options.pgbench_scale,
+                "pgbench_clients": options.pgbench_clients,
+                "books_balanced": balanced,
+            },
+        });
+        std::fs::write(path, serde_json::to_string_pretty(&json)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+        println!("figures written to {}", path.display());
+    }
+    anyhow::ensure!(
+        balanced,
+        "the trial balance did not sum to zero after the run"
+    );
+    Ok(())
+}
+
+fn account_request(
+    code: String,
+    account_type: pb::AccountType,
+    limit: pb::LimitKind,
+    shards: u32,
+) -> pb::CreateAccountRequest {
+    pb::CreateAccountRequest {
+        id: AccountId::generate().to_string(),
+        name: code.clone(),
+        code,
+        currency: "EUR".to_owned(),
+        r#type: account_type.into(),
+        limit: Some(pb::BalanceLimit {
+            kind: limit.into(),
+            limit_amount: String::new(),
+        }),
+        balance_shards: shards,
+        ..Default::default()
+    }
+}
+
+fn transfer(debit: &str, credit: &str, amount: String) -> pb::CreateTransferRequest {
+    pb::CreateTransferRequest {
+        id: JournalEntryId::generate().to_string(),
+        debit_account_id: debit.to_owned(),
+        credit_account_id: credit.to_owned(),
+        amount,
+        currency: "EUR".to_owned(),
+        ..Default::default()
+    }
+}
+
+/// Opens the customers, the bank's cash and the hot income account, and funds every customer.
+async fn set_up(channel: &Channel, count: usize) -> anyhow::Result<(Vec<String>, String, String)> {
+    let mut client = LedgerClient::new(channel.clone());
+    let run = uuid::Uuid::new_v4().simple().to_string();
+    let mut requests = vec![
+        account_request(
+            format!("cash-{run}"),
+            pb::AccountType::Asset,
+            pb::LimitKind::None,
+            1,
+        ),
+        account_request(
+            format!("fees-{run}"),
+            pb::AccountType::Income,
+            pb::LimitKind::None,
+            16,
+        ),
+    ];
+    requests.extend((0..count).map(|i| {
+        account_request(
+            format!("customer-{run}-{i}"),
+            pb::AccountType::Liability,
+            pb::LimitKind::DebitsMustNotExceedCredits,
+            1,
+        )
+    }));
+    let mut ids = Vec::with_capacity(requests.len());
+    for chunk in requests.chunks(SETUP_BATCH) {
+        let response = client
+            .create_accounts(pb::CreateAccountsRequest {
+                accounts: chunk.to_vec(),
+            })
+            .await?
+            .into_inner();
+        for result in response.results {
+            match result.outcome {
+                Some(pb::account_result::Outcome::Account(account)) => ids.push(account.id),
+                other => bail!("opening an account failed: {other:?}"),
+            }
+        }
+    }
+    let cash = ids[0].clone();
+    let hot = ids[1].clone();
+    let customers: Vec<String> = ids[2..].to_vec();
+    for chunk in customers.chunks(SETUP_BATCH) {
+        let transfers = chunk
+            .iter()
+            .map(|customer| transfer(&cash, customer, "1000000.00".to_owned()))
+            .collect();
+        let response = client
+            .create_transfers(pb::CreateTransfersRequest { transfers })
+            .await?
+            .into_inner();
+        if let Some(failed) = response
+            .results
+            .iter()
+            .find(|r| !matches!(r.outcome, Some(pb::entry_result::Outcome::Entry(_))))
+        {
+            bail!("funding failed: {failed:?}");
+        }
+    }
+    Ok((customers, cash, hot))
+}
+
+struct Phase {
+    throughput: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    transfers: u64,
+    failures: u64,
+    seconds: f64,
+}
+
+async fn run_phase(
+    channels: &[Channel],
+    customers: &[String],
+    hot: Option<String>,
+    options: &LedgerBenchOptions,
+) -> anyhow::Result<Phase> {
+    let customers = Arc::new(customers.to_vec());
+    let deadline = Instant::now() + Duration::from_secs(options.seconds);
+    let started = Instant::now();
+    let mut tasks = Vec::with_capacity(options.clients);
+    for client_index in 0..options.clients {
+        let mut client = LedgerClient::new(channels[client_index % channels.len()].clone());
+        let customers = Arc::clone(&customers);
+        let hot = hot.clone();
+        let mut rng = fastrand::Rng::with_seed(u64::try_from(client_index).unwrap_or(0) + 1);
+        tasks.push(tokio::spawn(async move {
+            let mut latencies_us: Vec<u32> = Vec::with_capacity(8_192);
+            let mut failures = 0_u64;
+            while Instant::now() < deadline {
+                let debit = &customers[rng.usize(..customers.len())];
+                let credit = match &hot {
+                    Some(hot) => hot.clone(),
+                    None => loop {
+                        let candidate = &customers[rng.usize(..customers.len())];
+                        if candidate != debit {
+                            break candidate.clone();
+                        }
+                    },
+                };
+                let amount = format!("0.{:02}", rng.u32(1..100));
+                let sent = Instant::now();
+                let response = client
+                    .create_transfer(transfer(debit, &credit, amount))
+                    .await;
+                let elapsed = u32::try_from(sent.elapsed().as_micros()).unwrap_or(u32::MAX);
+                match response {
+                    Ok(_) => latencies_us.push(elapsed),
+                    Err(_) => failures += 1,
+                }
+            }
+            (latencies_us, failures)
+        }));
+    }
+    let mut latencies: Vec<u32> = Vec::new();
+    let mut failures = 0;
+    for task in tasks {
+        let (mut task_latencies, task_failures) = task.await?;
+        latencies.append(&mut task_latencies);
+        failures += task_failures;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    latencies.sort_unstable();
+    let percentile = |p: usize| -> f64 {
+        if latencies.is_empty() {
+            return 0.0;
+        }
+        let index = (latencies.len() * p / 100).min(latencies.len() - 1);
+        f64::from(latencies[index]) / 1_000.0
+    };
+    let transfers = u64::try_from(latencies.len()).unwrap_or(u64::MAX);
+    Ok(Phase {
+        throughput: f64::from(u32::try_from(transfers).unwrap_or(u32::MAX)) / seconds,
+        p50_ms: percentile(50),
+        p99_ms: percentile(99),
+        transfers,
+        failures,
+        seconds,
+    })
+}
