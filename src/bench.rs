@@ -309,7 +309,17 @@ async fn run_ledger_suite(
             "ledger: {name}: {} clients, one transfer per request, {} s",
             options.clients, options.seconds
         );
+        let before = batch_totals();
         let phase = run_phase(&channels, &customers, hot_account, options).await?;
+        let after = batch_totals();
+        let batches = after.0 - before.0;
+        if batches > 0.0 {
+            println!(
+                "ledger: {name}: {batches:.0} batches, {:.1} entries and {:.2} ms each on average",
+                (after.1 - before.1) / batches,
+                (after.2 - before.2) * 1_000.0 / batches
+            );
+        }
         let result = PhaseResult {
             name,
             ratio_to_baseline: phase.throughput / tps,
@@ -380,6 +390,23 @@ async fn run_ledger_suite(
         "the trial balance did not sum to zero after the run"
     );
     Ok(())
+}
+
+/// (batches, entries in them, seconds spent) so far, from the ledger's own metrics.
+fn batch_totals() -> (f64, f64, f64) {
+    let rendered = corebank_service::metrics::handle().render();
+    let value = |name: &str| {
+        rendered
+            .lines()
+            .find(|line| line.starts_with(name) && line[name.len()..].starts_with(' '))
+            .and_then(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (
+        value("corebank_ledger_batch_size_count"),
+        value("corebank_ledger_batch_size_sum"),
+        value("corebank_ledger_batch_duration_seconds_sum"),
+    )
 }
 
 fn account_request(

@@ -1,5 +1,6 @@
 //! The connection pool and the settings it is built from.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
@@ -57,6 +58,7 @@ pub struct Db {
     pool: Pool,
     pub(crate) retry: RetryPolicy,
     connect_timeout: Duration,
+    settings: Arc<DbSettings>,
 }
 
 impl std::fmt::Debug for Db {
@@ -134,7 +136,17 @@ impl Db {
             pool,
             retry: settings.retry.clone(),
             connect_timeout,
+            settings: Arc::new(settings.clone()),
         })
+    }
+
+    /// A separate pool to the same database with the same settings, of at most
+    /// `pool_size_max` connections: for a task that runs on a runtime of its own (the
+    /// ledger's batcher), whose connections must be driven by that runtime.
+    pub fn sibling(&self, pool_size_max: usize) -> Result<Db, DbError> {
+        let mut settings = (*self.settings).clone();
+        settings.pool_size_max = pool_size_max;
+        Db::connect_lazy(&settings)
     }
 
     /// A connection from the pool, for reads and for work outside `run_tx`.

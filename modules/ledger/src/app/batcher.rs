@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use corebank_db::{Db, DbError, Transaction, TxError};
-use corebank_kernel::{Clock, JournalEntryId};
+use corebank_kernel::{AccountId, Clock, JournalEntryId};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -24,10 +24,55 @@ use crate::domain::apply::{
 use crate::domain::command::Command;
 use crate::domain::error::LedgerError;
 use crate::domain::hash::partition_of;
-use crate::domain::model::EntryKind;
+use crate::domain::model::{Direction, EntryKind};
 use crate::store::{self, StoreResult};
 
-pub(super) async fn run(
+/// Connections the batcher's own pool keeps: one in use, one spare for a retry while the
+/// broken one is replaced.
+const BATCHER_CONNECTIONS: usize = 2;
+
+/// Starts the batcher on a thread and runtime of its own, with a pool of its own, so that
+/// the round trips of the write path never queue behind request handling on the shared
+/// runtime. Falls back to the shared runtime if the thread cannot be started.
+pub(super) fn spawn(
+    db: Db,
+    clock: Arc<dyn Clock>,
+    batch_size_max: usize,
+    queue: mpsc::Receiver<Job>,
+    shutdown: CancellationToken,
+) {
+    let db = db.sibling(BATCHER_CONNECTIONS).unwrap_or(db);
+    let (queue_slot, queue_taken) = std::sync::mpsc::channel();
+    let _ = queue_slot.send(queue);
+    let thread_db = db.clone();
+    let thread_clock = Arc::clone(&clock);
+    let thread_shutdown = shutdown.clone();
+    let started = std::thread::Builder::new()
+        .name("ledger-batcher".to_owned())
+        .spawn(move || {
+            let Ok(queue) = queue_taken.recv() else {
+                return;
+            };
+            match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime.block_on(run(
+                    thread_db,
+                    thread_clock,
+                    batch_size_max,
+                    queue,
+                    thread_shutdown,
+                )),
+                Err(error) => tracing::error!(%error, "the ledger batcher's runtime did not start"),
+            }
+        });
+    if let Err(error) = started {
+        tracing::error!(%error, "the ledger batcher's thread did not start");
+    }
+}
+
+async fn run(
     db: Db,
     clock: Arc<dyn Clock>,
     batch_size_max: usize,
@@ -133,18 +178,66 @@ async fn run_batch(
 ) -> StoreResult<Vec<Result<EntryView, LedgerError>>> {
     let mut state = BatchState::default();
     let ids: BTreeSet<JournalEntryId> = commands.iter().map(Command::id).collect();
-    state.existing = store::load_existing(tx, &ids).await?;
-    let (holds, targets) = store::load_referenced(tx, &referenced_entries(commands)).await?;
+    // Everything that can be read up front goes out at once: the ids already used, the
+    // holds and entries referred to, the chain heads, the accounts named by new entries, and
+    // (speculatively) the balances of the accounts they debit, which are the ones limits
+    // usually guard. What only the holds or reversals reveal follows in a second round.
+    let partitions: BTreeSet<u32> = ids.iter().map(|id| partition_of(*id)).collect();
+    let referenced = referenced_entries(commands);
+    let named: BTreeSet<AccountId> = commands
+        .iter()
+        .filter_map(|command| match command {
+            Command::Entry(entry) => Some(entry.legs.iter().map(|leg| leg.account_id)),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    let debited: BTreeSet<AccountId> = commands
+        .iter()
+        .filter_map(|command| match command {
+            Command::Entry(entry) => Some(
+                entry
+                    .legs
+                    .iter()
+                    .filter(|leg| leg.direction == Direction::Debit)
+                    .map(|leg| leg.account_id),
+            ),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    let (existing, (holds, targets), heads, accounts, balances) = tokio::try_join!(
+        store::load_existing(tx, &ids),
+        store::load_referenced(tx, &referenced),
+        store::lock_heads(tx, &partitions),
+        store::load_accounts(tx, &named),
+        store::lock_balances(tx, &debited),
+    )?;
+    state.existing = existing;
     state.holds = holds;
     state.targets = targets;
-    state.accounts = store::load_accounts(tx, &referenced_accounts(&state, commands)).await?;
-    state.checked_balances = store::lock_balances(tx, &accounts_to_check(&state, commands)).await?;
-    let partitions: BTreeSet<u32> = ids
-        .iter()
-        .filter(|id| !state.existing.contains_key(id))
-        .map(|id| partition_of(*id))
+    state.heads = heads;
+    state.accounts = accounts;
+    state.checked_balances = balances;
+
+    let missing: BTreeSet<AccountId> = referenced_accounts(&state, commands)
+        .into_iter()
+        .filter(|id| !state.accounts.contains_key(id))
         .collect();
-    state.heads = store::lock_heads(tx, &partitions).await?;
+    if !missing.is_empty() {
+        state
+            .accounts
+            .extend(store::load_accounts(tx, &missing).await?);
+    }
+    let unlocked: BTreeSet<AccountId> = accounts_to_check(&state, commands)
+        .into_iter()
+        .filter(|id| !state.checked_balances.contains_key(id) && !debited.contains(id))
+        .collect();
+    if !unlocked.is_empty() {
+        state
+            .checked_balances
+            .extend(store::lock_balances(tx, &unlocked).await?);
+    }
 
     let (outcomes, writes) = apply_batch(&mut state, commands, recorded_at);
     store::write_batch(tx, &writes).await?;

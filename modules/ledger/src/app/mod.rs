@@ -118,13 +118,7 @@ impl Ledger {
             clock: Arc::clone(&clock),
             jobs,
         };
-        tokio::spawn(batcher::run(
-            db,
-            clock,
-            config.batch_size_max,
-            queue,
-            shutdown.clone(),
-        ));
+        batcher::spawn(db, clock, config.batch_size_max, queue, shutdown.clone());
         tokio::spawn(batcher::expire_loop(ledger.clone(), config, shutdown));
         ledger
     }

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use corebank_db::tokio_postgres::Row;
+use corebank_db::tokio_postgres::types::ToSql;
 use corebank_db::{Transaction, TxError};
 use corebank_kernel::{AccountId, Currency, JournalEntryId};
 use rust_decimal::Decimal;
@@ -325,7 +326,40 @@ fn event_of(entry: &Entry) -> (String, i64, &'static str, serde_json::Value) {
     (aggregate.to_string(), sequence, event_type, payload)
 }
 
-/// Writes everything a batch decided, with one statement per table.
+const INSERT_ENTRIES: &str = "INSERT INTO journal_entries (id, kind, linked_entry_id, value_date, recorded_at, \
+     description, external_ref, metadata, request, chain_partition, chain_sequence, prev_hash, hash) \
+     SELECT * FROM UNNEST($1::UUID[], $2::TEXT[], $3::UUID[], $4::DATE[], $5::TIMESTAMPTZ[], $6::TEXT[], \
+     $7::TEXT[], $8::JSONB[], $9::JSONB[], $10::INT8[], $11::INT8[], $12::TEXT[], $13::TEXT[])";
+
+const INSERT_POSTINGS: &str = "INSERT INTO postings (entry_id, leg, account_id, direction, bucket, amount, currency, \
+     value_date, recorded_at) SELECT * FROM UNNEST($1::UUID[], $2::INT8[], $3::UUID[], $4::TEXT[], $5::TEXT[], \
+     $6::NUMERIC[], $7::TEXT[], $8::DATE[], $9::TIMESTAMPTZ[])";
+
+const UPDATE_BALANCES: &str = "UPDATE account_balances AS b SET debits_posted = b.debits_posted + d.dp, \
+     credits_posted = b.credits_posted + d.cp, debits_pending = b.debits_pending + d.dpend, \
+     credits_pending = b.credits_pending + d.cpend \
+     FROM UNNEST($1::UUID[], $2::INT8[], $3::NUMERIC[], $4::NUMERIC[], $5::NUMERIC[], $6::NUMERIC[]) \
+     AS d(account_id, shard, dp, cp, dpend, cpend) \
+     WHERE b.account_id = d.account_id AND b.shard = d.shard";
+
+const INSERT_HOLDS: &str = "INSERT INTO holds (entry_id, status, expires_at) \
+     SELECT id, 'pending', expires_at FROM UNNEST($1::UUID[], $2::TIMESTAMPTZ[]) AS h(id, expires_at)";
+
+const RESOLVE_HOLDS: &str = "UPDATE holds AS h SET status = r.status, resolved_by = r.resolved_by, \
+     resolved_at = r.resolved_at FROM UNNEST($1::UUID[], $2::TEXT[], $3::UUID[], $4::TIMESTAMPTZ[]) \
+     AS r(entry_id, status, resolved_by, resolved_at) WHERE h.entry_id = r.entry_id AND h.status = 'pending'";
+
+const UPDATE_HEADS: &str = "UPDATE chain_heads AS c SET chain_sequence = h.chain_sequence, hash = h.hash \
+     FROM UNNEST($1::INT8[], $2::INT8[], $3::TEXT[]) AS h(chain_partition, chain_sequence, hash) \
+     WHERE c.chain_partition = h.chain_partition";
+
+const INSERT_EVENTS: &str = "INSERT INTO outbox (id, aggregatetype, aggregateid, aggregate_sequence, type, payload, \
+     created_at) SELECT id, 'journal_entry', aggregateid, aggregate_sequence, type, payload, $6 \
+     FROM UNNEST($1::UUID[], $2::TEXT[], $3::INT8[], $4::TEXT[], $5::JSONB[]) \
+     AS e(id, aggregateid, aggregate_sequence, type, payload)";
+
+/// Writes everything a batch decided: one statement per table, all sent at once
+/// (pipelined on the connection), so a batch pays one round trip for its writes.
 pub async fn write_batch(tx: &Transaction<'_>, writes: &BatchWrites) -> StoreResult<()> {
     if writes.entries.is_empty() {
         return Ok(());
@@ -394,57 +428,6 @@ pub async fn write_batch(tx: &Transaction<'_>, writes: &BatchWrites) -> StoreRes
         o_payload.push(payload);
     }
 
-    let insert_entries = tx
-        .prepare_cached(
-            "INSERT INTO journal_entries (id, kind, linked_entry_id, value_date, recorded_at, description, \
-             external_ref, metadata, request, chain_partition, chain_sequence, prev_hash, hash) \
-             SELECT * FROM UNNEST($1::UUID[], $2::TEXT[], $3::UUID[], $4::DATE[], $5::TIMESTAMPTZ[], $6::TEXT[], \
-             $7::TEXT[], $8::JSONB[], $9::JSONB[], $10::INT8[], $11::INT8[], $12::TEXT[], $13::TEXT[])",
-        )
-        .await?;
-    tx.execute(
-        &insert_entries,
-        &[
-            &ids,
-            &kinds,
-            &linked,
-            &value_dates,
-            &recorded,
-            &descriptions,
-            &external_refs,
-            &metadata,
-            &requests,
-            &partitions,
-            &sequences,
-            &prev_hashes,
-            &hashes,
-        ],
-    )
-    .await?;
-
-    let insert_postings = tx
-        .prepare_cached(
-            "INSERT INTO postings (entry_id, leg, account_id, direction, bucket, amount, currency, value_date, recorded_at) \
-             SELECT * FROM UNNEST($1::UUID[], $2::INT8[], $3::UUID[], $4::TEXT[], $5::TEXT[], $6::NUMERIC[], \
-             $7::TEXT[], $8::DATE[], $9::TIMESTAMPTZ[])",
-        )
-        .await?;
-    tx.execute(
-        &insert_postings,
-        &[
-            &p_entry,
-            &p_leg,
-            &p_account,
-            &p_direction,
-            &p_bucket,
-            &p_amount,
-            &p_currency,
-            &p_value_date,
-            &p_recorded,
-        ],
-    )
-    .await?;
-
     let mut d_account = Vec::with_capacity(writes.deltas.len());
     let mut d_shard = Vec::with_capacity(writes.deltas.len());
     let mut d_dp = Vec::with_capacity(writes.deltas.len());
@@ -459,83 +442,24 @@ pub async fn write_batch(tx: &Transaction<'_>, writes: &BatchWrites) -> StoreRes
         d_dpend.push(delta.debits_pending);
         d_cpend.push(delta.credits_pending);
     }
-    let update_balances = tx
-        .prepare_cached(
-            "UPDATE account_balances AS b SET debits_posted = b.debits_posted + d.dp, \
-             credits_posted = b.credits_posted + d.cp, debits_pending = b.debits_pending + d.dpend, \
-             credits_pending = b.credits_pending + d.cpend \
-             FROM UNNEST($1::UUID[], $2::INT8[], $3::NUMERIC[], $4::NUMERIC[], $5::NUMERIC[], $6::NUMERIC[]) \
-             AS d(account_id, shard, dp, cp, dpend, cpend) \
-             WHERE b.account_id = d.account_id AND b.shard = d.shard",
-        )
-        .await?;
-    let updated = tx
-        .execute(
-            &update_balances,
-            &[&d_account, &d_shard, &d_dp, &d_cp, &d_dpend, &d_cpend],
-        )
-        .await?;
-    if updated != u64::try_from(writes.deltas.len()).unwrap_or(u64::MAX) {
-        return Err(TxError::Abort(LedgerError::Internal {
-            message: format!(
-                "{} balance rows to change, {updated} changed",
-                writes.deltas.len()
-            ),
-        }));
-    }
-
-    if !writes.new_holds.is_empty() {
-        let hold_ids: Vec<Uuid> = writes
-            .new_holds
-            .iter()
-            .map(|(id, _)| id.as_uuid())
-            .collect();
-        let expiries: Vec<Option<DateTime<Utc>>> =
-            writes.new_holds.iter().map(|(_, at)| *at).collect();
-        let statement = tx
-            .prepare_cached(
-                "INSERT INTO holds (entry_id, status, expires_at) \
-                 SELECT id, 'pending', expires_at FROM UNNEST($1::UUID[], $2::TIMESTAMPTZ[]) AS h(id, expires_at)",
-            )
-            .await?;
-        tx.execute(&statement, &[&hold_ids, &expiries]).await?;
-    }
-    if !writes.resolved_holds.is_empty() {
-        let hold_ids: Vec<Uuid> = writes
-            .resolved_holds
-            .iter()
-            .map(|h| h.0.as_uuid())
-            .collect();
-        let statuses: Vec<&str> = writes.resolved_holds.iter().map(|h| h.1.as_str()).collect();
-        let resolved_by: Vec<Uuid> = writes
-            .resolved_holds
-            .iter()
-            .map(|h| h.2.as_uuid())
-            .collect();
-        let resolved_at: Vec<DateTime<Utc>> = writes.resolved_holds.iter().map(|h| h.3).collect();
-        let statement = tx
-            .prepare_cached(
-                "UPDATE holds AS h SET status = r.status, resolved_by = r.resolved_by, resolved_at = r.resolved_at \
-                 FROM UNNEST($1::UUID[], $2::TEXT[], $3::UUID[], $4::TIMESTAMPTZ[]) AS r(entry_id, status, resolved_by, resolved_at) \
-                 WHERE h.entry_id = r.entry_id AND h.status = 'pending'",
-            )
-            .await?;
-        let changed = tx
-            .execute(
-                &statement,
-                &[&hold_ids, &statuses, &resolved_by, &resolved_at],
-            )
-            .await?;
-        if changed != u64::try_from(hold_ids.len()).unwrap_or(u64::MAX) {
-            return Err(TxError::Abort(LedgerError::Internal {
-                message: format!(
-                    "{} holds to resolve, {changed} were pending",
-                    hold_ids.len()
-                ),
-            }));
-        }
-    }
-
+    let new_hold_ids: Vec<Uuid> = writes
+        .new_holds
+        .iter()
+        .map(|(id, _)| id.as_uuid())
+        .collect();
+    let expiries: Vec<Option<DateTime<Utc>>> = writes.new_holds.iter().map(|(_, at)| *at).collect();
+    let resolved_ids: Vec<Uuid> = writes
+        .resolved_holds
+        .iter()
+        .map(|h| h.0.as_uuid())
+        .collect();
+    let statuses: Vec<&str> = writes.resolved_holds.iter().map(|h| h.1.as_str()).collect();
+    let resolved_by: Vec<Uuid> = writes
+        .resolved_holds
+        .iter()
+        .map(|h| h.2.as_uuid())
+        .collect();
+    let resolved_at: Vec<DateTime<Utc>> = writes.resolved_holds.iter().map(|h| h.3).collect();
     let head_partitions: Vec<i64> = writes.heads.keys().map(|p| i64::from(*p)).collect();
     let head_sequences: Vec<i64> = writes
         .heads
@@ -543,36 +467,87 @@ pub async fn write_batch(tx: &Transaction<'_>, writes: &BatchWrites) -> StoreRes
         .map(|h| to_i64(h.sequence))
         .collect::<StoreResult<_>>()?;
     let head_hashes: Vec<&str> = writes.heads.values().map(|h| h.hash.as_str()).collect();
-    let update_heads = tx
-        .prepare_cached(
-            "UPDATE chain_heads AS c SET chain_sequence = h.chain_sequence, hash = h.hash \
-             FROM UNNEST($1::INT8[], $2::INT8[], $3::TEXT[]) AS h(chain_partition, chain_sequence, hash) \
-             WHERE c.chain_partition = h.chain_partition",
-        )
-        .await?;
-    tx.execute(
-        &update_heads,
-        &[&head_partitions, &head_sequences, &head_hashes],
-    )
-    .await?;
-
-    let insert_events = tx
-        .prepare_cached(
-            "INSERT INTO outbox (id, aggregatetype, aggregateid, aggregate_sequence, type, payload, created_at) \
-             SELECT id, 'journal_entry', aggregateid, aggregate_sequence, type, payload, $6 \
-             FROM UNNEST($1::UUID[], $2::TEXT[], $3::INT8[], $4::TEXT[], $5::JSONB[]) \
-             AS e(id, aggregateid, aggregate_sequence, type, payload)",
-        )
-        .await?;
-    let now = writes
+    let created_at = writes
         .entries
         .first()
         .map_or_else(Utc::now, |(entry, _)| entry.recorded_at);
-    tx.execute(
-        &insert_events,
-        &[&o_id, &o_aggregate, &o_sequence, &o_type, &o_payload, &now],
-    )
-    .await?;
+
+    let insert_entries = tx.prepare_cached(INSERT_ENTRIES).await?;
+    let insert_postings = tx.prepare_cached(INSERT_POSTINGS).await?;
+    let update_balances = tx.prepare_cached(UPDATE_BALANCES).await?;
+    let insert_holds = tx.prepare_cached(INSERT_HOLDS).await?;
+    let resolve_holds = tx.prepare_cached(RESOLVE_HOLDS).await?;
+    let update_heads = tx.prepare_cached(UPDATE_HEADS).await?;
+    let insert_events = tx.prepare_cached(INSERT_EVENTS).await?;
+
+    let entries_params: [&(dyn ToSql + Sync); 13] = [
+        &ids,
+        &kinds,
+        &linked,
+        &value_dates,
+        &recorded,
+        &descriptions,
+        &external_refs,
+        &metadata,
+        &requests,
+        &partitions,
+        &sequences,
+        &prev_hashes,
+        &hashes,
+    ];
+    let postings_params: [&(dyn ToSql + Sync); 9] = [
+        &p_entry,
+        &p_leg,
+        &p_account,
+        &p_direction,
+        &p_bucket,
+        &p_amount,
+        &p_currency,
+        &p_value_date,
+        &p_recorded,
+    ];
+    let balances_params: [&(dyn ToSql + Sync); 6] =
+        [&d_account, &d_shard, &d_dp, &d_cp, &d_dpend, &d_cpend];
+    let new_holds_params: [&(dyn ToSql + Sync); 2] = [&new_hold_ids, &expiries];
+    let resolve_params: [&(dyn ToSql + Sync); 4] =
+        [&resolved_ids, &statuses, &resolved_by, &resolved_at];
+    let heads_params: [&(dyn ToSql + Sync); 3] = [&head_partitions, &head_sequences, &head_hashes];
+    let events_params: [&(dyn ToSql + Sync); 6] = [
+        &o_id,
+        &o_aggregate,
+        &o_sequence,
+        &o_type,
+        &o_payload,
+        &created_at,
+    ];
+
+    // Polled together, these go out back to back on the one connection; PostgreSQL runs them
+    // in order, and the batch waits for all the answers at once.
+    let (_, _, balances_updated, holds_inserted, holds_resolved, _, _) = tokio::try_join!(
+        tx.execute(&insert_entries, &entries_params),
+        tx.execute(&insert_postings, &postings_params),
+        tx.execute(&update_balances, &balances_params),
+        tx.execute(&insert_holds, &new_holds_params),
+        tx.execute(&resolve_holds, &resolve_params),
+        tx.execute(&update_heads, &heads_params),
+        tx.execute(&insert_events, &events_params),
+    )?;
+
+    // The write path checks its own work: every balance row and hold it meant to change.
+    let expected = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+    if balances_updated != expected(writes.deltas.len())
+        || holds_inserted != expected(writes.new_holds.len())
+        || holds_resolved != expected(writes.resolved_holds.len())
+    {
+        return Err(TxError::Abort(LedgerError::Internal {
+            message: format!(
+                "balance rows {balances_updated}/{}, holds created {holds_inserted}/{}, holds resolved {holds_resolved}/{}",
+                writes.deltas.len(),
+                writes.new_holds.len(),
+                writes.resolved_holds.len()
+            ),
+        }));
+    }
     Ok(())
 }
 
@@ -630,7 +605,7 @@ pub async fn entry_by_external_ref(
     external_ref: &str,
 ) -> StoreResult<Option<Entry>> {
     let statement = tx
-        .prepare_cached("SELECT id FROM journal_entries WHERE external_ref = $1 ORDER BY recorded_at DESC, id DESC LIMIT 1")
+        .prepare_cached("SELECT id FROM journal_entries WHERE external_ref = $1 AND external_ref <> '' ORDER BY recorded_at DESC, id DESC LIMIT 1")
         .await?;
     let Some(row) = tx.query_opt(&statement, &[&external_ref]).await? else {
         return Ok(None);
