@@ -112,6 +112,11 @@ pub(crate) fn classify(error: &tokio_postgres::Error) -> ErrorClass {
         {
             ErrorClass::Retryable
         }
+        // A statement pipelined behind one that failed is refused with 25P02; the cause may
+        // be a serialization failure whose answer was read later. The transaction is
+        // certainly rolled back, so running it again is safe; a definite cause shows up
+        // again on the next attempt, where it is checked first.
+        Some(code) if *code == SqlState::IN_FAILED_SQL_TRANSACTION => ErrorClass::Retryable,
         Some(code)
             if code.code().starts_with("08")
                 || *code == SqlState::ADMIN_SHUTDOWN
@@ -135,6 +140,9 @@ fn reason_label(error: &tokio_postgres::Error) -> &'static str {
     match error.code() {
         Some(code) if *code == SqlState::T_R_DEADLOCK_DETECTED => "deadlock",
         Some(code) if *code == SqlState::T_R_SERIALIZATION_FAILURE => "serialization_failure",
+        Some(code) if *code == SqlState::IN_FAILED_SQL_TRANSACTION => {
+            "aborted_by_earlier_statement"
+        }
         _ => "connection_lost",
     }
 }

@@ -139,7 +139,12 @@ async fn process(db: &Db, jobs: Vec<Job>, recorded_at: DateTime<Utc>) {
             }
         }
         Err(error) if jobs.len() > 1 && splits(&error) => {
-            tracing::warn!(batch.size = jobs.len(), error = %error, "batch failed as a whole: trying each command alone");
+            tracing::warn!(
+                batch.size = jobs.len(),
+                error = %error,
+                detail = ?error,
+                "batch failed as a whole: trying each command alone"
+            );
             for (index, job) in jobs.into_iter().enumerate() {
                 let single =
                     recorded_at + TimeDelta::microseconds(i64::try_from(index).unwrap_or(0));
@@ -206,19 +211,20 @@ async fn run_batch(
         })
         .flatten()
         .collect();
-    let (existing, (holds, targets), heads, accounts, balances) = tokio::try_join!(
+    let (existing, referenced, heads, accounts, balances) = tokio::join!(
         store::load_existing(tx, &ids),
         store::load_referenced(tx, &referenced),
         store::lock_heads(tx, &partitions),
         store::load_accounts(tx, &named),
         store::lock_balances(tx, &debited),
-    )?;
-    state.existing = existing;
-    state.holds = holds;
-    state.targets = targets;
-    state.heads = heads;
-    state.accounts = accounts;
-    state.checked_balances = balances;
+    );
+    // Checked in the order the statements were sent: after a failure PostgreSQL refuses the
+    // rest, so the first failure is the cause.
+    state.existing = existing?;
+    (state.holds, state.targets) = referenced?;
+    state.heads = heads?;
+    state.accounts = accounts?;
+    state.checked_balances = balances?;
 
     let missing: BTreeSet<AccountId> = referenced_accounts(&state, commands)
         .into_iter()

@@ -90,7 +90,13 @@ pub(crate) fn from_tx_error(error: TxError<LedgerError>) -> LedgerError {
         TxError::Abort(error) => error,
         TxError::Db(DbError::OutcomeUnknown { .. }) => LedgerError::OutcomeUnknown,
         TxError::Db(error) => {
-            tracing::error!(error = %error, code = error.code(), "ledger transaction failed");
+            tracing::error!(
+                error = %error,
+                code = error.code(),
+                sqlstate = error.sql_state().map(|s| s.code()),
+                detail = ?std::error::Error::source(&error),
+                "ledger transaction failed"
+            );
             if error.is_retry_safe() {
                 LedgerError::Unavailable {
                     message: error.code().to_owned(),

@@ -118,7 +118,7 @@ pub async fn lock_balances(
     let statement = tx
         .prepare_cached(
             "SELECT account_id, debits_posted, credits_posted, debits_pending, credits_pending \
-             FROM account_balances WHERE account_id = ANY($1) ORDER BY account_id, shard FOR UPDATE",
+             FROM account_balances WHERE account_id = ANY($1) ORDER BY account_id, shard",
         )
         .await?;
     let rows = tx
@@ -281,7 +281,7 @@ pub async fn lock_heads(
     let statement = tx
         .prepare_cached(
             "SELECT chain_partition, chain_sequence, hash FROM chain_heads \
-             WHERE chain_partition = ANY($1) ORDER BY chain_partition FOR UPDATE",
+             WHERE chain_partition = ANY($1) ORDER BY chain_partition",
         )
         .await?;
     let rows = tx.query(&statement, &[&partitions]).await?;
@@ -523,7 +523,7 @@ pub async fn write_batch(tx: &Transaction<'_>, writes: &BatchWrites) -> StoreRes
 
     // Polled together, these go out back to back on the one connection; PostgreSQL runs them
     // in order, and the batch waits for all the answers at once.
-    let (_, _, balances_updated, holds_inserted, holds_resolved, _, _) = tokio::try_join!(
+    let (entries, postings, balances, holds_new, holds_done, heads, events) = tokio::join!(
         tx.execute(&insert_entries, &entries_params),
         tx.execute(&insert_postings, &postings_params),
         tx.execute(&update_balances, &balances_params),
@@ -531,7 +531,17 @@ pub async fn write_batch(tx: &Transaction<'_>, writes: &BatchWrites) -> StoreRes
         tx.execute(&resolve_holds, &resolve_params),
         tx.execute(&update_heads, &heads_params),
         tx.execute(&insert_events, &events_params),
-    )?;
+    );
+    // Once one statement fails, PostgreSQL refuses the rest ("transaction is aborted"): the
+    // first failure in statement order is the cause (a serialization failure, say, which
+    // run_tx retries), so results are checked in that order.
+    entries?;
+    postings?;
+    let balances_updated = balances?;
+    let holds_inserted = holds_new?;
+    let holds_resolved = holds_done?;
+    heads?;
+    events?;
 
     // The write path checks its own work: every balance row and hold it meant to change.
     let expected = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
