@@ -241,6 +241,8 @@ impl LocalPostgres {
         }
         run(&mut initdb)?;
         let durable = if tuning.durable { "on" } else { "off" };
+        // A ledger writes WAL fast: a larger max_wal_size keeps checkpoints (and the latency
+        // spikes they cause) from coming every few seconds under load.
         let settings = format!(
             "\n# Written by corebank.\n\
              listen_addresses = '127.0.0.1'\n\
@@ -250,6 +252,8 @@ impl LocalPostgres {
              shared_buffers = {shared_buffers}MB\n\
              max_pred_locks_per_transaction = 256\n\
              deadlock_timeout = '100ms'\n\
+             max_wal_size = '4GB'\n\
+             checkpoint_timeout = '15min'\n\
              fsync = {durable}\n\
              synchronous_commit = {durable}\n\
              full_page_writes = {durable}\n\
