@@ -12,6 +12,7 @@ use corebank_api::ledger::v1 as pb;
 use corebank_api::ledger::v1::ledger_client::LedgerClient;
 use corebank_db::Db;
 use corebank_db::local::{LocalPostgres, PgBinaries, ServerTuning, free_port};
+use corebank_db::url::{host_and_port, url_for};
 use corebank_kernel::{AccountId, JournalEntryId, SystemClock};
 use corebank_service::{ServeOptions, Settings};
 use tokio_util::sync::CancellationToken;
@@ -114,25 +115,6 @@ async fn admin_client(config: &tokio_postgres::Config) -> anyhow::Result<tokio_p
         .context("connecting to the benchmark's server")?;
     tokio::spawn(connection);
     Ok(client)
-}
-
-fn host_and_port(config: &tokio_postgres::Config) -> (String, u16) {
-    let host = match config.get_hosts().first() {
-        Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
-        Some(tokio_postgres::config::Host::Unix(path)) => path.display().to_string(),
-        None => "127.0.0.1".to_owned(),
-    };
-    (host, config.get_ports().first().copied().unwrap_or(5432))
-}
-
-fn url_of(config: &tokio_postgres::Config, dbname: &str) -> String {
-    let (host, port) = host_and_port(config);
-    let user = config.get_user().unwrap_or("postgres");
-    let password = config
-        .get_password()
-        .map(|p| format!(":{}", String::from_utf8_lossy(p)))
-        .unwrap_or_default();
-    format!("postgres://{user}{password}@{host}:{port}/{dbname}")
 }
 
 async fn scratch_database(server: &Server, name: &str) -> anyhow::Result<()> {
@@ -266,7 +248,7 @@ async fn run_ledger_suite(
 
     let database = "corebank_bench_ledger";
     scratch_database(server, database).await?;
-    let url = url_of(&server.admin, database);
+    let url = url_for(&server.admin, database);
     let db = Db::connect_lazy(&settings.db_settings(&url, "bench"))?;
     corebank_db::migrate::apply(&db, &corebank_db::migrate::embedded()?).await?;
     db.close();

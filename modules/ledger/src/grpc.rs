@@ -744,14 +744,14 @@ impl pb::ledger_server::Ledger for LedgerService {
                 .lines
                 .iter()
                 .map(|line| pb::StatementLine {
-                    entry_id: line.entry_id.to_string(),
-                    kind: entry_kind_pb(line.kind).into(),
-                    recorded_at: time_text(line.recorded_at),
-                    value_date: line.value_date.to_string(),
-                    direction: direction_pb(line.direction).into(),
-                    bucket: line.bucket.as_str().to_owned(),
-                    amount: money_text(line.amount, currency),
-                    description: line.description.clone(),
+                    entry_id: line.posting.entry_id.to_string(),
+                    kind: entry_kind_pb(line.posting.kind).into(),
+                    recorded_at: time_text(line.posting.recorded_at),
+                    value_date: line.posting.value_date.to_string(),
+                    direction: direction_pb(line.posting.direction).into(),
+                    bucket: line.posting.bucket.as_str().to_owned(),
+                    amount: money_text(line.posting.amount, currency),
+                    description: line.posting.description.clone(),
                     running_balance: money_text(line.running_balance, currency),
                 })
                 .collect(),

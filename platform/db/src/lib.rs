@@ -8,6 +8,7 @@ pub mod local;
 pub mod migrate;
 mod pool;
 mod tx;
+pub mod url;
 
 pub use deadpool_postgres::Transaction;
 pub use pool::{Db, DbSettings};

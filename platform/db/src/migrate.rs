@@ -174,13 +174,30 @@ fn check_unique(migrations: &mut [Migration]) -> Result<(), MigrateError> {
     Ok(())
 }
 
-fn checksum(sql: &str) -> String {
+/// FNV-1a over bytes, in hex: enough to notice a change, not meant to resist an attacker.
+fn fnv1a_hex<'a>(chunks: impl IntoIterator<Item = &'a [u8]>) -> String {
     const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
     const PRIME: u64 = 0x0100_0000_01b3;
-    let hash = sql.bytes().fold(OFFSET, |hash, byte| {
-        (hash ^ u64::from(byte)).wrapping_mul(PRIME)
+    let hash = chunks.into_iter().flatten().fold(OFFSET, |hash, byte| {
+        (hash ^ u64::from(*byte)).wrapping_mul(PRIME)
     });
     format!("{hash:016x}")
+}
+
+fn checksum(sql: &str) -> String {
+    fnv1a_hex([sql.as_bytes()])
+}
+
+/// One value for a whole set of migrations (paths and contents): databases migrated from
+/// the same set can be told apart from others, as the testkit's templates are.
+pub fn fingerprint(migrations: &[Migration]) -> String {
+    let paths: Vec<String> = migrations.iter().map(Migration::path).collect();
+    fnv1a_hex(
+        paths
+            .iter()
+            .zip(migrations)
+            .flat_map(|(path, m)| [path.as_bytes(), m.checksum.as_bytes()]),
+    )
 }
 
 /// What `apply` did.

@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use corebank_db::local::{LocalPostgres, PgBinaries, ServerTuning, free_port};
 use corebank_db::migrate::{self, Migration};
+use corebank_db::url::url_for;
 use corebank_db::{Db, DbSettings};
 use corebank_service::{Component, RunningServer, ServeOptions};
 use tokio::sync::OnceCell;
@@ -171,13 +172,7 @@ fn workspace_migrations() -> Vec<Migration> {
 }
 
 fn template_name(migrations: &[Migration]) -> String {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for migration in migrations {
-        for byte in migration.path().bytes().chain(migration.checksum.bytes()) {
-            hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-    format!("corebank_tpl_{hash:016x}")
+    format!("corebank_tpl_{}", migrate::fingerprint(migrations))
 }
 
 async fn admin_client(server: &TestServer) -> tokio_postgres::Client {
@@ -211,9 +206,7 @@ async fn template(server: &TestServer) -> &'static str {
                 .batch_execute(&format!("CREATE DATABASE {building}"))
                 .await
                 .unwrap_or_else(|error| panic!("cannot create {building}: {error}"));
-            let mut config = server.admin_config.clone();
-            config.dbname(&building);
-            let db = Db::connect_lazy(&DbSettings::new(config_url(&config)))
+            let db = Db::connect_lazy(&DbSettings::new(url_for(&server.admin_config, &building)))
                 .unwrap_or_else(|error| panic!("{error}"));
             migrate::apply(&db, &migrations)
                 .await
@@ -232,26 +225,6 @@ async fn template(server: &TestServer) -> &'static str {
             name
         })
         .await
-}
-
-fn config_url(config: &tokio_postgres::Config) -> String {
-    let host = match config.get_hosts().first() {
-        Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
-        Some(tokio_postgres::config::Host::Unix(path)) => path.display().to_string(),
-        None => "127.0.0.1".to_owned(),
-    };
-    let port = config.get_ports().first().copied().unwrap_or(5432);
-    let user = config.get_user().unwrap_or("postgres");
-    let password = config
-        .get_password()
-        .map(|p| format!(":{}", String::from_utf8_lossy(p)))
-        .unwrap_or_default();
-    let dbname = config.get_dbname().unwrap_or("postgres");
-    if host.starts_with('/') {
-        format!("postgres://{user}{password}@/{dbname}?host={host}&port={port}")
-    } else {
-        format!("postgres://{user}{password}@{host}:{port}/{dbname}")
-    }
 }
 
 /// A database of its own for one test, dropped when the value is dropped.
@@ -274,9 +247,7 @@ impl TestDatabase {
             .batch_execute(&format!("CREATE DATABASE {name} TEMPLATE {template}"))
             .await
             .unwrap_or_else(|error| panic!("cannot create test database {name}: {error}"));
-        let mut config = server.admin_config.clone();
-        config.dbname(&name);
-        let url = config_url(&config);
+        let url = url_for(&server.admin_config, &name);
         let db =
             Db::connect_lazy(&Self::settings_for(&url)).unwrap_or_else(|error| panic!("{error}"));
         TestDatabase {

@@ -12,8 +12,8 @@ use rust_decimal::Decimal;
 use super::{AccountView, EntryView, from_tx_error};
 use crate::domain::error::LedgerError;
 use crate::domain::hash::{CHAIN_PARTITIONS, GENESIS_HASH, entry_hash};
-use crate::domain::model::{Account, AccountType, Balances, Bucket, Direction, EntryKind};
-use crate::store::{self, StatementCursor, StoreResult};
+use crate::domain::model::{Account, AccountType, Balances, Bucket, EntryKind};
+use crate::store::{self, StatementCursor, StatementRow, StoreResult};
 
 pub const STATEMENT_PAGE_SIZE_DEFAULT: u32 = 100;
 pub const STATEMENT_PAGE_SIZE_MAX: u32 = 1_000;
@@ -130,17 +130,10 @@ pub(super) async fn balances_as_of_value_date(
     .map_err(from_tx_error)
 }
 
-/// A statement line with the posted balance after it.
+/// A statement line: the posting as stored, and the posted balance after it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StatementLine {
-    pub entry_id: JournalEntryId,
-    pub kind: EntryKind,
-    pub recorded_at: DateTime<Utc>,
-    pub value_date: NaiveDate,
-    pub direction: Direction,
-    pub bucket: Bucket,
-    pub amount: Decimal,
-    pub description: String,
+    pub posting: StatementRow,
     pub running_balance: Decimal,
 }
 
@@ -228,14 +221,7 @@ pub(super) async fn statement(
                     leg: row.leg,
                 });
                 lines.push(StatementLine {
-                    entry_id: row.entry_id,
-                    kind: row.kind,
-                    recorded_at: row.recorded_at,
-                    value_date: row.value_date,
-                    direction: row.direction,
-                    bucket: row.bucket,
-                    amount: row.amount,
-                    description: row.description,
+                    posting: row,
                     running_balance: running,
                 });
             }

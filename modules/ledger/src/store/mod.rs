@@ -689,8 +689,8 @@ pub struct StatementCursor {
     pub leg: i64,
 }
 
-/// One line of a statement, before the running balance is added.
-#[derive(Debug, Clone)]
+/// One posting as a statement shows it.
+#[derive(Debug, Clone, PartialEq)]
 pub struct StatementRow {
     pub entry_id: JournalEntryId,
     pub leg: i64,
