@@ -94,6 +94,7 @@ async fn serve_until_shutdown(
         .stopped()
         .await
         .context("the server failed while stopping")?;
+    components_shutdown.cancel();
     db.close();
     Ok(())
 }
