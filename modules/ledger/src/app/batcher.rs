@@ -181,7 +181,10 @@ async fn run_batch(
     commands: &[Command],
     recorded_at: DateTime<Utc>,
 ) -> StoreResult<Vec<Result<EntryView, LedgerError>>> {
-    let mut state = BatchState::default();
+    let mut state = BatchState {
+        shard_pick: fastrand::u32(..),
+        ..BatchState::default()
+    };
     let ids: BTreeSet<JournalEntryId> = commands.iter().map(Command::id).collect();
     // Everything that can be read up front goes out at once: the ids already used, the
     // holds and entries referred to, the chain heads, the accounts named by new entries, and

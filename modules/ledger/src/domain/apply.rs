@@ -43,6 +43,10 @@ pub struct BatchState {
     /// Ids already used, with the request that used them.
     pub existing: HashMap<JournalEntryId, CanonicalRequest>,
     pub heads: HashMap<u32, ChainHead>,
+    /// Which balance row of a sharded account this batch writes to (modulo its shard count).
+    /// One row per account per batch: the batch's changes to a hot account add up into a
+    /// single update, and concurrent batches (other replicas) most likely pick other rows.
+    pub shard_pick: u32,
 }
 
 /// One command's outcome.
@@ -141,12 +145,10 @@ pub fn accounts_to_check(state: &BatchState, commands: &[Command]) -> BTreeSet<A
     checked
 }
 
-/// The balance row of `account` that an entry's change goes to.
-pub fn shard_of(entry_id: JournalEntryId, balance_shards: u32) -> u32 {
-    let uuid = entry_id.as_uuid();
-    let bytes = uuid.as_bytes();
-    let spread = u32::from_le_bytes([bytes[12], bytes[13], bytes[14], bytes[15]]);
-    spread % balance_shards.max(1)
+/// The balance row of an account with `balance_shards` rows that a batch with `shard_pick`
+/// writes to. Any row will do: an account's balance is the sum of its rows.
+pub fn shard_of(shard_pick: u32, balance_shards: u32) -> u32 {
+    shard_pick % balance_shards.max(1)
 }
 
 /// Decides every command in order against `state`, which it updates as it goes.
@@ -497,7 +499,7 @@ fn commit(
             .map_or(1, |a| a.balance_shards);
         writes
             .deltas
-            .entry((account_id, shard_of(id, shards)))
+            .entry((account_id, shard_of(state.shard_pick, shards)))
             .or_default()
             .add(&delta);
     }
@@ -597,4 +599,85 @@ fn commit(
         EntryKind::VoidPending | EntryKind::ExpirePending => {}
     }
     entry
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "a test fails loudly")]
+
+    use std::collections::BTreeMap;
+
+    use corebank_kernel::{Currency, Money};
+
+    use super::*;
+    use crate::domain::command::{Leg, NewEntry};
+    use crate::domain::model::{AccountStatus, AccountType, BalanceLimit, LimitKind};
+
+    fn account(account_type: AccountType, shards: u32) -> Account {
+        Account {
+            id: AccountId::generate(),
+            code: String::new(),
+            name: String::new(),
+            currency: Currency::from_code("EUR").unwrap(),
+            account_type,
+            limit: BalanceLimit {
+                kind: LimitKind::None,
+                amount: Decimal::ZERO,
+            },
+            status: AccountStatus::Open,
+            debits_frozen: false,
+            credits_frozen: false,
+            external_ref: String::new(),
+            metadata: BTreeMap::new(),
+            balance_shards: shards,
+            created_at: DateTime::<Utc>::UNIX_EPOCH,
+        }
+    }
+
+    fn transfer(debit: AccountId, credit: AccountId) -> Command {
+        let amount = Money::parse("1.00", Currency::from_code("EUR").unwrap()).unwrap();
+        let leg = |account_id, direction| Leg {
+            account_id,
+            direction,
+            amount,
+        };
+        Command::Entry(NewEntry {
+            id: JournalEntryId::generate(),
+            legs: vec![leg(debit, Direction::Debit), leg(credit, Direction::Credit)],
+            value_date: None,
+            description: String::new(),
+            external_ref: String::new(),
+            metadata: BTreeMap::new(),
+            pending: false,
+            timeout_seconds: 0,
+        })
+    }
+
+    #[test]
+    fn a_batch_adds_its_changes_to_a_sharded_account_into_one_row() {
+        let cash = account(AccountType::Asset, 1);
+        let fees = account(AccountType::Income, 16);
+        let mut state = BatchState {
+            shard_pick: 21,
+            ..BatchState::default()
+        };
+        state.accounts.insert(cash.id, cash.clone());
+        state.accounts.insert(fees.id, fees.clone());
+        let commands: Vec<Command> = (0..50).map(|_| transfer(cash.id, fees.id)).collect();
+        let (outcomes, writes) = apply_batch(&mut state, &commands, Utc::now());
+        assert!(
+            outcomes
+                .iter()
+                .all(|outcome| matches!(outcome, Outcome::Applied(_)))
+        );
+        let fee_rows: Vec<_> = writes
+            .deltas
+            .iter()
+            .filter(|((id, _), _)| *id == fees.id)
+            .collect();
+        assert_eq!(fee_rows.len(), 1, "one balance row of the hot account");
+        let ((_, shard), delta) = fee_rows[0];
+        assert_eq!(*shard, 21 % 16);
+        assert_eq!(delta.credits_posted, Decimal::from(50));
+    }
 }
