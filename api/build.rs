@@ -7,6 +7,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let protos: Vec<PathBuf> = [
         "proto/corebank/platform/v1/platform.proto",
         "proto/corebank/ledger/v1/ledger.proto",
+        "proto/corebank/saga/v1/saga.proto",
     ]
     .iter()
     .map(PathBuf::from)

@@ -30,3 +30,8 @@ pub mod ledger {
 pub mod platform {
     contract!("corebank.platform.v1");
 }
+
+/// `corebank.saga.v1`: operator actions on sagas, served by the components that own them.
+pub mod saga {
+    contract!("corebank.saga.v1");
+}

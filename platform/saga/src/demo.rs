@@ -1,0 +1,432 @@
+//! The demo saga, `demo.transfer`: moves an amount between two accounts of the `demo` schema
+//! in three steps, on real rows, so the orchestrator can be tested, crashed and benchmarked
+//! end to end.
+//!
+//! 1. `reserve` (database step): takes the amount off the source account; undone by
+//!    `release`. Refused (a business failure) when the balance is short.
+//! 2. `notify` (an outside call, or a database step when `remote_notify` is off): records
+//!    the transfer on the "remote" side, by idempotency key; undone by `retract`. Its query
+//!    tells whether a call whose answer was lost took effect.
+//! 3. `settle` (database step, the pivot): credits the destination account. Refused when the
+//!    account does not exist, which unwinds steps 2 and 1.
+//!
+//! Every effect is keyed by the step's idempotency key, so an action run twice applies once.
+//! The input may name a step at which to inject a business failure (`fail_at`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use corebank_db::{Db, DbError, Transaction};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::definition::{
+    Action, BoxFuture, QueryOutcome, RetryPolicy, SagaDefinition, Step, StepContext, StepOutcome,
+};
+
+/// The demo saga's type name.
+pub const SAGA_TYPE: &str = "demo.transfer";
+
+/// How the demo saga is put together.
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    /// Step 2 as an outside call (its own connection, a call log, a query) rather than a
+    /// database step.
+    pub remote_notify: bool,
+    /// How long the outside call takes.
+    pub call_delay: Duration,
+    /// Run every action twice in a row (idempotency check).
+    pub actions_twice: bool,
+    /// Run every compensation twice in a row.
+    pub compensations_twice: bool,
+    pub retry: RetryPolicy,
+    pub timeout: Duration,
+}
+
+impl Default for DemoOptions {
+    fn default() -> Self {
+        DemoOptions {
+            remote_notify: true,
+            call_delay: Duration::ZERO,
+            actions_twice: false,
+            compensations_twice: false,
+            retry: RetryPolicy {
+                attempts: 10,
+                initial_backoff: Duration::from_millis(20),
+                max_backoff: Duration::from_millis(500),
+                jitter: 0.2,
+            },
+            timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The input of one demo transfer.
+pub fn input(from: &str, to: &str, amount: i64, fail_at: Option<&str>) -> Value {
+    json!({ "from": from, "to": to, "amount": amount, "fail_at": fail_at })
+}
+
+/// Opens (or resets) a demo account.
+pub async fn open_account(db: &Db, id: &str, balance: i64) -> Result<(), DbError> {
+    let client = db.client().await?;
+    client
+        .execute(
+            "INSERT INTO demo_accounts (id, balance) VALUES ($1, $2) \
+             ON CONFLICT (id) DO UPDATE SET balance = excluded.balance",
+            &[&id, &balance],
+        )
+        .await?;
+    Ok(())
+}
+
+/// A demo account's balance (None when it does not exist).
+pub async fn balance(db: &Db, id: &str) -> Result<Option<i64>, DbError> {
+    let client = db.client().await?;
+    Ok(client
+        .query_opt("SELECT balance FROM demo_accounts WHERE id = $1", &[&id])
+        .await?
+        .map(|row| row.get(0)))
+}
+
+struct Transfer {
+    from: String,
+    to: String,
+    amount: i64,
+    fail_at: Option<String>,
+}
+
+fn transfer_of(context: &StepContext) -> Result<Transfer, StepOutcome> {
+    let text = |field: &str| {
+        context
+            .input
+            .get(field)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
+    let (Some(from), Some(to), Some(amount)) = (
+        text("from"),
+        text("to"),
+        context.input.get("amount").and_then(Value::as_i64),
+    ) else {
+        return Err(StepOutcome::Failed(
+            "the input needs from, to and amount".to_owned(),
+        ));
+    };
+    Ok(Transfer {
+        from,
+        to,
+        amount,
+        fail_at: text("fail_at"),
+    })
+}
+
+/// Records an effect under the context's key: false when it was recorded before.
+async fn record_effect(tx: &Transaction<'_>, context: &StepContext) -> Result<bool, DbError> {
+    let statement = tx
+        .prepare_cached(
+            "INSERT INTO demo_effects (key, saga_id, step, direction, owner, generation, applied_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (key) DO NOTHING",
+        )
+        .await?;
+    let inserted = tx
+        .execute(
+            &statement,
+            &[
+                &context.idempotency_key,
+                &context.saga_id,
+                &context.step_name,
+                &context.direction.as_str(),
+                &context.owner,
+                &context.generation,
+                &Utc::now(),
+            ],
+        )
+        .await?;
+    Ok(inserted == 1)
+}
+
+async fn adjust(
+    tx: &Transaction<'_>,
+    account: &str,
+    delta: i64,
+    require_funds: bool,
+) -> Result<bool, DbError> {
+    let statement = tx
+        .prepare_cached(
+            "UPDATE demo_accounts SET balance = balance + $2 WHERE id = $1 AND ($3 = false OR balance + $2 >= 0)",
+        )
+        .await?;
+    Ok(tx
+        .execute(&statement, &[&account, &delta, &require_funds])
+        .await?
+        == 1)
+}
+
+fn reserve<'a>(
+    tx: &'a Transaction<'a>,
+    context: &'a StepContext,
+) -> BoxFuture<'a, Result<StepOutcome, DbError>> {
+    Box::pin(async move {
+        let transfer = match transfer_of(context) {
+            Ok(transfer) => transfer,
+            Err(outcome) => return Ok(outcome),
+        };
+        if transfer.fail_at.as_deref() == Some("reserve") {
+            return Ok(StepOutcome::Failed(
+                "injected failure at reserve".to_owned(),
+            ));
+        }
+        if record_effect(tx, context).await?
+            && !adjust(tx, &transfer.from, -transfer.amount, true).await?
+        {
+            return Ok(StepOutcome::Failed(format!(
+                "account {} cannot give {}",
+                transfer.from, transfer.amount
+            )));
+        }
+        Ok(StepOutcome::Done(json!({ "reserved": transfer.amount })))
+    })
+}
+
+fn release<'a>(
+    tx: &'a Transaction<'a>,
+    context: &'a StepContext,
+) -> BoxFuture<'a, Result<StepOutcome, DbError>> {
+    Box::pin(async move {
+        let transfer = match transfer_of(context) {
+            Ok(transfer) => transfer,
+            Err(outcome) => return Ok(outcome),
+        };
+        if record_effect(tx, context).await? {
+            adjust(tx, &transfer.from, transfer.amount, false).await?;
+        }
+        Ok(StepOutcome::Done(json!({ "released": transfer.amount })))
+    })
+}
+
+fn notify_in_tx<'a>(
+    tx: &'a Transaction<'a>,
+    context: &'a StepContext,
+) -> BoxFuture<'a, Result<StepOutcome, DbError>> {
+    Box::pin(async move {
+        let transfer = match transfer_of(context) {
+            Ok(transfer) => transfer,
+            Err(outcome) => return Ok(outcome),
+        };
+        if transfer.fail_at.as_deref() == Some("notify") {
+            return Ok(StepOutcome::Failed("injected failure at notify".to_owned()));
+        }
+        if record_effect(tx, context).await? {
+            let statement = tx
+                .prepare_cached(
+                    "INSERT INTO demo_calls (key, saga_id, received_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (key) DO NOTHING",
+                )
+                .await?;
+            tx.execute(
+                &statement,
+                &[&context.idempotency_key, &context.saga_id, &Utc::now()],
+            )
+            .await?;
+        }
+        Ok(StepOutcome::Done(json!({ "notified": true })))
+    })
+}
+
+fn retract_in_tx<'a>(
+    tx: &'a Transaction<'a>,
+    context: &'a StepContext,
+) -> BoxFuture<'a, Result<StepOutcome, DbError>> {
+    Box::pin(async move {
+        if record_effect(tx, context).await? {
+            let key =
+                StepContext::key_for(context.saga_id, &context.step_name, crate::Direction::Do);
+            tx.execute("DELETE FROM demo_calls WHERE key = $1", &[&key])
+                .await?;
+        }
+        Ok(StepOutcome::Done(json!({ "retracted": true })))
+    })
+}
+
+/// The outside call: a connection and transaction of its own, like a peer service would
+/// have, logging when it ran and deduplicating by key.
+async fn remote_call(
+    db: Db,
+    context: StepContext,
+    delay: Duration,
+    undo: bool,
+) -> Result<StepOutcome, DbError> {
+    let started_at = Utc::now();
+    let fail = transfer_of(&context)
+        .ok()
+        .and_then(|t| t.fail_at)
+        .is_some_and(|step| step == "notify");
+    if fail && !undo {
+        return Ok(StepOutcome::Failed("injected failure at notify".to_owned()));
+    }
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    let context = &context;
+    db.run_tx("demo_remote_call", |tx| {
+        Box::pin(async move {
+            let do_key =
+                StepContext::key_for(context.saga_id, &context.step_name, crate::Direction::Do);
+            if undo {
+                tx.execute("DELETE FROM demo_calls WHERE key = $1", &[&do_key])
+                    .await?;
+            } else {
+                tx.execute(
+                    "INSERT INTO demo_calls (key, saga_id, received_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (key) DO NOTHING",
+                    &[&do_key, &context.saga_id, &Utc::now()],
+                )
+                .await?;
+            }
+            tx.execute(
+                "INSERT INTO demo_call_log (id, key, owner, generation, started_at, ended_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+                &[
+                    &Uuid::new_v4(),
+                    &context.idempotency_key,
+                    &context.owner,
+                    &context.generation,
+                    &started_at,
+                    &Utc::now(),
+                ],
+            )
+            .await?;
+            Ok::<_, corebank_db::TxError<DbError>>(())
+        })
+    })
+    .await
+    .map_err(|error| match error {
+        corebank_db::TxError::Db(error) | corebank_db::TxError::Abort(error) => error,
+    })?;
+    Ok(StepOutcome::Done(
+        json!({ if undo { "retracted" } else { "notified" }: true }),
+    ))
+}
+
+fn settle<'a>(
+    tx: &'a Transaction<'a>,
+    context: &'a StepContext,
+) -> BoxFuture<'a, Result<StepOutcome, DbError>> {
+    Box::pin(async move {
+        let transfer = match transfer_of(context) {
+            Ok(transfer) => transfer,
+            Err(outcome) => return Ok(outcome),
+        };
+        if transfer.fail_at.as_deref() == Some("settle") {
+            return Ok(StepOutcome::Failed("injected failure at settle".to_owned()));
+        }
+        if record_effect(tx, context).await?
+            && !adjust(tx, &transfer.to, transfer.amount, false).await?
+        {
+            return Ok(StepOutcome::Failed(format!(
+                "account {} does not exist",
+                transfer.to
+            )));
+        }
+        Ok(StepOutcome::Done(json!({ "settled": transfer.amount })))
+    })
+}
+
+type DbStepFn =
+    for<'a> fn(&'a Transaction<'a>, &'a StepContext) -> BoxFuture<'a, Result<StepOutcome, DbError>>;
+
+/// A database action, run twice in the same transaction when `twice` (the second run must
+/// find the first's effect and answer the same).
+fn db_action(f: DbStepFn, twice: bool) -> Action {
+    Action::db(move |tx, context| {
+        Box::pin(async move {
+            let first = f(tx, context).await?;
+            if !twice || !matches!(first, StepOutcome::Done(_)) {
+                return Ok(first);
+            }
+            let second = f(tx, context).await?;
+            if second == first {
+                Ok(second)
+            } else {
+                Ok(StepOutcome::Failed(format!(
+                    "the second run answered {second:?}, the first {first:?}"
+                )))
+            }
+        })
+    })
+}
+
+fn call_action(db: &Db, delay: Duration, undo: bool, twice: bool) -> Action {
+    let db = db.clone();
+    Action::call(move |context| {
+        let db = db.clone();
+        Box::pin(async move {
+            let runs = if twice { 2 } else { 1 };
+            let mut last = StepOutcome::Transient("not run".to_owned());
+            for _ in 0..runs {
+                last = match remote_call(db.clone(), context.clone(), delay, undo).await {
+                    Ok(outcome) => outcome,
+                    Err(error) => StepOutcome::Unknown(format!("the call failed: {error}")),
+                };
+                if !matches!(last, StepOutcome::Done(_)) {
+                    break;
+                }
+            }
+            last
+        })
+    })
+}
+
+fn notify_query(db: &Db) -> crate::definition::QueryFn {
+    let db = db.clone();
+    Arc::new(move |context: StepContext| {
+        let db = db.clone();
+        Box::pin(async move {
+            let client = match db.client().await {
+                Ok(client) => client,
+                Err(error) => return QueryOutcome::Unknown(error.to_string()),
+            };
+            match client
+                .query_opt(
+                    "SELECT 1 FROM demo_calls WHERE key = $1",
+                    &[&context.idempotency_key],
+                )
+                .await
+            {
+                Ok(Some(_)) => QueryOutcome::Applied(json!({ "notified": true })),
+                Ok(None) => QueryOutcome::NotApplied,
+                Err(error) => QueryOutcome::Unknown(error.to_string()),
+            }
+        })
+    })
+}
+
+/// The demo saga's definition (version 1). `db` is the demo schema's pool, used by the
+/// outside call.
+pub fn definition(db: &Db, options: &DemoOptions) -> SagaDefinition {
+    let twice = options.actions_twice;
+    let undo_twice = options.compensations_twice;
+    let notify = if options.remote_notify {
+        Step::new("notify", call_action(db, options.call_delay, false, twice))
+            .compensate_with(call_action(db, options.call_delay, true, undo_twice))
+            .query_with(notify_query(db))
+    } else {
+        Step::new("notify", db_action(notify_in_tx, twice))
+            .compensate_with(db_action(retract_in_tx, undo_twice))
+    };
+    let steps = vec![
+        Step::new("reserve", db_action(reserve, twice))
+            .compensate_with(db_action(release, undo_twice)),
+        notify,
+        Step::new("settle", db_action(settle, twice)).pivot(),
+    ];
+    SagaDefinition::new(
+        SAGA_TYPE,
+        1,
+        steps
+            .into_iter()
+            .map(|step| step.retry(options.retry).timeout(options.timeout))
+            .collect(),
+    )
+}

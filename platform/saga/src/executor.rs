@@ -1,0 +1,1012 @@
+//! The executor: claims due sagas under a lease with a fencing generation, and drives each
+//! one step after another until it completes, compensates, pauses or has to wait.
+//!
+//! Every change it writes names the generation it holds (`save_fenced`): once another
+//! executor (or an operator) has taken the saga over, the old holder's writes change nothing
+//! and it stops. A database action runs inside the same transaction as that fenced write, so
+//! its effect and the saga's progress commit together, exactly once. An attempt never runs
+//! longer than its timeout, and the lease is renewed to outlast it, so two executors never
+//! run the same step at once.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, TimeDelta, Utc};
+use corebank_db::{Db, DbError, Transaction, TxError};
+use serde_json::Value;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, oneshot};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::definition::{
+    Action, Direction, QueryOutcome, Registry, SagaDefinition, Step, StepContext, StepOutcome,
+};
+use crate::store::{self, SagaInstance, Status, StepRecord, StoreResult};
+use crate::{SagaError, from_tx_error};
+
+/// How an executor runs.
+#[derive(Debug, Clone)]
+pub struct ExecutorConfig {
+    /// Who holds the leases: unique per executor (host, process, a random part).
+    pub owner: String,
+    /// How long a claim lasts without renewal; an executor that dies is replaced after this.
+    pub lease: Duration,
+    /// How often to look for due sagas when nothing wakes the executor.
+    pub poll_interval: Duration,
+    /// Sagas driven at once.
+    pub max_in_flight: usize,
+    /// Sagas claimed per claim transaction.
+    pub claim_batch: i64,
+}
+
+impl ExecutorConfig {
+    /// Defaults with a fresh owner name.
+    pub fn new() -> ExecutorConfig {
+        ExecutorConfig {
+            owner: default_owner(),
+            lease: Duration::from_secs(15),
+            poll_interval: Duration::from_millis(250),
+            max_in_flight: 128,
+            claim_batch: 32,
+        }
+    }
+}
+
+impl Default for ExecutorConfig {
+    fn default() -> Self {
+        ExecutorConfig::new()
+    }
+}
+
+/// `<host>:<pid>:<random>`.
+pub fn default_owner() -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "local".to_owned());
+    let random = Uuid::new_v4().simple().to_string();
+    format!("{host}:{}:{}", std::process::id(), &random[..8])
+}
+
+/// A saga to start.
+#[derive(Debug, Clone)]
+pub struct NewSaga {
+    /// The idempotency key of the start: starting the same id again finds the first.
+    pub id: Uuid,
+    pub saga_type: String,
+    pub input: Value,
+    /// What operators look the saga up by (a payment id, say).
+    pub business_key: String,
+}
+
+/// What a start did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Started {
+    New(SagaInstance),
+    /// The id was started before with the same type and input: that saga, as it is now.
+    Existing(SagaInstance),
+}
+
+impl Started {
+    pub fn instance(&self) -> &SagaInstance {
+        match self {
+            Started::New(instance) | Started::Existing(instance) => instance,
+        }
+    }
+}
+
+/// Starts a saga inside the caller's transaction, so the caller's own changes and the saga
+/// commit together. Idempotent by saga id. The saga is due at once: call
+/// [`Executor::nudge`] after the commit to have a local executor pick it up without waiting.
+pub async fn start(
+    tx: &Transaction<'_>,
+    registry: &Registry,
+    new: &NewSaga,
+) -> StoreResult<Started> {
+    start_leased(tx, registry, new, None).await
+}
+
+async fn start_leased(
+    tx: &Transaction<'_>,
+    registry: &Registry,
+    new: &NewSaga,
+    lease: Option<(&str, DateTime<Utc>)>,
+) -> StoreResult<Started> {
+    let definition = registry.latest(&new.saga_type).ok_or_else(|| {
+        TxError::Abort(SagaError::UnknownType {
+            saga_type: new.saga_type.clone(),
+        })
+    })?;
+    let now = Utc::now();
+    let instance = SagaInstance {
+        id: new.id,
+        saga_type: definition.name.clone(),
+        version: definition.version,
+        status: Status::Running,
+        input: new.input.clone(),
+        outputs: Default::default(),
+        current_step: 0,
+        attempts: 0,
+        awaiting_query: false,
+        next_attempt_at: now,
+        lease_owner: lease.map(|(owner, _)| owner.to_owned()).unwrap_or_default(),
+        lease_expires_at: lease.map(|(_, until)| until),
+        generation: i64::from(lease.is_some()),
+        business_key: new.business_key.clone(),
+        failure: String::new(),
+        paused_reason: String::new(),
+        paused_from: None,
+        deadline_at: definition
+            .deadline
+            .and_then(|d| TimeDelta::from_std(d).ok())
+            .map(|d| now + d),
+        created_at: now,
+        updated_at: now,
+    };
+    match store::insert(tx, &instance).await? {
+        None => {
+            metrics::counter!("corebank_saga_started_total", "saga_type" => instance.saga_type.clone())
+                .increment(1);
+            Ok(Started::New(instance))
+        }
+        Some(existing) => {
+            let field = if existing.saga_type != instance.saga_type {
+                Some("saga_type")
+            } else if existing.input != instance.input {
+                Some("input")
+            } else if existing.business_key != instance.business_key {
+                Some("business_key")
+            } else {
+                None
+            };
+            match field {
+                Some(field) => Err(TxError::Abort(SagaError::ExistsWithDifferent {
+                    id: new.id.to_string(),
+                    field,
+                })),
+                None => Ok(Started::Existing(existing)),
+            }
+        }
+    }
+}
+
+/// Whoever waits for sagas to end: several executors in one process may share one.
+#[derive(Debug, Default)]
+pub struct Watchers {
+    waiting: Mutex<HashMap<Uuid, oneshot::Sender<Status>>>,
+}
+
+impl Watchers {
+    pub fn new() -> Arc<Watchers> {
+        Arc::new(Watchers::default())
+    }
+
+    /// Resolves when this executor (or another sharing these watchers) sees the saga end
+    /// (completed, compensated) or pause. Register before starting the saga.
+    pub fn watch(&self, id: Uuid) -> oneshot::Receiver<Status> {
+        let (sender, receiver) = oneshot::channel();
+        if let Ok(mut waiting) = self.waiting.lock() {
+            waiting.insert(id, sender);
+        }
+        receiver
+    }
+
+    fn settled(&self, id: Uuid, status: Status) {
+        let sender = self.waiting.lock().ok().and_then(|mut w| w.remove(&id));
+        if let Some(sender) = sender {
+            let _ = sender.send(status);
+        }
+    }
+}
+
+/// A saga executor. Cheap to clone; several may run against one schema, in one process or
+/// many.
+#[derive(Clone)]
+pub struct Executor {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: Db,
+    registry: Arc<Registry>,
+    config: ExecutorConfig,
+    wake: Notify,
+    permits: Arc<Semaphore>,
+    backlog: std::sync::atomic::AtomicBool,
+    watchers: Arc<Watchers>,
+    types: Vec<String>,
+}
+
+impl std::fmt::Debug for Executor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Executor")
+            .field("owner", &self.inner.config.owner)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How an attempt ended, for the drive loop.
+enum Next {
+    /// Saved; keep going with this state.
+    Continue(SagaInstance),
+    /// Saved and released until `next_attempt_at`.
+    Wait(DateTime<Utc>),
+    /// Done with it: terminal, paused, or no longer ours.
+    Stop,
+}
+
+/// Why a step's transaction was rolled back on purpose.
+#[derive(Debug)]
+enum Interrupt {
+    LostLease,
+    Store(SagaError),
+    Outcome(StepOutcome),
+}
+
+impl Executor {
+    pub fn new(db: Db, registry: Arc<Registry>, config: ExecutorConfig) -> Executor {
+        Executor::with_watchers(db, registry, config, Watchers::new())
+    }
+
+    /// An executor that reports settled sagas to shared `watchers`.
+    pub fn with_watchers(
+        db: Db,
+        registry: Arc<Registry>,
+        config: ExecutorConfig,
+        watchers: Arc<Watchers>,
+    ) -> Executor {
+        let types = registry_types(&registry);
+        Executor {
+            inner: Arc::new(Inner {
+                db,
+                permits: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
+                registry,
+                config,
+                wake: Notify::new(),
+                backlog: std::sync::atomic::AtomicBool::new(false),
+                watchers,
+                types,
+            }),
+        }
+    }
+
+    pub fn owner(&self) -> &str {
+        &self.inner.config.owner
+    }
+
+    pub fn watchers(&self) -> &Arc<Watchers> {
+        &self.inner.watchers
+    }
+
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.inner.registry
+    }
+
+    /// Look for due sagas now rather than at the next poll.
+    pub fn nudge(&self) {
+        self.inner.wake.notify_one();
+    }
+
+    /// Starts a saga in a transaction of its own and, when this executor has room, begins
+    /// driving it at once under its own lease (no claim round trip).
+    pub async fn start(&self, new: NewSaga) -> Result<Started, SagaError> {
+        let permit = Arc::clone(&self.inner.permits).try_acquire_owned().ok();
+        let owner = self.inner.config.owner.clone();
+        let lease_until = Utc::now() + lease_delta(self.inner.config.lease);
+        let leased = permit.is_some();
+        let registry = Arc::clone(&self.inner.registry);
+        let new_ref = &new;
+        let owner_ref = owner.as_str();
+        let started = self
+            .inner
+            .db
+            .run_tx("saga_start", |tx| {
+                let registry = Arc::clone(&registry);
+                Box::pin(async move {
+                    let lease = leased.then_some((owner_ref, lease_until));
+                    start_leased(&tx, &registry, new_ref, lease).await
+                })
+            })
+            .await
+            .map_err(from_tx_error)?;
+        match (&started, permit) {
+            (Started::New(instance), Some(permit)) => {
+                let executor = self.clone();
+                let instance = instance.clone();
+                tokio::spawn(async move { executor.drive(instance, permit).await });
+            }
+            (Started::New(_), None) => self.nudge(),
+            (Started::Existing(_), _) => {}
+        }
+        Ok(started)
+    }
+
+    /// Runs the claim loop until `shutdown`; sagas being driven finish their current attempt
+    /// and hand their lease back.
+    pub fn spawn(&self, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
+        let executor = self.clone();
+        tokio::spawn(async move { executor.claim_loop(shutdown).await })
+    }
+
+    async fn claim_loop(&self, shutdown: CancellationToken) {
+        tracing::info!(owner = %self.inner.config.owner, "saga executor started");
+        let inner = &self.inner;
+        loop {
+            tokio::select! {
+                () = inner.wake.notified() => {}
+                () = tokio::time::sleep(inner.config.poll_interval) => {}
+                () = shutdown.cancelled() => break,
+            }
+            loop {
+                let room = inner.permits.available_permits();
+                if room == 0 {
+                    inner
+                        .backlog
+                        .store(true, std::sync::atomic::Ordering::Relaxed);
+                    break;
+                }
+                let limit = i64::try_from(room)
+                    .unwrap_or(i64::MAX)
+                    .min(inner.config.claim_batch);
+                let claimed = match self.claim(limit).await {
+                    Ok(claimed) => claimed,
+                    Err(error) => {
+                        tracing::warn!(%error, "claiming due sagas failed; trying again at the next poll");
+                        break;
+                    }
+                };
+                let full = i64::try_from(claimed.len()).unwrap_or(i64::MAX) >= limit;
+                inner
+                    .backlog
+                    .store(full, std::sync::atomic::Ordering::Relaxed);
+                for instance in claimed {
+                    let Ok(permit) = Arc::clone(&inner.permits).acquire_owned().await else {
+                        return;
+                    };
+                    let executor = self.clone();
+                    let stop = shutdown.clone();
+                    tokio::spawn(async move {
+                        tokio::select! {
+                            () = executor.drive(instance, permit) => {}
+                            () = stop.cancelled() => {}
+                        }
+                    });
+                }
+                if !full {
+                    break;
+                }
+            }
+        }
+        tracing::info!(owner = %self.inner.config.owner, "saga executor stopped");
+    }
+
+    async fn claim(&self, limit: i64) -> Result<Vec<SagaInstance>, SagaError> {
+        let owner = self.inner.config.owner.as_str();
+        let lease = lease_delta(self.inner.config.lease);
+        let types = &self.inner.types;
+        self.inner
+            .db
+            .run_tx("saga_claim", |tx| {
+                Box::pin(async move {
+                    let now = Utc::now();
+                    let claimed = store::claim(&tx, owner, now, now + lease, limit).await?;
+                    Ok(claimed
+                        .into_iter()
+                        .filter(|instance| types.contains(&instance.saga_type))
+                        .collect())
+                })
+            })
+            .await
+            .map_err(from_tx_error)
+    }
+
+    /// Drives one saga it holds the lease of, until it ends, pauses, waits or is lost.
+    async fn drive(&self, mut instance: SagaInstance, permit: OwnedSemaphorePermit) {
+        let Some(definition) = self
+            .inner
+            .registry
+            .get(&instance.saga_type, instance.version)
+        else {
+            let reason = format!(
+                "this executor does not know version {} of saga type {}",
+                instance.version, instance.saga_type
+            );
+            tracing::warn!(saga.id = %instance.id, %reason, "handing the saga back");
+            let mut released = instance.clone();
+            released.next_attempt_at = Utc::now() + lease_delta(self.inner.config.lease);
+            release(&mut released);
+            let _ = self.save(&released, None).await;
+            return;
+        };
+        loop {
+            let next = self.step_once(&definition, instance).await;
+            match next {
+                Next::Continue(state) => instance = state,
+                Next::Wait(at) => {
+                    let executor = self.clone();
+                    let pause = (at - Utc::now()).to_std().unwrap_or_default();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(pause).await;
+                        executor.nudge();
+                    });
+                    break;
+                }
+                Next::Stop => break,
+            }
+        }
+        drop(permit);
+        if self
+            .inner
+            .backlog
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            self.nudge();
+        }
+    }
+
+    /// One attempt (or one bookkeeping move) of a saga.
+    async fn step_once(&self, definition: &SagaDefinition, instance: SagaInstance) -> Next {
+        let now = Utc::now();
+        if matches!(instance.status, Status::Running | Status::Compensating)
+            && instance.deadline_at.is_some_and(|deadline| now > deadline)
+        {
+            let reason = format!(
+                "the saga's deadline passed while it was {}",
+                instance.status
+            );
+            return self.pause(instance, reason, None).await;
+        }
+        match instance.status {
+            Status::Running => {
+                let index = instance.current_step;
+                let Some(step) = definition.steps.get(index) else {
+                    let mut done = instance;
+                    done.status = Status::Completed;
+                    release(&mut done);
+                    return self.finish(done, None).await;
+                };
+                if instance.awaiting_query
+                    && let Some(query) = &step.query
+                {
+                    return self.run_query(definition, step, query, instance).await;
+                }
+                self.run_action(definition, step, Direction::Do, instance)
+                    .await
+            }
+            Status::Compensating => {
+                let mut instance = instance;
+                while instance.current_step > 0
+                    && definition
+                        .steps
+                        .get(instance.current_step - 1)
+                        .is_some_and(|step| step.compensation.is_none())
+                {
+                    instance.current_step -= 1;
+                }
+                if instance.current_step == 0 {
+                    instance.status = Status::Compensated;
+                    release(&mut instance);
+                    return self.finish(instance, None).await;
+                }
+                let Some(step) = definition.steps.get(instance.current_step - 1) else {
+                    return Next::Stop;
+                };
+                self.run_action(definition, step, Direction::Undo, instance)
+                    .await
+            }
+            Status::Completed | Status::Compensated | Status::Paused => Next::Stop,
+        }
+    }
+
+    fn context(
+        &self,
+        instance: &SagaInstance,
+        step: &Step,
+        index: usize,
+        direction: Direction,
+    ) -> StepContext {
+        StepContext {
+            saga_id: instance.id,
+            saga_type: instance.saga_type.clone(),
+            step: index,
+            step_name: step.name.clone(),
+            direction,
+            idempotency_key: StepContext::key_for(instance.id, &step.name, direction),
+            input: instance.input.clone(),
+            outputs: instance.outputs.clone(),
+            attempt: instance.attempts.saturating_add(1),
+            generation: instance.generation,
+            owner: self.inner.config.owner.clone(),
+        }
+    }
+
+    async fn run_action(
+        &self,
+        definition: &SagaDefinition,
+        step: &Step,
+        direction: Direction,
+        mut instance: SagaInstance,
+    ) -> Next {
+        let index = match direction {
+            Direction::Undo => instance.current_step.saturating_sub(1),
+            Direction::Do | Direction::Query => instance.current_step,
+        };
+        let Some(action) = (match direction {
+            Direction::Undo => step.compensation.as_ref(),
+            Direction::Do | Direction::Query => Some(&step.action),
+        }) else {
+            return Next::Stop;
+        };
+        // The attempt must end before the lease does, or another executor could start the
+        // same step: renew first when the lease would not outlast the timeout.
+        let margin = step.timeout + Duration::from_secs(1);
+        if instance
+            .lease_expires_at
+            .is_none_or(|until| until < Utc::now() + lease_delta(margin))
+        {
+            instance.lease_expires_at =
+                Some(Utc::now() + lease_delta(self.inner.config.lease.max(margin * 2)));
+            match self.save(&instance, None).await {
+                Ok(true) => {}
+                Ok(false) | Err(_) => return Next::Stop,
+            }
+        }
+        let context = self.context(&instance, step, index, direction);
+        let started_at = Utc::now();
+        let clock = Instant::now();
+        let outcome = match action {
+            Action::Db(action) => {
+                match self
+                    .run_db_action(
+                        definition, step, index, direction, action, &context, &instance, started_at,
+                    )
+                    .await
+                {
+                    DbAttempt::Committed(next) => {
+                        observe(definition, step, direction, "done", clock);
+                        return Next::Continue(next);
+                    }
+                    DbAttempt::Lost => return Next::Stop,
+                    DbAttempt::Reload => {
+                        return match self.reload(&instance).await {
+                            Some(reloaded) => Next::Continue(reloaded),
+                            None => Next::Stop,
+                        };
+                    }
+                    DbAttempt::Outcome(outcome) => outcome,
+                }
+            }
+            Action::Call(action) => tokio::time::timeout(step.timeout, action(context.clone()))
+                .await
+                .unwrap_or_else(|_| {
+                    StepOutcome::Unknown(format!(
+                        "no answer within the step's timeout of {} ms",
+                        step.timeout.as_millis()
+                    ))
+                }),
+        };
+        let label = outcome_label(&outcome);
+        observe(definition, step, direction, label, clock);
+        let record = |output: Option<Value>, error: String| StepRecord {
+            saga_id: instance.id,
+            id: Uuid::new_v4(),
+            step: index,
+            step_name: step.name.clone(),
+            direction: direction.as_str().to_owned(),
+            attempt: context.attempt,
+            generation: instance.generation,
+            owner: self.inner.config.owner.clone(),
+            started_at,
+            ended_at: Utc::now(),
+            outcome: label.to_owned(),
+            output,
+            error,
+        };
+        match outcome {
+            StepOutcome::Done(output) => {
+                let record = record(Some(output.clone()), String::new());
+                let next = self.succeeded(definition, step, direction, instance, output);
+                self.save_and_go_on(next, Some(&record)).await
+            }
+            StepOutcome::Failed(message) if direction == Direction::Do => {
+                let record = record(None, message.clone());
+                self.business_failure(definition, step, instance, message, record)
+                    .await
+            }
+            StepOutcome::Unknown(message) if direction == Direction::Do && step.query.is_some() => {
+                let record = record(None, message.clone());
+                instance.awaiting_query = true;
+                self.retry_later(step, direction, instance, message, record)
+                    .await
+            }
+            StepOutcome::Failed(message)
+            | StepOutcome::Transient(message)
+            | StepOutcome::Unknown(message) => {
+                let record = record(None, message.clone());
+                self.retry_later(step, direction, instance, message, record)
+                    .await
+            }
+        }
+    }
+
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one attempt's whole context, passed down once"
+    )]
+    async fn run_db_action(
+        &self,
+        definition: &SagaDefinition,
+        step: &Step,
+        index: usize,
+        direction: Direction,
+        action: &crate::definition::DbActionFn,
+        context: &StepContext,
+        instance: &SagaInstance,
+        started_at: DateTime<Utc>,
+    ) -> DbAttempt {
+        let owner = self.inner.config.owner.as_str();
+        let attempt = self.inner.db.run_tx("saga_step", |tx| {
+            let action = Arc::clone(action);
+            Box::pin(async move {
+                let outcome = action(&tx, context).await.map_err(TxError::Db)?;
+                match outcome {
+                    StepOutcome::Done(output) => {
+                        let record = StepRecord {
+                            saga_id: instance.id,
+                            id: Uuid::new_v4(),
+                            step: index,
+                            step_name: step.name.clone(),
+                            direction: direction.as_str().to_owned(),
+                            attempt: context.attempt,
+                            generation: instance.generation,
+                            owner: owner.to_owned(),
+                            started_at,
+                            ended_at: Utc::now(),
+                            outcome: "done".to_owned(),
+                            output: Some(output.clone()),
+                            error: String::new(),
+                        };
+                        let next =
+                            self.succeeded(definition, step, direction, instance.clone(), output);
+                        let saved = store::save_fenced(&tx, &next, Some(&record))
+                            .await
+                            .map_err(|error| match error {
+                                TxError::Db(error) => TxError::Db(error),
+                                TxError::Abort(error) => TxError::Abort(Interrupt::Store(error)),
+                            })?;
+                        if saved {
+                            Ok(next)
+                        } else {
+                            Err(TxError::Abort(Interrupt::LostLease))
+                        }
+                    }
+                    other => Err(TxError::Abort(Interrupt::Outcome(other))),
+                }
+            })
+        });
+        match tokio::time::timeout(step.timeout, attempt).await {
+            Ok(Ok(next)) => {
+                if next.status.is_terminal() {
+                    self.settled(&next);
+                }
+                DbAttempt::Committed(next)
+            }
+            Ok(Err(TxError::Abort(Interrupt::LostLease))) => DbAttempt::Lost,
+            Ok(Err(TxError::Abort(Interrupt::Outcome(outcome)))) => DbAttempt::Outcome(outcome),
+            Ok(Err(TxError::Abort(Interrupt::Store(error)))) => DbAttempt::Outcome(
+                StepOutcome::Transient(format!("saving the step failed: {error}")),
+            ),
+            // The commit may have happened: the stored state tells.
+            Ok(Err(TxError::Db(DbError::OutcomeUnknown { .. }))) | Err(_) => DbAttempt::Reload,
+            Ok(Err(TxError::Db(error))) => DbAttempt::Outcome(StepOutcome::Transient(format!(
+                "the step's transaction failed: {error}"
+            ))),
+        }
+    }
+
+    /// The state after a successful attempt.
+    fn succeeded(
+        &self,
+        definition: &SagaDefinition,
+        step: &Step,
+        direction: Direction,
+        mut instance: SagaInstance,
+        output: Value,
+    ) -> SagaInstance {
+        let now = Utc::now();
+        instance.attempts = 0;
+        instance.awaiting_query = false;
+        instance.next_attempt_at = now;
+        instance.updated_at = now;
+        match direction {
+            Direction::Do | Direction::Query => {
+                instance.outputs.insert(step.name.clone(), output);
+                instance.current_step += 1;
+                if instance.current_step >= definition.steps.len() {
+                    instance.status = Status::Completed;
+                    release(&mut instance);
+                } else {
+                    instance.lease_expires_at = Some(now + lease_delta(self.inner.config.lease));
+                }
+            }
+            Direction::Undo => {
+                instance.current_step = instance.current_step.saturating_sub(1);
+                instance.lease_expires_at = Some(now + lease_delta(self.inner.config.lease));
+            }
+        }
+        instance
+    }
+
+    async fn run_query(
+        &self,
+        definition: &SagaDefinition,
+        step: &Step,
+        query: &crate::definition::QueryFn,
+        mut instance: SagaInstance,
+    ) -> Next {
+        let index = instance.current_step;
+        let context = self.context(&instance, step, index, Direction::Query);
+        let started_at = Utc::now();
+        let clock = Instant::now();
+        let answer = tokio::time::timeout(step.timeout, query(context.clone()))
+            .await
+            .unwrap_or_else(|_| QueryOutcome::Unknown("the query timed out".to_owned()));
+        let (label, output, error) = match &answer {
+            QueryOutcome::Applied(output) => ("applied", Some(output.clone()), String::new()),
+            QueryOutcome::NotApplied => ("not_applied", None, String::new()),
+            QueryOutcome::Unknown(message) => ("unknown", None, message.clone()),
+        };
+        observe(definition, step, Direction::Query, label, clock);
+        let record = StepRecord {
+            saga_id: instance.id,
+            id: Uuid::new_v4(),
+            step: index,
+            step_name: step.name.clone(),
+            direction: Direction::Query.as_str().to_owned(),
+            attempt: context.attempt,
+            generation: instance.generation,
+            owner: self.inner.config.owner.clone(),
+            started_at,
+            ended_at: Utc::now(),
+            outcome: label.to_owned(),
+            output,
+            error,
+        };
+        match answer {
+            QueryOutcome::Applied(output) => {
+                let next = self.succeeded(definition, step, Direction::Do, instance, output);
+                self.save_and_go_on(next, Some(&record)).await
+            }
+            QueryOutcome::NotApplied => {
+                // Nothing happened: the action may run again, as the next attempt.
+                instance.awaiting_query = false;
+                instance.updated_at = Utc::now();
+                self.save_and_go_on(instance, Some(&record)).await
+            }
+            QueryOutcome::Unknown(message) => {
+                self.retry_later(step, Direction::Do, instance, message, record)
+                    .await
+            }
+        }
+    }
+
+    async fn business_failure(
+        &self,
+        definition: &SagaDefinition,
+        step: &Step,
+        mut instance: SagaInstance,
+        message: String,
+        record: StepRecord,
+    ) -> Next {
+        if definition
+            .pivot()
+            .is_some_and(|pivot| instance.current_step > pivot)
+        {
+            let reason = format!(
+                "step {} failed after the pivot (forward recovery only): {message}",
+                step.name
+            );
+            return self.pause(instance, reason, Some(&record)).await;
+        }
+        let now = Utc::now();
+        instance.status = Status::Compensating;
+        instance.failure = format!("step {} failed: {message}", step.name);
+        instance.attempts = 0;
+        instance.awaiting_query = false;
+        instance.next_attempt_at = now;
+        instance.updated_at = now;
+        metrics::counter!("corebank_saga_compensations_total", "saga_type" => instance.saga_type.clone())
+            .increment(1);
+        self.save_and_go_on(instance, Some(&record)).await
+    }
+
+    async fn retry_later(
+        &self,
+        step: &Step,
+        direction: Direction,
+        mut instance: SagaInstance,
+        message: String,
+        record: StepRecord,
+    ) -> Next {
+        let attempts = instance.attempts.saturating_add(1);
+        if attempts >= step.retry.attempts {
+            let reason = format!(
+                "step {} ({}) gave up after {attempts} attempts: {message}",
+                step.name,
+                direction.as_str()
+            );
+            return self.pause(instance, reason, Some(&record)).await;
+        }
+        metrics::counter!("corebank_saga_step_retries_total", "saga_type" => instance.saga_type.clone(), "step" => step.name.clone())
+            .increment(1);
+        let now = Utc::now();
+        instance.attempts = attempts;
+        instance.next_attempt_at = now + lease_delta(step.retry.backoff(attempts + 1));
+        instance.updated_at = now;
+        release(&mut instance);
+        let at = instance.next_attempt_at;
+        match self.save(&instance, Some(&record)).await {
+            Ok(true) => Next::Wait(at),
+            Ok(false) | Err(_) => Next::Stop,
+        }
+    }
+
+    async fn pause(
+        &self,
+        mut instance: SagaInstance,
+        reason: String,
+        record: Option<&StepRecord>,
+    ) -> Next {
+        tracing::warn!(saga.id = %instance.id, saga.saga_type = %instance.saga_type, %reason, "saga paused: it needs an operator");
+        metrics::counter!("corebank_saga_paused_total", "saga_type" => instance.saga_type.clone())
+            .increment(1);
+        let now = Utc::now();
+        instance.paused_from = Some(instance.status);
+        instance.status = Status::Paused;
+        instance.paused_reason = reason;
+        instance.updated_at = now;
+        release(&mut instance);
+        self.finish(instance, record).await
+    }
+
+    /// Saves a state that ends the drive (terminal or paused) and tells the watchers.
+    async fn finish(&self, instance: SagaInstance, record: Option<&StepRecord>) -> Next {
+        if let Ok(true) = self.save(&instance, record).await {
+            self.settled(&instance);
+        }
+        Next::Stop
+    }
+
+    fn settled(&self, instance: &SagaInstance) {
+        metrics::counter!("corebank_saga_settled_total", "saga_type" => instance.saga_type.clone(), "status" => instance.status.as_str())
+            .increment(1);
+        self.inner.watchers.settled(instance.id, instance.status);
+    }
+
+    async fn save_and_go_on(&self, instance: SagaInstance, record: Option<&StepRecord>) -> Next {
+        match self.save(&instance, record).await {
+            Ok(true) if instance.status.is_terminal() => {
+                self.settled(&instance);
+                Next::Stop
+            }
+            Ok(true) => Next::Continue(instance),
+            Ok(false) | Err(_) => Next::Stop,
+        }
+    }
+
+    /// A fenced write in a transaction of its own: whether this executor still held the saga.
+    async fn save(
+        &self,
+        instance: &SagaInstance,
+        record: Option<&StepRecord>,
+    ) -> Result<bool, SagaError> {
+        let saved = self
+            .inner
+            .db
+            .run_tx("saga_save", |tx| {
+                Box::pin(async move { store::save_fenced(&tx, instance, record).await })
+            })
+            .await
+            .map_err(from_tx_error);
+        match &saved {
+            Ok(false) => {
+                tracing::info!(saga.id = %instance.id, "the saga was taken over; leaving it")
+            }
+            Err(error) => {
+                tracing::warn!(saga.id = %instance.id, %error, "saving the saga failed; its lease will lapse and it will be resumed");
+            }
+            Ok(true) => {}
+        }
+        saved
+    }
+
+    /// The stored state, if this executor still holds the saga.
+    async fn reload(&self, instance: &SagaInstance) -> Option<SagaInstance> {
+        let id = instance.id;
+        let stored = self
+            .inner
+            .db
+            .run_tx("saga_load", |tx| {
+                Box::pin(async move { store::load(&tx, id).await })
+            })
+            .await
+            .ok()
+            .flatten()?;
+        (stored.generation == instance.generation && stored.lease_owner == instance.lease_owner)
+            .then_some(stored)
+    }
+}
+
+enum DbAttempt {
+    Committed(SagaInstance),
+    Lost,
+    Reload,
+    Outcome(StepOutcome),
+}
+
+fn release(instance: &mut SagaInstance) {
+    instance.lease_owner.clear();
+    instance.lease_expires_at = None;
+}
+
+fn lease_delta(duration: Duration) -> TimeDelta {
+    TimeDelta::from_std(duration).unwrap_or(TimeDelta::MAX)
+}
+
+fn registry_types(registry: &Registry) -> Vec<String> {
+    registry.names()
+}
+
+fn outcome_label(outcome: &StepOutcome) -> &'static str {
+    match outcome {
+        StepOutcome::Done(_) => "done",
+        StepOutcome::Failed(_) => "failed",
+        StepOutcome::Transient(_) => "transient",
+        StepOutcome::Unknown(_) => "unknown",
+    }
+}
+
+fn observe(
+    definition: &SagaDefinition,
+    step: &Step,
+    direction: Direction,
+    outcome: &'static str,
+    clock: Instant,
+) {
+    metrics::histogram!(
+        "corebank_saga_step_duration_seconds",
+        "saga_type" => definition.name.clone(),
+        "step" => step.name.clone(),
+        "direction" => direction.as_str(),
+        "outcome" => outcome,
+    )
+    .record(clock.elapsed().as_secs_f64());
+}
+
+/// Publishes how many sagas are in each status (`corebank_sagas`), every `interval`.
+pub fn spawn_status_gauges(
+    db: Db,
+    interval: Duration,
+    shutdown: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            let counts = db
+                .run_tx("saga_counts", |tx| {
+                    Box::pin(async move { store::count_by_status(&tx).await })
+                })
+                .await;
+            match counts {
+                Ok(counts) => {
+                    for (saga_type, status, count) in counts {
+                        metrics::gauge!("corebank_sagas", "saga_type" => saga_type, "status" => status.as_str())
+                            .set(f64::from(i32::try_from(count).unwrap_or(i32::MAX)));
+                    }
+                }
+                Err(error) => tracing::warn!(error = %error, "counting sagas failed"),
+            }
+            tokio::select! {
+                () = tokio::time::sleep(interval) => {}
+                () = shutdown.cancelled() => return,
+            }
+        }
+    })
+}

@@ -1,0 +1,86 @@
+//! A durable saga orchestrator that needs no cluster of its own: a saga's state and history
+//! live in the owning module's schema (PostgreSQL here, CockroachDB in production).
+//!
+//! - [`definition`]: saga types as data (steps, compensations, queries, retry policies,
+//!   timeouts, pivot) and the [`Registry`] of them, by name and version.
+//! - [`executor`]: claims due sagas under a lease with a fencing generation, runs their
+//!   steps, retries with backoff, compensates in reverse order and pauses what needs a human.
+//! - [`ops`]: what operators do to a saga (list, get, retry now, resume, force-compensate,
+//!   mark resolved), each recorded with who and why; [`grpc`] serves them.
+//! - [`store`]: the SQL.
+//! - [`demo`]: a three-step saga over the `demo` schema's own rows, used by the tests, the
+//!   crash test and `corebank bench saga`.
+
+pub mod definition;
+pub mod demo;
+pub mod executor;
+pub mod grpc;
+pub mod ops;
+pub mod store;
+
+pub use definition::{
+    Action, BoxFuture, Direction, QueryOutcome, Registry, RetryPolicy, SagaDefinition, Step,
+    StepContext, StepOutcome,
+};
+pub use executor::{Executor, ExecutorConfig, NewSaga, Started, Watchers, start};
+pub use store::{SagaInstance, Status, StepRecord};
+
+use corebank_db::{DbError, TxError};
+
+/// Why a saga operation was refused or failed. Every variant has a stable [`SagaError::code`].
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SagaError {
+    #[error("saga definition {name} is invalid: {message}")]
+    InvalidDefinition { name: String, message: String },
+    #[error("no saga type {saga_type} is registered with this executor")]
+    UnknownType { saga_type: String },
+    #[error("saga {id} exists with a different {field}")]
+    ExistsWithDifferent { id: String, field: &'static str },
+    #[error("no saga {id}")]
+    NotFound { id: String },
+    #[error("saga {id} is {status}: {message}")]
+    InvalidState {
+        id: String,
+        status: String,
+        message: String,
+    },
+    #[error("saga {id} is past its pivot step: only forward recovery is possible")]
+    PastPivot { id: String },
+    #[error("{field}: {message}")]
+    InvalidArgument {
+        field: &'static str,
+        message: String,
+    },
+    #[error("the database is unavailable: {message}")]
+    Unavailable { message: String },
+    #[error("internal error: {message}")]
+    Internal { message: String },
+}
+
+impl SagaError {
+    /// The stable, machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            SagaError::InvalidDefinition { .. } => "invalid_definition",
+            SagaError::UnknownType { .. } => "unknown_saga_type",
+            SagaError::ExistsWithDifferent { .. } => "exists_with_different_content",
+            SagaError::NotFound { .. } => "saga_not_found",
+            SagaError::InvalidState { .. } => "invalid_saga_state",
+            SagaError::PastPivot { .. } => "past_pivot",
+            SagaError::InvalidArgument { .. } => "invalid_argument",
+            SagaError::Unavailable { .. } => "unavailable",
+            SagaError::Internal { .. } => "internal",
+        }
+    }
+}
+
+/// Folds a transaction's failure into a [`SagaError`].
+pub fn from_tx_error(error: TxError<SagaError>) -> SagaError {
+    match error {
+        TxError::Abort(error) => error,
+        TxError::Db(DbError::Unavailable { message }) => SagaError::Unavailable { message },
+        TxError::Db(other) => SagaError::Internal {
+            message: other.to_string(),
+        },
+    }
+}

@@ -1,0 +1,251 @@
+//! What operators do to sagas. Every change records who did it and why, in the same
+//! transaction, and moves the fencing generation on, so an executor still holding the saga
+//! changes nothing more.
+
+use chrono::{DateTime, Utc};
+use corebank_db::{Db, TxError};
+use uuid::Uuid;
+
+use crate::definition::Registry;
+use crate::store::{self, ListFilter, OperatorAction, SagaInstance, Status, StepRecord};
+use crate::{SagaError, from_tx_error};
+
+/// One saga with everything that happened to it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SagaDetail {
+    pub instance: SagaInstance,
+    pub steps: Vec<StepRecord>,
+    pub operator_actions: Vec<OperatorAction>,
+}
+
+/// Who asks for an operator action, and why. Both are required.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub who: String,
+    pub why: String,
+}
+
+impl Actor {
+    fn check(&self) -> Result<(), SagaError> {
+        if self.who.trim().is_empty() {
+            return Err(SagaError::InvalidArgument {
+                field: "actor",
+                message: "say who is acting".to_owned(),
+            });
+        }
+        if self.why.trim().is_empty() {
+            return Err(SagaError::InvalidArgument {
+                field: "reason",
+                message: "say why (it goes into the saga's history)".to_owned(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The terminal state an operator settles a saga in by hand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resolution {
+    Completed,
+    Compensated,
+}
+
+/// Sagas matching `filter`, newest first; at most 500 a page.
+pub async fn list(db: &Db, filter: ListFilter) -> Result<Vec<SagaInstance>, SagaError> {
+    let mut filter = filter;
+    filter.limit = filter.limit.clamp(1, 500);
+    let filter = &filter;
+    db.run_tx("saga_list", |tx| {
+        Box::pin(async move { store::list(&tx, filter).await })
+    })
+    .await
+    .map_err(from_tx_error)
+}
+
+/// One saga with its step history and operator actions.
+pub async fn get(db: &Db, id: Uuid) -> Result<SagaDetail, SagaError> {
+    db.run_tx("saga_get", |tx| {
+        Box::pin(async move {
+            let instance = store::load(&tx, id).await?.ok_or_else(|| not_found(id))?;
+            let (steps, actions) =
+                tokio::join!(store::steps(&tx, id), store::operator_actions(&tx, id));
+            Ok(SagaDetail {
+                instance,
+                steps: steps?,
+                operator_actions: actions?,
+            })
+        })
+    })
+    .await
+    .map_err(from_tx_error)
+}
+
+fn not_found(id: Uuid) -> TxError<SagaError> {
+    TxError::Abort(SagaError::NotFound { id: id.to_string() })
+}
+
+fn invalid(instance: &SagaInstance, message: &str) -> TxError<SagaError> {
+    TxError::Abort(SagaError::InvalidState {
+        id: instance.id.to_string(),
+        status: instance.status.to_string(),
+        message: message.to_owned(),
+    })
+}
+
+/// Runs `change` on the stored saga and records it as `action`.
+async fn operate<F>(
+    db: &Db,
+    id: Uuid,
+    actor: &Actor,
+    action: &'static str,
+    change: F,
+) -> Result<SagaInstance, SagaError>
+where
+    F: Fn(&mut SagaInstance, DateTime<Utc>) -> Result<(), TxError<SagaError>> + Send + Sync,
+{
+    actor.check()?;
+    let change = &change;
+    db.run_tx("saga_operator", |tx| {
+        Box::pin(async move {
+            let mut instance = store::load(&tx, id).await?.ok_or_else(|| not_found(id))?;
+            let before = instance.status;
+            let now = Utc::now();
+            change(&mut instance, now)?;
+            instance.updated_at = now;
+            store::save_by_operator(&tx, &instance).await?;
+            store::insert_operator_action(
+                &tx,
+                id,
+                &OperatorAction {
+                    id: Uuid::new_v4(),
+                    action: action.to_owned(),
+                    actor: actor.who.clone(),
+                    reason: actor.why.clone(),
+                    status_before: before.to_string(),
+                    status_after: instance.status.to_string(),
+                    at: now,
+                },
+            )
+            .await?;
+            instance.generation += 1;
+            instance.lease_owner.clear();
+            instance.lease_expires_at = None;
+            Ok(instance)
+        })
+    })
+    .await
+    .map_err(from_tx_error)
+}
+
+/// A running or compensating saga waiting for its backoff: due now.
+pub async fn retry_now(db: &Db, id: Uuid, actor: &Actor) -> Result<SagaInstance, SagaError> {
+    operate(db, id, actor, "retry_now", |instance, now| {
+        if !matches!(instance.status, Status::Running | Status::Compensating) {
+            return Err(invalid(
+                instance,
+                "only a running or compensating saga can be retried now (resume a paused one)",
+            ));
+        }
+        instance.next_attempt_at = now;
+        Ok(())
+    })
+    .await
+}
+
+/// A paused saga goes on where it stopped, with fresh attempts.
+pub async fn resume(db: &Db, id: Uuid, actor: &Actor) -> Result<SagaInstance, SagaError> {
+    operate(db, id, actor, "resume", |instance, now| {
+        let Some(from) = instance
+            .paused_from
+            .filter(|_| instance.status == Status::Paused)
+        else {
+            return Err(invalid(instance, "only a paused saga can be resumed"));
+        };
+        instance.status = from;
+        instance.paused_from = None;
+        instance.paused_reason.clear();
+        instance.attempts = 0;
+        instance.next_attempt_at = now;
+        if instance.deadline_at.is_some_and(|deadline| deadline < now) {
+            // The operator takes the time over: a resumed saga is not paused again at once.
+            instance.deadline_at = None;
+        }
+        Ok(())
+    })
+    .await
+}
+
+/// Undo what a running or paused saga did so far, in reverse order. Refused past the pivot.
+pub async fn force_compensate(
+    db: &Db,
+    registry: &Registry,
+    id: Uuid,
+    actor: &Actor,
+) -> Result<SagaInstance, SagaError> {
+    operate(db, id, actor, "force_compensate", |instance, now| {
+        let forward = match instance.status {
+            Status::Running => true,
+            Status::Paused => instance.paused_from == Some(Status::Running),
+            _ => false,
+        };
+        let compensating =
+            instance.status == Status::Paused && instance.paused_from == Some(Status::Compensating);
+        if !forward && !compensating {
+            return Err(invalid(
+                instance,
+                "only a running saga, or a paused one, can be compensated",
+            ));
+        }
+        let definition = registry
+            .get(&instance.saga_type, instance.version)
+            .ok_or_else(|| {
+                TxError::Abort(SagaError::UnknownType {
+                    saga_type: format!("{} v{}", instance.saga_type, instance.version),
+                })
+            })?;
+        if forward
+            && definition
+                .pivot()
+                .is_some_and(|pivot| instance.current_step > pivot)
+        {
+            return Err(TxError::Abort(SagaError::PastPivot {
+                id: instance.id.to_string(),
+            }));
+        }
+        instance.status = Status::Compensating;
+        instance.paused_from = None;
+        instance.paused_reason.clear();
+        instance.awaiting_query = false;
+        instance.attempts = 0;
+        instance.next_attempt_at = now;
+        if instance.failure.is_empty() {
+            instance.failure = "compensation forced by an operator".to_owned();
+        }
+        Ok(())
+    })
+    .await
+}
+
+/// Settles a paused saga by hand, after the operator put things right outside it.
+pub async fn mark_resolved(
+    db: &Db,
+    id: Uuid,
+    resolution: Resolution,
+    actor: &Actor,
+) -> Result<SagaInstance, SagaError> {
+    operate(db, id, actor, "mark_resolved", |instance, _| {
+        if instance.status != Status::Paused {
+            return Err(invalid(
+                instance,
+                "only a paused saga can be resolved by hand",
+            ));
+        }
+        instance.status = match resolution {
+            Resolution::Completed => Status::Completed,
+            Resolution::Compensated => Status::Compensated,
+        };
+        instance.paused_from = None;
+        Ok(())
+    })
+    .await
+}

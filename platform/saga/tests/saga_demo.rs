@@ -1,0 +1,726 @@
+//! The saga orchestrator against a real PostgreSQL, on the demo saga whose steps write real
+//! rows: the four tests every saga type gets (success; every action twice; a failure at each
+//! step unwinds; the unwinding twice), then unknown outcomes, retries and pausing, the pivot,
+//! idempotent starts inside the caller's transaction, fencing, deadlines and operator actions.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test fails loudly, helpers included"
+)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use corebank_db::{Db, TxError};
+use corebank_saga::demo::{self, DemoOptions};
+use corebank_saga::ops::{self, Actor, Resolution};
+use corebank_saga::{
+    Action, Executor, ExecutorConfig, NewSaga, QueryOutcome, Registry, RetryPolicy, SagaDefinition,
+    SagaError, Started, Status, Step, StepOutcome,
+};
+use corebank_testkit::TestDatabase;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+struct Harness {
+    _database: TestDatabase,
+    db: Db,
+    executor: Executor,
+    shutdown: CancellationToken,
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+fn fast_config() -> ExecutorConfig {
+    ExecutorConfig {
+        lease: Duration::from_secs(5),
+        poll_interval: Duration::from_millis(20),
+        ..ExecutorConfig::new()
+    }
+}
+
+async fn harness_with(build: impl FnOnce(&Db) -> Vec<SagaDefinition>) -> Harness {
+    let database = TestDatabase::create().await;
+    let db = database.db_for("demo");
+    let mut registry = Registry::new();
+    for definition in build(&db) {
+        registry.register(definition).unwrap();
+    }
+    let executor = Executor::new(db.clone(), Arc::new(registry), fast_config());
+    let shutdown = CancellationToken::new();
+    executor.spawn(shutdown.clone());
+    Harness {
+        _database: database,
+        db,
+        executor,
+        shutdown,
+    }
+}
+
+async fn demo_harness(options: DemoOptions) -> Harness {
+    harness_with(|db| vec![demo::definition(db, &options)]).await
+}
+
+fn actor() -> Actor {
+    Actor {
+        who: "operator-7".to_owned(),
+        why: "ticket OPS-42".to_owned(),
+    }
+}
+
+async fn accounts(h: &Harness) -> (String, String) {
+    let suffix = Uuid::new_v4().simple().to_string();
+    let (from, to) = (format!("from-{suffix}"), format!("to-{suffix}"));
+    demo::open_account(&h.db, &from, 1_000).await.unwrap();
+    demo::open_account(&h.db, &to, 0).await.unwrap();
+    (from, to)
+}
+
+/// Starts a saga and waits for it to settle (completed, compensated or paused).
+async fn run(h: &Harness, saga_type: &str, input: serde_json::Value) -> (Uuid, Status) {
+    let id = Uuid::new_v4();
+    let settled = h.executor.watchers().watch(id);
+    h.executor
+        .start(NewSaga {
+            id,
+            saga_type: saga_type.to_owned(),
+            input,
+            business_key: format!("key-{id}"),
+        })
+        .await
+        .unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(20), settled)
+        .await
+        .expect("the saga settles within 20 s")
+        .unwrap();
+    (id, status)
+}
+
+async fn count(db: &Db, sql: &str, id: Uuid) -> i64 {
+    db.client()
+        .await
+        .unwrap()
+        .query_one(sql, &[&id])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+async fn effects(db: &Db, id: Uuid) -> Vec<(String, String)> {
+    db.client()
+        .await
+        .unwrap()
+        .query(
+            "SELECT step, direction FROM demo_effects WHERE saga_id = $1 ORDER BY applied_at",
+            &[&id],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect()
+}
+
+async fn balances(h: &Harness, from: &str, to: &str) -> (i64, i64) {
+    (
+        demo::balance(&h.db, from).await.unwrap().unwrap(),
+        demo::balance(&h.db, to).await.unwrap().unwrap(),
+    )
+}
+
+async fn assert_completed_once(h: &Harness, id: Uuid, from: &str, to: &str) {
+    assert_eq!(balances(h, from, to).await, (900, 100));
+    // The database steps record their effects; the outside call records its own.
+    let applied: Vec<String> = effects(&h.db, id)
+        .await
+        .into_iter()
+        .map(|(step, direction)| {
+            assert_eq!(direction, "do");
+            step
+        })
+        .filter(|step| step != "notify")
+        .collect();
+    assert_eq!(applied, ["reserve", "settle"]);
+    assert_eq!(
+        count(
+            &h.db,
+            "SELECT count(*) FROM demo_calls WHERE saga_id = $1",
+            id
+        )
+        .await,
+        1
+    );
+    let detail = ops::get(&h.db, id).await.unwrap();
+    assert_eq!(detail.instance.status, Status::Completed);
+    assert_eq!(detail.instance.current_step, 3);
+    assert_eq!(detail.instance.lease_owner, "");
+    let done: Vec<&str> = detail.steps.iter().map(|s| s.step_name.as_str()).collect();
+    assert_eq!(done, ["reserve", "notify", "settle"]);
+    assert!(detail.steps.iter().all(|s| s.outcome == "done"));
+}
+
+async fn assert_unwound(h: &Harness, id: Uuid, from: &str, to: &str) {
+    assert_eq!(
+        balances(h, from, to).await,
+        (1_000, 0),
+        "money back where it was"
+    );
+    assert_eq!(
+        count(
+            &h.db,
+            "SELECT count(*) FROM demo_calls WHERE saga_id = $1",
+            id
+        )
+        .await,
+        0,
+        "the outside call was retracted"
+    );
+    let detail = ops::get(&h.db, id).await.unwrap();
+    assert_eq!(detail.instance.status, Status::Compensated);
+    assert!(
+        detail.instance.failure.contains("failed"),
+        "{}",
+        detail.instance.failure
+    );
+}
+
+#[tokio::test]
+async fn a_saga_runs_every_step_once_and_completes() {
+    let h = demo_harness(DemoOptions::default()).await;
+    let (from, to) = accounts(&h).await;
+    let (id, status) = run(&h, demo::SAGA_TYPE, demo::input(&from, &to, 100, None)).await;
+    assert_eq!(status, Status::Completed);
+    assert_completed_once(&h, id, &from, &to).await;
+}
+
+#[tokio::test]
+async fn every_action_run_twice_gives_the_same_result() {
+    let h = demo_harness(DemoOptions {
+        actions_twice: true,
+        ..DemoOptions::default()
+    })
+    .await;
+    let (from, to) = accounts(&h).await;
+    let (id, status) = run(&h, demo::SAGA_TYPE, demo::input(&from, &to, 100, None)).await;
+    assert_eq!(status, Status::Completed);
+    assert_completed_once(&h, id, &from, &to).await;
+    // The outside call really ran twice (two log rows per key) and applied once.
+    assert_eq!(
+        count(
+            &h.db,
+            "SELECT count(*) FROM demo_call_log l JOIN demo_calls c ON c.key = l.key WHERE c.saga_id = $1",
+            id
+        )
+        .await,
+        2
+    );
+}
+
+#[tokio::test]
+async fn a_failure_injected_at_each_step_unwinds_to_a_clean_state() {
+    let h = demo_harness(DemoOptions::default()).await;
+    for step in ["reserve", "notify", "settle"] {
+        let (from, to) = accounts(&h).await;
+        let (id, status) = run(
+            &h,
+            demo::SAGA_TYPE,
+            demo::input(&from, &to, 100, Some(step)),
+        )
+        .await;
+        assert_eq!(status, Status::Compensated, "failure at {step}");
+        assert_unwound(&h, id, &from, &to).await;
+        let undone: Vec<(String, String)> = effects(&h.db, id)
+            .await
+            .into_iter()
+            .filter(|(_, direction)| direction == "undo")
+            .collect();
+        let expected: Vec<(String, String)> = match step {
+            "reserve" => vec![],
+            // notify failed before its effect: only reserve is undone.
+            "notify" => vec![("reserve".to_owned(), "undo".to_owned())],
+            // Undone in reverse order: notify (an outside call, not in demo_effects), then
+            // reserve.
+            _ => vec![("reserve".to_owned(), "undo".to_owned())],
+        };
+        assert_eq!(undone, expected, "failure at {step}");
+        let detail = ops::get(&h.db, id).await.unwrap();
+        let undo_order: Vec<&str> = detail
+            .steps
+            .iter()
+            .filter(|s| s.direction == "undo")
+            .map(|s| s.step_name.as_str())
+            .collect();
+        let expected_order: &[&str] = match step {
+            "reserve" => &[],
+            "notify" => &["reserve"],
+            _ => &["notify", "reserve"],
+        };
+        assert_eq!(undo_order, expected_order, "failure at {step}");
+    }
+}
+
+#[tokio::test]
+async fn the_unwinding_run_twice_leaves_the_same_clean_state() {
+    let h = demo_harness(DemoOptions {
+        compensations_twice: true,
+        ..DemoOptions::default()
+    })
+    .await;
+    for step in ["notify", "settle"] {
+        let (from, to) = accounts(&h).await;
+        let (id, status) = run(
+            &h,
+            demo::SAGA_TYPE,
+            demo::input(&from, &to, 100, Some(step)),
+        )
+        .await;
+        assert_eq!(status, Status::Compensated);
+        assert_unwound(&h, id, &from, &to).await;
+    }
+}
+
+#[tokio::test]
+async fn a_business_refusal_compensates_and_the_database_steps_variant_behaves_the_same() {
+    let h = demo_harness(DemoOptions {
+        remote_notify: false,
+        ..DemoOptions::default()
+    })
+    .await;
+    let (from, to) = accounts(&h).await;
+    let (id, status) = run(&h, demo::SAGA_TYPE, demo::input(&from, &to, 100, None)).await;
+    assert_eq!(status, Status::Completed);
+    assert_completed_once(&h, id, &from, &to).await;
+    // Too much: reserve refuses, nothing to undo.
+    let (id, status) = run(&h, demo::SAGA_TYPE, demo::input(&from, &to, 5_000, None)).await;
+    assert_eq!(status, Status::Compensated);
+    assert!(
+        ops::get(&h.db, id)
+            .await
+            .unwrap()
+            .instance
+            .failure
+            .contains("cannot give")
+    );
+    // Unknown destination: settle refuses, notify and reserve are undone.
+    let (id, status) = run(&h, demo::SAGA_TYPE, demo::input(&from, "nobody", 100, None)).await;
+    assert_eq!(status, Status::Compensated);
+    assert_eq!(demo::balance(&h.db, &from).await.unwrap(), Some(900));
+    assert_eq!(
+        count(
+            &h.db,
+            "SELECT count(*) FROM demo_calls WHERE saga_id = $1",
+            id
+        )
+        .await,
+        0
+    );
+}
+
+/// A one-step saga whose call applies its effect but loses the answer the first time.
+fn lost_answer_saga(db: &Db, with_query: bool, calls: Arc<AtomicU32>) -> SagaDefinition {
+    let db_for_call = db.clone();
+    let action = Action::call(move |context| {
+        let db = db_for_call.clone();
+        let calls = Arc::clone(&calls);
+        Box::pin(async move {
+            let client = db.client().await.unwrap();
+            client
+                .execute(
+                    "INSERT INTO demo_calls (key, saga_id, received_at) VALUES ($1, $2, now()) \
+                     ON CONFLICT (key) DO NOTHING",
+                    &[&context.idempotency_key, &context.saga_id],
+                )
+                .await
+                .unwrap();
+            if calls.fetch_add(1, Ordering::SeqCst) == 0 {
+                StepOutcome::Unknown("the answer was lost".to_owned())
+            } else {
+                StepOutcome::Done(json!({ "second": true }))
+            }
+        })
+    });
+    let mut step = Step::new("call", action).retry(RetryPolicy {
+        attempts: 3,
+        initial_backoff: Duration::from_millis(10),
+        max_backoff: Duration::from_millis(10),
+        jitter: 0.0,
+    });
+    if with_query {
+        let db = db.clone();
+        step = step.query_with(Arc::new(move |context| {
+            let db = db.clone();
+            Box::pin(async move {
+                let client = db.client().await.unwrap();
+                match client
+                    .query_opt(
+                        "SELECT 1 FROM demo_calls WHERE key = $1",
+                        &[&context.idempotency_key],
+                    )
+                    .await
+                    .unwrap()
+                {
+                    Some(_) => QueryOutcome::Applied(json!({ "found": true })),
+                    None => QueryOutcome::NotApplied,
+                }
+            })
+        }));
+    }
+    SagaDefinition::new("test.lost_answer", 1, vec![step])
+}
+
+#[tokio::test]
+async fn an_unknown_outcome_is_settled_by_the_query_before_anything_is_retried() {
+    let calls = Arc::new(AtomicU32::new(0));
+    let counter = Arc::clone(&calls);
+    let h = harness_with(move |db| vec![lost_answer_saga(db, true, counter)]).await;
+    let (id, status) = run(&h, "test.lost_answer", json!({})).await;
+    assert_eq!(status, Status::Completed);
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "the query, not a second call"
+    );
+    let detail = ops::get(&h.db, id).await.unwrap();
+    let outcomes: Vec<(&str, &str)> = detail
+        .steps
+        .iter()
+        .map(|s| (s.direction.as_str(), s.outcome.as_str()))
+        .collect();
+    assert_eq!(outcomes, [("do", "unknown"), ("query", "applied")]);
+    assert_eq!(detail.instance.outputs["call"], json!({ "found": true }));
+}
+
+#[tokio::test]
+async fn without_a_query_an_unknown_outcome_is_retried_with_the_same_key() {
+    let calls = Arc::new(AtomicU32::new(0));
+    let counter = Arc::clone(&calls);
+    let h = harness_with(move |db| vec![lost_answer_saga(db, false, counter)]).await;
+    let (id, status) = run(&h, "test.lost_answer", json!({})).await;
+    assert_eq!(status, Status::Completed);
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    assert_eq!(
+        count(
+            &h.db,
+            "SELECT count(*) FROM demo_calls WHERE saga_id = $1",
+            id
+        )
+        .await,
+        1,
+        "the same key both times: one effect"
+    );
+}
+
+/// A one-step saga whose action answers transient while `failing` is set.
+fn flaky_saga(failing: Arc<AtomicU32>, pivot_then_fail: bool) -> SagaDefinition {
+    let policy = RetryPolicy {
+        attempts: 3,
+        initial_backoff: Duration::from_millis(5),
+        max_backoff: Duration::from_millis(20),
+        jitter: 0.5,
+    };
+    let flaky = Step::new(
+        "flaky",
+        Action::call(move |_| {
+            let failing = Arc::clone(&failing);
+            Box::pin(async move {
+                if failing.load(Ordering::SeqCst) > 0 {
+                    StepOutcome::Transient("peer busy".to_owned())
+                } else {
+                    StepOutcome::Done(json!({}))
+                }
+            })
+        }),
+    )
+    .retry(policy);
+    if !pivot_then_fail {
+        return SagaDefinition::new("test.flaky", 1, vec![flaky]);
+    }
+    let done = |name: &str| {
+        Step::new(
+            name,
+            Action::call(|_| Box::pin(async { StepOutcome::Done(json!({})) })),
+        )
+        .compensate_with(Action::call(|_| {
+            Box::pin(async { StepOutcome::Done(json!({})) })
+        }))
+    };
+    let refuse = Step::new(
+        "after_pivot",
+        Action::call(|_| Box::pin(async { StepOutcome::Failed("refused".to_owned()) })),
+    );
+    SagaDefinition::new(
+        "test.pivot",
+        1,
+        vec![done("before"), done("pivot").pivot(), refuse],
+    )
+}
+
+#[tokio::test]
+async fn retries_run_out_into_a_paused_saga_that_an_operator_resumes() {
+    let failing = Arc::new(AtomicU32::new(1));
+    let flag = Arc::clone(&failing);
+    let h = harness_with(move |_| vec![flaky_saga(flag, false)]).await;
+    let (id, status) = run(&h, "test.flaky", json!({})).await;
+    assert_eq!(status, Status::Paused);
+    let detail = ops::get(&h.db, id).await.unwrap();
+    assert_eq!(detail.steps.len(), 3, "three attempts");
+    assert!(detail.steps.iter().all(|s| s.outcome == "transient"));
+    assert!(
+        detail
+            .instance
+            .paused_reason
+            .contains("gave up after 3 attempts"),
+        "{}",
+        detail.instance.paused_reason
+    );
+    assert_eq!(detail.instance.paused_from, Some(Status::Running));
+
+    // Refusals name what is wrong and change nothing.
+    let no_reason = Actor {
+        who: "operator-7".to_owned(),
+        why: " ".to_owned(),
+    };
+    assert_eq!(
+        ops::resume(&h.db, id, &no_reason).await.unwrap_err().code(),
+        "invalid_argument"
+    );
+    assert_eq!(
+        ops::retry_now(&h.db, id, &actor())
+            .await
+            .unwrap_err()
+            .code(),
+        "invalid_saga_state"
+    );
+    assert_eq!(
+        ops::resume(&h.db, Uuid::new_v4(), &actor())
+            .await
+            .unwrap_err()
+            .code(),
+        "saga_not_found"
+    );
+
+    failing.store(0, Ordering::SeqCst);
+    let settled = h.executor.watchers().watch(id);
+    let resumed = ops::resume(&h.db, id, &actor()).await.unwrap();
+    assert_eq!(resumed.status, Status::Running);
+    h.executor.nudge();
+    let status = tokio::time::timeout(Duration::from_secs(10), settled)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status, Status::Completed);
+    let detail = ops::get(&h.db, id).await.unwrap();
+    assert_eq!(detail.operator_actions.len(), 1);
+    let action = &detail.operator_actions[0];
+    assert_eq!(
+        (
+            action.action.as_str(),
+            action.actor.as_str(),
+            action.reason.as_str(),
+            action.status_before.as_str(),
+            action.status_after.as_str()
+        ),
+        ("resume", "operator-7", "ticket OPS-42", "paused", "running")
+    );
+}
+
+#[tokio::test]
+async fn after_the_pivot_only_forward_recovery_is_possible() {
+    let h = harness_with(|_| vec![flaky_saga(Arc::new(AtomicU32::new(0)), true)]).await;
+    let (id, status) = run(&h, "test.pivot", json!({})).await;
+    assert_eq!(status, Status::Paused, "a failure past the pivot pauses");
+    let detail = ops::get(&h.db, id).await.unwrap();
+    assert!(detail.instance.paused_reason.contains("after the pivot"));
+    assert!(detail.steps.iter().all(|s| s.direction == "do"));
+    let refused = ops::force_compensate(&h.db, h.executor.registry(), id, &actor())
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), "past_pivot");
+    let resolved = ops::mark_resolved(&h.db, id, Resolution::Completed, &actor())
+        .await
+        .unwrap();
+    assert_eq!(resolved.status, Status::Completed);
+    assert_eq!(ops::get(&h.db, id).await.unwrap().operator_actions.len(), 1);
+}
+
+#[tokio::test]
+async fn starting_is_idempotent_and_commits_with_the_callers_own_changes() {
+    let h = demo_harness(DemoOptions::default()).await;
+    let (from, to) = accounts(&h).await;
+    let registry = Arc::clone(h.executor.registry());
+    let new = NewSaga {
+        id: Uuid::new_v4(),
+        saga_type: demo::SAGA_TYPE.to_owned(),
+        input: demo::input(&from, &to, 100, None),
+        business_key: "payment-1".to_owned(),
+    };
+
+    // Rolled back with the caller's transaction: neither the caller's row nor the saga.
+    let rolled_back: Result<(), TxError<&str>> =
+        h.db.run_tx("test_caller", |tx| {
+            let registry = Arc::clone(&registry);
+            let new = &new;
+            Box::pin(async move {
+                tx.execute(
+                    "INSERT INTO demo_accounts (id, balance) VALUES ('caller-row', 1)",
+                    &[],
+                )
+                .await?;
+                corebank_saga::start(&tx, &registry, new)
+                    .await
+                    .map_err(|_| TxError::Abort("start failed"))?;
+                Err(TxError::Abort("the caller changed its mind"))
+            })
+        })
+        .await;
+    assert!(rolled_back.is_err());
+    assert_eq!(demo::balance(&h.db, "caller-row").await.unwrap(), None);
+    assert!(ops::get(&h.db, new.id).await.is_err());
+
+    // Committed with it: both, and the executor runs the saga once nudged.
+    let settled = h.executor.watchers().watch(new.id);
+    let started =
+        h.db.run_tx("test_caller", |tx| {
+            let registry = Arc::clone(&registry);
+            let new = &new;
+            Box::pin(async move {
+                tx.execute(
+                    "INSERT INTO demo_accounts (id, balance) VALUES ('caller-row', 1)",
+                    &[],
+                )
+                .await?;
+                corebank_saga::start(&tx, &registry, new).await
+            })
+        })
+        .await
+        .unwrap();
+    assert!(matches!(started, Started::New(_)));
+    h.executor.nudge();
+    assert_eq!(
+        tokio::time::timeout(Duration::from_secs(10), settled)
+            .await
+            .unwrap()
+            .unwrap(),
+        Status::Completed
+    );
+    assert_eq!(demo::balance(&h.db, "caller-row").await.unwrap(), Some(1));
+
+    // The same id again: the existing saga; with other content: refused, naming the field.
+    let again = h.executor.start(new.clone()).await.unwrap();
+    match again {
+        Started::Existing(instance) => assert_eq!(instance.status, Status::Completed),
+        Started::New(_) => panic!("started twice"),
+    }
+    let mut different = new.clone();
+    different.input = demo::input(&from, &to, 101, None);
+    match h.executor.start(different).await.unwrap_err() {
+        SagaError::ExistsWithDifferent { field, .. } => assert_eq!(field, "input"),
+        other => panic!("unexpected {other:?}"),
+    }
+    assert_eq!(balances(&h, &from, &to).await, (900, 100));
+
+    let listed = ops::list(
+        &h.db,
+        corebank_saga::store::ListFilter {
+            business_key: Some("payment-1".to_owned()),
+            limit: 10,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].id, new.id);
+}
+
+#[tokio::test]
+async fn an_executor_that_lost_its_lease_changes_nothing_more() {
+    // A step that waits until released, so an operator can take the saga over mid-step.
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let entered = Arc::new(tokio::sync::Notify::new());
+    let (gate_in, entered_in) = (Arc::clone(&gate), Arc::clone(&entered));
+    let slow = Step::new(
+        "slow",
+        Action::call(move |_| {
+            let gate = Arc::clone(&gate_in);
+            let entered = Arc::clone(&entered_in);
+            Box::pin(async move {
+                entered.notify_one();
+                let _ = gate.acquire().await;
+                StepOutcome::Done(json!({ "late": true }))
+            })
+        }),
+    )
+    .compensate_with(Action::call(|_| {
+        Box::pin(async { StepOutcome::Done(json!({})) })
+    }))
+    .timeout(Duration::from_secs(10));
+    let h = harness_with(move |_| vec![SagaDefinition::new("test.slow", 1, vec![slow])]).await;
+    let id = Uuid::new_v4();
+    let settled = h.executor.watchers().watch(id);
+    h.executor
+        .start(NewSaga {
+            id,
+            saga_type: "test.slow".to_owned(),
+            input: json!({}),
+            business_key: String::new(),
+        })
+        .await
+        .unwrap();
+    entered.notified().await;
+    let generation_before = ops::get(&h.db, id).await.unwrap().instance.generation;
+    let taken = ops::force_compensate(&h.db, h.executor.registry(), id, &actor())
+        .await
+        .unwrap();
+    assert_eq!(taken.generation, generation_before + 1);
+    assert_eq!(taken.status, Status::Compensating);
+    // The old attempt now finishes: its success must not be recorded over the operator's
+    // decision.
+    gate.add_permits(10);
+    h.executor.nudge();
+    let status = tokio::time::timeout(Duration::from_secs(10), settled)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status, Status::Compensated);
+    let detail = ops::get(&h.db, id).await.unwrap();
+    assert!(
+        !detail.instance.outputs.contains_key("slow"),
+        "the fenced-out success was not saved"
+    );
+    assert!(
+        detail
+            .steps
+            .iter()
+            .all(|s| s.outcome != "done" || s.direction != "do")
+    );
+}
+
+#[tokio::test]
+async fn a_saga_past_its_deadline_pauses_with_the_reason() {
+    let failing = Arc::new(AtomicU32::new(1));
+    let flag = Arc::clone(&failing);
+    let h = harness_with(move |_| {
+        let mut definition = flaky_saga(flag, false);
+        definition.steps[0].retry.attempts = 1_000;
+        definition.steps[0].retry.initial_backoff = Duration::from_millis(20);
+        vec![definition.deadline(Duration::from_millis(300))]
+    })
+    .await;
+    let (id, status) = run(&h, "test.flaky", json!({})).await;
+    assert_eq!(status, Status::Paused);
+    let detail = ops::get(&h.db, id).await.unwrap();
+    assert!(
+        detail.instance.paused_reason.contains("deadline"),
+        "{}",
+        detail.instance.paused_reason
+    );
+    assert!(detail.steps.len() > 1, "it retried until the deadline");
+}
