@@ -13,6 +13,9 @@ use tokio_util::sync::CancellationToken;
 pub enum ComponentName {
     /// The ledger: gRPC `corebank.ledger.v1.Ledger`.
     Ledger,
+    /// The demo saga's executor (schema `demo`), with gRPC `corebank.saga.v1.SagaAdmin`
+    /// over its sagas: a working example of the saga library, and what the crash tests kill.
+    Demo,
 }
 
 /// The ledger component on `url`; its batcher and expirer stop with `shutdown`.
@@ -34,6 +37,43 @@ pub fn ledger(
     ))
 }
 
+/// The demo component on `url`: a saga executor running the demo saga until `shutdown`,
+/// and the operators' gRPC service over the `demo` schema's sagas.
+pub fn demo(
+    settings: &Settings,
+    url: &str,
+    shutdown: CancellationToken,
+) -> anyhow::Result<Component> {
+    use corebank_saga::demo::{self as saga_demo, DemoOptions};
+    let db = Db::connect_lazy(&settings.db_settings(url, "demo").with_search_path("demo"))?;
+    let options = DemoOptions {
+        call_delay: std::time::Duration::from_millis(settings.demo_call_delay_ms),
+        ..DemoOptions::default()
+    };
+    let mut registry = corebank_saga::Registry::new();
+    registry.register(saga_demo::definition(&db, &options))?;
+    let registry = Arc::new(registry);
+    let executor = corebank_saga::Executor::new(
+        db.clone(),
+        Arc::clone(&registry),
+        corebank_saga::ExecutorConfig {
+            lease: std::time::Duration::from_millis(settings.saga_lease_ms),
+            poll_interval: std::time::Duration::from_millis(settings.saga_poll_ms),
+            max_in_flight: settings.saga_in_flight_max,
+            ..corebank_saga::ExecutorConfig::new()
+        },
+    );
+    executor.spawn(shutdown.clone());
+    corebank_saga::executor::spawn_status_gauges(
+        db.clone(),
+        std::time::Duration::from_secs(15),
+        shutdown,
+    );
+    Ok(Component::new("demo")
+        .with_db(db.clone())
+        .with_grpc(corebank_saga::grpc::SagaAdminService::new(db, registry).into_server()))
+}
+
 pub async fn serve(name: ComponentName, settings: &Settings) -> anyhow::Result<()> {
     let url = settings.database_url.as_deref().context(
         "DATABASE_URL is not set; `serve` runs against a database you migrated with `corebank migrate` \
@@ -46,6 +86,7 @@ pub async fn serve(name: ComponentName, settings: &Settings) -> anyhow::Result<(
     let components_shutdown = CancellationToken::new();
     let component = match name {
         ComponentName::Ledger => ledger(settings, url, components_shutdown.clone())?,
+        ComponentName::Demo => demo(settings, url, components_shutdown.clone())?,
     };
     let server = corebank_service::serve(
         component,

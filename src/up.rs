@@ -52,14 +52,18 @@ async fn serve_until_shutdown(
     // Every component that exists is mounted here, on one server; each module issue adds
     // its own. Components stop after the server, so requests in flight get their answers.
     let components_shutdown = CancellationToken::new();
-    let component =
-        Component::new("corebank")
-            .with_db(db.clone())
-            .merge(crate::components::ledger(
-                settings,
-                url,
-                components_shutdown.clone(),
-            )?);
+    let component = Component::new("corebank")
+        .with_db(db.clone())
+        .merge(crate::components::ledger(
+            settings,
+            url,
+            components_shutdown.clone(),
+        )?)
+        .merge(crate::components::demo(
+            settings,
+            url,
+            components_shutdown.clone(),
+        )?);
     let server = corebank_service::serve(
         component,
         settings.listen_addr,
@@ -75,7 +79,7 @@ async fn serve_until_shutdown(
     println!("  readiness      {base}/readyz");
     println!("  metrics        {base}/metrics");
     println!(
-        "  gRPC services  corebank.ledger.v1.Ledger, grpc.health.v1.Health, corebank.platform.v1.PlatformInfo"
+        "  gRPC services  corebank.ledger.v1.Ledger, corebank.saga.v1.SagaAdmin (demo sagas), grpc.health.v1.Health, corebank.platform.v1.PlatformInfo"
     );
     let where_db = if private {
         format!(

@@ -97,6 +97,29 @@ pub const SETTINGS: &[SettingSpec] = &[
         default: "0",
         description: "Port of `corebank up`'s private PostgreSQL on 127.0.0.1; 0 picks a free port.",
     },
+    SettingSpec {
+        name: "COREBANK_SAGA_LEASE_MS",
+        default: "15000",
+        description: "How long a saga executor's claim on a saga lasts without renewal: a crashed \
+                      executor's sagas are resumed by another replica after this long.",
+    },
+    SettingSpec {
+        name: "COREBANK_SAGA_POLL_MS",
+        default: "250",
+        description: "How often a saga executor looks for due sagas (retries whose backoff ended, \
+                      sagas whose executor died) when nothing wakes it sooner.",
+    },
+    SettingSpec {
+        name: "COREBANK_SAGA_IN_FLIGHT_MAX",
+        default: "128",
+        description: "Sagas one executor drives at once; more wait in the database until claimed.",
+    },
+    SettingSpec {
+        name: "COREBANK_DEMO_CALL_DELAY_MS",
+        default: "0",
+        description: "How long the demo saga's outside call (its `notify` step) takes; for fault \
+                      and crash testing.",
+    },
 ];
 
 /// How logs are written.
@@ -141,6 +164,10 @@ pub struct Settings {
     pub shutdown_grace_ms: u64,
     pub pg_bin_dir: Option<PathBuf>,
     pub up_pg_port: u16,
+    pub saga_lease_ms: u64,
+    pub saga_poll_ms: u64,
+    pub saga_in_flight_max: usize,
+    pub demo_call_delay_ms: u64,
 }
 
 impl Settings {
@@ -199,6 +226,10 @@ impl Settings {
                 .filter(|d| !d.is_empty())
                 .map(PathBuf::from),
             up_pg_port: reader.number("COREBANK_UP_PG_PORT", 0, 65_535)?,
+            saga_lease_ms: reader.number("COREBANK_SAGA_LEASE_MS", 100, 3_600_000)?,
+            saga_poll_ms: reader.number("COREBANK_SAGA_POLL_MS", 1, 600_000)?,
+            saga_in_flight_max: reader.number("COREBANK_SAGA_IN_FLIGHT_MAX", 1, 100_000)?,
+            demo_call_delay_ms: reader.number("COREBANK_DEMO_CALL_DELAY_MS", 0, 600_000)?,
         })
     }
 
