@@ -46,11 +46,11 @@ const CHANNELS: usize = 8;
 /// Accounts opened and funded per request during set-up.
 const SETUP_BATCH: usize = 1_000;
 
-struct Server {
+pub(crate) struct Server {
     /// How to reach the server as its superuser, with database `postgres`.
-    admin: tokio_postgres::Config,
+    pub(crate) admin: tokio_postgres::Config,
     binaries_dir: Option<PathBuf>,
-    private: Option<(LocalPostgres, tempfile::TempDir)>,
+    pub(crate) private: Option<(LocalPostgres, tempfile::TempDir)>,
 }
 
 pub async fn ledger(settings: &Settings, options: &LedgerBenchOptions) -> anyhow::Result<()> {
@@ -68,7 +68,7 @@ pub async fn ledger(settings: &Settings, options: &LedgerBenchOptions) -> anyhow
     outcome
 }
 
-async fn start_server(settings: &Settings) -> anyhow::Result<Server> {
+pub(crate) async fn start_server(settings: &Settings) -> anyhow::Result<Server> {
     if let Some(url) = &settings.database_url {
         let mut admin: tokio_postgres::Config = url.parse().context("DATABASE_URL")?;
         admin.dbname("postgres");
@@ -117,7 +117,7 @@ async fn admin_client(config: &tokio_postgres::Config) -> anyhow::Result<tokio_p
     Ok(client)
 }
 
-async fn scratch_database(server: &Server, name: &str) -> anyhow::Result<()> {
+pub(crate) async fn scratch_database(server: &Server, name: &str) -> anyhow::Result<()> {
     let admin = admin_client(&server.admin).await?;
     admin
         .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
@@ -128,7 +128,7 @@ async fn scratch_database(server: &Server, name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn drop_database(server: &Server, name: &str) {
+pub(crate) async fn drop_database(server: &Server, name: &str) {
     if let Ok(admin) = admin_client(&server.admin).await {
         let _ = admin
             .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
@@ -137,7 +137,12 @@ async fn drop_database(server: &Server, name: &str) {
 }
 
 /// pgbench's built-in TPC-B on a scratch database: its tps.
-async fn pgbench(server: &Server, options: &LedgerBenchOptions) -> anyhow::Result<f64> {
+pub(crate) async fn pgbench(
+    server: &Server,
+    scale: u32,
+    clients: u32,
+    seconds: u64,
+) -> anyhow::Result<f64> {
     let pgbench = server
         .binaries_dir
         .as_ref()
@@ -177,15 +182,12 @@ async fn pgbench(server: &Server, options: &LedgerBenchOptions) -> anyhow::Resul
             .context("running pgbench (install PostgreSQL's client package, which has it)")
         }
     };
-    println!(
-        "baseline: pgbench -i -s {} (loading)",
-        options.pgbench_scale
-    );
+    println!("baseline: pgbench -i -s {} (loading)", scale);
     let init = run(vec![
         "-i".into(),
         "-q".into(),
         "-s".into(),
-        options.pgbench_scale.to_string(),
+        scale.to_string(),
     ])
     .await?;
     if !init.status.success() {
@@ -196,15 +198,15 @@ async fn pgbench(server: &Server, options: &LedgerBenchOptions) -> anyhow::Resul
     }
     println!(
         "baseline: pgbench -c {} -j 2 -T {} (TPC-B)",
-        options.pgbench_clients, options.seconds
+        clients, seconds
     );
     let bench = run(vec![
         "-c".into(),
-        options.pgbench_clients.to_string(),
+        clients.to_string(),
         "-j".into(),
         "2".into(),
         "-T".into(),
-        options.seconds.to_string(),
+        seconds.to_string(),
     ])
     .await?;
     drop_database(server, database).await;
@@ -243,7 +245,13 @@ async fn run_ledger_suite(
     options: &LedgerBenchOptions,
     server: &Server,
 ) -> anyhow::Result<()> {
-    let tps = pgbench(server, options).await?;
+    let tps = pgbench(
+        server,
+        options.pgbench_scale,
+        options.pgbench_clients,
+        options.seconds,
+    )
+    .await?;
     println!("baseline: pgbench_tpcb {tps:.0} tps");
 
     let database = "corebank_bench_ledger";

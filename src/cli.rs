@@ -17,6 +17,9 @@ enum BenchSuite {
     /// pgbench TPC-B, then two-leg transfers over gRPC among many accounts (uniform) and
     /// into one account (hot_account).
     Ledger(crate::bench::LedgerBenchOptions),
+    /// pgbench TPC-B, then three-step demo sagas with database steps, driven by one
+    /// executor (replicas_1) and by two (replicas_2).
+    Saga(crate::bench_saga::SagaBenchOptions),
 }
 
 #[derive(Debug, Subcommand)]
@@ -68,6 +71,7 @@ pub async fn run() -> anyhow::Result<()> {
             corebank_service::telemetry::init(settings.log_format, "warn");
             match suite {
                 BenchSuite::Ledger(options) => crate::bench::ledger(&settings, &options).await,
+                BenchSuite::Saga(options) => crate::bench_saga::saga(&settings, &options).await,
             }
         }
         Command::Config { markdown } => {
