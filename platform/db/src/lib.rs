@@ -15,6 +15,17 @@ pub use pool::{Db, DbSettings};
 pub use tokio_postgres;
 pub use tx::{RetryPolicy, Tx, TxError, TxFuture};
 
+/// 64-bit FNV-1a over the concatenated chunks: a stable, fast, non-cryptographic hash. Stable
+/// means stored values may depend on it (migration checksums, outbox partitions): never change
+/// its constants.
+pub fn fnv1a<'a>(chunks: impl IntoIterator<Item = &'a [u8]>) -> u64 {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0100_0000_01b3;
+    chunks.into_iter().flatten().fold(OFFSET, |hash, byte| {
+        (hash ^ u64::from(*byte)).wrapping_mul(PRIME)
+    })
+}
+
 /// What went wrong talking to the database. `is_retry_safe` tells a caller whether
 /// repeating the whole operation can do harm.
 #[derive(Debug, thiserror::Error)]
@@ -80,5 +91,19 @@ impl DbError {
             | DbError::OutcomeUnknown { source: error, .. } => error.code(),
             DbError::Config { .. } | DbError::Unavailable { .. } => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn fnv1a_matches_the_published_test_vectors_and_ignores_chunk_boundaries() {
+        assert_eq!(super::fnv1a([b"".as_slice()]), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(super::fnv1a([b"a".as_slice()]), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(super::fnv1a([b"foobar".as_slice()]), 0x8594_4171_f739_67e8);
+        assert_eq!(
+            super::fnv1a([b"foo".as_slice(), b"bar".as_slice()]),
+            super::fnv1a([b"foobar".as_slice()])
+        );
     }
 }

@@ -176,12 +176,7 @@ fn check_unique(migrations: &mut [Migration]) -> Result<(), MigrateError> {
 
 /// FNV-1a over bytes, in hex: enough to notice a change, not meant to resist an attacker.
 fn fnv1a_hex<'a>(chunks: impl IntoIterator<Item = &'a [u8]>) -> String {
-    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-    const PRIME: u64 = 0x0100_0000_01b3;
-    let hash = chunks.into_iter().flatten().fold(OFFSET, |hash, byte| {
-        (hash ^ u64::from(*byte)).wrapping_mul(PRIME)
-    });
-    format!("{hash:016x}")
+    format!("{:016x}", crate::fnv1a(chunks))
 }
 
 fn checksum(sql: &str) -> String {
