@@ -451,7 +451,7 @@ async fn every_entry_writes_an_outbox_event_in_the_same_transaction() {
     let client = h.database.db().client().await.unwrap();
     let rows = client
         .query(
-            "SELECT type, aggregate_sequence, payload FROM ledger.outbox WHERE aggregateid = $1",
+            "SELECT type, aggregate_sequence, payload, partition FROM ledger.outbox WHERE aggregateid = $1",
             &[&entry.entry.id.to_string()],
         )
         .await
@@ -461,6 +461,15 @@ async fn every_entry_writes_an_outbox_event_in_the_same_transaction() {
     assert_eq!(rows[0].get::<_, i64>(1), 1);
     let payload: serde_json::Value = rows[0].get(2);
     assert_eq!(payload["postings"].as_array().unwrap().len(), 2);
+    // The relay partition is the outbox library's, so relays lease the ledger's events.
+    assert_eq!(
+        rows[0].get::<_, i64>(3),
+        corebank_outbox::partition_of(
+            "journal_entry",
+            &entry.entry.id.to_string(),
+            corebank_outbox::PARTITION_COUNT_DEFAULT
+        )
+    );
     let total: i64 = client
         .query_one("SELECT count(*) FROM ledger.outbox", &[])
         .await

@@ -353,10 +353,14 @@ const UPDATE_HEADS: &str = "UPDATE chain_heads AS c SET chain_sequence = h.chain
      FROM UNNEST($1::INT8[], $2::INT8[], $3::TEXT[]) AS h(chain_partition, chain_sequence, hash) \
      WHERE c.chain_partition = h.chain_partition";
 
+/// The aggregate type of every ledger event: the journal entry (a hold's events belong to
+/// the pending entry that created it).
+pub const OUTBOX_AGGREGATE_TYPE: &str = "journal_entry";
+
 const INSERT_EVENTS: &str = "INSERT INTO outbox (id, aggregatetype, aggregateid, aggregate_sequence, type, payload, \
-     created_at) SELECT id, 'journal_entry', aggregateid, aggregate_sequence, type, payload, $6 \
-     FROM UNNEST($1::UUID[], $2::TEXT[], $3::INT8[], $4::TEXT[], $5::JSONB[]) \
-     AS e(id, aggregateid, aggregate_sequence, type, payload)";
+     created_at, partition) SELECT id, $7::TEXT, aggregateid, aggregate_sequence, type, payload, $6, partition \
+     FROM UNNEST($1::UUID[], $2::TEXT[], $3::INT8[], $4::TEXT[], $5::JSONB[], $8::INT8[]) \
+     AS e(id, aggregateid, aggregate_sequence, type, payload, partition)";
 
 /// Writes everything a batch decided: one statement per table, all sent at once
 /// (pipelined on the connection), so a batch pays one round trip for its writes.
@@ -394,6 +398,7 @@ pub async fn write_batch(tx: &Transaction<'_>, writes: &BatchWrites) -> StoreRes
     let mut o_sequence = Vec::with_capacity(count);
     let mut o_type = Vec::with_capacity(count);
     let mut o_payload = Vec::with_capacity(count);
+    let mut o_partition = Vec::with_capacity(count);
 
     for (entry, request) in &writes.entries {
         ids.push(entry.id.as_uuid());
@@ -421,6 +426,12 @@ pub async fn write_batch(tx: &Transaction<'_>, writes: &BatchWrites) -> StoreRes
             p_recorded.push(entry.recorded_at);
         }
         let (aggregate, sequence, event_type, payload) = event_of(entry);
+        // The relay partition, as corebank-outbox's writer computes it, so relays lease it.
+        o_partition.push(corebank_outbox::partition_of(
+            OUTBOX_AGGREGATE_TYPE,
+            &aggregate,
+            corebank_outbox::PARTITION_COUNT_DEFAULT,
+        ));
         o_id.push(Uuid::new_v4());
         o_aggregate.push(aggregate);
         o_sequence.push(sequence);
@@ -512,13 +523,15 @@ pub async fn write_batch(tx: &Transaction<'_>, writes: &BatchWrites) -> StoreRes
     let resolve_params: [&(dyn ToSql + Sync); 4] =
         [&resolved_ids, &statuses, &resolved_by, &resolved_at];
     let heads_params: [&(dyn ToSql + Sync); 3] = [&head_partitions, &head_sequences, &head_hashes];
-    let events_params: [&(dyn ToSql + Sync); 6] = [
+    let events_params: [&(dyn ToSql + Sync); 8] = [
         &o_id,
         &o_aggregate,
         &o_sequence,
         &o_type,
         &o_payload,
         &created_at,
+        &OUTBOX_AGGREGATE_TYPE,
+        &o_partition,
     ];
 
     // Polled together, these go out back to back on the one connection; PostgreSQL runs them
