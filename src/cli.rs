@@ -40,6 +40,11 @@ enum Command {
         #[command(subcommand)]
         suite: BenchSuite,
     },
+    /// Look at and replay the dead letters of a schema's transactional outbox.
+    Outbox {
+        #[command(subcommand)]
+        command: crate::outbox::OutboxCommand,
+    },
     /// List every setting (COREBANK_* variables) with its value in force and its meaning.
     Config {
         /// Print the table as Markdown (the source of docs/CONFIGURATION.md).
@@ -73,6 +78,11 @@ pub async fn run() -> anyhow::Result<()> {
                 BenchSuite::Ledger(options) => crate::bench::ledger(&settings, &options).await,
                 BenchSuite::Saga(options) => crate::bench_saga::saga(&settings, &options).await,
             }
+        }
+        Command::Outbox { command } => {
+            let settings = Settings::from_env()?;
+            corebank_service::telemetry::init(settings.log_format, "warn");
+            crate::outbox::run(&settings, command).await
         }
         Command::Config { markdown } => {
             if markdown {

@@ -16,6 +16,9 @@ pub enum ComponentName {
     /// The demo saga's executor (schema `demo`), with gRPC `corebank.saga.v1.SagaAdmin`
     /// over its sagas: a working example of the saga library, and what the crash tests kill.
     Demo,
+    /// The outbox relay: publishes the outboxes of `COREBANK_RELAY_SCHEMAS` to NATS
+    /// JetStream (`COREBANK_NATS_URL`), in order per aggregate, at least once.
+    Relay,
 }
 
 /// The ledger component on `url`; its batcher and expirer stop with `shutdown`.
@@ -74,6 +77,51 @@ pub fn demo(
         .with_grpc(corebank_saga::grpc::SagaAdminService::new(db, registry).into_server()))
 }
 
+/// The outbox relay on `url` (`corebank serve relay`, and inside `corebank up`): publishes
+/// the outboxes of `COREBANK_RELAY_SCHEMAS` to NATS JetStream when `COREBANK_NATS_URL` is set,
+/// and to `subscribers` (modules in the same process) when given. It stops with `shutdown`;
+/// the returned task ends once the relay has given its partition leases back.
+pub async fn relay(
+    settings: &Settings,
+    url: &str,
+    subscribers: Option<corebank_outbox::sink::in_process::Subscribers>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<(Component, tokio::task::JoinHandle<()>)> {
+    use corebank_outbox::sink::nats::{NatsSink, NatsSinkConfig};
+    use corebank_outbox::{FanOut, Relay, RelayConfig, SchemaName, Sink};
+    let mut sinks: Vec<Arc<dyn Sink>> = Vec::new();
+    if let Some(nats_url) = &settings.nats_url {
+        let mut config = NatsSinkConfig::new(nats_url);
+        config.subject_prefix = settings.nats_subject_prefix.clone();
+        config.timeout_ms = settings.relay_publish_timeout_ms;
+        // The relay starts while NATS is down and publishes once it is up.
+        sinks.push(Arc::new(NatsSink::connect(config, true).await?));
+    }
+    if let Some(subscribers) = subscribers {
+        sinks.push(Arc::new(subscribers));
+    }
+    if sinks.is_empty() {
+        anyhow::bail!(
+            "COREBANK_NATS_URL is not set, so this relay has nowhere to publish: set it to a NATS \
+             server with JetStream, e.g. COREBANK_NATS_URL=nats://127.0.0.1:4222"
+        );
+    }
+    let schemas = settings
+        .relay_schemas
+        .iter()
+        .map(|schema| SchemaName::new(schema))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut config = RelayConfig::new(schemas);
+    config.batch_size_max = settings.relay_batch_size_max;
+    config.lease_duration_ms = settings.relay_lease_ms;
+    config.poll_interval_ms = settings.relay_poll_ms;
+    config.publish_timeout_ms = settings.relay_publish_timeout_ms;
+    let db = Db::connect_lazy(&settings.db_settings(url, "relay"))?;
+    let relay = Relay::new(db.clone(), Arc::new(FanOut::new(sinks)), config)?;
+    let task = tokio::spawn(relay.run(shutdown));
+    Ok((Component::new("relay").with_db(db), task))
+}
+
 pub async fn serve(name: ComponentName, settings: &Settings) -> anyhow::Result<()> {
     let url = settings.database_url.as_deref().context(
         "DATABASE_URL is not set; `serve` runs against a database you migrated with `corebank migrate` \
@@ -84,9 +132,15 @@ pub async fn serve(name: ComponentName, settings: &Settings) -> anyhow::Result<(
         shutdown.clone(),
     ));
     let components_shutdown = CancellationToken::new();
+    let mut relay_task = None;
     let component = match name {
         ComponentName::Ledger => ledger(settings, url, components_shutdown.clone())?,
         ComponentName::Demo => demo(settings, url, components_shutdown.clone())?,
+        ComponentName::Relay => {
+            let (component, task) = relay(settings, url, None, components_shutdown.clone()).await?;
+            relay_task = Some(task);
+            component
+        }
     };
     let server = corebank_service::serve(
         component,
@@ -105,5 +159,8 @@ pub async fn serve(name: ComponentName, settings: &Settings) -> anyhow::Result<(
         .await
         .context("the server failed while stopping")?;
     components_shutdown.cancel();
+    if let Some(task) = relay_task {
+        task.await.context("the outbox relay task failed")?;
+    }
     Ok(())
 }

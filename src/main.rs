@@ -1,10 +1,11 @@
-//! The one corebank binary: `up`, `serve`, `migrate`, `config`, `bench`. The work lives in the library
+//! The one corebank binary: `up`, `serve`, `migrate`, `config`, `bench`, `outbox`. The work lives in the library
 //! crates; this file only parses the command line and reports errors.
 
 mod bench;
 mod bench_saga;
 mod cli;
 mod components;
+mod outbox;
 mod up;
 
 use std::process::ExitCode;

@@ -64,6 +64,17 @@ async fn serve_until_shutdown(
             url,
             components_shutdown.clone(),
         )?);
+    // The relay delivers to NATS when COREBANK_NATS_URL is set, and to modules of this
+    // process that subscribe.
+    let subscribers = corebank_outbox::sink::in_process::Subscribers::new();
+    let (relay, relay_task) = crate::components::relay(
+        settings,
+        url,
+        Some(subscribers),
+        components_shutdown.clone(),
+    )
+    .await?;
+    let component = component.merge(relay);
     let server = corebank_service::serve(
         component,
         settings.listen_addr,
@@ -90,6 +101,14 @@ async fn serve_until_shutdown(
         "DATABASE_URL".to_owned()
     };
     println!("  database       {} ({where_db})", crate::cli::redact(url));
+    println!(
+        "  outbox relay   {} -> {}",
+        settings.relay_schemas.join(", "),
+        settings.nats_url.as_deref().map_or_else(
+            || "in-process subscribers (set COREBANK_NATS_URL for NATS JetStream)".to_owned(),
+            |nats| format!("NATS JetStream at {nats} and in-process subscribers")
+        )
+    );
     println!("Press Ctrl-C to stop.");
 
     shutdown.cancelled().await;
@@ -99,6 +118,7 @@ async fn serve_until_shutdown(
         .await
         .context("the server failed while stopping")?;
     components_shutdown.cancel();
+    relay_task.await.context("the outbox relay task failed")?;
     db.close();
     Ok(())
 }

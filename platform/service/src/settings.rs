@@ -120,6 +120,48 @@ pub const SETTINGS: &[SettingSpec] = &[
         description: "How long the demo saga's outside call (its `notify` step) takes; for fault \
                       and crash testing.",
     },
+    SettingSpec {
+        name: "COREBANK_RELAY_SCHEMAS",
+        default: "ledger",
+        description: "The schemas whose transactional outbox the relay publishes (`corebank serve relay`, \
+                      and inside `corebank up`), comma-separated, e.g. `ledger,demo`.",
+    },
+    SettingSpec {
+        name: "COREBANK_RELAY_BATCH_SIZE_MAX",
+        default: "256",
+        description: "Outbox events the relay reads and publishes at most per batch.",
+    },
+    SettingSpec {
+        name: "COREBANK_RELAY_LEASE_MS",
+        default: "15000",
+        description: "How long a relay's lease on an outbox partition lasts without renewal: a crashed \
+                      relay's partitions are taken over after this long. At least twice \
+                      `COREBANK_RELAY_PUBLISH_TIMEOUT_MS`.",
+    },
+    SettingSpec {
+        name: "COREBANK_RELAY_POLL_MS",
+        default: "100",
+        description: "How long the relay waits before looking again at an outbox it found empty.",
+    },
+    SettingSpec {
+        name: "COREBANK_RELAY_PUBLISH_TIMEOUT_MS",
+        default: "5000",
+        description: "How long one publish (to NATS, or to an in-process subscriber) may take before \
+                      the relay counts it as failed and tries again later.",
+    },
+    SettingSpec {
+        name: "COREBANK_NATS_URL",
+        default: "",
+        description: "NATS server with JetStream the relay publishes outbox events to, e.g. \
+                      `nats://127.0.0.1:4222`. Unset: no NATS sink (`corebank up` then delivers to \
+                      in-process subscribers only; `corebank serve relay` refuses to start).",
+    },
+    SettingSpec {
+        name: "COREBANK_NATS_SUBJECT_PREFIX",
+        default: "corebank",
+        description: "First subject token(s) of published events (`<prefix>.<schema>.<aggregatetype>`) \
+                      and prefix of the JetStream stream names (`<PREFIX>_<SCHEMA>`), created when missing.",
+    },
 ];
 
 /// How logs are written.
@@ -168,6 +210,13 @@ pub struct Settings {
     pub saga_poll_ms: u64,
     pub saga_in_flight_max: usize,
     pub demo_call_delay_ms: u64,
+    pub relay_schemas: Vec<String>,
+    pub relay_batch_size_max: usize,
+    pub relay_lease_ms: u64,
+    pub relay_poll_ms: u64,
+    pub relay_publish_timeout_ms: u64,
+    pub nats_url: Option<String>,
+    pub nats_subject_prefix: String,
 }
 
 impl Settings {
@@ -188,7 +237,7 @@ impl Settings {
     /// Settings from any source of variables (tests pass a map).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Settings, SettingsError> {
         let reader = Reader { lookup: &lookup };
-        Ok(Settings {
+        Settings {
             database_url: lookup("DATABASE_URL").filter(|url| !url.trim().is_empty()),
             home: PathBuf::from(reader.text("COREBANK_HOME")?),
             listen_addr: reader
@@ -230,7 +279,36 @@ impl Settings {
             saga_poll_ms: reader.number("COREBANK_SAGA_POLL_MS", 1, 600_000)?,
             saga_in_flight_max: reader.number("COREBANK_SAGA_IN_FLIGHT_MAX", 1, 100_000)?,
             demo_call_delay_ms: reader.number("COREBANK_DEMO_CALL_DELAY_MS", 0, 600_000)?,
-        })
+            relay_schemas: reader.schemas("COREBANK_RELAY_SCHEMAS")?,
+            relay_batch_size_max: reader.number("COREBANK_RELAY_BATCH_SIZE_MAX", 1, 100_000)?,
+            relay_lease_ms: reader.number("COREBANK_RELAY_LEASE_MS", 100, 3_600_000)?,
+            relay_poll_ms: reader.number("COREBANK_RELAY_POLL_MS", 1, 600_000)?,
+            relay_publish_timeout_ms: reader.number(
+                "COREBANK_RELAY_PUBLISH_TIMEOUT_MS",
+                1,
+                600_000,
+            )?,
+            nats_url: lookup("COREBANK_NATS_URL").filter(|url| !url.trim().is_empty()),
+            nats_subject_prefix: reader.text("COREBANK_NATS_SUBJECT_PREFIX")?,
+        }
+        .checked()
+    }
+
+    /// Checks settings that depend on each other.
+    fn checked(self) -> Result<Settings, SettingsError> {
+        if self.relay_lease_ms < self.relay_publish_timeout_ms.saturating_mul(2) {
+            return Err(SettingsError::Invalid {
+                name: "COREBANK_RELAY_LEASE_MS",
+                value: self.relay_lease_ms.to_string(),
+                problem: format!(
+                    "a relay could not finish a publish within its lease \
+                     (COREBANK_RELAY_PUBLISH_TIMEOUT_MS is {})",
+                    self.relay_publish_timeout_ms
+                ),
+                fix: "make it at least twice COREBANK_RELAY_PUBLISH_TIMEOUT_MS".to_owned(),
+            });
+        }
+        Ok(self)
     }
 
     /// Settings with every default, as `corebank config` lists them.
@@ -267,6 +345,39 @@ impl<F: Fn(&str) -> Option<String>> Reader<'_, F> {
             Some(value) if !value.trim().is_empty() => Ok(value.trim().to_owned()),
             _ => Ok(default_of(name).to_owned()),
         }
+    }
+
+    /// A comma-separated list of schema names (lower-case identifiers), at least one.
+    fn schemas(&self, name: &'static str) -> Result<Vec<String>, SettingsError> {
+        let value = self.text(name)?;
+        let schemas: Vec<String> = value
+            .split(',')
+            .map(|schema| schema.trim().to_owned())
+            .filter(|schema| !schema.is_empty())
+            .collect();
+        let valid = |schema: &String| {
+            schema
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_lowercase())
+                && schema
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+                && schema.len() <= 63
+        };
+        if schemas.is_empty() || !schemas.iter().all(valid) {
+            return Err(SettingsError::Invalid {
+                name,
+                value,
+                problem: "not a list of schema names".to_owned(),
+                fix: format!(
+                    "set it to lower-case schema names separated by commas, such as `ledger,demo`, \
+                     or unset it for the default {}",
+                    default_of(name)
+                ),
+            });
+        }
+        Ok(schemas)
     }
 
     fn parse<T: std::str::FromStr>(
@@ -396,6 +507,34 @@ mod tests {
 
         let error = with(&[("COREBANK_LISTEN_ADDR", "localhost")]).unwrap_err();
         assert!(error.to_string().contains("COREBANK_LISTEN_ADDR"));
+    }
+
+    #[test]
+    fn relay_settings_are_checked_together() {
+        let settings = with(&[]).unwrap();
+        assert_eq!(settings.relay_schemas, vec!["ledger".to_owned()]);
+        assert_eq!(settings.nats_url, None);
+        let settings = with(&[
+            ("COREBANK_RELAY_SCHEMAS", " ledger , demo "),
+            ("COREBANK_NATS_URL", "nats://127.0.0.1:4222"),
+        ])
+        .unwrap();
+        assert_eq!(settings.relay_schemas, vec!["ledger", "demo"]);
+        assert_eq!(settings.nats_url.as_deref(), Some("nats://127.0.0.1:4222"));
+
+        let error = with(&[("COREBANK_RELAY_SCHEMAS", "ledger,Bad-Name")]).unwrap_err();
+        assert!(
+            error.to_string().contains("COREBANK_RELAY_SCHEMAS"),
+            "{error}"
+        );
+        let error = with(&[
+            ("COREBANK_RELAY_LEASE_MS", "1000"),
+            ("COREBANK_RELAY_PUBLISH_TIMEOUT_MS", "800"),
+        ])
+        .unwrap_err();
+        let message = error.to_string();
+        assert!(message.starts_with("COREBANK_RELAY_LEASE_MS="), "{message}");
+        assert!(message.contains("at least twice"), "{message}");
     }
 
     #[test]
