@@ -112,7 +112,7 @@ async fn executors_killed_at_random_lose_nothing_and_apply_nothing_twice() {
     // reserve and notify took effect.
     let mut expected: HashMap<String, i64> =
         accounts.iter().map(|a| (a.clone(), 1_000_000)).collect();
-    let mut doomed = 0;
+    let mut doomed: i64 = 0;
     let mut plans = Vec::with_capacity(SAGAS);
     for i in 0..SAGAS {
         let from = accounts[rng.usize(..ACCOUNTS)].clone();
@@ -183,7 +183,6 @@ async fn executors_killed_at_random_lose_nothing_and_apply_nothing_twice() {
     drop(executors);
 
     let total = i64::try_from(SAGAS).unwrap();
-    let doomed = i64::try_from(doomed).unwrap();
     assert_eq!(
         scalar(&db, "SELECT count(*) FROM saga_instances").await,
         total

@@ -226,7 +226,7 @@ impl std::fmt::Debug for Executor {
 /// How an attempt ended, for the drive loop.
 enum Next {
     /// Saved; keep going with this state.
-    Continue(SagaInstance),
+    Continue(Box<SagaInstance>),
     /// Saved and released until `next_attempt_at`.
     Wait(DateTime<Utc>),
     /// Done with it: terminal, paused, or no longer ours.
@@ -419,7 +419,7 @@ impl Executor {
         loop {
             let next = self.step_once(&definition, instance).await;
             match next {
-                Next::Continue(state) => instance = state,
+                Next::Continue(state) => instance = *state,
                 Next::Wait(at) => {
                     let executor = self.clone();
                     let pause = (at - Utc::now()).to_std().unwrap_or_default();
@@ -567,7 +567,7 @@ impl Executor {
                     DbAttempt::Lost => return Next::Stop,
                     DbAttempt::Reload => {
                         return match self.reload(&instance).await {
-                            Some(reloaded) => Next::Continue(reloaded),
+                            Some(reloaded) => Next::Continue(Box::new(reloaded)),
                             None => Next::Stop,
                         };
                     }
@@ -687,7 +687,7 @@ impl Executor {
                 if next.status.is_terminal() {
                     self.settled(&next);
                 }
-                DbAttempt::Committed(next)
+                DbAttempt::Committed(Box::new(next))
             }
             Ok(Err(TxError::Abort(Interrupt::LostLease))) => DbAttempt::Lost,
             Ok(Err(TxError::Abort(Interrupt::Outcome(outcome)))) => DbAttempt::Outcome(outcome),
@@ -887,7 +887,7 @@ impl Executor {
                 self.settled(&instance);
                 Next::Stop
             }
-            Ok(true) => Next::Continue(instance),
+            Ok(true) => Next::Continue(Box::new(instance)),
             Ok(false) | Err(_) => Next::Stop,
         }
     }
@@ -936,7 +936,7 @@ impl Executor {
 }
 
 enum DbAttempt {
-    Committed(SagaInstance),
+    Committed(Box<SagaInstance>),
     Lost,
     Reload,
     Outcome(StepOutcome),
