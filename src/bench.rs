@@ -60,11 +60,7 @@ pub async fn ledger(settings: &Settings, options: &LedgerBenchOptions) -> anyhow
     );
     let server = start_server(settings).await?;
     let outcome = run_ledger_suite(settings, options, &server).await;
-    if let Some((local, _dir)) = &server.private {
-        println!("stopping the benchmark's PostgreSQL");
-        let local = local.clone();
-        tokio::task::spawn_blocking(move || local.stop()).await??;
-    }
+    stop_server(&server).await?;
     outcome
 }
 
@@ -117,7 +113,7 @@ async fn admin_client(config: &tokio_postgres::Config) -> anyhow::Result<tokio_p
     Ok(client)
 }
 
-pub(crate) async fn scratch_database(server: &Server, name: &str) -> anyhow::Result<()> {
+async fn scratch_database(server: &Server, name: &str) -> anyhow::Result<()> {
     let admin = admin_client(&server.admin).await?;
     admin
         .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
@@ -137,12 +133,7 @@ pub(crate) async fn drop_database(server: &Server, name: &str) {
 }
 
 /// pgbench's built-in TPC-B on a scratch database: its tps.
-pub(crate) async fn pgbench(
-    server: &Server,
-    scale: u32,
-    clients: u32,
-    seconds: u64,
-) -> anyhow::Result<f64> {
+async fn pgbench(server: &Server, scale: u32, clients: u32, seconds: u64) -> anyhow::Result<f64> {
     let pgbench = server
         .binaries_dir
         .as_ref()
@@ -228,6 +219,41 @@ pub(crate) async fn pgbench(
         .with_context(|| format!("no tps line in pgbench's output:\n{stdout}"))
 }
 
+/// How the pgbench baseline runs.
+pub(crate) struct Baseline {
+    pub(crate) scale: u32,
+    pub(crate) clients: u32,
+    pub(crate) seconds: u64,
+}
+
+/// Runs the pgbench baseline, then creates the scratch database `database` with every
+/// migration applied: the baseline's tps and the database's URL.
+pub(crate) async fn baseline_then_database(
+    settings: &Settings,
+    server: &Server,
+    baseline: Baseline,
+    database: &str,
+) -> anyhow::Result<(f64, String)> {
+    let tps = pgbench(server, baseline.scale, baseline.clients, baseline.seconds).await?;
+    println!("baseline: pgbench_tpcb {tps:.0} tps");
+    scratch_database(server, database).await?;
+    let url = url_for(&server.admin, database);
+    let db = Db::connect_lazy(&settings.db_settings(&url, "bench"))?;
+    corebank_db::migrate::apply(&db, &corebank_db::migrate::embedded()?).await?;
+    db.close();
+    Ok((tps, url))
+}
+
+/// Stops the benchmark's private PostgreSQL, if it started one.
+pub(crate) async fn stop_server(server: &Server) -> anyhow::Result<()> {
+    if let Some((local, _dir)) = &server.private {
+        println!("stopping the benchmark's PostgreSQL");
+        let local = local.clone();
+        tokio::task::spawn_blocking(move || local.stop()).await??;
+    }
+    Ok(())
+}
+
 #[derive(Debug, Clone, serde::Serialize)]
 struct PhaseResult {
     name: &'static str,
@@ -245,21 +271,18 @@ async fn run_ledger_suite(
     options: &LedgerBenchOptions,
     server: &Server,
 ) -> anyhow::Result<()> {
-    let tps = pgbench(
+    let database = "corebank_bench_ledger";
+    let (tps, url) = baseline_then_database(
+        settings,
         server,
-        options.pgbench_scale,
-        options.pgbench_clients,
-        options.seconds,
+        Baseline {
+            scale: options.pgbench_scale,
+            clients: options.pgbench_clients,
+            seconds: options.seconds,
+        },
+        database,
     )
     .await?;
-    println!("baseline: pgbench_tpcb {tps:.0} tps");
-
-    let database = "corebank_bench_ledger";
-    scratch_database(server, database).await?;
-    let url = url_for(&server.admin, database);
-    let db = Db::connect_lazy(&settings.db_settings(&url, "bench"))?;
-    corebank_db::migrate::apply(&db, &corebank_db::migrate::embedded()?).await?;
-    db.close();
 
     let shutdown = CancellationToken::new();
     let ledger_db = Db::connect_lazy(

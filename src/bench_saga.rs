@@ -8,14 +8,15 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use corebank_db::Db;
-use corebank_db::url::url_for;
 use corebank_saga::demo::{self, DemoOptions};
 use corebank_saga::{Executor, ExecutorConfig, NewSaga, Registry, Status, Watchers};
 use corebank_service::Settings;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::bench::{Server, drop_database, pgbench, scratch_database, start_server};
+use crate::bench::{
+    Baseline, Server, baseline_then_database, drop_database, start_server, stop_server,
+};
 
 /// Options of `corebank bench saga`.
 #[derive(Debug, Clone, clap::Args)]
@@ -67,11 +68,7 @@ pub async fn saga(settings: &Settings, options: &SagaBenchOptions) -> anyhow::Re
     );
     let server = start_server(settings).await?;
     let outcome = run_suite(settings, options, &server).await;
-    if let Some((local, _dir)) = &server.private {
-        println!("stopping the benchmark's PostgreSQL");
-        let local = local.clone();
-        tokio::task::spawn_blocking(move || local.stop()).await??;
-    }
+    stop_server(&server).await?;
     outcome
 }
 
@@ -80,21 +77,18 @@ async fn run_suite(
     options: &SagaBenchOptions,
     server: &Server,
 ) -> anyhow::Result<()> {
-    let tps = pgbench(
+    let database = "corebank_bench_saga";
+    let (tps, url) = baseline_then_database(
+        settings,
         server,
-        options.pgbench_scale,
-        options.pgbench_clients,
-        options.pgbench_seconds,
+        Baseline {
+            scale: options.pgbench_scale,
+            clients: options.pgbench_clients,
+            seconds: options.pgbench_seconds,
+        },
+        database,
     )
     .await?;
-    println!("baseline: pgbench_tpcb {tps:.0} tps");
-
-    let database = "corebank_bench_saga";
-    scratch_database(server, database).await?;
-    let url = url_for(&server.admin, database);
-    let db = Db::connect_lazy(&settings.db_settings(&url, "bench"))?;
-    corebank_db::migrate::apply(&db, &corebank_db::migrate::embedded()?).await?;
-    db.close();
 
     let mut db_settings = settings.db_settings(&url, "demo").with_search_path("demo");
     db_settings.pool_size_max = options.pool;

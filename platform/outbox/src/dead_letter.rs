@@ -90,18 +90,7 @@ pub async fn dead_letters(
                 }
             };
             Ok(DeadLetter {
-                event: OutboxEvent {
-                    schema: schema.to_string(),
-                    id: row.try_get(0)?,
-                    aggregatetype: row.try_get(1)?,
-                    aggregateid: row.try_get(2)?,
-                    aggregate_sequence: row.try_get(3)?,
-                    event_type: row.try_get(4)?,
-                    payload: row.try_get(5)?,
-                    trace_context: row.try_get(6)?,
-                    created_at: row.try_get(7)?,
-                    partition: row.try_get(8)?,
-                },
+                event: crate::relay::event_of(schema, row)?,
                 status,
                 reason: row.try_get(10)?,
                 dead_lettered_at: row.try_get(11)?,

@@ -1047,7 +1047,9 @@ fn aggregate_runs(events: &[OutboxEvent]) -> Vec<Range<usize>> {
     runs
 }
 
-fn event_of(schema: &SchemaName, row: &Row) -> Result<OutboxEvent, OutboxError> {
+/// An outbox row (the outbox's columns in their order, as the relay and the dead-letter
+/// reads select them) as an event.
+pub(crate) fn event_of(schema: &SchemaName, row: &Row) -> Result<OutboxEvent, OutboxError> {
     Ok(OutboxEvent {
         schema: schema.to_string(),
         id: row.try_get(0)?,

@@ -556,7 +556,7 @@ impl Executor {
             Action::Db(action) => {
                 match self
                     .run_db_action(
-                        definition, step, index, direction, action, &context, &instance, started_at,
+                        definition, step, direction, action, &context, &instance, started_at,
                     )
                     .await
                 {
@@ -585,20 +585,8 @@ impl Executor {
         };
         let label = outcome_label(&outcome);
         observe(definition, step, direction, label, clock);
-        let record = |output: Option<Value>, error: String| StepRecord {
-            saga_id: instance.id,
-            id: Uuid::new_v4(),
-            step: index,
-            step_name: step.name.clone(),
-            direction: direction.as_str().to_owned(),
-            attempt: context.attempt,
-            generation: instance.generation,
-            owner: self.inner.config.owner.clone(),
-            started_at,
-            ended_at: Utc::now(),
-            outcome: label.to_owned(),
-            output,
-            error,
+        let record = |output: Option<Value>, error: String| {
+            attempt_record(&context, started_at, label, output, error)
         };
         match outcome {
             StepOutcome::Done(output) => {
@@ -635,35 +623,25 @@ impl Executor {
         &self,
         definition: &SagaDefinition,
         step: &Step,
-        index: usize,
         direction: Direction,
         action: &crate::definition::DbActionFn,
         context: &StepContext,
         instance: &SagaInstance,
         started_at: DateTime<Utc>,
     ) -> DbAttempt {
-        let owner = self.inner.config.owner.as_str();
         let attempt = self.inner.db.run_tx("saga_step", |tx| {
             let action = Arc::clone(action);
             Box::pin(async move {
                 let outcome = action(&tx, context).await.map_err(TxError::Db)?;
                 match outcome {
                     StepOutcome::Done(output) => {
-                        let record = StepRecord {
-                            saga_id: instance.id,
-                            id: Uuid::new_v4(),
-                            step: index,
-                            step_name: step.name.clone(),
-                            direction: direction.as_str().to_owned(),
-                            attempt: context.attempt,
-                            generation: instance.generation,
-                            owner: owner.to_owned(),
+                        let record = attempt_record(
+                            context,
                             started_at,
-                            ended_at: Utc::now(),
-                            outcome: "done".to_owned(),
-                            output: Some(output.clone()),
-                            error: String::new(),
-                        };
+                            "done",
+                            Some(output.clone()),
+                            String::new(),
+                        );
                         let next =
                             self.succeeded(definition, step, direction, instance.clone(), output);
                         let saved = store::save_fenced(&tx, &next, Some(&record))
@@ -755,21 +733,7 @@ impl Executor {
             QueryOutcome::Unknown(message) => ("unknown", None, message.clone()),
         };
         observe(definition, step, Direction::Query, label, clock);
-        let record = StepRecord {
-            saga_id: instance.id,
-            id: Uuid::new_v4(),
-            step: index,
-            step_name: step.name.clone(),
-            direction: Direction::Query.as_str().to_owned(),
-            attempt: context.attempt,
-            generation: instance.generation,
-            owner: self.inner.config.owner.clone(),
-            started_at,
-            ended_at: Utc::now(),
-            outcome: label.to_owned(),
-            output,
-            error,
-        };
+        let record = attempt_record(&context, started_at, label, output, error);
         match answer {
             QueryOutcome::Applied(output) => {
                 let next = self.succeeded(definition, step, Direction::Do, instance, output);
@@ -940,6 +904,31 @@ enum DbAttempt {
     Lost,
     Reload,
     Outcome(StepOutcome),
+}
+
+/// The history row of one attempt described by `context`, ending now.
+fn attempt_record(
+    context: &StepContext,
+    started_at: DateTime<Utc>,
+    outcome: &str,
+    output: Option<Value>,
+    error: String,
+) -> StepRecord {
+    StepRecord {
+        saga_id: context.saga_id,
+        id: Uuid::new_v4(),
+        step: context.step,
+        step_name: context.step_name.clone(),
+        direction: context.direction.as_str().to_owned(),
+        attempt: context.attempt,
+        generation: context.generation,
+        owner: context.owner.clone(),
+        started_at,
+        ended_at: Utc::now(),
+        outcome: outcome.to_owned(),
+        output,
+        error,
+    }
 }
 
 fn release(instance: &mut SagaInstance) {
