@@ -545,3 +545,29 @@ async fn a_hot_account_spread_over_shards_sums_every_shard() {
     assert!(used > 1, "postings spread over several shards");
     assert_books_hold(&h).await;
 }
+
+#[tokio::test]
+async fn a_negative_limit_amount_is_a_minimum_balance_kept_on_the_account() {
+    let h = start().await;
+    let alice = customer(&h.ledger).await;
+    let bob = customer(&h.ledger).await;
+    fund(&h.ledger, alice, "100.00").await;
+    h.ledger
+        .set_limit(
+            alice,
+            BalanceLimit {
+                kind: LimitKind::DebitsMustNotExceedCredits,
+                amount: dec("-20.00"),
+            },
+        )
+        .await
+        .unwrap();
+    let error = transfer(&h.ledger, alice, bob, "80.01").await.unwrap_err();
+    assert_eq!(error.code(), "limit_exceeded");
+    assert_eq!(posted(&h.ledger, alice).await, dec("100.00"));
+    transfer(&h.ledger, alice, bob, "80.00").await.unwrap();
+    assert_eq!(posted(&h.ledger, alice).await, dec("20.00"));
+    // Deposits are never refused by a floor.
+    fund(&h.ledger, alice, "5.00").await;
+    assert_books_hold(&h).await;
+}

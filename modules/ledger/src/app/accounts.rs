@@ -82,7 +82,8 @@ impl AccountRequest {
     }
 }
 
-/// Checks a limit's amount against the currency, and that "none" carries no amount.
+/// Checks a limit's amount against the currency (a negative amount is a minimum balance),
+/// and that "none" carries no amount.
 pub fn validate_limit(limit: &BalanceLimit, currency: Currency) -> Result<(), LedgerError> {
     if limit.kind == LimitKind::None && !limit.amount.is_zero() {
         return Err(LedgerError::invalid(
@@ -90,13 +91,9 @@ pub fn validate_limit(limit: &BalanceLimit, currency: Currency) -> Result<(), Le
             "an account without a limit has no limit amount",
         ));
     }
-    if limit.amount.is_sign_negative() && !limit.amount.is_zero() {
-        return Err(LedgerError::InvalidAmount {
-            field: "limit.limit_amount".to_owned(),
-            message: "limit.limit_amount must not be negative".to_owned(),
-        });
-    }
-    Money::new(limit.amount, currency).map_err(|error| LedgerError::InvalidAmount {
+    // A negative amount is a floor: the balance must stay at least that far on the normal
+    // side (a savings account's minimum balance).
+    Money::new(limit.amount.abs(), currency).map_err(|error| LedgerError::InvalidAmount {
         field: "limit.limit_amount".to_owned(),
         message: error.to_string(),
     })?;
