@@ -1,0 +1,3 @@
+//! The deposit rules, free of I/O.
+
+pub mod interest;
