@@ -130,6 +130,7 @@ async fn start_leased(
         lease_owner: lease.map(|(owner, _)| owner.to_owned()).unwrap_or_default(),
         lease_expires_at: lease.map(|(_, until)| until),
         generation: i64::from(lease.is_some()),
+        revision: 0,
         business_key: new.business_key.clone(),
         failure: String::new(),
         paused_reason: String::new(),
@@ -213,6 +214,8 @@ struct Inner {
     backlog: std::sync::atomic::AtomicBool,
     watchers: Arc<Watchers>,
     types: Vec<String>,
+    /// Cancelled when the executor stops: every saga being driven stops with it.
+    stop: CancellationToken,
 }
 
 impl std::fmt::Debug for Executor {
@@ -264,6 +267,7 @@ impl Executor {
                 backlog: std::sync::atomic::AtomicBool::new(false),
                 watchers,
                 types,
+                stop: CancellationToken::new(),
             }),
         }
     }
@@ -311,7 +315,13 @@ impl Executor {
             (Started::New(instance), Some(permit)) => {
                 let executor = self.clone();
                 let instance = instance.clone();
-                tokio::spawn(async move { executor.drive(instance, permit).await });
+                let stop = self.inner.stop.clone();
+                tokio::spawn(async move {
+                    tokio::select! {
+                        () = executor.drive(instance, permit) => {}
+                        () = stop.cancelled() => {}
+                    }
+                });
             }
             (Started::New(_), None) => self.nudge(),
             (Started::Existing(_), _) => {}
@@ -319,10 +329,17 @@ impl Executor {
         Ok(started)
     }
 
-    /// Runs the claim loop until `shutdown`; sagas being driven finish their current attempt
-    /// and hand their lease back.
+    /// Runs the claim loop until `shutdown`. Sagas being driven then stop where they are,
+    /// as a crash would stop them: an attempt in flight is cut (a database step rolls back),
+    /// and their leases lapse so that any replica resumes them.
     pub fn spawn(&self, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
         let executor = self.clone();
+        let stop = self.inner.stop.clone();
+        tokio::spawn(async move {
+            shutdown.cancelled().await;
+            stop.cancel();
+        });
+        let shutdown = self.inner.stop.clone();
         tokio::spawn(async move { executor.claim_loop(shutdown).await })
     }
 
@@ -387,11 +404,7 @@ impl Executor {
             .run_tx("saga_claim", |tx| {
                 Box::pin(async move {
                     let now = Utc::now();
-                    let claimed = store::claim(&tx, owner, now, now + lease, limit).await?;
-                    Ok(claimed
-                        .into_iter()
-                        .filter(|instance| types.contains(&instance.saga_type))
-                        .collect())
+                    store::claim(&tx, owner, now, now + lease, limit, types).await
                 })
             })
             .await
@@ -496,6 +509,28 @@ impl Executor {
         }
     }
 
+    /// An attempt must end before the lease does, or another executor could start the same
+    /// step: renews the lease first when it would not outlast the step's timeout. False when
+    /// the saga is no longer this executor's.
+    async fn ensure_lease(&self, instance: &mut SagaInstance, step: &Step) -> bool {
+        let margin = step.timeout + Duration::from_secs(1);
+        if instance
+            .lease_expires_at
+            .is_some_and(|until| until >= Utc::now() + lease_delta(margin))
+        {
+            return true;
+        }
+        instance.lease_expires_at =
+            Some(Utc::now() + lease_delta(self.inner.config.lease.max(margin * 2)));
+        match self.save(instance, None).await {
+            Ok(true) => {
+                instance.revision += 1;
+                true
+            }
+            Ok(false) | Err(_) => false,
+        }
+    }
+
     fn context(
         &self,
         instance: &SagaInstance,
@@ -535,19 +570,8 @@ impl Executor {
         }) else {
             return Next::Stop;
         };
-        // The attempt must end before the lease does, or another executor could start the
-        // same step: renew first when the lease would not outlast the timeout.
-        let margin = step.timeout + Duration::from_secs(1);
-        if instance
-            .lease_expires_at
-            .is_none_or(|until| until < Utc::now() + lease_delta(margin))
-        {
-            instance.lease_expires_at =
-                Some(Utc::now() + lease_delta(self.inner.config.lease.max(margin * 2)));
-            match self.save(&instance, None).await {
-                Ok(true) => {}
-                Ok(false) | Err(_) => return Next::Stop,
-            }
+        if !self.ensure_lease(&mut instance, step).await {
+            return Next::Stop;
         }
         let context = self.context(&instance, step, index, direction);
         let started_at = Utc::now();
@@ -564,13 +588,26 @@ impl Executor {
                         observe(definition, step, direction, "done", clock);
                         return Next::Continue(next);
                     }
-                    DbAttempt::Lost => return Next::Stop,
-                    DbAttempt::Reload => {
+                    // The stored state moved on without this attempt: another executor took
+                    // over, or an earlier attempt whose COMMIT seemed lost did commit.
+                    DbAttempt::Lost => {
                         return match self.reload(&instance).await {
                             Some(reloaded) => Next::Continue(Box::new(reloaded)),
                             None => Next::Stop,
                         };
                     }
+                    // The connection died during COMMIT: the stored state tells whether it
+                    // happened. If not, this was one failed attempt.
+                    DbAttempt::Reload => match self.reload(&instance).await {
+                        Some(reloaded) if reloaded.revision != instance.revision => {
+                            return Next::Continue(Box::new(reloaded));
+                        }
+                        Some(_) => StepOutcome::Transient(
+                            "the connection was lost during COMMIT and the step did not commit"
+                                .to_owned(),
+                        ),
+                        None => return Next::Stop,
+                    },
                     DbAttempt::Outcome(outcome) => outcome,
                 }
             }
@@ -629,10 +666,19 @@ impl Executor {
         instance: &SagaInstance,
         started_at: DateTime<Utc>,
     ) -> DbAttempt {
+        let timeout = step.timeout;
         let attempt = self.inner.db.run_tx("saga_step", |tx| {
             let action = Arc::clone(action);
             Box::pin(async move {
-                let outcome = action(&tx, context).await.map_err(TxError::Db)?;
+                // Only the action is timed: cutting the transaction short during COMMIT
+                // would leave its outcome unknown.
+                let outcome = match tokio::time::timeout(timeout, action(&tx, context)).await {
+                    Ok(outcome) => outcome.map_err(TxError::Db)?,
+                    Err(_) => StepOutcome::Transient(format!(
+                        "the step did not finish within its timeout of {} ms (rolled back)",
+                        timeout.as_millis()
+                    )),
+                };
                 match outcome {
                     StepOutcome::Done(output) => {
                         let record = attempt_record(
@@ -651,6 +697,8 @@ impl Executor {
                                 TxError::Abort(error) => TxError::Abort(Interrupt::Store(error)),
                             })?;
                         if saved {
+                            let mut next = next;
+                            next.revision += 1;
                             Ok(next)
                         } else {
                             Err(TxError::Abort(Interrupt::LostLease))
@@ -660,21 +708,21 @@ impl Executor {
                 }
             })
         });
-        match tokio::time::timeout(step.timeout, attempt).await {
-            Ok(Ok(next)) => {
+        match attempt.await {
+            Ok(next) => {
                 if next.status.is_terminal() {
                     self.settled(&next);
                 }
                 DbAttempt::Committed(Box::new(next))
             }
-            Ok(Err(TxError::Abort(Interrupt::LostLease))) => DbAttempt::Lost,
-            Ok(Err(TxError::Abort(Interrupt::Outcome(outcome)))) => DbAttempt::Outcome(outcome),
-            Ok(Err(TxError::Abort(Interrupt::Store(error)))) => DbAttempt::Outcome(
+            Err(TxError::Abort(Interrupt::LostLease)) => DbAttempt::Lost,
+            Err(TxError::Abort(Interrupt::Outcome(outcome))) => DbAttempt::Outcome(outcome),
+            Err(TxError::Abort(Interrupt::Store(error))) => DbAttempt::Outcome(
                 StepOutcome::Transient(format!("saving the step failed: {error}")),
             ),
             // The commit may have happened: the stored state tells.
-            Ok(Err(TxError::Db(DbError::OutcomeUnknown { .. }))) | Err(_) => DbAttempt::Reload,
-            Ok(Err(TxError::Db(error))) => DbAttempt::Outcome(StepOutcome::Transient(format!(
+            Err(TxError::Db(DbError::OutcomeUnknown { .. })) => DbAttempt::Reload,
+            Err(TxError::Db(error)) => DbAttempt::Outcome(StepOutcome::Transient(format!(
                 "the step's transaction failed: {error}"
             ))),
         }
@@ -720,6 +768,9 @@ impl Executor {
         query: &crate::definition::QueryFn,
         mut instance: SagaInstance,
     ) -> Next {
+        if !self.ensure_lease(&mut instance, step).await {
+            return Next::Stop;
+        }
         let index = instance.current_step;
         let context = self.context(&instance, step, index, Direction::Query);
         let started_at = Utc::now();
@@ -845,13 +896,20 @@ impl Executor {
         self.inner.watchers.settled(instance.id, instance.status);
     }
 
-    async fn save_and_go_on(&self, instance: SagaInstance, record: Option<&StepRecord>) -> Next {
+    async fn save_and_go_on(
+        &self,
+        mut instance: SagaInstance,
+        record: Option<&StepRecord>,
+    ) -> Next {
         match self.save(&instance, record).await {
             Ok(true) if instance.status.is_terminal() => {
                 self.settled(&instance);
                 Next::Stop
             }
-            Ok(true) => Next::Continue(Box::new(instance)),
+            Ok(true) => {
+                instance.revision += 1;
+                Next::Continue(Box::new(instance))
+            }
             Ok(false) | Err(_) => Next::Stop,
         }
     }

@@ -84,6 +84,25 @@ fn not_found(id: Uuid) -> TxError<SagaError> {
     TxError::Abort(SagaError::NotFound { id: id.to_string() })
 }
 
+/// Refuses to change a saga while an executor is running one of its steps: the operator
+/// would otherwise start the same step elsewhere, or undo around a step still in flight.
+fn not_leased(instance: &SagaInstance, now: DateTime<Utc>) -> Result<(), TxError<SagaError>> {
+    match instance.lease_expires_at {
+        Some(until) if !instance.lease_owner.is_empty() && until > now => {
+            Err(TxError::Abort(SagaError::InvalidState {
+                id: instance.id.to_string(),
+                status: instance.status.to_string(),
+                message: format!(
+                    "executor {} is running a step (lease until {}); try again when it has finished",
+                    instance.lease_owner,
+                    until.to_rfc3339()
+                ),
+            }))
+        }
+        _ => Ok(()),
+    }
+}
+
 fn invalid(instance: &SagaInstance, message: &str) -> TxError<SagaError> {
     TxError::Abort(SagaError::InvalidState {
         id: instance.id.to_string(),
@@ -146,6 +165,7 @@ pub async fn retry_now(db: &Db, id: Uuid, actor: &Actor) -> Result<SagaInstance,
                 "only a running or compensating saga can be retried now (resume a paused one)",
             ));
         }
+        not_leased(instance, now)?;
         instance.next_attempt_at = now;
         Ok(())
     })
@@ -203,14 +223,22 @@ pub async fn force_compensate(
                     saga_type: format!("{} v{}", instance.saga_type, instance.version),
                 })
             })?;
+        not_leased(instance, now)?;
+        // A step whose outcome is still unknown may have taken effect: it is undone too (a
+        // compensation must be harmless where its action did nothing). At the pivot, such a
+        // step counts as past it.
+        let uncertain = forward && instance.awaiting_query;
         if forward
-            && definition
-                .pivot()
-                .is_some_and(|pivot| instance.current_step > pivot)
+            && definition.pivot().is_some_and(|pivot| {
+                instance.current_step > pivot || (uncertain && instance.current_step == pivot)
+            })
         {
             return Err(TxError::Abort(SagaError::PastPivot {
                 id: instance.id.to_string(),
             }));
+        }
+        if uncertain {
+            instance.current_step += 1;
         }
         instance.status = Status::Compensating;
         instance.paused_from = None;

@@ -92,6 +92,8 @@ pub struct SagaInstance {
     pub lease_owner: String,
     pub lease_expires_at: Option<DateTime<Utc>>,
     pub generation: i64,
+    /// Bumped by every write of the state: a write names the revision it was derived from.
+    pub revision: i64,
     pub business_key: String,
     /// The business failure that made the saga compensate.
     pub failure: String,
@@ -154,7 +156,7 @@ pub(crate) fn to_i64(value: usize) -> i64 {
 pub(crate) const INSTANCE_COLUMNS: &str = "id, saga_type, version, status, input, outputs, \
      current_step, attempts, awaiting_query, next_attempt_at, lease_owner, lease_expires_at, \
      generation, business_key, failure, paused_reason, paused_from, deadline_at, created_at, \
-     updated_at";
+     updated_at, revision";
 
 pub(crate) fn instance_from_row(row: &Row) -> StoreResult<SagaInstance> {
     let status: &str = row.get("status");
@@ -174,6 +176,7 @@ pub(crate) fn instance_from_row(row: &Row) -> StoreResult<SagaInstance> {
         lease_owner: row.get("lease_owner"),
         lease_expires_at: row.get("lease_expires_at"),
         generation: row.get("generation"),
+        revision: row.get("revision"),
         business_key: row.get("business_key"),
         failure: row.get("failure"),
         paused_reason: row.get("paused_reason"),
@@ -206,7 +209,7 @@ pub(crate) async fn insert(
     let statement = tx
         .prepare_cached(&format!(
             "INSERT INTO saga_instances ({INSTANCE_COLUMNS}) VALUES \
-             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20) \
+             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21) \
              ON CONFLICT (id) DO NOTHING"
         ))
         .await?;
@@ -234,6 +237,7 @@ pub(crate) async fn insert(
                 &instance.deadline_at,
                 &instance.created_at,
                 &instance.updated_at,
+                &instance.revision,
             ],
         )
         .await?;
@@ -264,6 +268,7 @@ pub(crate) async fn claim(
     now: DateTime<Utc>,
     lease_until: DateTime<Utc>,
     limit: i64,
+    types: &[String],
 ) -> StoreResult<Vec<SagaInstance>> {
     let statement = tx
         .prepare_cached(&format!(
@@ -271,39 +276,38 @@ pub(crate) async fn claim(
              generation = generation + 1, updated_at = $3 \
              WHERE id IN (SELECT id FROM saga_instances \
                  WHERE status IN ('running', 'compensating') AND next_attempt_at <= $3 \
-                 AND (lease_expires_at IS NULL OR lease_expires_at < $3) \
+                 AND (lease_expires_at IS NULL OR lease_expires_at < $3) AND saga_type = ANY($5) \
                  ORDER BY next_attempt_at LIMIT $4 FOR UPDATE SKIP LOCKED) \
              AND (lease_expires_at IS NULL OR lease_expires_at < $3) \
              RETURNING {INSTANCE_COLUMNS}"
         ))
         .await?;
     let rows = tx
-        .query(&statement, &[&owner, &lease_until, &now, &limit])
+        .query(&statement, &[&owner, &lease_until, &now, &limit, &types])
         .await?;
     rows.iter().map(instance_from_row).collect()
 }
 
-/// Writes the executor's new state of a saga, if it still holds the lease of `generation`.
-/// Returns whether it did.
+/// Writes the executor's new state of a saga, if it still holds the lease of `generation`
+/// and the stored state is still the one this was derived from (`revision`). With a record,
+/// the attempt's history row is written by the same statement, only if the state was.
+/// Returns whether it was; the stored revision is then `instance.revision + 1`.
 pub(crate) async fn save_fenced(
     tx: &Transaction<'_>,
     instance: &SagaInstance,
     record: Option<&StepRecord>,
 ) -> StoreResult<bool> {
-    let update = tx
-        .prepare_cached(
-            "UPDATE saga_instances SET status = $3, outputs = $4, current_step = $5, attempts = $6, \
-             awaiting_query = $7, next_attempt_at = $8, lease_owner = $9, lease_expires_at = $10, \
-             failure = $11, paused_reason = $12, paused_from = $13, updated_at = $14 \
-             WHERE id = $1 AND generation = $2",
-        )
-        .await?;
+    const UPDATE: &str = "UPDATE saga_instances SET status = $3, outputs = $4, current_step = $5, \
+         attempts = $6, awaiting_query = $7, next_attempt_at = $8, lease_owner = $9, \
+         lease_expires_at = $10, failure = $11, paused_reason = $12, paused_from = $13, \
+         updated_at = $14, revision = revision + 1 \
+         WHERE id = $1 AND generation = $2 AND revision = $15";
     let outputs = outputs_json(&instance.outputs);
     let current_step = to_i64(instance.current_step);
     let attempts = i64::from(instance.attempts);
     let paused_from = instance.paused_from.map_or("", Status::as_str);
     let status = instance.status.as_str();
-    let params: [&(dyn corebank_db::tokio_postgres::types::ToSql + Sync); 14] = [
+    let mut params: Vec<&(dyn corebank_db::tokio_postgres::types::ToSql + Sync)> = vec![
         &instance.id,
         &instance.generation,
         &status,
@@ -318,50 +322,37 @@ pub(crate) async fn save_fenced(
         &instance.paused_reason,
         &paused_from,
         &instance.updated_at,
+        &instance.revision,
     ];
-    let updated = tx.execute(&update, &params);
-    let updated = match record {
-        Some(record) => {
-            let (updated, inserted) = tokio::join!(updated, insert_record(tx, record));
-            inserted?;
-            updated?
-        }
-        None => updated.await?,
+    let Some(record) = record else {
+        let statement = tx.prepare_cached(UPDATE).await?;
+        return Ok(tx.execute(&statement, &params).await? == 1);
     };
-    Ok(updated == 1)
-}
-
-/// Records an attempt, unless the saga moved on to another generation (sent after the
-/// fenced update, in the same transaction).
-async fn insert_record(tx: &Transaction<'_>, record: &StepRecord) -> StoreResult<()> {
+    let step = to_i64(record.step);
+    let attempt = i64::from(record.attempt);
+    params.extend([
+        &record.id as &(dyn corebank_db::tokio_postgres::types::ToSql + Sync),
+        &step,
+        &record.step_name,
+        &record.direction,
+        &attempt,
+        &record.owner,
+        &record.started_at,
+        &record.ended_at,
+        &record.outcome,
+        &record.output,
+        &record.error,
+    ]);
     let statement = tx
-        .prepare_cached(
-            "INSERT INTO saga_steps (saga_id, id, step, step_name, direction, attempt, generation, \
+        .prepare_cached(&format!(
+            "WITH saved AS ({UPDATE} RETURNING id, generation) \
+             INSERT INTO saga_steps (saga_id, id, step, step_name, direction, attempt, generation, \
              owner, started_at, ended_at, outcome, output, error) \
-             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13 \
-             WHERE EXISTS (SELECT 1 FROM saga_instances WHERE id = $1 AND generation = $7)",
-        )
+             SELECT saved.id, $16, $17, $18, $19, $20, saved.generation, $21, $22, $23, $24, $25, $26 \
+             FROM saved"
+        ))
         .await?;
-    tx.execute(
-        &statement,
-        &[
-            &record.saga_id,
-            &record.id,
-            &to_i64(record.step),
-            &record.step_name,
-            &record.direction,
-            &i64::from(record.attempt),
-            &record.generation,
-            &record.owner,
-            &record.started_at,
-            &record.ended_at,
-            &record.outcome,
-            &record.output,
-            &record.error,
-        ],
-    )
-    .await?;
-    Ok(())
+    Ok(tx.execute(&statement, &params).await? == 1)
 }
 
 /// A saga's step history, oldest first.
@@ -461,7 +452,7 @@ pub(crate) async fn save_by_operator(
             "UPDATE saga_instances SET status = $2, current_step = $3, attempts = $4, \
              awaiting_query = $5, next_attempt_at = $6, lease_owner = '', lease_expires_at = NULL, \
              generation = generation + 1, failure = $7, paused_reason = $8, paused_from = $9, \
-             updated_at = $10 WHERE id = $1",
+             updated_at = $10, revision = revision + 1 WHERE id = $1",
         )
         .await?;
     tx.execute(

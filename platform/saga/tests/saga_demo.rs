@@ -642,29 +642,27 @@ async fn starting_is_idempotent_and_commits_with_the_callers_own_changes() {
 
 #[tokio::test]
 async fn an_executor_that_lost_its_lease_changes_nothing_more() {
-    // A step that waits until released, so an operator can take the saga over mid-step.
+    // A step that waits until released, so the saga can be taken over mid-step.
     let gate = Arc::new(tokio::sync::Semaphore::new(0));
     let entered = Arc::new(tokio::sync::Notify::new());
     let (gate_in, entered_in) = (Arc::clone(&gate), Arc::clone(&entered));
     let slow = Step::new(
         "slow",
-        Action::call(move |_| {
+        Action::call(move |context| {
             let gate = Arc::clone(&gate_in);
             let entered = Arc::clone(&entered_in);
             Box::pin(async move {
-                entered.notify_one();
-                let _ = gate.acquire().await;
-                StepOutcome::Done(json!({ "late": true }))
+                if context.attempt == 1 {
+                    entered.notify_one();
+                    let _ = gate.acquire().await;
+                }
+                StepOutcome::Done(json!({ "generation": context.generation }))
             })
         }),
     )
-    .compensate_with(Action::call(|_| {
-        Box::pin(async { StepOutcome::Done(json!({})) })
-    }))
     .timeout(Duration::from_secs(10));
     let h = harness_with(move |_| vec![SagaDefinition::new("test.slow", 1, vec![slow])]).await;
     let id = Uuid::new_v4();
-    let settled = h.executor.watchers().watch(id);
     h.executor
         .start(NewSaga {
             id,
@@ -675,31 +673,186 @@ async fn an_executor_that_lost_its_lease_changes_nothing_more() {
         .await
         .unwrap();
     entered.notified().await;
-    let generation_before = ops::get(&h.db, id).await.unwrap().instance.generation;
-    let taken = ops::force_compensate(&h.db, h.executor.registry(), id, &actor())
+    let held = ops::get(&h.db, id).await.unwrap().instance;
+
+    // While an executor runs a step, operators cannot pull the saga from under it.
+    let refused = ops::retry_now(&h.db, id, &actor()).await.unwrap_err();
+    assert_eq!(refused.code(), "invalid_saga_state");
+    assert!(
+        refused.to_string().contains("is running a step"),
+        "{refused}"
+    );
+    let refused = ops::force_compensate(&h.db, h.executor.registry(), id, &actor())
         .await
-        .unwrap();
-    assert_eq!(taken.generation, generation_before + 1);
-    assert_eq!(taken.status, Status::Compensating);
-    // The old attempt now finishes: its success must not be recorded over the operator's
-    // decision.
-    gate.add_permits(10);
-    h.executor.nudge();
-    let status = tokio::time::timeout(Duration::from_secs(10), settled)
+        .unwrap_err();
+    assert_eq!(refused.code(), "invalid_saga_state");
+
+    // Another executor takes the saga over, as it would once the lease had lapsed: a new
+    // generation, the attempt counted.
+    h.db.client()
         .await
         .unwrap()
+        .execute(
+            "UPDATE saga_instances SET generation = generation + 1, lease_owner = 'other', \
+             lease_expires_at = now() - interval '1 second', attempts = 1, revision = revision + 1 \
+             WHERE id = $1",
+            &[&id],
+        )
+        .await
         .unwrap();
-    assert_eq!(status, Status::Compensated);
+    // The old attempt now finishes: its success must change nothing. The saga is then
+    // claimed again (the other executor "died") and completes under a newer generation.
+    gate.add_permits(10);
+    let started = std::time::Instant::now();
+    let done = loop {
+        let detail = ops::get(&h.db, id).await.unwrap();
+        if detail.instance.status == Status::Completed {
+            break detail;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the saga did not complete"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let done_rows: Vec<_> = done.steps.iter().filter(|s| s.outcome == "done").collect();
+    assert_eq!(
+        done_rows.len(),
+        1,
+        "the fenced-out success left no history row"
+    );
+    assert!(done_rows[0].generation > held.generation + 1);
+    assert_eq!(
+        done.instance.outputs["slow"],
+        json!({ "generation": done_rows[0].generation })
+    );
+}
+
+#[tokio::test]
+async fn a_database_step_rerun_from_a_stale_read_does_not_apply_twice() {
+    // The step's earlier attempt "committed meanwhile" (done here on another connection:
+    // its effect and the saga's progress); the rerun in hand must roll back whole.
+    let first = Arc::new(AtomicU32::new(0));
+    let h = harness_with(move |db| {
+        let db = db.clone();
+        let step = Step::new(
+            "bump",
+            Action::db(move |tx, context| {
+                let db = db.clone();
+                let first = Arc::clone(&first);
+                Box::pin(async move {
+                    if first.fetch_add(1, Ordering::SeqCst) == 0 {
+                        let other = db.client().await?;
+                        other
+                            .execute(
+                                "UPDATE demo_accounts SET balance = balance + 1 WHERE id = 'stale'",
+                                &[],
+                            )
+                            .await?;
+                        other
+                            .execute(
+                                "UPDATE saga_instances SET current_step = 1, status = 'completed', \
+                                 outputs = '{\"bump\": {}}', lease_owner = '', lease_expires_at = NULL, \
+                                 revision = revision + 1 WHERE id = $1",
+                                &[&context.saga_id],
+                            )
+                            .await?;
+                    }
+                    tx.execute(
+                        "UPDATE demo_accounts SET balance = balance + 1 WHERE id = 'stale'",
+                        &[],
+                    )
+                    .await?;
+                    Ok(StepOutcome::Done(json!({})))
+                })
+            }),
+        );
+        vec![SagaDefinition::new("test.stale", 1, vec![step])]
+    })
+    .await;
+    demo::open_account(&h.db, "stale", 0).await.unwrap();
+    let id = Uuid::new_v4();
+    h.executor
+        .start(NewSaga {
+            id,
+            saga_type: "test.stale".to_owned(),
+            input: json!({}),
+            business_key: String::new(),
+        })
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    loop {
+        let detail = ops::get(&h.db, id).await.unwrap();
+        if detail.instance.status == Status::Completed && detail.instance.lease_owner.is_empty() {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the saga did not settle"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        demo::balance(&h.db, "stale").await.unwrap(),
+        Some(1),
+        "the effect was applied once"
+    );
     let detail = ops::get(&h.db, id).await.unwrap();
     assert!(
-        !detail.instance.outputs.contains_key("slow"),
-        "the fenced-out success was not saved"
+        detail.steps.iter().all(|s| s.outcome != "done"),
+        "the rolled-back rerun recorded nothing"
     );
-    assert!(
-        detail
-            .steps
-            .iter()
-            .all(|s| s.outcome != "done" || s.direction != "do")
+}
+
+#[tokio::test]
+async fn forcing_compensation_of_a_step_with_an_unknown_outcome_undoes_that_step_too() {
+    let undone = Arc::new(AtomicU32::new(0));
+    let counter = Arc::clone(&undone);
+    let h = harness_with(move |_| {
+        let step = Step::new(
+            "maybe",
+            Action::call(|_| Box::pin(async { StepOutcome::Unknown("no answer".to_owned()) })),
+        )
+        .compensate_with(Action::call(move |_| {
+            let counter = Arc::clone(&counter);
+            Box::pin(async move {
+                counter.fetch_add(1, Ordering::SeqCst);
+                StepOutcome::Done(json!({}))
+            })
+        }))
+        .query_with(Arc::new(|_| {
+            Box::pin(async { QueryOutcome::Unknown("still no answer".to_owned()) })
+        }))
+        .retry(RetryPolicy {
+            attempts: 3,
+            initial_backoff: Duration::from_millis(5),
+            max_backoff: Duration::from_millis(5),
+            jitter: 0.0,
+        });
+        vec![SagaDefinition::new("test.maybe", 1, vec![step])]
+    })
+    .await;
+    let (id, status) = run(&h, "test.maybe", json!({})).await;
+    assert_eq!(status, Status::Paused);
+    assert!(ops::get(&h.db, id).await.unwrap().instance.awaiting_query);
+    let settled = h.executor.watchers().watch(id);
+    ops::force_compensate(&h.db, h.executor.registry(), id, &actor())
+        .await
+        .unwrap();
+    h.executor.nudge();
+    assert_eq!(
+        tokio::time::timeout(Duration::from_secs(10), settled)
+            .await
+            .unwrap()
+            .unwrap(),
+        Status::Compensated
+    );
+    assert_eq!(
+        undone.load(Ordering::SeqCst),
+        1,
+        "the uncertain step was undone"
     );
 }
 
