@@ -330,8 +330,8 @@ pub(crate) async fn save_fenced(
     };
     let step = to_i64(record.step);
     let attempt = i64::from(record.attempt);
-    params.extend([
-        &record.id as &(dyn corebank_db::tokio_postgres::types::ToSql + Sync),
+    let record_params: [&(dyn corebank_db::tokio_postgres::types::ToSql + Sync); 11] = [
+        &record.id,
         &step,
         &record.step_name,
         &record.direction,
@@ -342,7 +342,8 @@ pub(crate) async fn save_fenced(
         &record.outcome,
         &record.output,
         &record.error,
-    ]);
+    ];
+    params.extend(record_params);
     let statement = tx
         .prepare_cached(&format!(
             "WITH saved AS ({UPDATE} RETURNING id, generation) \
