@@ -8,6 +8,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/corebank/platform/v1/platform.proto",
         "proto/corebank/ledger/v1/ledger.proto",
         "proto/corebank/saga/v1/saga.proto",
+        "proto/corebank/deposits/v1/deposits.proto",
     ]
     .iter()
     .map(PathBuf::from)

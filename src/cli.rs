@@ -33,6 +33,14 @@ enum Command {
         #[arg(value_enum)]
         component: crate::components::ComponentName,
     },
+    /// Accrue deposit interest for every open account up to and including a day, posting
+    /// it at each period end on the way. Safe to run again: each (account, day) has one
+    /// entry. Needs DATABASE_URL and COREBANK_LEDGER_URL.
+    Accrue {
+        /// The last day to accrue, e.g. 2026-11-24.
+        #[arg(long)]
+        as_of: chrono::NaiveDate,
+    },
     /// Apply every pending migration to DATABASE_URL, then exit.
     Migrate,
     /// Run a benchmark suite against a baseline measured in the same run.
@@ -65,6 +73,11 @@ pub async fn run() -> anyhow::Result<()> {
             let settings = Settings::from_env()?;
             corebank_service::telemetry::init(settings.log_format, &settings.log_filter);
             crate::components::serve(component, &settings).await
+        }
+        Command::Accrue { as_of } => {
+            let settings = Settings::from_env()?;
+            corebank_service::telemetry::init(settings.log_format, "warn");
+            accrue(&settings, as_of).await
         }
         Command::Migrate => {
             let settings = Settings::from_env()?;
@@ -144,4 +157,56 @@ pub fn redact(url: &str) -> String {
         }
         _ => url.to_owned(),
     }
+}
+
+/// `corebank accrue --as-of`: the accrual run with a progress bar on stderr.
+async fn accrue(settings: &Settings, as_of: chrono::NaiveDate) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let url = settings
+        .database_url
+        .as_deref()
+        .context("DATABASE_URL is not set: point it at the database deposits lives in")?;
+    let ledger_url = settings.ledger_url.as_deref().context(
+        "COREBANK_LEDGER_URL is not set: accrual posts through the ledger's gRPC API \
+         (e.g. http://127.0.0.1:8080 for `corebank up`)",
+    )?;
+    let db = Db::connect_lazy(
+        &settings
+            .db_settings(url, "accrue")
+            .with_search_path("deposits"),
+    )?;
+    let deposits = corebank_deposits::app::Deposits::new(
+        db.clone(),
+        crate::components::ledger_client(ledger_url)?,
+        std::sync::Arc::new(corebank_kernel::SystemClock),
+    )?;
+    let started = std::time::Instant::now();
+    let progress = |done: u64, total: u64| {
+        let width = 30_u64;
+        let filled = (done * width)
+            .checked_div(total)
+            .map_or(width, |filled| filled.min(width));
+        let bar: String = (0..width)
+            .map(|i| if i < filled { '#' } else { ' ' })
+            .collect();
+        eprint!("\raccruing through {as_of} [{bar}] {done}/{total} accounts");
+        let _ = std::io::stderr().flush();
+    };
+    let report = deposits.accrue(as_of, &progress).await?;
+    eprintln!();
+    println!(
+        "accrued through {as_of}: {} accounts, {} accrual entries, {} postings, {} failed, in {:.1} s",
+        report.accounts,
+        report.accrual_entries,
+        report.postings,
+        report.failed,
+        started.elapsed().as_secs_f64()
+    );
+    db.close();
+    anyhow::ensure!(
+        report.failed == 0,
+        "{} accounts could not be accrued (see the warnings above); run again to retry them",
+        report.failed
+    );
+    Ok(())
 }

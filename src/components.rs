@@ -13,6 +13,9 @@ use tokio_util::sync::CancellationToken;
 pub enum ComponentName {
     /// The ledger: gRPC `corebank.ledger.v1.Ledger`.
     Ledger,
+    /// Deposits: gRPC `corebank.deposits.v1.Deposits` (products, accounts, cash, holds,
+    /// interest), moving money through the ledger at `COREBANK_LEDGER_URL`.
+    Deposits,
     /// The demo saga's executor (schema `demo`), with gRPC `corebank.saga.v1.SagaAdmin`
     /// over its sagas: a working example of the saga library, and what the crash tests kill.
     Demo,
@@ -38,6 +41,46 @@ pub fn ledger(
         corebank_ledger::LedgerConfig::default(),
         shutdown,
     ))
+}
+
+/// A lazy gRPC channel to the ledger at `url` (connects on first use, reconnects after).
+pub fn ledger_client(
+    url: &str,
+) -> anyhow::Result<corebank_api::ledger::v1::ledger_client::LedgerClient<tonic::transport::Channel>>
+{
+    let channel = tonic::transport::Channel::from_shared(url.to_owned())
+        .with_context(|| {
+            format!("COREBANK_LEDGER_URL={url:?} is not a URL like http://127.0.0.1:8081")
+        })?
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .connect_lazy();
+    Ok(corebank_api::ledger::v1::ledger_client::LedgerClient::new(
+        channel,
+    ))
+}
+
+/// The deposits component on `url`, calling the ledger at `ledger_url`; its scheduled job
+/// stops with `shutdown`.
+pub fn deposits(
+    settings: &Settings,
+    url: &str,
+    ledger_url: &str,
+    shutdown: CancellationToken,
+) -> anyhow::Result<Component> {
+    let db = Db::connect_lazy(
+        &settings
+            .db_settings(url, "deposits")
+            .with_search_path("deposits"),
+    )?;
+    Ok(corebank_deposits::grpc::component(
+        db,
+        ledger_client(ledger_url)?,
+        Arc::new(SystemClock),
+        corebank_deposits::grpc::DepositsConfig {
+            job_interval: std::time::Duration::from_secs(settings.deposits_job_interval_s),
+        },
+        shutdown,
+    )?)
 }
 
 /// The demo component on `url`: a saga executor running the demo saga until `shutdown`,
@@ -136,6 +179,13 @@ pub async fn serve(name: ComponentName, settings: &Settings) -> anyhow::Result<(
     let component = match name {
         ComponentName::Ledger => ledger(settings, url, components_shutdown.clone())?,
         ComponentName::Demo => demo(settings, url, components_shutdown.clone())?,
+        ComponentName::Deposits => {
+            let ledger_url = settings.ledger_url.as_deref().context(
+                "COREBANK_LEDGER_URL is not set: deposits moves money through the ledger's gRPC API \
+                 (e.g. http://127.0.0.1:8081, where `corebank serve ledger` listens)",
+            )?;
+            deposits(settings, url, ledger_url, components_shutdown.clone())?
+        }
         ComponentName::Relay => {
             let (component, task) = relay(settings, url, None, components_shutdown.clone()).await?;
             relay_task = Some(task);

@@ -52,6 +52,16 @@ async fn serve_until_shutdown(
     // Every component that exists is mounted here, on one server; each module issue adds
     // its own. Components stop after the server, so requests in flight get their answers.
     let components_shutdown = CancellationToken::new();
+    // Bound first, so that components calling each other (deposits → ledger) know where.
+    let listener = tokio::net::TcpListener::bind(settings.listen_addr)
+        .await
+        .with_context(|| {
+            format!(
+                "binding {} (set COREBANK_LISTEN_ADDR to a free address)",
+                settings.listen_addr
+            )
+        })?;
+    let own_url = format!("http://{}", listener.local_addr()?);
     let component = Component::new("corebank")
         .with_db(db.clone())
         .merge(crate::components::ledger(
@@ -62,6 +72,12 @@ async fn serve_until_shutdown(
         .merge(crate::components::demo(
             settings,
             url,
+            components_shutdown.clone(),
+        )?)
+        .merge(crate::components::deposits(
+            settings,
+            url,
+            &own_url,
             components_shutdown.clone(),
         )?);
     // The relay delivers to NATS when COREBANK_NATS_URL is set, and to modules of this
@@ -75,9 +91,9 @@ async fn serve_until_shutdown(
     )
     .await?;
     let component = component.merge(relay);
-    let server = corebank_service::serve(
+    let server = corebank_service::serve_on(
+        listener,
         component,
-        settings.listen_addr,
         ServeOptions::from_settings(settings),
         shutdown.clone(),
     )
@@ -90,7 +106,7 @@ async fn serve_until_shutdown(
     println!("  readiness      {base}/readyz");
     println!("  metrics        {base}/metrics");
     println!(
-        "  gRPC services  corebank.ledger.v1.Ledger, corebank.saga.v1.SagaAdmin (demo sagas), grpc.health.v1.Health, corebank.platform.v1.PlatformInfo"
+        "  gRPC services  corebank.ledger.v1.Ledger, corebank.deposits.v1.Deposits, corebank.saga.v1.SagaAdmin (demo sagas), grpc.health.v1.Health, corebank.platform.v1.PlatformInfo"
     );
     let where_db = if private {
         format!(

@@ -35,3 +35,9 @@ pub mod platform {
 pub mod saga {
     contract!("corebank.saga.v1");
 }
+
+/// `corebank.deposits.v1`: deposit products and accounts, served by the deposits module and,
+/// for accounts still on the legacy core, by the legacy adapter.
+pub mod deposits {
+    contract!("corebank.deposits.v1");
+}

@@ -9,6 +9,6 @@ pub mod shutdown;
 pub mod telemetry;
 mod version;
 
-pub use server::{Component, RunningServer, ServeError, ServeOptions, serve};
+pub use server::{Component, RunningServer, ServeError, ServeOptions, serve, serve_on};
 pub use settings::{LogFormat, Settings, SettingsError};
 pub use version::VersionService;

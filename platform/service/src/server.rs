@@ -155,9 +155,21 @@ pub async fn serve(
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| ServeError::Bind { addr, source })?;
-    let local_addr = listener
-        .local_addr()
-        .map_err(|source| ServeError::Bind { addr, source })?;
+    serve_on(listener, component, options, shutdown).await
+}
+
+/// Serves `component` on a listener bound beforehand (so components built before the
+/// server starts can already know its address, e.g. to call each other in `corebank up`).
+pub async fn serve_on(
+    listener: tokio::net::TcpListener,
+    component: Component,
+    options: ServeOptions,
+    shutdown: CancellationToken,
+) -> Result<RunningServer, ServeError> {
+    let local_addr = listener.local_addr().map_err(|source| ServeError::Bind {
+        addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+        source,
+    })?;
     let name = component.name;
     // Install the recorder before the first request, so no early metric is lost.
     crate::metrics::handle();

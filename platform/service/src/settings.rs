@@ -98,6 +98,19 @@ pub const SETTINGS: &[SettingSpec] = &[
         description: "Port of `corebank up`'s private PostgreSQL on 127.0.0.1; 0 picks a free port.",
     },
     SettingSpec {
+        name: "COREBANK_LEDGER_URL",
+        default: "",
+        description: "Where the ledger's gRPC API is, e.g. `http://127.0.0.1:8081`, for components \
+                      that move money through it (`serve deposits`, `accrue`). `corebank up` \
+                      uses its own server.",
+    },
+    SettingSpec {
+        name: "COREBANK_DEPOSITS_JOB_INTERVAL_S",
+        default: "3600",
+        description: "How often the deposits job accrues interest up to yesterday (posting at \
+                      period ends), marks dormant accounts and closes expired holds.",
+    },
+    SettingSpec {
         name: "COREBANK_SAGA_LEASE_MS",
         default: "15000",
         description: "How long a saga executor's claim on a saga lasts without renewal: a crashed \
@@ -206,6 +219,8 @@ pub struct Settings {
     pub shutdown_grace_ms: u64,
     pub pg_bin_dir: Option<PathBuf>,
     pub up_pg_port: u16,
+    pub ledger_url: Option<String>,
+    pub deposits_job_interval_s: u64,
     pub saga_lease_ms: u64,
     pub saga_poll_ms: u64,
     pub saga_in_flight_max: usize,
@@ -275,6 +290,12 @@ impl Settings {
                 .filter(|d| !d.is_empty())
                 .map(PathBuf::from),
             up_pg_port: reader.number("COREBANK_UP_PG_PORT", 0, 65_535)?,
+            ledger_url: lookup("COREBANK_LEDGER_URL").filter(|u| !u.trim().is_empty()),
+            deposits_job_interval_s: reader.number(
+                "COREBANK_DEPOSITS_JOB_INTERVAL_S",
+                1,
+                86_400,
+            )?,
             saga_lease_ms: reader.number("COREBANK_SAGA_LEASE_MS", 100, 3_600_000)?,
             saga_poll_ms: reader.number("COREBANK_SAGA_POLL_MS", 1, 600_000)?,
             saga_in_flight_max: reader.number("COREBANK_SAGA_IN_FLIGHT_MAX", 1, 100_000)?,

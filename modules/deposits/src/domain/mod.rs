@@ -1,3 +1,5 @@
 //! The deposit rules, free of I/O.
 
+pub mod error;
 pub mod interest;
+pub mod model;

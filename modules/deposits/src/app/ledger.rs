@@ -1,0 +1,493 @@
+//! The ledger, through its gRPC contract: the deposits module never reads the ledger's
+//! schema. Every entry id is derived from a request id (or an accrual day), so repeating a
+//! call writes nothing new.
+
+use corebank_api::ledger::v1 as pb;
+use corebank_kernel::{Currency, Money};
+use rust_decimal::Decimal;
+use uuid::Uuid;
+
+use super::{BalancesView, Deposits, StatementLineView, StatementView, money_text, tx_error};
+use crate::domain::error::DepositsError;
+use crate::domain::model::{Account, HoldStatus, Product, entry_id_for};
+use crate::store;
+
+/// A ledger refusal or failure as a deposits error.
+pub(crate) fn from_status(status: &tonic::Status) -> DepositsError {
+    let code = status
+        .metadata()
+        .get("corebank-error-code")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    from_failure(&code, status.message(), status.code())
+}
+
+fn from_failure(code: &str, message: &str, grpc: tonic::Code) -> DepositsError {
+    match (code, grpc) {
+        ("limit_exceeded", _) => DepositsError::InsufficientFunds {
+            account_id: String::new(),
+            available: message.to_owned(),
+        },
+        (_, tonic::Code::Unavailable | tonic::Code::DeadlineExceeded) | ("unavailable", _) => {
+            DepositsError::Unavailable {
+                message: format!("the ledger: {message}"),
+            }
+        }
+        ("", _) => DepositsError::Internal {
+            message: format!("the ledger answered {grpc:?}: {message}"),
+        },
+        (code, _) => DepositsError::Ledger {
+            code: code.to_owned(),
+            message: message.to_owned(),
+        },
+    }
+}
+
+fn parse_amount(text: &str) -> Result<Decimal, DepositsError> {
+    text.parse().map_err(|_| DepositsError::Internal {
+        message: format!("the ledger sent the amount {text:?}"),
+    })
+}
+
+/// The ledger account type and code prefix of each role of the bank's own accounts.
+fn gl_role(role: &str) -> (pb::AccountType, &'static str) {
+    match role {
+        "cash" => (pb::AccountType::Asset, "cash"),
+        "interest_expense" => (pb::AccountType::Expense, "interest_expense"),
+        "overdraft_interest_income" => (pb::AccountType::Income, "overdraft_interest_income"),
+        _ => (pb::AccountType::Liability, "holds_suspense"),
+    }
+}
+
+impl Deposits {
+    /// The bank's ledger account for (currency, role), opened on first use.
+    pub(crate) async fn gl_account(
+        &self,
+        currency: Currency,
+        role: &'static str,
+    ) -> Result<Uuid, DepositsError> {
+        if let Some(id) = self
+            .gl
+            .lock()
+            .ok()
+            .and_then(|known| known.get(&(currency, role)).copied())
+        {
+            return Ok(id);
+        }
+        let stored = self
+            .db
+            .run_tx("deposits_gl_account", |tx| {
+                Box::pin(async move { store::gl_account(&tx, currency, role).await })
+            })
+            .await
+            .map_err(tx_error)?;
+        let id = match stored {
+            Some(id) => id,
+            None => {
+                let id = entry_id_for(&format!("gl-{role}"), Uuid::nil());
+                let id = entry_id_for(currency.code(), id);
+                let (account_type, code) = gl_role(role);
+                let request = pb::CreateAccountRequest {
+                    id: id.to_string(),
+                    code: format!("deposits.{code}.{}", currency.code()),
+                    name: format!("Deposits {code} {}", currency.code()),
+                    currency: currency.code().to_owned(),
+                    r#type: account_type.into(),
+                    limit: Some(pb::BalanceLimit {
+                        kind: pb::LimitKind::None.into(),
+                        limit_amount: String::new(),
+                    }),
+                    external_ref: String::new(),
+                    metadata: Default::default(),
+                    balance_shards: 8,
+                };
+                self.create_ledger_accounts(vec![request]).await?;
+                self.db
+                    .run_tx("deposits_gl_account_insert", |tx| {
+                        Box::pin(
+                            async move { store::insert_gl_account(&tx, currency, role, id).await },
+                        )
+                    })
+                    .await
+                    .map_err(tx_error)?;
+                id
+            }
+        };
+        if let Ok(mut known) = self.gl.lock() {
+            known.insert((currency, role), id);
+        }
+        Ok(id)
+    }
+
+    async fn create_ledger_accounts(
+        &self,
+        accounts: Vec<pb::CreateAccountRequest>,
+    ) -> Result<(), DepositsError> {
+        let response = self
+            .ledger
+            .clone()
+            .create_accounts(pb::CreateAccountsRequest { accounts })
+            .await
+            .map_err(|s| from_status(&s))?
+            .into_inner();
+        for result in response.results {
+            if let Some(pb::account_result::Outcome::Failure(failure)) = result.outcome {
+                return Err(from_failure(
+                    &failure.code,
+                    &failure.message,
+                    tonic::Code::FailedPrecondition,
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The customer's ledger account (its limit: the overdraft, or the minimum balance as a
+    /// floor) and the one interest accrues on.
+    pub(crate) async fn open_ledger_accounts(
+        &self,
+        account: &Account,
+        product: &Product,
+    ) -> Result<(), DepositsError> {
+        let currency = account.currency.code().to_owned();
+        let limit = product.ledger_limit_amount();
+        let mut limit_amount = limit.round_dp(account.currency.minor_units());
+        limit_amount.rescale(account.currency.minor_units());
+        let make =
+            |id: Uuid, code: String, limit: Option<pb::BalanceLimit>| pb::CreateAccountRequest {
+                id: id.to_string(),
+                code,
+                name: format!("Deposit account {} ({})", account.id, account.customer_id),
+                currency: currency.clone(),
+                r#type: pb::AccountType::Liability.into(),
+                limit,
+                external_ref: account.id.to_string(),
+                metadata: [("customer_id".to_owned(), account.customer_id.clone())].into(),
+                balance_shards: 1,
+            };
+        self.create_ledger_accounts(vec![
+            make(
+                account.ledger_account_id,
+                format!("deposits.account.{}", account.id),
+                Some(pb::BalanceLimit {
+                    kind: pb::LimitKind::DebitsMustNotExceedCredits.into(),
+                    limit_amount: limit_amount.to_string(),
+                }),
+            ),
+            make(
+                account.accrued_account_id,
+                format!("deposits.accrued.{}", account.id),
+                Some(pb::BalanceLimit {
+                    kind: pb::LimitKind::None.into(),
+                    limit_amount: String::new(),
+                }),
+            ),
+        ])
+        .await
+    }
+
+    /// One two-leg entry. A limit refusal names the account.
+    #[allow(clippy::too_many_arguments, reason = "an entry's every field, once")]
+    pub(crate) async fn ledger_transfer(
+        &self,
+        id: Uuid,
+        debit: Uuid,
+        credit: Uuid,
+        money: Money,
+        description: &str,
+        account: &Account,
+        pending: bool,
+        timeout_seconds: u32,
+    ) -> Result<(), DepositsError> {
+        self.ledger_entry(
+            id,
+            debit,
+            credit,
+            money,
+            description,
+            None,
+            pending,
+            timeout_seconds,
+        )
+        .await
+        .map_err(|error| match error {
+            DepositsError::InsufficientFunds { available, .. } => {
+                DepositsError::InsufficientFunds {
+                    account_id: account.id.to_string(),
+                    available,
+                }
+            }
+            other => other,
+        })
+    }
+
+    #[allow(clippy::too_many_arguments, reason = "an entry's every field, once")]
+    pub(crate) async fn ledger_entry(
+        &self,
+        id: Uuid,
+        debit: Uuid,
+        credit: Uuid,
+        money: Money,
+        description: &str,
+        value_date: Option<chrono::NaiveDate>,
+        pending: bool,
+        timeout_seconds: u32,
+    ) -> Result<(), DepositsError> {
+        let request = pb::CreateTransferRequest {
+            id: id.to_string(),
+            debit_account_id: debit.to_string(),
+            credit_account_id: credit.to_string(),
+            amount: money.amount_string(),
+            currency: money.currency().code().to_owned(),
+            value_date: value_date.map(|d| d.to_string()).unwrap_or_default(),
+            description: description.to_owned(),
+            external_ref: String::new(),
+            metadata: Default::default(),
+            pending,
+            timeout_seconds,
+        };
+        let result = self
+            .ledger
+            .clone()
+            .create_transfer(request)
+            .await
+            .map_err(|s| from_status(&s))?
+            .into_inner();
+        match result.outcome {
+            Some(pb::entry_result::Outcome::Entry(_)) => Ok(()),
+            Some(pb::entry_result::Outcome::Failure(failure)) => Err(from_failure(
+                &failure.code,
+                &failure.message,
+                tonic::Code::FailedPrecondition,
+            )),
+            None => Err(DepositsError::Internal {
+                message: "the ledger answered nothing".to_owned(),
+            }),
+        }
+    }
+
+    /// Voids a hold's pending entry: released, or expired if its time ran out first.
+    pub(crate) async fn ledger_void(
+        &self,
+        id: Uuid,
+        pending: Uuid,
+    ) -> Result<HoldStatus, DepositsError> {
+        let answer = self
+            .ledger
+            .clone()
+            .void_pending(pb::VoidPendingRequest {
+                id: id.to_string(),
+                pending_entry_id: pending.to_string(),
+                description: "hold released".to_owned(),
+            })
+            .await;
+        match answer {
+            Ok(response) => match response.into_inner().outcome {
+                Some(pb::entry_result::Outcome::Failure(failure)) => match failure.code.as_str() {
+                    "pending_expired" => Ok(HoldStatus::Expired),
+                    code => Err(from_failure(
+                        code,
+                        &failure.message,
+                        tonic::Code::FailedPrecondition,
+                    )),
+                },
+                _ => Ok(HoldStatus::Released),
+            },
+            Err(status) => match from_status(&status) {
+                DepositsError::Ledger { code, .. } if code == "pending_expired" => {
+                    Ok(HoldStatus::Expired)
+                }
+                other => Err(other),
+            },
+        }
+    }
+
+    /// The ledger's view of a hold.
+    pub(crate) async fn ledger_hold_status(
+        &self,
+        pending: Uuid,
+    ) -> Result<HoldStatus, DepositsError> {
+        let entry = self
+            .ledger
+            .clone()
+            .get_entry(pb::GetEntryRequest {
+                key: Some(pb::get_entry_request::Key::EntryId(pending.to_string())),
+            })
+            .await
+            .map_err(|s| from_status(&s))?
+            .into_inner();
+        Ok(match pb::HoldStatus::try_from(entry.hold_status) {
+            Ok(pb::HoldStatus::Posted) => HoldStatus::Captured,
+            Ok(pb::HoldStatus::Voided) => HoldStatus::Released,
+            Ok(pb::HoldStatus::Expired) => HoldStatus::Expired,
+            _ => HoldStatus::Held,
+        })
+    }
+
+    /// Balances from the ledger: the customer's account and the interest accrued on it.
+    pub(crate) async fn balances(&self, account: &Account) -> Result<BalancesView, DepositsError> {
+        let mut ledger = self.ledger.clone();
+        let customer = ledger
+            .get_account(pb::GetAccountRequest {
+                account_id: account.ledger_account_id.to_string(),
+            })
+            .await
+            .map_err(|s| from_status(&s))?
+            .into_inner();
+        let accrued = ledger
+            .get_balance(pb::GetBalanceRequest {
+                account_id: account.accrued_account_id.to_string(),
+                as_of: None,
+            })
+            .await
+            .map_err(|s| from_status(&s))?
+            .into_inner();
+        let balance = customer.balance.unwrap_or_default();
+        let allowance = customer
+            .limit
+            .as_ref()
+            .map(|l| l.limit_amount.as_str())
+            .filter(|a| !a.is_empty())
+            .map(parse_amount)
+            .transpose()?
+            .unwrap_or_default();
+        let available = parse_amount(&balance.available)? + allowance;
+        Ok(BalancesView {
+            posted: money_text(parse_amount(&balance.posted)?, account.currency),
+            held: money_text(parse_amount(&balance.debits_pending)?, account.currency),
+            available: money_text(available, account.currency),
+            accrued_interest: money_text(parse_amount(&accrued.posted)?, account.currency),
+        })
+    }
+
+    /// The posted balance of a ledger account as of the end of a value date.
+    pub(crate) async fn balance_on(
+        &self,
+        ledger_account: Uuid,
+        day: chrono::NaiveDate,
+    ) -> Result<Decimal, DepositsError> {
+        let balance = self
+            .ledger
+            .clone()
+            .get_balance(pb::GetBalanceRequest {
+                account_id: ledger_account.to_string(),
+                as_of: Some(pb::get_balance_request::AsOf::ValueDate(day.to_string())),
+            })
+            .await
+            .map_err(|s| from_status(&s))?
+            .into_inner();
+        parse_amount(&balance.posted)
+    }
+
+    pub(crate) async fn ledger_statement(
+        &self,
+        account: &Account,
+        cursor: &str,
+        page_size: u32,
+    ) -> Result<StatementView, DepositsError> {
+        let statement = self
+            .ledger
+            .clone()
+            .get_statement(pb::GetStatementRequest {
+                account_id: account.ledger_account_id.to_string(),
+                cursor: cursor.to_owned(),
+                page_size,
+            })
+            .await
+            .map_err(|s| from_status(&s))?
+            .into_inner();
+        Ok(StatementView {
+            account_id: account.id,
+            currency: account.currency.code().to_owned(),
+            lines: statement
+                .lines
+                .into_iter()
+                .map(|line| StatementLineView {
+                    entry_id: line.entry_id,
+                    recorded_at: line.recorded_at,
+                    value_date: line.value_date,
+                    direction: match pb::Direction::try_from(line.direction) {
+                        Ok(pb::Direction::Debit) => "debit".to_owned(),
+                        _ => "credit".to_owned(),
+                    },
+                    bucket: line.bucket,
+                    amount: line.amount,
+                    description: line.description,
+                    running_balance: line.running_balance,
+                })
+                .collect(),
+            next_cursor: statement.next_cursor,
+        })
+    }
+
+    pub(crate) async fn ledger_freeze(
+        &self,
+        account: &Account,
+        frozen: bool,
+    ) -> Result<(), DepositsError> {
+        self.ledger
+            .clone()
+            .set_account_status(pb::SetAccountStatusRequest {
+                account_id: account.ledger_account_id.to_string(),
+                status: pb::AccountStatus::Open.into(),
+                debits_frozen: frozen,
+                credits_frozen: frozen,
+            })
+            .await
+            .map_err(|s| from_status(&s))?;
+        Ok(())
+    }
+
+    /// Pays out what is left in cash (the floor of a minimum balance lifted first) and
+    /// closes both ledger accounts.
+    pub(crate) async fn ledger_close(
+        &self,
+        account: &Account,
+        request_id: Uuid,
+    ) -> Result<(), DepositsError> {
+        let mut ledger = self.ledger.clone();
+        ledger
+            .set_balance_limit(pb::SetBalanceLimitRequest {
+                account_id: account.ledger_account_id.to_string(),
+                limit: Some(pb::BalanceLimit {
+                    kind: pb::LimitKind::DebitsMustNotExceedCredits.into(),
+                    limit_amount: "0".to_owned(),
+                }),
+            })
+            .await
+            .map_err(|s| from_status(&s))?;
+        let balances = self.balances(account).await?;
+        let remaining = parse_amount(&balances.posted)?;
+        if remaining > Decimal::ZERO {
+            let cash = self.gl_account(account.currency, "cash").await?;
+            let money =
+                Money::new(remaining, account.currency).map_err(|e| DepositsError::Internal {
+                    message: e.to_string(),
+                })?;
+            self.ledger_entry(
+                entry_id_for("closure-payout", request_id),
+                account.ledger_account_id,
+                cash,
+                money,
+                "closure payout",
+                None,
+                false,
+                0,
+            )
+            .await?;
+        }
+        for id in [account.ledger_account_id, account.accrued_account_id] {
+            ledger
+                .set_account_status(pb::SetAccountStatusRequest {
+                    account_id: id.to_string(),
+                    status: pb::AccountStatus::Closed.into(),
+                    debits_frozen: false,
+                    credits_frozen: false,
+                })
+                .await
+                .map_err(|s| from_status(&s))?;
+        }
+        Ok(())
+    }
+}

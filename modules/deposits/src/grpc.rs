@@ -1,0 +1,436 @@
+//! `corebank.deposits.v1.Deposits`: the gRPC face of the module. Refusals carry their stable
+//! code in the `corebank-error-code` metadata.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use corebank_api::deposits::v1 as pb;
+use corebank_api::deposits::v1::deposits_server::{Deposits as DepositsApi, DepositsServer};
+use corebank_api::ledger::v1::ledger_client::LedgerClient;
+use corebank_db::Db;
+use corebank_kernel::Clock;
+use corebank_service::Component;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+use tonic::{Request, Response, Status};
+
+use crate::app::{
+    AccountView, BalancesView, Deposits, HoldView, MovementView, NewProduct, StatementView,
+};
+use crate::domain::error::DepositsError;
+use crate::domain::model::Product;
+
+/// How the component's background work runs.
+#[derive(Debug, Clone)]
+pub struct DepositsConfig {
+    /// How often the scheduled job accrues interest up to yesterday, marks dormant accounts
+    /// and closes expired holds.
+    pub job_interval: Duration,
+}
+
+impl Default for DepositsConfig {
+    fn default() -> Self {
+        DepositsConfig {
+            job_interval: Duration::from_secs(3_600),
+        }
+    }
+}
+
+/// The deposits component: the gRPC service and the scheduled job (stopped by `shutdown`).
+pub fn component(
+    db: Db,
+    ledger: LedgerClient<Channel>,
+    clock: Arc<dyn Clock>,
+    config: DepositsConfig,
+    shutdown: CancellationToken,
+) -> Result<Component, DepositsError> {
+    let deposits = Deposits::new(db.clone(), ledger, clock)?;
+    let job = deposits.clone();
+    tokio::spawn(async move { job.run_scheduled(config.job_interval, shutdown).await });
+    Ok(Component::new("deposits")
+        .with_db(db)
+        .with_grpc(DepositsServer::new(DepositsService { deposits })))
+}
+
+/// The tonic service.
+#[derive(Debug, Clone)]
+pub struct DepositsService {
+    deposits: Deposits,
+}
+
+impl DepositsService {
+    pub fn new(deposits: Deposits) -> DepositsService {
+        DepositsService { deposits }
+    }
+}
+
+/// A refusal as a gRPC status; internal details stay in the log.
+pub fn status_of(error: &DepositsError) -> Status {
+    let code = match error {
+        DepositsError::InvalidArgument { .. } | DepositsError::CurrencyMismatch { .. } => {
+            tonic::Code::InvalidArgument
+        }
+        DepositsError::UnknownProduct { .. }
+        | DepositsError::UnknownAccount { .. }
+        | DepositsError::UnknownHold { .. } => tonic::Code::NotFound,
+        DepositsError::ExistsWithDifferent { .. } => tonic::Code::AlreadyExists,
+        DepositsError::Unavailable { .. } => tonic::Code::Unavailable,
+        DepositsError::Internal { .. } => tonic::Code::Internal,
+        DepositsError::AccountFrozen { .. }
+        | DepositsError::AccountDormant { .. }
+        | DepositsError::AccountClosed { .. }
+        | DepositsError::InsufficientFunds { .. }
+        | DepositsError::HoldNotHeld { .. }
+        | DepositsError::CannotClose { .. }
+        | DepositsError::InvalidStatus { .. }
+        | DepositsError::Ledger { .. } => tonic::Code::FailedPrecondition,
+    };
+    let message = match error {
+        DepositsError::Internal { message } => {
+            tracing::error!(error = %message, "internal deposits error");
+            "internal error".to_owned()
+        }
+        other => other.to_string(),
+    };
+    let mut status = Status::new(code, message);
+    if let Ok(value) = error.code().parse() {
+        status.metadata_mut().insert("corebank-error-code", value);
+    }
+    status
+}
+
+fn time(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+fn balances(view: &BalancesView) -> pb::Balances {
+    pb::Balances {
+        posted: view.posted.clone(),
+        held: view.held.clone(),
+        available: view.available.clone(),
+        accrued_interest: view.accrued_interest.clone(),
+    }
+}
+
+fn account(view: &AccountView) -> pb::Account {
+    pb::Account {
+        id: view.id.to_string(),
+        customer_id: view.customer_id.clone(),
+        product_code: view.product_code.clone(),
+        product_version: view.product_version,
+        currency: view.currency.clone(),
+        status: view.status.clone(),
+        balances: Some(balances(&view.balances)),
+        opened_on: view.opened_on.to_string(),
+        last_customer_activity_at: time(view.last_customer_activity_at),
+        closed_at: view.closed_at.map(time).unwrap_or_default(),
+        accrued_through: view.accrued_through.to_string(),
+    }
+}
+
+fn product(product: &Product) -> pb::Product {
+    let money = |amount: rust_decimal::Decimal| crate::app::money_text(amount, product.currency);
+    pb::Product {
+        code: product.code.clone(),
+        version: product.version,
+        name: product.name.clone(),
+        kind: product.kind.as_str().to_owned(),
+        currency: product.currency.code().to_owned(),
+        rate_tiers: product
+            .rate_tiers
+            .iter()
+            .map(|t| pb::RateTier {
+                from_balance: money(t.from_balance),
+                annual_rate: t.annual_rate.normalize().to_string(),
+            })
+            .collect(),
+        day_count: product.day_count.as_str().to_owned(),
+        posting_frequency: product.posting_frequency.as_str().to_owned(),
+        minimum_balance: money(product.minimum_balance),
+        overdraft_limit: money(product.overdraft_limit),
+        overdraft_rate: product.overdraft_rate.normalize().to_string(),
+        dormancy_days: product.dormancy_days,
+        per_transfer_limit: product.per_transfer_limit.map(money).unwrap_or_default(),
+        daily_transfer_limit: product.daily_transfer_limit.map(money).unwrap_or_default(),
+        created_at: time(product.created_at),
+    }
+}
+
+fn movement(view: &MovementView) -> pb::Movement {
+    pb::Movement {
+        request_id: view.request_id.to_string(),
+        account_id: view.account_id.to_string(),
+        kind: view.kind.clone(),
+        amount: view.amount.clone(),
+        currency: view.currency.clone(),
+        entry_id: view.entry_id.to_string(),
+        recorded_at: time(view.recorded_at),
+        balances_after: Some(balances(&view.balances_after)),
+        replayed: view.replayed,
+    }
+}
+
+fn hold(view: &HoldView) -> pb::Hold {
+    pb::Hold {
+        id: view.id.to_string(),
+        account_id: view.account_id.to_string(),
+        amount: view.amount.clone(),
+        currency: view.currency.clone(),
+        reason: view.reason.clone(),
+        status: view.status.clone(),
+        expires_at: view.expires_at.map(time).unwrap_or_default(),
+        placed_at: time(view.placed_at),
+        replayed: view.replayed,
+    }
+}
+
+fn statement(view: StatementView) -> pb::Statement {
+    pb::Statement {
+        account_id: view.account_id.to_string(),
+        currency: view.currency,
+        lines: view
+            .lines
+            .into_iter()
+            .map(|l| pb::StatementLine {
+                entry_id: l.entry_id,
+                recorded_at: l.recorded_at,
+                value_date: l.value_date,
+                direction: l.direction,
+                bucket: l.bucket,
+                amount: l.amount,
+                description: l.description,
+                running_balance: l.running_balance,
+            })
+            .collect(),
+        next_cursor: view.next_cursor,
+    }
+}
+
+fn date(field: &str, text: &str) -> Result<Option<NaiveDate>, Status> {
+    if text.is_empty() {
+        return Ok(None);
+    }
+    NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .map(Some)
+        .map_err(|_| {
+            status_of(&DepositsError::invalid(
+                field,
+                format!("{text:?} is not a date like 2026-11-25"),
+            ))
+        })
+}
+
+type Answer<T> = Result<Response<T>, Status>;
+
+fn answer<T, U>(result: Result<T, DepositsError>, map: impl FnOnce(&T) -> U) -> Answer<U> {
+    result
+        .map(|value| Response::new(map(&value)))
+        .map_err(|e| status_of(&e))
+}
+
+#[tonic::async_trait]
+impl DepositsApi for DepositsService {
+    async fn create_product(
+        &self,
+        request: Request<pb::CreateProductRequest>,
+    ) -> Answer<pb::Product> {
+        let r = request.into_inner();
+        let new = NewProduct {
+            code: r.code,
+            name: r.name,
+            kind: r.kind,
+            currency: r.currency,
+            rate_tiers: r
+                .rate_tiers
+                .into_iter()
+                .map(|t| (t.from_balance, t.annual_rate))
+                .collect(),
+            day_count: r.day_count,
+            posting_frequency: r.posting_frequency,
+            minimum_balance: r.minimum_balance,
+            overdraft_limit: r.overdraft_limit,
+            overdraft_rate: r.overdraft_rate,
+            dormancy_days: r.dormancy_days,
+            per_transfer_limit: r.per_transfer_limit,
+            daily_transfer_limit: r.daily_transfer_limit,
+        };
+        answer(self.deposits.create_product(new).await, product)
+    }
+
+    async fn get_product(&self, request: Request<pb::GetProductRequest>) -> Answer<pb::Product> {
+        let r = request.into_inner();
+        let version = (r.version > 0).then_some(r.version);
+        answer(self.deposits.product(&r.code, version).await, product)
+    }
+
+    async fn list_products(
+        &self,
+        _request: Request<pb::ListProductsRequest>,
+    ) -> Answer<pb::ListProductsResponse> {
+        answer(self.deposits.products().await, |products| {
+            pb::ListProductsResponse {
+                products: products.iter().map(product).collect(),
+            }
+        })
+    }
+
+    async fn open_account(&self, request: Request<pb::OpenAccountRequest>) -> Answer<pb::Account> {
+        let r = request.into_inner();
+        let opened_on = date("opened_on", &r.opened_on)?;
+        answer(
+            self.deposits
+                .open_account(&r.request_id, &r.customer_id, &r.product_code, opened_on)
+                .await,
+            account,
+        )
+    }
+
+    async fn get_account(&self, request: Request<pb::GetAccountRequest>) -> Answer<pb::Account> {
+        let r = request.into_inner();
+        answer(self.deposits.account_by_text(&r.account_id).await, account)
+    }
+
+    async fn list_accounts(
+        &self,
+        request: Request<pb::ListAccountsRequest>,
+    ) -> Answer<pb::ListAccountsResponse> {
+        let r = request.into_inner();
+        answer(self.deposits.accounts_of(&r.customer_id).await, |views| {
+            pb::ListAccountsResponse {
+                accounts: views.iter().map(account).collect(),
+            }
+        })
+    }
+
+    async fn get_statement(
+        &self,
+        request: Request<pb::GetStatementRequest>,
+    ) -> Answer<pb::Statement> {
+        let r = request.into_inner();
+        self.deposits
+            .statement(&r.account_id, &r.cursor, r.page_size)
+            .await
+            .map(|view| Response::new(statement(view)))
+            .map_err(|e| status_of(&e))
+    }
+
+    async fn deposit(&self, request: Request<pb::CashRequest>) -> Answer<pb::Movement> {
+        let r = request.into_inner();
+        answer(
+            self.deposits
+                .cash(
+                    "deposit",
+                    &r.request_id,
+                    &r.account_id,
+                    &r.amount,
+                    &r.currency,
+                    &r.description,
+                )
+                .await,
+            movement,
+        )
+    }
+
+    async fn withdraw(&self, request: Request<pb::CashRequest>) -> Answer<pb::Movement> {
+        let r = request.into_inner();
+        answer(
+            self.deposits
+                .cash(
+                    "withdrawal",
+                    &r.request_id,
+                    &r.account_id,
+                    &r.amount,
+                    &r.currency,
+                    &r.description,
+                )
+                .await,
+            movement,
+        )
+    }
+
+    async fn place_hold(&self, request: Request<pb::PlaceHoldRequest>) -> Answer<pb::Hold> {
+        let r = request.into_inner();
+        answer(
+            self.deposits
+                .place_hold(
+                    &r.request_id,
+                    &r.account_id,
+                    &r.amount,
+                    &r.currency,
+                    &r.reason,
+                    r.expires_in_seconds,
+                )
+                .await,
+            hold,
+        )
+    }
+
+    async fn release_hold(&self, request: Request<pb::ReleaseHoldRequest>) -> Answer<pb::Hold> {
+        let r = request.into_inner();
+        answer(
+            self.deposits.release_hold(&r.request_id, &r.hold_id).await,
+            hold,
+        )
+    }
+
+    async fn freeze_account(
+        &self,
+        request: Request<pb::ChangeStatusRequest>,
+    ) -> Answer<pb::Account> {
+        let r = request.into_inner();
+        answer(
+            self.deposits
+                .change_status("freeze", &r.request_id, &r.account_id, &r.reason)
+                .await,
+            account,
+        )
+    }
+
+    async fn unfreeze_account(
+        &self,
+        request: Request<pb::ChangeStatusRequest>,
+    ) -> Answer<pb::Account> {
+        let r = request.into_inner();
+        answer(
+            self.deposits
+                .change_status("unfreeze", &r.request_id, &r.account_id, &r.reason)
+                .await,
+            account,
+        )
+    }
+
+    async fn close_account(
+        &self,
+        request: Request<pb::ChangeStatusRequest>,
+    ) -> Answer<pb::Account> {
+        let r = request.into_inner();
+        answer(
+            self.deposits
+                .change_status("close", &r.request_id, &r.account_id, &r.reason)
+                .await,
+            account,
+        )
+    }
+
+    async fn accrue_interest(
+        &self,
+        request: Request<pb::AccrueInterestRequest>,
+    ) -> Answer<pb::AccrueInterestResponse> {
+        let r = request.into_inner();
+        let Some(as_of) = date("as_of", &r.as_of)? else {
+            return Err(status_of(&DepositsError::invalid(
+                "as_of",
+                "a date like 2026-11-25",
+            )));
+        };
+        answer(self.deposits.accrue(as_of, &|_, _| {}).await, |report| {
+            pb::AccrueInterestResponse {
+                accounts: report.accounts,
+                accrual_entries: report.accrual_entries,
+                postings: report.postings,
+                accrued_through: as_of.to_string(),
+            }
+        })
+    }
+}

@@ -1,0 +1,480 @@
+//! SQL for the `deposits` schema, and nothing else.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use corebank_db::tokio_postgres::Row;
+use corebank_db::{Transaction, TxError};
+use corebank_kernel::Currency;
+use rust_decimal::Decimal;
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::domain::error::DepositsError;
+use crate::domain::interest::{DayCount, PostingFrequency, RateTier};
+use crate::domain::model::{Account, AccountStatus, Hold, HoldStatus, Product, ProductKind};
+
+pub type StoreResult<T> = Result<T, TxError<DepositsError>>;
+
+fn corrupt(what: impl Into<String>) -> TxError<DepositsError> {
+    TxError::Abort(DepositsError::Internal {
+        message: format!("stored deposits data does not parse: {}", what.into()),
+    })
+}
+
+fn currency(code: &str) -> StoreResult<Currency> {
+    Currency::from_code(code).map_err(|e| corrupt(e.to_string()))
+}
+
+const PRODUCT_COLUMNS: &str = "code, version, name, kind, currency, rate_tiers, day_count, \
+     posting_frequency, minimum_balance, overdraft_limit, overdraft_rate, dormancy_days, \
+     per_transfer_limit, daily_transfer_limit, created_at";
+
+fn product_from_row(row: &Row) -> StoreResult<Product> {
+    let tiers: Vec<(String, String)> = serde_json::from_value(row.get("rate_tiers"))
+        .map_err(|e| corrupt(format!("rate_tiers: {e}")))?;
+    let rate_tiers = tiers
+        .into_iter()
+        .map(|(from, rate)| {
+            Ok(RateTier {
+                from_balance: from.parse().map_err(|_| corrupt("rate tier balance"))?,
+                annual_rate: rate.parse().map_err(|_| corrupt("rate tier rate"))?,
+            })
+        })
+        .collect::<StoreResult<Vec<_>>>()?;
+    Ok(Product {
+        code: row.get("code"),
+        version: row.get("version"),
+        name: row.get("name"),
+        kind: ProductKind::parse(row.get("kind")).ok_or_else(|| corrupt("kind"))?,
+        currency: currency(row.get("currency"))?,
+        rate_tiers,
+        day_count: DayCount::parse(row.get("day_count")).map_err(|_| corrupt("day_count"))?,
+        posting_frequency: PostingFrequency::parse(row.get("posting_frequency"))
+            .map_err(|_| corrupt("posting_frequency"))?,
+        minimum_balance: row.get("minimum_balance"),
+        overdraft_limit: row.get("overdraft_limit"),
+        overdraft_rate: row.get("overdraft_rate"),
+        dormancy_days: u32::try_from(row.get::<_, i64>("dormancy_days"))
+            .map_err(|_| corrupt("dormancy_days"))?,
+        per_transfer_limit: row.get("per_transfer_limit"),
+        daily_transfer_limit: row.get("daily_transfer_limit"),
+        created_at: row.get("created_at"),
+    })
+}
+
+/// The tiers as stored: pairs of decimal strings.
+fn tiers_json(tiers: &[RateTier]) -> Value {
+    Value::Array(
+        tiers
+            .iter()
+            .map(|t| {
+                serde_json::json!([
+                    t.from_balance.normalize().to_string(),
+                    t.annual_rate.normalize().to_string()
+                ])
+            })
+            .collect(),
+    )
+}
+
+/// Stores `product` as the next version of its code; returns the version.
+pub async fn insert_product(tx: &Transaction<'_>, product: &Product) -> StoreResult<i64> {
+    let latest = tx
+        .query_opt(
+            "SELECT max(version) FROM products WHERE code = $1",
+            &[&product.code],
+        )
+        .await?
+        .and_then(|row| row.get::<_, Option<i64>>(0))
+        .unwrap_or(0);
+    let version = latest + 1;
+    let dormancy = i64::from(product.dormancy_days);
+    tx.execute(
+        &format!(
+            "INSERT INTO products ({PRODUCT_COLUMNS}) VALUES \
+             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+        ),
+        &[
+            &product.code,
+            &version,
+            &product.name,
+            &product.kind.as_str(),
+            &product.currency.code(),
+            &tiers_json(&product.rate_tiers),
+            &product.day_count.as_str(),
+            &product.posting_frequency.as_str(),
+            &product.minimum_balance,
+            &product.overdraft_limit,
+            &product.overdraft_rate,
+            &dormancy,
+            &product.per_transfer_limit,
+            &product.daily_transfer_limit,
+            &product.created_at,
+        ],
+    )
+    .await?;
+    Ok(version)
+}
+
+/// A product version (`None`: the newest).
+pub async fn product(
+    tx: &Transaction<'_>,
+    code: &str,
+    version: Option<i64>,
+) -> StoreResult<Option<Product>> {
+    let row = match version {
+        Some(version) => {
+            tx.query_opt(
+                &format!("SELECT {PRODUCT_COLUMNS} FROM products WHERE code = $1 AND version = $2"),
+                &[&code, &version],
+            )
+            .await?
+        }
+        None => {
+            tx.query_opt(
+                &format!(
+                    "SELECT {PRODUCT_COLUMNS} FROM products WHERE code = $1 ORDER BY version DESC LIMIT 1"
+                ),
+                &[&code],
+            )
+            .await?
+        }
+    };
+    row.as_ref().map(product_from_row).transpose()
+}
+
+/// The newest version of every product.
+pub async fn latest_products(tx: &Transaction<'_>) -> StoreResult<Vec<Product>> {
+    let rows = tx
+        .query(
+            &format!(
+                "SELECT {PRODUCT_COLUMNS} FROM products p WHERE version = \
+                 (SELECT max(version) FROM products q WHERE q.code = p.code) ORDER BY code"
+            ),
+            &[],
+        )
+        .await?;
+    rows.iter().map(product_from_row).collect()
+}
+
+const ACCOUNT_COLUMNS: &str = "id, customer_id, product_code, product_version, currency, status, \
+     ledger_account_id, accrued_account_id, opened_on, last_customer_activity_at, closed_at, \
+     accrued_through, period_precise, period_posted, created_at";
+
+fn account_from_row(row: &Row) -> StoreResult<Account> {
+    Ok(Account {
+        id: row.get("id"),
+        customer_id: row.get("customer_id"),
+        product_code: row.get("product_code"),
+        product_version: row.get("product_version"),
+        currency: currency(row.get("currency"))?,
+        status: AccountStatus::parse(row.get("status")).ok_or_else(|| corrupt("status"))?,
+        ledger_account_id: row.get("ledger_account_id"),
+        accrued_account_id: row.get("accrued_account_id"),
+        opened_on: row.get("opened_on"),
+        last_customer_activity_at: row.get("last_customer_activity_at"),
+        closed_at: row.get("closed_at"),
+        accrued_through: row.get("accrued_through"),
+        period_precise: row.get("period_precise"),
+        period_posted: row.get("period_posted"),
+        created_at: row.get("created_at"),
+    })
+}
+
+pub async fn insert_account(tx: &Transaction<'_>, account: &Account) -> StoreResult<bool> {
+    let inserted = tx
+        .execute(
+            &format!(
+                "INSERT INTO accounts ({ACCOUNT_COLUMNS}) VALUES \
+                 ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+                 ON CONFLICT (id) DO NOTHING"
+            ),
+            &[
+                &account.id,
+                &account.customer_id,
+                &account.product_code,
+                &account.product_version,
+                &account.currency.code(),
+                &account.status.as_str(),
+                &account.ledger_account_id,
+                &account.accrued_account_id,
+                &account.opened_on,
+                &account.last_customer_activity_at,
+                &account.closed_at,
+                &account.accrued_through,
+                &account.period_precise,
+                &account.period_posted,
+                &account.created_at,
+            ],
+        )
+        .await?;
+    Ok(inserted == 1)
+}
+
+pub async fn account(tx: &Transaction<'_>, id: Uuid) -> StoreResult<Option<Account>> {
+    tx.query_opt(
+        &format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = $1"),
+        &[&id],
+    )
+    .await?
+    .as_ref()
+    .map(account_from_row)
+    .transpose()
+}
+
+pub async fn accounts_of(tx: &Transaction<'_>, customer_id: &str) -> StoreResult<Vec<Account>> {
+    let rows = tx
+        .query(
+            &format!(
+                "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE customer_id = $1 ORDER BY created_at, id"
+            ),
+            &[&customer_id],
+        )
+        .await?;
+    rows.iter().map(account_from_row).collect()
+}
+
+/// Accounts that may need interest up to `through` (not closed, not accrued that far yet),
+/// after `after` in id order, `limit` at a time.
+pub async fn accounts_to_accrue(
+    tx: &Transaction<'_>,
+    through: NaiveDate,
+    after: Uuid,
+    limit: i64,
+) -> StoreResult<Vec<Account>> {
+    let rows = tx
+        .query(
+            &format!(
+                "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE status <> 'closed' \
+                 AND accrued_through < $1 AND id > $2 ORDER BY id LIMIT $3"
+            ),
+            &[&through, &after, &limit],
+        )
+        .await?;
+    rows.iter().map(account_from_row).collect()
+}
+
+/// How many accounts need interest up to `through`.
+pub async fn count_to_accrue(tx: &Transaction<'_>, through: NaiveDate) -> StoreResult<i64> {
+    Ok(tx
+        .query_one(
+            "SELECT count(*) FROM accounts WHERE status <> 'closed' AND accrued_through < $1",
+            &[&through],
+        )
+        .await?
+        .get(0))
+}
+
+/// Moves an account's accrual position, if it is still where the caller read it.
+pub async fn advance_accrual(
+    tx: &Transaction<'_>,
+    id: Uuid,
+    from: NaiveDate,
+    through: NaiveDate,
+    period_precise: Decimal,
+    period_posted: Decimal,
+) -> StoreResult<bool> {
+    Ok(tx
+        .execute(
+            "UPDATE accounts SET accrued_through = $3, period_precise = $4, period_posted = $5 \
+             WHERE id = $1 AND accrued_through = $2",
+            &[&id, &from, &through, &period_precise, &period_posted],
+        )
+        .await?
+        == 1)
+}
+
+pub async fn set_status(
+    tx: &Transaction<'_>,
+    id: Uuid,
+    status: AccountStatus,
+    closed_at: Option<DateTime<Utc>>,
+) -> StoreResult<()> {
+    tx.execute(
+        "UPDATE accounts SET status = $2, closed_at = coalesce($3, closed_at) WHERE id = $1",
+        &[&id, &status.as_str(), &closed_at],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Records customer activity now; a dormant account wakes up.
+pub async fn touch(tx: &Transaction<'_>, id: Uuid, at: DateTime<Utc>) -> StoreResult<()> {
+    tx.execute(
+        "UPDATE accounts SET last_customer_activity_at = greatest(last_customer_activity_at, $2), \
+         status = CASE WHEN status = 'dormant' THEN 'active' ELSE status END WHERE id = $1",
+        &[&id, &at],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Active accounts with no customer activity since `before`, of products with dormancy,
+/// become dormant: how many.
+pub async fn mark_dormant(
+    tx: &Transaction<'_>,
+    product_code: &str,
+    product_version: i64,
+    before: DateTime<Utc>,
+) -> StoreResult<Vec<Uuid>> {
+    let rows = tx
+        .query(
+            "UPDATE accounts SET status = 'dormant' WHERE status = 'active' AND product_code = $1 \
+             AND product_version = $2 AND last_customer_activity_at < $3 RETURNING id",
+            &[&product_code, &product_version, &before],
+        )
+        .await?;
+    Ok(rows.iter().map(|row| row.get(0)).collect())
+}
+
+/// Every product version with dormancy.
+pub async fn products_with_dormancy(tx: &Transaction<'_>) -> StoreResult<Vec<Product>> {
+    let rows = tx
+        .query(
+            &format!("SELECT {PRODUCT_COLUMNS} FROM products WHERE dormancy_days > 0"),
+            &[],
+        )
+        .await?;
+    rows.iter().map(product_from_row).collect()
+}
+
+/// A stored request: its kind, canonical content and answer.
+#[derive(Debug)]
+pub struct StoredRequest {
+    pub kind: String,
+    pub content: Value,
+    pub response: Value,
+}
+
+pub async fn request(tx: &Transaction<'_>, id: Uuid) -> StoreResult<Option<StoredRequest>> {
+    Ok(tx
+        .query_opt(
+            "SELECT kind, content, response FROM requests WHERE request_id = $1",
+            &[&id],
+        )
+        .await?
+        .map(|row| StoredRequest {
+            kind: row.get(0),
+            content: row.get(1),
+            response: row.get(2),
+        }))
+}
+
+/// Records a request's answer; false when the id was recorded already.
+pub async fn insert_request(
+    tx: &Transaction<'_>,
+    id: Uuid,
+    kind: &str,
+    content: &Value,
+    response: &Value,
+    at: DateTime<Utc>,
+) -> StoreResult<bool> {
+    Ok(tx
+        .execute(
+            "INSERT INTO requests (request_id, kind, content, response, created_at) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (request_id) DO NOTHING",
+            &[&id, &kind, content, response, &at],
+        )
+        .await?
+        == 1)
+}
+
+const HOLD_COLUMNS: &str =
+    "id, account_id, amount, currency, reason, status, expires_at, placed_at";
+
+fn hold_from_row(row: &Row) -> StoreResult<Hold> {
+    Ok(Hold {
+        id: row.get("id"),
+        account_id: row.get("account_id"),
+        amount: row.get("amount"),
+        currency: currency(row.get("currency"))?,
+        reason: row.get("reason"),
+        status: HoldStatus::parse(row.get("status")).ok_or_else(|| corrupt("hold status"))?,
+        expires_at: row.get("expires_at"),
+        placed_at: row.get("placed_at"),
+    })
+}
+
+pub async fn insert_hold(tx: &Transaction<'_>, hold: &Hold) -> StoreResult<()> {
+    tx.execute(
+        &format!(
+            "INSERT INTO holds ({HOLD_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+             ON CONFLICT (id) DO NOTHING"
+        ),
+        &[
+            &hold.id,
+            &hold.account_id,
+            &hold.amount,
+            &hold.currency.code(),
+            &hold.reason,
+            &hold.status.as_str(),
+            &hold.expires_at,
+            &hold.placed_at,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+pub async fn hold(tx: &Transaction<'_>, id: Uuid) -> StoreResult<Option<Hold>> {
+    tx.query_opt(
+        &format!("SELECT {HOLD_COLUMNS} FROM holds WHERE id = $1"),
+        &[&id],
+    )
+    .await?
+    .as_ref()
+    .map(hold_from_row)
+    .transpose()
+}
+
+pub async fn open_holds(tx: &Transaction<'_>, account_id: Uuid) -> StoreResult<Vec<Hold>> {
+    let rows = tx
+        .query(
+            &format!("SELECT {HOLD_COLUMNS} FROM holds WHERE account_id = $1 AND status = 'held'"),
+            &[&account_id],
+        )
+        .await?;
+    rows.iter().map(hold_from_row).collect()
+}
+
+pub async fn set_hold_status(
+    tx: &Transaction<'_>,
+    id: Uuid,
+    status: HoldStatus,
+) -> StoreResult<()> {
+    tx.execute(
+        "UPDATE holds SET status = $2 WHERE id = $1 AND status = 'held'",
+        &[&id, &status.as_str()],
+    )
+    .await?;
+    Ok(())
+}
+
+/// The bank's ledger account for (currency, role), if known.
+pub async fn gl_account(
+    tx: &Transaction<'_>,
+    currency: Currency,
+    role: &str,
+) -> StoreResult<Option<Uuid>> {
+    Ok(tx
+        .query_opt(
+            "SELECT ledger_account_id FROM gl_accounts WHERE currency = $1 AND role = $2",
+            &[&currency.code(), &role],
+        )
+        .await?
+        .map(|row| row.get(0)))
+}
+
+pub async fn insert_gl_account(
+    tx: &Transaction<'_>,
+    currency: Currency,
+    role: &str,
+    id: Uuid,
+) -> StoreResult<()> {
+    tx.execute(
+        "INSERT INTO gl_accounts (currency, role, ledger_account_id) VALUES ($1, $2, $3) \
+         ON CONFLICT (currency, role) DO NOTHING",
+        &[&currency.code(), &role, &id],
+    )
+    .await?;
+    Ok(())
+}
