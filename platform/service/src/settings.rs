@@ -135,7 +135,7 @@ pub const SETTINGS: &[SettingSpec] = &[
     },
     SettingSpec {
         name: "COREBANK_RELAY_SCHEMAS",
-        default: "ledger",
+        default: "ledger,deposits",
         description: "The schemas whose transactional outbox the relay publishes (`corebank serve relay`, \
                       and inside `corebank up`), comma-separated, e.g. `ledger,demo`.",
     },
@@ -533,7 +533,7 @@ mod tests {
     #[test]
     fn relay_settings_are_checked_together() {
         let settings = with(&[]).unwrap();
-        assert_eq!(settings.relay_schemas, vec!["ledger".to_owned()]);
+        assert_eq!(settings.relay_schemas, vec!["ledger".to_owned(), "deposits".to_owned()]);
         assert_eq!(settings.nats_url, None);
         let settings = with(&[
             ("COREBANK_RELAY_SCHEMAS", " ledger , demo "),
