@@ -1,8 +1,10 @@
-//! Crash test of the outbox relay: the real binary (`corebank serve relay`) publishes the
-//! `demo` outbox to NATS JetStream while a writer keeps appending events and the test kills
-//! the relay with SIGKILL at random moments mid-batch and starts it again. A NATS consumer
-//! must then see every event, each aggregate's first deliveries in order, and the
-//! duplicates the kills caused must be removed by the inbox.
+//! Crash test of the outbox relay: two real binaries (`corebank serve relay`) publish the
+//! `demo` outbox to NATS JetStream while a writer keeps appending events, and the test kills
+//! one of them with SIGKILL at random moments mid-batch and starts it again. Each restarted
+//! relay gets its partitions only as the dead one's leases expire and the surviving relay
+//! gives back its extras (no relay takes a live lease). A NATS consumer must then see every
+//! event, each aggregate's first deliveries in order, and the duplicates the kills caused
+//! must be removed by the inbox.
 //!
 //! Needs a NATS server with JetStream at `NATS_URL` (default nats://127.0.0.1:4222); the
 //! test skips, saying so, when none answers there.
@@ -79,6 +81,10 @@ impl RelayProcess {
             .unwrap_or_else(|error| panic!("the relay did not start: {error}"));
         self.child = Some(child);
         self.starts += 1;
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
     }
 
     /// SIGKILL: no chance to finish the batch or give the leases back.
@@ -178,6 +184,9 @@ async fn a_relay_killed_mid_batch_loses_nothing_and_the_inbox_removes_its_duplic
         i64::try_from(AGGREGATES).unwrap() * i64::from(BACKLOG_PER_AGGREGATE + LATER_PER_AGGREGATE);
 
     let mut relay = RelayProcess::start(database.url(), &prefix);
+    // Runs throughout: the killed relay's partitions go to it when their leases expire, and
+    // it gives its extras back to each restarted relay.
+    let mut survivor = RelayProcess::start(database.url(), &prefix);
     let writer_db = db.clone();
     let writer = tokio::spawn(async move {
         let mut rng = fastrand::Rng::with_seed(11);
@@ -203,19 +212,27 @@ async fn a_relay_killed_mid_batch_loses_nothing_and_the_inbox_removes_its_duplic
     });
 
     let mut rng = fastrand::Rng::with_seed(5);
+    let mut handed_over = 0_usize;
     for kill in 0..KILLS {
-        // Wait until this relay is publishing (the outbox shrinks: it took the leases the
-        // previous one held until they expired), then kill it mid-flight.
+        // Wait until this relay holds partitions (given back by the survivor or expired
+        // with the relay killed before) and the outbox is shrinking, then kill it
+        // mid-flight.
+        let held = format!(
+            "SELECT count(*) FROM demo.outbox_leases WHERE owner LIKE 'relay-{}-%' \
+             AND partition >= 0 AND expires_at > now()",
+            relay.pid()
+        );
         let before = scalar(db, "SELECT count(*) FROM demo.outbox").await;
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let now = scalar(db, "SELECT count(*) FROM demo.outbox").await;
-            if now < before || (now == 0 && kill > 0) {
+            if scalar(db, &held).await > 0 && (now < before || (now == 0 && kill > 0)) {
+                handed_over += 1;
                 break;
             }
             assert!(
                 Instant::now() < deadline,
-                "relay start {} published nothing within 20 s",
+                "relay start {} got no partition within 20 s",
                 relay.starts
             );
             tokio::time::sleep(Duration::from_millis(5)).await;
@@ -235,6 +252,8 @@ async fn a_relay_killed_mid_batch_loses_nothing_and_the_inbox_removes_its_duplic
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     relay.kill();
+    survivor.kill();
+    assert_eq!(handed_over, KILLS, "every restarted relay got partitions");
     assert!(
         dead_letters(db, &SchemaName::new("demo").unwrap(), None, 10)
             .await
@@ -286,7 +305,7 @@ async fn a_relay_killed_mid_batch_loses_nothing_and_the_inbox_removes_its_duplic
         }
     }
     eprintln!(
-        "outbox crash test: {} relay starts, {stored} messages in the stream, {new} new, {duplicates} duplicates removed by the inbox",
+        "outbox crash test: {} relay starts beside a survivor, {stored} messages in the stream, {new} new, {duplicates} duplicates removed by the inbox",
         relay.starts
     );
     assert_eq!(new, total, "every event written reached the consumer once");

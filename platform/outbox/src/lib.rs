@@ -6,8 +6,13 @@
 //! [`replay_dead_letters`] puts them back; consumers deduplicate with an [`Inbox`].
 //!
 //! Tables, in the schema of the component that owns the events (see `migrations/demo/`):
-//! `outbox`, `outbox_sequences` (the writer's per-aggregate counter), `outbox_leases`,
-//! `outbox_dead_letters`; and, in a consumer's schema, `inbox` and `inbox_positions`.
+//! `outbox`, `outbox_leases` (partition leases, and the relays' presence rows under negative
+//! keys) and `outbox_dead_letters`, which the relay needs; `outbox_sequences` (the
+//! per-aggregate counter) only where events are written with [`Outbox::append`]. A component
+//! that numbers its aggregates' events itself writes its `outbox` rows directly and has no
+//! counter: the ledger does (a journal entry's events have known sequences), so
+//! `Outbox::append` does not work on the `ledger` schema. In a consumer's schema: `inbox` and
+//! `inbox_positions`.
 
 mod dead_letter;
 mod event;

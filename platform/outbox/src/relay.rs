@@ -2,21 +2,26 @@
 //! least once, then deletes what was published.
 //!
 //! Each schema's outbox is split into partitions (a stable hash of the aggregate), leased to
-//! relays through `outbox_leases (partition, owner, expires_at, generation)`: a relay claims
-//! free or expired partitions up to its fair share, renews its own, and gives back extras
-//! when more relays show up. Claiming bumps the generation; every delete (and every move to
-//! the dead letters) happens in a transaction that first checks the relay still holds the
-//! partition with the generation it fetched under (fencing), so a relay that lost its lease
-//! while publishing changes nothing.
+//! relays through `outbox_leases (partition, owner, expires_at, generation)`. A relay only
+//! ever claims partitions that are free (given back) or expired, never one another relay
+//! holds live: publishes cannot be fenced, so two live holders could interleave an
+//! aggregate's events. Rebalancing is voluntary instead: every relay also keeps a presence
+//! row in the same table (a negative `partition`, see [`presence_key`]), so each sees how many
+//! relays are live, works out its quota, and gives back partitions above it between batches,
+//! never with a batch in flight; a newcomer claims them at its next renewal. Claiming bumps
+//! the generation; every delete (and every move to the dead letters) happens in a
+//! transaction that first checks the relay still holds the partition with the generation it
+//! fetched under (fencing), so a relay that lost its lease while publishing changes nothing.
 //!
 //! A batch is read in aggregate order (`partition, aggregatetype, aggregateid,
 //! aggregate_sequence`) from a cursor that moves round the leased partitions, so each
-//! aggregate in a batch starts at its oldest event. Aggregates are published concurrently,
-//! each one's events one after the other: a refused event is dead-lettered and the rest of
-//! its aggregate parked behind it; after a temporary failure the rest of the aggregate waits
-//! for the next round.
+//! aggregate in a batch starts at its oldest event. One statement reads the events together
+//! with whether their aggregate has dead letters or rows still without a partition, so all
+//! three come from one snapshot. Aggregates are published concurrently, each one's events one
+//! after the other: a refused event is dead-lettered and the rest of its aggregate parked
+//! behind it; after a temporary failure the rest of the aggregate waits for the next round.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -130,6 +135,10 @@ pub struct Batch {
     pub leases: BTreeMap<i64, i64>,
     /// Aggregates of the batch with dead letters: (type, id) → the lowest dead sequence.
     pub blocked: HashMap<(String, String), i64>,
+    /// Aggregates of the batch that still have rows without a partition (written by a
+    /// binary older than the partition column). Those rows are earlier events the batch
+    /// cannot contain, so the aggregate is held back until the relay gives them theirs.
+    pub unpartitioned: HashSet<(String, String)>,
 }
 
 /// What became of one event of a batch.
@@ -186,8 +195,11 @@ struct Statements {
     claim_leases: String,
     release_leases: String,
     release_all: String,
+    announce: String,
+    live_owners: String,
+    forget_stale_presence: String,
+    leave: String,
     fetch: String,
-    blocked: String,
     dead_letter_refused: String,
     dead_letter_parked: String,
     delete: String,
@@ -196,9 +208,6 @@ struct Statements {
     unpartitioned: String,
     assign_partitions: String,
 }
-
-const EVENT_COLUMNS: &str = "id, aggregatetype, aggregateid, aggregate_sequence, type, payload, \
-                             trace_context, created_at, partition";
 
 impl Statements {
     fn new(schema: &SchemaName) -> Statements {
@@ -238,17 +247,37 @@ impl Statements {
                 "UPDATE {leases} SET owner = '', expires_at = now() WHERE partition = ANY($1) AND owner = $2"
             ),
             release_all: format!(
-                "UPDATE {leases} SET owner = '', expires_at = now() WHERE owner = $1"
+                "UPDATE {leases} SET owner = '', expires_at = now() WHERE owner = $1 AND partition >= 0"
             ),
+            // Presence rows (negative keys) say a relay is alive; they own no events.
+            announce: format!(
+                "INSERT INTO {leases} (partition, owner, expires_at, generation) \
+                 VALUES ($1, $3, {lease_until}, 0) \
+                 ON CONFLICT (partition) DO UPDATE SET owner = EXCLUDED.owner, expires_at = EXCLUDED.expires_at"
+            ),
+            live_owners: format!(
+                "SELECT DISTINCT owner FROM {leases} WHERE owner <> '' AND expires_at > now()"
+            ),
+            // A relay that died leaves its presence row; it is removed once it has been
+            // expired for a whole lease, so the table stays as small as the live relays.
+            forget_stale_presence: format!(
+                "DELETE FROM {leases} WHERE partition < 0 AND expires_at < now() - $1::INT8 * INTERVAL '1 millisecond'"
+            ),
+            leave: format!("DELETE FROM {leases} WHERE partition < 0 AND owner = $1"),
+            // The events, each with the lowest sequence of its aggregate's dead letters and
+            // whether its aggregate still has rows without a partition: one statement, so
+            // one snapshot (a replay or a partition assignment committed between two reads
+            // could otherwise let a later event overtake earlier ones).
             fetch: format!(
-                "SELECT {EVENT_COLUMNS} FROM {outbox} WHERE partition = ANY($1) \
-                 AND (partition, aggregatetype, aggregateid) > ($2::INT8, $3::TEXT, $4::TEXT) \
-                 ORDER BY partition, aggregatetype, aggregateid, aggregate_sequence LIMIT $5"
-            ),
-            blocked: format!(
-                "SELECT aggregatetype, aggregateid, min(aggregate_sequence) FROM {dead} \
-                 WHERE (aggregatetype, aggregateid) IN (SELECT t, i FROM UNNEST($1::TEXT[], $2::TEXT[]) AS b(t, i)) \
-                 GROUP BY aggregatetype, aggregateid"
+                "SELECT o.id, o.aggregatetype, o.aggregateid, o.aggregate_sequence, o.type, o.payload, \
+                 o.trace_context, o.created_at, o.partition, \
+                 (SELECT min(d.aggregate_sequence) FROM {dead} d \
+                  WHERE d.aggregatetype = o.aggregatetype AND d.aggregateid = o.aggregateid), \
+                 EXISTS (SELECT 1 FROM {outbox} u WHERE u.partition = -1 \
+                  AND u.aggregatetype = o.aggregatetype AND u.aggregateid = o.aggregateid) \
+                 FROM {outbox} o WHERE o.partition = ANY($1) \
+                 AND (o.partition, o.aggregatetype, o.aggregateid) > ($2::INT8, $3::TEXT, $4::TEXT) \
+                 ORDER BY o.partition, o.aggregatetype, o.aggregateid, o.aggregate_sequence LIMIT $5"
             ),
             dead_letter_refused: dead_letter("refused", ""),
             // Parked only while the aggregate still has a dead letter to wait behind (an
@@ -279,7 +308,7 @@ impl Statements {
     }
 }
 
-/// Aggregates given a partition at most per housekeeping round.
+/// Aggregates given a partition at most per step.
 const UNPARTITIONED_AGGREGATES_MAX: i64 = 1_000;
 
 /// The relay of all configured schemas. Cheap to clone.
@@ -323,6 +352,7 @@ impl Relay {
             lease_deadline: None,
             renewed_at: None,
             lease_rows_ready: false,
+            in_flight: BTreeSet::new(),
             cursor: start_cursor(),
         }
     }
@@ -365,6 +395,9 @@ pub struct SchemaRelay {
     lease_deadline: Option<Instant>,
     renewed_at: Option<Instant>,
     lease_rows_ready: bool,
+    /// The partitions of the batch fetched and not yet finished: never given back, since
+    /// another relay could claim them while this one still publishes from them.
+    in_flight: BTreeSet<i64>,
     /// Where the next batch starts: after this (partition, aggregatetype, aggregateid).
     cursor: (i64, String, String),
 }
@@ -416,9 +449,12 @@ impl SchemaRelay {
             })
     }
 
-    /// Renews the leases held, claims free or expired partitions up to a fair share (the
-    /// partitions divided among the relays holding live leases, this one included), gives
-    /// back any above that share, and returns what is held now.
+    /// Renews this relay's presence and the leases it holds, claims free or expired
+    /// partitions up to its quota (see [`quota_of`]: the partitions divided among the live
+    /// relays), gives back those above it, and returns what is held now. It never takes a
+    /// partition another relay holds live, and never gives back one of the batch in flight
+    /// (between [`fetch_batch`](Self::fetch_batch) and [`finish_batch`](Self::finish_batch)):
+    /// [`step`](Self::step) renews between batches.
     pub async fn renew_leases(&mut self) -> Result<Vec<Lease>, OutboxError> {
         let started = Instant::now();
         let partitions = self.all_partitions();
@@ -438,19 +474,30 @@ impl SchemaRelay {
         }
         let owner = self.config.owner.clone();
         let duration_ms = i64::try_from(self.config.lease_duration_ms).unwrap_or(i64::MAX);
+        let presence = presence_key(&owner);
         let sql = Arc::clone(&self.sql);
-        let (partitions, owner_ref) = (&partitions, &owner);
-        let held: Vec<Lease> = self
+        let (partitions, owner_ref, in_flight) = (&partitions, &owner, &self.in_flight);
+        let (held, plan) = self
             .db
             .run_tx::<_, OutboxError, _>("outbox_relay_leases", move |tx| {
                 let sql = Arc::clone(&sql);
                 Box::pin(async move {
+                    // Locking the partition rows first queues concurrent renewals one
+                    // behind the other.
                     let rows = tx.query(&sql.lock_leases, &[partitions]).await?;
                     let rows: Vec<LeaseRow> = rows
                         .iter()
                         .map(LeaseRow::from_row)
                         .collect::<Result<_, _>>()?;
-                    let plan = plan_leases(&rows, owner_ref, partitions.len());
+                    tx.execute(&sql.announce, &[&presence, &duration_ms, owner_ref])
+                        .await?;
+                    tx.execute(&sql.forget_stale_presence, &[&duration_ms])
+                        .await?;
+                    let mut relays = BTreeSet::new();
+                    for row in tx.query(&sql.live_owners, &[]).await? {
+                        relays.insert(row.try_get::<_, String>(0)?);
+                    }
+                    let plan = plan_leases(&rows, &relays, owner_ref, partitions.len(), in_flight);
                     let mut held = Vec::new();
                     if !plan.renew.is_empty() {
                         let renewed = tx
@@ -479,10 +526,20 @@ impl SchemaRelay {
                             .await?;
                     }
                     held.sort();
-                    Ok(held)
+                    Ok((held, plan))
                 })
             })
             .await?;
+        if !plan.release.is_empty() {
+            tracing::info!(
+                outbox.schema = %self.schema,
+                relay.owner = %self.config.owner,
+                relay.quota = plan.quota,
+                relay.relays = plan.relays,
+                lease.partitions = ?plan.release,
+                "gave outbox partitions back: more relays are live, so this one's quota is smaller"
+            );
+        }
         let now_held: BTreeMap<i64, i64> = held
             .iter()
             .map(|lease| (lease.partition, lease.generation))
@@ -517,8 +574,8 @@ impl SchemaRelay {
         Ok(held)
     }
 
-    /// Gives every lease of this relay back (on shutdown), so another relay can take over
-    /// without waiting for them to expire.
+    /// Gives every lease of this relay back and removes its presence (on shutdown, after
+    /// the last batch), so the other relays take over without waiting for them to expire.
     pub async fn release_leases(&mut self) -> Result<(), OutboxError> {
         let sql = Arc::clone(&self.sql);
         let owner = &self.config.owner;
@@ -527,24 +584,30 @@ impl SchemaRelay {
                 let sql = Arc::clone(&sql);
                 Box::pin(async move {
                     tx.execute(&sql.release_all, &[owner]).await?;
+                    tx.execute(&sql.leave, &[owner]).await?;
                     Ok(())
                 })
             })
             .await?;
         self.leases.clear();
         self.lease_deadline = None;
+        self.renewed_at = None;
+        self.in_flight.clear();
         Ok(())
     }
 
     /// Reads the next batch from the leased partitions, continuing after the previous one
-    /// and starting over from the first partition at the end.
+    /// and starting over from the first partition at the end. Until the batch is finished,
+    /// its partitions are not given back.
     pub async fn fetch_batch(&mut self) -> Result<Batch, OutboxError> {
         let mut batch = Batch {
             schema: self.schema.clone(),
             events: Vec::new(),
             leases: self.leases.clone(),
             blocked: HashMap::new(),
+            unpartitioned: HashSet::new(),
         };
+        self.in_flight.clear();
         if self.leases.is_empty() {
             return Ok(batch);
         }
@@ -566,7 +629,31 @@ impl SchemaRelay {
             self.cursor = start_cursor();
         }
         for row in &rows {
-            batch.events.push(event_of(&self.schema, row)?);
+            let event = event_of(&self.schema, row)?;
+            let dead_from: Option<i64> = row.try_get(9)?;
+            let unpartitioned: bool = row.try_get(10)?;
+            if dead_from.is_some() || unpartitioned {
+                let key = (event.aggregatetype.clone(), event.aggregateid.clone());
+                if let Some(sequence) = dead_from {
+                    batch.blocked.insert(key.clone(), sequence);
+                }
+                if unpartitioned {
+                    batch.unpartitioned.insert(key);
+                }
+            }
+            if !batch.leases.contains_key(&event.partition) {
+                return Err(OutboxError::Corrupt {
+                    schema: self.schema.to_string(),
+                    table: "outbox",
+                    message: format!(
+                        "the relay read {} from partition {}, which it does not hold",
+                        event.describe(),
+                        event.partition
+                    ),
+                });
+            }
+            self.in_flight.insert(event.partition);
+            batch.events.push(event);
         }
         self.cursor = match batch.events.last() {
             Some(last) if batch.events.len() >= self.config.batch_size_max => (
@@ -576,22 +663,6 @@ impl SchemaRelay {
             ),
             _ => start_cursor(),
         };
-        if batch.events.is_empty() {
-            return Ok(batch);
-        }
-        let mut types = Vec::new();
-        let mut ids = Vec::new();
-        for range in aggregate_runs(&batch.events) {
-            let first = &batch.events[range.start];
-            types.push(first.aggregatetype.as_str());
-            ids.push(first.aggregateid.as_str());
-        }
-        let statement = client.prepare_cached(&self.sql.blocked).await?;
-        for row in client.query(&statement, &[&types, &ids]).await? {
-            batch
-                .blocked
-                .insert((row.try_get(0)?, row.try_get(1)?), row.try_get(2)?);
-        }
         Ok(batch)
     }
 
@@ -628,6 +699,16 @@ impl SchemaRelay {
             return Vec::new();
         };
         let key = (first.aggregatetype.clone(), first.aggregateid.clone());
+        if batch.unpartitioned.contains(&key) {
+            return events
+                .iter()
+                .map(|_| EventOutcome::Deferred {
+                    reason: "an earlier event of its aggregate has no partition yet (written \
+                             before the partition column); it goes first once it has one"
+                        .to_owned(),
+                })
+                .collect();
+        }
         if let Some(behind_sequence) = batch.blocked.get(&key) {
             return events
                 .iter()
@@ -721,6 +802,8 @@ impl SchemaRelay {
         batch: &Batch,
         outcome: &BatchOutcome,
     ) -> Result<StepReport, OutboxError> {
+        // Nothing more is published from this batch: its partitions may be given back.
+        self.in_flight.clear();
         let mut report = StepReport {
             leases_held: self.leases.len(),
             fetched: batch.events.len(),
@@ -831,13 +914,22 @@ impl SchemaRelay {
         Ok(report)
     }
 
-    /// One round: renews leases when due, reads a batch, publishes it, applies the results.
+    /// One round: renews leases when due (between batches, so partitions given back have
+    /// nothing in flight), gives rows written without a partition theirs, reads a batch,
+    /// publishes it, applies the results.
     pub async fn step(&mut self) -> Result<StepReport, OutboxError> {
         if self.renewal_due() {
             self.renew_leases().await?;
         }
         if self.leases.is_empty() {
             return Ok(StepReport::default());
+        }
+        // One indexed read that finds nothing once old rows are gone (the outbox index
+        // leads with the partition). The batch holds back aggregates it still finds with
+        // such rows, so this is about latency; order holds either way.
+        let assigned = self.assign_missing_partitions().await?;
+        if assigned > 0 {
+            tracing::info!(outbox.schema = %self.schema, outbox.aggregates = assigned, "gave outbox rows written without a partition their partition");
         }
         let batch = self.fetch_batch().await?;
         if batch.events.is_empty() {
@@ -1003,10 +1095,6 @@ impl SchemaRelay {
     }
 
     async fn housekeeping(&self) -> Result<(), OutboxError> {
-        let assigned = self.assign_missing_partitions().await?;
-        if assigned > 0 {
-            tracing::info!(outbox.schema = %self.schema, outbox.aggregates = assigned, "gave outbox rows written without a partition their partition");
-        }
         self.measure_lag().await?;
         Ok(())
     }
@@ -1095,39 +1183,79 @@ struct LeasePlan {
     renew: Vec<i64>,
     claim: Vec<i64>,
     release: Vec<i64>,
+    /// The partitions this relay should hold, and among how many live relays.
+    quota: usize,
+    relays: usize,
 }
 
-/// Decides which partitions `me` renews, claims and gives back. Its fair share is the
-/// partitions divided among the relays with a live lease, itself included (rounded up, so
-/// the shares cover every partition). A relay holding nothing while none is free takes one
-/// from the relay holding the most: that makes it visible, and the others then give back
-/// their extras at their next renewal.
-fn plan_leases(rows: &[LeaseRow], me: &str, partition_count: usize) -> LeasePlan {
-    let mut owners: BTreeMap<&str, usize> = BTreeMap::new();
-    for row in rows {
-        if row.live && !row.owner.is_empty() {
-            *owners.entry(row.owner.as_str()).or_insert(0) += 1;
-        }
-    }
-    let relays = owners.len() + usize::from(!owners.contains_key(me));
-    let share = partition_count.div_ceil(relays.max(1));
+/// The key of `owner`'s presence row in `outbox_leases`: a negative number (partitions are
+/// 0 and up), from a stable hash of the owner name. Two live relays sharing a key (odds of
+/// about one in 2^62 per pair) would count as one, which only skews the quotas.
+pub(crate) fn presence_key(owner: &str) -> i64 {
+    const PRESENCE_KEYS: u64 = 1 << 62;
+    let hash = corebank_db::fnv1a([owner.as_bytes()]) % PRESENCE_KEYS;
+    // Below 2^62, so the conversion succeeds and the negation cannot overflow.
+    -1 - i64::try_from(hash).unwrap_or(0)
+}
+
+/// How many of `partition_count` partitions `me` should hold among the live `relays`:
+/// an even split, the first relays by name holding one more when it does not divide, so the
+/// quotas add up to exactly the partitions and every relay gets at least one while there are
+/// no more relays than partitions.
+fn quota_of(relays: &BTreeSet<String>, me: &str, partition_count: usize) -> (usize, usize) {
+    let mut everyone: BTreeSet<&str> = relays.iter().map(String::as_str).collect();
+    everyone.insert(me);
+    let count = everyone.len();
+    let rank = everyone.iter().position(|owner| *owner == me).unwrap_or(0);
+    let quota = partition_count / count + usize::from(rank < partition_count % count);
+    (quota, count)
+}
+
+/// Decides which partitions `me` renews, claims and gives back, given the partitions' lease
+/// rows and the live relays (owners of a live lease or presence row). It keeps up to its
+/// quota (the batch in flight always), gives back the rest, and claims free or expired
+/// partitions up to its quota. It never claims a live lease of another relay: a newcomer
+/// waits until the holders, which see it through its presence row, give partitions back.
+fn plan_leases(
+    rows: &[LeaseRow],
+    relays: &BTreeSet<String>,
+    me: &str,
+    partition_count: usize,
+    in_flight: &BTreeSet<i64>,
+) -> LeasePlan {
+    let (quota, relay_count) = quota_of(relays, me, partition_count);
     let mine: Vec<i64> = rows
         .iter()
         .filter(|row| row.live && row.owner == me)
         .map(|row| row.partition)
         .collect();
-    let keep = mine.len().min(share);
     let mut plan = LeasePlan {
-        renew: mine.get(..keep).unwrap_or_default().to_vec(),
-        release: mine.get(keep..).unwrap_or_default().to_vec(),
-        claim: Vec::new(),
+        quota,
+        relays: relay_count,
+        ..LeasePlan::default()
     };
+    plan.renew = mine
+        .iter()
+        .filter(|partition| in_flight.contains(partition))
+        .copied()
+        .collect();
+    for partition in mine {
+        if in_flight.contains(&partition) {
+            continue;
+        }
+        if plan.renew.len() < quota {
+            plan.renew.push(partition);
+        } else {
+            plan.release.push(partition);
+        }
+    }
+    plan.renew.sort_unstable();
     let free: Vec<i64> = rows
         .iter()
         .filter(|row| !row.live || row.owner.is_empty())
         .map(|row| row.partition)
         .collect();
-    let wanted = share.saturating_sub(keep);
+    let wanted = quota.saturating_sub(plan.renew.len());
     if wanted > 0 && !free.is_empty() {
         // Start at a random free partition, so relays starting together spread out.
         let offset = fastrand::usize(..free.len());
@@ -1139,22 +1267,6 @@ fn plan_leases(rows: &[LeaseRow], me: &str, partition_count: usize) -> LeasePlan
             .copied()
             .collect();
         plan.claim.sort_unstable();
-    } else if keep == 0 && free.is_empty() {
-        let busiest = owners
-            .iter()
-            .filter(|(owner, _)| **owner != me)
-            .max_by_key(|(_, held)| **held);
-        if let Some((busiest, held)) = busiest
-            && *held > share
-        {
-            plan.claim = rows
-                .iter()
-                .filter(|row| row.live && row.owner == *busiest)
-                .map(|row| row.partition)
-                .next_back()
-                .into_iter()
-                .collect();
-        }
     }
     plan
 }
@@ -1251,39 +1363,100 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_lone_relay_claims_every_partition() {
-        let rows: Vec<LeaseRow> = (0..16).map(|p| row(p, "", false)).collect();
-        let plan = plan_leases(&rows, "a", 16);
-        assert_eq!(plan.claim, (0..16).collect::<Vec<_>>());
-        assert!(plan.renew.is_empty() && plan.release.is_empty());
+    fn relays(names: &[&str]) -> BTreeSet<String> {
+        names.iter().map(|name| (*name).to_owned()).collect()
+    }
+
+    fn none() -> BTreeSet<i64> {
+        BTreeSet::new()
     }
 
     #[test]
-    fn a_second_relay_takes_one_partition_then_the_first_gives_back_half() {
-        let rows: Vec<LeaseRow> = (0..16).map(|p| row(p, "a", true)).collect();
-        let newcomer = plan_leases(&rows, "b", 16);
-        assert_eq!(newcomer.claim, vec![15]);
-        let mut rows = rows;
-        rows[15] = row(15, "b", true);
-        let first = plan_leases(&rows, "a", 16);
+    fn a_lone_relay_claims_every_partition() {
+        let rows: Vec<LeaseRow> = (0..16).map(|p| row(p, "", false)).collect();
+        let plan = plan_leases(&rows, &relays(&[]), "a", 16, &none());
+        assert_eq!(plan.claim, (0..16).collect::<Vec<_>>());
+        assert!(plan.renew.is_empty() && plan.release.is_empty());
+        assert_eq!((plan.quota, plan.relays), (16, 1));
+    }
+
+    #[test]
+    fn a_newcomer_takes_nothing_live_and_the_holder_gives_back_half() {
+        let mut rows: Vec<LeaseRow> = (0..16).map(|p| row(p, "a", true)).collect();
+        // `b` has announced itself: both see two live relays.
+        let live = relays(&["a", "b"]);
+        let newcomer = plan_leases(&rows, &live, "b", 16, &none());
+        assert!(newcomer.claim.is_empty(), "{newcomer:?}");
+        assert_eq!(newcomer.quota, 8);
+        let first = plan_leases(&rows, &live, "a", 16, &none());
         assert_eq!(first.renew, (0..8).collect::<Vec<_>>());
-        assert_eq!(first.release, (8..15).collect::<Vec<_>>());
+        assert_eq!(first.release, (8..16).collect::<Vec<_>>());
+        assert!(first.claim.is_empty());
         for released in &first.release {
             rows[usize::try_from(*released).unwrap_or(0)] = row(*released, "", false);
         }
-        let second = plan_leases(&rows, "b", 16);
-        assert_eq!(second.renew, vec![15]);
-        assert_eq!(second.claim.len(), 7);
+        let second = plan_leases(&rows, &live, "b", 16, &none());
+        assert_eq!(second.claim, (8..16).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn the_partitions_of_the_batch_in_flight_are_never_given_back() {
+        let rows: Vec<LeaseRow> = (0..16).map(|p| row(p, "a", true)).collect();
+        let in_flight: BTreeSet<i64> = [3, 12, 14].into_iter().collect();
+        let plan = plan_leases(&rows, &relays(&["a", "b"]), "a", 16, &in_flight);
+        for partition in &in_flight {
+            assert!(plan.renew.contains(partition), "{plan:?}");
+            assert!(!plan.release.contains(partition), "{plan:?}");
+        }
+        assert_eq!(plan.renew.len(), 8);
+        assert_eq!(plan.release.len(), 8);
+        // More in flight than the quota: all of them are kept, until the next renewal.
+        let in_flight: BTreeSet<i64> = (0..10).collect();
+        let plan = plan_leases(&rows, &relays(&["a", "b"]), "a", 16, &in_flight);
+        assert_eq!(plan.renew, (0..10).collect::<Vec<_>>());
+        assert_eq!(plan.release, (10..16).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn quotas_add_up_to_the_partitions_and_give_every_relay_some() {
+        for relay_count in 1..=20_usize {
+            let names: Vec<String> = (0..relay_count).map(|r| format!("relay-{r:02}")).collect();
+            let live: BTreeSet<String> = names.iter().cloned().collect();
+            let quotas: Vec<usize> = names
+                .iter()
+                .map(|name| quota_of(&live, name, 16).0)
+                .collect();
+            assert_eq!(quotas.iter().sum::<usize>(), 16, "{relay_count} relays");
+            if relay_count <= 16 {
+                assert!(quotas.iter().all(|q| *q >= 1), "{quotas:?}");
+            }
+            let (smallest, largest) = (quotas.iter().min(), quotas.iter().max());
+            assert!(largest.zip(smallest).is_some_and(|(l, s)| l - s <= 1));
+        }
+        // A relay not yet among the live ones counts itself.
+        assert_eq!(quota_of(&relays(&["a"]), "b", 16), (8, 2));
     }
 
     #[test]
     fn expired_leases_are_claimed_and_live_ones_of_others_are_left_alone() {
         let mut rows: Vec<LeaseRow> = (0..4).map(|p| row(p, "a", true)).collect();
         rows.extend((4..8).map(|p| row(p, "dead", false)));
-        let plan = plan_leases(&rows, "b", 8);
+        let plan = plan_leases(&rows, &relays(&["a", "b"]), "b", 8, &none());
         assert_eq!(plan.claim, vec![4, 5, 6, 7]);
         assert!(plan.release.is_empty());
+        // With three relays live, `b`'s quota is 3 (8 = 3 + 3 + 2): it still takes nothing
+        // of `a`'s.
+        let plan = plan_leases(&rows, &relays(&["a", "b", "c"]), "b", 8, &none());
+        assert_eq!(plan.claim.len(), 3);
+        assert!(plan.claim.iter().all(|p| *p >= 4), "{plan:?}");
+    }
+
+    #[test]
+    fn presence_keys_are_negative_and_stable() {
+        let key = presence_key("relay-1-abc");
+        assert!(key < 0);
+        assert_eq!(key, presence_key("relay-1-abc"));
+        assert_ne!(key, presence_key("relay-2-abc"));
     }
 
     #[test]

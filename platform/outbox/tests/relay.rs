@@ -257,9 +257,9 @@ async fn two_relays_share_the_partitions_without_overlap() {
         .unwrap()
         .schema_relay(&demo());
     assert_eq!(a.renew_leases().await.unwrap().len(), 16);
-    // The newcomer takes one partition, which makes it visible; the first then gives back
-    // its extras and the newcomer claims them.
-    assert_eq!(b.renew_leases().await.unwrap().len(), 1);
+    // The newcomer takes no live partition: it makes itself known; the first then gives
+    // back its extras and the newcomer claims them.
+    assert_eq!(b.renew_leases().await.unwrap().len(), 0);
     assert_eq!(a.renew_leases().await.unwrap().len(), 8);
     assert_eq!(b.renew_leases().await.unwrap().len(), 8);
     let held_a: Vec<i64> = a.leases().iter().map(|l| l.partition).collect();
@@ -520,4 +520,304 @@ async fn a_relay_refuses_a_configuration_that_cannot_work() {
     .unwrap_err();
     assert_eq!(error.code(), "invalid_argument");
     assert!(error.to_string().contains("lease_duration_ms"), "{error}");
+}
+
+/// Writes `thing/<id>#1` as a binary older than the partition column did (partition -1),
+/// with the writer's counter at 1, so the next append for it is #2.
+async fn append_old_row_without_a_partition(db: &corebank_db::Db, id: &str) {
+    let client = db.client().await.unwrap();
+    client
+        .execute(
+            "INSERT INTO demo.outbox (id, aggregatetype, aggregateid, aggregate_sequence, type, payload, \
+             created_at, partition) VALUES (gen_random_uuid(), 'thing', $1, 1, 'thing.changed', '{}', now(), -1)",
+            &[&id],
+        )
+        .await
+        .unwrap();
+    client
+        .execute(
+            "INSERT INTO demo.outbox_sequences (aggregatetype, aggregateid, last_sequence) VALUES ('thing', $1, 1)",
+            &[&id],
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn an_old_row_without_a_partition_is_published_before_the_later_events_of_its_aggregate() {
+    let database = TestDatabase::create().await;
+    let db = database.db();
+    append_old_row_without_a_partition(db, "old").await;
+    let later = append(db, &[event("old", 2), event("old", 3), event("new", 1)]).await;
+    assert_eq!(later[0].aggregate_sequence, 2);
+    let sink = RecordingSink::default();
+    let relay = Relay::new(db.clone(), Arc::new(sink.clone()), config("relay-a")).unwrap();
+    // No housekeeping round in between: every step gives old rows their partition first.
+    relay.schema_relay(&demo()).drain(10).await.unwrap();
+    assert_each_aggregate_in_order_prefix(&sink, "old", 3);
+    assert_each_aggregate_in_order_prefix(&sink, "new", 1);
+    assert_eq!(outbox_count(db).await, 0);
+}
+
+#[tokio::test]
+async fn a_batch_holds_back_an_aggregate_that_still_has_rows_without_a_partition() {
+    let database = TestDatabase::create().await;
+    let db = database.db();
+    append_old_row_without_a_partition(db, "old").await;
+    append(db, &[event("old", 2), event("new", 1)]).await;
+    let sink = RecordingSink::default();
+    let relay = Relay::new(db.clone(), Arc::new(sink.clone()), config("relay-a")).unwrap();
+    let mut schema_relay = relay.schema_relay(&demo());
+    schema_relay.renew_leases().await.unwrap();
+    // Read before anything gave `old#1` its partition (as when more old rows wait than one
+    // round assigns, or an old binary still writes): `old#2` is in the batch, `old#1` not.
+    let batch = schema_relay.fetch_batch().await.unwrap();
+    let in_batch: Vec<String> = batch.events.iter().map(|e| e.describe()).collect();
+    assert!(in_batch.contains(&"thing/old#2".to_owned()), "{in_batch:?}");
+    let outcome = schema_relay.publish_batch(&batch).await;
+    schema_relay.finish_batch(&batch, &outcome).await.unwrap();
+    assert_eq!(
+        sink.sequences().get("old"),
+        None,
+        "old#2 must wait for old#1, which has no partition yet"
+    );
+    assert_each_aggregate_in_order_prefix(&sink, "new", 1);
+    schema_relay.drain(10).await.unwrap();
+    assert_each_aggregate_in_order_prefix(&sink, "old", 2);
+    assert_eq!(outbox_count(db).await, 0);
+}
+
+#[tokio::test]
+async fn a_replay_committed_while_a_batch_is_read_cannot_let_a_later_event_overtake_it() {
+    let database = TestDatabase::create().await;
+    let db = database.db();
+    let sink = RecordingSink::default();
+    sink.rule("x", 3, Rule::Refuse);
+    append(db, &(1..=6).map(|n| event("x", n)).collect::<Vec<_>>()).await;
+    let relay = Relay::new(db.clone(), Arc::new(sink.clone()), config("relay-a")).unwrap();
+    let mut schema_relay = relay.schema_relay(&demo());
+    schema_relay.drain(10).await.unwrap();
+    assert_eq!(sink.sequences().get("x"), Some(&vec![1, 2]));
+    assert_eq!(dead_letters(db, &demo(), None, 10).await.unwrap().len(), 4);
+    sink.clear_rules();
+    append(db, &[event("x", 7)]).await;
+
+    // An operator's replay of x#3..x#6 runs while the relay reads its next batch: the
+    // dead letters are locked, so the relay's read waits on them, and the replay commits
+    // meanwhile.
+    let mut operator = db.client().await.unwrap();
+    let replay = operator.transaction().await.unwrap();
+    replay
+        .batch_execute("LOCK TABLE demo.outbox_dead_letters IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let reading = tokio::spawn(async move {
+        let batch = schema_relay.fetch_batch().await.unwrap();
+        (schema_relay, batch)
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let waiting: i64 = db
+            .client()
+            .await
+            .unwrap()
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+                 AND wait_event_type = 'Lock'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if waiting > 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the relay never waited for the dead letters"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let columns = "aggregatetype, aggregateid, aggregate_sequence, id, type, payload, \
+                   trace_context, created_at, partition";
+    replay
+        .batch_execute(&format!(
+            "INSERT INTO demo.outbox ({columns}) SELECT {columns} FROM demo.outbox_dead_letters; \
+             DELETE FROM demo.outbox_dead_letters"
+        ))
+        .await
+        .unwrap();
+    replay.commit().await.unwrap();
+
+    let (mut schema_relay, batch) = reading.await.unwrap();
+    let outcome = schema_relay.publish_batch(&batch).await;
+    schema_relay.finish_batch(&batch, &outcome).await.unwrap();
+    schema_relay.drain(10).await.unwrap();
+    assert_each_aggregate_in_order_prefix(&sink, "x", 7);
+    assert_eq!(outbox_count(db).await, 0);
+    assert!(
+        dead_letters(db, &demo(), None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn live_partitions_of(db: &corebank_db::Db, owner: &str) -> Vec<(i64, i64)> {
+    db.client()
+        .await
+        .unwrap()
+        .query(
+            "SELECT partition, generation FROM demo.outbox_leases \
+             WHERE owner = $1 AND partition >= 0 AND expires_at > now() ORDER BY partition",
+            &[&owner],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_newcomer_never_takes_a_live_lease_and_the_holder_gives_back_extras_but_not_its_batch_in_flight()
+ {
+    let database = TestDatabase::create().await;
+    let db = database.db();
+    let sink = Arc::new(RecordingSink::default());
+    let mut a = Relay::new(db.clone(), sink.clone(), config("relay-a"))
+        .unwrap()
+        .schema_relay(&demo());
+    let mut b = Relay::new(db.clone(), sink.clone(), config("relay-b"))
+        .unwrap()
+        .schema_relay(&demo());
+    assert_eq!(a.renew_leases().await.unwrap().len(), 16);
+    let mut events = Vec::new();
+    for thing in 0..30 {
+        events.push(event(&format!("x{thing}"), 1));
+    }
+    append(db, &events).await;
+    let held_before = live_partitions_of(db, "relay-a").await;
+    assert_eq!(held_before.len(), 16);
+
+    // A batch is in flight at `a` when `b` starts.
+    let batch = a.fetch_batch().await.unwrap();
+    assert!(!batch.events.is_empty());
+    assert!(
+        b.renew_leases().await.unwrap().is_empty(),
+        "every partition is leased to a live relay: the newcomer must wait for one to be given back"
+    );
+    assert_eq!(
+        live_partitions_of(db, "relay-a").await,
+        held_before,
+        "nothing changed hands"
+    );
+    // The holder's next renewal sees two relays and gives back its extras, but never a
+    // partition of the batch it is still publishing.
+    let kept = a.renew_leases().await.unwrap();
+    assert_eq!(kept.len(), 8);
+    for event in &batch.events {
+        let generation = batch.leases[&event.partition];
+        assert!(
+            kept.iter()
+                .any(|l| l.partition == event.partition && l.generation == generation),
+            "partition {} of the batch in flight was given back",
+            event.partition
+        );
+    }
+    let outcome = a.publish_batch(&batch).await;
+    let report = a.finish_batch(&batch, &outcome).await.unwrap();
+    assert!(report.lost_partitions.is_empty(), "{report:?}");
+    assert_eq!(report.published, batch.events.len(), "{report:?}");
+
+    // The newcomer then claims what was given back, each with a new generation.
+    let claimed = b.renew_leases().await.unwrap();
+    assert_eq!(claimed.len(), 8);
+    for lease in &claimed {
+        let (_, old_generation) = held_before
+            .iter()
+            .find(|(partition, _)| *partition == lease.partition)
+            .unwrap();
+        assert_eq!(lease.generation, old_generation + 1);
+    }
+    let from_a = a.drain(100).await.unwrap();
+    let from_b = b.drain(100).await.unwrap();
+    assert!(from_a.lost_partitions.is_empty() && from_b.lost_partitions.is_empty());
+    assert_eq!(sink.accepted().len(), 30, "each event once");
+    assert_eq!(outbox_count(db).await, 0);
+}
+
+#[tokio::test]
+async fn a_relay_started_next_to_a_running_one_gets_its_share_within_a_few_lease_periods() {
+    let database = TestDatabase::create().await;
+    let db = database.db();
+    let sink = Arc::new(RecordingSink::default());
+    let quick = |owner: &str| {
+        let mut config = config(owner);
+        config.lease_duration_ms = 900;
+        config.publish_timeout_ms = 300;
+        config
+    };
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let a = Relay::new(db.clone(), sink.clone(), quick("relay-a")).unwrap();
+    let running_a = tokio::spawn(a.run(shutdown.clone()));
+    let writer_db = db.clone();
+    let writer_stop = shutdown.clone();
+    let writer = tokio::spawn(async move {
+        let mut written = 0_u32;
+        while !writer_stop.is_cancelled() && written < 40 {
+            let events: Vec<_> = (0..20)
+                .map(|t| event(&format!("w{t:02}"), written))
+                .collect();
+            append(&writer_db, &events).await;
+            written += 1;
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        written
+    });
+    let wait_for = |owner: &'static str, count: usize, within_ms: u64| {
+        let db = db.clone();
+        async move {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_millis(within_ms);
+            loop {
+                if live_partitions_of(&db, owner).await.len() == count {
+                    return;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{owner} did not hold {count} partitions within {within_ms} ms"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        }
+    };
+    wait_for("relay-a", 16, 3_000).await;
+    let b = Relay::new(db.clone(), sink.clone(), quick("relay-b")).unwrap();
+    let running_b = tokio::spawn(b.run(shutdown.clone()));
+    // Three lease periods: `a` sees `b` at its next renewal (a third of a lease), `b`
+    // claims what `a` gave back at its own.
+    wait_for("relay-b", 8, 2_700).await;
+    wait_for("relay-a", 8, 500).await;
+
+    let written = writer.await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while outbox_count(db).await > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the outbox did not drain"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    shutdown.cancel();
+    running_a.await.unwrap();
+    running_b.await.unwrap();
+    assert_eq!(sink.sequences().len(), 20);
+    // Partitions changed hands only when given back between batches: no event was
+    // published twice, and each aggregate's in order.
+    assert_each_aggregate_in_order(&sink, i64::from(written));
+    assert!(
+        live_partitions_of(db, "relay-a").await.is_empty()
+            && live_partitions_of(db, "relay-b").await.is_empty(),
+        "stopped relays give their leases back"
+    );
 }
