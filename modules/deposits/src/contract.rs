@@ -329,6 +329,42 @@ async fn a_hold_lowers_the_available_balance(
     })
 }
 
+async fn a_transfer_moves_money_between_accounts_once(
+    client: &mut Client,
+    prefix: &str,
+) -> Result<(), String> {
+    let from = open_funded(client, prefix, "80.00").await?;
+    let to = open_funded(client, prefix, "0").await?;
+    let request = pb::TransferRequest {
+        request_id: request_id(),
+        from_account_id: from.id.clone(),
+        to_account_id: to.id.clone(),
+        amount: "30.00".to_owned(),
+        currency: "EUR".to_owned(),
+        description: "contract transfer".to_owned(),
+    };
+    let first = grpc(client.transfer(request.clone()).await, "Transfer")?;
+    let again = grpc(client.transfer(request.clone()).await, "Transfer again")?;
+    expect(again.replayed && again.entry_id == first.entry_id, || {
+        format!("again {again:?}")
+    })?;
+    let mut too_much = request;
+    too_much.request_id = request_id();
+    too_much.amount = "50.01".to_owned();
+    refused(client.transfer(too_much).await, "insufficient_funds")?;
+    let (from_after, to_after) = (get(client, &from.id).await?, get(client, &to.id).await?);
+    expect(
+        balances(&from_after).0 == "50.00" && balances(&to_after).0 == "30.00",
+        || {
+            format!(
+                "from {:?}, to {:?}",
+                balances(&from_after),
+                balances(&to_after)
+            )
+        },
+    )
+}
+
 async fn freezing_and_closing(client: &mut Client, prefix: &str) -> Result<(), String> {
     let account = open_funded(client, prefix, "25.00").await?;
     let change = |action: &str| pb::ChangeStatusRequest {
@@ -380,6 +416,7 @@ pub async fn run(client: Client, prefix: &str) -> Vec<CheckResult> {
     check!(refusals_have_stable_codes_and_change_nothing);
     check!(a_repeated_request_replays);
     check!(a_hold_lowers_the_available_balance);
+    check!(a_transfer_moves_money_between_accounts_once);
     check!(freezing_and_closing);
     results
 }

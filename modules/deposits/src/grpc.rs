@@ -81,6 +81,8 @@ pub fn status_of(error: &DepositsError) -> Status {
         | DepositsError::AccountDormant { .. }
         | DepositsError::AccountClosed { .. }
         | DepositsError::InsufficientFunds { .. }
+        | DepositsError::TransferLimitExceeded { .. }
+        | DepositsError::DailyLimitExceeded { .. }
         | DepositsError::HoldNotHeld { .. }
         | DepositsError::CannotClose { .. }
         | DepositsError::InvalidStatus { .. }
@@ -346,6 +348,33 @@ impl DepositsApi for DepositsService {
                 )
                 .await,
             movement,
+        )
+    }
+
+    async fn transfer(&self, request: Request<pb::TransferRequest>) -> Answer<pb::TransferResult> {
+        let r = request.into_inner();
+        answer(
+            self.deposits
+                .transfer(
+                    &r.request_id,
+                    &r.from_account_id,
+                    &r.to_account_id,
+                    &r.amount,
+                    &r.currency,
+                    &r.description,
+                )
+                .await,
+            |view| pb::TransferResult {
+                request_id: view.request_id.to_string(),
+                from_account_id: view.from_account_id.to_string(),
+                to_account_id: view.to_account_id.to_string(),
+                amount: view.amount.clone(),
+                currency: view.currency.clone(),
+                entry_id: view.entry_id.to_string(),
+                recorded_at: time(view.recorded_at),
+                balances_after: Some(balances(&view.balances_after)),
+                replayed: view.replayed,
+            },
         )
     }
 

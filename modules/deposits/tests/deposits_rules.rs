@@ -414,3 +414,81 @@ async fn closing_posts_the_final_interest_pays_out_and_refuses_with_open_holds()
         .unwrap_err();
     assert_eq!(refused.code(), "account_closed");
 }
+
+#[tokio::test]
+async fn transfers_keep_the_per_transfer_and_daily_limits_even_when_concurrent() {
+    let h = start().await;
+    let from = funded(
+        &h,
+        "limited",
+        |p| {
+            p.per_transfer_limit = "150.00".to_owned();
+            p.daily_transfer_limit = "1000.00".to_owned();
+        },
+        "5000.00",
+    )
+    .await;
+    let to = h
+        .deposits
+        .open_account(&id(), "customer-2", "limited", None)
+        .await
+        .unwrap()
+        .id
+        .to_string();
+    let refused = h
+        .deposits
+        .transfer(&id(), &from, &to, "150.01", "EUR", "")
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), "transfer_limit_exceeded");
+
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let deposits = h.deposits.clone();
+        let (from, to) = (from.clone(), to.clone());
+        tasks.push(tokio::spawn(async move {
+            deposits
+                .transfer(&id(), &from, &to, "100.00", "EUR", "rent share")
+                .await
+        }));
+    }
+    let mut accepted = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(view) => {
+                assert!(!view.replayed);
+                accepted += 1;
+            }
+            Err(error) => assert_eq!(error.code(), "daily_limit_exceeded"),
+        }
+    }
+    assert_eq!(accepted, 10);
+    assert_eq!(posted(&h, &from).await, "4000.00");
+    assert_eq!(posted(&h, &to).await, "1000.00");
+    assert_eq!(events(&h, "deposits.transfer.sent").await, 10);
+    assert_eq!(events(&h, "deposits.transfer.received").await, 10);
+
+    // The next day the limit starts again; a transfer the ledger refuses gives its share back.
+    h.clock.advance(TimeDelta::days(1));
+    let poor = funded(
+        &h,
+        "limited-2",
+        |p| p.daily_transfer_limit = "100.00".to_owned(),
+        "50.00",
+    )
+    .await;
+    let refused = h
+        .deposits
+        .transfer(&id(), &poor, &to, "60.00", "EUR", "")
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), "insufficient_funds");
+    h.deposits
+        .transfer(&id(), &poor, &to, "50.00", "EUR", "")
+        .await
+        .unwrap();
+    h.deposits
+        .transfer(&id(), &from, &to, "100.00", "EUR", "")
+        .await
+        .unwrap();
+}

@@ -533,7 +533,10 @@ mod tests {
     #[test]
     fn relay_settings_are_checked_together() {
         let settings = with(&[]).unwrap();
-        assert_eq!(settings.relay_schemas, vec!["ledger".to_owned(), "deposits".to_owned()]);
+        assert_eq!(
+            settings.relay_schemas,
+            vec!["ledger".to_owned(), "deposits".to_owned()]
+        );
         assert_eq!(settings.nats_url, None);
         let settings = with(&[
             ("COREBANK_RELAY_SCHEMAS", " ledger , demo "),

@@ -24,6 +24,16 @@ pub enum DepositsError {
         account_id: String,
         available: String,
     },
+    #[error("{amount} is more than the product allows per transfer ({limit})")]
+    TransferLimitExceeded { amount: String, limit: String },
+    #[error(
+        "the transfer would take today's transfers from account {account_id} past {limit} ({used} used)"
+    )]
+    DailyLimitExceeded {
+        account_id: String,
+        limit: String,
+        used: String,
+    },
     #[error("request {request_id} was made before with a different {field}")]
     ExistsWithDifferent { request_id: String, field: String },
     #[error("hold {hold_id} is {status}, not held")]
@@ -60,6 +70,8 @@ impl DepositsError {
             DepositsError::AccountClosed { .. } => "account_closed",
             DepositsError::CurrencyMismatch { .. } => "currency_mismatch",
             DepositsError::InsufficientFunds { .. } => "insufficient_funds",
+            DepositsError::TransferLimitExceeded { .. } => "transfer_limit_exceeded",
+            DepositsError::DailyLimitExceeded { .. } => "daily_limit_exceeded",
             DepositsError::ExistsWithDifferent { .. } => "exists_with_different_content",
             DepositsError::HoldNotHeld { .. } => "hold_not_held",
             DepositsError::CannotClose { .. } => "cannot_close",

@@ -478,3 +478,65 @@ pub async fn insert_gl_account(
     .await?;
     Ok(())
 }
+
+/// Reserves `amount` of `account`'s transfers on `day` within `limit` (none: unlimited), once
+/// per request. `Ok(Err(used))` when the limit would be passed.
+pub async fn reserve_transfer(
+    tx: &Transaction<'_>,
+    request_id: Uuid,
+    account_id: Uuid,
+    day: NaiveDate,
+    amount: Decimal,
+    limit: Option<Decimal>,
+) -> StoreResult<Result<(), Decimal>> {
+    let inserted = tx
+        .execute(
+            "INSERT INTO transfer_reservations (request_id, account_id, day, amount) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (request_id) DO NOTHING",
+            &[&request_id, &account_id, &day, &amount],
+        )
+        .await?;
+    if inserted == 0 {
+        return Ok(Ok(()));
+    }
+    let used: Decimal = tx
+        .query_opt(
+            "SELECT total FROM daily_transfers WHERE account_id = $1 AND day = $2",
+            &[&account_id, &day],
+        )
+        .await?
+        .map(|row| row.get(0))
+        .unwrap_or_default();
+    if let Some(limit) = limit
+        && used + amount > limit
+    {
+        return Ok(Err(used));
+    }
+    tx.execute(
+        "INSERT INTO daily_transfers (account_id, day, total) VALUES ($1, $2, $3) \
+         ON CONFLICT (account_id, day) DO UPDATE SET total = daily_transfers.total + excluded.total",
+        &[&account_id, &day, &amount],
+    )
+    .await?;
+    Ok(Ok(()))
+}
+
+/// Gives back what a refused transfer reserved.
+pub async fn release_transfer(tx: &Transaction<'_>, request_id: Uuid) -> StoreResult<()> {
+    let reserved = tx
+        .query_opt(
+            "DELETE FROM transfer_reservations WHERE request_id = $1 RETURNING account_id, day, amount",
+            &[&request_id],
+        )
+        .await?;
+    if let Some(row) = reserved {
+        let (account_id, day, amount): (Uuid, NaiveDate, Decimal) =
+            (row.get(0), row.get(1), row.get(2));
+        tx.execute(
+            "UPDATE daily_transfers SET total = total - $3 WHERE account_id = $1 AND day = $2",
+            &[&account_id, &day, &amount],
+        )
+        .await?;
+    }
+    Ok(())
+}
