@@ -1,10 +1,10 @@
 //! Crash test of the outbox relay: two real binaries (`corebank serve relay`) publish the
-//! `demo` outbox to NATS JetStream while a writer keeps appending events, and the test kills
-//! one of them with SIGKILL at random moments mid-batch and starts it again. Each restarted
-//! relay gets its partitions only as the dead one's leases expire and the surviving relay
-//! gives back its extras (no relay takes a live lease). A NATS consumer must then see every
-//! event, each aggregate's first deliveries in order, and the duplicates the kills caused
-//! must be removed by the inbox.
+//! `demo` outbox to NATS JetStream while a writer keeps appending events. Six times, the test
+//! waits until a batch is published but not yet deleted (the stream holds more messages than
+//! events have left the outbox) and kills both relays with SIGKILL, then starts them again;
+//! they get their partitions back only as the dead leases expire (no relay takes a live
+//! lease). A NATS consumer must then see every event, each aggregate's first deliveries in
+//! order, and the duplicates the kills caused (hundreds a run) must be removed by the inbox.
 //!
 //! Needs a NATS server with JetStream at `NATS_URL` (default nats://127.0.0.1:4222); the
 //! test skips, saying so, when none answers there.
@@ -184,8 +184,7 @@ async fn a_relay_killed_mid_batch_loses_nothing_and_the_inbox_removes_its_duplic
         i64::try_from(AGGREGATES).unwrap() * i64::from(BACKLOG_PER_AGGREGATE + LATER_PER_AGGREGATE);
 
     let mut relay = RelayProcess::start(database.url(), &prefix);
-    // Runs throughout: the killed relay's partitions go to it when their leases expire, and
-    // it gives its extras back to each restarted relay.
+    // A second relay: it shares the partitions, and each round both are killed together.
     let mut survivor = RelayProcess::start(database.url(), &prefix);
     let writer_db = db.clone();
     let writer = tokio::spawn(async move {
@@ -213,7 +212,7 @@ async fn a_relay_killed_mid_batch_loses_nothing_and_the_inbox_removes_its_duplic
 
     let mut rng = fastrand::Rng::with_seed(5);
     let mut handed_over = 0_usize;
-    for kill in 0..KILLS {
+    for _ in 0..KILLS {
         // Wait until this relay holds partitions (given back by the survivor or expired
         // with the relay killed before) and the outbox is shrinking, then kill it
         // mid-flight.
@@ -222,14 +221,8 @@ async fn a_relay_killed_mid_batch_loses_nothing_and_the_inbox_removes_its_duplic
              AND partition >= 0 AND expires_at > now()",
             relay.pid()
         );
-        let before = scalar(db, "SELECT count(*) FROM demo.outbox").await;
         let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let now = scalar(db, "SELECT count(*) FROM demo.outbox").await;
-            if scalar(db, &held).await > 0 && (now < before || (now == 0 && kill > 0)) {
-                handed_over += 1;
-                break;
-            }
+        while scalar(db, &held).await == 0 {
             assert!(
                 Instant::now() < deadline,
                 "relay start {} got no partition within 20 s",
@@ -237,9 +230,38 @@ async fn a_relay_killed_mid_batch_loses_nothing_and_the_inbox_removes_its_duplic
             );
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        tokio::time::sleep(Duration::from_millis(rng.u64(0..80))).await;
+        handed_over += 1;
+        // Then kill it mid-batch: when the stream holds more messages than events have
+        // left the outbox, some batch is published but not yet deleted. Both relays die
+        // (whichever was publishing), so that batch is published again after the leases
+        // lapse, past the broker's 100 ms duplicate window: duplicates the inbox must remove.
+        tokio::time::sleep(Duration::from_millis(rng.u64(0..40))).await;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let deleted = scalar(
+                db,
+                "SELECT (SELECT coalesce(sum(last_sequence), 0) FROM demo.outbox_sequences)::INT8 \
+                 - (SELECT count(*) FROM demo.outbox)",
+            )
+            .await;
+            let messages = jetstream
+                .get_stream(&stream)
+                .await
+                .unwrap()
+                .info()
+                .await
+                .unwrap()
+                .state
+                .messages;
+            if i64::try_from(messages).unwrap() > deleted || Instant::now() > deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
         relay.kill();
+        survivor.kill();
         relay.spawn();
+        survivor.spawn();
     }
     writer.await.unwrap();
 
@@ -305,7 +327,7 @@ async fn a_relay_killed_mid_batch_loses_nothing_and_the_inbox_removes_its_duplic
         }
     }
     eprintln!(
-        "outbox crash test: {} relay starts beside a survivor, {stored} messages in the stream, {new} new, {duplicates} duplicates removed by the inbox",
+        "outbox crash test: {} relay starts (each round both relays killed), {stored} messages in the stream, {new} new, {duplicates} duplicates removed by the inbox",
         relay.starts
     );
     assert_eq!(new, total, "every event written reached the consumer once");
