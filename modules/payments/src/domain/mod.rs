@@ -1,0 +1,1 @@
+//! The payment rules and messages, free of I/O.
