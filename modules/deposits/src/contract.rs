@@ -122,6 +122,7 @@ fn cash(account_id: &str, amount: &str) -> pb::CashRequest {
         amount: amount.to_owned(),
         currency: "EUR".to_owned(),
         description: String::new(),
+        channel: String::new(),
     }
 }
 

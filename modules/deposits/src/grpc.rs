@@ -321,8 +321,9 @@ impl DepositsApi for DepositsService {
         let r = request.into_inner();
         answer(
             self.deposits
-                .cash(
+                .movement(
                     "deposit",
+                    &r.channel,
                     &r.request_id,
                     &r.account_id,
                     &r.amount,
@@ -338,8 +339,9 @@ impl DepositsApi for DepositsService {
         let r = request.into_inner();
         answer(
             self.deposits
-                .cash(
+                .movement(
                     "withdrawal",
+                    &r.channel,
                     &r.request_id,
                     &r.account_id,
                     &r.amount,
@@ -399,6 +401,16 @@ impl DepositsApi for DepositsService {
         let r = request.into_inner();
         answer(
             self.deposits.release_hold(&r.request_id, &r.hold_id).await,
+            hold,
+        )
+    }
+
+    async fn capture_hold(&self, request: Request<pb::CaptureHoldRequest>) -> Answer<pb::Hold> {
+        let r = request.into_inner();
+        answer(
+            self.deposits
+                .capture_hold(&r.request_id, &r.hold_id, &r.destination)
+                .await,
             hold,
         )
     }

@@ -492,3 +492,65 @@ async fn transfers_keep_the_per_transfer_and_daily_limits_even_when_concurrent()
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn a_captured_hold_goes_to_clearing_and_clearing_can_credit_an_account() {
+    let h = start().await;
+    let account = funded(&h, "current", |_| {}, "100.00").await;
+    let hold = h
+        .deposits
+        .place_hold(&id(), &account, "40.00", "EUR", "outbound payment", 0)
+        .await
+        .unwrap();
+    let request = id();
+    let captured = h
+        .deposits
+        .capture_hold(&request, &hold.id.to_string(), "clearing")
+        .await
+        .unwrap();
+    assert_eq!(captured.status, "captured");
+    assert!(
+        h.deposits
+            .capture_hold(&request, &hold.id.to_string(), "clearing")
+            .await
+            .unwrap()
+            .replayed
+    );
+    let view = h.deposits.account_by_text(&account).await.unwrap();
+    assert_eq!(
+        (
+            view.balances.posted.as_str(),
+            view.balances.held.as_str(),
+            view.balances.available.as_str()
+        ),
+        ("60.00", "0.00", "60.00")
+    );
+    let refused = h
+        .deposits
+        .release_hold(&id(), &hold.id.to_string())
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), "hold_not_held");
+    let refused = h
+        .deposits
+        .capture_hold(&id(), &hold.id.to_string(), "moon")
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), "invalid_argument");
+
+    let received = h
+        .deposits
+        .movement(
+            "deposit",
+            "clearing",
+            &id(),
+            &account,
+            "25.00",
+            "EUR",
+            "inbound payment",
+        )
+        .await
+        .unwrap();
+    assert_eq!(received.balances_after.posted, "85.00");
+    assert_eq!(events(&h, "deposits.hold.captured").await, 1);
+}

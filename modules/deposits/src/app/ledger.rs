@@ -54,6 +54,7 @@ fn parse_amount(text: &str) -> Result<Decimal, DepositsError> {
 fn gl_role(role: &str) -> (pb::AccountType, &'static str) {
     match role {
         "cash" => (pb::AccountType::Asset, "cash"),
+        "clearing" => (pb::AccountType::Asset, "clearing"),
         "interest_expense" => (pb::AccountType::Expense, "interest_expense"),
         "overdraft_interest_income" => (pb::AccountType::Income, "overdraft_interest_income"),
         _ => (pb::AccountType::Liability, "holds_suspense"),
@@ -300,6 +301,34 @@ impl Deposits {
                 }
                 other => Err(other),
             },
+        }
+    }
+
+    /// Posts a hold's pending entry in full.
+    pub(crate) async fn ledger_post_pending(
+        &self,
+        id: Uuid,
+        pending: Uuid,
+    ) -> Result<(), DepositsError> {
+        let result = self
+            .ledger
+            .clone()
+            .post_pending(pb::PostPendingRequest {
+                id: id.to_string(),
+                pending_entry_id: pending.to_string(),
+                amount: String::new(),
+                description: "hold captured".to_owned(),
+            })
+            .await
+            .map_err(|s| from_status(&s))?
+            .into_inner();
+        match result.outcome {
+            Some(pb::entry_result::Outcome::Failure(failure)) => Err(from_failure(
+                &failure.code,
+                &failure.message,
+                tonic::Code::FailedPrecondition,
+            )),
+            _ => Ok(()),
         }
     }
 

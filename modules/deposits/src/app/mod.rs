@@ -609,14 +609,54 @@ impl Deposits {
         currency: &str,
         description: &str,
     ) -> Result<MovementView, DepositsError> {
+        self.movement(
+            kind,
+            "cash",
+            request_id,
+            account_id,
+            amount,
+            currency,
+            description,
+        )
+        .await
+    }
+
+    /// Money in (`deposit`) or out (`withdrawal`) through the bank's account for `channel`
+    /// (`cash`: the teller; `clearing`: the clearing system).
+    #[allow(clippy::too_many_arguments, reason = "a movement's every field, once")]
+    pub async fn movement(
+        &self,
+        kind: &'static str,
+        channel: &str,
+        request_id: &str,
+        account_id: &str,
+        amount: &str,
+        currency: &str,
+        description: &str,
+    ) -> Result<MovementView, DepositsError> {
+        let channel: &'static str = match channel {
+            "" | "cash" => "cash",
+            "clearing" => "clearing",
+            other => {
+                return Err(DepositsError::invalid(
+                    "channel",
+                    format!("{other:?}: `cash` or `clearing`"),
+                ));
+            }
+        };
         let request_id = parse_id("request_id", request_id)?;
         let account_id = parse_id("account_id", account_id)?;
-        let content = json!({
+        let mut content = json!({
             "account_id": account_id,
             "amount": amount,
             "currency": currency,
             "description": description,
         });
+        if channel != "cash"
+            && let Some(fields) = content.as_object_mut()
+        {
+            fields.insert("channel".to_owned(), json!(channel));
+        }
         if let Some(stored) = self.replay(request_id, kind, &content).await? {
             let mut movement: MovementView =
                 serde_json::from_value(stored).map_err(|e| DepositsError::Internal {
@@ -641,7 +681,7 @@ impl Deposits {
             "deposit" => account.check_credit()?,
             _ => account.check_debit()?,
         }
-        let cash = self.gl_account(account.currency, "cash").await?;
+        let cash = self.gl_account(account.currency, channel).await?;
         let entry_id = entry_id_for(kind, request_id);
         let (debit, credit) = if kind == "deposit" {
             (cash, account.ledger_account_id)
@@ -1020,6 +1060,93 @@ impl Deposits {
                 &content,
                 &response,
                 &[Change::HoldStatus(hold_id, status)],
+                &[event],
+            )
+            .await?;
+        serde_json::from_value(stored).map_err(|e| DepositsError::Internal {
+            message: e.to_string(),
+        })
+    }
+
+    /// Takes a held amount: the hold's pending entry is posted (customer → holds suspense)
+    /// and the amount moves on to the bank's account for `destination` (`clearing`).
+    pub async fn capture_hold(
+        &self,
+        request_id: &str,
+        hold_id: &str,
+        destination: &str,
+    ) -> Result<HoldView, DepositsError> {
+        let request_id = parse_id("request_id", request_id)?;
+        let hold_id = parse_id("hold_id", hold_id)?;
+        if destination != "clearing" {
+            return Err(DepositsError::invalid("destination", "`clearing`"));
+        }
+        let content = json!({ "hold_id": hold_id, "destination": destination });
+        if let Some(stored) = self.replay(request_id, "capture_hold", &content).await? {
+            let mut hold: HoldView =
+                serde_json::from_value(stored).map_err(|e| DepositsError::Internal {
+                    message: e.to_string(),
+                })?;
+            hold.replayed = true;
+            return Ok(hold);
+        }
+        let hold = self
+            .db
+            .run_tx("deposits_hold", |tx| {
+                Box::pin(async move { store::hold(&tx, hold_id).await })
+            })
+            .await
+            .map_err(tx_error)?
+            .ok_or_else(|| DepositsError::UnknownHold {
+                hold_id: hold_id.to_string(),
+            })?;
+        if hold.status != HoldStatus::Held {
+            return Err(DepositsError::HoldNotHeld {
+                hold_id: hold_id.to_string(),
+                status: hold.status.as_str().to_owned(),
+            });
+        }
+        self.ledger_post_pending(entry_id_for("capture", request_id), hold_id)
+            .await?;
+        let suspense = self.gl_account(hold.currency, "holds_suspense").await?;
+        let clearing = self.gl_account(hold.currency, "clearing").await?;
+        let money =
+            Money::new(hold.amount, hold.currency).map_err(|e| DepositsError::Internal {
+                message: e.to_string(),
+            })?;
+        self.ledger_entry(
+            entry_id_for("capture-to", request_id),
+            suspense,
+            clearing,
+            money,
+            "captured hold sent to clearing",
+            None,
+            false,
+            0,
+        )
+        .await?;
+        let mut captured = hold.clone();
+        captured.status = HoldStatus::Captured;
+        let view = HoldView::of(&captured);
+        let response = serde_json::to_value(&view).map_err(|e| DepositsError::Internal {
+            message: e.to_string(),
+        })?;
+        let event = self.event(
+            hold.account_id,
+            "deposits.hold.captured",
+            json!({ "hold_id": hold_id, "account_id": hold.account_id, "amount": view.amount,
+                    "currency": view.currency, "destination": destination }),
+        )?;
+        let stored = self
+            .commit(
+                request_id,
+                "capture_hold",
+                &content,
+                &response,
+                &[
+                    Change::HoldStatus(hold_id, HoldStatus::Captured),
+                    Change::Touch(hold.account_id),
+                ],
                 &[event],
             )
             .await?;
