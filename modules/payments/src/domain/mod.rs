@@ -1,1 +1,2 @@
 //! The payment rules and messages, free of I/O.
+pub mod iso20022;
