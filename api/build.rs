@@ -9,6 +9,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/corebank/ledger/v1/ledger.proto",
         "proto/corebank/saga/v1/saga.proto",
         "proto/corebank/deposits/v1/deposits.proto",
+        "proto/corebank/payments/v1/payments.proto",
     ]
     .iter()
     .map(PathBuf::from)

@@ -16,6 +16,13 @@ pub enum ComponentName {
     /// Deposits: gRPC `corebank.deposits.v1.Deposits` (products, accounts, cash, holds,
     /// interest), moving money through the ledger at `COREBANK_LEDGER_URL`.
     Deposits,
+    /// Payments: gRPC `corebank.payments.v1.Payments` (internal transfers, outbound payments
+    /// as sagas, `corebank.saga.v1.SagaAdmin` over them) and the rail's callbacks under
+    /// `/payments/rail/v1`; needs `COREBANK_DEPOSITS_URL` and `COREBANK_RAIL_URL`.
+    Payments,
+    /// The clearing rail simulator under `/rail-sim/v1`, delivering to
+    /// `COREBANK_RAIL_BANK_URL`.
+    RailSim,
     /// The demo saga's executor (schema `demo`), with gRPC `corebank.saga.v1.SagaAdmin`
     /// over its sagas: a working example of the saga library, and what the crash tests kill.
     Demo,
@@ -83,12 +90,67 @@ pub fn deposits(
     )?)
 }
 
+/// The payments component on `url`, calling deposits at `deposits_url` and the rail at
+/// `rail_url`; its saga executor stops with `shutdown`.
+pub fn payments(
+    settings: &Settings,
+    url: &str,
+    deposits_url: &str,
+    rail_url: &str,
+    shutdown: CancellationToken,
+) -> anyhow::Result<Component> {
+    let db = Db::connect_lazy(
+        &settings
+            .db_settings(url, "payments")
+            .with_search_path("payments"),
+    )?;
+    let channel = tonic::transport::Channel::from_shared(deposits_url.to_owned())
+        .with_context(|| format!("{deposits_url:?} is not a URL like http://127.0.0.1:8083"))?
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .connect_lazy();
+    let config = corebank_payments::app::PaymentsConfig {
+        rail_url: rail_url.trim_end_matches('/').to_owned(),
+        screening: corebank_payments::domain::screening::ScreeningRules {
+            max_amount: rust_decimal::Decimal::from(settings.payments_max_amount),
+            max_per_hour: i64::try_from(settings.payments_max_per_hour).unwrap_or(i64::MAX),
+        },
+        executor: corebank_saga::ExecutorConfig {
+            lease: std::time::Duration::from_millis(settings.saga_lease_ms),
+            poll_interval: std::time::Duration::from_millis(settings.saga_poll_ms),
+            max_in_flight: settings.saga_in_flight_max,
+            ..corebank_saga::ExecutorConfig::new()
+        },
+        ..corebank_payments::app::PaymentsConfig::default()
+    };
+    let (component, _) = corebank_payments::grpc::component(
+        db,
+        corebank_api::deposits::v1::deposits_client::DepositsClient::new(channel),
+        config,
+        shutdown,
+    )?;
+    Ok(component)
+}
+
+/// The rail simulator, delivering to the bank at `bank_url` (`…/payments/rail/v1`).
+pub fn rail_sim(settings: &Settings, bank_url: &str) -> anyhow::Result<Component> {
+    let mut config = corebank_payments::rail_sim::RailConfig {
+        bank_url: bank_url.trim_end_matches('/').to_owned(),
+        delay_ms: settings.rail_delay_ms,
+        ..corebank_payments::rail_sim::RailConfig::default()
+    };
+    config
+        .parse_outcomes(&settings.rail_outcomes)
+        .map_err(|problem| anyhow::anyhow!("COREBANK_RAIL_OUTCOMES: {problem}"))?;
+    Ok(Component::new("rail-sim").with_routes(corebank_payments::rail_sim::router(config)))
+}
+
 /// The demo component on `url`: a saga executor running the demo saga until `shutdown`,
 /// and the operators' gRPC service over the `demo` schema's sagas.
 pub fn demo(
     settings: &Settings,
     url: &str,
     shutdown: CancellationToken,
+    with_admin: bool,
 ) -> anyhow::Result<Component> {
     use corebank_saga::demo::{self as saga_demo, DemoOptions};
     let db = Db::connect_lazy(&settings.db_settings(url, "demo").with_search_path("demo"))?;
@@ -115,9 +177,13 @@ pub fn demo(
         std::time::Duration::from_secs(15),
         shutdown,
     );
-    Ok(Component::new("demo")
-        .with_db(db.clone())
-        .with_grpc(corebank_saga::grpc::SagaAdminService::new(db, registry).into_server()))
+    let component = Component::new("demo").with_db(db.clone());
+    // One SagaAdmin per server: inside `up` it is the payments module's.
+    Ok(if with_admin {
+        component.with_grpc(corebank_saga::grpc::SagaAdminService::new(db, registry).into_server())
+    } else {
+        component
+    })
 }
 
 /// The outbox relay on `url` (`corebank serve relay`, and inside `corebank up`): publishes
@@ -178,7 +244,30 @@ pub async fn serve(name: ComponentName, settings: &Settings) -> anyhow::Result<(
     let mut relay_task = None;
     let component = match name {
         ComponentName::Ledger => ledger(settings, url, components_shutdown.clone())?,
-        ComponentName::Demo => demo(settings, url, components_shutdown.clone())?,
+        ComponentName::Demo => demo(settings, url, components_shutdown.clone(), true)?,
+        ComponentName::Payments => {
+            let deposits_url = settings.deposits_url.as_deref().context(
+                "COREBANK_DEPOSITS_URL is not set: payments moves money through the deposits gRPC API",
+            )?;
+            let rail_url = settings.rail_url.as_deref().context(
+                "COREBANK_RAIL_URL is not set: where the clearing rail (or `corebank serve rail-sim`) \
+                 takes pacs.008, e.g. http://127.0.0.1:8082/rail-sim/v1",
+            )?;
+            payments(
+                settings,
+                url,
+                deposits_url,
+                rail_url,
+                components_shutdown.clone(),
+            )?
+        }
+        ComponentName::RailSim => {
+            let bank_url = settings.rail_bank_url.as_deref().context(
+                "COREBANK_RAIL_BANK_URL is not set: where the payments component takes the rail's \
+                 messages, e.g. http://127.0.0.1:8081/payments/rail/v1",
+            )?;
+            rail_sim(settings, bank_url)?
+        }
         ComponentName::Deposits => {
             let ledger_url = settings.ledger_url.as_deref().context(
                 "COREBANK_LEDGER_URL is not set: deposits moves money through the ledger's gRPC API \

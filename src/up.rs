@@ -73,12 +73,24 @@ async fn serve_until_shutdown(
             settings,
             url,
             components_shutdown.clone(),
+            false,
         )?)
         .merge(crate::components::deposits(
             settings,
             url,
             &own_url,
             components_shutdown.clone(),
+        )?)
+        .merge(crate::components::payments(
+            settings,
+            url,
+            &own_url,
+            &format!("{own_url}{}", corebank_payments::rail_sim::BASE),
+            components_shutdown.clone(),
+        )?)
+        .merge(crate::components::rail_sim(
+            settings,
+            &format!("{own_url}{}", corebank_payments::http::BASE),
         )?);
     // The relay delivers to NATS when COREBANK_NATS_URL is set, and to modules of this
     // process that subscribe.
@@ -106,7 +118,7 @@ async fn serve_until_shutdown(
     println!("  readiness      {base}/readyz");
     println!("  metrics        {base}/metrics");
     println!(
-        "  gRPC services  corebank.ledger.v1.Ledger, corebank.deposits.v1.Deposits, corebank.saga.v1.SagaAdmin (demo sagas), grpc.health.v1.Health, corebank.platform.v1.PlatformInfo"
+        "  gRPC services  corebank.ledger.v1.Ledger, corebank.deposits.v1.Deposits, corebank.payments.v1.Payments, corebank.saga.v1.SagaAdmin, grpc.health.v1.Health, corebank.platform.v1.PlatformInfo"
     );
     let where_db = if private {
         format!(

@@ -41,3 +41,8 @@ pub mod saga {
 pub mod deposits {
     contract!("corebank.deposits.v1");
 }
+
+/// `corebank.payments.v1`: internal transfers and payments to and from the clearing rail.
+pub mod payments {
+    contract!("corebank.payments.v1");
+}

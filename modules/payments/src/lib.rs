@@ -1,4 +1,9 @@
 //! Payments: internal transfers, outbound payments as sagas, inbound payments, and the
 //! clearing rail simulator.
 
+pub mod app;
 pub mod domain;
+pub mod grpc;
+pub mod http;
+pub mod rail_sim;
+pub mod store;

@@ -111,6 +111,47 @@ pub const SETTINGS: &[SettingSpec] = &[
                       period ends), marks dormant accounts and closes expired holds.",
     },
     SettingSpec {
+        name: "COREBANK_DEPOSITS_URL",
+        default: "",
+        description: "Where the deposits module's gRPC API is, for `serve payments`. `corebank up` \
+                      uses its own server.",
+    },
+    SettingSpec {
+        name: "COREBANK_RAIL_URL",
+        default: "",
+        description: "Where the clearing rail takes pacs.008, e.g. \
+                      `http://127.0.0.1:8082/rail-sim/v1` (`serve payments`). `corebank up` uses \
+                      its own rail simulator.",
+    },
+    SettingSpec {
+        name: "COREBANK_RAIL_BANK_URL",
+        default: "",
+        description: "Where the rail simulator delivers pacs.002 and inbound pacs.008: the payments \
+                      component's `/payments/rail/v1` (`serve rail-sim`). `corebank up` uses its own.",
+    },
+    SettingSpec {
+        name: "COREBANK_RAIL_OUTCOMES",
+        default: "accept=90,reject=8,silent=2",
+        description: "The rail simulator's mix of outcomes: accepted, rejected (pacs.002 RJCT) and \
+                      silent (no pacs.002 sent; the bank has to ask), as weights.",
+    },
+    SettingSpec {
+        name: "COREBANK_RAIL_DELAY_MS",
+        default: "20-200",
+        description: "How long the rail simulator takes to decide a payment, as a range in ms.",
+    },
+    SettingSpec {
+        name: "COREBANK_PAYMENTS_MAX_AMOUNT",
+        default: "100000",
+        description: "Screening: an outbound payment above this amount is refused.",
+    },
+    SettingSpec {
+        name: "COREBANK_PAYMENTS_MAX_PER_HOUR",
+        default: "100",
+        description: "Screening: more outbound payments than this from one account within an hour \
+                      are refused.",
+    },
+    SettingSpec {
         name: "COREBANK_SAGA_LEASE_MS",
         default: "15000",
         description: "How long a saga executor's claim on a saga lasts without renewal: a crashed \
@@ -220,6 +261,13 @@ pub struct Settings {
     pub pg_bin_dir: Option<PathBuf>,
     pub up_pg_port: u16,
     pub ledger_url: Option<String>,
+    pub deposits_url: Option<String>,
+    pub rail_url: Option<String>,
+    pub rail_bank_url: Option<String>,
+    pub rail_outcomes: String,
+    pub rail_delay_ms: (u64, u64),
+    pub payments_max_amount: u64,
+    pub payments_max_per_hour: u64,
     pub deposits_job_interval_s: u64,
     pub saga_lease_ms: u64,
     pub saga_poll_ms: u64,
@@ -291,6 +339,32 @@ impl Settings {
                 .map(PathBuf::from),
             up_pg_port: reader.number("COREBANK_UP_PG_PORT", 0, 65_535)?,
             ledger_url: lookup("COREBANK_LEDGER_URL").filter(|u| !u.trim().is_empty()),
+            deposits_url: lookup("COREBANK_DEPOSITS_URL").filter(|u| !u.trim().is_empty()),
+            rail_url: lookup("COREBANK_RAIL_URL").filter(|u| !u.trim().is_empty()),
+            rail_bank_url: lookup("COREBANK_RAIL_BANK_URL").filter(|u| !u.trim().is_empty()),
+            rail_outcomes: reader.text("COREBANK_RAIL_OUTCOMES")?,
+            rail_delay_ms: {
+                let text = reader.text("COREBANK_RAIL_DELAY_MS")?;
+                let parsed = text.split_once('-').and_then(|(low, high)| {
+                    Some((
+                        low.trim().parse::<u64>().ok()?,
+                        high.trim().parse::<u64>().ok()?,
+                    ))
+                });
+                match parsed {
+                    Some((low, high)) if low <= high => (low, high),
+                    _ => {
+                        return Err(SettingsError::Invalid {
+                            name: "COREBANK_RAIL_DELAY_MS",
+                            value: text,
+                            problem: "not a range".to_owned(),
+                            fix: "write it as LOW-HIGH in milliseconds, e.g. 20-200".to_owned(),
+                        });
+                    }
+                }
+            },
+            payments_max_amount: reader.number("COREBANK_PAYMENTS_MAX_AMOUNT", 1, u64::MAX)?,
+            payments_max_per_hour: reader.number("COREBANK_PAYMENTS_MAX_PER_HOUR", 1, 1_000_000)?,
             deposits_job_interval_s: reader.number(
                 "COREBANK_DEPOSITS_JOB_INTERVAL_S",
                 1,

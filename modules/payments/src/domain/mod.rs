@@ -1,2 +1,4 @@
 //! The payment rules and messages, free of I/O.
+pub mod error;
 pub mod iso20022;
+pub mod screening;

@@ -1,0 +1,210 @@
+//! What the rail delivers: inbound credit transfers (pacs.008) and status reports (pacs.002)
+//! for our outbound payments.
+//!
+//! An inbound payment is credited at most once, by UETR: the payment row (unique by UETR and
+//! direction) is written first, the credit's request id is derived from the UETR, so a
+//! repeated delivery — or a retry after a crash — finds the same row and the same credit.
+//! An unknown or closed beneficiary gets a return (pacs.004) instead.
+
+use chrono::Utc;
+use corebank_api::deposits::v1 as dpb;
+use corebank_outbox::{AggregateRef, NewEvent, Outbox, SchemaName};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::messages::{self, Inbound};
+use super::{PaymentRecord, Payments, derived_id, from_deposits, tx_error};
+use crate::domain::error::PaymentsError;
+use crate::store;
+
+/// What became of an inbound payment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboundOutcome {
+    pub payment_id: Uuid,
+    pub uetr: Uuid,
+    /// credited | returned
+    pub status: String,
+    pub reason: String,
+    /// A delivery of a UETR seen before.
+    pub duplicate: bool,
+}
+
+impl Payments {
+    /// Takes an inbound pacs.008.
+    pub async fn receive_inbound(&self, xml: &str) -> Result<InboundOutcome, PaymentsError> {
+        let inbound = messages::parse_inbound(xml)?;
+        let now = Utc::now();
+        let record = PaymentRecord {
+            id: derived_id("inbound", &inbound.uetr.to_string()),
+            request_id: derived_id("inbound-request", &inbound.uetr.to_string()),
+            direction: "inbound".to_owned(),
+            status: "received".to_owned(),
+            debtor_account_id: inbound.debtor_account.clone(),
+            debtor_name: inbound.debtor_name.clone(),
+            creditor_name: inbound.creditor_name.clone(),
+            creditor_account: inbound.creditor_account.clone(),
+            creditor_agent_bic: inbound.creditor_agent_bic.clone(),
+            amount: inbound.amount,
+            currency: inbound.currency.clone(),
+            end_to_end_id: inbound.end_to_end_id.clone(),
+            uetr: inbound.uetr,
+            remittance_information: inbound.remittance_information.clone(),
+            reason: String::new(),
+            content: json!({ "msg_id": inbound.msg_id }),
+            created_at: now,
+            updated_at: now,
+        };
+        let record_ref = &record;
+        let (stored, inserted) = self
+            .db
+            .run_tx("payments_inbound_receive", |tx| {
+                Box::pin(async move { store::insert(&tx, record_ref).await })
+            })
+            .await
+            .map_err(tx_error)?;
+        if stored.status != "received" {
+            return Ok(InboundOutcome {
+                payment_id: stored.id,
+                uetr: stored.uetr,
+                status: stored.status,
+                reason: stored.reason,
+                duplicate: true,
+            });
+        }
+        let (status, reason) = match self.credit(&inbound).await? {
+            None => ("credited", String::new()),
+            Some(reason) => {
+                self.send_return(&inbound, &reason).await?;
+                ("returned", reason)
+            }
+        };
+        let event_type = format!("payments.inbound.{status}");
+        let event = NewEvent::new(
+            AggregateRef::new("payment", stored.id.to_string())?,
+            &event_type,
+            json!({
+                "payment_id": stored.id,
+                "uetr": inbound.uetr,
+                "end_to_end_id": inbound.end_to_end_id,
+                "creditor_account": inbound.creditor_account,
+                "amount": inbound.amount.normalize().to_string(),
+                "currency": inbound.currency,
+                "reason": reason,
+            }),
+        )?;
+        let outbox = Outbox::new(SchemaName::new("payments")?);
+        let (id, reason_ref, event_ref, outbox_ref) = (stored.id, &reason, &event, &outbox);
+        self.db
+            .run_tx("payments_inbound_settle", |tx| {
+                Box::pin(async move {
+                    store::set_status(&tx, id, status, reason_ref, Utc::now()).await?;
+                    outbox_ref
+                        .append_one::<PaymentsError>(&tx, event_ref)
+                        .await?;
+                    Ok(())
+                })
+            })
+            .await
+            .map_err(tx_error)?;
+        metrics::counter!("corebank_payments_inbound_total", "status" => status).increment(1);
+        Ok(InboundOutcome {
+            payment_id: stored.id,
+            uetr: stored.uetr,
+            status: status.to_owned(),
+            reason,
+            duplicate: !inserted,
+        })
+    }
+
+    /// Credits the beneficiary from the clearing account; `Some(reason code)` when the
+    /// payment must be returned instead.
+    async fn credit(&self, inbound: &Inbound) -> Result<Option<String>, PaymentsError> {
+        if Uuid::parse_str(&inbound.creditor_account).is_err() {
+            return Ok(Some("AC01".to_owned()));
+        }
+        let answer = self
+            .deposits
+            .clone()
+            .deposit(dpb::CashRequest {
+                request_id: derived_id("inbound-credit", &inbound.uetr.to_string()).to_string(),
+                account_id: inbound.creditor_account.clone(),
+                amount: inbound.amount.normalize().to_string(),
+                currency: inbound.currency.clone(),
+                description: format!(
+                    "payment from {} ({})",
+                    inbound.debtor_name, inbound.end_to_end_id
+                ),
+                channel: "clearing".to_owned(),
+            })
+            .await;
+        match answer {
+            Ok(_) => Ok(None),
+            Err(status) => match from_deposits(&status) {
+                PaymentsError::Deposits { code, .. } => Ok(Some(
+                    match code.as_str() {
+                        "unknown_account" => "AC01",
+                        "account_closed" => "AC04",
+                        "account_frozen" => "AC06",
+                        "currency_mismatch" => "AM03",
+                        _ => "NARR",
+                    }
+                    .to_owned(),
+                )),
+                PaymentsError::InvalidArgument { .. } => Ok(Some("AM09".to_owned())),
+                other => Err(other),
+            },
+        }
+    }
+
+    async fn send_return(&self, inbound: &Inbound, reason: &str) -> Result<(), PaymentsError> {
+        let xml = messages::pacs004_for(&self.config.bank_bic, inbound, reason)?;
+        let response = self
+            .http
+            .post(format!("{}/pacs004", self.config.rail_url))
+            .header("content-type", "application/xml")
+            .body(xml)
+            .send()
+            .await
+            .map_err(|e| PaymentsError::Unavailable {
+                message: format!("the rail did not take the return: {e}"),
+            })?;
+        if !response.status().is_success() {
+            return Err(PaymentsError::Unavailable {
+                message: format!("the rail answered {} to the return", response.status()),
+            });
+        }
+        Ok(())
+    }
+
+    /// Takes a pacs.002 for one of our outbound payments and wakes its saga.
+    pub async fn receive_status(&self, xml: &str) -> Result<(), PaymentsError> {
+        let (uetr, status, reason) = messages::parse_status(xml)?;
+        if status == "PDNG" {
+            // Not final: the rail sends another report (or is asked later).
+            return Ok(());
+        }
+        let (status_ref, reason_ref) = (&status, &reason);
+        self.db
+            .run_tx("payments_status_receive", |tx| {
+                Box::pin(async move {
+                    store::insert_status_report(&tx, uetr, status_ref, reason_ref, Utc::now()).await
+                })
+            })
+            .await
+            .map_err(tx_error)?;
+        self.executor.nudge();
+        Ok(())
+    }
+
+    /// Adds an entry (a creditor account or name) to the screening blocklist.
+    pub async fn block(&self, entry: &str, reason: &str) -> Result<(), PaymentsError> {
+        self.db
+            .run_tx("payments_block", |tx| {
+                Box::pin(
+                    async move { store::add_to_blocklist(&tx, entry, reason, Utc::now()).await },
+                )
+            })
+            .await
+            .map_err(tx_error)
+    }
+}

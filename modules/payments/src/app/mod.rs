@@ -1,0 +1,239 @@
+//! The payments use cases. Money moves through the deposits module's gRPC contract (holds,
+//! captures, transfers, credits from clearing), never through another schema; messages to
+//! and from the clearing rail are ISO 20022 over HTTP.
+
+pub mod inbound;
+pub mod messages;
+pub mod outbound;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use corebank_api::deposits::v1 as dpb;
+use corebank_api::deposits::v1::deposits_client::DepositsClient;
+use corebank_db::{Db, TxError};
+use corebank_saga::{Executor, ExecutorConfig, Registry, Watchers};
+use rust_decimal::Decimal;
+use serde_json::Value;
+use tonic::transport::Channel;
+use uuid::Uuid;
+
+use crate::domain::error::PaymentsError;
+use crate::domain::screening::ScreeningRules;
+
+/// How the payments module is set up.
+#[derive(Debug, Clone)]
+pub struct PaymentsConfig {
+    /// Where the clearing rail (or its simulator) takes pacs.008, e.g. `http://127.0.0.1:8080/rail-sim/v1`.
+    pub rail_url: String,
+    pub screening: ScreeningRules,
+    /// How long to wait for a pacs.002 before asking the rail.
+    pub status_wait: Duration,
+    /// This bank's BIC, as debtor agent.
+    pub bank_bic: String,
+    pub executor: ExecutorConfig,
+}
+
+impl Default for PaymentsConfig {
+    fn default() -> Self {
+        PaymentsConfig {
+            rail_url: "http://127.0.0.1:8080/rail-sim/v1".to_owned(),
+            screening: ScreeningRules::default(),
+            status_wait: Duration::from_secs(5),
+            bank_bic: "CBNKXXAAXXX".to_owned(),
+            executor: ExecutorConfig::new(),
+        }
+    }
+}
+
+/// The payments module.
+#[derive(Clone)]
+pub struct Payments {
+    pub(crate) db: Db,
+    pub(crate) deposits: DepositsClient<Channel>,
+    pub(crate) http: reqwest::Client,
+    pub(crate) config: Arc<PaymentsConfig>,
+    pub(crate) executor: Executor,
+}
+
+impl std::fmt::Debug for Payments {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Payments").finish_non_exhaustive()
+    }
+}
+
+pub(crate) fn tx_error(error: TxError<PaymentsError>) -> PaymentsError {
+    match error {
+        TxError::Abort(error) => error,
+        TxError::Db(error) => error.into(),
+    }
+}
+
+pub(crate) fn parse_id(field: &str, id: &str) -> Result<Uuid, PaymentsError> {
+    let uuid = Uuid::parse_str(id)
+        .map_err(|_| PaymentsError::invalid(field, format!("{id:?} is not a UUID")))?;
+    if uuid.get_version_num() != 4 {
+        return Err(PaymentsError::invalid(field, "must be a UUIDv4"));
+    }
+    Ok(uuid)
+}
+
+/// A deposits refusal or failure as a payments error.
+pub(crate) fn from_deposits(status: &tonic::Status) -> PaymentsError {
+    let code = status
+        .metadata()
+        .get("corebank-error-code")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    match (code.as_str(), status.code()) {
+        (_, tonic::Code::Unavailable | tonic::Code::DeadlineExceeded) | ("unavailable", _) => {
+            PaymentsError::Unavailable {
+                message: format!("deposits: {}", status.message()),
+            }
+        }
+        ("", _) | ("internal", _) => PaymentsError::Internal {
+            message: format!(
+                "deposits answered {:?}: {}",
+                status.code(),
+                status.message()
+            ),
+        },
+        _ => PaymentsError::Deposits {
+            code,
+            message: status.message().to_owned(),
+        },
+    }
+}
+
+/// An id derived from a purpose and a key: the same inputs give the same UUIDv4-shaped id.
+pub(crate) fn derived_id(purpose: &str, key: &str) -> Uuid {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("corebank.payments.{purpose}:{key}").as_bytes());
+    let mut bytes = [0_u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_random_bytes(bytes).into_uuid()
+}
+
+/// The result of an internal transfer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InternalTransfer {
+    pub request_id: String,
+    pub entry_id: String,
+    pub amount: String,
+    pub currency: String,
+    pub from_posted_after: String,
+    pub replayed: bool,
+}
+
+impl Payments {
+    /// The module with its saga executor (not yet running: see [`Payments::spawn`]).
+    pub fn new(
+        db: Db,
+        deposits: DepositsClient<Channel>,
+        config: PaymentsConfig,
+        options: outbound::SagaOptions,
+    ) -> Result<Payments, PaymentsError> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .map_err(|e| PaymentsError::Internal {
+                message: format!("the HTTP client did not build: {e}"),
+            })?;
+        let config = Arc::new(config);
+        let mut registry = Registry::new();
+        // The definition needs the module (its steps call deposits and the rail); it is
+        // given a handle that is filled right after.
+        let slot: Arc<std::sync::OnceLock<Payments>> = Arc::new(std::sync::OnceLock::new());
+        registry.register(outbound::definition(Arc::clone(&slot), &options))?;
+        let executor = Executor::with_watchers(
+            db.clone(),
+            Arc::new(registry),
+            config.executor.clone(),
+            Watchers::new(),
+        );
+        let payments = Payments {
+            db,
+            deposits,
+            http,
+            config,
+            executor,
+        };
+        let _ = slot.set(payments.clone());
+        Ok(payments)
+    }
+
+    /// Runs the saga executor until `shutdown`.
+    pub fn spawn(&self, shutdown: tokio_util::sync::CancellationToken) {
+        self.executor.spawn(shutdown);
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    pub fn executor(&self) -> &Executor {
+        &self.executor
+    }
+
+    /// One ledger entry between two deposit accounts, within the source product's limits
+    /// (the deposits module keeps them, atomically); idempotent by request id.
+    pub async fn internal_transfer(
+        &self,
+        request_id: &str,
+        from: &str,
+        to: &str,
+        amount: &str,
+        currency: &str,
+        description: &str,
+    ) -> Result<InternalTransfer, PaymentsError> {
+        parse_id("request_id", request_id)?;
+        let result = self
+            .deposits
+            .clone()
+            .transfer(dpb::TransferRequest {
+                request_id: request_id.to_owned(),
+                from_account_id: from.to_owned(),
+                to_account_id: to.to_owned(),
+                amount: amount.to_owned(),
+                currency: currency.to_owned(),
+                description: description.to_owned(),
+            })
+            .await
+            .map_err(|s| from_deposits(&s))?
+            .into_inner();
+        metrics::counter!("corebank_payments_internal_transfers_total").increment(1);
+        Ok(InternalTransfer {
+            request_id: result.request_id,
+            entry_id: result.entry_id,
+            amount: result.amount,
+            currency: result.currency,
+            from_posted_after: result.balances_after.map(|b| b.posted).unwrap_or_default(),
+            replayed: result.replayed,
+        })
+    }
+}
+
+/// A payment as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PaymentRecord {
+    pub id: Uuid,
+    pub request_id: Uuid,
+    pub direction: String,
+    pub status: String,
+    pub debtor_account_id: String,
+    pub debtor_name: String,
+    pub creditor_name: String,
+    pub creditor_account: String,
+    pub creditor_agent_bic: String,
+    pub amount: Decimal,
+    pub currency: String,
+    pub end_to_end_id: String,
+    pub uetr: Uuid,
+    pub remittance_information: String,
+    pub reason: String,
+    pub content: Value,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}

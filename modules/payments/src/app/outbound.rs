@@ -1,0 +1,680 @@
+//! The outbound payment saga, `payments.outbound` v1:
+//!
+//! 1. `hold` (call): a hold on the debtor's deposit account; undone by releasing it.
+//! 2. `screen` (database step): amount threshold, velocity, blocklist; a refusal unwinds.
+//! 3. `send` (call, **the pivot**): the pacs.008 to the clearing rail. A lost answer is
+//!    settled by asking the rail whether it has the UETR.
+//! 4. `await_status` (call): the rail's pacs.002, received on the callback; when none came
+//!    within `status_wait`, the rail is asked.
+//! 5. `settle` (call): accepted → the hold is captured to the clearing account;
+//!    rejected → the hold is released. Either way the saga completes (forward only).
+//!
+//! Every call carries an idempotency key derived from (saga id, step, do/undo), and the
+//! UETR and end-to-end id of the payment travel in every message.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use chrono::{TimeDelta, Utc};
+use corebank_api::deposits::v1 as dpb;
+use corebank_api::payments::v1 as pb;
+use corebank_kernel::{Currency, Money};
+use corebank_saga::{
+    Action, QueryOutcome, RetryPolicy, SagaDefinition, Status, Step, StepContext, StepOutcome,
+};
+use rust_decimal::Decimal;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::{PaymentRecord, Payments, derived_id, from_deposits, parse_id, tx_error};
+use crate::domain::error::PaymentsError;
+use crate::domain::screening::screen;
+use crate::store;
+
+/// The saga type of outbound payments.
+pub const SAGA_TYPE: &str = "payments.outbound";
+
+/// Test switches for the saga's four tests.
+#[derive(Debug, Clone, Default)]
+pub struct SagaOptions {
+    /// Run every action twice in a row (each must give the same answer).
+    pub actions_twice: bool,
+    /// Run every compensation twice in a row.
+    pub compensations_twice: bool,
+}
+
+fn module(slot: &OnceLock<Payments>) -> Result<&Payments, StepOutcome> {
+    slot.get()
+        .ok_or_else(|| StepOutcome::Transient("the payments module is starting".to_owned()))
+}
+
+fn field<'a>(input: &'a Value, name: &str) -> &'a str {
+    input.get(name).and_then(Value::as_str).unwrap_or_default()
+}
+
+/// A deposits refusal as a step outcome: business refusals fail the step, the rest retry.
+fn outcome_of(error: &PaymentsError) -> StepOutcome {
+    match error {
+        PaymentsError::Unavailable { .. } | PaymentsError::Internal { .. } => {
+            StepOutcome::Transient(error.to_string())
+        }
+        other => StepOutcome::Failed(format!("{}: {other}", other.code())),
+    }
+}
+
+type CallFn =
+    fn(Arc<OnceLock<Payments>>, StepContext) -> corebank_saga::BoxFuture<'static, StepOutcome>;
+
+/// A call, run twice in a row when asked (the second must answer the same).
+fn call(slot: &Arc<OnceLock<Payments>>, f: CallFn, twice: bool) -> Action {
+    let slot = Arc::clone(slot);
+    Action::call(move |context| {
+        let slot = Arc::clone(&slot);
+        Box::pin(async move {
+            let first = f(Arc::clone(&slot), context.clone()).await;
+            if !twice || !matches!(first, StepOutcome::Done(_)) {
+                return first;
+            }
+            let second = f(slot, context).await;
+            if second == first {
+                second
+            } else {
+                StepOutcome::Failed(format!(
+                    "the second run answered {second:?}, the first {first:?}"
+                ))
+            }
+        })
+    })
+}
+
+fn place_hold(
+    slot: Arc<OnceLock<Payments>>,
+    context: StepContext,
+) -> corebank_saga::BoxFuture<'static, StepOutcome> {
+    Box::pin(async move {
+        let payments = match module(&slot) {
+            Ok(payments) => payments,
+            Err(outcome) => return outcome,
+        };
+        let input = &context.input;
+        let answer = payments
+            .deposits
+            .clone()
+            .place_hold(dpb::PlaceHoldRequest {
+                request_id: derived_id("hold", &context.idempotency_key).to_string(),
+                account_id: field(input, "debtor_account_id").to_owned(),
+                amount: field(input, "amount").to_owned(),
+                currency: field(input, "currency").to_owned(),
+                reason: format!("outbound payment {}", context.saga_id),
+                expires_in_seconds: 0,
+            })
+            .await;
+        match answer {
+            Ok(hold) => StepOutcome::Done(json!({ "hold_id": hold.into_inner().id })),
+            Err(status) => outcome_of(&from_deposits(&status)),
+        }
+    })
+}
+
+fn release_hold(
+    slot: Arc<OnceLock<Payments>>,
+    context: StepContext,
+) -> corebank_saga::BoxFuture<'static, StepOutcome> {
+    Box::pin(async move {
+        let payments = match module(&slot) {
+            Ok(payments) => payments,
+            Err(outcome) => return outcome,
+        };
+        let Some(hold_id) = context
+            .outputs
+            .get("hold")
+            .and_then(|o| o.get("hold_id"))
+            .and_then(Value::as_str)
+        else {
+            return StepOutcome::Done(json!({ "released": false }));
+        };
+        let answer = payments
+            .deposits
+            .clone()
+            .release_hold(dpb::ReleaseHoldRequest {
+                request_id: derived_id("release", &context.idempotency_key).to_string(),
+                hold_id: hold_id.to_owned(),
+            })
+            .await;
+        match answer {
+            Ok(_) => StepOutcome::Done(json!({ "released": true })),
+            Err(status) => match from_deposits(&status) {
+                // Released or expired already: nothing left to undo.
+                PaymentsError::Deposits { code, .. } if code == "hold_not_held" => {
+                    StepOutcome::Done(json!({ "released": true }))
+                }
+                other => StepOutcome::Transient(other.to_string()),
+            },
+        }
+    })
+}
+
+fn send(
+    slot: Arc<OnceLock<Payments>>,
+    context: StepContext,
+) -> corebank_saga::BoxFuture<'static, StepOutcome> {
+    Box::pin(async move {
+        let payments = match module(&slot) {
+            Ok(payments) => payments,
+            Err(outcome) => return outcome,
+        };
+        let xml = match super::messages::pacs008_for(
+            &payments.config.bank_bic,
+            context.saga_id,
+            &context.input,
+        ) {
+            Ok(xml) => xml,
+            Err(error) => return StepOutcome::Failed(error.to_string()),
+        };
+        let url = format!("{}/pacs008", payments.config.rail_url);
+        match payments
+            .http
+            .post(&url)
+            .header("content-type", "application/xml")
+            .body(xml)
+            .send()
+            .await
+        {
+            Ok(response) if response.status().is_success() => {
+                StepOutcome::Done(json!({ "sent": true }))
+            }
+            Ok(response) if response.status().is_client_error() => {
+                let code = response.status();
+                let body = response.text().await.unwrap_or_default();
+                StepOutcome::Failed(format!("the rail refused the pacs.008 ({code}): {body}"))
+            }
+            Ok(response) => {
+                StepOutcome::Unknown(format!("the rail answered {}", response.status()))
+            }
+            Err(error) => StepOutcome::Unknown(format!("no answer from the rail: {error}")),
+        }
+    })
+}
+
+/// Whether the rail knows the payment: what settles a `send` whose answer was lost.
+fn rail_knows(slot: &Arc<OnceLock<Payments>>) -> corebank_saga::definition::QueryFn {
+    let slot = Arc::clone(slot);
+    Arc::new(move |context: StepContext| {
+        let slot = Arc::clone(&slot);
+        Box::pin(async move {
+            let Some(payments) = slot.get() else {
+                return QueryOutcome::Unknown("the payments module is starting".to_owned());
+            };
+            match super::messages::rail_status(payments, field(&context.input, "uetr")).await {
+                Ok(Some(_)) => QueryOutcome::Applied(json!({ "sent": true })),
+                Ok(None) => QueryOutcome::NotApplied,
+                Err(error) => QueryOutcome::Unknown(error.to_string()),
+            }
+        })
+    })
+}
+
+fn await_status(
+    slot: Arc<OnceLock<Payments>>,
+    context: StepContext,
+) -> corebank_saga::BoxFuture<'static, StepOutcome> {
+    Box::pin(async move {
+        let payments = match module(&slot) {
+            Ok(payments) => payments,
+            Err(outcome) => return outcome,
+        };
+        let Ok(uetr) = Uuid::parse_str(field(&context.input, "uetr")) else {
+            return StepOutcome::Failed("the payment has no UETR".to_owned());
+        };
+        let received = payments
+            .db
+            .run_tx("payments_status_report", |tx| {
+                Box::pin(async move { store::status_report(&tx, uetr).await })
+            })
+            .await;
+        let report = match received {
+            Ok(Some(report)) => Some(report),
+            Ok(None) => {
+                // No pacs.002 yet: after the wait, ask the rail instead of waiting forever.
+                let sent_at = context
+                    .input
+                    .get("initiated_at")
+                    .and_then(Value::as_str)
+                    .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                    .map(|t| t.with_timezone(&Utc))
+                    .unwrap_or_else(Utc::now);
+                let waited = Utc::now() - sent_at;
+                if waited < TimeDelta::from_std(payments.config.status_wait).unwrap_or_default() {
+                    None
+                } else {
+                    match super::messages::rail_status(payments, &uetr.to_string()).await {
+                        Ok(Some(Some(report))) if report.0 != "PDNG" => Some(report),
+                        Ok(_) => None,
+                        Err(error) => return StepOutcome::Transient(error.to_string()),
+                    }
+                }
+            }
+            Err(error) => return StepOutcome::Transient(error.to_string()),
+        };
+        match report {
+            Some((status, reason)) if status == "RJCT" => {
+                StepOutcome::Done(json!({ "status": "rejected", "reason": reason }))
+            }
+            Some(_) => StepOutcome::Done(json!({ "status": "accepted" })),
+            None => StepOutcome::Transient("waiting for the rail's pacs.002".to_owned()),
+        }
+    })
+}
+
+fn settle(
+    slot: Arc<OnceLock<Payments>>,
+    context: StepContext,
+) -> corebank_saga::BoxFuture<'static, StepOutcome> {
+    Box::pin(async move {
+        let payments = match module(&slot) {
+            Ok(payments) => payments,
+            Err(outcome) => return outcome,
+        };
+        let accepted = context
+            .outputs
+            .get("await_status")
+            .and_then(|o| o.get("status"))
+            .and_then(Value::as_str)
+            == Some("accepted");
+        let Some(hold_id) = context
+            .outputs
+            .get("hold")
+            .and_then(|o| o.get("hold_id"))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+        else {
+            return StepOutcome::Failed("the payment has no hold".to_owned());
+        };
+        let request_id = derived_id("settle", &context.idempotency_key).to_string();
+        let mut deposits = payments.deposits.clone();
+        let answer = if accepted {
+            deposits
+                .capture_hold(dpb::CaptureHoldRequest {
+                    request_id,
+                    hold_id,
+                    destination: "clearing".to_owned(),
+                })
+                .await
+        } else {
+            deposits
+                .release_hold(dpb::ReleaseHoldRequest {
+                    request_id,
+                    hold_id,
+                })
+                .await
+        };
+        match answer {
+            Ok(_) => StepOutcome::Done(
+                json!({ "settled": if accepted { "captured" } else { "released" } }),
+            ),
+            Err(status) => match from_deposits(&status) {
+                PaymentsError::Unavailable { .. } | PaymentsError::Internal { .. } => {
+                    StepOutcome::Transient(status.message().to_owned())
+                }
+                // After the pivot there is no unwinding: the saga pauses for an operator.
+                other => StepOutcome::Failed(other.to_string()),
+            },
+        }
+    })
+}
+
+fn screen_step<'a>(
+    tx: &'a corebank_db::Transaction<'a>,
+    context: &'a StepContext,
+    rules: crate::domain::screening::ScreeningRules,
+) -> corebank_saga::BoxFuture<'a, Result<StepOutcome, corebank_db::DbError>> {
+    Box::pin(async move {
+        let input = &context.input;
+        let amount: Decimal = field(input, "amount").parse().unwrap_or_default();
+        let debtor = field(input, "debtor_account_id").to_owned();
+        let entries = vec![
+            field(input, "creditor_account").to_owned(),
+            field(input, "creditor_name").to_owned(),
+        ];
+        let since = Utc::now() - TimeDelta::hours(1);
+        let (count, blocked) = tokio::join!(
+            store::count_since(tx, &debtor, since),
+            store::blocklisted(tx, &entries)
+        );
+        let count = count.map_err(db_error)?;
+        let blocked = blocked.map_err(db_error)?;
+        Ok(match screen(&rules, amount, count, blocked.as_deref()) {
+            Ok(()) => StepOutcome::Done(json!({ "screened": true })),
+            Err(reason) => StepOutcome::Failed(reason),
+        })
+    })
+}
+
+fn db_error(error: corebank_db::TxError<PaymentsError>) -> corebank_db::DbError {
+    match error {
+        corebank_db::TxError::Db(error) => error,
+        corebank_db::TxError::Abort(error) => corebank_db::DbError::Unavailable {
+            message: error.to_string(),
+        },
+    }
+}
+
+/// The saga definition; its steps reach the module through `slot`.
+pub fn definition(slot: Arc<OnceLock<Payments>>, options: &SagaOptions) -> SagaDefinition {
+    let twice = options.actions_twice;
+    let undo_twice = options.compensations_twice;
+    let screening_slot = Arc::clone(&slot);
+    let screen_action = Action::db(move |tx, context| {
+        let rules = screening_slot
+            .get()
+            .map(|p| p.config.screening.clone())
+            .unwrap_or_default();
+        screen_step(tx, context, rules)
+    });
+    let quick = RetryPolicy {
+        attempts: 8,
+        initial_backoff: Duration::from_millis(50),
+        max_backoff: Duration::from_secs(5),
+        jitter: 0.2,
+    };
+    let waiting = RetryPolicy {
+        attempts: 200,
+        initial_backoff: Duration::from_millis(20),
+        max_backoff: Duration::from_millis(500),
+        jitter: 0.2,
+    };
+    SagaDefinition::new(
+        SAGA_TYPE,
+        1,
+        vec![
+            Step::new("hold", call(&slot, place_hold, twice))
+                .compensate_with(call(&slot, release_hold, undo_twice))
+                .retry(quick),
+            Step::new("screen", screen_action).retry(quick),
+            Step::new("send", call(&slot, send, twice))
+                .query_with(rail_knows(&slot))
+                .retry(quick)
+                .pivot(),
+            Step::new("await_status", call(&slot, await_status, twice)).retry(waiting),
+            Step::new("settle", call(&slot, settle, twice)).retry(quick),
+        ],
+    )
+}
+
+/// What a client asks to pay.
+#[derive(Debug, Clone)]
+pub struct NewPayment {
+    pub request_id: String,
+    pub debtor_account_id: String,
+    pub creditor_name: String,
+    pub creditor_account: String,
+    pub creditor_agent_bic: String,
+    pub amount: String,
+    pub currency: String,
+    pub end_to_end_id: String,
+    pub remittance_information: String,
+}
+
+/// A payment as clients see it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PaymentView {
+    pub record: PaymentRecord,
+    pub status: String,
+    pub reason: String,
+    pub steps: Vec<pb::PaymentStep>,
+    pub replayed: bool,
+}
+
+fn bic_ok(bic: &str) -> bool {
+    (bic.len() == 8 || bic.len() == 11)
+        && bic
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+}
+
+impl Payments {
+    /// Validates and starts an outbound payment; the saga runs on.
+    pub async fn initiate(&self, new: NewPayment) -> Result<PaymentView, PaymentsError> {
+        let request_id = parse_id("request_id", &new.request_id)?;
+        parse_id("debtor_account_id", &new.debtor_account_id)?;
+        let currency = Currency::from_code(&new.currency)
+            .map_err(|e| PaymentsError::invalid("currency", e.to_string()))?;
+        let money = Money::parse(&new.amount, currency)
+            .map_err(|e| PaymentsError::invalid("amount", e.to_string()))?;
+        if money.amount() <= Decimal::ZERO {
+            return Err(PaymentsError::invalid("amount", "must be more than zero"));
+        }
+        if new.creditor_name.trim().is_empty() || new.creditor_name.len() > 140 {
+            return Err(PaymentsError::invalid("creditor.name", "1-140 characters"));
+        }
+        if new.creditor_account.trim().is_empty() || new.creditor_account.len() > 34 {
+            return Err(PaymentsError::invalid(
+                "creditor.account",
+                "1-34 characters",
+            ));
+        }
+        if !bic_ok(&new.creditor_agent_bic) {
+            return Err(PaymentsError::invalid(
+                "creditor.agent_bic",
+                "a BIC: 8 or 11 capital letters and digits",
+            ));
+        }
+        if new.end_to_end_id.len() > 35 {
+            return Err(PaymentsError::invalid(
+                "end_to_end_id",
+                "at most 35 characters",
+            ));
+        }
+        let content = json!({
+            "debtor_account_id": new.debtor_account_id,
+            "creditor_name": new.creditor_name,
+            "creditor_account": new.creditor_account,
+            "creditor_agent_bic": new.creditor_agent_bic,
+            "amount": money.amount_string(),
+            "currency": currency.code(),
+            "end_to_end_id": new.end_to_end_id,
+            "remittance_information": new.remittance_information,
+        });
+        let id = derived_id("payment", &request_id.to_string());
+        let uetr = derived_id("uetr", &request_id.to_string());
+        let end_to_end_id = if new.end_to_end_id.is_empty() {
+            id.simple().to_string()[..32].to_owned()
+        } else {
+            new.end_to_end_id.clone()
+        };
+        let now = Utc::now();
+        let record = PaymentRecord {
+            id,
+            request_id,
+            direction: "outbound".to_owned(),
+            status: "initiated".to_owned(),
+            debtor_account_id: new.debtor_account_id.clone(),
+            debtor_name: String::new(),
+            creditor_name: new.creditor_name.clone(),
+            creditor_account: new.creditor_account.clone(),
+            creditor_agent_bic: new.creditor_agent_bic.clone(),
+            amount: money.amount(),
+            currency: currency.code().to_owned(),
+            end_to_end_id: end_to_end_id.clone(),
+            uetr,
+            remittance_information: new.remittance_information.clone(),
+            reason: String::new(),
+            content: content.clone(),
+            created_at: now,
+            updated_at: now,
+        };
+        let saga_input = json!({
+            "payment_id": id,
+            "debtor_account_id": record.debtor_account_id,
+            "creditor_name": record.creditor_name,
+            "creditor_account": record.creditor_account,
+            "creditor_agent_bic": record.creditor_agent_bic,
+            "amount": money.amount_string(),
+            "currency": record.currency,
+            "end_to_end_id": end_to_end_id,
+            "uetr": uetr,
+            "remittance_information": record.remittance_information,
+            "initiated_at": now.to_rfc3339(),
+        });
+        let registry = Arc::clone(self.executor.registry());
+        let record_ref = &record;
+        let saga_input = &saga_input;
+        let (stored, inserted) = self
+            .db
+            .run_tx("payments_initiate", |tx| {
+                let registry = Arc::clone(&registry);
+                Box::pin(async move {
+                    let (stored, inserted) = store::insert(&tx, record_ref).await?;
+                    if inserted {
+                        corebank_saga::start(
+                            &tx,
+                            &registry,
+                            &corebank_saga::NewSaga {
+                                id: stored.id,
+                                saga_type: SAGA_TYPE.to_owned(),
+                                input: saga_input.clone(),
+                                business_key: stored.uetr.to_string(),
+                            },
+                        )
+                        .await
+                        .map_err(|e| match e {
+                            corebank_db::TxError::Abort(e) => corebank_db::TxError::Abort(e.into()),
+                            corebank_db::TxError::Db(e) => corebank_db::TxError::Db(e),
+                        })?;
+                    }
+                    Ok((stored, inserted))
+                })
+            })
+            .await
+            .map_err(tx_error)?;
+        if !inserted {
+            if stored.content != content {
+                let field = content
+                    .as_object()
+                    .and_then(|fields| {
+                        fields
+                            .iter()
+                            .find(|(k, v)| stored.content.get(*k) != Some(*v))
+                            .map(|(k, _)| k.clone())
+                    })
+                    .unwrap_or_else(|| "content".to_owned());
+                return Err(PaymentsError::ExistsWithDifferent {
+                    request_id: request_id.to_string(),
+                    field,
+                });
+            }
+            let mut view = self.payment(stored.id).await?;
+            view.replayed = true;
+            return Ok(view);
+        }
+        metrics::counter!("corebank_payments_outbound_initiated_total").increment(1);
+        self.executor.nudge();
+        self.payment(id).await
+    }
+
+    /// A payment with its saga's steps.
+    pub async fn payment(&self, id: Uuid) -> Result<PaymentView, PaymentsError> {
+        let record = self
+            .db
+            .run_tx("payments_get", |tx| {
+                Box::pin(async move { store::by_id(&tx, id).await })
+            })
+            .await
+            .map_err(tx_error)?
+            .ok_or_else(|| PaymentsError::UnknownPayment {
+                payment_id: id.to_string(),
+            })?;
+        if record.direction == "inbound" {
+            return Ok(PaymentView {
+                status: record.status.clone(),
+                reason: record.reason.clone(),
+                record,
+                steps: Vec::new(),
+                replayed: false,
+            });
+        }
+        let detail = corebank_saga::ops::get(&self.db, id).await?;
+        let saga = &detail.instance;
+        let outputs = &saga.outputs;
+        let (status, reason) = match saga.status {
+            Status::Completed => match outputs
+                .get("await_status")
+                .and_then(|o| o.get("status"))
+                .and_then(Value::as_str)
+            {
+                Some("rejected") => (
+                    "rejected",
+                    outputs["await_status"]
+                        .get("reason")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_owned(),
+                ),
+                _ => ("settled", String::new()),
+            },
+            Status::Compensating => ("unwinding", saga.failure.clone()),
+            Status::Compensated => {
+                if saga.failure.contains("cancelled") || saga.failure.contains("forced") {
+                    ("cancelled", saga.failure.clone())
+                } else {
+                    ("failed", saga.failure.clone())
+                }
+            }
+            Status::Paused => ("attention", saga.paused_reason.clone()),
+            Status::Running => (
+                match saga.current_step {
+                    0 => "initiated",
+                    1 => "held",
+                    2 => "screened",
+                    3 => "sent",
+                    // The rail answered; the hold is being captured or released.
+                    _ => "settling",
+                },
+                String::new(),
+            ),
+        };
+        let steps = detail
+            .steps
+            .iter()
+            .map(|s| pb::PaymentStep {
+                step: s.step_name.clone(),
+                direction: s.direction.clone(),
+                attempt: s.attempt,
+                outcome: s.outcome.clone(),
+                error: s.error.clone(),
+                started_at: s.started_at.to_rfc3339(),
+                ended_at: s.ended_at.to_rfc3339(),
+            })
+            .collect();
+        Ok(PaymentView {
+            record,
+            status: status.to_owned(),
+            reason,
+            steps,
+            replayed: false,
+        })
+    }
+
+    /// Cancels a payment that has not reached the rail: its hold is released.
+    pub async fn cancel(&self, id: Uuid, reason: &str) -> Result<PaymentView, PaymentsError> {
+        let view = self.payment(id).await?;
+        if view.record.direction != "outbound" {
+            return Err(PaymentsError::CannotCancel {
+                payment_id: id.to_string(),
+                message: "only outbound payments can be cancelled".to_owned(),
+            });
+        }
+        let actor = corebank_saga::ops::Actor {
+            who: "customer".to_owned(),
+            why: if reason.trim().is_empty() {
+                "cancelled by the customer".to_owned()
+            } else {
+                format!("cancelled by the customer: {reason}")
+            },
+        };
+        corebank_saga::ops::force_compensate(&self.db, self.executor.registry(), id, &actor)
+            .await?;
+        self.executor.nudge();
+        self.payment(id).await
+    }
+}

@@ -1,0 +1,92 @@
+//! Every refusal of the payments module, each with a stable code.
+
+/// Why a payments request was refused or failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PaymentsError {
+    #[error("{field}: {message}")]
+    InvalidArgument { field: String, message: String },
+    #[error("no payment {payment_id}")]
+    UnknownPayment { payment_id: String },
+    #[error("request {request_id} was made before with a different {field}")]
+    ExistsWithDifferent { request_id: String, field: String },
+    #[error(
+        "payment {payment_id} is past its pivot (the pacs.008 was sent): it can no longer be cancelled"
+    )]
+    PastPivot { payment_id: String },
+    #[error("payment {payment_id} cannot be cancelled now: {message}")]
+    CannotCancel { payment_id: String, message: String },
+    /// A refusal by the deposits module, with its code (`insufficient_funds`, …).
+    #[error("{message}")]
+    Deposits { code: String, message: String },
+    #[error("unavailable: {message}")]
+    Unavailable { message: String },
+    #[error("internal error: {message}")]
+    Internal { message: String },
+}
+
+impl PaymentsError {
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> PaymentsError {
+        PaymentsError::InvalidArgument {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    /// The stable, machine-readable code.
+    pub fn code(&self) -> &str {
+        match self {
+            PaymentsError::InvalidArgument { .. } => "invalid_argument",
+            PaymentsError::UnknownPayment { .. } => "unknown_payment",
+            PaymentsError::ExistsWithDifferent { .. } => "exists_with_different_content",
+            PaymentsError::PastPivot { .. } => "past_pivot",
+            PaymentsError::CannotCancel { .. } => "cannot_cancel",
+            PaymentsError::Deposits { code, .. } => code.as_str(),
+            PaymentsError::Unavailable { .. } => "unavailable",
+            PaymentsError::Internal { .. } => "internal",
+        }
+    }
+}
+
+impl From<corebank_db::DbError> for PaymentsError {
+    fn from(error: corebank_db::DbError) -> PaymentsError {
+        match error {
+            corebank_db::DbError::Unavailable { message } => PaymentsError::Unavailable { message },
+            other => PaymentsError::Internal {
+                message: other.to_string(),
+            },
+        }
+    }
+}
+
+impl From<corebank_outbox::OutboxError> for PaymentsError {
+    fn from(error: corebank_outbox::OutboxError) -> PaymentsError {
+        PaymentsError::Internal {
+            message: error.to_string(),
+        }
+    }
+}
+
+impl From<corebank_saga::SagaError> for PaymentsError {
+    fn from(error: corebank_saga::SagaError) -> PaymentsError {
+        match error {
+            corebank_saga::SagaError::PastPivot { id } => {
+                PaymentsError::PastPivot { payment_id: id }
+            }
+            corebank_saga::SagaError::NotFound { id } => {
+                PaymentsError::UnknownPayment { payment_id: id }
+            }
+            corebank_saga::SagaError::InvalidState { id, message, .. } => {
+                PaymentsError::CannotCancel {
+                    payment_id: id,
+                    message,
+                }
+            }
+            corebank_saga::SagaError::Unavailable { message } => {
+                PaymentsError::Unavailable { message }
+            }
+            other => PaymentsError::Internal {
+                message: other.to_string(),
+            },
+        }
+    }
+}

@@ -1,0 +1,425 @@
+//! The outbound payment saga end to end (real ledger, deposits, PostgreSQL and the rail
+//! simulator over HTTP with ISO 20022 XML): the four saga tests (success; every action
+//! twice; a failure at each step before the pivot unwinds to a clean state; the unwinding
+//! twice), the rail's rejections and silences, cancelling, and inbound payments.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test fails loudly, helpers included"
+)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use corebank_payments::app::outbound::SagaOptions;
+use corebank_payments::rail_sim::RailConfig;
+
+fn step_names(view: &corebank_payments::app::outbound::PaymentView, outcome: &str) -> Vec<String> {
+    view.steps
+        .iter()
+        .filter(|s| s.outcome == outcome)
+        .map(|s| format!("{}:{}", s.step, s.direction))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_payment_is_held_screened_sent_accepted_and_settled_once() {
+    let h = start(Setup::default()).await;
+    let debtor = h.account("1000.00").await;
+    let new = h.payment(&debtor, "250.00");
+    let started = h.payments.initiate(new.clone()).await.unwrap();
+    assert!(!started.replayed);
+    assert_eq!(started.record.end_to_end_id, "INV-2026-0042");
+    let done = h.settled(started.record.id).await;
+    assert_eq!(done.status, "settled", "{:?}", done.steps);
+    assert_eq!(
+        step_names(&done, "done"),
+        [
+            "hold:do",
+            "screen:do",
+            "send:do",
+            "await_status:do",
+            "settle:do"
+        ]
+    );
+    assert_eq!(
+        h.balances(&debtor).await,
+        ("750.00".into(), "0.00".into(), "750.00".into())
+    );
+    // The same request again: the same payment, marked replayed; other content: refused.
+    let again = h.payments.initiate(new.clone()).await.unwrap();
+    assert!(again.replayed);
+    assert_eq!(again.record.id, started.record.id);
+    assert_eq!(again.record.uetr, started.record.uetr);
+    let mut other = new;
+    other.amount = "251.00".to_owned();
+    let refused = h.payments.initiate(other).await.unwrap_err();
+    assert_eq!(refused.code(), "exists_with_different_content");
+    assert_eq!(h.balances(&debtor).await.0, "750.00");
+}
+
+#[tokio::test]
+async fn every_action_run_twice_gives_the_same_result() {
+    let h = start(Setup {
+        saga: SagaOptions {
+            actions_twice: true,
+            compensations_twice: false,
+        },
+        ..Setup::default()
+    })
+    .await;
+    let debtor = h.account("1000.00").await;
+    let started = h
+        .payments
+        .initiate(h.payment(&debtor, "250.00"))
+        .await
+        .unwrap();
+    let done = h.settled(started.record.id).await;
+    assert_eq!(done.status, "settled", "{:?}", done.steps);
+    assert_eq!(
+        h.balances(&debtor).await,
+        ("750.00".into(), "0.00".into(), "750.00".into())
+    );
+}
+
+async fn failure_at_each_step_unwinds(h: &Harness) {
+    // hold: more than the account has.
+    let debtor = h.account("100.00").await;
+    let failed = h
+        .payments
+        .initiate(h.payment(&debtor, "100.01"))
+        .await
+        .unwrap();
+    let failed = h.settled(failed.record.id).await;
+    assert_eq!(failed.status, "failed");
+    assert!(
+        failed.reason.contains("insufficient_funds"),
+        "{}",
+        failed.reason
+    );
+    assert_eq!(
+        h.balances(&debtor).await,
+        ("100.00".into(), "0.00".into(), "100.00".into())
+    );
+
+    // screen: the creditor is blocklisted; the hold is released.
+    h.payments
+        .block("DE02120300000000202051", "sanctions list 7")
+        .await
+        .unwrap();
+    let mut blocked = h.payment(&debtor, "40.00");
+    blocked.creditor_account = "DE02120300000000202051".to_owned();
+    let blocked = h.payments.initiate(blocked).await.unwrap();
+    let blocked = h.settled(blocked.record.id).await;
+    assert_eq!(blocked.status, "failed");
+    assert!(
+        blocked.reason.contains("sanctions list 7"),
+        "{}",
+        blocked.reason
+    );
+    assert!(
+        blocked
+            .steps
+            .iter()
+            .any(|s| s.step == "hold" && s.direction == "undo" && s.outcome == "done")
+    );
+    assert_eq!(
+        h.balances(&debtor).await,
+        ("100.00".into(), "0.00".into(), "100.00".into())
+    );
+
+    // send (the pivot itself): the rail refuses the message; the hold is released.
+    let mut refused = h.payment(&debtor, "40.00");
+    refused.creditor_account = "DE89370400440532013000".to_owned();
+    let refused = h.payments.initiate(refused).await.unwrap();
+    let refused = h.settled(refused.record.id).await;
+    assert_eq!(refused.status, "failed");
+    assert!(
+        refused.reason.contains("refused the pacs.008"),
+        "{}",
+        refused.reason
+    );
+    assert_eq!(
+        h.balances(&debtor).await,
+        ("100.00".into(), "0.00".into(), "100.00".into())
+    );
+}
+
+fn refusing_rail() -> RailConfig {
+    RailConfig {
+        accept: 100,
+        reject: 0,
+        silent: 0,
+        delay_ms: (5, 20),
+        refuse_accounts: vec!["DE89370400440532013000".to_owned()],
+        ..RailConfig::default()
+    }
+}
+
+#[tokio::test]
+async fn a_failure_injected_at_each_step_before_the_pivot_unwinds_to_a_clean_state() {
+    let h = start(Setup {
+        rail: refusing_rail(),
+        ..Setup::default()
+    })
+    .await;
+    failure_at_each_step_unwinds(&h).await;
+}
+
+#[tokio::test]
+async fn the_unwinding_run_twice_leaves_the_same_clean_state() {
+    let h = start(Setup {
+        rail: refusing_rail(),
+        saga: SagaOptions {
+            actions_twice: false,
+            compensations_twice: true,
+        },
+        ..Setup::default()
+    })
+    .await;
+    failure_at_each_step_unwinds(&h).await;
+}
+
+#[tokio::test]
+async fn a_rejection_by_the_rail_releases_the_hold_and_a_silent_rail_is_asked() {
+    let h = start(Setup {
+        rail: RailConfig {
+            accept: 0,
+            reject: 1,
+            silent: 0,
+            delay_ms: (5, 20),
+            ..RailConfig::default()
+        },
+        ..Setup::default()
+    })
+    .await;
+    let debtor = h.account("500.00").await;
+    let started = h
+        .payments
+        .initiate(h.payment(&debtor, "200.00"))
+        .await
+        .unwrap();
+    let done = h.settled(started.record.id).await;
+    assert_eq!(done.status, "rejected");
+    assert_eq!(
+        done.reason,
+        "AC04",
+        "{:?}",
+        h.payments.payment(started.record.id).await.unwrap().steps
+    );
+    assert_eq!(
+        h.balances(&debtor).await,
+        ("500.00".into(), "0.00".into(), "500.00".into())
+    );
+
+    let h = start(Setup {
+        rail: RailConfig {
+            accept: 0,
+            reject: 0,
+            silent: 1,
+            delay_ms: (5, 20),
+            ..RailConfig::default()
+        },
+        status_wait: Duration::from_millis(300),
+        ..Setup::default()
+    })
+    .await;
+    let debtor = h.account("500.00").await;
+    let started = h
+        .payments
+        .initiate(h.payment(&debtor, "200.00"))
+        .await
+        .unwrap();
+    let done = h.settled(started.record.id).await;
+    assert_eq!(done.status, "settled", "{:?}", done.steps);
+    assert!(
+        done.steps
+            .iter()
+            .any(|s| s.step == "await_status" && s.outcome == "transient"),
+        "it waited for a pacs.002 before asking the rail"
+    );
+    assert_eq!(h.balances(&debtor).await.0, "300.00");
+}
+
+#[tokio::test]
+async fn a_payment_can_be_cancelled_until_the_pivot_and_not_after() {
+    // The executor is not running: the payment waits before its first step.
+    let h = start(Setup {
+        spawn_executor: false,
+        ..Setup::default()
+    })
+    .await;
+    let debtor = h.account("500.00").await;
+    let started = h
+        .payments
+        .initiate(h.payment(&debtor, "100.00"))
+        .await
+        .unwrap();
+    assert_eq!(started.status, "initiated");
+    let cancelled = h
+        .payments
+        .cancel(started.record.id, "changed my mind")
+        .await
+        .unwrap();
+    assert_eq!(cancelled.status, "unwinding");
+    h.spawn_executor();
+    let cancelled = h.settled(started.record.id).await;
+    assert_eq!(cancelled.status, "cancelled");
+    assert!(
+        cancelled.reason.contains("changed my mind") || cancelled.reason.contains("forced"),
+        "{}",
+        cancelled.reason
+    );
+    assert_eq!(h.balances(&debtor).await.2, "500.00");
+
+    // A silent rail and a long wait keep a payment past its pivot.
+    let h = start(Setup {
+        rail: RailConfig {
+            accept: 0,
+            reject: 0,
+            silent: 1,
+            delay_ms: (5, 20),
+            ..RailConfig::default()
+        },
+        status_wait: Duration::from_secs(60),
+        ..Setup::default()
+    })
+    .await;
+    let debtor = h.account("500.00").await;
+    let started = h
+        .payments
+        .initiate(h.payment(&debtor, "100.00"))
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let view = h.payments.payment(started.record.id).await.unwrap();
+        if view.status == "sent" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not sent: {:?}",
+            view.steps
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let refused = loop {
+        match h.payments.cancel(started.record.id, "too late").await {
+            Err(error) if error.code() == "cannot_cancel" => {
+                // A step is running right now: the answer comes once it has finished.
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            other => break other.unwrap_err(),
+        }
+    };
+    assert_eq!(refused.code(), "past_pivot");
+    assert_eq!(
+        h.balances(&debtor).await.1,
+        "100.00",
+        "still held, awaiting the rail"
+    );
+}
+
+#[derive(serde::Deserialize)]
+struct Originated {
+    uetr: uuid::Uuid,
+    bank_status: u16,
+    bank_answer: String,
+}
+
+#[tokio::test]
+async fn an_inbound_payment_is_credited_once_by_uetr_and_an_unknown_beneficiary_gets_a_return() {
+    let h = start(Setup::default()).await;
+    let creditor = h.account("0").await;
+    let http = h.http();
+    let originate = |account: String, uetr: Option<uuid::Uuid>| {
+        let http = http.clone();
+        let url = format!("{}/rail-sim/v1/inbound", h.url);
+        async move {
+            http.post(url)
+                .json(&serde_json::json!({
+                    "creditor_account": account,
+                    "amount": "75.50",
+                    "currency": "EUR",
+                    "debtor_name": "Max Mustermann",
+                    "uetr": uetr,
+                }))
+                .send()
+                .await
+                .unwrap()
+                .json::<Originated>()
+                .await
+                .unwrap()
+        }
+    };
+    let first = originate(creditor.clone(), None).await;
+    assert_eq!(first.bank_status, 200, "{}", first.bank_answer);
+    assert!(
+        first.bank_answer.starts_with("credited"),
+        "{}",
+        first.bank_answer
+    );
+    // The rail delivers the same payment again: credited once.
+    let again = originate(creditor.clone(), Some(first.uetr)).await;
+    assert_eq!(again.bank_status, 200);
+    assert!(
+        again.bank_answer.starts_with("credited"),
+        "{}",
+        again.bank_answer
+    );
+    assert_eq!(h.balances(&creditor).await.0, "75.50");
+
+    let unknown = originate(uuid::Uuid::new_v4().to_string(), None).await;
+    assert!(
+        unknown.bank_answer.starts_with("returned"),
+        "{}",
+        unknown.bank_answer
+    );
+    assert!(
+        unknown.bank_answer.ends_with("AC01"),
+        "{}",
+        unknown.bank_answer
+    );
+    let returns: Vec<String> = http
+        .get(format!("{}/rail-sim/v1/returns", h.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(returns.len(), 1);
+    assert!(returns[0].contains("pacs.004"), "{}", returns[0]);
+    assert!(returns[0].contains(&unknown.uetr.to_string()));
+}
+
+#[tokio::test]
+async fn an_internal_transfer_goes_through_deposits_once() {
+    let h = start(Setup::default()).await;
+    let from = h.account("100.00").await;
+    let to = h.account("0").await;
+    let request = id();
+    let first = h
+        .payments
+        .internal_transfer(&request, &from, &to, "30.00", "EUR", "rent")
+        .await
+        .unwrap();
+    assert_eq!(first.from_posted_after, "70.00");
+    let again = h
+        .payments
+        .internal_transfer(&request, &from, &to, "30.00", "EUR", "rent")
+        .await
+        .unwrap();
+    assert!(again.replayed);
+    let refused = h
+        .payments
+        .internal_transfer(&id(), &from, &to, "70.01", "EUR", "")
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), "insufficient_funds");
+    assert_eq!(h.balances(&to).await.0, "30.00");
+}
