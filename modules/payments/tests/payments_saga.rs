@@ -38,11 +38,13 @@ async fn a_payment_is_held_screened_sent_accepted_and_settled_once() {
     assert_eq!(
         step_names(&done, "done"),
         [
+            "initiate:do",
             "hold:do",
             "screen:do",
             "send:do",
             "await_status:do",
-            "settle:do"
+            "settle:do",
+            "record:do"
         ]
     );
     assert_eq!(
@@ -422,4 +424,50 @@ async fn an_internal_transfer_goes_through_deposits_once() {
         .unwrap_err();
     assert_eq!(refused.code(), "insufficient_funds");
     assert_eq!(h.balances(&to).await.0, "30.00");
+}
+
+#[tokio::test]
+async fn every_outcome_leaves_its_event_in_the_outbox() {
+    let h = start(Setup {
+        rail: refusing_rail(),
+        ..Setup::default()
+    })
+    .await;
+    let debtor = h.account("1000.00").await;
+    let ok = h
+        .payments
+        .initiate(h.payment(&debtor, "10.00"))
+        .await
+        .unwrap();
+    assert_eq!(h.settled(ok.record.id).await.status, "settled");
+    let mut refused = h.payment(&debtor, "10.00");
+    refused.creditor_account = "DE89370400440532013000".to_owned();
+    let refused = h.payments.initiate(refused).await.unwrap();
+    assert_eq!(h.settled(refused.record.id).await.status, "failed");
+    let client = h.database.db_for("payments").client().await.unwrap();
+    let events: Vec<(String, String)> = client
+        .query(
+            "SELECT aggregateid, type FROM outbox ORDER BY aggregateid, aggregate_sequence",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect();
+    let of = |id: uuid::Uuid| -> Vec<&str> {
+        events
+            .iter()
+            .filter(|(aggregate, _)| *aggregate == id.to_string())
+            .map(|(_, t)| t.as_str())
+            .collect()
+    };
+    assert_eq!(
+        of(ok.record.id),
+        ["payments.outbound.initiated", "payments.outbound.settled"]
+    );
+    assert_eq!(
+        of(refused.record.id),
+        ["payments.outbound.initiated", "payments.outbound.failed"]
+    );
 }

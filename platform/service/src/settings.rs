@@ -176,7 +176,7 @@ pub const SETTINGS: &[SettingSpec] = &[
     },
     SettingSpec {
         name: "COREBANK_RELAY_SCHEMAS",
-        default: "ledger,deposits",
+        default: "ledger,deposits,payments",
         description: "The schemas whose transactional outbox the relay publishes (`corebank serve relay`, \
                       and inside `corebank up`), comma-separated, e.g. `ledger,demo`.",
     },
@@ -609,7 +609,11 @@ mod tests {
         let settings = with(&[]).unwrap();
         assert_eq!(
             settings.relay_schemas,
-            vec!["ledger".to_owned(), "deposits".to_owned()]
+            vec![
+                "ledger".to_owned(),
+                "deposits".to_owned(),
+                "payments".to_owned()
+            ]
         );
         assert_eq!(settings.nats_url, None);
         let settings = with(&[

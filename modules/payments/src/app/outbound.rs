@@ -8,6 +8,11 @@
 //!    within `status_wait`, the rail is asked.
 //! 5. `settle` (call): accepted → the hold is captured to the clearing account;
 //!    rejected → the hold is released. Either way the saga completes (forward only).
+//! 6. `record` (database step): the payment's final status and its event
+//!    (`payments.outbound.settled|rejected`), exactly once with the saga's completion.
+//!
+//! A payment that unwinds before the pivot gets its `payments.outbound.failed` event from
+//! the compensation of `hold`, in the same way.
 //!
 //! Every call carries an idempotency key derived from (saga id, step, do/undo), and the
 //! UETR and end-to-end id of the payment travel in every message.
@@ -350,6 +355,114 @@ fn screen_step<'a>(
     })
 }
 
+/// The outbox of the payments schema.
+fn outbox() -> Result<corebank_outbox::Outbox, corebank_db::DbError> {
+    corebank_outbox::SchemaName::new("payments")
+        .map(corebank_outbox::Outbox::new)
+        .map_err(|e| corebank_db::DbError::Unavailable {
+            message: e.to_string(),
+        })
+}
+
+/// Writes a payment's status and its event, in the step's transaction.
+async fn record_outcome(
+    tx: &corebank_db::Transaction<'_>,
+    context: &StepContext,
+    status: &str,
+    reason: &str,
+) -> Result<(), corebank_db::DbError> {
+    let payment_id = context.saga_id;
+    store::set_status(tx, payment_id, status, reason, Utc::now())
+        .await
+        .map_err(db_error)?;
+    let event = corebank_outbox::NewEvent::new(
+        corebank_outbox::AggregateRef::new("payment", payment_id.to_string()).map_err(|e| {
+            corebank_db::DbError::Unavailable {
+                message: e.to_string(),
+            }
+        })?,
+        &format!("payments.outbound.{status}"),
+        json!({
+            "payment_id": payment_id,
+            "uetr": field(&context.input, "uetr"),
+            "end_to_end_id": field(&context.input, "end_to_end_id"),
+            "debtor_account_id": field(&context.input, "debtor_account_id"),
+            "amount": field(&context.input, "amount"),
+            "currency": field(&context.input, "currency"),
+            "reason": reason,
+        }),
+    )
+    .map_err(|e| corebank_db::DbError::Unavailable {
+        message: e.to_string(),
+    })?;
+    outbox()?
+        .append_one::<PaymentsError>(tx, &event)
+        .await
+        .map_err(db_error)?;
+    Ok(())
+}
+
+fn record_step<'a>(
+    tx: &'a corebank_db::Transaction<'a>,
+    context: &'a StepContext,
+) -> corebank_saga::BoxFuture<'a, Result<StepOutcome, corebank_db::DbError>> {
+    Box::pin(async move {
+        let answer = context.outputs.get("await_status");
+        let rejected =
+            answer.and_then(|o| o.get("status")).and_then(Value::as_str) == Some("rejected");
+        let reason = answer
+            .and_then(|o| o.get("reason"))
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let status = if rejected { "rejected" } else { "settled" };
+        record_outcome(tx, context, status, reason).await?;
+        Ok(StepOutcome::Done(json!({ "status": status })))
+    })
+}
+
+/// Step `initiate`: the payment's first event.
+fn initiated<'a>(
+    tx: &'a corebank_db::Transaction<'a>,
+    context: &'a StepContext,
+) -> corebank_saga::BoxFuture<'a, Result<StepOutcome, corebank_db::DbError>> {
+    Box::pin(async move {
+        record_outcome(tx, context, "initiated", "").await?;
+        Ok(StepOutcome::Done(json!({ "recorded": true })))
+    })
+}
+
+/// The compensation of `initiate`, which runs last when a payment unwinds: it records that
+/// the payment failed, or was cancelled, with the reason.
+fn unwound<'a>(
+    tx: &'a corebank_db::Transaction<'a>,
+    context: &'a StepContext,
+) -> corebank_saga::BoxFuture<'a, Result<StepOutcome, corebank_db::DbError>> {
+    Box::pin(async move {
+        let failure: String = tx
+            .query_opt(
+                "SELECT failure FROM saga_instances WHERE id = $1",
+                &[&context.saga_id],
+            )
+            .await?
+            .map(|row| row.get(0))
+            .unwrap_or_default();
+        let cancellation: Option<String> = tx
+            .query_opt(
+                "SELECT reason FROM saga_operator_actions WHERE saga_id = $1 \
+                 AND action = 'force_compensate' ORDER BY at DESC LIMIT 1",
+                &[&context.saga_id],
+            )
+            .await?
+            .map(|row| row.get(0));
+        let (status, reason) = match cancellation {
+            Some(reason) => ("cancelled", reason),
+            None => ("failed", failure),
+        };
+        record_outcome(tx, context, status, &reason).await?;
+        Ok(StepOutcome::Done(json!({ "status": status })))
+    })
+}
+
 fn db_error(error: corebank_db::TxError<PaymentsError>) -> corebank_db::DbError {
     match error {
         corebank_db::TxError::Db(error) => error,
@@ -387,6 +500,9 @@ pub fn definition(slot: Arc<OnceLock<Payments>>, options: &SagaOptions) -> SagaD
         SAGA_TYPE,
         1,
         vec![
+            Step::new("initiate", Action::db(initiated))
+                .compensate_with(Action::db(unwound))
+                .retry(quick),
             Step::new("hold", call(&slot, place_hold, twice))
                 .compensate_with(call(&slot, release_hold, undo_twice))
                 .retry(quick),
@@ -397,6 +513,7 @@ pub fn definition(slot: Arc<OnceLock<Payments>>, options: &SagaOptions) -> SagaD
                 .pivot(),
             Step::new("await_status", call(&slot, await_status, twice)).retry(waiting),
             Step::new("settle", call(&slot, settle, twice)).retry(quick),
+            Step::new("record", Action::db(record_step)).retry(quick),
         ],
     )
 }
@@ -623,10 +740,10 @@ impl Payments {
             Status::Paused => ("attention", saga.paused_reason.clone()),
             Status::Running => (
                 match saga.current_step {
-                    0 => "initiated",
-                    1 => "held",
-                    2 => "screened",
-                    3 => "sent",
+                    0 | 1 => "initiated",
+                    2 => "held",
+                    3 => "screened",
+                    4 => "sent",
                     // The rail answered; the hold is being captured or released.
                     _ => "settling",
                 },
