@@ -20,6 +20,9 @@ enum BenchSuite {
     /// pgbench TPC-B, then three-step demo sagas with database steps, driven by one
     /// executor (replicas_1) and by two (replicas_2).
     Saga(crate::bench_saga::SagaBenchOptions),
+    /// pgbench TPC-B, then internal transfers through the payments gRPC API (payments →
+    /// deposits → ledger).
+    Payments(crate::bench_payments::PaymentsBenchOptions),
 }
 
 #[derive(Debug, Subcommand)]
@@ -90,6 +93,9 @@ pub async fn run() -> anyhow::Result<()> {
             match suite {
                 BenchSuite::Ledger(options) => crate::bench::ledger(&settings, &options).await,
                 BenchSuite::Saga(options) => crate::bench_saga::saga(&settings, &options).await,
+                BenchSuite::Payments(options) => {
+                    crate::bench_payments::payments(&settings, &options).await
+                }
             }
         }
         Command::Outbox { command } => {

@@ -356,22 +356,19 @@ impl Deposits {
 
     /// Balances from the ledger: the customer's account and the interest accrued on it.
     pub(crate) async fn balances(&self, account: &Account) -> Result<BalancesView, DepositsError> {
-        let mut ledger = self.ledger.clone();
-        let customer = ledger
-            .get_account(pb::GetAccountRequest {
+        let (mut ledger, mut other) = (self.ledger.clone(), self.ledger.clone());
+        // Both asked at once.
+        let (customer, accrued) = tokio::join!(
+            ledger.get_account(pb::GetAccountRequest {
                 account_id: account.ledger_account_id.to_string(),
-            })
-            .await
-            .map_err(|s| from_status(&s))?
-            .into_inner();
-        let accrued = ledger
-            .get_balance(pb::GetBalanceRequest {
+            }),
+            other.get_balance(pb::GetBalanceRequest {
                 account_id: account.accrued_account_id.to_string(),
                 as_of: None,
             })
-            .await
-            .map_err(|s| from_status(&s))?
-            .into_inner();
+        );
+        let customer = customer.map_err(|s| from_status(&s))?.into_inner();
+        let accrued = accrued.map_err(|s| from_status(&s))?.into_inner();
         let balance = customer.balance.unwrap_or_default();
         let allowance = customer
             .limit

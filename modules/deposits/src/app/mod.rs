@@ -775,22 +775,52 @@ impl Deposits {
             "currency": currency,
             "description": description,
         });
-        if let Some(stored) = self.replay(request_id, "transfer", &content).await? {
-            let mut view: TransferView =
-                serde_json::from_value(stored).map_err(|e| DepositsError::Internal {
-                    message: e.to_string(),
-                })?;
-            view.replayed = true;
-            return Ok(view);
-        }
         if from_id == to_id {
             return Err(DepositsError::invalid(
                 "to_account_id",
                 "the same account as from_account_id",
             ));
         }
-        let from = self.load_account(from_id).await?;
-        let to = self.load_account(to_id).await?;
+        // The earlier answer, both accounts, read at once.
+        let (stored, from, to) = self
+            .db
+            .run_tx("deposits_transfer_read", |tx| {
+                Box::pin(async move {
+                    let (stored, from, to) = tokio::join!(
+                        store::request(&tx, request_id),
+                        store::account(&tx, from_id),
+                        store::account(&tx, to_id)
+                    );
+                    Ok((stored?, from?, to?))
+                })
+            })
+            .await
+            .map_err(tx_error)?;
+        if let Some(stored) = stored {
+            if stored.kind != "transfer" {
+                return Err(DepositsError::ExistsWithDifferent {
+                    request_id: request_id.to_string(),
+                    field: "kind".to_owned(),
+                });
+            }
+            if let Some(field) = first_difference(&stored.content, &content) {
+                return Err(DepositsError::ExistsWithDifferent {
+                    request_id: request_id.to_string(),
+                    field,
+                });
+            }
+            let mut view: TransferView =
+                serde_json::from_value(stored.response).map_err(|e| DepositsError::Internal {
+                    message: e.to_string(),
+                })?;
+            view.replayed = true;
+            return Ok(view);
+        }
+        let unknown = |id: Uuid| DepositsError::UnknownAccount {
+            account_id: id.to_string(),
+        };
+        let from = from.ok_or_else(|| unknown(from_id))?;
+        let to = to.ok_or_else(|| unknown(to_id))?;
         let request_currency = parse_currency(currency)?;
         if request_currency != from.currency || request_currency != to.currency {
             return Err(DepositsError::CurrencyMismatch {
@@ -817,16 +847,27 @@ impl Deposits {
         }
         let day = self.now().date_naive();
         let daily = product.daily_transfer_limit;
-        let reserved = self
-            .db
-            .run_tx("deposits_reserve_transfer", |tx| {
-                Box::pin(async move {
-                    store::reserve_transfer(&tx, request_id, from_id, day, money.amount(), daily)
+        // Only a daily limit needs the reservation.
+        let reserved = if daily.is_none() {
+            Ok(())
+        } else {
+            self.db
+                .run_tx("deposits_reserve_transfer", |tx| {
+                    Box::pin(async move {
+                        store::reserve_transfer(
+                            &tx,
+                            request_id,
+                            from_id,
+                            day,
+                            money.amount(),
+                            daily,
+                        )
                         .await
+                    })
                 })
-            })
-            .await
-            .map_err(tx_error)?;
+                .await
+                .map_err(tx_error)?
+        };
         if let Err(used) = reserved {
             return Err(DepositsError::DailyLimitExceeded {
                 account_id: from_id.to_string(),
@@ -857,10 +898,12 @@ impl Deposits {
         if let Err(error) = moved {
             // A definite refusal gives the reservation back; an unknown outcome keeps it
             // (the retry of this request finds the entry or makes it).
-            if !matches!(
-                error,
-                DepositsError::Unavailable { .. } | DepositsError::Internal { .. }
-            ) {
+            if daily.is_some()
+                && !matches!(
+                    error,
+                    DepositsError::Unavailable { .. } | DepositsError::Internal { .. }
+                )
+            {
                 self.db
                     .run_tx("deposits_release_transfer", |tx| {
                         Box::pin(async move { store::release_transfer(&tx, request_id).await })
