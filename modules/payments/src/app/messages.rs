@@ -6,7 +6,7 @@ use rust_decimal::Decimal;
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::Payments;
+use super::Parts;
 use crate::domain::error::PaymentsError;
 use corebank_kernel::Currency;
 
@@ -253,7 +253,7 @@ pub fn parse_return(xml: &str) -> Result<(), PaymentsError> {
 /// What the rail says of a UETR: `None` unknown, `Some(None)` known but undecided,
 /// `Some(Some((status, reason)))` decided.
 pub async fn rail_status(
-    payments: &Payments,
+    payments: &Parts,
     uetr: &str,
 ) -> Result<Option<Option<(String, String)>>, PaymentsError> {
     let response = payments

@@ -47,14 +47,27 @@ impl Default for PaymentsConfig {
     }
 }
 
-/// The payments module.
-#[derive(Clone)]
-pub struct Payments {
+/// What the module's operations and its saga's steps work with.
+#[derive(Debug)]
+pub struct Parts {
     pub(crate) db: Db,
     pub(crate) deposits: DepositsClient<Channel>,
     pub(crate) http: reqwest::Client,
     pub(crate) config: Arc<PaymentsConfig>,
+}
+
+/// The payments module.
+#[derive(Clone)]
+pub struct Payments {
+    parts: Arc<Parts>,
     pub(crate) executor: Executor,
+}
+
+impl std::ops::Deref for Payments {
+    type Target = Parts;
+    fn deref(&self) -> &Parts {
+        &self.parts
+    }
 }
 
 impl std::fmt::Debug for Payments {
@@ -141,27 +154,21 @@ impl Payments {
             .map_err(|e| PaymentsError::Internal {
                 message: format!("the HTTP client did not build: {e}"),
             })?;
-        let config = Arc::new(config);
-        let mut registry = Registry::new();
-        // The definition needs the module (its steps call deposits and the rail); it is
-        // given a handle that is filled right after.
-        let slot: Arc<std::sync::OnceLock<Payments>> = Arc::new(std::sync::OnceLock::new());
-        registry.register(outbound::definition(Arc::clone(&slot), &options))?;
-        let executor = Executor::with_watchers(
-            db.clone(),
-            Arc::new(registry),
-            config.executor.clone(),
-            Watchers::new(),
-        );
-        let payments = Payments {
-            db,
+        let parts = Arc::new(Parts {
+            db: db.clone(),
             deposits,
             http,
-            config,
-            executor,
-        };
-        let _ = slot.set(payments.clone());
-        Ok(payments)
+            config: Arc::new(config),
+        });
+        let mut registry = Registry::new();
+        registry.register(outbound::definition(Arc::clone(&parts), &options))?;
+        let executor = Executor::with_watchers(
+            db,
+            Arc::new(registry),
+            parts.config.executor.clone(),
+            Watchers::new(),
+        );
+        Ok(Payments { parts, executor })
     }
 
     /// Runs the saga executor until `shutdown`.

@@ -17,7 +17,7 @@
 //! Every call carries an idempotency key derived from (saga id, step, do/undo), and the
 //! UETR and end-to-end id of the payment travel in every message.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{TimeDelta, Utc};
@@ -31,7 +31,7 @@ use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::{PaymentRecord, Payments, derived_id, from_deposits, parse_id, tx_error};
+use super::{Parts, PaymentRecord, Payments, derived_id, from_deposits, parse_id, tx_error};
 use crate::domain::error::PaymentsError;
 use crate::domain::screening::screen;
 use crate::store;
@@ -48,9 +48,8 @@ pub struct SagaOptions {
     pub compensations_twice: bool,
 }
 
-fn module(slot: &OnceLock<Payments>) -> Result<&Payments, StepOutcome> {
-    slot.get()
-        .ok_or_else(|| StepOutcome::Transient("the payments module is starting".to_owned()))
+fn module(parts: &Parts) -> Result<&Parts, StepOutcome> {
+    Ok(parts)
 }
 
 fn field<'a>(input: &'a Value, name: &str) -> &'a str {
@@ -67,11 +66,10 @@ fn outcome_of(error: &PaymentsError) -> StepOutcome {
     }
 }
 
-type CallFn =
-    fn(Arc<OnceLock<Payments>>, StepContext) -> corebank_saga::BoxFuture<'static, StepOutcome>;
+type CallFn = fn(Arc<Parts>, StepContext) -> corebank_saga::BoxFuture<'static, StepOutcome>;
 
 /// A call, run twice in a row when asked (the second must answer the same).
-fn call(slot: &Arc<OnceLock<Payments>>, f: CallFn, twice: bool) -> Action {
+fn call(slot: &Arc<Parts>, f: CallFn, twice: bool) -> Action {
     let slot = Arc::clone(slot);
     Action::call(move |context| {
         let slot = Arc::clone(&slot);
@@ -93,7 +91,7 @@ fn call(slot: &Arc<OnceLock<Payments>>, f: CallFn, twice: bool) -> Action {
 }
 
 fn place_hold(
-    slot: Arc<OnceLock<Payments>>,
+    slot: Arc<Parts>,
     context: StepContext,
 ) -> corebank_saga::BoxFuture<'static, StepOutcome> {
     Box::pin(async move {
@@ -122,7 +120,7 @@ fn place_hold(
 }
 
 fn release_hold(
-    slot: Arc<OnceLock<Payments>>,
+    slot: Arc<Parts>,
     context: StepContext,
 ) -> corebank_saga::BoxFuture<'static, StepOutcome> {
     Box::pin(async move {
@@ -159,10 +157,7 @@ fn release_hold(
     })
 }
 
-fn send(
-    slot: Arc<OnceLock<Payments>>,
-    context: StepContext,
-) -> corebank_saga::BoxFuture<'static, StepOutcome> {
+fn send(slot: Arc<Parts>, context: StepContext) -> corebank_saga::BoxFuture<'static, StepOutcome> {
     Box::pin(async move {
         let payments = match module(&slot) {
             Ok(payments) => payments,
@@ -202,14 +197,12 @@ fn send(
 }
 
 /// Whether the rail knows the payment: what settles a `send` whose answer was lost.
-fn rail_knows(slot: &Arc<OnceLock<Payments>>) -> corebank_saga::definition::QueryFn {
+fn rail_knows(slot: &Arc<Parts>) -> corebank_saga::definition::QueryFn {
     let slot = Arc::clone(slot);
     Arc::new(move |context: StepContext| {
         let slot = Arc::clone(&slot);
         Box::pin(async move {
-            let Some(payments) = slot.get() else {
-                return QueryOutcome::Unknown("the payments module is starting".to_owned());
-            };
+            let payments = &*slot;
             match super::messages::rail_status(payments, field(&context.input, "uetr")).await {
                 Ok(Some(_)) => QueryOutcome::Applied(json!({ "sent": true })),
                 Ok(None) => QueryOutcome::NotApplied,
@@ -220,7 +213,7 @@ fn rail_knows(slot: &Arc<OnceLock<Payments>>) -> corebank_saga::definition::Quer
 }
 
 fn await_status(
-    slot: Arc<OnceLock<Payments>>,
+    slot: Arc<Parts>,
     context: StepContext,
 ) -> corebank_saga::BoxFuture<'static, StepOutcome> {
     Box::pin(async move {
@@ -272,7 +265,7 @@ fn await_status(
 }
 
 fn settle(
-    slot: Arc<OnceLock<Payments>>,
+    slot: Arc<Parts>,
     context: StepContext,
 ) -> corebank_saga::BoxFuture<'static, StepOutcome> {
     Box::pin(async move {
@@ -472,16 +465,13 @@ fn db_error(error: corebank_db::TxError<PaymentsError>) -> corebank_db::DbError 
     }
 }
 
-/// The saga definition; its steps reach the module through `slot`.
-pub fn definition(slot: Arc<OnceLock<Payments>>, options: &SagaOptions) -> SagaDefinition {
+/// The saga definition; its steps work with the module's `parts`.
+pub fn definition(slot: Arc<Parts>, options: &SagaOptions) -> SagaDefinition {
     let twice = options.actions_twice;
     let undo_twice = options.compensations_twice;
     let screening_slot = Arc::clone(&slot);
     let screen_action = Action::db(move |tx, context| {
-        let rules = screening_slot
-            .get()
-            .map(|p| p.config.screening.clone())
-            .unwrap_or_default();
+        let rules = screening_slot.config.screening.clone();
         screen_step(tx, context, rules)
     });
     let quick = RetryPolicy {
