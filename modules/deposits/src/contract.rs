@@ -8,6 +8,7 @@
 
 use corebank_api::deposits::v1 as pb;
 use corebank_api::deposits::v1::deposits_client::DepositsClient;
+use corebank_service::contract::{answer as grpc, expect, refused};
 use tonic::transport::Channel;
 use uuid::Uuid;
 
@@ -22,42 +23,6 @@ type Client = DepositsClient<Channel>;
 
 fn request_id() -> String {
     Uuid::new_v4().to_string()
-}
-
-fn code(status: &tonic::Status) -> String {
-    status
-        .metadata()
-        .get("corebank-error-code")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned()
-}
-
-fn expect(condition: bool, message: impl FnOnce() -> String) -> Result<(), String> {
-    if condition { Ok(()) } else { Err(message()) }
-}
-
-/// Expects a refusal with this stable code.
-fn refused<T: std::fmt::Debug>(
-    result: Result<T, tonic::Status>,
-    expected: &str,
-) -> Result<(), String> {
-    match result {
-        Ok(value) => Err(format!("expected {expected}, got an answer: {value:?}")),
-        Err(status) if code(&status) == expected => Ok(()),
-        Err(status) => Err(format!(
-            "expected {expected}, got {} ({:?}: {})",
-            code(&status),
-            status.code(),
-            status.message()
-        )),
-    }
-}
-
-fn grpc<T>(result: Result<tonic::Response<T>, tonic::Status>, what: &str) -> Result<T, String> {
-    result
-        .map(tonic::Response::into_inner)
-        .map_err(|s| format!("{what}: {} ({:?}): {}", code(&s), s.code(), s.message()))
 }
 
 fn product_request(code: &str) -> pb::CreateProductRequest {

@@ -2,6 +2,7 @@
 //! clearing rail simulator.
 
 pub mod app;
+pub mod contract;
 pub mod domain;
 pub mod grpc;
 pub mod http;

@@ -2,6 +2,7 @@
 //! logs, Prometheus metrics, liveness and readiness, request ids, graceful shutdown, and the
 //! server that carries a component's HTTP routes and gRPC services on one port.
 
+pub mod contract;
 pub mod metrics;
 mod server;
 pub mod settings;

@@ -975,12 +975,10 @@ impl Deposits {
             "reason": reason,
             "expires_in_seconds": expires_in_seconds,
         });
-        if let Some(stored) = self.replay(request_id, "place_hold", &content).await? {
-            let mut hold: HoldView =
-                serde_json::from_value(stored).map_err(|e| DepositsError::Internal {
-                    message: e.to_string(),
-                })?;
-            hold.replayed = true;
+        if let Some(hold) = self
+            .replayed_hold(request_id, "place_hold", &content)
+            .await?
+        {
             return Ok(hold);
         }
         let account = self.load_account(account_id).await?;
@@ -1053,30 +1051,13 @@ impl Deposits {
         let request_id = parse_id("request_id", request_id)?;
         let hold_id = parse_id("hold_id", hold_id)?;
         let content = json!({ "hold_id": hold_id });
-        if let Some(stored) = self.replay(request_id, "release_hold", &content).await? {
-            let mut hold: HoldView =
-                serde_json::from_value(stored).map_err(|e| DepositsError::Internal {
-                    message: e.to_string(),
-                })?;
-            hold.replayed = true;
+        if let Some(hold) = self
+            .replayed_hold(request_id, "release_hold", &content)
+            .await?
+        {
             return Ok(hold);
         }
-        let hold = self
-            .db
-            .run_tx("deposits_hold", |tx| {
-                Box::pin(async move { store::hold(&tx, hold_id).await })
-            })
-            .await
-            .map_err(tx_error)?
-            .ok_or_else(|| DepositsError::UnknownHold {
-                hold_id: hold_id.to_string(),
-            })?;
-        if hold.status != HoldStatus::Held {
-            return Err(DepositsError::HoldNotHeld {
-                hold_id: hold_id.to_string(),
-                status: hold.status.as_str().to_owned(),
-            });
-        }
+        let hold = self.held_hold(hold_id).await?;
         let status = self
             .ledger_void(entry_id_for("release", request_id), hold_id)
             .await?;
@@ -1111,28 +1092,8 @@ impl Deposits {
         })
     }
 
-    /// Takes a held amount: the hold's pending entry is posted (customer → holds suspense)
-    /// and the amount moves on to the bank's account for `destination` (`clearing`).
-    pub async fn capture_hold(
-        &self,
-        request_id: &str,
-        hold_id: &str,
-        destination: &str,
-    ) -> Result<HoldView, DepositsError> {
-        let request_id = parse_id("request_id", request_id)?;
-        let hold_id = parse_id("hold_id", hold_id)?;
-        if destination != "clearing" {
-            return Err(DepositsError::invalid("destination", "`clearing`"));
-        }
-        let content = json!({ "hold_id": hold_id, "destination": destination });
-        if let Some(stored) = self.replay(request_id, "capture_hold", &content).await? {
-            let mut hold: HoldView =
-                serde_json::from_value(stored).map_err(|e| DepositsError::Internal {
-                    message: e.to_string(),
-                })?;
-            hold.replayed = true;
-            return Ok(hold);
-        }
+    /// A hold that is still held (refused otherwise, naming its status).
+    async fn held_hold(&self, hold_id: Uuid) -> Result<Hold, DepositsError> {
         let hold = self
             .db
             .run_tx("deposits_hold", |tx| {
@@ -1149,6 +1110,48 @@ impl Deposits {
                 status: hold.status.as_str().to_owned(),
             });
         }
+        Ok(hold)
+    }
+
+    /// The earlier answer to a hold request, marked as a replay.
+    async fn replayed_hold(
+        &self,
+        request_id: Uuid,
+        kind: &str,
+        content: &Value,
+    ) -> Result<Option<HoldView>, DepositsError> {
+        let Some(stored) = self.replay(request_id, kind, content).await? else {
+            return Ok(None);
+        };
+        let mut hold: HoldView =
+            serde_json::from_value(stored).map_err(|e| DepositsError::Internal {
+                message: e.to_string(),
+            })?;
+        hold.replayed = true;
+        Ok(Some(hold))
+    }
+
+    /// Takes a held amount: the hold's pending entry is posted (customer → holds suspense)
+    /// and the amount moves on to the bank's account for `destination` (`clearing`).
+    pub async fn capture_hold(
+        &self,
+        request_id: &str,
+        hold_id: &str,
+        destination: &str,
+    ) -> Result<HoldView, DepositsError> {
+        let request_id = parse_id("request_id", request_id)?;
+        let hold_id = parse_id("hold_id", hold_id)?;
+        if destination != "clearing" {
+            return Err(DepositsError::invalid("destination", "`clearing`"));
+        }
+        let content = json!({ "hold_id": hold_id, "destination": destination });
+        if let Some(hold) = self
+            .replayed_hold(request_id, "capture_hold", &content)
+            .await?
+        {
+            return Ok(hold);
+        }
+        let hold = self.held_hold(hold_id).await?;
         self.ledger_post_pending(entry_id_for("capture", request_id), hold_id)
             .await?;
         let suspense = self.gl_account(hold.currency, "holds_suspense").await?;
