@@ -180,6 +180,8 @@ pub struct Deposits {
     outbox: Outbox,
     clock: Arc<dyn Clock>,
     gl: Arc<Mutex<HashMap<(Currency, &'static str), Uuid>>>,
+    /// Product versions never change once written, so they are kept once read.
+    product_versions: Arc<Mutex<HashMap<(String, i64), Product>>>,
 }
 
 impl std::fmt::Debug for Deposits {
@@ -266,6 +268,7 @@ impl Deposits {
             outbox: Outbox::new(SchemaName::new("deposits")?),
             clock,
             gl: Arc::new(Mutex::new(HashMap::new())),
+            product_versions: Arc::new(Mutex::new(HashMap::new())),
         })
     }
 
@@ -347,7 +350,17 @@ impl Deposits {
         code: &str,
         version: Option<i64>,
     ) -> Result<Product, DepositsError> {
-        self.db
+        if let Some(version) = version
+            && let Some(known) = self
+                .product_versions
+                .lock()
+                .ok()
+                .and_then(|known| known.get(&(code.to_owned(), version)).cloned())
+        {
+            return Ok(known);
+        }
+        let product = self
+            .db
             .run_tx("deposits_product", |tx| {
                 Box::pin(async move { store::product(&tx, code, version).await })
             })
@@ -355,7 +368,11 @@ impl Deposits {
             .map_err(tx_error)?
             .ok_or_else(|| DepositsError::UnknownProduct {
                 code: code.to_owned(),
-            })
+            })?;
+        if let Ok(mut known) = self.product_versions.lock() {
+            known.insert((product.code.clone(), product.version), product.clone());
+        }
+        Ok(product)
     }
 
     pub async fn products(&self) -> Result<Vec<Product>, DepositsError> {
