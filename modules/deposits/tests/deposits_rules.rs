@@ -554,3 +554,66 @@ async fn a_captured_hold_goes_to_clearing_and_clearing_can_credit_an_account() {
     assert_eq!(received.balances_after.posted, "85.00");
     assert_eq!(events(&h, "deposits.hold.captured").await, 1);
 }
+
+#[tokio::test]
+async fn closing_posts_interest_the_job_already_accrued() {
+    let h = start_at(at(2026, 3, 1)).await;
+    let account = funded(&h, "saver", |_| {}, "10000.00").await;
+    h.clock.set(at(2026, 3, 11));
+    // The scheduled job ran last night: Mar 1..10 accrued, not yet posted (mid-month).
+    let report = h
+        .deposits
+        .accrue(NaiveDate::from_ymd_opt(2026, 3, 10).unwrap(), &|_, _| {})
+        .await
+        .unwrap();
+    assert_eq!((report.accrual_entries, report.postings), (10, 0));
+    let closed = h
+        .deposits
+        .change_status("close", &id(), &account, "customer request")
+        .await
+        .unwrap();
+    assert_eq!(closed.status, "closed");
+    assert_eq!(closed.balances.accrued_interest, "0.00");
+    let statement = h.deposits.statement(&account, "", 50).await.unwrap();
+    let amounts: Vec<&str> = statement.lines.iter().map(|l| l.amount.as_str()).collect();
+    assert_eq!(amounts, ["10000.00", "10.00", "10010.00"], "{statement:?}");
+    assert_eq!(events(&h, "deposits.interest.posted").await, 1);
+}
+
+#[tokio::test]
+async fn a_transfer_refused_by_the_daily_limit_stays_refused_when_retried() {
+    let h = start().await;
+    let from = funded(
+        &h,
+        "daily",
+        |p| p.daily_transfer_limit = "100.00".to_owned(),
+        "500.00",
+    )
+    .await;
+    let to = h
+        .deposits
+        .open_account(&id(), "customer-3", "daily", None)
+        .await
+        .unwrap()
+        .id
+        .to_string();
+    h.deposits
+        .transfer(&id(), &from, &to, "90.00", "EUR", "")
+        .await
+        .unwrap();
+    let request = id();
+    for _ in 0..3 {
+        let refused = h
+            .deposits
+            .transfer(&request, &from, &to, "50.00", "EUR", "")
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), "daily_limit_exceeded");
+    }
+    assert_eq!(posted(&h, &from).await, "410.00");
+    // What is left of the day's limit is still there.
+    h.deposits
+        .transfer(&id(), &from, &to, "10.00", "EUR", "")
+        .await
+        .unwrap();
+}

@@ -188,6 +188,50 @@ impl Deposits {
             account.period_precise = period_precise;
             account.period_posted = period_posted;
         }
+        // Closing: what the period holds is posted now, even when the days were accrued
+        // before (by the scheduled job) and the loop above had nothing left to do.
+        if final_posting
+            && account.accrued_through >= through
+            && !account.period_posted.is_zero()
+            && account.status != AccountStatus::Closed
+        {
+            let day = account.accrued_through;
+            let amount = account.period_posted;
+            self.post_interest_leg(
+                &account,
+                posting_entry_id(account.id, day),
+                amount,
+                day,
+                true,
+            )
+            .await?;
+            report.postings += 1;
+            let event = self.event(
+                account.id,
+                "deposits.interest.posted",
+                json!({
+                    "account_id": account.id,
+                    "period_end": day,
+                    "amount": money_text(amount, account.currency),
+                    "currency": account.currency.code(),
+                    "entry_id": posting_entry_id(account.id, day),
+                }),
+            )?;
+            let outbox = &self.outbox;
+            let event = &event;
+            self.db
+                .run_tx("deposits_accrual_final_posting", |tx| {
+                    Box::pin(async move {
+                        let reset = store::reset_period(&tx, account_id, day, amount).await?;
+                        if reset {
+                            outbox.append_one::<DepositsError>(&tx, event).await?;
+                        }
+                        Ok(())
+                    })
+                })
+                .await
+                .map_err(tx_error)?;
+        }
         Ok(report)
     }
 

@@ -865,13 +865,11 @@ impl Deposits {
         let day = self.now().date_naive();
         let daily = product.daily_transfer_limit;
         // Only a daily limit needs the reservation.
-        let reserved = if daily.is_none() {
-            Ok(())
-        } else {
+        if daily.is_some() {
             self.db
                 .run_tx("deposits_reserve_transfer", |tx| {
                     Box::pin(async move {
-                        store::reserve_transfer(
+                        match store::reserve_transfer(
                             &tx,
                             request_id,
                             from_id,
@@ -879,20 +877,22 @@ impl Deposits {
                             money.amount(),
                             daily,
                         )
-                        .await
+                        .await?
+                        {
+                            Ok(()) => Ok(()),
+                            // Refused: nothing of this attempt may stay.
+                            Err(used) => Err(TxError::Abort(DepositsError::DailyLimitExceeded {
+                                account_id: from_id.to_string(),
+                                limit: daily
+                                    .map(|l| money_text(l, money.currency()))
+                                    .unwrap_or_default(),
+                                used: money_text(used, money.currency()),
+                            })),
+                        }
                     })
                 })
                 .await
-                .map_err(tx_error)?
-        };
-        if let Err(used) = reserved {
-            return Err(DepositsError::DailyLimitExceeded {
-                account_id: from_id.to_string(),
-                limit: daily
-                    .map(|l| money_text(l, from.currency))
-                    .unwrap_or_default(),
-                used: money_text(used, from.currency),
-            });
+                .map_err(tx_error)?;
         }
         let entry_id = entry_id_for("transfer", request_id);
         let description = if description.is_empty() {

@@ -283,6 +283,24 @@ pub async fn advance_accrual(
         == 1)
 }
 
+/// Empties the posting period after a posting outside a period end (closing), if the
+/// position is still where it was read.
+pub async fn reset_period(
+    tx: &Transaction<'_>,
+    id: Uuid,
+    through: NaiveDate,
+    posted: Decimal,
+) -> StoreResult<bool> {
+    Ok(tx
+        .execute(
+            "UPDATE accounts SET period_precise = 0, period_posted = 0 \
+             WHERE id = $1 AND accrued_through = $2 AND period_posted = $3",
+            &[&id, &through, &posted],
+        )
+        .await?
+        == 1)
+}
+
 pub async fn set_status(
     tx: &Transaction<'_>,
     id: Uuid,
@@ -480,7 +498,8 @@ pub async fn insert_gl_account(
 }
 
 /// Reserves `amount` of `account`'s transfers on `day` within `limit` (none: unlimited), once
-/// per request. `Ok(Err(used))` when the limit would be passed.
+/// per request. `Ok(Err(used))` when the limit would be passed: the caller must then roll
+/// the transaction back (the reservation row is already written).
 pub async fn reserve_transfer(
     tx: &Transaction<'_>,
     request_id: Uuid,
@@ -497,7 +516,21 @@ pub async fn reserve_transfer(
         )
         .await?;
     if inserted == 0 {
-        return Ok(Ok(()));
+        // Reserved before by this request: once, and only for the same amount.
+        let reserved: Option<(Uuid, Decimal)> = tx
+            .query_opt(
+                "SELECT account_id, amount FROM transfer_reservations WHERE request_id = $1",
+                &[&request_id],
+            )
+            .await?
+            .map(|row| (row.get(0), row.get(1)));
+        return match reserved {
+            Some((account, reserved)) if account == account_id && reserved == amount => Ok(Ok(())),
+            _ => Err(TxError::Abort(DepositsError::ExistsWithDifferent {
+                request_id: request_id.to_string(),
+                field: "amount".to_owned(),
+            })),
+        };
     }
     let used: Decimal = tx
         .query_opt(
