@@ -471,3 +471,74 @@ async fn every_outcome_leaves_its_event_in_the_outbox() {
         ["payments.outbound.initiated", "payments.outbound.failed"]
     );
 }
+
+#[tokio::test]
+async fn only_a_final_status_report_settles_a_payment() {
+    // A silent rail: the test plays the rail's reports itself.
+    let h = start(Setup {
+        rail: RailConfig {
+            accept: 0,
+            reject: 0,
+            silent: 1,
+            delay_ms: (5, 20),
+            ..RailConfig::default()
+        },
+        status_wait: Duration::from_secs(60),
+        ..Setup::default()
+    })
+    .await;
+    let debtor = h.account("500.00").await;
+    let started = h
+        .payments
+        .initiate(h.payment(&debtor, "100.00"))
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while h.payments.payment(started.record.id).await.unwrap().status != "sent" {
+        assert!(std::time::Instant::now() < deadline, "not sent");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let report = |status: &str, reason: &str| {
+        corebank_payments::app::messages::pacs002_for(
+            "MSG",
+            &started.record.end_to_end_id,
+            started.record.uetr,
+            status,
+            reason,
+        )
+        .unwrap()
+    };
+    let post = |xml: String| {
+        let http = h.http();
+        let url = format!("{}/payments/rail/v1/pacs002", h.url);
+        async move {
+            http.post(url)
+                .body(xml)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    // ACCP (checks passed) is not final: the payment keeps waiting, and a rejection after it
+    // still counts.
+    assert_eq!(post(report("ACCP", "")).await, 200);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        h.payments.payment(started.record.id).await.unwrap().status,
+        "sent"
+    );
+    assert_eq!(post(report("RJCT", "AM04")).await, 200);
+    let done = h.settled(started.record.id).await;
+    assert_eq!(
+        (done.status.as_str(), done.reason.as_str()),
+        ("rejected", "AM04")
+    );
+    assert_eq!(
+        h.balances(&debtor).await,
+        ("500.00".into(), "0.00".into(), "500.00".into())
+    );
+    // A malformed report is refused and changes nothing.
+    assert_eq!(post("<not-iso/>".to_owned()).await, 422);
+}

@@ -179,8 +179,9 @@ impl Payments {
     /// Takes a pacs.002 for one of our outbound payments and wakes its saga.
     pub async fn receive_status(&self, xml: &str) -> Result<(), PaymentsError> {
         let (uetr, status, reason) = messages::parse_status(xml)?;
-        if status == "PDNG" {
-            // Not final: the rail sends another report (or is asked later).
+        if status != "ACSC" && status != "RJCT" {
+            // Not final (ACCP, PDNG): the rail sends another report, or is asked later. Only
+            // a final report is stored, so a later rejection is never shadowed.
             return Ok(());
         }
         let (status_ref, reason_ref) = (&status, &reason);

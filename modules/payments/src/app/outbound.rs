@@ -90,32 +90,58 @@ fn call(slot: &Arc<Parts>, f: CallFn, twice: bool) -> Action {
     })
 }
 
+/// Places the payment's hold, or finds it: Deposits/PlaceHold is idempotent by request id,
+/// and the request id is derived from the `hold` step's do-key, so every call (the action,
+/// its retries, its query, the compensation) names the same hold.
+async fn hold_for(payments: &Parts, context: &StepContext) -> Result<String, PaymentsError> {
+    let input = &context.input;
+    let key = StepContext::key_for(context.saga_id, "hold", corebank_saga::Direction::Do);
+    payments
+        .deposits
+        .clone()
+        .place_hold(dpb::PlaceHoldRequest {
+            request_id: derived_id("hold", &key).to_string(),
+            account_id: field(input, "debtor_account_id").to_owned(),
+            amount: field(input, "amount").to_owned(),
+            currency: field(input, "currency").to_owned(),
+            reason: format!("outbound payment {}", context.saga_id),
+            expires_in_seconds: 0,
+        })
+        .await
+        .map(|hold| hold.into_inner().id)
+        .map_err(|status| from_deposits(&status))
+}
+
 fn place_hold(
     slot: Arc<Parts>,
     context: StepContext,
 ) -> corebank_saga::BoxFuture<'static, StepOutcome> {
     Box::pin(async move {
-        let payments = match module(&slot) {
-            Ok(payments) => payments,
-            Err(outcome) => return outcome,
-        };
-        let input = &context.input;
-        let answer = payments
-            .deposits
-            .clone()
-            .place_hold(dpb::PlaceHoldRequest {
-                request_id: derived_id("hold", &context.idempotency_key).to_string(),
-                account_id: field(input, "debtor_account_id").to_owned(),
-                amount: field(input, "amount").to_owned(),
-                currency: field(input, "currency").to_owned(),
-                reason: format!("outbound payment {}", context.saga_id),
-                expires_in_seconds: 0,
-            })
-            .await;
-        match answer {
-            Ok(hold) => StepOutcome::Done(json!({ "hold_id": hold.into_inner().id })),
-            Err(status) => outcome_of(&from_deposits(&status)),
+        match hold_for(&slot, &context).await {
+            Ok(hold_id) => StepOutcome::Done(json!({ "hold_id": hold_id })),
+            // No answer: the hold may be in place; the query (the same idempotent call)
+            // decides, and a forced compensation releases it.
+            Err(error @ (PaymentsError::Unavailable { .. } | PaymentsError::Internal { .. })) => {
+                StepOutcome::Unknown(error.to_string())
+            }
+            Err(error) => outcome_of(&error),
         }
+    })
+}
+
+fn hold_placed(slot: &Arc<Parts>) -> corebank_saga::definition::QueryFn {
+    let slot = Arc::clone(slot);
+    Arc::new(move |context: StepContext| {
+        let slot = Arc::clone(&slot);
+        Box::pin(async move {
+            match hold_for(&slot, &context).await {
+                Ok(hold_id) => QueryOutcome::Applied(json!({ "hold_id": hold_id })),
+                Err(
+                    error @ (PaymentsError::Unavailable { .. } | PaymentsError::Internal { .. }),
+                ) => QueryOutcome::Unknown(error.to_string()),
+                Err(_) => QueryOutcome::NotApplied,
+            }
+        })
     })
 }
 
@@ -128,14 +154,24 @@ fn release_hold(
             Ok(payments) => payments,
             Err(outcome) => return outcome,
         };
-        let Some(hold_id) = context
+        let hold_id = match context
             .outputs
             .get("hold")
             .and_then(|o| o.get("hold_id"))
             .and_then(Value::as_str)
-        else {
-            return StepOutcome::Done(json!({ "released": false }));
+        {
+            Some(hold_id) => hold_id.to_owned(),
+            // The hold's outcome was never known: find it (placing it if it never was) so
+            // that releasing it leaves nothing behind.
+            None => match hold_for(payments, &context).await {
+                Ok(hold_id) => hold_id,
+                Err(PaymentsError::Deposits { .. } | PaymentsError::InvalidArgument { .. }) => {
+                    return StepOutcome::Done(json!({ "released": false }));
+                }
+                Err(error) => return StepOutcome::Transient(error.to_string()),
+            },
         };
+        let hold_id = hold_id.as_str();
         let answer = payments
             .deposits
             .clone()
@@ -246,7 +282,9 @@ fn await_status(
                     None
                 } else {
                     match super::messages::rail_status(payments, &uetr.to_string()).await {
-                        Ok(Some(Some(report))) if report.0 != "PDNG" => Some(report),
+                        Ok(Some(Some(report))) if report.0 == "ACSC" || report.0 == "RJCT" => {
+                            Some(report)
+                        }
                         Ok(_) => None,
                         Err(error) => return StepOutcome::Transient(error.to_string()),
                     }
@@ -258,7 +296,10 @@ fn await_status(
             Some((status, reason)) if status == "RJCT" => {
                 StepOutcome::Done(json!({ "status": "rejected", "reason": reason }))
             }
-            Some(_) => StepOutcome::Done(json!({ "status": "accepted" })),
+            Some((status, _)) if status == "ACSC" => {
+                StepOutcome::Done(json!({ "status": "accepted" }))
+            }
+            Some(_) => StepOutcome::Transient("the rail's status is not final yet".to_owned()),
             None => StepOutcome::Transient("waiting for the rail's pacs.002".to_owned()),
         }
     })
@@ -495,6 +536,7 @@ pub fn definition(slot: Arc<Parts>, options: &SagaOptions) -> SagaDefinition {
                 .retry(quick),
             Step::new("hold", call(&slot, place_hold, twice))
                 .compensate_with(call(&slot, release_hold, undo_twice))
+                .query_with(hold_placed(&slot))
                 .retry(quick),
             Step::new("screen", screen_action).retry(quick),
             Step::new("send", call(&slot, send, twice))
