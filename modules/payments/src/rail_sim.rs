@@ -234,10 +234,16 @@ async fn status(State(rail): State<Rail>, Path(uetr): Path<String>) -> impl Into
 }
 
 async fn take_pacs004(State(rail): State<Rail>, body: String) -> impl IntoResponse {
-    if let Err(error) = messages::parse_return(&body) {
-        return (StatusCode::UNPROCESSABLE_ENTITY, error.to_string());
-    }
-    if let Ok(mut returns) = rail.returns.lock() {
+    let message_id = match messages::parse_return(&body) {
+        Ok((message_id, _)) => message_id,
+        Err(error) => return (StatusCode::UNPROCESSABLE_ENTITY, error.to_string()),
+    };
+    // A return sent again (same message id) is taken once, as a rail deduplicates.
+    if let Ok(mut returns) = rail.returns.lock()
+        && !returns
+            .iter()
+            .any(|stored| messages::parse_return(stored).is_ok_and(|(id, _)| id == message_id))
+    {
         returns.push(body);
     }
     (StatusCode::ACCEPTED, String::new())

@@ -375,7 +375,8 @@ async fn an_inbound_payment_is_credited_once_by_uetr_and_an_unknown_beneficiary_
     );
     assert_eq!(h.balances(&creditor).await.0, "75.50");
 
-    let unknown = originate(uuid::Uuid::new_v4().to_string(), None).await;
+    let nobody = uuid::Uuid::new_v4().to_string();
+    let unknown = originate(nobody.clone(), None).await;
     assert!(
         unknown.bank_answer.starts_with("returned"),
         "{}",
@@ -386,6 +387,31 @@ async fn an_inbound_payment_is_credited_once_by_uetr_and_an_unknown_beneficiary_
         "{}",
         unknown.bank_answer
     );
+    // Delivered again: the same answer, and the rail holds one return.
+    let again = originate(nobody, Some(unknown.uetr)).await;
+    assert!(
+        again.bank_answer.starts_with("returned"),
+        "{}",
+        again.bank_answer
+    );
+    // A known UETR with other content is refused and changes nothing.
+    let other = http
+        .post(format!("{}/rail-sim/v1/inbound", h.url))
+        .json(&serde_json::json!({
+            "creditor_account": creditor,
+            "amount": "99.00",
+            "currency": "EUR",
+            "debtor_name": "Max Mustermann",
+            "uetr": first.uetr,
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json::<Originated>()
+        .await
+        .unwrap();
+    assert_eq!(other.bank_status, 422, "{}", other.bank_answer);
+    assert_eq!(h.balances(&creditor).await.0, "75.50");
     let returns: Vec<String> = http
         .get(format!("{}/rail-sim/v1/returns", h.url))
         .send()

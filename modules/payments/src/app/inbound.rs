@@ -62,6 +62,19 @@ impl Payments {
             })
             .await
             .map_err(tx_error)?;
+        // The same UETR with other content is not this payment delivered again.
+        if stored.amount != inbound.amount
+            || stored.currency != inbound.currency
+            || stored.creditor_account != inbound.creditor_account
+        {
+            return Err(PaymentsError::invalid(
+                "uetr",
+                format!(
+                    "{} was delivered before with another amount, currency or creditor account",
+                    inbound.uetr
+                ),
+            ));
+        }
         if stored.status != "received" {
             return Ok(InboundOutcome {
                 payment_id: stored.id,

@@ -232,7 +232,11 @@ pub fn pacs004_for(
     reason: &str,
 ) -> Result<String, PaymentsError> {
     Ok(PaymentReturn {
-        message_id: short_id("RTR", Uuid::new_v4())?,
+        // The same return for the same payment, however often it is sent.
+        message_id: short_id(
+            "RTR",
+            super::derived_id("return", &inbound.uetr.to_string()),
+        )?,
         created_at: Utc::now(),
         original_message_id: Max35Text::new(inbound.msg_id.clone()).map_err(invalid)?,
         original_end_to_end_id: Max35Text::new(inbound.end_to_end_id.clone()).map_err(invalid)?,
@@ -243,10 +247,10 @@ pub fn pacs004_for(
     .to_pacs004())
 }
 
-/// Reads a pacs.004.
-pub fn parse_return(xml: &str) -> Result<(), PaymentsError> {
+/// Reads a pacs.004: its message id and the UETR it returns.
+pub fn parse_return(xml: &str) -> Result<(String, Uuid), PaymentsError> {
     PaymentReturn::parse_pacs004(xml)
-        .map(|_| ())
+        .map(|r| (r.message_id.as_str().to_owned(), r.original_uetr.as_uuid()))
         .map_err(invalid)
 }
 
