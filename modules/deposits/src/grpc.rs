@@ -231,6 +231,38 @@ fn answer<T, U>(result: Result<T, DepositsError>, map: impl FnOnce(&T) -> U) -> 
         .map_err(|e| status_of(&e))
 }
 
+impl DepositsService {
+    async fn movement(&self, kind: &'static str, r: pb::CashRequest) -> Answer<pb::Movement> {
+        answer(
+            self.deposits
+                .movement(
+                    kind,
+                    &r.channel,
+                    &r.request_id,
+                    &r.account_id,
+                    &r.amount,
+                    &r.currency,
+                    &r.description,
+                )
+                .await,
+            movement,
+        )
+    }
+
+    async fn change_status(
+        &self,
+        action: &'static str,
+        r: pb::ChangeStatusRequest,
+    ) -> Answer<pb::Account> {
+        answer(
+            self.deposits
+                .change_status(action, &r.request_id, &r.account_id, &r.reason)
+                .await,
+            account,
+        )
+    }
+}
+
 #[tonic::async_trait]
 impl DepositsApi for DepositsService {
     async fn create_product(
@@ -318,39 +350,11 @@ impl DepositsApi for DepositsService {
     }
 
     async fn deposit(&self, request: Request<pb::CashRequest>) -> Answer<pb::Movement> {
-        let r = request.into_inner();
-        answer(
-            self.deposits
-                .movement(
-                    "deposit",
-                    &r.channel,
-                    &r.request_id,
-                    &r.account_id,
-                    &r.amount,
-                    &r.currency,
-                    &r.description,
-                )
-                .await,
-            movement,
-        )
+        self.movement("deposit", request.into_inner()).await
     }
 
     async fn withdraw(&self, request: Request<pb::CashRequest>) -> Answer<pb::Movement> {
-        let r = request.into_inner();
-        answer(
-            self.deposits
-                .movement(
-                    "withdrawal",
-                    &r.channel,
-                    &r.request_id,
-                    &r.account_id,
-                    &r.amount,
-                    &r.currency,
-                    &r.description,
-                )
-                .await,
-            movement,
-        )
+        self.movement("withdrawal", request.into_inner()).await
     }
 
     async fn transfer(&self, request: Request<pb::TransferRequest>) -> Answer<pb::TransferResult> {
@@ -419,39 +423,21 @@ impl DepositsApi for DepositsService {
         &self,
         request: Request<pb::ChangeStatusRequest>,
     ) -> Answer<pb::Account> {
-        let r = request.into_inner();
-        answer(
-            self.deposits
-                .change_status("freeze", &r.request_id, &r.account_id, &r.reason)
-                .await,
-            account,
-        )
+        self.change_status("freeze", request.into_inner()).await
     }
 
     async fn unfreeze_account(
         &self,
         request: Request<pb::ChangeStatusRequest>,
     ) -> Answer<pb::Account> {
-        let r = request.into_inner();
-        answer(
-            self.deposits
-                .change_status("unfreeze", &r.request_id, &r.account_id, &r.reason)
-                .await,
-            account,
-        )
+        self.change_status("unfreeze", request.into_inner()).await
     }
 
     async fn close_account(
         &self,
         request: Request<pb::ChangeStatusRequest>,
     ) -> Answer<pb::Account> {
-        let r = request.into_inner();
-        answer(
-            self.deposits
-                .change_status("close", &r.request_id, &r.account_id, &r.reason)
-                .await,
-            account,
-        )
+        self.change_status("close", request.into_inner()).await
     }
 
     async fn accrue_interest(

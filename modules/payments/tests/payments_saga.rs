@@ -150,6 +150,22 @@ async fn failure_at_each_step_unwinds(h: &Harness) {
     );
 }
 
+/// A rail that decides but never sends its pacs.002: the bank has to ask (after
+/// `status_wait`).
+fn silent_rail(status_wait: Duration) -> Setup {
+    Setup {
+        rail: RailConfig {
+            accept: 0,
+            reject: 0,
+            silent: 1,
+            delay_ms: (5, 20),
+            ..RailConfig::default()
+        },
+        status_wait,
+        ..Setup::default()
+    }
+}
+
 fn refusing_rail() -> RailConfig {
     RailConfig {
         accept: 100,
@@ -217,18 +233,7 @@ async fn a_rejection_by_the_rail_releases_the_hold_and_a_silent_rail_is_asked() 
         ("500.00".into(), "0.00".into(), "500.00".into())
     );
 
-    let h = start(Setup {
-        rail: RailConfig {
-            accept: 0,
-            reject: 0,
-            silent: 1,
-            delay_ms: (5, 20),
-            ..RailConfig::default()
-        },
-        status_wait: Duration::from_millis(300),
-        ..Setup::default()
-    })
-    .await;
+    let h = start(silent_rail(Duration::from_millis(300))).await;
     let debtor = h.account("500.00").await;
     let started = h
         .payments
@@ -278,18 +283,7 @@ async fn a_payment_can_be_cancelled_until_the_pivot_and_not_after() {
     assert_eq!(h.balances(&debtor).await.2, "500.00");
 
     // A silent rail and a long wait keep a payment past its pivot.
-    let h = start(Setup {
-        rail: RailConfig {
-            accept: 0,
-            reject: 0,
-            silent: 1,
-            delay_ms: (5, 20),
-            ..RailConfig::default()
-        },
-        status_wait: Duration::from_secs(60),
-        ..Setup::default()
-    })
-    .await;
+    let h = start(silent_rail(Duration::from_secs(60))).await;
     let debtor = h.account("500.00").await;
     let started = h
         .payments
@@ -501,18 +495,7 @@ async fn every_outcome_leaves_its_event_in_the_outbox() {
 #[tokio::test]
 async fn only_a_final_status_report_settles_a_payment() {
     // A silent rail: the test plays the rail's reports itself.
-    let h = start(Setup {
-        rail: RailConfig {
-            accept: 0,
-            reject: 0,
-            silent: 1,
-            delay_ms: (5, 20),
-            ..RailConfig::default()
-        },
-        status_wait: Duration::from_secs(60),
-        ..Setup::default()
-    })
-    .await;
+    let h = start(silent_rail(Duration::from_secs(60))).await;
     let debtor = h.account("500.00").await;
     let started = h
         .payments
