@@ -420,18 +420,22 @@ impl Deposits {
 
     /// Records the answer, the local changes and the events of a request in one
     /// transaction. When the request id was recorded meanwhile, the stored answer wins.
-    async fn commit(
+    async fn commit<T: Serialize + serde::de::DeserializeOwned>(
         &self,
         request_id: Uuid,
         kind: &str,
         content: &Value,
-        response: &Value,
+        answer: &T,
         changes: &[Change],
         events: &[NewEvent],
-    ) -> Result<Value, DepositsError> {
+    ) -> Result<T, DepositsError> {
         let now = self.now();
         let outbox = &self.outbox;
-        self.db
+        let response = &serde_json::to_value(answer).map_err(|e| DepositsError::Internal {
+            message: e.to_string(),
+        })?;
+        let stored = self
+            .db
             .run_tx("deposits_commit", |tx| {
                 Box::pin(async move {
                     if !store::insert_request(&tx, request_id, kind, content, response, now).await?
@@ -459,7 +463,10 @@ impl Deposits {
                 })
             })
             .await
-            .map_err(tx_error)
+            .map_err(tx_error)?;
+        serde_json::from_value(stored).map_err(|e| DepositsError::Internal {
+            message: e.to_string(),
+        })
     }
 
     fn event(
@@ -733,9 +740,6 @@ impl Deposits {
             balances_after,
             replayed: false,
         };
-        let response = serde_json::to_value(&movement).map_err(|e| DepositsError::Internal {
-            message: e.to_string(),
-        })?;
         let event_type = if kind == "deposit" {
             "deposits.money.deposited"
         } else {
@@ -752,19 +756,15 @@ impl Deposits {
                 "request_id": request_id,
             }),
         )?;
-        let stored = self
-            .commit(
-                request_id,
-                kind,
-                &content,
-                &response,
-                &[Change::Touch(account_id)],
-                &[event],
-            )
-            .await?;
-        serde_json::from_value(stored).map_err(|e| DepositsError::Internal {
-            message: e.to_string(),
-        })
+        self.commit(
+            request_id,
+            kind,
+            &content,
+            &movement,
+            &[Change::Touch(account_id)],
+            &[event],
+        )
+        .await
     }
 
     // ----- transfers -----
@@ -942,9 +942,6 @@ impl Deposits {
             balances_after,
             replayed: false,
         };
-        let response = serde_json::to_value(&view).map_err(|e| DepositsError::Internal {
-            message: e.to_string(),
-        })?;
         let payload = json!({
             "from_account_id": from_id,
             "to_account_id": to_id,
@@ -957,19 +954,15 @@ impl Deposits {
             self.event(from_id, "deposits.transfer.sent", payload.clone())?,
             self.event(to_id, "deposits.transfer.received", payload)?,
         ];
-        let stored = self
-            .commit(
-                request_id,
-                "transfer",
-                &content,
-                &response,
-                &[Change::Touch(from_id)],
-                &events,
-            )
-            .await?;
-        serde_json::from_value(stored).map_err(|e| DepositsError::Internal {
-            message: e.to_string(),
-        })
+        self.commit(
+            request_id,
+            "transfer",
+            &content,
+            &view,
+            &[Change::Touch(from_id)],
+            &events,
+        )
+        .await
     }
 
     // ----- holds -----
@@ -1036,28 +1029,21 @@ impl Deposits {
             placed_at: now,
         };
         let view = HoldView::of(&hold);
-        let response = serde_json::to_value(&view).map_err(|e| DepositsError::Internal {
-            message: e.to_string(),
-        })?;
         let event = self.event(
             account_id,
             "deposits.hold.placed",
             json!({ "hold_id": id, "account_id": account_id, "amount": view.amount,
                     "currency": view.currency, "reason": reason, "expires_at": view.expires_at }),
         )?;
-        let stored = self
-            .commit(
-                request_id,
-                "place_hold",
-                &content,
-                &response,
-                &[Change::InsertHold(hold)],
-                &[event],
-            )
-            .await?;
-        serde_json::from_value(stored).map_err(|e| DepositsError::Internal {
-            message: e.to_string(),
-        })
+        self.commit(
+            request_id,
+            "place_hold",
+            &content,
+            &view,
+            &[Change::InsertHold(hold)],
+            &[event],
+        )
+        .await
     }
 
     pub async fn release_hold(
@@ -1081,9 +1067,6 @@ impl Deposits {
         let mut released = hold.clone();
         released.status = status;
         let view = HoldView::of(&released);
-        let response = serde_json::to_value(&view).map_err(|e| DepositsError::Internal {
-            message: e.to_string(),
-        })?;
         let event_type = if status == HoldStatus::Expired {
             "deposits.hold.expired"
         } else {
@@ -1094,19 +1077,15 @@ impl Deposits {
             event_type,
             json!({ "hold_id": hold_id, "account_id": hold.account_id }),
         )?;
-        let stored = self
-            .commit(
-                request_id,
-                "release_hold",
-                &content,
-                &response,
-                &[Change::HoldStatus(hold_id, status)],
-                &[event],
-            )
-            .await?;
-        serde_json::from_value(stored).map_err(|e| DepositsError::Internal {
-            message: e.to_string(),
-        })
+        self.commit(
+            request_id,
+            "release_hold",
+            &content,
+            &view,
+            &[Change::HoldStatus(hold_id, status)],
+            &[event],
+        )
+        .await
     }
 
     /// A hold that is still held (refused otherwise, naming its status).
@@ -1191,31 +1170,24 @@ impl Deposits {
         let mut captured = hold.clone();
         captured.status = HoldStatus::Captured;
         let view = HoldView::of(&captured);
-        let response = serde_json::to_value(&view).map_err(|e| DepositsError::Internal {
-            message: e.to_string(),
-        })?;
         let event = self.event(
             hold.account_id,
             "deposits.hold.captured",
             json!({ "hold_id": hold_id, "account_id": hold.account_id, "amount": view.amount,
                     "currency": view.currency, "destination": destination }),
         )?;
-        let stored = self
-            .commit(
-                request_id,
-                "capture_hold",
-                &content,
-                &response,
-                &[
-                    Change::HoldStatus(hold_id, HoldStatus::Captured),
-                    Change::Touch(hold.account_id),
-                ],
-                &[event],
-            )
-            .await?;
-        serde_json::from_value(stored).map_err(|e| DepositsError::Internal {
-            message: e.to_string(),
-        })
+        self.commit(
+            request_id,
+            "capture_hold",
+            &content,
+            &view,
+            &[
+                Change::HoldStatus(hold_id, HoldStatus::Captured),
+                Change::Touch(hold.account_id),
+            ],
+            &[event],
+        )
+        .await
     }
 
     /// Marks holds whose time ran out (the ledger expired their pending entries) as
