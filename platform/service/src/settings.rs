@@ -216,6 +216,78 @@ pub const SETTINGS: &[SettingSpec] = &[
         description: "First subject token(s) of published events (`<prefix>.<schema>.<aggregatetype>`) \
                       and prefix of the JetStream stream names (`<PREFIX>_<SCHEMA>`), created when missing.",
     },
+    SettingSpec {
+        name: "COREBANK_LEGACY_CORE_ADDR",
+        default: "127.0.0.1:7023",
+        description: "Where the mock legacy core speaks OFS over TCP: the address `corebank serve legacy-core` \
+                      (and `corebank up`) listens on and the legacy adapter connects to.",
+    },
+    SettingSpec {
+        name: "COREBANK_LEGACY_USER",
+        default: "INPUTT",
+        description: "The adapter's OFS sign-on user at the legacy core.",
+    },
+    SettingSpec {
+        name: "COREBANK_LEGACY_PASSWORD",
+        default: "123456",
+        description: "The adapter's OFS sign-on password. The mock core accepts `INPUTT`/`123456` \
+                      (seeded by its migrations); set your own in production.",
+    },
+    SettingSpec {
+        name: "COREBANK_LEGACY_ADMIN_PASSWORD",
+        default: "admin",
+        description: "Password of the mock core's `ADMIN` user, who alone may send `ADMIN.FAULTS` \
+                      (fault injection at run time) on the OFS port.",
+    },
+    SettingSpec {
+        name: "COREBANK_LEGACY_FAULTS",
+        default: "",
+        description: "Faults the mock legacy core starts with, e.g. \
+                      `latency_ms=5-50,error_rate=0.01,timeout_rate=0.001,timeout_ms=30000,drop_after_commit_rate=0.1`. \
+                      Empty: none. Change them at run time with `ADMIN.FAULTS` (legacy-adapter/README.md).",
+    },
+    SettingSpec {
+        name: "COREBANK_LEGACY_COB_WINDOW",
+        default: "",
+        description: "A daily close-of-business window of the mock core, `HH:MM-HH:MM` in UTC (it may \
+                      wrap midnight), during which it answers every request with -3 offline. Empty: none.",
+    },
+    SettingSpec {
+        name: "COREBANK_LEGACY_SEED_CUSTOMERS",
+        default: "0",
+        description: "Customers the mock core seeds (deterministically) when its books are empty, each \
+                      with a current and a savings account, balances, and some holds and loans. \
+                      `corebank up` seeds 50 when this is 0.",
+    },
+    SettingSpec {
+        name: "COREBANK_LEGACY_ADAPTER_ADDR",
+        default: "127.0.0.1:8091",
+        description: "Where `corebank up` serves the legacy adapter's gRPC (the same \
+                      `corebank.deposits.v1.Deposits` and `corebank.payments.v1.Payments` contracts as \
+                      the modern modules, so it needs a port of its own).",
+    },
+    SettingSpec {
+        name: "COREBANK_LEGACY_POOL_SIZE",
+        default: "8",
+        description: "OFS connections the legacy adapter keeps open to the core.",
+    },
+    SettingSpec {
+        name: "COREBANK_LEGACY_CALL_TIMEOUT_MS",
+        default: "5000",
+        description: "How long the adapter waits for one OFS answer before it treats the outcome as \
+                      unknown (and asks the core whether the transaction exists).",
+    },
+    SettingSpec {
+        name: "COREBANK_LEGACY_BREAKER_FAILURES",
+        default: "5",
+        description: "Consecutive failed OFS calls (timeouts, dropped connections, errors to connect) \
+                      after which the adapter's circuit breaker opens and calls fail fast with `unavailable`.",
+    },
+    SettingSpec {
+        name: "COREBANK_LEGACY_BREAKER_OPEN_MS",
+        default: "5000",
+        description: "How long the circuit breaker stays open before it lets one trial call through.",
+    },
 ];
 
 /// How logs are written.
@@ -280,6 +352,18 @@ pub struct Settings {
     pub relay_publish_timeout_ms: u64,
     pub nats_url: Option<String>,
     pub nats_subject_prefix: String,
+    pub legacy_core_addr: SocketAddr,
+    pub legacy_user: String,
+    pub legacy_password: String,
+    pub legacy_admin_password: String,
+    pub legacy_faults: String,
+    pub legacy_cob_window: String,
+    pub legacy_seed_customers: u32,
+    pub legacy_adapter_addr: SocketAddr,
+    pub legacy_pool_size: usize,
+    pub legacy_call_timeout_ms: u64,
+    pub legacy_breaker_failures: u32,
+    pub legacy_breaker_open_ms: u64,
 }
 
 impl Settings {
@@ -385,6 +469,20 @@ impl Settings {
             )?,
             nats_url: lookup("COREBANK_NATS_URL").filter(|url| !url.trim().is_empty()),
             nats_subject_prefix: reader.text("COREBANK_NATS_SUBJECT_PREFIX")?,
+            legacy_core_addr: reader
+                .parse("COREBANK_LEGACY_CORE_ADDR", "an address such as 127.0.0.1:7023")?,
+            legacy_user: reader.text("COREBANK_LEGACY_USER")?,
+            legacy_password: reader.text("COREBANK_LEGACY_PASSWORD")?,
+            legacy_admin_password: reader.text("COREBANK_LEGACY_ADMIN_PASSWORD")?,
+            legacy_faults: reader.text("COREBANK_LEGACY_FAULTS")?,
+            legacy_cob_window: reader.text("COREBANK_LEGACY_COB_WINDOW")?,
+            legacy_seed_customers: reader.number("COREBANK_LEGACY_SEED_CUSTOMERS", 0, 100_000)?,
+            legacy_adapter_addr: reader
+                .parse("COREBANK_LEGACY_ADAPTER_ADDR", "an address such as 127.0.0.1:8091")?,
+            legacy_pool_size: reader.number("COREBANK_LEGACY_POOL_SIZE", 1, 1_000)?,
+            legacy_call_timeout_ms: reader.number("COREBANK_LEGACY_CALL_TIMEOUT_MS", 1, 600_000)?,
+            legacy_breaker_failures: reader.number("COREBANK_LEGACY_BREAKER_FAILURES", 1, 10_000)?,
+            legacy_breaker_open_ms: reader.number("COREBANK_LEGACY_BREAKER_OPEN_MS", 1, 3_600_000)?,
         }
         .checked()
     }

@@ -1,0 +1,1 @@
+//! The anti-corruption layer (being built): see legacy-adapter/README.md.

@@ -1,0 +1,1 @@
+//! The mock legacy core (being built): see legacy-adapter/README.md.
