@@ -1,0 +1,1 @@
+CREATE INDEX accounts_by_product ON accounts (product_code, id);
