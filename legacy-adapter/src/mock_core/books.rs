@@ -1,0 +1,278 @@
+//! The books: the journal counter, id counters, accounts and their balances, and postings
+//! (statement entries that sum to zero). All SQL on accounts and entries lives here.
+
+use chrono::NaiveDate;
+use corebank_db::tokio_postgres::Row;
+use corebank_db::{Db, Transaction, TxError};
+use rust_decimal::Decimal;
+
+use super::input::{Outcome, Record, Reject, amount_text, corrupt, date_text, refuse};
+use crate::formats;
+
+/// The currencies the core keeps internal accounts for.
+pub(crate) const CURRENCIES: [&str; 4] = ["CHF", "EUR", "GBP", "USD"];
+pub(crate) const CATEGORY_CASH: u32 = 10_001;
+pub(crate) const CATEGORY_CLEARING: u32 = 12_810;
+pub(crate) const CATEGORY_LOANS_CONTROL: u32 = 21_050;
+pub(crate) const CATEGORY_INTEREST_INCOME: u32 = 52_000;
+const INTERNAL_CATEGORIES: [(u32, &str); 4] = [
+    (CATEGORY_CASH, "CASH"),
+    (CATEGORY_CLEARING, "CLEARING"),
+    (CATEGORY_LOANS_CONTROL, "LOANS CONTROL"),
+    (CATEGORY_INTEREST_INCOME, "INTEREST INCOME"),
+];
+/// Customer account serials start above this.
+pub(crate) const ACCOUNT_SERIAL_BASE: i64 = 10_000_000;
+/// The most legs one posting may have.
+const LEGS_MAX: usize = 16;
+
+/// Takes the next journal number. Every write transaction calls this first: the update of
+/// the one row serialises writers (a monolith's global lock, on purpose).
+pub(crate) async fn next_journal(tx: &Transaction<'_>) -> Outcome<i64> {
+    let row = tx
+        .query_one(
+            "UPDATE journal SET last_number = last_number + 1 WHERE id = 1 RETURNING last_number",
+            &[],
+        )
+        .await?;
+    Ok(row.get(0))
+}
+
+/// The last journal number committed.
+pub(crate) async fn current_journal(tx: &Transaction<'_>) -> Outcome<i64> {
+    let row = tx
+        .query_one("SELECT last_number FROM journal WHERE id = 1", &[])
+        .await?;
+    Ok(row.get(0))
+}
+
+/// Hands out `count` values of the counter `name` (the first one ever is `start + 1`);
+/// returns the last of them.
+pub(crate) async fn next_counter(
+    tx: &Transaction<'_>,
+    name: &str,
+    start: i64,
+    count: i64,
+) -> Outcome<i64> {
+    let row = tx
+        .query_one(
+            "INSERT INTO counters (name, last_value) VALUES ($1, $2 + $3) \
+             ON CONFLICT (name) DO UPDATE SET last_value = counters.last_value + $3 \
+             RETURNING last_value",
+            &[&name, &start, &count],
+        )
+        .await?;
+    Ok(row.get(0))
+}
+
+pub(crate) fn is_currency_allowed(currency: &str) -> bool {
+    CURRENCIES.contains(&currency)
+}
+
+/// The internal account of `currency` and `category`.
+pub(crate) fn internal_account(currency: &str, category: u32) -> Outcome<String> {
+    formats::account_number(currency, category).map_err(|e| corrupt(e.to_string()))
+}
+
+/// One account as stored.
+#[derive(Debug, Clone)]
+pub(crate) struct AccountRow {
+    pub id: String,
+    pub customer: Option<String>,
+    pub category: i64,
+    pub currency: String,
+    pub title: String,
+    pub alt_acct_id: Option<String>,
+    pub product_code: String,
+    pub opening_date: NaiveDate,
+    pub posting_restrict: String,
+    pub closure_date: Option<NaiveDate>,
+    pub working_balance: Decimal,
+}
+
+impl AccountRow {
+    pub(crate) fn is_internal(&self) -> bool {
+        self.customer.is_none()
+    }
+}
+
+pub(crate) const ACCOUNT_COLUMNS: &str = "id, customer, category, currency, title, alt_acct_id, \
+     product_code, opening_date, posting_restrict, closure_date, working_balance";
+
+pub(crate) fn account_from_row(row: &Row) -> AccountRow {
+    AccountRow {
+        id: row.get("id"),
+        customer: row.get("customer"),
+        category: row.get("category"),
+        currency: row.get("currency"),
+        title: row.get("title"),
+        alt_acct_id: row.get("alt_acct_id"),
+        product_code: row.get("product_code"),
+        opening_date: row.get("opening_date"),
+        posting_restrict: row.get("posting_restrict"),
+        closure_date: row.get("closure_date"),
+        working_balance: row.get("working_balance"),
+    }
+}
+
+pub(crate) async fn account(tx: &Transaction<'_>, id: &str) -> Outcome<Option<AccountRow>> {
+    let row = tx
+        .query_opt(
+            &format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = $1"),
+            &[&id],
+        )
+        .await?;
+    Ok(row.as_ref().map(account_from_row))
+}
+
+/// The sum of the account's live locks on `today` (a lock lapses after its `TO.DATE`).
+pub(crate) async fn locked_amount(
+    tx: &Transaction<'_>,
+    account: &str,
+    today: NaiveDate,
+) -> Outcome<Decimal> {
+    let row = tx
+        .query_one(
+            "SELECT COALESCE(sum(amount), 0) FROM locked_events \
+             WHERE account = $1 AND status = 'LIVE' AND (to_date IS NULL OR to_date >= $2)",
+            &[&account, &today],
+        )
+        .await?;
+    Ok(row.get(0))
+}
+
+/// An account that may be posted to: it exists (`MISSING ACCOUNT`), is open (`ACCOUNT
+/// CLOSED`) and has no posting restriction (`POSTING RESTRICTED`); errors name `field`.
+pub(crate) async fn postable_account(
+    tx: &Transaction<'_>,
+    field: &str,
+    id: &str,
+) -> Outcome<AccountRow> {
+    let account = account(tx, id)
+        .await?
+        .ok_or_else(|| refuse(field, "MISSING ACCOUNT"))?;
+    if account.closure_date.is_some() {
+        return Err(refuse(field, "ACCOUNT CLOSED"));
+    }
+    if account.posting_restrict == "3" {
+        return Err(refuse(field, "POSTING RESTRICTED"));
+    }
+    Ok(account)
+}
+
+/// The account as `ACCOUNT` answers it.
+pub(crate) fn account_record(account: &AccountRow, locked: Decimal) -> Vec<crate::ofs::Field> {
+    let mut record = Record::default();
+    record
+        .field("CUSTOMER", account.customer.clone().unwrap_or_default())
+        .field("CATEGORY", account.category.to_string())
+        .field("CURRENCY", account.currency.clone())
+        .field("ACCOUNT.TITLE.1", account.title.clone())
+        .field(
+            "ALT.ACCT.ID",
+            account.alt_acct_id.clone().unwrap_or_default(),
+        )
+        .field("PRODUCT.CODE", account.product_code.clone())
+        .field("OPENING.DATE", date_text(Some(account.opening_date)))
+        .field("WORKING.BALANCE", amount_text(account.working_balance))
+        .field("LOCKED.AMOUNT", amount_text(locked))
+        .field("POSTING.RESTRICT", account.posting_restrict.clone())
+        .field("CLOSURE.DATE", date_text(account.closure_date));
+    record.into_fields()
+}
+
+/// What a posting books.
+#[derive(Debug)]
+pub(crate) struct Posting<'a> {
+    pub journal: i64,
+    pub reference: &'a str,
+    pub booking_date: NaiveDate,
+    pub value_date: NaiveDate,
+    pub narrative: &'a str,
+    /// (account, signed amount): credits positive, debits negative.
+    pub legs: Vec<(String, Decimal)>,
+}
+
+/// Books a posting: one statement entry per leg, and each account's working balance moved
+/// in the same transaction. Refuses (as corrupt) legs that do not sum to zero. Returns the
+/// entry ids.
+pub(crate) async fn post(tx: &Transaction<'_>, posting: &Posting<'_>) -> Outcome<Vec<i64>> {
+    let total: Decimal = posting.legs.iter().map(|(_, amount)| *amount).sum();
+    if !total.is_zero() || posting.legs.is_empty() || posting.legs.len() > LEGS_MAX {
+        return Err(corrupt(format!(
+            "posting {} does not balance or has too many legs: {:?}",
+            posting.reference, posting.legs
+        )));
+    }
+    let legs: Vec<&(String, Decimal)> = posting.legs.iter().filter(|(_, a)| !a.is_zero()).collect();
+    let count = i64::try_from(legs.len()).map_err(|_| corrupt("leg count"))?;
+    let last = next_counter(tx, "STMT.ENTRY", 0, count).await?;
+    let insert = tx
+        .prepare_cached(
+            "INSERT INTO stmt_entries (id, account, amount, journal, trans_reference, \
+             booking_date, value_date, narrative) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .await?;
+    let update = tx
+        .prepare_cached("UPDATE accounts SET working_balance = working_balance + $2 WHERE id = $1")
+        .await?;
+    let mut ids = Vec::with_capacity(legs.len());
+    let mut id = last - count;
+    for (account, amount) in legs {
+        id += 1;
+        tx.execute(
+            &insert,
+            &[
+                &id,
+                account,
+                amount,
+                &posting.journal,
+                &posting.reference,
+                &posting.booking_date,
+                &posting.value_date,
+                &posting.narrative,
+            ],
+        )
+        .await?;
+        if tx.execute(&update, &[account, amount]).await? != 1 {
+            return Err(corrupt(format!("posting to unknown account {account}")));
+        }
+        ids.push(id);
+    }
+    Ok(ids)
+}
+
+/// Creates the internal accounts (four categories in each currency) if they are missing.
+pub(crate) async fn ensure_internal_accounts(db: &Db, today: NaiveDate) -> Result<(), String> {
+    let mut accounts = Vec::new();
+    for currency in CURRENCIES {
+        for (category, name) in INTERNAL_CATEGORIES {
+            let id = formats::account_number(currency, category).map_err(|e| e.to_string())?;
+            accounts.push((
+                id,
+                currency,
+                i64::from(category),
+                format!("{name} {currency}"),
+            ));
+        }
+    }
+    let accounts = &accounts;
+    db.run_tx("legacy_core_internal_accounts", |tx| {
+        Box::pin(async move {
+            for (id, currency, category, title) in accounts {
+                tx.execute(
+                    "INSERT INTO accounts (id, customer, category, currency, title, alt_acct_id, \
+                     product_code, opening_date, posting_restrict, closure_date, \
+                     working_balance, opened_journal, closed_journal) \
+                     VALUES ($1, NULL, $2, $3, $4, NULL, '', $5, '', NULL, 0, 0, NULL) \
+                     ON CONFLICT (id) DO NOTHING",
+                    &[id, category, currency, title, &today],
+                )
+                .await?;
+            }
+            Ok::<_, TxError<Reject>>(())
+        })
+    })
+    .await
+    .map_err(|e| format!("cannot create the internal accounts: {e:?}"))
+}

@@ -1,0 +1,439 @@
+//! The OFS line server: connections, sign-on, faults and close of business in front of the
+//! applications, and one SERIALIZABLE transaction per request.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::NaiveDate;
+use corebank_db::{Db, DbError, Transaction, TxError};
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::faults::{FaultState, Faults};
+use super::input::{Answer, Outcome, Reject, refuse};
+use super::{apps, enquiry, loans, transfer};
+use crate::ofs::{
+    Field, Function, Indicator, LINE_BYTES_MAX, OfsError, Process, Request, Response,
+};
+
+/// Connections served at once; more are closed at once.
+pub(crate) const CONNECTIONS_MAX: usize = 512;
+pub(crate) const ADMIN_USER: &str = "ADMIN";
+const ADMIN_APPLICATION: &str = "ADMIN.FAULTS";
+const SYSTEM_ERROR: &str = "SYSTEM ERROR, TRY AGAIN";
+
+/// The core's business date: today in UTC.
+pub(crate) fn business_date() -> NaiveDate {
+    chrono::Utc::now().date_naive()
+}
+
+pub(crate) fn sha256_hex(text: &str) -> String {
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
+fn message_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+fn response_line(answer: &Answer) -> String {
+    Response {
+        transaction_id: answer.id.clone(),
+        message_id: message_id(),
+        indicator: answer.indicator,
+        fields: answer.fields.clone(),
+    }
+    .to_line()
+}
+
+fn malformed_line(error: &OfsError) -> String {
+    response_line(&Answer {
+        id: String::new(),
+        indicator: Indicator::Error,
+        fields: vec![
+            Field::new("MESSAGE", error.to_string()),
+            Field::new("CODE", error.code()),
+        ],
+    })
+}
+
+/// The core's shared state.
+#[derive(Debug)]
+pub(crate) struct Core {
+    pub db: Db,
+    pub faults: FaultState,
+    /// `None`: no admin password is set, so nobody may sign on as `ADMIN`.
+    admin_password_sha256: Option<String>,
+}
+
+/// What to do with a connection after a request.
+#[derive(Debug)]
+enum Reply {
+    Line(String),
+    /// Close without answering (a dropped answer, or an outcome nobody knows).
+    Close,
+}
+
+/// The database lost the connection during COMMIT: nobody knows whether it committed.
+#[derive(Debug)]
+pub(crate) struct OutcomeUnknown;
+
+/// The last sign-on that succeeded on a connection (user and password hash), so a
+/// connection signs on against the database once.
+#[derive(Debug, Default)]
+struct Session {
+    signed_on: Option<(String, String)>,
+}
+
+fn tx_name(application: &str) -> &'static str {
+    match application {
+        "CUSTOMER" => "legacy_core_customer",
+        "ACCOUNT" => "legacy_core_account",
+        "ACCOUNT.CLOSURE" => "legacy_core_account_closure",
+        "FUNDS.TRANSFER" => "legacy_core_funds_transfer",
+        "AC.LOCKED.EVENTS" => "legacy_core_locked_events",
+        "LD.LOANS.AND.DEPOSITS" => "legacy_core_loans",
+        "ENQUIRY.SELECT" => "legacy_core_enquiry",
+        _ => "legacy_core_unknown",
+    }
+}
+
+async fn route(tx: &Transaction<'_>, request: &Request, today: NaiveDate) -> Outcome<Answer> {
+    match request.application.as_str() {
+        "CUSTOMER" => Box::pin(apps::customer(tx, request)).await,
+        "ACCOUNT" => Box::pin(apps::account(tx, request, today)).await,
+        "ACCOUNT.CLOSURE" => Box::pin(apps::account_closure(tx, request, today)).await,
+        "FUNDS.TRANSFER" => Box::pin(transfer::funds_transfer(tx, request, today)).await,
+        "AC.LOCKED.EVENTS" => Box::pin(apps::locked_events(tx, request, today)).await,
+        "LD.LOANS.AND.DEPOSITS" => Box::pin(loans::loans(tx, request, today)).await,
+        "ENQUIRY.SELECT" => Box::pin(enquiry::enquiry(tx, request, today)).await,
+        _ => Err(refuse("APPLICATION", "UNKNOWN APPLICATION")),
+    }
+}
+
+/// Whether a request changes the books when it succeeds.
+fn is_write(request: &Request) -> bool {
+    request.application != "ENQUIRY.SELECT"
+        && request.process == Process::Process
+        && matches!(request.function, Function::Input | Function::Reverse)
+}
+
+impl Core {
+    pub(crate) fn new(db: Db, faults: FaultState, admin_password: &str) -> Core {
+        Core {
+            db,
+            faults,
+            admin_password_sha256: (!admin_password.is_empty()).then(|| sha256_hex(admin_password)),
+        }
+    }
+
+    /// Carries out a request in one SERIALIZABLE transaction (retried whole), with no
+    /// sign-on or faults: the applications' answer.
+    pub(crate) async fn execute(&self, request: &Request) -> Result<Answer, OutcomeUnknown> {
+        let today = business_date();
+        let validate = request.process == Process::Validate;
+        let result = self
+            .db
+            .run_tx(tx_name(&request.application), |tx| {
+                Box::pin(async move {
+                    let answer = route(&tx, request, today).await?;
+                    if validate {
+                        return Err(TxError::Abort(Reject::Validated(answer)));
+                    }
+                    Ok(answer)
+                })
+            })
+            .await;
+        let id = request.transaction_id.clone();
+        match result {
+            Ok(answer) => Ok(answer),
+            Err(TxError::Abort(Reject::Field { field, text })) => {
+                Ok(Answer::error(id, &field, text))
+            }
+            Err(TxError::Abort(Reject::Override { text })) => Ok(Answer {
+                id,
+                indicator: Indicator::Override,
+                fields: vec![Field::new("OVERRIDE", text)],
+            }),
+            Err(TxError::Abort(Reject::Validated(answer))) => Ok(answer),
+            Err(TxError::Abort(Reject::Corrupt(message))) => {
+                tracing::error!(application = %request.application, error = %message, "legacy core books break an invariant");
+                Ok(Answer::error(id, "@ID", SYSTEM_ERROR))
+            }
+            Err(TxError::Db(error @ DbError::OutcomeUnknown { .. })) => {
+                tracing::error!(application = %request.application, error = %error, "legacy core write outcome unknown: closing the connection");
+                Err(OutcomeUnknown)
+            }
+            Err(TxError::Db(error)) => {
+                tracing::warn!(application = %request.application, error = %error, error.code = error.code(), "legacy core database error");
+                Ok(Answer::error(id, "@ID", SYSTEM_ERROR))
+            }
+        }
+    }
+
+    fn is_admin(&self, request: &Request) -> bool {
+        request.user == ADMIN_USER
+            && self
+                .admin_password_sha256
+                .as_deref()
+                .is_some_and(|hash| hash == sha256_hex(&request.password))
+    }
+
+    /// Checks the sign-on: `ADMIN` against the setting, anyone else against `users`.
+    async fn signed_on(&self, request: &Request, session: &mut Session) -> Result<bool, DbError> {
+        if request.user == ADMIN_USER {
+            return Ok(self.is_admin(request));
+        }
+        let hash = sha256_hex(&request.password);
+        if session
+            .signed_on
+            .as_ref()
+            .is_some_and(|(user, known)| *user == request.user && *known == hash)
+        {
+            return Ok(true);
+        }
+        let user = request.user.as_str();
+        let stored = self
+            .db
+            .run_tx("legacy_core_sign_on", |tx| {
+                Box::pin(async move {
+                    let row = tx
+                        .query_opt(
+                            "SELECT password_sha256 FROM users WHERE name = $1",
+                            &[&user],
+                        )
+                        .await?;
+                    Ok::<_, TxError<Reject>>(row.map(|row| row.get::<_, String>(0)))
+                })
+            })
+            .await
+            .map_err(|error| match error {
+                TxError::Db(error) => error,
+                TxError::Abort(_) => DbError::Unavailable {
+                    message: "sign-on aborted".to_owned(),
+                },
+            })?;
+        let ok = stored.is_some_and(|stored| stored == hash);
+        if ok {
+            session.signed_on = Some((request.user.clone(), hash));
+        }
+        Ok(ok)
+    }
+
+    fn admin(&self, request: &Request) -> Answer {
+        let id = request.transaction_id.clone();
+        if !self.is_admin(request) {
+            return Answer::error(id, "USER", "SECURITY VIOLATION");
+        }
+        match request.function {
+            Function::Input => match self.faults.apply(&request.fields) {
+                Ok(()) => Answer::done(id, self.faults.fields()),
+                Err((field, text)) => Answer::error(id, &field, text),
+            },
+            Function::See => Answer::done(id, self.faults.fields()),
+            Function::Authorise | Function::Reverse | Function::Delete => {
+                Answer::error(id, "FUNCTION", "FUNCTION NOT ALLOWED")
+            }
+        }
+    }
+
+    /// Answers one line (or decides to close the connection without an answer).
+    async fn handle(
+        &self,
+        text: &str,
+        session: &mut Session,
+        shutdown: &CancellationToken,
+    ) -> Reply {
+        let started = Instant::now();
+        let request = match Request::parse(text) {
+            Ok(request) => request,
+            Err(error) => {
+                count("", error_indicator());
+                tracing::info!(error = %error, error.code = error.code(), "legacy core refused a malformed line");
+                return Reply::Line(malformed_line(&error));
+            }
+        };
+        if request.application == ADMIN_APPLICATION {
+            // Never delayed, faulted or closed: the operator's way in.
+            let answer = self.admin(&request);
+            log(&request, answer.indicator.code(), started);
+            return Reply::Line(response_line(&answer));
+        }
+        let faults = self.faults.faults();
+        let answer = match self.answer(&request, &faults, session, shutdown).await {
+            Some(answer) => answer,
+            None => {
+                log(&request, "closed", started);
+                return Reply::Close;
+            }
+        };
+        let latency = faults.latency();
+        if !latency.is_zero() {
+            tokio::select! {
+                () = tokio::time::sleep(latency) => {}
+                () = shutdown.cancelled() => {}
+            }
+        }
+        if is_write(&request)
+            && answer.indicator == Indicator::Done
+            && fastrand::f64() < faults.drop_after_commit_rate
+        {
+            log(&request, "dropped", started);
+            return Reply::Close;
+        }
+        log(&request, answer.indicator.code(), started);
+        Reply::Line(response_line(&answer))
+    }
+
+    /// The answer before latency; `None` closes the connection unanswered.
+    async fn answer(
+        &self,
+        request: &Request,
+        faults: &Faults,
+        session: &mut Session,
+        shutdown: &CancellationToken,
+    ) -> Option<Answer> {
+        let id = request.transaction_id.clone();
+        if self.faults.closed_now() {
+            return Some(Answer {
+                id,
+                indicator: Indicator::Offline,
+                fields: vec![Field::new("STATUS", "CLOSE OF BUSINESS IN PROGRESS")],
+            });
+        }
+        match self.signed_on(request, session).await {
+            Ok(true) => {}
+            Ok(false) => return Some(Answer::error(id, "USER", "SECURITY VIOLATION")),
+            Err(error) => {
+                tracing::warn!(error = %error, "legacy core sign-on could not be checked");
+                return Some(Answer::error(id, "@ID", SYSTEM_ERROR));
+            }
+        }
+        if fastrand::f64() < faults.error_rate {
+            return Some(Answer::error(id, "@ID", SYSTEM_ERROR));
+        }
+        if fastrand::f64() < faults.timeout_rate {
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_millis(faults.timeout_ms)) => {}
+                () = shutdown.cancelled() => return None,
+            }
+        }
+        self.execute(request).await.ok()
+    }
+}
+
+fn error_indicator() -> &'static str {
+    Indicator::Error.code()
+}
+
+fn count(application: &str, indicator: &str) {
+    metrics::counter!(
+        "legacy_core_requests_total",
+        "application" => application.to_owned(),
+        "indicator" => indicator.to_owned()
+    )
+    .increment(1);
+}
+
+fn log(request: &Request, indicator: &str, started: Instant) {
+    count(&request.application, indicator);
+    let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    tracing::info!(
+        application = %request.application,
+        function = %request.function.code(),
+        indicator,
+        txn.id = %request.transaction_id,
+        elapsed_ms,
+        "legacy core answered"
+    );
+}
+
+/// Serves OFS on `listener` until `shutdown`, then waits for the open connections to end.
+pub(crate) async fn serve(listener: TcpListener, core: Arc<Core>, shutdown: CancellationToken) {
+    let permits = Arc::new(Semaphore::new(CONNECTIONS_MAX));
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
+                        tracing::warn!(peer = %peer, connections.max = CONNECTIONS_MAX, "legacy core at its connection limit: closing");
+                        drop(stream);
+                        continue;
+                    };
+                    let core = Arc::clone(&core);
+                    let shutdown = shutdown.clone();
+                    connections.spawn(async move {
+                        connection(stream, &core, &shutdown).await;
+                        drop(permit);
+                    });
+                }
+                Err(error) => {
+                    tracing::warn!(error = %error, "legacy core accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    while connections.join_next().await.is_some() {}
+    tracing::info!("legacy core stopped");
+}
+
+async fn connection(stream: TcpStream, core: &Core, shutdown: &CancellationToken) {
+    let (read, mut write) = stream.into_split();
+    let mut reader = BufReader::new(read);
+    let mut session = Session::default();
+    // A line may be LINE_BYTES_MAX bytes and its CR LF; one byte more proves it too long.
+    let read_max = u64::try_from(LINE_BYTES_MAX + 3).unwrap_or(u64::MAX);
+    loop {
+        let mut line = Vec::new();
+        let mut limited = (&mut reader).take(read_max);
+        let read = tokio::select! {
+            () = shutdown.cancelled() => return,
+            read = limited.read_until(b'\n', &mut line) => read,
+        };
+        match read {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        if line.ends_with(b"\n") {
+            line.pop();
+            if line.ends_with(b"\r") {
+                line.pop();
+            }
+        }
+        if line.len() > LINE_BYTES_MAX {
+            count("", error_indicator());
+            let reply = malformed_line(&OfsError::TooLong { bytes: line.len() });
+            let _ = write.write_all(format!("{reply}\n").as_bytes()).await;
+            return;
+        }
+        let reply = match String::from_utf8(line) {
+            Ok(text) => core.handle(&text, &mut session, shutdown).await,
+            Err(_) => Reply::Line(malformed_line(&OfsError::Malformed {
+                part: "message".to_owned(),
+                message: "not UTF-8".to_owned(),
+            })),
+        };
+        match reply {
+            Reply::Line(reply) => {
+                if write
+                    .write_all(format!("{reply}\n").as_bytes())
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            Reply::Close => return,
+        }
+    }
+}
