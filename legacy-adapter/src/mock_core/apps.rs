@@ -68,10 +68,10 @@ pub(crate) async fn new_id(
 ) -> Outcome<String> {
     if !requested.is_empty() {
         if !is_caller_id(requested, book.prefix()) {
-            return Err(refuse("@ID", "INVALID VALUE"));
+            return Err(refuse("ID", "INVALID VALUE"));
         }
         if exists(tx, book, requested).await? {
-            return Err(refuse("@ID", "LIVE RECORD EXISTS"));
+            return Err(refuse("ID", "LIVE RECORD EXISTS"));
         }
         return Ok(requested.to_owned());
     }
@@ -119,7 +119,7 @@ pub(crate) async fn customer(tx: &Transaction<'_>, request: &Request) -> Outcome
             Input::check(&request.fields, &[], &[])?;
             let id = request.transaction_id.as_str();
             if formats::parse_customer_number(id).is_err() {
-                return Err(refuse("@ID", "INVALID CUSTOMER NUMBER"));
+                return Err(refuse("ID", "INVALID CUSTOMER NUMBER"));
             }
             let row = tx
                 .query_opt(
@@ -127,7 +127,7 @@ pub(crate) async fn customer(tx: &Transaction<'_>, request: &Request) -> Outcome
                     &[&id],
                 )
                 .await?
-                .ok_or_else(|| refuse("@ID", "RECORD NOT FOUND"))?;
+                .ok_or_else(|| refuse("ID", "RECORD NOT FOUND"))?;
             Ok(Answer::done(id, customer_record(&row)))
         }
         Function::Authorise | Function::Reverse | Function::Delete => {
@@ -153,7 +153,7 @@ async fn input_customer(tx: &Transaction<'_>, request: &Request) -> Outcome<Answ
             .await?
             .is_some();
         return Err(refuse(
-            "@ID",
+            "ID",
             if taken {
                 "LIVE RECORD EXISTS"
             } else {
@@ -224,11 +224,11 @@ pub(crate) async fn account(
             Input::check(&request.fields, &[], &[])?;
             let id = request.transaction_id.as_str();
             if formats::parse_account_number(id).is_err() {
-                return Err(refuse("@ID", "INVALID ACCOUNT NUMBER"));
+                return Err(refuse("ID", "INVALID ACCOUNT NUMBER"));
             }
             let account = books::account(tx, id)
                 .await?
-                .ok_or_else(|| refuse("@ID", "RECORD NOT FOUND"))?;
+                .ok_or_else(|| refuse("ID", "RECORD NOT FOUND"))?;
             let locked = locked_amount(tx, id, today).await?;
             Ok(Answer::done(id, account_record(&account, locked)))
         }
@@ -325,17 +325,17 @@ async fn open_account(
 /// An existing customer account named by the request's id, for a change.
 async fn customer_account_to_change(tx: &Transaction<'_>, id: &str) -> Outcome<books::AccountRow> {
     if formats::parse_account_number(id).is_err() {
-        return Err(refuse("@ID", "INVALID ACCOUNT NUMBER"));
+        return Err(refuse("ID", "INVALID ACCOUNT NUMBER"));
     }
     let account = books::account(tx, id)
         .await?
-        .ok_or_else(|| refuse("@ID", "RECORD NOT FOUND"))?;
+        .ok_or_else(|| refuse("ID", "RECORD NOT FOUND"))?;
     if account.is_internal() {
         // The core keeps its internal accounts itself.
-        return Err(refuse("@ID", "INVALID VALUE"));
+        return Err(refuse("ID", "INVALID VALUE"));
     }
     if account.closure_date.is_some() {
-        return Err(refuse("@ID", "ACCOUNT CLOSED"));
+        return Err(refuse("ID", "ACCOUNT CLOSED"));
     }
     Ok(account)
 }
@@ -392,17 +392,17 @@ pub(crate) async fn account_closure(
     let journal = next_journal(tx).await?;
     let id = request.transaction_id.as_str();
     if id.is_empty() {
-        return Err(refuse("@ID", "MANDATORY INPUT"));
+        return Err(refuse("ID", "MANDATORY INPUT"));
     }
     let account = customer_account_to_change(tx, id).await?;
     if account.posting_restrict == "3" {
-        return Err(refuse("@ID", "POSTING RESTRICTED"));
+        return Err(refuse("ID", "POSTING RESTRICTED"));
     }
     if locked_amount(tx, id, today).await? > Decimal::ZERO {
-        return Err(refuse("@ID", "LOCKED EVENTS OPEN"));
+        return Err(refuse("ID", "LOCKED EVENTS OPEN"));
     }
     if account.working_balance < Decimal::ZERO {
-        return Err(refuse("@ID", "ACCOUNT OVERDRAWN"));
+        return Err(refuse("ID", "ACCOUNT OVERDRAWN"));
     }
     let settlement = match input.account("SETTLEMENT.ACCT")? {
         Some(settlement) => settlement,
@@ -537,10 +537,10 @@ pub(crate) async fn locked_events(
             let id = request.transaction_id.as_str();
             let mut lock = lock(tx, id, today)
                 .await?
-                .ok_or_else(|| refuse("@ID", "RECORD NOT FOUND"))?;
+                .ok_or_else(|| refuse("ID", "RECORD NOT FOUND"))?;
             if lock.status != "LIVE" {
                 return Err(refuse(
-                    "@ID",
+                    "ID",
                     format!("LOCK NOT LIVE, STATUS {}", lock.status),
                 ));
             }
@@ -553,7 +553,7 @@ pub(crate) async fn locked_events(
             let id = request.transaction_id.as_str();
             let lock = lock(tx, id, today)
                 .await?
-                .ok_or_else(|| refuse("@ID", "RECORD NOT FOUND"))?;
+                .ok_or_else(|| refuse("ID", "RECORD NOT FOUND"))?;
             Ok(Answer::done(id, lock.record()))
         }
         Function::Authorise | Function::Delete => Err(refuse("FUNCTION", "FUNCTION NOT ALLOWED")),

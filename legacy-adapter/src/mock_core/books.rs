@@ -56,8 +56,8 @@ pub(crate) async fn next_counter(
 ) -> Outcome<i64> {
     let row = tx
         .query_one(
-            "INSERT INTO counters (name, last_value) VALUES ($1, $2 + $3) \
-             ON CONFLICT (name) DO UPDATE SET last_value = counters.last_value + $3 \
+            "INSERT INTO counters (name, last_value) VALUES ($1, $2::INT8 + $3::INT8) \
+             ON CONFLICT (name) DO UPDATE SET last_value = counters.last_value + $3::INT8 \
              RETURNING last_value",
             &[&name, &start, &count],
         )

@@ -119,7 +119,7 @@ pub(crate) async fn enquiry(
         "ACCTS.BY.CUSTOMER" => accounts_by_customer(tx, request).await?,
         "ACCT.EXPORT" => export(tx, request, today).await?,
         "BOOKS.BALANCE" => books_balance(tx, request).await?,
-        _ => return Err(refuse("@ID", "RECORD NOT FOUND")),
+        _ => return Err(refuse("ID", "RECORD NOT FOUND")),
     };
     Ok(Answer::done(name, fields))
 }

@@ -102,7 +102,7 @@ pub(crate) async fn loans(
             let id = request.transaction_id.as_str();
             let fields = loan_record(tx, id)
                 .await?
-                .ok_or_else(|| refuse("@ID", "RECORD NOT FOUND"))?;
+                .ok_or_else(|| refuse("ID", "RECORD NOT FOUND"))?;
             Ok(Answer::done(id, fields))
         }
         Function::Authorise | Function::Reverse | Function::Delete => {

@@ -164,15 +164,15 @@ impl Core {
             Err(TxError::Abort(Reject::Validated(answer))) => Ok(answer),
             Err(TxError::Abort(Reject::Corrupt(message))) => {
                 tracing::error!(application = %request.application, error = %message, "legacy core books break an invariant");
-                Ok(Answer::error(id, "@ID", SYSTEM_ERROR))
+                Ok(Answer::error(id, "ID", SYSTEM_ERROR))
             }
             Err(TxError::Db(error @ DbError::OutcomeUnknown { .. })) => {
                 tracing::error!(application = %request.application, error = %error, "legacy core write outcome unknown: closing the connection");
                 Err(OutcomeUnknown)
             }
             Err(TxError::Db(error)) => {
-                tracing::warn!(application = %request.application, error = %error, error.code = error.code(), "legacy core database error");
-                Ok(Answer::error(id, "@ID", SYSTEM_ERROR))
+                tracing::warn!(application = %request.application, error = ?error, error.code = error.code(), "legacy core database error");
+                Ok(Answer::error(id, "ID", SYSTEM_ERROR))
             }
         }
     }
@@ -312,11 +312,11 @@ impl Core {
             Ok(false) => return Some(Answer::error(id, "USER", "SECURITY VIOLATION")),
             Err(error) => {
                 tracing::warn!(error = %error, "legacy core sign-on could not be checked");
-                return Some(Answer::error(id, "@ID", SYSTEM_ERROR));
+                return Some(Answer::error(id, "ID", SYSTEM_ERROR));
             }
         }
         if fastrand::f64() < faults.error_rate {
-            return Some(Answer::error(id, "@ID", SYSTEM_ERROR));
+            return Some(Answer::error(id, "ID", SYSTEM_ERROR));
         }
         if fastrand::f64() < faults.timeout_rate {
             tokio::select! {

@@ -50,7 +50,7 @@ pub(crate) async fn funds_transfer(
             let id = request.transaction_id.as_str();
             let fields = transfer_record(tx, id)
                 .await?
-                .ok_or_else(|| refuse("@ID", "RECORD NOT FOUND"))?;
+                .ok_or_else(|| refuse("ID", "RECORD NOT FOUND"))?;
             Ok(Answer::done(id, fields))
         }
         Function::Authorise | Function::Reverse | Function::Delete => {

@@ -1,0 +1,1169 @@
+//! The mock legacy core against a real PostgreSQL, driven over TCP in OFS as the adapter
+//! drives it: every application, the error texts, faults and close of business, and the
+//! seed. After every scenario that writes, the books must balance.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests"
+)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use corebank_legacy::formats;
+use corebank_legacy::mock_core::{self, CoreConfig, Faults};
+use corebank_legacy::ofs::{Field, Function, Indicator, Process, Request, Response};
+use corebank_testkit::TestDatabase;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio_util::sync::CancellationToken;
+
+const ADMIN_PASSWORD: &str = "admin-secret";
+
+struct Core {
+    addr: SocketAddr,
+    shutdown: CancellationToken,
+    handle: Option<tokio::task::JoinHandle<()>>,
+    _database: TestDatabase,
+}
+
+impl Drop for Core {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+        if let Some(handle) = self.handle.take() {
+            handle.abort();
+        }
+    }
+}
+
+fn config() -> CoreConfig {
+    CoreConfig {
+        admin_password: ADMIN_PASSWORD.to_owned(),
+        faults: Faults::default(),
+        cob_window: None,
+        seed_customers: 0,
+    }
+}
+
+async fn start_core(config: CoreConfig) -> Core {
+    let database = TestDatabase::create().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let shutdown = CancellationToken::new();
+    let handle = mock_core::start(
+        database.db_for("legacy_core"),
+        listener,
+        config,
+        shutdown.clone(),
+    )
+    .await
+    .unwrap();
+    Core {
+        addr,
+        shutdown,
+        handle: Some(handle),
+        _database: database,
+    }
+}
+
+struct Client {
+    reader: BufReader<OwnedReadHalf>,
+    writer: OwnedWriteHalf,
+}
+
+impl Client {
+    async fn connect(core: &Core) -> Client {
+        let (read, writer) = TcpStream::connect(core.addr).await.unwrap().into_split();
+        Client {
+            reader: BufReader::new(read),
+            writer,
+        }
+    }
+
+    /// Sends a raw line; `None` when the core closed the connection without answering.
+    async fn raw(&mut self, line: &str) -> Option<String> {
+        self.writer
+            .write_all(format!("{line}\n").as_bytes())
+            .await
+            .ok()?;
+        let mut answer = String::new();
+        let read =
+            tokio::time::timeout(Duration::from_secs(20), self.reader.read_line(&mut answer))
+                .await
+                .expect("the core did not answer in time");
+        match read {
+            Ok(0) | Err(_) => None,
+            Ok(_) => Some(answer),
+        }
+    }
+
+    async fn try_call(&mut self, request: &Request) -> Option<Response> {
+        let line = self.raw(&request.to_line()).await?;
+        Some(Response::parse(&line).unwrap())
+    }
+
+    async fn call(&mut self, request: &Request) -> Response {
+        self.try_call(request)
+            .await
+            .expect("the core closed the connection")
+    }
+}
+
+fn request_as(
+    user: &str,
+    password: &str,
+    application: &str,
+    function: Function,
+    id: &str,
+    fields: &[(&str, &str)],
+) -> Request {
+    Request {
+        application: application.to_owned(),
+        version: String::new(),
+        function,
+        process: Process::Process,
+        authorisers: Some(0),
+        user: user.to_owned(),
+        password: password.to_owned(),
+        transaction_id: id.to_owned(),
+        fields: fields
+            .iter()
+            .map(|(name, value)| {
+                let (name, position) = name.split_once(':').unwrap_or((name, "1"));
+                Field {
+                    name: name.to_owned(),
+                    multi_value: position.parse().unwrap(),
+                    sub_value: 1,
+                    value: (*value).to_owned(),
+                }
+            })
+            .collect(),
+    }
+}
+
+fn request(application: &str, function: Function, id: &str, fields: &[(&str, &str)]) -> Request {
+    request_as("INPUTT", "123456", application, function, id, fields)
+}
+
+fn input(application: &str, id: &str, fields: &[(&str, &str)]) -> Request {
+    request(application, Function::Input, id, fields)
+}
+
+fn see(application: &str, id: &str) -> Request {
+    request(application, Function::See, id, &[])
+}
+
+fn enquiry(name: &str, fields: &[(&str, &str)]) -> Request {
+    request("ENQUIRY.SELECT", Function::Input, name, fields)
+}
+
+fn admin(fields: &[(&str, &str)]) -> Request {
+    request_as(
+        "ADMIN",
+        ADMIN_PASSWORD,
+        "ADMIN.FAULTS",
+        Function::Input,
+        "",
+        fields,
+    )
+}
+
+/// The values of a multi-valued field in order.
+fn values(response: &Response, name: &str) -> Vec<String> {
+    let mut fields: Vec<&Field> = response
+        .fields
+        .iter()
+        .filter(|f| f.name == name && f.sub_value == 1)
+        .collect();
+    fields.sort_by_key(|f| f.multi_value);
+    fields.into_iter().map(|f| f.value.clone()).collect()
+}
+
+#[track_caller]
+fn assert_done(response: &Response) {
+    assert_eq!(response.indicator, Indicator::Done, "{response:?}");
+}
+
+#[track_caller]
+fn assert_refused(response: &Response, field: &str, text: &str) {
+    assert_eq!(response.indicator, Indicator::Error, "{response:?}");
+    let value = response
+        .field(field)
+        .unwrap_or_else(|| panic!("no {field} in {response:?}"));
+    assert!(value.starts_with(text), "{field}={value}, expected {text}");
+}
+
+fn cash(currency: &str) -> String {
+    formats::account_number(currency, 10_001).unwrap()
+}
+
+async fn open_customer(client: &mut Client, mnemonic: &str) -> String {
+    let response = client
+        .call(&input(
+            "CUSTOMER",
+            "",
+            &[("MNEMONIC", mnemonic), ("SHORT.NAME", "A CUSTOMER")],
+        ))
+        .await;
+    assert_done(&response);
+    response.transaction_id
+}
+
+async fn open_account(client: &mut Client, customer: &str, fields: &[(&str, &str)]) -> String {
+    let mut all = vec![("CUSTOMER", customer), ("CURRENCY", "EUR")];
+    all.extend_from_slice(fields);
+    let response = client.call(&input("ACCOUNT", "", &all)).await;
+    assert_done(&response);
+    response.transaction_id
+}
+
+/// A customer with one EUR account holding `amount` from the till.
+async fn funded_account(client: &mut Client, mnemonic: &str, amount: &str) -> String {
+    let customer = open_customer(client, mnemonic).await;
+    let account = open_account(client, &customer, &[("PRODUCT.CODE", "CURRENT")]).await;
+    let response = transfer(client, "", &cash("EUR"), &account, amount, &[]).await;
+    assert_done(&response);
+    account
+}
+
+async fn transfer(
+    client: &mut Client,
+    id: &str,
+    debit: &str,
+    credit: &str,
+    amount: &str,
+    extra: &[(&str, &str)],
+) -> Response {
+    let mut fields = vec![
+        ("DEBIT.ACCT.NO", debit),
+        ("CREDIT.ACCT.NO", credit),
+        ("DEBIT.CURRENCY", "EUR"),
+        ("DEBIT.AMOUNT", amount),
+    ];
+    fields.extend_from_slice(extra);
+    client.call(&input("FUNDS.TRANSFER", id, &fields)).await
+}
+
+async fn balance(client: &mut Client, account: &str) -> (String, String) {
+    let response = client
+        .call(&enquiry("ACCT.BALANCE", &[("ACCOUNT", account)]))
+        .await;
+    assert_done(&response);
+    (
+        response.field("WORKING.BALANCE").unwrap().to_owned(),
+        response.field("AVAILABLE.BALANCE").unwrap().to_owned(),
+    )
+}
+
+/// Every currency's balances and entries sum to zero; returns the answer.
+async fn assert_books_balance(client: &mut Client) -> Response {
+    let response = client.call(&enquiry("BOOKS.BALANCE", &[])).await;
+    assert_done(&response);
+    let totals = values(&response, "TOTAL");
+    assert!(!totals.is_empty());
+    assert!(totals.iter().all(|t| t == "0.00"), "{response:?}");
+    assert!(
+        values(&response, "ENTRIES.TOTAL")
+            .iter()
+            .all(|t| t == "0.00"),
+        "{response:?}"
+    );
+    response
+}
+
+#[tokio::test]
+async fn a_wrong_sign_on_is_refused_as_a_security_violation() {
+    let core = start_core(config()).await;
+    let mut client = Client::connect(&core).await;
+    for (user, password) in [
+        ("INPUTT", "654321"),
+        ("NOBODY", "123456"),
+        ("ADMIN", "wrong"),
+    ] {
+        let response = client
+            .call(&request_as(
+                user,
+                password,
+                "CUSTOMER",
+                Function::See,
+                "1000039",
+                &[],
+            ))
+            .await;
+        assert_refused(&response, "USER", "SECURITY VIOLATION");
+    }
+    let response = client
+        .call(&request_as(
+            "INPUTT",
+            "123456",
+            "ADMIN.FAULTS",
+            Function::See,
+            "",
+            &[],
+        ))
+        .await;
+    assert_refused(&response, "USER", "SECURITY VIOLATION");
+}
+
+#[tokio::test]
+async fn a_customer_and_an_account_are_opened_and_read_back() {
+    let core = start_core(config()).await;
+    let mut client = Client::connect(&core).await;
+    let customer = open_customer(&mut client, "ALICE.1").await;
+    assert!(formats::parse_customer_number(&customer).is_ok());
+    let seen = client.call(&see("CUSTOMER", &customer)).await;
+    assert_done(&seen);
+    assert_eq!(seen.field("MNEMONIC"), Some("ALICE.1"));
+    assert_eq!(seen.field("SECTOR"), Some("1001"));
+    let again = client
+        .call(&input(
+            "CUSTOMER",
+            "",
+            &[("MNEMONIC", "ALICE.1"), ("SHORT.NAME", "X")],
+        ))
+        .await;
+    assert_refused(&again, "MNEMONIC", "DUPLICATE");
+    let missing = client
+        .call(&input("CUSTOMER", "", &[("MNEMONIC", "BOB")]))
+        .await;
+    assert_refused(&missing, "SHORT.NAME", "MANDATORY INPUT");
+
+    let account = open_account(
+        &mut client,
+        &customer,
+        &[
+            ("CATEGORY", "6001"),
+            ("ALT.ACCT.ID", "DEP-1"),
+            ("PRODUCT.CODE", "savings-basic"),
+        ],
+    )
+    .await;
+    assert_eq!(account, formats::account_number("EUR", 10_000_001).unwrap());
+    let seen = client.call(&see("ACCOUNT", &account)).await;
+    assert_done(&seen);
+    assert_eq!(seen.field("CATEGORY"), Some("6001"));
+    assert_eq!(seen.field("WORKING.BALANCE"), Some("0.00"));
+    assert_eq!(seen.field("CLOSURE.DATE"), Some(""));
+    let by_alt = client
+        .call(&enquiry("ACCT.BY.ALT.ID", &[("ALT.ACCT.ID", "DEP-1")]))
+        .await;
+    assert_eq!(by_alt.field("ACCOUNT"), Some(account.as_str()));
+    let by_customer = client
+        .call(&enquiry("ACCTS.BY.CUSTOMER", &[("CUSTOMER", &customer)]))
+        .await;
+    assert_eq!(values(&by_customer, "ACCOUNT"), vec![account.clone()]);
+    let by_mnemonic = client
+        .call(&enquiry("CUSTOMER.BY.MNEMONIC", &[("MNEMONIC", "ALICE.1")]))
+        .await;
+    assert_eq!(by_mnemonic.field("CUSTOMER"), Some(customer.as_str()));
+
+    let duplicate_alt = client
+        .call(&input(
+            "ACCOUNT",
+            "",
+            &[
+                ("CUSTOMER", &customer),
+                ("CURRENCY", "EUR"),
+                ("ALT.ACCT.ID", "DEP-1"),
+            ],
+        ))
+        .await;
+    assert_refused(&duplicate_alt, "ALT.ACCT.ID", "DUPLICATE");
+    let yen = client
+        .call(&input(
+            "ACCOUNT",
+            "",
+            &[("CUSTOMER", &customer), ("CURRENCY", "JPY")],
+        ))
+        .await;
+    assert_refused(&yen, "CURRENCY", "CURRENCY NOT ALLOWED");
+    let unknown_field = client
+        .call(&input(
+            "ACCOUNT",
+            "",
+            &[("CUSTOMER", &customer), ("COLOUR", "RED")],
+        ))
+        .await;
+    assert_refused(&unknown_field, "COLOUR", "FIELD NOT ALLOWED");
+    let unknown_application = client.call(&see("TELLER", "TT1")).await;
+    assert_refused(&unknown_application, "APPLICATION", "UNKNOWN APPLICATION");
+    let unknown_account = client
+        .call(&see("ACCOUNT", &cash("EUR").replace("EUR", "USD")))
+        .await;
+    assert_eq!(unknown_account.indicator, Indicator::Error);
+}
+
+#[tokio::test]
+async fn a_transfer_moves_money_and_the_books_balance() {
+    let core = start_core(config()).await;
+    let mut client = Client::connect(&core).await;
+    let alice = funded_account(&mut client, "ALICE", "500.00").await;
+    let bob = funded_account(&mut client, "BOB", "10.00").await;
+    let response = transfer(
+        &mut client,
+        "",
+        &alice,
+        &bob,
+        "150.25",
+        &[
+            ("PAYMENT.DETAILS:1", "RENT"),
+            ("PAYMENT.DETAILS:2", "MARCH"),
+        ],
+    )
+    .await;
+    assert_done(&response);
+    assert!(response.transaction_id.starts_with("FT"));
+    assert_eq!(response.transaction_id.len(), 12);
+    assert_eq!(response.field("RECORD.STATUS"), Some("AUTH"));
+    assert_eq!(values(&response, "STMT.NOS").len(), 2);
+    assert_eq!(values(&response, "PAYMENT.DETAILS"), vec!["RENT", "MARCH"]);
+    assert_eq!(balance(&mut client, &alice).await.0, "349.75");
+    assert_eq!(balance(&mut client, &bob).await.0, "160.25");
+    let seen = client
+        .call(&see("FUNDS.TRANSFER", &response.transaction_id))
+        .await;
+    assert_eq!(seen.fields, response.fields);
+    let by_id = client
+        .call(&enquiry("TXN.BY.ID", &[("ID", &response.transaction_id)]))
+        .await;
+    assert_eq!(by_id.field("APPLICATION"), Some("FUNDS.TRANSFER"));
+
+    // Outward payment to the clearing account.
+    let outward = client
+        .call(&input(
+            "FUNDS.TRANSFER",
+            "",
+            &[
+                ("TRANSACTION.TYPE", "OT"),
+                ("DEBIT.ACCT.NO", &alice),
+                ("DEBIT.CURRENCY", "EUR"),
+                ("DEBIT.AMOUNT", "49.75"),
+                ("BEN.ACCT.NO", "DE89370400440532013000"),
+                ("BEN.BANK", "COBADEFFXXX"),
+            ],
+        ))
+        .await;
+    assert_done(&outward);
+    assert_eq!(
+        outward.field("CREDIT.ACCT.NO"),
+        Some(formats::account_number("EUR", 12_810).unwrap().as_str())
+    );
+    assert_eq!(balance(&mut client, &alice).await.0, "300.00");
+    let books = assert_books_balance(&mut client).await;
+    assert!(values(&books, "CURRENCY").contains(&"EUR".to_owned()));
+}
+
+#[tokio::test]
+async fn a_transfer_without_funds_is_refused_and_changes_nothing() {
+    let core = start_core(config()).await;
+    let mut client = Client::connect(&core).await;
+    let alice = funded_account(&mut client, "ALICE", "12.00").await;
+    let bob = funded_account(&mut client, "BOB", "1.00").await;
+    let response = transfer(&mut client, "FTNOFUNDS1", &alice, &bob, "12.01", &[]).await;
+    assert_refused(
+        &response,
+        "DEBIT.AMOUNT",
+        "INSUFFICIENT FUNDS, AVAILABLE 12.00",
+    );
+    assert_eq!(balance(&mut client, &alice).await.0, "12.00");
+    assert_eq!(balance(&mut client, &bob).await.0, "1.00");
+    let seen = client.call(&see("FUNDS.TRANSFER", "FTNOFUNDS1")).await;
+    assert_refused(&seen, "ID", "RECORD NOT FOUND");
+    let wrong = transfer(&mut client, "", &alice, "EUR1234567890", "1.00", &[]).await;
+    assert_refused(&wrong, "CREDIT.ACCT.NO", "INVALID ACCOUNT NUMBER");
+    let missing = transfer(
+        &mut client,
+        "",
+        &alice,
+        &formats::account_number("EUR", 10_009_999).unwrap(),
+        "1.00",
+        &[],
+    )
+    .await;
+    assert_refused(&missing, "CREDIT.ACCT.NO", "MISSING ACCOUNT");
+    let bad_amount = transfer(&mut client, "", &alice, &bob, "1.5", &[]).await;
+    assert_refused(&bad_amount, "DEBIT.AMOUNT", "INVALID AMOUNT");
+    assert_books_balance(&mut client).await;
+}
+
+#[tokio::test]
+async fn a_caller_assigned_transfer_id_is_applied_once() {
+    let core = start_core(config()).await;
+    let mut client = Client::connect(&core).await;
+    let alice = funded_account(&mut client, "ALICE", "100.00").await;
+    let bob = funded_account(&mut client, "BOB", "0.01").await;
+    let first = transfer(&mut client, "FTREQ42", &alice, &bob, "30.00", &[]).await;
+    assert_done(&first);
+    assert_eq!(first.transaction_id, "FTREQ42");
+    let second = transfer(&mut client, "FTREQ42", &alice, &bob, "30.00", &[]).await;
+    assert_refused(&second, "ID", "LIVE RECORD EXISTS");
+    assert_eq!(balance(&mut client, &alice).await.0, "70.00");
+    let seen = client.call(&see("FUNDS.TRANSFER", "FTREQ42")).await;
+    assert_done(&seen);
+    assert_eq!(seen.field("DEBIT.AMOUNT"), Some("30.00"));
+    let missing = client.call(&see("FUNDS.TRANSFER", "FTNEVER")).await;
+    assert_refused(&missing, "ID", "RECORD NOT FOUND");
+    let bad_id = transfer(&mut client, "XX1", &alice, &bob, "1.00", &[]).await;
+    assert_refused(&bad_id, "ID", "INVALID VALUE");
+
+    // The same caller id raced on several connections: applied exactly once.
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let mut racer = Client::connect(&core).await;
+        let (alice, bob) = (alice.clone(), bob.clone());
+        tasks.push(tokio::spawn(async move {
+            transfer(&mut racer, "FTRACE1", &alice, &bob, "5.00", &[])
+                .await
+                .indicator
+        }));
+    }
+    let mut done = 0;
+    for task in tasks {
+        if task.await.unwrap() == Indicator::Done {
+            done += 1;
+        }
+    }
+    assert_eq!(done, 1);
+    assert_eq!(balance(&mut client, &alice).await.0, "65.00");
+    assert_books_balance(&mut client).await;
+}
+
+#[tokio::test]
+async fn a_lock_is_reversed_once_and_a_lock_is_captured_by_a_transfer() {
+    let core = start_core(config()).await;
+    let mut client = Client::connect(&core).await;
+    let alice = funded_account(&mut client, "ALICE", "100.00").await;
+    let bob = funded_account(&mut client, "BOB", "0.01").await;
+    let lock = client
+        .call(&input(
+            "AC.LOCKED.EVENTS",
+            "",
+            &[("ACCOUNT.NUMBER", &alice), ("LOCKED.AMOUNT", "40.00")],
+        ))
+        .await;
+    assert_done(&lock);
+    assert!(lock.transaction_id.starts_with("ACLK"));
+    assert_eq!(lock.field("STATUS"), Some("LIVE"));
+    assert_eq!(
+        balance(&mut client, &alice).await,
+        ("100.00".to_owned(), "60.00".to_owned())
+    );
+    let too_much = transfer(&mut client, "", &alice, &bob, "60.01", &[]).await;
+    assert_refused(
+        &too_much,
+        "DEBIT.AMOUNT",
+        "INSUFFICIENT FUNDS, AVAILABLE 60.00",
+    );
+    let too_big_lock = client
+        .call(&input(
+            "AC.LOCKED.EVENTS",
+            "",
+            &[("ACCOUNT.NUMBER", &alice), ("LOCKED.AMOUNT", "60.01")],
+        ))
+        .await;
+    assert_refused(
+        &too_big_lock,
+        "LOCKED.AMOUNT",
+        "INSUFFICIENT FUNDS, AVAILABLE 60.00",
+    );
+
+    let reverse = request(
+        "AC.LOCKED.EVENTS",
+        Function::Reverse,
+        &lock.transaction_id,
+        &[],
+    );
+    let reversed = client.call(&reverse).await;
+    assert_done(&reversed);
+    assert_eq!(reversed.field("STATUS"), Some("REVERSED"));
+    let again = client.call(&reverse).await;
+    assert_refused(&again, "ID", "LOCK NOT LIVE, STATUS REVERSED");
+    assert_eq!(balance(&mut client, &alice).await.1, "100.00");
+
+    // Capture: a caller-assigned lock taken by the transfer that debits it.
+    let hold = client
+        .call(&input(
+            "AC.LOCKED.EVENTS",
+            "ACLKCARD7",
+            &[
+                ("ACCOUNT.NUMBER", &alice),
+                ("LOCKED.AMOUNT", "25.00"),
+                ("DESCRIPTION", "CARD AUTH"),
+            ],
+        ))
+        .await;
+    assert_done(&hold);
+    let wrong_amount = transfer(
+        &mut client,
+        "",
+        &alice,
+        &bob,
+        "24.00",
+        &[("LOCKED.EVENT.ID", "ACLKCARD7")],
+    )
+    .await;
+    assert_refused(&wrong_amount, "DEBIT.AMOUNT", "INVALID AMOUNT");
+    let captured = transfer(
+        &mut client,
+        "",
+        &alice,
+        &bob,
+        "25.00",
+        &[("LOCKED.EVENT.ID", "ACLKCARD7")],
+    )
+    .await;
+    assert_done(&captured);
+    let seen = client.call(&see("AC.LOCKED.EVENTS", "ACLKCARD7")).await;
+    assert_eq!(seen.field("STATUS"), Some("CAPTURED"));
+    assert_eq!(
+        balance(&mut client, &alice).await,
+        ("75.00".to_owned(), "75.00".to_owned())
+    );
+    let twice = transfer(
+        &mut client,
+        "",
+        &alice,
+        &bob,
+        "25.00",
+        &[("LOCKED.EVENT.ID", "ACLKCARD7")],
+    )
+    .await;
+    assert_refused(&twice, "LOCKED.EVENT.ID", "LOCK NOT LIVE, STATUS CAPTURED");
+    assert_books_balance(&mut client).await;
+}
+
+#[tokio::test]
+async fn a_posting_restriction_blocks_postings_until_it_is_lifted() {
+    let core = start_core(config()).await;
+    let mut client = Client::connect(&core).await;
+    let alice = funded_account(&mut client, "ALICE", "100.00").await;
+    let bob = funded_account(&mut client, "BOB", "100.00").await;
+    let frozen = client
+        .call(&input("ACCOUNT", &alice, &[("POSTING.RESTRICT", "3")]))
+        .await;
+    assert_done(&frozen);
+    assert_eq!(frozen.field("POSTING.RESTRICT"), Some("3"));
+    let out = transfer(&mut client, "", &alice, &bob, "1.00", &[]).await;
+    assert_refused(&out, "DEBIT.ACCT.NO", "POSTING RESTRICTED");
+    let into = transfer(&mut client, "", &bob, &alice, "1.00", &[]).await;
+    assert_refused(&into, "CREDIT.ACCT.NO", "POSTING RESTRICTED");
+    let not_amendable = client
+        .call(&input("ACCOUNT", &alice, &[("CURRENCY", "USD")]))
+        .await;
+    assert_refused(&not_amendable, "CURRENCY", "FIELD NOT ALLOWED");
+    let lifted = client
+        .call(&input("ACCOUNT", &alice, &[("POSTING.RESTRICT", "")]))
+        .await;
+    assert_done(&lifted);
+    assert_done(&transfer(&mut client, "", &alice, &bob, "1.00", &[]).await);
+    assert_books_balance(&mut client).await;
+}
+
+#[tokio::test]
+async fn a_closure_pays_out_the_balance_and_the_closed_account_takes_no_postings() {
+    let core = start_core(config()).await;
+    let mut client = Client::connect(&core).await;
+    let alice = funded_account(&mut client, "ALICE", "80.00").await;
+    let bob = funded_account(&mut client, "BOB", "5.00").await;
+    let lock = client
+        .call(&input(
+            "AC.LOCKED.EVENTS",
+            "",
+            &[("ACCOUNT.NUMBER", &alice), ("LOCKED.AMOUNT", "1.00")],
+        ))
+        .await;
+    let refused = client
+        .call(&input(
+            "ACCOUNT.CLOSURE",
+            &alice,
+            &[("SETTLEMENT.ACCT", &bob)],
+        ))
+        .await;
+    assert_refused(&refused, "ID", "LOCKED EVENTS OPEN");
+    client
+        .call(&request(
+            "AC.LOCKED.EVENTS",
+            Function::Reverse,
+            &lock.transaction_id,
+            &[],
+        ))
+        .await;
+    let closed = client
+        .call(&input(
+            "ACCOUNT.CLOSURE",
+            &alice,
+            &[("SETTLEMENT.ACCT", &bob)],
+        ))
+        .await;
+    assert_done(&closed);
+    assert_eq!(closed.field("TOTAL.BALANCE"), Some("80.00"));
+    assert_eq!(values(&closed, "STMT.NOS").len(), 2);
+    assert_ne!(closed.field("CLOSURE.DATE"), Some(""));
+    assert_eq!(balance(&mut client, &bob).await.0, "85.00");
+    assert_eq!(balance(&mut client, &alice).await.0, "0.00");
+    let into = transfer(&mut client, "", &bob, &alice, "1.00", &[]).await;
+    assert_refused(&into, "CREDIT.ACCT.NO", "ACCOUNT CLOSED");
+    let again = client.call(&input("ACCOUNT.CLOSURE", &alice, &[])).await;
+    assert_refused(&again, "ID", "ACCOUNT CLOSED");
+    let amend = client
+        .call(&input("ACCOUNT", &alice, &[("ACCOUNT.TITLE.1", "X")]))
+        .await;
+    assert_refused(&amend, "ID", "ACCOUNT CLOSED");
+    assert_books_balance(&mut client).await;
+}
+
+#[tokio::test]
+async fn a_large_transfer_needs_the_override_accepted() {
+    let core = start_core(config()).await;
+    let mut client = Client::connect(&core).await;
+    let alice = funded_account(&mut client, "ALICE", "9000.00").await;
+    let bob = funded_account(&mut client, "BOB", "1.00").await;
+    let big = transfer(&mut client, "", &cash("EUR"), &alice, "10000.01", &[]).await;
+    assert_eq!(big.indicator, Indicator::Override, "{big:?}");
+    assert_eq!(
+        big.field("OVERRIDE"),
+        Some("AMOUNT ABOVE 10000.00 NEEDS APPROVAL")
+    );
+    assert_eq!(balance(&mut client, &alice).await.0, "9000.00");
+    let exactly = transfer(&mut client, "", &alice, &bob, "10000.00", &[]).await;
+    assert_refused(&exactly, "DEBIT.AMOUNT", "INSUFFICIENT FUNDS");
+    let accepted = transfer(
+        &mut client,
+        "",
+        &cash("EUR"),
+        &alice,
+        "10000.01",
+        &[("OVERRIDE.ACCEPTED", "YES")],
+    )
+    .await;
+    assert_done(&accepted);
+    assert_eq!(balance(&mut client, &alice).await.0, "19000.01");
+    assert_books_balance(&mut client).await;
+}
+
+#[tokio::test]
+async fn a_loan_is_paid_out_with_its_schedule_and_repaid_through_lr_transfers() {
+    let core = start_core(config()).await;
+    let mut client = Client::connect(&core).await;
+    let customer = open_customer(&mut client, "BORROWER").await;
+    let account = open_account(&mut client, &customer, &[]).await;
+    let loan = client
+        .call(&input(
+            "LD.LOANS.AND.DEPOSITS",
+            "",
+            &[
+                ("CUSTOMER.ID", &customer),
+                ("CURRENCY", "EUR"),
+                ("AMOUNT", "10000.00"),
+                ("INTEREST.RATE", "7.50"),
+                ("TERM", "12"),
+                ("DRAWDOWN.ACCOUNT", &account),
+            ],
+        ))
+        .await;
+    assert_done(&loan);
+    assert!(loan.transaction_id.starts_with("LD"));
+    let principals: Vec<rust_decimal::Decimal> = values(&loan, "SCHED.PRINCIPAL")
+        .iter()
+        .map(|p| formats::parse_legacy_amount(p).unwrap())
+        .collect();
+    assert_eq!(principals.len(), 12);
+    assert_eq!(
+        principals.iter().copied().sum::<rust_decimal::Decimal>(),
+        rust_decimal::Decimal::new(1_000_000, 2)
+    );
+    assert_eq!(values(&loan, "SCHED.INTEREST")[0], "62.50");
+    assert_eq!(loan.field("OUTSTANDING.PRINCIPAL"), Some("10000.00"));
+    assert_eq!(loan.field("STATUS"), Some("CURRENT"));
+    assert_eq!(balance(&mut client, &account).await.0, "10000.00");
+
+    // The first instalment (867.57) and 100.00 more: interest first, oldest first.
+    let repay = |amount: &'static str| {
+        input(
+            "FUNDS.TRANSFER",
+            "",
+            &[
+                ("TRANSACTION.TYPE", "LR"),
+                ("DEBIT.ACCT.NO", &account),
+                ("CREDIT.ACCT.NO", &loan.transaction_id),
+                ("DEBIT.CURRENCY", "EUR"),
+                ("DEBIT.AMOUNT", amount),
+            ],
+        )
+    };
+    assert_done(&client.call(&repay("967.57")).await);
+    let seen = client
+        .call(&see("LD.LOANS.AND.DEPOSITS", &loan.transaction_id))
+        .await;
+    assert_done(&seen);
+    let paid = values(&seen, "SCHED.PAID");
+    assert_eq!(paid[0], "867.57");
+    assert_eq!(paid[1], "100.00");
+    // Principal repaid: 805.07 of the first instalment, 100.00 - 57.47 interest of the second.
+    let first_principal =
+        formats::parse_legacy_amount(&values(&seen, "SCHED.PRINCIPAL")[0]).unwrap();
+    let second_interest =
+        formats::parse_legacy_amount(&values(&seen, "SCHED.INTEREST")[1]).unwrap();
+    let expected = rust_decimal::Decimal::new(1_000_000, 2)
+        - first_principal
+        - (rust_decimal::Decimal::new(10_000, 2) - second_interest);
+    assert_eq!(
+        seen.field("OUTSTANDING.PRINCIPAL").unwrap(),
+        expected.to_string()
+    );
+    assert_eq!(balance(&mut client, &account).await.0, "9032.43");
+    let too_much = client.call(&repay("99999.00")).await;
+    assert_refused(&too_much, "DEBIT.AMOUNT", "INVALID AMOUNT");
+    assert_books_balance(&mut client).await;
+}
+
+#[tokio::test]
+async fn a_statement_pages_with_a_running_balance() {
+    let core = start_core(config()).await;
+    let mut client = Client::connect(&core).await;
+    let alice = funded_account(&mut client, "ALICE", "100.00").await;
+    let bob = funded_account(&mut client, "BOB", "100.00").await;
+    for _ in 0..4 {
+        assert_done(&transfer(&mut client, "", &alice, &bob, "10.00", &[]).await);
+    }
+    let first = client
+        .call(&enquiry(
+            "STMT.ENT.BOOK",
+            &[("ACCOUNT", &alice), ("LIMIT", "3")],
+        ))
+        .await;
+    assert_done(&first);
+    assert_eq!(values(&first, "AMOUNT"), vec!["100.00", "-10.00", "-10.00"]);
+    assert_eq!(values(&first, "BALANCE"), vec!["100.00", "90.00", "80.00"]);
+    assert_eq!(first.field("MORE"), Some("Y"));
+    let last_id = values(&first, "ENTRY.ID").pop().unwrap();
+    let second = client
+        .call(&enquiry(
+            "STMT.ENT.BOOK",
+            &[("ACCOUNT", &alice), ("LIMIT", "3"), ("AFTER", &last_id)],
+        ))
+        .await;
+    assert_eq!(values(&second, "AMOUNT"), vec!["-10.00", "-10.00"]);
+    assert_eq!(values(&second, "BALANCE"), vec!["70.00", "60.00"]);
+    assert_eq!(second.field("MORE"), Some("N"));
+    let journals = values(&first, "JOURNAL");
+    let up_to = client
+        .call(&enquiry(
+            "STMT.ENT.BOOK",
+            &[("ACCOUNT", &alice), ("UP.TO.JOURNAL", &journals[1])],
+        ))
+        .await;
+    assert_eq!(values(&up_to, "BALANCE"), vec!["100.00", "90.00"]);
+    let bad_limit = client
+        .call(&enquiry(
+            "STMT.ENT.BOOK",
+            &[("ACCOUNT", &alice), ("LIMIT", "201")],
+        ))
+        .await;
+    assert_refused(&bad_limit, "LIMIT", "INVALID VALUE");
+}
+
+#[tokio::test]
+async fn an_export_answers_the_books_as_of_one_journal_number_across_pages() {
+    let core = start_core(config()).await;
+    let mut client = Client::connect(&core).await;
+    let mut accounts = Vec::new();
+    for k in 0..5 {
+        accounts.push(funded_account(&mut client, &format!("C{k}"), "100.00").await);
+    }
+    let lock = client
+        .call(&input(
+            "AC.LOCKED.EVENTS",
+            "",
+            &[("ACCOUNT.NUMBER", &accounts[3]), ("LOCKED.AMOUNT", "7.00")],
+        ))
+        .await;
+    assert_done(&lock);
+    let first = client
+        .call(&enquiry(
+            "ACCT.EXPORT",
+            &[("PRODUCT.CODE", "CURRENT"), ("LIMIT", "2")],
+        ))
+        .await;
+    assert_done(&first);
+    let journal = first.field("JOURNAL").unwrap().to_owned();
+    assert_eq!(first.field("MORE"), Some("Y"));
+    let mut exported = values(&first, "ACCOUNT");
+    let mut balances = values(&first, "WORKING.BALANCE");
+
+    // Writes between pages: money moves, a lock ends, a new account opens.
+    assert_done(&transfer(&mut client, "", &accounts[0], &accounts[4], "60.00", &[]).await);
+    assert_done(&transfer(&mut client, "", &accounts[2], &accounts[3], "30.00", &[]).await);
+    client
+        .call(&request(
+            "AC.LOCKED.EVENTS",
+            Function::Reverse,
+            &lock.transaction_id,
+            &[],
+        ))
+        .await;
+    funded_account(&mut client, "LATE", "1.00").await;
+
+    let mut after = exported.last().unwrap().clone();
+    let mut lock_ids = Vec::new();
+    loop {
+        let page = client
+            .call(&enquiry(
+                "ACCT.EXPORT",
+                &[
+                    ("PRODUCT.CODE", "CURRENT"),
+                    ("LIMIT", "2"),
+                    ("AFTER", &after),
+                    ("JOURNAL", &journal),
+                ],
+            ))
+            .await;
+        assert_done(&page);
+        assert_eq!(page.field("JOURNAL"), Some(journal.as_str()));
+        lock_ids.extend(
+            page.fields
+                .iter()
+                .filter(|f| f.name == "LOCK.ID")
+                .map(|f| f.value.clone()),
+        );
+        exported.extend(values(&page, "ACCOUNT"));
+        balances.extend(values(&page, "WORKING.BALANCE"));
+        if page.field("MORE") != Some("Y") {
+            break;
+        }
+        after = exported.last().unwrap().clone();
+    }
+    assert_eq!(exported, accounts);
+    assert!(balances.iter().all(|b| b == "100.00"), "{balances:?}");
+    assert_eq!(lock_ids, vec![lock.transaction_id.clone()]);
+    // Each balance equals the statement up to the same journal number.
+    for account in &accounts {
+        let statement = client
+            .call(&enquiry(
+                "STMT.ENT.BOOK",
+                &[("ACCOUNT", account), ("UP.TO.JOURNAL", &journal)],
+            ))
+            .await;
+        assert_eq!(values(&statement, "BALANCE").last().unwrap(), "100.00");
+    }
+    let future = client
+        .call(&enquiry("ACCT.EXPORT", &[("JOURNAL", "999999999")]))
+        .await;
+    assert_refused(&future, "JOURNAL", "INVALID VALUE");
+    assert_books_balance(&mut client).await;
+}
+
+#[tokio::test]
+async fn close_of_business_answers_offline_until_it_is_turned_off() {
+    let core = start_core(config()).await;
+    let mut client = Client::connect(&core).await;
+    let on = client.call(&admin(&[("COB", "ON")])).await;
+    assert_done(&on);
+    assert_eq!(on.field("CLOSED"), Some("YES"));
+    let offline = client.call(&see("CUSTOMER", "1000039")).await;
+    assert_eq!(offline.indicator, Indicator::Offline);
+    assert_eq!(
+        offline.field("STATUS"),
+        Some("CLOSE OF BUSINESS IN PROGRESS")
+    );
+    let shown = client
+        .call(&request_as(
+            "ADMIN",
+            ADMIN_PASSWORD,
+            "ADMIN.FAULTS",
+            Function::See,
+            "",
+            &[],
+        ))
+        .await;
+    assert_eq!(shown.field("COB"), Some("ON"));
+    assert_done(&client.call(&admin(&[("COB", "OFF")])).await);
+    let open = client.call(&see("CUSTOMER", "1000039")).await;
+    assert_refused(&open, "ID", "RECORD NOT FOUND");
+    let bad = client.call(&admin(&[("ERROR.RATE", "1.5")])).await;
+    assert_refused(&bad, "ERROR.RATE", "INVALID VALUE");
+}
+
+#[tokio::test]
+async fn a_dropped_answer_leaves_the_transfer_committed() {
+    let core = start_core(config()).await;
+    let mut client = Client::connect(&core).await;
+    let alice = funded_account(&mut client, "ALICE", "100.00").await;
+    let bob = funded_account(&mut client, "BOB", "0.01").await;
+    assert_done(
+        &client
+            .call(&admin(&[("DROP.AFTER.COMMIT.RATE", "1")]))
+            .await,
+    );
+    let request = input(
+        "FUNDS.TRANSFER",
+        "FTDROPPED1",
+        &[
+            ("DEBIT.ACCT.NO", &alice),
+            ("CREDIT.ACCT.NO", &bob),
+            ("DEBIT.CURRENCY", "EUR"),
+            ("DEBIT.AMOUNT", "40.00"),
+        ],
+    );
+    assert!(client.try_call(&request).await.is_none());
+    // Reads are never dropped; a new connection settles the outcome.
+    let mut client = Client::connect(&core).await;
+    let seen = client.call(&see("FUNDS.TRANSFER", "FTDROPPED1")).await;
+    assert_done(&seen);
+    assert_eq!(balance(&mut client, &alice).await.0, "60.00");
+    assert_done(
+        &client
+            .call(&admin(&[("DROP.AFTER.COMMIT.RATE", "0")]))
+            .await,
+    );
+    assert_books_balance(&mut client).await;
+}
+
+#[tokio::test]
+async fn an_injected_error_changes_nothing() {
+    let core = start_core(config()).await;
+    let mut client = Client::connect(&core).await;
+    let alice = funded_account(&mut client, "ALICE", "100.00").await;
+    let bob = funded_account(&mut client, "BOB", "0.01").await;
+    assert_done(&client.call(&admin(&[("ERROR.RATE", "1")])).await);
+    let response = transfer(&mut client, "FTFAULT1", &alice, &bob, "10.00", &[]).await;
+    assert_refused(&response, "ID", "SYSTEM ERROR, TRY AGAIN");
+    assert_done(&client.call(&admin(&[("ERROR.RATE", "0")])).await);
+    let seen = client.call(&see("FUNDS.TRANSFER", "FTFAULT1")).await;
+    assert_refused(&seen, "ID", "RECORD NOT FOUND");
+    assert_eq!(balance(&mut client, &alice).await.0, "100.00");
+}
+
+#[tokio::test]
+async fn latency_and_timeouts_delay_but_still_do_the_work() {
+    let mut config = config();
+    config.faults = Faults::parse("latency_ms=20-30,timeout_rate=1,timeout_ms=100").unwrap();
+    let core = start_core(config).await;
+    let mut client = Client::connect(&core).await;
+    let started = std::time::Instant::now();
+    let customer = open_customer(&mut client, "SLOW").await;
+    assert!(started.elapsed() >= Duration::from_millis(120));
+    assert_done(&client.call(&see("CUSTOMER", &customer)).await);
+}
+
+async fn seeded_books(customers: u32) -> (Vec<String>, Response, Vec<String>) {
+    let mut config = config();
+    config.seed_customers = customers;
+    let core = start_core(config).await;
+    let mut client = Client::connect(&core).await;
+    let books = assert_books_balance(&mut client).await;
+    let export = client
+        .call(&enquiry("ACCT.EXPORT", &[("LIMIT", "100")]))
+        .await;
+    assert_done(&export);
+    let accounts = values(&export, "ACCOUNT");
+    let balances = values(&export, "WORKING.BALANCE");
+    let mut rows: Vec<String> = accounts
+        .iter()
+        .zip(&balances)
+        .map(|(a, b)| format!("{a}={b}"))
+        .collect();
+    rows.extend(
+        export
+            .fields
+            .iter()
+            .filter(|f| f.name == "LOCK.ID" || f.name == "LOCK.AMOUNT")
+            .map(|f| format!("{}:{}={}", f.name, f.multi_value, f.value)),
+    );
+    let loan_customer = client
+        .call(&enquiry(
+            "CUSTOMER.BY.MNEMONIC",
+            &[("MNEMONIC", "SEED000005")],
+        ))
+        .await;
+    assert_done(&loan_customer);
+    (rows, books, values(&export, "CUSTOMER"))
+}
+
+#[tokio::test]
+async fn the_seed_is_deterministic_and_balanced() {
+    let (first_rows, first_books, first_customers) = seeded_books(7).await;
+    let (second_rows, second_books, second_customers) = seeded_books(7).await;
+    assert_eq!(first_rows, second_rows);
+    assert_eq!(first_books.fields, second_books.fields);
+    assert_eq!(first_customers, second_customers);
+    assert_eq!(first_customers.len(), 14);
+    // Customer 5 has a hold; customer 7 a loan paid into the current account.
+    assert!(first_rows.iter().any(|r| r.starts_with("LOCK.ID")));
+    let started = std::time::Instant::now();
+    seeded_books(50).await;
+    assert!(started.elapsed() < Duration::from_secs(30));
+}
+
+#[tokio::test]
+async fn malformed_lines_are_answered_and_the_core_keeps_serving() {
+    let core = start_core(config()).await;
+    let mut client = Client::connect(&core).await;
+    for line in [
+        "",
+        "garbage",
+        "CUSTOMER,/X/PROCESS,INPUTT/123456,",
+        "customer,/S/PROCESS,INPUTT/123456,1",
+        "CUSTOMER,/S/PROCESS,INPUTT/123456,\\q",
+        "CUSTOMER,/I/PROCESS,INPUTT/123456,,MNEMONIC:0=A",
+    ] {
+        let answer = client.raw(line).await.expect("answered");
+        let response = Response::parse(&answer).unwrap();
+        assert_eq!(response.indicator, Indicator::Error, "{line:?}: {answer}");
+        assert!(response.field("MESSAGE").is_some());
+    }
+    // CRLF works too.
+    let answer = client
+        .raw(&format!("{}\r", see("CUSTOMER", "1000039").to_line()))
+        .await
+        .unwrap();
+    assert_refused(&Response::parse(&answer).unwrap(), "ID", "RECORD NOT FOUND");
+    // A line over the limit is refused and the connection closed; others keep working.
+    let mut long = Client::connect(&core).await;
+    let too_long = format!(
+        "CUSTOMER,/I/PROCESS,INPUTT/123456,,SHORT.NAME={}",
+        "x".repeat(corebank_legacy::ofs::LINE_BYTES_MAX)
+    );
+    let answer = long.raw(&too_long).await.expect("answered before closing");
+    assert_eq!(
+        Response::parse(&answer).unwrap().indicator,
+        Indicator::Error
+    );
+    assert!(long.raw("garbage").await.is_none());
+    let customer = open_customer(&mut client, "STILL.HERE").await;
+    assert!(!customer.is_empty());
+}
+
+#[tokio::test]
+async fn validate_checks_without_doing_and_the_core_stops_on_shutdown() {
+    let mut core = start_core(config()).await;
+    let mut client = Client::connect(&core).await;
+    let mut validate = input(
+        "CUSTOMER",
+        "",
+        &[("MNEMONIC", "ONLY.CHECKED"), ("SHORT.NAME", "X")],
+    );
+    validate.process = Process::Validate;
+    assert_done(&client.call(&validate).await);
+    let lookup = client
+        .call(&enquiry(
+            "CUSTOMER.BY.MNEMONIC",
+            &[("MNEMONIC", "ONLY.CHECKED")],
+        ))
+        .await;
+    assert_refused(&lookup, "MNEMONIC", "RECORD NOT FOUND");
+    core.shutdown.cancel();
+    let handle = core.handle.take().unwrap();
+    tokio::time::timeout(Duration::from_secs(10), handle)
+        .await
+        .expect("the core stops after shutdown")
+        .unwrap();
+    assert!(
+        client
+            .raw(&see("CUSTOMER", "1000039").to_line())
+            .await
+            .is_none()
+    );
+}
