@@ -10,6 +10,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/corebank/saga/v1/saga.proto",
         "proto/corebank/deposits/v1/deposits.proto",
         "proto/corebank/payments/v1/payments.proto",
+        "proto/corebank/legacy/v1/legacy.proto",
     ]
     .iter()
     .map(PathBuf::from)

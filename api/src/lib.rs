@@ -46,3 +46,8 @@ pub mod deposits {
 pub mod payments {
     contract!("corebank.payments.v1");
 }
+
+/// `corebank.legacy.v1`: what only the legacy adapter serves (the export for migration).
+pub mod legacy {
+    contract!("corebank.legacy.v1");
+}

@@ -1,0 +1,243 @@
+//! The adapter's OFS client: a pool of TCP connections to the core, a deadline per call, a
+//! circuit breaker, and metrics per legacy application.
+//!
+//! A call ends in one of three ways, and the difference matters for money: an answer; the
+//! request never left ([`CallError::NotSent`], safe to send again); or it left and no answer
+//! came back ([`CallError::Unknown`]: the core may have done it, so the caller must ask
+//! before sending it again).
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::Semaphore;
+
+use crate::ofs::{Indicator, LINE_BYTES_MAX, Request, Response};
+
+/// How the client reaches the core.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    pub addr: SocketAddr,
+    pub user: String,
+    pub password: String,
+    /// Connections kept open (and calls in flight) at most.
+    pub pool_size: usize,
+    /// The longest one call may take, waiting for a connection included.
+    pub call_timeout: Duration,
+    /// Consecutive failures that open the breaker.
+    pub breaker_failures: u32,
+    /// How long the breaker stays open before it lets calls through again.
+    pub breaker_open: Duration,
+}
+
+/// A call that got no answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallError {
+    /// Nothing reached the core: no connection, or the breaker is open.
+    #[error("the legacy core was not reached: {message}")]
+    NotSent { message: String },
+    /// The request was sent but no (readable) answer came back in time.
+    #[error("no answer from the legacy core: {message}")]
+    Unknown { message: String },
+}
+
+struct Connection {
+    reader: BufReader<OwnedReadHalf>,
+    writer: OwnedWriteHalf,
+}
+
+#[derive(Debug, Default)]
+struct Breaker {
+    failures: u32,
+    open_until: Option<Instant>,
+}
+
+struct Inner {
+    config: ClientConfig,
+    idle: Mutex<Vec<Connection>>,
+    permits: Semaphore,
+    breaker: Mutex<Breaker>,
+}
+
+/// A cheap-to-clone handle on the pool.
+#[derive(Clone)]
+pub struct OfsClient {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for OfsClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OfsClient")
+            .field("addr", &self.inner.config.addr)
+            .field("user", &self.inner.config.user)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OfsClient {
+    pub fn new(config: ClientConfig) -> OfsClient {
+        let permits = Semaphore::new(config.pool_size.max(1));
+        OfsClient {
+            inner: Arc::new(Inner {
+                config,
+                idle: Mutex::new(Vec::new()),
+                permits,
+                breaker: Mutex::new(Breaker::default()),
+            }),
+        }
+    }
+
+    pub fn config(&self) -> &ClientConfig {
+        &self.inner.config
+    }
+
+    /// Whether the breaker is open now (calls fail fast).
+    pub fn breaker_open(&self) -> bool {
+        self.inner
+            .breaker
+            .lock()
+            .ok()
+            .and_then(|b| b.open_until)
+            .is_some_and(|until| Instant::now() < until)
+    }
+
+    /// Sends `request` with the adapter's sign-on and waits for the answer.
+    pub async fn call(&self, mut request: Request) -> Result<Response, CallError> {
+        request.user.clone_from(&self.inner.config.user);
+        request.password.clone_from(&self.inner.config.password);
+        let application = request.application.clone();
+        let started = Instant::now();
+        let result = self.call_signed(&request).await;
+        let outcome = match &result {
+            Ok(response) => match response.indicator {
+                Indicator::Done => "ok",
+                Indicator::Error => "error",
+                Indicator::Override => "override",
+                Indicator::Offline => "offline",
+            },
+            Err(CallError::NotSent { .. }) => "not_sent",
+            Err(CallError::Unknown { .. }) => "unknown",
+        };
+        metrics::counter!("legacy_adapter_calls_total", "application" => application.clone(), "outcome" => outcome)
+            .increment(1);
+        metrics::histogram!("legacy_adapter_call_seconds", "application" => application.clone())
+            .record(started.elapsed().as_secs_f64());
+        if let Err(error) = &result {
+            tracing::warn!(%application, %error, "legacy call failed");
+        }
+        self.record(result.is_ok());
+        result
+    }
+
+    fn record(&self, success: bool) {
+        let Ok(mut breaker) = self.inner.breaker.lock() else {
+            return;
+        };
+        if success {
+            breaker.failures = 0;
+            breaker.open_until = None;
+            return;
+        }
+        breaker.failures = breaker.failures.saturating_add(1);
+        if breaker.failures >= self.inner.config.breaker_failures {
+            if breaker
+                .open_until
+                .is_none_or(|until| Instant::now() >= until)
+            {
+                tracing::warn!(
+                    failures = breaker.failures,
+                    open_ms = self.inner.config.breaker_open.as_millis(),
+                    "legacy core circuit breaker opened"
+                );
+                metrics::counter!("legacy_adapter_breaker_opened_total").increment(1);
+            }
+            breaker.open_until = Some(Instant::now() + self.inner.config.breaker_open);
+        }
+    }
+
+    async fn call_signed(&self, request: &Request) -> Result<Response, CallError> {
+        if self.breaker_open() {
+            return Err(CallError::NotSent {
+                message: "the circuit breaker is open after repeated failures".to_owned(),
+            });
+        }
+        let deadline = Instant::now() + self.inner.config.call_timeout;
+        let _permit = tokio::time::timeout_at(deadline.into(), self.inner.permits.acquire())
+            .await
+            .map_err(|_| CallError::NotSent {
+                message: format!(
+                    "all {} connections stayed busy for the whole call timeout",
+                    self.inner.config.pool_size
+                ),
+            })?
+            .map_err(|_| CallError::NotSent {
+                message: "the client is closed".to_owned(),
+            })?;
+        let pooled = self.inner.idle.lock().ok().and_then(|mut idle| idle.pop());
+        let mut connection = match pooled {
+            Some(connection) => connection,
+            None => {
+                let stream = tokio::time::timeout_at(
+                    deadline.into(),
+                    TcpStream::connect(self.inner.config.addr),
+                )
+                .await
+                .map_err(|_| CallError::NotSent {
+                    message: format!("connecting to {} timed out", self.inner.config.addr),
+                })?
+                .map_err(|error| CallError::NotSent {
+                    message: format!(
+                        "connecting to {} failed: {error} (is the legacy core running? \
+                                 check COREBANK_LEGACY_CORE_ADDR)",
+                        self.inner.config.addr
+                    ),
+                })?;
+                let _ = stream.set_nodelay(true);
+                let (read, write) = stream.into_split();
+                Connection {
+                    reader: BufReader::new(read),
+                    writer: write,
+                }
+            }
+        };
+        let mut line = request.to_line();
+        line.push('\n');
+        let exchange = async {
+            connection
+                .writer
+                .write_all(line.as_bytes())
+                .await
+                .map_err(|error| format!("writing failed: {error}"))?;
+            let mut answer = String::new();
+            let read = (&mut connection.reader)
+                .take(u64::try_from(LINE_BYTES_MAX).unwrap_or(u64::MAX) + 2)
+                .read_line(&mut answer)
+                .await
+                .map_err(|error| format!("reading failed: {error}"))?;
+            if read == 0 || !answer.ends_with('\n') {
+                return Err("the connection closed before the answer ended".to_owned());
+            }
+            Response::parse(answer.trim_end_matches(['\r', '\n']))
+                .map_err(|error| format!("the answer is unreadable: {error}"))
+        };
+        let response = match tokio::time::timeout_at(deadline.into(), exchange).await {
+            Err(_) => {
+                return Err(CallError::Unknown {
+                    message: format!(
+                        "no answer within {} ms",
+                        self.inner.config.call_timeout.as_millis()
+                    ),
+                });
+            }
+            Ok(Err(message)) => return Err(CallError::Unknown { message }),
+            Ok(Ok(response)) => response,
+        };
+        if let Ok(mut idle) = self.inner.idle.lock() {
+            idle.push(connection);
+        }
+        Ok(response)
+    }
+}

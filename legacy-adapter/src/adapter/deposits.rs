@@ -1,0 +1,1105 @@
+//! `corebank.deposits.v1.Deposits` served from the legacy core.
+
+use std::sync::Arc;
+
+use chrono::{Duration as Days, Utc};
+use corebank_api::deposits::v1 as pb;
+use corebank_api::deposits::v1::deposits_server::{Deposits, DepositsServer};
+use prost::Message as _;
+use rust_decimal::Decimal;
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+use crate::formats;
+use crate::ofs::Function;
+
+use super::error::AdapterError;
+use super::legacy::{Probe, request};
+use super::store::{AccountRow, HoldRow, ProductRow};
+use super::{
+    Adapter, CASH_CATEGORY, CLEARING_CATEGORY, Result, account_uuid, alt_account_id, amount_text,
+    answer, check_currency, column, derived_uuid, field, fingerprint, ft_id, internal_account,
+    iso_date, legacy_amount, legacy_date_of, lock_id, mnemonic, now_text, parse_amount, parse_uuid,
+};
+
+const DAY_COUNTS: [&str; 4] = ["act_365_fixed", "act_360", "act_act_isda", "thirty_360"];
+const FREQUENCIES: [&str; 3] = ["monthly", "quarterly", "annually"];
+
+fn optional_decimal(text: &str, field: &str) -> Result<Option<Decimal>> {
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    text.trim()
+        .parse::<Decimal>()
+        .map(Some)
+        .map_err(|_| AdapterError::invalid(format!("{field} {text:?} is not a decimal")))
+}
+
+fn validate_product(r: &pb::CreateProductRequest) -> Result<(Option<Decimal>, Option<Decimal>)> {
+    if r.code.trim().is_empty() || r.code.len() > 64 {
+        return Err(AdapterError::invalid("code must have 1 to 64 characters"));
+    }
+    if r.kind != "current" && r.kind != "savings" {
+        return Err(AdapterError::invalid(format!(
+            "kind {:?} is not current or savings",
+            r.kind
+        )));
+    }
+    check_currency(&r.currency)?;
+    if !super::CURRENCIES.contains(&r.currency.as_str()) {
+        return Err(AdapterError::invalid(format!(
+            "the legacy core keeps only {} accounts",
+            super::CURRENCIES.join(", ")
+        )));
+    }
+    if !DAY_COUNTS.contains(&r.day_count.as_str()) {
+        return Err(AdapterError::invalid(format!(
+            "day_count {:?} is not one of {}",
+            r.day_count,
+            DAY_COUNTS.join(", ")
+        )));
+    }
+    if !FREQUENCIES.contains(&r.posting_frequency.as_str()) {
+        return Err(AdapterError::invalid(format!(
+            "posting_frequency {:?} is not one of {}",
+            r.posting_frequency,
+            FREQUENCIES.join(", ")
+        )));
+    }
+    for tier in &r.rate_tiers {
+        optional_decimal(&tier.from_balance, "rate_tiers.from_balance")?;
+        optional_decimal(&tier.annual_rate, "rate_tiers.annual_rate")?;
+    }
+    optional_decimal(&r.minimum_balance, "minimum_balance")?;
+    optional_decimal(&r.overdraft_limit, "overdraft_limit")?;
+    optional_decimal(&r.overdraft_rate, "overdraft_rate")?;
+    Ok((
+        optional_decimal(&r.per_transfer_limit, "per_transfer_limit")?,
+        optional_decimal(&r.daily_transfer_limit, "daily_transfer_limit")?,
+    ))
+}
+
+fn hold_status(legacy: &str) -> &'static str {
+    match legacy {
+        "LIVE" => "held",
+        "REVERSED" => "released",
+        "CAPTURED" => "captured",
+        _ => "expired",
+    }
+}
+
+impl Adapter {
+    pub async fn create_product(&self, r: pb::CreateProductRequest) -> Result<pb::Product> {
+        let (per_transfer, daily) = validate_product(&r)?;
+        let created_at = now_text();
+        let make = |version: i64| pb::Product {
+            code: r.code.clone(),
+            version,
+            name: r.name.clone(),
+            kind: r.kind.clone(),
+            currency: r.currency.clone(),
+            rate_tiers: r.rate_tiers.clone(),
+            day_count: r.day_count.clone(),
+            posting_frequency: r.posting_frequency.clone(),
+            minimum_balance: r.minimum_balance.clone(),
+            overdraft_limit: r.overdraft_limit.clone(),
+            overdraft_rate: r.overdraft_rate.clone(),
+            dormancy_days: r.dormancy_days,
+            per_transfer_limit: r.per_transfer_limit.clone(),
+            daily_transfer_limit: r.daily_transfer_limit.clone(),
+            created_at: created_at.clone(),
+        };
+        let row = ProductRow {
+            code: r.code.clone(),
+            version: 0,
+            kind: r.kind.clone(),
+            currency: r.currency.clone(),
+            per_transfer_limit: per_transfer,
+            daily_transfer_limit: daily,
+            definition: Vec::new(),
+        };
+        let version = self
+            .store
+            .add_product(&row, |version| make(version).encode_to_vec())
+            .await?;
+        Ok(make(version))
+    }
+
+    pub async fn product(&self, code: &str, version: i64) -> Result<pb::Product> {
+        let row = self.store.product(code, version).await?.ok_or_else(|| {
+            AdapterError::UnknownProduct {
+                code: code.to_owned(),
+            }
+        })?;
+        pb::Product::decode(row.definition.as_slice())
+            .map_err(|e| AdapterError::internal(format!("stored product unreadable: {e}")))
+    }
+
+    pub async fn products(&self) -> Result<Vec<pb::Product>> {
+        self.store
+            .products()
+            .await?
+            .iter()
+            .map(|row| {
+                pb::Product::decode(row.definition.as_slice())
+                    .map_err(|e| AdapterError::internal(format!("stored product unreadable: {e}")))
+            })
+            .collect()
+    }
+
+    /// The core customer for a canonical customer id, created on first use. A canonical id
+    /// that is itself a core customer number (a customer from before the adapter) is that
+    /// customer.
+    async fn customer_no(&self, customer_id: &str) -> Result<String> {
+        if let Some(number) = self.store.customer_no(customer_id).await? {
+            return Ok(number);
+        }
+        if formats::parse_customer_number(customer_id).is_ok()
+            && self.legacy.see("CUSTOMER", customer_id).await?.is_some()
+        {
+            self.store.map_customer(customer_id, customer_id).await?;
+            return Ok(customer_id.to_owned());
+        }
+        let mnemonic = mnemonic(customer_id);
+        let short_name: String = customer_id.chars().take(35).collect();
+        let done = self
+            .legacy
+            .input(
+                request(
+                    "CUSTOMER",
+                    Function::Input,
+                    "",
+                    vec![
+                        field("MNEMONIC", mnemonic.clone()),
+                        field("SHORT.NAME", short_name),
+                        field("SECTOR", "1001"),
+                    ],
+                ),
+                &Probe::enquiry(
+                    "CUSTOMER.BY.MNEMONIC",
+                    vec![("MNEMONIC", mnemonic)],
+                    "CUSTOMER",
+                ),
+            )
+            .await?;
+        let number = done
+            .record
+            .field("CUSTOMER")
+            .filter(|n| !n.is_empty())
+            .map_or_else(|| done.record.transaction_id.clone(), str::to_owned);
+        self.store.map_customer(customer_id, &number).await?;
+        Ok(number)
+    }
+
+    pub async fn open_account(&self, r: pb::OpenAccountRequest) -> Result<pb::Account> {
+        let request_id = parse_uuid(&r.request_id, "request_id")?;
+        if r.customer_id.trim().is_empty() {
+            return Err(AdapterError::invalid("customer_id is required"));
+        }
+        let opened_on = if r.opened_on.is_empty() {
+            String::new()
+        } else {
+            legacy_date_of(&r.opened_on, "opened_on")?
+        };
+        let fp = fingerprint(
+            "open_account",
+            &[&r.customer_id, &r.product_code, &r.opened_on],
+        );
+        self.once(request_id, fp, |_| {}, async {
+            let product = self
+                .store
+                .product(&r.product_code, 0)
+                .await?
+                .ok_or_else(|| AdapterError::UnknownProduct {
+                    code: r.product_code.clone(),
+                })?;
+            let customer_no = self.customer_no(&r.customer_id).await?;
+            let alt = alt_account_id(request_id);
+            let category = if product.kind == "savings" {
+                "6001"
+            } else {
+                "1001"
+            };
+            let mut fields = vec![
+                field("CUSTOMER", customer_no),
+                field("CATEGORY", category),
+                field("CURRENCY", product.currency.clone()),
+                field(
+                    "ACCOUNT.TITLE.1",
+                    r.customer_id.chars().take(35).collect::<String>(),
+                ),
+                field("ALT.ACCT.ID", alt.clone()),
+                field("PRODUCT.CODE", product.code.clone()),
+            ];
+            if !opened_on.is_empty() {
+                fields.push(field("OPENING.DATE", opened_on.clone()));
+            }
+            let done = self
+                .legacy
+                .input(
+                    request("ACCOUNT", Function::Input, "", fields),
+                    &Probe::enquiry("ACCT.BY.ALT.ID", vec![("ALT.ACCT.ID", alt)], "ACCOUNT"),
+                )
+                .await?;
+            let account_no = done
+                .record
+                .field("ACCOUNT")
+                .filter(|n| !n.is_empty())
+                .map_or_else(|| done.record.transaction_id.clone(), str::to_owned);
+            let row = self
+                .store
+                .map_account(&AccountRow {
+                    account_id: account_uuid(&account_no),
+                    account_no,
+                    customer_id: r.customer_id.clone(),
+                    product_code: product.code.clone(),
+                    product_version: product.version,
+                    currency: product.currency.clone(),
+                })
+                .await?;
+            self.account_view(&row).await
+        })
+        .await
+    }
+
+    pub async fn get_account(&self, account_id: &str) -> Result<pb::Account> {
+        let row = self.account_row(account_id).await?;
+        self.account_view(&row).await
+    }
+
+    /// The customer's accounts: those the adapter knows, and any the core holds for the
+    /// customer that the adapter has not seen yet (they are mapped on the way).
+    pub async fn list_accounts(&self, customer_id: &str) -> Result<Vec<pb::Account>> {
+        let mut rows = self.store.accounts_of(customer_id).await?;
+        let customer_no = match self.store.customer_no(customer_id).await? {
+            Some(number) => Some(number),
+            None if formats::parse_customer_number(customer_id).is_ok() => {
+                Some(customer_id.to_owned())
+            }
+            None => None,
+        };
+        if let Some(customer_no) = customer_no {
+            let listed = self
+                .legacy
+                .enquiry("ACCTS.BY.CUSTOMER", vec![("CUSTOMER", customer_no)])
+                .await?;
+            for account_no in column(&listed, "ACCOUNT") {
+                if !account_no.is_empty() && !rows.iter().any(|row| row.account_no == account_no) {
+                    rows.push(self.adopt(&account_no, customer_id).await?);
+                }
+            }
+        }
+        let mut accounts = Vec::with_capacity(rows.len());
+        for row in &rows {
+            accounts.push(self.account_view(row).await?);
+        }
+        Ok(accounts)
+    }
+
+    pub async fn statement(&self, r: pb::GetStatementRequest) -> Result<pb::Statement> {
+        let row = self.account_row(&r.account_id).await?;
+        let limit = match r.page_size {
+            0 => 50,
+            n => n.min(200),
+        };
+        let page = self
+            .legacy
+            .enquiry(
+                "STMT.ENT.BOOK",
+                vec![
+                    ("ACCOUNT", row.account_no.clone()),
+                    ("AFTER", r.cursor.clone()),
+                    ("LIMIT", limit.to_string()),
+                ],
+            )
+            .await?;
+        let lines = statement_lines(&page)?;
+        let next_cursor = if page.field("MORE") == Some("Y") {
+            column(&page, "ENTRY.ID")
+                .last()
+                .cloned()
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(pb::Statement {
+            account_id: r.account_id,
+            currency: row.currency,
+            lines: lines.into_iter().map(|(_, line)| line).collect(),
+            next_cursor,
+        })
+    }
+
+    /// A `FUNDS.TRANSFER` for a canonical request: applied once, whatever is lost on the way.
+    /// Answers whether the core had it already.
+    pub(crate) async fn transfer_funds(&self, posting: Posting<'_>) -> Result<(String, bool)> {
+        let Posting {
+            request_id,
+            kind,
+            debit,
+            credit,
+            currency,
+            amount,
+            mut extra,
+        } = posting;
+        let id = ft_id(request_id);
+        let mut fields = vec![
+            field("TRANSACTION.TYPE", kind),
+            field("DEBIT.ACCT.NO", debit),
+            field("DEBIT.CURRENCY", currency),
+            field("DEBIT.AMOUNT", legacy_amount(amount)?),
+        ];
+        if kind != "OT" {
+            fields.push(field("CREDIT.ACCT.NO", credit));
+        }
+        fields.append(&mut extra);
+        let done = self
+            .legacy
+            .input(
+                request("FUNDS.TRANSFER", Function::Input, &id, fields),
+                &Probe::exists("FUNDS.TRANSFER", &id),
+            )
+            .await?;
+        let record = &done.record;
+        let same = record.field("DEBIT.ACCT.NO") == Some(debit)
+            && (kind == "OT" || record.field("CREDIT.ACCT.NO") == Some(credit))
+            && record
+                .field("DEBIT.AMOUNT")
+                .and_then(|a| formats::parse_legacy_amount(a).ok())
+                == Some(amount);
+        if !same {
+            return Err(AdapterError::ExistsWithDifferent {
+                request_id: request_id.to_string(),
+            });
+        }
+        Ok((id, done.existed))
+    }
+
+    async fn cash(&self, r: pb::CashRequest, deposit: bool) -> Result<pb::Movement> {
+        let request_id = parse_uuid(&r.request_id, "request_id")?;
+        let operation = if deposit { "deposit" } else { "withdrawal" };
+        let fp = fingerprint(
+            operation,
+            &[
+                &r.account_id,
+                &r.amount,
+                &r.currency,
+                &r.description,
+                &r.channel,
+            ],
+        );
+        self.once(
+            request_id,
+            fp,
+            |m: &mut pb::Movement| m.replayed = true,
+            async {
+                let row = self.account_in(&r.account_id, &r.currency).await?;
+                let amount = parse_amount(&r.amount, "amount")?;
+                let category = match r.channel.as_str() {
+                    "" | "cash" => CASH_CATEGORY,
+                    "clearing" => CLEARING_CATEGORY,
+                    other => {
+                        return Err(AdapterError::invalid(format!(
+                            "channel {other:?} is not cash or clearing"
+                        )));
+                    }
+                };
+                let bank = internal_account(&row.currency, category)?;
+                let (debit, credit) = if deposit {
+                    (bank.as_str(), row.account_no.as_str())
+                } else {
+                    (row.account_no.as_str(), bank.as_str())
+                };
+                let mut extra = Vec::new();
+                if !r.description.is_empty() {
+                    extra.push(field("PAYMENT.DETAILS", r.description.clone()));
+                }
+                let (entry_id, existed) = self
+                    .transfer_funds(Posting {
+                        request_id,
+                        kind: "AC",
+                        debit,
+                        credit,
+                        currency: &row.currency,
+                        amount,
+                        extra,
+                    })
+                    .await?;
+                let after = self.legacy_account(&row.account_no).await?;
+                Ok(pb::Movement {
+                    request_id: r.request_id.clone(),
+                    account_id: r.account_id.clone(),
+                    kind: if deposit { "deposit" } else { "withdrawal" }.to_owned(),
+                    amount: amount.round_dp(2).to_string(),
+                    currency: row.currency.clone(),
+                    entry_id,
+                    recorded_at: now_text(),
+                    balances_after: Some(after.balances),
+                    replayed: existed,
+                })
+            },
+        )
+        .await
+    }
+
+    /// A transfer between two adapter accounts within the source product's limits; answers
+    /// (entry id, the source's balances after, whether the core had it already).
+    pub(crate) async fn transfer_between(&self, ask: &TransferAsk<'_>) -> Result<Moved> {
+        let request_id = parse_uuid(ask.request_id, "request_id")?;
+        let (from_account_id, to_account_id, currency, description) = (
+            ask.from_account_id,
+            ask.to_account_id,
+            ask.currency,
+            ask.description,
+        );
+        let amount_text_in = ask.amount;
+        let from = self.account_row(from_account_id).await?;
+        let to = self.account_row(to_account_id).await?;
+        if from.account_id == to.account_id {
+            return Err(AdapterError::invalid(
+                "from_account_id and to_account_id are the same account",
+            ));
+        }
+        check_currency(currency)?;
+        if currency != from.currency || currency != to.currency {
+            return Err(AdapterError::CurrencyMismatch {
+                message: format!(
+                    "the accounts are in {} and {}, the request in {currency}",
+                    from.currency, to.currency
+                ),
+            });
+        }
+        let amount = parse_amount(amount_text_in, "amount")?;
+        let product = self
+            .store
+            .product(&from.product_code, from.product_version)
+            .await?;
+        let daily = product.as_ref().and_then(|p| p.daily_transfer_limit);
+        if let Some(limit) = product.as_ref().and_then(|p| p.per_transfer_limit)
+            && amount > limit
+        {
+            return Err(AdapterError::TransferLimitExceeded {
+                limit: limit.normalize().to_string(),
+            });
+        }
+        if let Some(limit) = daily {
+            self.store
+                .reserve(
+                    request_id,
+                    from.account_id,
+                    Utc::now().date_naive(),
+                    amount,
+                    limit,
+                )
+                .await?;
+        }
+        let mut extra = Vec::new();
+        if !description.is_empty() {
+            extra.push(field("PAYMENT.DETAILS", description));
+        }
+        let outcome = self
+            .transfer_funds(Posting {
+                request_id,
+                kind: "AC",
+                debit: &from.account_no,
+                credit: &to.account_no,
+                currency,
+                amount,
+                extra,
+            })
+            .await;
+        let (entry_id, existed) = match outcome {
+            Ok(done) => done,
+            Err(error) => {
+                // Refused by the core (or never sent): the reservation is given back. An
+                // outcome still unknown keeps it, so the limit is never exceeded.
+                if daily.is_some() && error.code() != "unavailable" {
+                    self.store.unreserve(request_id).await?;
+                }
+                return Err(error);
+            }
+        };
+        let after = self.legacy_account(&from.account_no).await?;
+        Ok(Moved {
+            entry_id,
+            balances: after.balances,
+            existed,
+            amount,
+        })
+    }
+
+    /// A transfer between two adapter accounts, once per request id: `operation` names the
+    /// contract's method (its answers are kept apart), `answer` builds its answer.
+    pub(crate) async fn transfer_once<T>(
+        &self,
+        operation: &str,
+        ask: TransferAsk<'_>,
+        replay: fn(&mut T),
+        answer: impl FnOnce(Moved) -> T,
+    ) -> Result<T>
+    where
+        T: prost::Message + Default,
+    {
+        let request_id = parse_uuid(ask.request_id, "request_id")?;
+        let fp = fingerprint(
+            operation,
+            &[
+                ask.from_account_id,
+                ask.to_account_id,
+                ask.amount,
+                ask.currency,
+                ask.description,
+            ],
+        );
+        self.once(request_id, fp, replay, async {
+            Ok(answer(self.transfer_between(&ask).await?))
+        })
+        .await
+    }
+
+    /// The account, which must be in `currency`.
+    pub(crate) async fn account_in(&self, account_id: &str, currency: &str) -> Result<AccountRow> {
+        let row = self.account_row(account_id).await?;
+        check_currency(currency)?;
+        if currency != row.currency {
+            return Err(AdapterError::CurrencyMismatch {
+                message: format!(
+                    "the account is in {}, the request in {currency}",
+                    row.currency
+                ),
+            });
+        }
+        Ok(row)
+    }
+
+    async fn transfer(&self, r: pb::TransferRequest) -> Result<pb::TransferResult> {
+        let ask = TransferAsk {
+            request_id: &r.request_id,
+            from_account_id: &r.from_account_id,
+            to_account_id: &r.to_account_id,
+            amount: &r.amount,
+            currency: &r.currency,
+            description: &r.description,
+        };
+        self.transfer_once(
+            "transfer",
+            ask,
+            |t: &mut pb::TransferResult| t.replayed = true,
+            |moved| pb::TransferResult {
+                request_id: r.request_id.clone(),
+                from_account_id: r.from_account_id.clone(),
+                to_account_id: r.to_account_id.clone(),
+                amount: moved.amount.round_dp(2).to_string(),
+                currency: r.currency.clone(),
+                entry_id: moved.entry_id,
+                recorded_at: now_text(),
+                balances_after: Some(moved.balances),
+                replayed: moved.existed,
+            },
+        )
+        .await
+    }
+
+    async fn hold_view(&self, hold: &HoldRow, replayed: bool) -> Result<pb::Hold> {
+        let record = self
+            .legacy
+            .see("AC.LOCKED.EVENTS", &hold.lock_id)
+            .await?
+            .ok_or_else(|| {
+                AdapterError::internal(format!("the core lost lock {}", hold.lock_id))
+            })?;
+        let row = self.store.account(hold.account_id).await?;
+        Ok(pb::Hold {
+            id: hold.hold_id.to_string(),
+            account_id: hold.account_id.to_string(),
+            amount: amount_text(record.field("LOCKED.AMOUNT").unwrap_or_default())?,
+            currency: row.map(|r| r.currency).unwrap_or_default(),
+            reason: hold.reason.clone(),
+            status: hold_status(record.field("STATUS").unwrap_or_default()).to_owned(),
+            expires_at: hold
+                .expires_at
+                .map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+                .unwrap_or_default(),
+            placed_at: hold
+                .placed_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            replayed,
+        })
+    }
+
+    async fn place_hold(&self, r: pb::PlaceHoldRequest) -> Result<pb::Hold> {
+        let request_id = parse_uuid(&r.request_id, "request_id")?;
+        let fp = fingerprint(
+            "place_hold",
+            &[
+                &r.account_id,
+                &r.amount,
+                &r.currency,
+                &r.reason,
+                &r.expires_in_seconds.to_string(),
+            ],
+        );
+        self.once(
+            request_id,
+            fp,
+            |h: &mut pb::Hold| h.replayed = true,
+            async {
+                let row = self.account_in(&r.account_id, &r.currency).await?;
+                let amount = parse_amount(&r.amount, "amount")?;
+                let placed_at = Utc::now();
+                // The core's locks last whole days: a hold ends at the end of the day its expiry
+                // falls on (in UTC).
+                let to_date = (r.expires_in_seconds > 0).then(|| {
+                    (placed_at + Days::seconds(i64::from(r.expires_in_seconds))).date_naive()
+                });
+                let id = lock_id(request_id);
+                let mut fields = vec![
+                    field("ACCOUNT.NUMBER", row.account_no.clone()),
+                    field("LOCKED.AMOUNT", legacy_amount(amount)?),
+                    field(
+                        "DESCRIPTION",
+                        r.reason.chars().take(200).collect::<String>(),
+                    ),
+                ];
+                if let Some(day) = to_date {
+                    fields.push(field("TO.DATE", formats::legacy_date(day)));
+                }
+                let done = self
+                    .legacy
+                    .input(
+                        request("AC.LOCKED.EVENTS", Function::Input, &id, fields),
+                        &Probe::exists("AC.LOCKED.EVENTS", &id),
+                    )
+                    .await?;
+                let hold = HoldRow {
+                    hold_id: derived_uuid("hold", &id),
+                    lock_id: id,
+                    account_id: row.account_id,
+                    reason: r.reason.clone(),
+                    expires_at: to_date
+                        .and_then(|day| day.and_hms_opt(23, 59, 59))
+                        .map(|at| at.and_utc()),
+                    placed_at,
+                };
+                self.store.map_hold(&hold).await?;
+                self.hold_view(&hold, done.existed).await
+            },
+        )
+        .await
+    }
+
+    async fn hold_row(&self, hold_id: &str) -> Result<HoldRow> {
+        let id = parse_uuid(hold_id, "hold_id")?;
+        self.store
+            .hold(id)
+            .await?
+            .ok_or_else(|| AdapterError::UnknownHold {
+                hold_id: hold_id.to_owned(),
+            })
+    }
+
+    async fn release_hold(&self, r: pb::ReleaseHoldRequest) -> Result<pb::Hold> {
+        let request_id = parse_uuid(&r.request_id, "request_id")?;
+        let fp = fingerprint("release_hold", &[&r.hold_id]);
+        self.once(
+            request_id,
+            fp,
+            |h: &mut pb::Hold| h.replayed = true,
+            async {
+                let hold = self.hold_row(&r.hold_id).await?;
+                self.legacy
+                    .input(
+                        request(
+                            "AC.LOCKED.EVENTS",
+                            Function::Reverse,
+                            &hold.lock_id,
+                            Vec::new(),
+                        ),
+                        &Probe::field_is(
+                            "AC.LOCKED.EVENTS",
+                            &hold.lock_id,
+                            "STATUS",
+                            "REVERSED".to_owned(),
+                        ),
+                    )
+                    .await?;
+                self.hold_view(&hold, false).await
+            },
+        )
+        .await
+    }
+
+    async fn capture_hold(&self, r: pb::CaptureHoldRequest) -> Result<pb::Hold> {
+        let request_id = parse_uuid(&r.request_id, "request_id")?;
+        let fp = fingerprint("capture_hold", &[&r.hold_id, &r.destination]);
+        self.once(
+            request_id,
+            fp,
+            |h: &mut pb::Hold| h.replayed = true,
+            async {
+                if !r.destination.is_empty() && r.destination != "clearing" {
+                    return Err(AdapterError::invalid(format!(
+                        "destination {:?} is not clearing",
+                        r.destination
+                    )));
+                }
+                let hold = self.hold_row(&r.hold_id).await?;
+                let row = self
+                    .store
+                    .account(hold.account_id)
+                    .await?
+                    .ok_or_else(|| AdapterError::internal("a hold's account is not mapped"))?;
+                let lock = self
+                    .legacy
+                    .see("AC.LOCKED.EVENTS", &hold.lock_id)
+                    .await?
+                    .ok_or_else(|| {
+                        AdapterError::internal(format!("the core lost lock {}", hold.lock_id))
+                    })?;
+                let amount =
+                    super::canonical_amount(lock.field("LOCKED.AMOUNT").unwrap_or_default())?;
+                let status = lock.field("STATUS").unwrap_or_default();
+                // A capture whose answer was lost finds the lock captured by its own transfer.
+                let own = self
+                    .legacy
+                    .see("FUNDS.TRANSFER", &ft_id(request_id))
+                    .await?
+                    .is_some();
+                if status != "LIVE" && !own {
+                    return Err(AdapterError::HoldNotHeld {
+                        message: format!("the hold is {}", hold_status(status)),
+                    });
+                }
+                let clearing = internal_account(&row.currency, CLEARING_CATEGORY)?;
+                self.transfer_funds(Posting {
+                    request_id,
+                    kind: "AC",
+                    debit: &row.account_no,
+                    credit: &clearing,
+                    currency: &row.currency,
+                    amount,
+                    extra: vec![field("LOCKED.EVENT.ID", hold.lock_id.clone())],
+                })
+                .await?;
+                self.hold_view(&hold, false).await
+            },
+        )
+        .await
+    }
+
+    async fn change_status(
+        &self,
+        r: pb::ChangeStatusRequest,
+        action: &'static str,
+    ) -> Result<pb::Account> {
+        let request_id = parse_uuid(&r.request_id, "request_id")?;
+        let fp = fingerprint(action, &[&r.account_id, &r.reason]);
+        self.once(request_id, fp, |_| {}, async {
+            let row = self.account_row(&r.account_id).await?;
+            let now = self.legacy_account(&row.account_no).await?;
+            if now.status == "closed" {
+                return Err(AdapterError::AccountClosed { message: format!("account {} is closed", r.account_id) });
+            }
+            match action {
+                "freeze" | "unfreeze" => {
+                    let (wanted, restrict) = if action == "freeze" { ("frozen", "3") } else { ("active", "") };
+                    if (action == "freeze") == (now.status == "frozen") {
+                        return Err(AdapterError::InvalidStatus {
+                            message: format!("cannot {action} an account that is {}", now.status),
+                        });
+                    }
+                    self.legacy
+                        .input(
+                            request(
+                                "ACCOUNT",
+                                Function::Input,
+                                &row.account_no,
+                                vec![field("POSTING.RESTRICT", restrict)],
+                            ),
+                            &Probe::field_is("ACCOUNT", &row.account_no, "POSTING.RESTRICT", restrict.to_owned()),
+                        )
+                        .await?;
+                    tracing::info!(account = %row.account_no, status = wanted, "legacy account status changed");
+                }
+                _ => {
+                    if now.status == "frozen" {
+                        return Err(AdapterError::CannotClose { message: "the account is frozen".to_owned() });
+                    }
+                    self.legacy
+                        .input(
+                            request("ACCOUNT.CLOSURE", Function::Input, &row.account_no, Vec::new()),
+                            &Probe::enquiry(
+                                "ACCT.BALANCE",
+                                vec![("ACCOUNT", row.account_no.clone())],
+                                "CLOSURE.DATE",
+                            ),
+                        )
+                        .await
+                        .map_err(|error| match error {
+                            AdapterError::AccountFrozen { message } => AdapterError::CannotClose { message },
+                            other => other,
+                        })?;
+                }
+            }
+            self.account_view(&row).await
+        })
+        .await
+    }
+}
+
+/// A canonical transfer request (Deposits/Transfer and Payments/InternalTransfer).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TransferAsk<'a> {
+    pub request_id: &'a str,
+    pub from_account_id: &'a str,
+    pub to_account_id: &'a str,
+    pub amount: &'a str,
+    pub currency: &'a str,
+    pub description: &'a str,
+}
+
+/// What a transfer did.
+#[derive(Debug, Clone)]
+pub(crate) struct Moved {
+    pub entry_id: String,
+    /// The source account's balances after it.
+    pub balances: pb::Balances,
+    /// The core had it already (a repeat).
+    pub existed: bool,
+    pub amount: Decimal,
+}
+
+/// One `FUNDS.TRANSFER` the adapter sends for a canonical request.
+#[derive(Debug, Clone)]
+pub(crate) struct Posting<'a> {
+    pub request_id: Uuid,
+    /// `AC` or `OT`.
+    pub kind: &'a str,
+    pub debit: &'a str,
+    /// Ignored for `OT` (the core credits its clearing account).
+    pub credit: &'a str,
+    pub currency: &'a str,
+    pub amount: Decimal,
+    pub extra: Vec<crate::ofs::Field>,
+}
+
+/// The lines of a `STMT.ENT.BOOK` page, each with the core's entry id.
+pub(crate) fn statement_lines(
+    page: &crate::ofs::Response,
+) -> Result<Vec<(String, pb::StatementLine)>> {
+    let ids = column(page, "ENTRY.ID");
+    let references = column(page, "TRANS.REFERENCE");
+    let booked = column(page, "BOOKING.DATE");
+    let valued = column(page, "VALUE.DATE");
+    let amounts = column(page, "AMOUNT");
+    let narratives = column(page, "NARRATIVE");
+    let balances = column(page, "BALANCE");
+    let at = |values: &[String], i: usize| values.get(i).cloned().unwrap_or_default();
+    let mut lines = Vec::with_capacity(ids.len());
+    for (i, id) in ids.iter().enumerate() {
+        let signed = super::canonical_amount(&at(&amounts, i))?;
+        let booking = iso_date(&at(&booked, i))?;
+        lines.push((
+            id.clone(),
+            pb::StatementLine {
+                entry_id: at(&references, i),
+                recorded_at: if booking.is_empty() {
+                    String::new()
+                } else {
+                    format!("{booking}T00:00:00Z")
+                },
+                value_date: iso_date(&at(&valued, i))?,
+                direction: if signed.is_sign_negative() {
+                    "debit"
+                } else {
+                    "credit"
+                }
+                .to_owned(),
+                bucket: "posted".to_owned(),
+                amount: signed.abs().to_string(),
+                description: at(&narratives, i),
+                running_balance: amount_text(&at(&balances, i))?,
+            },
+        ));
+    }
+    Ok(lines)
+}
+
+/// The tonic service.
+#[derive(Debug, Clone)]
+pub struct DepositsService {
+    adapter: Arc<Adapter>,
+}
+
+impl DepositsService {
+    pub fn new(adapter: Arc<Adapter>) -> DepositsService {
+        DepositsService { adapter }
+    }
+
+    pub fn into_server(self) -> DepositsServer<DepositsService> {
+        DepositsServer::new(self)
+    }
+}
+
+#[tonic::async_trait]
+impl Deposits for DepositsService {
+    async fn create_product(
+        &self,
+        r: Request<pb::CreateProductRequest>,
+    ) -> std::result::Result<Response<pb::Product>, Status> {
+        answer(self.adapter.create_product(r.into_inner()).await)
+    }
+
+    async fn get_product(
+        &self,
+        r: Request<pb::GetProductRequest>,
+    ) -> std::result::Result<Response<pb::Product>, Status> {
+        let r = r.into_inner();
+        answer(self.adapter.product(&r.code, r.version).await)
+    }
+
+    async fn list_products(
+        &self,
+        _: Request<pb::ListProductsRequest>,
+    ) -> std::result::Result<Response<pb::ListProductsResponse>, Status> {
+        answer(
+            self.adapter
+                .products()
+                .await
+                .map(|products| pb::ListProductsResponse { products }),
+        )
+    }
+
+    async fn open_account(
+        &self,
+        r: Request<pb::OpenAccountRequest>,
+    ) -> std::result::Result<Response<pb::Account>, Status> {
+        answer(self.adapter.open_account(r.into_inner()).await)
+    }
+
+    async fn get_account(
+        &self,
+        r: Request<pb::GetAccountRequest>,
+    ) -> std::result::Result<Response<pb::Account>, Status> {
+        answer(self.adapter.get_account(&r.into_inner().account_id).await)
+    }
+
+    async fn list_accounts(
+        &self,
+        r: Request<pb::ListAccountsRequest>,
+    ) -> std::result::Result<Response<pb::ListAccountsResponse>, Status> {
+        answer(
+            self.adapter
+                .list_accounts(&r.into_inner().customer_id)
+                .await
+                .map(|accounts| pb::ListAccountsResponse { accounts }),
+        )
+    }
+
+    async fn get_statement(
+        &self,
+        r: Request<pb::GetStatementRequest>,
+    ) -> std::result::Result<Response<pb::Statement>, Status> {
+        answer(self.adapter.statement(r.into_inner()).await)
+    }
+
+    async fn deposit(
+        &self,
+        r: Request<pb::CashRequest>,
+    ) -> std::result::Result<Response<pb::Movement>, Status> {
+        answer(self.adapter.cash(r.into_inner(), true).await)
+    }
+
+    async fn withdraw(
+        &self,
+        r: Request<pb::CashRequest>,
+    ) -> std::result::Result<Response<pb::Movement>, Status> {
+        answer(self.adapter.cash(r.into_inner(), false).await)
+    }
+
+    async fn transfer(
+        &self,
+        r: Request<pb::TransferRequest>,
+    ) -> std::result::Result<Response<pb::TransferResult>, Status> {
+        answer(self.adapter.transfer(r.into_inner()).await)
+    }
+
+    async fn place_hold(
+        &self,
+        r: Request<pb::PlaceHoldRequest>,
+    ) -> std::result::Result<Response<pb::Hold>, Status> {
+        answer(self.adapter.place_hold(r.into_inner()).await)
+    }
+
+    async fn release_hold(
+        &self,
+        r: Request<pb::ReleaseHoldRequest>,
+    ) -> std::result::Result<Response<pb::Hold>, Status> {
+        answer(self.adapter.release_hold(r.into_inner()).await)
+    }
+
+    async fn capture_hold(
+        &self,
+        r: Request<pb::CaptureHoldRequest>,
+    ) -> std::result::Result<Response<pb::Hold>, Status> {
+        answer(self.adapter.capture_hold(r.into_inner()).await)
+    }
+
+    async fn freeze_account(
+        &self,
+        r: Request<pb::ChangeStatusRequest>,
+    ) -> std::result::Result<Response<pb::Account>, Status> {
+        answer(self.adapter.change_status(r.into_inner(), "freeze").await)
+    }
+
+    async fn unfreeze_account(
+        &self,
+        r: Request<pb::ChangeStatusRequest>,
+    ) -> std::result::Result<Response<pb::Account>, Status> {
+        answer(self.adapter.change_status(r.into_inner(), "unfreeze").await)
+    }
+
+    async fn close_account(
+        &self,
+        r: Request<pb::ChangeStatusRequest>,
+    ) -> std::result::Result<Response<pb::Account>, Status> {
+        answer(self.adapter.change_status(r.into_inner(), "close").await)
+    }
+
+    async fn accrue_interest(
+        &self,
+        _: Request<pb::AccrueInterestRequest>,
+    ) -> std::result::Result<Response<pb::AccrueInterestResponse>, Status> {
+        answer(Err(AdapterError::NotSupported {
+            message: "the legacy core accrues and posts interest in its own close of business"
+                .to_owned(),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+
+    use super::*;
+
+    #[test]
+    fn statement_pages_become_canonical_lines() {
+        let page = crate::ofs::Response::parse(
+            "STMT.ENT.BOOK/m/1,ENTRY.ID:1:1=E1,TRANS.REFERENCE:1:1=FT1,BOOKING.DATE:1:1=20261125,\
+             VALUE.DATE:1:1=20261125,AMOUNT:1:1=100.00,NARRATIVE:1:1=cash in,BALANCE:1:1=100.00,\
+             ENTRY.ID:2:1=E2,TRANS.REFERENCE:2:1=FT2,BOOKING.DATE:2:1=20261125,VALUE.DATE:2:1=20261125,\
+             AMOUNT:2:1=-40.50,NARRATIVE:2:1=,BALANCE:2:1=59.50,MORE:1:1=N",
+        )
+        .unwrap();
+        let lines = statement_lines(&page).unwrap();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[1].1.direction, "debit");
+        assert_eq!(lines[1].1.amount, "40.50");
+        assert_eq!(lines[1].1.running_balance, "59.50");
+        assert_eq!(lines[0].1.entry_id, "FT1");
+        assert_eq!(lines[0].1.value_date, "2026-11-25");
+        assert_eq!(hold_status("LIVE"), "held");
+        assert_eq!(hold_status("CAPTURED"), "captured");
+    }
+}

@@ -1,0 +1,525 @@
+//! The adapter against a real mock core (both on real PostgreSQL): the deposits and payments
+//! contract suites, exactly-once under connections dropped after commit, close of business,
+//! and the export for migration.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests"
+)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use corebank_api::deposits::v1 as dpb;
+use corebank_api::deposits::v1::deposits_client::DepositsClient;
+use corebank_api::legacy::v1 as lpb;
+use corebank_api::legacy::v1::legacy_export_client::LegacyExportClient;
+use corebank_api::payments::v1 as ppb;
+use corebank_api::payments::v1::payments_client::PaymentsClient;
+use corebank_legacy::adapter::client::ClientConfig;
+use corebank_legacy::adapter::{Adapter, AdapterConfig};
+use corebank_legacy::mock_core::{self, CoreConfig};
+use corebank_legacy::ofs::{Indicator, Response};
+use corebank_service::contract::error_code;
+use corebank_testkit::{TestApp, TestDatabase};
+use rust_decimal::Decimal;
+use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+const ADMIN_PASSWORD: &str = "test-admin";
+
+struct Bank {
+    _database: TestDatabase,
+    core_addr: SocketAddr,
+    core_shutdown: CancellationToken,
+    adapter: Arc<Adapter>,
+    app: TestApp,
+}
+
+impl Drop for Bank {
+    fn drop(&mut self) {
+        self.core_shutdown.cancel();
+    }
+}
+
+async fn bank(seed_customers: u32, call_timeout: Duration) -> Bank {
+    let database = TestDatabase::create().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let core_addr = listener.local_addr().unwrap();
+    let mut settings = corebank_service::Settings::defaults().unwrap();
+    settings.legacy_admin_password = ADMIN_PASSWORD.to_owned();
+    settings.legacy_seed_customers = seed_customers;
+    let config = CoreConfig::from_settings(&settings).unwrap();
+    let core_shutdown = CancellationToken::new();
+    mock_core::start(
+        database.db_for("legacy_core"),
+        listener,
+        config,
+        core_shutdown.clone(),
+    )
+    .await
+    .unwrap();
+    let adapter = Arc::new(Adapter::new(
+        database.db_for("legacy_adapter"),
+        AdapterConfig {
+            client: ClientConfig {
+                addr: core_addr,
+                user: "INPUTT".to_owned(),
+                password: "123456".to_owned(),
+                pool_size: 16,
+                call_timeout,
+                breaker_failures: 1_000,
+                breaker_open: Duration::from_millis(200),
+            },
+        },
+    ));
+    let component = corebank_legacy::adapter::component_of(Arc::clone(&adapter))
+        .await
+        .unwrap();
+    let app = TestApp::spawn(component).await;
+    Bank {
+        _database: database,
+        core_addr,
+        core_shutdown,
+        adapter,
+        app,
+    }
+}
+
+impl Bank {
+    async fn deposits(&self) -> DepositsClient<tonic::transport::Channel> {
+        DepositsClient::connect(self.app.url("")).await.unwrap()
+    }
+
+    async fn payments(&self) -> PaymentsClient<tonic::transport::Channel> {
+        PaymentsClient::connect(self.app.url("")).await.unwrap()
+    }
+
+    /// One raw OFS line to the core, and its answer.
+    async fn ofs(&self, line: &str) -> Response {
+        let stream = tokio::net::TcpStream::connect(self.core_addr)
+            .await
+            .unwrap();
+        let (read, mut write) = stream.into_split();
+        write
+            .write_all(format!("{line}\n").as_bytes())
+            .await
+            .unwrap();
+        let mut answer = String::new();
+        BufReader::new(read).read_line(&mut answer).await.unwrap();
+        Response::parse(answer.trim_end()).unwrap()
+    }
+
+    async fn faults(&self, settings: &str) {
+        let answer = self
+            .ofs(&format!(
+                "ADMIN.FAULTS,/I/PROCESS,ADMIN/{ADMIN_PASSWORD},,{settings}"
+            ))
+            .await;
+        assert_eq!(answer.indicator, Indicator::Done, "{answer:?}");
+    }
+
+    /// The core's books: (currency, total of working balances) for every currency.
+    async fn books(&self) -> Vec<(String, String)> {
+        let answer = self
+            .ofs("ENQUIRY.SELECT,/S/PROCESS,INPUTT/123456,BOOKS.BALANCE")
+            .await;
+        assert_eq!(answer.indicator, Indicator::Done, "{answer:?}");
+        let mut rows = Vec::new();
+        for position in 1..=99_u16 {
+            let value = |name: &str| {
+                answer
+                    .fields
+                    .iter()
+                    .find(|f| f.name == name && f.multi_value == position)
+                    .map(|f| f.value.clone())
+            };
+            match (value("CURRENCY"), value("TOTAL")) {
+                (Some(currency), Some(total)) => rows.push((currency, total)),
+                _ => break,
+            }
+        }
+        rows
+    }
+
+    async fn open_funded(&self, customer: &str, amount: &str) -> String {
+        let mut client = self.deposits().await;
+        let account = client
+            .open_account(dpb::OpenAccountRequest {
+                request_id: Uuid::new_v4().to_string(),
+                customer_id: customer.to_owned(),
+                product_code: "LEGACY-CURRENT".to_owned(),
+                opened_on: String::new(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        if amount != "0" {
+            client.deposit(cash(&account.id, amount)).await.unwrap();
+        }
+        account.id
+    }
+
+    async fn posted(&self, account_id: &str) -> Decimal {
+        let account = self
+            .deposits()
+            .await
+            .get_account(dpb::GetAccountRequest {
+                account_id: account_id.to_owned(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        account.balances.unwrap().posted.parse().unwrap()
+    }
+}
+
+fn cash(account_id: &str, amount: &str) -> dpb::CashRequest {
+    dpb::CashRequest {
+        request_id: Uuid::new_v4().to_string(),
+        account_id: account_id.to_owned(),
+        amount: amount.to_owned(),
+        currency: "EUR".to_owned(),
+        description: "test".to_owned(),
+        channel: String::new(),
+    }
+}
+
+fn assert_books_balance(books: &[(String, String)]) {
+    assert!(!books.is_empty(), "BOOKS.BALANCE listed no currency");
+    for (currency, total) in books {
+        assert_eq!(
+            total, "0.00",
+            "the legacy books of {currency} do not balance"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_deposits_contract_suite_passes_against_the_adapter() {
+    let bank = bank(0, Duration::from_secs(5)).await;
+    let results = corebank_deposits::contract::run(bank.deposits().await, "legacy").await;
+    let failures: Vec<String> = results
+        .iter()
+        .filter_map(|r| r.outcome.as_ref().err().map(|e| format!("{}: {e}", r.name)))
+        .collect();
+    assert_eq!(results.len(), 7);
+    assert!(
+        failures.is_empty(),
+        "contract failures:\n{}",
+        failures.join("\n")
+    );
+    assert_books_balance(&bank.books().await);
+}
+
+#[tokio::test]
+async fn the_payments_contract_suite_passes_against_the_adapter() {
+    let bank = bank(0, Duration::from_secs(5)).await;
+    let fixtures = corebank_payments::contract::Fixtures {
+        funded: bank.open_funded("payments-contract", "500.00").await,
+        other: bank.open_funded("payments-contract", "0").await,
+    };
+    let results = corebank_payments::contract::run(bank.payments().await, &fixtures).await;
+    let failures: Vec<String> = results
+        .iter()
+        .filter_map(|r| r.outcome.as_ref().err().map(|e| format!("{}: {e}", r.name)))
+        .collect();
+    assert_eq!(results.len(), 3);
+    assert!(
+        failures.is_empty(),
+        "contract failures:\n{}",
+        failures.join("\n")
+    );
+    // 10.00 moved once, and the 5.00 payment went to the clearing account.
+    assert_eq!(bank.posted(&fixtures.funded).await, Decimal::new(48_500, 2));
+    assert_eq!(bank.posted(&fixtures.other).await, Decimal::new(1_000, 2));
+    assert_books_balance(&bank.books().await);
+}
+
+/// 1,000 transfers while the core drops a third of its connections right after committing:
+/// every transfer is applied exactly once and the books balance.
+#[tokio::test]
+async fn transfers_are_applied_exactly_once_when_the_core_drops_connections_after_commit() {
+    const TRANSFERS: usize = 1_000;
+    const ACCOUNTS: usize = 8;
+    let bank = bank(0, Duration::from_secs(5)).await;
+    let mut accounts = Vec::new();
+    for _ in 0..ACCOUNTS {
+        accounts.push(bank.open_funded("ambiguity", "1000.00").await);
+    }
+    bank.faults("DROP.AFTER.COMMIT.RATE=0.3").await;
+    let accounts = Arc::new(accounts);
+    let mut tasks = tokio::task::JoinSet::new();
+    let workers = 16;
+    for worker in 0..workers {
+        let accounts = Arc::clone(&accounts);
+        let mut client = bank.payments().await;
+        tasks.spawn(async move {
+            let mut moved = vec![Decimal::ZERO; ACCOUNTS];
+            for n in (worker..TRANSFERS).step_by(workers) {
+                let (from, to) = (n % ACCOUNTS, (n * 3 + 1) % ACCOUNTS);
+                let (from, to) = if from == to {
+                    (from, (to + 1) % ACCOUNTS)
+                } else {
+                    (from, to)
+                };
+                let request = ppb::InternalTransferRequest {
+                    request_id: Uuid::new_v4().to_string(),
+                    from_account_id: accounts[from].clone(),
+                    to_account_id: accounts[to].clone(),
+                    amount: "1.25".to_owned(),
+                    currency: "EUR".to_owned(),
+                    description: format!("transfer {n}"),
+                };
+                // A call that still ends without a verdict is simply sent again with the same
+                // request id, as a channel would.
+                let mut attempts = 0;
+                loop {
+                    attempts += 1;
+                    match client.internal_transfer(request.clone()).await {
+                        Ok(_) => break,
+                        Err(status) if error_code(&status) == "unavailable" && attempts < 20 => {
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
+                        Err(status) => panic!("transfer {n}: {status:?}"),
+                    }
+                }
+                moved[from] -= Decimal::new(125, 2);
+                moved[to] += Decimal::new(125, 2);
+            }
+            moved
+        });
+    }
+    let mut expected = vec![Decimal::new(100_000, 2); ACCOUNTS];
+    while let Some(moved) = tasks.join_next().await {
+        for (total, delta) in expected.iter_mut().zip(moved.unwrap()) {
+            *total += delta;
+        }
+    }
+    bank.faults("DROP.AFTER.COMMIT.RATE=0").await;
+    let ambiguous = bank.adapter.ambiguous_outcomes();
+    assert!(
+        ambiguous >= 100,
+        "only {ambiguous} outcomes were lost: the fault did not really happen"
+    );
+    for (account, want) in accounts.iter().zip(&expected) {
+        assert_eq!(bank.posted(account).await, *want, "account {account}");
+    }
+    // Each account's statement has its deposit and exactly one line per transfer it took part in.
+    let mut lines = 0;
+    for account in accounts.iter() {
+        let mut cursor = String::new();
+        loop {
+            let page = bank
+                .deposits()
+                .await
+                .get_statement(dpb::GetStatementRequest {
+                    account_id: account.clone(),
+                    cursor: cursor.clone(),
+                    page_size: 200,
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            lines += page.lines.len();
+            if page.next_cursor.is_empty() {
+                break;
+            }
+            cursor = page.next_cursor;
+        }
+    }
+    assert_eq!(lines, ACCOUNTS + 2 * TRANSFERS);
+    assert_books_balance(&bank.books().await);
+}
+
+#[tokio::test]
+async fn close_of_business_fails_fast_with_unavailable_and_changes_nothing() {
+    let bank = bank(0, Duration::from_secs(5)).await;
+    let account = bank.open_funded("cob", "50.00").await;
+    bank.faults("COB=ON").await;
+    let mut client = bank.deposits().await;
+    let started = Instant::now();
+    let refused = client.withdraw(cash(&account, "10.00")).await.unwrap_err();
+    assert_eq!(error_code(&refused), "unavailable", "{refused:?}");
+    assert_eq!(refused.code(), tonic::Code::Unavailable);
+    assert!(
+        refused.message().contains("retry later"),
+        "{}",
+        refused.message()
+    );
+    let read = client
+        .get_account(dpb::GetAccountRequest {
+            account_id: account.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(error_code(&read), "unavailable");
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "close of business took {:?} to report",
+        started.elapsed()
+    );
+    bank.faults("COB=OFF").await;
+    assert_eq!(bank.posted(&account).await, Decimal::new(5_000, 2));
+}
+
+#[tokio::test]
+async fn a_timed_out_input_is_settled_by_asking_the_core_and_applied_once() {
+    // The core sits on every request longer than the adapter waits, then does it.
+    let bank = bank(0, Duration::from_millis(300)).await;
+    let account = bank.open_funded("timeouts", "100.00").await;
+    bank.faults("TIMEOUT.RATE=1,TIMEOUT.MS=600").await;
+    let request = cash(&account, "30.00");
+    let outcome = bank.deposits().await.withdraw(request.clone()).await;
+    bank.faults("TIMEOUT.RATE=0").await;
+    // Whatever the first call said, the same request id again settles it, applied once.
+    if let Err(status) = &outcome {
+        assert_eq!(error_code(status), "unavailable", "{status:?}");
+    }
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let again = bank
+        .deposits()
+        .await
+        .withdraw(request)
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(again.balances_after.unwrap().posted, "70.00");
+    assert_eq!(bank.posted(&account).await, Decimal::new(7_000, 2));
+}
+
+#[tokio::test]
+async fn the_export_streams_every_account_of_a_product_as_of_one_journal_number() {
+    let bank = bank(6, Duration::from_secs(5)).await;
+    let export = |product: &str| {
+        let url = bank.app.url("");
+        let product = product.to_owned();
+        async move {
+            let mut client = LegacyExportClient::connect(url).await.unwrap();
+            let mut stream = client
+                .export_accounts(lpb::ExportAccountsRequest {
+                    product_code: product,
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            let mut accounts = Vec::new();
+            while let Some(account) = stream.message().await.unwrap() {
+                accounts.push(account);
+            }
+            accounts
+        }
+    };
+    let current = export("LEGACY-CURRENT").await;
+    assert_eq!(current.len(), 6, "{current:?}");
+    let journal = current[0].journal;
+    let mut holds = 0;
+    for (n, account) in current.iter().enumerate() {
+        assert_eq!(account.journal, journal);
+        assert_eq!(account.sequence, u64::try_from(n + 1).unwrap());
+        // The balance is the statement's last running balance, and the sum of its lines.
+        let sum: Decimal = account
+            .statement
+            .iter()
+            .map(|l| {
+                let amount: Decimal = l.amount.parse().unwrap();
+                if l.direction == "debit" {
+                    -amount
+                } else {
+                    amount
+                }
+            })
+            .sum();
+        assert_eq!(sum.to_string(), account.posted, "{account:?}");
+        assert_eq!(
+            account.statement.last().map(|l| l.running_balance.clone()),
+            Some(account.posted.clone())
+        );
+        let held: Decimal = account
+            .holds
+            .iter()
+            .map(|h| h.amount.parse::<Decimal>().unwrap())
+            .sum();
+        assert_eq!(held.round_dp(2).to_string(), account.held);
+        holds += account.holds.len();
+        // The exported id is the one the adapter serves the account under.
+        let served = bank
+            .deposits()
+            .await
+            .get_account(dpb::GetAccountRequest {
+                account_id: account.account_id.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(served.balances.unwrap().posted, account.posted);
+    }
+    assert!(holds >= 1, "the seed's holds are missing from the export");
+    assert_eq!(export("LEGACY-SAVINGS").await.len(), 6);
+    assert!(export("NO-SUCH-PRODUCT").await.is_empty());
+
+    // A later export sees a later state; the earlier one is unchanged by it.
+    let first = &current[0];
+    bank.deposits()
+        .await
+        .deposit(cash(&first.account_id, "1.00"))
+        .await
+        .unwrap();
+    let later = export("LEGACY-CURRENT").await;
+    assert!(later[0].journal > journal);
+    let before: Decimal = first.posted.parse().unwrap();
+    assert_eq!(later[0].posted, (before + Decimal::ONE).to_string());
+    assert_eq!(later[0].statement.len(), first.statement.len() + 1);
+}
+
+#[tokio::test]
+async fn accounts_the_core_had_before_the_adapter_are_served_under_stable_ids() {
+    let bank = bank(3, Duration::from_secs(5)).await;
+    // The seed's first customer, by the core's own customer number.
+    let customers = bank
+        .ofs("ENQUIRY.SELECT,/S/PROCESS,INPUTT/123456,ACCT.EXPORT,PRODUCT.CODE=LEGACY-CURRENT")
+        .await;
+    let customer = customers.field("CUSTOMER").unwrap().to_owned();
+    let listed = bank
+        .deposits()
+        .await
+        .list_accounts(dpb::ListAccountsRequest {
+            customer_id: customer.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .accounts;
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    let mut products: Vec<&str> = listed.iter().map(|a| a.product_code.as_str()).collect();
+    products.sort_unstable();
+    assert_eq!(products, ["LEGACY-CURRENT", "LEGACY-SAVINGS"]);
+    // Listing again gives the same ids.
+    let again = bank
+        .deposits()
+        .await
+        .list_accounts(dpb::ListAccountsRequest {
+            customer_id: customer,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .accounts;
+    assert_eq!(
+        listed.iter().map(|a| &a.id).collect::<Vec<_>>(),
+        again.iter().map(|a| &a.id).collect::<Vec<_>>()
+    );
+    // What the core cannot do is said so.
+    let refused = bank
+        .deposits()
+        .await
+        .accrue_interest(dpb::AccrueInterestRequest {
+            as_of: "2026-11-25".to_owned(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(error_code(&refused), "not_supported_by_legacy");
+}
