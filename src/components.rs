@@ -29,6 +29,65 @@ pub enum ComponentName {
     /// The outbox relay: publishes the outboxes of `COREBANK_RELAY_SCHEMAS` to NATS
     /// JetStream (`COREBANK_NATS_URL`), in order per aggregate, at least once.
     Relay,
+    /// The mock legacy core (schema `legacy_core`): OFS over TCP on
+    /// `COREBANK_LEGACY_CORE_ADDR`, health and metrics on `COREBANK_LISTEN_ADDR`; seeds
+    /// `COREBANK_LEGACY_SEED_CUSTOMERS` customers when its books are empty.
+    LegacyCore,
+    /// The legacy adapter: gRPC `corebank.deposits.v1.Deposits`, `corebank.payments.v1.Payments`
+    /// (the same contracts as the modern modules) and `corebank.legacy.v1.LegacyExport`, in
+    /// front of the core at `COREBANK_LEGACY_CORE_ADDR`.
+    LegacyAdapter,
+}
+
+/// The mock legacy core on `url`: OFS on `COREBANK_LEGACY_CORE_ADDR` until `shutdown`. When
+/// `COREBANK_LEGACY_SEED_CUSTOMERS` is 0, `default_seed` customers are seeded instead.
+pub async fn legacy_core(
+    settings: &Settings,
+    url: &str,
+    default_seed: u32,
+    shutdown: CancellationToken,
+) -> anyhow::Result<(Component, tokio::task::JoinHandle<()>, std::net::SocketAddr)> {
+    let db = Db::connect_lazy(
+        &settings
+            .db_settings(url, "legacy_core")
+            .with_search_path("legacy_core"),
+    )?;
+    let mut config = corebank_legacy::mock_core::CoreConfig::from_settings(settings)
+        .map_err(anyhow::Error::msg)?;
+    if config.seed_customers == 0 {
+        config.seed_customers = default_seed;
+    }
+    let listener = tokio::net::TcpListener::bind(settings.legacy_core_addr)
+        .await
+        .with_context(|| {
+            format!(
+                "binding the legacy core's OFS port {} (set COREBANK_LEGACY_CORE_ADDR to a free address)",
+                settings.legacy_core_addr
+            )
+        })?;
+    let addr = listener.local_addr()?;
+    let task = corebank_legacy::mock_core::start(db.clone(), listener, config, shutdown)
+        .await
+        .context("starting the mock legacy core")?;
+    Ok((Component::new("legacy-core").with_db(db), task, addr))
+}
+
+/// The legacy adapter on `url`, calling the core at `core_addr`.
+pub async fn legacy_adapter(
+    settings: &Settings,
+    url: &str,
+    core_addr: std::net::SocketAddr,
+) -> anyhow::Result<Component> {
+    let db = Db::connect_lazy(
+        &settings
+            .db_settings(url, "legacy_adapter")
+            .with_search_path("legacy_adapter"),
+    )?;
+    let mut config = corebank_legacy::adapter::AdapterConfig::from_settings(settings);
+    config.client.addr = core_addr;
+    corebank_legacy::adapter::component(db, config)
+        .await
+        .map_err(|error| anyhow::anyhow!("starting the legacy adapter: {error}"))
 }
 
 /// The ledger component on `url`; its batcher and expirer stop with `shutdown`.
@@ -242,7 +301,18 @@ pub async fn serve(name: ComponentName, settings: &Settings) -> anyhow::Result<(
     ));
     let components_shutdown = CancellationToken::new();
     let mut relay_task = None;
+    let mut core_task = None;
     let component = match name {
+        ComponentName::LegacyCore => {
+            let (component, task, addr) =
+                legacy_core(settings, url, 0, components_shutdown.clone()).await?;
+            println!("legacy core speaking OFS on {addr}");
+            core_task = Some(task);
+            component
+        }
+        ComponentName::LegacyAdapter => {
+            legacy_adapter(settings, url, settings.legacy_core_addr).await?
+        }
         ComponentName::Ledger => ledger(settings, url, components_shutdown.clone())?,
         ComponentName::Demo => demo(settings, url, components_shutdown.clone(), true)?,
         ComponentName::Payments => {
@@ -300,6 +370,9 @@ pub async fn serve(name: ComponentName, settings: &Settings) -> anyhow::Result<(
     components_shutdown.cancel();
     if let Some(task) = relay_task {
         task.await.context("the outbox relay task failed")?;
+    }
+    if let Some(task) = core_task {
+        task.await.context("the legacy core task failed")?;
     }
     Ok(())
 }

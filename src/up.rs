@@ -35,6 +35,10 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Customers the mock legacy core seeds under `corebank up` when
+/// `COREBANK_LEGACY_SEED_CUSTOMERS` does not say.
+const UP_LEGACY_SEED_CUSTOMERS: u32 = 50;
+
 async fn serve_until_shutdown(
     settings: &Settings,
     url: &str,
@@ -103,6 +107,29 @@ async fn serve_until_shutdown(
     )
     .await?;
     let component = component.merge(relay);
+    // The legacy core speaks OFS on a port of its own; the adapter serves the same gRPC
+    // contracts as deposits and payments, so it needs a server of its own too.
+    let (legacy_core, legacy_core_task, legacy_core_addr) = crate::components::legacy_core(
+        settings,
+        url,
+        UP_LEGACY_SEED_CUSTOMERS,
+        components_shutdown.clone(),
+    )
+    .await?;
+    let component = component.merge(legacy_core);
+    let adapter_server = corebank_service::serve(
+        crate::components::legacy_adapter(settings, url, legacy_core_addr).await?,
+        settings.legacy_adapter_addr,
+        ServeOptions::from_settings(settings),
+        shutdown.clone(),
+    )
+    .await
+    .with_context(|| {
+        format!(
+            "serving the legacy adapter on {} (set COREBANK_LEGACY_ADAPTER_ADDR to a free address)",
+            settings.legacy_adapter_addr
+        )
+    })?;
     let server = corebank_service::serve_on(
         listener,
         component,
@@ -128,6 +155,18 @@ async fn serve_until_shutdown(
     } else {
         "DATABASE_URL".to_owned()
     };
+    println!(
+        "  legacy core    OFS on {legacy_core_addr} (the mock T24-style core; seeded with {} customers when empty)",
+        if settings.legacy_seed_customers == 0 {
+            UP_LEGACY_SEED_CUSTOMERS
+        } else {
+            settings.legacy_seed_customers
+        }
+    );
+    println!(
+        "  legacy adapter gRPC on http://{} (Deposits, Payments, LegacyExport in front of the core)",
+        adapter_server.local_addr
+    );
     println!("  database       {} ({where_db})", crate::cli::redact(url));
     println!(
         "  outbox relay   {} -> {}",
@@ -145,8 +184,15 @@ async fn serve_until_shutdown(
         .stopped()
         .await
         .context("the server failed while stopping")?;
+    adapter_server
+        .stopped()
+        .await
+        .context("the legacy adapter's server failed while stopping")?;
     components_shutdown.cancel();
     relay_task.await.context("the outbox relay task failed")?;
+    legacy_core_task
+        .await
+        .context("the legacy core task failed")?;
     db.close();
     Ok(())
 }

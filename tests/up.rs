@@ -38,6 +38,8 @@ fn up_starts_from_nothing_answers_healthz_and_stops_cleanly_on_ctrl_c() {
         .current_dir(dir.path())
         .env_remove("DATABASE_URL")
         .env("COREBANK_LISTEN_ADDR", "127.0.0.1:0")
+        .env("COREBANK_LEGACY_CORE_ADDR", "127.0.0.1:0")
+        .env("COREBANK_LEGACY_ADAPTER_ADDR", "127.0.0.1:0")
         .env("COREBANK_LOG", "warn")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

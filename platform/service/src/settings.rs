@@ -469,20 +469,32 @@ impl Settings {
             )?,
             nats_url: lookup("COREBANK_NATS_URL").filter(|url| !url.trim().is_empty()),
             nats_subject_prefix: reader.text("COREBANK_NATS_SUBJECT_PREFIX")?,
-            legacy_core_addr: reader
-                .parse("COREBANK_LEGACY_CORE_ADDR", "an address such as 127.0.0.1:7023")?,
+            legacy_core_addr: reader.parse(
+                "COREBANK_LEGACY_CORE_ADDR",
+                "an address such as 127.0.0.1:7023",
+            )?,
             legacy_user: reader.text("COREBANK_LEGACY_USER")?,
             legacy_password: reader.text("COREBANK_LEGACY_PASSWORD")?,
             legacy_admin_password: reader.text("COREBANK_LEGACY_ADMIN_PASSWORD")?,
             legacy_faults: reader.text("COREBANK_LEGACY_FAULTS")?,
             legacy_cob_window: reader.text("COREBANK_LEGACY_COB_WINDOW")?,
             legacy_seed_customers: reader.number("COREBANK_LEGACY_SEED_CUSTOMERS", 0, 100_000)?,
-            legacy_adapter_addr: reader
-                .parse("COREBANK_LEGACY_ADAPTER_ADDR", "an address such as 127.0.0.1:8091")?,
+            legacy_adapter_addr: reader.parse(
+                "COREBANK_LEGACY_ADAPTER_ADDR",
+                "an address such as 127.0.0.1:8091",
+            )?,
             legacy_pool_size: reader.number("COREBANK_LEGACY_POOL_SIZE", 1, 1_000)?,
             legacy_call_timeout_ms: reader.number("COREBANK_LEGACY_CALL_TIMEOUT_MS", 1, 600_000)?,
-            legacy_breaker_failures: reader.number("COREBANK_LEGACY_BREAKER_FAILURES", 1, 10_000)?,
-            legacy_breaker_open_ms: reader.number("COREBANK_LEGACY_BREAKER_OPEN_MS", 1, 3_600_000)?,
+            legacy_breaker_failures: reader.number(
+                "COREBANK_LEGACY_BREAKER_FAILURES",
+                1,
+                10_000,
+            )?,
+            legacy_breaker_open_ms: reader.number(
+                "COREBANK_LEGACY_BREAKER_OPEN_MS",
+                1,
+                3_600_000,
+            )?,
         }
         .checked()
     }
