@@ -523,3 +523,81 @@ async fn accounts_the_core_had_before_the_adapter_are_served_under_stable_ids() 
         .unwrap_err();
     assert_eq!(error_code(&refused), "not_supported_by_legacy");
 }
+
+#[tokio::test]
+async fn the_breaker_opens_when_the_core_is_unreachable_and_closes_when_it_is_back() {
+    let database = TestDatabase::create().await;
+    // An address where nothing listens yet.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let adapter = Arc::new(Adapter::new(
+        database.db_for("legacy_adapter"),
+        AdapterConfig {
+            client: ClientConfig {
+                addr,
+                user: "INPUTT".to_owned(),
+                password: "123456".to_owned(),
+                pool_size: 4,
+                call_timeout: Duration::from_millis(500),
+                breaker_failures: 3,
+                breaker_open: Duration::from_millis(400),
+            },
+        },
+    ));
+    let app = TestApp::spawn(
+        corebank_legacy::adapter::component_of(Arc::clone(&adapter))
+            .await
+            .unwrap(),
+    )
+    .await;
+    let mut client = DepositsClient::connect(app.url("")).await.unwrap();
+    // A core customer number: the adapter must ask the core for its accounts.
+    let list = || dpb::ListAccountsRequest {
+        customer_id: "1000039".to_owned(),
+    };
+    let refused = client.list_accounts(list()).await.unwrap_err();
+    assert_eq!(error_code(&refused), "unavailable", "{refused:?}");
+    assert!(
+        adapter.legacy_breaker_open(),
+        "three failed connects open the breaker"
+    );
+    let started = Instant::now();
+    let fast = client.list_accounts(list()).await.unwrap_err();
+    assert_eq!(error_code(&fast), "unavailable");
+    assert!(
+        fast.message().contains("circuit breaker"),
+        "{}",
+        fast.message()
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(100),
+        "an open breaker fails fast, not after {:?}",
+        started.elapsed()
+    );
+
+    // The core comes up on that address; once the breaker's time is over, calls go through.
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+    let mut settings = corebank_service::Settings::defaults().unwrap();
+    // Customers 1000012, 1000020 and 1000039.
+    settings.legacy_seed_customers = 3;
+    let shutdown = CancellationToken::new();
+    mock_core::start(
+        database.db_for("legacy_core"),
+        listener,
+        CoreConfig::from_settings(&settings).unwrap(),
+        shutdown.clone(),
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    let listed = client.list_accounts(list()).await.unwrap().into_inner();
+    assert_eq!(
+        listed.accounts.len(),
+        2,
+        "the seeded customer's two accounts"
+    );
+    assert!(!adapter.legacy_breaker_open());
+    shutdown.cancel();
+}

@@ -302,6 +302,11 @@ impl Adapter {
         self.legacy.ambiguous_outcomes()
     }
 
+    /// Whether the circuit breaker in front of the core is open now.
+    pub fn legacy_breaker_open(&self) -> bool {
+        self.legacy.client().breaker_open()
+    }
+
     async fn ensure_legacy_products(&self) -> Result<()> {
         for (code, kind, name) in LEGACY_PRODUCTS {
             let product = pb::Product {
