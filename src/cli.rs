@@ -56,6 +56,11 @@ enum Command {
         #[command(subcommand)]
         command: crate::outbox::OutboxCommand,
     },
+    /// Work with the legacy core through its adapter (the export for migration).
+    Legacy {
+        #[command(subcommand)]
+        command: crate::legacy::LegacyCommand,
+    },
     /// List every setting (COREBANK_* variables) with its value in force and its meaning.
     Config {
         /// Print the table as Markdown (the source of docs/CONFIGURATION.md).
@@ -81,6 +86,11 @@ pub async fn run() -> anyhow::Result<()> {
             let settings = Settings::from_env()?;
             corebank_service::telemetry::init(settings.log_format, "warn");
             accrue(&settings, as_of).await
+        }
+        Command::Legacy { command } => {
+            let settings = Settings::from_env()?;
+            corebank_service::telemetry::init(settings.log_format, "warn");
+            crate::legacy::run(command, &settings).await
         }
         Command::Migrate => {
             let settings = Settings::from_env()?;

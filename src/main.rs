@@ -1,4 +1,4 @@
-//! The one corebank binary: `up`, `serve`, `migrate`, `config`, `bench`, `outbox`. The work lives in the library
+//! The one corebank binary: `up`, `serve`, `migrate`, `config`, `bench`, `outbox`, `legacy`. The work lives in the library
 //! crates; this file only parses the command line and reports errors.
 
 mod bench;
@@ -6,6 +6,7 @@ mod bench_payments;
 mod bench_saga;
 mod cli;
 mod components;
+mod legacy;
 mod outbox;
 mod up;
 

@@ -82,6 +82,14 @@ fn up_starts_from_nothing_answers_healthz_and_stops_cleanly_on_ctrl_c() {
         printed.iter().any(|l| l.contains("corebank is ready")),
         "{printed:?}"
     );
+    // The rest of the ready block names the legacy adapter's address.
+    let adapter_url = loop {
+        let line = lines.recv_timeout(READY_TIMEOUT).unwrap();
+        printed.push(line.clone());
+        if let Some(rest) = line.trim().strip_prefix("legacy adapter gRPC on") {
+            break rest.split_whitespace().next().unwrap().to_owned();
+        }
+    };
     assert!(
         printed
             .iter()
@@ -102,6 +110,43 @@ fn up_starts_from_nothing_answers_healthz_and_stops_cleanly_on_ctrl_c() {
     assert!(
         dir.path().join(".corebank/pg/postmaster.pid").exists(),
         "PostgreSQL runs in .corebank/pg"
+    );
+
+    // The seeded legacy core, exported through the adapter for migration.
+    let export = dir.path().join("current.jsonl");
+    let exported = Command::new(env!("CARGO_BIN_EXE_corebank"))
+        .args([
+            "legacy",
+            "export",
+            "--product",
+            "LEGACY-CURRENT",
+            "--adapter",
+        ])
+        .arg(&adapter_url)
+        .arg("--out")
+        .arg(&export)
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap();
+    assert!(
+        exported.status.success(),
+        "{}",
+        String::from_utf8_lossy(&exported.stderr)
+    );
+    let accounts: Vec<serde_json::Value> = std::fs::read_to_string(&export)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(accounts.len(), 50, "corebank up seeds 50 legacy customers");
+    assert!(
+        accounts
+            .iter()
+            .all(|a| a["posted"].as_str().is_some_and(|p| p != "0.00"))
+    );
+    assert!(
+        String::from_utf8_lossy(&exported.stderr).contains("exported 50 accounts"),
+        "progress is reported"
     );
 
     // Let the background tasks (the ledger's hold expirer runs every second) touch the
