@@ -136,6 +136,7 @@ async fn a_legacy_core_killed_mid_flight_loses_nothing_and_applies_nothing_twice
                 call_timeout: Duration::from_secs(2),
                 breaker_failures: 20,
                 breaker_open: Duration::from_millis(100),
+                in_doubt: Duration::from_secs(60),
             },
         },
     ));

@@ -73,6 +73,7 @@ async fn bank(seed_customers: u32, call_timeout: Duration) -> Bank {
                 call_timeout,
                 breaker_failures: 1_000,
                 breaker_open: Duration::from_millis(200),
+                in_doubt: Duration::from_secs(60),
             },
         },
     ));
@@ -443,7 +444,7 @@ async fn the_export_streams_every_account_of_a_product_as_of_one_journal_number(
             .iter()
             .map(|h| h.amount.parse::<Decimal>().unwrap())
             .sum();
-        assert_eq!(held.round_dp(2).to_string(), account.held);
+        assert_eq!(format!("{held:.2}"), account.held);
         holds += account.holds.len();
         // The exported id is the one the adapter serves the account under.
         let served = bank
@@ -543,6 +544,7 @@ async fn the_breaker_opens_when_the_core_is_unreachable_and_closes_when_it_is_ba
                 call_timeout: Duration::from_millis(500),
                 breaker_failures: 3,
                 breaker_open: Duration::from_millis(400),
+                in_doubt: Duration::from_secs(60),
             },
         },
     ));
@@ -600,4 +602,138 @@ async fn the_breaker_opens_when_the_core_is_unreachable_and_closes_when_it_is_ba
     );
     assert!(!adapter.legacy_breaker_open());
     shutdown.cancel();
+}
+
+/// The core sits on the first attempt (it was slow, not dead); meanwhile the account is
+/// frozen, so the adapter's second attempt is refused. That refusal must not reach the
+/// channel as final: the first attempt lands once the account is unfrozen, and the channel's
+/// retry with the same request id finds it.
+#[tokio::test]
+async fn a_refusal_after_a_lost_answer_is_not_final_while_the_first_attempt_may_land() {
+    let bank = bank(0, Duration::from_millis(300)).await;
+    let account = bank.open_funded("in-doubt", "100.00").await;
+    // The core's number of the one account there is.
+    let number = bank
+        .ofs("ENQUIRY.SELECT,/S/PROCESS,INPUTT/123456,ACCT.EXPORT,PRODUCT.CODE=LEGACY-CURRENT")
+        .await
+        .field("ACCOUNT")
+        .unwrap()
+        .to_owned();
+    bank.faults("TIMEOUT.RATE=1,TIMEOUT.MS=1500").await;
+    let request = cash(&account, "30.00");
+    let first = {
+        let mut client = bank.deposits().await;
+        let request = request.clone();
+        tokio::spawn(async move { client.withdraw(request).await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    bank.faults("TIMEOUT.RATE=0").await;
+    let frozen = bank
+        .ofs(&format!(
+            "ACCOUNT,/I/PROCESS,INPUTT/123456,{number},POSTING.RESTRICT=3"
+        ))
+        .await;
+    assert_eq!(frozen.indicator, Indicator::Done, "{frozen:?}");
+    let answer = first.await.unwrap().unwrap_err();
+    assert_eq!(
+        error_code(&answer),
+        "unavailable",
+        "the refusal of the second attempt was passed on as final: {answer:?}"
+    );
+    assert!(
+        answer.message().contains("same request_id"),
+        "{}",
+        answer.message()
+    );
+    let unfrozen = bank
+        .ofs(&format!(
+            "ACCOUNT,/I/PROCESS,INPUTT/123456,{number},POSTING.RESTRICT="
+        ))
+        .await;
+    assert_eq!(unfrozen.indicator, Indicator::Done, "{unfrozen:?}");
+    // The first attempt lands when the core wakes up.
+    tokio::time::sleep(Duration::from_millis(1_600)).await;
+    let retried = bank
+        .deposits()
+        .await
+        .withdraw(request)
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(retried.balances_after.unwrap().posted, "70.00");
+    assert_eq!(bank.posted(&account).await, Decimal::new(7_000, 2));
+}
+
+#[tokio::test]
+async fn a_daily_reservation_belongs_to_one_request_and_its_content() {
+    let database = TestDatabase::create().await;
+    let store = corebank_legacy::adapter::store::Store::new(database.db_for("legacy_adapter"));
+    let (request, account) = (Uuid::new_v4(), Uuid::new_v4());
+    let day = chrono::NaiveDate::from_ymd_opt(2026, 11, 25).unwrap();
+    let limit = Decimal::from(100);
+    store
+        .reserve(request, account, day, Decimal::from(60), limit)
+        .await
+        .unwrap();
+    // The same request again reserves nothing more; with another amount it is refused.
+    store
+        .reserve(request, account, day, Decimal::from(60), limit)
+        .await
+        .unwrap();
+    let other = store
+        .reserve(request, account, day, Decimal::from(90), limit)
+        .await
+        .unwrap_err();
+    assert_eq!(other.code(), "exists_with_different_content");
+    let over = store
+        .reserve(Uuid::new_v4(), account, day, Decimal::from(41), limit)
+        .await
+        .unwrap_err();
+    assert_eq!(over.code(), "daily_limit_exceeded");
+    store
+        .reserve(Uuid::new_v4(), account, day, Decimal::from(40), limit)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn canonical_answers_look_like_the_modern_modules_and_ids_are_not_confused() {
+    let bank = bank(0, Duration::from_secs(5)).await;
+    let account = bank.open_funded("alice", "10").await;
+    let mut client = bank.deposits().await;
+    let movement = client
+        .deposit(cash(&account, "5.5"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(movement.amount, "5.50");
+    assert_eq!(movement.balances_after.unwrap().posted, "15.50");
+    let mut not_v4 = cash(&account, "1.00");
+    not_v4.request_id = "00000000-0000-1000-8000-000000000000".to_owned();
+    let refused = client.deposit(not_v4).await.unwrap_err();
+    assert_eq!(error_code(&refused), "invalid_argument");
+    let mut long = cash(&account, "1.00");
+    long.description = "x".repeat(141);
+    assert_eq!(
+        error_code(&client.deposit(long).await.unwrap_err()),
+        "invalid_argument"
+    );
+    // Alice's core customer number, used as a canonical customer id, is not Alice.
+    let alice_number = bank
+        .ofs(&format!(
+            "ENQUIRY.SELECT,/S/PROCESS,INPUTT/123456,CUSTOMER.BY.MNEMONIC,MNEMONIC={}",
+            corebank_legacy::adapter::mnemonic("alice")
+        ))
+        .await
+        .field("CUSTOMER")
+        .unwrap()
+        .to_owned();
+    let listed = client
+        .list_accounts(dpb::ListAccountsRequest {
+            customer_id: alice_number,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(listed.accounts.is_empty(), "{:?}", listed.accounts);
 }

@@ -31,6 +31,9 @@ pub struct ClientConfig {
     pub breaker_failures: u32,
     /// How long the breaker stays open before it lets calls through again.
     pub breaker_open: Duration,
+    /// How long after a lost answer the core may still carry the request out (it was slow,
+    /// not dead): until then a refusal of a later attempt is not final.
+    pub in_doubt: Duration,
 }
 
 /// A call that got no answer.

@@ -21,6 +21,7 @@ use super::{
     answer, check_currency, column, derived_uuid, field, fingerprint, ft_id, internal_account,
     iso_date, legacy_amount, legacy_date_of, lock_id, mnemonic, now_text, parse_amount, parse_uuid,
 };
+use super::{check_text, money, parse_request_id};
 
 const DAY_COUNTS: [&str; 4] = ["act_365_fixed", "act_360", "act_act_isda", "thirty_360"];
 const FREQUENCIES: [&str; 3] = ["monthly", "quarterly", "annually"];
@@ -154,7 +155,10 @@ impl Adapter {
         if let Some(number) = self.store.customer_no(customer_id).await? {
             return Ok(number);
         }
+        // A canonical id that is a core customer number no other canonical customer stands
+        // for: that core customer (one from before the adapter).
         if formats::parse_customer_number(customer_id).is_ok()
+            && self.store.customer_id_of(customer_id).await?.is_none()
             && self.legacy.see("CUSTOMER", customer_id).await?.is_some()
         {
             self.store.map_customer(customer_id, customer_id).await?;
@@ -192,7 +196,7 @@ impl Adapter {
     }
 
     pub async fn open_account(&self, r: pb::OpenAccountRequest) -> Result<pb::Account> {
-        let request_id = parse_uuid(&r.request_id, "request_id")?;
+        let request_id = parse_request_id(&r.request_id)?;
         if r.customer_id.trim().is_empty() {
             return Err(AdapterError::invalid("customer_id is required"));
         }
@@ -221,7 +225,7 @@ impl Adapter {
                 "1001"
             };
             let mut fields = vec![
-                field("CUSTOMER", customer_no),
+                field("CUSTOMER", customer_no.clone()),
                 field("CATEGORY", category),
                 field("CURRENCY", product.currency.clone()),
                 field(
@@ -246,6 +250,13 @@ impl Adapter {
                 .field("ACCOUNT")
                 .filter(|n| !n.is_empty())
                 .map_or_else(|| done.record.transaction_id.clone(), str::to_owned);
+            // The core had an account for this request already: it must be this request's.
+            let opened = self.legacy_account(&account_no).await?;
+            if opened.customer_no != customer_no || opened.product_code != product.code {
+                return Err(AdapterError::ExistsWithDifferent {
+                    request_id: r.request_id.clone(),
+                });
+            }
             let row = self
                 .store
                 .map_account(&AccountRow {
@@ -273,7 +284,11 @@ impl Adapter {
         let mut rows = self.store.accounts_of(customer_id).await?;
         let customer_no = match self.store.customer_no(customer_id).await? {
             Some(number) => Some(number),
-            None if formats::parse_customer_number(customer_id).is_ok() => {
+            // A core customer number stands for that core customer unless a canonical
+            // customer of another id already does.
+            None if formats::parse_customer_number(customer_id).is_ok()
+                && self.store.customer_id_of(customer_id).await?.is_none() =>
+            {
                 Some(customer_id.to_owned())
             }
             None => None,
@@ -352,6 +367,11 @@ impl Adapter {
         if kind != "OT" {
             fields.push(field("CREDIT.ACCT.NO", credit));
         }
+        let lock = extra
+            .iter()
+            .find(|f| f.name == "LOCKED.EVENT.ID")
+            .map(|f| f.value.clone());
+        let lock = lock.as_deref();
         fields.append(&mut extra);
         let done = self
             .legacy
@@ -363,6 +383,8 @@ impl Adapter {
         let record = &done.record;
         let same = record.field("DEBIT.ACCT.NO") == Some(debit)
             && (kind == "OT" || record.field("CREDIT.ACCT.NO") == Some(credit))
+            && record.field("TRANSACTION.TYPE").unwrap_or("AC") == kind
+            && record.field("LOCKED.EVENT.ID").unwrap_or_default() == lock.unwrap_or_default()
             && record
                 .field("DEBIT.AMOUNT")
                 .and_then(|a| formats::parse_legacy_amount(a).ok())
@@ -376,7 +398,7 @@ impl Adapter {
     }
 
     async fn cash(&self, r: pb::CashRequest, deposit: bool) -> Result<pb::Movement> {
-        let request_id = parse_uuid(&r.request_id, "request_id")?;
+        let request_id = parse_request_id(&r.request_id)?;
         let operation = if deposit { "deposit" } else { "withdrawal" };
         let fp = fingerprint(
             operation,
@@ -411,6 +433,7 @@ impl Adapter {
                     (row.account_no.as_str(), bank.as_str())
                 };
                 let mut extra = Vec::new();
+                check_text(&r.description, "description")?;
                 if !r.description.is_empty() {
                     extra.push(field("PAYMENT.DETAILS", r.description.clone()));
                 }
@@ -430,7 +453,7 @@ impl Adapter {
                     request_id: r.request_id.clone(),
                     account_id: r.account_id.clone(),
                     kind: if deposit { "deposit" } else { "withdrawal" }.to_owned(),
-                    amount: amount.round_dp(2).to_string(),
+                    amount: money(amount),
                     currency: row.currency.clone(),
                     entry_id,
                     recorded_at: now_text(),
@@ -445,7 +468,7 @@ impl Adapter {
     /// A transfer between two adapter accounts within the source product's limits; answers
     /// (entry id, the source's balances after, whether the core had it already).
     pub(crate) async fn transfer_between(&self, ask: &TransferAsk<'_>) -> Result<Moved> {
-        let request_id = parse_uuid(ask.request_id, "request_id")?;
+        let request_id = parse_request_id(ask.request_id)?;
         let (from_account_id, to_account_id, currency, description) = (
             ask.from_account_id,
             ask.to_account_id,
@@ -494,6 +517,7 @@ impl Adapter {
                 .await?;
         }
         let mut extra = Vec::new();
+        check_text(description, "description")?;
         if !description.is_empty() {
             extra.push(field("PAYMENT.DETAILS", description));
         }
@@ -511,9 +535,19 @@ impl Adapter {
         let (entry_id, existed) = match outcome {
             Ok(done) => done,
             Err(error) => {
-                // Refused by the core (or never sent): the reservation is given back. An
-                // outcome still unknown keeps it, so the limit is never exceeded.
-                if daily.is_some() && error.code() != "unavailable" {
+                // Refused by the core for a business reason (final: see `Legacy::input`),
+                // so nothing was booked under this id: the reservation is given back. Any
+                // other failure keeps it, so the limit can never be exceeded.
+                let refused = matches!(
+                    error.code(),
+                    "insufficient_funds"
+                        | "account_frozen"
+                        | "account_closed"
+                        | "currency_mismatch"
+                        | "invalid_argument"
+                        | "unknown_account"
+                );
+                if daily.is_some() && refused {
                     self.store.unreserve(request_id).await?;
                 }
                 return Err(error);
@@ -540,7 +574,7 @@ impl Adapter {
     where
         T: prost::Message + Default,
     {
-        let request_id = parse_uuid(ask.request_id, "request_id")?;
+        let request_id = parse_request_id(ask.request_id)?;
         let fp = fingerprint(
             operation,
             &[
@@ -589,7 +623,7 @@ impl Adapter {
                 request_id: r.request_id.clone(),
                 from_account_id: r.from_account_id.clone(),
                 to_account_id: r.to_account_id.clone(),
-                amount: moved.amount.round_dp(2).to_string(),
+                amount: money(moved.amount),
                 currency: r.currency.clone(),
                 entry_id: moved.entry_id,
                 recorded_at: now_text(),
@@ -628,7 +662,7 @@ impl Adapter {
     }
 
     async fn place_hold(&self, r: pb::PlaceHoldRequest) -> Result<pb::Hold> {
-        let request_id = parse_uuid(&r.request_id, "request_id")?;
+        let request_id = parse_request_id(&r.request_id)?;
         let fp = fingerprint(
             "place_hold",
             &[
@@ -671,6 +705,17 @@ impl Adapter {
                         &Probe::exists("AC.LOCKED.EVENTS", &id),
                     )
                     .await?;
+                let same = done.record.field("ACCOUNT.NUMBER") == Some(row.account_no.as_str())
+                    && done
+                        .record
+                        .field("LOCKED.AMOUNT")
+                        .and_then(|a| formats::parse_legacy_amount(a).ok())
+                        == Some(amount);
+                if !same {
+                    return Err(AdapterError::ExistsWithDifferent {
+                        request_id: r.request_id.clone(),
+                    });
+                }
                 let hold = HoldRow {
                     hold_id: derived_uuid("hold", &id),
                     lock_id: id,
@@ -699,7 +744,7 @@ impl Adapter {
     }
 
     async fn release_hold(&self, r: pb::ReleaseHoldRequest) -> Result<pb::Hold> {
-        let request_id = parse_uuid(&r.request_id, "request_id")?;
+        let request_id = parse_request_id(&r.request_id)?;
         let fp = fingerprint("release_hold", &[&r.hold_id]);
         self.once(
             request_id,
@@ -730,7 +775,7 @@ impl Adapter {
     }
 
     async fn capture_hold(&self, r: pb::CaptureHoldRequest) -> Result<pb::Hold> {
-        let request_id = parse_uuid(&r.request_id, "request_id")?;
+        let request_id = parse_request_id(&r.request_id)?;
         let fp = fingerprint("capture_hold", &[&r.hold_id, &r.destination]);
         self.once(
             request_id,
@@ -792,7 +837,7 @@ impl Adapter {
         r: pb::ChangeStatusRequest,
         action: &'static str,
     ) -> Result<pb::Account> {
-        let request_id = parse_uuid(&r.request_id, "request_id")?;
+        let request_id = parse_request_id(&r.request_id)?;
         let fp = fingerprint(action, &[&r.account_id, &r.reason]);
         self.once(request_id, fp, |_| {}, async {
             let row = self.account_row(&r.account_id).await?;

@@ -163,7 +163,18 @@ pub fn refusal(response: &Response) -> AdapterError {
     }
     let (field, text) = error_text(response);
     let message = format!("the legacy core refused {field}: {text}");
-    let rules: [Rule; 12] = [
+    let account_field = matches!(
+        field.as_str(),
+        "DEBIT.ACCT.NO" | "CREDIT.ACCT.NO" | "ACCOUNT.NUMBER" | "ACCOUNT" | "DRAWDOWN.ACCOUNT"
+    );
+    if account_field
+        && (text.starts_with("RECORD NOT FOUND") || text.starts_with("MISSING ACCOUNT"))
+    {
+        return AdapterError::UnknownAccount {
+            account_id: format!("the core's {field}"),
+        };
+    }
+    let rules: [Rule; 11] = [
         ("INSUFFICIENT FUNDS", |message| {
             AdapterError::InsufficientFunds { message }
         }),
@@ -187,9 +198,6 @@ pub fn refusal(response: &Response) -> AdapterError {
         }),
         ("ACCOUNT OVERDRAWN", |message| AdapterError::CannotClose {
             message,
-        }),
-        ("MISSING ACCOUNT", |message| AdapterError::UnknownAccount {
-            account_id: message,
         }),
         ("SYSTEM ERROR", |message| AdapterError::Unavailable {
             message,

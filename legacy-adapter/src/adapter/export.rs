@@ -15,6 +15,7 @@ use tonic::{Request, Response, Status};
 
 use super::deposits::statement_lines;
 use super::error::AdapterError;
+use super::money;
 use super::{
     Adapter, Result, account_uuid, amount_text, canonical_amount, column, derived_uuid, iso_date,
     sub_values,
@@ -76,6 +77,9 @@ impl Adapter {
                 let mut holds = Vec::with_capacity(lock_ids.len());
                 let mut held = Decimal::ZERO;
                 for (s, lock) in lock_ids.iter().enumerate() {
+                    if lock.is_empty() {
+                        continue;
+                    }
                     let amount = canonical_amount(&at(&lock_amounts, s))?;
                     held += amount;
                     holds.push(pb::ExportedHold {
@@ -100,7 +104,7 @@ impl Adapter {
                     opened_on: iso_date(&at(&opened, i))?,
                     closed_on: iso_date(&at(&closed, i))?,
                     posted: amount_text(&at(&balances, i))?,
-                    held: held.round_dp(2).to_string(),
+                    held: money(held),
                     holds,
                     statement,
                     journal: journal_number,
@@ -127,7 +131,13 @@ impl Adapter {
             }
             match accounts.last() {
                 Some(last) if !last.is_empty() => after.clone_from(last),
-                _ => break,
+                _ => {
+                    // Never end an export early on a page the core could not fill.
+                    return Err(AdapterError::internal(format!(
+                        "ACCT.EXPORT of {product_code} answered MORE=Y with no account after \
+                         {after:?}; the export is incomplete"
+                    )));
+                }
             }
         }
         tracing::info!(product = product_code, accounts = sequence, %journal, "legacy export done");

@@ -15,6 +15,7 @@ use crate::ofs::{Field, Function, Indicator, Process, Request, Response};
 
 use super::client::{CallError, OfsClient};
 use super::error::{AdapterError, refusal, says};
+use super::store::Store;
 
 /// How to find out whether an input took effect: a read, and what in its answer means "done".
 pub struct Probe {
@@ -62,6 +63,24 @@ impl Probe {
     }
 }
 
+/// The name an input is remembered by while in doubt: the application, the function, the
+/// id and the probe's selection (which carries the unique field of inputs without an id).
+fn doubt_key(request: &Request, probe: &Probe) -> String {
+    let selection: Vec<&str> = probe
+        .request
+        .fields
+        .iter()
+        .map(|f| f.value.as_str())
+        .collect();
+    format!(
+        "{}/{}/{}/{}",
+        request.application,
+        request.function.code(),
+        request.transaction_id,
+        selection.join(",")
+    )
+}
+
 /// What an input came to.
 #[derive(Debug, Clone)]
 pub struct Done {
@@ -107,6 +126,8 @@ pub fn enquiry_request(name: &str, selection: Vec<(&str, String)>) -> Request {
 #[derive(Debug, Clone)]
 pub struct Legacy {
     client: OfsClient,
+    /// Where inputs in doubt are remembered (across calls, replicas and restarts).
+    store: Store,
     /// Inputs whose outcome was lost and settled by asking the core (for tests and logs).
     ambiguous: Arc<AtomicU64>,
 }
@@ -119,9 +140,10 @@ fn offline() -> AdapterError {
 }
 
 impl Legacy {
-    pub fn new(client: OfsClient) -> Legacy {
+    pub fn new(client: OfsClient, store: Store) -> Legacy {
         Legacy {
             client,
+            store,
             ambiguous: Arc::new(AtomicU64::new(0)),
         }
     }
@@ -155,6 +177,7 @@ impl Legacy {
     /// canonical code; close of business fails fast with `unavailable`.
     pub async fn input(&self, request: Request, probe: &Probe) -> Result<Done, AdapterError> {
         let deadline = Instant::now() + self.budget();
+        let key = doubt_key(&request, probe);
         let mut request = request;
         let mut attempt = 0_u32;
         // Set once an attempt's outcome was lost: a record found later is this call's own.
@@ -205,7 +228,9 @@ impl Legacy {
                             Self::pause(attempt).await;
                             continue;
                         }
-                        return Err(refusal(&response));
+                        return self
+                            .refused(&response, probe, &key, sent_before, deadline)
+                            .await;
                     }
                 },
                 Err(CallError::NotSent { message }) => {
@@ -220,6 +245,10 @@ impl Legacy {
             // The outcome is unknown: ask before sending again.
             sent_before = true;
             self.ambiguous.fetch_add(1, Ordering::Relaxed);
+            let until = chrono::Utc::now()
+                + chrono::Duration::from_std(self.client.config().in_doubt)
+                    .unwrap_or_else(|_| chrono::Duration::seconds(60));
+            self.store.mark_in_doubt(&key, until).await?;
             metrics::counter!("legacy_adapter_ambiguous_total", "application" => request.application.clone())
                 .increment(1);
             tracing::info!(
@@ -242,6 +271,41 @@ impl Legacy {
                     ),
                 });
             }
+        }
+    }
+
+    /// A refusal of an input. When an earlier attempt's answer was lost (in this call, or
+    /// in one within the in-doubt window), the core may still carry that attempt out late,
+    /// so the refusal is final only if the probe finds nothing and the window has passed;
+    /// inside the window the caller is told to retry later.
+    async fn refused(
+        &self,
+        response: &Response,
+        probe: &Probe,
+        key: &str,
+        sent_before: bool,
+        deadline: Instant,
+    ) -> Result<Done, AdapterError> {
+        let until = self.store.in_doubt_until(key).await?;
+        if !sent_before && until.is_none() {
+            return Err(refusal(response));
+        }
+        if let Some(record) = self.probe(probe, deadline).await? {
+            return Ok(Done {
+                record,
+                existed: !sent_before,
+            });
+        }
+        match until {
+            Some(until) => Err(AdapterError::Unavailable {
+                message: format!(
+                    "the core refused this attempt ({}), but an earlier attempt whose answer was \
+                     lost may still be carried out until {}; retry with the same request_id after that",
+                    super::error::error_text(response).1,
+                    until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                ),
+            }),
+            None => Err(refusal(response)),
         }
     }
 

@@ -64,6 +64,7 @@ impl AdapterConfig {
                 call_timeout: Duration::from_millis(settings.legacy_call_timeout_ms),
                 breaker_failures: settings.legacy_breaker_failures,
                 breaker_open: Duration::from_millis(settings.legacy_breaker_open_ms),
+                in_doubt: Duration::from_millis(settings.legacy_in_doubt_ms),
             },
         }
     }
@@ -144,6 +145,26 @@ pub(crate) fn parse_uuid(text: &str, field: &str) -> Result<Uuid> {
         .map_err(|_| AdapterError::invalid(format!("{field} {text:?} is not a UUID")))
 }
 
+/// A client-chosen request id: a UUID version 4.
+pub(crate) fn parse_request_id(text: &str) -> Result<Uuid> {
+    let id = parse_uuid(text, "request_id")?;
+    if id.get_version_num() == 4 {
+        Ok(id)
+    } else {
+        Err(AdapterError::invalid(format!(
+            "request_id {text:?} is not a UUID version 4"
+        )))
+    }
+}
+
+/// The largest amount the core's two-decimal strings carry here.
+const AMOUNT_MAX: Decimal = Decimal::from_parts(1_569_325_055, 23_283_064, 0, false, 2);
+
+/// An amount with the currency's two decimals, as the modern modules write it.
+pub(crate) fn money(amount: Decimal) -> String {
+    format!("{amount:.2}")
+}
+
 /// A canonical amount: positive, at most two decimals (the core's currencies all have two).
 pub(crate) fn parse_amount(text: &str, field: &str) -> Result<Decimal> {
     let amount: Decimal = text
@@ -153,6 +174,12 @@ pub(crate) fn parse_amount(text: &str, field: &str) -> Result<Decimal> {
     if amount <= Decimal::ZERO {
         return Err(AdapterError::invalid(format!(
             "{field} must be positive, not {text}"
+        )));
+    }
+    if amount > AMOUNT_MAX {
+        return Err(AdapterError::invalid(format!(
+            "{field} {text} is above the legacy core's largest amount, {}",
+            money(AMOUNT_MAX)
         )));
     }
     if amount.normalize().scale() > 2 {
@@ -197,6 +224,17 @@ pub(crate) fn now_text() -> String {
     Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
+/// Free text the core keeps (narratives, reasons): at most 140 characters.
+pub(crate) fn check_text(text: &str, field: &str) -> Result<()> {
+    if text.chars().count() > 140 {
+        return Err(AdapterError::invalid(format!(
+            "{field} has {} characters; the legacy core keeps at most 140",
+            text.chars().count()
+        )));
+    }
+    Ok(())
+}
+
 pub(crate) fn check_currency(currency: &str) -> Result<()> {
     if currency.len() == 3 && currency.chars().all(|c| c.is_ascii_uppercase()) {
         Ok(())
@@ -238,16 +276,24 @@ pub(crate) fn column(response: &Response, name: &str) -> Vec<String> {
     out
 }
 
-/// The sub-values of `name` at multi-value `position`.
+/// The sub-values of `name` at multi-value `position`, by sub-value position (`:n:1`,
+/// `:n:2`, …; a gap or an empty value is an empty string, so parallel fields stay aligned).
 pub(crate) fn sub_values(response: &Response, name: &str, position: u16) -> Vec<String> {
     let mut values: Vec<(u16, String)> = response
         .fields
         .iter()
-        .filter(|f| f.name == name && f.multi_value == position && !f.value.is_empty())
+        .filter(|f| f.name == name && f.multi_value == position)
         .map(|f| (f.sub_value, f.value.clone()))
         .collect();
-    values.sort_by_key(|(position, _)| *position);
-    values.into_iter().map(|(_, value)| value).collect()
+    values.sort_by_key(|(sub, _)| *sub);
+    let last = values.last().map_or(0, |(sub, _)| usize::from(*sub));
+    let mut out = vec![String::new(); last];
+    for (sub, value) in values {
+        if let Some(slot) = out.get_mut(usize::from(sub).saturating_sub(1)) {
+            *slot = value;
+        }
+    }
+    out
 }
 
 /// A use case's outcome as a gRPC answer (refusals with their stable code).
@@ -284,6 +330,7 @@ pub(crate) struct LegacyAccount {
     pub balances: pb::Balances,
     pub status: &'static str,
     pub currency: String,
+    pub customer_no: String,
     pub product_code: String,
     pub opened_on: String,
     pub closed_on: String,
@@ -291,9 +338,10 @@ pub(crate) struct LegacyAccount {
 
 impl Adapter {
     pub fn new(db: Db, config: AdapterConfig) -> Adapter {
+        let store = Store::new(db);
         Adapter {
-            legacy: Legacy::new(OfsClient::new(config.client)),
-            store: Store::new(db),
+            legacy: Legacy::new(OfsClient::new(config.client), store.clone()),
+            store,
         }
     }
 
@@ -439,6 +487,7 @@ impl Adapter {
             },
             status,
             currency: get("CURRENCY"),
+            customer_no: get("CUSTOMER"),
             product_code: get("PRODUCT.CODE"),
             opened_on: iso_date(&get("OPENING.DATE"))?,
             closed_on: iso_date(&closed_on)?,
@@ -530,7 +579,10 @@ mod tests {
             parse_amount("10.50", "amount").unwrap().to_string(),
             "10.50"
         );
-        for bad in ["0", "-1", "1.001", "abc", ""] {
+        assert_eq!(money(AMOUNT_MAX), "999999999999999.99");
+        assert_eq!(money(Decimal::new(105, 1)), "10.50");
+        assert_eq!(money(Decimal::from(10)), "10.00");
+        for bad in ["0", "-1", "1.001", "abc", "", "1000000000000000.00"] {
             assert_eq!(
                 parse_amount(bad, "amount").unwrap_err().code(),
                 "invalid_argument",
@@ -546,6 +598,8 @@ mod tests {
                 .unwrap();
         assert_eq!(column(&r, "ACCOUNT"), vec!["A", "B"]);
         assert_eq!(sub_values(&r, "LOCK.ID", 1), vec!["L1", "L2"]);
+        let gaps = Response::parse("X/m/1,TO:1:1=,TO:1:2=20261231,ID:1:1=A,ID:1:2=B").unwrap();
+        assert_eq!(sub_values(&gaps, "TO", 1), vec!["", "20261231"]);
         assert!(sub_values(&r, "LOCK.ID", 2).is_empty());
     }
 }

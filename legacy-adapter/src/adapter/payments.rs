@@ -19,6 +19,7 @@ use super::error::AdapterError;
 use super::{
     Adapter, Result, answer, check_currency, field, fingerprint, now_text, parse_amount, parse_uuid,
 };
+use super::{money, parse_request_id};
 
 fn valid_bic(bic: &str) -> bool {
     let bytes = bic.as_bytes();
@@ -49,7 +50,7 @@ impl Adapter {
             |moved| pb::InternalTransferResult {
                 request_id: r.request_id.clone(),
                 entry_id: moved.entry_id,
-                amount: moved.amount.round_dp(2).to_string(),
+                amount: money(moved.amount),
                 currency: r.currency.clone(),
                 from_posted_after: moved.balances.posted,
                 replayed: moved.existed,
@@ -59,7 +60,7 @@ impl Adapter {
     }
 
     async fn initiate_payment(&self, r: pb::InitiatePaymentRequest) -> Result<pb::Payment> {
-        let request_id = parse_uuid(&r.request_id, "request_id")?;
+        let request_id = parse_request_id(&r.request_id)?;
         let creditor = r.creditor.clone().unwrap_or_default();
         if creditor.name.trim().is_empty() || creditor.account.trim().is_empty() {
             return Err(AdapterError::invalid(
@@ -137,7 +138,7 @@ impl Adapter {
                     status: "settled".to_owned(),
                     debtor_account_id: r.debtor_account_id.clone(),
                     creditor: Some(creditor.clone()),
-                    amount: amount.round_dp(2).to_string(),
+                    amount: money(amount),
                     currency: r.currency.clone(),
                     end_to_end_id,
                     uetr: Uuid::new_v4().to_string(),

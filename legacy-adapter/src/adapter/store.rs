@@ -417,10 +417,20 @@ impl Store {
             .run_tx("legacy_adapter_reserve", |tx| {
                 Box::pin(async move {
                     let existing = tx
-                        .query_opt("SELECT 1 FROM limit_reservations WHERE request_id = $1", &[&request_id])
+                        .query_opt(
+                            "SELECT account_id, amount FROM limit_reservations WHERE request_id = $1",
+                            &[&request_id],
+                        )
                         .await?;
-                    if existing.is_some() {
-                        return Ok(());
+                    if let Some(row) = existing {
+                        let (account, reserved): (Uuid, Decimal) = (row.get(0), row.get(1));
+                        return if account == account_id && reserved == amount {
+                            Ok(())
+                        } else {
+                            Err(TxError::Abort(AdapterError::ExistsWithDifferent {
+                                request_id: request_id.to_string(),
+                            }))
+                        };
                     }
                     let used: Decimal = tx
                         .query_one(
@@ -430,7 +440,7 @@ impl Store {
                         )
                         .await?
                         .get(0);
-                    if used + amount > limit {
+                    if used.checked_add(amount).is_none_or(|total| total > limit) {
                         return Err(TxError::Abort(AdapterError::DailyLimitExceeded {
                             message: format!(
                                 "{} used of {} today; {} more asked",
@@ -467,6 +477,42 @@ impl Store {
             })
             .await?;
         Ok(())
+    }
+
+    /// Marks an input whose answer was lost as in doubt until `until`.
+    pub async fn mark_in_doubt(&self, legacy_key: &str, until: DateTime<Utc>) -> Result<()> {
+        self.db
+            .run_tx("legacy_adapter_mark_in_doubt", |tx| {
+                Box::pin(async move {
+                    tx.execute(
+                        "INSERT INTO in_doubt (legacy_key, until) VALUES ($1, $2) \
+                         ON CONFLICT (legacy_key) DO UPDATE SET until = excluded.until",
+                        &[&legacy_key, &until],
+                    )
+                    .await?;
+                    Ok::<_, TxError<AdapterError>>(())
+                })
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Until when an input is in doubt, if it is now.
+    pub async fn in_doubt_until(&self, legacy_key: &str) -> Result<Option<DateTime<Utc>>> {
+        Ok(self
+            .db
+            .run_tx("legacy_adapter_in_doubt", |tx| {
+                Box::pin(async move {
+                    let row = tx
+                        .query_opt(
+                            "SELECT until FROM in_doubt WHERE legacy_key = $1 AND until > now()",
+                            &[&legacy_key],
+                        )
+                        .await?;
+                    Ok::<_, TxError<AdapterError>>(row.map(|r| r.get(0)))
+                })
+            })
+            .await?)
     }
 
     pub async fn keep_payment(&self, payment_id: Uuid, ft_id: &str, payment: &[u8]) -> Result<()> {

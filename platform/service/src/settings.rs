@@ -284,6 +284,14 @@ pub const SETTINGS: &[SettingSpec] = &[
                       after which the adapter's circuit breaker opens and calls fail fast with `unavailable`.",
     },
     SettingSpec {
+        name: "COREBANK_LEGACY_IN_DOUBT_MS",
+        default: "60000",
+        description: "How long after a lost answer the legacy core may still carry a request out (a \
+                      slow core finishes what it started). Within it, the adapter does not take a \
+                      refusal of a later attempt as final: it answers `unavailable` (retry later with \
+                      the same request id). Must exceed the longest the core can sit on a request.",
+    },
+    SettingSpec {
         name: "COREBANK_LEGACY_BREAKER_OPEN_MS",
         default: "5000",
         description: "How long the circuit breaker stays open before it lets one trial call through.",
@@ -364,6 +372,7 @@ pub struct Settings {
     pub legacy_call_timeout_ms: u64,
     pub legacy_breaker_failures: u32,
     pub legacy_breaker_open_ms: u64,
+    pub legacy_in_doubt_ms: u64,
 }
 
 impl Settings {
@@ -495,6 +504,7 @@ impl Settings {
                 1,
                 3_600_000,
             )?,
+            legacy_in_doubt_ms: reader.number("COREBANK_LEGACY_IN_DOUBT_MS", 1, 86_400_000)?,
         }
         .checked()
     }
