@@ -193,3 +193,30 @@ fn a_corpus_of_malformed_messages_is_refused_with_a_reason() {
         "ofs_too_many_fields"
     );
 }
+
+/// Replays the cargo-fuzz corpus (`legacy-adapter/fuzz/corpus/`, grown by
+/// `cargo +nightly fuzz run ofs_request|ofs_response`): each input is read or refused without
+/// a panic, and what is read writes back to a line that reads back the same.
+#[test]
+fn the_fuzz_corpus_is_read_or_refused_and_round_trips() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
+    let mut replayed = 0;
+    for (target, is_request) in [("ofs_request", true), ("ofs_response", false)] {
+        let dir = root.join(target);
+        for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+            let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+            replayed += 1;
+            let Ok(text) = std::str::from_utf8(&bytes) else {
+                continue;
+            };
+            if is_request {
+                if let Ok(request) = Request::parse(text) {
+                    assert_eq!(Request::parse(&request.to_line()).ok(), Some(request));
+                }
+            } else if let Ok(response) = Response::parse(text) {
+                assert_eq!(Response::parse(&response.to_line()).ok(), Some(response));
+            }
+        }
+    }
+    assert!(replayed >= 8, "the corpus is missing: {replayed} inputs");
+}

@@ -1,0 +1,16 @@
+//! Any bytes: the response parser answers or refuses, never panics; what it reads writes back
+//! to a line that reads back the same.
+#![no_main]
+
+use corebank_legacy::ofs::Response;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(response) = Response::parse(text) {
+        let line = response.to_line();
+        assert_eq!(Response::parse(&line).ok(), Some(response), "{line:?}");
+    }
+});
