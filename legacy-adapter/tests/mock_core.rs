@@ -44,6 +44,8 @@ fn config() -> CoreConfig {
         faults: Faults::default(),
         cob_window: None,
         seed_customers: 0,
+        idle_timeout: mock_core::IDLE_TIMEOUT,
+        write_timeout: mock_core::WRITE_TIMEOUT,
     }
 }
 
@@ -1166,4 +1168,410 @@ async fn validate_checks_without_doing_and_the_core_stops_on_shutdown() {
             .await
             .is_none()
     );
+}
+
+/// Reads answers until the core closes the connection (`true`) or `quiet` passes with
+/// nothing to read (`false`).
+async fn closed_by_core(reader: &mut BufReader<OwnedReadHalf>, quiet: Duration) -> bool {
+    let mut line = String::new();
+    loop {
+        line.clear();
+        match tokio::time::timeout(quiet, reader.read_line(&mut line)).await {
+            Err(_) => return false,
+            Ok(Ok(0) | Err(_)) => return true,
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+/// Sends malformed lines for ever without reading the answers (until the socket fails).
+fn pipeline_without_reading(writer: OwnedWriteHalf) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut writer = writer;
+        let batch = "garbage\n".repeat(10_000);
+        while writer.write_all(batch.as_bytes()).await.is_ok() {}
+    })
+}
+
+#[tokio::test]
+async fn a_silent_connection_is_closed_after_the_idle_timeout() {
+    let mut config = config();
+    config.idle_timeout = Duration::from_millis(500);
+    let core = start_core(config).await;
+    let mut silent = Client::connect(&core).await;
+    let mut half_line = Client::connect(&core).await;
+    half_line.writer.write_all(b"CUSTOMER,/S/").await.unwrap();
+    let mut busy = Client::connect(&core).await;
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_refused(
+            &busy.call(&see("CUSTOMER", "1000039")).await,
+            "ID",
+            "RECORD NOT FOUND",
+        );
+    }
+    assert!(closed_by_core(&mut silent.reader, Duration::from_secs(5)).await);
+    assert!(closed_by_core(&mut half_line.reader, Duration::from_secs(5)).await);
+}
+
+#[tokio::test]
+async fn a_client_that_never_reads_is_closed_after_the_write_timeout() {
+    let mut config = config();
+    config.write_timeout = Duration::from_millis(500);
+    let core = start_core(config).await;
+    let Client { mut reader, writer } = Client::connect(&core).await;
+    let flood = pipeline_without_reading(writer);
+    // The answers fill both sockets' buffers; the core gives up on the blocked write.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let closed = tokio::time::timeout(
+        Duration::from_secs(60),
+        closed_by_core(&mut reader, Duration::from_secs(5)),
+    )
+    .await
+    .expect("the core kept answering a client that never read");
+    assert!(closed);
+    flood.abort();
+    // The core still serves others.
+    let mut client = Client::connect(&core).await;
+    assert_done(&client.call(&enquiry("BOOKS.BALANCE", &[])).await);
+}
+
+#[tokio::test]
+async fn shutdown_does_not_wait_for_a_client_that_never_reads() {
+    let mut core = start_core(config()).await;
+    let Client { reader, writer } = Client::connect(&core).await;
+    let flood = pipeline_without_reading(writer);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    core.shutdown.cancel();
+    let handle = core.handle.take().unwrap();
+    tokio::time::timeout(Duration::from_secs(15), handle)
+        .await
+        .expect("the core stops although a client never reads its answers")
+        .unwrap();
+    flood.abort();
+    drop(reader);
+}
+
+#[tokio::test]
+async fn a_last_line_cut_off_without_a_line_feed_is_not_carried_out() {
+    let core = start_core(config()).await;
+    let mut client = Client::connect(&core).await;
+    let alice = funded_account(&mut client, "ALICE", "100.00").await;
+    let bob = funded_account(&mut client, "BOB", "0.01").await;
+    let lock = client
+        .call(&input(
+            "AC.LOCKED.EVENTS",
+            "",
+            &[("ACCOUNT.NUMBER", &alice), ("LOCKED.AMOUNT", "60.00")],
+        ))
+        .await;
+    assert_done(&lock);
+    // A capture cut off before its LOCKED.EVENT.ID would otherwise debit the money the lock
+    // holds, and leave the lock live.
+    let line = input(
+        "FUNDS.TRANSFER",
+        "FTCUT1",
+        &[
+            ("DEBIT.ACCT.NO", &alice),
+            ("CREDIT.ACCT.NO", &bob),
+            ("DEBIT.CURRENCY", "EUR"),
+            ("DEBIT.AMOUNT", "40.00"),
+            ("LOCKED.EVENT.ID", &lock.transaction_id),
+        ],
+    )
+    .to_line();
+    let cut = &line[..line.find(",LOCKED.EVENT.ID").unwrap()];
+    let mut cut_off = Client::connect(&core).await;
+    cut_off.writer.write_all(cut.as_bytes()).await.unwrap();
+    cut_off.writer.shutdown().await.unwrap();
+    let mut answer = String::new();
+    let read = tokio::time::timeout(
+        Duration::from_secs(10),
+        cut_off.reader.read_line(&mut answer),
+    )
+    .await
+    .expect("the core closes the connection");
+    assert_eq!(read.unwrap_or(0), 0, "answered: {answer}");
+    assert_refused(
+        &client.call(&see("FUNDS.TRANSFER", "FTCUT1")).await,
+        "ID",
+        "RECORD NOT FOUND",
+    );
+    assert_eq!(
+        balance(&mut client, &alice).await,
+        ("100.00".to_owned(), "40.00".to_owned())
+    );
+}
+
+#[tokio::test]
+async fn a_loan_term_is_at_most_240_months_so_its_answer_always_fits() {
+    let core = start_core(config()).await;
+    let mut client = Client::connect(&core).await;
+    let customer = open_customer(&mut client, "LONG.LOAN").await;
+    let account = open_account(&mut client, &customer, &[]).await;
+    let loan = |term: &str| {
+        input(
+            "LD.LOANS.AND.DEPOSITS",
+            "",
+            &[
+                ("CUSTOMER.ID", &customer),
+                ("CURRENCY", "EUR"),
+                ("AMOUNT", "999999.99"),
+                ("INTEREST.RATE", "99.999999"),
+                ("TERM", term),
+                ("DRAWDOWN.ACCOUNT", &account),
+            ],
+        )
+    };
+    for term in ["241", "248", "360"] {
+        assert_refused(&client.call(&loan(term)).await, "TERM", "INVALID VALUE");
+    }
+    let longest = client.call(&loan("240")).await;
+    assert_done(&longest);
+    assert_eq!(values(&longest, "SCHED.DATE").len(), 240);
+    let found = client
+        .call(&enquiry("TXN.BY.ID", &[("ID", &longest.transaction_id)]))
+        .await;
+    assert_done(&found);
+    assert!(found.fields.len() <= corebank_legacy::ofs::FIELDS_MAX);
+    assert_eq!(values(&found, "SCHED.PAID").len(), 240);
+    assert_books_balance(&mut client).await;
+}
+
+/// The sub-values of `name` at multi-value `n`, in order.
+fn subs(response: &Response, name: &str, n: u16) -> Vec<String> {
+    let mut fields: Vec<&Field> = response
+        .fields
+        .iter()
+        .filter(|f| f.name == name && f.multi_value == n)
+        .collect();
+    fields.sort_by_key(|f| f.sub_value);
+    fields.into_iter().map(|f| f.value.clone()).collect()
+}
+
+fn lock_on(account: &str, amount: &str, to_date: Option<&str>) -> Request {
+    let mut fields = vec![("ACCOUNT.NUMBER", account), ("LOCKED.AMOUNT", amount)];
+    if let Some(to_date) = to_date {
+        fields.push(("TO.DATE", to_date));
+    }
+    input("AC.LOCKED.EVENTS", "", &fields)
+}
+
+#[tokio::test]
+async fn an_export_always_carries_an_account_and_pages_locks_that_do_not_fit() {
+    let core = start_core(config()).await;
+    let mut client = Client::connect(&core).await;
+    let today = chrono::Utc::now().date_naive();
+    let today_text = formats::legacy_date(today);
+    let tomorrow_text = formats::legacy_date(today.succ_opt().unwrap());
+    let small = funded_account(&mut client, "SMALL", "100.00").await;
+    let busy = funded_account(&mut client, "BUSY", "1000.00").await;
+    let last = funded_account(&mut client, "LAST", "100.00").await;
+    // SMALL: a lock without an end date between two that end today.
+    let mut small_locks = Vec::new();
+    for to_date in [Some(today_text.as_str()), None, Some(today_text.as_str())] {
+        let lock = client.call(&lock_on(&small, "1.00", to_date)).await;
+        assert_done(&lock);
+        small_locks.push(lock.transaction_id);
+    }
+    // BUSY: 400 locks, more than one answer can hold.
+    let mut busy_locks = Vec::new();
+    for _ in 0..400 {
+        let lock = client.call(&lock_on(&busy, "0.01", None)).await;
+        assert_done(&lock);
+        busy_locks.push(lock.transaction_id);
+    }
+    busy_locks.sort();
+
+    let first = client
+        .call(&enquiry("ACCT.EXPORT", &[("PRODUCT.CODE", "CURRENT")]))
+        .await;
+    assert_done(&first);
+    let journal = first.field("JOURNAL").unwrap().to_owned();
+    assert_eq!(first.field("AS.OF.DATE"), Some(today_text.as_str()));
+    assert_eq!(values(&first, "ACCOUNT"), vec![small.clone()]);
+    assert_eq!(first.field("MORE"), Some("Y"));
+    assert_eq!(subs(&first, "LOCK.ID", 1), small_locks);
+    assert_eq!(
+        subs(&first, "LOCK.TO.DATE", 1),
+        vec![today_text.clone(), String::new(), today_text.clone()]
+    );
+    assert_eq!(subs(&first, "LOCKS.MORE", 1), vec!["N"]);
+
+    // A lock of BUSY ends after the export's journal number: still in the export.
+    assert_done(
+        &client
+            .call(&request(
+                "AC.LOCKED.EVENTS",
+                Function::Reverse,
+                &busy_locks[0],
+                &[],
+            ))
+            .await,
+    );
+
+    let page = |after: &str, as_of: &str| {
+        enquiry(
+            "ACCT.EXPORT",
+            &[
+                ("PRODUCT.CODE", "CURRENT"),
+                ("AFTER", after),
+                ("JOURNAL", &journal),
+                ("AS.OF.DATE", as_of),
+            ],
+        )
+    };
+    let second = client.call(&page(&small, &today_text)).await;
+    assert_done(&second);
+    assert!(second.to_line().len() <= corebank_legacy::ofs::LINE_BYTES_MAX);
+    assert_eq!(values(&second, "ACCOUNT"), vec![busy.clone()]);
+    assert_eq!(second.field("MORE"), Some("Y"));
+    assert_eq!(subs(&second, "LOCKS.MORE", 1), vec!["Y"]);
+    let mut exported = subs(&second, "LOCK.ID", 1);
+    assert!(exported.len() > 100, "{}", exported.len());
+    assert_eq!(subs(&second, "LOCK.AMOUNT", 1).len(), exported.len());
+    assert_eq!(subs(&second, "LOCK.TO.DATE", 1).len(), exported.len());
+    loop {
+        let after = exported.last().unwrap().clone();
+        let rest = client
+            .call(&enquiry(
+                "ACCT.LOCKS",
+                &[
+                    ("ACCOUNT", &busy),
+                    ("JOURNAL", &journal),
+                    ("AS.OF.DATE", &today_text),
+                    ("AFTER", &after),
+                    ("LIMIT", "30"),
+                ],
+            ))
+            .await;
+        assert_done(&rest);
+        let ids = values(&rest, "LOCK.ID");
+        assert!(ids.len() <= 30);
+        assert_eq!(values(&rest, "LOCK.AMOUNT").len(), ids.len());
+        assert!(values(&rest, "LOCK.TO.DATE").iter().all(String::is_empty));
+        exported.extend(ids);
+        if rest.field("MORE") != Some("Y") {
+            break;
+        }
+    }
+    assert_eq!(exported, busy_locks);
+
+    let third = client.call(&page(&busy, &today_text)).await;
+    assert_eq!(values(&third, "ACCOUNT"), vec![last.clone()]);
+    assert_eq!(third.field("MORE"), Some("N"));
+
+    // Expiry is judged on the export's date: a page read the next day still counts the
+    // locks that end today when it is given the first page's date.
+    let next_day = client.call(&page("", &tomorrow_text)).await;
+    assert_eq!(subs(&next_day, "LOCK.ID", 1), vec![small_locks[1].clone()]);
+    assert_eq!(subs(&next_day, "LOCK.TO.DATE", 1), vec![String::new()]);
+    let same_day = client.call(&page("", &today_text)).await;
+    assert_eq!(subs(&same_day, "LOCK.ID", 1), small_locks);
+    let small_at_tomorrow = client
+        .call(&enquiry(
+            "ACCT.LOCKS",
+            &[
+                ("ACCOUNT", &small),
+                ("JOURNAL", &journal),
+                ("AS.OF.DATE", &tomorrow_text),
+            ],
+        ))
+        .await;
+    assert_eq!(
+        values(&small_at_tomorrow, "LOCK.ID"),
+        vec![small_locks[1].clone()]
+    );
+    let no_journal = client
+        .call(&enquiry("ACCT.LOCKS", &[("ACCOUNT", &small)]))
+        .await;
+    assert_refused(&no_journal, "JOURNAL", "MANDATORY INPUT");
+    let bad_limit = client
+        .call(&enquiry(
+            "ACCT.LOCKS",
+            &[("ACCOUNT", &small), ("JOURNAL", &journal), ("LIMIT", "201")],
+        ))
+        .await;
+    assert_refused(&bad_limit, "LIMIT", "INVALID VALUE");
+    assert_books_balance(&mut client).await;
+}
+
+#[tokio::test]
+async fn the_accounts_of_a_customer_page_with_a_cursor() {
+    let core = start_core(config()).await;
+    let mut client = Client::connect(&core).await;
+    let customer = open_customer(&mut client, "MANY").await;
+    let mut accounts = Vec::new();
+    for _ in 0..3 {
+        accounts.push(open_account(&mut client, &customer, &[]).await);
+    }
+    let first = client
+        .call(&enquiry(
+            "ACCTS.BY.CUSTOMER",
+            &[("CUSTOMER", &customer), ("LIMIT", "2")],
+        ))
+        .await;
+    assert_done(&first);
+    assert_eq!(values(&first, "ACCOUNT"), accounts[..2]);
+    assert_eq!(first.field("MORE"), Some("Y"));
+    let second = client
+        .call(&enquiry(
+            "ACCTS.BY.CUSTOMER",
+            &[
+                ("CUSTOMER", &customer),
+                ("LIMIT", "2"),
+                ("AFTER", &accounts[1]),
+            ],
+        ))
+        .await;
+    assert_eq!(values(&second, "ACCOUNT"), accounts[2..]);
+    assert_eq!(second.field("MORE"), Some("N"));
+    let all = client
+        .call(&enquiry("ACCTS.BY.CUSTOMER", &[("CUSTOMER", &customer)]))
+        .await;
+    assert_eq!(values(&all, "ACCOUNT"), accounts);
+    assert_eq!(all.field("MORE"), Some("N"));
+}
+
+#[tokio::test]
+async fn a_statement_page_of_long_narratives_stays_within_the_protocol() {
+    let core = start_core(config()).await;
+    let mut client = Client::connect(&core).await;
+    let alice = funded_account(&mut client, "ALICE", "1000.00").await;
+    let bob = funded_account(&mut client, "BOB", "0.01").await;
+    // Commas double when escaped: the longest line a narrative can make.
+    let narrative = ",".repeat(256);
+    for _ in 0..130 {
+        let response = transfer(
+            &mut client,
+            "",
+            &alice,
+            &bob,
+            "0.01",
+            &[("PAYMENT.DETAILS", &narrative)],
+        )
+        .await;
+        assert_done(&response);
+    }
+    let mut after = String::new();
+    let mut amounts = Vec::new();
+    loop {
+        let page = client
+            .call(&enquiry(
+                "STMT.ENT.BOOK",
+                &[("ACCOUNT", &alice), ("AFTER", &after), ("LIMIT", "200")],
+            ))
+            .await;
+        assert_done(&page);
+        assert!(page.fields.len() <= corebank_legacy::ofs::FIELDS_MAX);
+        assert!(page.to_line().len() <= corebank_legacy::ofs::LINE_BYTES_MAX);
+        let ids = values(&page, "ENTRY.ID");
+        assert!(!ids.is_empty());
+        amounts.extend(values(&page, "AMOUNT"));
+        after = ids.last().unwrap().clone();
+        if page.field("MORE") != Some("Y") {
+            break;
+        }
+    }
+    assert_eq!(amounts.len(), 131);
 }

@@ -1,6 +1,6 @@
 //! `ENQUIRY.SELECT`: read-only questions to the books. Rows come back as multi-values; a
 //! page is cut (`MORE=Y`) at its `LIMIT` and also before the answer would pass the
-//! protocol's limits on fields and line length.
+//! protocol's limits on fields and line length, but always carries at least one row.
 
 use std::collections::BTreeMap;
 
@@ -10,7 +10,9 @@ use rust_decimal::Decimal;
 
 use super::apps::{self, available};
 use super::books::{self, current_journal, locked_amount};
-use super::input::{Answer, Input, Outcome, Record, amount_text, date_text, refuse};
+use super::input::{
+    Answer, Input, Outcome, Record, amount_text, corrupt, date_text, position, refuse,
+};
 use super::{loans, transfer};
 use crate::ofs::{FIELDS_MAX, Field, LINE_BYTES_MAX, Request};
 
@@ -21,8 +23,19 @@ const STMT_LIMIT_MAX: i64 = 200;
 const STMT_LIMIT_DEFAULT: i64 = 50;
 const EXPORT_LIMIT_MAX: i64 = 100;
 const EXPORT_LIMIT_DEFAULT: i64 = 20;
-/// The most rows of a list that has no cursor (accounts of a customer, locks of an account).
-const LIST_ROWS_MAX: i64 = 999;
+/// Locks read per account by `ACCT.EXPORT`: more than one page can hold (3 fields each), so
+/// an account with more always answers `LOCKS.MORE=Y`.
+const EXPORT_LOCKS_READ: i64 = 400;
+const LOCKS_LIMIT_MAX: i64 = 200;
+const LOCKS_LIMIT_DEFAULT: i64 = 100;
+const ACCOUNTS_LIMIT_MAX: i64 = 500;
+const ACCOUNTS_LIMIT_DEFAULT: i64 = 500;
+/// The locks live at a journal number (`$2`) and on a date (`$3`), after a lock id (`$4`),
+/// in id order (byte order, the same in `ACCT.EXPORT` and `ACCT.LOCKS`).
+const LIVE_LOCKS_SQL: &str = "SELECT id, amount, to_date FROM locked_events WHERE account = $1 \
+     AND created_journal <= $2 AND (ended_journal IS NULL OR ended_journal > $2) \
+     AND (to_date IS NULL OR to_date >= $3) AND id COLLATE \"C\" > $4 \
+     ORDER BY id COLLATE \"C\" LIMIT $5";
 
 /// Rows added while they fit the protocol's limits.
 #[derive(Debug, Default)]
@@ -32,24 +45,41 @@ struct Page {
     cut: bool,
 }
 
+/// The most bytes a row may take on the line: escaping at most doubles a value;
+/// ":999:999=" and the comma add 10.
+fn row_bytes(row: &[Field]) -> usize {
+    row.iter()
+        .map(|f| f.name.len() + 2 * f.value.len() + 10)
+        .sum()
+}
+
 impl Page {
+    fn is_empty(&self) -> bool {
+        self.record.0.is_empty()
+    }
+
+    /// Whether `fields` more fields of `bytes` more bytes still fit.
+    fn has_room(&self, fields: usize, bytes: usize) -> bool {
+        !self.cut
+            && self.record.0.len() + fields <= PAGE_FIELDS_MAX
+            && self.bytes + bytes <= PAGE_BYTES_MAX
+    }
+
     /// Adds the row if it fits; otherwise marks the page cut and says no.
     fn push(&mut self, row: Vec<Field>) -> bool {
-        // Escaping at most doubles a value; ":999:999=" and the comma add 10.
-        let bytes: usize = row
-            .iter()
-            .map(|f| f.name.len() + 2 * f.value.len() + 10)
-            .sum();
-        if self.cut
-            || self.record.0.len() + row.len() > PAGE_FIELDS_MAX
-            || self.bytes + bytes > PAGE_BYTES_MAX
-        {
+        let bytes = row_bytes(&row);
+        if !self.has_room(row.len(), bytes) {
             self.cut = true;
             return false;
         }
         self.bytes += bytes;
         self.record.0.extend(row);
         true
+    }
+
+    /// Ends the page before the next row: `MORE=Y`.
+    fn cut(&mut self) {
+        self.cut = true;
     }
 
     fn finish(mut self, more: bool) -> Vec<Field> {
@@ -118,6 +148,7 @@ pub(crate) async fn enquiry(
         }
         "ACCTS.BY.CUSTOMER" => accounts_by_customer(tx, request).await?,
         "ACCT.EXPORT" => export(tx, request, today).await?,
+        "ACCT.LOCKS" => account_locks(tx, request, today).await?,
         "BOOKS.BALANCE" => books_balance(tx, request).await?,
         _ => return Err(refuse("ID", "RECORD NOT FOUND")),
     };
@@ -251,10 +282,12 @@ async fn transaction_by_id(
 }
 
 async fn accounts_by_customer(tx: &Transaction<'_>, request: &Request) -> Outcome<Vec<Field>> {
-    let input = Input::check(&request.fields, &["CUSTOMER"], &[])?;
+    let input = Input::check(&request.fields, &["CUSTOMER", "AFTER", "LIMIT"], &[])?;
     let customer = input
         .customer("CUSTOMER")?
         .ok_or_else(|| refuse("CUSTOMER", "MANDATORY INPUT"))?;
+    let after = input.account("AFTER")?.unwrap_or_default();
+    let limit = limit(&input, "LIMIT", ACCOUNTS_LIMIT_DEFAULT, ACCOUNTS_LIMIT_MAX)?;
     let known = tx
         .query_opt("SELECT 1 FROM customers WHERE id = $1", &[&customer])
         .await?
@@ -264,13 +297,13 @@ async fn accounts_by_customer(tx: &Transaction<'_>, request: &Request) -> Outcom
     }
     let rows = tx
         .query(
-            "SELECT id FROM accounts WHERE customer = $1 ORDER BY id LIMIT $2",
-            &[&customer, &(LIST_ROWS_MAX + 1)],
+            "SELECT id FROM accounts WHERE customer = $1 AND id > $2 ORDER BY id LIMIT $3",
+            &[&customer, &after, &(limit + 1)],
         )
         .await?;
     let mut page = Page::default();
-    let max = usize::try_from(LIST_ROWS_MAX).unwrap_or(usize::MAX);
-    for (index, row) in rows.iter().take(max).enumerate() {
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    for (index, row) in rows.iter().take(limit).enumerate() {
         if !page.push(vec![row_field(
             "ACCOUNT",
             index + 1,
@@ -279,24 +312,47 @@ async fn accounts_by_customer(tx: &Transaction<'_>, request: &Request) -> Outcom
             break;
         }
     }
-    Ok(page.finish(rows.len() > max))
+    Ok(page.finish(rows.len() > limit))
+}
+
+/// A lock as a row: `LOCK.ID`, `LOCK.AMOUNT`, `LOCK.TO.DATE` (empty when it has none) at
+/// `n:s`.
+fn lock_row(lock: &corebank_db::tokio_postgres::Row, n: usize, s: usize) -> [Field; 3] {
+    let at = |name: &str, value: String| Field {
+        name: name.to_owned(),
+        multi_value: position(n),
+        sub_value: position(s),
+        value,
+    };
+    [
+        at("LOCK.ID", lock.get("id")),
+        at("LOCK.AMOUNT", amount_text(lock.get("amount"))),
+        at("LOCK.TO.DATE", date_text(lock.get("to_date"))),
+    ]
+}
+
+/// The journal number a paged enquiry reads at: the given one (at most the current one,
+/// else `INVALID VALUE`) or the current one.
+async fn read_journal(tx: &Transaction<'_>, input: &Input<'_>) -> Outcome<i64> {
+    let current = current_journal(tx).await?;
+    match journal_number(input, "JOURNAL")? {
+        Some(journal) if journal > current => Err(refuse("JOURNAL", "INVALID VALUE")),
+        Some(journal) => Ok(journal),
+        None => Ok(current),
+    }
 }
 
 async fn export(tx: &Transaction<'_>, request: &Request, today: NaiveDate) -> Outcome<Vec<Field>> {
     let input = Input::check(
         &request.fields,
-        &["PRODUCT.CODE", "AFTER", "LIMIT", "JOURNAL"],
+        &["PRODUCT.CODE", "AFTER", "LIMIT", "JOURNAL", "AS.OF.DATE"],
         &[],
     )?;
     let product = input.text("PRODUCT.CODE").unwrap_or_default();
     let after = input.account("AFTER")?.unwrap_or_default();
     let limit = limit(&input, "LIMIT", EXPORT_LIMIT_DEFAULT, EXPORT_LIMIT_MAX)?;
-    let current = current_journal(tx).await?;
-    let journal = match journal_number(&input, "JOURNAL")? {
-        Some(journal) if journal > current => return Err(refuse("JOURNAL", "INVALID VALUE")),
-        Some(journal) => journal,
-        None => current,
-    };
+    let journal = read_journal(tx, &input).await?;
+    let as_of = input.date("AS.OF.DATE")?.unwrap_or(today);
     let filter = if product.is_empty() {
         "$4 = ''"
     } else {
@@ -318,22 +374,20 @@ async fn export(tx: &Transaction<'_>, request: &Request, today: NaiveDate) -> Ou
             "SELECT COALESCE(sum(amount), 0) FROM stmt_entries WHERE account = $1 AND journal <= $2",
         )
         .await?;
-    let locks_query = tx
-        .prepare_cached(
-            "SELECT id, amount, to_date FROM locked_events WHERE account = $1 \
-             AND created_journal <= $2 AND (ended_journal IS NULL OR ended_journal > $2) \
-             AND (to_date IS NULL OR to_date >= $3) ORDER BY id LIMIT $4",
-        )
-        .await?;
+    let locks_query = tx.prepare_cached(LIVE_LOCKS_SQL).await?;
     let mut page = Page::default();
     let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let read_max = usize::try_from(EXPORT_LOCKS_READ).unwrap_or(usize::MAX);
     let mut shown = 0;
     for (index, row) in rows.iter().take(limit).enumerate() {
         let n = index + 1;
         let id: String = row.get("id");
         let balance: Decimal = tx.query_one(&balance_query, &[&id, &journal]).await?.get(0);
         let locks = tx
-            .query(&locks_query, &[&id, &journal, &today, &LIST_ROWS_MAX])
+            .query(
+                &locks_query,
+                &[&id, &journal, &as_of, &"", &(EXPORT_LOCKS_READ + 1)],
+            )
             .await?;
         let closed_journal: Option<i64> = row.get("closed_journal");
         let closure_date: Option<NaiveDate> = row.get("closure_date");
@@ -351,22 +405,96 @@ async fn export(tx: &Transaction<'_>, request: &Request, today: NaiveDate) -> Ou
             row_field("CLOSURE.DATE", n, date_text(closure)),
             row_field("WORKING.BALANCE", n, amount_text(balance)),
         ];
-        let mut record = Record::default();
-        for (s, lock) in locks.iter().enumerate() {
-            record
-                .sub("LOCK.ID", n, s + 1, lock.get::<_, String>("id"))
-                .sub("LOCK.AMOUNT", n, s + 1, amount_text(lock.get("amount")))
-                .sub("LOCK.TO.DATE", n, s + 1, date_text(lock.get("to_date")));
+        // The locks that fit after the account's fields and its LOCKS.MORE.
+        let lock_rows: Vec<[Field; 3]> = locks
+            .iter()
+            .take(read_max)
+            .enumerate()
+            .map(|(s, lock)| lock_row(lock, n, s + 1))
+            .collect();
+        let mut room_fields = fields.len() + 1;
+        let mut room_bytes = row_bytes(&fields) + 30;
+        let mut fitting = 0;
+        for lock in &lock_rows {
+            let bytes = row_bytes(lock);
+            if !page.has_room(room_fields + lock.len(), room_bytes + bytes) {
+                break;
+            }
+            room_fields += lock.len();
+            room_bytes += bytes;
+            fitting += 1;
         }
-        fields.extend(record.into_fields());
+        let all_locks = fitting == locks.len();
+        if !all_locks && !page.is_empty() {
+            // Not all its locks fit here: the account starts the next page, where it has
+            // the whole page to itself.
+            page.cut();
+            break;
+        }
+        for lock in lock_rows.into_iter().take(fitting) {
+            fields.extend(lock);
+        }
+        fields.push(row_field(
+            "LOCKS.MORE",
+            n,
+            if all_locks { "N" } else { "Y" },
+        ));
         if !page.push(fields) {
             break;
         }
         shown = n;
     }
     let more = rows.len() > limit || shown < rows.len().min(limit);
-    let mut fields = vec![Field::new("JOURNAL", journal.to_string())];
+    let mut fields = vec![
+        Field::new("JOURNAL", journal.to_string()),
+        Field::new("AS.OF.DATE", date_text(Some(as_of))),
+    ];
     fields.extend(page.finish(more));
+    Ok(fields)
+}
+
+/// `ACCT.LOCKS`: an account's locks live at a journal number and on a date, in the order
+/// `ACCT.EXPORT` lists them, from after a lock id.
+async fn account_locks(
+    tx: &Transaction<'_>,
+    request: &Request,
+    today: NaiveDate,
+) -> Outcome<Vec<Field>> {
+    let input = Input::check(
+        &request.fields,
+        &["ACCOUNT", "JOURNAL", "AS.OF.DATE", "AFTER", "LIMIT"],
+        &[],
+    )?;
+    let id = input.required_account("ACCOUNT")?;
+    if input.text("JOURNAL").is_none() {
+        return Err(refuse("JOURNAL", "MANDATORY INPUT"));
+    }
+    let journal = read_journal(tx, &input).await?;
+    let as_of = input.date("AS.OF.DATE")?.unwrap_or(today);
+    let after = input.text("AFTER").unwrap_or_default();
+    let limit = limit(&input, "LIMIT", LOCKS_LIMIT_DEFAULT, LOCKS_LIMIT_MAX)?;
+    if books::account(tx, &id).await?.is_none() {
+        return Err(refuse("ACCOUNT", "MISSING ACCOUNT"));
+    }
+    let rows = tx
+        .query(
+            LIVE_LOCKS_SQL,
+            &[&id, &journal, &as_of, &after, &(limit + 1)],
+        )
+        .await?;
+    let mut page = Page::default();
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    for (index, row) in rows.iter().take(limit).enumerate() {
+        if !page.push(lock_row(row, index + 1, 1).into()) {
+            break;
+        }
+    }
+    let mut fields = vec![
+        Field::new("ACCOUNT", id),
+        Field::new("JOURNAL", journal.to_string()),
+        Field::new("AS.OF.DATE", date_text(Some(as_of))),
+    ];
+    fields.extend(page.finish(rows.len() > limit));
     Ok(fields)
 }
 
@@ -390,18 +518,26 @@ async fn books_balance(tx: &Transaction<'_>, request: &Request) -> Outcome<Vec<F
         .iter()
         .map(|row| (row.get("currency"), row.get("total")))
         .collect();
-    let mut record = Record::default();
+    // One row per currency, and only the few allowed currencies have accounts: a page
+    // always holds them all. Should it not, the answer is an error, never a silent cut.
+    let mut page = Page::default();
     for (index, row) in accounts.iter().enumerate() {
         let n = index + 1;
         let currency: String = row.get("currency");
         let entries_total = entries.get(&currency).copied().unwrap_or_default();
-        record
-            .multi("CURRENCY", n, currency.clone())
-            .multi("TOTAL", n, amount_text(row.get("total")))
-            .multi("ENTRIES.TOTAL", n, amount_text(entries_total))
-            .multi("ACCOUNTS", n, row.get::<_, i64>("accounts").to_string());
+        let fits = page.push(vec![
+            row_field("CURRENCY", n, currency.clone()),
+            row_field("TOTAL", n, amount_text(row.get("total"))),
+            row_field("ENTRIES.TOTAL", n, amount_text(entries_total)),
+            row_field("ACCOUNTS", n, row.get::<_, i64>("accounts").to_string()),
+        ]);
+        if !fits {
+            return Err(corrupt(
+                "BOOKS.BALANCE has more currencies than one answer holds",
+            ));
+        }
     }
-    Ok(record.into_fields())
+    Ok(page.record.into_fields())
 }
 
 #[cfg(test)]

@@ -14,8 +14,10 @@ use super::books::{
 use super::input::{Answer, Input, Outcome, Record, amount_text, corrupt, date_text, refuse};
 use crate::ofs::{Function, Request};
 
-/// The longest term, in months.
-pub(crate) const TERM_MONTHS_MAX: u32 = 360;
+/// The longest term, in months: the answer carries four schedule fields per month, and
+/// with 240 months (960 fields and the loan's own 9, plus `APPLICATION` in `TXN.BY.ID`) every
+/// answer about a loan stays within the protocol's 1,000 fields.
+pub(crate) const TERM_MONTHS_MAX: u32 = 240;
 /// The highest annual rate, in percent.
 const RATE_PERCENT_MAX: Decimal = Decimal::from_parts(100, 0, 0, false, 0);
 
@@ -387,7 +389,7 @@ mod tests {
         let day = NaiveDate::from_ymd_opt(2026, 1, 31).unwrap();
         for (principal, rate, term) in [
             (Decimal::new(1_000_000, 2), Decimal::new(750, 2), 12),
-            (Decimal::new(1_234_567, 2), Decimal::new(3, 0), 360),
+            (Decimal::new(1_234_567, 2), Decimal::new(3, 0), 240),
             (Decimal::new(10_000, 2), Decimal::ZERO, 7),
             (Decimal::new(1, 2), Decimal::new(99, 0), 3),
         ] {
@@ -409,5 +411,6 @@ mod tests {
             schedule[0].due_date,
             NaiveDate::from_ymd_opt(2026, 2, 28).unwrap()
         );
+        assert!(annuity_schedule(Decimal::ONE, Decimal::ONE, TERM_MONTHS_MAX + 1, day).is_none());
     }
 }

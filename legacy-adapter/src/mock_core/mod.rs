@@ -17,6 +17,7 @@ mod server;
 mod transfer;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use corebank_db::Db;
 use tokio::net::TcpListener;
@@ -24,6 +25,13 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub use faults::{CobWindow, Faults};
+
+/// A connection that sends no complete line for this long is closed, so silent clients
+/// cannot hold the core's 512 connection places for ever.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+/// An answer that cannot be written within this long (the client sends but does not read)
+/// closes the connection.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How the core runs: from the `COREBANK_LEGACY_*` settings.
 #[derive(Debug, Clone)]
@@ -36,6 +44,10 @@ pub struct CoreConfig {
     pub cob_window: Option<CobWindow>,
     /// Customers to seed when the books are empty (0: none).
     pub seed_customers: u32,
+    /// A connection silent this long (no complete line) is closed ([`IDLE_TIMEOUT`]).
+    pub idle_timeout: Duration,
+    /// An answer not written within this long closes its connection ([`WRITE_TIMEOUT`]).
+    pub write_timeout: Duration,
 }
 
 impl CoreConfig {
@@ -70,6 +82,8 @@ impl CoreConfig {
             faults,
             cob_window,
             seed_customers: settings.legacy_seed_customers,
+            idle_timeout: IDLE_TIMEOUT,
+            write_timeout: WRITE_TIMEOUT,
         })
     }
 }
@@ -116,5 +130,11 @@ pub async fn start(
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(addr = %addr, "legacy core listening (OFS over TCP)");
     }
-    Ok(tokio::spawn(server::serve(listener, core, shutdown)))
+    let limits = server::Limits {
+        idle_timeout: config.idle_timeout,
+        write_timeout: config.write_timeout,
+    };
+    Ok(tokio::spawn(server::serve(
+        listener, core, limits, shutdown,
+    )))
 }

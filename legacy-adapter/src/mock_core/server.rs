@@ -8,6 +8,7 @@ use chrono::NaiveDate;
 use corebank_db::{Db, DbError, Transaction, TxError};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -22,6 +23,9 @@ use crate::ofs::{
 
 /// Connections served at once; more are closed at once.
 pub(crate) const CONNECTIONS_MAX: usize = 512;
+/// After shutdown, how long the open connections get to finish the request in hand before
+/// they are aborted.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 pub(crate) const ADMIN_USER: &str = "ADMIN";
 const ADMIN_APPLICATION: &str = "ADMIN.FAULTS";
 const SYSTEM_ERROR: &str = "SYSTEM ERROR, TRY AGAIN";
@@ -355,7 +359,12 @@ fn log(request: &Request, indicator: &str, started: Instant) {
 }
 
 /// Serves OFS on `listener` until `shutdown`, then waits for the open connections to end.
-pub(crate) async fn serve(listener: TcpListener, core: Arc<Core>, shutdown: CancellationToken) {
+pub(crate) async fn serve(
+    listener: TcpListener,
+    core: Arc<Core>,
+    limits: Limits,
+    shutdown: CancellationToken,
+) {
     let permits = Arc::new(Semaphore::new(CONNECTIONS_MAX));
     let mut connections = JoinSet::new();
     loop {
@@ -371,7 +380,7 @@ pub(crate) async fn serve(listener: TcpListener, core: Arc<Core>, shutdown: Canc
                     let core = Arc::clone(&core);
                     let shutdown = shutdown.clone();
                     connections.spawn(async move {
-                        connection(stream, &core, &shutdown).await;
+                        connection(stream, &core, limits, &shutdown).await;
                         drop(permit);
                     });
                 }
@@ -383,11 +392,58 @@ pub(crate) async fn serve(listener: TcpListener, core: Arc<Core>, shutdown: Canc
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
         }
     }
-    while connections.join_next().await.is_some() {}
+    // Every connection stops reading and writing at shutdown; the grace only bounds a
+    // request still being carried out.
+    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            connections = connections.len(),
+            "legacy core connections still busy after the shutdown grace: aborting them"
+        );
+        connections.shutdown().await;
+    }
     tracing::info!("legacy core stopped");
 }
 
-async fn connection(stream: TcpStream, core: &Core, shutdown: &CancellationToken) {
+/// How long a connection may stay silent and how long an answer may take to write.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    pub idle_timeout: Duration,
+    pub write_timeout: Duration,
+}
+
+/// Writes one answer line; `false` when the connection must close (write failed, did not
+/// finish within the write timeout, or shutdown).
+async fn send(
+    write: &mut OwnedWriteHalf,
+    reply: &str,
+    limits: Limits,
+    shutdown: &CancellationToken,
+) -> bool {
+    let bytes = format!("{reply}\n");
+    tokio::select! {
+        biased;
+        written = tokio::time::timeout(limits.write_timeout, write.write_all(bytes.as_bytes())) => {
+            match written {
+                Ok(Ok(())) => true,
+                Ok(Err(_)) => false,
+                Err(_) => {
+                    tracing::warn!(
+                        write_timeout_ms = u64::try_from(limits.write_timeout.as_millis()).unwrap_or(u64::MAX),
+                        "legacy core could not write an answer in time (the client does not read): closing"
+                    );
+                    false
+                }
+            }
+        }
+        () = shutdown.cancelled() => false,
+    }
+}
+
+async fn connection(stream: TcpStream, core: &Core, limits: Limits, shutdown: &CancellationToken) {
     let (read, mut write) = stream.into_split();
     let mut reader = BufReader::new(read);
     let mut session = Session::default();
@@ -398,13 +454,22 @@ async fn connection(stream: TcpStream, core: &Core, shutdown: &CancellationToken
         let mut limited = (&mut reader).take(read_max);
         let read = tokio::select! {
             () = shutdown.cancelled() => return,
-            read = limited.read_until(b'\n', &mut line) => read,
+            read = tokio::time::timeout(limits.idle_timeout, limited.read_until(b'\n', &mut line)) => read,
+        };
+        let Ok(read) = read else {
+            tracing::info!(
+                idle_timeout_ms =
+                    u64::try_from(limits.idle_timeout.as_millis()).unwrap_or(u64::MAX),
+                "legacy core closed a connection that sent no complete line in time"
+            );
+            return;
         };
         match read {
             Ok(0) | Err(_) => return,
             Ok(_) => {}
         }
-        if line.ends_with(b"\n") {
+        let terminated = line.ends_with(b"\n");
+        if terminated {
             line.pop();
             if line.ends_with(b"\r") {
                 line.pop();
@@ -413,7 +478,17 @@ async fn connection(stream: TcpStream, core: &Core, shutdown: &CancellationToken
         if line.len() > LINE_BYTES_MAX {
             count("", error_indicator());
             let reply = malformed_line(&OfsError::TooLong { bytes: line.len() });
-            let _ = write.write_all(format!("{reply}\n").as_bytes()).await;
+            send(&mut write, &reply, limits, shutdown).await;
+            return;
+        }
+        if !terminated {
+            // The input ended inside a line: a request cut short is never carried out (its
+            // missing tail could be the field that makes it safe, e.g. LOCKED.EVENT.ID).
+            count("", error_indicator());
+            tracing::info!(
+                bytes = line.len(),
+                "legacy core closed a connection whose last line had no line feed: not executed"
+            );
             return;
         }
         let reply = match String::from_utf8(line) {
@@ -425,11 +500,7 @@ async fn connection(stream: TcpStream, core: &Core, shutdown: &CancellationToken
         };
         match reply {
             Reply::Line(reply) => {
-                if write
-                    .write_all(format!("{reply}\n").as_bytes())
-                    .await
-                    .is_err()
-                {
+                if !send(&mut write, &reply, limits, shutdown).await {
                     return;
                 }
             }
