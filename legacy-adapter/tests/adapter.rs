@@ -46,13 +46,22 @@ impl Drop for Bank {
 }
 
 async fn bank(seed_customers: u32, call_timeout: Duration) -> Bank {
+    bank_with(seed_customers, call_timeout, |_| {}).await
+}
+
+async fn bank_with(
+    seed_customers: u32,
+    call_timeout: Duration,
+    tune: impl FnOnce(&mut CoreConfig),
+) -> Bank {
     let database = TestDatabase::create().await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let core_addr = listener.local_addr().unwrap();
     let mut settings = corebank_service::Settings::defaults().unwrap();
     settings.legacy_admin_password = ADMIN_PASSWORD.to_owned();
     settings.legacy_seed_customers = seed_customers;
-    let config = CoreConfig::from_settings(&settings).unwrap();
+    let mut config = CoreConfig::from_settings(&settings).unwrap();
+    tune(&mut config);
     let core_shutdown = CancellationToken::new();
     mock_core::start(
         database.db_for("legacy_core"),
@@ -736,4 +745,74 @@ async fn canonical_answers_look_like_the_modern_modules_and_ids_are_not_confused
         .unwrap()
         .into_inner();
     assert!(listed.accounts.is_empty(), "{:?}", listed.accounts);
+}
+
+/// The core closes connections that stay idle; the adapter must not mistake a pooled
+/// connection the core closed for a lost answer (which would put the request in doubt).
+#[tokio::test]
+async fn connections_the_core_closed_while_idle_are_not_mistaken_for_lost_answers() {
+    let bank = bank_with(0, Duration::from_secs(5), |config| {
+        config.idle_timeout = Duration::from_millis(200);
+    })
+    .await;
+    let from = bank.open_funded("idle", "10.00").await;
+    let to = bank.open_funded("idle", "0").await;
+    let before = bank.adapter.ambiguous_outcomes();
+    // Every pooled connection is now closed by the core.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let refused = bank
+        .payments()
+        .await
+        .internal_transfer(ppb::InternalTransferRequest {
+            request_id: Uuid::new_v4().to_string(),
+            from_account_id: from.clone(),
+            to_account_id: to,
+            amount: "20.00".to_owned(),
+            currency: "EUR".to_owned(),
+            description: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(error_code(&refused), "insufficient_funds", "{refused:?}");
+    assert_eq!(bank.adapter.ambiguous_outcomes(), before);
+}
+
+#[tokio::test]
+async fn an_account_with_more_holds_than_a_page_is_exported_with_all_of_them() {
+    let bank = bank(0, Duration::from_secs(5)).await;
+    let account = bank.open_funded("many-holds", "1000.00").await;
+    let number = bank
+        .ofs("ENQUIRY.SELECT,/S/PROCESS,INPUTT/123456,ACCT.EXPORT,PRODUCT.CODE=LEGACY-CURRENT")
+        .await
+        .field("ACCOUNT")
+        .unwrap()
+        .to_owned();
+    for n in 0..400 {
+        let lock = bank
+            .ofs(&format!(
+                "AC.LOCKED.EVENTS,/I/PROCESS,INPUTT/123456,,ACCOUNT.NUMBER={number},LOCKED.AMOUNT=1.00,DESCRIPTION=hold {n}"
+            ))
+            .await;
+        assert_eq!(lock.indicator, Indicator::Done, "{lock:?}");
+    }
+    let mut client = LegacyExportClient::connect(bank.app.url("")).await.unwrap();
+    let mut stream = client
+        .export_accounts(lpb::ExportAccountsRequest {
+            product_code: "LEGACY-CURRENT".to_owned(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let exported = stream.message().await.unwrap().unwrap();
+    assert!(stream.message().await.unwrap().is_none());
+    assert_eq!(exported.account_id, account);
+    assert_eq!(exported.holds.len(), 400);
+    assert_eq!(exported.held, "400.00");
+    let mut ids: Vec<&str> = exported
+        .holds
+        .iter()
+        .map(|h| h.legacy_id.as_str())
+        .collect();
+    ids.dedup();
+    assert_eq!(ids.len(), 400, "a hold was exported twice");
 }

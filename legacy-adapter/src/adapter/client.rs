@@ -50,6 +50,27 @@ pub enum CallError {
 struct Connection {
     reader: BufReader<OwnedReadHalf>,
     writer: OwnedWriteHalf,
+    idle_since: Instant,
+}
+
+/// A pooled connection idle longer than this is closed rather than used: the core closes
+/// idle connections after 300 s, and a request written into a connection the core has
+/// closed would look like a lost answer.
+pub const CONNECTION_IDLE_MAX: Duration = Duration::from_secs(60);
+
+impl Connection {
+    /// Whether the connection can carry a request: not idle too long, and not closed by
+    /// the core meanwhile (a read that would not block means end of stream or stray bytes).
+    fn usable(&self) -> bool {
+        if self.idle_since.elapsed() > CONNECTION_IDLE_MAX || !self.reader.buffer().is_empty() {
+            return false;
+        }
+        let mut probe = [0_u8; 1];
+        matches!(
+            self.reader.get_ref().try_read(&mut probe),
+            Err(ref error) if error.kind() == std::io::ErrorKind::WouldBlock
+        )
+    }
 }
 
 #[derive(Debug, Default)]
@@ -179,7 +200,15 @@ impl OfsClient {
             .map_err(|_| CallError::NotSent {
                 message: "the client is closed".to_owned(),
             })?;
-        let pooled = self.inner.idle.lock().ok().and_then(|mut idle| idle.pop());
+        let pooled = self.inner.idle.lock().ok().and_then(|mut idle| {
+            // Newest last: stale ones are dropped (closed) on the way.
+            while let Some(connection) = idle.pop() {
+                if connection.usable() {
+                    return Some(connection);
+                }
+            }
+            None
+        });
         let mut connection = match pooled {
             Some(connection) => connection,
             None => {
@@ -203,6 +232,7 @@ impl OfsClient {
                 Connection {
                     reader: BufReader::new(read),
                     writer: write,
+                    idle_since: Instant::now(),
                 }
             }
         };
@@ -238,6 +268,7 @@ impl OfsClient {
             Ok(Err(message)) => return Err(CallError::Unknown { message }),
             Ok(Ok(response)) => response,
         };
+        connection.idle_since = Instant::now();
         if let Ok(mut idle) = self.inner.idle.lock() {
             idle.push(connection);
         }

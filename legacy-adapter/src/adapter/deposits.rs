@@ -294,13 +294,28 @@ impl Adapter {
             None => None,
         };
         if let Some(customer_no) = customer_no {
-            let listed = self
-                .legacy
-                .enquiry("ACCTS.BY.CUSTOMER", vec![("CUSTOMER", customer_no)])
-                .await?;
-            for account_no in column(&listed, "ACCOUNT") {
-                if !account_no.is_empty() && !rows.iter().any(|row| row.account_no == account_no) {
-                    rows.push(self.adopt(&account_no, customer_id).await?);
+            let mut after = String::new();
+            loop {
+                let listed = self
+                    .legacy
+                    .enquiry(
+                        "ACCTS.BY.CUSTOMER",
+                        vec![("CUSTOMER", customer_no.clone()), ("AFTER", after.clone())],
+                    )
+                    .await?;
+                let numbers = column(&listed, "ACCOUNT");
+                for account_no in &numbers {
+                    if !account_no.is_empty()
+                        && !rows.iter().any(|row| &row.account_no == account_no)
+                    {
+                        rows.push(self.adopt(account_no, customer_id).await?);
+                    }
+                }
+                match numbers.last() {
+                    Some(last) if listed.field("MORE") == Some("Y") && !last.is_empty() => {
+                        after.clone_from(last);
+                    }
+                    _ => break,
                 }
             }
         }

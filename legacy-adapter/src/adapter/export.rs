@@ -36,6 +36,7 @@ impl Adapter {
             return Err(AdapterError::invalid("product_code is required"));
         }
         let mut journal = String::new();
+        let mut as_of_date = String::new();
         let mut after = String::new();
         let mut sequence = 0_u64;
         loop {
@@ -48,11 +49,13 @@ impl Adapter {
                         ("AFTER", after.clone()),
                         ("LIMIT", ACCOUNTS_PER_PAGE.to_string()),
                         ("JOURNAL", journal.clone()),
+                        ("AS.OF.DATE", as_of_date.clone()),
                     ],
                 )
                 .await?;
             if journal.is_empty() {
                 journal = page.field("JOURNAL").unwrap_or_default().to_owned();
+                as_of_date = page.field("AS.OF.DATE").unwrap_or_default().to_owned();
                 tracing::info!(product = product_code, %journal, "legacy export started");
             }
             let journal_number: u64 = journal.parse().map_err(|_| {
@@ -71,22 +74,30 @@ impl Adapter {
                 }
                 let position = u16::try_from(i + 1)
                     .map_err(|_| AdapterError::internal("export page too long"))?;
-                let lock_ids = sub_values(&page, "LOCK.ID", position);
-                let lock_amounts = sub_values(&page, "LOCK.AMOUNT", position);
-                let lock_days = sub_values(&page, "LOCK.TO.DATE", position);
-                let mut holds = Vec::with_capacity(lock_ids.len());
+                let mut locks: Vec<(String, String, String)> = {
+                    let ids = sub_values(&page, "LOCK.ID", position);
+                    let amounts = sub_values(&page, "LOCK.AMOUNT", position);
+                    let days = sub_values(&page, "LOCK.TO.DATE", position);
+                    ids.iter()
+                        .enumerate()
+                        .filter(|(_, id)| !id.is_empty())
+                        .map(|(s, id)| (id.clone(), at(&amounts, s), at(&days, s)))
+                        .collect()
+                };
+                if at(&column(&page, "LOCKS.MORE"), i) == "Y" {
+                    self.more_locks(account_no, &journal, &as_of_date, &mut locks)
+                        .await?;
+                }
+                let mut holds = Vec::with_capacity(locks.len());
                 let mut held = Decimal::ZERO;
-                for (s, lock) in lock_ids.iter().enumerate() {
-                    if lock.is_empty() {
-                        continue;
-                    }
-                    let amount = canonical_amount(&at(&lock_amounts, s))?;
+                for (lock, amount, to_date) in &locks {
+                    let amount = canonical_amount(amount)?;
                     held += amount;
                     holds.push(pb::ExportedHold {
                         hold_id: derived_uuid("hold", lock).to_string(),
                         legacy_id: lock.clone(),
-                        amount: amount.to_string(),
-                        to_date: iso_date(&at(&lock_days, s))?,
+                        amount: money(amount),
+                        to_date: iso_date(to_date)?,
                     });
                 }
                 let statement = self.statement_as_of(account_no, &journal).await?;
@@ -142,6 +153,53 @@ impl Adapter {
         }
         tracing::info!(product = product_code, accounts = sequence, %journal, "legacy export done");
         Ok(sequence)
+    }
+
+    /// The rest of an account's locks (after the last in `locks`) through `ACCT.LOCKS`.
+    async fn more_locks(
+        &self,
+        account_no: &str,
+        journal: &str,
+        as_of_date: &str,
+        locks: &mut Vec<(String, String, String)>,
+    ) -> Result<()> {
+        loop {
+            let after = locks
+                .last()
+                .map(|(id, _, _)| id.clone())
+                .unwrap_or_default();
+            let page = self
+                .legacy
+                .enquiry(
+                    "ACCT.LOCKS",
+                    vec![
+                        ("ACCOUNT", account_no.to_owned()),
+                        ("JOURNAL", journal.to_owned()),
+                        ("AS.OF.DATE", as_of_date.to_owned()),
+                        ("AFTER", after),
+                        ("LIMIT", "200".to_owned()),
+                    ],
+                )
+                .await?;
+            let ids = column(&page, "LOCK.ID");
+            let amounts = column(&page, "LOCK.AMOUNT");
+            let days = column(&page, "LOCK.TO.DATE");
+            let before = locks.len();
+            for (i, id) in ids.iter().enumerate() {
+                if !id.is_empty() {
+                    let at = |values: &[String]| values.get(i).cloned().unwrap_or_default();
+                    locks.push((id.clone(), at(&amounts), at(&days)));
+                }
+            }
+            if page.field("MORE") != Some("Y") {
+                return Ok(());
+            }
+            if locks.len() == before {
+                return Err(AdapterError::internal(format!(
+                    "ACCT.LOCKS of {account_no} answered MORE=Y with no lock"
+                )));
+            }
+        }
     }
 
     async fn statement_as_of(
