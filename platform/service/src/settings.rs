@@ -296,6 +296,79 @@ pub const SETTINGS: &[SettingSpec] = &[
         default: "5000",
         description: "How long the circuit breaker stays open before it lets one trial call through.",
     },
+    SettingSpec {
+        name: "COREBANK_JWT_ISSUER",
+        default: "corebank-dev",
+        description: "The `iss` every token must carry (and `corebank token` writes).",
+    },
+    SettingSpec {
+        name: "COREBANK_JWT_JWKS",
+        default: "",
+        description: "The JSON Web Key Set the gateway verifies RS256/ES256 tokens with: a file path or an \
+                      `http(s)://` URL. Keys are chosen by `kid`, cached, and reloaded (every \
+                      `COREBANK_JWT_JWKS_REFRESH_S`, and at once, at most every 10 s, on an unknown `kid`), \
+                      so keys rotate without a restart. Empty: `<COREBANK_HOME>/dev-keys/jwks.json`, \
+                      created with a fresh dev key pair by `corebank up` and `corebank token`.",
+    },
+    SettingSpec {
+        name: "COREBANK_JWT_JWKS_REFRESH_S",
+        default: "300",
+        description: "How often the gateway reloads the JWKS.",
+    },
+    SettingSpec {
+        name: "COREBANK_JWT_LEEWAY_S",
+        default: "30",
+        description: "Clock skew allowed when checking `exp` and `nbf`, in seconds.",
+    },
+    SettingSpec {
+        name: "COREBANK_JWT_DEV_HS256_SECRET",
+        default: "",
+        description: "Dev mode only: when set, HS256 tokens signed with this shared secret are accepted \
+                      too (algorithm pinned to the dev key `kid` = `dev-hs256`). Never set it in production.",
+    },
+    SettingSpec {
+        name: "COREBANK_GATEWAY_MODERN_URL",
+        default: "",
+        description: "gRPC URL of the modern side (deposits and payments), e.g. `http://127.0.0.1:8081`. \
+                      `corebank up` sets it to its own server.",
+    },
+    SettingSpec {
+        name: "COREBANK_GATEWAY_LEGACY_URL",
+        default: "",
+        description: "gRPC URL of the legacy adapter. `corebank up` sets it to its adapter's server.",
+    },
+    SettingSpec {
+        name: "COREBANK_GATEWAY_BODY_MAX_BYTES",
+        default: "65536",
+        description: "The largest request body the gateway reads; larger ones get 413.",
+    },
+    SettingSpec {
+        name: "COREBANK_GATEWAY_REQUEST_TIMEOUT_MS",
+        default: "10000",
+        description: "How long one channel or admin request may take before the gateway answers 504.",
+    },
+    SettingSpec {
+        name: "COREBANK_GATEWAY_IDEMPOTENCY_RETENTION_H",
+        default: "24",
+        description: "How long a completed idempotency record (and its stored answer) is kept.",
+    },
+    SettingSpec {
+        name: "COREBANK_GATEWAY_IDEMPOTENCY_LEASE_MS",
+        default: "30000",
+        description: "How long a request in flight owns its idempotency key; a key whose owner crashed \
+                      is taken over after this.",
+    },
+    SettingSpec {
+        name: "COREBANK_GATEWAY_ROUTE_POLL_MS",
+        default: "500",
+        description: "How often every gateway replica checks for a new route table version.",
+    },
+    SettingSpec {
+        name: "COREBANK_GATEWAY_SHADOW_QUEUE_MAX",
+        default: "1000",
+        description: "Shadow requests waiting at most; when full, new shadows are dropped and counted, \
+                      never slowing the primary.",
+    },
 ];
 
 /// How logs are written.
@@ -373,6 +446,19 @@ pub struct Settings {
     pub legacy_breaker_failures: u32,
     pub legacy_breaker_open_ms: u64,
     pub legacy_in_doubt_ms: u64,
+    pub jwt_issuer: String,
+    pub jwt_jwks: Option<String>,
+    pub jwt_jwks_refresh_s: u64,
+    pub jwt_leeway_s: u64,
+    pub jwt_dev_hs256_secret: Option<String>,
+    pub gateway_modern_url: Option<String>,
+    pub gateway_legacy_url: Option<String>,
+    pub gateway_body_max_bytes: usize,
+    pub gateway_request_timeout_ms: u64,
+    pub gateway_idempotency_retention_h: u64,
+    pub gateway_idempotency_lease_ms: u64,
+    pub gateway_route_poll_ms: u64,
+    pub gateway_shadow_queue_max: usize,
 }
 
 impl Settings {
@@ -505,6 +591,42 @@ impl Settings {
                 3_600_000,
             )?,
             legacy_in_doubt_ms: reader.number("COREBANK_LEGACY_IN_DOUBT_MS", 1, 86_400_000)?,
+            jwt_issuer: reader.text("COREBANK_JWT_ISSUER")?,
+            jwt_jwks: lookup("COREBANK_JWT_JWKS").filter(|v| !v.trim().is_empty()),
+            jwt_jwks_refresh_s: reader.number("COREBANK_JWT_JWKS_REFRESH_S", 1, 86_400)?,
+            jwt_leeway_s: reader.number("COREBANK_JWT_LEEWAY_S", 0, 3_600)?,
+            jwt_dev_hs256_secret: lookup("COREBANK_JWT_DEV_HS256_SECRET")
+                .filter(|v| !v.trim().is_empty()),
+            gateway_modern_url: lookup("COREBANK_GATEWAY_MODERN_URL")
+                .filter(|v| !v.trim().is_empty()),
+            gateway_legacy_url: lookup("COREBANK_GATEWAY_LEGACY_URL")
+                .filter(|v| !v.trim().is_empty()),
+            gateway_body_max_bytes: reader.number(
+                "COREBANK_GATEWAY_BODY_MAX_BYTES",
+                1,
+                64 * 1024 * 1024,
+            )?,
+            gateway_request_timeout_ms: reader.number(
+                "COREBANK_GATEWAY_REQUEST_TIMEOUT_MS",
+                1,
+                600_000,
+            )?,
+            gateway_idempotency_retention_h: reader.number(
+                "COREBANK_GATEWAY_IDEMPOTENCY_RETENTION_H",
+                1,
+                24 * 365,
+            )?,
+            gateway_idempotency_lease_ms: reader.number(
+                "COREBANK_GATEWAY_IDEMPOTENCY_LEASE_MS",
+                100,
+                3_600_000,
+            )?,
+            gateway_route_poll_ms: reader.number("COREBANK_GATEWAY_ROUTE_POLL_MS", 10, 60_000)?,
+            gateway_shadow_queue_max: reader.number(
+                "COREBANK_GATEWAY_SHADOW_QUEUE_MAX",
+                1,
+                1_000_000,
+            )?,
         }
         .checked()
     }

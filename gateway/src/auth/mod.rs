@@ -1,0 +1,1 @@
+//! Authentication (being built): JWT verification against a JWKS, scopes, dev tokens.

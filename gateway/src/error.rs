@@ -1,0 +1,95 @@
+//! The one error envelope of the gateway's HTTP APIs:
+//! `{"code": "...", "message": "...", "retry_safe": bool}` with a stable code.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+/// An HTTP refusal or failure.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct ApiError {
+    pub status: StatusCode,
+    /// Stable, snake_case.
+    pub code: String,
+    pub message: String,
+    /// Whether sending the same request again (with the same idempotency key) is safe and
+    /// may succeed.
+    pub retry_safe: bool,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code: code.to_owned(),
+            message: message.into(),
+            retry_safe: status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS,
+        }
+    }
+
+    pub fn unauthenticated(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", message)
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+
+    pub fn invalid(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_argument", message)
+    }
+
+    pub fn internal(message: impl std::fmt::Display) -> ApiError {
+        tracing::error!(error = %message, "internal gateway error");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error",
+        )
+    }
+
+    /// The JSON body.
+    pub fn body(&self) -> serde_json::Value {
+        serde_json::json!({
+            "code": self.code,
+            "message": self.message,
+            "retry_safe": self.retry_safe,
+        })
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, axum::Json(self.body())).into_response();
+        if self.status == StatusCode::UNAUTHORIZED
+            && let Ok(value) = "Bearer".parse()
+        {
+            response
+                .headers_mut()
+                .insert(axum::http::header::WWW_AUTHENTICATE, value);
+        }
+        response
+    }
+}
+
+impl From<corebank_db::DbError> for ApiError {
+    fn from(error: corebank_db::DbError) -> ApiError {
+        match error {
+            corebank_db::DbError::Unavailable { message } => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                format!("the gateway's database is unavailable: {message}"),
+            ),
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+impl From<corebank_db::TxError<ApiError>> for ApiError {
+    fn from(error: corebank_db::TxError<ApiError>) -> ApiError {
+        match error {
+            corebank_db::TxError::Abort(error) => error,
+            corebank_db::TxError::Db(error) => error.into(),
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! The strangler-fig gateway (`corebank serve gateway`): the one door for channels
+//! (`/v1`, REST/JSON) and migration teams (`/admin/v1`). It authenticates (JWT), makes
+//! mutating requests idempotent, routes each request per product and account to the legacy
+//! adapter or the modern modules (both serve the same gRPC contracts), shadows to the other
+//! side and compares, and writes the audit trail. Routing model: DESIGN.md, "Strangler-fig
+//! routing"; decisions: docs/adr/0008-gateway.md.
+
+pub mod audit;
+pub mod auth;
+pub mod error;
+pub mod principal;
+pub mod routing;

@@ -1,0 +1,1 @@
+//! Routing (being built): route rules, decisions, versions with four-eyes approval.
