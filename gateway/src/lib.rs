@@ -8,5 +8,6 @@
 pub mod audit;
 pub mod auth;
 pub mod error;
+pub mod idempotency;
 pub mod principal;
 pub mod routing;
