@@ -2,7 +2,11 @@
 //! to a line that reads back the same.
 #![no_main]
 
-use corebank_legacy::ofs::Request;
+#[path = "../../src/ofs.rs"]
+#[allow(dead_code, reason = "the targets use part of the codec")]
+mod ofs;
+
+use ofs::Request;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
