@@ -1,0 +1,867 @@
+//! The routing part of the admin API (`/admin/v1/routes`): read the active rules and their
+//! history, propose a change, approve or reject it (four eyes: never the author), roll back
+//! to an earlier version (a proposal too), and check a decision. Every mutating call, refused
+//! or not, writes its audit record in the transaction of what it changes.
+
+use std::collections::HashSet;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Extension, Json};
+use chrono::{DateTime, Utc};
+use corebank_db::TxError;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use uuid::Uuid;
+
+use super::store::{self, OwnershipChange, Proposal};
+use super::table::{self, Canary, OPERATIONS, RouteRule, Side};
+use super::{Actor, Router};
+use crate::audit;
+use crate::error::ApiError;
+use crate::principal::{RequestContext, scope};
+
+/// Rules in one proposal at most.
+const PROPOSAL_RULES_MAX: usize = 1_000;
+/// Ownership changes in one proposal at most.
+const PROPOSAL_OWNERSHIP_CHANGES_MAX: usize = 10_000;
+/// A reason is at most this long.
+const REASON_LENGTH_MAX: usize = 2_000;
+/// Versions or proposals in one listing: the default and the most a caller may ask for.
+const PAGE_SIZE_DEFAULT: i64 = 100;
+const PAGE_SIZE_MAX: i64 = 1_000;
+/// Ownership entries shown with one version at most (the count is always exact).
+const VERSION_OWNERSHIP_SHOWN_MAX: usize = 10_000;
+
+pub(super) fn routes(router: Router) -> axum::Router {
+    axum::Router::new()
+        .route("/admin/v1/routes", get(active_routes))
+        .route("/admin/v1/routes/versions", get(list_versions))
+        .route("/admin/v1/routes/versions/{version}", get(one_version))
+        .route(
+            "/admin/v1/routes/proposals",
+            get(list_proposals).post(create_proposal),
+        )
+        .route("/admin/v1/routes/proposals/{id}/approve", post(approve))
+        .route("/admin/v1/routes/proposals/{id}/reject", post(reject))
+        .route("/admin/v1/routes/rollback", post(rollback))
+        .route("/admin/v1/routes/decide", get(decide))
+        .with_state(router)
+}
+
+type Context = Option<Extension<RequestContext>>;
+type Reply = Result<(StatusCode, Json<Value>), ApiError>;
+
+fn actor_of(context: &RequestContext) -> Actor {
+    Actor {
+        subject: context.principal.subject.clone(),
+        origin: context.origin.clone(),
+        request_id: context.request_id.clone(),
+    }
+}
+
+/// The caller, if it holds `scope` (for reads: nothing is recorded).
+fn reader(context: Context, needed: &str) -> Result<RequestContext, ApiError> {
+    let Some(Extension(context)) = context else {
+        return Err(ApiError::unauthenticated("no authenticated principal"));
+    };
+    if !context.principal.has_scope(needed) {
+        return Err(ApiError::forbidden(format!(
+            "this needs the scope {needed}"
+        )));
+    }
+    Ok(context)
+}
+
+/// The caller of a mutating call, if it holds `scope`; a refusal is audited.
+async fn writer(
+    router: &Router,
+    context: Context,
+    needed: &str,
+    action: &str,
+    resource: &str,
+) -> Result<Actor, ApiError> {
+    let Some(Extension(context)) = context else {
+        return Err(ApiError::unauthenticated("no authenticated principal"));
+    };
+    let actor = actor_of(&context);
+    if context.principal.has_scope(needed) {
+        return Ok(actor);
+    }
+    let refusal = ApiError::forbidden(format!("this needs the scope {needed}"));
+    let record = actor.record(
+        action,
+        resource,
+        &refusal.code,
+        json!({ "missing_scope": needed }),
+    );
+    audit::append_alone(router.db(), &record).await?;
+    Err(refusal)
+}
+
+fn invalid(error: table::InvalidRoute) -> ApiError {
+    ApiError::invalid(error.to_string())
+}
+
+fn conflict(code: &str, message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::CONFLICT, code, message)
+}
+
+fn not_found(message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Result<Value, ApiError> {
+    serde_json::to_value(value).map_err(ApiError::internal)
+}
+
+// ---------------------------------------------------------------------------- reads
+
+async fn active_routes(State(router): State<Router>, context: Context) -> Reply {
+    reader(context, scope::ROUTES_READ)?;
+    let (meta, rules, ownership_count) = router
+        .db()
+        .run_tx("gateway_route_admin_active", |tx| {
+            Box::pin(async move {
+                let (version, _) = store::active(&tx, false).await?;
+                let meta = store::version_meta_of(&tx, version).await?;
+                let rules = store::rules_of(&tx, version).await?;
+                let count = store::ownership_count(&tx, version).await?;
+                Ok::<_, TxError<ApiError>>((meta, rules, count))
+            })
+        })
+        .await?;
+    let meta = meta.ok_or_else(|| ApiError::internal("the active route version has no row"))?;
+    Ok((
+        StatusCode::OK,
+        Json(json!({
+            "version": meta.version,
+            "rules": rules,
+            "ownership_count": ownership_count,
+            "activated_at": meta.activated_at,
+            "activated_by": meta.approved_by,
+            "proposed_by": meta.proposed_by,
+            "kind": meta.kind,
+            "reason": meta.reason,
+            "replica_version": router.table().version(),
+        })),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+struct VersionsQuery {
+    before: Option<i64>,
+    limit: Option<i64>,
+}
+
+fn page_size(limit: Option<i64>) -> Result<i64, ApiError> {
+    match limit {
+        None => Ok(PAGE_SIZE_DEFAULT),
+        Some(limit) if (1..=PAGE_SIZE_MAX).contains(&limit) => Ok(limit),
+        Some(_) => Err(ApiError::invalid(format!(
+            "limit: must be between 1 and {PAGE_SIZE_MAX}"
+        ))),
+    }
+}
+
+async fn list_versions(
+    State(router): State<Router>,
+    context: Context,
+    Query(query): Query<VersionsQuery>,
+) -> Reply {
+    reader(context, scope::ROUTES_READ)?;
+    let limit = page_size(query.limit)?;
+    let before = query.before;
+    let versions = router
+        .db()
+        .run_tx("gateway_route_admin_versions", |tx| {
+            Box::pin(async move { store::versions(&tx, before, limit).await })
+        })
+        .await?;
+    Ok((StatusCode::OK, Json(json!({ "versions": versions }))))
+}
+
+async fn one_version(
+    State(router): State<Router>,
+    context: Context,
+    Path(version): Path<i64>,
+) -> Reply {
+    reader(context, scope::ROUTES_READ)?;
+    let found = router
+        .db()
+        .run_tx("gateway_route_admin_version", |tx| {
+            Box::pin(async move {
+                let Some(meta) = store::version_meta_of(&tx, version).await? else {
+                    return Ok(None);
+                };
+                let rules = store::rules_of(&tx, version).await?;
+                let ownership = store::ownership_of(&tx, version).await?;
+                Ok::<_, TxError<ApiError>>(Some((meta, rules, ownership)))
+            })
+        })
+        .await?;
+    let Some((meta, rules, ownership)) = found else {
+        return Err(not_found(format!("no route version {version}")));
+    };
+    let count = ownership.len();
+    let mut owned: Vec<(String, Side)> = ownership.into_iter().collect();
+    owned.sort_by(|left, right| left.0.cmp(&right.0));
+    owned.truncate(VERSION_OWNERSHIP_SHOWN_MAX);
+    let ownership: Vec<Value> = owned
+        .into_iter()
+        .map(|(account_id, side)| json!({ "account_id": account_id, "side": side }))
+        .collect();
+    let mut body = to_json(&meta)?;
+    if let Some(object) = body.as_object_mut() {
+        object.insert("rules".to_owned(), to_json(&rules)?);
+        object.insert("ownership_count".to_owned(), json!(count));
+        object.insert(
+            "ownership_truncated".to_owned(),
+            json!(count > ownership.len()),
+        );
+        object.insert("ownership".to_owned(), Value::Array(ownership));
+    }
+    Ok((StatusCode::OK, Json(body)))
+}
+
+#[derive(Debug, Deserialize)]
+struct ProposalsQuery {
+    status: Option<String>,
+    limit: Option<i64>,
+}
+
+const STATUSES: &[&str] = &["proposed", "scheduled", "active", "rejected", "stale"];
+
+async fn list_proposals(
+    State(router): State<Router>,
+    context: Context,
+    Query(query): Query<ProposalsQuery>,
+) -> Reply {
+    reader(context, scope::ROUTES_READ)?;
+    let limit = page_size(query.limit)?;
+    if let Some(status) = &query.status
+        && !STATUSES.contains(&status.as_str())
+    {
+        return Err(ApiError::invalid(format!(
+            "status: one of {}",
+            STATUSES.join(", ")
+        )));
+    }
+    let status = query.status.as_deref();
+    let proposals = router
+        .db()
+        .run_tx("gateway_route_admin_proposals", |tx| {
+            Box::pin(async move { store::proposals(&tx, status, limit).await })
+        })
+        .await?;
+    Ok((StatusCode::OK, Json(json!({ "proposals": proposals }))))
+}
+
+#[derive(Debug, Deserialize)]
+struct DecideQuery {
+    product: Option<String>,
+    operation: Option<String>,
+    account_id: Option<String>,
+}
+
+async fn decide(
+    State(router): State<Router>,
+    context: Context,
+    Query(query): Query<DecideQuery>,
+) -> Reply {
+    reader(context, scope::ROUTES_READ)?;
+    let product = query
+        .product
+        .filter(|product| !product.is_empty())
+        .ok_or_else(|| ApiError::invalid("product: required"))?;
+    let operation = query
+        .operation
+        .filter(|operation| OPERATIONS.contains(&operation.as_str()))
+        .ok_or_else(|| ApiError::invalid(format!("operation: one of {}", OPERATIONS.join(", "))))?;
+    let account_id = query.account_id.filter(|account_id| !account_id.is_empty());
+    let decision = router
+        .table()
+        .decide(&product, &operation, account_id.as_deref());
+    Ok((StatusCode::OK, Json(to_json(&decision)?)))
+}
+
+// ---------------------------------------------------------------------- request parsing
+
+fn field<'a>(object: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
+    object.get(name).filter(|value| !value.is_null())
+}
+
+fn only_fields(object: &Map<String, Value>, allowed: &[&str], path: &str) -> Result<(), ApiError> {
+    match object.keys().find(|key| !allowed.contains(&key.as_str())) {
+        Some(unknown) => Err(ApiError::invalid(format!(
+            "{path}{unknown}: unknown field; expected one of {}",
+            allowed.join(", ")
+        ))),
+        None => Ok(()),
+    }
+}
+
+fn string(value: &Value, path: &str) -> Result<String, ApiError> {
+    value
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| ApiError::invalid(format!("{path}: must be a string")))
+}
+
+fn side(value: &Value, path: &str) -> Result<Side, ApiError> {
+    value
+        .as_str()
+        .and_then(Side::parse)
+        .ok_or_else(|| ApiError::invalid(format!("{path}: must be \"legacy\" or \"modern\"")))
+}
+
+fn object<'a>(value: &'a Value, path: &str) -> Result<&'a Map<String, Value>, ApiError> {
+    value
+        .as_object()
+        .ok_or_else(|| ApiError::invalid(format!("{path}: must be an object")))
+}
+
+fn body_object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
+    if body.is_empty() {
+        return Ok(Map::new());
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(object)) => Ok(object),
+        Ok(_) => Err(ApiError::invalid("body: must be a JSON object")),
+        Err(error) => Err(ApiError::invalid(format!("body: not valid JSON: {error}"))),
+    }
+}
+
+fn reason(object: &Map<String, Value>, required: bool) -> Result<Option<String>, ApiError> {
+    let Some(value) = field(object, "reason") else {
+        return if required {
+            Err(ApiError::invalid("reason: required"))
+        } else {
+            Ok(None)
+        };
+    };
+    let reason = string(value, "reason")?;
+    if reason.trim().is_empty() || reason.len() > REASON_LENGTH_MAX {
+        return Err(ApiError::invalid(format!(
+            "reason: must be 1 to {REASON_LENGTH_MAX} characters"
+        )));
+    }
+    Ok(Some(reason))
+}
+
+fn activate_at(object: &Map<String, Value>) -> Result<Option<DateTime<Utc>>, ApiError> {
+    field(object, "activate_at")
+        .map(|value| {
+            let text = string(value, "activate_at")?;
+            DateTime::parse_from_rfc3339(&text)
+                .map(|at| at.with_timezone(&Utc))
+                .map_err(|error| {
+                    ApiError::invalid(format!("activate_at: not an RFC 3339 time: {error}"))
+                })
+        })
+        .transpose()
+}
+
+fn base_version(object: &Map<String, Value>) -> Result<Option<i64>, ApiError> {
+    field(object, "base_version")
+        .map(|value| {
+            value
+                .as_i64()
+                .ok_or_else(|| ApiError::invalid("base_version: must be an integer"))
+        })
+        .transpose()
+}
+
+fn rule(value: &Value, path: &str) -> Result<RouteRule, ApiError> {
+    let object = object(value, path)?;
+    only_fields(
+        object,
+        &[
+            "product",
+            "operation",
+            "default_side",
+            "canary",
+            "salt",
+            "shadow",
+        ],
+        &format!("{path}."),
+    )?;
+    let required = |name: &str| {
+        field(object, name).ok_or_else(|| ApiError::invalid(format!("{path}.{name}: required")))
+    };
+    let product = string(required("product")?, &format!("{path}.product"))?;
+    let operation = string(required("operation")?, &format!("{path}.operation"))?;
+    let default_side = side(required("default_side")?, &format!("{path}.default_side"))?;
+    let canary = field(object, "canary")
+        .map(|value| {
+            let canary_path = format!("{path}.canary");
+            let canary = self::object(value, &canary_path)?;
+            only_fields(canary, &["side", "percent"], &format!("{canary_path}."))?;
+            let side = side(
+                field(canary, "side")
+                    .ok_or_else(|| ApiError::invalid(format!("{canary_path}.side: required")))?,
+                &format!("{canary_path}.side"),
+            )?;
+            let percent = field(canary, "percent")
+                .and_then(Value::as_u64)
+                .and_then(|percent| u8::try_from(percent).ok())
+                .filter(|percent| *percent <= 100)
+                .ok_or_else(|| {
+                    ApiError::invalid(format!(
+                        "{canary_path}.percent: must be an integer from 0 to 100"
+                    ))
+                })?;
+            Ok::<_, ApiError>(Canary { side, percent })
+        })
+        .transpose()?;
+    // The default salt is stable, so re-proposing a rule keeps its canary accounts.
+    let salt = match field(object, "salt") {
+        Some(value) => string(value, &format!("{path}.salt"))?,
+        None => format!("{product}:{operation}"),
+    };
+    let shadow = match field(object, "shadow") {
+        Some(value) => value
+            .as_bool()
+            .ok_or_else(|| ApiError::invalid(format!("{path}.shadow: must be true or false")))?,
+        None => false,
+    };
+    Ok(RouteRule {
+        product,
+        operation,
+        default_side,
+        canary,
+        salt,
+        shadow,
+    })
+}
+
+fn rules(object: &Map<String, Value>) -> Result<Option<Vec<RouteRule>>, ApiError> {
+    let Some(value) = field(object, "rules") else {
+        return Ok(None);
+    };
+    let items = value
+        .as_array()
+        .ok_or_else(|| ApiError::invalid("rules: must be an array"))?;
+    if items.len() > PROPOSAL_RULES_MAX {
+        return Err(ApiError::invalid(format!(
+            "rules: at most {PROPOSAL_RULES_MAX}"
+        )));
+    }
+    let rules = items
+        .iter()
+        .enumerate()
+        .map(|(index, item)| rule(item, &format!("rules[{index}]")))
+        .collect::<Result<Vec<_>, _>>()?;
+    table::validate_rules(&rules).map_err(invalid)?;
+    Ok(Some(rules))
+}
+
+fn ownership(object: &Map<String, Value>) -> Result<Vec<OwnershipChange>, ApiError> {
+    let Some(value) = field(object, "ownership") else {
+        return Ok(Vec::new());
+    };
+    let items = value
+        .as_array()
+        .ok_or_else(|| ApiError::invalid("ownership: must be an array"))?;
+    if items.len() > PROPOSAL_OWNERSHIP_CHANGES_MAX {
+        return Err(ApiError::invalid(format!(
+            "ownership: at most {PROPOSAL_OWNERSHIP_CHANGES_MAX} changes"
+        )));
+    }
+    let mut seen = HashSet::with_capacity(items.len());
+    items
+        .iter()
+        .enumerate()
+        .map(|(index, item)| {
+            let path = format!("ownership[{index}]");
+            let entry = self::object(item, &path)?;
+            only_fields(entry, &["account_id", "side"], &format!("{path}."))?;
+            let account_path = format!("{path}.account_id");
+            let account_id = string(
+                field(entry, "account_id")
+                    .ok_or_else(|| ApiError::invalid(format!("{account_path}: required")))?,
+                &account_path,
+            )?;
+            table::validate_account_id(&account_id, &account_path).map_err(invalid)?;
+            if !seen.insert(account_id.clone()) {
+                return Err(ApiError::invalid(format!(
+                    "{account_path}: account {account_id:?} appears twice"
+                )));
+            }
+            let side = field(entry, "side")
+                .map(|value| side(value, &format!("{path}.side")))
+                .transpose()?;
+            Ok(OwnershipChange { account_id, side })
+        })
+        .collect()
+}
+
+// ------------------------------------------------------------------------------ writes
+
+async fn create_proposal(State(router): State<Router>, context: Context, body: Bytes) -> Reply {
+    let actor = writer(
+        &router,
+        context,
+        scope::ROUTES_WRITE,
+        "routes.propose",
+        "route_proposal",
+    )
+    .await?;
+    let object = body_object(&body)?;
+    only_fields(
+        &object,
+        &[
+            "rules",
+            "ownership",
+            "activate_at",
+            "reason",
+            "base_version",
+        ],
+        "",
+    )?;
+    let rules = rules(&object)?;
+    let ownership = ownership(&object)?;
+    if rules.is_none() && ownership.is_empty() {
+        return Err(ApiError::invalid(
+            "rules: a proposal must give the rules or at least one ownership change",
+        ));
+    }
+    let reason = reason(&object, true)?.unwrap_or_default();
+    let activate_at = activate_at(&object)?;
+    let base_version = base_version(&object)?;
+    let proposal = Proposal {
+        id: Uuid::new_v4(),
+        kind: "change".to_owned(),
+        base_version: base_version.unwrap_or_default(),
+        rules,
+        ownership,
+        rollback_to: None,
+        activate_at,
+        reason,
+        author: actor.subject.clone(),
+        created_at: Utc::now(),
+        status: "proposed".to_owned(),
+        decided_by: None,
+        decided_at: None,
+        decision_reason: None,
+        activated_version: None,
+        activated_at: None,
+    };
+    let (actor, proposal) = (&actor, &proposal);
+    let created = router
+        .db()
+        .run_tx("gateway_route_propose", |tx| {
+            Box::pin(async move {
+                let (active, _) = store::active(&tx, false).await?;
+                let mut proposal = proposal.clone();
+                let resource = format!("route_proposal:{}", proposal.id);
+                if base_version.is_some_and(|base| base != active) {
+                    let refusal = conflict(
+                        "stale_proposal",
+                        format!(
+                            "base_version {} is not the active version {active}",
+                            proposal.base_version
+                        ),
+                    );
+                    actor
+                    .audit(
+                        &tx,
+                        "routes.propose",
+                        &resource,
+                        &refusal.code,
+                        json!({ "base_version": proposal.base_version, "active_version": active }),
+                    )
+                    .await?;
+                    return Ok(Err(refusal));
+                }
+                proposal.base_version = active;
+                store::insert_proposal(&tx, &proposal).await?;
+                actor
+                    .audit(
+                        &tx,
+                        "routes.propose",
+                        &resource,
+                        "proposed",
+                        json!({
+                            "base_version": active,
+                            "rules": proposal.rules,
+                            "ownership_changes": proposal.ownership.len(),
+                            "activate_at": proposal.activate_at,
+                            "reason": proposal.reason,
+                        }),
+                    )
+                    .await?;
+                Ok(Ok(proposal))
+            })
+        })
+        .await??;
+    Ok((StatusCode::CREATED, Json(to_json(&created)?)))
+}
+
+async fn rollback(State(router): State<Router>, context: Context, body: Bytes) -> Reply {
+    let actor = writer(
+        &router,
+        context,
+        scope::ROUTES_WRITE,
+        "routes.rollback",
+        "route_proposal",
+    )
+    .await?;
+    let object = body_object(&body)?;
+    only_fields(&object, &["to_version", "reason", "activate_at"], "")?;
+    let to_version = field(&object, "to_version")
+        .and_then(Value::as_i64)
+        .ok_or_else(|| ApiError::invalid("to_version: required, an integer"))?;
+    let reason = reason(&object, true)?.unwrap_or_default();
+    let activate_at = activate_at(&object)?;
+    let proposal = Proposal {
+        id: Uuid::new_v4(),
+        kind: "rollback".to_owned(),
+        base_version: 0,
+        rules: None,
+        ownership: Vec::new(),
+        rollback_to: Some(to_version),
+        activate_at,
+        reason,
+        author: actor.subject.clone(),
+        created_at: Utc::now(),
+        status: "proposed".to_owned(),
+        decided_by: None,
+        decided_at: None,
+        decision_reason: None,
+        activated_version: None,
+        activated_at: None,
+    };
+    let (actor, proposal) = (&actor, &proposal);
+    let created = router
+        .db()
+        .run_tx("gateway_route_rollback", |tx| {
+            Box::pin(async move {
+                let (active, _) = store::active(&tx, false).await?;
+                let mut proposal = proposal.clone();
+                let resource = format!("route_proposal:{}", proposal.id);
+                let refusal = if to_version >= active {
+                    Some(ApiError::invalid(format!(
+                        "to_version: must be earlier than the active version {active}"
+                    )))
+                } else if !store::version_exists(&tx, to_version).await? {
+                    Some(not_found(format!("no route version {to_version}")))
+                } else {
+                    None
+                };
+                if let Some(refusal) = refusal {
+                    actor
+                        .audit(
+                            &tx,
+                            "routes.rollback",
+                            &resource,
+                            &refusal.code,
+                            json!({ "to_version": to_version, "active_version": active }),
+                        )
+                        .await?;
+                    return Ok(Err(refusal));
+                }
+                proposal.base_version = active;
+                store::insert_proposal(&tx, &proposal).await?;
+                actor
+                    .audit(
+                        &tx,
+                        "routes.rollback",
+                        &resource,
+                        "proposed",
+                        json!({
+                            "base_version": active,
+                            "to_version": to_version,
+                            "activate_at": proposal.activate_at,
+                            "reason": proposal.reason,
+                        }),
+                    )
+                    .await?;
+                Ok(Ok(proposal))
+            })
+        })
+        .await??;
+    Ok((StatusCode::CREATED, Json(to_json(&created)?)))
+}
+
+fn proposal_id(id: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(id).map_err(|_| ApiError::invalid("id: not a proposal id (a UUID)"))
+}
+
+async fn approve(
+    State(router): State<Router>,
+    context: Context,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Reply {
+    let resource = format!("route_proposal:{id}");
+    let actor = writer(
+        &router,
+        context,
+        scope::ROUTES_APPROVE,
+        "routes.approve",
+        &resource,
+    )
+    .await?;
+    let id = proposal_id(&id)?;
+    let object = body_object(&body)?;
+    only_fields(&object, &["reason"], "")?;
+    let note = reason(&object, false)?;
+    let (actor, resource, note) = (&actor, &resource, &note);
+    let approved = router
+        .db()
+        .run_tx("gateway_route_approve", |tx| {
+            Box::pin(async move {
+                let now = Utc::now();
+                let proposal = store::proposal_for_update(&tx, id).await?;
+                let refusal = match &proposal {
+                    None => Some(not_found(format!("no route proposal {id}"))),
+                    Some(proposal) if proposal.status != "proposed" => Some(conflict(
+                        "proposal_not_pending",
+                        format!("the proposal is {}, not proposed", proposal.status),
+                    )),
+                    Some(proposal) if proposal.author == actor.subject => Some(ApiError::new(
+                        StatusCode::FORBIDDEN,
+                        "four_eyes_required",
+                        "the author of a route change cannot approve it: another operator with \
+                     routes:approve must",
+                    )),
+                    Some(_) => None,
+                };
+                let details = json!({ "note": note });
+                let proposal = match (proposal, refusal) {
+                    (Some(proposal), None) => proposal,
+                    (_, refusal) => {
+                        let refusal = refusal
+                            .unwrap_or_else(|| ApiError::internal("approval without a proposal"));
+                        actor
+                            .audit(&tx, "routes.approve", resource, &refusal.code, details)
+                            .await?;
+                        return Ok(Err(refusal));
+                    }
+                };
+                let decided = Some((actor.subject.as_str(), now, note.as_deref()));
+                let (active, _) = store::active(&tx, false).await?;
+                let stale = || {
+                    conflict(
+                        "stale_proposal",
+                        format!(
+                            "the proposal was based on version {} but version {active} is active; \
+                         propose again against the active version",
+                            proposal.base_version
+                        ),
+                    )
+                };
+                let outcome = if active != proposal.base_version {
+                    store::set_status(&tx, id, "stale", decided, None).await?;
+                    Err(stale())
+                } else if proposal.activate_at.is_some_and(|at| at > now) {
+                    store::set_status(&tx, id, "scheduled", decided, None).await?;
+                    Ok("scheduled")
+                } else {
+                    store::set_status(&tx, id, "proposed", decided, None).await?;
+                    match super::activate_proposal(&tx, &proposal, &actor.subject, now).await? {
+                        Some(_) => Ok("active"),
+                        None => Err(stale()),
+                    }
+                };
+                let code = match &outcome {
+                    Ok(status) => (*status).to_owned(),
+                    Err(refusal) => refusal.code.clone(),
+                };
+                actor
+                    .audit(
+                        &tx,
+                        "routes.approve",
+                        resource,
+                        &code,
+                        json!({
+                            "note": note,
+                            "author": proposal.author,
+                            "base_version": proposal.base_version,
+                            "activate_at": proposal.activate_at,
+                        }),
+                    )
+                    .await?;
+                match outcome {
+                    Ok(_) => Ok(store::proposal_for_update(&tx, id)
+                        .await?
+                        .ok_or_else(|| ApiError::internal("the approved proposal vanished"))),
+                    Err(refusal) => Ok(Err(refusal)),
+                }
+            })
+        })
+        .await??;
+    // This replica routes with the new version at once; the others within a poll.
+    router.refresh().await?;
+    Ok((StatusCode::OK, Json(to_json(&approved)?)))
+}
+
+async fn reject(
+    State(router): State<Router>,
+    context: Context,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Reply {
+    let resource = format!("route_proposal:{id}");
+    let actor = writer(
+        &router,
+        context,
+        scope::ROUTES_APPROVE,
+        "routes.reject",
+        &resource,
+    )
+    .await?;
+    let id = proposal_id(&id)?;
+    let object = body_object(&body)?;
+    only_fields(&object, &["reason"], "")?;
+    let note = reason(&object, false)?;
+    let (actor, resource, note) = (&actor, &resource, &note);
+    let rejected = router
+        .db()
+        .run_tx("gateway_route_reject", |tx| {
+            Box::pin(async move {
+                let now = Utc::now();
+                let proposal = store::proposal_for_update(&tx, id).await?;
+                let refusal = match &proposal {
+                    None => Some(not_found(format!("no route proposal {id}"))),
+                    Some(proposal)
+                        if !matches!(proposal.status.as_str(), "proposed" | "scheduled") =>
+                    {
+                        Some(conflict(
+                            "proposal_not_pending",
+                            format!(
+                                "the proposal is {}, not proposed or scheduled",
+                                proposal.status
+                            ),
+                        ))
+                    }
+                    Some(_) => None,
+                };
+                let code = refusal
+                    .as_ref()
+                    .map_or_else(|| "rejected".to_owned(), |refusal| refusal.code.clone());
+                actor
+                    .audit(
+                        &tx,
+                        "routes.reject",
+                        resource,
+                        &code,
+                        json!({ "note": note }),
+                    )
+                    .await?;
+                if let Some(refusal) = refusal {
+                    return Ok(Err(refusal));
+                }
+                let decided = Some((actor.subject.as_str(), now, note.as_deref()));
+                store::set_status(&tx, id, "rejected", decided, None).await?;
+                Ok(store::proposal_for_update(&tx, id)
+                    .await?
+                    .ok_or_else(|| ApiError::internal("the rejected proposal vanished")))
+            })
+        })
+        .await??;
+    Ok((StatusCode::OK, Json(to_json(&rejected)?)))
+}
