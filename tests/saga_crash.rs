@@ -80,14 +80,17 @@ impl Drop for Executor {
     }
 }
 
+/// One number, read in a transaction that is retried on a serialization failure (the test
+/// server runs every transaction SERIALIZABLE, and this read races the processes' writes).
 async fn scalar(db: &corebank_db::Db, sql: &str) -> i64 {
-    db.client()
-        .await
-        .unwrap()
-        .query_one(sql, &[])
-        .await
-        .unwrap()
-        .get(0)
+    db.run_tx("test_scalar", |tx| {
+        Box::pin(async move {
+            let count: i64 = tx.query_one(sql, &[]).await?.get(0);
+            Ok::<_, corebank_db::TxError<std::convert::Infallible>>(count)
+        })
+    })
+    .await
+    .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
