@@ -980,3 +980,27 @@ fn the_configuration_follows_the_settings() {
         JwksSource::File(PathBuf::from("/etc/corebank/jwks.json"))
     );
 }
+
+#[tokio::test]
+async fn claims_of_the_wrong_type_are_refused_after_the_standard_checks() {
+    let fixture = Fixture::new();
+    let authenticator = fixture.authenticator().await;
+    let odd = with(channel_claims(), "scope", json!(42));
+    let error = refused(&authenticator, &fixture.ec.sign(&odd), Surface::Channel).await;
+    assert_unauthenticated(&error, "malformed_token");
+    let odd = with(channel_claims(), "customer_id", json!(7));
+    let error = refused(&authenticator, &fixture.ec.sign(&odd), Surface::Channel).await;
+    assert_unauthenticated(&error, "malformed_token");
+    // The refusal names the failed check, not a type.
+    let expired = with(odd, "exp", json!(now() - 3600));
+    let error = refused(&authenticator, &fixture.ec.sign(&expired), Surface::Channel).await;
+    assert_unauthenticated(&error, "expired");
+    let numeric_sub = with(channel_claims(), "sub", json!(12));
+    let error = refused(
+        &authenticator,
+        &fixture.ec.sign(&numeric_sub),
+        Surface::Channel,
+    )
+    .await;
+    assert_unauthenticated(&error, "missing_claim");
+}

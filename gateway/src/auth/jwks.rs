@@ -234,7 +234,18 @@ async fn fetch(url: &str, http: &reqwest::Client) -> Result<Vec<u8>, String> {
         .header(reqwest::header::ACCEPT, "application/json")
         .send()
         .await
-        .map_err(|error| format!("fetch failed ({})", error_chain(&error)))?;
+        .map_err(|error| {
+            let chain = error_chain(&error);
+            // The workspace builds reqwest without a TLS backend; say so rather than
+            // leave "scheme is not http" to be decoded.
+            let hint = if chain.contains("scheme is not http") {
+                "; this build's HTTP client has no TLS support (reqwest's `rustls` feature), \
+                 so serve the JWKS from a file or over http"
+            } else {
+                ""
+            };
+            format!("fetch failed ({chain}){hint}")
+        })?;
     if !response.status().is_success() {
         return Err(format!("the server answered {}", response.status()));
     }
