@@ -56,6 +56,22 @@ enum Command {
         #[command(subcommand)]
         command: crate::outbox::OutboxCommand,
     },
+    /// Print a dev token (a JWT signed with the dev key under COREBANK_HOME/dev-keys, which
+    /// the gateway trusts when COREBANK_JWT_JWKS is not set).
+    Token {
+        #[arg(long, value_enum)]
+        role: crate::token::RoleArg,
+        /// Bind a channel token to one customer: it may touch only that customer's accounts.
+        #[arg(long)]
+        customer: Option<String>,
+        /// The token's subject (default: dev-<role>); the approver of a route change must
+        /// differ from its author.
+        #[arg(long)]
+        subject: Option<String>,
+        /// Validity in seconds.
+        #[arg(long, default_value_t = 43_200)]
+        ttl_s: u64,
+    },
     /// Work with the legacy core through its adapter (the export for migration).
     Legacy {
         #[command(subcommand)]
@@ -86,6 +102,23 @@ pub async fn run() -> anyhow::Result<()> {
             let settings = Settings::from_env()?;
             corebank_service::telemetry::init(settings.log_format, "warn");
             accrue(&settings, as_of).await
+        }
+        Command::Token {
+            role,
+            customer,
+            subject,
+            ttl_s,
+        } => {
+            let settings = Settings::from_env()?;
+            let token = crate::token::mint(
+                &settings,
+                role,
+                subject.as_deref(),
+                customer.as_deref(),
+                std::time::Duration::from_secs(ttl_s),
+            )?;
+            println!("{token}");
+            Ok(())
         }
         Command::Legacy { command } => {
             let settings = Settings::from_env()?;

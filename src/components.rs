@@ -37,6 +37,28 @@ pub enum ComponentName {
     /// (the same contracts as the modern modules) and `corebank.legacy.v1.LegacyExport`, in
     /// front of the core at `COREBANK_LEGACY_CORE_ADDR`.
     LegacyAdapter,
+    /// The strangler-fig gateway: the channel API `/v1` and the migration teams' `/admin/v1`,
+    /// routing to the legacy adapter (`COREBANK_GATEWAY_LEGACY_URL`) and the modern modules
+    /// (`COREBANK_GATEWAY_MODERN_URL`).
+    Gateway,
+}
+
+/// The gateway on `url`, routing between the two sides; its background tasks stop with
+/// `shutdown`.
+pub async fn gateway(
+    settings: &Settings,
+    url: &str,
+    upstream: &corebank_gateway::app::Upstream,
+    shutdown: CancellationToken,
+) -> anyhow::Result<Component> {
+    let db = Db::connect_lazy(
+        &settings
+            .db_settings(url, "gateway")
+            .with_search_path("gateway"),
+    )?;
+    corebank_gateway::app::component(settings, db, upstream, shutdown)
+        .await
+        .map_err(|error| anyhow::anyhow!("starting the gateway: {}", error.message))
 }
 
 /// The mock legacy core on `url`: OFS on `COREBANK_LEGACY_CORE_ADDR` until `shutdown`. When
@@ -309,6 +331,26 @@ pub async fn serve(name: ComponentName, settings: &Settings) -> anyhow::Result<(
             println!("legacy core speaking OFS on {addr}");
             core_task = Some(task);
             component
+        }
+        ComponentName::Gateway => {
+            let legacy_url = settings.gateway_legacy_url.clone().context(
+                "COREBANK_GATEWAY_LEGACY_URL is not set: where the legacy adapter serves gRPC, \
+                 e.g. http://127.0.0.1:8091",
+            )?;
+            let modern_url = settings.gateway_modern_url.clone().context(
+                "COREBANK_GATEWAY_MODERN_URL is not set: where the deposits and payments modules \
+                 serve gRPC, e.g. http://127.0.0.1:8081",
+            )?;
+            gateway(
+                settings,
+                url,
+                &corebank_gateway::app::Upstream {
+                    legacy_url,
+                    modern_url,
+                },
+                components_shutdown.clone(),
+            )
+            .await?
         }
         ComponentName::LegacyAdapter => {
             legacy_adapter(settings, url, settings.legacy_core_addr).await?

@@ -1,4 +1,4 @@
-//! The one corebank binary: `up`, `serve`, `migrate`, `config`, `bench`, `outbox`, `legacy`. The work lives in the library
+//! The one corebank binary: `up`, `serve`, `migrate`, `config`, `bench`, `outbox`, `legacy`, `token`. The work lives in the library
 //! crates; this file only parses the command line and reports errors.
 
 mod bench;
@@ -8,6 +8,7 @@ mod cli;
 mod components;
 mod legacy;
 mod outbox;
+mod token;
 mod up;
 
 use std::process::ExitCode;

@@ -130,6 +130,20 @@ async fn serve_until_shutdown(
             settings.legacy_adapter_addr
         )
     })?;
+    // The gateway is the one door: on the main server, routing to the legacy adapter's
+    // server and to the modern modules on this one.
+    let component = component.merge(
+        crate::components::gateway(
+            settings,
+            url,
+            &corebank_gateway::app::Upstream {
+                legacy_url: format!("http://{}", adapter_server.local_addr),
+                modern_url: own_url.clone(),
+            },
+            components_shutdown.clone(),
+        )
+        .await?,
+    );
     let server = corebank_service::serve_on(
         listener,
         component,
@@ -167,6 +181,7 @@ async fn serve_until_shutdown(
         "  legacy adapter gRPC on http://{} (Deposits, Payments, LegacyExport in front of the core)",
         adapter_server.local_addr
     );
+    println!("  channel API    {base}/v1 (gateway; admin API {base}/admin/v1)");
     println!("  database       {} ({where_db})", crate::cli::redact(url));
     println!(
         "  outbox relay   {} -> {}",
@@ -176,6 +191,16 @@ async fn serve_until_shutdown(
             |nats| format!("NATS JetStream at {nats} and in-process subscribers")
         )
     );
+    println!("dev tokens (12 h; more with `corebank token --role …`):");
+    for (name, role) in [
+        ("channel ", crate::token::RoleArg::Channel),
+        ("operator", crate::token::RoleArg::Operator),
+        ("approver", crate::token::RoleArg::Approver),
+        ("auditor ", crate::token::RoleArg::Auditor),
+    ] {
+        let token = crate::token::mint(settings, role, None, None, crate::token::DEV_TOKEN_TTL)?;
+        println!("  {name}  {token}");
+    }
     println!("Press Ctrl-C to stop.");
 
     shutdown.cancelled().await;

@@ -1,0 +1,117 @@
+//! The gateway component: authentication, routing, upstreams, idempotency and the HTTP
+//! surfaces (`/v1`, `/admin/v1`) put together from settings.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use corebank_db::Db;
+use corebank_service::{Component, Settings};
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::{AuthConfig, Authenticator};
+use crate::channel::{self, GatewayState};
+use crate::directory::Directory;
+use crate::error::ApiError;
+use crate::idempotency::IdempotencyStore;
+use crate::principal::Surface;
+use crate::routing::Router;
+use crate::upstream::Upstreams;
+
+/// How often expired idempotency records are purged, and how many at a time.
+const PURGE_INTERVAL: Duration = Duration::from_secs(60);
+const PURGE_BATCH_MAX: i64 = 1_000;
+
+/// Where the two sides are.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    pub legacy_url: String,
+    pub modern_url: String,
+}
+
+/// The gateway on `db` (search path `gateway`); its background tasks stop with `shutdown`.
+pub async fn component(
+    settings: &Settings,
+    db: Db,
+    upstream: &Upstream,
+    shutdown: CancellationToken,
+) -> Result<Component, ApiError> {
+    let auth = Authenticator::new(AuthConfig::from_settings(settings))
+        .await
+        .map_err(|error| {
+            ApiError::new(
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                error.code(),
+                error.to_string(),
+            )
+        })?;
+    auth.spawn_refresh(shutdown.clone());
+    let router = Router::load(db.clone()).await?;
+    router.spawn_poller(
+        Duration::from_millis(settings.gateway_route_poll_ms),
+        shutdown.clone(),
+    );
+    let request_timeout = Duration::from_millis(settings.gateway_request_timeout_ms);
+    let idempotency = IdempotencyStore::new(
+        db.clone(),
+        Duration::from_millis(settings.gateway_idempotency_lease_ms),
+        Duration::from_secs(
+            settings
+                .gateway_idempotency_retention_h
+                .saturating_mul(3_600),
+        ),
+    );
+    spawn_purge(idempotency.clone(), shutdown);
+    let state = Arc::new(GatewayState {
+        auth,
+        router: router.clone(),
+        upstreams: Upstreams::new(&upstream.legacy_url, &upstream.modern_url, request_timeout)?,
+        directory: Directory::new(db.clone()),
+        idempotency,
+        request_timeout,
+    });
+    let admin = router
+        .admin_router()
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state),
+            authenticate_admin,
+        ));
+    let routes = channel::router(state)
+        .merge(admin)
+        .layer(DefaultBodyLimit::max(settings.gateway_body_max_bytes));
+    Ok(Component::new("gateway").with_db(db).with_routes(routes))
+}
+
+async fn authenticate_admin(
+    State(state): State<Arc<GatewayState>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    channel::authenticate(
+        &state.auth,
+        state.directory.db(),
+        Surface::Admin,
+        request,
+        next,
+    )
+    .await
+}
+
+fn spawn_purge(store: IdempotencyStore, shutdown: CancellationToken) {
+    tokio::spawn(async move {
+        let mut interval = tokio::time::interval(PURGE_INTERVAL);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                _ = interval.tick() => {}
+            }
+            match store.purge_expired(PURGE_BATCH_MAX).await {
+                Ok(0) => {}
+                Ok(purged) => tracing::info!(purged, "expired idempotency records purged"),
+                Err(error) => tracing::warn!(error = %error, "idempotency purge failed"),
+            }
+        }
+    });
+}

@@ -1,0 +1,206 @@
+//! The account directory (`gateway.accounts`) and the payments the gateway started
+//! (`gateway.payments`): what routing needs to know about an account (its product and
+//! customer) and where each side keeps it.
+
+use chrono::{DateTime, Utc};
+use corebank_db::{Db, TxError};
+use uuid::Uuid;
+
+use crate::error::ApiError;
+use crate::routing::Side;
+
+/// An account as the gateway knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountEntry {
+    pub account_id: Uuid,
+    pub product_code: String,
+    pub customer_id: String,
+    pub currency: String,
+    pub legacy_id: Option<Uuid>,
+    pub modern_id: Option<Uuid>,
+}
+
+impl AccountEntry {
+    /// The account's id on `side`, if that side holds it.
+    pub fn id_on(&self, side: Side) -> Option<Uuid> {
+        match side {
+            Side::Legacy => self.legacy_id,
+            Side::Modern => self.modern_id,
+        }
+    }
+}
+
+/// A payment the gateway started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentEntry {
+    pub payment_id: Uuid,
+    pub side: Side,
+    pub account_id: Uuid,
+    pub customer_id: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Directory {
+    db: Db,
+}
+
+fn entry(row: &corebank_db::tokio_postgres::Row) -> AccountEntry {
+    AccountEntry {
+        account_id: row.get("account_id"),
+        product_code: row.get("product_code"),
+        customer_id: row.get("customer_id"),
+        currency: row.get("currency"),
+        legacy_id: row.get("legacy_id"),
+        modern_id: row.get("modern_id"),
+    }
+}
+
+impl Directory {
+    pub fn new(db: Db) -> Directory {
+        Directory { db }
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    pub async fn account(&self, account_id: Uuid) -> Result<Option<AccountEntry>, ApiError> {
+        Ok(self
+            .db
+            .run_tx("gateway_directory_account", |tx| {
+                Box::pin(async move {
+                    let row = tx
+                        .query_opt(
+                            "SELECT * FROM accounts WHERE account_id = $1",
+                            &[&account_id],
+                        )
+                        .await?;
+                    Ok::<_, TxError<ApiError>>(row.as_ref().map(entry))
+                })
+            })
+            .await?)
+    }
+
+    pub async fn accounts_of(&self, customer_id: &str) -> Result<Vec<AccountEntry>, ApiError> {
+        Ok(self
+            .db
+            .run_tx("gateway_directory_accounts_of", |tx| {
+                Box::pin(async move {
+                    let rows = tx
+                        .query(
+                            "SELECT * FROM accounts WHERE customer_id = $1 ORDER BY opened_at, account_id",
+                            &[&customer_id],
+                        )
+                        .await?;
+                    Ok::<_, TxError<ApiError>>(rows.iter().map(entry).collect())
+                })
+            })
+            .await?)
+    }
+
+    /// Records an account (a second record of the same id keeps the first) and answers the
+    /// entry as stored.
+    pub async fn record(&self, account: &AccountEntry) -> Result<AccountEntry, ApiError> {
+        Ok(self
+            .db
+            .run_tx("gateway_directory_record", |tx| {
+                Box::pin(async move {
+                    tx.execute(
+                        "INSERT INTO accounts (account_id, product_code, customer_id, currency, \
+                         legacy_id, modern_id, opened_at) VALUES ($1, $2, $3, $4, $5, $6, now()) \
+                         ON CONFLICT (account_id) DO NOTHING",
+                        &[
+                            &account.account_id,
+                            &account.product_code,
+                            &account.customer_id,
+                            &account.currency,
+                            &account.legacy_id,
+                            &account.modern_id,
+                        ],
+                    )
+                    .await?;
+                    let row = tx
+                        .query_one(
+                            "SELECT * FROM accounts WHERE account_id = $1",
+                            &[&account.account_id],
+                        )
+                        .await?;
+                    Ok::<_, TxError<ApiError>>(entry(&row))
+                })
+            })
+            .await?)
+    }
+
+    /// Notes the account's id on `side` (its shadow copy there was opened).
+    pub async fn set_side_id(
+        &self,
+        account_id: Uuid,
+        side: Side,
+        id: Uuid,
+    ) -> Result<(), ApiError> {
+        let sql = match side {
+            Side::Legacy => {
+                "UPDATE accounts SET legacy_id = $2 WHERE account_id = $1 AND legacy_id IS NULL"
+            }
+            Side::Modern => {
+                "UPDATE accounts SET modern_id = $2 WHERE account_id = $1 AND modern_id IS NULL"
+            }
+        };
+        self.db
+            .run_tx("gateway_directory_set_side_id", |tx| {
+                Box::pin(async move {
+                    tx.execute(sql, &[&account_id, &id]).await?;
+                    Ok::<_, TxError<ApiError>>(())
+                })
+            })
+            .await?;
+        Ok(())
+    }
+
+    pub async fn record_payment(&self, payment: &PaymentEntry) -> Result<(), ApiError> {
+        self.db
+            .run_tx("gateway_directory_record_payment", |tx| {
+                Box::pin(async move {
+                    tx.execute(
+                        "INSERT INTO payments (payment_id, side, account_id, customer_id, created_at) \
+                         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (payment_id) DO NOTHING",
+                        &[
+                            &payment.payment_id,
+                            &payment.side.as_str(),
+                            &payment.account_id,
+                            &payment.customer_id,
+                            &payment.created_at,
+                        ],
+                    )
+                    .await?;
+                    Ok::<_, TxError<ApiError>>(())
+                })
+            })
+            .await?;
+        Ok(())
+    }
+
+    pub async fn payment(&self, payment_id: Uuid) -> Result<Option<PaymentEntry>, ApiError> {
+        Ok(self
+            .db
+            .run_tx("gateway_directory_payment", |tx| {
+                Box::pin(async move {
+                    let row = tx
+                        .query_opt(
+                            "SELECT * FROM payments WHERE payment_id = $1",
+                            &[&payment_id],
+                        )
+                        .await?;
+                    Ok::<_, TxError<ApiError>>(row.map(|r| PaymentEntry {
+                        payment_id: r.get("payment_id"),
+                        side: Side::parse(r.get::<_, &str>("side")).unwrap_or(Side::Legacy),
+                        account_id: r.get("account_id"),
+                        customer_id: r.get("customer_id"),
+                        created_at: r.get("created_at"),
+                    }))
+                })
+            })
+            .await?)
+    }
+}

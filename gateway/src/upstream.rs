@@ -1,0 +1,111 @@
+//! The two sides behind the gateway, both serving the same canonical gRPC contracts
+//! (`corebank.deposits.v1.Deposits`, `corebank.payments.v1.Payments`): the modern modules
+//! and the legacy adapter. And how their refusals become the gateway's HTTP errors.
+
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use corebank_api::deposits::v1::deposits_client::DepositsClient;
+use corebank_api::payments::v1::payments_client::PaymentsClient;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::error::ApiError;
+use crate::routing::Side;
+
+/// One side's clients (cheap to clone: they share the connection).
+#[derive(Debug, Clone)]
+pub struct SideClients {
+    pub deposits: DepositsClient<Channel>,
+    pub payments: PaymentsClient<Channel>,
+}
+
+/// Both sides.
+#[derive(Debug, Clone)]
+pub struct Upstreams {
+    legacy: SideClients,
+    modern: SideClients,
+}
+
+fn side_clients(url: &str, timeout: Duration, setting: &str) -> Result<SideClients, ApiError> {
+    let channel = Endpoint::from_shared(url.to_owned())
+        .map_err(|_| {
+            ApiError::internal(format!(
+                "{setting}={url:?} is not a URL like http://127.0.0.1:8081"
+            ))
+        })?
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(timeout)
+        .connect_lazy();
+    Ok(SideClients {
+        deposits: DepositsClient::new(channel.clone()),
+        payments: PaymentsClient::new(channel),
+    })
+}
+
+impl Upstreams {
+    /// Lazy channels to both sides; `timeout` bounds every call.
+    pub fn new(
+        legacy_url: &str,
+        modern_url: &str,
+        timeout: Duration,
+    ) -> Result<Upstreams, ApiError> {
+        Ok(Upstreams {
+            legacy: side_clients(legacy_url, timeout, "COREBANK_GATEWAY_LEGACY_URL")?,
+            modern: side_clients(modern_url, timeout, "COREBANK_GATEWAY_MODERN_URL")?,
+        })
+    }
+
+    pub fn side(&self, side: Side) -> SideClients {
+        match side {
+            Side::Legacy => self.legacy.clone(),
+            Side::Modern => self.modern.clone(),
+        }
+    }
+}
+
+/// A module's refusal as the gateway's HTTP error: the module's stable code is kept; the
+/// status follows the gRPC code.
+pub fn api_error_of(status: &tonic::Status, side: Side) -> ApiError {
+    let code = corebank_service::contract::error_code(status);
+    let http = match status.code() {
+        tonic::Code::InvalidArgument | tonic::Code::OutOfRange => StatusCode::BAD_REQUEST,
+        tonic::Code::NotFound => StatusCode::NOT_FOUND,
+        tonic::Code::AlreadyExists | tonic::Code::FailedPrecondition | tonic::Code::Aborted => {
+            StatusCode::UNPROCESSABLE_ENTITY
+        }
+        tonic::Code::Unauthenticated | tonic::Code::PermissionDenied => StatusCode::BAD_GATEWAY,
+        tonic::Code::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
+        tonic::Code::Unavailable | tonic::Code::Cancelled => StatusCode::SERVICE_UNAVAILABLE,
+        tonic::Code::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
+        tonic::Code::Unimplemented => StatusCode::NOT_IMPLEMENTED,
+        tonic::Code::Ok | tonic::Code::Unknown | tonic::Code::Internal | tonic::Code::DataLoss => {
+            StatusCode::BAD_GATEWAY
+        }
+    };
+    if http == StatusCode::BAD_GATEWAY {
+        tracing::error!(
+            route.side = side.as_str(),
+            grpc.code = ?status.code(),
+            error = status.message(),
+            "the upstream failed"
+        );
+        return ApiError::new(
+            http,
+            "upstream_error",
+            format!(
+                "the {} side failed; retry later with the same Idempotency-Key",
+                side.as_str()
+            ),
+        );
+    }
+    let code = if code.is_empty() {
+        match http {
+            StatusCode::SERVICE_UNAVAILABLE => "unavailable".to_owned(),
+            StatusCode::GATEWAY_TIMEOUT => "timeout".to_owned(),
+            _ => "refused".to_owned(),
+        }
+    } else {
+        code
+    };
+    ApiError::new(http, &code, status.message().to_owned())
+}

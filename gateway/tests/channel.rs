@@ -1,0 +1,526 @@
+//! The gateway end to end: HTTP in, through routing to both real sides (the modern modules
+//! on a real ledger; the mock legacy core behind its adapter), money in the ledger and in
+//! the legacy books.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests"
+)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use corebank_api::deposits::v1 as dpb;
+use corebank_api::deposits::v1::deposits_client::DepositsClient;
+use corebank_api::deposits::v1::deposits_server::DepositsServer;
+use corebank_api::ledger::v1::ledger_client::LedgerClient;
+use corebank_gateway::auth::dev::{self, Role};
+use corebank_kernel::{Clock, SystemClock};
+use corebank_service::Component;
+use corebank_testkit::{TestApp, TestDatabase};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+use uuid::Uuid;
+
+struct Stack {
+    _database: TestDatabase,
+    _apps: Vec<TestApp>,
+    gateway: TestApp,
+    modern_url: String,
+    legacy_url: String,
+    keys: dev::DevKeys,
+    _home: std::path::PathBuf,
+    shutdown: CancellationToken,
+    http: reqwest::Client,
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+fn channel(url: &str) -> Channel {
+    Channel::from_shared(url.to_owned()).unwrap().connect_lazy()
+}
+
+async fn stack() -> Stack {
+    let database = TestDatabase::create().await;
+    let shutdown = CancellationToken::new();
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    // The modern side: ledger, deposits, and payments + deposits on one server.
+    let ledger = TestApp::spawn(corebank_ledger::grpc::component(
+        database.db_for("ledger"),
+        Arc::clone(&clock),
+        corebank_ledger::LedgerConfig::default(),
+        shutdown.clone(),
+    ))
+    .await;
+    let deposits = corebank_deposits::app::Deposits::new(
+        database.db_for("deposits"),
+        LedgerClient::new(channel(&ledger.url(""))),
+        Arc::clone(&clock),
+    )
+    .unwrap();
+    let deposits_only = TestApp::spawn(
+        Component::new("deposits")
+            .with_db(database.db_for("deposits"))
+            .with_grpc(DepositsServer::new(
+                corebank_deposits::grpc::DepositsService::new(deposits.clone()),
+            )),
+    )
+    .await;
+    let (payments, _) = corebank_payments::grpc::component(
+        database.db_for("payments"),
+        DepositsClient::new(channel(&deposits_only.url(""))),
+        corebank_payments::app::PaymentsConfig {
+            rail_url: "http://127.0.0.1:9/rail-sim/v1".to_owned(),
+            ..corebank_payments::app::PaymentsConfig::default()
+        },
+        shutdown.clone(),
+    )
+    .unwrap();
+    let modern = TestApp::spawn(payments.merge(Component::new("deposits").with_grpc(
+        DepositsServer::new(corebank_deposits::grpc::DepositsService::new(deposits)),
+    )))
+    .await;
+    // The legacy side: the mock core and its adapter.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let core_addr = listener.local_addr().unwrap();
+    let mut settings = corebank_service::Settings::defaults().unwrap();
+    settings.legacy_seed_customers = 2;
+    corebank_legacy::mock_core::start(
+        database.db_for("legacy_core"),
+        listener,
+        corebank_legacy::mock_core::CoreConfig::from_settings(&settings).unwrap(),
+        shutdown.clone(),
+    )
+    .await
+    .unwrap();
+    let mut adapter_config = corebank_legacy::adapter::AdapterConfig::from_settings(&settings);
+    adapter_config.client.addr = core_addr;
+    let legacy = TestApp::spawn(
+        corebank_legacy::adapter::component(database.db_for("legacy_adapter"), adapter_config)
+            .await
+            .unwrap(),
+    )
+    .await;
+    // The gateway, trusting dev keys in a home of its own.
+    let home = std::env::temp_dir().join(format!("corebank-gateway-test-{}", Uuid::new_v4()));
+    settings.home = home.clone();
+    settings.gateway_route_poll_ms = 100;
+    let keys = dev::ensure_dev_keys(&home).unwrap();
+    let gateway = TestApp::spawn(
+        corebank_gateway::app::component(
+            &settings,
+            database.db_for("gateway"),
+            &corebank_gateway::app::Upstream {
+                legacy_url: legacy.url(""),
+                modern_url: modern.url(""),
+            },
+            shutdown.clone(),
+        )
+        .await
+        .unwrap(),
+    )
+    .await;
+    Stack {
+        modern_url: modern.url(""),
+        legacy_url: legacy.url(""),
+        _apps: vec![ledger, deposits_only, modern, legacy],
+        _database: database,
+        gateway,
+        keys,
+        _home: home,
+        shutdown,
+        http: reqwest::Client::new(),
+    }
+}
+
+struct Answer {
+    status: u16,
+    body: Value,
+    headers: reqwest::header::HeaderMap,
+}
+
+impl Answer {
+    fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+    }
+}
+
+impl Stack {
+    fn token(&self, role: Role, subject: &str, customer: Option<&str>) -> String {
+        dev::mint(
+            &self.keys,
+            "corebank-dev",
+            role,
+            subject,
+            customer,
+            Duration::from_secs(600),
+        )
+        .unwrap()
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        key: Option<&str>,
+        body: Option<Value>,
+    ) -> Answer {
+        let mut request = self.http.request(method, self.gateway.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(key) = key {
+            request = request.header("idempotency-key", key);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response.json().await.unwrap_or(Value::Null);
+        Answer {
+            status,
+            body,
+            headers,
+        }
+    }
+
+    async fn post(&self, path: &str, token: &str, body: Value) -> Answer {
+        let key = Uuid::new_v4().to_string();
+        self.call(
+            reqwest::Method::POST,
+            path,
+            Some(token),
+            Some(&key),
+            Some(body),
+        )
+        .await
+    }
+
+    async fn get(&self, path: &str, token: &str) -> Answer {
+        self.call(reqwest::Method::GET, path, Some(token), None, None)
+            .await
+    }
+
+    /// A product on both sides (each keeps its own catalogue).
+    async fn product_on_both_sides(&self, code: &str) {
+        for url in [&self.modern_url, &self.legacy_url] {
+            DepositsClient::new(channel(url))
+                .create_product(dpb::CreateProductRequest {
+                    code: code.to_owned(),
+                    name: code.to_owned(),
+                    kind: "current".to_owned(),
+                    currency: "EUR".to_owned(),
+                    rate_tiers: vec![],
+                    day_count: "act_365_fixed".to_owned(),
+                    posting_frequency: "monthly".to_owned(),
+                    minimum_balance: String::new(),
+                    overdraft_limit: String::new(),
+                    overdraft_rate: "0".to_owned(),
+                    dormancy_days: 0,
+                    per_transfer_limit: String::new(),
+                    daily_transfer_limit: String::new(),
+                })
+                .await
+                .unwrap();
+        }
+    }
+
+    /// A route change through four eyes: `operator-a` proposes, `approver-b` approves.
+    async fn route(&self, rules: Value) -> i64 {
+        let operator = self.token(Role::Operator, "operator-a", None);
+        let approver = self.token(Role::Approver, "approver-b", None);
+        let proposed = self
+            .call(
+                reqwest::Method::POST,
+                "/admin/v1/routes/proposals",
+                Some(&operator),
+                None,
+                Some(json!({ "rules": rules, "reason": "test" })),
+            )
+            .await;
+        assert_eq!(proposed.status, 201, "{}", proposed.body);
+        let id = proposed.body["id"].as_str().unwrap().to_owned();
+        let approved = self
+            .call(
+                reqwest::Method::POST,
+                &format!("/admin/v1/routes/proposals/{id}/approve"),
+                Some(&approver),
+                None,
+                Some(json!({})),
+            )
+            .await;
+        assert_eq!(approved.status, 200, "{}", approved.body);
+        let active = self.get("/admin/v1/routes", &operator).await;
+        active.body["version"].as_i64().unwrap()
+    }
+}
+
+fn rule(product: &str, operation: &str, side: &str) -> Value {
+    json!({ "product": product, "operation": operation, "default_side": side, "shadow": false })
+}
+
+#[tokio::test]
+async fn requests_flow_from_http_through_both_sides_to_the_ledger_and_the_legacy_books() {
+    let stack = stack().await;
+    let channel = stack.token(Role::Channel, "mobile-app", None);
+
+    // No rules: the legacy core serves everything.
+    let opened = stack
+        .post(
+            "/v1/accounts",
+            &channel,
+            json!({ "customer_id": "cust-1", "product_code": "LEGACY-CURRENT" }),
+        )
+        .await;
+    assert_eq!(opened.status, 201, "{}", opened.body);
+    assert_eq!(opened.header("x-served-by"), "legacy");
+    assert_eq!(opened.header("x-route-reason"), "no_rule");
+    let legacy_account = opened.body["id"].as_str().unwrap().to_owned();
+    let deposit = json!({ "amount": "100.00", "currency": "EUR" });
+    let key = Uuid::new_v4().to_string();
+    let path = format!("/v1/accounts/{legacy_account}/deposits");
+    let first = stack
+        .call(
+            reqwest::Method::POST,
+            &path,
+            Some(&channel),
+            Some(&key),
+            Some(deposit.clone()),
+        )
+        .await;
+    assert_eq!(first.status, 201, "{}", first.body);
+    let again = stack
+        .call(
+            reqwest::Method::POST,
+            &path,
+            Some(&channel),
+            Some(&key),
+            Some(deposit),
+        )
+        .await;
+    assert_eq!(again.status, 201);
+    assert_eq!(again.header("idempotent-replayed"), "true");
+    assert_eq!(again.body, first.body);
+    let other = stack
+        .call(
+            reqwest::Method::POST,
+            &path,
+            Some(&channel),
+            Some(&key),
+            Some(json!({ "amount": "5.00", "currency": "EUR" })),
+        )
+        .await;
+    assert_eq!(other.status, 422);
+    assert_eq!(other.body["code"], "idempotency_key_reused");
+    let no_key = stack
+        .call(
+            reqwest::Method::POST,
+            &path,
+            Some(&channel),
+            None,
+            Some(json!({ "amount": "5.00", "currency": "EUR" })),
+        )
+        .await;
+    assert_eq!(no_key.status, 400);
+    assert_eq!(no_key.body["code"], "idempotency_key_required");
+    let balance = stack
+        .get(&format!("/v1/accounts/{legacy_account}/balance"), &channel)
+        .await;
+    assert_eq!(
+        balance.body["balances"]["posted"], "100.00",
+        "{}",
+        balance.body
+    );
+
+    // Migration: product GW-CURRENT goes to the modern side, through four eyes.
+    stack.product_on_both_sides("GW-CURRENT").await;
+    let version = stack
+        .route(json!([
+            rule("GW-CURRENT", "accounts.write", "modern"),
+            rule("GW-CURRENT", "accounts.read", "modern"),
+            rule("GW-CURRENT", "cash", "modern"),
+            rule("GW-CURRENT", "transfers", "modern"),
+        ]))
+        .await;
+    let mut modern_accounts = Vec::new();
+    for _ in 0..2 {
+        let opened = stack
+            .post(
+                "/v1/accounts",
+                &channel,
+                json!({ "customer_id": "cust-2", "product_code": "GW-CURRENT" }),
+            )
+            .await;
+        assert_eq!(opened.status, 201, "{}", opened.body);
+        assert_eq!(opened.header("x-served-by"), "modern");
+        assert_eq!(opened.header("x-route-version"), version.to_string());
+        modern_accounts.push(opened.body["id"].as_str().unwrap().to_owned());
+    }
+    let funded = stack
+        .post(
+            &format!("/v1/accounts/{}/deposits", modern_accounts[0]),
+            &channel,
+            json!({ "amount": "80.00", "currency": "EUR" }),
+        )
+        .await;
+    assert_eq!(funded.status, 201, "{}", funded.body);
+    let moved = stack
+        .post(
+            "/v1/transfers",
+            &channel,
+            json!({
+                "from_account_id": modern_accounts[0],
+                "to_account_id": modern_accounts[1],
+                "amount": "30.00",
+                "currency": "EUR",
+            }),
+        )
+        .await;
+    assert_eq!(moved.status, 201, "{}", moved.body);
+    assert_eq!(moved.header("x-served-by"), "modern");
+    assert_eq!(moved.body["from_posted_after"], "50.00");
+    let to = stack
+        .get(&format!("/v1/accounts/{}", modern_accounts[1]), &channel)
+        .await;
+    assert_eq!(to.body["balances"]["posted"], "30.00", "{}", to.body);
+    // The legacy account still lives on the legacy side.
+    let legacy_read = stack
+        .get(&format!("/v1/accounts/{legacy_account}"), &channel)
+        .await;
+    assert_eq!(legacy_read.header("x-served-by"), "legacy");
+    // A transfer between accounts kept by different cores is refused, changing nothing.
+    let across = stack
+        .post(
+            "/v1/transfers",
+            &channel,
+            json!({
+                "from_account_id": modern_accounts[0],
+                "to_account_id": legacy_account,
+                "amount": "1.00",
+                "currency": "EUR",
+            }),
+        )
+        .await;
+    assert_eq!(across.status, 422, "{}", across.body);
+    assert_eq!(across.body["code"], "accounts_on_different_sides");
+    // A refusal of the module keeps its stable code.
+    let overdraw = stack
+        .post(
+            &format!("/v1/accounts/{legacy_account}/withdrawals"),
+            &channel,
+            json!({ "amount": "1000.00", "currency": "EUR" }),
+        )
+        .await;
+    assert_eq!(overdraw.status, 422);
+    assert_eq!(overdraw.body["code"], "insufficient_funds");
+}
+
+#[tokio::test]
+async fn a_hundred_concurrent_requests_with_one_key_have_one_effect() {
+    let stack = Arc::new(stack().await);
+    let channel = stack.token(Role::Channel, "mobile-app", None);
+    let opened = stack
+        .post(
+            "/v1/accounts",
+            &channel,
+            json!({ "customer_id": "cust-9", "product_code": "LEGACY-CURRENT" }),
+        )
+        .await;
+    let account = opened.body["id"].as_str().unwrap().to_owned();
+    let key = Uuid::new_v4().to_string();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..100 {
+        let stack = Arc::clone(&stack);
+        let (channel, key, account) = (channel.clone(), key.clone(), account.clone());
+        tasks.spawn(async move {
+            stack
+                .call(
+                    reqwest::Method::POST,
+                    &format!("/v1/accounts/{account}/deposits"),
+                    Some(&channel),
+                    Some(&key),
+                    Some(json!({ "amount": "1.00", "currency": "EUR" })),
+                )
+                .await
+        });
+    }
+    let mut created = 0;
+    while let Some(answer) = tasks.join_next().await {
+        let answer = answer.unwrap();
+        match answer.status {
+            201 => created += 1,
+            409 => {
+                assert_eq!(answer.body["code"], "request_in_flight");
+                assert!(!answer.header("retry-after").is_empty());
+            }
+            other => panic!("unexpected {other}: {}", answer.body),
+        }
+    }
+    assert!(created >= 1);
+    let balance = stack
+        .get(&format!("/v1/accounts/{account}/balance"), &channel)
+        .await;
+    assert_eq!(
+        balance.body["balances"]["posted"], "1.00",
+        "one effect, not {created}"
+    );
+}
+
+#[tokio::test]
+async fn tokens_are_checked_per_surface_and_customer_and_refusals_are_audited() {
+    let stack = stack().await;
+    let anonymous = stack
+        .call(reqwest::Method::GET, "/v1/accounts/x", None, None, None)
+        .await;
+    assert_eq!(anonymous.status, 401);
+    assert_eq!(anonymous.body["code"], "unauthenticated");
+    // An operator's token is for the admin surface only.
+    let operator = stack.token(Role::Operator, "operator-a", None);
+    let wrong_surface = stack
+        .get(&format!("/v1/accounts/{}", Uuid::new_v4()), &operator)
+        .await;
+    assert_eq!(wrong_surface.status, 401);
+    // A token bound to one customer cannot touch another's account.
+    let channel = stack.token(Role::Channel, "mobile-app", None);
+    let opened = stack
+        .post(
+            "/v1/accounts",
+            &channel,
+            json!({ "customer_id": "alice", "product_code": "LEGACY-CURRENT" }),
+        )
+        .await;
+    let alices = opened.body["id"].as_str().unwrap().to_owned();
+    let bob = stack.token(Role::Channel, "mobile-app", Some("bob"));
+    let refused = stack.get(&format!("/v1/accounts/{alices}"), &bob).await;
+    assert_eq!(refused.status, 403);
+    assert_eq!(refused.body["code"], "forbidden");
+    let alice = stack.token(Role::Channel, "mobile-app", Some("alice"));
+    let allowed = stack.get(&format!("/v1/accounts/{alices}"), &alice).await;
+    assert_eq!(allowed.status, 200, "{}", allowed.body);
+    // The refused authentications are in the audit trail.
+    let db = stack._database.db_for("gateway");
+    let refusals: i64 = db
+        .client()
+        .await
+        .unwrap()
+        .query_one(
+            "SELECT COUNT(*) FROM audit_log WHERE action = 'auth.refused'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(refusals, 2);
+}

@@ -1,0 +1,1 @@
+CREATE INDEX accounts_by_customer ON accounts (customer_id);
