@@ -5,9 +5,13 @@
 //! side and compares, and writes the audit trail. Routing model: DESIGN.md, "Strangler-fig
 //! routing"; decisions: docs/adr/0008-gateway.md.
 
+pub mod app;
 pub mod audit;
 pub mod auth;
+pub mod channel;
+pub mod directory;
 pub mod error;
 pub mod idempotency;
 pub mod principal;
 pub mod routing;
+pub mod upstream;
