@@ -1,0 +1,122 @@
+//! The shadow part of the admin API: `GET /admin/v1/shadow` (scope `routes:read`) lists the
+//! stored mismatches newest first (paged with `limit` and `before`, filtered by `product`
+//! and `operation`) and summarises this replica's counts per product and operation.
+
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Extension, Json};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::{Shadow, store};
+use crate::error::ApiError;
+use crate::principal::{RequestContext, scope};
+
+/// Mismatches in one listing: the default and the most a caller may ask for.
+const PAGE_SIZE_DEFAULT: i64 = 50;
+const PAGE_SIZE_MAX: i64 = 500;
+
+pub(super) fn routes(shadow: Shadow) -> axum::Router {
+    axum::Router::new()
+        .route("/admin/v1/shadow", get(list))
+        .with_state(shadow)
+}
+
+#[derive(Debug, Deserialize)]
+struct ListQuery {
+    product: Option<String>,
+    operation: Option<String>,
+    limit: Option<String>,
+    before: Option<String>,
+}
+
+async fn list(
+    State(shadow): State<Shadow>,
+    context: Option<Extension<RequestContext>>,
+    Query(query): Query<ListQuery>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let Some(Extension(context)) = context else {
+        return Err(ApiError::unauthenticated("no authenticated principal"));
+    };
+    if !context.principal.has_scope(scope::ROUTES_READ) {
+        return Err(ApiError::forbidden(format!(
+            "this needs the scope {}",
+            scope::ROUTES_READ
+        )));
+    }
+    let limit = match query.limit.as_deref() {
+        None => PAGE_SIZE_DEFAULT,
+        Some(text) => text
+            .parse::<i64>()
+            .ok()
+            .filter(|limit| (1..=PAGE_SIZE_MAX).contains(limit))
+            .ok_or_else(|| {
+                ApiError::invalid(format!("limit: must be a number from 1 to {PAGE_SIZE_MAX}"))
+            })?,
+    };
+    let before = query
+        .before
+        .as_deref()
+        .map(|text| {
+            Uuid::parse_str(text)
+                .map_err(|_| ApiError::invalid("before: must be the id of a listed mismatch"))
+        })
+        .transpose()?;
+    let empty_to_none = |text: Option<String>| text.filter(|text| !text.is_empty());
+    let filter = store::Filter {
+        product: empty_to_none(query.product),
+        operation: empty_to_none(query.operation),
+        before,
+        limit,
+    };
+    let filter_ref = &filter;
+    let mismatches = shadow
+        .db()
+        .run_tx("gateway_shadow_admin_list", |tx| {
+            Box::pin(async move { store::list(&tx, filter_ref).await })
+        })
+        .await
+        .map_err(ApiError::from)?;
+    let next_before = (i64::try_from(mismatches.len()).unwrap_or(i64::MAX) == limit)
+        .then(|| mismatches.last().map(|last| last.id))
+        .flatten();
+    let summary: Vec<Value> = shadow
+        .counts()
+        .into_iter()
+        .filter(|((product, operation), _)| {
+            filter
+                .product
+                .as_ref()
+                .is_none_or(|wanted| wanted == product)
+                && filter
+                    .operation
+                    .as_ref()
+                    .is_none_or(|wanted| wanted == operation)
+        })
+        .map(|((product, operation), counts)| {
+            json!({
+                "product": product,
+                "operation": operation,
+                "compared": counts.compared,
+                "matched": counts.matched,
+                "mismatched": counts.mismatched,
+                "dropped": counts.dropped,
+                "shadow_errors": counts.shadow_errors,
+                "automatic_rollbacks": counts.automatic_rollbacks,
+            })
+        })
+        .collect();
+    let mismatches = serde_json::to_value(&mismatches).map_err(ApiError::internal)?;
+    Ok((
+        StatusCode::OK,
+        Json(json!({
+            "mismatches": mismatches,
+            "next_before": next_before,
+            "summary": summary,
+            "summary_scope": "this gateway replica since it started; \
+                              the Prometheus counters add up every replica",
+        })),
+    ))
+}
