@@ -14,4 +14,5 @@ pub mod error;
 pub mod idempotency;
 pub mod principal;
 pub mod routing;
+pub mod shadow;
 pub mod upstream;
