@@ -18,6 +18,7 @@ use crate::error::ApiError;
 use crate::idempotency::IdempotencyStore;
 use crate::principal::Surface;
 use crate::routing::Router;
+use crate::shadow::{Shadow, ShadowConfig};
 use crate::upstream::Upstreams;
 
 /// How often expired idempotency records are purged, and how many at a time.
@@ -63,21 +64,25 @@ pub async fn component(
                 .saturating_mul(3_600),
         ),
     );
-    spawn_purge(idempotency.clone(), shutdown);
+    spawn_purge(idempotency.clone(), shutdown.clone());
+    let shadow = Shadow::start(
+        db.clone(),
+        router.clone(),
+        ShadowConfig::new(settings.gateway_shadow_queue_max),
+        shutdown,
+    );
     let state = Arc::new(GatewayState {
         auth,
         router: router.clone(),
         upstreams: Upstreams::new(&upstream.legacy_url, &upstream.modern_url, request_timeout)?,
         directory: Directory::new(db.clone()),
         idempotency,
+        shadow: shadow.clone(),
         request_timeout,
     });
-    let admin = router
-        .admin_router()
-        .layer(axum::middleware::from_fn_with_state(
-            Arc::clone(&state),
-            authenticate_admin,
-        ));
+    let admin = router.admin_router().merge(shadow.admin_router()).layer(
+        axum::middleware::from_fn_with_state(Arc::clone(&state), authenticate_admin),
+    );
     let routes = channel::router(state)
         .merge(admin)
         .layer(DefaultBodyLimit::max(settings.gateway_body_max_bytes));

@@ -30,6 +30,24 @@ impl AccountEntry {
     }
 }
 
+/// A hold placed through the gateway, and its id on each side that holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HoldEntry {
+    pub hold_id: Uuid,
+    pub account_id: Uuid,
+    pub legacy_id: Option<Uuid>,
+    pub modern_id: Option<Uuid>,
+}
+
+impl HoldEntry {
+    pub fn id_on(&self, side: Side) -> Option<Uuid> {
+        match side {
+            Side::Legacy => self.legacy_id,
+            Side::Modern => self.modern_id,
+        }
+    }
+}
+
 /// A payment the gateway started.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PaymentEntry {
@@ -156,6 +174,54 @@ impl Directory {
             })
             .await?;
         Ok(())
+    }
+
+    /// Records a hold placed on `side` under `side_id` (the channel's id when new).
+    pub async fn record_hold(
+        &self,
+        hold_id: Uuid,
+        account_id: Uuid,
+        side: Side,
+        side_id: Uuid,
+    ) -> Result<(), ApiError> {
+        let sql = match side {
+            Side::Legacy => {
+                "INSERT INTO holds (hold_id, account_id, legacy_id) VALUES ($1, $2, $3) \
+                             ON CONFLICT (hold_id) DO UPDATE SET legacy_id = excluded.legacy_id"
+            }
+            Side::Modern => {
+                "INSERT INTO holds (hold_id, account_id, modern_id) VALUES ($1, $2, $3) \
+                             ON CONFLICT (hold_id) DO UPDATE SET modern_id = excluded.modern_id"
+            }
+        };
+        self.db
+            .run_tx("gateway_directory_record_hold", |tx| {
+                Box::pin(async move {
+                    tx.execute(sql, &[&hold_id, &account_id, &side_id]).await?;
+                    Ok::<_, TxError<ApiError>>(())
+                })
+            })
+            .await?;
+        Ok(())
+    }
+
+    pub async fn hold(&self, hold_id: Uuid) -> Result<Option<HoldEntry>, ApiError> {
+        Ok(self
+            .db
+            .run_tx("gateway_directory_hold", |tx| {
+                Box::pin(async move {
+                    let row = tx
+                        .query_opt("SELECT * FROM holds WHERE hold_id = $1", &[&hold_id])
+                        .await?;
+                    Ok::<_, TxError<ApiError>>(row.map(|r| HoldEntry {
+                        hold_id: r.get("hold_id"),
+                        account_id: r.get("account_id"),
+                        legacy_id: r.get("legacy_id"),
+                        modern_id: r.get("modern_id"),
+                    }))
+                })
+            })
+            .await?)
     }
 
     pub async fn record_payment(&self, payment: &PaymentEntry) -> Result<(), ApiError> {

@@ -524,3 +524,105 @@ async fn tokens_are_checked_per_surface_and_customer_and_refusals_are_audited() 
         .get(0);
     assert_eq!(refusals, 2);
 }
+
+fn shadowed(product: &str, operation: &str) -> Value {
+    json!({ "product": product, "operation": operation, "default_side": "legacy", "shadow": true })
+}
+
+/// Polls the shadow summary until `compared` reaches `at_least` for the operation.
+async fn shadow_summary(stack: &Stack, operation: &str, at_least: u64) -> Value {
+    let operator = stack.token(Role::Operator, "operator-a", None);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let listed = stack.get("/admin/v1/shadow", &operator).await;
+        assert_eq!(listed.status, 200, "{}", listed.body);
+        let row = listed.body["summary"]
+            .as_array()
+            .and_then(|rows| rows.iter().find(|r| r["operation"] == operation).cloned());
+        if let Some(row) = row
+            && row["compared"].as_u64().unwrap_or(0) >= at_least
+        {
+            return listed.body;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no shadow comparison for {operation}: {}",
+            listed.body
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_shadowed_product_runs_on_both_books_and_a_difference_is_caught() {
+    let stack = stack().await;
+    let token = stack.token(Role::Channel, "mobile-app", None);
+    stack.product_on_both_sides("GW-SHADOW").await;
+    stack
+        .route(json!([
+            shadowed("GW-SHADOW", "accounts.write"),
+            shadowed("GW-SHADOW", "accounts.read"),
+            shadowed("GW-SHADOW", "cash"),
+        ]))
+        .await;
+    let opened = stack
+        .post(
+            "/v1/accounts",
+            &token,
+            json!({ "customer_id": "cust-s", "product_code": "GW-SHADOW" }),
+        )
+        .await;
+    assert_eq!(opened.status, 201, "{}", opened.body);
+    assert_eq!(opened.header("x-served-by"), "legacy");
+    let account = opened.body["id"].as_str().unwrap().to_owned();
+    shadow_summary(&stack, "accounts.write", 1).await;
+    let funded = stack
+        .post(
+            &format!("/v1/accounts/{account}/deposits"),
+            &token,
+            json!({ "amount": "50.00", "currency": "EUR" }),
+        )
+        .await;
+    assert_eq!(funded.status, 201, "{}", funded.body);
+    let summary = shadow_summary(&stack, "cash", 1).await;
+    let cash = summary["summary"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["operation"] == "cash")
+        .unwrap()
+        .clone();
+    assert_eq!(cash["mismatched"], 0, "{summary}");
+    let read = stack.get(&format!("/v1/accounts/{account}"), &token).await;
+    assert_eq!(read.status, 200);
+    let summary = shadow_summary(&stack, "accounts.read", 1).await;
+    assert!(
+        summary["mismatches"].as_array().unwrap().is_empty(),
+        "the two books agree: {summary}"
+    );
+
+    // Money moved on the legacy books behind the gateway's back: the next read differs.
+    let legacy_id = account.clone();
+    DepositsClient::new(channel(&stack.legacy_url))
+        .deposit(dpb::CashRequest {
+            request_id: Uuid::new_v4().to_string(),
+            account_id: legacy_id,
+            amount: "5.00".to_owned(),
+            currency: "EUR".to_owned(),
+            description: String::new(),
+            channel: String::new(),
+        })
+        .await
+        .unwrap();
+    let read = stack.get(&format!("/v1/accounts/{account}"), &token).await;
+    assert_eq!(read.body["balances"]["posted"], "55.00");
+    let summary = shadow_summary(&stack, "accounts.read", 2).await;
+    let mismatches = summary["mismatches"].as_array().unwrap();
+    assert_eq!(mismatches.len(), 1, "{summary}");
+    let text = mismatches[0].to_string();
+    assert!(text.contains("posted"), "{text}");
+    assert!(
+        !text.contains("cust-s"),
+        "personal data is redacted: {text}"
+    );
+}

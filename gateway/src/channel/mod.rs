@@ -35,6 +35,7 @@ use crate::error::ApiError;
 use crate::idempotency::{self, Begin, Fingerprint, IdempotencyStore};
 use crate::principal::{RequestContext, Surface, scope};
 use crate::routing::{Decision, Router, Side};
+use crate::shadow::{Answer, Shadow, ShadowJob};
 use crate::upstream::{Upstreams, api_error_of};
 
 /// Everything the handlers share.
@@ -45,6 +46,7 @@ pub struct GatewayState {
     pub upstreams: Upstreams,
     pub directory: Directory,
     pub idempotency: IdempotencyStore,
+    pub shadow: Shadow,
     pub request_timeout: Duration,
 }
 
@@ -199,8 +201,10 @@ fn parse_id(text: &str, what: &str) -> Result<Uuid, ApiError> {
 }
 
 /// Where a request goes, and why.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Route {
+    product: String,
+    operation: &'static str,
     side: Side,
     decision: Decision,
     /// The decided side does not hold the account: served by the side that does.
@@ -208,6 +212,12 @@ struct Route {
 }
 
 impl Route {
+    /// The side that gets a shadow copy, when the rule asks for one and the request was
+    /// routed as decided.
+    fn shadow_side(&self) -> Option<Side> {
+        (!self.not_on_side && self.decision.shadow.is_some()).then(|| self.side.other())
+    }
+
     fn reason(&self) -> &'static str {
         if self.not_on_side {
             return "not_on_side";
@@ -289,23 +299,23 @@ impl GatewayState {
     }
 
     /// The side for `operation` on `account`.
-    fn route(&self, account: &AccountEntry, operation: &str) -> Route {
+    fn route(&self, account: &AccountEntry, operation: &'static str) -> Route {
         let decision = self.router.table().decide(
             &account.product_code,
             operation,
             Some(&account.account_id.to_string()),
         );
-        if account.id_on(decision.primary).is_some() {
-            return Route {
-                side: decision.primary,
-                decision,
-                not_on_side: false,
-            };
-        }
+        let on_side = account.id_on(decision.primary).is_some();
         Route {
-            side: decision.primary.other(),
+            product: account.product_code.clone(),
+            operation,
+            side: if on_side {
+                decision.primary
+            } else {
+                decision.primary.other()
+            },
             decision,
-            not_on_side: true,
+            not_on_side: !on_side,
         }
     }
 }
@@ -403,8 +413,70 @@ impl Mutation {
     }
 }
 
-/// What a mutation's work came to.
+/// What a request's work came to.
 type Outcome = Result<(StatusCode, Value), ApiError>;
+
+/// The same request on the shadow side's own books.
+type ShadowRun = std::pin::Pin<Box<dyn std::future::Future<Output = Answer> + Send>>;
+
+/// A request's work: its outcome, where it went, and its shadow run (if the rule shadows
+/// and the shadow side holds what the request touches).
+struct Done {
+    outcome: Outcome,
+    route: Option<Route>,
+    shadow: Option<ShadowRun>,
+}
+
+impl Done {
+    fn refused(error: ApiError) -> Done {
+        Done {
+            outcome: Err(error),
+            route: None,
+            shadow: None,
+        }
+    }
+}
+
+fn answer_of(outcome: &Outcome) -> Answer {
+    match outcome {
+        Ok((status, body)) => Answer {
+            status: status.as_u16(),
+            body: body.clone(),
+        },
+        Err(error) => Answer {
+            status: error.status.as_u16(),
+            body: error.body(),
+        },
+    }
+}
+
+/// The request id the shadow side gets: derived from the primary's, so a shadow that runs
+/// twice is applied once on the shadow side too.
+fn shadow_request_id(request_id: &str) -> String {
+    idempotency::request_id_for("shadow", request_id).to_string()
+}
+
+/// Feeds the rollback window, and queues the shadow run (never waiting).
+fn observe(state: &GatewayState, done: &mut Done, request_id: &str) {
+    let Some(route) = &done.route else {
+        return;
+    };
+    let primary = answer_of(&done.outcome);
+    state
+        .shadow
+        .observe_primary(&route.product, route.operation, route.side, &primary);
+    if let (Some(shadow_side), Some(run)) = (route.shadow_side(), done.shadow.take()) {
+        state.shadow.submit(ShadowJob {
+            product: route.product.clone(),
+            operation: route.operation.to_owned(),
+            primary_side: route.side,
+            shadow_side,
+            request_id: request_id.to_owned(),
+            primary,
+            run,
+        });
+    }
+}
 
 /// Runs a mutation once per idempotency key: replays a completed one, refuses one in
 /// flight (409, `Retry-After`) or a key reused for another request (422); otherwise `work`
@@ -413,7 +485,7 @@ type Outcome = Result<(StatusCode, Value), ApiError>;
 async fn once<F, Fut>(state: &GatewayState, mutation: Mutation, resource: &str, work: F) -> Response
 where
     F: FnOnce(String) -> Fut,
-    Fut: std::future::Future<Output = (Outcome, Option<Route>)>,
+    Fut: std::future::Future<Output = Done>,
 {
     let owner = match state.idempotency.begin(mutation.fingerprint()).await {
         Err(error) => return error.into_response(),
@@ -451,22 +523,19 @@ where
         Ok(Begin::Proceed { owner, .. }) => owner,
     };
     let work = tokio::time::timeout(state.request_timeout, work(mutation.request_id()));
-    let (outcome, route) = match work.await {
+    let mut done = match work.await {
         Ok(done) => done,
-        Err(_) => (
-            Err(ApiError::new(
-                StatusCode::GATEWAY_TIMEOUT,
-                "timeout",
-                "the request took too long; retry with the same Idempotency-Key",
-            )),
-            None,
-        ),
+        Err(_) => Done::refused(ApiError::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "timeout",
+            "the request took too long; retry with the same Idempotency-Key",
+        )),
     };
-    let (status, body, retry_safe) = match &outcome {
+    let (status, body, retry_safe) = match &done.outcome {
         Ok((status, body)) => (*status, body.clone(), false),
         Err(error) => (error.status, error.body(), error.retry_safe),
     };
-    let record = mutation.audit(resource, status.as_str(), route.as_ref(), json!({}));
+    let record = mutation.audit(resource, status.as_str(), done.route.as_ref(), json!({}));
     let stored = if retry_safe {
         state
             .idempotency
@@ -488,31 +557,73 @@ where
     if let Err(error) = stored {
         return error.into_response();
     }
-    match outcome {
-        Ok((status, body)) => respond(status, body, route.as_ref()),
-        Err(error) => refusal(error, route.as_ref()),
+    observe(state, &mut done, &mutation.context.request_id);
+    match done.outcome {
+        Ok((status, body)) => respond(status, body, done.route.as_ref()),
+        Err(error) => refusal(error, done.route.as_ref()),
     }
 }
 
-/// Reads run without idempotency; they are audited only when refused by routing errors.
-async fn read<F, Fut>(state: &GatewayState, work: F) -> Response
+/// Reads run without idempotency keys.
+async fn read<F, Fut>(state: &GatewayState, request_id: &str, work: F) -> Response
 where
     F: FnOnce() -> Fut,
-    Fut: std::future::Future<Output = (Outcome, Option<Route>)>,
+    Fut: std::future::Future<Output = Done>,
 {
-    match tokio::time::timeout(state.request_timeout, work()).await {
-        Ok((Ok((status, body)), route)) => respond(status, body, route.as_ref()),
-        Ok((Err(error), route)) => refusal(error, route.as_ref()),
-        Err(_) => ApiError::new(
+    let mut done = match tokio::time::timeout(state.request_timeout, work()).await {
+        Ok(done) => done,
+        Err(_) => Done::refused(ApiError::new(
             StatusCode::GATEWAY_TIMEOUT,
             "timeout",
             "the request took too long",
-        )
-        .into_response(),
+        )),
+    };
+    observe(state, &mut done, request_id);
+    match done.outcome {
+        Ok((status, body)) => respond(status, body, done.route.as_ref()),
+        Err(error) => refusal(error, done.route.as_ref()),
     }
 }
 
 type Ctx = Option<axum::Extension<RequestContext>>;
+
+/// The shadow run of a call, when the route shadows and `ids` (the shadow side's ids of
+/// what the request touches) are all there.
+fn shadow_of<F, Fut>(route: &Route, ready: bool, call: F) -> Option<ShadowRun>
+where
+    F: FnOnce(Side) -> Fut,
+    Fut: std::future::Future<Output = Outcome> + Send + 'static,
+{
+    let side = route.shadow_side()?;
+    if !ready {
+        return None;
+    }
+    let run = call(side);
+    Some(Box::pin(async move { answer_of(&run.await) }))
+}
+
+async fn open_on(
+    state: Shared,
+    side: Side,
+    request_id: String,
+    customer_id: String,
+    product_code: String,
+    opened_on: String,
+) -> Result<dpb::Account, ApiError> {
+    state
+        .upstreams
+        .side(side)
+        .deposits
+        .open_account(dpb::OpenAccountRequest {
+            request_id,
+            customer_id,
+            product_code,
+            opened_on,
+        })
+        .await
+        .map(tonic::Response::into_inner)
+        .map_err(|status| api_error_of(&status, side))
+}
 
 async fn open_account(
     State(state): State<Shared>,
@@ -547,55 +658,97 @@ async fn open_account(
     let worker = Arc::clone(&state);
     once(&state, mutation, &resource, |request_id| async move {
         let state = worker;
-        // The new account is routed by its product; its canary bucket is the request's.
+        // A new account is routed by its product; its canary bucket is the request's.
         let decision =
             state
                 .router
                 .table()
                 .decide(&parsed.product_code, "accounts.write", Some(&request_id));
         let route = Route {
+            product: parsed.product_code.clone(),
+            operation: "accounts.write",
             side: decision.primary,
             decision,
             not_on_side: false,
         };
-        let mut clients = state.upstreams.side(route.side);
-        let opened = clients
-            .deposits
-            .open_account(dpb::OpenAccountRequest {
-                request_id,
-                customer_id: customer_id.clone(),
-                product_code: parsed.product_code.clone(),
-                opened_on: parsed.opened_on.clone().unwrap_or_default(),
-            })
-            .await;
-        let outcome = match opened {
-            Err(status) => Err(api_error_of(&status, route.side)),
-            Ok(answer) => {
-                let account = answer.into_inner();
-                match parse_id(&account.id, "the side's account id") {
-                    Err(error) => Err(error),
-                    Ok(id) => {
-                        let (legacy_id, modern_id) = match route.side {
-                            Side::Legacy => (Some(id), None),
-                            Side::Modern => (None, Some(id)),
-                        };
-                        state
-                            .directory
-                            .record(&AccountEntry {
-                                account_id: id,
-                                product_code: account.product_code.clone(),
-                                customer_id: account.customer_id.clone(),
-                                currency: account.currency.clone(),
-                                legacy_id,
-                                modern_id,
-                            })
-                            .await
-                            .map(|_| (StatusCode::CREATED, json::account(&account, &account.id)))
-                    }
-                }
+        let opened_on = parsed.opened_on.clone().unwrap_or_default();
+        let opened = open_on(
+            Arc::clone(&state),
+            route.side,
+            request_id.clone(),
+            customer_id.clone(),
+            parsed.product_code.clone(),
+            opened_on.clone(),
+        )
+        .await;
+        let account = match opened {
+            Ok(account) => account,
+            Err(error) => {
+                return Done {
+                    outcome: Err(error),
+                    route: Some(route),
+                    shadow: None,
+                };
             }
         };
-        (outcome, Some(route))
+        let id = match parse_id(&account.id, "the side's account id") {
+            Ok(id) => id,
+            Err(error) => {
+                return Done {
+                    outcome: Err(error),
+                    route: Some(route),
+                    shadow: None,
+                };
+            }
+        };
+        let (legacy_id, modern_id) = match route.side {
+            Side::Legacy => (Some(id), None),
+            Side::Modern => (None, Some(id)),
+        };
+        let recorded = state
+            .directory
+            .record(&AccountEntry {
+                account_id: id,
+                product_code: account.product_code.clone(),
+                customer_id: account.customer_id.clone(),
+                currency: account.currency.clone(),
+                legacy_id,
+                modern_id,
+            })
+            .await;
+        if let Err(error) = recorded {
+            return Done {
+                outcome: Err(error),
+                route: Some(route),
+                shadow: None,
+            };
+        }
+        // With a shadow, the other side opens its own copy, noted in the directory.
+        let shadow = shadow_of(&route, true, |side| {
+            let state = Arc::clone(&state);
+            let (customer_id, product_code) = (customer_id.clone(), parsed.product_code.clone());
+            let shadow_id = shadow_request_id(&request_id);
+            let channel_id = account.id.clone();
+            async move {
+                let copy = open_on(
+                    Arc::clone(&state),
+                    side,
+                    shadow_id,
+                    customer_id,
+                    product_code,
+                    opened_on,
+                )
+                .await?;
+                let copy_id = parse_id(&copy.id, "the shadow side's account id")?;
+                state.directory.set_side_id(id, side, copy_id).await?;
+                Ok((StatusCode::CREATED, json::account(&copy, &channel_id)))
+            }
+        });
+        Done {
+            outcome: Ok((StatusCode::CREATED, json::account(&account, &account.id))),
+            route: Some(route),
+            shadow,
+        }
     })
     .await
 }
@@ -612,12 +765,20 @@ async fn account_for(
     Ok(account)
 }
 
-async fn get_account(
-    State(state): State<Shared>,
-    ctx: Ctx,
-    Path(account_id): Path<String>,
-) -> Response {
-    read(&state, || async {
+/// A read of one account: checked, routed, called on the primary and (when the rule
+/// shadows) on the shadow side's copy.
+async fn account_read<F, Fut>(state: Shared, ctx: Ctx, account_id: String, call: F) -> Response
+where
+    F: Fn(Shared, Side, String) -> Fut,
+    Fut: std::future::Future<Output = Outcome> + Send + 'static,
+{
+    let request_id = ctx
+        .as_ref()
+        .map(|c| c.0.request_id.clone())
+        .unwrap_or_default();
+    let worker = Arc::clone(&state);
+    read(&state, &request_id, || async move {
+        let state = worker;
         let prepared = async {
             let context = context(ctx)?;
             scope_needed(&context, scope::ACCOUNTS_READ)?;
@@ -625,21 +786,48 @@ async fn get_account(
         };
         let account = match prepared.await {
             Ok(account) => account,
-            Err(error) => return (Err(error), None),
+            Err(error) => return Done::refused(error),
         };
         let route = state.route(&account, "accounts.read");
         let outcome = match side_id(&account, route.side) {
             Err(error) => Err(error),
-            Ok(id) => state
+            Ok(id) => call(Arc::clone(&state), route.side, id).await,
+        };
+        let shadow_id = route.shadow_side().and_then(|side| account.id_on(side));
+        let shadow = shadow_of(&route, shadow_id.is_some(), |side| {
+            call(
+                Arc::clone(&state),
+                side,
+                shadow_id.map(|id| id.to_string()).unwrap_or_default(),
+            )
+        });
+        Done {
+            outcome,
+            route: Some(route),
+            shadow,
+        }
+    })
+    .await
+}
+
+async fn get_account(
+    State(state): State<Shared>,
+    ctx: Ctx,
+    Path(account_id): Path<String>,
+) -> Response {
+    let channel_id = account_id.clone();
+    account_read(state, ctx, account_id, move |state, side, id| {
+        let channel_id = channel_id.clone();
+        async move {
+            state
                 .upstreams
-                .side(route.side)
+                .side(side)
                 .deposits
                 .get_account(dpb::GetAccountRequest { account_id: id })
                 .await
-                .map(|a| (StatusCode::OK, json::account(&a.into_inner(), &account_id)))
-                .map_err(|s| api_error_of(&s, route.side)),
-        };
-        (outcome, Some(route))
+                .map(|a| (StatusCode::OK, json::account(&a.into_inner(), &channel_id)))
+                .map_err(|s| api_error_of(&s, side))
+        }
     })
     .await
 }
@@ -649,22 +837,13 @@ async fn get_balance(
     ctx: Ctx,
     Path(account_id): Path<String>,
 ) -> Response {
-    read(&state, || async {
-        let prepared = async {
-            let context = context(ctx)?;
-            scope_needed(&context, scope::ACCOUNTS_READ)?;
-            account_for(&state, &context, &account_id).await
-        };
-        let account = match prepared.await {
-            Ok(account) => account,
-            Err(error) => return (Err(error), None),
-        };
-        let route = state.route(&account, "accounts.read");
-        let outcome = match side_id(&account, route.side) {
-            Err(error) => Err(error),
-            Ok(id) => state
+    let channel_id = account_id.clone();
+    account_read(state, ctx, account_id, move |state, side, id| {
+        let channel_id = channel_id.clone();
+        async move {
+            state
                 .upstreams
-                .side(route.side)
+                .side(side)
                 .deposits
                 .get_account(dpb::GetAccountRequest { account_id: id })
                 .await
@@ -673,15 +852,14 @@ async fn get_balance(
                     (
                         StatusCode::OK,
                         json!({
-                            "account_id": account_id,
+                            "account_id": channel_id,
                             "currency": a.currency,
                             "balances": json::balances(a.balances.as_ref()),
                         }),
                     )
                 })
-                .map_err(|s| api_error_of(&s, route.side)),
-        };
-        (outcome, Some(route))
+                .map_err(|s| api_error_of(&s, side))
+        }
     })
     .await
 }
@@ -700,38 +878,30 @@ async fn get_statement(
     Path(account_id): Path<String>,
     Query(query): Query<StatementQuery>,
 ) -> Response {
-    read(&state, || async {
-        let prepared = async {
-            let context = context(ctx)?;
-            scope_needed(&context, scope::ACCOUNTS_READ)?;
-            account_for(&state, &context, &account_id).await
-        };
-        let account = match prepared.await {
-            Ok(account) => account,
-            Err(error) => return (Err(error), None),
-        };
-        let route = state.route(&account, "accounts.read");
-        let outcome = match side_id(&account, route.side) {
-            Err(error) => Err(error),
-            Ok(id) => state
+    let channel_id = account_id.clone();
+    let cursor = query.cursor.unwrap_or_default();
+    let page_size = query.page_size.unwrap_or(50).min(200);
+    account_read(state, ctx, account_id, move |state, side, id| {
+        let (channel_id, cursor) = (channel_id.clone(), cursor.clone());
+        async move {
+            state
                 .upstreams
-                .side(route.side)
+                .side(side)
                 .deposits
                 .get_statement(dpb::GetStatementRequest {
                     account_id: id,
-                    cursor: query.cursor.clone().unwrap_or_default(),
-                    page_size: query.page_size.unwrap_or(50).min(200),
+                    cursor,
+                    page_size,
                 })
                 .await
                 .map(|s| {
                     (
                         StatusCode::OK,
-                        json::statement(&s.into_inner(), &account_id),
+                        json::statement(&s.into_inner(), &channel_id),
                     )
                 })
-                .map_err(|s| api_error_of(&s, route.side)),
-        };
-        (outcome, Some(route))
+                .map_err(|s| api_error_of(&s, side))
+        }
     })
     .await
 }
@@ -741,19 +911,25 @@ async fn list_accounts(
     ctx: Ctx,
     Path(customer_id): Path<String>,
 ) -> Response {
-    read(&state, || async {
+    let request_id = ctx
+        .as_ref()
+        .map(|c| c.0.request_id.clone())
+        .unwrap_or_default();
+    let worker = Arc::clone(&state);
+    read(&state, &request_id, || async move {
+        let state = worker;
         let prepared = (|| {
             let context = context(ctx)?;
             scope_needed(&context, scope::ACCOUNTS_READ)?;
             customer_allowed(&context, &customer_id)
         })();
         if let Err(error) = prepared {
-            return (Err(error), None);
+            return Done::refused(error);
         }
         // The gateway's own directory, plus any the legacy core holds for the customer.
         let mut ids: Vec<String> = match state.directory.accounts_of(&customer_id).await {
             Ok(entries) => entries.iter().map(|e| e.account_id.to_string()).collect(),
-            Err(error) => return (Err(error), None),
+            Err(error) => return Done::refused(error),
         };
         let mut legacy = state.upstreams.side(Side::Legacy);
         if let Ok(listed) = legacy
@@ -769,13 +945,14 @@ async fn list_accounts(
                 }
             }
         }
-        (
-            Ok((
+        Done {
+            outcome: Ok((
                 StatusCode::OK,
                 json!({ "customer_id": customer_id, "account_ids": ids }),
             )),
-            None,
-        )
+            route: None,
+            shadow: None,
+        }
     })
     .await
 }
@@ -796,6 +973,33 @@ async fn account_mutation<T: DeserializeOwned>(
     let mutation = Mutation::new(context, headers, Method::POST, path, &value)?;
     let account = account_for(state, &mutation.context, account_id).await?;
     Ok((mutation, parsed, account))
+}
+
+/// One call on `side` about an account, as a future that owns what it needs.
+fn cash_call(
+    state: &Shared,
+    side: Side,
+    request: dpb::CashRequest,
+    deposit: bool,
+    channel_id: String,
+) -> impl std::future::Future<Output = Outcome> + Send + 'static {
+    let state = Arc::clone(state);
+    async move {
+        let mut clients = state.upstreams.side(side);
+        let answer = if deposit {
+            clients.deposits.deposit(request).await
+        } else {
+            clients.deposits.withdraw(request).await
+        };
+        answer
+            .map(|m| {
+                (
+                    StatusCode::CREATED,
+                    json::movement(&m.into_inner(), &channel_id),
+                )
+            })
+            .map_err(|s| api_error_of(&s, side))
+    }
 }
 
 async fn cash(
@@ -829,33 +1033,40 @@ async fn cash(
     once(&state, mutation, &resource, |request_id| async move {
         let state = worker;
         let route = state.route(&account, "cash");
-        let id = match side_id(&account, route.side) {
-            Ok(id) => id,
-            Err(error) => return (Err(error), Some(route)),
-        };
-        let request = dpb::CashRequest {
+        let request = |request_id: String, id: Uuid| dpb::CashRequest {
             request_id,
-            account_id: id,
+            account_id: id.to_string(),
             amount: parsed.amount.clone(),
             currency: parsed.currency.clone(),
             description: parsed.description.clone().unwrap_or_default(),
             channel: String::new(),
         };
-        let mut clients = state.upstreams.side(route.side);
-        let answer = if deposit {
-            clients.deposits.deposit(request).await
-        } else {
-            clients.deposits.withdraw(request).await
+        let Some(id) = account.id_on(route.side) else {
+            return Done::refused(ApiError::internal("routed to a side without the account"));
         };
-        let outcome = answer
-            .map(|m| {
-                (
-                    StatusCode::CREATED,
-                    json::movement(&m.into_inner(), &account_id),
-                )
-            })
-            .map_err(|s| api_error_of(&s, route.side));
-        (outcome, Some(route))
+        let outcome = cash_call(
+            &state,
+            route.side,
+            request(request_id.clone(), id),
+            deposit,
+            account_id.clone(),
+        )
+        .await;
+        let copy = route.shadow_side().and_then(|side| account.id_on(side));
+        let shadow = shadow_of(&route, copy.is_some() && outcome.is_ok(), |side| {
+            cash_call(
+                &state,
+                side,
+                request(shadow_request_id(&request_id), copy.unwrap_or(id)),
+                deposit,
+                account_id.clone(),
+            )
+        });
+        Done {
+            outcome,
+            route: Some(route),
+            shadow,
+        }
     })
     .await
 }
@@ -878,6 +1089,41 @@ async fn withdraw(
     body: Bytes,
 ) -> Response {
     cash(state, ctx, headers, account_id, body, false).await
+}
+
+fn hold_call(
+    state: &Shared,
+    side: Side,
+    request: dpb::PlaceHoldRequest,
+    channel_id: String,
+    record: Option<(Uuid, Uuid)>,
+) -> impl std::future::Future<Output = Outcome> + Send + 'static {
+    let state = Arc::clone(state);
+    async move {
+        let hold = state
+            .upstreams
+            .side(side)
+            .deposits
+            .place_hold(request)
+            .await
+            .map_err(|s| api_error_of(&s, side))?
+            .into_inner();
+        let side_hold = parse_id(&hold.id, "the side's hold id")?;
+        // The channel's hold id is the primary's; a shadow copy is noted under it.
+        let channel_hold = match record {
+            Some((channel_hold, account)) => {
+                state
+                    .directory
+                    .record_hold(channel_hold, account, side, side_hold)
+                    .await?;
+                channel_hold
+            }
+            None => side_hold,
+        };
+        let mut body = json::hold(&hold, &channel_id);
+        body["id"] = json!(channel_hold.to_string());
+        Ok((StatusCode::CREATED, body))
+    }
 }
 
 async fn place_hold(
@@ -907,33 +1153,84 @@ async fn place_hold(
     once(&state, mutation, &resource, |request_id| async move {
         let state = worker;
         let route = state.route(&account, "holds");
-        let id = match side_id(&account, route.side) {
-            Ok(id) => id,
-            Err(error) => return (Err(error), Some(route)),
+        let request = |request_id: String, id: Uuid| dpb::PlaceHoldRequest {
+            request_id,
+            account_id: id.to_string(),
+            amount: parsed.amount.clone(),
+            currency: parsed.currency.clone(),
+            reason: parsed.reason.clone().unwrap_or_default(),
+            expires_in_seconds: parsed.expires_in_seconds.unwrap_or(0),
         };
-        let outcome = state
-            .upstreams
-            .side(route.side)
-            .deposits
-            .place_hold(dpb::PlaceHoldRequest {
-                request_id,
-                account_id: id,
-                amount: parsed.amount.clone(),
-                currency: parsed.currency.clone(),
-                reason: parsed.reason.clone().unwrap_or_default(),
-                expires_in_seconds: parsed.expires_in_seconds.unwrap_or(0),
-            })
-            .await
-            .map(|h| {
-                (
-                    StatusCode::CREATED,
-                    json::hold(&h.into_inner(), &account_id),
-                )
-            })
-            .map_err(|s| api_error_of(&s, route.side));
-        (outcome, Some(route))
+        let Some(id) = account.id_on(route.side) else {
+            return Done::refused(ApiError::internal("routed to a side without the account"));
+        };
+        let primary = hold_call(
+            &state,
+            route.side,
+            request(request_id.clone(), id),
+            account_id.clone(),
+            None,
+        )
+        .await;
+        // The primary's hold is recorded with the account it belongs to.
+        let outcome = match primary {
+            Ok((status, body)) => {
+                let hold_id = body["id"].as_str().and_then(|h| Uuid::parse_str(h).ok());
+                match hold_id {
+                    Some(hold_id) => state
+                        .directory
+                        .record_hold(hold_id, account.account_id, route.side, hold_id)
+                        .await
+                        .map(|()| (status, body)),
+                    None => Err(ApiError::internal("a hold answer without an id")),
+                }
+            }
+            Err(error) => Err(error),
+        };
+        let channel_hold = outcome
+            .as_ref()
+            .ok()
+            .and_then(|(_, body)| body["id"].as_str().and_then(|h| Uuid::parse_str(h).ok()));
+        let copy = route.shadow_side().and_then(|side| account.id_on(side));
+        let shadow = shadow_of(&route, copy.is_some() && channel_hold.is_some(), |side| {
+            hold_call(
+                &state,
+                side,
+                request(shadow_request_id(&request_id), copy.unwrap_or(id)),
+                account_id.clone(),
+                channel_hold.map(|hold| (hold, account.account_id)),
+            )
+        });
+        Done {
+            outcome,
+            route: Some(route),
+            shadow,
+        }
     })
     .await
+}
+
+fn release_call(
+    state: &Shared,
+    side: Side,
+    request: dpb::ReleaseHoldRequest,
+    channel_id: String,
+    channel_hold: String,
+) -> impl std::future::Future<Output = Outcome> + Send + 'static {
+    let state = Arc::clone(state);
+    async move {
+        let hold = state
+            .upstreams
+            .side(side)
+            .deposits
+            .release_hold(request)
+            .await
+            .map_err(|s| api_error_of(&s, side))?
+            .into_inner();
+        let mut body = json::hold(&hold, &channel_id);
+        body["id"] = json!(channel_hold);
+        Ok((StatusCode::OK, body))
+    }
 }
 
 async fn release_hold(
@@ -944,17 +1241,32 @@ async fn release_hold(
     body: Bytes,
 ) -> Response {
     let path = format!("/v1/accounts/{account_id}/holds/{hold_id}/release");
-    let (mutation, _, account) = match account_mutation::<json::ReasonBody>(
-        &state,
-        ctx,
-        &headers,
-        path,
-        &account_id,
-        &body,
-        scope::ACCOUNTS_WRITE,
-    )
-    .await
-    {
+    let prepared = async {
+        let (mutation, _, account) = account_mutation::<json::ReasonBody>(
+            &state,
+            ctx,
+            &headers,
+            path,
+            &account_id,
+            &body,
+            scope::ACCOUNTS_WRITE,
+        )
+        .await?;
+        let hold = state
+            .directory
+            .hold(parse_id(&hold_id, "hold id")?)
+            .await?
+            .filter(|hold| hold.account_id == account.account_id)
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    "unknown_hold",
+                    format!("account {account_id} has no hold {hold_id}"),
+                )
+            })?;
+        Ok::<_, ApiError>((mutation, account, hold))
+    };
+    let (mutation, account, hold) = match prepared.await {
         Ok(prepared) => prepared,
         Err(error) => return error.into_response(),
     };
@@ -962,33 +1274,70 @@ async fn release_hold(
     let worker = Arc::clone(&state);
     once(&state, mutation, &resource, |request_id| async move {
         let state = worker;
-        // A hold lives where it was placed: on the account's side for holds.
         let route = state.route(&account, "holds");
-        let outcome = state
-            .upstreams
-            .side(route.side)
-            .deposits
-            .release_hold(dpb::ReleaseHoldRequest {
-                request_id,
-                hold_id: hold_id.clone(),
-            })
-            .await
-            .map_err(|s| api_error_of(&s, route.side))
-            .and_then(|h| {
-                let h = h.into_inner();
-                if h.account_id == side_id(&account, route.side)? {
-                    Ok((StatusCode::OK, json::hold(&h, &account_id)))
-                } else {
-                    Err(ApiError::new(
-                        StatusCode::NOT_FOUND,
-                        "unknown_hold",
-                        format!("account {account_id} has no hold {hold_id}"),
-                    ))
-                }
-            });
-        (outcome, Some(route))
+        // A hold is released where it was placed.
+        let Some(side_hold) = hold
+            .id_on(route.side)
+            .or_else(|| hold.id_on(route.side.other()))
+        else {
+            return Done::refused(ApiError::internal("a recorded hold without a side id"));
+        };
+        let side = if hold.id_on(route.side).is_some() {
+            route.side
+        } else {
+            route.side.other()
+        };
+        let request = |request_id: String, id: Uuid| dpb::ReleaseHoldRequest {
+            request_id,
+            hold_id: id.to_string(),
+        };
+        let outcome = release_call(
+            &state,
+            side,
+            request(request_id.clone(), side_hold),
+            account_id.clone(),
+            hold_id.clone(),
+        )
+        .await;
+        let copy = route
+            .shadow_side()
+            .filter(|s| *s != side)
+            .and_then(|s| hold.id_on(s));
+        let shadow = shadow_of(&route, copy.is_some(), |shadow_side| {
+            release_call(
+                &state,
+                shadow_side,
+                request(shadow_request_id(&request_id), copy.unwrap_or(side_hold)),
+                account_id.clone(),
+                hold_id.clone(),
+            )
+        });
+        Done {
+            outcome,
+            route: Some(route),
+            shadow,
+        }
     })
     .await
+}
+
+fn close_call(
+    state: &Shared,
+    side: Side,
+    request: dpb::ChangeStatusRequest,
+    channel_id: String,
+) -> impl std::future::Future<Output = Outcome> + Send + 'static {
+    let state = Arc::clone(state);
+    async move {
+        state
+            .upstreams
+            .side(side)
+            .deposits
+            .close_account(request)
+            .await
+            .map(|a| (StatusCode::OK, json::account(&a.into_inner(), &channel_id)))
+            .map_err(|s| api_error_of(&s, side))
+    }
 }
 
 async fn close_account(
@@ -1018,25 +1367,62 @@ async fn close_account(
     once(&state, mutation, &resource, |request_id| async move {
         let state = worker;
         let route = state.route(&account, "accounts.write");
-        let id = match side_id(&account, route.side) {
-            Ok(id) => id,
-            Err(error) => return (Err(error), Some(route)),
+        let request = |request_id: String, id: Uuid| dpb::ChangeStatusRequest {
+            request_id,
+            account_id: id.to_string(),
+            reason: parsed.reason.clone().unwrap_or_default(),
         };
-        let outcome = state
-            .upstreams
-            .side(route.side)
-            .deposits
-            .close_account(dpb::ChangeStatusRequest {
-                request_id,
-                account_id: id,
-                reason: parsed.reason.clone().unwrap_or_default(),
-            })
-            .await
-            .map(|a| (StatusCode::OK, json::account(&a.into_inner(), &account_id)))
-            .map_err(|s| api_error_of(&s, route.side));
-        (outcome, Some(route))
+        let Some(id) = account.id_on(route.side) else {
+            return Done::refused(ApiError::internal("routed to a side without the account"));
+        };
+        let outcome = close_call(
+            &state,
+            route.side,
+            request(request_id.clone(), id),
+            account_id.clone(),
+        )
+        .await;
+        let copy = route.shadow_side().and_then(|side| account.id_on(side));
+        let shadow = shadow_of(&route, copy.is_some(), |side| {
+            close_call(
+                &state,
+                side,
+                request(shadow_request_id(&request_id), copy.unwrap_or(id)),
+                account_id.clone(),
+            )
+        });
+        Done {
+            outcome,
+            route: Some(route),
+            shadow,
+        }
     })
     .await
+}
+
+fn transfer_call(
+    state: &Shared,
+    side: Side,
+    request: ppb::InternalTransferRequest,
+    from: String,
+    to: String,
+) -> impl std::future::Future<Output = Outcome> + Send + 'static {
+    let state = Arc::clone(state);
+    async move {
+        state
+            .upstreams
+            .side(side)
+            .payments
+            .internal_transfer(request)
+            .await
+            .map(|t| {
+                (
+                    StatusCode::CREATED,
+                    json::transfer(&t.into_inner(), &from, &to),
+                )
+            })
+            .map_err(|s| api_error_of(&s, side))
+    }
 }
 
 async fn transfer(
@@ -1072,36 +1458,36 @@ async fn transfer(
     once(&state, mutation, &resource, |request_id| async move {
         let state = worker;
         let route = state.route(&from, "transfers");
-        // Both accounts must be on the side that moves the money.
-        let (from_id, to_id) = match (from.id_on(route.side), to.id_on(route.side)) {
-            (Some(f), Some(t)) => (f, t),
-            _ => {
-                return (
-                    Err(ApiError::new(
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                        "accounts_on_different_sides",
-                        "the two accounts are kept by different cores; a transfer between them is a payment",
-                    )),
-                    Some(route),
-                );
-            }
+        let request = |request_id: String, from_id: Uuid, to_id: Uuid| ppb::InternalTransferRequest {
+            request_id,
+            from_account_id: from_id.to_string(),
+            to_account_id: to_id.to_string(),
+            amount: parsed.amount.clone(),
+            currency: parsed.currency.clone(),
+            description: parsed.description.clone().unwrap_or_default(),
         };
-        let outcome = state
-            .upstreams
-            .side(route.side)
-            .payments
-            .internal_transfer(ppb::InternalTransferRequest {
-                request_id,
-                from_account_id: from_id.to_string(),
-                to_account_id: to_id.to_string(),
-                amount: parsed.amount.clone(),
-                currency: parsed.currency.clone(),
-                description: parsed.description.clone().unwrap_or_default(),
-            })
-            .await
-            .map(|t| (StatusCode::CREATED, json::transfer(&t.into_inner(), &parsed.from_account_id, &parsed.to_account_id)))
-            .map_err(|s| api_error_of(&s, route.side));
-        (outcome, Some(route))
+        // Both accounts must be on the side that moves the money.
+        let (Some(from_id), Some(to_id)) = (from.id_on(route.side), to.id_on(route.side)) else {
+            return Done {
+                outcome: Err(ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "accounts_on_different_sides",
+                    "the two accounts are kept by different cores; a transfer between them is a payment",
+                )),
+                route: Some(route),
+                shadow: None,
+            };
+        };
+        let (from_text, to_text) = (parsed.from_account_id.clone(), parsed.to_account_id.clone());
+        let outcome = transfer_call(&state, route.side, request(request_id.clone(), from_id, to_id), from_text.clone(), to_text.clone()).await;
+        let copies = route
+            .shadow_side()
+            .and_then(|side| Some((from.id_on(side)?, to.id_on(side)?)));
+        let shadow = shadow_of(&route, copies.is_some() && outcome.is_ok(), |side| {
+            let (f, t) = copies.unwrap_or((from_id, to_id));
+            transfer_call(&state, side, request(shadow_request_id(&request_id), f, t), from_text, to_text)
+        });
+        Done { outcome, route: Some(route), shadow }
     })
     .await
 }
@@ -1134,10 +1520,11 @@ async fn initiate_payment(
     let worker = Arc::clone(&state);
     let mut response = once(&state, mutation, &resource, |request_id| async move {
         let state = worker;
-        let route = state.route(&debtor, "payments");
-        let id = match side_id(&debtor, route.side) {
-            Ok(id) => id,
-            Err(error) => return (Err(error), Some(route)),
+        // Payments are never shadowed: a copy would be a second real payment.
+        let mut route = state.route(&debtor, "payments");
+        route.decision.shadow = None;
+        let Some(id) = debtor.id_on(route.side) else {
+            return Done::refused(ApiError::internal("routed to a side without the account"));
         };
         let started = state
             .upstreams
@@ -1145,7 +1532,7 @@ async fn initiate_payment(
             .payments
             .initiate_payment(ppb::InitiatePaymentRequest {
                 request_id,
-                debtor_account_id: id,
+                debtor_account_id: id.to_string(),
                 creditor: Some(ppb::Party {
                     name: parsed.creditor.name.clone(),
                     account: parsed.creditor.account.clone(),
@@ -1182,7 +1569,11 @@ async fn initiate_payment(
                 }
             }
         };
-        (outcome, Some(route))
+        Done {
+            outcome,
+            route: Some(route),
+            shadow: None,
+        }
     })
     .await;
     // 202 with where to follow the payment.
@@ -1226,7 +1617,13 @@ async fn get_payment(
     ctx: Ctx,
     Path(payment_id): Path<String>,
 ) -> Response {
-    read(&state, || async {
+    let request_id = ctx
+        .as_ref()
+        .map(|c| c.0.request_id.clone())
+        .unwrap_or_default();
+    let worker = Arc::clone(&state);
+    read(&state, &request_id, || async move {
+        let state = worker;
         let prepared = async {
             let context = context(ctx)?;
             scope_needed(&context, scope::ACCOUNTS_READ)?;
@@ -1234,7 +1631,7 @@ async fn get_payment(
         };
         let payment = match prepared.await {
             Ok(payment) => payment,
-            Err(error) => return (Err(error), None),
+            Err(error) => return Done::refused(error),
         };
         let outcome = state
             .upstreams
@@ -1251,7 +1648,11 @@ async fn get_payment(
                 )
             })
             .map_err(|s| api_error_of(&s, payment.side));
-        (outcome, None)
+        Done {
+            outcome,
+            route: None,
+            shadow: None,
+        }
     })
     .await
 }
@@ -1301,7 +1702,11 @@ async fn cancel_payment(
                 )
             })
             .map_err(|s| api_error_of(&s, payment.side));
-        (outcome, None)
+        Done {
+            outcome,
+            route: None,
+            shadow: None,
+        }
     })
     .await
 }
