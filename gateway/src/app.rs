@@ -80,9 +80,21 @@ pub async fn component(
         shadow: shadow.clone(),
         request_timeout,
     });
-    let admin = router.admin_router().merge(shadow.admin_router()).layer(
-        axum::middleware::from_fn_with_state(Arc::clone(&state), authenticate_admin),
+    let sagas = crate::sagas::router(
+        tonic::transport::Endpoint::from_shared(upstream.modern_url.clone())
+            .map_err(|_| ApiError::internal("COREBANK_GATEWAY_MODERN_URL is not a URL"))?
+            .timeout(request_timeout)
+            .connect_lazy(),
+        db.clone(),
     );
+    let admin = router
+        .admin_router()
+        .merge(shadow.admin_router())
+        .merge(sagas)
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state),
+            authenticate_admin,
+        ));
     let routes = channel::router(state)
         .merge(admin)
         .layer(DefaultBodyLimit::max(settings.gateway_body_max_bytes));

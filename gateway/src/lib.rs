@@ -14,5 +14,6 @@ pub mod error;
 pub mod idempotency;
 pub mod principal;
 pub mod routing;
+pub mod sagas;
 pub mod shadow;
 pub mod upstream;

@@ -1,0 +1,229 @@
+//! The sagas' operator actions on the admin surface (`/admin/v1/sagas`): the modern side's
+//! `corebank.saga.v1.SagaAdmin` (the payments module's sagas), with the operator's identity
+//! from the token and every action in the audit trail.
+
+use std::sync::Arc;
+
+use axum::Router as HttpRouter;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use chrono::Utc;
+use corebank_api::saga::v1 as spb;
+use corebank_api::saga::v1::saga_admin_client::SagaAdminClient;
+use corebank_db::Db;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tonic::transport::Channel;
+
+use crate::audit::{self, AuditRecord};
+use crate::error::ApiError;
+use crate::principal::{RequestContext, Surface, scope};
+use crate::routing::Side;
+use crate::upstream::api_error_of;
+
+#[derive(Debug, Clone)]
+struct Sagas {
+    client: SagaAdminClient<Channel>,
+    db: Db,
+}
+
+/// The routes, calling SagaAdmin at `channel` (the modern side).
+pub fn router(channel: Channel, db: Db) -> HttpRouter {
+    let state = Arc::new(Sagas {
+        client: SagaAdminClient::new(channel),
+        db,
+    });
+    HttpRouter::new()
+        .route("/admin/v1/sagas", get(list))
+        .route("/admin/v1/sagas/{saga_id}", get(detail))
+        .route("/admin/v1/sagas/{saga_id}/{action}", post(act))
+        .with_state(state)
+}
+
+fn context(
+    ctx: Option<axum::Extension<RequestContext>>,
+    needed: &str,
+) -> Result<RequestContext, ApiError> {
+    let context = ctx
+        .map(|axum::Extension(c)| c)
+        .ok_or_else(|| ApiError::unauthenticated("no authenticated principal"))?;
+    crate::auth::require_scope(&context.principal, needed).map_err(|e| e.api_error())?;
+    Ok(context)
+}
+
+fn saga_json(s: &spb::Saga) -> Value {
+    json!({
+        "id": s.id, "saga_type": s.saga_type, "version": s.version, "status": s.status,
+        "current_step": s.current_step, "attempts": s.attempts, "next_attempt_at": s.next_attempt_at,
+        "business_key": s.business_key, "failure": s.failure, "paused_reason": s.paused_reason,
+        "paused_from": s.paused_from, "deadline_at": s.deadline_at,
+        "created_at": s.created_at, "updated_at": s.updated_at,
+    })
+}
+
+#[derive(Debug, Deserialize)]
+struct ListQuery {
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    saga_type: Option<String>,
+    #[serde(default)]
+    business_key: Option<String>,
+    #[serde(default)]
+    page_size: Option<u32>,
+    #[serde(default)]
+    page_token: Option<String>,
+}
+
+async fn list(
+    State(state): State<Arc<Sagas>>,
+    ctx: Option<axum::Extension<RequestContext>>,
+    Query(query): Query<ListQuery>,
+) -> Response {
+    if let Err(error) = context(ctx, scope::ROUTES_READ) {
+        return error.into_response();
+    }
+    let mut client = state.client.clone();
+    match client
+        .list_sagas(spb::ListSagasRequest {
+            status: query.status.unwrap_or_default(),
+            saga_type: query.saga_type.unwrap_or_default(),
+            business_key: query.business_key.unwrap_or_default(),
+            older_than_seconds: 0,
+            page_size: query.page_size.unwrap_or(50),
+            page_token: query.page_token.unwrap_or_default(),
+        })
+        .await
+    {
+        Ok(listed) => {
+            let listed = listed.into_inner();
+            axum::Json(json!({
+                "sagas": listed.sagas.iter().map(saga_json).collect::<Vec<_>>(),
+                "next_page_token": listed.next_page_token,
+            }))
+            .into_response()
+        }
+        Err(status) => api_error_of(&status, Side::Modern).into_response(),
+    }
+}
+
+async fn detail(
+    State(state): State<Arc<Sagas>>,
+    ctx: Option<axum::Extension<RequestContext>>,
+    Path(saga_id): Path<String>,
+) -> Response {
+    if let Err(error) = context(ctx, scope::ROUTES_READ) {
+        return error.into_response();
+    }
+    let mut client = state.client.clone();
+    match client.get_saga(spb::GetSagaRequest { id: saga_id }).await {
+        Ok(found) => {
+            let found = found.into_inner();
+            axum::Json(json!({
+                "saga": found.saga.as_ref().map(saga_json),
+                "steps": found.steps.iter().map(|s| json!({
+                    "step": s.step, "step_name": s.step_name, "direction": s.direction,
+                    "attempt": s.attempt, "outcome": s.outcome, "error": s.error,
+                    "started_at": s.started_at, "ended_at": s.ended_at,
+                })).collect::<Vec<_>>(),
+                "operator_actions": found.operator_actions.iter().map(|a| json!({
+                    "action": a.action, "actor": a.actor, "reason": a.reason,
+                    "status_before": a.status_before, "status_after": a.status_after, "at": a.at,
+                })).collect::<Vec<_>>(),
+            }))
+            .into_response()
+        }
+        Err(status) => api_error_of(&status, Side::Modern).into_response(),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ActionBody {
+    reason: String,
+    /// For `mark-resolved`: `completed` or `compensated`.
+    #[serde(default)]
+    resolution: Option<String>,
+}
+
+/// `retry`, `resume`, `force-compensate`, `mark-resolved`: the operator (the token's
+/// subject) and the reason go to the saga's own record and to the audit trail.
+async fn act(
+    State(state): State<Arc<Sagas>>,
+    ctx: Option<axum::Extension<RequestContext>>,
+    Path((saga_id, action)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    let context = match context(ctx, scope::ROUTES_WRITE) {
+        Ok(context) => context,
+        Err(error) => return error.into_response(),
+    };
+    let parsed: ActionBody = match serde_json::from_slice(&body) {
+        Ok(parsed) => parsed,
+        Err(error) => {
+            return ApiError::invalid(format!("the body must be {{\"reason\": \"...\"}}: {error}"))
+                .into_response();
+        }
+    };
+    if parsed.reason.trim().is_empty() {
+        return ApiError::invalid("reason is required").into_response();
+    }
+    let actor = context.principal.subject.clone();
+    let request = spb::OperatorRequest {
+        id: saga_id.clone(),
+        actor: actor.clone(),
+        reason: parsed.reason.clone(),
+    };
+    let mut client = state.client.clone();
+    let result = match action.as_str() {
+        "retry" => client.retry_now(request).await,
+        "resume" => client.resume(request).await,
+        "force-compensate" => client.force_compensate(request).await,
+        "mark-resolved" => {
+            client
+                .mark_resolved(spb::MarkResolvedRequest {
+                    id: saga_id.clone(),
+                    actor: actor.clone(),
+                    reason: parsed.reason.clone(),
+                    resolution: parsed.resolution.clone().unwrap_or_default(),
+                })
+                .await
+        }
+        other => {
+            return ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!(
+                    "no saga action {other:?}: retry, resume, force-compensate or mark-resolved"
+                ),
+            )
+            .into_response();
+        }
+    };
+    let outcome = match &result {
+        Ok(_) => "200".to_owned(),
+        Err(status) => api_error_of(status, Side::Modern).code,
+    };
+    let record = AuditRecord {
+        at: Utc::now(),
+        actor,
+        surface: Surface::Admin.name().to_owned(),
+        action: format!("sagas.{action}"),
+        resource: format!("saga:{saga_id}"),
+        origin: context.origin.clone(),
+        outcome,
+        request_id: context.request_id.clone(),
+        route: None,
+        details: json!({ "reason": parsed.reason, "resolution": parsed.resolution }),
+    };
+    if let Err(error) = audit::append_alone(&state.db, &record).await {
+        return ApiError::from(error).into_response();
+    }
+    match result {
+        Ok(saga) => axum::Json(saga_json(&saga.into_inner())).into_response(),
+        Err(status) => api_error_of(&status, Side::Modern).into_response(),
+    }
+}
