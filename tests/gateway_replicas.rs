@@ -1,0 +1,176 @@
+//! Two gateway processes (`corebank serve gateway`) on one database: a route change approved
+//! through one is in force on the other within a second (each polls the active version).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test fails loudly, helpers included"
+)]
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use corebank_gateway::auth::dev::{self, Role};
+use corebank_testkit::TestDatabase;
+use serde_json::{Value, json};
+
+struct Gateway {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_addr() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+fn spawn(url: &str, home: &std::path::Path) -> Gateway {
+    let addr = free_addr();
+    let child = Command::new(env!("CARGO_BIN_EXE_corebank"))
+        .args(["serve", "gateway"])
+        .env("DATABASE_URL", url)
+        .env("COREBANK_HOME", home)
+        .env("COREBANK_LISTEN_ADDR", addr.to_string())
+        .env("COREBANK_LOG", "error")
+        .env("COREBANK_DB_POOL_SIZE_MAX", "4")
+        .env("COREBANK_GATEWAY_ROUTE_POLL_MS", "200")
+        // No upstream is called in this test.
+        .env("COREBANK_GATEWAY_LEGACY_URL", "http://127.0.0.1:9")
+        .env("COREBANK_GATEWAY_MODERN_URL", "http://127.0.0.1:9")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    Gateway { child, addr }
+}
+
+async fn ready(http: &reqwest::Client, gateway: &Gateway) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(answer) = http
+            .get(format!("http://{}/readyz", gateway.addr))
+            .send()
+            .await
+            && answer.status() == 200
+        {
+            return;
+        }
+        assert!(Instant::now() < deadline, "a gateway did not come up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The route table version the replica routes with now (its in-memory table, as its
+/// decisions show), and the side it picks for cash.
+async fn decision(http: &reqwest::Client, gateway: &Gateway, token: &str) -> Value {
+    http.get(format!(
+        "http://{}/admin/v1/routes/decide?product=ANY&operation=cash",
+        gateway.addr
+    ))
+    .bearer_auth(token)
+    .send()
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap()
+}
+
+async fn active_version(http: &reqwest::Client, gateway: &Gateway, token: &str) -> i64 {
+    let answer: Value = http
+        .get(format!("http://{}/admin/v1/routes", gateway.addr))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    answer["version"].as_i64().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_gateway_processes_apply_a_new_route_version_within_a_second() {
+    let database = TestDatabase::create().await;
+    let home = std::env::temp_dir().join(format!("corebank-replicas-{}", uuid::Uuid::new_v4()));
+    // Both processes trust the same dev key.
+    let keys = dev::ensure_dev_keys(&home).unwrap();
+    let token = |role, subject: &str| {
+        dev::mint(
+            &keys,
+            "corebank-dev",
+            role,
+            subject,
+            None,
+            Duration::from_secs(600),
+        )
+        .unwrap()
+    };
+    let (operator, approver) = (
+        token(Role::Operator, "operator-a"),
+        token(Role::Approver, "approver-b"),
+    );
+    let first = spawn(database.url(), &home);
+    let second = spawn(database.url(), &home);
+    let http = reqwest::Client::new();
+    ready(&http, &first).await;
+    ready(&http, &second).await;
+    let before = active_version(&http, &second, &operator).await;
+
+    let proposed: Value = http
+        .post(format!("http://{}/admin/v1/routes/proposals", first.addr))
+        .bearer_auth(&operator)
+        .json(&json!({
+            "rules": [{ "product": "*", "operation": "cash", "default_side": "modern", "shadow": false }],
+            "reason": "replica test",
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = proposed["id"].as_str().unwrap().to_owned();
+    let approved = http
+        .post(format!(
+            "http://{}/admin/v1/routes/proposals/{id}/approve",
+            first.addr
+        ))
+        .bearer_auth(&approver)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(approved.status(), 200);
+    let approved_at = Instant::now();
+    let target = active_version(&http, &first, &operator).await;
+    assert!(target > before);
+    let decided = loop {
+        let decided = decision(&http, &second, &operator).await;
+        if decided["version"].as_i64() == Some(target) {
+            break decided;
+        }
+        assert!(
+            approved_at.elapsed() < Duration::from_secs(1),
+            "the second gateway still routes with {decided} a second after version {target} was approved"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(decided["primary"], "modern", "{decided}");
+    eprintln!(
+        "the second gateway routed with version {target} {} ms after the approval",
+        approved_at.elapsed().as_millis()
+    );
+    let _ = std::fs::remove_dir_all(&home);
+}
