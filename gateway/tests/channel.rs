@@ -736,3 +736,24 @@ async fn payments_start_with_202_and_their_sagas_are_operated_through_the_admin_
         .get(0);
     assert_eq!(audited, 1);
 }
+
+#[tokio::test]
+async fn bodies_over_the_limit_and_unknown_fields_are_refused_and_change_nothing() {
+    let stack = stack().await;
+    let token = stack.token(Role::Channel, "mobile-app", None);
+    let huge = json!({ "customer_id": "x".repeat(70 * 1024), "product_code": "LEGACY-CURRENT" });
+    let refused = stack.post("/v1/accounts", &token, huge).await;
+    assert_eq!(refused.status, 413, "{}", refused.body);
+    let unknown = stack
+        .post(
+            "/v1/accounts",
+            &token,
+            json!({ "customer_id": "c", "product_code": "LEGACY-CURRENT", "colour": "red" }),
+        )
+        .await;
+    assert_eq!(unknown.status, 400, "{}", unknown.body);
+    assert_eq!(unknown.body["code"], "invalid_argument");
+    assert!(unknown.body["message"].as_str().unwrap().contains("colour"));
+    let listed = stack.get("/v1/customers/c/accounts", &token).await;
+    assert_eq!(listed.body["account_ids"], json!([]), "{}", listed.body);
+}
