@@ -95,8 +95,10 @@ pub async fn component(
             Arc::clone(&state),
             authenticate_admin,
         ));
+    // The API reference (`/openapi.json`, `/docs`) is served without a token.
     let routes = channel::router(state)
         .merge(admin)
+        .merge(crate::openapi::router())
         .layer(DefaultBodyLimit::max(settings.gateway_body_max_bytes));
     Ok(Component::new("gateway").with_db(db).with_routes(routes))
 }

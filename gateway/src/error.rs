@@ -58,6 +58,23 @@ impl ApiError {
     }
 }
 
+/// The error envelope as the API reference (`/openapi.json`) describes it: the shape of
+/// [`ApiError::body`].
+#[derive(Debug, Clone, utoipa::ToSchema)]
+#[schema(example = json!({
+    "code": "idempotency_key_required",
+    "message": "every mutating request needs an Idempotency-Key header",
+    "retry_safe": false,
+}))]
+pub struct ErrorBody {
+    /// Stable, snake_case: clients branch on it (the message is for people).
+    pub code: String,
+    pub message: String,
+    /// Whether sending the same request again (with the same idempotency key) is safe and
+    /// may succeed.
+    pub retry_safe: bool,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = (self.status, axum::Json(self.body())).into_response();

@@ -12,6 +12,7 @@ pub mod channel;
 pub mod directory;
 pub mod error;
 pub mod idempotency;
+pub mod openapi;
 pub mod principal;
 pub mod routing;
 pub mod sagas;

@@ -64,6 +64,25 @@ fn saga_json(s: &spb::Saga) -> Value {
     })
 }
 
+/// An operator action on a saga.
+#[derive(Debug, Clone, Copy, utoipa::ToSchema)]
+#[schema(rename_all = "kebab-case")]
+pub enum SagaAction {
+    Retry,
+    Resume,
+    ForceCompensate,
+    MarkResolved,
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(list, detail, act))]
+struct SagasApi;
+
+/// The `/admin/v1/sagas` part of the API reference.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    <SagasApi as utoipa::OpenApi>::openapi()
+}
+
 #[derive(Debug, Deserialize)]
 struct ListQuery {
     #[serde(default)]
@@ -78,6 +97,19 @@ struct ListQuery {
     page_token: Option<String>,
 }
 
+#[utoipa::path(
+    get, path = "/admin/v1/sagas", tag = "admin: sagas", operation_id = "list_sagas",
+    summary = "The payments module's sagas",
+    description = "Scope `routes:read`.",
+    params(
+        ("status" = Option<String>, Query, description = "`running`, `compensating`, `completed`, `compensated` or `paused`"),
+        ("saga_type" = Option<String>, Query),
+        ("business_key" = Option<String>, Query, description = "E.g. the payment's id"),
+        ("page_size" = Option<u32>, Query, description = "50 when absent"),
+        ("page_token" = Option<String>, Query, description = "The previous page's `next_page_token`"),
+    ),
+    responses((status = 200, description = "`{sagas: [saga], next_page_token}`", body = serde_json::Value))
+)]
 async fn list(
     State(state): State<Arc<Sagas>>,
     ctx: Option<axum::Extension<RequestContext>>,
@@ -110,6 +142,13 @@ async fn list(
     }
 }
 
+#[utoipa::path(
+    get, path = "/admin/v1/sagas/{saga_id}", tag = "admin: sagas", operation_id = "get_saga",
+    summary = "One saga with its steps and operator actions",
+    description = "Scope `routes:read`.",
+    params(("saga_id" = String, Path, description = "The saga's id")),
+    responses((status = 200, description = "`{saga, steps, operator_actions}`", body = serde_json::Value))
+)]
 async fn detail(
     State(state): State<Arc<Sagas>>,
     ctx: Option<axum::Extension<RequestContext>>,
@@ -140,9 +179,11 @@ async fn detail(
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = SagaActionBody)]
 struct ActionBody {
+    /// Required, not blank.
     reason: String,
     /// For `mark-resolved`: `completed` or `compensated`.
     #[serde(default)]
@@ -151,6 +192,17 @@ struct ActionBody {
 
 /// `retry`, `resume`, `force-compensate`, `mark-resolved`: the operator (the token's
 /// subject) and the reason go to the saga's own record and to the audit trail.
+#[utoipa::path(
+    post, path = "/admin/v1/sagas/{saga_id}/{action}", tag = "admin: sagas", operation_id = "act_on_saga",
+    summary = "An operator action on a saga",
+    description = "Scope `routes:write`. The operator (the token's subject) and the reason go to the saga's own record and to the audit trail.",
+    params(
+        ("saga_id" = String, Path, description = "The saga's id"),
+        ("action" = SagaAction, Path, description = "`retry`, `resume`, `force-compensate` or `mark-resolved`"),
+    ),
+    request_body = ActionBody,
+    responses((status = 200, description = "The saga after the action", body = serde_json::Value))
+)]
 async fn act(
     State(state): State<Arc<Sagas>>,
     ctx: Option<axum::Extension<RequestContext>>,

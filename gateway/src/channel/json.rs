@@ -1,23 +1,28 @@
 //! The channel API's JSON: request bodies (parsed strictly: unknown fields are refused) and
-//! answers built from the canonical gRPC messages.
+//! answers built from the canonical gRPC messages. The answer builders' shapes are
+//! described for the API reference (`/openapi.json`) by the schema types at the end.
 
 use corebank_api::deposits::v1 as dpb;
 use corebank_api::payments::v1 as ppb;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa::ToSchema;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OpenAccountBody {
     /// Defaults to the token's customer for a customer-bound token.
     #[serde(default)]
     pub customer_id: Option<String>,
+    /// The product the account is opened on (its rule picks the side).
+    #[schema(example = "CURRENT-EUR")]
     pub product_code: String,
+    /// The opening day (`YYYY-MM-DD`); today when absent.
     #[serde(default)]
     pub opened_on: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CashBody {
     pub amount: String,
@@ -26,7 +31,7 @@ pub struct CashBody {
     pub description: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HoldBody {
     pub amount: String,
@@ -37,14 +42,14 @@ pub struct HoldBody {
     pub expires_in_seconds: Option<u32>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReasonBody {
     #[serde(default)]
     pub reason: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TransferBody {
     pub from_account_id: String,
@@ -55,7 +60,7 @@ pub struct TransferBody {
     pub description: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PartyBody {
     pub name: String,
@@ -63,7 +68,7 @@ pub struct PartyBody {
     pub agent_bic: String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PaymentBody {
     pub debtor_account_id: String,
@@ -184,4 +189,169 @@ pub fn payment(p: &ppb::Payment, debtor_account_id: &str) -> Value {
         "created_at": p.created_at,
         "updated_at": p.updated_at,
     })
+}
+
+// ------------------------------------------------------------- answer schemas (reference)
+//
+// The answers above are built as JSON; these types describe the same shapes for the API
+// reference only (a test checks that the builders' keys and the schemas' fields agree).
+// Amounts and balances are decimal strings; times are RFC 3339 strings, empty when unset.
+
+/// An account's balances, decimal strings in the account's currency.
+#[derive(Debug, Clone, ToSchema)]
+pub struct BalancesAnswer {
+    /// Credits minus debits: what the customer has.
+    #[schema(example = "250.00")]
+    pub posted: String,
+    /// Open holds and pending debits.
+    pub held: String,
+    /// What can be spent now: posted minus held plus any overdraft allowance.
+    pub available: String,
+    /// Interest accrued since the last posting, not yet on the account.
+    pub accrued_interest: String,
+}
+
+/// An account, under the id the channel knows it by.
+#[derive(Debug, Clone, ToSchema)]
+pub struct AccountAnswer {
+    pub id: String,
+    pub customer_id: String,
+    pub product_code: String,
+    pub product_version: i64,
+    #[schema(example = "EUR")]
+    pub currency: String,
+    /// `active`, `dormant`, `frozen` or `closed`.
+    pub status: String,
+    pub balances: BalancesAnswer,
+    pub opened_on: String,
+    /// Empty while the account is open.
+    pub closed_at: String,
+}
+
+/// `GET /v1/accounts/{account_id}/balance`.
+#[derive(Debug, Clone, ToSchema)]
+pub struct BalanceAnswer {
+    pub account_id: String,
+    pub currency: String,
+    pub balances: BalancesAnswer,
+}
+
+/// A deposit or a withdrawal, as booked.
+#[derive(Debug, Clone, ToSchema)]
+pub struct MovementAnswer {
+    pub account_id: String,
+    /// `deposit` or `withdrawal`.
+    pub kind: String,
+    pub amount: String,
+    pub currency: String,
+    /// The ledger entry that moved the money.
+    pub entry_id: String,
+    pub recorded_at: String,
+    pub balances_after: BalancesAnswer,
+}
+
+/// A hold on an account's funds.
+#[derive(Debug, Clone, ToSchema)]
+pub struct HoldAnswer {
+    /// The hold's id on the channel (the one to release it by).
+    pub id: String,
+    pub account_id: String,
+    pub amount: String,
+    pub currency: String,
+    pub reason: String,
+    /// `held`, `released`, `expired` or `captured`.
+    pub status: String,
+    pub expires_at: String,
+    pub placed_at: String,
+}
+
+/// A transfer between two accounts on the same core.
+#[derive(Debug, Clone, ToSchema)]
+pub struct TransferAnswer {
+    pub from_account_id: String,
+    pub to_account_id: String,
+    pub amount: String,
+    pub currency: String,
+    pub entry_id: String,
+    /// The source account's posted balance after the transfer.
+    pub from_posted_after: String,
+}
+
+/// One line of a statement.
+#[derive(Debug, Clone, ToSchema)]
+pub struct StatementLineAnswer {
+    pub entry_id: String,
+    pub recorded_at: String,
+    pub value_date: String,
+    /// `credit` (money in) or `debit` (money out).
+    pub direction: String,
+    /// `posted` or `pending`.
+    pub bucket: String,
+    pub amount: String,
+    pub description: String,
+    pub running_balance: String,
+}
+
+/// A page of an account's statement.
+#[derive(Debug, Clone, ToSchema)]
+pub struct StatementAnswer {
+    pub account_id: String,
+    pub currency: String,
+    pub lines: Vec<StatementLineAnswer>,
+    /// Give it as `cursor` for the next page; empty on the last page.
+    pub next_cursor: String,
+}
+
+/// `GET /v1/customers/{customer_id}/accounts`.
+#[derive(Debug, Clone, ToSchema)]
+pub struct CustomerAccountsAnswer {
+    pub customer_id: String,
+    pub account_ids: Vec<String>,
+}
+
+/// The creditor of a payment.
+#[derive(Debug, Clone, ToSchema)]
+pub struct PartyAnswer {
+    pub name: String,
+    /// The account at the party's bank (an IBAN, or the bank's own account id).
+    pub account: String,
+    /// The party's bank (BIC).
+    pub agent_bic: String,
+}
+
+/// One step of a payment's saga.
+#[derive(Debug, Clone, ToSchema)]
+pub struct PaymentStepAnswer {
+    pub step: String,
+    /// `do`, `undo` or `query`.
+    pub direction: String,
+    pub attempt: u32,
+    /// `done`, `failed`, `transient`, `unknown`, `applied` or `not_applied`.
+    pub outcome: String,
+    pub error: String,
+    pub started_at: String,
+    pub ended_at: String,
+}
+
+/// A payment and where it stands.
+#[derive(Debug, Clone, ToSchema)]
+pub struct PaymentAnswer {
+    pub id: String,
+    /// `outbound` or `inbound`.
+    pub direction: String,
+    /// Outbound: `initiated`, `held`, `screened`, `sent`, `settling`, `settled`, `rejected`,
+    /// `unwinding`, `cancelled`, `failed`, `attention`; inbound: `received`, `credited`,
+    /// `returned`.
+    pub status: String,
+    pub debtor_account_id: String,
+    pub creditor: PartyAnswer,
+    pub amount: String,
+    pub currency: String,
+    pub end_to_end_id: String,
+    /// The ISO 20022 UETR: the same on every hop.
+    pub uetr: String,
+    pub reason: String,
+    pub steps: Vec<PaymentStepAnswer>,
+    pub created_at: String,
+    pub updated_at: String,
 }

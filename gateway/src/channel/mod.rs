@@ -79,6 +79,31 @@ pub fn router(state: Shared) -> HttpRouter {
         .with_state(state)
 }
 
+/// The `/v1` operations for the API reference (`crate::openapi`).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(
+    open_account,
+    get_account,
+    get_balance,
+    get_statement,
+    deposit,
+    withdraw,
+    place_hold,
+    release_hold,
+    close_account,
+    list_accounts,
+    transfer,
+    initiate_payment,
+    get_payment,
+    cancel_payment,
+))]
+struct ChannelApi;
+
+/// The `/v1` part of the API reference.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    <ChannelApi as utoipa::OpenApi>::openapi()
+}
+
 /// The client's address for the audit trail: the first `X-Forwarded-For` entry (behind a
 /// proxy), else `X-Real-IP`, else `unknown` (the peer address is not kept by the server).
 pub fn origin_of(headers: &HeaderMap) -> String {
@@ -625,6 +650,13 @@ async fn open_on(
         .map_err(|status| api_error_of(&status, side))
 }
 
+#[utoipa::path(
+    post, path = "/v1/accounts", tag = "accounts",
+    summary = "Open an account",
+    description = "Opens an account on the side the product's rule picks (scope `accounts:write`). A customer-bound token opens for its own customer.",
+    request_body = json::OpenAccountBody,
+    responses((status = 201, description = "The account, opened", body = json::AccountAnswer))
+)]
 async fn open_account(
     State(state): State<Shared>,
     ctx: Ctx,
@@ -810,6 +842,13 @@ where
     .await
 }
 
+#[utoipa::path(
+    get, path = "/v1/accounts/{account_id}", tag = "accounts",
+    summary = "Read an account",
+    description = "Scope `accounts:read`.",
+    params(("account_id" = String, Path, description = "The account's id (a UUID) as the channel knows it")),
+    responses((status = 200, description = "The account", body = json::AccountAnswer))
+)]
 async fn get_account(
     State(state): State<Shared>,
     ctx: Ctx,
@@ -832,6 +871,13 @@ async fn get_account(
     .await
 }
 
+#[utoipa::path(
+    get, path = "/v1/accounts/{account_id}/balance", tag = "accounts",
+    summary = "Read an account's balances",
+    description = "Scope `accounts:read`.",
+    params(("account_id" = String, Path, description = "The account's id (a UUID) as the channel knows it")),
+    responses((status = 200, description = "The balances", body = json::BalanceAnswer))
+)]
 async fn get_balance(
     State(state): State<Shared>,
     ctx: Ctx,
@@ -872,6 +918,17 @@ struct StatementQuery {
     page_size: Option<u32>,
 }
 
+#[utoipa::path(
+    get, path = "/v1/accounts/{account_id}/statement", tag = "accounts",
+    summary = "Read a page of an account's statement",
+    description = "Scope `accounts:read`. Paged: give the answer's `next_cursor` as `cursor` for the next page.",
+    params(
+        ("account_id" = String, Path, description = "The account's id (a UUID) as the channel knows it"),
+        ("cursor" = Option<String>, Query, description = "The previous page's `next_cursor`; the first page when absent"),
+        ("page_size" = Option<u32>, Query, description = "Lines per page: 50 when absent, 200 at most", maximum = 200),
+    ),
+    responses((status = 200, description = "A page of the statement", body = json::StatementAnswer))
+)]
 async fn get_statement(
     State(state): State<Shared>,
     ctx: Ctx,
@@ -906,6 +963,13 @@ async fn get_statement(
     .await
 }
 
+#[utoipa::path(
+    get, path = "/v1/customers/{customer_id}/accounts", tag = "accounts",
+    summary = "List a customer's accounts",
+    description = "Scope `accounts:read`; a customer-bound token reads only its own customer.",
+    params(("customer_id" = String, Path, description = "The customer's id")),
+    responses((status = 200, description = "The customer's account ids", body = json::CustomerAccountsAnswer))
+)]
 async fn list_accounts(
     State(state): State<Shared>,
     ctx: Ctx,
@@ -1071,6 +1135,14 @@ async fn cash(
     .await
 }
 
+#[utoipa::path(
+    post, path = "/v1/accounts/{account_id}/deposits", tag = "money",
+    summary = "Deposit cash",
+    description = "Scope `accounts:write`.",
+    params(("account_id" = String, Path, description = "The account's id (a UUID) as the channel knows it")),
+    request_body = json::CashBody,
+    responses((status = 201, description = "The deposit, booked", body = json::MovementAnswer))
+)]
 async fn deposit(
     State(state): State<Shared>,
     ctx: Ctx,
@@ -1081,6 +1153,14 @@ async fn deposit(
     cash(state, ctx, headers, account_id, body, true).await
 }
 
+#[utoipa::path(
+    post, path = "/v1/accounts/{account_id}/withdrawals", tag = "money",
+    summary = "Withdraw cash",
+    description = "Scope `accounts:write`.",
+    params(("account_id" = String, Path, description = "The account's id (a UUID) as the channel knows it")),
+    request_body = json::CashBody,
+    responses((status = 201, description = "The withdrawal, booked", body = json::MovementAnswer))
+)]
 async fn withdraw(
     State(state): State<Shared>,
     ctx: Ctx,
@@ -1126,6 +1206,14 @@ fn hold_call(
     }
 }
 
+#[utoipa::path(
+    post, path = "/v1/accounts/{account_id}/holds", tag = "money",
+    summary = "Place a hold on an account's funds",
+    description = "Scope `accounts:write`.",
+    params(("account_id" = String, Path, description = "The account's id (a UUID) as the channel knows it")),
+    request_body = json::HoldBody,
+    responses((status = 201, description = "The hold, placed", body = json::HoldAnswer))
+)]
 async fn place_hold(
     State(state): State<Shared>,
     ctx: Ctx,
@@ -1233,6 +1321,17 @@ fn release_call(
     }
 }
 
+#[utoipa::path(
+    post, path = "/v1/accounts/{account_id}/holds/{hold_id}/release", tag = "money",
+    summary = "Release a hold",
+    description = "Scope `accounts:write`. The hold is released on the side it was placed on.",
+    params(
+        ("account_id" = String, Path, description = "The account's id (a UUID) as the channel knows it"),
+        ("hold_id" = String, Path, description = "The hold's id (a UUID) from its placement"),
+    ),
+    request_body(content = json::ReasonBody, description = "Optional: an empty body is the same as `{}`"),
+    responses((status = 200, description = "The hold, released", body = json::HoldAnswer))
+)]
 async fn release_hold(
     State(state): State<Shared>,
     ctx: Ctx,
@@ -1340,6 +1439,14 @@ fn close_call(
     }
 }
 
+#[utoipa::path(
+    post, path = "/v1/accounts/{account_id}/close", tag = "accounts",
+    summary = "Close an account",
+    description = "Scope `accounts:write`.",
+    params(("account_id" = String, Path, description = "The account's id (a UUID) as the channel knows it")),
+    request_body(content = json::ReasonBody, description = "Optional: an empty body is the same as `{}`"),
+    responses((status = 200, description = "The account, closed", body = json::AccountAnswer))
+)]
 async fn close_account(
     State(state): State<Shared>,
     ctx: Ctx,
@@ -1425,6 +1532,13 @@ fn transfer_call(
     }
 }
 
+#[utoipa::path(
+    post, path = "/v1/transfers", tag = "money",
+    summary = "Transfer between two accounts",
+    description = "Scope `accounts:write`; a customer-bound token must own the source account. Both accounts must be kept by the same core (else 422 `accounts_on_different_sides`: use a payment).",
+    request_body = json::TransferBody,
+    responses((status = 201, description = "The transfer, booked", body = json::TransferAnswer))
+)]
 async fn transfer(
     State(state): State<Shared>,
     ctx: Ctx,
@@ -1492,6 +1606,14 @@ async fn transfer(
     .await
 }
 
+#[utoipa::path(
+    post, path = "/v1/payments", tag = "payments",
+    summary = "Start a payment",
+    description = "Scope `payments:write`. The payment runs as a saga: the answer is 202 with `Location` to follow it. Payments are never shadowed.",
+    request_body = json::PaymentBody,
+    responses((status = 202, description = "The payment, started", body = json::PaymentAnswer,
+        headers(("Location" = String, description = "Where to follow the payment: `/v1/payments/{payment_id}`"))))
+)]
 async fn initiate_payment(
     State(state): State<Shared>,
     ctx: Ctx,
@@ -1612,6 +1734,13 @@ async fn payment_for(
     Ok(payment)
 }
 
+#[utoipa::path(
+    get, path = "/v1/payments/{payment_id}", tag = "payments",
+    summary = "Read a payment",
+    description = "Scope `accounts:read`.",
+    params(("payment_id" = String, Path, description = "The payment's id (a UUID)")),
+    responses((status = 200, description = "The payment", body = json::PaymentAnswer))
+)]
 async fn get_payment(
     State(state): State<Shared>,
     ctx: Ctx,
@@ -1657,6 +1786,14 @@ async fn get_payment(
     .await
 }
 
+#[utoipa::path(
+    post, path = "/v1/payments/{payment_id}/cancel", tag = "payments",
+    summary = "Cancel a payment",
+    description = "Scope `payments:write`; possible while the payment has not been sent.",
+    params(("payment_id" = String, Path, description = "The payment's id (a UUID)")),
+    request_body(content = json::ReasonBody, description = "Optional: an empty body is the same as `{}`"),
+    responses((status = 200, description = "The payment, cancelled", body = json::PaymentAnswer))
+)]
 async fn cancel_payment(
     State(state): State<Shared>,
     ctx: Ctx,

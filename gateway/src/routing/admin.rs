@@ -117,8 +117,119 @@ fn to_json<T: serde::Serialize>(value: &T) -> Result<Value, ApiError> {
     serde_json::to_value(value).map_err(ApiError::internal)
 }
 
+// -------------------------------------------------------------- the API reference
+//
+// The bodies are parsed field by field above (for precise refusals); these types describe
+// the same JSON for `/openapi.json`.
+
+/// A side, as the admin API spells it.
+#[allow(dead_code, reason = "describes the JSON for the API reference only")]
+#[derive(Debug, Clone, Copy, utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+pub enum SideName {
+    Legacy,
+    Modern,
+}
+
+/// A canary: this share of the product's accounts goes to `side`.
+#[allow(dead_code, reason = "describes the JSON for the API reference only")]
+#[derive(Debug, Clone, utoipa::ToSchema)]
+pub struct CanaryBody {
+    pub side: SideName,
+    /// 0 to 100.
+    #[schema(minimum = 0, maximum = 100)]
+    pub percent: u8,
+}
+
+/// One rule: where a product's operation goes.
+#[allow(dead_code, reason = "describes the JSON for the API reference only")]
+#[derive(Debug, Clone, utoipa::ToSchema)]
+pub struct RouteRuleBody {
+    pub product: String,
+    /// `accounts.read`, `accounts.write`, `cash`, `holds`, `transfers` or `payments`.
+    pub operation: String,
+    pub default_side: SideName,
+    pub canary: Option<CanaryBody>,
+    /// The canary bucket's salt; `{product}:{operation}` when absent.
+    pub salt: Option<String>,
+    /// Whether the other side gets a shadow copy to compare; false when absent.
+    pub shadow: Option<bool>,
+}
+
+/// One account's owner: `side` to pin it there, absent to unpin it.
+#[allow(dead_code, reason = "describes the JSON for the API reference only")]
+#[derive(Debug, Clone, utoipa::ToSchema)]
+pub struct OwnershipBody {
+    pub account_id: String,
+    pub side: Option<SideName>,
+}
+
+/// `POST /admin/v1/routes/proposals`: the whole rule set, ownership changes, or both.
+#[allow(dead_code, reason = "describes the JSON for the API reference only")]
+#[derive(Debug, Clone, utoipa::ToSchema)]
+pub struct RouteProposalBody {
+    /// The complete new rule set (at most 1000 rules); unchanged when absent.
+    pub rules: Option<Vec<RouteRuleBody>>,
+    /// At most 10000 changes.
+    pub ownership: Option<Vec<OwnershipBody>>,
+    /// RFC 3339; activated on approval when absent.
+    pub activate_at: Option<String>,
+    /// 1 to 2000 characters.
+    pub reason: String,
+    /// The version this change was written against: 409 `stale_proposal` if it is no
+    /// longer active.
+    pub base_version: Option<i64>,
+}
+
+/// `POST /admin/v1/routes/rollback`.
+#[allow(dead_code, reason = "describes the JSON for the API reference only")]
+#[derive(Debug, Clone, utoipa::ToSchema)]
+pub struct RouteRollbackBody {
+    /// An earlier version than the active one.
+    pub to_version: i64,
+    /// 1 to 2000 characters.
+    pub reason: String,
+    /// RFC 3339; activated on approval when absent.
+    pub activate_at: Option<String>,
+}
+
+/// An approval's or a rejection's note.
+#[allow(dead_code, reason = "describes the JSON for the API reference only")]
+#[derive(Debug, Clone, utoipa::ToSchema)]
+pub struct RouteDecisionBody {
+    /// 1 to 2000 characters.
+    pub reason: Option<String>,
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(
+    active_routes,
+    list_versions,
+    one_version,
+    list_proposals,
+    create_proposal,
+    approve,
+    reject,
+    rollback,
+    decide,
+))]
+struct RoutesApi;
+
+impl Router {
+    /// The `/admin/v1/routes` part of the API reference.
+    pub fn admin_openapi() -> utoipa::openapi::OpenApi {
+        <RoutesApi as utoipa::OpenApi>::openapi()
+    }
+}
+
 // ---------------------------------------------------------------------------- reads
 
+#[utoipa::path(
+    get, path = "/admin/v1/routes", tag = "admin: routes", operation_id = "active_routes",
+    summary = "The active route rules",
+    description = "Scope `routes:read`. The active version's rules, ownership count and who activated it, with the version this replica routes by.",
+    responses((status = 200, description = "`{version, rules, ownership_count, activated_at, activated_by, proposed_by, kind, reason, replica_version}`", body = serde_json::Value))
+)]
 async fn active_routes(State(router): State<Router>, context: Context) -> Reply {
     reader(context, scope::ROUTES_READ)?;
     let (meta, rules, ownership_count) = router
@@ -166,6 +277,16 @@ fn page_size(limit: Option<i64>) -> Result<i64, ApiError> {
     }
 }
 
+#[utoipa::path(
+    get, path = "/admin/v1/routes/versions", tag = "admin: routes", operation_id = "list_route_versions",
+    summary = "Route versions, newest first",
+    description = "Scope `routes:read`.",
+    params(
+        ("before" = Option<i64>, Query, description = "Only versions before this one"),
+        ("limit" = Option<i64>, Query, description = "1 to 1000; 100 when absent", minimum = 1, maximum = 1000),
+    ),
+    responses((status = 200, description = "`{versions: [version metadata]}`", body = serde_json::Value))
+)]
 async fn list_versions(
     State(router): State<Router>,
     context: Context,
@@ -183,6 +304,13 @@ async fn list_versions(
     Ok((StatusCode::OK, Json(json!({ "versions": versions }))))
 }
 
+#[utoipa::path(
+    get, path = "/admin/v1/routes/versions/{version}", tag = "admin: routes", operation_id = "route_version",
+    summary = "One route version: its rules and account ownership",
+    description = "Scope `routes:read`. Ownership is listed up to 10000 entries (`ownership_truncated`); the count is exact.",
+    params(("version" = i64, Path, description = "The route version")),
+    responses((status = 200, description = "The version's metadata with `rules`, `ownership_count`, `ownership_truncated` and `ownership`", body = serde_json::Value))
+)]
 async fn one_version(
     State(router): State<Router>,
     context: Context,
@@ -234,6 +362,16 @@ struct ProposalsQuery {
 
 const STATUSES: &[&str] = &["proposed", "scheduled", "active", "rejected", "stale"];
 
+#[utoipa::path(
+    get, path = "/admin/v1/routes/proposals", tag = "admin: routes", operation_id = "list_route_proposals",
+    summary = "Route change proposals",
+    description = "Scope `routes:read`.",
+    params(
+        ("status" = Option<String>, Query, description = "`proposed`, `scheduled`, `active`, `rejected` or `stale`"),
+        ("limit" = Option<i64>, Query, description = "1 to 1000; 100 when absent", minimum = 1, maximum = 1000),
+    ),
+    responses((status = 200, description = "`{proposals: [proposal]}`", body = serde_json::Value))
+)]
 async fn list_proposals(
     State(router): State<Router>,
     context: Context,
@@ -266,6 +404,17 @@ struct DecideQuery {
     account_id: Option<String>,
 }
 
+#[utoipa::path(
+    get, path = "/admin/v1/routes/decide", tag = "admin: routes", operation_id = "decide_route",
+    summary = "Where a request would go",
+    description = "Scope `routes:read`. The decision of this replica's active table.",
+    params(
+        ("product" = String, Query, description = "The product code"),
+        ("operation" = String, Query, description = "The routed operation (e.g. `accounts.read`, `accounts.write`, `cash`, `holds`, `transfers`, `payments`)"),
+        ("account_id" = Option<String>, Query, description = "The account, for ownership and the canary bucket"),
+    ),
+    responses((status = 200, description = "`{primary, shadow, version, reason}`", body = serde_json::Value))
+)]
 async fn decide(
     State(router): State<Router>,
     context: Context,
@@ -500,6 +649,13 @@ fn ownership(object: &Map<String, Value>) -> Result<Vec<OwnershipChange>, ApiErr
 
 // ------------------------------------------------------------------------------ writes
 
+#[utoipa::path(
+    post, path = "/admin/v1/routes/proposals", tag = "admin: routes", operation_id = "propose_route_change",
+    summary = "Propose a route change",
+    description = "Scope `routes:write`. Another operator with `routes:approve` must approve it (four eyes). Audited.",
+    request_body = RouteProposalBody,
+    responses((status = 201, description = "The proposal, `proposed`", body = serde_json::Value))
+)]
 async fn create_proposal(State(router): State<Router>, context: Context, body: Bytes) -> Reply {
     let actor = writer(
         &router,
@@ -600,6 +756,13 @@ async fn create_proposal(State(router): State<Router>, context: Context, body: B
     Ok((StatusCode::CREATED, Json(to_json(&created)?)))
 }
 
+#[utoipa::path(
+    post, path = "/admin/v1/routes/rollback", tag = "admin: routes", operation_id = "propose_route_rollback",
+    summary = "Propose a rollback to an earlier version",
+    description = "Scope `routes:write`. A proposal like any other: another operator approves it. Audited.",
+    request_body = RouteRollbackBody,
+    responses((status = 201, description = "The rollback proposal, `proposed`", body = serde_json::Value))
+)]
 async fn rollback(State(router): State<Router>, context: Context, body: Bytes) -> Reply {
     let actor = writer(
         &router,
@@ -690,6 +853,14 @@ fn proposal_id(id: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(id).map_err(|_| ApiError::invalid("id: not a proposal id (a UUID)"))
 }
 
+#[utoipa::path(
+    post, path = "/admin/v1/routes/proposals/{id}/approve", tag = "admin: routes", operation_id = "approve_route_proposal",
+    summary = "Approve a proposal (never its author)",
+    description = "Scope `routes:approve`. Activates it now, or schedules it for its `activate_at`; 403 `four_eyes_required` for its author, 409 `stale_proposal` when another version became active since it was proposed. Audited.",
+    params(("id" = String, Path, description = "The proposal's id (a UUID)")),
+    request_body(content = RouteDecisionBody, description = "Optional: an empty body is the same as `{}`"),
+    responses((status = 200, description = "The proposal, `active` or `scheduled`", body = serde_json::Value))
+)]
 async fn approve(
     State(router): State<Router>,
     context: Context,
@@ -799,6 +970,14 @@ async fn approve(
     Ok((StatusCode::OK, Json(to_json(&approved)?)))
 }
 
+#[utoipa::path(
+    post, path = "/admin/v1/routes/proposals/{id}/reject", tag = "admin: routes", operation_id = "reject_route_proposal",
+    summary = "Reject a proposal",
+    description = "Scope `routes:approve`. Audited.",
+    params(("id" = String, Path, description = "The proposal's id (a UUID)")),
+    request_body(content = RouteDecisionBody, description = "Optional: an empty body is the same as `{}`"),
+    responses((status = 200, description = "The proposal, `rejected`", body = serde_json::Value))
+)]
 async fn reject(
     State(router): State<Router>,
     context: Context,

@@ -24,6 +24,17 @@ pub(super) fn routes(shadow: Shadow) -> axum::Router {
         .with_state(shadow)
 }
 
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(list))]
+struct ShadowApi;
+
+impl Shadow {
+    /// The `/admin/v1/shadow` part of the API reference.
+    pub fn admin_openapi() -> utoipa::openapi::OpenApi {
+        <ShadowApi as utoipa::OpenApi>::openapi()
+    }
+}
+
 #[derive(Debug, Deserialize)]
 struct ListQuery {
     product: Option<String>,
@@ -32,6 +43,18 @@ struct ListQuery {
     before: Option<String>,
 }
 
+#[utoipa::path(
+    get, path = "/admin/v1/shadow", tag = "admin: shadow", operation_id = "list_shadow_mismatches",
+    summary = "Shadow mismatches and counts",
+    description = "Scope `routes:read`. Stored mismatches newest first (personal data redacted), and this replica's counts per product and operation.",
+    params(
+        ("product" = Option<String>, Query, description = "Only this product"),
+        ("operation" = Option<String>, Query, description = "Only this operation"),
+        ("limit" = Option<i64>, Query, description = "1 to 500; 50 when absent", minimum = 1, maximum = 500),
+        ("before" = Option<String>, Query, description = "The previous page's `next_before` (a mismatch id)"),
+    ),
+    responses((status = 200, description = "`{mismatches, next_before, summary, summary_scope}`", body = serde_json::Value))
+)]
 async fn list(
     State(shadow): State<Shadow>,
     context: Option<Extension<RequestContext>>,
