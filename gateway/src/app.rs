@@ -5,8 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::StatusCode;
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse as _, Response};
 use corebank_db::Db;
 use corebank_service::{Component, Settings};
 use tokio_util::sync::CancellationToken;
@@ -99,8 +100,36 @@ pub async fn component(
     let routes = channel::router(state)
         .merge(admin)
         .merge(crate::openapi::router())
-        .layer(DefaultBodyLimit::max(settings.gateway_body_max_bytes));
+        .layer(DefaultBodyLimit::max(settings.gateway_body_max_bytes))
+        .layer(axum::middleware::from_fn(envelope_rejections));
     Ok(Component::new("gateway").with_db(db).with_routes(routes))
+}
+
+/// Refusals axum makes before a handler runs (a body over the limit, a wrong method) get
+/// the one error envelope too.
+async fn envelope_rejections(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !status.is_client_error() || is_json {
+        return response;
+    }
+    let (code, message) = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => (
+            "body_too_large",
+            "the request body is larger than the gateway accepts (COREBANK_GATEWAY_BODY_MAX_BYTES)",
+        ),
+        StatusCode::METHOD_NOT_ALLOWED => {
+            ("method_not_allowed", "this path does not take that method")
+        }
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ("unsupported_media_type", "send JSON"),
+        _ => ("invalid_argument", "the request could not be read"),
+    };
+    ApiError::new(status, code, message).into_response()
 }
 
 async fn authenticate_admin(

@@ -744,6 +744,7 @@ async fn bodies_over_the_limit_and_unknown_fields_are_refused_and_change_nothing
     let huge = json!({ "customer_id": "x".repeat(70 * 1024), "product_code": "LEGACY-CURRENT" });
     let refused = stack.post("/v1/accounts", &token, huge).await;
     assert_eq!(refused.status, 413, "{}", refused.body);
+    assert_eq!(refused.body["code"], "body_too_large");
     let unknown = stack
         .post(
             "/v1/accounts",
