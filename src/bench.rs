@@ -394,9 +394,7 @@ async fn run_ledger_suite(
                 "books_balanced": balanced,
             },
         });
-        std::fs::write(path, serde_json::to_string_pretty(&json)?)
-            .with_context(|| format!("writing {}", path.display()))?;
-        println!("figures written to {}", path.display());
+        write_json(path, &json)?;
     }
     anyhow::ensure!(
         balanced,
@@ -578,21 +576,57 @@ async fn run_phase(
         failures += task_failures;
     }
     let seconds = started.elapsed().as_secs_f64();
-    latencies.sort_unstable();
-    let percentile = |p: usize| -> f64 {
-        if latencies.is_empty() {
-            return 0.0;
-        }
-        let index = (latencies.len() * p / 100).min(latencies.len() - 1);
-        f64::from(latencies[index]) / 1_000.0
-    };
-    let transfers = u64::try_from(latencies.len()).unwrap_or(u64::MAX);
+    let summary = summarize(latencies, seconds);
     Ok(Phase {
-        throughput: f64::from(u32::try_from(transfers).unwrap_or(u32::MAX)) / seconds,
-        p50_ms: percentile(50),
-        p99_ms: percentile(99),
-        transfers,
+        throughput: summary.throughput_per_s,
+        p50_ms: summary.p50_ms,
+        p99_ms: summary.p99_ms,
+        transfers: summary.count,
         failures,
         seconds,
     })
+}
+
+/// Throughput and latency percentiles of one measured phase.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Summary {
+    pub(crate) throughput_per_s: f64,
+    pub(crate) p50_ms: f64,
+    pub(crate) p99_ms: f64,
+    /// Requests that succeeded.
+    pub(crate) count: u64,
+}
+
+/// Summarises the latencies (in µs) of the requests that succeeded during `seconds`.
+pub(crate) fn summarize(mut latencies_us: Vec<u32>, seconds: f64) -> Summary {
+    latencies_us.sort_unstable();
+    let count = u64::try_from(latencies_us.len()).unwrap_or(u64::MAX);
+    Summary {
+        throughput_per_s: f64::from(u32::try_from(count).unwrap_or(u32::MAX)) / seconds,
+        p50_ms: percentile_ms(&latencies_us, 50),
+        p99_ms: percentile_ms(&latencies_us, 99),
+        count,
+    }
+}
+
+/// The `percent`th percentile of latencies sorted in µs, in ms (0 when there are none).
+pub(crate) fn percentile_ms(sorted_us: &[u32], percent: usize) -> f64 {
+    let Some(last) = sorted_us.len().checked_sub(1) else {
+        return 0.0;
+    };
+    let index = (sorted_us.len() * percent / 100).min(last);
+    sorted_us
+        .get(index)
+        .map_or(0.0, |latency_us| f64::from(*latency_us) / 1_000.0)
+}
+
+/// Writes a suite's figures (DESIGN.md's format) to `path` and says so.
+pub(crate) fn write_json(
+    path: &std::path::Path,
+    figures: &serde_json::Value,
+) -> anyhow::Result<()> {
+    std::fs::write(path, serde_json::to_string_pretty(figures)?)
+        .with_context(|| format!("writing {}", path.display()))?;
+    println!("figures written to {}", path.display());
+    Ok(())
 }
