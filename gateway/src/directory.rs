@@ -13,6 +13,8 @@ use crate::routing::Side;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccountEntry {
     pub account_id: Uuid,
+    /// The side that keeps the account's real books.
+    pub home: Side,
     pub product_code: String,
     pub customer_id: String,
     pub currency: String,
@@ -58,14 +60,36 @@ pub struct PaymentEntry {
     pub created_at: DateTime<Utc>,
 }
 
+/// Accounts kept in memory at most, and for how long: an account's product, customer,
+/// home and ids do not change (a shadow copy's id is added, and a stale entry only means a
+/// shadow is skipped), so reads need no database round trip.
+pub const ACCOUNT_CACHE_MAX: usize = 100_000;
+pub const ACCOUNT_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(60);
+
+type Cache = std::sync::Arc<
+    std::sync::Mutex<std::collections::HashMap<Uuid, (std::time::Instant, AccountEntry)>>,
+>;
+
 #[derive(Debug, Clone)]
 pub struct Directory {
     db: Db,
+    cache: Cache,
 }
 
 fn entry(row: &corebank_db::tokio_postgres::Row) -> AccountEntry {
+    let account_id: Uuid = row.get("account_id");
+    let legacy_id: Option<Uuid> = row.get("legacy_id");
+    let home = row
+        .get::<_, Option<&str>>("home")
+        .and_then(Side::parse)
+        .unwrap_or(if legacy_id == Some(account_id) {
+            Side::Legacy
+        } else {
+            Side::Modern
+        });
     AccountEntry {
-        account_id: row.get("account_id"),
+        account_id,
+        home,
         product_code: row.get("product_code"),
         customer_id: row.get("customer_id"),
         currency: row.get("currency"),
@@ -76,7 +100,33 @@ fn entry(row: &corebank_db::tokio_postgres::Row) -> AccountEntry {
 
 impl Directory {
     pub fn new(db: Db) -> Directory {
-        Directory { db }
+        Directory {
+            db,
+            cache: Cache::default(),
+        }
+    }
+
+    fn cached(&self, account_id: Uuid) -> Option<AccountEntry> {
+        let cache = self.cache.lock().ok()?;
+        cache
+            .get(&account_id)
+            .filter(|(at, _)| at.elapsed() < ACCOUNT_CACHE_TTL)
+            .map(|(_, entry)| entry.clone())
+    }
+
+    fn remember(&self, entry: &AccountEntry) {
+        if let Ok(mut cache) = self.cache.lock() {
+            if cache.len() >= ACCOUNT_CACHE_MAX {
+                cache.clear();
+            }
+            cache.insert(entry.account_id, (std::time::Instant::now(), entry.clone()));
+        }
+    }
+
+    fn forget(&self, account_id: Uuid) {
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.remove(&account_id);
+        }
     }
 
     pub fn db(&self) -> &Db {
@@ -84,7 +134,10 @@ impl Directory {
     }
 
     pub async fn account(&self, account_id: Uuid) -> Result<Option<AccountEntry>, ApiError> {
-        Ok(self
+        if let Some(entry) = self.cached(account_id) {
+            return Ok(Some(entry));
+        }
+        let found = self
             .db
             .run_tx("gateway_directory_account", |tx| {
                 Box::pin(async move {
@@ -95,6 +148,30 @@ impl Directory {
                         )
                         .await?;
                     Ok::<_, TxError<ApiError>>(row.as_ref().map(entry))
+                })
+            })
+            .await?;
+        if let Some(entry) = &found {
+            self.remember(entry);
+        }
+        Ok(found)
+    }
+
+    /// Whether `id` is the id of a copy (an account's id on its non-home side): copies are
+    /// never addressed by channels.
+    pub async fn is_copy(&self, id: Uuid) -> Result<bool, ApiError> {
+        Ok(self
+            .db
+            .run_tx("gateway_directory_is_copy", |tx| {
+                Box::pin(async move {
+                    let row = tx
+                        .query_opt(
+                            "SELECT 1 FROM accounts WHERE (legacy_id = $1 OR modern_id = $1) \
+                             AND account_id <> $1 LIMIT 1",
+                            &[&id],
+                        )
+                        .await?;
+                    Ok::<_, TxError<ApiError>>(row.is_some())
                 })
             })
             .await?)
@@ -120,13 +197,13 @@ impl Directory {
     /// Records an account (a second record of the same id keeps the first) and answers the
     /// entry as stored.
     pub async fn record(&self, account: &AccountEntry) -> Result<AccountEntry, ApiError> {
-        Ok(self
+        let stored = self
             .db
             .run_tx("gateway_directory_record", |tx| {
                 Box::pin(async move {
                     tx.execute(
                         "INSERT INTO accounts (account_id, product_code, customer_id, currency, \
-                         legacy_id, modern_id, opened_at) VALUES ($1, $2, $3, $4, $5, $6, now()) \
+                         legacy_id, modern_id, home, opened_at) VALUES ($1, $2, $3, $4, $5, $6, $7, now()) \
                          ON CONFLICT (account_id) DO NOTHING",
                         &[
                             &account.account_id,
@@ -135,6 +212,7 @@ impl Directory {
                             &account.currency,
                             &account.legacy_id,
                             &account.modern_id,
+                            &account.home.as_str(),
                         ],
                     )
                     .await?;
@@ -147,7 +225,9 @@ impl Directory {
                     Ok::<_, TxError<ApiError>>(entry(&row))
                 })
             })
-            .await?)
+            .await?;
+        self.remember(&stored);
+        Ok(stored)
     }
 
     /// Notes the account's id on `side` (its shadow copy there was opened).
@@ -173,6 +253,7 @@ impl Directory {
                 })
             })
             .await?;
+        self.forget(account_id);
         Ok(())
     }
 

@@ -91,7 +91,15 @@ fn hex(bytes: &[u8]) -> String {
 /// The module's request id for a client's key: a UUID (version 4 layout) derived from both,
 /// the same on every replica and every retry.
 pub fn request_id_for(client: &str, key: &str) -> Uuid {
-    let digest = Sha256::digest(format!("corebank-gateway:{client}:{key}").as_bytes());
+    // Length-prefixed, so no (client, key) pair can be spelt like another.
+    let digest = Sha256::digest(
+        format!(
+            "corebank-gateway:{}:{client}:{}:{key}",
+            client.len(),
+            key.len()
+        )
+        .as_bytes(),
+    );
     let mut bytes = [0_u8; 16];
     bytes.copy_from_slice(&digest[..16]);
     uuid::Builder::from_random_bytes(bytes).into_uuid()
@@ -288,8 +296,9 @@ impl IdempotencyStore {
             .await?)
     }
 
-    /// Gives the key up (the request failed in a way that is safe to retry: nothing is
-    /// stored, so the retry runs again), recording the attempt in the audit trail.
+    /// Gives the key up (the request failed in a way that is safe to retry): the record
+    /// stays, with its lease ended, so the retry takes it over at once and keeps what was
+    /// pinned (the side it was sent to); the attempt is recorded in the audit trail.
     pub async fn abandon(
         &self,
         request: Fingerprint<'_>,
@@ -300,9 +309,9 @@ impl IdempotencyStore {
             .run_tx("gateway_idempotency_abandon", |tx| {
                 Box::pin(async move {
                     tx.execute(
-                        "DELETE FROM idempotency_keys WHERE client = $1 AND idempotency_key = $2 \
-                         AND owner = $3 AND state = 'in_flight'",
-                        &[&request.client, &request.key, &owner],
+                        "UPDATE idempotency_keys SET lease_until = $4 \
+                         WHERE client = $1 AND idempotency_key = $2 AND owner = $3 AND state = 'in_flight'",
+                        &[&request.client, &request.key, &owner, &(Utc::now() - chrono::Duration::milliseconds(1))],
                     )
                     .await?;
                     audit::append(&tx, audit_record).await?;
@@ -311,6 +320,40 @@ impl IdempotencyStore {
             })
             .await?;
         Ok(())
+    }
+
+    /// Pins the side a request is sent to, the first time; answers the pinned side (an
+    /// earlier attempt's, when there was one), or an error if this request no longer owns
+    /// the key.
+    pub async fn pin_side(
+        &self,
+        request: Fingerprint<'_>,
+        owner: Uuid,
+        side: &'static str,
+    ) -> Result<String, ApiError> {
+        Ok(self
+            .db
+            .run_tx("gateway_idempotency_pin_side", |tx| {
+                Box::pin(async move {
+                    let row = tx
+                        .query_opt(
+                            "UPDATE idempotency_keys SET side = COALESCE(side, $4) \
+                             WHERE client = $1 AND idempotency_key = $2 AND owner = $3 \
+                             AND state = 'in_flight' RETURNING side",
+                            &[&request.client, &request.key, &owner, &side],
+                        )
+                        .await?;
+                    match row {
+                        Some(row) => Ok(row.get::<_, String>(0)),
+                        None => Err(TxError::Abort(ApiError::new(
+                            StatusCode::CONFLICT,
+                            "request_in_flight",
+                            "another request took this Idempotency-Key over; retry later",
+                        ))),
+                    }
+                })
+            })
+            .await?)
     }
 
     /// Deletes up to `limit` records past retention; answers how many.

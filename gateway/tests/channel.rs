@@ -595,6 +595,23 @@ async fn a_shadowed_product_runs_on_both_books_and_a_difference_is_caught() {
     assert_eq!(cash["mismatched"], 0, "{summary}");
     let read = stack.get(&format!("/v1/accounts/{account}"), &token).await;
     assert_eq!(read.status, 200);
+    // The modern copy is shadow books, not an account channels may use.
+    let copy: Uuid = stack
+        ._database
+        .db_for("gateway")
+        .client()
+        .await
+        .unwrap()
+        .query_one(
+            "SELECT modern_id FROM accounts WHERE account_id = $1",
+            &[&Uuid::parse_str(&account).unwrap()],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let refused = stack.get(&format!("/v1/accounts/{copy}"), &token).await;
+    assert_eq!(refused.status, 404, "{}", refused.body);
+    assert_eq!(refused.body["code"], "unknown_account");
     let summary = shadow_summary(&stack, "accounts.read", 1).await;
     assert!(
         summary["mismatches"].as_array().unwrap().is_empty(),
@@ -757,4 +774,28 @@ async fn bodies_over_the_limit_and_unknown_fields_are_refused_and_change_nothing
     assert!(unknown.body["message"].as_str().unwrap().contains("colour"));
     let listed = stack.get("/v1/customers/c/accounts", &token).await;
     assert_eq!(listed.body["account_ids"], json!([]), "{}", listed.body);
+}
+
+#[tokio::test]
+async fn customers_of_one_channel_app_never_share_idempotency_keys() {
+    let stack = stack().await;
+    let key = Uuid::new_v4().to_string();
+    let mut opened = Vec::new();
+    for customer in ["cust-a", "cust-b"] {
+        let token = stack.token(Role::Channel, "mobile-app", Some(customer));
+        let answer = stack
+            .call(
+                reqwest::Method::POST,
+                "/v1/accounts",
+                Some(&token),
+                Some(&key),
+                Some(json!({ "product_code": "LEGACY-CURRENT" })),
+            )
+            .await;
+        assert_eq!(answer.status, 201, "{}", answer.body);
+        assert!(answer.header("idempotent-replayed").is_empty());
+        assert_eq!(answer.body["customer_id"], customer);
+        opened.push(answer.body["id"].as_str().unwrap().to_owned());
+    }
+    assert_ne!(opened[0], opened[1]);
 }

@@ -213,3 +213,53 @@ async fn an_abandoned_key_runs_again_and_an_expired_one_is_free() {
     tokio::time::sleep(Duration::from_millis(20)).await;
     assert_eq!(purge.purge_expired(100).await.unwrap(), 1);
 }
+
+#[tokio::test]
+async fn a_retry_under_a_key_goes_to_the_side_its_first_attempt_went_to() {
+    let database = TestDatabase::create().await;
+    let store = IdempotencyStore::new(
+        database.db_for("gateway"),
+        Duration::from_secs(30),
+        Duration::from_secs(3_600),
+    );
+    let Begin::Proceed { owner, .. } = store.begin(request("k", "h")).await.unwrap() else {
+        panic!("claimed");
+    };
+    assert_eq!(
+        store
+            .pin_side(request("k", "h"), owner, "legacy")
+            .await
+            .unwrap(),
+        "legacy"
+    );
+    // The attempt failed in a way that is safe to retry; the retry finds the route changed.
+    store
+        .abandon(request("k", "h"), owner, &record("504"))
+        .await
+        .unwrap();
+    let Begin::Proceed {
+        owner: retry,
+        reclaimed,
+    } = store.begin(request("k", "h")).await.unwrap()
+    else {
+        panic!("an abandoned key is claimed again at once");
+    };
+    assert!(reclaimed);
+    assert_eq!(
+        store
+            .pin_side(request("k", "h"), retry, "modern")
+            .await
+            .unwrap(),
+        "legacy",
+        "the retry goes where the first attempt went"
+    );
+    // The old owner can pin nothing any more.
+    assert_eq!(
+        store
+            .pin_side(request("k", "h"), owner, "modern")
+            .await
+            .unwrap_err()
+            .code,
+        "request_in_flight"
+    );
+}

@@ -2,12 +2,13 @@
 //! idempotency, routing to a side, the call, the audit record, and the answer with
 //! `X-Served-By`, `X-Route-Version` and `X-Route-Reason`.
 //!
-//! Where an account lives: an account is opened on the side its rule picks (with a copy on
-//! the other side's own books when the rule shadows), and the directory keeps its id on
-//! each side that holds it. Later requests go to the side the rule picks for the account
-//! (ownership, canary bucket, default) when that side holds it, and otherwise to the side
-//! that does (`X-Route-Reason: not_on_side`): money never moves on books that do not hold
-//! the account.
+//! Where an account lives: a new account is opened on the side its product's rule picks
+//! (ownership, canary bucket, default), which becomes its **home**; with a shadowing rule the
+//! other side opens a copy on its own books. Every real request about the account goes to
+//! its home (`X-Route-Reason: home` when the rule would pick the other side): a copy only
+//! ever receives shadow traffic, because its balance is not the customer's money (payments
+//! are never shadowed, and dropped shadows never reach it). Moving an account's home is the
+//! account migration's job (it moves the balance and the holds), not a routing change.
 
 pub mod json;
 
@@ -232,7 +233,7 @@ struct Route {
     operation: &'static str,
     side: Side,
     decision: Decision,
-    /// The decided side does not hold the account: served by the side that does.
+    /// The rule would pick the other side, but the account's home serves it.
     not_on_side: bool,
 }
 
@@ -240,12 +241,12 @@ impl Route {
     /// The side that gets a shadow copy, when the rule asks for one and the request was
     /// routed as decided.
     fn shadow_side(&self) -> Option<Side> {
-        (!self.not_on_side && self.decision.shadow.is_some()).then(|| self.side.other())
+        self.decision.shadow.is_some().then(|| self.side.other())
     }
 
     fn reason(&self) -> &'static str {
         if self.not_on_side {
-            return "not_on_side";
+            return "home";
         }
         match self.decision.reason {
             crate::routing::Reason::Ownership => "ownership",
@@ -285,6 +286,14 @@ impl GatewayState {
         if let Some(entry) = self.directory.account(account_id).await? {
             return Ok(entry);
         }
+        // A copy's id (an account's id on its non-home side) is not an account channels use.
+        if self.directory.is_copy(account_id).await? {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "unknown_account",
+                format!("no account {account_id}"),
+            ));
+        }
         for side in [Side::Legacy, Side::Modern] {
             let mut clients = self.upstreams.side(side);
             match clients
@@ -304,6 +313,7 @@ impl GatewayState {
                         .directory
                         .record(&AccountEntry {
                             account_id,
+                            home: side,
                             product_code: found.product_code,
                             customer_id: found.customer_id,
                             currency: found.currency,
@@ -330,17 +340,15 @@ impl GatewayState {
             operation,
             Some(&account.account_id.to_string()),
         );
-        let on_side = account.id_on(decision.primary).is_some();
         Route {
             product: account.product_code.clone(),
             operation,
-            side: if on_side {
-                decision.primary
-            } else {
-                decision.primary.other()
-            },
+            // Real requests go to the account's home, whatever the rule would pick: a copy
+            // on the other side only ever receives shadow traffic (its balance is not the
+            // customer's money), until an account migration moves the account.
+            side: account.home,
+            not_on_side: decision.primary != account.home,
             decision,
-            not_on_side: !on_side,
         }
     }
 }
@@ -374,6 +382,9 @@ fn refusal(error: ApiError, route: Option<&Route>) -> Response {
 /// A mutating request's frame: its key, what it stands for, and who sent it.
 struct Mutation {
     context: RequestContext,
+    /// Whose keys these are: the token's subject, and the customer it is bound to (two
+    /// customers of one channel app never share a key space).
+    client: String,
     key: String,
     method: Method,
     path: String,
@@ -391,8 +402,17 @@ impl Mutation {
     ) -> Result<Mutation, ApiError> {
         let key =
             idempotency::parse_key(headers.get("idempotency-key").and_then(|v| v.to_str().ok()))?;
+        let client = match &context.principal.customer_id {
+            Some(customer) => format!(
+                "{}:{}/customer:{customer}",
+                context.principal.subject.len(),
+                context.principal.subject
+            ),
+            None => context.principal.subject.clone(),
+        };
         Ok(Mutation {
             action: format!("{method} {path}"),
+            client,
             context,
             key,
             method,
@@ -403,7 +423,7 @@ impl Mutation {
 
     fn fingerprint(&self) -> Fingerprint<'_> {
         Fingerprint {
-            client: &self.context.principal.subject,
+            client: &self.client,
             key: &self.key,
             method: self.method.as_str(),
             path: &self.path,
@@ -413,7 +433,7 @@ impl Mutation {
 
     /// The module's request id: the key, per client.
     fn request_id(&self) -> String {
-        idempotency::request_id_for(&self.context.principal.subject, &self.key).to_string()
+        idempotency::request_id_for(&self.client, &self.key).to_string()
     }
 
     fn audit(
@@ -507,9 +527,43 @@ fn observe(state: &GatewayState, done: &mut Done, request_id: &str) {
 /// flight (409, `Retry-After`) or a key reused for another request (422); otherwise `work`
 /// runs and its answer is stored with its audit record. A failure that is safe to retry
 /// gives the key back (the module dedupes the retry by the same request id).
+/// Pins the side a mutation is sent to, for retries under its key.
+#[derive(Debug, Clone)]
+struct SidePin {
+    store: IdempotencyStore,
+    client: String,
+    key: String,
+    method: String,
+    path: String,
+    body_hash: String,
+    owner: Uuid,
+}
+
+impl SidePin {
+    /// The side to send to: `decided`, unless an earlier attempt under this key went
+    /// elsewhere.
+    async fn side(&self, decided: Side) -> Result<Side, ApiError> {
+        let pinned = self
+            .store
+            .pin_side(
+                Fingerprint {
+                    client: &self.client,
+                    key: &self.key,
+                    method: &self.method,
+                    path: &self.path,
+                    body_hash: &self.body_hash,
+                },
+                self.owner,
+                decided.as_str(),
+            )
+            .await?;
+        Side::parse(&pinned).ok_or_else(|| ApiError::internal(format!("pinned side {pinned:?}")))
+    }
+}
+
 async fn once<F, Fut>(state: &GatewayState, mutation: Mutation, resource: &str, work: F) -> Response
 where
-    F: FnOnce(String) -> Fut,
+    F: FnOnce(String, SidePin) -> Fut,
     Fut: std::future::Future<Output = Done>,
 {
     let owner = match state.idempotency.begin(mutation.fingerprint()).await {
@@ -547,7 +601,16 @@ where
         }
         Ok(Begin::Proceed { owner, .. }) => owner,
     };
-    let work = tokio::time::timeout(state.request_timeout, work(mutation.request_id()));
+    let pin = SidePin {
+        store: state.idempotency.clone(),
+        client: mutation.client.clone(),
+        key: mutation.key.clone(),
+        method: mutation.method.as_str().to_owned(),
+        path: mutation.path.clone(),
+        body_hash: mutation.body_hash.clone(),
+        owner,
+    };
+    let work = tokio::time::timeout(state.request_timeout, work(mutation.request_id(), pin));
     let mut done = match work.await {
         Ok(done) => done,
         Err(_) => Done::refused(ApiError::new(
@@ -688,7 +751,7 @@ async fn open_account(
     };
     let resource = format!("customer:{customer_id}");
     let worker = Arc::clone(&state);
-    once(&state, mutation, &resource, |request_id| async move {
+    once(&state, mutation, &resource, |request_id, pin| async move {
         let state = worker;
         // A new account is routed by its product; its canary bucket is the request's.
         let decision =
@@ -696,12 +759,17 @@ async fn open_account(
                 .router
                 .table()
                 .decide(&parsed.product_code, "accounts.write", Some(&request_id));
+        // A retry under the same key goes where the first attempt went.
+        let side = match pin.side(decision.primary).await {
+            Ok(side) => side,
+            Err(error) => return Done::refused(error),
+        };
         let route = Route {
             product: parsed.product_code.clone(),
             operation: "accounts.write",
-            side: decision.primary,
+            side,
+            not_on_side: side != decision.primary,
             decision,
-            not_on_side: false,
         };
         let opened_on = parsed.opened_on.clone().unwrap_or_default();
         let opened = open_on(
@@ -741,6 +809,7 @@ async fn open_account(
             .directory
             .record(&AccountEntry {
                 account_id: id,
+                home: route.side,
                 product_code: account.product_code.clone(),
                 customer_id: account.customer_id.clone(),
                 currency: account.currency.clone(),
@@ -1004,7 +1073,12 @@ async fn list_accounts(
             .await
         {
             for account in listed.into_inner().accounts {
-                if !ids.contains(&account.id) {
+                // The legacy side also lists the copies it keeps for the gateway's shadows.
+                let copy = match Uuid::parse_str(&account.id) {
+                    Ok(id) => state.directory.is_copy(id).await.unwrap_or(true),
+                    Err(_) => true,
+                };
+                if !copy && !ids.contains(&account.id) {
                     ids.push(account.id);
                 }
             }
@@ -1094,7 +1168,7 @@ async fn cash(
     };
     let resource = format!("account:{account_id}");
     let worker = Arc::clone(&state);
-    once(&state, mutation, &resource, |request_id| async move {
+    once(&state, mutation, &resource, |request_id, _pin| async move {
         let state = worker;
         let route = state.route(&account, "cash");
         let request = |request_id: String, id: Uuid| dpb::CashRequest {
@@ -1238,7 +1312,7 @@ async fn place_hold(
     };
     let resource = format!("account:{account_id}");
     let worker = Arc::clone(&state);
-    once(&state, mutation, &resource, |request_id| async move {
+    once(&state, mutation, &resource, |request_id, _pin| async move {
         let state = worker;
         let route = state.route(&account, "holds");
         let request = |request_id: String, id: Uuid| dpb::PlaceHoldRequest {
@@ -1371,7 +1445,7 @@ async fn release_hold(
     };
     let resource = format!("hold:{hold_id}");
     let worker = Arc::clone(&state);
-    once(&state, mutation, &resource, |request_id| async move {
+    once(&state, mutation, &resource, |request_id, _pin| async move {
         let state = worker;
         let route = state.route(&account, "holds");
         // A hold is released where it was placed.
@@ -1471,7 +1545,7 @@ async fn close_account(
     };
     let resource = format!("account:{account_id}");
     let worker = Arc::clone(&state);
-    once(&state, mutation, &resource, |request_id| async move {
+    once(&state, mutation, &resource, |request_id, _pin| async move {
         let state = worker;
         let route = state.route(&account, "accounts.write");
         let request = |request_id: String, id: Uuid| dpb::ChangeStatusRequest {
@@ -1569,7 +1643,7 @@ async fn transfer(
     };
     let resource = format!("account:{}", parsed.from_account_id);
     let worker = Arc::clone(&state);
-    once(&state, mutation, &resource, |request_id| async move {
+    once(&state, mutation, &resource, |request_id, _pin| async move {
         let state = worker;
         let route = state.route(&from, "transfers");
         let request = |request_id: String, from_id: Uuid, to_id: Uuid| ppb::InternalTransferRequest {
@@ -1640,7 +1714,7 @@ async fn initiate_payment(
     };
     let resource = format!("account:{}", parsed.debtor_account_id);
     let worker = Arc::clone(&state);
-    let mut response = once(&state, mutation, &resource, |request_id| async move {
+    let mut response = once(&state, mutation, &resource, |request_id, _pin| async move {
         let state = worker;
         // Payments are never shadowed: a copy would be a second real payment.
         let mut route = state.route(&debtor, "payments");
@@ -1821,29 +1895,34 @@ async fn cancel_payment(
     };
     let resource = format!("payment:{payment_id}");
     let worker = Arc::clone(&state);
-    once(&state, mutation, &resource, |_request_id| async move {
-        let state = worker;
-        let outcome = state
-            .upstreams
-            .side(payment.side)
-            .payments
-            .cancel_payment(ppb::CancelPaymentRequest {
-                payment_id: payment_id.clone(),
-                reason: parsed.reason.clone().unwrap_or_default(),
-            })
-            .await
-            .map(|p| {
-                (
-                    StatusCode::OK,
-                    json::payment(&p.into_inner(), &payment.account_id.to_string()),
-                )
-            })
-            .map_err(|s| api_error_of(&s, payment.side));
-        Done {
-            outcome,
-            route: None,
-            shadow: None,
-        }
-    })
+    once(
+        &state,
+        mutation,
+        &resource,
+        |_request_id, _pin| async move {
+            let state = worker;
+            let outcome = state
+                .upstreams
+                .side(payment.side)
+                .payments
+                .cancel_payment(ppb::CancelPaymentRequest {
+                    payment_id: payment_id.clone(),
+                    reason: parsed.reason.clone().unwrap_or_default(),
+                })
+                .await
+                .map(|p| {
+                    (
+                        StatusCode::OK,
+                        json::payment(&p.into_inner(), &payment.account_id.to_string()),
+                    )
+                })
+                .map_err(|s| api_error_of(&s, payment.side));
+            Done {
+                outcome,
+                route: None,
+                shadow: None,
+            }
+        },
+    )
     .await
 }

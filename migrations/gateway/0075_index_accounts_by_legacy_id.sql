@@ -1,0 +1,1 @@
+CREATE INDEX accounts_by_legacy_id ON accounts (legacy_id);
