@@ -23,6 +23,9 @@ enum BenchSuite {
     /// pgbench TPC-B, then internal transfers through the payments gRPC API (payments →
     /// deposits → ledger).
     Payments(crate::bench_payments::PaymentsBenchOptions),
+    /// pgbench TPC-B, then the same read and internal transfer directly on the module over
+    /// gRPC, through the gateway, and through nginx in front of the gateway.
+    Gateway(crate::bench_gateway::GatewayBenchOptions),
 }
 
 #[derive(Debug, Subcommand)]
@@ -138,6 +141,9 @@ pub async fn run() -> anyhow::Result<()> {
                 BenchSuite::Saga(options) => crate::bench_saga::saga(&settings, &options).await,
                 BenchSuite::Payments(options) => {
                     crate::bench_payments::payments(&settings, &options).await
+                }
+                BenchSuite::Gateway(options) => {
+                    crate::bench_gateway::gateway(&settings, &options).await
                 }
             }
         }

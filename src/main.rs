@@ -2,6 +2,7 @@
 //! crates; this file only parses the command line and reports errors.
 
 mod bench;
+mod bench_gateway;
 mod bench_payments;
 mod bench_saga;
 mod cli;
