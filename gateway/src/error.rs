@@ -23,7 +23,9 @@ impl ApiError {
             status,
             code: code.to_owned(),
             message: message.into(),
-            retry_safe: status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS,
+            // A 501 will not change by trying again; other 5xx and 429 may.
+            retry_safe: (status.is_server_error() && status != StatusCode::NOT_IMPLEMENTED)
+                || status == StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -92,11 +94,14 @@ impl IntoResponse for ApiError {
 impl From<corebank_db::DbError> for ApiError {
     fn from(error: corebank_db::DbError) -> ApiError {
         match error {
-            corebank_db::DbError::Unavailable { message } => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                format!("the gateway's database is unavailable: {message}"),
-            ),
+            corebank_db::DbError::Unavailable { message } => {
+                tracing::warn!(error = %message, "the gateway's database is unavailable");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "the gateway's database is unavailable; retry later",
+                )
+            }
             other => ApiError::internal(other),
         }
     }

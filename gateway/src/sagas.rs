@@ -229,6 +229,23 @@ async fn act(
         actor: actor.clone(),
         reason: parsed.reason.clone(),
     };
+    // The request is in the audit trail before the saga is touched: the action may take
+    // effect even if the outcome record below could not be written.
+    let intent = AuditRecord {
+        at: Utc::now(),
+        actor: actor.clone(),
+        surface: Surface::Admin.name().to_owned(),
+        action: format!("sagas.{action}"),
+        resource: format!("saga:{saga_id}"),
+        origin: context.origin.clone(),
+        outcome: "requested".to_owned(),
+        request_id: context.request_id.clone(),
+        route: None,
+        details: json!({ "reason": parsed.reason, "resolution": parsed.resolution }),
+    };
+    if let Err(error) = audit::append_alone(&state.db, &intent).await {
+        return ApiError::from(error).into_response();
+    }
     let mut client = state.client.clone();
     let result = match action.as_str() {
         "retry" => client.retry_now(request).await,

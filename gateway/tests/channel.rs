@@ -745,7 +745,8 @@ async fn payments_start_with_202_and_their_sagas_are_operated_through_the_admin_
         .await
         .unwrap()
         .query_one(
-            "SELECT COUNT(*) FROM audit_log WHERE action = 'sagas.retry' AND actor = 'operator-a'",
+            "SELECT COUNT(*) FROM audit_log WHERE action = 'sagas.retry' AND actor = 'operator-a' \
+             AND outcome <> 'requested'",
             &[],
         )
         .await
@@ -774,6 +775,26 @@ async fn bodies_over_the_limit_and_unknown_fields_are_refused_and_change_nothing
     assert!(unknown.body["message"].as_str().unwrap().contains("colour"));
     let listed = stack.get("/v1/customers/c/accounts", &token).await;
     assert_eq!(listed.body["account_ids"], json!([]), "{}", listed.body);
+    // Refused before they ran, and still in the audit trail.
+    let audited: Vec<(String, String)> = stack
+        ._database
+        .db_for("gateway")
+        .client()
+        .await
+        .unwrap()
+        .query(
+            "SELECT action, outcome FROM audit_log WHERE actor = 'mobile-app' ORDER BY at",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect();
+    assert!(
+        audited.contains(&("accounts.open".to_owned(), "invalid_argument".to_owned())),
+        "{audited:?}"
+    );
 }
 
 #[tokio::test]

@@ -226,6 +226,19 @@ fn parse_id(text: &str, what: &str) -> Result<Uuid, ApiError> {
     })
 }
 
+/// An id in a side's answer: when it is not a UUID the side misbehaved after doing the work,
+/// which is the side's failure (502), not the caller's.
+fn side_answer_id(text: &str, what: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(text).map_err(|_| {
+        tracing::error!(id = text, what, "a side answered an id that is not a UUID");
+        ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "upstream_error",
+            "a core answered something the gateway cannot read; retry later with the same Idempotency-Key",
+        )
+    })
+}
+
 /// Where a request goes, and why.
 #[derive(Debug, Clone)]
 struct Route {
@@ -507,9 +520,16 @@ fn observe(state: &GatewayState, done: &mut Done, request_id: &str) {
         return;
     };
     let primary = answer_of(&done.outcome);
-    state
-        .shadow
-        .observe_primary(&route.product, route.operation, route.side, &primary);
+    // The rollback window judges the side, not the gateway: the gateway's own failures
+    // (its database, its bugs) are left out.
+    let gateway_failure = done.outcome.as_ref().err().is_some_and(|error| {
+        error.code == "internal" || error.message.starts_with("the gateway's database")
+    });
+    if !gateway_failure {
+        state
+            .shadow
+            .observe_primary(&route.product, route.operation, route.side, &primary);
+    }
     if let (Some(shadow_side), Some(run)) = (route.shadow_side(), done.shadow.take()) {
         state.shadow.submit(ShadowJob {
             product: route.product.clone(),
@@ -527,6 +547,46 @@ fn observe(state: &GatewayState, done: &mut Done, request_id: &str) {
 /// flight (409, `Retry-After`) or a key reused for another request (422); otherwise `work`
 /// runs and its answer is stored with its audit record. A failure that is safe to retry
 /// gives the key back (the module dedupes the retry by the same request id).
+/// A mutating request as the audit trail names it, for refusals made before it ran (no
+/// token or scope, a bad body, a missing key, an unknown or another customer's account).
+struct Attempt {
+    actor: String,
+    origin: String,
+    request_id: String,
+    action: &'static str,
+}
+
+impl Attempt {
+    fn of(ctx: &Ctx, headers: &HeaderMap, action: &'static str) -> Attempt {
+        let context = ctx.as_ref().map(|axum::Extension(c)| c);
+        Attempt {
+            actor: context.map_or_else(|| "anonymous".to_owned(), |c| c.principal.subject.clone()),
+            origin: context.map_or_else(|| origin_of(headers), |c| c.origin.clone()),
+            request_id: context.map_or_else(|| request_id_of(headers), |c| c.request_id.clone()),
+            action,
+        }
+    }
+
+    async fn refused(&self, state: &GatewayState, error: ApiError) -> Response {
+        let record = AuditRecord {
+            at: Utc::now(),
+            actor: self.actor.clone(),
+            surface: Surface::Channel.name().to_owned(),
+            action: self.action.to_owned(),
+            resource: "-".to_owned(),
+            origin: self.origin.clone(),
+            outcome: error.code.clone(),
+            request_id: self.request_id.clone(),
+            route: None,
+            details: json!({ "status": error.status.as_u16() }),
+        };
+        if let Err(failure) = audit::append_alone(state.directory.db(), &record).await {
+            tracing::error!(error = %failure, "a refused request could not be audited");
+        }
+        error.into_response()
+    }
+}
+
 /// Pins the side a mutation is sent to, for retries under its key.
 #[derive(Debug, Clone)]
 struct SidePin {
@@ -566,7 +626,20 @@ where
     F: FnOnce(String, SidePin) -> Fut,
     Fut: std::future::Future<Output = Done>,
 {
-    let owner = match state.idempotency.begin(mutation.fingerprint()).await {
+    let begin = state.idempotency.begin(mutation.fingerprint()).await;
+    let answered = match &begin {
+        Ok(Begin::Replay { status, .. }) => Some(format!("replayed {status}")),
+        Ok(Begin::InFlight { .. }) => Some("request_in_flight".to_owned()),
+        Ok(Begin::Mismatch) => Some("idempotency_key_reused".to_owned()),
+        Ok(Begin::Proceed { .. }) | Err(_) => None,
+    };
+    if let Some(outcome) = answered {
+        let record = mutation.audit(resource, &outcome, None, json!({}));
+        if let Err(failure) = audit::append_alone(state.directory.db(), &record).await {
+            tracing::error!(error = %failure, "an idempotent answer could not be audited");
+        }
+    }
+    let owner = match begin {
         Err(error) => return error.into_response(),
         Ok(Begin::Replay { status, body }) => {
             let mut response = respond(
@@ -726,6 +799,7 @@ async fn open_account(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let attempt = Attempt::of(&ctx, &headers, "accounts.open");
     let prepared = (|| {
         let context = context(ctx)?;
         scope_needed(&context, scope::ACCOUNTS_WRITE)?;
@@ -747,7 +821,7 @@ async fn open_account(
     })();
     let (mutation, parsed, customer_id) = match prepared {
         Ok(prepared) => prepared,
-        Err(error) => return error.into_response(),
+        Err(error) => return attempt.refused(&state, error).await,
     };
     let resource = format!("customer:{customer_id}");
     let worker = Arc::clone(&state);
@@ -791,7 +865,7 @@ async fn open_account(
                 };
             }
         };
-        let id = match parse_id(&account.id, "the side's account id") {
+        let id = match side_answer_id(&account.id, "the side's account id") {
             Ok(id) => id,
             Err(error) => {
                 return Done {
@@ -840,7 +914,7 @@ async fn open_account(
                     opened_on,
                 )
                 .await?;
-                let copy_id = parse_id(&copy.id, "the shadow side's account id")?;
+                let copy_id = side_answer_id(&copy.id, "the shadow side's account id")?;
                 state.directory.set_side_id(id, side, copy_id).await?;
                 Ok((StatusCode::CREATED, json::account(&copy, &channel_id)))
             }
@@ -1148,6 +1222,7 @@ async fn cash(
     body: Bytes,
     deposit: bool,
 ) -> Response {
+    let attempt = Attempt::of(&ctx, &headers, "accounts.cash");
     let path = format!(
         "/v1/accounts/{account_id}/{}",
         if deposit { "deposits" } else { "withdrawals" }
@@ -1164,7 +1239,7 @@ async fn cash(
     .await
     {
         Ok(prepared) => prepared,
-        Err(error) => return error.into_response(),
+        Err(error) => return attempt.refused(&state, error).await,
     };
     let resource = format!("account:{account_id}");
     let worker = Arc::clone(&state);
@@ -1262,7 +1337,7 @@ fn hold_call(
             .await
             .map_err(|s| api_error_of(&s, side))?
             .into_inner();
-        let side_hold = parse_id(&hold.id, "the side's hold id")?;
+        let side_hold = side_answer_id(&hold.id, "the side's hold id")?;
         // The channel's hold id is the primary's; a shadow copy is noted under it.
         let channel_hold = match record {
             Some((channel_hold, account)) => {
@@ -1295,6 +1370,7 @@ async fn place_hold(
     Path(account_id): Path<String>,
     body: Bytes,
 ) -> Response {
+    let attempt = Attempt::of(&ctx, &headers, "holds.place");
     let path = format!("/v1/accounts/{account_id}/holds");
     let (mutation, parsed, account) = match account_mutation::<json::HoldBody>(
         &state,
@@ -1308,7 +1384,7 @@ async fn place_hold(
     .await
     {
         Ok(prepared) => prepared,
-        Err(error) => return error.into_response(),
+        Err(error) => return attempt.refused(&state, error).await,
     };
     let resource = format!("account:{account_id}");
     let worker = Arc::clone(&state);
@@ -1413,6 +1489,7 @@ async fn release_hold(
     Path((account_id, hold_id)): Path<(String, String)>,
     body: Bytes,
 ) -> Response {
+    let attempt = Attempt::of(&ctx, &headers, "holds.release");
     let path = format!("/v1/accounts/{account_id}/holds/{hold_id}/release");
     let prepared = async {
         let (mutation, _, account) = account_mutation::<json::ReasonBody>(
@@ -1441,7 +1518,7 @@ async fn release_hold(
     };
     let (mutation, account, hold) = match prepared.await {
         Ok(prepared) => prepared,
-        Err(error) => return error.into_response(),
+        Err(error) => return attempt.refused(&state, error).await,
     };
     let resource = format!("hold:{hold_id}");
     let worker = Arc::clone(&state);
@@ -1528,6 +1605,7 @@ async fn close_account(
     Path(account_id): Path<String>,
     body: Bytes,
 ) -> Response {
+    let attempt = Attempt::of(&ctx, &headers, "accounts.close");
     let path = format!("/v1/accounts/{account_id}/close");
     let (mutation, parsed, account) = match account_mutation::<json::ReasonBody>(
         &state,
@@ -1541,7 +1619,7 @@ async fn close_account(
     .await
     {
         Ok(prepared) => prepared,
-        Err(error) => return error.into_response(),
+        Err(error) => return attempt.refused(&state, error).await,
     };
     let resource = format!("account:{account_id}");
     let worker = Arc::clone(&state);
@@ -1619,6 +1697,7 @@ async fn transfer(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let attempt = Attempt::of(&ctx, &headers, "transfers.create");
     let prepared = async {
         let context = context(ctx)?;
         scope_needed(&context, scope::ACCOUNTS_WRITE)?;
@@ -1639,7 +1718,7 @@ async fn transfer(
     };
     let (mutation, parsed, from, to) = match prepared.await {
         Ok(prepared) => prepared,
-        Err(error) => return error.into_response(),
+        Err(error) => return attempt.refused(&state, error).await,
     };
     let resource = format!("account:{}", parsed.from_account_id);
     let worker = Arc::clone(&state);
@@ -1694,6 +1773,7 @@ async fn initiate_payment(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let attempt = Attempt::of(&ctx, &headers, "payments.initiate");
     let prepared = async {
         let context = context(ctx)?;
         scope_needed(&context, scope::PAYMENTS_WRITE)?;
@@ -1710,7 +1790,7 @@ async fn initiate_payment(
     };
     let (mutation, parsed, debtor) = match prepared.await {
         Ok(prepared) => prepared,
-        Err(error) => return error.into_response(),
+        Err(error) => return attempt.refused(&state, error).await,
     };
     let resource = format!("account:{}", parsed.debtor_account_id);
     let worker = Arc::clone(&state);
@@ -1744,7 +1824,7 @@ async fn initiate_payment(
             Err(status) => Err(api_error_of(&status, route.side)),
             Ok(answer) => {
                 let payment = answer.into_inner();
-                match parse_id(&payment.id, "the side's payment id") {
+                match side_answer_id(&payment.id, "the side's payment id") {
                     Err(error) => Err(error),
                     Ok(payment_id) => state
                         .directory
@@ -1875,6 +1955,7 @@ async fn cancel_payment(
     Path(payment_id): Path<String>,
     body: Bytes,
 ) -> Response {
+    let attempt = Attempt::of(&ctx, &headers, "payments.cancel");
     let prepared = async {
         let context = context(ctx)?;
         scope_needed(&context, scope::PAYMENTS_WRITE)?;
@@ -1891,7 +1972,7 @@ async fn cancel_payment(
     };
     let (mutation, parsed, payment) = match prepared.await {
         Ok(prepared) => prepared,
-        Err(error) => return error.into_response(),
+        Err(error) => return attempt.refused(&state, error).await,
     };
     let resource = format!("payment:{payment_id}");
     let worker = Arc::clone(&state);

@@ -633,6 +633,18 @@ impl Settings {
 
     /// Checks settings that depend on each other.
     fn checked(self) -> Result<Settings, SettingsError> {
+        if self.gateway_idempotency_lease_ms < self.gateway_request_timeout_ms.saturating_mul(2) {
+            return Err(SettingsError::Invalid {
+                name: "COREBANK_GATEWAY_IDEMPOTENCY_LEASE_MS",
+                value: self.gateway_idempotency_lease_ms.to_string(),
+                problem: format!(
+                    "a request could still be running when its key is taken over \
+                     (COREBANK_GATEWAY_REQUEST_TIMEOUT_MS is {})",
+                    self.gateway_request_timeout_ms
+                ),
+                fix: "make it at least twice COREBANK_GATEWAY_REQUEST_TIMEOUT_MS".to_owned(),
+            });
+        }
         if self.relay_lease_ms < self.relay_publish_timeout_ms.saturating_mul(2) {
             return Err(SettingsError::Invalid {
                 name: "COREBANK_RELAY_LEASE_MS",
