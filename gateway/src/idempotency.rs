@@ -29,6 +29,8 @@ pub enum Begin {
     Replay {
         status: u16,
         body: serde_json::Value,
+        /// The route decision that served it, when one was made.
+        route: Option<serde_json::Value>,
     },
     /// Another request with this key is in flight.
     InFlight { retry_after_s: u64 },
@@ -157,7 +159,7 @@ impl IdempotencyStore {
                     let row = tx
                         .query_opt(
                             "SELECT method, path, body_hash, state, lease_until, status, response, \
-                             expires_at FROM idempotency_keys \
+                             expires_at, route FROM idempotency_keys \
                              WHERE client = $1 AND idempotency_key = $2 FOR UPDATE",
                             &[&request.client, &request.key],
                         )
@@ -219,6 +221,7 @@ impl IdempotencyStore {
                             body: row
                                 .get::<_, Option<serde_json::Value>>("response")
                                 .unwrap_or(serde_json::Value::Null),
+                            route: row.get("route"),
                         });
                     }
                     let lease_until: DateTime<Utc> = row.get("lease_until");
@@ -275,7 +278,7 @@ impl IdempotencyStore {
                     let updated = tx
                         .execute(
                             "UPDATE idempotency_keys SET state = 'completed', status = $4, \
-                             response = $5, completed_at = $6, expires_at = $7 \
+                             response = $5, completed_at = $6, expires_at = $7, route = $8 \
                              WHERE client = $1 AND idempotency_key = $2 AND owner = $3 \
                              AND state = 'in_flight'",
                             &[
@@ -286,6 +289,7 @@ impl IdempotencyStore {
                                 body,
                                 &now,
                                 &(now + retention),
+                                &audit_record.route,
                             ],
                         )
                         .await?;

@@ -312,6 +312,11 @@ async fn requests_flow_from_http_through_both_sides_to_the_ledger_and_the_legacy
         .await;
     assert_eq!(again.status, 201);
     assert_eq!(again.header("idempotent-replayed"), "true");
+    assert_eq!(again.header("x-served-by"), "legacy");
+    assert_eq!(
+        again.header("x-route-version"),
+        first.header("x-route-version")
+    );
     assert_eq!(again.body, first.body);
     let other = stack
         .call(

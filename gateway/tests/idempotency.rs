@@ -77,7 +77,11 @@ async fn a_completed_request_replays_and_another_request_under_its_key_is_refuse
     );
     assert_eq!(
         store.begin(request("k1", "h1")).await.unwrap(),
-        Begin::Replay { status: 201, body }
+        Begin::Replay {
+            status: 201,
+            body,
+            route: None
+        }
     );
     assert_eq!(
         store.begin(request("k1", "other-body")).await.unwrap(),
@@ -153,7 +157,11 @@ async fn a_key_whose_owner_crashed_is_taken_over_after_its_lease() {
     );
     assert_eq!(
         store.begin(request("k", "h")).await.unwrap(),
-        Begin::Replay { status: 201, body }
+        Begin::Replay {
+            status: 201,
+            body,
+            route: None
+        }
     );
 }
 

@@ -641,15 +641,35 @@ where
     }
     let owner = match begin {
         Err(error) => return error.into_response(),
-        Ok(Begin::Replay { status, body }) => {
+        Ok(Begin::Replay {
+            status,
+            body,
+            route,
+        }) => {
             let mut response = respond(
                 StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
                 body,
                 None,
             );
-            response
-                .headers_mut()
-                .insert("idempotent-replayed", HeaderValue::from_static("true"));
+            let headers = response.headers_mut();
+            headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
+            // The first answer's route, as it was.
+            if let Some(route) = route {
+                for (header, field) in [
+                    ("x-served-by", "side"),
+                    ("x-route-version", "version"),
+                    ("x-route-reason", "reason"),
+                ] {
+                    let value = match &route[field] {
+                        Value::String(text) => text.clone(),
+                        Value::Null => continue,
+                        other => other.to_string(),
+                    };
+                    if let Ok(value) = HeaderValue::from_str(&value) {
+                        headers.insert(header, value);
+                    }
+                }
+            }
             return response;
         }
         Ok(Begin::InFlight { retry_after_s }) => {
