@@ -107,5 +107,11 @@ pub fn api_error_of(status: &tonic::Status, side: Side) -> ApiError {
     } else {
         code
     };
+    if code == "cannot_cancel" {
+        // The saga is busy with a step: a later attempt may succeed.
+        let mut error = ApiError::new(StatusCode::CONFLICT, &code, status.message().to_owned());
+        error.retry_safe = true;
+        return error;
+    }
     ApiError::new(http, &code, status.message().to_owned())
 }

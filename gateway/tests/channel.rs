@@ -699,6 +699,58 @@ async fn payments_start_with_202_and_their_sagas_are_operated_through_the_admin_
         .get(&format!("/v1/payments/{payment_id}"), &token)
         .await;
     assert_eq!(followed.status, 200, "{}", followed.body);
+    // Cancelling twice (two keys, as after a lost answer) answers cancelled both times, or
+    // past_pivot if the payment reached the rail first.
+    // A saga busy with a step answers 409 cannot_cancel (retry-safe): try again.
+    let cancel_key = Uuid::new_v4().to_string();
+    let cancel_path = format!("/v1/payments/{payment_id}/cancel");
+    let mut first_cancel = stack
+        .call(
+            reqwest::Method::POST,
+            &cancel_path,
+            Some(&token),
+            Some(&cancel_key),
+            Some(json!({})),
+        )
+        .await;
+    for _ in 0..100 {
+        if first_cancel.body["code"] != "cannot_cancel" {
+            break;
+        }
+        assert_eq!(first_cancel.status, 409);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        first_cancel = stack
+            .call(
+                reqwest::Method::POST,
+                &cancel_path,
+                Some(&token),
+                Some(&cancel_key),
+                Some(json!({})),
+            )
+            .await;
+    }
+    if first_cancel.status == 200 {
+        let second = stack
+            .post(
+                &format!("/v1/payments/{payment_id}/cancel"),
+                &token,
+                json!({}),
+            )
+            .await;
+        assert_eq!(second.status, 200, "{}", second.body);
+        assert!(
+            ["cancelled", "unwinding"]
+                .contains(&second.body["status"].as_str().unwrap_or_default()),
+            "{}",
+            second.body
+        );
+    } else {
+        assert_eq!(
+            first_cancel.body["code"], "past_pivot",
+            "{}",
+            first_cancel.body
+        );
+    }
 
     // The payment's saga, seen and operated by a migration operator.
     let operator = stack.token(Role::Operator, "operator-a", None);

@@ -2018,6 +2018,32 @@ async fn cancel_payment(
                     )
                 })
                 .map_err(|s| api_error_of(&s, payment.side));
+            // Cancelling is idempotent by its goal: a payment already cancelled (by this
+            // request's lost first attempt, or another) answers as cancelled. The contract's
+            // CancelPayment carries no request id to dedupe by.
+            let outcome = match outcome {
+                Err(error) if error.code != "past_pivot" && error.code != "unknown_payment" => {
+                    let now = state
+                        .upstreams
+                        .side(payment.side)
+                        .payments
+                        .get_payment(ppb::GetPaymentRequest {
+                            payment_id: payment_id.clone(),
+                        })
+                        .await
+                        .map(tonic::Response::into_inner);
+                    match now {
+                        Ok(found) if found.status == "cancelled" || found.status == "unwinding" => {
+                            Ok((
+                                StatusCode::OK,
+                                json::payment(&found, &payment.account_id.to_string()),
+                            ))
+                        }
+                        _ => Err(error),
+                    }
+                }
+                other => other,
+            };
             Done {
                 outcome,
                 route: None,
