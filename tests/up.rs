@@ -96,6 +96,16 @@ fn up_starts_from_nothing_answers_healthz_and_stops_cleanly_on_ctrl_c() {
             .any(|l| l.contains("initializing PostgreSQL")),
         "{printed:?}"
     );
+    // Then the dev tokens, one per role.
+    let mut in_tokens = false;
+    let channel_token = loop {
+        let line = lines.recv_timeout(READY_TIMEOUT).unwrap();
+        printed.push(line.clone());
+        in_tokens |= line.starts_with("dev tokens");
+        if in_tokens && let Some(rest) = line.trim().strip_prefix("channel ") {
+            break rest.trim().to_owned();
+        }
+    };
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -106,6 +116,30 @@ fn up_starts_from_nothing_answers_healthz_and_stops_cleanly_on_ctrl_c() {
         assert_eq!(health.status(), 200);
         let ready = reqwest::get(format!("{base_url}/readyz")).await.unwrap();
         assert_eq!(ready.status(), 200, "the private database must answer");
+        // The README's tour: a channel opens an account through the gateway with the
+        // printed token; nothing is routed yet, so the legacy core serves it.
+        let opened = reqwest::Client::new()
+            .post(format!("{base_url}/v1/accounts"))
+            .bearer_auth(&channel_token)
+            .header("idempotency-key", "up-test-1")
+            .json(
+                &serde_json::json!({ "customer_id": "1000012", "product_code": "LEGACY-CURRENT" }),
+            )
+            .send()
+            .await
+            .unwrap();
+        let status = opened.status();
+        let headers = opened.headers().clone();
+        let body = opened.text().await.unwrap();
+        assert_eq!(status, 201, "{body}");
+        assert_eq!(
+            headers.get("x-served-by").and_then(|v| v.to_str().ok()),
+            Some("legacy")
+        );
+        let reference = reqwest::get(format!("{base_url}/openapi.json"))
+            .await
+            .unwrap();
+        assert_eq!(reference.status(), 200);
     });
     assert!(
         dir.path().join(".corebank/pg/postmaster.pid").exists(),
@@ -138,14 +172,21 @@ fn up_starts_from_nothing_answers_healthz_and_stops_cleanly_on_ctrl_c() {
         .lines()
         .map(|line| serde_json::from_str(line).unwrap())
         .collect();
-    assert_eq!(accounts.len(), 50, "corebank up seeds 50 legacy customers");
-    assert!(
+    assert_eq!(
+        accounts.len(),
+        51,
+        "corebank up seeds 50 legacy customers, and one account was opened through the gateway"
+    );
+    assert_eq!(
         accounts
             .iter()
-            .all(|a| a["posted"].as_str().is_some_and(|p| p != "0.00"))
+            .filter(|a| a["posted"].as_str().is_some_and(|p| p != "0.00"))
+            .count(),
+        50,
+        "the seeded accounts are funded"
     );
     assert!(
-        String::from_utf8_lossy(&exported.stderr).contains("exported 50 accounts"),
+        String::from_utf8_lossy(&exported.stderr).contains("exported 51 accounts"),
         "progress is reported"
     );
 
