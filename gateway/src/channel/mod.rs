@@ -1207,31 +1207,115 @@ async fn account_mutation<T: DeserializeOwned>(
     Ok((mutation, parsed, account))
 }
 
-/// One call on `side` about an account, as a future that owns what it needs.
-fn cash_call(
+/// [`account_mutation`], with a refusal audited and answered.
+async fn account_mutation_or_refusal<T: DeserializeOwned>(
+    state: &GatewayState,
+    ctx: Ctx,
+    headers: &HeaderMap,
+    path: String,
+    account_id: &str,
+    body: &Bytes,
+    label: &'static str,
+) -> Result<(Mutation, T, AccountEntry), Response> {
+    let attempt = Attempt::of(&ctx, headers, label);
+    match account_mutation::<T>(
+        state,
+        ctx,
+        headers,
+        path,
+        account_id,
+        body,
+        scope::ACCOUNTS_WRITE,
+    )
+    .await
+    {
+        Ok(prepared) => Ok(prepared),
+        Err(error) => Err(attempt.refused(state, error).await),
+    }
+}
+
+/// One request about an account: to its home with `request_id`, and (when the rule shadows,
+/// the copy exists, and `shadow_after_failure` or the primary succeeded) to the copy with
+/// the derived shadow request id. `build` makes the side's request for a request id and the
+/// side's account id; `call` sends it.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one call site per operation, each names them all"
+)]
+fn forward_on_account<R, B, F, Fut>(
     state: &Shared,
+    account: &AccountEntry,
+    operation: &'static str,
+    request_id: &str,
+    channel_id: &str,
+    build: B,
+    call: F,
+    shadow_after_failure: bool,
+) -> impl std::future::Future<Output = Done> + use<R, B, F, Fut>
+where
+    B: Fn(String, Uuid) -> R,
+    F: Fn(Shared, Side, R, String) -> Fut,
+    Fut: std::future::Future<Output = Outcome> + Send + 'static,
+{
+    let route = state.route(account, operation);
+    let primary = account.id_on(route.side).map(|id| {
+        call(
+            Arc::clone(state),
+            route.side,
+            build(request_id.to_owned(), id),
+            channel_id.to_owned(),
+        )
+    });
+    let copy = route
+        .shadow_side()
+        .and_then(|side| Some((side, account.id_on(side)?)));
+    let shadow_call = copy.map(|(side, id)| {
+        call(
+            Arc::clone(state),
+            side,
+            build(shadow_request_id(request_id), id),
+            channel_id.to_owned(),
+        )
+    });
+    async move {
+        let Some(primary) = primary else {
+            return Done::refused(ApiError::internal("routed to a side without the account"));
+        };
+        let outcome = primary.await;
+        let ready = shadow_call.is_some() && (shadow_after_failure || outcome.is_ok());
+        let shadow = shadow_call
+            .filter(|_| ready)
+            .and_then(|run| shadow_of(&route, true, |_| run));
+        Done {
+            outcome,
+            route: Some(route),
+            shadow,
+        }
+    }
+}
+
+/// One call on `side` about an account, as a future that owns what it needs.
+async fn cash_call(
+    state: Shared,
     side: Side,
     request: dpb::CashRequest,
     deposit: bool,
     channel_id: String,
-) -> impl std::future::Future<Output = Outcome> + Send + 'static {
-    let state = Arc::clone(state);
-    async move {
-        let mut clients = state.upstreams.side(side);
-        let answer = if deposit {
-            clients.deposits.deposit(request).await
-        } else {
-            clients.deposits.withdraw(request).await
-        };
-        answer
-            .map(|m| {
-                (
-                    StatusCode::CREATED,
-                    json::movement(&m.into_inner(), &channel_id),
-                )
-            })
-            .map_err(|s| api_error_of(&s, side))
-    }
+) -> Outcome {
+    let mut clients = state.upstreams.side(side);
+    let answer = if deposit {
+        clients.deposits.deposit(request).await
+    } else {
+        clients.deposits.withdraw(request).await
+    };
+    answer
+        .map(|m| {
+            (
+                StatusCode::CREATED,
+                json::movement(&m.into_inner(), &channel_id),
+            )
+        })
+        .map_err(|s| api_error_of(&s, side))
 }
 
 async fn cash(
@@ -1242,64 +1326,46 @@ async fn cash(
     body: Bytes,
     deposit: bool,
 ) -> Response {
-    let attempt = Attempt::of(&ctx, &headers, "accounts.cash");
     let path = format!(
         "/v1/accounts/{account_id}/{}",
         if deposit { "deposits" } else { "withdrawals" }
     );
-    let (mutation, parsed, account) = match account_mutation::<json::CashBody>(
+    let (mutation, parsed, account) = match account_mutation_or_refusal::<json::CashBody>(
         &state,
         ctx,
         &headers,
         path,
         &account_id,
         &body,
-        scope::ACCOUNTS_WRITE,
+        "accounts.cash",
     )
     .await
     {
         Ok(prepared) => prepared,
-        Err(error) => return attempt.refused(&state, error).await,
+        Err(refused) => return refused,
     };
     let resource = format!("account:{account_id}");
     let worker = Arc::clone(&state);
-    once(&state, mutation, &resource, |request_id, _pin| async move {
-        let state = worker;
-        let route = state.route(&account, "cash");
-        let request = |request_id: String, id: Uuid| dpb::CashRequest {
-            request_id,
-            account_id: id.to_string(),
-            amount: parsed.amount.clone(),
-            currency: parsed.currency.clone(),
-            description: parsed.description.clone().unwrap_or_default(),
-            channel: String::new(),
-        };
-        let Some(id) = account.id_on(route.side) else {
-            return Done::refused(ApiError::internal("routed to a side without the account"));
-        };
-        let outcome = cash_call(
-            &state,
-            route.side,
-            request(request_id.clone(), id),
-            deposit,
-            account_id.clone(),
+    once(&state, mutation, &resource, |request_id, _pin| {
+        forward_on_account(
+            &worker,
+            &account,
+            "cash",
+            &request_id,
+            &account_id,
+            |request_id, id| dpb::CashRequest {
+                request_id,
+                account_id: id.to_string(),
+                amount: parsed.amount.clone(),
+                currency: parsed.currency.clone(),
+                description: parsed.description.clone().unwrap_or_default(),
+                channel: String::new(),
+            },
+            move |state, side, request, channel_id| {
+                cash_call(state, side, request, deposit, channel_id)
+            },
+            false,
         )
-        .await;
-        let copy = route.shadow_side().and_then(|side| account.id_on(side));
-        let shadow = shadow_of(&route, copy.is_some() && outcome.is_ok(), |side| {
-            cash_call(
-                &state,
-                side,
-                request(shadow_request_id(&request_id), copy.unwrap_or(id)),
-                deposit,
-                account_id.clone(),
-            )
-        });
-        Done {
-            outcome,
-            route: Some(route),
-            shadow,
-        }
     })
     .await
 }
@@ -1340,39 +1406,36 @@ async fn withdraw(
     cash(state, ctx, headers, account_id, body, false).await
 }
 
-fn hold_call(
-    state: &Shared,
+async fn hold_call(
+    state: Shared,
     side: Side,
     request: dpb::PlaceHoldRequest,
     channel_id: String,
     record: Option<(Uuid, Uuid)>,
-) -> impl std::future::Future<Output = Outcome> + Send + 'static {
-    let state = Arc::clone(state);
-    async move {
-        let hold = state
-            .upstreams
-            .side(side)
-            .deposits
-            .place_hold(request)
-            .await
-            .map_err(|s| api_error_of(&s, side))?
-            .into_inner();
-        let side_hold = side_answer_id(&hold.id, "the side's hold id")?;
-        // The channel's hold id is the primary's; a shadow copy is noted under it.
-        let channel_hold = match record {
-            Some((channel_hold, account)) => {
-                state
-                    .directory
-                    .record_hold(channel_hold, account, side, side_hold)
-                    .await?;
-                channel_hold
-            }
-            None => side_hold,
-        };
-        let mut body = json::hold(&hold, &channel_id);
-        body["id"] = json!(channel_hold.to_string());
-        Ok((StatusCode::CREATED, body))
-    }
+) -> Outcome {
+    let hold = state
+        .upstreams
+        .side(side)
+        .deposits
+        .place_hold(request)
+        .await
+        .map_err(|s| api_error_of(&s, side))?
+        .into_inner();
+    let side_hold = side_answer_id(&hold.id, "the side's hold id")?;
+    // The channel's hold id is the primary's; a shadow copy is noted under it.
+    let channel_hold = match record {
+        Some((channel_hold, account)) => {
+            state
+                .directory
+                .record_hold(channel_hold, account, side, side_hold)
+                .await?;
+            channel_hold
+        }
+        None => side_hold,
+    };
+    let mut body = json::hold(&hold, &channel_id);
+    body["id"] = json!(channel_hold.to_string());
+    Ok((StatusCode::CREATED, body))
 }
 
 #[utoipa::path(
@@ -1423,7 +1486,7 @@ async fn place_hold(
             return Done::refused(ApiError::internal("routed to a side without the account"));
         };
         let primary = hold_call(
-            &state,
+            Arc::clone(&state),
             route.side,
             request(request_id.clone(), id),
             account_id.clone(),
@@ -1452,7 +1515,7 @@ async fn place_hold(
         let copy = route.shadow_side().and_then(|side| account.id_on(side));
         let shadow = shadow_of(&route, copy.is_some() && channel_hold.is_some(), |side| {
             hold_call(
-                &state,
+                Arc::clone(&state),
                 side,
                 request(shadow_request_id(&request_id), copy.unwrap_or(id)),
                 account_id.clone(),
@@ -1468,27 +1531,24 @@ async fn place_hold(
     .await
 }
 
-fn release_call(
-    state: &Shared,
+async fn release_call(
+    state: Shared,
     side: Side,
     request: dpb::ReleaseHoldRequest,
     channel_id: String,
     channel_hold: String,
-) -> impl std::future::Future<Output = Outcome> + Send + 'static {
-    let state = Arc::clone(state);
-    async move {
-        let hold = state
-            .upstreams
-            .side(side)
-            .deposits
-            .release_hold(request)
-            .await
-            .map_err(|s| api_error_of(&s, side))?
-            .into_inner();
-        let mut body = json::hold(&hold, &channel_id);
-        body["id"] = json!(channel_hold);
-        Ok((StatusCode::OK, body))
-    }
+) -> Outcome {
+    let hold = state
+        .upstreams
+        .side(side)
+        .deposits
+        .release_hold(request)
+        .await
+        .map_err(|s| api_error_of(&s, side))?
+        .into_inner();
+    let mut body = json::hold(&hold, &channel_id);
+    body["id"] = json!(channel_hold);
+    Ok((StatusCode::OK, body))
 }
 
 #[utoipa::path(
@@ -1562,7 +1622,7 @@ async fn release_hold(
             hold_id: id.to_string(),
         };
         let outcome = release_call(
-            &state,
+            Arc::clone(&state),
             side,
             request(request_id.clone(), side_hold),
             account_id.clone(),
@@ -1575,7 +1635,7 @@ async fn release_hold(
             .and_then(|s| hold.id_on(s));
         let shadow = shadow_of(&route, copy.is_some(), |shadow_side| {
             release_call(
-                &state,
+                Arc::clone(&state),
                 shadow_side,
                 request(shadow_request_id(&request_id), copy.unwrap_or(side_hold)),
                 account_id.clone(),
@@ -1591,23 +1651,20 @@ async fn release_hold(
     .await
 }
 
-fn close_call(
-    state: &Shared,
+async fn close_call(
+    state: Shared,
     side: Side,
     request: dpb::ChangeStatusRequest,
     channel_id: String,
-) -> impl std::future::Future<Output = Outcome> + Send + 'static {
-    let state = Arc::clone(state);
-    async move {
-        state
-            .upstreams
-            .side(side)
-            .deposits
-            .close_account(request)
-            .await
-            .map(|a| (StatusCode::OK, json::account(&a.into_inner(), &channel_id)))
-            .map_err(|s| api_error_of(&s, side))
-    }
+) -> Outcome {
+    state
+        .upstreams
+        .side(side)
+        .deposits
+        .close_account(request)
+        .await
+        .map(|a| (StatusCode::OK, json::account(&a.into_inner(), &channel_id)))
+        .map_err(|s| api_error_of(&s, side))
 }
 
 #[utoipa::path(
@@ -1625,83 +1682,62 @@ async fn close_account(
     Path(account_id): Path<String>,
     body: Bytes,
 ) -> Response {
-    let attempt = Attempt::of(&ctx, &headers, "accounts.close");
     let path = format!("/v1/accounts/{account_id}/close");
-    let (mutation, parsed, account) = match account_mutation::<json::ReasonBody>(
+    let (mutation, parsed, account) = match account_mutation_or_refusal::<json::ReasonBody>(
         &state,
         ctx,
         &headers,
         path,
         &account_id,
         &body,
-        scope::ACCOUNTS_WRITE,
+        "accounts.close",
     )
     .await
     {
         Ok(prepared) => prepared,
-        Err(error) => return attempt.refused(&state, error).await,
+        Err(refused) => return refused,
     };
     let resource = format!("account:{account_id}");
     let worker = Arc::clone(&state);
-    once(&state, mutation, &resource, |request_id, _pin| async move {
-        let state = worker;
-        let route = state.route(&account, "accounts.write");
-        let request = |request_id: String, id: Uuid| dpb::ChangeStatusRequest {
-            request_id,
-            account_id: id.to_string(),
-            reason: parsed.reason.clone().unwrap_or_default(),
-        };
-        let Some(id) = account.id_on(route.side) else {
-            return Done::refused(ApiError::internal("routed to a side without the account"));
-        };
-        let outcome = close_call(
-            &state,
-            route.side,
-            request(request_id.clone(), id),
-            account_id.clone(),
+    once(&state, mutation, &resource, |request_id, _pin| {
+        forward_on_account(
+            &worker,
+            &account,
+            "accounts.write",
+            &request_id,
+            &account_id,
+            |request_id, id| dpb::ChangeStatusRequest {
+                request_id,
+                account_id: id.to_string(),
+                reason: parsed.reason.clone().unwrap_or_default(),
+            },
+            close_call,
+            true,
         )
-        .await;
-        let copy = route.shadow_side().and_then(|side| account.id_on(side));
-        let shadow = shadow_of(&route, copy.is_some(), |side| {
-            close_call(
-                &state,
-                side,
-                request(shadow_request_id(&request_id), copy.unwrap_or(id)),
-                account_id.clone(),
-            )
-        });
-        Done {
-            outcome,
-            route: Some(route),
-            shadow,
-        }
     })
     .await
 }
 
-fn transfer_call(
-    state: &Shared,
+async fn transfer_call(
+    state: Shared,
     side: Side,
     request: ppb::InternalTransferRequest,
     from: String,
     to: String,
-) -> impl std::future::Future<Output = Outcome> + Send + 'static {
-    let state = Arc::clone(state);
-    async move {
-        state
-            .upstreams
-            .side(side)
-            .payments
-            .internal_transfer(request)
-            .await
-            .map(|t| {
-                (
-                    StatusCode::CREATED,
-                    json::transfer(&t.into_inner(), &from, &to),
-                )
-            })
-            .map_err(|s| api_error_of(&s, side))
-    }
+) -> Outcome {
+    state
+        .upstreams
+        .side(side)
+        .payments
+        .internal_transfer(request)
+        .await
+        .map(|t| {
+            (
+                StatusCode::CREATED,
+                json::transfer(&t.into_inner(), &from, &to),
+            )
+        })
+        .map_err(|s| api_error_of(&s, side))
 }
 
 #[utoipa::path(
@@ -1766,13 +1802,15 @@ async fn transfer(
             };
         };
         let (from_text, to_text) = (parsed.from_account_id.clone(), parsed.to_account_id.clone());
-        let outcome = transfer_call(&state, route.side, request(request_id.clone(), from_id, to_id), from_text.clone(), to_text.clone()).await;
+        let outcome = transfer_call(
+                Arc::clone(&state), route.side, request(request_id.clone(), from_id, to_id), from_text.clone(), to_text.clone()).await;
         let copies = route
             .shadow_side()
             .and_then(|side| Some((from.id_on(side)?, to.id_on(side)?)));
         let shadow = shadow_of(&route, copies.is_some() && outcome.is_ok(), |side| {
             let (f, t) = copies.unwrap_or((from_id, to_id));
-            transfer_call(&state, side, request(shadow_request_id(&request_id), f, t), from_text, to_text)
+            transfer_call(
+                Arc::clone(&state), side, request(shadow_request_id(&request_id), f, t), from_text, to_text)
         });
         Done { outcome, route: Some(route), shadow }
     })
