@@ -77,6 +77,21 @@ impl Connection {
 struct Breaker {
     failures: u32,
     open_until: Option<Instant>,
+    /// Once the open period has passed, one trial call goes through; the others keep
+    /// failing fast until it answers.
+    trial_in_flight: bool,
+}
+
+/// Whether a call may go through the breaker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Admission {
+    /// Closed: go.
+    Go,
+    /// Half-open: this call is the trial.
+    Trial,
+    /// Open (or a trial is in flight): fail fast, and do not count it as a failure (a
+    /// rejection is not news about the core).
+    Rejected,
 }
 
 struct Inner {
@@ -134,6 +149,14 @@ impl OfsClient {
         request.password.clone_from(&self.inner.config.password);
         let application = request.application.clone();
         let started = Instant::now();
+        let admission = self.admit();
+        if admission == Admission::Rejected {
+            metrics::counter!("legacy_adapter_calls_total", "application" => application, "outcome" => "breaker_open")
+                .increment(1);
+            return Err(CallError::NotSent {
+                message: "the circuit breaker is open after repeated failures".to_owned(),
+            });
+        }
         let result = self.call_signed(&request).await;
         let outcome = match &result {
             Ok(response) => match response.indicator {
@@ -152,25 +175,45 @@ impl OfsClient {
         if let Err(error) = &result {
             tracing::warn!(%application, %error, "legacy call failed");
         }
-        self.record(result.is_ok());
+        self.record(result.is_ok(), admission == Admission::Trial);
         result
     }
 
-    fn record(&self, success: bool) {
+    fn admit(&self) -> Admission {
+        let Ok(mut breaker) = self.inner.breaker.lock() else {
+            return Admission::Go;
+        };
+        match breaker.open_until {
+            None => Admission::Go,
+            Some(until) if Instant::now() < until => Admission::Rejected,
+            Some(_) if breaker.trial_in_flight => Admission::Rejected,
+            Some(_) => {
+                breaker.trial_in_flight = true;
+                Admission::Trial
+            }
+        }
+    }
+
+    fn record(&self, success: bool, trial: bool) {
         let Ok(mut breaker) = self.inner.breaker.lock() else {
             return;
         };
+        if trial {
+            breaker.trial_in_flight = false;
+        }
         if success {
             breaker.failures = 0;
             breaker.open_until = None;
             return;
         }
         breaker.failures = breaker.failures.saturating_add(1);
-        if breaker.failures >= self.inner.config.breaker_failures {
-            if breaker
-                .open_until
-                .is_none_or(|until| Instant::now() >= until)
-            {
+        // A failed trial opens the breaker again; otherwise it opens once failures reach
+        // the threshold (calls already in flight when it opened do not prolong it).
+        let open = breaker
+            .open_until
+            .is_some_and(|until| Instant::now() < until);
+        if trial || (!open && breaker.failures >= self.inner.config.breaker_failures) {
+            if !trial {
                 tracing::warn!(
                     failures = breaker.failures,
                     open_ms = self.inner.config.breaker_open.as_millis(),
@@ -183,11 +226,6 @@ impl OfsClient {
     }
 
     async fn call_signed(&self, request: &Request) -> Result<Response, CallError> {
-        if self.breaker_open() {
-            return Err(CallError::NotSent {
-                message: "the circuit breaker is open after repeated failures".to_owned(),
-            });
-        }
         let deadline = Instant::now() + self.inner.config.call_timeout;
         let _permit = tokio::time::timeout_at(deadline.into(), self.inner.permits.acquire())
             .await
@@ -273,5 +311,49 @@ impl OfsClient {
             idle.push(connection);
         }
         Ok(response)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+
+    use super::*;
+
+    fn client(open: Duration) -> OfsClient {
+        OfsClient::new(ClientConfig {
+            addr: "127.0.0.1:9".parse().unwrap(),
+            user: "U".to_owned(),
+            password: "P".to_owned(),
+            pool_size: 1,
+            call_timeout: Duration::from_millis(100),
+            breaker_failures: 2,
+            breaker_open: open,
+            in_doubt: Duration::from_secs(60),
+        })
+    }
+
+    #[test]
+    fn rejected_calls_do_not_keep_the_breaker_open_and_one_trial_goes_through() {
+        let client = client(Duration::from_millis(50));
+        client.record(false, false);
+        assert_eq!(client.admit(), Admission::Go);
+        client.record(false, false);
+        assert!(client.breaker_open());
+        // Many callers keep knocking while it is open: none of that prolongs it.
+        for _ in 0..100 {
+            assert_eq!(client.admit(), Admission::Rejected);
+        }
+        std::thread::sleep(Duration::from_millis(60));
+        assert_eq!(client.admit(), Admission::Trial);
+        assert_eq!(client.admit(), Admission::Rejected, "one trial at a time");
+        // A failed trial opens it again; a successful one closes it.
+        client.record(false, true);
+        assert!(client.breaker_open());
+        std::thread::sleep(Duration::from_millis(60));
+        assert_eq!(client.admit(), Admission::Trial);
+        client.record(true, true);
+        assert!(!client.breaker_open());
+        assert_eq!(client.admit(), Admission::Go);
     }
 }
