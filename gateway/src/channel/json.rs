@@ -106,6 +106,15 @@ pub fn account(a: &dpb::Account, id: &str) -> Value {
     })
 }
 
+/// An account's balances under the id the channel knows it by.
+pub fn balance(a: &dpb::Account, id: &str) -> Value {
+    json!({
+        "account_id": id,
+        "currency": a.currency,
+        "balances": balances(a.balances.as_ref()),
+    })
+}
+
 pub fn movement(m: &dpb::Movement, account_id: &str) -> Value {
     json!({
         "account_id": account_id,

@@ -1017,21 +1017,7 @@ async fn get_account(
     ctx: Ctx,
     Path(account_id): Path<String>,
 ) -> Response {
-    let channel_id = account_id.clone();
-    account_read(state, ctx, account_id, move |state, side, id| {
-        let channel_id = channel_id.clone();
-        async move {
-            state
-                .upstreams
-                .side(side)
-                .deposits
-                .get_account(dpb::GetAccountRequest { account_id: id })
-                .await
-                .map(|a| (StatusCode::OK, json::account(&a.into_inner(), &channel_id)))
-                .map_err(|s| api_error_of(&s, side))
-        }
-    })
-    .await
+    account_answer(state, ctx, account_id, json::account).await
 }
 
 #[utoipa::path(
@@ -1046,6 +1032,16 @@ async fn get_balance(
     ctx: Ctx,
     Path(account_id): Path<String>,
 ) -> Response {
+    account_answer(state, ctx, account_id, json::balance).await
+}
+
+/// `GetAccount` on the account's side, rendered by `render` under the channel's id.
+async fn account_answer(
+    state: Shared,
+    ctx: Ctx,
+    account_id: String,
+    render: fn(&dpb::Account, &str) -> Value,
+) -> Response {
     let channel_id = account_id.clone();
     account_read(state, ctx, account_id, move |state, side, id| {
         let channel_id = channel_id.clone();
@@ -1056,17 +1052,7 @@ async fn get_balance(
                 .deposits
                 .get_account(dpb::GetAccountRequest { account_id: id })
                 .await
-                .map(|a| {
-                    let a = a.into_inner();
-                    (
-                        StatusCode::OK,
-                        json!({
-                            "account_id": channel_id,
-                            "currency": a.currency,
-                            "balances": json::balances(a.balances.as_ref()),
-                        }),
-                    )
-                })
+                .map(|a| (StatusCode::OK, render(&a.into_inner(), &channel_id)))
                 .map_err(|s| api_error_of(&s, side))
         }
     })
