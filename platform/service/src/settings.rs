@@ -31,10 +31,69 @@ pub const SETTINGS: &[SettingSpec] = &[
         description: "Directory for `corebank up`'s private PostgreSQL (`<home>/pg`) and its state.",
     },
     SettingSpec {
-        name: "COREBANK_LISTEN_ADDR",
+        name: "COREBANK_HTTP_ADDR",
         default: "127.0.0.1:8080",
-        description: "Address the component's server binds: HTTP/1.1 and HTTP/2 (gRPC) on one port. \
+        description: "The public listener: the gateway's `/v1`, `/admin/v1` and API reference, and \
+                      `/healthz`, `/readyz` for every component (nothing internal answers there). \
                       Port 0 picks a free port (printed at start).",
+    },
+    SettingSpec {
+        name: "COREBANK_INTERNAL_ADDR",
+        default: "127.0.0.1:8081",
+        description: "The internal listener: module gRPC, `SagaAdmin`, the rail's callbacks, health \
+                      and metrics, behind mutual TLS; each service answers only the components \
+                      allowed to call it (docs/SECURITY.md). Port 0 picks a free port.",
+    },
+    SettingSpec {
+        name: "COREBANK_METRICS_PUBLIC",
+        default: "false",
+        description: "`true` serves `/metrics` on the public listener too (it is always on the \
+                      internal one, for any component with a certificate, e.g. `monitoring`).",
+    },
+    SettingSpec {
+        name: "COREBANK_INSECURE_INTERNAL",
+        default: "false",
+        description: "`true` makes internal listeners and calls plain text: callers only name \
+                      themselves and nothing is proved. Development only; a warning is logged at \
+                      every start.",
+    },
+    SettingSpec {
+        name: "COREBANK_TLS_DIR",
+        default: "",
+        description: "Directory with `ca.crt` and `<component>.crt`/`.key` for each component this \
+                      process runs, as `corebank certs` writes it. Empty: `<COREBANK_HOME>/certs`. \
+                      `COREBANK_TLS_CA`/`_CERT`/`_KEY` take precedence when set.",
+    },
+    SettingSpec {
+        name: "COREBANK_TLS_CA",
+        default: "",
+        description: "PEM bundle of the internal CA(s) every peer's certificate must chain to \
+                      (production: the bank's PKI). Set with `COREBANK_TLS_CERT` and `COREBANK_TLS_KEY`.",
+    },
+    SettingSpec {
+        name: "COREBANK_TLS_CERT",
+        default: "",
+        description: "PEM certificate chain of this component; its URI SAN must be \
+                      `spiffe://<COREBANK_TLS_TRUST_DOMAIN>/<component>` and its DNS SAN \
+                      `<component>.<COREBANK_TLS_TRUST_DOMAIN>`.",
+    },
+    SettingSpec {
+        name: "COREBANK_TLS_KEY",
+        default: "",
+        description: "PEM private key (PKCS#8, SEC1 or PKCS#1) of `COREBANK_TLS_CERT`; keep it 0600.",
+    },
+    SettingSpec {
+        name: "COREBANK_TLS_TRUST_DOMAIN",
+        default: "corebank.internal",
+        description: "The SPIFFE trust domain of internal certificates, also the DNS suffix clients \
+                      check: the ledger's certificate is `spiffe://corebank.internal/ledger` and \
+                      `ledger.corebank.internal`.",
+    },
+    SettingSpec {
+        name: "COREBANK_DEV",
+        default: "false",
+        description: "`true` allows development conveniences outside `corebank up`: the gateway \
+                      accepts the dev signing keys under `<COREBANK_HOME>/dev-keys`. Never in production.",
     },
     SettingSpec {
         name: "COREBANK_LOG",
@@ -100,7 +159,7 @@ pub const SETTINGS: &[SettingSpec] = &[
     SettingSpec {
         name: "COREBANK_LEDGER_URL",
         default: "",
-        description: "Where the ledger's gRPC API is, e.g. `http://127.0.0.1:8081`, for components \
+        description: "Where the ledger's gRPC API is (its internal listener), e.g. `https://127.0.0.1:8081`, for components \
                       that move money through it (`serve deposits`, `accrue`). `corebank up` \
                       uses its own server.",
     },
@@ -120,14 +179,14 @@ pub const SETTINGS: &[SettingSpec] = &[
         name: "COREBANK_RAIL_URL",
         default: "",
         description: "Where the clearing rail takes pacs.008, e.g. \
-                      `http://127.0.0.1:8082/rail-sim/v1` (`serve payments`). `corebank up` uses \
+                      `https://127.0.0.1:8082/rail-sim/v1` (`serve payments`; the rail's certificate must answer). `corebank up` uses \
                       its own rail simulator.",
     },
     SettingSpec {
         name: "COREBANK_RAIL_BANK_URL",
         default: "",
         description: "Where the rail simulator delivers pacs.002 and inbound pacs.008: the payments \
-                      component's `/payments/rail/v1` (`serve rail-sim`). `corebank up` uses its own.",
+                      component's internal `https://…/payments/rail/v1` (`serve rail-sim`). `corebank up` uses its own.",
     },
     SettingSpec {
         name: "COREBANK_RAIL_OUTCOMES",
@@ -139,6 +198,15 @@ pub const SETTINGS: &[SettingSpec] = &[
         name: "COREBANK_RAIL_DELAY_MS",
         default: "20-200",
         description: "How long the rail simulator takes to decide a payment, as a range in ms.",
+    },
+    SettingSpec {
+        name: "COREBANK_RAIL_KEYS",
+        default: "",
+        description: "Keys that sign and verify every message between the bank and the clearing \
+                      rail: `kid:base64secret[,kid:base64secret…]` (secrets of 32 bytes or more). The \
+                      first signs; every listed key verifies, so a key rotates by being listed first, \
+                      then the old one removed. Required by `serve payments` and `serve rail-sim`; \
+                      `corebank up` makes one for its run.",
     },
     SettingSpec {
         name: "COREBANK_PAYMENTS_MAX_AMOUNT",
@@ -215,6 +283,24 @@ pub const SETTINGS: &[SettingSpec] = &[
         default: "corebank",
         description: "First subject token(s) of published events (`<prefix>.<schema>.<aggregatetype>`) \
                       and prefix of the JetStream stream names (`<PREFIX>_<SCHEMA>`), created when missing.",
+    },
+    SettingSpec {
+        name: "COREBANK_NATS_TLS_CA",
+        default: "",
+        description: "PEM bundle of the CA(s) the NATS server's certificate must chain to. Setting it (or \
+                      `COREBANK_NATS_TLS_CERT`) makes the relay refuse to talk to NATS without TLS. \
+                      Unset: plain text, unless the URL is `tls://…` (then the platform's roots).",
+    },
+    SettingSpec {
+        name: "COREBANK_NATS_TLS_CERT",
+        default: "",
+        description: "PEM certificate chain the relay presents to NATS (servers run with `--tlsverify`). \
+                      Set with `COREBANK_NATS_TLS_KEY`.",
+    },
+    SettingSpec {
+        name: "COREBANK_NATS_TLS_KEY",
+        default: "",
+        description: "PEM private key of `COREBANK_NATS_TLS_CERT`; keep it 0600.",
     },
     SettingSpec {
         name: "COREBANK_LEGACY_CORE_ADDR",
@@ -308,7 +394,15 @@ pub const SETTINGS: &[SettingSpec] = &[
                       `http(s)://` URL. Keys are chosen by `kid`, cached, and reloaded (every \
                       `COREBANK_JWT_JWKS_REFRESH_S`, and at once, at most every 10 s, on an unknown `kid`), \
                       so keys rotate without a restart. Empty: `<COREBANK_HOME>/dev-keys/jwks.json`, \
-                      created with a fresh dev key pair by `corebank up` and `corebank token`.",
+                      created with a fresh dev key pair by `corebank up` and `corebank token`; the \
+                      gateway then starts only in development (`COREBANK_DEV=true`, or under `corebank up`).",
+    },
+    SettingSpec {
+        name: "COREBANK_JWT_JWKS_CA",
+        default: "",
+        description: "PEM bundle of the only CA(s) an `https://` `COREBANK_JWT_JWKS` server's certificate \
+                      may chain to (an identity provider behind the bank's own CA). Empty: the \
+                      platform's roots.",
     },
     SettingSpec {
         name: "COREBANK_JWT_JWKS_REFRESH_S",
@@ -329,7 +423,7 @@ pub const SETTINGS: &[SettingSpec] = &[
     SettingSpec {
         name: "COREBANK_GATEWAY_MODERN_URL",
         default: "",
-        description: "gRPC URL of the modern side (deposits and payments), e.g. `http://127.0.0.1:8081`. \
+        description: "gRPC URL of the modern side (deposits and payments, internal listener), e.g. `https://127.0.0.1:8081`. \
                       `corebank up` sets it to its own server.",
     },
     SettingSpec {
@@ -400,7 +494,16 @@ pub enum SettingsError {
 pub struct Settings {
     pub database_url: Option<String>,
     pub home: PathBuf,
-    pub listen_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    pub internal_addr: SocketAddr,
+    pub metrics_public: bool,
+    pub insecure_internal: bool,
+    pub tls_dir: Option<PathBuf>,
+    pub tls_ca: Option<PathBuf>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub tls_trust_domain: String,
+    pub dev: bool,
     pub log_filter: String,
     pub log_format: LogFormat,
     pub db_pool_size_max: usize,
@@ -418,6 +521,7 @@ pub struct Settings {
     pub rail_url: Option<String>,
     pub rail_bank_url: Option<String>,
     pub rail_outcomes: String,
+    pub rail_keys: Option<String>,
     pub rail_delay_ms: (u64, u64),
     pub payments_max_amount: u64,
     pub payments_max_per_hour: u64,
@@ -433,6 +537,9 @@ pub struct Settings {
     pub relay_publish_timeout_ms: u64,
     pub nats_url: Option<String>,
     pub nats_subject_prefix: String,
+    pub nats_tls_ca: Option<PathBuf>,
+    pub nats_tls_cert: Option<PathBuf>,
+    pub nats_tls_key: Option<PathBuf>,
     pub legacy_core_addr: SocketAddr,
     pub legacy_user: String,
     pub legacy_password: String,
@@ -448,6 +555,7 @@ pub struct Settings {
     pub legacy_in_doubt_ms: u64,
     pub jwt_issuer: String,
     pub jwt_jwks: Option<String>,
+    pub jwt_jwks_ca: Option<PathBuf>,
     pub jwt_jwks_refresh_s: u64,
     pub jwt_leeway_s: u64,
     pub jwt_dev_hs256_secret: Option<String>,
@@ -482,8 +590,19 @@ impl Settings {
         Settings {
             database_url: lookup("DATABASE_URL").filter(|url| !url.trim().is_empty()),
             home: PathBuf::from(reader.text("COREBANK_HOME")?),
-            listen_addr: reader
-                .parse("COREBANK_LISTEN_ADDR", "an address such as 127.0.0.1:8080")?,
+            http_addr: reader.parse("COREBANK_HTTP_ADDR", "an address such as 127.0.0.1:8080")?,
+            internal_addr: reader.parse(
+                "COREBANK_INTERNAL_ADDR",
+                "an address such as 127.0.0.1:8081",
+            )?,
+            metrics_public: reader.parse("COREBANK_METRICS_PUBLIC", "true or false")?,
+            insecure_internal: reader.parse("COREBANK_INSECURE_INTERNAL", "true or false")?,
+            tls_dir: reader.path("COREBANK_TLS_DIR"),
+            tls_ca: reader.path("COREBANK_TLS_CA"),
+            tls_cert: reader.path("COREBANK_TLS_CERT"),
+            tls_key: reader.path("COREBANK_TLS_KEY"),
+            tls_trust_domain: reader.text("COREBANK_TLS_TRUST_DOMAIN")?,
+            dev: reader.parse("COREBANK_DEV", "true or false")?,
             log_filter: reader.text("COREBANK_LOG")?,
             log_format: match reader.text("COREBANK_LOG_FORMAT")?.as_str() {
                 "text" => LogFormat::Text,
@@ -522,6 +641,7 @@ impl Settings {
             rail_url: lookup("COREBANK_RAIL_URL").filter(|u| !u.trim().is_empty()),
             rail_bank_url: lookup("COREBANK_RAIL_BANK_URL").filter(|u| !u.trim().is_empty()),
             rail_outcomes: reader.text("COREBANK_RAIL_OUTCOMES")?,
+            rail_keys: lookup("COREBANK_RAIL_KEYS").filter(|keys| !keys.trim().is_empty()),
             rail_delay_ms: {
                 let text = reader.text("COREBANK_RAIL_DELAY_MS")?;
                 let parsed = text.split_once('-').and_then(|(low, high)| {
@@ -564,6 +684,9 @@ impl Settings {
             )?,
             nats_url: lookup("COREBANK_NATS_URL").filter(|url| !url.trim().is_empty()),
             nats_subject_prefix: reader.text("COREBANK_NATS_SUBJECT_PREFIX")?,
+            nats_tls_ca: reader.path("COREBANK_NATS_TLS_CA"),
+            nats_tls_cert: reader.path("COREBANK_NATS_TLS_CERT"),
+            nats_tls_key: reader.path("COREBANK_NATS_TLS_KEY"),
             legacy_core_addr: reader.parse(
                 "COREBANK_LEGACY_CORE_ADDR",
                 "an address such as 127.0.0.1:7023",
@@ -593,6 +716,7 @@ impl Settings {
             legacy_in_doubt_ms: reader.number("COREBANK_LEGACY_IN_DOUBT_MS", 1, 86_400_000)?,
             jwt_issuer: reader.text("COREBANK_JWT_ISSUER")?,
             jwt_jwks: lookup("COREBANK_JWT_JWKS").filter(|v| !v.trim().is_empty()),
+            jwt_jwks_ca: reader.path("COREBANK_JWT_JWKS_CA"),
             jwt_jwks_refresh_s: reader.number("COREBANK_JWT_JWKS_REFRESH_S", 1, 86_400)?,
             jwt_leeway_s: reader.number("COREBANK_JWT_LEEWAY_S", 0, 3_600)?,
             jwt_dev_hs256_secret: lookup("COREBANK_JWT_DEV_HS256_SECRET")
@@ -657,6 +781,21 @@ impl Settings {
                 fix: "make it at least twice COREBANK_RELAY_PUBLISH_TIMEOUT_MS".to_owned(),
             });
         }
+        let tls_files = [&self.tls_ca, &self.tls_cert, &self.tls_key];
+        let set = tls_files.iter().filter(|file| file.is_some()).count();
+        if set != 0 && set != 3 {
+            return Err(SettingsError::Invalid {
+                name: "COREBANK_TLS_CERT",
+                value: self
+                    .tls_cert
+                    .as_ref()
+                    .map(|path| path.display().to_string())
+                    .unwrap_or_default(),
+                problem: "COREBANK_TLS_CA, COREBANK_TLS_CERT and COREBANK_TLS_KEY go together"
+                    .to_owned(),
+                fix: "set all three, or none (then COREBANK_TLS_DIR is used)".to_owned(),
+            });
+        }
         Ok(self)
     }
 
@@ -694,6 +833,14 @@ impl<F: Fn(&str) -> Option<String>> Reader<'_, F> {
             Some(value) if !value.trim().is_empty() => Ok(value.trim().to_owned()),
             _ => Ok(default_of(name).to_owned()),
         }
+    }
+
+    /// A path, or `None` when unset or empty.
+    fn path(&self, name: &'static str) -> Option<PathBuf> {
+        (self.lookup)(name)
+            .map(|value| value.trim().to_owned())
+            .filter(|value| !value.is_empty())
+            .map(PathBuf::from)
     }
 
     /// A comma-separated list of schema names (lower-case identifiers), at least one.
@@ -828,7 +975,7 @@ mod tests {
     #[test]
     fn defaults_apply_when_nothing_is_set() {
         let settings = with(&[]).unwrap();
-        assert_eq!(settings.listen_addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(settings.http_addr.to_string(), "127.0.0.1:8080");
         assert_eq!(settings.db_pool_size_max, 16);
         assert_eq!(settings.log_format, LogFormat::Text);
         assert_eq!(settings.database_url, None);
@@ -854,8 +1001,8 @@ mod tests {
         let error = with(&[("COREBANK_LOG_FORMAT", "xml")]).unwrap_err();
         assert!(error.to_string().contains("`text` or `json`"));
 
-        let error = with(&[("COREBANK_LISTEN_ADDR", "localhost")]).unwrap_err();
-        assert!(error.to_string().contains("COREBANK_LISTEN_ADDR"));
+        let error = with(&[("COREBANK_HTTP_ADDR", "localhost")]).unwrap_err();
+        assert!(error.to_string().contains("COREBANK_HTTP_ADDR"));
     }
 
     #[test]

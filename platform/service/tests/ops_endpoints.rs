@@ -1,5 +1,6 @@
 //! The endpoints every component serves: liveness, readiness against a real database,
-//! metrics, request ids, gRPC health and PlatformInfo.
+//! metrics (on the internal listener), request ids, gRPC health and PlatformInfo (on the
+//! internal listener).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -10,14 +11,22 @@
 use corebank_api::platform::v1::GetVersionRequest;
 use corebank_api::platform::v1::platform_info_client::PlatformInfoClient;
 use corebank_db::{Db, DbSettings};
-use corebank_service::Component;
-use corebank_testkit::{TestApp, TestDatabase};
+use corebank_service::{Component, InternalMode};
+use corebank_testkit::{TestApp, TestDatabase, test_pki};
+
+/// A client for plain-HTTP endpoints. reqwest is built without a crypto provider of its own
+/// (internal clients pass theirs) and panics without one, even for `http://`: install ring,
+/// the one every TLS object here uses (a no-op once installed).
+fn plain_http() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
+}
 
 #[tokio::test]
 async fn readyz_is_200_while_the_database_answers() {
     let database = TestDatabase::create().await;
     let app = TestApp::spawn(Component::new("ledger").with_db(database.db().clone())).await;
-    let response = reqwest::get(app.url("/readyz")).await.unwrap();
+    let response = plain_http().get(app.url("/readyz")).send().await.unwrap();
     assert_eq!(response.status(), 200);
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["status"], "ready");
@@ -38,13 +47,13 @@ async fn readyz_is_503_while_the_database_is_unreachable_and_healthz_stays_200()
     let db = Db::connect_lazy(&settings).unwrap();
     let app = TestApp::spawn(Component::new("ledger").with_db(db)).await;
 
-    let response = reqwest::get(app.url("/readyz")).await.unwrap();
+    let response = plain_http().get(app.url("/readyz")).send().await.unwrap();
     assert_eq!(response.status(), 503);
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["status"], "unavailable");
     assert_eq!(body["checks"]["database"], "database_unavailable");
 
-    let alive = reqwest::get(app.url("/healthz")).await.unwrap();
+    let alive = plain_http().get(app.url("/healthz")).send().await.unwrap();
     assert_eq!(
         alive.status(),
         200,
@@ -56,7 +65,7 @@ async fn readyz_is_503_while_the_database_is_unreachable_and_healthz_stays_200()
 #[tokio::test]
 async fn every_response_carries_a_request_id_and_a_callers_id_is_kept() {
     let app = TestApp::spawn(Component::new("gateway")).await;
-    let client = reqwest::Client::new();
+    let client = plain_http();
 
     let generated = client.get(app.url("/healthz")).send().await.unwrap();
     let id = generated.headers()["x-request-id"]
@@ -82,10 +91,26 @@ async fn every_response_carries_a_request_id_and_a_callers_id_is_kept() {
 }
 
 #[tokio::test]
-async fn metrics_are_served_in_prometheus_text_format() {
-    let app = TestApp::spawn(Component::new("ledger")).await;
-    reqwest::get(app.url("/healthz")).await.unwrap();
-    let response = reqwest::get(app.url("/metrics")).await.unwrap();
+async fn metrics_are_served_in_prometheus_text_format_on_the_internal_listener() {
+    // The ledger's certificate only, as a process serving the ledger holds: the HTTP client
+    // dials an IP address and so sends no server name to choose among several.
+    let only_ledger = test_pki().only(&["ledger"]).unwrap();
+    let app = TestApp::spawn_with(
+        Component::new("ledger"),
+        InternalMode::MutualTls(only_ledger),
+    )
+    .await;
+    plain_http().get(app.url("/healthz")).send().await.unwrap();
+    // Monitoring scrapes the internal listener with a certificate of its own; the public
+    // listener does not serve metrics unless COREBANK_METRICS_PUBLIC=true.
+    let public = plain_http().get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(public.status(), 404);
+    let response = app
+        .http_client("monitoring", "ledger")
+        .get(app.internal_url("/metrics"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     let text = response.text().await.unwrap();
     assert!(
@@ -96,9 +121,11 @@ async fn metrics_are_served_in_prometheus_text_format() {
 }
 
 #[tokio::test]
-async fn grpc_health_and_platform_info_answer_on_the_same_port() {
+async fn grpc_health_and_platform_info_answer_any_component_on_the_internal_listener() {
     let app = TestApp::spawn(Component::new("deposits")).await;
-    let channel = tonic::transport::Endpoint::from_shared(app.url(""))
+    // Any component that proves who it is may ask; monitoring holds no other right.
+    let channel = corebank_testkit::clients("monitoring")
+        .endpoint(&app.internal_url(""), "deposits")
         .unwrap()
         .connect()
         .await
@@ -139,10 +166,18 @@ async fn shutdown_lets_a_request_in_flight_finish() {
             "done"
         }),
     );
-    let app = TestApp::spawn(Component::new("gateway").with_routes(slow)).await;
+    let app = TestApp::spawn(Component::new("gateway").with_public_routes(slow)).await;
     let url = app.url("/slow");
-    let request =
-        tokio::spawn(async move { reqwest::get(url).await.unwrap().text().await.unwrap() });
+    let request = tokio::spawn(async move {
+        plain_http()
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    });
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     app.stop().await;
     assert_eq!(request.await.unwrap(), "done");

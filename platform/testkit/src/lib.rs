@@ -25,9 +25,12 @@ use corebank_db::local::{LocalPostgres, PgBinaries, ServerTuning, free_port};
 use corebank_db::migrate::{self, Migration};
 use corebank_db::url::url_for;
 use corebank_db::{Db, DbSettings};
-use corebank_service::{Component, RunningServer, ServeOptions};
+use corebank_service::internal::pki::dev::DevCa;
+use corebank_service::internal::{InternalClients, Pki, component_names};
+use corebank_service::{Component, InternalMode, RunningServer, ServeOptions};
 use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
 
 /// Seconds the shared server stays up with no test process using it.
 const SERVER_IDLE_SECONDS: u32 = 8;
@@ -45,6 +48,8 @@ static TEMPLATE: OnceCell<String> = OnceCell::const_new();
 
 /// Turns on test logs once (`RUST_LOG` decides what shows; nothing by default).
 fn init_logs() {
+    // reqwest is built without a TLS provider of its own: every test process gets ring.
+    corebank_service::internal::install_crypto_provider();
     let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "off".to_owned());
     corebank_service::telemetry::init(corebank_service::LogFormat::Text, &filter);
 }
@@ -314,41 +319,106 @@ impl Drop for TestDatabase {
     }
 }
 
-/// A component serving on 127.0.0.1 at a free port, stopped when dropped.
+/// The internal PKI every test of this process shares: a development CA (made once, in
+/// memory) and a certificate for every component name.
+pub fn test_pki() -> &'static Pki {
+    static PKI: OnceLock<Pki> = OnceLock::new();
+    PKI.get_or_init(|| {
+        let ca = DevCa::generate(TRUST_DOMAIN, "test").expect("making the test CA");
+        ca.pki(component_names::ALL)
+            .expect("issuing the test certificates")
+    })
+}
+
+/// The trust domain of [`test_pki`]'s certificates.
+pub const TRUST_DOMAIN: &str = "corebank.internal";
+
+/// How a test calls components as `me`, with [`test_pki`]'s certificates.
+pub fn clients(me: &str) -> InternalClients {
+    InternalClients::mutual_tls(test_pki().clone(), me)
+        .unwrap_or_else(|error| panic!("test clients as {me}: {error}"))
+}
+
+/// A component serving on 127.0.0.1 at free ports (public, and internal with mutual TLS
+/// from [`test_pki`]), stopped when dropped.
 #[derive(Debug)]
 pub struct TestApp {
+    /// The public listener.
     pub addr: SocketAddr,
+    /// The internal listener.
+    pub internal_addr: SocketAddr,
+    internal_tls: bool,
     shutdown: CancellationToken,
     server: Option<RunningServer>,
 }
 
 impl TestApp {
-    /// Serves `component` on port 0.
+    /// Serves `component` on port 0, its internal listener behind mutual TLS.
     pub async fn spawn(component: Component) -> TestApp {
+        TestApp::spawn_with(component, InternalMode::MutualTls(test_pki().clone())).await
+    }
+
+    /// Serves `component` on port 0 with its internal listener in `internal` mode.
+    pub async fn spawn_with(component: Component, internal: InternalMode) -> TestApp {
         init_logs();
         let shutdown = CancellationToken::new();
         let options = ServeOptions {
             requests_in_flight_max: 1_024,
             shutdown_grace: Duration::from_secs(5),
+            metrics_public: false,
+            internal,
         };
-        let server = corebank_service::serve(
-            component,
-            SocketAddr::from(([127, 0, 0, 1], 0)),
-            options,
-            shutdown.clone(),
-        )
-        .await
-        .unwrap_or_else(|error| panic!("{error}"));
+        let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+        let server =
+            corebank_service::serve(component, loopback, loopback, options, shutdown.clone())
+                .await
+                .unwrap_or_else(|error| panic!("{error}"));
         TestApp {
-            addr: server.local_addr,
+            addr: server
+                .public_addr
+                .expect("TestApp serves a public listener"),
+            internal_addr: server.internal_addr,
+            internal_tls: server.internal_tls,
             shutdown,
             server: Some(server),
         }
     }
 
-    /// `http://127.0.0.1:<port>` followed by `path`.
+    /// `http://127.0.0.1:<public port>` followed by `path`.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    /// `https://127.0.0.1:<internal port>` (`http://` in plain-text mode) followed by `path`.
+    pub fn internal_url(&self, path: &str) -> String {
+        let scheme = if self.internal_tls { "https" } else { "http" };
+        format!("{scheme}://{}{path}", self.internal_addr)
+    }
+
+    /// A gRPC channel to this app's internal listener, calling as the component `me` and
+    /// expecting the server to be `server` (connects on first use).
+    pub fn channel(&self, me: &str, server: &str) -> Channel {
+        let clients = if self.internal_tls {
+            clients(me)
+        } else {
+            InternalClients::insecure(me)
+        };
+        clients
+            .endpoint(&self.internal_url(""), server)
+            .unwrap_or_else(|error| panic!("{error}"))
+            .connect_lazy()
+    }
+
+    /// An HTTP client for this app's internal routes, calling as `me`, expecting `server`.
+    pub fn http_client(&self, me: &str, server: &str) -> reqwest::Client {
+        let clients = if self.internal_tls {
+            clients(me)
+        } else {
+            InternalClients::insecure(me)
+        };
+        clients
+            .http_client(server, Duration::from_secs(30))
+            .unwrap_or_else(|error| panic!("{error}"))
     }
 
     /// Stops the server and waits for it.
