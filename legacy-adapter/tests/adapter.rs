@@ -100,12 +100,18 @@ async fn bank_with(
 }
 
 impl Bank {
+    // The adapter's Deposits and Payments are called by the gateway (channels come in
+    // through it); its LegacyExport by the migration tooling.
     async fn deposits(&self) -> DepositsClient<tonic::transport::Channel> {
-        DepositsClient::connect(self.app.url("")).await.unwrap()
+        DepositsClient::new(self.app.channel("gateway", "legacy-adapter"))
     }
 
     async fn payments(&self) -> PaymentsClient<tonic::transport::Channel> {
-        PaymentsClient::connect(self.app.url("")).await.unwrap()
+        PaymentsClient::new(self.app.channel("gateway", "legacy-adapter"))
+    }
+
+    fn export(&self) -> LegacyExportClient<tonic::transport::Channel> {
+        LegacyExportClient::new(self.app.channel("migration", "legacy-adapter"))
     }
 
     /// One raw OFS line to the core, and its answer.
@@ -405,10 +411,9 @@ async fn a_timed_out_input_is_settled_by_asking_the_core_and_applied_once() {
 async fn the_export_streams_every_account_of_a_product_as_of_one_journal_number() {
     let bank = bank(6, Duration::from_secs(5)).await;
     let export = |product: &str| {
-        let url = bank.app.url("");
+        let mut client = bank.export();
         let product = product.to_owned();
         async move {
-            let mut client = LegacyExportClient::connect(url).await.unwrap();
             let mut stream = client
                 .export_accounts(lpb::ExportAccountsRequest {
                     product_code: product,
@@ -483,6 +488,15 @@ async fn the_export_streams_every_account_of_a_product_as_of_one_journal_number(
     let before: Decimal = first.posted.parse().unwrap();
     assert_eq!(later[0].posted, (before + Decimal::ONE).to_string());
     assert_eq!(later[0].statement.len(), first.statement.len() + 1);
+
+    // The export is for the migration tooling only: the gateway is refused.
+    let refused = LegacyExportClient::new(bank.app.channel("gateway", "legacy-adapter"))
+        .export_accounts(lpb::ExportAccountsRequest {
+            product_code: "LEGACY-CURRENT".to_owned(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(error_code(&refused), "permission_denied", "{refused:?}");
 }
 
 #[tokio::test]
@@ -563,7 +577,7 @@ async fn the_breaker_opens_when_the_core_is_unreachable_and_closes_when_it_is_ba
             .unwrap(),
     )
     .await;
-    let mut client = DepositsClient::connect(app.url("")).await.unwrap();
+    let mut client = DepositsClient::new(app.channel("gateway", "legacy-adapter"));
     // A core customer number: the adapter must ask the core for its accounts.
     let list = || dpb::ListAccountsRequest {
         customer_id: "1000039".to_owned(),
@@ -795,7 +809,7 @@ async fn an_account_with_more_holds_than_a_page_is_exported_with_all_of_them() {
             .await;
         assert_eq!(lock.indicator, Indicator::Done, "{lock:?}");
     }
-    let mut client = LegacyExportClient::connect(bank.app.url("")).await.unwrap();
+    let mut client = bank.export();
     let mut stream = client
         .export_accounts(lpb::ExportAccountsRequest {
             product_code: "LEGACY-CURRENT".to_owned(),

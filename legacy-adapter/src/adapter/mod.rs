@@ -21,6 +21,7 @@ use chrono::{NaiveDate, SecondsFormat, Utc};
 use corebank_api::deposits::v1 as pb;
 use corebank_db::Db;
 use corebank_service::Component;
+use corebank_service::internal::{Allow, allowed_callers};
 use prost::Message as _;
 use rust_decimal::Decimal;
 use sha2::{Digest as _, Sha256};
@@ -88,9 +89,18 @@ pub async fn component_of(adapter: Arc<Adapter>) -> Result<Component> {
     adapter.ensure_legacy_products().await?;
     Ok(Component::new("legacy-adapter")
         .with_db(adapter.store.db().clone())
-        .with_grpc(deposits::DepositsService::new(Arc::clone(&adapter)).into_server())
-        .with_grpc(payments::PaymentsService::new(Arc::clone(&adapter)).into_server())
-        .with_grpc(export::ExportService::new(adapter).into_server()))
+        .with_grpc(
+            deposits::DepositsService::new(Arc::clone(&adapter)).into_server(),
+            Allow::only(allowed_callers::DEPOSITS),
+        )
+        .with_grpc(
+            payments::PaymentsService::new(Arc::clone(&adapter)).into_server(),
+            Allow::only(allowed_callers::PAYMENTS),
+        )
+        .with_grpc(
+            export::ExportService::new(adapter).into_server(),
+            Allow::only(allowed_callers::LEGACY_EXPORT),
+        ))
 }
 
 // ---------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ use corebank_api::ledger::v1::ledger_client::LedgerClient;
 use corebank_db::Db;
 use corebank_kernel::Clock;
 use corebank_service::Component;
+use corebank_service::internal::{Allow, allowed_callers};
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
@@ -48,9 +49,10 @@ pub fn component(
     let deposits = Deposits::new(db.clone(), ledger, clock)?;
     let job = deposits.clone();
     tokio::spawn(async move { job.run_scheduled(config.job_interval, shutdown).await });
-    Ok(Component::new("deposits")
-        .with_db(db)
-        .with_grpc(DepositsServer::new(DepositsService { deposits })))
+    Ok(Component::new("deposits").with_db(db).with_grpc(
+        DepositsServer::new(DepositsService { deposits }),
+        Allow::only(allowed_callers::DEPOSITS),
+    ))
 }
 
 /// The tonic service.

@@ -10,6 +10,7 @@ use corebank_api::ledger::v1 as pb;
 use corebank_api::ledger::v1::ledger_server::LedgerServer;
 use corebank_kernel::{AccountId, Clock, Currency, JournalEntryId, Money};
 use corebank_service::Component;
+use corebank_service::internal::{Allow, allowed_callers};
 use rust_decimal::Decimal;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
@@ -33,9 +34,10 @@ pub fn component(
     shutdown: CancellationToken,
 ) -> Component {
     let ledger = Ledger::start(db.clone(), clock, config, shutdown);
-    Component::new("ledger")
-        .with_db(db)
-        .with_grpc(LedgerServer::new(LedgerService { ledger }))
+    Component::new("ledger").with_db(db).with_grpc(
+        LedgerServer::new(LedgerService { ledger }),
+        Allow::only(allowed_callers::LEDGER),
+    )
 }
 
 /// The tonic service.

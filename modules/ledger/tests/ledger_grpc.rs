@@ -57,7 +57,8 @@ async fn the_ledger_answers_over_grpc_with_stable_error_codes() {
         shutdown.clone(),
     );
     let app = TestApp::spawn(component).await;
-    let mut client = LedgerClient::connect(app.url("")).await.unwrap();
+    // The ledger takes calls only from the modules that move money: call as deposits.
+    let mut client = LedgerClient::new(app.channel("deposits", "ledger"));
 
     let created = client
         .create_accounts(pb::CreateAccountsRequest {
@@ -182,6 +183,17 @@ async fn the_ledger_answers_over_grpc_with_stable_error_codes() {
         .into_inner();
     assert!(verify.intact);
     assert_eq!(verify.entries_checked, 3);
+
+    // The gateway has no business with the ledger: refused before the handler runs.
+    let refused = LedgerClient::new(app.channel("gateway", "ledger"))
+        .create_transfer(transfer(alice, bob, "1.00"))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied);
+    assert_eq!(
+        refused.metadata().get("corebank-error-code").unwrap(),
+        "permission_denied"
+    );
 
     app.stop().await;
     shutdown.cancel();

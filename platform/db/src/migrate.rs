@@ -67,7 +67,41 @@ pub enum MigrateError {
     },
 }
 
-/// The migrations compiled into this binary, validated and in apply order.
+/// The schemas of development mocks, not of a bank's components: the mock legacy core
+/// (`legacy_core`, standing in for the bank's real core, which owns its own database) and the
+/// demo saga (`demo`). A production `corebank migrate` leaves them out; `corebank up` and the
+/// tests run the mocks, so they apply them too.
+pub const MOCK_SCHEMAS: &[&str] = &["legacy_core", "demo"];
+
+/// Whether a migration set includes the mocks' schemas ([`MOCK_SCHEMAS`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mocks {
+    /// Every embedded migration: the real components' and the mocks' (development, tests).
+    Include,
+    /// Only the real components' schemas (production).
+    Exclude,
+}
+
+/// Whether `component`'s schema belongs to a mock ([`MOCK_SCHEMAS`]).
+pub fn is_mock_schema(component: &str) -> bool {
+    MOCK_SCHEMAS.contains(&component)
+}
+
+/// The embedded migrations of the real components, and of the mocks too with
+/// [`Mocks::Include`]; validated and in apply order.
+pub fn embedded_for(mocks: Mocks) -> Result<Vec<Migration>, MigrateError> {
+    let all = embedded()?;
+    Ok(match mocks {
+        Mocks::Include => all,
+        Mocks::Exclude => all
+            .into_iter()
+            .filter(|migration| !is_mock_schema(&migration.component))
+            .collect(),
+    })
+}
+
+/// Every migration compiled into this binary, the mocks' included (as
+/// `embedded_for(Mocks::Include)`), validated and in apply order.
 pub fn embedded() -> Result<Vec<Migration>, MigrateError> {
     let mut migrations = EMBEDDED
         .iter()
@@ -398,5 +432,43 @@ mod tests {
     #[test]
     fn embedded_migrations_are_valid() {
         embedded().unwrap();
+    }
+
+    fn components_of(migrations: &[Migration]) -> std::collections::BTreeSet<&str> {
+        migrations.iter().map(|m| m.component.as_str()).collect()
+    }
+
+    #[test]
+    fn without_mocks_only_the_real_components_schemas_are_migrated() {
+        let real = embedded_for(Mocks::Exclude).unwrap();
+        // A new migrations folder must be classified here: a real component, or a mock in
+        // MOCK_SCHEMAS (else production would create a mock's schema).
+        assert_eq!(
+            components_of(&real).into_iter().collect::<Vec<_>>(),
+            [
+                "deposits",
+                "gateway",
+                "ledger",
+                "legacy_adapter",
+                "payments"
+            ]
+        );
+        let with_mocks = embedded_for(Mocks::Include).unwrap();
+        assert_eq!(with_mocks, embedded().unwrap());
+        let components = components_of(&with_mocks);
+        for mock in MOCK_SCHEMAS {
+            // A renamed mock folder would otherwise slip into production unnoticed.
+            assert!(
+                components.contains(mock),
+                "no migrations for the mock {mock}"
+            );
+        }
+        assert_eq!(
+            with_mocks.len() - real.len(),
+            with_mocks
+                .iter()
+                .filter(|m| is_mock_schema(&m.component))
+                .count()
+        );
     }
 }

@@ -11,6 +11,7 @@ use corebank_deposits::grpc::DepositsService;
 use corebank_kernel::{Clock, TestClock};
 use corebank_ledger::LedgerConfig;
 use corebank_service::Component;
+use corebank_service::internal::{Allow, allowed_callers};
 use corebank_testkit::{TestApp, TestDatabase};
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
@@ -53,9 +54,8 @@ pub async fn start_at(now: DateTime<Utc>) -> Harness {
         shutdown.clone(),
     );
     let ledger_app = TestApp::spawn(ledger_component).await;
-    let channel = Channel::from_shared(ledger_app.url(""))
-        .unwrap()
-        .connect_lazy();
+    // Deposits calls the ledger as itself, as it does in production.
+    let channel = ledger_app.channel("deposits", "ledger");
     let deposits = Deposits::new(
         database.db_for("deposits"),
         LedgerClient::new(channel),
@@ -69,6 +69,7 @@ pub async fn start_at(now: DateTime<Utc>) -> Harness {
                 corebank_api::deposits::v1::deposits_server::DepositsServer::new(
                     DepositsService::new(deposits.clone()),
                 ),
+                Allow::only(allowed_callers::DEPOSITS),
             ),
     )
     .await;
@@ -84,9 +85,8 @@ pub async fn start_at(now: DateTime<Utc>) -> Harness {
 
 impl Harness {
     pub async fn client(&self) -> DepositsClient<Channel> {
-        DepositsClient::connect(self.deposits_app.url(""))
-            .await
-            .unwrap()
+        // Channels reach deposits through the gateway: the tests call as the gateway.
+        DepositsClient::new(self.deposits_app.channel("gateway", "deposits"))
     }
 }
 

@@ -2,14 +2,18 @@
 //! `<prefix>.<schema>.>`, created when missing), one message per event on
 //! `<prefix>.<schema>.<aggregatetype>`, the payload as the JSON body and the event's facts in
 //! headers. `Nats-Msg-Id` is the event id, so JetStream drops a republished event within its
-//! duplicate window; `publish` returns only after the stream's ack.
+//! duplicate window; `publish` returns only after the stream's ack. The connection can speak
+//! TLS, with a client certificate ([`NatsTls`]).
 
 use std::collections::HashSet;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
 use async_nats::HeaderMap;
 use async_nats::jetstream::{self, context::PublishErrorKind};
+use async_nats::rustls::pki_types::pem::PemObject as _;
+use async_nats::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -43,6 +47,9 @@ pub struct NatsSinkConfig {
     pub duplicate_window_ms: u64,
     /// How long streams it creates keep messages.
     pub max_age_ms: u64,
+    /// TLS to the server; the default is none (plain text, or TLS with the platform's roots
+    /// when the URL is `tls://…` or the server demands it).
+    pub tls: NatsTls,
 }
 
 impl NatsSinkConfig {
@@ -53,8 +60,116 @@ impl NatsSinkConfig {
             timeout_ms: 5_000,
             duplicate_window_ms: 120_000,
             max_age_ms: 7 * 24 * 3_600 * 1_000,
+            tls: NatsTls::default(),
         }
     }
+}
+
+/// The settings that name the TLS files, for error messages.
+const SETTING_CA: &str = "COREBANK_NATS_TLS_CA";
+const SETTING_CERT: &str = "COREBANK_NATS_TLS_CERT";
+const SETTING_KEY: &str = "COREBANK_NATS_TLS_KEY";
+
+/// TLS to the NATS server: the CA its certificate must chain to, and the certificate the
+/// relay presents when the server verifies clients (`--tlsverify`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NatsTls {
+    /// PEM bundle of the CA(s) to trust instead of the platform's roots
+    /// (`COREBANK_NATS_TLS_CA`).
+    pub ca_file: Option<PathBuf>,
+    /// PEM certificate chain to present (`COREBANK_NATS_TLS_CERT`); with `client_key_file`.
+    pub client_cert_file: Option<PathBuf>,
+    /// PEM private key of `client_cert_file` (`COREBANK_NATS_TLS_KEY`).
+    pub client_key_file: Option<PathBuf>,
+    /// Refuse to connect unless the connection is TLS, whatever the server offers.
+    pub require_tls: bool,
+}
+
+impl NatsTls {
+    /// From the three settings; TLS is then required as soon as any of them is set, so
+    /// that a server (or someone in between) offering plain text cannot downgrade the relay.
+    pub fn from_files(
+        ca_file: Option<PathBuf>,
+        client_cert_file: Option<PathBuf>,
+        client_key_file: Option<PathBuf>,
+    ) -> NatsTls {
+        let require_tls =
+            ca_file.is_some() || client_cert_file.is_some() || client_key_file.is_some();
+        NatsTls {
+            ca_file,
+            client_cert_file,
+            client_key_file,
+            require_tls,
+        }
+    }
+
+    /// Adds these settings to `options`. The files are read and parsed here, once, so that a
+    /// missing or wrong file is reported naming its setting before any connection is tried
+    /// (async-nats would only read them when connecting, and a relay waiting for its server
+    /// would retry a bad file forever).
+    fn apply(
+        &self,
+        mut options: async_nats::ConnectOptions,
+    ) -> Result<async_nats::ConnectOptions, OutboxError> {
+        if let Some(ca) = &self.ca_file {
+            let certificates = read_certificates(SETTING_CA, ca)?;
+            if certificates == 0 {
+                return Err(invalid_file(SETTING_CA, ca, "holds no CERTIFICATE block"));
+            }
+            options = options.add_root_certificates(ca.clone());
+        }
+        match (&self.client_cert_file, &self.client_key_file) {
+            (Some(cert), Some(key)) => {
+                if read_certificates(SETTING_CERT, cert)? == 0 {
+                    return Err(invalid_file(
+                        SETTING_CERT,
+                        cert,
+                        "holds no CERTIFICATE block",
+                    ));
+                }
+                PrivateKeyDer::from_pem_slice(&read_file(SETTING_KEY, key)?).map_err(|error| {
+                    invalid_file(SETTING_KEY, key, &format!("holds no private key ({error})"))
+                })?;
+                options = options.add_client_certificate(cert.clone(), key.clone());
+            }
+            (Some(_), None) => {
+                return Err(OutboxError::Invalid {
+                    field: SETTING_KEY,
+                    problem: format!("is not set, but {SETTING_CERT} is: set both, or neither"),
+                });
+            }
+            (None, Some(_)) => {
+                return Err(OutboxError::Invalid {
+                    field: SETTING_CERT,
+                    problem: format!("is not set, but {SETTING_KEY} is: set both, or neither"),
+                });
+            }
+            (None, None) => {}
+        }
+        Ok(options.require_tls(self.require_tls))
+    }
+}
+
+fn invalid_file(setting: &'static str, path: &Path, problem: &str) -> OutboxError {
+    OutboxError::Invalid {
+        field: setting,
+        problem: format!("{} {problem}", path.display()),
+    }
+}
+
+fn read_file(setting: &'static str, path: &Path) -> Result<Vec<u8>, OutboxError> {
+    std::fs::read(path)
+        .map_err(|error| invalid_file(setting, path, &format!("cannot be read: {error}")))
+}
+
+/// How many certificates the PEM file at `path` holds.
+fn read_certificates(setting: &'static str, path: &Path) -> Result<usize, OutboxError> {
+    let pem = read_file(setting, path)?;
+    CertificateDer::pem_slice_iter(&pem)
+        .try_fold(0_usize, |count, certificate| {
+            certificate.map(|_| count.saturating_add(1))
+        })
+        .map_err(|error| invalid_file(setting, path, &format!("is not valid PEM ({error})")))
 }
 
 /// Publishes events to NATS JetStream and waits for each ack.
@@ -96,9 +211,11 @@ impl NatsSink {
             });
         }
         let timeout = Duration::from_millis(config.timeout_ms);
-        let mut options = async_nats::ConnectOptions::new()
-            .name("corebank-relay")
-            .connection_timeout(timeout);
+        let mut options = config.tls.apply(
+            async_nats::ConnectOptions::new()
+                .name("corebank-relay")
+                .connection_timeout(timeout),
+        )?;
         if wait_for_server {
             options = options.retry_on_initial_connect();
         }
@@ -340,5 +457,112 @@ mod tests {
         assert!(!valid_subject_prefix("a..b"));
         assert!(!valid_subject_prefix("a.>"));
         assert!(!valid_subject_prefix("a b"));
+    }
+
+    /// A CA and a client certificate it issued, written to `dir`: (ca, cert, key) paths.
+    fn write_tls_files(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+        let issuer = rcgen::Issuer::from_params(&ca_params, &ca_key);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["relay".to_owned()])
+            .unwrap()
+            .signed_by(&key, &issuer)
+            .unwrap();
+        let paths = (
+            dir.join("ca.crt"),
+            dir.join("relay.crt"),
+            dir.join("relay.key"),
+        );
+        std::fs::write(&paths.0, ca_cert.pem()).unwrap();
+        std::fs::write(&paths.1, cert.pem()).unwrap();
+        std::fs::write(&paths.2, key.serialize_pem()).unwrap();
+        paths
+    }
+
+    fn refusal(tls: &NatsTls) -> (&'static str, String) {
+        match tls.apply(async_nats::ConnectOptions::new()) {
+            Err(OutboxError::Invalid { field, problem }) => (field, problem),
+            other => panic!("expected the settings to be refused, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn tls_settings_are_required_together_and_read_before_connecting() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ca, cert, key) = write_tls_files(dir.path());
+
+        let none = NatsTls::from_files(None, None, None);
+        assert_eq!(none, NatsTls::default());
+        assert!(!none.require_tls);
+        none.apply(async_nats::ConnectOptions::new()).unwrap();
+
+        let full = NatsTls::from_files(Some(ca.clone()), Some(cert.clone()), Some(key.clone()));
+        assert!(full.require_tls, "TLS settings make plain text a failure");
+        full.apply(async_nats::ConnectOptions::new()).unwrap();
+        let server_only = NatsTls::from_files(Some(ca.clone()), None, None);
+        assert!(server_only.require_tls);
+        server_only
+            .apply(async_nats::ConnectOptions::new())
+            .unwrap();
+
+        let missing = dir.path().join("missing.crt");
+        let (field, problem) = refusal(&NatsTls::from_files(Some(missing.clone()), None, None));
+        assert_eq!(field, "COREBANK_NATS_TLS_CA");
+        assert!(
+            problem.contains(&missing.display().to_string()),
+            "{problem}"
+        );
+        assert!(problem.contains("cannot be read"), "{problem}");
+
+        let (field, _) = refusal(&NatsTls::from_files(
+            Some(ca.clone()),
+            Some(missing.clone()),
+            Some(key.clone()),
+        ));
+        assert_eq!(field, "COREBANK_NATS_TLS_CERT");
+        let (field, _) = refusal(&NatsTls::from_files(
+            Some(ca.clone()),
+            Some(cert.clone()),
+            Some(missing),
+        ));
+        assert_eq!(field, "COREBANK_NATS_TLS_KEY");
+
+        let (field, problem) = refusal(&NatsTls::from_files(
+            Some(ca.clone()),
+            Some(cert.clone()),
+            None,
+        ));
+        assert_eq!(field, "COREBANK_NATS_TLS_KEY");
+        assert!(problem.contains("COREBANK_NATS_TLS_CERT"), "{problem}");
+        let (field, _) = refusal(&NatsTls::from_files(None, None, Some(key.clone())));
+        assert_eq!(field, "COREBANK_NATS_TLS_CERT");
+
+        // A file that is there but holds the wrong thing.
+        let (field, problem) = refusal(&NatsTls::from_files(Some(key.clone()), None, None));
+        assert_eq!(field, "COREBANK_NATS_TLS_CA");
+        assert!(problem.contains("no CERTIFICATE"), "{problem}");
+        let (field, problem) = refusal(&NatsTls::from_files(
+            Some(ca),
+            Some(cert.clone()),
+            Some(cert),
+        ));
+        assert_eq!(field, "COREBANK_NATS_TLS_KEY");
+        assert!(problem.contains("no private key"), "{problem}");
+    }
+
+    #[tokio::test]
+    async fn a_relay_waiting_for_its_server_still_reports_a_bad_tls_file_at_once() {
+        let mut config = NatsSinkConfig::new("nats://127.0.0.1:1");
+        config.tls = NatsTls::from_files(Some(PathBuf::from("/nonexistent/ca.crt")), None, None);
+        let error = NatsSink::connect(config, true).await.unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .starts_with("COREBANK_NATS_TLS_CA: /nonexistent/ca.crt"),
+            "{error}"
+        );
     }
 }
