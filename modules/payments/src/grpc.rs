@@ -5,6 +5,7 @@ use corebank_api::payments::v1 as pb;
 use corebank_api::payments::v1::payments_server::{Payments as PaymentsApi, PaymentsServer};
 use corebank_db::Db;
 use corebank_service::Component;
+use corebank_service::internal::{Allow, allowed_callers};
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
@@ -29,11 +30,21 @@ pub fn component(
     );
     let component = Component::new("payments")
         .with_db(db)
-        .with_routes(crate::http::router(payments.clone()))
-        .with_grpc(PaymentsServer::new(PaymentsService {
-            payments: payments.clone(),
-        }))
-        .with_grpc(admin.into_server());
+        .with_internal_routes(
+            crate::http::BASE,
+            crate::http::router(payments.clone()),
+            Allow::only(allowed_callers::RAIL_CALLBACKS),
+        )
+        .with_grpc(
+            PaymentsServer::new(PaymentsService {
+                payments: payments.clone(),
+            }),
+            Allow::only(allowed_callers::PAYMENTS),
+        )
+        .with_grpc(
+            admin.into_server(),
+            Allow::only(allowed_callers::SAGA_ADMIN),
+        );
     Ok((component, payments))
 }
 
@@ -57,6 +68,8 @@ pub fn status_of(error: &PaymentsError) -> Status {
         PaymentsError::PastPivot { .. }
         | PaymentsError::CannotCancel { .. }
         | PaymentsError::Deposits { .. } => tonic::Code::FailedPrecondition,
+        // Only the rail's HTTP deliveries are signed; kept exhaustive all the same.
+        PaymentsError::RailDelivery { .. } => tonic::Code::Unauthenticated,
         PaymentsError::Unavailable { .. } => tonic::Code::Unavailable,
         PaymentsError::Internal { .. } => tonic::Code::Internal,
     };

@@ -6,5 +6,6 @@ pub mod contract;
 pub mod domain;
 pub mod grpc;
 pub mod http;
+pub mod rail_signature;
 pub mod rail_sim;
 pub mod store;

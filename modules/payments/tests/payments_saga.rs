@@ -331,10 +331,11 @@ struct Originated {
 async fn an_inbound_payment_is_credited_once_by_uetr_and_an_unknown_beneficiary_gets_a_return() {
     let h = start(Setup::default()).await;
     let creditor = h.account("0").await;
-    let http = h.http();
+    // The rail's operators drive the simulator's controls with the rail's certificate.
+    let http = h.rail_operator();
     let originate = |account: String, uetr: Option<uuid::Uuid>| {
         let http = http.clone();
-        let url = format!("{}/rail-sim/v1/inbound", h.url);
+        let url = h.rail_url("/inbound");
         async move {
             http.post(url)
                 .json(&serde_json::json!({
@@ -390,7 +391,7 @@ async fn an_inbound_payment_is_credited_once_by_uetr_and_an_unknown_beneficiary_
     );
     // A known UETR with other content is refused and changes nothing.
     let other = http
-        .post(format!("{}/rail-sim/v1/inbound", h.url))
+        .post(h.rail_url("/inbound"))
         .json(&serde_json::json!({
             "creditor_account": creditor,
             "amount": "99.00",
@@ -407,7 +408,7 @@ async fn an_inbound_payment_is_credited_once_by_uetr_and_an_unknown_beneficiary_
     assert_eq!(other.bank_status, 422, "{}", other.bank_answer);
     assert_eq!(h.balances(&creditor).await.0, "75.50");
     let returns: Vec<String> = http
-        .get(format!("{}/rail-sim/v1/returns", h.url))
+        .get(h.rail_url("/returns"))
         .send()
         .await
         .unwrap()
@@ -517,19 +518,8 @@ async fn only_a_final_status_report_settles_a_payment() {
         )
         .unwrap()
     };
-    let post = |xml: String| {
-        let http = h.http();
-        let url = format!("{}/payments/rail/v1/pacs002", h.url);
-        async move {
-            http.post(url)
-                .body(xml)
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
-        }
-    };
+    // Each report is delivered as the rail does: signed, from the rail's certificate.
+    let post = async |xml: String| h.deliver("/pacs002", &xml).await.status;
     // ACCP (checks passed) is not final: the payment keeps waiting, and a rejection after it
     // still counts.
     assert_eq!(post(report("ACCP", "")).await, 200);

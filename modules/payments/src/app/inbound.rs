@@ -5,17 +5,48 @@
 //! direction) is written first, the credit's request id is derived from the UETR, so a
 //! repeated delivery — or a retry after a crash — finds the same row and the same credit.
 //! An unknown or closed beneficiary gets a return (pacs.004) instead.
+//!
+//! Each message comes as a delivery whose signature the handler verified before anything
+//! was parsed; the delivery id is recorded in the transaction of the message's first
+//! effect, so a replayed delivery is refused (`replayed`) and changes nothing.
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use corebank_api::deposits::v1 as dpb;
+use corebank_db::TxError;
 use corebank_outbox::{AggregateRef, NewEvent, Outbox, SchemaName};
 use serde_json::json;
 use uuid::Uuid;
 
 use super::messages::{self, Inbound};
+use super::rail::{self, take_delivery};
 use super::{PaymentRecord, Payments, derived_id, from_deposits, tx_error};
 use crate::domain::error::PaymentsError;
+use crate::rail_signature::VerifiedDelivery;
 use crate::store;
+
+/// The payment row an inbound credit transfer starts as.
+fn inbound_record(inbound: &Inbound, now: DateTime<Utc>) -> PaymentRecord {
+    PaymentRecord {
+        id: derived_id("inbound", &inbound.uetr.to_string()),
+        request_id: derived_id("inbound-request", &inbound.uetr.to_string()),
+        direction: "inbound".to_owned(),
+        status: "received".to_owned(),
+        debtor_account_id: inbound.debtor_account.clone(),
+        debtor_name: inbound.debtor_name.clone(),
+        creditor_name: inbound.creditor_name.clone(),
+        creditor_account: inbound.creditor_account.clone(),
+        creditor_agent_bic: inbound.creditor_agent_bic.clone(),
+        amount: inbound.amount,
+        currency: inbound.currency.clone(),
+        end_to_end_id: inbound.end_to_end_id.clone(),
+        uetr: inbound.uetr,
+        remittance_information: inbound.remittance_information.clone(),
+        reason: String::new(),
+        content: json!({ "msg_id": inbound.msg_id }),
+        created_at: now,
+        updated_at: now,
+    }
+}
 
 /// What became of an inbound payment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,35 +61,26 @@ pub struct InboundOutcome {
 }
 
 impl Payments {
-    /// Takes an inbound pacs.008.
-    pub async fn receive_inbound(&self, xml: &str) -> Result<InboundOutcome, PaymentsError> {
-        let inbound = messages::parse_inbound(xml)?;
-        let now = Utc::now();
-        let record = PaymentRecord {
-            id: derived_id("inbound", &inbound.uetr.to_string()),
-            request_id: derived_id("inbound-request", &inbound.uetr.to_string()),
-            direction: "inbound".to_owned(),
-            status: "received".to_owned(),
-            debtor_account_id: inbound.debtor_account.clone(),
-            debtor_name: inbound.debtor_name.clone(),
-            creditor_name: inbound.creditor_name.clone(),
-            creditor_account: inbound.creditor_account.clone(),
-            creditor_agent_bic: inbound.creditor_agent_bic.clone(),
-            amount: inbound.amount,
-            currency: inbound.currency.clone(),
-            end_to_end_id: inbound.end_to_end_id.clone(),
-            uetr: inbound.uetr,
-            remittance_information: inbound.remittance_information.clone(),
-            reason: String::new(),
-            content: json!({ "msg_id": inbound.msg_id }),
-            created_at: now,
-            updated_at: now,
-        };
-        let record_ref = &record;
-        let (stored, inserted) = self
+    /// Takes an inbound pacs.008, delivered by the rail as `delivery` (its signature
+    /// verified, the body not yet read).
+    pub async fn receive_inbound(
+        &self,
+        delivery: &VerifiedDelivery,
+        xml: &str,
+    ) -> Result<InboundOutcome, PaymentsError> {
+        // The delivery is taken, and the message read, in the transaction that stores the
+        // payment: a replayed delivery is refused before anything is parsed and changes
+        // nothing, and a message that does not parse leaves its delivery untaken.
+        let (inbound, stored, inserted) = self
             .db
             .run_tx("payments_inbound_receive", |tx| {
-                Box::pin(async move { store::insert(&tx, record_ref).await })
+                Box::pin(async move {
+                    take_delivery(&tx, delivery).await?;
+                    let inbound = messages::parse_inbound(xml).map_err(TxError::Abort)?;
+                    let (stored, inserted) =
+                        store::insert(&tx, &inbound_record(&inbound, Utc::now())).await?;
+                    Ok((inbound, stored, inserted))
+                })
             })
             .await
             .map_err(tx_error)?;
@@ -171,15 +193,12 @@ impl Payments {
 
     async fn send_return(&self, inbound: &Inbound, reason: &str) -> Result<(), PaymentsError> {
         let xml = messages::pacs004_for(&self.config.bank_bic, inbound, reason)?;
+        let url = rail::endpoint(&self.config.rail_url, "/pacs004")?;
         let response = self
-            .http
-            .post(format!("{}/pacs004", self.config.rail_url))
-            .header("content-type", "application/xml")
-            .body(xml)
-            .send()
+            .call_rail(reqwest::Method::POST, &url, xml)
             .await
-            .map_err(|e| PaymentsError::Unavailable {
-                message: format!("the rail did not take the return: {e}"),
+            .map_err(|error| PaymentsError::Unavailable {
+                message: format!("the rail did not take the return: {error}"),
             })?;
         if !response.status().is_success() {
             return Err(PaymentsError::Unavailable {
@@ -189,24 +208,36 @@ impl Payments {
         Ok(())
     }
 
-    /// Takes a pacs.002 for one of our outbound payments and wakes its saga.
-    pub async fn receive_status(&self, xml: &str) -> Result<(), PaymentsError> {
-        let (uetr, status, reason) = messages::parse_status(xml)?;
-        if status != "ACSC" && status != "RJCT" {
-            // Not final (ACCP, PDNG): the rail sends another report, or is asked later. Only
-            // a final report is stored, so a later rejection is never shadowed.
-            return Ok(());
-        }
-        let (status_ref, reason_ref) = (&status, &reason);
-        self.db
+    /// Takes a pacs.002 for one of our outbound payments, delivered by the rail as `delivery`
+    /// (its signature verified, the body not yet read), and wakes its saga.
+    pub async fn receive_status(
+        &self,
+        delivery: &VerifiedDelivery,
+        xml: &str,
+    ) -> Result<(), PaymentsError> {
+        // As for a pacs.008: the delivery is taken in the transaction that stores the report.
+        let is_final = self
+            .db
             .run_tx("payments_status_receive", |tx| {
                 Box::pin(async move {
-                    store::insert_status_report(&tx, uetr, status_ref, reason_ref, Utc::now()).await
+                    take_delivery(&tx, delivery).await?;
+                    let (uetr, status, reason) =
+                        messages::parse_status(xml).map_err(TxError::Abort)?;
+                    if status != "ACSC" && status != "RJCT" {
+                        // Not final (ACCP, PDNG): the rail sends another report, or is asked
+                        // later. Only a final report is stored, so a later rejection is never
+                        // shadowed.
+                        return Ok(false);
+                    }
+                    store::insert_status_report(&tx, uetr, &status, &reason, Utc::now()).await?;
+                    Ok(true)
                 })
             })
             .await
             .map_err(tx_error)?;
-        self.executor.nudge();
+        if is_final {
+            self.executor.nudge();
+        }
         Ok(())
     }
 

@@ -1,12 +1,11 @@
 //! The payments module's use of the ISO 20022 messages (`domain::iso20022`): which fields go
-//! where, and asking the rail about a payment.
+//! where.
 
 use chrono::Utc;
 use rust_decimal::Decimal;
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::Parts;
 use crate::domain::error::PaymentsError;
 use corebank_kernel::Currency;
 
@@ -252,39 +251,6 @@ pub fn parse_return(xml: &str) -> Result<(String, Uuid), PaymentsError> {
     PaymentReturn::parse_pacs004(xml)
         .map(|r| (r.message_id.as_str().to_owned(), r.original_uetr.as_uuid()))
         .map_err(invalid)
-}
-
-/// What the rail says of a UETR: `None` unknown, `Some(None)` known but undecided,
-/// `Some(Some((status, reason)))` decided.
-pub async fn rail_status(
-    payments: &Parts,
-    uetr: &str,
-) -> Result<Option<Option<(String, String)>>, PaymentsError> {
-    let response = payments
-        .http
-        .get(format!("{}/payments/{uetr}", payments.config.rail_url))
-        .send()
-        .await
-        .map_err(|e| PaymentsError::Unavailable {
-            message: format!("the rail did not answer: {e}"),
-        })?;
-    match response.status().as_u16() {
-        404 => Ok(None),
-        202 => Ok(Some(None)),
-        200 => {
-            let body = response
-                .text()
-                .await
-                .map_err(|e| PaymentsError::Unavailable {
-                    message: e.to_string(),
-                })?;
-            let (_, status, reason) = parse_status(&body)?;
-            Ok(Some(Some((status, reason))))
-        }
-        other => Err(PaymentsError::Unavailable {
-            message: format!("the rail answered {other}"),
-        }),
-    }
 }
 
 #[cfg(test)]

@@ -1,10 +1,11 @@
 //! The payments use cases. Money moves through the deposits module's gRPC contract (holds,
 //! captures, transfers, credits from clearing), never through another schema; messages to
-//! and from the clearing rail are ISO 20022 over HTTP.
+//! and from the clearing rail are ISO 20022 over HTTP, signed both ways (`rail_signature`).
 
 pub mod inbound;
 pub mod messages;
 pub mod outbound;
+pub mod rail;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,12 +22,24 @@ use uuid::Uuid;
 
 use crate::domain::error::PaymentsError;
 use crate::domain::screening::ScreeningRules;
+use crate::rail_signature::RailKeys;
+
+/// How long one call to the rail may take: what the caller gives
+/// `InternalClients::http_client(component_names::RAIL, …)` for [`PaymentsConfig::rail_http`].
+pub const RAIL_CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How the payments module is set up.
 #[derive(Debug, Clone)]
 pub struct PaymentsConfig {
-    /// Where the clearing rail (or its simulator) takes pacs.008, e.g. `http://127.0.0.1:8080/rail-sim/v1`.
+    /// Where the clearing rail (or its simulator) takes pacs.008, e.g.
+    /// `https://127.0.0.1:8082/rail-sim/v1`.
     pub rail_url: String,
+    /// The keys shared with the rail (`COREBANK_RAIL_KEYS`): the first signs what the bank
+    /// sends, every one verifies what the rail delivers.
+    pub rail_keys: RailKeys,
+    /// How the bank reaches the rail: mutual TLS as `payments`, answered only by the rail's
+    /// certificate (`InternalClients::http_client(component_names::RAIL, RAIL_CALL_TIMEOUT)`).
+    pub rail_http: reqwest::Client,
     pub screening: ScreeningRules,
     /// How long to wait for a pacs.002 before asking the rail.
     pub status_wait: Duration,
@@ -35,10 +48,19 @@ pub struct PaymentsConfig {
     pub executor: ExecutorConfig,
 }
 
-impl Default for PaymentsConfig {
-    fn default() -> Self {
+impl PaymentsConfig {
+    /// The rail at `rail_url`, reached with `rail_http` and `rail_keys`; the rest as in
+    /// development (screening defaults, a 5 s status wait, the bank's BIC `CBNKXXAAXXX`).
+    /// There is no `Default`: no key and no client is safe to assume.
+    pub fn new(
+        rail_url: impl Into<String>,
+        rail_keys: RailKeys,
+        rail_http: reqwest::Client,
+    ) -> PaymentsConfig {
         PaymentsConfig {
-            rail_url: "http://127.0.0.1:8080/rail-sim/v1".to_owned(),
+            rail_url: rail_url.into(),
+            rail_keys,
+            rail_http,
             screening: ScreeningRules::default(),
             status_wait: Duration::from_secs(5),
             bank_bic: "CBNKXXAAXXX".to_owned(),
@@ -52,7 +74,6 @@ impl Default for PaymentsConfig {
 pub struct Parts {
     pub(crate) db: Db,
     pub(crate) deposits: DepositsClient<Channel>,
-    pub(crate) http: reqwest::Client,
     pub(crate) config: Arc<PaymentsConfig>,
 }
 
@@ -148,16 +169,10 @@ impl Payments {
         config: PaymentsConfig,
         options: outbound::SagaOptions,
     ) -> Result<Payments, PaymentsError> {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
-            .build()
-            .map_err(|e| PaymentsError::Internal {
-                message: format!("the HTTP client did not build: {e}"),
-            })?;
+        rail::endpoint(&config.rail_url, "")?;
         let parts = Arc::new(Parts {
             db: db.clone(),
             deposits,
-            http,
             config: Arc::new(config),
         });
         let mut registry = Registry::new();
@@ -171,9 +186,10 @@ impl Payments {
         Ok(Payments { parts, executor })
     }
 
-    /// Runs the saga executor until `shutdown`.
+    /// Runs the saga executor, and the purge of old rail deliveries, until `shutdown`.
     pub fn spawn(&self, shutdown: tokio_util::sync::CancellationToken) {
-        self.executor.spawn(shutdown);
+        self.executor.spawn(shutdown.clone());
+        tokio::spawn(rail::purge_deliveries_until(self.clone(), shutdown));
     }
 
     pub fn db(&self) -> &Db {

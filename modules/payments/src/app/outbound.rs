@@ -207,21 +207,20 @@ fn send(slot: Arc<Parts>, context: StepContext) -> corebank_saga::BoxFuture<'sta
             Ok(xml) => xml,
             Err(error) => return StepOutcome::Failed(error.to_string()),
         };
-        let url = format!("{}/pacs008", payments.config.rail_url);
-        match payments
-            .http
-            .post(&url)
-            .header("content-type", "application/xml")
-            .body(xml)
-            .send()
-            .await
-        {
+        let url = match super::rail::endpoint(&payments.config.rail_url, "/pacs008") {
+            Ok(url) => url,
+            Err(error) => return StepOutcome::Failed(error.to_string()),
+        };
+        match payments.call_rail(reqwest::Method::POST, &url, xml).await {
             Ok(response) if response.status().is_success() => {
                 StepOutcome::Done(json!({ "sent": true }))
             }
             Ok(response) if response.status().is_client_error() => {
                 let code = response.status();
-                let body = response.text().await.unwrap_or_default();
+                let body = super::rail::read_limited(response, super::rail::RAIL_MESSAGE_BYTES_MAX)
+                    .await
+                    .map(|body| String::from_utf8_lossy(&body).into_owned())
+                    .unwrap_or_default();
                 StepOutcome::Failed(format!("the rail refused the pacs.008 ({code}): {body}"))
             }
             Ok(response) => {
@@ -239,7 +238,7 @@ fn rail_knows(slot: &Arc<Parts>) -> corebank_saga::definition::QueryFn {
         let slot = Arc::clone(&slot);
         Box::pin(async move {
             let payments = &*slot;
-            match super::messages::rail_status(payments, field(&context.input, "uetr")).await {
+            match super::rail::rail_status(payments, field(&context.input, "uetr")).await {
                 Ok(Some(_)) => QueryOutcome::Applied(json!({ "sent": true })),
                 Ok(None) => QueryOutcome::NotApplied,
                 Err(error) => QueryOutcome::Unknown(error.to_string()),
@@ -281,7 +280,7 @@ fn await_status(
                 if waited < TimeDelta::from_std(payments.config.status_wait).unwrap_or_default() {
                     None
                 } else {
-                    match super::messages::rail_status(payments, &uetr.to_string()).await {
+                    match super::rail::rail_status(payments, &uetr.to_string()).await {
                         Ok(Some(Some(report))) if report.0 == "ACSC" || report.0 == "RJCT" => {
                             Some(report)
                         }

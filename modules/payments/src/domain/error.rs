@@ -18,6 +18,12 @@ pub enum PaymentsError {
     /// A refusal by the deposits module, with its code (`insufficient_funds`, …).
     #[error("{message}")]
     Deposits { code: String, message: String },
+    /// A message from the rail whose signature did not hold, or a delivery taken before:
+    /// nothing of it was taken.
+    #[error("{refusal}")]
+    RailDelivery {
+        refusal: crate::rail_signature::Refusal,
+    },
     #[error("unavailable: {message}")]
     Unavailable { message: String },
     #[error("internal error: {message}")]
@@ -41,6 +47,7 @@ impl PaymentsError {
             PaymentsError::PastPivot { .. } => "past_pivot",
             PaymentsError::CannotCancel { .. } => "cannot_cancel",
             PaymentsError::Deposits { code, .. } => code.as_str(),
+            PaymentsError::RailDelivery { refusal } => refusal.code(),
             PaymentsError::Unavailable { .. } => "unavailable",
             PaymentsError::Internal { .. } => "internal",
         }

@@ -7,6 +7,7 @@ use uuid::Uuid;
 
 use crate::app::PaymentRecord;
 use crate::domain::error::PaymentsError;
+use crate::rail_signature::VerifiedDelivery;
 
 pub type StoreResult<T> = Result<T, TxError<PaymentsError>>;
 
@@ -188,4 +189,45 @@ pub async fn status_report(
         )
         .await?
         .map(|row| (row.get(0), row.get(1))))
+}
+
+/// Records a signed delivery from the rail; `false` when its delivery id was taken before
+/// (a replay). Concurrent copies of one delivery meet on the primary key: one inserts, the
+/// others find its row.
+pub async fn record_rail_delivery(
+    tx: &Transaction<'_>,
+    delivery: &VerifiedDelivery,
+    received_at: DateTime<Utc>,
+) -> StoreResult<bool> {
+    let inserted = tx
+        .execute(
+            "INSERT INTO rail_deliveries (delivery_id, key_id, signed_at, received_at, path) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (delivery_id) DO NOTHING",
+            &[
+                &delivery.delivery_id(),
+                &delivery.key_id(),
+                &delivery.signed_at(),
+                &received_at,
+                &delivery.path(),
+            ],
+        )
+        .await?;
+    Ok(inserted == 1)
+}
+
+/// Forgets at most `rows_max` of the oldest deliveries received before `before`; returns
+/// how many went.
+pub async fn purge_rail_deliveries(
+    tx: &Transaction<'_>,
+    before: DateTime<Utc>,
+    rows_max: i64,
+) -> StoreResult<u64> {
+    Ok(tx
+        .execute(
+            "DELETE FROM rail_deliveries WHERE delivery_id IN (\
+                 SELECT delivery_id FROM rail_deliveries WHERE received_at < $1 \
+                 ORDER BY received_at LIMIT $2)",
+            &[&before, &rows_max],
+        )
+        .await?)
 }

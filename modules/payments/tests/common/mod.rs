@@ -1,6 +1,10 @@
-//! A real ledger, deposits module, payments module and rail simulator on one test database.
+//! A real ledger, deposits module, payments module and rail simulator on one test database,
+//! each on its own internal listener with mutual TLS: payments calls deposits and the rail
+//! as `payments`, the rail simulator calls the bank as `rail`, and both sign every message
+//! with the same rail keys.
 #![allow(dead_code, reason = "each test file uses part of the harness")]
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -11,10 +15,12 @@ use corebank_deposits::grpc::DepositsService;
 use corebank_kernel::{Clock, SystemClock};
 use corebank_ledger::LedgerConfig;
 use corebank_payments::app::outbound::{NewPayment, PaymentView, SagaOptions};
-use corebank_payments::app::{Payments, PaymentsConfig};
+use corebank_payments::app::{Payments, PaymentsConfig, RAIL_CALL_TIMEOUT};
+use corebank_payments::rail_signature::{self, Exchange, RailKeys};
 use corebank_payments::rail_sim::RailConfig;
-use corebank_service::{Component, RunningServer, ServeOptions};
-use corebank_testkit::{TestApp, TestDatabase};
+use corebank_service::internal::{Allow, allowed_callers, component_names};
+use corebank_service::{BoundListeners, Component, InternalMode, RunningServer, ServeOptions};
+use corebank_testkit::{TestApp, TestDatabase, test_pki};
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 use uuid::Uuid;
@@ -23,7 +29,11 @@ pub struct Harness {
     pub database: TestDatabase,
     pub deposits: Deposits,
     pub payments: Payments,
-    pub url: String,
+    /// The keys the bank and the rail simulator share.
+    pub rail_keys: RailKeys,
+    /// `https://<payments' internal listener>`: gRPC and the rail's callbacks.
+    pub payments_url: String,
+    rail_app: TestApp,
     _ledger_app: TestApp,
     _deposits_app: TestApp,
     server: Option<RunningServer>,
@@ -60,6 +70,12 @@ impl Default for Setup {
     }
 }
 
+/// A server presenting only `component`'s certificate: a client that dials an IP address
+/// sends no server name, and must still meet the component it means.
+fn serving_as(component: &str) -> InternalMode {
+    InternalMode::MutualTls(test_pki().only(&[component]).unwrap())
+}
+
 pub async fn start(setup: Setup) -> Harness {
     let database = TestDatabase::create().await;
     let shutdown = CancellationToken::new();
@@ -71,11 +87,7 @@ pub async fn start(setup: Setup) -> Harness {
         shutdown.clone(),
     ))
     .await;
-    let ledger = LedgerClient::new(
-        Channel::from_shared(ledger_app.url(""))
-            .unwrap()
-            .connect_lazy(),
-    );
+    let ledger = LedgerClient::new(ledger_app.channel("deposits", "ledger"));
     let deposits = Deposits::new(database.db_for("deposits"), ledger, clock).unwrap();
     let deposits_app = TestApp::spawn(
         Component::new("deposits")
@@ -84,25 +96,47 @@ pub async fn start(setup: Setup) -> Harness {
                 corebank_api::deposits::v1::deposits_server::DepositsServer::new(
                     DepositsService::new(deposits.clone()),
                 ),
+                Allow::only(allowed_callers::DEPOSITS),
             ),
     )
     .await;
-    let deposits_client = DepositsClient::new(
-        Channel::from_shared(deposits_app.url(""))
-            .unwrap()
-            .connect_lazy(),
-    );
-    // Payments and the rail simulator on one server, each calling the other by its URL.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
+    let deposits_client = DepositsClient::new(deposits_app.channel("payments", "deposits"));
+    let rail_keys = RailKeys::generate("test-1").unwrap();
+
+    // Payments' listener is bound first, so that the rail simulator knows where the bank is.
+    let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+    let listeners = BoundListeners::bind_internal(loopback, "payments test listener")
+        .await
+        .unwrap();
+    let payments_url = format!("https://{}", listeners.internal_addr().unwrap());
+    let rail_app = TestApp::spawn_with(
+        corebank_payments::rail_sim::component(
+            RailConfig {
+                bank_url: format!("{payments_url}{}", corebank_payments::http::BASE),
+                ..setup.rail
+            },
+            rail_keys.clone(),
+            corebank_testkit::clients(component_names::RAIL)
+                .http_client(component_names::PAYMENTS, Duration::from_secs(5))
+                .unwrap(),
+        ),
+        serving_as(component_names::RAIL),
+    )
+    .await;
+    let rail_http = corebank_testkit::clients(component_names::PAYMENTS)
+        .http_client(component_names::RAIL, RAIL_CALL_TIMEOUT)
+        .unwrap();
     let config = PaymentsConfig {
-        rail_url: format!("{url}{}", corebank_payments::rail_sim::BASE),
         status_wait: setup.status_wait,
         executor: corebank_saga::ExecutorConfig {
             poll_interval: Duration::from_millis(20),
             ..corebank_saga::ExecutorConfig::new()
         },
-        ..PaymentsConfig::default()
+        ..PaymentsConfig::new(
+            rail_app.internal_url(corebank_payments::rail_sim::BASE),
+            rail_keys.clone(),
+            rail_http,
+        )
     };
     let payments = Payments::new(
         database.db_for("payments"),
@@ -114,25 +148,27 @@ pub async fn start(setup: Setup) -> Harness {
     if setup.spawn_executor {
         payments.spawn(shutdown.clone());
     }
-    let rail = RailConfig {
-        bank_url: format!("{url}{}", corebank_payments::http::BASE),
-        ..setup.rail
-    };
     let component = Component::new("payments")
         .with_db(database.db_for("payments"))
-        .with_routes(corebank_payments::http::router(payments.clone()))
-        .with_routes(corebank_payments::rail_sim::router(rail))
+        .with_internal_routes(
+            corebank_payments::http::BASE,
+            corebank_payments::http::router(payments.clone()),
+            Allow::only(allowed_callers::RAIL_CALLBACKS),
+        )
         .with_grpc(
             corebank_api::payments::v1::payments_server::PaymentsServer::new(
                 corebank_payments::grpc::PaymentsService::new(payments.clone()),
             ),
+            Allow::only(allowed_callers::PAYMENTS),
         );
     let server = corebank_service::serve_on(
-        listener,
+        listeners,
         component,
         ServeOptions {
             requests_in_flight_max: 256,
             shutdown_grace: Duration::from_secs(2),
+            metrics_public: false,
+            internal: serving_as(component_names::PAYMENTS),
         },
         shutdown.clone(),
     )
@@ -142,7 +178,9 @@ pub async fn start(setup: Setup) -> Harness {
         database,
         deposits,
         payments,
-        url,
+        rail_keys,
+        payments_url,
+        rail_app,
         _ledger_app: ledger_app,
         _deposits_app: deposits_app,
         server: Some(server),
@@ -152,6 +190,23 @@ pub async fn start(setup: Setup) -> Harness {
 
 pub fn id() -> String {
     Uuid::new_v4().to_string()
+}
+
+/// A bank's answer to a delivery: HTTP status and body.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub body: String,
+}
+
+impl Answer {
+    /// The `code` of a JSON refusal.
+    pub fn code(&self) -> String {
+        serde_json::from_str::<serde_json::Value>(&self.body)
+            .ok()
+            .and_then(|v| v["code"].as_str().map(str::to_owned))
+            .unwrap_or_default()
+    }
 }
 
 impl Harness {
@@ -242,8 +297,88 @@ impl Harness {
         self.payments.spawn(self.shutdown.clone());
     }
 
-    pub fn http(&self) -> reqwest::Client {
-        reqwest::Client::new()
+    /// A gRPC channel to payments, calling as the gateway (the only component that may).
+    pub fn payments_channel(&self) -> Channel {
+        corebank_testkit::clients(component_names::GATEWAY)
+            .endpoint(&self.payments_url, component_names::PAYMENTS)
+            .unwrap()
+            .connect_lazy()
+    }
+
+    /// `https://<payments>/payments/rail/v1<suffix>`: where the rail delivers.
+    pub fn bank_url(&self, suffix: &str) -> String {
+        format!(
+            "{}{}{suffix}",
+            self.payments_url,
+            corebank_payments::http::BASE
+        )
+    }
+
+    /// `https://<rail simulator>/rail-sim/v1<suffix>`.
+    pub fn rail_url(&self, suffix: &str) -> String {
+        self.rail_app
+            .internal_url(&format!("{}{suffix}", corebank_payments::rail_sim::BASE))
+    }
+
+    /// An HTTP client calling the bank as `me` (the rail, or a component with no business
+    /// there).
+    pub fn client_to_bank(&self, me: &str) -> reqwest::Client {
+        corebank_testkit::clients(me)
+            .http_client(component_names::PAYMENTS, Duration::from_secs(30))
+            .unwrap()
+    }
+
+    /// An HTTP client of the rail's operators, for the simulator's controls.
+    pub fn rail_operator(&self) -> reqwest::Client {
+        corebank_testkit::clients(component_names::RAIL)
+            .http_client(component_names::RAIL, Duration::from_secs(30))
+            .unwrap()
+    }
+
+    /// The header signing `body` for `POST /payments/rail/v1<suffix>` with `keys`, as a new
+    /// delivery.
+    pub fn signature(&self, keys: &RailKeys, suffix: &str, body: &str) -> String {
+        let url = self.bank_url(suffix);
+        let path = url.split_once("//").unwrap().1;
+        let path = &path[path.find('/').unwrap()..];
+        keys.sign(
+            Exchange::Request {
+                method: "POST",
+                path,
+            },
+            body.as_bytes(),
+        )
+    }
+
+    /// Posts `body` to the bank's `suffix` as `me`, with `signature` (if any).
+    pub async fn post_to_bank(
+        &self,
+        me: &str,
+        suffix: &str,
+        signature: Option<&str>,
+        body: &str,
+    ) -> Answer {
+        let mut request = self
+            .client_to_bank(me)
+            .post(self.bank_url(suffix))
+            .header("content-type", "application/xml")
+            .body(body.to_owned());
+        if let Some(signature) = signature {
+            request = request.header(rail_signature::HEADER, signature);
+        }
+        let response = request.send().await.unwrap();
+        Answer {
+            status: response.status().as_u16(),
+            body: response.text().await.unwrap(),
+        }
+    }
+
+    /// Delivers `body` to the bank's `suffix` as the rail does: signed with the shared keys,
+    /// from the rail's certificate.
+    pub async fn deliver(&self, suffix: &str, body: &str) -> Answer {
+        let signature = self.signature(&self.rail_keys, suffix, body);
+        self.post_to_bank(component_names::RAIL, suffix, Some(&signature), body)
+            .await
     }
 
     pub async fn stop(mut self) {
