@@ -9,6 +9,8 @@ use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse as _, Response};
 use corebank_db::Db;
+use corebank_service::internal::InternalClients;
+use corebank_service::internal::assertion::AssertionSigner;
 use corebank_service::{Component, Settings};
 use tokio_util::sync::CancellationToken;
 
@@ -26,11 +28,13 @@ use crate::upstream::Upstreams;
 const PURGE_INTERVAL: Duration = Duration::from_secs(60);
 const PURGE_BATCH_MAX: i64 = 1_000;
 
-/// Where the two sides are.
+/// Where the two sides are, and how the gateway proves itself to them.
 #[derive(Debug, Clone)]
 pub struct Upstream {
     pub legacy_url: String,
     pub modern_url: String,
+    /// The gateway's internal clients (its certificate, or plain text in development).
+    pub clients: InternalClients,
 }
 
 /// The gateway on `db` (search path `gateway`); its background tasks stop with `shutdown`.
@@ -75,18 +79,38 @@ pub async fn component(
     let state = Arc::new(GatewayState {
         auth,
         router: router.clone(),
-        upstreams: Upstreams::new(&upstream.legacy_url, &upstream.modern_url, request_timeout)?,
+        upstreams: Upstreams::new(
+            &upstream.clients,
+            &upstream.legacy_url,
+            &upstream.modern_url,
+            request_timeout,
+        )?,
         directory: Directory::new(db.clone()),
         idempotency,
         shadow: shadow.clone(),
         request_timeout,
     });
+    // The operator behind a saga action is signed with the key of the certificate the
+    // gateway calls with, so SagaAdmin can check it against the connection.
+    let signer = upstream
+        .clients
+        .identity()
+        .map_err(|error| ApiError::internal(format!("the gateway's certificate: {error}")))?
+        .map(|identity| AssertionSigner::new(&identity).map(Arc::new))
+        .transpose()
+        .map_err(|error| ApiError::internal(format!("the gateway's signing key: {error}")))?;
     let sagas = crate::sagas::router(
-        tonic::transport::Endpoint::from_shared(upstream.modern_url.clone())
-            .map_err(|_| ApiError::internal("COREBANK_GATEWAY_MODERN_URL is not a URL"))?
+        upstream
+            .clients
+            .endpoint(
+                &upstream.modern_url,
+                corebank_service::internal::component_names::PAYMENTS,
+            )
+            .map_err(|error| ApiError::internal(format!("COREBANK_GATEWAY_MODERN_URL: {error}")))?
             .timeout(request_timeout)
             .connect_lazy(),
         db.clone(),
+        signer,
     );
     let admin = router
         .admin_router()
@@ -102,7 +126,9 @@ pub async fn component(
         .merge(crate::openapi::router())
         .layer(DefaultBodyLimit::max(settings.gateway_body_max_bytes))
         .layer(axum::middleware::from_fn(envelope_rejections));
-    Ok(Component::new("gateway").with_db(db).with_routes(routes))
+    Ok(Component::new("gateway")
+        .with_db(db)
+        .with_public_routes(routes))
 }
 
 /// Refusals axum makes before a handler runs (a body over the limit, a wrong method) get

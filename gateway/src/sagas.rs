@@ -1,6 +1,11 @@
 //! The sagas' operator actions on the admin surface (`/admin/v1/sagas`): the modern side's
 //! `corebank.saga.v1.SagaAdmin` (the payments module's sagas), with the operator's identity
 //! from the token and every action in the audit trail.
+//!
+//! SagaAdmin believes no name written in a request body: the gateway tells it who acts in
+//! `x-corebank-actor` metadata signed with the gateway's certificate key
+//! (`corebank_service::internal::assertion`), which SagaAdmin checks against the certificate
+//! the connection proved.
 
 use std::sync::Arc;
 
@@ -13,7 +18,11 @@ use axum::routing::{get, post};
 use chrono::Utc;
 use corebank_api::saga::v1 as spb;
 use corebank_api::saga::v1::saga_admin_client::SagaAdminClient;
+use corebank_api::saga::v1::saga_admin_server::SERVICE_NAME;
 use corebank_db::Db;
+use corebank_service::internal::assertion::{
+    ACTOR_HEADER, ACTOR_SIGNATURE_HEADER, AssertionSigner,
+};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tonic::transport::Channel;
@@ -28,13 +37,19 @@ use crate::upstream::api_error_of;
 struct Sagas {
     client: SagaAdminClient<Channel>,
     db: Db,
+    /// Signs the operator of each action with the gateway's certificate key; `None` when
+    /// internal calls are plain text (`COREBANK_INSECURE_INTERNAL=true`), where SagaAdmin
+    /// takes the name as it comes.
+    signer: Option<Arc<AssertionSigner>>,
 }
 
-/// The routes, calling SagaAdmin at `channel` (the modern side).
-pub fn router(channel: Channel, db: Db) -> HttpRouter {
+/// The routes, calling SagaAdmin at `channel` (the modern side) and asserting operators
+/// with `signer`.
+pub fn router(channel: Channel, db: Db, signer: Option<Arc<AssertionSigner>>) -> HttpRouter {
     let state = Arc::new(Sagas {
         client: SagaAdminClient::new(channel),
         db,
+        signer,
     });
     HttpRouter::new()
         .route("/admin/v1/sagas", get(list))
@@ -65,13 +80,85 @@ fn saga_json(s: &spb::Saga) -> Value {
 }
 
 /// An operator action on a saga.
-#[derive(Debug, Clone, Copy, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, utoipa::ToSchema)]
 #[schema(rename_all = "kebab-case")]
 pub enum SagaAction {
     Retry,
     Resume,
     ForceCompensate,
     MarkResolved,
+}
+
+impl SagaAction {
+    /// The action named in the path (`retry`, `resume`, `force-compensate`, `mark-resolved`).
+    pub fn from_path(action: &str) -> Option<SagaAction> {
+        match action {
+            "retry" => Some(SagaAction::Retry),
+            "resume" => Some(SagaAction::Resume),
+            "force-compensate" => Some(SagaAction::ForceCompensate),
+            "mark-resolved" => Some(SagaAction::MarkResolved),
+            _ => None,
+        }
+    }
+
+    /// The SagaAdmin method that carries it out.
+    fn method(self) -> &'static str {
+        match self {
+            SagaAction::Retry => "RetryNow",
+            SagaAction::Resume => "Resume",
+            SagaAction::ForceCompensate => "ForceCompensate",
+            SagaAction::MarkResolved => "MarkResolved",
+        }
+    }
+}
+
+/// A SagaAdmin call ready to send, its operator asserted.
+enum SagaCall {
+    RetryNow(tonic::Request<spb::OperatorRequest>),
+    Resume(tonic::Request<spb::OperatorRequest>),
+    ForceCompensate(tonic::Request<spb::OperatorRequest>),
+    MarkResolved(tonic::Request<spb::MarkResolvedRequest>),
+}
+
+impl Sagas {
+    /// `message` as a call to SagaAdmin's `action` made for `operator`: the operator named in
+    /// `x-corebank-actor` and, with mutual TLS, signed for this very method.
+    fn on_behalf_of<T>(
+        &self,
+        message: T,
+        action: SagaAction,
+        operator: &str,
+    ) -> Result<tonic::Request<T>, ApiError> {
+        // Metadata carries visible ASCII only, and SagaAdmin trims what it reads: a subject
+        // that would arrive altered could not match its signature, so it is refused here
+        // with a message rather than upstream with a signature error.
+        let printable = operator.bytes().all(|byte| (b' '..=b'~').contains(&byte));
+        if !printable || operator.trim() != operator {
+            return Err(ApiError::forbidden(
+                "saga actions need a token whose subject is printable ASCII without surrounding \
+                 spaces: the operator's name travels to the saga's owner in call metadata",
+            ));
+        }
+        let mut request = tonic::Request::new(message);
+        let actor = operator
+            .parse()
+            .map_err(|error| ApiError::internal(format!("the operator as metadata: {error}")))?;
+        request.metadata_mut().insert(ACTOR_HEADER, actor);
+        if let Some(signer) = &self.signer {
+            let path = format!("/{SERVICE_NAME}/{}", action.method());
+            let signature = signer
+                .sign(&path, operator)
+                .map_err(|error| ApiError::internal(format!("signing the operator: {error}")))?
+                .parse()
+                .map_err(|error| {
+                    ApiError::internal(format!("the signature as metadata: {error}"))
+                })?;
+            request
+                .metadata_mut()
+                .insert(ACTOR_SIGNATURE_HEADER, signature);
+        }
+        Ok(request)
+    }
 }
 
 #[derive(utoipa::OpenApi)]
@@ -223,11 +310,50 @@ async fn act(
     if parsed.reason.trim().is_empty() {
         return ApiError::invalid("reason is required").into_response();
     }
+    let Some(saga_action) = SagaAction::from_path(&action) else {
+        return ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no saga action {action:?}: retry, resume, force-compensate or mark-resolved"),
+        )
+        .into_response();
+    };
     let actor = context.principal.subject.clone();
-    let request = spb::OperatorRequest {
+    // The body's `actor` repeats the asserted operator, so that a SagaAdmin not yet checking
+    // assertions (during a rolling upgrade) still records who acted; a newer one only
+    // compares it with the assertion.
+    let operator_request = || spb::OperatorRequest {
         id: saga_id.clone(),
         actor: actor.clone(),
         reason: parsed.reason.clone(),
+    };
+    // Built before anything is recorded: a subject that cannot be asserted is refused
+    // without an audit record of a request that never left the gateway.
+    let call = match saga_action {
+        SagaAction::Retry => state
+            .on_behalf_of(operator_request(), saga_action, &actor)
+            .map(SagaCall::RetryNow),
+        SagaAction::Resume => state
+            .on_behalf_of(operator_request(), saga_action, &actor)
+            .map(SagaCall::Resume),
+        SagaAction::ForceCompensate => state
+            .on_behalf_of(operator_request(), saga_action, &actor)
+            .map(SagaCall::ForceCompensate),
+        SagaAction::MarkResolved => {
+            let request = spb::MarkResolvedRequest {
+                id: saga_id.clone(),
+                actor: actor.clone(),
+                reason: parsed.reason.clone(),
+                resolution: parsed.resolution.clone().unwrap_or_default(),
+            };
+            state
+                .on_behalf_of(request, saga_action, &actor)
+                .map(SagaCall::MarkResolved)
+        }
+    };
+    let call = match call {
+        Ok(call) => call,
+        Err(error) => return error.into_response(),
     };
     // The request is in the audit trail before the saga is touched: the action may take
     // effect even if the outcome record below could not be written.
@@ -247,30 +373,11 @@ async fn act(
         return ApiError::from(error).into_response();
     }
     let mut client = state.client.clone();
-    let result = match action.as_str() {
-        "retry" => client.retry_now(request).await,
-        "resume" => client.resume(request).await,
-        "force-compensate" => client.force_compensate(request).await,
-        "mark-resolved" => {
-            client
-                .mark_resolved(spb::MarkResolvedRequest {
-                    id: saga_id.clone(),
-                    actor: actor.clone(),
-                    reason: parsed.reason.clone(),
-                    resolution: parsed.resolution.clone().unwrap_or_default(),
-                })
-                .await
-        }
-        other => {
-            return ApiError::new(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                format!(
-                    "no saga action {other:?}: retry, resume, force-compensate or mark-resolved"
-                ),
-            )
-            .into_response();
-        }
+    let result = match call {
+        SagaCall::RetryNow(request) => client.retry_now(request).await,
+        SagaCall::Resume(request) => client.resume(request).await,
+        SagaCall::ForceCompensate(request) => client.force_compensate(request).await,
+        SagaCall::MarkResolved(request) => client.mark_resolved(request).await,
     };
     let outcome = match &result {
         Ok(_) => "200".to_owned(),

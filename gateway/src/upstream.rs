@@ -7,7 +7,8 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use corebank_api::deposits::v1::deposits_client::DepositsClient;
 use corebank_api::payments::v1::payments_client::PaymentsClient;
-use tonic::transport::{Channel, Endpoint};
+use corebank_service::internal::InternalClients;
+use tonic::transport::Channel;
 
 use crate::error::ApiError;
 use crate::routing::Side;
@@ -26,32 +27,56 @@ pub struct Upstreams {
     modern: SideClients,
 }
 
-fn side_clients(url: &str, timeout: Duration, setting: &str) -> Result<SideClients, ApiError> {
-    let channel = Endpoint::from_shared(url.to_owned())
-        .map_err(|_| {
-            ApiError::internal(format!(
-                "{setting}={url:?} is not a URL like http://127.0.0.1:8081"
-            ))
-        })?
-        .connect_timeout(Duration::from_secs(5))
-        .timeout(timeout)
-        .connect_lazy();
+/// Lazy channels to one side at `url`: Deposits served by `deposits_server`, Payments by
+/// `payments_server` (component names, checked against the certificates that answer).
+fn side_clients(
+    clients: &InternalClients,
+    url: &str,
+    (deposits_server, payments_server): (&str, &str),
+    timeout: Duration,
+    setting: &str,
+) -> Result<SideClients, ApiError> {
+    let channel = |server: &str| {
+        clients
+            .endpoint(url, server)
+            .map(|endpoint| {
+                endpoint
+                    .connect_timeout(Duration::from_secs(5))
+                    .timeout(timeout)
+                    .connect_lazy()
+            })
+            .map_err(|error| ApiError::internal(format!("{setting}: {error}")))
+    };
     Ok(SideClients {
-        deposits: DepositsClient::new(channel.clone()),
-        payments: PaymentsClient::new(channel),
+        deposits: DepositsClient::new(channel(deposits_server)?),
+        payments: PaymentsClient::new(channel(payments_server)?),
     })
 }
 
 impl Upstreams {
-    /// Lazy channels to both sides; `timeout` bounds every call.
+    /// Lazy channels to both sides, as the gateway (`clients`); `timeout` bounds every call.
     pub fn new(
+        clients: &InternalClients,
         legacy_url: &str,
         modern_url: &str,
         timeout: Duration,
     ) -> Result<Upstreams, ApiError> {
+        use corebank_service::internal::component_names::{DEPOSITS, LEGACY_ADAPTER, PAYMENTS};
         Ok(Upstreams {
-            legacy: side_clients(legacy_url, timeout, "COREBANK_GATEWAY_LEGACY_URL")?,
-            modern: side_clients(modern_url, timeout, "COREBANK_GATEWAY_MODERN_URL")?,
+            legacy: side_clients(
+                clients,
+                legacy_url,
+                (LEGACY_ADAPTER, LEGACY_ADAPTER),
+                timeout,
+                "COREBANK_GATEWAY_LEGACY_URL",
+            )?,
+            modern: side_clients(
+                clients,
+                modern_url,
+                (DEPOSITS, PAYMENTS),
+                timeout,
+                "COREBANK_GATEWAY_MODERN_URL",
+            )?,
         })
     }
 

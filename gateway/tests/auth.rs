@@ -197,6 +197,8 @@ impl Fixture {
             refresh: Duration::from_secs(300),
             leeway_s: LEEWAY_S,
             dev_hs256_secret: None,
+            dev_allowed: false,
+            jwks_ca: None,
         }
     }
 
@@ -207,6 +209,7 @@ impl Fixture {
     async fn dev_mode_authenticator(&self) -> Authenticator {
         Authenticator::new(AuthConfig {
             dev_hs256_secret: Some(DEV_SECRET.to_owned()),
+            dev_allowed: true,
             ..self.config()
         })
         .await
@@ -808,6 +811,8 @@ async fn a_missing_configured_key_set_is_an_error_naming_the_setting() {
         refresh: Duration::from_secs(300),
         leeway_s: LEEWAY_S,
         dev_hs256_secret: None,
+        dev_allowed: false,
+        jwks_ca: None,
     })
     .await
     .unwrap_err();
@@ -846,6 +851,8 @@ async fn dev_keys_are_created_once_and_dev_tokens_authenticate_per_role() {
         refresh: Duration::from_secs(300),
         leeway_s: LEEWAY_S,
         dev_hs256_secret: None,
+        dev_allowed: true,
+        jwks_ca: None,
     })
     .await
     .unwrap();
@@ -979,6 +986,138 @@ fn the_configuration_follows_the_settings() {
         AuthConfig::from_settings(&settings).jwks,
         JwksSource::File(PathBuf::from("/etc/corebank/jwks.json"))
     );
+    assert!(
+        !config.dev_allowed,
+        "development keys are refused by default"
+    );
+    assert_eq!(config.jwks_ca, None);
+    let settings = corebank_service::Settings::from_lookup(|name| match name {
+        "COREBANK_DEV" => Some("true".to_owned()),
+        "COREBANK_JWT_JWKS_CA" => Some("/etc/corebank/idp-ca.pem".to_owned()),
+        _ => None,
+    })
+    .unwrap();
+    let config = AuthConfig::from_settings(&settings);
+    assert!(config.dev_allowed);
+    assert_eq!(
+        config.jwks_ca,
+        Some(PathBuf::from("/etc/corebank/idp-ca.pem"))
+    );
+}
+
+/// What the gateway is configured with when `COREBANK_JWT_JWKS` is empty.
+fn dev_home_config(home: &Path, dev_allowed: bool) -> AuthConfig {
+    AuthConfig {
+        issuer: ISSUER.to_owned(),
+        jwks: JwksSource::DevHome(home.to_path_buf()),
+        refresh: Duration::from_secs(300),
+        leeway_s: LEEWAY_S,
+        dev_hs256_secret: None,
+        dev_allowed,
+        jwks_ca: None,
+    }
+}
+
+#[tokio::test]
+async fn the_dev_keys_are_refused_outside_dev_mode_with_the_settings_to_fix_it() {
+    let home = TempDir::new();
+    let error = Authenticator::new(dev_home_config(&home.0, false))
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), "dev_mode_required");
+    let message = error.to_string();
+    assert!(
+        message.contains("COREBANK_JWT_JWKS=<your IdP's JWKS>"),
+        "{message}"
+    );
+    assert!(message.contains("COREBANK_DEV=true"), "{message}");
+    assert!(message.contains("dev-keys"), "{message}");
+    assert!(
+        !home.0.join("dev-keys").exists(),
+        "no key is made for a gateway that refuses to use it"
+    );
+
+    let keys_in_dev_mode = Authenticator::new(dev_home_config(&home.0, true)).await;
+    assert!(keys_in_dev_mode.is_ok(), "{keys_in_dev_mode:?}");
+}
+
+#[tokio::test]
+async fn the_hs256_dev_secret_is_refused_outside_dev_mode_with_the_settings_to_fix_it() {
+    let fixture = Fixture::new();
+    let error = Authenticator::new(AuthConfig {
+        dev_hs256_secret: Some(DEV_SECRET.to_owned()),
+        ..fixture.config()
+    })
+    .await
+    .unwrap_err();
+    assert_eq!(error.code(), "dev_mode_required");
+    let message = error.to_string();
+    assert!(
+        message.contains("COREBANK_JWT_DEV_HS256_SECRET"),
+        "{message}"
+    );
+    assert!(message.contains("COREBANK_DEV=true"), "{message}");
+    assert!(!message.contains(DEV_SECRET), "the secret is never shown");
+    fixture.dev_mode_authenticator().await;
+}
+
+#[tokio::test]
+async fn the_gateway_component_does_not_start_on_dev_keys_unless_in_dev_mode() {
+    let home = TempDir::new();
+    let mut settings = corebank_service::Settings::defaults().unwrap();
+    settings.home = home.0.clone();
+    assert!(!settings.dev);
+    // Nothing listens there: the refusal comes before the gateway touches its database.
+    let db = corebank_db::Db::connect_lazy(&corebank_db::DbSettings::new(
+        "postgres://corebank@127.0.0.1:9/gateway",
+    ))
+    .unwrap();
+    let upstream = corebank_gateway::app::Upstream {
+        legacy_url: "http://127.0.0.1:9".to_owned(),
+        modern_url: "http://127.0.0.1:9".to_owned(),
+        clients: corebank_service::internal::InternalClients::insecure("gateway"),
+    };
+    let started =
+        corebank_gateway::app::component(&settings, db, &upstream, CancellationToken::new()).await;
+    let Err(error) = started else {
+        panic!("the gateway must refuse to start on dev keys outside dev mode");
+    };
+    assert_eq!(error.code, "dev_mode_required");
+    assert!(
+        error
+            .message
+            .contains("COREBANK_JWT_JWKS=<your IdP's JWKS>")
+            && error.message.contains("COREBANK_DEV=true"),
+        "{}",
+        error.message
+    );
+}
+
+#[tokio::test]
+async fn dev_keys_are_owner_only_even_where_they_were_not_before() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    let home = TempDir::new();
+    let keys = dev::ensure_dev_keys(&home.0).unwrap();
+    let directory = home.0.join("dev-keys");
+    assert_eq!(mode(keys.private_key_path()), 0o600);
+    assert_eq!(mode(&directory), 0o700);
+
+    // A key copied in carelessly, in a directory anyone can list.
+    std::fs::set_permissions(
+        keys.private_key_path(),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    std::fs::set_permissions(&directory, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let again = dev::ensure_dev_keys(&home.0).unwrap();
+    assert_eq!(
+        again.kid(),
+        keys.kid(),
+        "the key is kept, only its mode changes"
+    );
+    assert_eq!(mode(keys.private_key_path()), 0o600);
+    assert_eq!(mode(&directory), 0o700);
 }
 
 #[tokio::test]

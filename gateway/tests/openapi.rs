@@ -402,6 +402,7 @@ async fn the_gateway_serves_the_reference_without_a_token_and_every_operation_is
     let home =
         std::env::temp_dir().join(format!("corebank-gateway-openapi-{}", uuid::Uuid::new_v4()));
     settings.home = home.clone();
+    settings.dev = true;
     corebank_gateway::auth::dev::ensure_dev_keys(&home).unwrap();
     // No core behind it: nothing here reaches one.
     let gateway = TestApp::spawn(
@@ -409,8 +410,9 @@ async fn the_gateway_serves_the_reference_without_a_token_and_every_operation_is
             &settings,
             database.db_for("gateway"),
             &corebank_gateway::app::Upstream {
-                legacy_url: "http://127.0.0.1:9".to_owned(),
-                modern_url: "http://127.0.0.1:9".to_owned(),
+                legacy_url: "https://127.0.0.1:9".to_owned(),
+                modern_url: "https://127.0.0.1:9".to_owned(),
+                clients: corebank_testkit::clients("gateway"),
             },
             shutdown.clone(),
         )
@@ -418,6 +420,8 @@ async fn the_gateway_serves_the_reference_without_a_token_and_every_operation_is
         .unwrap(),
     )
     .await;
+    // reqwest here has rustls without a provider of its own (ring, never aws-lc).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let http = reqwest::Client::new();
 
     let (status, content_type, body) = fetch(

@@ -66,7 +66,15 @@ async fn serve(router: &Router) -> TestApp {
     let routes = router
         .admin_router()
         .layer(axum::middleware::from_fn(test_principal));
-    TestApp::spawn(corebank_service::Component::new("gateway-test").with_routes(routes)).await
+    TestApp::spawn(corebank_service::Component::new("gateway-test").with_public_routes(routes))
+        .await
+}
+
+/// reqwest here has rustls without a provider of its own: ring is installed as the
+/// process's (never aws-lc).
+fn http_client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
 }
 
 impl Harness {
@@ -78,7 +86,7 @@ impl Harness {
             db,
             router,
             app,
-            http: reqwest::Client::new(),
+            http: http_client(),
         }
     }
 

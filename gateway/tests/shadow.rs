@@ -65,6 +65,13 @@ struct Harness {
     shutdown: CancellationToken,
 }
 
+/// reqwest here has rustls without a provider of its own: ring is installed as the
+/// process's (never aws-lc).
+fn http_client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
+}
+
 impl Harness {
     async fn start(config: ShadowConfig) -> Harness {
         let db = TestDatabase::create().await;
@@ -80,15 +87,16 @@ impl Harness {
             .admin_router()
             .merge(shadow.admin_router())
             .layer(axum::middleware::from_fn(test_principal));
-        let app =
-            TestApp::spawn(corebank_service::Component::new("gateway-test").with_routes(routes))
-                .await;
+        let app = TestApp::spawn(
+            corebank_service::Component::new("gateway-test").with_public_routes(routes),
+        )
+        .await;
         Harness {
             db,
             router,
             shadow,
             app,
-            http: reqwest::Client::new(),
+            http: http_client(),
             shutdown,
         }
     }

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use base64::Engine as _;
+use corebank_service::internal::pki::dev::create_private_dir;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use ring::rand::SystemRandom;
 use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _};
@@ -20,6 +21,8 @@ use crate::principal::{Surface, scope};
 const DIRECTORY: &str = "dev-keys";
 const PRIVATE_KEY_FILE: &str = "es256.pk8";
 const JWKS_FILE: &str = "jwks.json";
+/// Files under `dev-keys` are readable and writable by their owner only.
+const PRIVATE_FILE_MODE: u32 = 0o600;
 /// An uncompressed P-256 point: 0x04, x, y.
 const P256_POINT_BYTES: usize = 65;
 const P256_COORDINATE_BYTES: usize = 32;
@@ -126,11 +129,15 @@ pub fn ensure_dev_keys(home: &Path) -> Result<DevKeys, AuthError> {
         path: path.to_path_buf(),
         reason,
     };
-    create_private_directory(&directory)
-        .map_err(|error| failed(&directory, format!("cannot create the directory ({error})")))?;
+    // Owner-only, also when the directory was made earlier by hand or by an older version.
+    create_private_dir(&directory).map_err(|error| failed(&directory, error.to_string()))?;
     let private_key_path = directory.join(PRIVATE_KEY_FILE);
     let pkcs8 = match std::fs::read(&private_key_path) {
-        Ok(pkcs8) => pkcs8,
+        Ok(pkcs8) => {
+            restrict_to_owner(&private_key_path)
+                .map_err(|reason| failed(&private_key_path, reason))?;
+            pkcs8
+        }
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
             create_private_key(&private_key_path)
                 .map_err(|reason| failed(&private_key_path, reason))?
@@ -163,12 +170,25 @@ pub fn ensure_dev_keys(home: &Path) -> Result<DevKeys, AuthError> {
     })
 }
 
-fn create_private_directory(directory: &Path) -> std::io::Result<()> {
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(directory)
+/// Makes an existing private key that others may read owner-only (mode 0600): a key copied
+/// in by hand, or left by an older version, may be.
+fn restrict_to_owner(path: &Path) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(path)
+        .map_err(|error| format!("cannot read the private key's mode ({error})"))?
+        .permissions()
+        .mode();
+    let others_may_read = mode & 0o077 != 0;
+    if !others_may_read {
+        return Ok(());
+    }
+    tracing::warn!(
+        path = %path.display(),
+        mode = format!("{:o}", mode & 0o777),
+        "the dev private key was readable by others; it is now 0600"
+    );
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(PRIVATE_FILE_MODE))
+        .map_err(|error| format!("cannot make the private key owner-only ({error})"))
 }
 
 /// A file next to `path` only this call writes to.
@@ -184,13 +204,15 @@ fn temporary_path(path: &Path) -> PathBuf {
     ))
 }
 
-/// Writes `contents` to a fresh temporary file (owner-only) beside `path`.
+/// Writes `contents` to a fresh temporary file beside `path`, created with mode 0600 so it
+/// is never readable by others, not even for a moment. (Not `pki::dev::write_file`: that
+/// writes text in place, while the key is DER and must appear whole, by a link, to other
+/// processes creating it at the same time.)
 fn write_temporary(path: &Path, contents: &[u8]) -> std::io::Result<PathBuf> {
     let temporary = temporary_path(path);
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, PRIVATE_FILE_MODE);
     let result = options.open(&temporary).and_then(|mut file| {
         file.write_all(contents)?;
         file.sync_all()

@@ -50,6 +50,11 @@ pub enum AuthError {
     MissingScope { scope: String },
     #[error("other customer: this token is bound to one customer and may not act for another")]
     OtherCustomer,
+    #[error(
+        "the gateway refuses to start on development keys: {what}. For production, {fix}; \
+         for development, set COREBANK_DEV=true (`corebank up` does)"
+    )]
+    DevModeRequired { what: String, fix: &'static str },
     #[error("dev keys under {}: {reason}", path.display())]
     DevKeys { path: PathBuf, reason: String },
     #[error("could not mint a token: {reason}")]
@@ -73,6 +78,7 @@ impl AuthError {
             AuthError::JwksUnavailable { .. } => "jwks_unavailable",
             AuthError::MissingScope { .. } => "missing_scope",
             AuthError::OtherCustomer => "other_customer",
+            AuthError::DevModeRequired { .. } => "dev_mode_required",
             AuthError::DevKeys { .. } => "dev_keys_unavailable",
             AuthError::Mint { .. } => "mint_failed",
         }
@@ -101,7 +107,9 @@ impl AuthError {
                 "unavailable",
                 "the gateway cannot read its signing keys right now; retry shortly",
             ),
-            AuthError::DevKeys { .. } | AuthError::Mint { .. } => ApiError::internal(self),
+            AuthError::DevModeRequired { .. }
+            | AuthError::DevKeys { .. }
+            | AuthError::Mint { .. } => ApiError::internal(self),
         }
     }
 }

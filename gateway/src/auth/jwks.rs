@@ -1,12 +1,16 @@
 //! The verification key set: parsing a JWKS into keys pinned to one algorithm each, and
-//! reading it from a file or an HTTP URL.
+//! reading it from a file or an HTTP(S) URL.
 
 use std::collections::HashMap;
 use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
 use jsonwebtoken::{Algorithm, DecodingKey};
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject as _;
 
 use super::{AuthError, JwksSource};
 
@@ -14,6 +18,10 @@ use super::{AuthError, JwksSource};
 pub(crate) const JWKS_BYTES_MAX: usize = 1024 * 1024;
 /// How long fetching a JWKS over HTTP may take, connecting included.
 pub(crate) const JWKS_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+/// Redirects followed when fetching a JWKS.
+const JWKS_REDIRECTS_MAX: usize = 3;
+/// The largest `COREBANK_JWT_JWKS_CA` bundle read.
+const CA_BUNDLE_BYTES_MAX: u64 = 1024 * 1024;
 /// RSA keys shorter than this are refused (NIST SP 800-131A).
 const RSA_MODULUS_BYTES_MIN: usize = 256;
 /// Longer `kid`s are cut in messages and logs.
@@ -199,6 +207,69 @@ pub(crate) fn source_name(source: &JwksSource) -> String {
     }
 }
 
+/// The client a JWKS is fetched with: TLS by rustls on ring, trusting only the certificates
+/// in the `ca` PEM bundle when given (`COREBANK_JWT_JWKS_CA`: an identity provider behind
+/// the bank's own CA), else the platform's roots. The message of an error names the setting.
+pub(crate) fn http_client(ca: Option<&Path>) -> Result<reqwest::Client, String> {
+    let builder = reqwest::Client::builder()
+        .timeout(JWKS_FETCH_TIMEOUT)
+        .connect_timeout(JWKS_FETCH_TIMEOUT)
+        .redirect(reqwest::redirect::Policy::limited(JWKS_REDIRECTS_MAX));
+    let builder = match ca {
+        Some(ca) => builder.use_preconfigured_tls(tls_config_with_roots(ca)?),
+        None => {
+            // reqwest checks against the platform's roots with rustls-platform-verifier,
+            // whose algorithms come from the process's default crypto provider. This build
+            // has none until one is installed (reqwest panics without it), and everything here
+            // is ring. A provider installed earlier in the process stays; the call is then a
+            // no-op.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            builder
+        }
+    };
+    builder
+        .build()
+        .map_err(|error| format!("cannot build an HTTP client ({})", error_chain(&error)))
+}
+
+/// A TLS client configuration trusting only the certificates of the PEM bundle at `ca`.
+fn tls_config_with_roots(ca: &Path) -> Result<rustls::ClientConfig, String> {
+    let unusable = |reason: String| format!("COREBANK_JWT_JWKS_CA={}: {reason}", ca.display());
+    let size = std::fs::metadata(ca)
+        .map_err(|error| unusable(format!("cannot read the file ({error})")))?
+        .len();
+    if size > CA_BUNDLE_BYTES_MAX {
+        return Err(unusable(format!("larger than {CA_BUNDLE_BYTES_MAX} bytes")));
+    }
+    let pem =
+        std::fs::read(ca).map_err(|error| unusable(format!("cannot read the file ({error})")))?;
+    let mut roots = rustls::RootCertStore::empty();
+    for certificate in CertificateDer::pem_slice_iter(&pem) {
+        let certificate =
+            certificate.map_err(|error| unusable(format!("not a PEM bundle ({error})")))?;
+        roots
+            .add(certificate)
+            .map_err(|error| unusable(format!("a certificate cannot be a root ({error})")))?;
+    }
+    if roots.is_empty() {
+        return Err(unusable(
+            "no CERTIFICATE block: give the PEM certificates of the CA(s) that issue the \
+             JWKS server's certificate"
+                .to_owned(),
+        ));
+    }
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|error| unusable(format!("TLS versions ({error})")))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    // This build of reqwest speaks HTTP/1.1 only; say so in the handshake.
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}
+
 /// Reads and parses the key set once.
 pub(crate) async fn load(source: &JwksSource, http: &reqwest::Client) -> Result<KeySet, AuthError> {
     let name = source_name(source);
@@ -236,11 +307,10 @@ async fn fetch(url: &str, http: &reqwest::Client) -> Result<Vec<u8>, String> {
         .await
         .map_err(|error| {
             let chain = error_chain(&error);
-            // The workspace builds reqwest without a TLS backend; say so rather than
-            // leave "scheme is not http" to be decoded.
-            let hint = if chain.contains("scheme is not http") {
-                "; this build's HTTP client has no TLS support (reqwest's `rustls` feature), \
-                 so serve the JWKS from a file or over http"
+            // A certificate refusal is most often a private CA the gateway was not told of.
+            let hint = if chain.contains("certificate") {
+                "; if the server's certificate is issued by a private CA, set \
+                 COREBANK_JWT_JWKS_CA to that CA's PEM bundle"
             } else {
                 ""
             };

@@ -56,6 +56,13 @@ pub struct AuthConfig {
     pub leeway_s: u64,
     /// Dev mode: HS256 tokens with `kid` = [`DEV_HS256_KID`] signed with this secret.
     pub dev_hs256_secret: Option<String>,
+    /// Whether development keys may be used: the dev key set ([`JwksSource::DevHome`]) and
+    /// the HS256 secret. `COREBANK_DEV=true`, which `corebank up` sets; anything else refuses
+    /// to start on them, so a production gateway never trusts keys anyone could have made.
+    pub dev_allowed: bool,
+    /// The PEM bundle of the only roots an `https://` JWKS server's certificate may chain to
+    /// (`COREBANK_JWT_JWKS_CA`, read once at start); `None`: the platform's roots.
+    pub jwks_ca: Option<PathBuf>,
 }
 
 impl fmt::Debug for AuthConfig {
@@ -69,6 +76,8 @@ impl fmt::Debug for AuthConfig {
                 "dev_hs256_secret",
                 &self.dev_hs256_secret.as_ref().map(|_| "<redacted>"),
             )
+            .field("dev_allowed", &self.dev_allowed)
+            .field("jwks_ca", &self.jwks_ca)
             .finish()
     }
 }
@@ -94,7 +103,35 @@ impl AuthConfig {
             refresh: Duration::from_secs(settings.jwt_jwks_refresh_s),
             leeway_s: settings.jwt_leeway_s,
             dev_hs256_secret: settings.jwt_dev_hs256_secret.clone(),
+            dev_allowed: settings.dev,
+            jwks_ca: settings.jwt_jwks_ca.clone(),
         }
+    }
+
+    /// Refuses development keys outside dev mode, naming the settings that fix it.
+    fn check_dev_keys(&self) -> Result<(), AuthError> {
+        if self.dev_allowed {
+            return Ok(());
+        }
+        if let JwksSource::DevHome(home) = &self.jwks {
+            return Err(AuthError::DevModeRequired {
+                what: format!(
+                    "COREBANK_JWT_JWKS is empty, so tokens would be checked against the dev keys \
+                     in {}",
+                    dev::directory(home).display()
+                ),
+                fix: "set COREBANK_JWT_JWKS=<your IdP's JWKS> (a file, or an https:// URL)",
+            });
+        }
+        if self.dev_hs256_secret.is_some() {
+            return Err(AuthError::DevModeRequired {
+                what: "COREBANK_JWT_DEV_HS256_SECRET is set, so tokens signed with a shared \
+                       secret would be accepted"
+                    .to_owned(),
+                fix: "unset COREBANK_JWT_DEV_HS256_SECRET",
+            });
+        }
+        Ok(())
     }
 }
 
@@ -155,6 +192,7 @@ impl Authenticator {
     /// created first; a configured file or URL that cannot be read is an error naming
     /// `COREBANK_JWT_JWKS` and the fix.
     pub async fn new(config: AuthConfig) -> Result<Authenticator, AuthError> {
+        config.check_dev_keys()?;
         if let JwksSource::DevHome(home) = &config.jwks {
             let home = home.clone();
             tokio::task::spawn_blocking(move || dev::ensure_dev_keys(&home))
@@ -165,22 +203,21 @@ impl Authenticator {
                 })??;
         }
         let source_name = jwks::source_name(&config.jwks);
-        let http = reqwest::Client::builder()
-            .timeout(jwks::JWKS_FETCH_TIMEOUT)
-            .connect_timeout(jwks::JWKS_FETCH_TIMEOUT)
-            .redirect(reqwest::redirect::Policy::limited(3))
-            .build()
-            .map_err(|error| AuthError::JwksUnavailable {
+        let http = jwks::http_client(config.jwks_ca.as_deref()).map_err(|reason| {
+            AuthError::JwksUnavailable {
                 source_name: source_name.clone(),
-                reason: format!("cannot build an HTTP client ({error})"),
-            })?;
+                reason,
+            }
+        })?;
         let fix = match &config.jwks {
             JwksSource::DevHome(_) => {
                 "remove the dev-keys directory to have it recreated, or set COREBANK_JWT_JWKS"
             }
             JwksSource::File(_) | JwksSource::Url(_) => {
-                "set COREBANK_JWT_JWKS to your identity provider's JWKS file or http(s) URL, \
-                 or leave it empty to use the dev keys under COREBANK_HOME/dev-keys"
+                "set COREBANK_JWT_JWKS to your identity provider's JWKS file or https URL \
+                 (with COREBANK_JWT_JWKS_CA if its certificate is from a private CA), or, for \
+                 development, leave it empty with COREBANK_DEV=true to use the dev keys under \
+                 COREBANK_HOME/dev-keys"
             }
         };
         let with_fix = |error: AuthError| match error {

@@ -1,5 +1,12 @@
 //! `corebank.saga.v1.SagaAdmin`: the operator actions over gRPC, for any component that owns
 //! sagas. Refusals carry their stable code in the `corebank-error-code` metadata.
+//!
+//! The operator an action is recorded under is the one the calling component asserts in
+//! signed metadata (`x-corebank-actor`, checked by
+//! [`assertion::actor_of`](corebank_service::internal::assertion::actor_of) against the
+//! certificate the connection proved), never the `actor` field of the request: any
+//! component allowed to call could write any name there, while only the gateway holds the
+//! key that signs for the operator whose token it verified.
 
 use std::sync::Arc;
 
@@ -7,6 +14,7 @@ use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use corebank_api::saga::v1 as pb;
 use corebank_api::saga::v1::saga_admin_server::{SagaAdmin, SagaAdminServer};
 use corebank_db::Db;
+use corebank_service::internal::{Caller, assertion};
 use tonic::{Request, Response, Status as GrpcStatus};
 use uuid::Uuid;
 
@@ -35,9 +43,10 @@ impl SagaAdminService {
 /// A refusal as a gRPC status; internal details stay in the log.
 pub fn status_of(error: &SagaError) -> GrpcStatus {
     let code = match error {
-        SagaError::InvalidArgument { .. } | SagaError::InvalidDefinition { .. } => {
-            tonic::Code::InvalidArgument
-        }
+        SagaError::InvalidArgument { .. }
+        | SagaError::InvalidDefinition { .. }
+        | SagaError::ActorMismatch { .. } => tonic::Code::InvalidArgument,
+        SagaError::ActorNotAsserted { .. } => tonic::Code::Unauthenticated,
         SagaError::NotFound { .. } | SagaError::UnknownType { .. } => tonic::Code::NotFound,
         SagaError::InvalidState { .. } | SagaError::PastPivot { .. } => {
             tonic::Code::FailedPrecondition
@@ -100,11 +109,59 @@ fn parse_id(id: &str) -> Result<Uuid, GrpcStatus> {
     })
 }
 
-fn actor(actor: String, reason: String) -> Actor {
-    Actor {
-        who: actor,
-        why: reason,
+/// The operator fields of an action request.
+trait OperatorFields {
+    /// The `actor` field: ignored in favour of the assertion, kept for older gateways.
+    fn claimed_actor(&self) -> &str;
+    fn reason(&self) -> &str;
+}
+
+impl OperatorFields for pb::OperatorRequest {
+    fn claimed_actor(&self) -> &str {
+        &self.actor
     }
+
+    fn reason(&self) -> &str {
+        &self.reason
+    }
+}
+
+impl OperatorFields for pb::MarkResolvedRequest {
+    fn claimed_actor(&self) -> &str {
+        &self.actor
+    }
+
+    fn reason(&self) -> &str {
+        &self.reason
+    }
+}
+
+/// Who acts, from the caller's verified assertion, and why. The request's own `actor` field
+/// may be empty or repeat the asserted operator (older gateways fill it in); any other name
+/// is refused rather than silently replaced, so a caller that tries learns that it cannot.
+fn operator<T: OperatorFields>(request: &Request<T>) -> Result<Actor, GrpcStatus> {
+    let asserted = assertion::actor_of(request).map_err(|error| {
+        tracing::warn!(
+            caller.component = Caller::of(request).map(Caller::component).unwrap_or_default(),
+            error = %error,
+            "saga operator action refused: no verified operator"
+        );
+        status_of(&SagaError::ActorNotAsserted {
+            reason: error.to_string(),
+        })
+    })?;
+    let body = request.get_ref();
+    let claimed = body.claimed_actor().trim();
+    if !claimed.is_empty() && claimed != asserted {
+        return Err(status_of(&SagaError::ActorMismatch {
+            asserted,
+            claimed: claimed.to_owned(),
+        }));
+    }
+    Ok(Actor {
+        who: asserted,
+        why: body.reason().to_owned(),
+    })
 }
 
 /// `<created_at micros>:<id>` of the last saga on a page.
@@ -222,9 +279,10 @@ impl SagaAdmin for SagaAdminService {
         &self,
         request: Request<pb::OperatorRequest>,
     ) -> Result<Response<pb::Saga>, GrpcStatus> {
+        let actor = operator(&request)?;
         let request = request.into_inner();
         let id = parse_id(&request.id)?;
-        let saga = ops::retry_now(&self.db, id, &actor(request.actor, request.reason))
+        let saga = ops::retry_now(&self.db, id, &actor)
             .await
             .map_err(|e| status_of(&e))?;
         Ok(Response::new(saga_of(&saga)))
@@ -234,9 +292,10 @@ impl SagaAdmin for SagaAdminService {
         &self,
         request: Request<pb::OperatorRequest>,
     ) -> Result<Response<pb::Saga>, GrpcStatus> {
+        let actor = operator(&request)?;
         let request = request.into_inner();
         let id = parse_id(&request.id)?;
-        let saga = ops::resume(&self.db, id, &actor(request.actor, request.reason))
+        let saga = ops::resume(&self.db, id, &actor)
             .await
             .map_err(|e| status_of(&e))?;
         Ok(Response::new(saga_of(&saga)))
@@ -246,16 +305,12 @@ impl SagaAdmin for SagaAdminService {
         &self,
         request: Request<pb::OperatorRequest>,
     ) -> Result<Response<pb::Saga>, GrpcStatus> {
+        let actor = operator(&request)?;
         let request = request.into_inner();
         let id = parse_id(&request.id)?;
-        let saga = ops::force_compensate(
-            &self.db,
-            &self.registry,
-            id,
-            &actor(request.actor, request.reason),
-        )
-        .await
-        .map_err(|e| status_of(&e))?;
+        let saga = ops::force_compensate(&self.db, &self.registry, id, &actor)
+            .await
+            .map_err(|e| status_of(&e))?;
         Ok(Response::new(saga_of(&saga)))
     }
 
@@ -263,6 +318,7 @@ impl SagaAdmin for SagaAdminService {
         &self,
         request: Request<pb::MarkResolvedRequest>,
     ) -> Result<Response<pb::Saga>, GrpcStatus> {
+        let actor = operator(&request)?;
         let request = request.into_inner();
         let id = parse_id(&request.id)?;
         let resolution = match request.resolution.as_str() {
@@ -275,14 +331,9 @@ impl SagaAdmin for SagaAdminService {
                 }));
             }
         };
-        let saga = ops::mark_resolved(
-            &self.db,
-            id,
-            resolution,
-            &actor(request.actor, request.reason),
-        )
-        .await
-        .map_err(|e| status_of(&e))?;
+        let saga = ops::mark_resolved(&self.db, id, resolution, &actor)
+            .await
+            .map_err(|e| status_of(&e))?;
         Ok(Response::new(saga_of(&saga)))
     }
 }

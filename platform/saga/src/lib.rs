@@ -51,6 +51,16 @@ pub enum SagaError {
         field: &'static str,
         message: String,
     },
+    /// The call does not prove which operator acts: no assertion, or one that does not
+    /// verify against the calling component's certificate.
+    #[error("{reason}")]
+    ActorNotAsserted { reason: String },
+    /// The request names an operator other than the one the caller signed for.
+    #[error(
+        "the request's actor {claimed:?} is not the operator {asserted:?} the gateway asserted: \
+         the actor comes from the gateway's verified token; leave the field empty"
+    )]
+    ActorMismatch { asserted: String, claimed: String },
     #[error("the database is unavailable: {message}")]
     Unavailable { message: String },
     #[error("internal error: {message}")]
@@ -68,6 +78,8 @@ impl SagaError {
             SagaError::InvalidState { .. } => "invalid_saga_state",
             SagaError::PastPivot { .. } => "past_pivot",
             SagaError::InvalidArgument { .. } => "invalid_argument",
+            SagaError::ActorNotAsserted { .. } => "actor_not_asserted",
+            SagaError::ActorMismatch { .. } => "actor_mismatch",
             SagaError::Unavailable { .. } => "unavailable",
             SagaError::Internal { .. } => "internal",
         }

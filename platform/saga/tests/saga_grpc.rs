@@ -1,5 +1,7 @@
-//! `corebank.saga.v1.SagaAdmin` over a real server: operators find a paused saga, read its
-//! history, are refused with stable codes when a request is incomplete, and resume it.
+//! `corebank.saga.v1.SagaAdmin` over a real server, behind the internal listener's mutual
+//! TLS: operators (through the gateway) find a paused saga, read its history, are refused
+//! with stable codes when a request is incomplete, and resume it; the operator recorded is
+//! the one the gateway signed for, and nobody else can say who acts.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -19,10 +21,18 @@ use corebank_saga::{
     StepOutcome,
 };
 use corebank_service::Component;
-use corebank_testkit::{TestApp, TestDatabase};
+use corebank_service::internal::assertion::{
+    ACTOR_HEADER, ACTOR_SIGNATURE_HEADER, AssertionSigner,
+};
+use corebank_service::internal::{Allow, allowed_callers};
+use corebank_testkit::{TestApp, TestDatabase, test_pki};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
 use uuid::Uuid;
+
+/// The component the test mounts SagaAdmin in (its certificate answers).
+const SERVER: &str = "demo";
 
 fn code(status: &tonic::Status) -> String {
     status
@@ -33,66 +43,133 @@ fn code(status: &tonic::Status) -> String {
         .to_owned()
 }
 
+/// A saga whose only step fails until `peer_down` is cleared, behind a SagaAdmin mounted as
+/// the payments module mounts it: callable by the gateway alone.
+struct Fixture {
+    _database: TestDatabase,
+    executor: Executor,
+    peer_down: Arc<AtomicBool>,
+    app: TestApp,
+    shutdown: CancellationToken,
+}
+
+impl Fixture {
+    async fn start() -> Fixture {
+        let database = TestDatabase::create().await;
+        let db = database.db_for("demo");
+        let peer_down = Arc::new(AtomicBool::new(true));
+        let down = Arc::clone(&peer_down);
+        let step = Step::new(
+            "call_peer",
+            Action::call(move |_| {
+                let down = Arc::clone(&down);
+                Box::pin(async move {
+                    if down.load(Ordering::SeqCst) {
+                        StepOutcome::Transient("peer unreachable".to_owned())
+                    } else {
+                        StepOutcome::Done(json!({ "ok": true }))
+                    }
+                })
+            }),
+        )
+        .retry(RetryPolicy {
+            attempts: 2,
+            initial_backoff: Duration::from_millis(5),
+            max_backoff: Duration::from_millis(5),
+            jitter: 0.0,
+        });
+        let mut registry = Registry::new();
+        registry
+            .register(SagaDefinition::new("test.peer", 1, vec![step]))
+            .unwrap();
+        let registry = Arc::new(registry);
+        let executor = Executor::new(
+            db.clone(),
+            Arc::clone(&registry),
+            ExecutorConfig {
+                poll_interval: Duration::from_millis(20),
+                ..ExecutorConfig::new()
+            },
+        );
+        let shutdown = CancellationToken::new();
+        executor.spawn(shutdown.clone());
+        let app = TestApp::spawn(Component::new("demo").with_db(db.clone()).with_grpc(
+            SagaAdminService::new(db, registry).into_server(),
+            Allow::only(allowed_callers::SAGA_ADMIN),
+        ))
+        .await;
+        Fixture {
+            _database: database,
+            executor,
+            peer_down,
+            app,
+            shutdown,
+        }
+    }
+
+    /// SagaAdmin, called with the certificate of `component`.
+    fn client_as(&self, component: &str) -> SagaAdminClient<Channel> {
+        SagaAdminClient::new(self.app.channel(component, SERVER))
+    }
+
+    /// Starts a saga for `business_key` and waits until it pauses.
+    async fn paused_saga(&self, business_key: &str) -> Uuid {
+        let id = Uuid::new_v4();
+        let settled = self.executor.watchers().watch(id);
+        self.executor
+            .start(NewSaga {
+                id,
+                saga_type: "test.peer".to_owned(),
+                input: json!({ "payment": 1 }),
+                business_key: business_key.to_owned(),
+            })
+            .await
+            .unwrap();
+        assert_eq!(settled.await.unwrap(), Status::Paused);
+        id
+    }
+
+    async fn stop(self) {
+        self.shutdown.cancel();
+        self.app.stop().await;
+    }
+}
+
+/// `message` for SagaAdmin's `method`, for `actor`, signed as `signer` (a component's key).
+fn signed_by<T>(signer: &str, message: T, method: &str, actor: &str) -> tonic::Request<T> {
+    let identity = test_pki().identity(signer).unwrap();
+    let signature = AssertionSigner::new(&identity)
+        .unwrap()
+        .sign(&format!("/corebank.saga.v1.SagaAdmin/{method}"), actor)
+        .unwrap();
+    let mut request = tonic::Request::new(message);
+    request
+        .metadata_mut()
+        .insert(ACTOR_HEADER, actor.parse().unwrap());
+    request
+        .metadata_mut()
+        .insert(ACTOR_SIGNATURE_HEADER, signature.parse().unwrap());
+    request
+}
+
+/// `message` as the gateway sends it for the operator `actor`.
+fn from_gateway<T>(message: T, method: &str, actor: &str) -> tonic::Request<T> {
+    signed_by("gateway", message, method, actor)
+}
+
+fn operator_request(id: Uuid, actor: &str, reason: &str) -> pb::OperatorRequest {
+    pb::OperatorRequest {
+        id: id.to_string(),
+        actor: actor.to_owned(),
+        reason: reason.to_owned(),
+    }
+}
+
 #[tokio::test]
 async fn operators_find_a_paused_saga_read_its_history_and_resume_it() {
-    let database = TestDatabase::create().await;
-    let db = database.db_for("demo");
-    let peer_down = Arc::new(AtomicBool::new(true));
-    let down = Arc::clone(&peer_down);
-    let step = Step::new(
-        "call_peer",
-        Action::call(move |_| {
-            let down = Arc::clone(&down);
-            Box::pin(async move {
-                if down.load(Ordering::SeqCst) {
-                    StepOutcome::Transient("peer unreachable".to_owned())
-                } else {
-                    StepOutcome::Done(json!({ "ok": true }))
-                }
-            })
-        }),
-    )
-    .retry(RetryPolicy {
-        attempts: 2,
-        initial_backoff: Duration::from_millis(5),
-        max_backoff: Duration::from_millis(5),
-        jitter: 0.0,
-    });
-    let mut registry = Registry::new();
-    registry
-        .register(SagaDefinition::new("test.peer", 1, vec![step]))
-        .unwrap();
-    let registry = Arc::new(registry);
-    let executor = Executor::new(
-        db.clone(),
-        Arc::clone(&registry),
-        ExecutorConfig {
-            poll_interval: Duration::from_millis(20),
-            ..ExecutorConfig::new()
-        },
-    );
-    let shutdown = CancellationToken::new();
-    executor.spawn(shutdown.clone());
-    let app = TestApp::spawn(
-        Component::new("demo")
-            .with_db(db.clone())
-            .with_grpc(SagaAdminService::new(db.clone(), Arc::clone(&registry)).into_server()),
-    )
-    .await;
-    let mut client = SagaAdminClient::connect(app.url("")).await.unwrap();
-
-    let id = Uuid::new_v4();
-    let settled = executor.watchers().watch(id);
-    executor
-        .start(NewSaga {
-            id,
-            saga_type: "test.peer".to_owned(),
-            input: json!({ "payment": 1 }),
-            business_key: "payment-77".to_owned(),
-        })
-        .await
-        .unwrap();
-    assert_eq!(settled.await.unwrap(), Status::Paused);
+    let fixture = Fixture::start().await;
+    let mut client = fixture.client_as("gateway");
+    let id = fixture.paused_saga("payment-77").await;
 
     let listed = client
         .list_sagas(pb::ListSagasRequest {
@@ -127,21 +204,25 @@ async fn operators_find_a_paused_saga_read_its_history_and_resume_it() {
     assert_eq!(refused.code(), tonic::Code::InvalidArgument);
     assert_eq!(code(&refused), "invalid_argument");
     let refused = client
-        .resume(pb::OperatorRequest {
-            id: id.to_string(),
-            actor: "ops-7".to_owned(),
-            reason: String::new(),
-        })
+        .resume(from_gateway(
+            operator_request(id, "", ""),
+            "Resume",
+            "ops-7",
+        ))
         .await
         .unwrap_err();
     assert_eq!(code(&refused), "invalid_argument");
     let refused = client
-        .mark_resolved(pb::MarkResolvedRequest {
-            id: id.to_string(),
-            actor: "ops-7".to_owned(),
-            reason: "checked".to_owned(),
-            resolution: "done".to_owned(),
-        })
+        .mark_resolved(from_gateway(
+            pb::MarkResolvedRequest {
+                id: id.to_string(),
+                actor: String::new(),
+                reason: "checked".to_owned(),
+                resolution: "done".to_owned(),
+            },
+            "MarkResolved",
+            "ops-7",
+        ))
         .await
         .unwrap_err();
     assert_eq!(code(&refused), "invalid_argument");
@@ -154,19 +235,20 @@ async fn operators_find_a_paused_saga_read_its_history_and_resume_it() {
     assert_eq!(refused.code(), tonic::Code::NotFound);
     assert_eq!(code(&refused), "saga_not_found");
 
-    peer_down.store(false, Ordering::SeqCst);
-    let settled = executor.watchers().watch(id);
+    fixture.peer_down.store(false, Ordering::SeqCst);
+    let settled = fixture.executor.watchers().watch(id);
+    // The body leaves `actor` empty: who acts is the gateway's signed assertion.
     let resumed = client
-        .resume(pb::OperatorRequest {
-            id: id.to_string(),
-            actor: "ops-7".to_owned(),
-            reason: "INC-12: peer back up".to_owned(),
-        })
+        .resume(from_gateway(
+            operator_request(id, "", "INC-12: peer back up"),
+            "Resume",
+            "ops-7",
+        ))
         .await
         .unwrap()
         .into_inner();
     assert_eq!(resumed.status, "running");
-    executor.nudge();
+    fixture.executor.nudge();
     assert_eq!(
         tokio::time::timeout(Duration::from_secs(10), settled)
             .await
@@ -181,7 +263,113 @@ async fn operators_find_a_paused_saga_read_its_history_and_resume_it() {
         .into_inner();
     assert_eq!(detail.saga.unwrap().status, "completed");
     assert_eq!(detail.operator_actions.len(), 1);
+    assert_eq!(detail.operator_actions[0].actor, "ops-7");
     assert_eq!(detail.operator_actions[0].reason, "INC-12: peer back up");
-    shutdown.cancel();
-    app.stop().await;
+    fixture.stop().await;
+}
+
+#[tokio::test]
+async fn the_operator_recorded_is_the_one_the_gateway_signed_for_and_no_one_else() {
+    let fixture = Fixture::start().await;
+    let mut gateway = fixture.client_as("gateway");
+    let id = fixture.paused_saga("payment-78").await;
+    let untouched = |detail: &pb::SagaDetail| {
+        detail.operator_actions.is_empty()
+            && detail
+                .saga
+                .as_ref()
+                .is_some_and(|saga| saga.status == "paused")
+    };
+
+    // A body naming someone else than the signed operator is refused, not overridden.
+    let forged = gateway
+        .force_compensate(from_gateway(
+            operator_request(id, "mallory", "cover my tracks"),
+            "ForceCompensate",
+            "ops-7",
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(forged.code(), tonic::Code::InvalidArgument);
+    assert_eq!(code(&forged), "actor_mismatch");
+    assert!(
+        forged.message().contains("gateway's verified token"),
+        "{}",
+        forged.message()
+    );
+
+    // No assertion at all: the body alone says nothing about who acts.
+    let missing = gateway
+        .resume(operator_request(id, "ops-7", "no assertion"))
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), tonic::Code::Unauthenticated);
+    assert_eq!(code(&missing), "actor_not_asserted");
+
+    // The operator named but not signed.
+    let mut unsigned = tonic::Request::new(operator_request(id, "", "unsigned"));
+    unsigned
+        .metadata_mut()
+        .insert(ACTOR_HEADER, "ops-7".parse().unwrap());
+    let refused = gateway.resume(unsigned).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+    assert_eq!(code(&refused), "actor_not_asserted");
+
+    // A signature for another operator, and one for another method, do not transfer.
+    let mut swapped = from_gateway(operator_request(id, "", "swapped"), "Resume", "ops-7");
+    swapped
+        .metadata_mut()
+        .insert(ACTOR_HEADER, "mallory".parse().unwrap());
+    let refused = gateway.resume(swapped).await.unwrap_err();
+    assert_eq!(code(&refused), "actor_not_asserted");
+    let replayed = from_gateway(operator_request(id, "", "replayed"), "Resume", "ops-7");
+    let refused = gateway.force_compensate(replayed).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+    assert_eq!(code(&refused), "actor_not_asserted");
+
+    // Another component may not call SagaAdmin at all, signed or not.
+    let mut payments = fixture.client_as("payments");
+    let denied = payments
+        .resume(signed_by(
+            "payments",
+            operator_request(id, "", "payments acting"),
+            "Resume",
+            "ops-7",
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), tonic::Code::PermissionDenied);
+    assert_eq!(code(&denied), "permission_denied");
+    let denied = payments
+        .list_sagas(pb::ListSagasRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), tonic::Code::PermissionDenied);
+
+    let detail = gateway
+        .get_saga(pb::GetSagaRequest { id: id.to_string() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(untouched(&detail), "{detail:?}");
+
+    // The body may repeat the signed operator (older gateways fill it in).
+    let resumed = gateway
+        .resume(from_gateway(
+            operator_request(id, "ops-7", "INC-13: peer back up"),
+            "Resume",
+            "ops-7",
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(resumed.status, "running");
+    let detail = gateway
+        .get_saga(pb::GetSagaRequest { id: id.to_string() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(detail.operator_actions.len(), 1);
+    assert_eq!(detail.operator_actions[0].actor, "ops-7");
+    fixture.stop().await;
 }
