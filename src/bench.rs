@@ -14,7 +14,9 @@ use corebank_db::Db;
 use corebank_db::local::{LocalPostgres, PgBinaries, ServerTuning, free_port};
 use corebank_db::url::{host_and_port, url_for};
 use corebank_kernel::{AccountId, JournalEntryId, SystemClock};
-use corebank_service::{ServeOptions, Settings};
+use corebank_service::internal::component_names;
+use corebank_service::internal::pki::dev::DevCa;
+use corebank_service::{InternalMode, ServeOptions, Settings};
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
@@ -297,20 +299,31 @@ async fn run_ledger_suite(
         shutdown.clone(),
     );
     let server_shutdown = CancellationToken::new();
+    let mode = internal_mode(settings)?;
+    let loopback = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
     let running = corebank_service::serve(
         component,
-        std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        loopback,
+        loopback,
         ServeOptions {
             requests_in_flight_max: 4_096,
             shutdown_grace: Duration::from_secs(5),
+            metrics_public: false,
+            internal: mode.clone(),
         },
         server_shutdown.clone(),
     )
     .await?;
-    let endpoint = format!("http://{}", running.local_addr);
+    // The benchmark's clients stand in for deposits, which posts to the ledger.
+    let clients = crate::components::clients_as(&mode, component_names::DEPOSITS)?;
     let mut channels = Vec::with_capacity(CHANNELS);
     for _ in 0..CHANNELS {
-        channels.push(Channel::from_shared(endpoint.clone())?.connect().await?);
+        channels.push(
+            clients
+                .endpoint(&running.internal_url(), component_names::LEDGER)?
+                .connect()
+                .await?,
+        );
     }
 
     println!("ledger: opening and funding {} accounts", options.accounts);
@@ -629,4 +642,28 @@ pub(crate) fn write_json(
         .with_context(|| format!("writing {}", path.display()))?;
     println!("figures written to {}", path.display());
     Ok(())
+}
+
+/// The internal network a benchmark runs on: mutual TLS with a development CA made in
+/// memory for the run (every component's certificate), as in production; plain text only
+/// with `COREBANK_INSECURE_INTERNAL=true`, to measure what TLS costs.
+pub fn internal_mode(settings: &Settings) -> anyhow::Result<InternalMode> {
+    if settings.insecure_internal {
+        println!("internal calls: plain text (COREBANK_INSECURE_INTERNAL=true)");
+        return Ok(InternalMode::Insecure);
+    }
+    let ca = DevCa::generate(&settings.tls_trust_domain, "benchmark")?;
+    println!("internal calls: mutual TLS (a development CA made for this run)");
+    Ok(InternalMode::MutualTls(ca.pki(component_names::ALL)?))
+}
+
+/// `settings` with a rail key made for this run when `COREBANK_RAIL_KEYS` is not set (the
+/// benchmark runs the bank's side of the rail, which refuses to start without one).
+pub fn with_bench_rail_keys(settings: &Settings) -> anyhow::Result<Settings> {
+    let mut settings = settings.clone();
+    if settings.rail_keys.is_none() {
+        settings.rail_keys =
+            Some(corebank_payments::rail_signature::RailKeys::generate_setting("bench")?);
+    }
+    Ok(settings)
 }

@@ -15,7 +15,10 @@ use corebank_api::deposits::v1::deposits_client::DepositsClient;
 use corebank_api::payments::v1 as ppb;
 use corebank_api::payments::v1::payments_client::PaymentsClient;
 use corebank_gateway::auth::dev::{self, Role};
-use corebank_service::{Component, RunningServer, ServeOptions, Settings};
+use corebank_service::internal::{InternalClients, component_names};
+use corebank_service::{
+    BoundListeners, Component, InternalMode, RunningServer, ServeOptions, Settings,
+};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
@@ -127,6 +130,8 @@ struct PhaseResult {
 /// The modern side, the legacy side and the gateway, each on its own server on 127.0.0.1.
 struct Stack {
     modern_url: String,
+    /// The benchmark's direct calls stand in for the gateway (its certificate).
+    clients: InternalClients,
     gateway_url: String,
     servers: Vec<RunningServer>,
     legacy_core_task: tokio::task::JoinHandle<()>,
@@ -194,25 +199,38 @@ async fn start_stack(settings: &Settings, url: &str, home: &Path) -> anyhow::Res
     // says, and every port is a free one on 127.0.0.1.
     settings.jwt_jwks = None;
     settings.legacy_core_addr = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    // The benchmark runs the gateway on the dev keys it makes, as `up` does.
+    settings.dev = true;
+    let mut settings = crate::bench::with_bench_rail_keys(&settings)?;
     let keys = dev::ensure_dev_keys(home).context("creating the benchmark's dev keys")?;
+    let mode = crate::bench::internal_mode(&settings)?;
+    settings.insecure_internal = matches!(mode, InternalMode::Insecure);
+    let scheme = if settings.insecure_internal {
+        "http"
+    } else {
+        "https"
+    };
     let shutdown = CancellationToken::new();
     let server_shutdown = CancellationToken::new();
     let serve_options = || ServeOptions {
         requests_in_flight_max: SERVER_REQUESTS_IN_FLIGHT_MAX,
         shutdown_grace: SERVER_SHUTDOWN_GRACE,
+        metrics_public: false,
+        internal: mode.clone(),
     };
     let loopback = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
 
     // The modern side: ledger, deposits and payments on one server, calling each other
     // over gRPC (as `corebank bench payments`).
-    let listener = tokio::net::TcpListener::bind(loopback).await?;
-    let modern_url = format!("http://{}", listener.local_addr()?);
+    let listeners = BoundListeners::bind(loopback, loopback).await?;
+    let modern_url = format!("{scheme}://{}", listeners.internal_addr()?);
     let modern = Component::new("bench-modern")
         .merge(crate::components::ledger(&settings, url, shutdown.clone())?)
         .merge(crate::components::deposits(
             &settings,
             url,
             &modern_url,
+            &mode,
             shutdown.clone(),
         )?)
         .merge(crate::components::payments(
@@ -220,10 +238,11 @@ async fn start_stack(settings: &Settings, url: &str, home: &Path) -> anyhow::Res
             url,
             &modern_url,
             &format!("{modern_url}{}", corebank_payments::rail_sim::BASE),
+            &mode,
             shutdown.clone(),
         )?);
     let mut servers = vec![
-        corebank_service::serve_on(listener, modern, serve_options(), server_shutdown.clone())
+        corebank_service::serve_on(listeners, modern, serve_options(), server_shutdown.clone())
             .await?,
     ];
 
@@ -234,10 +253,15 @@ async fn start_stack(settings: &Settings, url: &str, home: &Path) -> anyhow::Res
     let adapter = crate::components::legacy_adapter(&settings, url, legacy_core_addr)
         .await?
         .merge(legacy_core);
-    let legacy =
-        corebank_service::serve(adapter, loopback, serve_options(), server_shutdown.clone())
-            .await?;
-    let legacy_url = format!("http://{}", legacy.local_addr);
+    let legacy = corebank_service::serve(
+        adapter,
+        loopback,
+        loopback,
+        serve_options(),
+        server_shutdown.clone(),
+    )
+    .await?;
+    let legacy_url = legacy.internal_url();
     servers.push(legacy);
 
     // The gateway, on a server of its own: one real network hop in front of the modules.
@@ -247,18 +271,30 @@ async fn start_stack(settings: &Settings, url: &str, home: &Path) -> anyhow::Res
         &corebank_gateway::app::Upstream {
             legacy_url,
             modern_url: modern_url.clone(),
+            clients: crate::components::clients_as(&mode, component_names::GATEWAY)?,
         },
         shutdown.clone(),
     )
     .await?;
-    let gateway =
-        corebank_service::serve(gateway, loopback, serve_options(), server_shutdown.clone())
-            .await?;
-    let gateway_url = format!("http://{}", gateway.local_addr);
+    let gateway = corebank_service::serve(
+        gateway,
+        loopback,
+        loopback,
+        serve_options(),
+        server_shutdown.clone(),
+    )
+    .await?;
+    let gateway_url = format!(
+        "http://{}",
+        gateway
+            .public_addr
+            .context("the gateway's server has no public listener")?
+    );
     servers.push(gateway);
     println!("gateway: modern side on {modern_url}, gateway on {gateway_url}");
     Ok(Stack {
         modern_url,
+        clients: crate::components::clients_as(&mode, component_names::GATEWAY)?,
         gateway_url,
         servers,
         legacy_core_task,
@@ -299,8 +335,12 @@ async fn measure(
         }
         let mut channels = Vec::with_capacity(GRPC_CHANNELS);
         for _ in 0..GRPC_CHANNELS {
+            // One process serves Deposits and Payments on the modern side: a connection made
+            // to its deposits certificate carries both the reads and the transfers.
             channels.push(
-                Channel::from_shared(stack.modern_url.clone())?
+                stack
+                    .clients
+                    .endpoint(&stack.modern_url, component_names::DEPOSITS)?
                     .connect()
                     .await?,
             );
@@ -387,24 +427,29 @@ async fn route_product_to_modern(
     http: &reqwest::Client,
     ttl: Duration,
 ) -> anyhow::Result<()> {
-    DepositsClient::new(Channel::from_shared(stack.modern_url.clone())?.connect_lazy())
-        .create_product(dpb::CreateProductRequest {
-            code: PRODUCT_CODE.to_owned(),
-            name: "Gateway benchmark current account".to_owned(),
-            kind: "current".to_owned(),
-            currency: "EUR".to_owned(),
-            rate_tiers: vec![],
-            day_count: "act_365_fixed".to_owned(),
-            posting_frequency: "monthly".to_owned(),
-            minimum_balance: String::new(),
-            overdraft_limit: String::new(),
-            overdraft_rate: "0".to_owned(),
-            dormancy_days: 0,
-            per_transfer_limit: String::new(),
-            daily_transfer_limit: String::new(),
-        })
-        .await
-        .context("creating the benchmark's product on the modern side")?;
+    DepositsClient::new(
+        stack
+            .clients
+            .endpoint(&stack.modern_url, component_names::DEPOSITS)?
+            .connect_lazy(),
+    )
+    .create_product(dpb::CreateProductRequest {
+        code: PRODUCT_CODE.to_owned(),
+        name: "Gateway benchmark current account".to_owned(),
+        kind: "current".to_owned(),
+        currency: "EUR".to_owned(),
+        rate_tiers: vec![],
+        day_count: "act_365_fixed".to_owned(),
+        posting_frequency: "monthly".to_owned(),
+        minimum_balance: String::new(),
+        overdraft_limit: String::new(),
+        overdraft_rate: "0".to_owned(),
+        dormancy_days: 0,
+        per_transfer_limit: String::new(),
+        daily_transfer_limit: String::new(),
+    })
+    .await
+    .context("creating the benchmark's product on the modern side")?;
     let operator = stack.token(Role::Operator, "bench-operator", ttl)?;
     let approver = stack.token(Role::Approver, "bench-approver", ttl)?;
     let rules: Vec<Value> = ["accounts.write", "accounts.read", "cash", "transfers"]

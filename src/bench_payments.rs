@@ -10,9 +10,9 @@ use anyhow::Context as _;
 use corebank_api::payments::v1 as pb;
 use corebank_api::payments::v1::payments_client::PaymentsClient;
 use corebank_db::Db;
-use corebank_service::{Component, ServeOptions, Settings};
+use corebank_service::internal::component_names;
+use corebank_service::{BoundListeners, Component, InternalMode, ServeOptions, Settings};
 use tokio_util::sync::CancellationToken;
-use tonic::transport::Channel;
 use uuid::Uuid;
 
 use crate::bench::{Baseline, baseline_then_database, drop_database, start_server, stop_server};
@@ -71,14 +71,26 @@ async fn run_suite(
 
     // Ledger, deposits and payments on one server, calling each other over gRPC.
     let shutdown = CancellationToken::new();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let own = format!("http://{}", listener.local_addr()?);
+    let mode = crate::bench::internal_mode(settings)?;
+    let loopback = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    let listeners = BoundListeners::bind(loopback, loopback).await?;
+    let own = format!(
+        "{}://{}",
+        if matches!(mode, InternalMode::Insecure) {
+            "http"
+        } else {
+            "https"
+        },
+        listeners.internal_addr()?
+    );
+    let settings = &crate::bench::with_bench_rail_keys(settings)?;
     let component = Component::new("bench")
         .merge(crate::components::ledger(settings, &url, shutdown.clone())?)
         .merge(crate::components::deposits(
             settings,
             &url,
             &own,
+            &mode,
             shutdown.clone(),
         )?)
         .merge(crate::components::payments(
@@ -86,29 +98,39 @@ async fn run_suite(
             &url,
             &own,
             &format!("{own}{}", corebank_payments::rail_sim::BASE),
+            &mode,
             shutdown.clone(),
         )?);
     let server_shutdown = CancellationToken::new();
     let running = corebank_service::serve_on(
-        listener,
+        listeners,
         component,
         ServeOptions {
             requests_in_flight_max: 4_096,
             shutdown_grace: Duration::from_secs(5),
+            metrics_public: false,
+            internal: mode.clone(),
         },
         server_shutdown.clone(),
     )
     .await?;
+    // The benchmark's clients stand in for the gateway, which calls payments.
+    let clients = crate::components::clients_as(&mode, component_names::GATEWAY)?;
 
     println!(
         "payments: opening and funding {} deposit accounts",
         options.accounts
     );
-    let accounts = open_accounts(settings, &url, &own, options.accounts).await?;
+    let accounts = open_accounts(settings, &mode, &url, &own, options.accounts).await?;
     let accounts = Arc::new(accounts);
     let mut channels = Vec::new();
     for _ in 0..8 {
-        channels.push(Channel::from_shared(own.clone())?.connect().await?);
+        channels.push(
+            clients
+                .endpoint(&own, component_names::PAYMENTS)?
+                .connect()
+                .await?,
+        );
     }
     println!(
         "payments: internal_transfer: {} clients, one transfer per request, {} s",
@@ -222,6 +244,7 @@ async fn run_suite(
 /// Opens and funds `count` deposit accounts through the deposits module.
 async fn open_accounts(
     settings: &Settings,
+    mode: &InternalMode,
     url: &str,
     own: &str,
     count: usize,
@@ -233,7 +256,10 @@ async fn open_accounts(
     )?;
     let deposits = corebank_deposits::app::Deposits::new(
         db.clone(),
-        crate::components::ledger_client(own)?,
+        crate::components::ledger_client(
+            &crate::components::clients_as(mode, component_names::DEPOSITS)?,
+            own,
+        )?,
         Arc::new(corebank_kernel::SystemClock),
     )?;
     deposits

@@ -47,8 +47,21 @@ enum Command {
         #[arg(long)]
         as_of: chrono::NaiveDate,
     },
-    /// Apply every pending migration to DATABASE_URL, then exit.
-    Migrate,
+    /// Apply every pending migration of the real components to DATABASE_URL, then exit.
+    Migrate {
+        /// Also the mocks' schemas (the mock legacy core's `legacy_core` and the demo saga's
+        /// `demo`), which `up`, `serve legacy-core` and `serve demo` need.
+        #[arg(long)]
+        with_mocks: bool,
+    },
+    /// Make a development CA and one certificate per component for the internal network's
+    /// mutual TLS (what `up` makes on its first run). Production uses the bank's PKI
+    /// through COREBANK_TLS_CA, COREBANK_TLS_CERT and COREBANK_TLS_KEY.
+    Certs {
+        /// Where to write them (default: COREBANK_TLS_DIR, else COREBANK_HOME/certs).
+        #[arg(long)]
+        dir: Option<std::path::PathBuf>,
+    },
     /// Run a benchmark suite against a baseline measured in the same run.
     Bench {
         #[command(subcommand)]
@@ -128,10 +141,14 @@ pub async fn run() -> anyhow::Result<()> {
             corebank_service::telemetry::init(settings.log_format, "warn");
             crate::legacy::run(command, &settings).await
         }
-        Command::Migrate => {
+        Command::Migrate { with_mocks } => {
             let settings = Settings::from_env()?;
             corebank_service::telemetry::init(settings.log_format, &settings.log_filter);
-            migrate(&settings).await
+            migrate(&settings, with_mocks).await
+        }
+        Command::Certs { dir } => {
+            let settings = Settings::from_env()?;
+            certs(&settings, dir)
         }
         Command::Bench { suite } => {
             let settings = Settings::from_env()?;
@@ -163,17 +180,57 @@ pub async fn run() -> anyhow::Result<()> {
     }
 }
 
-async fn migrate(settings: &Settings) -> anyhow::Result<()> {
+/// `corebank certs`: a development CA and a certificate for every component.
+fn certs(settings: &Settings, dir: Option<std::path::PathBuf>) -> anyhow::Result<()> {
+    use corebank_service::internal::{self, component_names};
+    let dir = dir.unwrap_or_else(|| internal::certs_dir(settings));
+    let written =
+        internal::pki::dev::ensure_dir(&dir, &settings.tls_trust_domain, component_names::ALL)
+            .with_context(|| format!("writing certificates in {}", dir.display()))?;
+    if written.created_ca {
+        println!("made a development CA: {}", dir.join("ca.crt").display());
+    }
+    for name in &written.issued {
+        println!(
+            "issued {name}: {} (spiffe://{}/{name})",
+            dir.join(format!("{name}.crt")).display(),
+            settings.tls_trust_domain
+        );
+    }
+    if written.issued.is_empty() {
+        println!(
+            "{} already holds a CA and every component's certificate",
+            dir.display()
+        );
+    }
+    println!("private keys are readable by their owner only (mode 0600)");
+    Ok(())
+}
+
+async fn migrate(settings: &Settings, with_mocks: bool) -> anyhow::Result<()> {
     let url = settings.database_url.as_deref().context(
         "DATABASE_URL is not set; set it to the database to migrate, \
          e.g. DATABASE_URL=postgres://postgres@127.0.0.1:5432/corebank",
     )?;
     let db = Db::connect_lazy(&settings.db_settings(url, "migrate"))?;
-    let migrations = corebank_db::migrate::embedded()?;
+    use corebank_db::migrate::{MOCK_SCHEMAS, Mocks, embedded_for};
+    let migrations = embedded_for(if with_mocks {
+        Mocks::Include
+    } else {
+        Mocks::Exclude
+    })?;
     println!(
-        "applying {} migrations to {}",
+        "applying {} migrations to {}{}",
         migrations.len(),
-        redact(url)
+        redact(url),
+        if with_mocks {
+            String::new()
+        } else {
+            format!(
+                " (the mocks' schemas {} left out: --with-mocks adds them)",
+                MOCK_SCHEMAS.join(", ")
+            )
+        }
     );
     let report = corebank_db::migrate::apply(&db, &migrations).await?;
     for path in &report.applied {
@@ -187,7 +244,11 @@ fn print_config() -> anyhow::Result<()> {
     Settings::from_env()?;
     for spec in settings::SETTINGS {
         let value = std::env::var(spec.name).ok();
+        let secret = ["KEYS", "PASSWORD", "SECRET"]
+            .iter()
+            .any(|word| spec.name.contains(word));
         let shown = match (&value, spec.name) {
+            (Some(_), _) if secret => "(set; not shown)".to_owned(),
             (Some(url), "DATABASE_URL") => redact(url),
             (Some(value), _) => value.clone(),
             (None, _) if spec.default.is_empty() => "(unset)".to_owned(),
@@ -232,7 +293,16 @@ async fn accrue(settings: &Settings, as_of: chrono::NaiveDate) -> anyhow::Result
     )?;
     let deposits = corebank_deposits::app::Deposits::new(
         db.clone(),
-        crate::components::ledger_client(ledger_url)?,
+        crate::components::ledger_client(
+            &crate::components::clients_as(
+                &corebank_service::internal::mode_from_settings(
+                    settings,
+                    &[corebank_service::internal::component_names::DEPOSITS],
+                )?,
+                corebank_service::internal::component_names::DEPOSITS,
+            )?,
+            ledger_url,
+        )?,
         std::sync::Arc::new(corebank_kernel::SystemClock),
     )?;
     let started = std::time::Instant::now();

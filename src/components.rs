@@ -5,7 +5,8 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use corebank_db::Db;
 use corebank_kernel::SystemClock;
-use corebank_service::{Component, ServeOptions, Settings};
+use corebank_service::internal::{self, Allow, InternalClients, allowed_callers, component_names};
+use corebank_service::{Component, InternalMode, ServeOptions, Settings};
 use tokio_util::sync::CancellationToken;
 
 /// `corebank serve <component>`.
@@ -41,6 +42,65 @@ pub enum ComponentName {
     /// routing to the legacy adapter (`COREBANK_GATEWAY_LEGACY_URL`) and the modern modules
     /// (`COREBANK_GATEWAY_MODERN_URL`).
     Gateway,
+}
+
+impl ComponentName {
+    /// The name on this component's certificate (its SPIFFE id).
+    pub fn certificate_name(self) -> &'static str {
+        match self {
+            ComponentName::Ledger => component_names::LEDGER,
+            ComponentName::Deposits => component_names::DEPOSITS,
+            ComponentName::Payments => component_names::PAYMENTS,
+            ComponentName::RailSim => component_names::RAIL,
+            ComponentName::Demo => component_names::DEMO,
+            ComponentName::Relay => component_names::RELAY,
+            ComponentName::LegacyCore => component_names::LEGACY_CORE,
+            ComponentName::LegacyAdapter => component_names::LEGACY_ADAPTER,
+            ComponentName::Gateway => component_names::GATEWAY,
+        }
+    }
+}
+
+impl ComponentName {
+    /// The schema of a mock this component is, which `corebank migrate` leaves out and
+    /// `serve` therefore applies itself.
+    fn mock_schema(self) -> Option<&'static str> {
+        match self {
+            ComponentName::LegacyCore => Some("legacy_core"),
+            ComponentName::Demo => Some("demo"),
+            ComponentName::Ledger
+            | ComponentName::Deposits
+            | ComponentName::Payments
+            | ComponentName::RailSim
+            | ComponentName::Relay
+            | ComponentName::LegacyAdapter
+            | ComponentName::Gateway => None,
+        }
+    }
+}
+
+/// Applies the migrations of one mock's schema (`serve legacy-core`, `serve demo`): a mock
+/// is never in a production database unless something that runs it put it there.
+async fn apply_mock_migrations(settings: &Settings, url: &str, schema: &str) -> anyhow::Result<()> {
+    use corebank_db::migrate::{Mocks, apply, embedded_for};
+    let migrations: Vec<_> = embedded_for(Mocks::Include)?
+        .into_iter()
+        .filter(|migration| migration.component == schema)
+        .collect();
+    let db = Db::connect_lazy(&settings.db_settings(url, "migrate"))?;
+    let report = apply(&db, &migrations)
+        .await
+        .with_context(|| format!("applying the migrations of the mock schema {schema}"))?;
+    println!("mock schema {schema}: {report}");
+    db.close();
+    Ok(())
+}
+
+/// The clients `me` calls other components with, in `mode`.
+pub fn clients_as(mode: &InternalMode, me: &str) -> anyhow::Result<InternalClients> {
+    internal::clients(mode, me).with_context(|| {
+        format!("the certificate of {me}: run `corebank certs`, or set COREBANK_TLS_CA/_CERT/_KEY")
+    })
 }
 
 /// The gateway on `url`, routing between the two sides; its background tasks stop with
@@ -131,15 +191,16 @@ pub fn ledger(
     ))
 }
 
-/// A lazy gRPC channel to the ledger at `url` (connects on first use, reconnects after).
+/// A lazy gRPC channel to the ledger at `url` (connects on first use, reconnects after),
+/// calling as `clients`' component.
 pub fn ledger_client(
+    clients: &InternalClients,
     url: &str,
 ) -> anyhow::Result<corebank_api::ledger::v1::ledger_client::LedgerClient<tonic::transport::Channel>>
 {
-    let channel = tonic::transport::Channel::from_shared(url.to_owned())
-        .with_context(|| {
-            format!("COREBANK_LEDGER_URL={url:?} is not a URL like http://127.0.0.1:8081")
-        })?
+    let channel = clients
+        .endpoint(url, component_names::LEDGER)
+        .with_context(|| format!("COREBANK_LEDGER_URL={url:?}"))?
         .connect_timeout(std::time::Duration::from_secs(5))
         .connect_lazy();
     Ok(corebank_api::ledger::v1::ledger_client::LedgerClient::new(
@@ -153,6 +214,7 @@ pub fn deposits(
     settings: &Settings,
     url: &str,
     ledger_url: &str,
+    mode: &InternalMode,
     shutdown: CancellationToken,
 ) -> anyhow::Result<Component> {
     let db = Db::connect_lazy(
@@ -162,7 +224,7 @@ pub fn deposits(
     )?;
     Ok(corebank_deposits::grpc::component(
         db,
-        ledger_client(ledger_url)?,
+        ledger_client(&clients_as(mode, component_names::DEPOSITS)?, ledger_url)?,
         Arc::new(SystemClock),
         corebank_deposits::grpc::DepositsConfig {
             job_interval: std::time::Duration::from_secs(settings.deposits_job_interval_s),
@@ -171,13 +233,26 @@ pub fn deposits(
     )?)
 }
 
+/// The rail keys from settings (`COREBANK_RAIL_KEYS`).
+fn rail_keys(settings: &Settings) -> anyhow::Result<corebank_payments::rail_signature::RailKeys> {
+    let text = settings.rail_keys.as_deref().context(
+        "COREBANK_RAIL_KEYS is not set: the keys the bank and the clearing rail sign their \
+         messages with, as kid:base64secret (32 bytes or more), agreed with the rail",
+    )?;
+    Ok(corebank_payments::rail_signature::RailKeys::parse(
+        "COREBANK_RAIL_KEYS",
+        text,
+    )?)
+}
+
 /// The payments component on `url`, calling deposits at `deposits_url` and the rail at
-/// `rail_url`; its saga executor stops with `shutdown`.
+/// `rail_url`, as payments in `mode`; its saga executor stops with `shutdown`.
 pub fn payments(
     settings: &Settings,
     url: &str,
     deposits_url: &str,
     rail_url: &str,
+    mode: &InternalMode,
     shutdown: CancellationToken,
 ) -> anyhow::Result<Component> {
     let db = Db::connect_lazy(
@@ -185,12 +260,20 @@ pub fn payments(
             .db_settings(url, "payments")
             .with_search_path("payments"),
     )?;
-    let channel = tonic::transport::Channel::from_shared(deposits_url.to_owned())
-        .with_context(|| format!("{deposits_url:?} is not a URL like http://127.0.0.1:8083"))?
+    let clients = clients_as(mode, component_names::PAYMENTS)?;
+    let channel = clients
+        .endpoint(deposits_url, component_names::DEPOSITS)
+        .with_context(|| format!("COREBANK_DEPOSITS_URL={deposits_url:?}"))?
         .connect_timeout(std::time::Duration::from_secs(5))
         .connect_lazy();
+    let (rail_http, rail_url) = clients
+        .http_client_for(
+            rail_url.trim_end_matches('/'),
+            component_names::RAIL,
+            corebank_payments::app::RAIL_CALL_TIMEOUT,
+        )
+        .with_context(|| format!("COREBANK_RAIL_URL={rail_url:?}"))?;
     let config = corebank_payments::app::PaymentsConfig {
-        rail_url: rail_url.trim_end_matches('/').to_owned(),
         screening: corebank_payments::domain::screening::ScreeningRules {
             max_amount: rust_decimal::Decimal::from(settings.payments_max_amount),
             max_per_hour: i64::try_from(settings.payments_max_per_hour).unwrap_or(i64::MAX),
@@ -201,7 +284,7 @@ pub fn payments(
             max_in_flight: settings.saga_in_flight_max,
             ..corebank_saga::ExecutorConfig::new()
         },
-        ..corebank_payments::app::PaymentsConfig::default()
+        ..corebank_payments::app::PaymentsConfig::new(rail_url, rail_keys(settings)?, rail_http)
     };
     let (component, _) = corebank_payments::grpc::component(
         db,
@@ -212,17 +295,33 @@ pub fn payments(
     Ok(component)
 }
 
-/// The rail simulator, delivering to the bank at `bank_url` (`…/payments/rail/v1`).
-pub fn rail_sim(settings: &Settings, bank_url: &str) -> anyhow::Result<Component> {
+/// The rail simulator, delivering to the bank at `bank_url` (`…/payments/rail/v1`) with
+/// the rail's certificate in `mode`.
+pub fn rail_sim(
+    settings: &Settings,
+    bank_url: &str,
+    mode: &InternalMode,
+) -> anyhow::Result<Component> {
+    let (http, bank_url) = clients_as(mode, component_names::RAIL)?
+        .http_client_for(
+            bank_url.trim_end_matches('/'),
+            component_names::PAYMENTS,
+            corebank_payments::app::RAIL_CALL_TIMEOUT,
+        )
+        .with_context(|| format!("COREBANK_RAIL_BANK_URL={bank_url:?}"))?;
     let mut config = corebank_payments::rail_sim::RailConfig {
-        bank_url: bank_url.trim_end_matches('/').to_owned(),
+        bank_url,
         delay_ms: settings.rail_delay_ms,
         ..corebank_payments::rail_sim::RailConfig::default()
     };
     config
         .parse_outcomes(&settings.rail_outcomes)
         .map_err(|problem| anyhow::anyhow!("COREBANK_RAIL_OUTCOMES: {problem}"))?;
-    Ok(Component::new("rail-sim").with_routes(corebank_payments::rail_sim::router(config)))
+    Ok(corebank_payments::rail_sim::component(
+        config,
+        rail_keys(settings)?,
+        http,
+    ))
 }
 
 /// The demo component on `url`: a saga executor running the demo saga until `shutdown`,
@@ -261,7 +360,10 @@ pub fn demo(
     let component = Component::new("demo").with_db(db.clone());
     // One SagaAdmin per server: inside `up` it is the payments module's.
     Ok(if with_admin {
-        component.with_grpc(corebank_saga::grpc::SagaAdminService::new(db, registry).into_server())
+        component.with_grpc(
+            corebank_saga::grpc::SagaAdminService::new(db, registry).into_server(),
+            Allow::only(allowed_callers::SAGA_ADMIN),
+        )
     } else {
         component
     })
@@ -284,6 +386,11 @@ pub async fn relay(
         let mut config = NatsSinkConfig::new(nats_url);
         config.subject_prefix = settings.nats_subject_prefix.clone();
         config.timeout_ms = settings.relay_publish_timeout_ms;
+        config.tls = corebank_outbox::sink::nats::NatsTls::from_files(
+            settings.nats_tls_ca.clone(),
+            settings.nats_tls_cert.clone(),
+            settings.nats_tls_key.clone(),
+        );
         // The relay starts while NATS is down and publishes once it is up.
         sinks.push(Arc::new(NatsSink::connect(config, true).await?));
     }
@@ -317,10 +424,23 @@ pub async fn serve(name: ComponentName, settings: &Settings) -> anyhow::Result<(
         "DATABASE_URL is not set; `serve` runs against a database you migrated with `corebank migrate` \
          (use `corebank up` for a private one)",
     )?;
+    let mode = internal::mode_from_settings(settings, &[name.certificate_name()]).with_context(
+        || {
+            format!(
+                "loading the internal certificate of {} (run `corebank certs` for development ones, \
+                 or set COREBANK_TLS_CA, COREBANK_TLS_CERT and COREBANK_TLS_KEY; \
+                 COREBANK_INSECURE_INTERNAL=true for plain text, development only)",
+                name.certificate_name()
+            )
+        },
+    )?;
     let shutdown = CancellationToken::new();
     tokio::spawn(corebank_service::shutdown::cancel_on_signal(
         shutdown.clone(),
     ));
+    if let Some(schema) = name.mock_schema() {
+        apply_mock_migrations(settings, url, schema).await?;
+    }
     let components_shutdown = CancellationToken::new();
     let mut relay_task = None;
     let mut core_task = None;
@@ -347,6 +467,7 @@ pub async fn serve(name: ComponentName, settings: &Settings) -> anyhow::Result<(
                 &corebank_gateway::app::Upstream {
                     legacy_url,
                     modern_url,
+                    clients: clients_as(&mode, component_names::GATEWAY)?,
                 },
                 components_shutdown.clone(),
             )
@@ -370,6 +491,7 @@ pub async fn serve(name: ComponentName, settings: &Settings) -> anyhow::Result<(
                 url,
                 deposits_url,
                 rail_url,
+                &mode,
                 components_shutdown.clone(),
             )?
         }
@@ -378,14 +500,20 @@ pub async fn serve(name: ComponentName, settings: &Settings) -> anyhow::Result<(
                 "COREBANK_RAIL_BANK_URL is not set: where the payments component takes the rail's \
                  messages, e.g. http://127.0.0.1:8081/payments/rail/v1",
             )?;
-            rail_sim(settings, bank_url)?
+            rail_sim(settings, bank_url, &mode)?
         }
         ComponentName::Deposits => {
             let ledger_url = settings.ledger_url.as_deref().context(
                 "COREBANK_LEDGER_URL is not set: deposits moves money through the ledger's gRPC API \
                  (e.g. http://127.0.0.1:8081, where `corebank serve ledger` listens)",
             )?;
-            deposits(settings, url, ledger_url, components_shutdown.clone())?
+            deposits(
+                settings,
+                url,
+                ledger_url,
+                &mode,
+                components_shutdown.clone(),
+            )?
         }
         ComponentName::Relay => {
             let (component, task) = relay(settings, url, None, components_shutdown.clone()).await?;
@@ -395,14 +523,17 @@ pub async fn serve(name: ComponentName, settings: &Settings) -> anyhow::Result<(
     };
     let server = corebank_service::serve(
         component,
-        settings.listen_addr,
-        ServeOptions::from_settings(settings),
+        settings.http_addr,
+        settings.internal_addr,
+        ServeOptions::from_settings(settings, mode),
         shutdown.clone(),
     )
     .await?;
     println!(
-        "{} serving on http://{}",
-        server.component, server.local_addr
+        "{} serving: public http://{} (health), internal {}",
+        server.component,
+        settings.http_addr,
+        server.internal_url()
     );
     shutdown.cancelled().await;
     server

@@ -67,10 +67,24 @@ pub async fn run(
         adapter,
         out,
     } = command;
-    let url = adapter.unwrap_or_else(|| format!("http://{}", settings.legacy_adapter_addr));
-    let mut client = LegacyExportClient::connect(url.clone())
+    // The export is migration tooling: it calls the adapter with the migration certificate.
+    let mode = corebank_service::internal::mode_from_settings(
+        settings,
+        &[corebank_service::internal::component_names::MIGRATION],
+    )
+    .context("loading the migration tooling's certificate (run `corebank certs`, or set COREBANK_TLS_CA/_CERT/_KEY)")?;
+    let clients = crate::components::clients_as(
+        &mode,
+        corebank_service::internal::component_names::MIGRATION,
+    )?;
+    let url = adapter
+        .unwrap_or_else(|| format!("{}://{}", clients.scheme(), settings.legacy_adapter_addr));
+    let channel = clients
+        .endpoint(&url, corebank_service::internal::component_names::LEGACY_ADAPTER)?
+        .connect()
         .await
         .with_context(|| format!("connecting to the legacy adapter at {url} (is `corebank up` or `corebank serve legacy-adapter` running? pass --adapter)"))?;
+    let mut client = LegacyExportClient::new(channel);
     let mut stream = client
         .export_accounts(pb::ExportAccountsRequest {
             product_code: product.clone(),

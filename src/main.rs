@@ -25,6 +25,8 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // reqwest is built without a TLS provider of its own: ring, for every client.
+    corebank_service::internal::install_crypto_provider();
     match runtime.block_on(cli::run()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

@@ -3,13 +3,24 @@
 use anyhow::Context as _;
 use corebank_db::Db;
 use corebank_db::local::{LocalPostgres, PgBinaries, ServerTuning, free_port};
-use corebank_service::{Component, ServeOptions, Settings};
+use corebank_service::internal::{self, component_names};
+use corebank_service::{
+    BoundListeners, Component, InternalMode, RunningServer, ServeOptions, Settings,
+};
 use tokio_util::sync::CancellationToken;
 
 /// The database `up` creates on its private server.
 const DATABASE_NAME: &str = "corebank";
 
-pub async fn run(settings: Settings) -> anyhow::Result<()> {
+pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
+    // Development conveniences belong to `up` alone: the gateway trusts the dev signing
+    // keys, and the rail and the bank share a key made for this run.
+    settings.dev = true;
+    if settings.rail_keys.is_none() {
+        settings.rail_keys =
+            Some(corebank_payments::rail_signature::RailKeys::generate_setting("up")?);
+    }
+    let mode = internal_mode(&settings)?;
     let shutdown = CancellationToken::new();
     tokio::spawn(corebank_service::shutdown::cancel_on_signal(
         shutdown.clone(),
@@ -22,7 +33,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             (url, Some(server))
         }
     };
-    let outcome = serve_until_shutdown(&settings, &url, private.is_some(), shutdown).await;
+    let outcome = serve_until_shutdown(&settings, &url, private.is_some(), &mode, shutdown).await;
     if let Some(server) = private {
         println!("stopping PostgreSQL");
         tokio::task::spawn_blocking(move || server.stop())
@@ -35,14 +46,70 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The internal network of `up`: development certificates for every component under
+/// `<COREBANK_HOME>/certs` (made on the first run), or plain text when asked for.
+fn internal_mode(settings: &Settings) -> anyhow::Result<InternalMode> {
+    if settings.insecure_internal {
+        return Ok(InternalMode::Insecure);
+    }
+    anyhow::ensure!(
+        settings.tls_ca.is_none(),
+        "`corebank up` runs every component, so it needs every component's certificate: point \
+         COREBANK_TLS_DIR at a directory laid out as `corebank certs` writes it, and unset \
+         COREBANK_TLS_CA, COREBANK_TLS_CERT and COREBANK_TLS_KEY"
+    );
+    let dir = internal::certs_dir(settings);
+    let written =
+        internal::pki::dev::ensure_dir(&dir, &settings.tls_trust_domain, component_names::ALL)
+            .with_context(|| format!("making development certificates in {}", dir.display()))?;
+    if written.created_ca {
+        println!(
+            "made a development CA and certificates for {} components in {}",
+            written.issued.len(),
+            dir.display()
+        );
+    }
+    Ok(internal::mode_from_settings(
+        settings,
+        component_names::ALL,
+    )?)
+}
+
 /// Customers the mock legacy core seeds under `corebank up` when
 /// `COREBANK_LEGACY_SEED_CUSTOMERS` does not say.
 const UP_LEGACY_SEED_CUSTOMERS: u32 = 50;
+
+/// The components `up` serves on its main server (each presents its own certificate).
+const MAIN_SERVER_COMPONENTS: &[&str] = &[
+    component_names::GATEWAY,
+    component_names::LEDGER,
+    component_names::DEPOSITS,
+    component_names::PAYMENTS,
+    component_names::DEMO,
+    component_names::RELAY,
+    component_names::LEGACY_CORE,
+];
+
+/// A server's share of `mode`: only the certificates of `components`.
+fn mode_for(mode: &InternalMode, components: &[&str]) -> anyhow::Result<InternalMode> {
+    Ok(match mode {
+        InternalMode::MutualTls(pki) => InternalMode::MutualTls(pki.only(components)?),
+        InternalMode::Insecure => InternalMode::Insecure,
+    })
+}
+
+fn scheme(mode: &InternalMode) -> &'static str {
+    match mode {
+        InternalMode::MutualTls(_) => "https",
+        InternalMode::Insecure => "http",
+    }
+}
 
 async fn serve_until_shutdown(
     settings: &Settings,
     url: &str,
     private: bool,
+    mode: &InternalMode,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let db = Db::connect_lazy(&settings.db_settings(url, "up"))?;
@@ -53,19 +120,22 @@ async fn serve_until_shutdown(
         .context("applying migrations (is the database reachable? check DATABASE_URL)")?;
     println!("migrations: {report}");
 
-    // Every component that exists is mounted here, on one server; each module issue adds
-    // its own. Components stop after the server, so requests in flight get their answers.
+    // Every component that exists is mounted here, on one pair of listeners; each module
+    // issue adds its own. Components stop after the server, so requests in flight get their
+    // answers. Bound first, so that components calling each other (deposits → ledger) know
+    // where.
     let components_shutdown = CancellationToken::new();
-    // Bound first, so that components calling each other (deposits → ledger) know where.
-    let listener = tokio::net::TcpListener::bind(settings.listen_addr)
-        .await
-        .with_context(|| {
-            format!(
-                "binding {} (set COREBANK_LISTEN_ADDR to a free address)",
-                settings.listen_addr
-            )
-        })?;
-    let own_url = format!("http://{}", listener.local_addr()?);
+    let listeners = BoundListeners::bind(settings.http_addr, settings.internal_addr).await?;
+    let scheme = scheme(mode);
+    let own_url = format!("{scheme}://{}", listeners.internal_addr()?);
+    // The rail simulator stands for the clearing system outside the bank: a server of its
+    // own, with the rail's certificate.
+    let rail_listeners = BoundListeners::bind_internal(
+        std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        "COREBANK_INTERNAL_ADDR",
+    )
+    .await?;
+    let rail_url = format!("{scheme}://{}", rail_listeners.internal_addr()?);
     let component = Component::new("corebank")
         .with_db(db.clone())
         .merge(crate::components::ledger(
@@ -83,19 +153,28 @@ async fn serve_until_shutdown(
             settings,
             url,
             &own_url,
+            mode,
             components_shutdown.clone(),
         )?)
         .merge(crate::components::payments(
             settings,
             url,
             &own_url,
-            &format!("{own_url}{}", corebank_payments::rail_sim::BASE),
+            &format!("{rail_url}{}", corebank_payments::rail_sim::BASE),
+            mode,
             components_shutdown.clone(),
-        )?)
-        .merge(crate::components::rail_sim(
+        )?);
+    let rail_server = corebank_service::serve_on(
+        rail_listeners,
+        crate::components::rail_sim(
             settings,
             &format!("{own_url}{}", corebank_payments::http::BASE),
-        )?);
+            mode,
+        )?,
+        ServeOptions::from_settings(settings, mode_for(mode, &[component_names::RAIL])?),
+        shutdown.clone(),
+    )
+    .await?;
     // The relay delivers to NATS when COREBANK_NATS_URL is set, and to modules of this
     // process that subscribe.
     let subscribers = corebank_outbox::sink::in_process::Subscribers::new();
@@ -117,50 +196,68 @@ async fn serve_until_shutdown(
     )
     .await?;
     let component = component.merge(legacy_core);
-    let adapter_server = corebank_service::serve(
+    let adapter_server = corebank_service::serve_on(
+        BoundListeners::bind_internal(settings.legacy_adapter_addr, "COREBANK_LEGACY_ADAPTER_ADDR")
+            .await?,
         crate::components::legacy_adapter(settings, url, legacy_core_addr).await?,
-        settings.legacy_adapter_addr,
-        ServeOptions::from_settings(settings),
+        ServeOptions::from_settings(
+            settings,
+            mode_for(mode, &[component_names::LEGACY_ADAPTER])?,
+        ),
         shutdown.clone(),
     )
-    .await
-    .with_context(|| {
-        format!(
-            "serving the legacy adapter on {} (set COREBANK_LEGACY_ADAPTER_ADDR to a free address)",
-            settings.legacy_adapter_addr
-        )
-    })?;
-    // The gateway is the one door: on the main server, routing to the legacy adapter's
-    // server and to the modern modules on this one.
+    .await?;
+    // The gateway is the one door: on the main server's public listener, routing to the
+    // legacy adapter's server and to the modern modules on this one's internal listener.
     let component = component.merge(
         crate::components::gateway(
             settings,
             url,
             &corebank_gateway::app::Upstream {
-                legacy_url: format!("http://{}", adapter_server.local_addr),
+                legacy_url: adapter_server.internal_url(),
                 modern_url: own_url.clone(),
+                clients: crate::components::clients_as(mode, component_names::GATEWAY)?,
             },
             components_shutdown.clone(),
         )
         .await?,
     );
     let server = corebank_service::serve_on(
-        listener,
+        listeners,
         component,
-        ServeOptions::from_settings(settings),
+        ServeOptions::from_settings(settings, mode_for(mode, MAIN_SERVER_COMPONENTS)?),
         shutdown.clone(),
     )
     .await?;
-    let base = format!("http://{}", server.local_addr);
+    let base = format!("http://{}", settings_public_addr(&server)?);
+    let internal = server.internal_url();
     println!();
     println!("corebank is ready");
-    println!("  HTTP and gRPC  {base}");
+    println!("  public         {base}");
+    println!("  internal       {internal}");
+    println!("  channel API    {base}/v1 (gateway; admin API {base}/admin/v1)");
+    println!("  API reference  {base}/docs ({base}/openapi.json)");
     println!("  liveness       {base}/healthz");
     println!("  readiness      {base}/readyz");
-    println!("  metrics        {base}/metrics");
+    if settings.metrics_public {
+        println!("  metrics        {base}/metrics");
+    } else {
+        println!(
+            "  metrics        {internal}/metrics (internal; COREBANK_METRICS_PUBLIC=true adds it to the public listener)"
+        );
+    }
     println!(
-        "  gRPC services  corebank.ledger.v1.Ledger, corebank.deposits.v1.Deposits, corebank.payments.v1.Payments, corebank.saga.v1.SagaAdmin, grpc.health.v1.Health, corebank.platform.v1.PlatformInfo"
+        "  gRPC services  corebank.ledger.v1.Ledger, corebank.deposits.v1.Deposits, corebank.payments.v1.Payments, corebank.saga.v1.SagaAdmin, grpc.health.v1.Health, corebank.platform.v1.PlatformInfo (internal)"
     );
+    match mode {
+        InternalMode::MutualTls(_) => println!(
+            "  certificates   {} (development CA; every internal call is mutual TLS)",
+            internal::certs_dir(settings).display()
+        ),
+        InternalMode::Insecure => println!(
+            "  certificates   none: COREBANK_INSECURE_INTERNAL=true, internal calls are plain text"
+        ),
+    }
     let where_db = if private {
         format!(
             "private PostgreSQL in {}",
@@ -178,10 +275,14 @@ async fn serve_until_shutdown(
         }
     );
     println!(
-        "  legacy adapter gRPC on http://{} (Deposits, Payments, LegacyExport in front of the core)",
-        adapter_server.local_addr
+        "  legacy adapter gRPC on {} (internal: Deposits, Payments, LegacyExport in front of the core)",
+        adapter_server.internal_url()
     );
-    println!("  channel API    {base}/v1 (gateway; admin API {base}/admin/v1)");
+    println!(
+        "  rail simulator {}{} (internal, with the rail's certificate)",
+        rail_server.internal_url(),
+        corebank_payments::rail_sim::BASE
+    );
     println!("  database       {} ({where_db})", crate::cli::redact(url));
     println!(
         "  outbox relay   {} -> {}",
@@ -213,6 +314,10 @@ async fn serve_until_shutdown(
         .stopped()
         .await
         .context("the legacy adapter's server failed while stopping")?;
+    rail_server
+        .stopped()
+        .await
+        .context("the rail simulator's server failed while stopping")?;
     components_shutdown.cancel();
     relay_task.await.context("the outbox relay task failed")?;
     legacy_core_task
@@ -220,6 +325,12 @@ async fn serve_until_shutdown(
         .context("the legacy core task failed")?;
     db.close();
     Ok(())
+}
+
+fn settings_public_addr(server: &RunningServer) -> anyhow::Result<std::net::SocketAddr> {
+    server
+        .public_addr
+        .context("the main server has no public listener")
 }
 
 async fn start_private_postgres(settings: &Settings) -> anyhow::Result<(String, LocalPostgres)> {

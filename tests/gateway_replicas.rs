@@ -7,6 +7,8 @@
     reason = "a test fails loudly, helpers included"
 )]
 
+mod common;
+
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -36,17 +38,19 @@ fn free_addr() -> SocketAddr {
 
 fn spawn(url: &str, home: &std::path::Path) -> Gateway {
     let addr = free_addr();
-    let child = Command::new(env!("CARGO_BIN_EXE_corebank"))
+    let child = common::internal_env(&mut Command::new(env!("CARGO_BIN_EXE_corebank")))
         .args(["serve", "gateway"])
         .env("DATABASE_URL", url)
         .env("COREBANK_HOME", home)
-        .env("COREBANK_LISTEN_ADDR", addr.to_string())
+        .env("COREBANK_HTTP_ADDR", addr.to_string())
+        // The test's gateway trusts the dev keys it made under COREBANK_HOME.
+        .env("COREBANK_DEV", "true")
         .env("COREBANK_LOG", "error")
         .env("COREBANK_DB_POOL_SIZE_MAX", "4")
         .env("COREBANK_GATEWAY_ROUTE_POLL_MS", "200")
         // No upstream is called in this test.
-        .env("COREBANK_GATEWAY_LEGACY_URL", "http://127.0.0.1:9")
-        .env("COREBANK_GATEWAY_MODERN_URL", "http://127.0.0.1:9")
+        .env("COREBANK_GATEWAY_LEGACY_URL", "https://127.0.0.1:9")
+        .env("COREBANK_GATEWAY_MODERN_URL", "https://127.0.0.1:9")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())

@@ -10,6 +10,8 @@
     reason = "a test fails loudly, helpers included"
 )]
 
+mod common;
+
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -40,10 +42,9 @@ struct Core {
 
 impl Core {
     fn spawn(&mut self) {
-        let child = Command::new(env!("CARGO_BIN_EXE_corebank"))
+        let child = common::internal_env(&mut Command::new(env!("CARGO_BIN_EXE_corebank")))
             .args(["serve", "legacy-core"])
             .env("DATABASE_URL", &self.url)
-            .env("COREBANK_LISTEN_ADDR", "127.0.0.1:0")
             .env("COREBANK_LEGACY_CORE_ADDR", self.addr.to_string())
             .env("COREBANK_LOG", "error")
             .env("COREBANK_DB_POOL_SIZE_MAX", "8")
@@ -146,7 +147,7 @@ async fn a_legacy_core_killed_mid_flight_loses_nothing_and_applies_nothing_twice
             .unwrap(),
     )
     .await;
-    let mut deposits = DepositsClient::connect(app.url("")).await.unwrap();
+    let mut deposits = DepositsClient::new(app.channel("gateway", "legacy-adapter"));
     let mut accounts = Vec::new();
     for _ in 0..ACCOUNTS {
         let account = deposits
@@ -177,7 +178,7 @@ async fn a_legacy_core_killed_mid_flight_loses_nothing_and_applies_nothing_twice
     let mut tasks = tokio::task::JoinSet::new();
     for worker in 0..WORKERS {
         let accounts = Arc::clone(&accounts);
-        let mut payments = PaymentsClient::connect(app.url("")).await.unwrap();
+        let mut payments = PaymentsClient::new(app.channel("gateway", "legacy-adapter"));
         tasks.spawn(async move {
             let mut moved = vec![Decimal::ZERO; ACCOUNTS];
             let mut retries = 0_usize;

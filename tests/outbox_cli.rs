@@ -8,6 +8,8 @@
     reason = "a test fails loudly, helpers included"
 )]
 
+mod common;
+
 use std::process::{Command, Output};
 use std::sync::Arc;
 
@@ -142,11 +144,11 @@ async fn operators_list_dead_letters_and_replay_them_from_the_command_line() {
 
 #[test]
 fn serve_relay_without_a_nats_url_refuses_to_start_and_says_what_to_set() {
-    let output = Command::new(env!("CARGO_BIN_EXE_corebank"))
+    // With its certificate, so that the missing NATS URL is what stops it.
+    let output = common::internal_env(&mut Command::new(env!("CARGO_BIN_EXE_corebank")))
         .args(["serve", "relay"])
         .env("DATABASE_URL", "postgres://postgres@127.0.0.1:1/none")
         .env_remove("COREBANK_NATS_URL")
-        .env("COREBANK_LISTEN_ADDR", "127.0.0.1:0")
         .output()
         .unwrap();
     assert!(!output.status.success());

@@ -16,6 +16,8 @@
     reason = "a test fails loudly and says when it skips"
 )]
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -61,10 +63,9 @@ impl RelayProcess {
     }
 
     fn spawn(&mut self) {
-        let child = Command::new(env!("CARGO_BIN_EXE_corebank"))
+        let child = common::internal_env(&mut Command::new(env!("CARGO_BIN_EXE_corebank")))
             .args(["serve", "relay"])
             .env("DATABASE_URL", &self.url)
-            .env("COREBANK_LISTEN_ADDR", "127.0.0.1:0")
             .env("COREBANK_LOG", "error")
             .env("COREBANK_RELAY_SCHEMAS", "demo")
             .env("COREBANK_NATS_URL", nats_url())

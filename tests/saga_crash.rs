@@ -10,6 +10,8 @@
     reason = "a test fails loudly, helpers included"
 )]
 
+mod common;
+
 use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -43,10 +45,9 @@ impl Executor {
     }
 
     fn spawn(&mut self) {
-        let child = Command::new(env!("CARGO_BIN_EXE_corebank"))
+        let child = common::internal_env(&mut Command::new(env!("CARGO_BIN_EXE_corebank")))
             .args(["serve", "demo"])
             .env("DATABASE_URL", &self.url)
-            .env("COREBANK_LISTEN_ADDR", "127.0.0.1:0")
             .env("COREBANK_LOG", "error")
             .env("COREBANK_SAGA_LEASE_MS", "1000")
             .env("COREBANK_SAGA_POLL_MS", "50")

@@ -29,6 +29,8 @@ impl Drop for KillOnDrop {
 
 #[test]
 fn up_starts_from_nothing_answers_healthz_and_stops_cleanly_on_ctrl_c() {
+    // reqwest is built without a TLS provider of its own.
+    corebank_service::internal::install_crypto_provider();
     let dir = tempfile::tempdir().unwrap();
     // When the tests run as root, PostgreSQL runs as `postgres`, which must enter the folder.
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -37,7 +39,8 @@ fn up_starts_from_nothing_answers_healthz_and_stops_cleanly_on_ctrl_c() {
         .arg("up")
         .current_dir(dir.path())
         .env_remove("DATABASE_URL")
-        .env("COREBANK_LISTEN_ADDR", "127.0.0.1:0")
+        .env("COREBANK_HTTP_ADDR", "127.0.0.1:0")
+        .env("COREBANK_INTERNAL_ADDR", "127.0.0.1:0")
         .env("COREBANK_LEGACY_CORE_ADDR", "127.0.0.1:0")
         .env("COREBANK_LEGACY_ADAPTER_ADDR", "127.0.0.1:0")
         .env("COREBANK_LOG", "warn")
@@ -74,10 +77,24 @@ fn up_starts_from_nothing_answers_healthz_and_stops_cleanly_on_ctrl_c() {
             )
         });
         printed.push(line.clone());
-        if let Some(url) = line.trim().strip_prefix("HTTP and gRPC") {
+        if let Some(url) = line.trim().strip_prefix("public ") {
             break url.trim().to_owned();
         }
     };
+    // The internal listener is printed next to the public one, and speaks TLS.
+    let internal_url = {
+        let line = lines.recv_timeout(READY_TIMEOUT).unwrap();
+        printed.push(line.clone());
+        line.trim()
+            .strip_prefix("internal ")
+            .unwrap_or_else(|| panic!("the internal listener follows the public one: {line:?}"))
+            .trim()
+            .to_owned()
+    };
+    assert!(
+        internal_url.starts_with("https://127.0.0.1:"),
+        "{internal_url}"
+    );
     assert!(
         printed.iter().any(|l| l.contains("corebank is ready")),
         "{printed:?}"
@@ -140,7 +157,49 @@ fn up_starts_from_nothing_answers_healthz_and_stops_cleanly_on_ctrl_c() {
             .await
             .unwrap();
         assert_eq!(reference.status(), 200);
+        // One door: nothing internal answers on the public port.
+        let http = reqwest::Client::new();
+        for path in [
+            "/corebank.ledger.v1.Ledger/CreateTransfer",
+            "/corebank.saga.v1.SagaAdmin/Retry",
+            "/corebank.deposits.v1.Deposits/Deposit",
+            "/payments/rail/v1/pacs008",
+            "/payments/rail/v1/pacs002",
+            "/rail-sim/v1/inbound",
+        ] {
+            let answer = http
+                .post(format!("{base_url}{path}"))
+                .header("content-type", "application/grpc")
+                .body(vec![0_u8; 5])
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(answer.status(), 404, "{path} on the public port");
+        }
+        let metrics = reqwest::get(format!("{base_url}/metrics")).await.unwrap();
+        assert_eq!(
+            metrics.status(),
+            404,
+            "/metrics is internal unless COREBANK_METRICS_PUBLIC"
+        );
     });
+    // `up` made a development CA and a certificate per component, keys readable by their
+    // owner only.
+    let certs = dir.path().join(".corebank/certs");
+    for file in [
+        "ca.key",
+        "gateway.key",
+        "ledger.key",
+        "rail.key",
+        "migration.key",
+    ] {
+        let mode = std::fs::metadata(certs.join(file))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{file}");
+    }
+    assert!(adapter_url.starts_with("https://"), "{adapter_url}");
     assert!(
         dir.path().join(".corebank/pg/postmaster.pid").exists(),
         "PostgreSQL runs in .corebank/pg"
@@ -159,6 +218,9 @@ fn up_starts_from_nothing_answers_healthz_and_stops_cleanly_on_ctrl_c() {
         .arg(&adapter_url)
         .arg("--out")
         .arg(&export)
+        // The export calls the adapter with the migration tooling's certificate, which
+        // `up` made under this directory's .corebank/certs.
+        .current_dir(dir.path())
         .env_remove("DATABASE_URL")
         .output()
         .unwrap();
