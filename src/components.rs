@@ -96,6 +96,32 @@ async fn apply_mock_migrations(settings: &Settings, url: &str, schema: &str) -> 
     Ok(())
 }
 
+/// `serve` runs components as in production: plain-text internal calls, and a certificate
+/// directory holding its CA's private key (what `corebank certs` and `up` make), need
+/// `COREBANK_DEV=true`. Whoever reads a CA key can issue themselves any component's
+/// certificate; a bank's CA key never sits beside the certificates it signed.
+fn refuse_development_trust(settings: &Settings) -> anyhow::Result<()> {
+    if settings.dev {
+        return Ok(());
+    }
+    anyhow::ensure!(
+        !settings.insecure_internal,
+        "COREBANK_INSECURE_INTERNAL=true makes internal calls plain text and unauthenticated: \
+         it needs COREBANK_DEV=true too (development only)"
+    );
+    if settings.tls_ca.is_none() {
+        let dir = internal::certs_dir(settings);
+        anyhow::ensure!(
+            !dir.join("ca.key").exists(),
+            "{} holds a CA's private key (a development CA made by `corebank certs` or `up`): \
+             set COREBANK_TLS_CA, COREBANK_TLS_CERT and COREBANK_TLS_KEY to the bank's \
+             certificates, or COREBANK_DEV=true for development",
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
 /// The clients `me` calls other components with, in `mode`.
 pub fn clients_as(mode: &InternalMode, me: &str) -> anyhow::Result<InternalClients> {
     internal::clients(mode, me).with_context(|| {
@@ -424,6 +450,7 @@ pub async fn serve(name: ComponentName, settings: &Settings) -> anyhow::Result<(
         "DATABASE_URL is not set; `serve` runs against a database you migrated with `corebank migrate` \
          (use `corebank up` for a private one)",
     )?;
+    refuse_development_trust(settings)?;
     let mode = internal::mode_from_settings(settings, &[name.certificate_name()]).with_context(
         || {
             format!(

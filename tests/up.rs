@@ -159,14 +159,49 @@ fn up_starts_from_nothing_answers_healthz_and_stops_cleanly_on_ctrl_c() {
         assert_eq!(reference.status(), 200);
         // One door: nothing internal answers on the public port.
         let http = reqwest::Client::new();
-        for path in [
-            "/corebank.ledger.v1.Ledger/CreateTransfer",
-            "/corebank.saga.v1.SagaAdmin/Retry",
-            "/corebank.deposits.v1.Deposits/Deposit",
-            "/payments/rail/v1/pacs008",
-            "/payments/rail/v1/pacs002",
-            "/rail-sim/v1/inbound",
-        ] {
+        // Service names from the generated code, so that a path cannot be misspelt into a
+        // 404 that proves nothing.
+        let grpc = |service: &str, method: &str| format!("/{service}/{method}");
+        let paths = [
+            grpc(
+                corebank_api::ledger::v1::ledger_server::SERVICE_NAME,
+                "CreateTransfer",
+            ),
+            grpc(
+                corebank_api::ledger::v1::ledger_server::SERVICE_NAME,
+                "GetTrialBalance",
+            ),
+            grpc(
+                corebank_api::saga::v1::saga_admin_server::SERVICE_NAME,
+                "RetryNow",
+            ),
+            grpc(
+                corebank_api::saga::v1::saga_admin_server::SERVICE_NAME,
+                "MarkResolved",
+            ),
+            grpc(
+                corebank_api::deposits::v1::deposits_server::SERVICE_NAME,
+                "Deposit",
+            ),
+            grpc(
+                corebank_api::payments::v1::payments_server::SERVICE_NAME,
+                "InternalTransfer",
+            ),
+            grpc(
+                corebank_api::legacy::v1::legacy_export_server::SERVICE_NAME,
+                "ExportAccounts",
+            ),
+            grpc(
+                corebank_api::platform::v1::platform_info_server::SERVICE_NAME,
+                "GetVersion",
+            ),
+            "/grpc.health.v1.Health/Check".to_owned(),
+            "/payments/rail/v1/pacs008".to_owned(),
+            "/payments/rail/v1/pacs002".to_owned(),
+            "/rail-sim/v1/pacs008".to_owned(),
+            "/rail-sim/v1/inbound".to_owned(),
+        ];
+        for path in paths {
             let answer = http
                 .post(format!("{base_url}{path}"))
                 .header("content-type", "application/grpc")

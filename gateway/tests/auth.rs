@@ -758,7 +758,7 @@ async fn keys_rotate_without_a_restart() {
 }
 
 #[tokio::test]
-async fn a_jwks_served_over_http_is_used() {
+async fn a_jwks_served_over_plain_http_is_refused_outside_dev_mode_and_used_in_it() {
     let fixture = Fixture::new();
     let jwks = json!({ "keys": [fixture.ec.jwk, fixture.rsa.jwk] });
     let router = axum::Router::new().route(
@@ -772,8 +772,20 @@ async fn a_jwks_served_over_http_is_used() {
     let address = listener.local_addr().unwrap();
     let server = tokio::spawn(async move { axum::serve(listener, router).await });
 
+    // In clear text the key set could be swapped on the way: refused outside dev mode.
+    let refused = Authenticator::new(AuthConfig {
+        jwks: JwksSource::Url(format!("http://{address}/.well-known/jwks.json")),
+        dev_allowed: false,
+        ..fixture.config()
+    })
+    .await
+    .unwrap_err();
+    assert_eq!(refused.code(), "dev_mode_required", "{refused}");
+    assert!(refused.to_string().contains("https://"), "{refused}");
+
     let authenticator = Authenticator::new(AuthConfig {
         jwks: JwksSource::Url(format!("http://{address}/.well-known/jwks.json")),
+        dev_allowed: true,
         ..fixture.config()
     })
     .await
@@ -793,6 +805,7 @@ async fn a_jwks_served_over_http_is_used() {
 
     let error = Authenticator::new(AuthConfig {
         jwks: JwksSource::Url(format!("http://{address}/missing")),
+        dev_allowed: true,
         ..fixture.config()
     })
     .await
@@ -1142,4 +1155,20 @@ async fn claims_of_the_wrong_type_are_refused_after_the_standard_checks() {
     )
     .await;
     assert_unauthenticated(&error, "missing_claim");
+}
+
+#[tokio::test]
+async fn the_dev_key_set_named_as_a_file_is_refused_outside_dev_mode() {
+    let fixture = Fixture::new();
+    let home = TempDir::new();
+    dev::ensure_dev_keys(&home.0).unwrap();
+    let error = Authenticator::new(AuthConfig {
+        jwks: JwksSource::File(dev::directory(&home.0).join("jwks.json")),
+        dev_allowed: false,
+        ..fixture.config()
+    })
+    .await
+    .unwrap_err();
+    assert_eq!(error.code(), "dev_mode_required", "{error}");
+    assert!(error.to_string().contains("COREBANK_JWT_JWKS"), "{error}");
 }

@@ -27,12 +27,14 @@ pub fn certs_dir() -> &'static Path {
     .path()
 }
 
-/// Points `command` at [`certs_dir`] and puts both listeners on free ports of 127.0.0.1.
+/// Points `command` at [`certs_dir`] (a development CA, so with `COREBANK_DEV=true`) and
+/// puts both listeners on free ports of 127.0.0.1.
 pub fn internal_env(command: &mut Command) -> &mut Command {
     // The tests' own HTTP clients need a TLS provider too (reqwest has none of its own).
     corebank_service::internal::install_crypto_provider();
     command
         .env("COREBANK_TLS_DIR", certs_dir())
+        .env("COREBANK_DEV", "true")
         .env("COREBANK_HTTP_ADDR", "127.0.0.1:0")
         .env("COREBANK_INTERNAL_ADDR", "127.0.0.1:0")
 }

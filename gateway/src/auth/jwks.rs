@@ -209,11 +209,17 @@ pub(crate) fn source_name(source: &JwksSource) -> String {
 
 /// The client a JWKS is fetched with: TLS by rustls on ring, trusting only the certificates
 /// in the `ca` PEM bundle when given (`COREBANK_JWT_JWKS_CA`: an identity provider behind
-/// the bank's own CA), else the platform's roots. The message of an error names the setting.
-pub(crate) fn http_client(ca: Option<&Path>) -> Result<reqwest::Client, String> {
+/// the bank's own CA), else the platform's roots; plain `http://` only when
+/// `allow_plain_http` (dev mode). The message of an error names the setting.
+pub(crate) fn http_client(
+    ca: Option<&Path>,
+    allow_plain_http: bool,
+) -> Result<reqwest::Client, String> {
     let builder = reqwest::Client::builder()
         .timeout(JWKS_FETCH_TIMEOUT)
         .connect_timeout(JWKS_FETCH_TIMEOUT)
+        // A redirect must not lead the fetch off TLS: https only, whatever it is sent to.
+        .https_only(!allow_plain_http)
         .redirect(reqwest::redirect::Policy::limited(JWKS_REDIRECTS_MAX));
     let builder = match ca {
         Some(ca) => builder.use_preconfigured_tls(tls_config_with_roots(ca)?),

@@ -123,6 +123,29 @@ impl AuthConfig {
                 fix: "set COREBANK_JWT_JWKS=<your IdP's JWKS> (a file, or an https:// URL)",
             });
         }
+        if let JwksSource::Url(url) = &self.jwks
+            && !url.to_ascii_lowercase().starts_with("https://")
+        {
+            // A key set fetched in clear text can be swapped on the way: whoever does signs
+            // their own tokens.
+            return Err(AuthError::DevModeRequired {
+                what: format!("COREBANK_JWT_JWKS={url} is fetched without TLS"),
+                fix: "use the identity provider's https:// JWKS URL (COREBANK_JWT_JWKS_CA for a \
+                      private CA), or a file",
+            });
+        }
+        if let JwksSource::File(path) = &self.jwks
+            && let Some(home) = dev_home_of(path)
+        {
+            return Err(AuthError::DevModeRequired {
+                what: format!(
+                    "COREBANK_JWT_JWKS={} is the dev key set of {}",
+                    path.display(),
+                    home.display()
+                ),
+                fix: "set COREBANK_JWT_JWKS=<your IdP's JWKS> (a file, or an https:// URL)",
+            });
+        }
         if self.dev_hs256_secret.is_some() {
             return Err(AuthError::DevModeRequired {
                 what: "COREBANK_JWT_DEV_HS256_SECRET is set, so tokens signed with a shared \
@@ -133,6 +156,13 @@ impl AuthConfig {
         }
         Ok(())
     }
+}
+
+/// The home whose dev key set `path` lies in (`<home>/dev-keys/…`), if it does.
+fn dev_home_of(path: &std::path::Path) -> Option<PathBuf> {
+    let parent = path.parent()?;
+    let home = parent.parent()?;
+    (dev::directory(home) == parent).then(|| home.to_path_buf())
 }
 
 /// Verifies bearer tokens. Cheap to clone: clones share the key cache.
@@ -203,12 +233,13 @@ impl Authenticator {
                 })??;
         }
         let source_name = jwks::source_name(&config.jwks);
-        let http = jwks::http_client(config.jwks_ca.as_deref()).map_err(|reason| {
-            AuthError::JwksUnavailable {
-                source_name: source_name.clone(),
-                reason,
-            }
-        })?;
+        let http =
+            jwks::http_client(config.jwks_ca.as_deref(), config.dev_allowed).map_err(|reason| {
+                AuthError::JwksUnavailable {
+                    source_name: source_name.clone(),
+                    reason,
+                }
+            })?;
         let fix = match &config.jwks {
             JwksSource::DevHome(_) => {
                 "remove the dev-keys directory to have it recreated, or set COREBANK_JWT_JWKS"

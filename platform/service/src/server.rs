@@ -90,29 +90,7 @@ impl Component {
     /// Adds a gRPC service (a tonic `…Server`) to the internal listener, callable by
     /// `allow`; reported as serving by gRPC health.
     #[must_use]
-    pub fn with_grpc<S>(self, service: S, allow: Allow) -> Component
-    where
-        S: tower::Service<Request<Body>, Error = Infallible>
-            + NamedService
-            + Clone
-            + Send
-            + Sync
-            + 'static,
-        S::Response: IntoResponse,
-        S::Future: Send + 'static,
-    {
-        self.with_grpc_methods(service, allow, &[])
-    }
-
-    /// Like [`Component::with_grpc`], with some methods (`("CreateTransfer", allow)`) open
-    /// to other callers than the service as a whole.
-    #[must_use]
-    pub fn with_grpc_methods<S>(
-        mut self,
-        service: S,
-        allow: Allow,
-        methods: &[(&str, Allow)],
-    ) -> Component
+    pub fn with_grpc<S>(mut self, service: S, allow: Allow) -> Component
     where
         S: tower::Service<Request<Body>, Error = Infallible>
             + NamedService
@@ -127,10 +105,6 @@ impl Component {
             .internal
             .route_service(&format!("/{}/{{*rest}}", S::NAME), service);
         self.policy.allow(format!("/{}/", S::NAME), allow);
-        for (method, allow) in methods {
-            self.policy
-                .allow(format!("/{}/{method}", S::NAME), allow.clone());
-        }
         self.grpc_services.push(S::NAME);
         self
     }
@@ -147,11 +121,6 @@ impl Component {
             self.db = other.db;
         }
         self
-    }
-
-    /// The internal access rules, for documentation and tests.
-    pub fn access_policy(&self) -> &AccessPolicy {
-        &self.policy
     }
 }
 
@@ -352,10 +321,10 @@ pub async fn serve_on(
     }
     let readiness = component.db.clone();
     let component = component
-        .with_grpc(health_service, Allow::AnyComponent)
+        .with_grpc(health_service, Allow::AnyInternalComponent)
         .with_grpc(
             PlatformInfoServer::new(VersionService::new(name)),
-            Allow::AnyComponent,
+            Allow::AnyInternalComponent,
         );
 
     let mut public = component
@@ -365,7 +334,7 @@ pub async fn serve_on(
     if options.metrics_public {
         public = public.route("/metrics", get(metrics_text));
     }
-    let public = with_common_layers(public, &options);
+    let public = with_common_layers(public.fallback(not_found), &options);
     let insecure = matches!(options.internal, InternalMode::Insecure);
     let access = Arc::new(AccessState {
         policy: Arc::new(component.policy),
@@ -440,9 +409,10 @@ pub async fn serve_on(
     })
 }
 
+/// What both listeners add around their routes (each sets its own fallback first, so that
+/// on the internal listener an unknown path is answered only after the access check).
 fn with_common_layers(router: Router, options: &ServeOptions) -> Router {
     router
-        .fallback(not_found)
         .layer(middleware::from_fn(record_http_metrics))
         .layer(ConcurrencyLimitLayer::new(options.requests_in_flight_max))
         .layer(PropagateRequestIdLayer::x_request_id())

@@ -12,7 +12,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::assertion::CalledPath;
-use super::identity::{CALLER_HEADER, Caller, is_valid_component_name};
+use super::identity::{CALLER_HEADER, Caller, component_names, is_valid_component_name};
 use super::listener::PeerIdentity;
 
 /// The components allowed to call a service.
@@ -20,8 +20,9 @@ use super::listener::PeerIdentity;
 pub enum Allow {
     /// Only these components.
     Only(Vec<&'static str>),
-    /// Any component that proved who it is (health, metrics, version).
-    AnyComponent,
+    /// Any component of the bank that proved who it is (health, metrics, version): every
+    /// certificate name but the clearing rail's, which is a party outside the bank.
+    AnyInternalComponent,
 }
 
 impl Allow {
@@ -32,14 +33,15 @@ impl Allow {
     fn permits(&self, component: &str) -> bool {
         match self {
             Allow::Only(components) => components.contains(&component),
-            Allow::AnyComponent => true,
+            Allow::AnyInternalComponent => component != component_names::RAIL,
         }
     }
 }
 
 /// Path prefixes (`/<package.Service>/`, `/<package.Service>/<Method>`, `/payments/rail/v1/`)
 /// and who may call them; the longest matching prefix decides, and a path no rule names is
-/// open to any verified component (health, metrics, and the 404 for unknown paths).
+/// open to any verified component of the bank (health, metrics, and the 404 for unknown
+/// paths), never to the rail.
 #[derive(Debug, Clone, Default)]
 pub struct AccessPolicy {
     rules: Vec<(String, Allow)>,
@@ -59,14 +61,7 @@ impl AccessPolicy {
             .iter()
             .filter(|(prefix, _)| path.starts_with(prefix.as_str()))
             .max_by_key(|(prefix, _)| prefix.len())
-            .map_or(&Allow::AnyComponent, |(_, allow)| allow)
-    }
-
-    /// The rules, for documentation and tests.
-    pub fn rules(&self) -> impl Iterator<Item = (&str, &Allow)> {
-        self.rules
-            .iter()
-            .map(|(prefix, allow)| (prefix.as_str(), allow))
+            .map_or(&Allow::AnyInternalComponent, |(_, allow)| allow)
     }
 }
 
@@ -227,6 +222,8 @@ mod tests {
                 .decide("/corebank.ledger.v1.Ledger/GetTrialBalance")
                 .permits("migration")
         );
-        assert_eq!(policy.decide("/readyz"), &Allow::AnyComponent);
+        assert_eq!(policy.decide("/readyz"), &Allow::AnyInternalComponent);
+        assert!(!policy.decide("/metrics").permits("rail"));
+        assert!(policy.decide("/metrics").permits("monitoring"));
     }
 }

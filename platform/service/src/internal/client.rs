@@ -56,20 +56,8 @@ impl InternalClients {
         }
     }
 
-    /// The same trust, calling as another component this process runs (`corebank up`).
-    pub fn as_component(&self, me: &str) -> Result<InternalClients, PkiError> {
-        match &self.pki {
-            Some(pki) => InternalClients::mutual_tls(pki.clone(), me),
-            None => Ok(InternalClients::insecure(me)),
-        }
-    }
-
     pub fn me(&self) -> &str {
         &self.me
-    }
-
-    pub fn is_mutual_tls(&self) -> bool {
-        self.pki.is_some()
     }
 
     /// The certificate and key this component calls with, `None` in plain text. A caller

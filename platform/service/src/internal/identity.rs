@@ -109,17 +109,17 @@ pub fn server_name(trust_domain: &str, component: &str) -> String {
 /// one. The chain must have been verified before this is asked.
 pub fn component_of(certificate: &CertificateDer<'_>, trust_domain: &str) -> Option<String> {
     let cert = webpki::EndEntityCert::try_from(certificate).ok()?;
-    let prefix = format!("spiffe://{trust_domain}/");
-    let mut names = cert
+    // Every SPIFFE id counts, whatever its trust domain or form: a certificate naming two
+    // identities is refused rather than read as either.
+    let mut ids = cert
         .valid_uri_names()
-        .filter_map(|uri| uri.strip_prefix(&prefix))
-        .filter(|name| is_valid_component_name(name));
-    let name = names.next()?;
-    if names.next().is_some() {
-        // Two identities in one certificate: refuse to guess which one is meant.
+        .filter(|uri| uri.starts_with("spiffe://"));
+    let id = ids.next()?;
+    if ids.next().is_some() {
         return None;
     }
-    Some(name.to_owned())
+    let name = id.strip_prefix(&format!("spiffe://{trust_domain}/"))?;
+    is_valid_component_name(name).then(|| name.to_owned())
 }
 
 /// The component calling, as the internal listener established it: from the verified client
@@ -171,6 +171,41 @@ impl Caller {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn certificate_with_uris(uris: &[&str]) -> CertificateDer<'static> {
+        let mut params = rcgen::CertificateParams::default();
+        params.subject_alt_names = uris
+            .iter()
+            .map(|uri| rcgen::SanType::URI((*uri).try_into().unwrap()))
+            .collect();
+        let key = rcgen::KeyPair::generate().unwrap();
+        params.self_signed(&key).unwrap().der().clone()
+    }
+
+    #[test]
+    fn a_certificate_names_a_component_only_with_exactly_one_spiffe_id_in_the_trust_domain() {
+        let one = certificate_with_uris(&["spiffe://corebank.internal/ledger"]);
+        assert_eq!(
+            component_of(&one, "corebank.internal").as_deref(),
+            Some("ledger")
+        );
+        let none = certificate_with_uris(&["https://corebank.internal/ledger"]);
+        assert_eq!(component_of(&none, "corebank.internal"), None);
+        let two = certificate_with_uris(&[
+            "spiffe://corebank.internal/gateway",
+            "spiffe://corebank.internal/ns/x",
+        ]);
+        assert_eq!(component_of(&two, "corebank.internal"), None);
+        let two_domains = certificate_with_uris(&[
+            "spiffe://corebank.internal/gateway",
+            "spiffe://other.example/ledger",
+        ]);
+        assert_eq!(component_of(&two_domains, "corebank.internal"), None);
+        let other_domain = certificate_with_uris(&["spiffe://other.example/ledger"]);
+        assert_eq!(component_of(&other_domain, "corebank.internal"), None);
+        let nested = certificate_with_uris(&["spiffe://corebank.internal/ns/ledger"]);
+        assert_eq!(component_of(&nested, "corebank.internal"), None);
+    }
 
     #[test]
     fn component_names_are_dns_labels() {

@@ -24,10 +24,13 @@ use tokio_rustls::server::TlsStream;
 use super::identity::{Caller, component_of, server_name};
 use super::pki::{Pki, PkiError, provider};
 
-/// Handshakes in progress at once on one listener; more wait for a place.
+/// Handshakes in progress at once on one listener; a connection arriving when all places
+/// are taken is closed at once (and counted), so silent clients cannot stop the listener
+/// from accepting.
 const HANDSHAKES_IN_FLIGHT_MAX: usize = 256;
-/// A client that has not finished its handshake by then is dropped.
-const HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
+/// A client that has not finished its handshake by then is dropped: on the internal
+/// network a handshake takes milliseconds.
+const HANDSHAKE_TIMEOUT_MS: u64 = 3_000;
 /// Connections handshaken but not yet taken by the server.
 const ACCEPTED_QUEUE_MAX: usize = 64;
 
@@ -188,8 +191,11 @@ async fn accept_loop(
                 }
             },
         };
-        let Ok(permit) = Arc::clone(&handshakes).acquire_owned().await else {
-            return;
+        let Ok(permit) = Arc::clone(&handshakes).try_acquire_owned() else {
+            refused("handshakes_full");
+            tracing::warn!(peer.address = %remote, "internal listener: too many handshakes in progress; connection closed");
+            drop(tcp);
+            continue;
         };
         if let Err(error) = tcp.set_nodelay(true) {
             tracing::debug!(%error, "cannot set TCP_NODELAY");
