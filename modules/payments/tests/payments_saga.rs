@@ -541,3 +541,45 @@ async fn only_a_final_status_report_settles_a_payment() {
     // A malformed report is refused and changes nothing.
     assert_eq!(post("<not-iso/>".to_owned()).await, 422);
 }
+
+#[tokio::test]
+async fn velocity_counts_only_payments_that_were_not_refused_or_failed() {
+    let h = start(Setup {
+        screening: corebank_payments::domain::screening::ScreeningRules {
+            max_amount: rust_decimal::Decimal::from(1_000),
+            max_per_hour: 2,
+        },
+        ..Setup::default()
+    })
+    .await;
+    let debtor = h.account("5000.00").await;
+    // Three payments over the threshold: refused by screening, each one failed.
+    for _ in 0..3 {
+        let started = h
+            .payments
+            .initiate(h.payment(&debtor, "1500.00"))
+            .await
+            .unwrap();
+        let done = h.settled(started.record.id).await;
+        assert_eq!(done.status, "failed", "{:?}", done.steps);
+    }
+    // The refusals used none of the account's allowance of two an hour.
+    for _ in 0..2 {
+        let started = h
+            .payments
+            .initiate(h.payment(&debtor, "10.00"))
+            .await
+            .unwrap();
+        let done = h.settled(started.record.id).await;
+        assert_eq!(done.status, "settled", "{:?}", done.steps);
+    }
+    let third = h
+        .payments
+        .initiate(h.payment(&debtor, "10.00"))
+        .await
+        .unwrap();
+    let done = h.settled(third.record.id).await;
+    assert_eq!(done.status, "failed", "{:?}", done.steps);
+    assert!(done.reason.contains("within an hour"), "{}", done.reason);
+    assert_eq!(h.balances(&debtor).await.0, "4980.00");
+}

@@ -1028,32 +1028,4 @@ fn observe(
     .record(clock.elapsed().as_secs_f64());
 }
 
-/// Publishes how many sagas are in each status (`corebank_sagas`), every `interval`.
-pub fn spawn_status_gauges(
-    db: Db,
-    interval: Duration,
-    shutdown: CancellationToken,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        loop {
-            let counts = db
-                .run_tx("saga_counts", |tx| {
-                    Box::pin(async move { store::count_by_status(&tx).await })
-                })
-                .await;
-            match counts {
-                Ok(counts) => {
-                    for (saga_type, status, count) in counts {
-                        metrics::gauge!("corebank_sagas", "saga_type" => saga_type, "status" => status.as_str())
-                            .set(f64::from(i32::try_from(count).unwrap_or(i32::MAX)));
-                    }
-                }
-                Err(error) => tracing::warn!(error = %error, "counting sagas failed"),
-            }
-            tokio::select! {
-                () = tokio::time::sleep(interval) => {}
-                () = shutdown.cancelled() => return,
-            }
-        }
-    })
-}
+pub use crate::gauges::spawn_status_gauges;

@@ -7,6 +7,7 @@
 //!   steps, retries with backoff, compensates in reverse order and pauses what needs a human.
 //! - [`ops`]: what operators do to a saga (list, get, retry now, resume, force-compensate,
 //!   mark resolved), each recorded with who and why; [`grpc`] serves them.
+//! - [`gauges`]: the `corebank_sagas{saga_type,status}` gauge.
 //! - [`store`]: the SQL.
 //! - [`demo`]: a three-step saga over the `demo` schema's own rows, used by the tests, the
 //!   crash test and `corebank bench saga`.
@@ -14,6 +15,7 @@
 pub mod definition;
 pub mod demo;
 pub mod executor;
+pub mod gauges;
 pub mod grpc;
 pub mod ops;
 pub mod store;

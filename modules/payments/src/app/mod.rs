@@ -28,6 +28,9 @@ use crate::rail_signature::RailKeys;
 /// `InternalClients::http_client(component_names::RAIL, …)` for [`PaymentsConfig::rail_http`].
 pub const RAIL_CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How often the saga status gauge is counted.
+const SAGA_GAUGE_INTERVAL: Duration = Duration::from_secs(15);
+
 /// How the payments module is set up.
 #[derive(Debug, Clone)]
 pub struct PaymentsConfig {
@@ -189,6 +192,12 @@ impl Payments {
     /// Runs the saga executor, and the purge of old rail deliveries, until `shutdown`.
     pub fn spawn(&self, shutdown: tokio_util::sync::CancellationToken) {
         self.executor.spawn(shutdown.clone());
+        // The payments saga's statuses, for the runbook's "paused above 0" alert.
+        corebank_saga::gauges::spawn_status_gauges(
+            self.db.clone(),
+            SAGA_GAUGE_INTERVAL,
+            shutdown.clone(),
+        );
         tokio::spawn(rail::purge_deliveries_until(self.clone(), shutdown));
     }
 

@@ -119,7 +119,9 @@ pub async fn set_status(
     Ok(())
 }
 
-/// Outbound payments from an account since a time (velocity screening).
+/// Outbound payments from an account since a time that were not refused, failed or
+/// cancelled (velocity screening): a payment screening refused must not use up the
+/// account's allowance, or one refusal would lead to more.
 pub async fn count_since(
     tx: &Transaction<'_>,
     debtor_account_id: &str,
@@ -128,7 +130,7 @@ pub async fn count_since(
     Ok(tx
         .query_one(
             "SELECT count(*) FROM payments WHERE debtor_account_id = $1 AND direction = 'outbound' \
-             AND created_at >= $2",
+             AND created_at >= $2 AND status NOT IN ('failed', 'rejected', 'cancelled')",
             &[&debtor_account_id, &since],
         )
         .await?

@@ -51,6 +51,7 @@ pub struct Setup {
     pub saga: SagaOptions,
     pub status_wait: Duration,
     pub spawn_executor: bool,
+    pub screening: corebank_payments::domain::screening::ScreeningRules,
 }
 
 impl Default for Setup {
@@ -66,6 +67,7 @@ impl Default for Setup {
             saga: SagaOptions::default(),
             status_wait: Duration::from_secs(5),
             spawn_executor: true,
+            screening: corebank_payments::domain::screening::ScreeningRules::default(),
         }
     }
 }
@@ -128,6 +130,7 @@ pub async fn start(setup: Setup) -> Harness {
         .unwrap();
     let config = PaymentsConfig {
         status_wait: setup.status_wait,
+        screening: setup.screening.clone(),
         executor: corebank_saga::ExecutorConfig {
             poll_interval: Duration::from_millis(20),
             ..corebank_saga::ExecutorConfig::new()
