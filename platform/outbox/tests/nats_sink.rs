@@ -26,8 +26,18 @@ fn nats_url() -> String {
     std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_owned())
 }
 
-/// A connection to the test NATS server, or `None` after printing why the test skips.
+/// A connection to the test NATS server, or `None` after printing why the test skips. Under
+/// `CI=true` (where .ci/run starts one) a missing server fails the test instead.
 async fn nats_or_skip(test: &str) -> Option<async_nats::Client> {
+    let client = nats_or_none(test).await;
+    assert!(
+        client.is_some() || std::env::var("CI").as_deref() != Ok("true"),
+        "{test}: no NATS server under CI=true; .ci/run starts one (nats-server -js)"
+    );
+    client
+}
+
+async fn nats_or_none(test: &str) -> Option<async_nats::Client> {
     let url = nats_url();
     match tokio::time::timeout(Duration::from_secs(3), async_nats::connect(url.as_str())).await {
         Ok(Ok(client)) => Some(client),
