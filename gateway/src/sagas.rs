@@ -326,6 +326,7 @@ async fn act(
         id: saga_id.clone(),
         actor: actor.clone(),
         reason: parsed.reason.clone(),
+        proposed_by: String::new(),
     };
     // Built before anything is recorded: a subject that cannot be asserted is refused
     // without an audit record of a request that never left the gateway.
@@ -345,6 +346,7 @@ async fn act(
                 actor: actor.clone(),
                 reason: parsed.reason.clone(),
                 resolution: parsed.resolution.clone().unwrap_or_default(),
+                proposed_by: String::new(),
             };
             state
                 .on_behalf_of(request, saga_action, &actor)

@@ -2033,6 +2033,7 @@ async fn cancel_payment(
                 .cancel_payment(ppb::CancelPaymentRequest {
                     payment_id: payment_id.clone(),
                     reason: parsed.reason.clone().unwrap_or_default(),
+                    request_id: String::new(),
                 })
                 .await
                 .map(|p| {

@@ -129,6 +129,7 @@ async fn bad_requests_are_refused_with_stable_codes(
             .cancel_payment(pb::CancelPaymentRequest {
                 payment_id: Uuid::new_v4().to_string(),
                 reason: "contract".to_owned(),
+                request_id: Uuid::new_v4().to_string(),
             })
             .await,
         "unknown_payment",

@@ -162,6 +162,7 @@ fn operator_request(id: Uuid, actor: &str, reason: &str) -> pb::OperatorRequest 
         id: id.to_string(),
         actor: actor.to_owned(),
         reason: reason.to_owned(),
+        proposed_by: String::new(),
     }
 }
 
@@ -219,6 +220,7 @@ async fn operators_find_a_paused_saga_read_its_history_and_resume_it() {
                 actor: String::new(),
                 reason: "checked".to_owned(),
                 resolution: "done".to_owned(),
+                proposed_by: String::new(),
             },
             "MarkResolved",
             "ops-7",
