@@ -33,11 +33,18 @@ pub fn component(
     config: LedgerConfig,
     shutdown: CancellationToken,
 ) -> Component {
-    let ledger = Ledger::start(db.clone(), clock, config, shutdown);
-    Component::new("ledger").with_db(db).with_grpc(
-        LedgerServer::new(LedgerService { ledger }),
-        Allow::only(allowed_callers::LEDGER),
-    )
+    component_of(Ledger::start(db, clock, config, shutdown))
+}
+
+/// A started ledger as a component: ready while its database answers and its batcher runs.
+pub fn component_of(ledger: Ledger) -> Component {
+    Component::new("ledger")
+        .with_db(ledger.db().clone())
+        .with_readiness(ledger.readiness())
+        .with_grpc(
+            LedgerServer::new(LedgerService { ledger }),
+            Allow::only(allowed_callers::LEDGER),
+        )
 }
 
 /// The tonic service.

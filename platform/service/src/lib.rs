@@ -6,12 +6,14 @@
 pub mod contract;
 pub mod internal;
 pub mod metrics;
+mod readiness;
 mod server;
 pub mod settings;
 pub mod shutdown;
 pub mod telemetry;
 mod version;
 
+pub use readiness::ReadinessCheck;
 pub use server::{
     BoundListeners, Component, InternalMode, RunningServer, ServeError, ServeOptions, serve,
     serve_on,

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{MatchedPath, State};
+use axum::extract::MatchedPath;
 use axum::http::{Request, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -36,17 +36,19 @@ use crate::internal::access::AccessState;
 use crate::internal::{
     AccessPolicy, Allow, PeerIdentity, Pki, PlainListener, TlsListener, enforce,
 };
+use crate::readiness::{HealthGroup, Readiness, ReadinessCheck, readyz};
 
 /// A component as a server sees it: a name, public HTTP routes, internal gRPC services and
-/// HTTP routes with who may call each, and the database its readiness depends on.
+/// HTTP routes with who may call each, and what its readiness depends on (its database and
+/// checks of its own). Merged components keep their readiness apart (`readiness`).
 #[derive(Debug)]
 pub struct Component {
     name: &'static str,
     public: Router,
     internal: Router,
     policy: AccessPolicy,
-    grpc_services: Vec<&'static str>,
-    db: Option<Db>,
+    /// This component's own group first, then those of the components merged into it.
+    health: Vec<HealthGroup>,
 }
 
 impl Component {
@@ -56,8 +58,7 @@ impl Component {
             public: Router::new(),
             internal: Router::new(),
             policy: AccessPolicy::default(),
-            grpc_services: Vec::new(),
-            db: None,
+            health: vec![HealthGroup::default()],
         }
     }
 
@@ -68,8 +69,23 @@ impl Component {
     /// The component is ready only while this database answers.
     #[must_use]
     pub fn with_db(mut self, db: Db) -> Component {
-        self.db = Some(db);
+        self.own_health().db = Some(db);
         self
+    }
+
+    /// The component is ready only while `check` holds (`/readyz`, and gRPC health for this
+    /// component's services).
+    #[must_use]
+    pub fn with_readiness(mut self, check: ReadinessCheck) -> Component {
+        self.own_health().checks.push(check);
+        self
+    }
+
+    fn own_health(&mut self) -> &mut HealthGroup {
+        if self.health.is_empty() {
+            self.health.push(HealthGroup::default());
+        }
+        &mut self.health[0]
     }
 
     /// Adds routes to the public listener (the gateway's surfaces only).
@@ -105,7 +121,7 @@ impl Component {
             .internal
             .route_service(&format!("/{}/{{*rest}}", S::NAME), service);
         self.policy.allow(format!("/{}/", S::NAME), allow);
-        self.grpc_services.push(S::NAME);
+        self.own_health().services.push(S::NAME);
         self
     }
 
@@ -116,10 +132,7 @@ impl Component {
         self.public = self.public.merge(other.public);
         self.internal = self.internal.merge(other.internal);
         self.policy.merge(other.policy);
-        self.grpc_services.extend(other.grpc_services);
-        if self.db.is_none() {
-            self.db = other.db;
-        }
+        self.health.extend(other.health);
         self
     }
 }
@@ -310,16 +323,24 @@ pub async fn serve_on(
     // Install the recorder before the first request, so no early metric is lost.
     crate::metrics::handle();
 
+    // gRPC health follows the readiness checks: evaluated once before the listeners open,
+    // then every second.
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter
-        .set_service_status("", tonic_health::ServingStatus::Serving)
+        .set_service_status("", tonic_health::ServingStatus::NotServing)
         .await;
-    for service in &component.grpc_services {
+    for service in component.health.iter().flat_map(|group| &group.services) {
         health_reporter
-            .set_service_status(*service, tonic_health::ServingStatus::Serving)
+            .set_service_status(*service, tonic_health::ServingStatus::NotServing)
             .await;
     }
-    let readiness = component.db.clone();
+    let readiness = Readiness::new(component.health.clone());
+    let first = readiness.publish_first(&health_reporter).await;
+    tokio::spawn(
+        readiness
+            .clone()
+            .follow(health_reporter, first, shutdown.child_token()),
+    );
     let component = component
         .with_grpc(health_service, Allow::AnyInternalComponent)
         .with_grpc(
@@ -474,30 +495,6 @@ fn request_span(request: &Request<Body>) -> tracing::Span {
 
 async fn healthz() -> impl IntoResponse {
     axum::Json(serde_json::json!({ "status": "alive" }))
-}
-
-async fn readyz(State(db): State<Option<Db>>) -> Response {
-    let Some(db) = db else {
-        return axum::Json(serde_json::json!({ "status": "ready", "checks": {} })).into_response();
-    };
-    match db.ping().await {
-        Ok(()) => axum::Json(serde_json::json!({
-            "status": "ready",
-            "checks": { "database": "ok" },
-        }))
-        .into_response(),
-        Err(error) => {
-            tracing::warn!(error = %error, "not ready: the database does not answer");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                axum::Json(serde_json::json!({
-                    "status": "unavailable",
-                    "checks": { "database": error.code() },
-                })),
-            )
-                .into_response()
-        }
-    }
 }
 
 async fn metrics_text() -> impl IntoResponse {

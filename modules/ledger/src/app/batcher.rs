@@ -5,16 +5,23 @@
 //! A batch that fails as a whole for a reason other than contention (which `run_tx` retries)
 //! is split: each command is then tried in a transaction of its own, so one poisoned request
 //! cannot fail its neighbours.
+//!
+//! The batcher is supervised: if it panics (or stops while the ledger is not shutting down)
+//! it is restarted after a short backoff, `corebank_ledger_batcher_restarts_total` counts it,
+//! readiness (`/readyz`, gRPC health) reports it down meanwhile, and the requests it held
+//! are answered `unavailable` (retry-safe: every command carries its own id, so a retry
+//! replays an entry that did commit). Requests still queued wait for the restart.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use corebank_db::{Db, DbError, Transaction, TxError};
 use corebank_kernel::{AccountId, Clock, JournalEntryId};
 use sha2::{Digest, Sha256};
-use tokio::sync::mpsc;
+use tokio::sync::{Mutex, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use super::{EntryView, Job, Ledger, LedgerConfig, from_tx_error};
@@ -31,39 +38,83 @@ use crate::store::{self, StoreResult};
 /// broken one is replaced.
 const BATCHER_CONNECTIONS: usize = 2;
 
+/// What the ledger knows of its batcher while it runs: whether it is up, how often it was
+/// restarted, and whether the ledger is shutting down (which tells a caller whose request
+/// was dropped why).
+#[derive(Debug)]
+pub(crate) struct BatcherState {
+    alive: AtomicBool,
+    restarts: AtomicU64,
+    /// The last record time given out, in microseconds: record times stay monotonic across
+    /// restarts.
+    last_recorded_micros: AtomicI64,
+    shutdown: CancellationToken,
+    #[cfg(feature = "fault-injection")]
+    pub(crate) panic_next_batch: AtomicBool,
+}
+
+impl BatcherState {
+    pub(crate) fn new(shutdown: CancellationToken) -> BatcherState {
+        BatcherState {
+            alive: AtomicBool::new(false),
+            restarts: AtomicU64::new(0),
+            last_recorded_micros: AtomicI64::new(0),
+            shutdown,
+            #[cfg(feature = "fault-injection")]
+            panic_next_batch: AtomicBool::new(false),
+        }
+    }
+
+    pub(crate) fn is_alive(&self) -> bool {
+        self.alive.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn restarts(&self) -> u64 {
+        self.restarts.load(Ordering::Acquire)
+    }
+
+    /// What a caller is told when the batcher dropped its request without an answer.
+    pub(crate) fn dropped(&self) -> LedgerError {
+        if self.shutdown.is_cancelled() {
+            LedgerError::Unavailable {
+                message: "the ledger is shutting down".to_owned(),
+            }
+        } else {
+            LedgerError::Unavailable {
+                message: "the ledger's batcher restarted while it held this request; \
+                          retry with the same id (an entry that committed is replayed)"
+                    .to_owned(),
+            }
+        }
+    }
+}
+
+/// How the batcher runs.
+pub(super) struct BatcherSetup {
+    pub(super) db: Db,
+    pub(super) clock: Arc<dyn Clock>,
+    pub(super) batch_size_max: usize,
+    pub(super) restart_backoff: Duration,
+    pub(super) state: Arc<BatcherState>,
+}
+
 /// Starts the batcher on a thread and runtime of its own, with a pool of its own, so that
 /// the round trips of the write path never queue behind request handling on the shared
 /// runtime. Falls back to the shared runtime if the thread cannot be started.
-pub(super) fn spawn(
-    db: Db,
-    clock: Arc<dyn Clock>,
-    batch_size_max: usize,
-    queue: mpsc::Receiver<Job>,
-    shutdown: CancellationToken,
-) {
-    let db = db.sibling(BATCHER_CONNECTIONS).unwrap_or(db);
-    let (queue_slot, queue_taken) = std::sync::mpsc::channel();
-    let _ = queue_slot.send(queue);
-    let thread_db = db.clone();
-    let thread_clock = Arc::clone(&clock);
-    let thread_shutdown = shutdown.clone();
+pub(super) fn spawn(setup: BatcherSetup, queue: mpsc::Receiver<Job>) {
+    let BatcherSetup { db, .. } = &setup;
+    let db = db
+        .sibling(BATCHER_CONNECTIONS)
+        .unwrap_or_else(|_| db.clone());
+    let setup = BatcherSetup { db, ..setup };
     let started = std::thread::Builder::new()
         .name("ledger-batcher".to_owned())
         .spawn(move || {
-            let Ok(queue) = queue_taken.recv() else {
-                return;
-            };
             match tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
             {
-                Ok(runtime) => runtime.block_on(run(
-                    thread_db,
-                    thread_clock,
-                    batch_size_max,
-                    queue,
-                    thread_shutdown,
-                )),
+                Ok(runtime) => runtime.block_on(supervise(setup, queue)),
                 Err(error) => tracing::error!(%error, "the ledger batcher's runtime did not start"),
             }
         });
@@ -72,18 +123,82 @@ pub(super) fn spawn(
     }
 }
 
+/// Runs the batcher, and again after each panic or unexpected stop, until shutdown; then
+/// answers whatever still waits, so no caller hangs.
+async fn supervise(setup: BatcherSetup, queue: mpsc::Receiver<Job>) {
+    let queue = Arc::new(Mutex::new(queue));
+    let state = Arc::clone(&setup.state);
+    loop {
+        state.alive.store(true, Ordering::Release);
+        let task = tokio::spawn(run(
+            setup.db.clone(),
+            Arc::clone(&setup.clock),
+            setup.batch_size_max,
+            Arc::clone(&queue),
+            Arc::clone(&state),
+        ));
+        let ended = task.await;
+        if state.shutdown.is_cancelled() {
+            break;
+        }
+        state.alive.store(false, Ordering::Release);
+        let restarts = state.restarts.fetch_add(1, Ordering::AcqRel) + 1;
+        metrics::counter!("corebank_ledger_batcher_restarts_total").increment(1);
+        match ended {
+            Err(error) if error.is_panic() => tracing::error!(
+                batcher.restarts = restarts,
+                panic = %panic_message(error.into_panic()),
+                "the ledger batcher panicked: its requests in flight were answered unavailable; restarting it"
+            ),
+            Err(error) => tracing::error!(
+                batcher.restarts = restarts,
+                %error,
+                "the ledger batcher was cancelled; restarting it"
+            ),
+            Ok(()) => tracing::error!(
+                batcher.restarts = restarts,
+                "the ledger batcher stopped while the ledger is not shutting down; restarting it"
+            ),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(setup.restart_backoff) => {}
+            () = state.shutdown.cancelled() => break,
+        }
+    }
+    state.alive.store(false, Ordering::Release);
+    let mut queue = queue.lock().await;
+    queue.close();
+    while let Ok(job) = queue.try_recv() {
+        let _ = job.reply.send(Err(state.dropped()));
+    }
+}
+
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    if let Some(text) = payload.downcast_ref::<&str>() {
+        (*text).to_owned()
+    } else if let Some(text) = payload.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "(not a string)".to_owned()
+    }
+}
+
+/// Takes batches off the queue and decides them, until shutdown (or a panic).
 async fn run(
     db: Db,
     clock: Arc<dyn Clock>,
     batch_size_max: usize,
-    mut queue: mpsc::Receiver<Job>,
-    shutdown: CancellationToken,
+    queue: Arc<Mutex<mpsc::Receiver<Job>>>,
+    state: Arc<BatcherState>,
 ) {
-    let mut last_recorded_at = DateTime::<Utc>::UNIX_EPOCH;
+    let mut queue = queue.lock().await;
+    let mut last_recorded_at =
+        DateTime::<Utc>::from_timestamp_micros(state.last_recorded_micros.load(Ordering::Acquire))
+            .unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
     loop {
         let first = tokio::select! {
             job = queue.recv() => job,
-            () = shutdown.cancelled() => None,
+            () = state.shutdown.cancelled() => None,
         };
         let Some(first) = first else { break };
         let mut jobs = Vec::with_capacity(batch_size_max.min(256));
@@ -94,15 +209,19 @@ async fn run(
                 Err(_) => break,
             }
         }
+        #[cfg(feature = "fault-injection")]
+        #[allow(clippy::panic, reason = "the fault this test hook exists to inject")]
+        if state.panic_next_batch.swap(false, Ordering::AcqRel) {
+            panic!(
+                "fault injection: the ledger batcher panics with {} requests in hand",
+                jobs.len()
+            );
+        }
         let recorded_at = next_recorded_at(clock.now(), &mut last_recorded_at, jobs.len());
+        state
+            .last_recorded_micros
+            .store(last_recorded_at.timestamp_micros(), Ordering::Release);
         process(&db, jobs, recorded_at).await;
-    }
-    // Answer whatever still waits, so no caller hangs on shutdown.
-    queue.close();
-    while let Ok(job) = queue.try_recv() {
-        let _ = job.reply.send(Err(LedgerError::Unavailable {
-            message: "the ledger is shutting down".to_owned(),
-        }));
     }
 }
 

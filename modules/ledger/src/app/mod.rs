@@ -32,6 +32,8 @@ pub struct LedgerConfig {
     pub expire_interval_ms: u64,
     /// Holds expired per pass, at most.
     pub expire_batch_max: i64,
+    /// How long the supervisor waits before restarting a batcher that panicked.
+    pub batcher_restart_backoff_ms: u64,
 }
 
 impl Default for LedgerConfig {
@@ -41,6 +43,7 @@ impl Default for LedgerConfig {
             queue_depth_max: 16_384,
             expire_interval_ms: 1_000,
             expire_batch_max: 256,
+            batcher_restart_backoff_ms: 200,
         }
     }
 }
@@ -76,6 +79,7 @@ pub struct Ledger {
     db: Db,
     clock: Arc<dyn Clock>,
     jobs: mpsc::Sender<Job>,
+    batcher: Arc<batcher::BatcherState>,
 }
 
 impl std::fmt::Debug for Ledger {
@@ -119,18 +123,60 @@ impl Ledger {
         shutdown: CancellationToken,
     ) -> Ledger {
         let (jobs, queue) = mpsc::channel(config.queue_depth_max);
+        let state = Arc::new(batcher::BatcherState::new(shutdown.clone()));
         let ledger = Ledger {
             db: db.clone(),
             clock: Arc::clone(&clock),
             jobs,
+            batcher: Arc::clone(&state),
         };
-        batcher::spawn(db, clock, config.batch_size_max, queue, shutdown.clone());
+        batcher::spawn(
+            batcher::BatcherSetup {
+                db,
+                clock,
+                batch_size_max: config.batch_size_max,
+                restart_backoff: std::time::Duration::from_millis(
+                    config.batcher_restart_backoff_ms,
+                ),
+                state,
+            },
+            queue,
+        );
         tokio::spawn(batcher::expire_loop(ledger.clone(), config, shutdown));
         ledger
     }
 
     pub fn db(&self) -> &Db {
         &self.db
+    }
+
+    /// Ready while the batcher runs: down from a panic until its restart.
+    pub fn readiness(&self) -> corebank_service::ReadinessCheck {
+        let state = Arc::clone(&self.batcher);
+        corebank_service::ReadinessCheck::new("ledger_batcher", move || {
+            let alive = state.is_alive();
+            async move {
+                if alive {
+                    Ok(())
+                } else {
+                    Err("restarting".to_owned())
+                }
+            }
+        })
+    }
+
+    /// How often the batcher was restarted since this process started.
+    pub fn batcher_restarts(&self) -> u64 {
+        self.batcher.restarts()
+    }
+
+    /// Fault injection for tests (feature `fault-injection`, never in a shipped build): the
+    /// batcher panics when it next takes a batch, with that batch's requests in hand.
+    #[cfg(feature = "fault-injection")]
+    pub fn inject_batcher_panic(&self) {
+        self.batcher
+            .panic_next_batch
+            .store(true, std::sync::atomic::Ordering::Release);
     }
 
     /// Writes one entry (or resolves a hold, or reverses an entry).
@@ -143,11 +189,7 @@ impl Ledger {
             .map_err(|_| LedgerError::Unavailable {
                 message: "the ledger is shutting down".to_owned(),
             })?;
-        answer.await.unwrap_or_else(|_| {
-            Err(LedgerError::Unavailable {
-                message: "the ledger is shutting down".to_owned(),
-            })
-        })
+        answer.await.unwrap_or_else(|_| Err(self.batcher.dropped()))
     }
 
     /// Writes several entries: they join the same batch where they can, and each has its
@@ -171,11 +213,7 @@ impl Ledger {
         let mut results = Vec::with_capacity(answers.len());
         for answer in answers {
             results.push(match answer {
-                Ok(answer) => answer.await.unwrap_or_else(|_| {
-                    Err(LedgerError::Unavailable {
-                        message: "the ledger is shutting down".to_owned(),
-                    })
-                }),
+                Ok(answer) => answer.await.unwrap_or_else(|_| Err(self.batcher.dropped())),
                 Err(error) => Err(error),
             });
         }
