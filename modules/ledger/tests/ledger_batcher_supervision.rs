@@ -157,7 +157,15 @@ async fn a_panicking_batcher_is_restarted_and_reported_down_meanwhile() {
         Some("unavailable")
     );
     assert!(refused.message().contains("retry"), "{}", refused.message());
-    assert_eq!(ledger.batcher_restarts(), 1);
+    // The supervisor counts the restart once the panicked task has unwound (the refusal
+    // reaches the caller as the batch's replies are dropped, a moment before).
+    assert!(
+        eventually(Duration::from_secs(2), || async {
+            ledger.batcher_restarts() == 1
+        })
+        .await,
+        "the restart was not counted"
+    );
 
     // While it is down: /readyz says so, and so does gRPC health (within its 1 s interval).
     let down = http.get(app.url("/readyz")).send().await.unwrap();
