@@ -246,7 +246,7 @@ fn first_difference(stored: &Value, content: &Value) -> Option<String> {
     };
     content
         .iter()
-        .find(|(key, value)| stored.get(*key) != Some(*value))
+        .find(|(key, _)| !store::same_field(stored, content, key))
         .map(|(key, _)| key.clone())
         .or_else(|| {
             stored
