@@ -11,14 +11,15 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use corebank_db::{Db, TxError};
+use corebank_kernel::{IdempotencyKey, IdempotencyKeyError};
 use sha2::{Digest as _, Sha256};
 use uuid::Uuid;
 
 use crate::audit::{self, AuditRecord};
 use crate::error::ApiError;
 
-/// The longest `Idempotency-Key` accepted.
-pub const KEY_LENGTH_MAX: usize = 255;
+/// The longest `Idempotency-Key` accepted (the kernel's rule).
+pub const KEY_LENGTH_MAX: usize = IdempotencyKey::LENGTH_MAX;
 
 /// What the gateway should do with a request, given its key.
 #[derive(Debug, Clone, PartialEq)]
@@ -107,24 +108,32 @@ pub fn request_id_for(client: &str, key: &str) -> Uuid {
     uuid::Builder::from_random_bytes(bytes).into_uuid()
 }
 
-/// Checks an `Idempotency-Key` header value.
+/// Checks an `Idempotency-Key` header value by the kernel's [`IdempotencyKey`] rules (the
+/// one rule set for idempotency keys); whitespace around a header value is not part of it.
 pub fn parse_key(value: Option<&str>) -> Result<String, ApiError> {
-    match value.map(str::trim) {
-        None | Some("") => Err(ApiError::new(
+    let Some(value) = value else {
+        return Err(key_required());
+    };
+    match IdempotencyKey::parse(value.trim()) {
+        Ok(key) => Ok(key.as_str().to_owned()),
+        Err(IdempotencyKeyError::Empty) => Err(key_required()),
+        Err(error) => Err(ApiError::new(
             StatusCode::BAD_REQUEST,
-            "idempotency_key_required",
-            "every mutating request needs an Idempotency-Key header (a unique value per \
-             request, e.g. a UUID; send the same value again to retry safely)",
+            error.code(),
+            format!(
+                "Idempotency-Key must be 1 to {KEY_LENGTH_MAX} printable ASCII characters: {error}"
+            ),
         )),
-        Some(key) if key.len() > KEY_LENGTH_MAX || !key.chars().all(|c| c.is_ascii_graphic()) => {
-            Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_idempotency_key",
-                format!("Idempotency-Key must be 1 to {KEY_LENGTH_MAX} printable ASCII characters"),
-            ))
-        }
-        Some(key) => Ok(key.to_owned()),
     }
+}
+
+fn key_required() -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        IdempotencyKeyError::Empty.code(),
+        "every mutating request needs an Idempotency-Key header (a unique value per \
+         request, e.g. a UUID; send the same value again to retry safely)",
+    )
 }
 
 /// The store over `gateway.idempotency_keys`.
@@ -420,6 +429,12 @@ mod tests {
             "invalid_idempotency_key"
         );
         assert_eq!(parse_key(Some("abc-123")).unwrap(), "abc-123");
+        assert_eq!(parse_key(Some(" abc-123 ")).unwrap(), "abc-123");
+        assert_eq!(
+            parse_key(Some("caf\u{e9}")).unwrap_err().code,
+            "invalid_idempotency_key"
+        );
+        assert_eq!(parse_key(Some(&"k".repeat(255))).unwrap().len(), 255);
         let id = request_id_for("client-a", "k1");
         assert_eq!(id, request_id_for("client-a", "k1"));
         assert_eq!(id.get_version_num(), 4);

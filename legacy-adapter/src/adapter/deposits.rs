@@ -21,20 +21,12 @@ use super::{
     answer, check_currency, column, derived_uuid, field, fingerprint, ft_id, internal_account,
     iso_date, legacy_amount, legacy_date_of, lock_id, mnemonic, now_text, parse_amount, parse_uuid,
 };
-use super::{check_text, money, parse_request_id};
+use super::{
+    check_text, fingerprint_amount, money, optional_money, optional_rate, parse_request_id,
+};
 
 const DAY_COUNTS: [&str; 4] = ["act_365_fixed", "act_360", "act_act_isda", "thirty_360"];
 const FREQUENCIES: [&str; 3] = ["monthly", "quarterly", "annually"];
-
-fn optional_decimal(text: &str, field: &str) -> Result<Option<Decimal>> {
-    if text.trim().is_empty() {
-        return Ok(None);
-    }
-    text.trim()
-        .parse::<Decimal>()
-        .map(Some)
-        .map_err(|_| AdapterError::invalid(format!("{field} {text:?} is not a decimal")))
-}
 
 fn validate_product(r: &pb::CreateProductRequest) -> Result<(Option<Decimal>, Option<Decimal>)> {
     if r.code.trim().is_empty() || r.code.len() > 64 {
@@ -67,16 +59,17 @@ fn validate_product(r: &pb::CreateProductRequest) -> Result<(Option<Decimal>, Op
             FREQUENCIES.join(", ")
         )));
     }
+    // Amounts as money in the product's currency, rates as plain decimals (as the module).
     for tier in &r.rate_tiers {
-        optional_decimal(&tier.from_balance, "rate_tiers.from_balance")?;
-        optional_decimal(&tier.annual_rate, "rate_tiers.annual_rate")?;
+        optional_rate(&tier.from_balance, "rate_tiers.from_balance")?;
+        optional_rate(&tier.annual_rate, "rate_tiers.annual_rate")?;
     }
-    optional_decimal(&r.minimum_balance, "minimum_balance")?;
-    optional_decimal(&r.overdraft_limit, "overdraft_limit")?;
-    optional_decimal(&r.overdraft_rate, "overdraft_rate")?;
+    optional_money(&r.minimum_balance, &r.currency, "minimum_balance")?;
+    optional_money(&r.overdraft_limit, &r.currency, "overdraft_limit")?;
+    optional_rate(&r.overdraft_rate, "overdraft_rate")?;
     Ok((
-        optional_decimal(&r.per_transfer_limit, "per_transfer_limit")?,
-        optional_decimal(&r.daily_transfer_limit, "daily_transfer_limit")?,
+        optional_money(&r.per_transfer_limit, &r.currency, "per_transfer_limit")?,
+        optional_money(&r.daily_transfer_limit, &r.currency, "daily_transfer_limit")?,
     ))
 }
 
@@ -419,7 +412,7 @@ impl Adapter {
             operation,
             &[
                 &r.account_id,
-                &r.amount,
+                &fingerprint_amount(&r.amount, &r.currency),
                 &r.currency,
                 &r.description,
                 &r.channel,
@@ -431,7 +424,7 @@ impl Adapter {
             |m: &mut pb::Movement| m.replayed = true,
             async {
                 let row = self.account_in(&r.account_id, &r.currency).await?;
-                let amount = parse_amount(&r.amount, "amount")?;
+                let amount = parse_amount(&r.amount, &row.currency)?;
                 let category = match r.channel.as_str() {
                     "" | "cash" => CASH_CATEGORY,
                     "clearing" => CLEARING_CATEGORY,
@@ -507,7 +500,7 @@ impl Adapter {
                 ),
             });
         }
-        let amount = parse_amount(amount_text_in, "amount")?;
+        let amount = parse_amount(amount_text_in, currency)?;
         let product = self
             .store
             .product(&from.product_code, from.product_version)
@@ -595,7 +588,7 @@ impl Adapter {
             &[
                 ask.from_account_id,
                 ask.to_account_id,
-                ask.amount,
+                &fingerprint_amount(ask.amount, ask.currency),
                 ask.currency,
                 ask.description,
             ],
@@ -682,7 +675,7 @@ impl Adapter {
             "place_hold",
             &[
                 &r.account_id,
-                &r.amount,
+                &fingerprint_amount(&r.amount, &r.currency),
                 &r.currency,
                 &r.reason,
                 &r.expires_in_seconds.to_string(),
@@ -694,7 +687,7 @@ impl Adapter {
             |h: &mut pb::Hold| h.replayed = true,
             async {
                 let row = self.account_in(&r.account_id, &r.currency).await?;
-                let amount = parse_amount(&r.amount, "amount")?;
+                let amount = parse_amount(&r.amount, &row.currency)?;
                 let placed_at = Utc::now();
                 // The core's locks last whole days: a hold ends at the end of the day its expiry
                 // falls on (in UTC).

@@ -78,8 +78,8 @@ impl Adapter {
                 "end_to_end_id has at most 35 characters and remittance_information 140",
             ));
         }
-        let amount = parse_amount(&r.amount, "amount")?;
         check_currency(&r.currency)?;
+        let amount = parse_amount(&r.amount, &r.currency)?;
         let fp = fingerprint(
             "initiate_payment",
             &[
@@ -87,7 +87,7 @@ impl Adapter {
                 &creditor.name,
                 &creditor.account,
                 &creditor.agent_bic,
-                &r.amount,
+                &money(amount),
                 &r.currency,
                 &r.end_to_end_id,
                 &r.remittance_information,

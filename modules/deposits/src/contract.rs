@@ -8,7 +8,9 @@
 
 use corebank_api::deposits::v1 as pb;
 use corebank_api::deposits::v1::deposits_client::DepositsClient;
-use corebank_service::contract::{answer as grpc, expect, refused};
+use corebank_service::contract::{
+    ODD_AMOUNTS, ODD_IDS, UNKNOWN_CURRENCY, answer as grpc, expect, refused,
+};
 use tonic::transport::Channel;
 use uuid::Uuid;
 
@@ -365,6 +367,253 @@ async fn freezing_and_closing(client: &mut Client, prefix: &str) -> Result<(), S
     )
 }
 
+fn hold_request(account_id: &str, amount: &str) -> pb::PlaceHoldRequest {
+    pb::PlaceHoldRequest {
+        request_id: request_id(),
+        account_id: account_id.to_owned(),
+        amount: amount.to_owned(),
+        currency: "EUR".to_owned(),
+        reason: "contract".to_owned(),
+        expires_in_seconds: 0,
+    }
+}
+
+fn transfer_request(from: &str, to: &str, amount: &str) -> pb::TransferRequest {
+    pb::TransferRequest {
+        request_id: request_id(),
+        from_account_id: from.to_owned(),
+        to_account_id: to.to_owned(),
+        amount: amount.to_owned(),
+        currency: "EUR".to_owned(),
+        description: String::new(),
+    }
+}
+
+/// The posted balances of two accounts, each as it must still be.
+async fn unchanged(client: &mut Client, accounts: [(&pb::Account, &str); 2]) -> Result<(), String> {
+    for (account, posted) in accounts {
+        let after = get(client, &account.id).await?;
+        expect(
+            balances(&after) == (posted.into(), "0.00".into(), posted.into()),
+            || format!("refusals changed {}: {:?}", account.id, balances(&after)),
+        )?;
+    }
+    Ok(())
+}
+
+async fn odd_amounts_are_invalid_arguments_and_change_nothing(
+    client: &mut Client,
+    prefix: &str,
+) -> Result<(), String> {
+    let from = open_funded(client, prefix, "2000.00").await?;
+    let to = open_funded(client, prefix, "0").await?;
+    for amount in ODD_AMOUNTS {
+        let with = |what: &str| format!("{what} of {amount:?}");
+        refused(
+            client.deposit(cash(&from.id, amount)).await,
+            "invalid_argument",
+        )
+        .map_err(|e| format!("{}: {e}", with("Deposit")))?;
+        refused(
+            client.withdraw(cash(&from.id, amount)).await,
+            "invalid_argument",
+        )
+        .map_err(|e| format!("{}: {e}", with("Withdraw")))?;
+        refused(
+            client
+                .transfer(transfer_request(&from.id, &to.id, amount))
+                .await,
+            "invalid_argument",
+        )
+        .map_err(|e| format!("{}: {e}", with("Transfer")))?;
+        refused(
+            client.place_hold(hold_request(&from.id, amount)).await,
+            "invalid_argument",
+        )
+        .map_err(|e| format!("{}: {e}", with("PlaceHold")))?;
+    }
+    // A refused request id was not kept: the same id with a good amount is a new request.
+    let mut refused_first = cash(&from.id, "+1");
+    refused(
+        client.deposit(refused_first.clone()).await,
+        "invalid_argument",
+    )?;
+    refused_first.amount = "1.00".to_owned();
+    let done = grpc(
+        client.deposit(refused_first).await,
+        "Deposit after a refusal",
+    )?;
+    expect(!done.replayed, || format!("replayed a refusal: {done:?}"))?;
+    unchanged(client, [(&from, "2001.00"), (&to, "0.00")]).await
+}
+
+async fn odd_ids_are_invalid_arguments_and_change_nothing(
+    client: &mut Client,
+    prefix: &str,
+) -> Result<(), String> {
+    let from = open_funded(client, prefix, "100.00").await?;
+    let to = open_funded(client, prefix, "0").await?;
+    for id in ODD_IDS {
+        let with = |what: &str, e: String| format!("{what} with the id {id:?}: {e}");
+        let mut odd_request = cash(&from.id, "1.00");
+        odd_request.request_id = id.to_owned();
+        refused(client.deposit(odd_request).await, "invalid_argument")
+            .map_err(|e| with("Deposit (request_id)", e))?;
+        refused(client.withdraw(cash(id, "1.00")).await, "invalid_argument")
+            .map_err(|e| with("Withdraw (account_id)", e))?;
+        refused(
+            client
+                .transfer(transfer_request(&from.id, id, "1.00"))
+                .await,
+            "invalid_argument",
+        )
+        .map_err(|e| with("Transfer (to_account_id)", e))?;
+        let mut odd_hold = hold_request(&from.id, "1.00");
+        odd_hold.request_id = id.to_owned();
+        refused(client.place_hold(odd_hold).await, "invalid_argument")
+            .map_err(|e| with("PlaceHold (request_id)", e))?;
+        refused(
+            client
+                .release_hold(pb::ReleaseHoldRequest {
+                    request_id: request_id(),
+                    hold_id: id.to_owned(),
+                })
+                .await,
+            "invalid_argument",
+        )
+        .map_err(|e| with("ReleaseHold (hold_id)", e))?;
+        refused(
+            client
+                .get_account(pb::GetAccountRequest {
+                    account_id: id.to_owned(),
+                })
+                .await,
+            "invalid_argument",
+        )
+        .map_err(|e| with("GetAccount", e))?;
+        refused(
+            client
+                .freeze_account(pb::ChangeStatusRequest {
+                    request_id: id.to_owned(),
+                    account_id: from.id.clone(),
+                    reason: "contract".to_owned(),
+                })
+                .await,
+            "invalid_argument",
+        )
+        .map_err(|e| with("FreezeAccount (request_id)", e))?;
+    }
+    unchanged(client, [(&from, "100.00"), (&to, "0.00")]).await?;
+    let after = get(client, &from.id).await?;
+    expect(after.status == "active", || {
+        format!("status {}", after.status)
+    })
+}
+
+async fn an_unknown_currency_is_an_invalid_argument(
+    client: &mut Client,
+    prefix: &str,
+) -> Result<(), String> {
+    let from = open_funded(client, prefix, "100.00").await?;
+    let to = open_funded(client, prefix, "0").await?;
+    let mut deposit = cash(&from.id, "1.00");
+    deposit.currency = UNKNOWN_CURRENCY.to_owned();
+    refused(client.deposit(deposit).await, "invalid_argument")?;
+    let mut withdrawal = cash(&from.id, "1.00");
+    withdrawal.currency = UNKNOWN_CURRENCY.to_owned();
+    refused(client.withdraw(withdrawal).await, "invalid_argument")?;
+    let mut transfer = transfer_request(&from.id, &to.id, "1.00");
+    transfer.currency = UNKNOWN_CURRENCY.to_owned();
+    refused(client.transfer(transfer).await, "invalid_argument")?;
+    let mut hold = hold_request(&from.id, "1.00");
+    hold.currency = UNKNOWN_CURRENCY.to_owned();
+    refused(client.place_hold(hold).await, "invalid_argument")?;
+    unchanged(client, [(&from, "100.00"), (&to, "0.00")]).await
+}
+
+/// The same request id with the same amount written another way ("10.0", "10.00") is the
+/// same request and replays; another amount ("10.01") is other content.
+async fn a_repeat_compares_amounts_as_money(
+    client: &mut Client,
+    prefix: &str,
+) -> Result<(), String> {
+    let from = open_funded(client, prefix, "100.00").await?;
+    let to = open_funded(client, prefix, "0").await?;
+    let first_deposit = cash(&from.id, "10.0");
+    let mut second_deposit = first_deposit.clone();
+    second_deposit.amount = "10.00".to_owned();
+    let mut other_deposit = first_deposit.clone();
+    other_deposit.amount = "10.01".to_owned();
+    let first = grpc(client.deposit(first_deposit).await, "Deposit 10.0")?;
+    let again = grpc(client.deposit(second_deposit).await, "Deposit 10.00")?;
+    expect(again.replayed && again.entry_id == first.entry_id, || {
+        format!("deposit: first {first:?}, again {again:?}")
+    })?;
+    refused(
+        client.deposit(other_deposit).await,
+        "exists_with_different_content",
+    )?;
+
+    let first_withdrawal = cash(&from.id, "5.00");
+    let mut second_withdrawal = first_withdrawal.clone();
+    second_withdrawal.amount = "5.0".to_owned();
+    let mut other_withdrawal = first_withdrawal.clone();
+    other_withdrawal.amount = "5.01".to_owned();
+    let first = grpc(client.withdraw(first_withdrawal).await, "Withdraw 5.00")?;
+    let again = grpc(client.withdraw(second_withdrawal).await, "Withdraw 5.0")?;
+    expect(again.replayed && again.entry_id == first.entry_id, || {
+        format!("withdrawal: first {first:?}, again {again:?}")
+    })?;
+    refused(
+        client.withdraw(other_withdrawal).await,
+        "exists_with_different_content",
+    )?;
+
+    let first_transfer = transfer_request(&from.id, &to.id, "20");
+    let mut second_transfer = first_transfer.clone();
+    second_transfer.amount = "20.00".to_owned();
+    let mut other_transfer = first_transfer.clone();
+    other_transfer.amount = "20.01".to_owned();
+    let first = grpc(client.transfer(first_transfer).await, "Transfer 20")?;
+    let again = grpc(client.transfer(second_transfer).await, "Transfer 20.00")?;
+    expect(again.replayed && again.entry_id == first.entry_id, || {
+        format!("transfer: first {first:?}, again {again:?}")
+    })?;
+    refused(
+        client.transfer(other_transfer).await,
+        "exists_with_different_content",
+    )?;
+
+    let first_hold = hold_request(&from.id, "30.00");
+    let mut second_hold = first_hold.clone();
+    second_hold.amount = "30.0".to_owned();
+    let mut other_hold = first_hold.clone();
+    other_hold.amount = "30.01".to_owned();
+    let first = grpc(client.place_hold(first_hold).await, "PlaceHold 30.00")?;
+    let again = grpc(client.place_hold(second_hold).await, "PlaceHold 30.0")?;
+    expect(again.replayed && again.id == first.id, || {
+        format!("hold: first {first:?}, again {again:?}")
+    })?;
+    refused(
+        client.place_hold(other_hold).await,
+        "exists_with_different_content",
+    )?;
+
+    // 100 + 10 - 5 - 20 posted, 30 held; 20 arrived once.
+    let (from_after, to_after) = (get(client, &from.id).await?, get(client, &to.id).await?);
+    expect(
+        balances(&from_after) == ("85.00".into(), "30.00".into(), "55.00".into())
+            && balances(&to_after).0 == "20.00",
+        || {
+            format!(
+                "from {:?}, to {:?}",
+                balances(&from_after),
+                balances(&to_after)
+            )
+        },
+    )
+}
+
 /// Runs every check against the implementation behind `client`.
 pub async fn run(client: Client, prefix: &str) -> Vec<CheckResult> {
     let mut results = Vec::new();
@@ -384,5 +633,9 @@ pub async fn run(client: Client, prefix: &str) -> Vec<CheckResult> {
     check!(a_hold_lowers_the_available_balance);
     check!(a_transfer_moves_money_between_accounts_once);
     check!(freezing_and_closing);
+    check!(odd_amounts_are_invalid_arguments_and_change_nothing);
+    check!(odd_ids_are_invalid_arguments_and_change_nothing);
+    check!(an_unknown_currency_is_an_invalid_argument);
+    check!(a_repeat_compares_amounts_as_money);
     results
 }

@@ -13,7 +13,7 @@ mod common;
 async fn the_deposits_module_passes_the_deposits_contract_suite() {
     let h = common::start().await;
     let results = corebank_deposits::contract::run(h.client().await, "modern").await;
-    assert_eq!(results.len(), 7);
+    assert_eq!(results.len(), 11);
     let failures: Vec<String> = results
         .iter()
         .filter_map(|r| r.outcome.as_ref().err().map(|e| format!("{}: {e}", r.name)))

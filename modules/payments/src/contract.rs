@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use corebank_api::payments::v1 as pb;
 use corebank_api::payments::v1::payments_client::PaymentsClient;
-use corebank_service::contract::{answer as grpc, expect, refused};
+use corebank_service::contract::{
+    ODD_AMOUNTS, ODD_IDS, UNKNOWN_CURRENCY, answer as grpc, expect, refused,
+};
 use tonic::transport::Channel;
 use uuid::Uuid;
 
@@ -183,6 +185,92 @@ async fn an_outbound_payment_reaches_a_final_status(
     }
 }
 
+async fn odd_amounts_are_invalid_arguments(
+    client: &mut Client,
+    f: &Fixtures,
+) -> Result<(), String> {
+    for amount in ODD_AMOUNTS {
+        refused(
+            client
+                .initiate_payment(payment_request(&f.funded, amount))
+                .await,
+            "invalid_argument",
+        )
+        .map_err(|e| format!("InitiatePayment of {amount:?}: {e}"))?;
+        refused(
+            client.internal_transfer(payment_transfer(f, amount)).await,
+            "invalid_argument",
+        )
+        .map_err(|e| format!("InternalTransfer of {amount:?}: {e}"))?;
+    }
+    Ok(())
+}
+
+async fn odd_ids_are_invalid_arguments(client: &mut Client, f: &Fixtures) -> Result<(), String> {
+    for id in ODD_IDS {
+        let with = |what: &str, e: String| format!("{what} with the id {id:?}: {e}");
+        let mut odd_request = payment_request(&f.funded, "1.00");
+        odd_request.request_id = id.to_owned();
+        refused(
+            client.initiate_payment(odd_request).await,
+            "invalid_argument",
+        )
+        .map_err(|e| with("InitiatePayment (request_id)", e))?;
+        refused(
+            client.initiate_payment(payment_request(id, "1.00")).await,
+            "invalid_argument",
+        )
+        .map_err(|e| with("InitiatePayment (debtor_account_id)", e))?;
+        let mut odd_transfer = payment_transfer(f, "1.00");
+        odd_transfer.request_id = id.to_owned();
+        refused(
+            client.internal_transfer(odd_transfer).await,
+            "invalid_argument",
+        )
+        .map_err(|e| with("InternalTransfer (request_id)", e))?;
+        let mut odd_creditor = payment_transfer(f, "1.00");
+        odd_creditor.to_account_id = id.to_owned();
+        refused(
+            client.internal_transfer(odd_creditor).await,
+            "invalid_argument",
+        )
+        .map_err(|e| with("InternalTransfer (to_account_id)", e))?;
+        refused(
+            client
+                .get_payment(pb::GetPaymentRequest {
+                    payment_id: id.to_owned(),
+                })
+                .await,
+            "invalid_argument",
+        )
+        .map_err(|e| with("GetPayment", e))?;
+        refused(
+            client
+                .cancel_payment(pb::CancelPaymentRequest {
+                    payment_id: id.to_owned(),
+                    reason: "contract".to_owned(),
+                    request_id: Uuid::new_v4().to_string(),
+                })
+                .await,
+            "invalid_argument",
+        )
+        .map_err(|e| with("CancelPayment", e))?;
+    }
+    Ok(())
+}
+
+async fn an_unknown_currency_is_an_invalid_argument(
+    client: &mut Client,
+    f: &Fixtures,
+) -> Result<(), String> {
+    let mut payment = payment_request(&f.funded, "1.00");
+    payment.currency = UNKNOWN_CURRENCY.to_owned();
+    refused(client.initiate_payment(payment).await, "invalid_argument")?;
+    let mut transfer = payment_transfer(f, "1.00");
+    transfer.currency = UNKNOWN_CURRENCY.to_owned();
+    refused(client.internal_transfer(transfer).await, "invalid_argument")
+}
+
 /// Runs every check against the implementation behind `client`.
 pub async fn run(client: Client, fixtures: &Fixtures) -> Vec<CheckResult> {
     let mut results = Vec::new();
@@ -198,5 +286,8 @@ pub async fn run(client: Client, fixtures: &Fixtures) -> Vec<CheckResult> {
     check!(an_internal_transfer_moves_money_once);
     check!(bad_requests_are_refused_with_stable_codes);
     check!(an_outbound_payment_reaches_a_final_status);
+    check!(odd_amounts_are_invalid_arguments);
+    check!(odd_ids_are_invalid_arguments);
+    check!(an_unknown_currency_is_an_invalid_argument);
     results
 }

@@ -2,6 +2,36 @@
 //! contract and report what was wrong instead of panicking (so one suite can be pointed at
 //! several implementations and report on each).
 
+/// Amount strings that are not canonical decimals, or not amounts of EUR: a `+` sign,
+/// separators, an exponent, a leading space, more decimals than EUR has, a negative zero and
+/// thirty digits. Every implementation refuses each with `invalid_argument` (the kernel's
+/// `Money::parse` rules).
+pub const ODD_AMOUNTS: [&str; 7] = [
+    "+1",
+    "1_000",
+    "1e3",
+    " 1",
+    "0.001",
+    "-0",
+    "123456789012345678901234567890",
+];
+
+/// Ids that are not random UUIDs (the kernel's `id::parse_v4` rule): not a UUID, empty, the
+/// nil UUID, a version 1 and a version 7 UUID, and one with the version 4 digit but not the
+/// RFC 4122 variant. Every implementation refuses each with `invalid_argument`.
+pub const ODD_IDS: [&str; 6] = [
+    "not-a-uuid",
+    "",
+    "00000000-0000-0000-0000-000000000000",
+    "6ba7b810-9dad-11d1-80b4-00c04fd430c8",
+    "018f3a5e-8d1c-7b2a-9c3d-4e5f6a7b8c9d",
+    "3f0e8d5c-5b7a-4c1e-0a57-2f1d0c8b9e61",
+];
+
+/// A currency code of the right shape that ISO 4217 does not know: `invalid_argument`, not
+/// `currency_mismatch` (it is no currency at all).
+pub const UNKNOWN_CURRENCY: &str = "XXY";
+
 /// The stable error code of a refusal (`corebank-error-code` metadata), or "".
 pub fn error_code(status: &tonic::Status) -> String {
     status

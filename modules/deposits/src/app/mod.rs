@@ -205,12 +205,9 @@ fn parse_currency(code: &str) -> Result<Currency, DepositsError> {
 }
 
 fn parse_id(field: &str, id: &str) -> Result<Uuid, DepositsError> {
-    let uuid = Uuid::parse_str(id)
-        .map_err(|_| DepositsError::invalid(field, format!("{id:?} is not a UUID")))?;
-    if uuid.get_version_num() != 4 {
-        return Err(DepositsError::invalid(field, "must be a UUIDv4"));
-    }
-    Ok(uuid)
+    // The kernel's rule, as the legacy adapter applies it: a random (version 4) UUID.
+    corebank_kernel::id::parse_v4("id", id)
+        .map_err(|e| DepositsError::invalid(field, e.to_string()))
 }
 
 fn optional_amount(
@@ -246,7 +243,7 @@ fn first_difference(stored: &Value, content: &Value) -> Option<String> {
     };
     content
         .iter()
-        .find(|(key, value)| stored.get(*key) != Some(*value))
+        .find(|(key, _)| !store::same_field(stored, content, key))
         .map(|(key, _)| key.clone())
         .or_else(|| {
             stored

@@ -12,6 +12,10 @@ use crate::domain::error::DepositsError;
 use crate::domain::interest::{DayCount, PostingFrequency, RateTier};
 use crate::domain::model::{Account, AccountStatus, Hold, HoldStatus, Product, ProductKind};
 
+mod request;
+
+pub use request::same_field;
+
 pub type StoreResult<T> = Result<T, TxError<DepositsError>>;
 
 fn corrupt(what: impl Into<String>) -> TxError<DepositsError> {

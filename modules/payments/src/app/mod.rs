@@ -108,12 +108,9 @@ pub(crate) fn tx_error(error: TxError<PaymentsError>) -> PaymentsError {
 }
 
 pub(crate) fn parse_id(field: &str, id: &str) -> Result<Uuid, PaymentsError> {
-    let uuid = Uuid::parse_str(id)
-        .map_err(|_| PaymentsError::invalid(field, format!("{id:?} is not a UUID")))?;
-    if uuid.get_version_num() != 4 {
-        return Err(PaymentsError::invalid(field, "must be a UUIDv4"));
-    }
-    Ok(uuid)
+    // The kernel's rule, as the legacy adapter applies it: a random (version 4) UUID.
+    corebank_kernel::id::parse_v4("id", id)
+        .map_err(|e| PaymentsError::invalid(field, e.to_string()))
 }
 
 /// A deposits refusal or failure as a payments error.
