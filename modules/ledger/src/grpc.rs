@@ -72,7 +72,8 @@ pub fn status_of(error: &LedgerError) -> Status {
         | LedgerError::PostExceedsPending { .. }
         | LedgerError::NotReversible { .. }
         | LedgerError::AlreadyReversed { .. }
-        | LedgerError::CannotClose { .. } => tonic::Code::FailedPrecondition,
+        | LedgerError::CannotClose { .. }
+        | LedgerError::CannotSweep { .. } => tonic::Code::FailedPrecondition,
         LedgerError::ExistsWithDifferent { .. } | LedgerError::CodeTaken { .. } => {
             tonic::Code::AlreadyExists
         }
@@ -668,6 +669,24 @@ impl pb::ledger_server::Ledger for LedgerService {
                 id: parse_entry_id("id", &request.id)?,
                 entry_id: parse_entry_id("entry_id", &request.entry_id)?,
                 description: request.description.clone(),
+            })
+        })()
+        .map_err(|e| status_of(&e))?;
+        single(self.ledger.submit(command).await)
+    }
+
+    async fn sweep_account(
+        &self,
+        request: Request<pb::SweepAccountRequest>,
+    ) -> Result<Response<pb::EntryResult>, Status> {
+        let request = request.get_ref();
+        let command = (|| {
+            Ok::<_, LedgerError>(Command::Sweep {
+                id: parse_entry_id("id", &request.id)?,
+                source: parse_account_id("source_account_id", &request.source_account_id)?,
+                target: parse_account_id("target_account_id", &request.target_account_id)?,
+                description: request.description.clone(),
+                external_ref: request.external_ref.clone(),
             })
         })()
         .map_err(|e| status_of(&e))?;

@@ -174,6 +174,18 @@ pub enum Command {
         entry_id: JournalEntryId,
         description: String,
     },
+    /// Moves the whole posted balance of `source` to `target`, the amount decided inside the
+    /// batch's transaction (closing an account pays out exactly what is there). The source
+    /// must have its debits and credits frozen (so nothing else can change what is swept)
+    /// and nothing pending. A repeat with the same id replays the original entry and
+    /// amount.
+    Sweep {
+        id: JournalEntryId,
+        source: AccountId,
+        target: AccountId,
+        description: String,
+        external_ref: String,
+    },
 }
 
 impl Command {
@@ -184,7 +196,8 @@ impl Command {
             Command::PostPending { id, .. }
             | Command::VoidPending { id, .. }
             | Command::ExpirePending { id, .. }
-            | Command::Reverse { id, .. } => *id,
+            | Command::Reverse { id, .. }
+            | Command::Sweep { id, .. } => *id,
         }
     }
 
@@ -211,6 +224,22 @@ impl Command {
                 validate_text("description", description, DESCRIPTION_LENGTH_MAX)
             }
             Command::ExpirePending { .. } => Ok(()),
+            Command::Sweep {
+                source,
+                target,
+                description,
+                external_ref,
+                ..
+            } => {
+                if source == target {
+                    return Err(LedgerError::invalid(
+                        "target_account_id",
+                        "a sweep needs two different accounts",
+                    ));
+                }
+                validate_text("description", description, DESCRIPTION_LENGTH_MAX)?;
+                validate_text("external_ref", external_ref, EXTERNAL_REF_LENGTH_MAX)
+            }
         }
     }
 
@@ -269,6 +298,28 @@ impl Command {
                 canonical.linked_entry_id = Some(entry_id.to_string());
                 canonical.description.clone_from(description);
             }
+            // The amount is not part of the request: it is decided by the ledger, and a
+            // replay answers with the entry (and amount) first written.
+            Command::Sweep {
+                source,
+                target,
+                description,
+                external_ref,
+                ..
+            } => {
+                canonical.kind = "sweep".to_owned();
+                canonical.legs = [(source, "debit"), (target, "credit")]
+                    .into_iter()
+                    .map(|(account_id, direction)| CanonicalLeg {
+                        account_id: account_id.to_string(),
+                        direction: direction.to_owned(),
+                        amount: String::new(),
+                        currency: String::new(),
+                    })
+                    .collect();
+                canonical.description.clone_from(description);
+                canonical.external_ref.clone_from(external_ref);
+            }
         }
         canonical
     }
@@ -319,7 +370,10 @@ impl CanonicalRequest {
             && self.legs[1].direction == "credit";
         for (index, (stored, new)) in self.legs.iter().zip(&other.legs).enumerate() {
             if stored.account_id != new.account_id {
+                let sweep = self.kind == "sweep";
                 return Some(match (is_transfer, index) {
+                    (true, 0) if sweep => "source_account_id",
+                    (true, _) if sweep => "target_account_id",
                     (true, 0) => "debit_account_id",
                     (true, _) => "credit_account_id",
                     (false, _) => "account_id",
