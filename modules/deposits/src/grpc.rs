@@ -88,6 +88,7 @@ pub fn status_of(error: &DepositsError) -> Status {
         | DepositsError::HoldNotHeld { .. }
         | DepositsError::CannotClose { .. }
         | DepositsError::InvalidStatus { .. }
+        | DepositsError::StatusChanged { .. }
         | DepositsError::Ledger { .. } => tonic::Code::FailedPrecondition,
     };
     let message = match error {

@@ -10,11 +10,12 @@
 
 mod accrual;
 mod ledger;
+mod status;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use corebank_api::ledger::v1::ledger_client::LedgerClient;
 use corebank_db::{Db, TxError};
 use corebank_kernel::{Clock, Currency, Money};
@@ -169,7 +170,9 @@ enum Change {
     Touch(Uuid),
     InsertHold(Hold),
     HoldStatus(Uuid, HoldStatus),
-    Status(Uuid, AccountStatus, Option<DateTime<Utc>>),
+    /// Account, the status the caller saw, the new status, when it closed: refused with
+    /// `account_status_changed` when the account is no longer in the status seen.
+    Status(Uuid, AccountStatus, AccountStatus, Option<DateTime<Utc>>),
 }
 
 /// The deposits module.
@@ -453,8 +456,10 @@ impl Deposits {
                             Change::HoldStatus(id, status) => {
                                 store::set_hold_status(&tx, *id, *status).await?;
                             }
-                            Change::Status(id, status, closed_at) => {
-                                store::set_status(&tx, *id, *status, *closed_at).await?;
+                            Change::Status(id, from, to, closed_at) => {
+                                if !store::change_status(&tx, *id, *from, *to, *closed_at).await? {
+                                    return Err(TxError::Abort(status::changed(*id, *from)));
+                                }
                             }
                         }
                     }
@@ -521,7 +526,7 @@ impl Deposits {
             })?;
             return self.account(id).await;
         }
-        let product = self.product(product_code, None).await?;
+        let product = self.pinned_product(request_id, product_code).await?;
         let now = self.now();
         let opened_on = opened_on.unwrap_or_else(|| now.date_naive());
         let id = entry_id_for("account", request_id);
@@ -1248,115 +1253,6 @@ impl Deposits {
             expired += 1;
         }
         Ok(expired)
-    }
-
-    // ----- status -----
-
-    /// `freeze`, `unfreeze` or `close`.
-    pub async fn change_status(
-        &self,
-        action: &'static str,
-        request_id: &str,
-        account_id: &str,
-        reason: &str,
-    ) -> Result<AccountView, DepositsError> {
-        let request_id = parse_id("request_id", request_id)?;
-        let account_id = parse_id("account_id", account_id)?;
-        let content = json!({ "account_id": account_id, "reason": reason });
-        if self.replay(request_id, action, &content).await?.is_some() {
-            return self.account(account_id).await;
-        }
-        let account = self.load_account(account_id).await?;
-        let now = self.now();
-        let (status, closed_at, event_type) = match (action, account.status) {
-            (_, AccountStatus::Closed) => {
-                return Err(DepositsError::AccountClosed {
-                    account_id: account_id.to_string(),
-                });
-            }
-            ("freeze", AccountStatus::Frozen)
-            | ("unfreeze", AccountStatus::Active | AccountStatus::Dormant) => {
-                return Err(DepositsError::InvalidStatus {
-                    status: account.status.as_str().to_owned(),
-                    message: format!("cannot {action} it"),
-                });
-            }
-            ("freeze", _) => {
-                self.ledger_freeze(&account, true).await?;
-                (AccountStatus::Frozen, None, "deposits.account.frozen")
-            }
-            ("unfreeze", _) => {
-                self.ledger_freeze(&account, false).await?;
-                (AccountStatus::Active, None, "deposits.account.unfrozen")
-            }
-            _ => {
-                if account.status == AccountStatus::Frozen {
-                    return Err(DepositsError::CannotClose {
-                        account_id: account_id.to_string(),
-                        reason: "the account is frozen".to_owned(),
-                    });
-                }
-                self.settle_for_closing(&account, request_id).await?;
-                (AccountStatus::Closed, Some(now), "deposits.account.closed")
-            }
-        };
-        let event = self.event(
-            account_id,
-            event_type,
-            json!({ "account_id": account_id, "reason": reason, "at": now.to_rfc3339_opts(SecondsFormat::Micros, true) }),
-        )?;
-        self.commit(
-            request_id,
-            action,
-            &content,
-            &json!({ "account_id": account_id }),
-            &[Change::Status(account_id, status, closed_at)],
-            &[event],
-        )
-        .await?;
-        self.account(account_id).await
-    }
-
-    /// Before closing: no open holds, interest accrued to yesterday and posted (the final
-    /// posting), no debt; then the rest is paid out in cash and the ledger accounts close.
-    async fn settle_for_closing(
-        &self,
-        account: &Account,
-        request_id: Uuid,
-    ) -> Result<(), DepositsError> {
-        let account_id = account.id;
-        let holds = self
-            .db
-            .run_tx("deposits_open_holds", |tx| {
-                Box::pin(async move { store::open_holds(&tx, account_id).await })
-            })
-            .await
-            .map_err(tx_error)?;
-        if !holds.is_empty() {
-            return Err(DepositsError::CannotClose {
-                account_id: account_id.to_string(),
-                reason: format!("{} open hold(s); release them first", holds.len()),
-            });
-        }
-        let balances = self.balances(account).await?;
-        if balances.posted.starts_with('-') {
-            return Err(DepositsError::CannotClose {
-                account_id: account_id.to_string(),
-                reason: format!(
-                    "the account is overdrawn ({} {}); repay it first",
-                    balances.posted,
-                    account.currency.code()
-                ),
-            });
-        }
-        let yesterday = self
-            .now()
-            .date_naive()
-            .pred_opt()
-            .unwrap_or(account.opened_on);
-        self.accrue_account(account_id, yesterday, true).await?;
-        let account = self.load_account(account_id).await?;
-        self.ledger_close(&account, request_id).await
     }
 
     /// Active accounts without customer activity for their product's dormancy period become

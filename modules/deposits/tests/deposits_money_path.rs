@@ -1,0 +1,331 @@
+//! The money path under races and crashes (ADR 0010): status changes as compare-and-set,
+//! closing by one ledger sweep, retried requests that keep their first choices.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test fails loudly, helpers included"
+)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use corebank_api::ledger::v1 as ledger_pb;
+use corebank_api::ledger::v1::ledger_client::LedgerClient;
+use rust_decimal::Decimal;
+use uuid::Uuid;
+
+async fn open_funded(h: &Harness, code: &str, amount: &str) -> String {
+    let account = h
+        .deposits
+        .open_account(&id(), "customer-1", code, None)
+        .await
+        .unwrap();
+    let account_id = account.id.to_string();
+    h.deposits
+        .cash("deposit", &id(), &account_id, amount, "EUR", "")
+        .await
+        .unwrap();
+    account_id
+}
+
+async fn zero_rate_product(h: &Harness, code: &str) {
+    h.deposits
+        .create_product(product(code, |p| {
+            p.rate_tiers = vec![("0".to_owned(), "0".to_owned())];
+        }))
+        .await
+        .unwrap();
+}
+
+fn ledger(h: &Harness) -> LedgerClient<tonic::transport::Channel> {
+    LedgerClient::new(h.ledger_app.channel("deposits", "ledger"))
+}
+
+async fn ledger_account(h: &Harness, account_id: &str) -> ledger_pb::Account {
+    let account_id: Uuid = account_id.parse().unwrap();
+    let ledger_account_id: Uuid = h
+        .database
+        .db_for("deposits")
+        .client()
+        .await
+        .unwrap()
+        .query_one(
+            "SELECT ledger_account_id FROM accounts WHERE id = $1",
+            &[&account_id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    ledger(h)
+        .get_account(ledger_pb::GetAccountRequest {
+            account_id: ledger_account_id.to_string(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+async fn assert_books_balance(h: &Harness) {
+    let trial = ledger(h)
+        .get_trial_balance(ledger_pb::GetTrialBalanceRequest {
+            as_of: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    for (currency, difference) in &trial.difference_by_currency {
+        assert_eq!(
+            difference.parse::<Decimal>().unwrap(),
+            Decimal::ZERO,
+            "{currency}"
+        );
+    }
+}
+
+async fn paid_out(h: &Harness, account_id: &str) -> Decimal {
+    let text: String = h
+        .database
+        .db_for("deposits")
+        .client()
+        .await
+        .unwrap()
+        .query_one(
+            "SELECT payload->>'paid_out' FROM outbox WHERE type = 'deposits.account.closed' \
+             AND aggregateid = $1",
+            &[&account_id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    text.parse().unwrap()
+}
+
+#[tokio::test]
+async fn deposits_racing_a_close_are_either_in_the_payout_or_refused() {
+    let h = start().await;
+    zero_rate_product(&h, "racing").await;
+    for _round in 0..3 {
+        let account = open_funded(&h, "racing", "100.00").await;
+        let deposits: Vec<_> = (0..24_u64)
+            .map(|i| {
+                let deposits = h.deposits.clone();
+                let account = account.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(i)).await;
+                    deposits
+                        .cash("deposit", &id(), &account, "1.00", "EUR", "")
+                        .await
+                })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(4)).await;
+        let closed = h
+            .deposits
+            .change_status("close", &id(), &account, "customer request")
+            .await
+            .unwrap();
+        assert_eq!(closed.status, "closed");
+        let mut acknowledged = Decimal::ZERO;
+        for deposit in deposits {
+            match deposit.await.unwrap() {
+                Ok(movement) => acknowledged += movement.amount.parse::<Decimal>().unwrap(),
+                Err(error) => assert!(
+                    matches!(error.code(), "account_closed" | "account_frozen"),
+                    "{error:?}"
+                ),
+            }
+        }
+        assert_eq!(
+            paid_out(&h, &account).await,
+            Decimal::from(100) + acknowledged,
+            "every acknowledged deposit is paid out"
+        );
+        let customer = ledger_account(&h, &account).await;
+        assert_eq!(customer.status, i32::from(ledger_pb::AccountStatus::Closed));
+        assert_eq!(
+            customer.balance.unwrap().posted.parse::<Decimal>().unwrap(),
+            Decimal::ZERO
+        );
+    }
+    assert_books_balance(&h).await;
+}
+
+#[tokio::test]
+async fn a_freeze_racing_a_close_never_lets_both_win_and_the_ledger_follows() {
+    let h = start().await;
+    zero_rate_product(&h, "contested").await;
+    for delay_ms in 0..10_u64 {
+        let account = open_funded(&h, "contested", "10.00").await;
+        let closing = {
+            let deposits = h.deposits.clone();
+            let account = account.clone();
+            tokio::spawn(async move {
+                deposits
+                    .change_status("close", &id(), &account, "customer request")
+                    .await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+        let frozen = h
+            .deposits
+            .change_status("freeze", &id(), &account, "court order")
+            .await;
+        let closed = closing.await.unwrap();
+        assert!(
+            frozen.is_ok() != closed.is_ok(),
+            "exactly one wins: freeze {frozen:?}, close {closed:?}"
+        );
+        for refusal in [frozen.as_ref().err(), closed.as_ref().err()]
+            .into_iter()
+            .flatten()
+        {
+            assert!(
+                matches!(
+                    refusal.code(),
+                    "account_status_changed"
+                        | "account_closed"
+                        | "cannot_close"
+                        | "invalid_account_status"
+                ),
+                "{refusal:?}"
+            );
+        }
+        let status = h.deposits.account_by_text(&account).await.unwrap().status;
+        let ledger_account = ledger_account(&h, &account).await;
+        if closed.is_ok() {
+            assert_eq!(status, "closed");
+            assert_eq!(
+                ledger_account.status,
+                i32::from(ledger_pb::AccountStatus::Closed)
+            );
+        } else {
+            assert_eq!(status, "frozen");
+            assert_eq!(
+                ledger_account.status,
+                i32::from(ledger_pb::AccountStatus::Open)
+            );
+            assert!(ledger_account.debits_frozen && ledger_account.credits_frozen);
+        }
+    }
+    assert_books_balance(&h).await;
+}
+
+#[tokio::test]
+async fn an_account_left_closing_refuses_a_freeze_and_a_later_close_finishes_it() {
+    let h = start().await;
+    zero_rate_product(&h, "halfway").await;
+    let account = open_funded(&h, "halfway", "42.00").await;
+    // A close that stopped half way: the account is `closing` (nothing may move it), and
+    // its ledger account was frozen already.
+    let account_uuid: Uuid = account.parse().unwrap();
+    h.database
+        .db_for("deposits")
+        .client()
+        .await
+        .unwrap()
+        .execute(
+            "UPDATE accounts SET status = 'closing' WHERE id = $1",
+            &[&account_uuid],
+        )
+        .await
+        .unwrap();
+    let before = ledger_account(&h, &account).await;
+    let refused = h
+        .deposits
+        .change_status("freeze", &id(), &account, "court order")
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), "invalid_account_status");
+    let refused = h
+        .deposits
+        .cash("deposit", &id(), &account, "1.00", "EUR", "")
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), "account_closed");
+    let after = ledger_account(&h, &account).await;
+    assert_eq!(
+        (after.status, after.debits_frozen, after.credits_frozen),
+        (before.status, before.debits_frozen, before.credits_frozen),
+        "a refused freeze leaves the ledger as it was"
+    );
+
+    let closed = h
+        .deposits
+        .change_status("close", &id(), &account, "customer request")
+        .await
+        .unwrap();
+    assert_eq!(closed.status, "closed");
+    assert_eq!(closed.balances.posted, "0.00");
+    assert_eq!(paid_out(&h, &account).await, Decimal::from(42));
+    // Closed stays closed: a freeze now is refused and the ledger account stays closed.
+    let refused = h
+        .deposits
+        .change_status("freeze", &id(), &account, "court order")
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), "account_closed");
+    assert_eq!(
+        ledger_account(&h, &account).await.status,
+        i32::from(ledger_pb::AccountStatus::Closed)
+    );
+    assert_books_balance(&h).await;
+}
+
+#[tokio::test]
+async fn a_retried_open_account_keeps_the_product_version_its_first_attempt_chose() {
+    let h = start().await;
+    zero_rate_product(&h, "versioned").await;
+    let client = h.database.db_for("deposits").client().await.unwrap();
+    // The first attempt reaches the ledger and then dies before its answer is recorded.
+    client
+        .execute(
+            "ALTER TABLE requests ADD CONSTRAINT test_crash_before_commit \
+             CHECK (kind <> 'open_account')",
+            &[],
+        )
+        .await
+        .unwrap();
+    let request_id = id();
+    h.deposits
+        .open_account(&request_id, "customer-7", "versioned", None)
+        .await
+        .unwrap_err();
+    client
+        .execute(
+            "ALTER TABLE requests DROP CONSTRAINT test_crash_before_commit",
+            &[],
+        )
+        .await
+        .unwrap();
+    // Meanwhile a new version is published, with another overdraft.
+    h.deposits
+        .create_product(product("versioned", |p| {
+            p.overdraft_limit = "50.00".to_owned();
+        }))
+        .await
+        .unwrap();
+    let retried = h
+        .deposits
+        .open_account(&request_id, "customer-7", "versioned", None)
+        .await
+        .unwrap();
+    assert_eq!(retried.product_version, 1);
+    assert_eq!(retried.balances.available, "0.00");
+    let again = h
+        .deposits
+        .open_account(&request_id, "customer-7", "versioned", None)
+        .await
+        .unwrap();
+    assert_eq!(again.id, retried.id);
+    assert_eq!(again.product_version, 1);
+    // A new request opens on the newest version.
+    let fresh = h
+        .deposits
+        .open_account(&id(), "customer-7", "versioned", None)
+        .await
+        .unwrap();
+    assert_eq!(fresh.product_version, 2);
+}
