@@ -329,3 +329,47 @@ async fn a_retried_open_account_keeps_the_product_version_its_first_attempt_chos
         .unwrap();
     assert_eq!(fresh.product_version, 2);
 }
+
+#[tokio::test]
+async fn overdraft_interest_is_posted_to_an_account_already_at_its_overdraft_limit() {
+    let h = start().await;
+    h.deposits
+        .create_product(product("overdrawn", |p| {
+            p.rate_tiers = vec![("0".to_owned(), "0".to_owned())];
+            p.overdraft_limit = "100.00".to_owned();
+            p.overdraft_rate = "0.12".to_owned();
+        }))
+        .await
+        .unwrap();
+    let account = h
+        .deposits
+        .open_account(&id(), "customer-9", "overdrawn", None)
+        .await
+        .unwrap()
+        .id
+        .to_string();
+    h.deposits
+        .cash("withdrawal", &id(), &account, "100.00", "EUR", "")
+        .await
+        .unwrap();
+    h.clock.set(at(2026, 2, 2));
+    let through = chrono::NaiveDate::from_ymd_opt(2026, 1, 31).unwrap();
+    let report = h.deposits.accrue(through, &|_, _| {}).await.unwrap();
+    assert_eq!(report.failed, 0, "{report:?}");
+    assert_eq!(report.postings, 1, "{report:?}");
+    let view = h.deposits.account_by_text(&account).await.unwrap();
+    // 31 days of 12 % a year on 100.00: 1.02, charged past the limit.
+    assert_eq!(view.balances.posted, "-101.02");
+    assert_eq!(view.balances.accrued_interest, "0.00");
+    // The customer still cannot take more.
+    let refused = h
+        .deposits
+        .cash("withdrawal", &id(), &account, "0.01", "EUR", "")
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), "insufficient_funds");
+    // A second run changes nothing.
+    let again = h.deposits.accrue(through, &|_, _| {}).await.unwrap();
+    assert_eq!((again.failed, again.postings), (0, 0));
+    assert_books_balance(&h).await;
+}

@@ -268,6 +268,59 @@ impl Deposits {
         }
     }
 
+    /// A charge the bank makes to a customer's account (overdraft interest): posted even
+    /// when it takes the account past its overdraft limit, with the ledger's explicit flag
+    /// `bank_charge_may_exceed_limit`, which the ledger records with the entry (ADR 0010).
+    /// The customer's own movements never use it.
+    pub(crate) async fn ledger_bank_charge(
+        &self,
+        id: Uuid,
+        customer: Uuid,
+        bank: Uuid,
+        money: Money,
+        description: &str,
+        value_date: chrono::NaiveDate,
+    ) -> Result<(), DepositsError> {
+        let leg = |account: Uuid, direction: pb::Direction| pb::Leg {
+            account_id: account.to_string(),
+            direction: direction.into(),
+            amount: money.amount_string(),
+            currency: money.currency().code().to_owned(),
+            bucket: String::new(),
+        };
+        let result = self
+            .ledger
+            .clone()
+            .post_entry(pb::PostEntryRequest {
+                id: id.to_string(),
+                legs: vec![
+                    leg(customer, pb::Direction::Debit),
+                    leg(bank, pb::Direction::Credit),
+                ],
+                value_date: value_date.to_string(),
+                description: description.to_owned(),
+                external_ref: String::new(),
+                metadata: Default::default(),
+                pending: false,
+                timeout_seconds: 0,
+                bank_charge_may_exceed_limit: true,
+            })
+            .await
+            .map_err(|s| from_status(&s))?
+            .into_inner();
+        match result.outcome {
+            Some(pb::entry_result::Outcome::Entry(_)) => Ok(()),
+            Some(pb::entry_result::Outcome::Failure(failure)) => Err(from_failure(
+                &failure.code,
+                &failure.message,
+                tonic::Code::FailedPrecondition,
+            )),
+            None => Err(DepositsError::Internal {
+                message: "the ledger answered nothing".to_owned(),
+            }),
+        }
+    }
+
     /// Voids a hold's pending entry: released, or expired if its time ran out first.
     pub(crate) async fn ledger_void(
         &self,

@@ -416,7 +416,12 @@ fn apply_one(
             hold_resolution: None,
         },
     };
-    check_limits(state, &planned.postings)?;
+    // A bank charge may pass a limit (the flag is recorded with the entry, see `commit`).
+    let bank_charge =
+        matches!(command, Command::Entry(entry) if entry.bank_charge_may_exceed_limit);
+    if !bank_charge {
+        check_limits(state, &planned.postings)?;
+    }
     Ok(planned)
 }
 
@@ -610,12 +615,21 @@ fn commit(
             external_ref.clone(),
             BTreeMap::new(),
         ),
-        Command::Entry(entry) => (
-            entry.value_date.unwrap_or_else(|| at.date_naive()),
-            entry.description.clone(),
-            entry.external_ref.clone(),
-            entry.metadata.clone(),
-        ),
+        Command::Entry(entry) => {
+            let mut metadata = entry.metadata.clone();
+            if entry.bank_charge_may_exceed_limit {
+                metadata.insert(
+                    crate::domain::command::BANK_CHARGE_METADATA_KEY.to_owned(),
+                    "true".to_owned(),
+                );
+            }
+            (
+                entry.value_date.unwrap_or_else(|| at.date_naive()),
+                entry.description.clone(),
+                entry.external_ref.clone(),
+                metadata,
+            )
+        }
         Command::PostPending { description, .. }
         | Command::VoidPending { description, .. }
         | Command::Reverse { description, .. } => (
@@ -756,6 +770,7 @@ mod tests {
             metadata: BTreeMap::new(),
             pending: false,
             timeout_seconds: 0,
+            bank_charge_may_exceed_limit: false,
         })
     }
 

@@ -40,7 +40,15 @@ pub struct NewEntry {
     pub pending: bool,
     /// For pending entries: seconds until the hold expires by itself; 0 for never.
     pub timeout_seconds: u32,
+    /// A charge the bank makes (overdraft interest, fees) that may take an account past its
+    /// limit: the limit check is skipped, and the entry records it in its metadata under
+    /// [`BANK_CHARGE_METADATA_KEY`] (hashed with it, so audited). Only deposits may send it.
+    pub bank_charge_may_exceed_limit: bool,
 }
+
+/// The metadata key that records an entry written with `bank_charge_may_exceed_limit`;
+/// reserved: a client cannot set it itself.
+pub const BANK_CHARGE_METADATA_KEY: &str = "corebank.bank_charge_may_exceed_limit";
 
 impl NewEntry {
     /// Checks everything that does not need the database: leg count, positive amounts,
@@ -91,6 +99,18 @@ impl NewEntry {
         validate_text("description", &self.description, DESCRIPTION_LENGTH_MAX)?;
         validate_text("external_ref", &self.external_ref, EXTERNAL_REF_LENGTH_MAX)?;
         validate_metadata(&self.metadata)?;
+        if self.metadata.contains_key(BANK_CHARGE_METADATA_KEY) {
+            return Err(LedgerError::invalid(
+                "metadata",
+                format!("{BANK_CHARGE_METADATA_KEY} is written by the ledger"),
+            ));
+        }
+        if self.pending && self.bank_charge_may_exceed_limit {
+            return Err(LedgerError::invalid(
+                "bank_charge_may_exceed_limit",
+                "only a posted entry can be a bank charge",
+            ));
+        }
         if !self.pending && self.timeout_seconds != 0 {
             return Err(LedgerError::invalid(
                 "timeout_seconds",
@@ -264,6 +284,7 @@ impl Command {
                 canonical.external_ref.clone_from(&entry.external_ref);
                 canonical.metadata.clone_from(&entry.metadata);
                 canonical.timeout_seconds = entry.timeout_seconds;
+                canonical.bank_charge_may_exceed_limit = entry.bank_charge_may_exceed_limit;
             }
             Command::PostPending {
                 pending_id,
@@ -353,6 +374,8 @@ pub struct CanonicalRequest {
     pub linked_entry_id: Option<String>,
     #[serde(default)]
     pub amount: Option<String>,
+    #[serde(default)]
+    pub bank_charge_may_exceed_limit: bool,
 }
 
 impl CanonicalRequest {
@@ -413,6 +436,9 @@ impl CanonicalRequest {
         if self.timeout_seconds != other.timeout_seconds {
             return Some("timeout");
         }
+        if self.bank_charge_may_exceed_limit != other.bank_charge_may_exceed_limit {
+            return Some("bank_charge_may_exceed_limit");
+        }
         None
     }
 }
@@ -445,6 +471,7 @@ mod tests {
             metadata: BTreeMap::new(),
             pending: false,
             timeout_seconds: 0,
+            bank_charge_may_exceed_limit: false,
         }
     }
 
