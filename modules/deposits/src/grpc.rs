@@ -28,12 +28,16 @@ pub struct DepositsConfig {
     /// How often the scheduled job accrues interest up to yesterday, marks dormant accounts
     /// and closes expired holds.
     pub job_interval: Duration,
+    /// How old a request waiting for its local answer must be before the job asks the
+    /// ledger about it (`recover_in_doubt`).
+    pub in_doubt_window: Duration,
 }
 
 impl Default for DepositsConfig {
     fn default() -> Self {
         DepositsConfig {
             job_interval: Duration::from_secs(3_600),
+            in_doubt_window: Duration::from_secs(300),
         }
     }
 }
@@ -46,7 +50,8 @@ pub fn component(
     config: DepositsConfig,
     shutdown: CancellationToken,
 ) -> Result<Component, DepositsError> {
-    let deposits = Deposits::new(db.clone(), ledger, clock)?;
+    let deposits =
+        Deposits::new(db.clone(), ledger, clock)?.with_in_doubt_window(config.in_doubt_window);
     let job = deposits.clone();
     tokio::spawn(async move { job.run_scheduled(config.job_interval, shutdown).await });
     Ok(Component::new("deposits").with_db(db).with_grpc(

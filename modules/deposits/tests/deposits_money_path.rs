@@ -373,3 +373,167 @@ async fn overdraft_interest_is_posted_to_an_account_already_at_its_overdraft_lim
     assert_eq!((again.failed, again.postings), (0, 0));
     assert_books_balance(&h).await;
 }
+
+async fn count(h: &Harness, sql: &str, account: &str) -> i64 {
+    let account: Uuid = account.parse().unwrap();
+    h.database
+        .db_for("deposits")
+        .client()
+        .await
+        .unwrap()
+        .query_one(sql, &[&account])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+#[tokio::test]
+async fn a_deposit_written_in_the_ledger_but_not_here_is_completed_by_the_job() {
+    let h = start().await;
+    zero_rate_product(&h, "doubtful").await;
+    let account = open_funded(&h, "doubtful", "10.00").await;
+    let client = h.database.db_for("deposits").client().await.unwrap();
+    // The process dies between the ledger call and its local transaction.
+    client
+        .execute(
+            "ALTER TABLE requests ADD CONSTRAINT test_crash_before_commit \
+             CHECK (kind <> 'deposit') NOT VALID",
+            &[],
+        )
+        .await
+        .unwrap();
+    let request_id = id();
+    h.deposits
+        .cash(
+            "deposit",
+            &request_id,
+            &account,
+            "5.0",
+            "EUR",
+            "lost answer",
+        )
+        .await
+        .unwrap_err();
+    client
+        .execute(
+            "ALTER TABLE requests DROP CONSTRAINT test_crash_before_commit",
+            &[],
+        )
+        .await
+        .unwrap();
+    let deposited = "SELECT count(*) FROM outbox WHERE type = 'deposits.money.deposited' AND aggregateid = $1::UUID::TEXT";
+    assert_eq!(
+        count(&h, deposited, &account).await,
+        1,
+        "only the first deposit"
+    );
+    // Within the window nothing is touched: the request may still be on its way.
+    assert_eq!(h.deposits.recover_in_doubt().await.unwrap(), 0);
+    h.clock.advance(chrono::TimeDelta::minutes(6));
+    assert_eq!(h.deposits.recover_in_doubt().await.unwrap(), 1);
+    assert_eq!(
+        count(&h, deposited, &account).await,
+        2,
+        "the event is written"
+    );
+    assert_eq!(posted(&h, &account).await, "15.00");
+    // The client's late retry gets the completed answer; nothing moves twice.
+    let retried = h
+        .deposits
+        .cash(
+            "deposit",
+            &request_id,
+            &account,
+            "5.0",
+            "EUR",
+            "lost answer",
+        )
+        .await
+        .unwrap();
+    assert!(retried.replayed);
+    assert_eq!(retried.amount, "5.00");
+    assert_eq!(posted(&h, &account).await, "15.00");
+    assert_eq!(h.deposits.recover_in_doubt().await.unwrap(), 0);
+    assert_books_balance(&h).await;
+}
+
+async fn posted(h: &Harness, account: &str) -> String {
+    h.deposits
+        .account_by_text(account)
+        .await
+        .unwrap()
+        .balances
+        .posted
+}
+
+#[tokio::test]
+async fn a_daily_limit_reservation_left_by_an_unknown_outcome_is_given_back() {
+    let h = start().await;
+    h.deposits
+        .create_product(product("limited", |p| {
+            p.rate_tiers = vec![("0".to_owned(), "0".to_owned())];
+            p.daily_transfer_limit = "100.00".to_owned();
+        }))
+        .await
+        .unwrap();
+    let from = open_funded(&h, "limited", "500.00").await;
+    let to = open_funded(&h, "limited", "0.01").await;
+    // A transfer reserved 80.00 of today's limit, noted itself in doubt, and the process
+    // died before the ledger wrote anything.
+    let request_id = Uuid::new_v4();
+    let from_id: Uuid = from.parse().unwrap();
+    let to_id: Uuid = to.parse().unwrap();
+    let now = corebank_kernel::Clock::now(h.clock.as_ref());
+    let today = now.date_naive();
+    let client = h.database.db_for("deposits").client().await.unwrap();
+    let content = serde_json::json!({
+        "from_account_id": from_id, "to_account_id": to_id, "amount": "80.00",
+        "currency": "EUR", "description": "",
+    });
+    let amount: Decimal = "80.00".parse().unwrap();
+    client
+        .execute(
+            "INSERT INTO transfer_reservations (request_id, account_id, day, amount) VALUES ($1, $2, $3, $4)",
+            &[&request_id, &from_id, &today, &amount],
+        )
+        .await
+        .unwrap();
+    client
+        .execute(
+            "INSERT INTO daily_transfers (account_id, day, total) VALUES ($1, $2, $3)",
+            &[&from_id, &today, &amount],
+        )
+        .await
+        .unwrap();
+    client
+        .execute(
+            "INSERT INTO requests_in_doubt (request_id, kind, content, entry_id, created_at) \
+             VALUES ($1, 'transfer', $2, $3, $4)",
+            &[&request_id, &content, &Uuid::new_v4(), &now],
+        )
+        .await
+        .unwrap();
+    let refused = h
+        .deposits
+        .transfer(&id(), &from, &to, "30.00", "EUR", "")
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), "daily_limit_exceeded");
+
+    h.clock.advance(chrono::TimeDelta::minutes(6));
+    assert_eq!(h.deposits.recover_in_doubt().await.unwrap(), 1);
+    h.deposits
+        .transfer(&id(), &from, &to, "100.00", "EUR", "")
+        .await
+        .unwrap();
+    assert_eq!(
+        count(
+            &h,
+            "SELECT count(*) FROM requests_in_doubt WHERE $1::UUID IS NOT NULL",
+            &from
+        )
+        .await,
+        0
+    );
+    assert_books_balance(&h).await;
+}

@@ -170,6 +170,13 @@ pub const SETTINGS: &[SettingSpec] = &[
                       period ends), marks dormant accounts and closes expired holds.",
     },
     SettingSpec {
+        name: "COREBANK_DEPOSITS_IN_DOUBT_WINDOW_S",
+        default: "300",
+        description: "How old a deposits request still waiting for its local answer must be \
+                      before the scheduled job asks the ledger whether its entry exists and \
+                      completes or fails it (longer than any ledger call can take).",
+    },
+    SettingSpec {
         name: "COREBANK_DEPOSITS_URL",
         default: "",
         description: "Where the deposits module's gRPC API is, for `serve payments`. `corebank up` \
@@ -526,6 +533,7 @@ pub struct Settings {
     pub payments_max_amount: u64,
     pub payments_max_per_hour: u64,
     pub deposits_job_interval_s: u64,
+    pub deposits_in_doubt_window_s: u64,
     pub saga_lease_ms: u64,
     pub saga_poll_ms: u64,
     pub saga_in_flight_max: usize,
@@ -667,6 +675,11 @@ impl Settings {
             deposits_job_interval_s: reader.number(
                 "COREBANK_DEPOSITS_JOB_INTERVAL_S",
                 1,
+                86_400,
+            )?,
+            deposits_in_doubt_window_s: reader.number(
+                "COREBANK_DEPOSITS_IN_DOUBT_WINDOW_S",
+                10,
                 86_400,
             )?,
             saga_lease_ms: reader.number("COREBANK_SAGA_LEASE_MS", 100, 3_600_000)?,

@@ -10,6 +10,7 @@
 
 mod accrual;
 mod ledger;
+mod recovery;
 mod status;
 
 use std::collections::HashMap;
@@ -185,6 +186,8 @@ pub struct Deposits {
     gl: Arc<Mutex<HashMap<(Currency, &'static str), Uuid>>>,
     /// Product versions never change once written, so they are kept once read.
     product_versions: Arc<Mutex<HashMap<(String, i64), Product>>>,
+    /// How old an unanswered request must be before the job settles it (`recovery`).
+    in_doubt_window: chrono::TimeDelta,
 }
 
 impl std::fmt::Debug for Deposits {
@@ -272,6 +275,7 @@ impl Deposits {
             clock,
             gl: Arc::new(Mutex::new(HashMap::new())),
             product_versions: Arc::new(Mutex::new(HashMap::new())),
+            in_doubt_window: chrono::TimeDelta::minutes(5),
         })
     }
 
@@ -441,6 +445,7 @@ impl Deposits {
             .db
             .run_tx("deposits_commit", |tx| {
                 Box::pin(async move {
+                    store::forget_in_doubt(&tx, request_id).await?;
                     if !store::insert_request(&tx, request_id, kind, content, response, now).await?
                     {
                         let stored = store::request(&tx, request_id).await?;
@@ -722,17 +727,24 @@ impl Deposits {
         } else {
             description.to_owned()
         };
-        self.ledger_transfer(
-            entry_id,
-            debit,
-            credit,
-            money,
-            &description,
-            &account,
-            false,
-            0,
-        )
-        .await?;
+        self.note_in_doubt(request_id, kind, &content, entry_id)
+            .await?;
+        let moved = self
+            .ledger_transfer(
+                entry_id,
+                debit,
+                credit,
+                money,
+                &description,
+                &account,
+                false,
+                0,
+            )
+            .await;
+        if let Err(error) = moved {
+            self.settle_ledger_failure(request_id, &error).await?;
+            return Err(error);
+        }
         let balances_after = self.balances(&account).await?;
         let movement = MovementView {
             request_id,
@@ -905,6 +917,8 @@ impl Deposits {
         } else {
             description.to_owned()
         };
+        self.note_in_doubt(request_id, "transfer", &content, entry_id)
+            .await?;
         let moved = self
             .ledger_transfer(
                 entry_id,
@@ -919,13 +933,9 @@ impl Deposits {
             .await;
         if let Err(error) = moved {
             // A definite refusal gives the reservation back; an unknown outcome keeps it
-            // (the retry of this request finds the entry or makes it).
-            if daily.is_some()
-                && !matches!(
-                    error,
-                    DepositsError::Unavailable { .. } | DepositsError::Internal { .. }
-                )
-            {
+            // (the retry of this request, or the in-doubt recovery, settles it).
+            self.settle_ledger_failure(request_id, &error).await?;
+            if daily.is_some() && !recovery::outcome_unknown(&error) {
                 self.db
                     .run_tx("deposits_release_transfer", |tx| {
                         Box::pin(async move { store::release_transfer(&tx, request_id).await })
@@ -1324,6 +1334,9 @@ impl Deposits {
             }
             if let Err(error) = self.expire_holds().await {
                 tracing::warn!(%error, "closing expired holds failed");
+            }
+            if let Err(error) = self.recover_in_doubt().await {
+                tracing::warn!(%error, "settling requests in doubt failed");
             }
             tokio::select! {
                 () = tokio::time::sleep(interval) => {}

@@ -50,3 +50,53 @@ pub async fn pin_product_version(
         .await?;
     Ok((row.get(0), row.get(1)))
 }
+
+/// A request about to reach the ledger, to be settled if its answer never comes.
+pub async fn note_in_doubt(
+    tx: &Transaction<'_>,
+    request_id: Uuid,
+    kind: &str,
+    content: &serde_json::Value,
+    entry_id: Uuid,
+    at: DateTime<Utc>,
+) -> StoreResult<()> {
+    tx.execute(
+        "INSERT INTO requests_in_doubt (request_id, kind, content, entry_id, created_at) \
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (request_id) DO NOTHING",
+        &[&request_id, &kind, content, &entry_id, &at],
+    )
+    .await?;
+    Ok(())
+}
+
+/// The request is answered or definitely refused: no longer in doubt.
+pub async fn forget_in_doubt(tx: &Transaction<'_>, request_id: Uuid) -> StoreResult<()> {
+    tx.execute(
+        "DELETE FROM requests_in_doubt WHERE request_id = $1",
+        &[&request_id],
+    )
+    .await?;
+    Ok(())
+}
+
+/// A request in doubt: id, kind, content, ledger entry id.
+pub type InDoubt = (Uuid, String, serde_json::Value, Uuid);
+
+/// Requests in doubt since before `before`, oldest first, `limit` at a time.
+pub async fn in_doubt_before(
+    tx: &Transaction<'_>,
+    before: DateTime<Utc>,
+    limit: i64,
+) -> StoreResult<Vec<InDoubt>> {
+    let rows = tx
+        .query(
+            "SELECT request_id, kind, content, entry_id FROM requests_in_doubt \
+             WHERE created_at < $1 ORDER BY created_at LIMIT $2",
+            &[&before, &limit],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|row| (row.get(0), row.get(1), row.get(2), row.get(3)))
+        .collect())
+}

@@ -1,7 +1,9 @@
 //! SQL for the `deposits` schema, and nothing else.
 
 mod lifecycle;
-pub use lifecycle::{change_status, pin_product_version};
+pub use lifecycle::{
+    InDoubt, change_status, forget_in_doubt, in_doubt_before, note_in_doubt, pin_product_version,
+};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use corebank_db::tokio_postgres::Row;
