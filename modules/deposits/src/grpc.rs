@@ -31,6 +31,8 @@ pub struct DepositsConfig {
     /// How old a request waiting for its local answer must be before the job asks the
     /// ledger about it (`recover_in_doubt`).
     pub in_doubt_window: Duration,
+    /// The bank's business time zone: business days start at its midnight.
+    pub business_tz: chrono_tz::Tz,
 }
 
 impl Default for DepositsConfig {
@@ -38,6 +40,7 @@ impl Default for DepositsConfig {
         DepositsConfig {
             job_interval: Duration::from_secs(3_600),
             in_doubt_window: Duration::from_secs(300),
+            business_tz: chrono_tz::Tz::UTC,
         }
     }
 }
@@ -50,8 +53,9 @@ pub fn component(
     config: DepositsConfig,
     shutdown: CancellationToken,
 ) -> Result<Component, DepositsError> {
-    let deposits =
-        Deposits::new(db.clone(), ledger, clock)?.with_in_doubt_window(config.in_doubt_window);
+    let deposits = Deposits::new(db.clone(), ledger, clock)?
+        .with_in_doubt_window(config.in_doubt_window)
+        .with_business_tz(config.business_tz);
     let job = deposits.clone();
     tokio::spawn(async move { job.run_scheduled(config.job_interval, shutdown).await });
     Ok(Component::new("deposits").with_db(db).with_grpc(

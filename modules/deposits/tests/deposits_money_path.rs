@@ -537,3 +537,70 @@ async fn a_daily_limit_reservation_left_by_an_unknown_outcome_is_given_back() {
     );
     assert_books_balance(&h).await;
 }
+
+#[tokio::test]
+async fn business_days_start_at_midnight_in_the_banks_time_zone() {
+    use chrono::TimeZone;
+    // 2026-01-01 10:30 UTC is 23:30 on Jan 1 in Auckland (UTC+13); an hour later it is
+    // already Jan 2 there, while still Jan 1 in UTC.
+    let h = start_at(chrono::Utc.with_ymd_and_hms(2026, 1, 1, 10, 30, 0).unwrap()).await;
+    let deposits = h
+        .deposits
+        .clone()
+        .with_business_tz(chrono_tz::Pacific::Auckland);
+    deposits
+        .create_product(product("auckland", |p| {
+            p.rate_tiers = vec![("0".to_owned(), "0".to_owned())];
+            p.daily_transfer_limit = "100.00".to_owned();
+        }))
+        .await
+        .unwrap();
+    let open = |customer: &'static str| {
+        let deposits = deposits.clone();
+        async move {
+            deposits
+                .open_account(&id(), customer, "auckland", None)
+                .await
+                .unwrap()
+        }
+    };
+    let from = open("customer-a").await;
+    assert_eq!(
+        from.opened_on,
+        chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap()
+    );
+    let to = open("customer-b").await;
+    let (from, to) = (from.id.to_string(), to.id.to_string());
+    deposits
+        .cash("deposit", &id(), &from, "500.00", "EUR", "")
+        .await
+        .unwrap();
+    deposits
+        .transfer(&id(), &from, &to, "80.00", "EUR", "")
+        .await
+        .unwrap();
+    assert_eq!(
+        deposits
+            .transfer(&id(), &from, &to, "80.00", "EUR", "")
+            .await
+            .unwrap_err()
+            .code(),
+        "daily_limit_exceeded"
+    );
+    // Past midnight in Auckland: a new business day, with its own limit.
+    h.clock.advance(chrono::TimeDelta::hours(1));
+    assert_eq!(
+        deposits.business_today(),
+        chrono::NaiveDate::from_ymd_opt(2026, 1, 2).unwrap()
+    );
+    deposits
+        .transfer(&id(), &from, &to, "80.00", "EUR", "")
+        .await
+        .unwrap();
+    let late = open("customer-c").await;
+    assert_eq!(
+        late.opened_on,
+        chrono::NaiveDate::from_ymd_opt(2026, 1, 2).unwrap()
+    );
+    assert_books_balance(&h).await;
+}

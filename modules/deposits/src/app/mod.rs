@@ -188,6 +188,8 @@ pub struct Deposits {
     product_versions: Arc<Mutex<HashMap<(String, i64), Product>>>,
     /// How old an unanswered request must be before the job settles it (`recovery`).
     in_doubt_window: chrono::TimeDelta,
+    /// Business days start at midnight here (`COREBANK_BUSINESS_TZ`).
+    business_tz: chrono_tz::Tz,
 }
 
 impl std::fmt::Debug for Deposits {
@@ -276,6 +278,7 @@ impl Deposits {
             gl: Arc::new(Mutex::new(HashMap::new())),
             product_versions: Arc::new(Mutex::new(HashMap::new())),
             in_doubt_window: chrono::TimeDelta::minutes(5),
+            business_tz: chrono_tz::Tz::UTC,
         })
     }
 
@@ -533,7 +536,7 @@ impl Deposits {
         }
         let product = self.pinned_product(request_id, product_code).await?;
         let now = self.now();
-        let opened_on = opened_on.unwrap_or_else(|| now.date_naive());
+        let opened_on = opened_on.unwrap_or_else(|| self.business_today());
         let id = entry_id_for("account", request_id);
         let account = Account {
             id,
@@ -879,7 +882,7 @@ impl Deposits {
                 limit: money_text(limit, from.currency),
             });
         }
-        let day = self.now().date_naive();
+        let day = self.business_today();
         let daily = product.daily_transfer_limit;
         // Only a daily limit needs the reservation.
         if daily.is_some() {
@@ -1317,7 +1320,7 @@ impl Deposits {
         shutdown: tokio_util::sync::CancellationToken,
     ) {
         loop {
-            let yesterday = self.now().date_naive().pred_opt();
+            let yesterday = self.business_today().pred_opt();
             if let Some(yesterday) = yesterday {
                 match self.accrue(yesterday, &|_, _| {}).await {
                     Ok(report) if report.accounts > 0 => {

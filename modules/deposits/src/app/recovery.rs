@@ -52,6 +52,18 @@ impl Deposits {
         self
     }
 
+    /// Sets the bank's business time zone (`COREBANK_BUSINESS_TZ`).
+    pub fn with_business_tz(mut self, business_tz: chrono_tz::Tz) -> Deposits {
+        self.business_tz = business_tz;
+        self
+    }
+
+    /// Today in the bank's business time zone: the day of daily limits, of opening, and the
+    /// day interest is accrued up to (the day before).
+    pub fn business_today(&self) -> chrono::NaiveDate {
+        self.now().with_timezone(&self.business_tz).date_naive()
+    }
+
     /// Notes a request about to reach the ledger.
     pub(super) async fn note_in_doubt(
         &self,

@@ -164,8 +164,7 @@ impl Deposits {
             self.ledger_set_frozen(&account, false).await?;
         }
         let yesterday = self
-            .now()
-            .date_naive()
+            .business_today()
             .pred_opt()
             .unwrap_or(account.opened_on);
         self.accrue_account(account_id, yesterday, true).await?;
