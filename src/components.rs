@@ -254,6 +254,8 @@ pub fn deposits(
         Arc::new(SystemClock),
         corebank_deposits::grpc::DepositsConfig {
             job_interval: std::time::Duration::from_secs(settings.deposits_job_interval_s),
+            in_doubt_window: std::time::Duration::from_secs(settings.deposits_in_doubt_window_s),
+            business_tz: settings.business_tz,
         },
         shutdown,
     )?)

@@ -28,12 +28,19 @@ pub struct DepositsConfig {
     /// How often the scheduled job accrues interest up to yesterday, marks dormant accounts
     /// and closes expired holds.
     pub job_interval: Duration,
+    /// How old a request waiting for its local answer must be before the job asks the
+    /// ledger about it (`recover_in_doubt`).
+    pub in_doubt_window: Duration,
+    /// The bank's business time zone: business days start at its midnight.
+    pub business_tz: chrono_tz::Tz,
 }
 
 impl Default for DepositsConfig {
     fn default() -> Self {
         DepositsConfig {
             job_interval: Duration::from_secs(3_600),
+            in_doubt_window: Duration::from_secs(300),
+            business_tz: chrono_tz::Tz::UTC,
         }
     }
 }
@@ -46,7 +53,9 @@ pub fn component(
     config: DepositsConfig,
     shutdown: CancellationToken,
 ) -> Result<Component, DepositsError> {
-    let deposits = Deposits::new(db.clone(), ledger, clock)?;
+    let deposits = Deposits::new(db.clone(), ledger, clock)?
+        .with_in_doubt_window(config.in_doubt_window)
+        .with_business_tz(config.business_tz);
     let job = deposits.clone();
     tokio::spawn(async move { job.run_scheduled(config.job_interval, shutdown).await });
     Ok(Component::new("deposits").with_db(db).with_grpc(
@@ -88,6 +97,7 @@ pub fn status_of(error: &DepositsError) -> Status {
         | DepositsError::HoldNotHeld { .. }
         | DepositsError::CannotClose { .. }
         | DepositsError::InvalidStatus { .. }
+        | DepositsError::StatusChanged { .. }
         | DepositsError::Ledger { .. } => tonic::Code::FailedPrecondition,
     };
     let message = match error {

@@ -79,7 +79,8 @@ pub fn status_of(error: &LedgerError) -> Status {
         | LedgerError::PostExceedsPending { .. }
         | LedgerError::NotReversible { .. }
         | LedgerError::AlreadyReversed { .. }
-        | LedgerError::CannotClose { .. } => tonic::Code::FailedPrecondition,
+        | LedgerError::CannotClose { .. }
+        | LedgerError::CannotSweep { .. } => tonic::Code::FailedPrecondition,
         LedgerError::ExistsWithDifferent { .. } | LedgerError::CodeTaken { .. } => {
             tonic::Code::AlreadyExists
         }
@@ -253,7 +254,25 @@ fn parse_entry(request: &pb::PostEntryRequest) -> Result<Command, LedgerError> {
         metadata: metadata_of(&request.metadata),
         pending: request.pending,
         timeout_seconds: request.timeout_seconds,
+        bank_charge_may_exceed_limit: request.bank_charge_may_exceed_limit,
     }))
+}
+
+/// Refuses the bank-charge flag from any caller but the deposits module (its accrual).
+fn check_bank_charge<T>(
+    request: &Request<T>,
+    entries: &[pb::PostEntryRequest],
+) -> Result<(), Status> {
+    let flagged = entries
+        .iter()
+        .any(|entry| entry.bank_charge_may_exceed_limit);
+    let caller = corebank_service::internal::Caller::of(request).map(|c| c.component());
+    if flagged && caller != Some(corebank_service::internal::component_names::DEPOSITS) {
+        return Err(Status::permission_denied(
+            "bank_charge_may_exceed_limit is for the deposits module's charges only",
+        ));
+    }
+    Ok(())
 }
 
 fn parse_transfer(request: &pb::CreateTransferRequest) -> Result<Command, LedgerError> {
@@ -288,6 +307,7 @@ fn parse_transfer(request: &pb::CreateTransferRequest) -> Result<Command, Ledger
         metadata: metadata_of(&request.metadata),
         pending: request.pending,
         timeout_seconds: request.timeout_seconds,
+        bank_charge_may_exceed_limit: false,
     }))
 }
 
@@ -585,6 +605,7 @@ impl pb::ledger_server::Ledger for LedgerService {
         &self,
         request: Request<pb::PostEntryRequest>,
     ) -> Result<Response<pb::EntryResult>, Status> {
+        check_bank_charge(&request, std::slice::from_ref(request.get_ref()))?;
         let command = parse_entry(request.get_ref()).map_err(|e| status_of(&e))?;
         single(self.ledger.submit(command).await)
     }
@@ -595,6 +616,7 @@ impl pb::ledger_server::Ledger for LedgerService {
     ) -> Result<Response<pb::PostEntriesResponse>, Status> {
         let entries = &request.get_ref().entries;
         check_items(entries.len())?;
+        check_bank_charge(&request, entries)?;
         Ok(Response::new(
             self.submit_parsed(entries.iter().map(parse_entry).collect())
                 .await,
@@ -675,6 +697,24 @@ impl pb::ledger_server::Ledger for LedgerService {
                 id: parse_entry_id("id", &request.id)?,
                 entry_id: parse_entry_id("entry_id", &request.entry_id)?,
                 description: request.description.clone(),
+            })
+        })()
+        .map_err(|e| status_of(&e))?;
+        single(self.ledger.submit(command).await)
+    }
+
+    async fn sweep_account(
+        &self,
+        request: Request<pb::SweepAccountRequest>,
+    ) -> Result<Response<pb::EntryResult>, Status> {
+        let request = request.get_ref();
+        let command = (|| {
+            Ok::<_, LedgerError>(Command::Sweep {
+                id: parse_entry_id("id", &request.id)?,
+                source: parse_account_id("source_account_id", &request.source_account_id)?,
+                target: parse_account_id("target_account_id", &request.target_account_id)?,
+                description: request.description.clone(),
+                external_ref: request.external_ref.clone(),
             })
         })()
         .map_err(|e| status_of(&e))?;

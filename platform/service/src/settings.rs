@@ -170,6 +170,20 @@ pub const SETTINGS: &[SettingSpec] = &[
                       period ends), marks dormant accounts and closes expired holds.",
     },
     SettingSpec {
+        name: "COREBANK_BUSINESS_TZ",
+        default: "UTC",
+        description: "The bank's business time zone, an IANA name (`Europe/Paris`): deposits' \
+                      business days (daily transfer limits, interest accrual days, opening \
+                      dates) start at its midnight.",
+    },
+    SettingSpec {
+        name: "COREBANK_DEPOSITS_IN_DOUBT_WINDOW_S",
+        default: "300",
+        description: "How old a deposits request still waiting for its local answer must be \
+                      before the scheduled job asks the ledger whether its entry exists and \
+                      completes or fails it (longer than any ledger call can take).",
+    },
+    SettingSpec {
         name: "COREBANK_DEPOSITS_URL",
         default: "",
         description: "Where the deposits module's gRPC API is, for `serve payments`. `corebank up` \
@@ -526,6 +540,8 @@ pub struct Settings {
     pub payments_max_amount: u64,
     pub payments_max_per_hour: u64,
     pub deposits_job_interval_s: u64,
+    pub deposits_in_doubt_window_s: u64,
+    pub business_tz: chrono_tz::Tz,
     pub saga_lease_ms: u64,
     pub saga_poll_ms: u64,
     pub saga_in_flight_max: usize,
@@ -667,6 +683,12 @@ impl Settings {
             deposits_job_interval_s: reader.number(
                 "COREBANK_DEPOSITS_JOB_INTERVAL_S",
                 1,
+                86_400,
+            )?,
+            business_tz: reader.time_zone("COREBANK_BUSINESS_TZ")?,
+            deposits_in_doubt_window_s: reader.number(
+                "COREBANK_DEPOSITS_IN_DOUBT_WINDOW_S",
+                10,
                 86_400,
             )?,
             saga_lease_ms: reader.number("COREBANK_SAGA_LEASE_MS", 100, 3_600_000)?,
@@ -833,6 +855,20 @@ impl<F: Fn(&str) -> Option<String>> Reader<'_, F> {
             Some(value) if !value.trim().is_empty() => Ok(value.trim().to_owned()),
             _ => Ok(default_of(name).to_owned()),
         }
+    }
+
+    /// An IANA time zone name.
+    fn time_zone(&self, name: &'static str) -> Result<chrono_tz::Tz, SettingsError> {
+        let value = self.text(name)?;
+        value
+            .parse::<chrono_tz::Tz>()
+            .map_err(|_| SettingsError::Invalid {
+                name,
+                value: value.clone(),
+                problem: "not an IANA time zone name".to_owned(),
+                fix: "set it to a name such as `UTC`, `Europe/Paris` or `America/New_York`"
+                    .to_owned(),
+            })
     }
 
     /// A path, or `None` when unset or empty.
@@ -1003,6 +1039,18 @@ mod tests {
 
         let error = with(&[("COREBANK_HTTP_ADDR", "localhost")]).unwrap_err();
         assert!(error.to_string().contains("COREBANK_HTTP_ADDR"));
+    }
+
+    #[test]
+    fn the_business_time_zone_is_an_iana_name() {
+        assert_eq!(with(&[]).unwrap().business_tz, chrono_tz::Tz::UTC);
+        let paris = with(&[("COREBANK_BUSINESS_TZ", "Europe/Paris")]).unwrap();
+        assert_eq!(paris.business_tz, chrono_tz::Europe::Paris);
+        let error = with(&[("COREBANK_BUSINESS_TZ", "Mars/Olympus")]).unwrap_err();
+        assert!(
+            error.to_string().contains("COREBANK_BUSINESS_TZ"),
+            "{error}"
+        );
     }
 
     #[test]

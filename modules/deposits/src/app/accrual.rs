@@ -252,6 +252,20 @@ impl Deposits {
                 message: e.to_string(),
             })?;
         let owed_to_customer = amount > Decimal::ZERO;
+        if posting && !owed_to_customer {
+            // Overdraft interest the customer owes: a bank charge, which an account already
+            // at its overdraft limit must still take (else every run fails on it).
+            return self
+                .ledger_bank_charge(
+                    id,
+                    account.ledger_account_id,
+                    account.accrued_account_id,
+                    money,
+                    "overdraft interest",
+                    day,
+                )
+                .await;
+        }
         let (debit, credit, description) = match (posting, owed_to_customer) {
             (false, true) => (
                 self.gl_account(account.currency, "interest_expense")

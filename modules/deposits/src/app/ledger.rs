@@ -268,6 +268,59 @@ impl Deposits {
         }
     }
 
+    /// A charge the bank makes to a customer's account (overdraft interest): posted even
+    /// when it takes the account past its overdraft limit, with the ledger's explicit flag
+    /// `bank_charge_may_exceed_limit`, which the ledger records with the entry (ADR 0010).
+    /// The customer's own movements never use it.
+    pub(crate) async fn ledger_bank_charge(
+        &self,
+        id: Uuid,
+        customer: Uuid,
+        bank: Uuid,
+        money: Money,
+        description: &str,
+        value_date: chrono::NaiveDate,
+    ) -> Result<(), DepositsError> {
+        let leg = |account: Uuid, direction: pb::Direction| pb::Leg {
+            account_id: account.to_string(),
+            direction: direction.into(),
+            amount: money.amount_string(),
+            currency: money.currency().code().to_owned(),
+            bucket: String::new(),
+        };
+        let result = self
+            .ledger
+            .clone()
+            .post_entry(pb::PostEntryRequest {
+                id: id.to_string(),
+                legs: vec![
+                    leg(customer, pb::Direction::Debit),
+                    leg(bank, pb::Direction::Credit),
+                ],
+                value_date: value_date.to_string(),
+                description: description.to_owned(),
+                external_ref: String::new(),
+                metadata: Default::default(),
+                pending: false,
+                timeout_seconds: 0,
+                bank_charge_may_exceed_limit: true,
+            })
+            .await
+            .map_err(|s| from_status(&s))?
+            .into_inner();
+        match result.outcome {
+            Some(pb::entry_result::Outcome::Entry(_)) => Ok(()),
+            Some(pb::entry_result::Outcome::Failure(failure)) => Err(from_failure(
+                &failure.code,
+                &failure.message,
+                tonic::Code::FailedPrecondition,
+            )),
+            None => Err(DepositsError::Internal {
+                message: "the ledger answered nothing".to_owned(),
+            }),
+        }
+    }
+
     /// Voids a hold's pending entry: released, or expired if its time ran out first.
     pub(crate) async fn ledger_void(
         &self,
@@ -447,13 +500,30 @@ impl Deposits {
         })
     }
 
-    pub(crate) async fn ledger_freeze(
+    /// Sets the freeze of the customer's ledger account (debits and credits). A ledger
+    /// account already closed is left as it is: freezing never reopens it.
+    pub(crate) async fn ledger_set_frozen(
         &self,
         account: &Account,
         frozen: bool,
     ) -> Result<(), DepositsError> {
-        self.ledger
-            .clone()
+        let mut ledger = self.ledger.clone();
+        let current = ledger
+            .get_account(pb::GetAccountRequest {
+                account_id: account.ledger_account_id.to_string(),
+            })
+            .await
+            .map_err(|s| from_status(&s))?
+            .into_inner();
+        if current.status == i32::from(pb::AccountStatus::Closed) {
+            return Err(DepositsError::AccountClosed {
+                account_id: account.id.to_string(),
+            });
+        }
+        if current.debits_frozen == frozen && current.credits_frozen == frozen {
+            return Ok(());
+        }
+        ledger
             .set_account_status(pb::SetAccountStatusRequest {
                 account_id: account.ledger_account_id.to_string(),
                 status: pb::AccountStatus::Open.into(),
@@ -465,44 +535,86 @@ impl Deposits {
         Ok(())
     }
 
-    /// Pays out what is left in cash (the floor of a minimum balance lifted first) and
-    /// closes both ledger accounts.
-    pub(crate) async fn ledger_close(
+    /// Sets the customer's ledger limit: `amount` for the product's own, or zero to lift a
+    /// minimum balance before the account is emptied.
+    pub(crate) async fn ledger_set_limit(
         &self,
         account: &Account,
-        request_id: Uuid,
+        amount: Decimal,
     ) -> Result<(), DepositsError> {
-        let mut ledger = self.ledger.clone();
-        ledger
+        self.ledger
+            .clone()
             .set_balance_limit(pb::SetBalanceLimitRequest {
                 account_id: account.ledger_account_id.to_string(),
                 limit: Some(pb::BalanceLimit {
                     kind: pb::LimitKind::DebitsMustNotExceedCredits.into(),
-                    limit_amount: "0".to_owned(),
+                    limit_amount: money_text(amount, account.currency),
                 }),
             })
             .await
             .map_err(|s| from_status(&s))?;
-        let balances = self.balances(account).await?;
-        let remaining = parse_amount(&balances.posted)?;
-        if remaining > Decimal::ZERO {
-            let cash = self.gl_account(account.currency, "cash").await?;
-            let money =
-                Money::new(remaining, account.currency).map_err(|e| DepositsError::Internal {
-                    message: e.to_string(),
-                })?;
-            self.ledger_entry(
-                entry_id_for("closure-payout", request_id),
-                account.ledger_account_id,
-                cash,
-                money,
-                "closure payout",
-                None,
-                false,
-                0,
-            )
-            .await?;
+        Ok(())
+    }
+
+    /// Sweeps the whole posted balance of the (frozen) customer's ledger account to the
+    /// bank's cash in one ledger entry whose amount the ledger decides inside its own
+    /// transaction: the amount paid out. The entry id derives from the account, so every
+    /// attempt at closing it writes the same entry once (a retry replays the amount).
+    /// `Ok(None)` when the ledger refused: `nothing_to_sweep` with a zero balance is
+    /// `Ok(Some(0))`; what else it refused is returned as the ledger's code.
+    pub(crate) async fn ledger_sweep(
+        &self,
+        account: &Account,
+    ) -> Result<Result<Decimal, String>, DepositsError> {
+        let cash = self.gl_account(account.currency, "cash").await?;
+        let answer = self
+            .ledger
+            .clone()
+            .sweep_account(pb::SweepAccountRequest {
+                id: entry_id_for("closure-sweep", account.id).to_string(),
+                source_account_id: account.ledger_account_id.to_string(),
+                target_account_id: cash.to_string(),
+                description: "closure payout".to_owned(),
+                external_ref: String::new(),
+            })
+            .await;
+        let refused = match answer {
+            Ok(result) => match result.into_inner().outcome {
+                Some(pb::entry_result::Outcome::Entry(entry)) => {
+                    let amount = entry
+                        .legs
+                        .first()
+                        .map(|leg| parse_amount(&leg.amount))
+                        .transpose()?
+                        .unwrap_or_default();
+                    return Ok(Ok(amount));
+                }
+                Some(pb::entry_result::Outcome::Failure(failure)) => failure.code,
+                None => {
+                    return Err(DepositsError::Internal {
+                        message: "the ledger answered nothing".to_owned(),
+                    });
+                }
+            },
+            Err(status) => match from_status(&status) {
+                DepositsError::Ledger { code, .. } => code,
+                other => return Err(other),
+            },
+        };
+        if refused == "nothing_to_sweep"
+            && parse_amount(&self.balances(account).await?.posted)?.is_zero()
+        {
+            return Ok(Ok(Decimal::ZERO));
         }
+        Ok(Err(refused))
+    }
+
+    /// Closes both ledger accounts of a deposit account (emptied first).
+    pub(crate) async fn ledger_close_accounts(
+        &self,
+        account: &Account,
+    ) -> Result<(), DepositsError> {
+        let mut ledger = self.ledger.clone();
         for id in [account.ledger_account_id, account.accrued_account_id] {
             ledger
                 .set_account_status(pb::SetAccountStatusRequest {

@@ -10,11 +10,13 @@
 
 mod accrual;
 mod ledger;
+mod recovery;
+mod status;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use corebank_api::ledger::v1::ledger_client::LedgerClient;
 use corebank_db::{Db, TxError};
 use corebank_kernel::{Clock, Currency, Money};
@@ -169,7 +171,9 @@ enum Change {
     Touch(Uuid),
     InsertHold(Hold),
     HoldStatus(Uuid, HoldStatus),
-    Status(Uuid, AccountStatus, Option<DateTime<Utc>>),
+    /// Account, the status the caller saw, the new status, when it closed: refused with
+    /// `account_status_changed` when the account is no longer in the status seen.
+    Status(Uuid, AccountStatus, AccountStatus, Option<DateTime<Utc>>),
 }
 
 /// The deposits module.
@@ -182,6 +186,10 @@ pub struct Deposits {
     gl: Arc<Mutex<HashMap<(Currency, &'static str), Uuid>>>,
     /// Product versions never change once written, so they are kept once read.
     product_versions: Arc<Mutex<HashMap<(String, i64), Product>>>,
+    /// How old an unanswered request must be before the job settles it (`recovery`).
+    in_doubt_window: chrono::TimeDelta,
+    /// Business days start at midnight here (`COREBANK_BUSINESS_TZ`).
+    business_tz: chrono_tz::Tz,
 }
 
 impl std::fmt::Debug for Deposits {
@@ -266,6 +274,8 @@ impl Deposits {
             clock,
             gl: Arc::new(Mutex::new(HashMap::new())),
             product_versions: Arc::new(Mutex::new(HashMap::new())),
+            in_doubt_window: chrono::TimeDelta::minutes(5),
+            business_tz: chrono_tz::Tz::UTC,
         })
     }
 
@@ -435,6 +445,7 @@ impl Deposits {
             .db
             .run_tx("deposits_commit", |tx| {
                 Box::pin(async move {
+                    store::forget_in_doubt(&tx, request_id).await?;
                     if !store::insert_request(&tx, request_id, kind, content, response, now).await?
                     {
                         let stored = store::request(&tx, request_id).await?;
@@ -450,8 +461,10 @@ impl Deposits {
                             Change::HoldStatus(id, status) => {
                                 store::set_hold_status(&tx, *id, *status).await?;
                             }
-                            Change::Status(id, status, closed_at) => {
-                                store::set_status(&tx, *id, *status, *closed_at).await?;
+                            Change::Status(id, from, to, closed_at) => {
+                                if !store::change_status(&tx, *id, *from, *to, *closed_at).await? {
+                                    return Err(TxError::Abort(status::changed(*id, *from)));
+                                }
                             }
                         }
                     }
@@ -518,9 +531,9 @@ impl Deposits {
             })?;
             return self.account(id).await;
         }
-        let product = self.product(product_code, None).await?;
+        let product = self.pinned_product(request_id, product_code).await?;
         let now = self.now();
-        let opened_on = opened_on.unwrap_or_else(|| now.date_naive());
+        let opened_on = opened_on.unwrap_or_else(|| self.business_today());
         let id = entry_id_for("account", request_id);
         let account = Account {
             id,
@@ -714,17 +727,24 @@ impl Deposits {
         } else {
             description.to_owned()
         };
-        self.ledger_transfer(
-            entry_id,
-            debit,
-            credit,
-            money,
-            &description,
-            &account,
-            false,
-            0,
-        )
-        .await?;
+        self.note_in_doubt(request_id, kind, &content, entry_id)
+            .await?;
+        let moved = self
+            .ledger_transfer(
+                entry_id,
+                debit,
+                credit,
+                money,
+                &description,
+                &account,
+                false,
+                0,
+            )
+            .await;
+        if let Err(error) = moved {
+            self.settle_ledger_failure(request_id, &error).await?;
+            return Err(error);
+        }
         let balances_after = self.balances(&account).await?;
         let movement = MovementView {
             request_id,
@@ -859,7 +879,7 @@ impl Deposits {
                 limit: money_text(limit, from.currency),
             });
         }
-        let day = self.now().date_naive();
+        let day = self.business_today();
         let daily = product.daily_transfer_limit;
         // Only a daily limit needs the reservation.
         if daily.is_some() {
@@ -897,6 +917,8 @@ impl Deposits {
         } else {
             description.to_owned()
         };
+        self.note_in_doubt(request_id, "transfer", &content, entry_id)
+            .await?;
         let moved = self
             .ledger_transfer(
                 entry_id,
@@ -911,13 +933,9 @@ impl Deposits {
             .await;
         if let Err(error) = moved {
             // A definite refusal gives the reservation back; an unknown outcome keeps it
-            // (the retry of this request finds the entry or makes it).
-            if daily.is_some()
-                && !matches!(
-                    error,
-                    DepositsError::Unavailable { .. } | DepositsError::Internal { .. }
-                )
-            {
+            // (the retry of this request, or the in-doubt recovery, settles it).
+            self.settle_ledger_failure(request_id, &error).await?;
+            if daily.is_some() && !recovery::outcome_unknown(&error) {
                 self.db
                     .run_tx("deposits_release_transfer", |tx| {
                         Box::pin(async move { store::release_transfer(&tx, request_id).await })
@@ -1247,115 +1265,6 @@ impl Deposits {
         Ok(expired)
     }
 
-    // ----- status -----
-
-    /// `freeze`, `unfreeze` or `close`.
-    pub async fn change_status(
-        &self,
-        action: &'static str,
-        request_id: &str,
-        account_id: &str,
-        reason: &str,
-    ) -> Result<AccountView, DepositsError> {
-        let request_id = parse_id("request_id", request_id)?;
-        let account_id = parse_id("account_id", account_id)?;
-        let content = json!({ "account_id": account_id, "reason": reason });
-        if self.replay(request_id, action, &content).await?.is_some() {
-            return self.account(account_id).await;
-        }
-        let account = self.load_account(account_id).await?;
-        let now = self.now();
-        let (status, closed_at, event_type) = match (action, account.status) {
-            (_, AccountStatus::Closed) => {
-                return Err(DepositsError::AccountClosed {
-                    account_id: account_id.to_string(),
-                });
-            }
-            ("freeze", AccountStatus::Frozen)
-            | ("unfreeze", AccountStatus::Active | AccountStatus::Dormant) => {
-                return Err(DepositsError::InvalidStatus {
-                    status: account.status.as_str().to_owned(),
-                    message: format!("cannot {action} it"),
-                });
-            }
-            ("freeze", _) => {
-                self.ledger_freeze(&account, true).await?;
-                (AccountStatus::Frozen, None, "deposits.account.frozen")
-            }
-            ("unfreeze", _) => {
-                self.ledger_freeze(&account, false).await?;
-                (AccountStatus::Active, None, "deposits.account.unfrozen")
-            }
-            _ => {
-                if account.status == AccountStatus::Frozen {
-                    return Err(DepositsError::CannotClose {
-                        account_id: account_id.to_string(),
-                        reason: "the account is frozen".to_owned(),
-                    });
-                }
-                self.settle_for_closing(&account, request_id).await?;
-                (AccountStatus::Closed, Some(now), "deposits.account.closed")
-            }
-        };
-        let event = self.event(
-            account_id,
-            event_type,
-            json!({ "account_id": account_id, "reason": reason, "at": now.to_rfc3339_opts(SecondsFormat::Micros, true) }),
-        )?;
-        self.commit(
-            request_id,
-            action,
-            &content,
-            &json!({ "account_id": account_id }),
-            &[Change::Status(account_id, status, closed_at)],
-            &[event],
-        )
-        .await?;
-        self.account(account_id).await
-    }
-
-    /// Before closing: no open holds, interest accrued to yesterday and posted (the final
-    /// posting), no debt; then the rest is paid out in cash and the ledger accounts close.
-    async fn settle_for_closing(
-        &self,
-        account: &Account,
-        request_id: Uuid,
-    ) -> Result<(), DepositsError> {
-        let account_id = account.id;
-        let holds = self
-            .db
-            .run_tx("deposits_open_holds", |tx| {
-                Box::pin(async move { store::open_holds(&tx, account_id).await })
-            })
-            .await
-            .map_err(tx_error)?;
-        if !holds.is_empty() {
-            return Err(DepositsError::CannotClose {
-                account_id: account_id.to_string(),
-                reason: format!("{} open hold(s); release them first", holds.len()),
-            });
-        }
-        let balances = self.balances(account).await?;
-        if balances.posted.starts_with('-') {
-            return Err(DepositsError::CannotClose {
-                account_id: account_id.to_string(),
-                reason: format!(
-                    "the account is overdrawn ({} {}); repay it first",
-                    balances.posted,
-                    account.currency.code()
-                ),
-            });
-        }
-        let yesterday = self
-            .now()
-            .date_naive()
-            .pred_opt()
-            .unwrap_or(account.opened_on);
-        self.accrue_account(account_id, yesterday, true).await?;
-        let account = self.load_account(account_id).await?;
-        self.ledger_close(&account, request_id).await
-    }
-
     /// Active accounts without customer activity for their product's dormancy period become
     /// dormant (with an event each): how many.
     pub async fn mark_dormant(&self) -> Result<usize, DepositsError> {
@@ -1408,7 +1317,7 @@ impl Deposits {
         shutdown: tokio_util::sync::CancellationToken,
     ) {
         loop {
-            let yesterday = self.now().date_naive().pred_opt();
+            let yesterday = self.business_today().pred_opt();
             if let Some(yesterday) = yesterday {
                 match self.accrue(yesterday, &|_, _| {}).await {
                     Ok(report) if report.accounts > 0 => {
@@ -1425,6 +1334,9 @@ impl Deposits {
             }
             if let Err(error) = self.expire_holds().await {
                 tracing::warn!(%error, "closing expired holds failed");
+            }
+            if let Err(error) = self.recover_in_doubt().await {
+                tracing::warn!(%error, "settling requests in doubt failed");
             }
             tokio::select! {
                 () = tokio::time::sleep(interval) => {}

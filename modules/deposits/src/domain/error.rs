@@ -40,6 +40,11 @@ pub enum DepositsError {
     HoldNotHeld { hold_id: String, status: String },
     #[error("account {account_id} cannot close: {reason}")]
     CannotClose { account_id: String, reason: String },
+    #[error("account {account_id} is no longer {expected}: its status changed meanwhile")]
+    StatusChanged {
+        account_id: String,
+        expected: String,
+    },
     #[error("the account is {status}: {message}")]
     InvalidStatus { status: String, message: String },
     #[error("the ledger refused: {message} ({code})")]
@@ -76,6 +81,7 @@ impl DepositsError {
             DepositsError::HoldNotHeld { .. } => "hold_not_held",
             DepositsError::CannotClose { .. } => "cannot_close",
             DepositsError::InvalidStatus { .. } => "invalid_account_status",
+            DepositsError::StatusChanged { .. } => "account_status_changed",
             DepositsError::Ledger { code, .. } => code.as_str(),
             DepositsError::Unavailable { .. } => "unavailable",
             DepositsError::Internal { .. } => "internal",

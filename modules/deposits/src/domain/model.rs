@@ -133,6 +133,8 @@ pub enum AccountStatus {
     Active,
     Dormant,
     Frozen,
+    /// Being closed: no new movements while the balance is swept out (ADR 0010).
+    Closing,
     Closed,
 }
 
@@ -142,6 +144,7 @@ impl AccountStatus {
             AccountStatus::Active => "active",
             AccountStatus::Dormant => "dormant",
             AccountStatus::Frozen => "frozen",
+            AccountStatus::Closing => "closing",
             AccountStatus::Closed => "closed",
         }
     }
@@ -151,6 +154,7 @@ impl AccountStatus {
             "active" => Some(AccountStatus::Active),
             "dormant" => Some(AccountStatus::Dormant),
             "frozen" => Some(AccountStatus::Frozen),
+            "closing" => Some(AccountStatus::Closing),
             "closed" => Some(AccountStatus::Closed),
             _ => None,
         }
@@ -190,7 +194,8 @@ impl Account {
             AccountStatus::Frozen => Err(DepositsError::AccountFrozen {
                 account_id: self.id.to_string(),
             }),
-            AccountStatus::Closed => Err(DepositsError::AccountClosed {
+            // A closing account refuses as a closed one does: its balance is being paid out.
+            AccountStatus::Closing | AccountStatus::Closed => Err(DepositsError::AccountClosed {
                 account_id: self.id.to_string(),
             }),
         }
@@ -204,7 +209,8 @@ impl Account {
             AccountStatus::Frozen => Err(DepositsError::AccountFrozen {
                 account_id: self.id.to_string(),
             }),
-            AccountStatus::Closed => Err(DepositsError::AccountClosed {
+            // A closing account refuses as a closed one does: its balance is being paid out.
+            AccountStatus::Closing | AccountStatus::Closed => Err(DepositsError::AccountClosed {
                 account_id: self.id.to_string(),
             }),
         }

@@ -1,5 +1,10 @@
 //! SQL for the `deposits` schema, and nothing else.
 
+mod lifecycle;
+pub use lifecycle::{
+    InDoubt, change_status, forget_in_doubt, in_doubt_before, note_in_doubt, pin_product_version,
+};
+
 use chrono::{DateTime, NaiveDate, Utc};
 use corebank_db::tokio_postgres::Row;
 use corebank_db::{Transaction, TxError};
@@ -303,20 +308,6 @@ pub async fn reset_period(
         )
         .await?
         == 1)
-}
-
-pub async fn set_status(
-    tx: &Transaction<'_>,
-    id: Uuid,
-    status: AccountStatus,
-    closed_at: Option<DateTime<Utc>>,
-) -> StoreResult<()> {
-    tx.execute(
-        "UPDATE accounts SET status = $2, closed_at = coalesce($3, closed_at) WHERE id = $1",
-        &[&id, &status.as_str(), &closed_at],
-    )
-    .await?;
-    Ok(())
 }
 
 /// Records customer activity now; a dormant account wakes up.

@@ -78,7 +78,7 @@ pub fn referenced_entries(commands: &[Command]) -> BTreeSet<JournalEntryId> {
             | Command::VoidPending { pending_id, .. }
             | Command::ExpirePending { pending_id, .. } => Some(*pending_id),
             Command::Reverse { entry_id, .. } => Some(*entry_id),
-            Command::Entry(_) => None,
+            Command::Entry(_) | Command::Sweep { .. } => None,
         })
         .collect()
 }
@@ -101,6 +101,7 @@ pub fn referenced_accounts(state: &BatchState, commands: &[Command]) -> BTreeSet
                     accounts.extend(target.postings.iter().map(|p| p.account_id));
                 }
             }
+            Command::Sweep { source, target, .. } => accounts.extend([*source, *target]),
         }
     }
     accounts
@@ -133,6 +134,18 @@ pub fn accounts_to_check(state: &BatchState, commands: &[Command]) -> BTreeSet<A
                             checked.insert(posting.account_id);
                         }
                     }
+                }
+            }
+            // The amount of a sweep is the source's balance: always read (and locked).
+            Command::Sweep { source, target, .. } => {
+                checked.insert(*source);
+                if state
+                    .accounts
+                    .get(target)
+                    .and_then(|account| account.limit.kind.restricts())
+                    .is_some()
+                {
+                    checked.insert(*target);
                 }
             }
             // Resolving a hold never raises a restricted total: it moves pending amounts
@@ -396,9 +409,97 @@ fn apply_one(
                 hold_resolution: None,
             }
         }
+        Command::Sweep { source, target, .. } => Planned {
+            kind: EntryKind::Posted,
+            linked_entry_id: None,
+            postings: sweep_postings(state, *source, *target)?,
+            hold_resolution: None,
+        },
     };
-    check_limits(state, &planned.postings)?;
+    // A bank charge may pass a limit (the flag is recorded with the entry, see `commit`).
+    let bank_charge =
+        matches!(command, Command::Entry(entry) if entry.bank_charge_may_exceed_limit);
+    if !bank_charge {
+        check_limits(state, &planned.postings)?;
+    }
     Ok(planned)
+}
+
+/// The two postings that move the whole posted balance of `source` to `target`, decided on
+/// the balances this batch read (and locked): whatever was committed before is swept.
+fn sweep_postings(
+    state: &BatchState,
+    source: AccountId,
+    target: AccountId,
+) -> Result<Vec<Posting>, LedgerError> {
+    let from = account(state, source)?;
+    let to = account(state, target)?;
+    if from.status == AccountStatus::Closed {
+        return Err(LedgerError::AccountClosed { account_id: source });
+    }
+    // Frozen both ways, nothing can change the balance between the sweep and what follows
+    // it (closing the account): the amount swept is final.
+    if !(from.debits_frozen && from.credits_frozen) {
+        return Err(LedgerError::CannotSweep {
+            account_id: source,
+            code: "sweep_source_not_frozen",
+            reason: "freeze its debits and credits first".to_owned(),
+        });
+    }
+    if from.currency != to.currency {
+        return Err(LedgerError::CurrencyMismatch {
+            leg: 1,
+            account_id: target,
+            leg_currency: from.currency,
+            account_currency: to.currency,
+        });
+    }
+    let Some(balances) = state.checked_balances.get(&source) else {
+        return Err(LedgerError::Internal {
+            message: format!("the balance of account {source} was not loaded for its sweep"),
+        });
+    };
+    if !(balances.debits_pending.is_zero() && balances.credits_pending.is_zero()) {
+        return Err(LedgerError::CannotSweep {
+            account_id: source,
+            code: "sweep_source_has_pending",
+            reason: "it has pending amounts (holds); resolve them first".to_owned(),
+        });
+    }
+    let (source_side, balance) = match from.account_type.normal_side() {
+        Direction::Debit => (
+            Direction::Credit,
+            balances.debits_posted - balances.credits_posted,
+        ),
+        Direction::Credit => (
+            Direction::Debit,
+            balances.credits_posted - balances.debits_posted,
+        ),
+    };
+    if balance <= Decimal::ZERO {
+        return Err(LedgerError::CannotSweep {
+            account_id: source,
+            code: "nothing_to_sweep",
+            reason: format!("its posted balance is {}", balance.normalize()),
+        });
+    }
+    check_open(to, source_side.opposite())?;
+    Ok(vec![
+        Posting {
+            account_id: source,
+            direction: source_side,
+            bucket: Bucket::Posted,
+            amount: balance,
+            currency: from.currency,
+        },
+        Posting {
+            account_id: target,
+            direction: source_side.opposite(),
+            bucket: Bucket::Posted,
+            amount: balance,
+            currency: from.currency,
+        },
+    ])
 }
 
 /// A partial post applies the same amount to every leg, so it needs legs of one amount.
@@ -504,12 +605,31 @@ fn commit(
             .add(&delta);
     }
     let (value_date, description, external_ref, metadata) = match command {
-        Command::Entry(entry) => (
-            entry.value_date.unwrap_or_else(|| at.date_naive()),
-            entry.description.clone(),
-            entry.external_ref.clone(),
-            entry.metadata.clone(),
+        Command::Sweep {
+            description,
+            external_ref,
+            ..
+        } => (
+            at.date_naive(),
+            description.clone(),
+            external_ref.clone(),
+            BTreeMap::new(),
         ),
+        Command::Entry(entry) => {
+            let mut metadata = entry.metadata.clone();
+            if entry.bank_charge_may_exceed_limit {
+                metadata.insert(
+                    crate::domain::command::BANK_CHARGE_METADATA_KEY.to_owned(),
+                    "true".to_owned(),
+                );
+            }
+            (
+                entry.value_date.unwrap_or_else(|| at.date_naive()),
+                entry.description.clone(),
+                entry.external_ref.clone(),
+                metadata,
+            )
+        }
         Command::PostPending { description, .. }
         | Command::VoidPending { description, .. }
         | Command::Reverse { description, .. } => (
@@ -650,6 +770,7 @@ mod tests {
             metadata: BTreeMap::new(),
             pending: false,
             timeout_seconds: 0,
+            bank_charge_may_exceed_limit: false,
         })
     }
 

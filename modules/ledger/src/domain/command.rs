@@ -40,7 +40,15 @@ pub struct NewEntry {
     pub pending: bool,
     /// For pending entries: seconds until the hold expires by itself; 0 for never.
     pub timeout_seconds: u32,
+    /// A charge the bank makes (overdraft interest, fees) that may take an account past its
+    /// limit: the limit check is skipped, and the entry records it in its metadata under
+    /// [`BANK_CHARGE_METADATA_KEY`] (hashed with it, so audited). Only deposits may send it.
+    pub bank_charge_may_exceed_limit: bool,
 }
+
+/// The metadata key that records an entry written with `bank_charge_may_exceed_limit`;
+/// reserved: a client cannot set it itself.
+pub const BANK_CHARGE_METADATA_KEY: &str = "corebank.bank_charge_may_exceed_limit";
 
 impl NewEntry {
     /// Checks everything that does not need the database: leg count, positive amounts,
@@ -91,6 +99,18 @@ impl NewEntry {
         validate_text("description", &self.description, DESCRIPTION_LENGTH_MAX)?;
         validate_text("external_ref", &self.external_ref, EXTERNAL_REF_LENGTH_MAX)?;
         validate_metadata(&self.metadata)?;
+        if self.metadata.contains_key(BANK_CHARGE_METADATA_KEY) {
+            return Err(LedgerError::invalid(
+                "metadata",
+                format!("{BANK_CHARGE_METADATA_KEY} is written by the ledger"),
+            ));
+        }
+        if self.pending && self.bank_charge_may_exceed_limit {
+            return Err(LedgerError::invalid(
+                "bank_charge_may_exceed_limit",
+                "only a posted entry can be a bank charge",
+            ));
+        }
         if !self.pending && self.timeout_seconds != 0 {
             return Err(LedgerError::invalid(
                 "timeout_seconds",
@@ -174,6 +194,18 @@ pub enum Command {
         entry_id: JournalEntryId,
         description: String,
     },
+    /// Moves the whole posted balance of `source` to `target`, the amount decided inside the
+    /// batch's transaction (closing an account pays out exactly what is there). The source
+    /// must have its debits and credits frozen (so nothing else can change what is swept)
+    /// and nothing pending. A repeat with the same id replays the original entry and
+    /// amount.
+    Sweep {
+        id: JournalEntryId,
+        source: AccountId,
+        target: AccountId,
+        description: String,
+        external_ref: String,
+    },
 }
 
 impl Command {
@@ -184,7 +216,8 @@ impl Command {
             Command::PostPending { id, .. }
             | Command::VoidPending { id, .. }
             | Command::ExpirePending { id, .. }
-            | Command::Reverse { id, .. } => *id,
+            | Command::Reverse { id, .. }
+            | Command::Sweep { id, .. } => *id,
         }
     }
 
@@ -211,6 +244,22 @@ impl Command {
                 validate_text("description", description, DESCRIPTION_LENGTH_MAX)
             }
             Command::ExpirePending { .. } => Ok(()),
+            Command::Sweep {
+                source,
+                target,
+                description,
+                external_ref,
+                ..
+            } => {
+                if source == target {
+                    return Err(LedgerError::invalid(
+                        "target_account_id",
+                        "a sweep needs two different accounts",
+                    ));
+                }
+                validate_text("description", description, DESCRIPTION_LENGTH_MAX)?;
+                validate_text("external_ref", external_ref, EXTERNAL_REF_LENGTH_MAX)
+            }
         }
     }
 
@@ -235,6 +284,7 @@ impl Command {
                 canonical.external_ref.clone_from(&entry.external_ref);
                 canonical.metadata.clone_from(&entry.metadata);
                 canonical.timeout_seconds = entry.timeout_seconds;
+                canonical.bank_charge_may_exceed_limit = entry.bank_charge_may_exceed_limit;
             }
             Command::PostPending {
                 pending_id,
@@ -269,6 +319,28 @@ impl Command {
                 canonical.linked_entry_id = Some(entry_id.to_string());
                 canonical.description.clone_from(description);
             }
+            // The amount is not part of the request: it is decided by the ledger, and a
+            // replay answers with the entry (and amount) first written.
+            Command::Sweep {
+                source,
+                target,
+                description,
+                external_ref,
+                ..
+            } => {
+                canonical.kind = "sweep".to_owned();
+                canonical.legs = [(source, "debit"), (target, "credit")]
+                    .into_iter()
+                    .map(|(account_id, direction)| CanonicalLeg {
+                        account_id: account_id.to_string(),
+                        direction: direction.to_owned(),
+                        amount: String::new(),
+                        currency: String::new(),
+                    })
+                    .collect();
+                canonical.description.clone_from(description);
+                canonical.external_ref.clone_from(external_ref);
+            }
         }
         canonical
     }
@@ -302,6 +374,8 @@ pub struct CanonicalRequest {
     pub linked_entry_id: Option<String>,
     #[serde(default)]
     pub amount: Option<String>,
+    #[serde(default)]
+    pub bank_charge_may_exceed_limit: bool,
 }
 
 impl CanonicalRequest {
@@ -319,7 +393,10 @@ impl CanonicalRequest {
             && self.legs[1].direction == "credit";
         for (index, (stored, new)) in self.legs.iter().zip(&other.legs).enumerate() {
             if stored.account_id != new.account_id {
+                let sweep = self.kind == "sweep";
                 return Some(match (is_transfer, index) {
+                    (true, 0) if sweep => "source_account_id",
+                    (true, _) if sweep => "target_account_id",
                     (true, 0) => "debit_account_id",
                     (true, _) => "credit_account_id",
                     (false, _) => "account_id",
@@ -359,6 +436,9 @@ impl CanonicalRequest {
         if self.timeout_seconds != other.timeout_seconds {
             return Some("timeout");
         }
+        if self.bank_charge_may_exceed_limit != other.bank_charge_may_exceed_limit {
+            return Some("bank_charge_may_exceed_limit");
+        }
         None
     }
 }
@@ -391,6 +471,7 @@ mod tests {
             metadata: BTreeMap::new(),
             pending: false,
             timeout_seconds: 0,
+            bank_charge_may_exceed_limit: false,
         }
     }
 

@@ -69,6 +69,14 @@ pub enum LedgerError {
         account_id: AccountId,
         reason: &'static str,
     },
+    /// A sweep that cannot run: `code` is `sweep_source_not_frozen`,
+    /// `sweep_source_has_pending` or `nothing_to_sweep`.
+    #[error("account {account_id} cannot be swept: {reason}")]
+    CannotSweep {
+        account_id: AccountId,
+        code: &'static str,
+        reason: String,
+    },
     #[error("the ledger is busy: {message}")]
     Unavailable { message: String },
     #[error(
@@ -104,6 +112,7 @@ impl LedgerError {
             }
             LedgerError::CodeTaken { .. } => "code_taken".to_owned(),
             LedgerError::CannotClose { .. } => "cannot_close".to_owned(),
+            LedgerError::CannotSweep { code, .. } => (*code).to_owned(),
             LedgerError::Unavailable { .. } => "unavailable".to_owned(),
             LedgerError::OutcomeUnknown => "outcome_unknown".to_owned(),
             LedgerError::Internal { .. } => "internal".to_owned(),
@@ -135,7 +144,8 @@ impl LedgerError {
             | LedgerError::AlreadyReversed { .. }
             | LedgerError::ExistsWithDifferent { .. }
             | LedgerError::CodeTaken { .. }
-            | LedgerError::CannotClose { .. } => false,
+            | LedgerError::CannotClose { .. }
+            | LedgerError::CannotSweep { .. } => false,
         }
     }
 

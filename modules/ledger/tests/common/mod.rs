@@ -141,6 +141,7 @@ pub fn transfer_command(
         metadata: BTreeMap::new(),
         pending: false,
         timeout_seconds: 0,
+        bank_charge_may_exceed_limit: false,
     })
 }
 
