@@ -216,7 +216,7 @@ async fn list(
     summary = "One saga with its steps and operator actions",
     description = "Scope `routes:read`.",
     params(("saga_id" = String, Path, description = "The saga's id")),
-    responses((status = 200, description = "`{saga, steps, operator_actions}`", body = serde_json::Value))
+    responses((status = 200, description = "`{saga, steps, operator_actions, approvals}`: `approvals` are the four-eyes proposals on this saga (who proposed, who decided, the outcome)", body = serde_json::Value))
 )]
 async fn detail(
     State(state): State<Arc<Sagas>>,
@@ -226,6 +226,12 @@ async fn detail(
     if let Err(error) = context(ctx, scope::ROUTES_READ) {
         return error.into_response();
     }
+    // The proposer of a four-eyes action is not in SagaAdmin's answer (its OperatorAction
+    // has no field for it yet, ADR 0012): the gateway's own approvals show it.
+    let approvals = match state.approvals.on_target(&saga_id).await {
+        Ok(approvals) => approvals,
+        Err(error) => return error.into_response(),
+    };
     let mut client = state.client.clone();
     match client.get_saga(spb::GetSagaRequest { id: saga_id }).await {
         Ok(found) => {
@@ -241,6 +247,7 @@ async fn detail(
                     "action": a.action, "actor": a.actor, "reason": a.reason,
                     "status_before": a.status_before, "status_after": a.status_after, "at": a.at,
                 })).collect::<Vec<_>>(),
+                "approvals": approvals,
             }))
             .into_response()
         }

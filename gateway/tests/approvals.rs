@@ -311,6 +311,14 @@ async fn a_force_compensate_is_carried_out_only_when_a_second_operator_approves_
         )]
     );
 
+    // The admin view of the saga: the approver acted, the proposal names both.
+    let detail = stack.get(&format!("/admin/v1/sagas/{id}"), &bob).await;
+    assert_eq!(detail.status, 200, "{}", detail.body);
+    assert_eq!(detail.body["operator_actions"][0]["actor"], "bob");
+    assert_eq!(detail.body["approvals"][0]["proposed_by"], "alice");
+    assert_eq!(detail.body["approvals"][0]["decided_by"], "bob");
+    assert_eq!(detail.body["approvals"][0]["outcome"], "done");
+
     // Approving twice, or rejecting after approval, is refused.
     let again = stack
         .post(

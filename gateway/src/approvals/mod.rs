@@ -28,6 +28,9 @@ use uuid::Uuid;
 
 use crate::principal::scope;
 
+/// Proposals shown with one saga at most.
+const TARGET_APPROVALS_MAX: i64 = 100;
+
 /// What a proposal asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -179,6 +182,23 @@ pub struct Approvals {
 }
 
 impl Approvals {
+    /// The proposals on `target` (a saga's or a payment's id) as they stand now, oldest
+    /// first: the four-eyes side of its history (who proposed, who decided).
+    pub async fn on_target(&self, target: &str) -> Result<Vec<Approval>, crate::error::ApiError> {
+        let listed = self
+            .db
+            .run_tx("gateway_approval_on_target", |tx| {
+                Box::pin(async move {
+                    Ok::<_, corebank_db::TxError<crate::error::ApiError>>(
+                        store::for_target(&tx, target, TARGET_APPROVALS_MAX).await?,
+                    )
+                })
+            })
+            .await?;
+        let now = Utc::now();
+        Ok(listed.into_iter().map(|a| a.as_of(now)).collect())
+    }
+
     pub fn new(
         db: Db,
         ttl: Duration,

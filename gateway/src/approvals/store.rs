@@ -123,6 +123,23 @@ pub(super) async fn list(
         .collect()
 }
 
+/// The proposals on `target` (a saga's or a payment's id), oldest first; at most `limit`.
+pub(super) async fn for_target(
+    tx: &Transaction<'_>,
+    target: &str,
+    limit: i64,
+) -> Result<Vec<Approval>, Error> {
+    let rows = tx
+        .query(
+            &format!(
+                "SELECT {COLUMNS} FROM approvals WHERE target = $1 ORDER BY proposed_at, id LIMIT $2"
+            ),
+            &[&target, &limit],
+        )
+        .await?;
+    rows.iter().map(approval_of).collect()
+}
+
 /// Records a decision: `status` by `decided_by` at `at`, with the decider's reason.
 pub(super) async fn decide(
     tx: &Transaction<'_>,
