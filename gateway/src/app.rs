@@ -76,15 +76,17 @@ pub async fn component(
         ShadowConfig::new(settings.gateway_shadow_queue_max),
         shutdown,
     );
+    let upstreams = Upstreams::new(
+        &upstream.clients,
+        &upstream.legacy_url,
+        &upstream.modern_url,
+        request_timeout,
+    )?;
+    let payments_review = upstreams.payments_review();
     let state = Arc::new(GatewayState {
         auth,
         router: router.clone(),
-        upstreams: Upstreams::new(
-            &upstream.clients,
-            &upstream.legacy_url,
-            &upstream.modern_url,
-            request_timeout,
-        )?,
+        upstreams,
         directory: Directory::new(db.clone()),
         idempotency,
         shadow: shadow.clone(),
@@ -99,19 +101,25 @@ pub async fn component(
         .map(|identity| AssertionSigner::new(&identity).map(Arc::new))
         .transpose()
         .map_err(|error| ApiError::internal(format!("the gateway's signing key: {error}")))?;
-    let sagas = crate::sagas::router(
-        upstream
-            .clients
-            .endpoint(
-                &upstream.modern_url,
-                corebank_service::internal::component_names::PAYMENTS,
-            )
-            .map_err(|error| ApiError::internal(format!("COREBANK_GATEWAY_MODERN_URL: {error}")))?
-            .timeout(request_timeout)
-            .connect_lazy(),
+    let saga_admin = upstream
+        .clients
+        .endpoint(
+            &upstream.modern_url,
+            corebank_service::internal::component_names::PAYMENTS,
+        )
+        .map_err(|error| ApiError::internal(format!("COREBANK_GATEWAY_MODERN_URL: {error}")))?
+        .timeout(request_timeout)
+        .connect_lazy();
+    // Four eyes on saga force-compensate and mark-resolved and on screening decisions.
+    let approvals = crate::approvals::Approvals::new(
         db.clone(),
-        signer,
+        Duration::from_secs(settings.gateway_approval_ttl_s),
+        corebank_api::saga::v1::saga_admin_client::SagaAdminClient::new(saga_admin.clone()),
+        payments_review,
+        signer.clone(),
     );
+    let sagas = crate::sagas::router(saga_admin, db.clone(), signer, Arc::clone(&approvals))
+        .merge(crate::approvals::admin::router(approvals));
     let admin = router
         .admin_router()
         .merge(shadow.admin_router())

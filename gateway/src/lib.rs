@@ -6,6 +6,7 @@
 //! routing"; decisions: docs/adr/0008-gateway.md.
 
 pub mod app;
+pub mod approvals;
 pub mod audit;
 pub mod auth;
 pub mod channel;

@@ -69,6 +69,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
     document.merge(crate::routing::Router::admin_openapi());
     document.merge(crate::shadow::Shadow::admin_openapi());
     document.merge(crate::sagas::openapi());
+    document.merge(crate::approvals::admin::openapi());
     add_security_schemes(&mut document);
     for (path, item) in document.paths.paths.iter_mut() {
         if let Some(operation) = item.get.as_mut() {
@@ -237,7 +238,7 @@ fn errors(channel: bool, mutating: bool, addressed: bool, saga: bool) -> Vec<(u1
 
 fn decorate(path: &str, mutating: bool, operation: &mut Operation) {
     let channel = path.starts_with("/v1/");
-    let saga = path.starts_with("/admin/v1/sagas");
+    let saga = path.starts_with("/admin/v1/sagas") || path.starts_with("/admin/v1/approvals");
     let addressed = path.contains('{')
         || (channel && mutating && !path.ends_with("/accounts"))
         || path == "/admin/v1/routes/rollback";

@@ -42,6 +42,11 @@ pub mod scope {
     pub const ROUTES_READ: &str = "routes:read";
     pub const ROUTES_WRITE: &str = "routes:write";
     pub const ROUTES_APPROVE: &str = "routes:approve";
+    /// Approves or rejects a saga force-compensate or mark-resolved proposed by another
+    /// operator (ADR 0012).
+    pub const SAGAS_APPROVE: &str = "sagas:approve";
+    /// Approves or rejects a screening decision on a payment proposed by another operator.
+    pub const PAYMENTS_APPROVE: &str = "payments:approve";
     pub const AUDIT_READ: &str = "audit:read";
 }
 

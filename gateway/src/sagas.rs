@@ -20,13 +20,12 @@ use corebank_api::saga::v1 as spb;
 use corebank_api::saga::v1::saga_admin_client::SagaAdminClient;
 use corebank_api::saga::v1::saga_admin_server::SERVICE_NAME;
 use corebank_db::Db;
-use corebank_service::internal::assertion::{
-    ACTOR_HEADER, ACTOR_SIGNATURE_HEADER, AssertionSigner,
-};
+use corebank_service::internal::assertion::AssertionSigner;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tonic::transport::Channel;
 
+use crate::approvals::{ApprovalKind, Approvals};
 use crate::audit::{self, AuditRecord};
 use crate::error::ApiError;
 use crate::principal::{RequestContext, Surface, scope};
@@ -41,15 +40,23 @@ struct Sagas {
     /// internal calls are plain text (`COREBANK_INSECURE_INTERNAL=true`), where SagaAdmin
     /// takes the name as it comes.
     signer: Option<Arc<AssertionSigner>>,
+    /// Where force-compensate and mark-resolved become proposals (four eyes).
+    approvals: Arc<Approvals>,
 }
 
 /// The routes, calling SagaAdmin at `channel` (the modern side) and asserting operators
 /// with `signer`.
-pub fn router(channel: Channel, db: Db, signer: Option<Arc<AssertionSigner>>) -> HttpRouter {
+pub fn router(
+    channel: Channel,
+    db: Db,
+    signer: Option<Arc<AssertionSigner>>,
+    approvals: Arc<Approvals>,
+) -> HttpRouter {
     let state = Arc::new(Sagas {
         client: SagaAdminClient::new(channel),
         db,
         signer,
+        approvals,
     });
     HttpRouter::new()
         .route("/admin/v1/sagas", get(list))
@@ -69,7 +76,7 @@ fn context(
     Ok(context)
 }
 
-fn saga_json(s: &spb::Saga) -> Value {
+pub(crate) fn saga_json(s: &spb::Saga) -> Value {
     json!({
         "id": s.id, "saga_type": s.saga_type, "version": s.version, "status": s.status,
         "current_step": s.current_step, "attempts": s.attempts, "next_attempt_at": s.next_attempt_at,
@@ -116,8 +123,6 @@ impl SagaAction {
 enum SagaCall {
     RetryNow(tonic::Request<spb::OperatorRequest>),
     Resume(tonic::Request<spb::OperatorRequest>),
-    ForceCompensate(tonic::Request<spb::OperatorRequest>),
-    MarkResolved(tonic::Request<spb::MarkResolvedRequest>),
 }
 
 impl Sagas {
@@ -129,35 +134,12 @@ impl Sagas {
         action: SagaAction,
         operator: &str,
     ) -> Result<tonic::Request<T>, ApiError> {
-        // Metadata carries visible ASCII only, and SagaAdmin trims what it reads: a subject
-        // that would arrive altered could not match its signature, so it is refused here
-        // with a message rather than upstream with a signature error.
-        let printable = operator.bytes().all(|byte| (b' '..=b'~').contains(&byte));
-        if !printable || operator.trim() != operator {
-            return Err(ApiError::forbidden(
-                "saga actions need a token whose subject is printable ASCII without surrounding \
-                 spaces: the operator's name travels to the saga's owner in call metadata",
-            ));
-        }
-        let mut request = tonic::Request::new(message);
-        let actor = operator
-            .parse()
-            .map_err(|error| ApiError::internal(format!("the operator as metadata: {error}")))?;
-        request.metadata_mut().insert(ACTOR_HEADER, actor);
-        if let Some(signer) = &self.signer {
-            let path = format!("/{SERVICE_NAME}/{}", action.method());
-            let signature = signer
-                .sign(&path, operator)
-                .map_err(|error| ApiError::internal(format!("signing the operator: {error}")))?
-                .parse()
-                .map_err(|error| {
-                    ApiError::internal(format!("the signature as metadata: {error}"))
-                })?;
-            request
-                .metadata_mut()
-                .insert(ACTOR_SIGNATURE_HEADER, signature);
-        }
-        Ok(request)
+        crate::approvals::execute::on_behalf_of(
+            self.signer.as_deref(),
+            message,
+            &format!("/{SERVICE_NAME}/{}", action.method()),
+            operator,
+        )
     }
 }
 
@@ -234,7 +216,7 @@ async fn list(
     summary = "One saga with its steps and operator actions",
     description = "Scope `routes:read`.",
     params(("saga_id" = String, Path, description = "The saga's id")),
-    responses((status = 200, description = "`{saga, steps, operator_actions}`", body = serde_json::Value))
+    responses((status = 200, description = "`{saga, steps, operator_actions, approvals}`: `approvals` are the four-eyes proposals on this saga (who proposed, who decided, the outcome)", body = serde_json::Value))
 )]
 async fn detail(
     State(state): State<Arc<Sagas>>,
@@ -244,6 +226,12 @@ async fn detail(
     if let Err(error) = context(ctx, scope::ROUTES_READ) {
         return error.into_response();
     }
+    // The proposer of a four-eyes action is not in SagaAdmin's answer (its OperatorAction
+    // has no field for it yet, ADR 0012): the gateway's own approvals show it.
+    let approvals = match state.approvals.on_target(&saga_id).await {
+        Ok(approvals) => approvals,
+        Err(error) => return error.into_response(),
+    };
     let mut client = state.client.clone();
     match client.get_saga(spb::GetSagaRequest { id: saga_id }).await {
         Ok(found) => {
@@ -259,6 +247,7 @@ async fn detail(
                     "action": a.action, "actor": a.actor, "reason": a.reason,
                     "status_before": a.status_before, "status_after": a.status_after, "at": a.at,
                 })).collect::<Vec<_>>(),
+                "approvals": approvals,
             }))
             .into_response()
         }
@@ -277,18 +266,23 @@ struct ActionBody {
     resolution: Option<String>,
 }
 
-/// `retry`, `resume`, `force-compensate`, `mark-resolved`: the operator (the token's
-/// subject) and the reason go to the saga's own record and to the audit trail.
+/// `retry`, `resume`: done at once, the operator (the token's subject) and the reason going
+/// to the saga's own record and to the audit trail. `force-compensate`, `mark-resolved`:
+/// four eyes (ADR 0012), a proposal that another operator approves at
+/// `/admin/v1/approvals/{id}/approve`.
 #[utoipa::path(
     post, path = "/admin/v1/sagas/{saga_id}/{action}", tag = "admin: sagas", operation_id = "act_on_saga",
     summary = "An operator action on a saga",
-    description = "Scope `routes:write`. The operator (the token's subject) and the reason go to the saga's own record and to the audit trail.",
+    description = "Scope `routes:write`. `retry` and `resume` are done at once (200, the saga after the action). `force-compensate` and `mark-resolved` need four eyes: they answer 202 with a proposal (kind `saga_force_compensate` or `saga_mark_resolved`) that another operator with `sagas:approve` approves at `/admin/v1/approvals/{id}/approve`; only then is the saga changed, with both names in its history. The operator (the token's subject) and the reason go to the saga's own record and to the audit trail.",
     params(
         ("saga_id" = String, Path, description = "The saga's id"),
         ("action" = SagaAction, Path, description = "`retry`, `resume`, `force-compensate` or `mark-resolved`"),
     ),
     request_body = ActionBody,
-    responses((status = 200, description = "The saga after the action", body = serde_json::Value))
+    responses(
+        (status = 200, description = "`retry`, `resume`: the saga after the action", body = serde_json::Value),
+        (status = 202, description = "`force-compensate`, `mark-resolved`: the proposal, `pending`", body = crate::approvals::Approval),
+    )
 )]
 async fn act(
     State(state): State<Arc<Sagas>>,
@@ -331,26 +325,15 @@ async fn act(
     // Built before anything is recorded: a subject that cannot be asserted is refused
     // without an audit record of a request that never left the gateway.
     let call = match saga_action {
-        SagaAction::Retry => state
-            .on_behalf_of(operator_request(), saga_action, &actor)
-            .map(SagaCall::RetryNow),
         SagaAction::Resume => state
             .on_behalf_of(operator_request(), saga_action, &actor)
             .map(SagaCall::Resume),
-        SagaAction::ForceCompensate => state
+        SagaAction::Retry => state
             .on_behalf_of(operator_request(), saga_action, &actor)
-            .map(SagaCall::ForceCompensate),
-        SagaAction::MarkResolved => {
-            let request = spb::MarkResolvedRequest {
-                id: saga_id.clone(),
-                actor: actor.clone(),
-                reason: parsed.reason.clone(),
-                resolution: parsed.resolution.clone().unwrap_or_default(),
-                proposed_by: String::new(),
-            };
-            state
-                .on_behalf_of(request, saga_action, &actor)
-                .map(SagaCall::MarkResolved)
+            .map(SagaCall::RetryNow),
+        // Four eyes: a proposal, carried out only when another operator approves it.
+        SagaAction::ForceCompensate | SagaAction::MarkResolved => {
+            return propose(&state, &context, saga_action, &saga_id, &parsed).await;
         }
     };
     let call = match call {
@@ -378,8 +361,6 @@ async fn act(
     let result = match call {
         SagaCall::RetryNow(request) => client.retry_now(request).await,
         SagaCall::Resume(request) => client.resume(request).await,
-        SagaCall::ForceCompensate(request) => client.force_compensate(request).await,
-        SagaCall::MarkResolved(request) => client.mark_resolved(request).await,
     };
     let outcome = match &result {
         Ok(_) => "200".to_owned(),
@@ -404,4 +385,45 @@ async fn act(
         Ok(saga) => axum::Json(saga_json(&saga.into_inner())).into_response(),
         Err(status) => api_error_of(&status, Side::Modern).into_response(),
     }
+}
+
+/// Force-compensate and mark-resolved as four-eyes proposals: a mark-resolved names its
+/// resolution now, so that the approver approves exactly what was proposed.
+async fn propose(
+    state: &Sagas,
+    context: &RequestContext,
+    action: SagaAction,
+    saga_id: &str,
+    body: &ActionBody,
+) -> Response {
+    let (kind, parameters) = match action {
+        SagaAction::MarkResolved => match body.resolution.as_deref() {
+            Some(resolution @ ("completed" | "compensated")) => (
+                ApprovalKind::SagaMarkResolved,
+                json!({ "resolution": resolution }),
+            ),
+            other => {
+                return ApiError::invalid(format!(
+                    "resolution {other:?}: say \"completed\" or \"compensated\""
+                ))
+                .into_response();
+            }
+        },
+        SagaAction::ForceCompensate | SagaAction::Retry | SagaAction::Resume => {
+            if body.resolution.is_some() {
+                return ApiError::invalid("resolution is for mark-resolved only").into_response();
+            }
+            (ApprovalKind::SagaForceCompensate, json!({}))
+        }
+    };
+    crate::approvals::admin::propose(
+        &state.approvals,
+        context,
+        kind,
+        saga_id,
+        parameters,
+        &body.reason,
+    )
+    .await
+    .into_response()
 }

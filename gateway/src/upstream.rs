@@ -7,6 +7,7 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use corebank_api::deposits::v1::deposits_client::DepositsClient;
 use corebank_api::payments::v1::payments_client::PaymentsClient;
+use corebank_api::payments::v1::payments_review_client::PaymentsReviewClient;
 use corebank_service::internal::InternalClients;
 use tonic::transport::Channel;
 
@@ -25,6 +26,9 @@ pub struct SideClients {
 pub struct Upstreams {
     legacy: SideClients,
     modern: SideClients,
+    /// `corebank.payments.v1.PaymentsReview`: the modern payments module only (the legacy
+    /// core has no screening review); called for approved screening decisions.
+    payments_review: PaymentsReviewClient<Channel>,
 }
 
 /// Lazy channels to one side at `url`: Deposits served by `deposits_server`, Payments by
@@ -62,7 +66,19 @@ impl Upstreams {
         timeout: Duration,
     ) -> Result<Upstreams, ApiError> {
         use corebank_service::internal::component_names::{DEPOSITS, LEGACY_ADAPTER, PAYMENTS};
+        let payments_review = clients
+            .endpoint(modern_url, PAYMENTS)
+            .map(|endpoint| {
+                PaymentsReviewClient::new(
+                    endpoint
+                        .connect_timeout(Duration::from_secs(5))
+                        .timeout(timeout)
+                        .connect_lazy(),
+                )
+            })
+            .map_err(|error| ApiError::internal(format!("COREBANK_GATEWAY_MODERN_URL: {error}")))?;
         Ok(Upstreams {
+            payments_review,
             legacy: side_clients(
                 clients,
                 legacy_url,
@@ -78,6 +94,11 @@ impl Upstreams {
                 "COREBANK_GATEWAY_MODERN_URL",
             )?,
         })
+    }
+
+    /// The modern payments module's screening review.
+    pub fn payments_review(&self) -> PaymentsReviewClient<Channel> {
+        self.payments_review.clone()
     }
 
     pub fn side(&self, side: Side) -> SideClients {

@@ -911,7 +911,12 @@ async fn dev_keys_are_created_once_and_dev_tokens_authenticate_per_role() {
         (
             Role::Approver,
             Surface::Admin,
-            vec![scope::ROUTES_READ, scope::ROUTES_APPROVE],
+            vec![
+                scope::ROUTES_READ,
+                scope::ROUTES_APPROVE,
+                scope::SAGAS_APPROVE,
+                scope::PAYMENTS_APPROVE,
+            ],
         ),
         (Role::Auditor, Surface::Audit, vec![scope::AUDIT_READ]),
     ];

@@ -26,6 +26,10 @@ const ROUTER_SOURCES: &[(&str, &str)] = &[
     ("routing/admin.rs", include_str!("../src/routing/admin.rs")),
     ("shadow/admin.rs", include_str!("../src/shadow/admin.rs")),
     ("sagas.rs", include_str!("../src/sagas.rs")),
+    (
+        "approvals/admin.rs",
+        include_str!("../src/approvals/admin.rs"),
+    ),
 ];
 
 /// A floor for the parser below: the operations there were when this test was written.
@@ -57,6 +61,11 @@ const KNOWN: &[(&str, &str)] = &[
     ("GET", "/admin/v1/sagas"),
     ("GET", "/admin/v1/sagas/{saga_id}"),
     ("POST", "/admin/v1/sagas/{saga_id}/{action}"),
+    ("GET", "/admin/v1/approvals"),
+    ("GET", "/admin/v1/approvals/{id}"),
+    ("POST", "/admin/v1/approvals/{id}/approve"),
+    ("POST", "/admin/v1/approvals/{id}/reject"),
+    ("POST", "/admin/v1/payments/{payment_id}/screening-review"),
 ];
 
 /// `(METHOD, path)` of every `.route("path", get(..).post(..))` call in `source`.
@@ -489,4 +498,80 @@ async fn the_gateway_serves_the_reference_without_a_token_and_every_operation_is
     assert_eq!(status, 404);
     shutdown.cancel();
     let _ = std::fs::remove_dir_all(home);
+}
+
+#[test]
+fn the_four_eyes_endpoints_document_their_bodies_kinds_and_refusals() {
+    let document = document();
+    let paths = &document["paths"];
+    let body_of = |path: &str| {
+        paths[path]["post"]["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    // The request bodies are the serde types the handlers parse.
+    assert_eq!(
+        body_of("/admin/v1/approvals/{id}/approve"),
+        "#/components/schemas/ApprovalDecisionBody"
+    );
+    assert_eq!(
+        body_of("/admin/v1/approvals/{id}/reject"),
+        "#/components/schemas/ApprovalDecisionBody"
+    );
+    assert_eq!(
+        body_of("/admin/v1/payments/{payment_id}/screening-review"),
+        "#/components/schemas/ScreeningReviewBody"
+    );
+    assert_eq!(
+        keys(&schema(&document, "ApprovalDecisionBody")["properties"]),
+        ["reason"].map(str::to_owned).into()
+    );
+    assert_eq!(
+        keys(&schema(&document, "ScreeningReviewBody")["properties"]),
+        ["decision", "reason"].map(str::to_owned).into()
+    );
+    let kinds: BTreeSet<&str> = schema(&document, "ApprovalKind")["enum"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "saga_force_compensate",
+            "saga_mark_resolved",
+            "payment_screening_release",
+            "payment_screening_refuse",
+        ]
+        .into()
+    );
+    let approval = keys(&schema(&document, "Approval")["properties"]);
+    for field in [
+        "id",
+        "kind",
+        "target",
+        "proposed_by",
+        "status",
+        "decided_by",
+        "expires_at",
+        "outcome",
+    ] {
+        assert!(approval.contains(field), "Approval.{field}");
+    }
+    let approve = paths["/admin/v1/approvals/{id}/approve"]["post"]["description"]
+        .as_str()
+        .unwrap();
+    for needed in [
+        "sagas:approve",
+        "payments:approve",
+        "four_eyes_required",
+        "proposal_expired",
+    ] {
+        assert!(approve.contains(needed), "{needed}: {approve}");
+    }
+    // Force-compensate and mark-resolved answer 202 with the proposal.
+    let act = &paths["/admin/v1/sagas/{saga_id}/{action}"]["post"]["responses"]["202"];
+    assert!(act.is_object(), "{act}");
 }

@@ -80,7 +80,7 @@ pub enum Role {
     Channel,
     /// A migration team member who proposes route changes.
     Operator,
-    /// A second operator who approves them.
+    /// A second operator who approves them, and saga and payment-screening actions.
     Approver,
     /// A regulator's auditor.
     Auditor,
@@ -105,7 +105,12 @@ impl Role {
                 scope::PAYMENTS_WRITE,
             ],
             Role::Operator => &[scope::ROUTES_READ, scope::ROUTES_WRITE],
-            Role::Approver => &[scope::ROUTES_READ, scope::ROUTES_APPROVE],
+            Role::Approver => &[
+                scope::ROUTES_READ,
+                scope::ROUTES_APPROVE,
+                scope::SAGAS_APPROVE,
+                scope::PAYMENTS_APPROVE,
+            ],
             Role::Auditor => &[scope::AUDIT_READ],
         }
     }

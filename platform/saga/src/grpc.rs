@@ -7,6 +7,10 @@
 //! certificate the connection proved), never the `actor` field of the request: any
 //! component allowed to call could write any name there, while only the gateway holds the
 //! key that signs for the operator whose token it verified.
+//!
+//! Four eyes (ADR 0012), enforced here too and not only in the gateway: `ForceCompensate`
+//! and `MarkResolved` are refused with `four_eyes_required` (FAILED_PRECONDITION) unless
+//! `proposed_by` names an operator other than the asserted one, who approved the action.
 
 use std::sync::Arc;
 
@@ -48,9 +52,9 @@ pub fn status_of(error: &SagaError) -> GrpcStatus {
         | SagaError::ActorMismatch { .. } => tonic::Code::InvalidArgument,
         SagaError::ActorNotAsserted { .. } => tonic::Code::Unauthenticated,
         SagaError::NotFound { .. } | SagaError::UnknownType { .. } => tonic::Code::NotFound,
-        SagaError::InvalidState { .. } | SagaError::PastPivot { .. } => {
-            tonic::Code::FailedPrecondition
-        }
+        SagaError::InvalidState { .. }
+        | SagaError::PastPivot { .. }
+        | SagaError::FourEyesRequired { .. } => tonic::Code::FailedPrecondition,
         SagaError::ExistsWithDifferent { .. } => tonic::Code::AlreadyExists,
         SagaError::Unavailable { .. } => tonic::Code::Unavailable,
         SagaError::Internal { .. } => tonic::Code::Internal,
@@ -265,6 +269,8 @@ impl SagaAdmin for SagaAdminService {
                 .iter()
                 .map(|a| pb::OperatorAction {
                     action: a.action.clone(),
+                    // The proposer of a four-eyes action has no field in
+                    // `corebank.saga.v1.OperatorAction` yet (ADR 0012): `ops::get` reads it.
                     actor: a.actor.clone(),
                     reason: a.reason.clone(),
                     status_before: a.status_before.clone(),
@@ -308,9 +314,15 @@ impl SagaAdmin for SagaAdminService {
         let actor = operator(&request)?;
         let request = request.into_inner();
         let id = parse_id(&request.id)?;
-        let saga = ops::force_compensate(&self.db, &self.registry, id, &actor)
-            .await
-            .map_err(|e| status_of(&e))?;
+        let saga = ops::force_compensate_approved(
+            &self.db,
+            &self.registry,
+            id,
+            &actor,
+            request.proposed_by.trim(),
+        )
+        .await
+        .map_err(|e| status_of(&e))?;
         Ok(Response::new(saga_of(&saga)))
     }
 
@@ -321,6 +333,7 @@ impl SagaAdmin for SagaAdminService {
         let actor = operator(&request)?;
         let request = request.into_inner();
         let id = parse_id(&request.id)?;
+        ops::check_four_eyes(&actor, request.proposed_by.trim()).map_err(|e| status_of(&e))?;
         let resolution = match request.resolution.as_str() {
             "completed" => Resolution::Completed,
             "compensated" => Resolution::Compensated,
@@ -331,9 +344,15 @@ impl SagaAdmin for SagaAdminService {
                 }));
             }
         };
-        let saga = ops::mark_resolved(&self.db, id, resolution, &actor)
-            .await
-            .map_err(|e| status_of(&e))?;
+        let saga = ops::mark_resolved_approved(
+            &self.db,
+            id,
+            resolution,
+            &actor,
+            request.proposed_by.trim(),
+        )
+        .await
+        .map_err(|e| status_of(&e))?;
         Ok(Response::new(saga_of(&saga)))
     }
 }

@@ -63,6 +63,10 @@ pub enum SagaError {
          the actor comes from the gateway's verified token; leave the field empty"
     )]
     ActorMismatch { asserted: String, claimed: String },
+    /// An action that needs two operators (force-compensate, mark-resolved) names no
+    /// proposer, or names the approver as its own proposer.
+    #[error("four eyes required: {message}")]
+    FourEyesRequired { message: String },
     #[error("the database is unavailable: {message}")]
     Unavailable { message: String },
     #[error("internal error: {message}")]
@@ -82,6 +86,7 @@ impl SagaError {
             SagaError::InvalidArgument { .. } => "invalid_argument",
             SagaError::ActorNotAsserted { .. } => "actor_not_asserted",
             SagaError::ActorMismatch { .. } => "actor_mismatch",
+            SagaError::FourEyesRequired { .. } => "four_eyes_required",
             SagaError::Unavailable { .. } => "unavailable",
             SagaError::Internal { .. } => "internal",
         }

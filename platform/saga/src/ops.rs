@@ -43,6 +43,28 @@ impl Actor {
     }
 }
 
+/// Four eyes (ADR 0012): an action that needs two operators names its proposer, who is
+/// never the operator who carries it out (the approver, `actor`).
+pub fn check_four_eyes(actor: &Actor, proposed_by: &str) -> Result<(), SagaError> {
+    let proposed_by = proposed_by.trim();
+    if proposed_by.is_empty() {
+        return Err(SagaError::FourEyesRequired {
+            message: "name the operator who proposed the action (proposed_by); another \
+                      operator approves it"
+                .to_owned(),
+        });
+    }
+    if proposed_by == actor.who.trim() {
+        return Err(SagaError::FourEyesRequired {
+            message: format!(
+                "{proposed_by:?} proposed the action and cannot also approve it: another \
+                 operator must"
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// The terminal state an operator settles a saga in by hand.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Resolution {
@@ -116,6 +138,7 @@ async fn operate<F>(
     db: &Db,
     id: Uuid,
     actor: &Actor,
+    proposed_by: &str,
     action: &'static str,
     change: F,
 ) -> Result<SagaInstance, SagaError>
@@ -139,6 +162,7 @@ where
                     id: Uuid::new_v4(),
                     action: action.to_owned(),
                     actor: actor.who.clone(),
+                    proposed_by: proposed_by.to_owned(),
                     reason: actor.why.clone(),
                     status_before: before.to_string(),
                     status_after: instance.status.to_string(),
@@ -158,7 +182,7 @@ where
 
 /// A running or compensating saga waiting for its backoff: due now.
 pub async fn retry_now(db: &Db, id: Uuid, actor: &Actor) -> Result<SagaInstance, SagaError> {
-    operate(db, id, actor, "retry_now", |instance, now| {
+    operate(db, id, actor, "", "retry_now", |instance, now| {
         if !matches!(instance.status, Status::Running | Status::Compensating) {
             return Err(invalid(
                 instance,
@@ -174,7 +198,7 @@ pub async fn retry_now(db: &Db, id: Uuid, actor: &Actor) -> Result<SagaInstance,
 
 /// A paused saga goes on where it stopped, with fresh attempts.
 pub async fn resume(db: &Db, id: Uuid, actor: &Actor) -> Result<SagaInstance, SagaError> {
-    operate(db, id, actor, "resume", |instance, now| {
+    operate(db, id, actor, "", "resume", |instance, now| {
         let Some(from) = instance
             .paused_from
             .filter(|_| instance.status == Status::Paused)
@@ -196,84 +220,147 @@ pub async fn resume(db: &Db, id: Uuid, actor: &Actor) -> Result<SagaInstance, Sa
 }
 
 /// Undo what a running or paused saga did so far, in reverse order. Refused past the pivot.
+/// For the owning module's own use (a customer's cancellation): an operator's
+/// force-compensate goes through [`force_compensate_approved`].
 pub async fn force_compensate(
     db: &Db,
     registry: &Registry,
     id: Uuid,
     actor: &Actor,
 ) -> Result<SagaInstance, SagaError> {
-    operate(db, id, actor, "force_compensate", |instance, now| {
-        let forward = match instance.status {
-            Status::Running => true,
-            Status::Paused => instance.paused_from == Some(Status::Running),
-            _ => false,
-        };
-        let compensating =
-            instance.status == Status::Paused && instance.paused_from == Some(Status::Compensating);
-        if !forward && !compensating {
-            return Err(invalid(
-                instance,
-                "only a running saga, or a paused one, can be compensated",
-            ));
-        }
-        let definition = registry
-            .get(&instance.saga_type, instance.version)
-            .ok_or_else(|| {
-                TxError::Abort(SagaError::UnknownType {
-                    saga_type: format!("{} v{}", instance.saga_type, instance.version),
+    compensate(db, registry, id, actor, "").await
+}
+
+/// An operator's force-compensate: `proposed_by` proposed it, `actor` approved it (four
+/// eyes, [`check_four_eyes`]); both go into the saga's history.
+pub async fn force_compensate_approved(
+    db: &Db,
+    registry: &Registry,
+    id: Uuid,
+    actor: &Actor,
+    proposed_by: &str,
+) -> Result<SagaInstance, SagaError> {
+    check_four_eyes(actor, proposed_by)?;
+    compensate(db, registry, id, actor, proposed_by.trim()).await
+}
+
+async fn compensate(
+    db: &Db,
+    registry: &Registry,
+    id: Uuid,
+    actor: &Actor,
+    proposed_by: &str,
+) -> Result<SagaInstance, SagaError> {
+    operate(
+        db,
+        id,
+        actor,
+        proposed_by,
+        "force_compensate",
+        |instance, now| {
+            let forward = match instance.status {
+                Status::Running => true,
+                Status::Paused => instance.paused_from == Some(Status::Running),
+                _ => false,
+            };
+            let compensating = instance.status == Status::Paused
+                && instance.paused_from == Some(Status::Compensating);
+            if !forward && !compensating {
+                return Err(invalid(
+                    instance,
+                    "only a running saga, or a paused one, can be compensated",
+                ));
+            }
+            let definition = registry
+                .get(&instance.saga_type, instance.version)
+                .ok_or_else(|| {
+                    TxError::Abort(SagaError::UnknownType {
+                        saga_type: format!("{} v{}", instance.saga_type, instance.version),
+                    })
+                })?;
+            not_leased(instance, now)?;
+            // A step whose outcome is still unknown may have taken effect: it is undone too (a
+            // compensation must be harmless where its action did nothing). At the pivot, such a
+            // step counts as past it.
+            let uncertain = forward && instance.awaiting_query;
+            if forward
+                && definition.pivot().is_some_and(|pivot| {
+                    instance.current_step > pivot || (uncertain && instance.current_step == pivot)
                 })
-            })?;
-        not_leased(instance, now)?;
-        // A step whose outcome is still unknown may have taken effect: it is undone too (a
-        // compensation must be harmless where its action did nothing). At the pivot, such a
-        // step counts as past it.
-        let uncertain = forward && instance.awaiting_query;
-        if forward
-            && definition.pivot().is_some_and(|pivot| {
-                instance.current_step > pivot || (uncertain && instance.current_step == pivot)
-            })
-        {
-            return Err(TxError::Abort(SagaError::PastPivot {
-                id: instance.id.to_string(),
-            }));
-        }
-        if uncertain {
-            instance.current_step += 1;
-        }
-        instance.status = Status::Compensating;
-        instance.paused_from = None;
-        instance.paused_reason.clear();
-        instance.awaiting_query = false;
-        instance.attempts = 0;
-        instance.next_attempt_at = now;
-        if instance.failure.is_empty() {
-            instance.failure = "compensation forced by an operator".to_owned();
-        }
-        Ok(())
-    })
+            {
+                return Err(TxError::Abort(SagaError::PastPivot {
+                    id: instance.id.to_string(),
+                }));
+            }
+            if uncertain {
+                instance.current_step += 1;
+            }
+            instance.status = Status::Compensating;
+            instance.paused_from = None;
+            instance.paused_reason.clear();
+            instance.awaiting_query = false;
+            instance.attempts = 0;
+            instance.next_attempt_at = now;
+            if instance.failure.is_empty() {
+                instance.failure = "compensation forced by an operator".to_owned();
+            }
+            Ok(())
+        },
+    )
     .await
 }
 
-/// Settles a paused saga by hand, after the operator put things right outside it.
+/// Settles a paused saga by hand, after the operator put things right outside it. An
+/// operator's request goes through [`mark_resolved_approved`] (four eyes).
 pub async fn mark_resolved(
     db: &Db,
     id: Uuid,
     resolution: Resolution,
     actor: &Actor,
 ) -> Result<SagaInstance, SagaError> {
-    operate(db, id, actor, "mark_resolved", |instance, _| {
-        if instance.status != Status::Paused {
-            return Err(invalid(
-                instance,
-                "only a paused saga can be resolved by hand",
-            ));
-        }
-        instance.status = match resolution {
-            Resolution::Completed => Status::Completed,
-            Resolution::Compensated => Status::Compensated,
-        };
-        instance.paused_from = None;
-        Ok(())
-    })
+    resolve(db, id, resolution, actor, "").await
+}
+
+/// [`mark_resolved`] proposed by `proposed_by` and approved by `actor` (four eyes); both go
+/// into the saga's history.
+pub async fn mark_resolved_approved(
+    db: &Db,
+    id: Uuid,
+    resolution: Resolution,
+    actor: &Actor,
+    proposed_by: &str,
+) -> Result<SagaInstance, SagaError> {
+    check_four_eyes(actor, proposed_by)?;
+    resolve(db, id, resolution, actor, proposed_by.trim()).await
+}
+
+async fn resolve(
+    db: &Db,
+    id: Uuid,
+    resolution: Resolution,
+    actor: &Actor,
+    proposed_by: &str,
+) -> Result<SagaInstance, SagaError> {
+    operate(
+        db,
+        id,
+        actor,
+        proposed_by,
+        "mark_resolved",
+        |instance, _| {
+            if instance.status != Status::Paused {
+                return Err(invalid(
+                    instance,
+                    "only a paused saga can be resolved by hand",
+                ));
+            }
+            instance.status = match resolution {
+                Resolution::Completed => Status::Completed,
+                Resolution::Compensated => Status::Compensated,
+            };
+            instance.paused_from = None;
+            Ok(())
+        },
+    )
     .await
 }

@@ -129,6 +129,9 @@ pub struct OperatorAction {
     pub id: Uuid,
     pub action: String,
     pub actor: String,
+    /// Who proposed the action when it needed a second operator (four eyes): the `actor`
+    /// approved it. Empty for single-person actions.
+    pub proposed_by: String,
     pub reason: String,
     pub status_before: String,
     pub status_after: String,
@@ -394,7 +397,7 @@ pub async fn operator_actions(
 ) -> StoreResult<Vec<OperatorAction>> {
     let statement = tx
         .prepare_cached(
-            "SELECT id, action, actor, reason, status_before, status_after, at \
+            "SELECT id, action, actor, reason, status_before, status_after, at, proposed_by \
              FROM saga_operator_actions WHERE saga_id = $1 ORDER BY at, id",
         )
         .await?;
@@ -409,6 +412,7 @@ pub async fn operator_actions(
             status_before: row.get(4),
             status_after: row.get(5),
             at: row.get(6),
+            proposed_by: row.get(7),
         })
         .collect())
 }
@@ -422,7 +426,7 @@ pub(crate) async fn insert_operator_action(
     let statement = tx
         .prepare_cached(
             "INSERT INTO saga_operator_actions (saga_id, id, action, actor, reason, status_before, \
-             status_after, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+             status_after, at, proposed_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .await?;
     tx.execute(
@@ -436,6 +440,7 @@ pub(crate) async fn insert_operator_action(
             &action.status_before,
             &action.status_after,
             &action.at,
+            &action.proposed_by,
         ],
     )
     .await?;

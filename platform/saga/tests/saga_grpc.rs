@@ -220,7 +220,7 @@ async fn operators_find_a_paused_saga_read_its_history_and_resume_it() {
                 actor: String::new(),
                 reason: "checked".to_owned(),
                 resolution: "done".to_owned(),
-                proposed_by: String::new(),
+                proposed_by: "ops-3".to_owned(),
             },
             "MarkResolved",
             "ops-7",
@@ -286,7 +286,10 @@ async fn the_operator_recorded_is_the_one_the_gateway_signed_for_and_no_one_else
     // A body naming someone else than the signed operator is refused, not overridden.
     let forged = gateway
         .force_compensate(from_gateway(
-            operator_request(id, "mallory", "cover my tracks"),
+            pb::OperatorRequest {
+                proposed_by: "ops-3".to_owned(),
+                ..operator_request(id, "mallory", "cover my tracks")
+            },
             "ForceCompensate",
             "ops-7",
         ))
@@ -373,5 +376,108 @@ async fn the_operator_recorded_is_the_one_the_gateway_signed_for_and_no_one_else
         .into_inner();
     assert_eq!(detail.operator_actions.len(), 1);
     assert_eq!(detail.operator_actions[0].actor, "ops-7");
+    fixture.stop().await;
+}
+
+#[tokio::test]
+async fn force_compensate_and_mark_resolved_need_a_proposer_who_is_not_the_approver() {
+    let fixture = Fixture::start().await;
+    let mut gateway = fixture.client_as("gateway");
+    let id = fixture.paused_saga("payment-79").await;
+    let compensate = |proposed_by: &str| {
+        from_gateway(
+            pb::OperatorRequest {
+                proposed_by: proposed_by.to_owned(),
+                ..operator_request(id, "", "INC-14: give the money back")
+            },
+            "ForceCompensate",
+            "ops-7",
+        )
+    };
+    let resolve = |proposed_by: &str| {
+        from_gateway(
+            pb::MarkResolvedRequest {
+                id: id.to_string(),
+                actor: String::new(),
+                reason: "INC-14: settled by hand".to_owned(),
+                resolution: "compensated".to_owned(),
+                proposed_by: proposed_by.to_owned(),
+            },
+            "MarkResolved",
+            "ops-7",
+        )
+    };
+
+    // No proposer, a blank one, or the approver proposing to themself: refused, nothing
+    // changes.
+    for proposed_by in ["", "  ", "ops-7", " ops-7 "] {
+        let refused = gateway
+            .force_compensate(compensate(proposed_by))
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
+        assert_eq!(code(&refused), "four_eyes_required", "{proposed_by:?}");
+        let refused = gateway
+            .mark_resolved(resolve(proposed_by))
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
+        assert_eq!(code(&refused), "four_eyes_required", "{proposed_by:?}");
+    }
+    let detail = gateway
+        .get_saga(pb::GetSagaRequest { id: id.to_string() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(detail.operator_actions.is_empty(), "{detail:?}");
+    assert_eq!(detail.saga.unwrap().status, "paused");
+
+    // Proposed by ops-3, approved by ops-7: done, and both names are in the history.
+    let resolved = gateway
+        .mark_resolved(resolve("ops-3"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(resolved.status, "compensated");
+    let history = corebank_saga::ops::get(&fixture._database.db_for("demo"), id)
+        .await
+        .unwrap()
+        .operator_actions;
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].action, "mark_resolved");
+    assert_eq!(history[0].actor, "ops-7");
+    assert_eq!(history[0].proposed_by, "ops-3");
+    assert_eq!(history[0].reason, "INC-14: settled by hand");
+    fixture.stop().await;
+}
+
+#[tokio::test]
+async fn a_force_compensate_approved_by_a_second_operator_records_both() {
+    let fixture = Fixture::start().await;
+    let mut gateway = fixture.client_as("gateway");
+    let id = fixture.paused_saga("payment-80").await;
+    let compensated = gateway
+        .force_compensate(from_gateway(
+            pb::OperatorRequest {
+                proposed_by: "ops-3".to_owned(),
+                ..operator_request(id, "", "INC-15: the peer is gone for good")
+            },
+            "ForceCompensate",
+            "ops-7",
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(compensated.status, "compensating");
+    let history = corebank_saga::ops::get(&fixture._database.db_for("demo"), id)
+        .await
+        .unwrap()
+        .operator_actions;
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].action, "force_compensate");
+    assert_eq!(
+        (history[0].actor.as_str(), history[0].proposed_by.as_str()),
+        ("ops-7", "ops-3")
+    );
     fixture.stop().await;
 }

@@ -461,6 +461,12 @@ pub const SETTINGS: &[SettingSpec] = &[
         description: "How long a completed idempotency record (and its stored answer) is kept.",
     },
     SettingSpec {
+        name: "COREBANK_GATEWAY_APPROVAL_TTL_S",
+        default: "86400",
+        description: "How long a four-eyes proposal (saga force-compensate or mark-resolved, payment \
+                      screening decision) waits for a second operator before it expires.",
+    },
+    SettingSpec {
         name: "COREBANK_GATEWAY_IDEMPOTENCY_LEASE_MS",
         default: "30000",
         description: "How long a request in flight owns its idempotency key; a key whose owner crashed \
@@ -581,6 +587,7 @@ pub struct Settings {
     pub gateway_request_timeout_ms: u64,
     pub gateway_idempotency_retention_h: u64,
     pub gateway_idempotency_lease_ms: u64,
+    pub gateway_approval_ttl_s: u64,
     pub gateway_route_poll_ms: u64,
     pub gateway_shadow_queue_max: usize,
 }
@@ -766,6 +773,11 @@ impl Settings {
                 "COREBANK_GATEWAY_IDEMPOTENCY_LEASE_MS",
                 100,
                 3_600_000,
+            )?,
+            gateway_approval_ttl_s: reader.number(
+                "COREBANK_GATEWAY_APPROVAL_TTL_S",
+                1,
+                30 * 86_400,
             )?,
             gateway_route_poll_ms: reader.number("COREBANK_GATEWAY_ROUTE_POLL_MS", 10, 60_000)?,
             gateway_shadow_queue_max: reader.number(

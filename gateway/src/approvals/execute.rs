@@ -1,0 +1,136 @@
+//! The approved call: SagaAdmin `ForceCompensate`/`MarkResolved` or PaymentsReview
+//! `DecideScreening`, made for the approver (signed `x-corebank-actor`) with the proposer in
+//! `proposed_by`.
+
+use corebank_api::payments::v1 as ppb;
+use corebank_api::payments::v1::payments_review_server::SERVICE_NAME as REVIEW_SERVICE;
+use corebank_api::saga::v1 as spb;
+use corebank_api::saga::v1::saga_admin_server::SERVICE_NAME as SAGA_SERVICE;
+use corebank_service::internal::assertion::{
+    ACTOR_HEADER, ACTOR_SIGNATURE_HEADER, AssertionSigner,
+};
+use serde_json::{Value, json};
+
+use super::{Approval, ApprovalKind, Approvals};
+use crate::error::ApiError;
+
+/// `message` as a call to `/<service>/<method>` made for `operator`: the operator named in
+/// `x-corebank-actor` and, with mutual TLS, signed for this very method.
+pub(crate) fn on_behalf_of<T>(
+    signer: Option<&AssertionSigner>,
+    message: T,
+    path: &str,
+    operator: &str,
+) -> Result<tonic::Request<T>, ApiError> {
+    // Metadata carries visible ASCII only, and the owners trim what they read: a subject
+    // that would arrive altered could not match its signature, so it is refused here with a
+    // message rather than upstream with a signature error.
+    check_operator(operator)?;
+    let mut request = tonic::Request::new(message);
+    let actor = operator
+        .parse()
+        .map_err(|error| ApiError::internal(format!("the operator as metadata: {error}")))?;
+    request.metadata_mut().insert(ACTOR_HEADER, actor);
+    if let Some(signer) = signer {
+        let signature = signer
+            .sign(path, operator)
+            .map_err(|error| ApiError::internal(format!("signing the operator: {error}")))?
+            .parse()
+            .map_err(|error| ApiError::internal(format!("the signature as metadata: {error}")))?;
+        request
+            .metadata_mut()
+            .insert(ACTOR_SIGNATURE_HEADER, signature);
+    }
+    Ok(request)
+}
+
+/// Refuses an operator name that cannot travel in call metadata unchanged.
+pub(crate) fn check_operator(operator: &str) -> Result<(), ApiError> {
+    let printable = operator.bytes().all(|byte| (b' '..=b'~').contains(&byte));
+    if !printable || operator.trim() != operator {
+        return Err(ApiError::forbidden(
+            "operator actions need a token whose subject is printable ASCII without \
+             surrounding spaces: the operator's name travels to the owner in call metadata",
+        ));
+    }
+    Ok(())
+}
+
+/// The owner's answer to an approved call: the saga or payment after it, as JSON.
+pub(super) async fn call(
+    approvals: &Approvals,
+    approval: &Approval,
+    approver: &str,
+) -> Result<Result<Value, tonic::Status>, ApiError> {
+    let signer = approvals.signer.as_deref();
+    let reason = approval.reason.clone();
+    let proposed_by = approval.proposed_by.clone();
+    match approval.kind {
+        ApprovalKind::SagaForceCompensate => {
+            let request = on_behalf_of(
+                signer,
+                spb::OperatorRequest {
+                    id: approval.target.clone(),
+                    actor: approver.to_owned(),
+                    reason,
+                    proposed_by,
+                },
+                &format!("/{SAGA_SERVICE}/ForceCompensate"),
+                approver,
+            )?;
+            let mut client = approvals.sagas.clone();
+            Ok(client
+                .force_compensate(request)
+                .await
+                .map(|saga| crate::sagas::saga_json(&saga.into_inner())))
+        }
+        ApprovalKind::SagaMarkResolved => {
+            let resolution = approval
+                .parameters
+                .get("resolution")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            let request = on_behalf_of(
+                signer,
+                spb::MarkResolvedRequest {
+                    id: approval.target.clone(),
+                    actor: approver.to_owned(),
+                    reason,
+                    resolution,
+                    proposed_by,
+                },
+                &format!("/{SAGA_SERVICE}/MarkResolved"),
+                approver,
+            )?;
+            let mut client = approvals.sagas.clone();
+            Ok(client
+                .mark_resolved(request)
+                .await
+                .map(|saga| crate::sagas::saga_json(&saga.into_inner())))
+        }
+        ApprovalKind::PaymentScreeningRelease | ApprovalKind::PaymentScreeningRefuse => {
+            let decision = if approval.kind == ApprovalKind::PaymentScreeningRelease {
+                "release"
+            } else {
+                "refuse"
+            };
+            let request = on_behalf_of(
+                signer,
+                ppb::DecideScreeningRequest {
+                    payment_id: approval.target.clone(),
+                    decision: decision.to_owned(),
+                    proposed_by,
+                    reason,
+                },
+                &format!("/{REVIEW_SERVICE}/DecideScreening"),
+                approver,
+            )?;
+            let mut client = approvals.review.clone();
+            Ok(client.decide_screening(request).await.map(|payment| {
+                let payment = payment.into_inner();
+                json!({ "id": payment.id, "status": payment.status })
+            }))
+        }
+    }
+}

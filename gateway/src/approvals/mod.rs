@@ -1,0 +1,217 @@
+//! Four eyes on operator actions other than route changes (ADR 0012): saga
+//! force-compensate and mark-resolved, and the release or refusal of a payment held by
+//! screening. One operator proposes (stored in `gateway.approvals`, audited); another
+//! operator, holding the kind's approve scope, approves or rejects; only an approval makes
+//! the gateway call the owner (SagaAdmin, PaymentsReview) with the approver as the asserted
+//! operator and the proposer in `proposed_by`. Proposals expire
+//! (`COREBANK_GATEWAY_APPROVAL_TTL_S`).
+//!
+//! - [`store`]: the SQL.
+//! - [`admin`]: the `/admin/v1/approvals` routes and proposing.
+//! - [`execute`]: the approved call to the owner.
+
+pub mod admin;
+pub mod execute;
+pub mod store;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use corebank_api::payments::v1::payments_review_client::PaymentsReviewClient;
+use corebank_api::saga::v1::saga_admin_client::SagaAdminClient;
+use corebank_db::Db;
+use corebank_service::internal::assertion::AssertionSigner;
+use serde::{Deserialize, Serialize};
+use tonic::transport::Channel;
+use uuid::Uuid;
+
+use crate::principal::scope;
+
+/// Proposals shown with one saga at most.
+const TARGET_APPROVALS_MAX: i64 = 100;
+
+/// What a proposal asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ApprovalKind {
+    /// SagaAdmin `ForceCompensate` on the saga `target`.
+    SagaForceCompensate,
+    /// SagaAdmin `MarkResolved` on the saga `target` (`parameters.resolution`).
+    SagaMarkResolved,
+    /// PaymentsReview `DecideScreening` releasing the payment `target`.
+    PaymentScreeningRelease,
+    /// PaymentsReview `DecideScreening` refusing the payment `target`.
+    PaymentScreeningRefuse,
+}
+
+impl ApprovalKind {
+    pub const ALL: [ApprovalKind; 4] = [
+        ApprovalKind::SagaForceCompensate,
+        ApprovalKind::SagaMarkResolved,
+        ApprovalKind::PaymentScreeningRelease,
+        ApprovalKind::PaymentScreeningRefuse,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ApprovalKind::SagaForceCompensate => "saga_force_compensate",
+            ApprovalKind::SagaMarkResolved => "saga_mark_resolved",
+            ApprovalKind::PaymentScreeningRelease => "payment_screening_release",
+            ApprovalKind::PaymentScreeningRefuse => "payment_screening_refuse",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<ApprovalKind> {
+        ApprovalKind::ALL
+            .into_iter()
+            .find(|kind| kind.name() == name)
+    }
+
+    /// The scope that approves or rejects a proposal of this kind. Proposing any kind
+    /// needs `routes:write`, the admin surface's operator scope.
+    pub fn approve_scope(self) -> &'static str {
+        match self {
+            ApprovalKind::SagaForceCompensate | ApprovalKind::SagaMarkResolved => {
+                scope::SAGAS_APPROVE
+            }
+            ApprovalKind::PaymentScreeningRelease | ApprovalKind::PaymentScreeningRefuse => {
+                scope::PAYMENTS_APPROVE
+            }
+        }
+    }
+
+    /// What `target` names, for the audit trail's resource.
+    fn target_kind(self) -> &'static str {
+        match self {
+            ApprovalKind::SagaForceCompensate | ApprovalKind::SagaMarkResolved => "saga",
+            ApprovalKind::PaymentScreeningRelease | ApprovalKind::PaymentScreeningRefuse => {
+                "payment"
+            }
+        }
+    }
+}
+
+/// Where a proposal stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ApprovalStatus {
+    /// Waiting for a second operator.
+    Pending,
+    /// Approved: the owner was called (`outcome` says how it answered; empty while the call
+    /// is in flight, or when the gateway stopped before the answer was recorded).
+    Approved,
+    Rejected,
+    /// Nobody decided within `COREBANK_GATEWAY_APPROVAL_TTL_S`.
+    Expired,
+}
+
+impl ApprovalStatus {
+    pub fn name(self) -> &'static str {
+        match self {
+            ApprovalStatus::Pending => "pending",
+            ApprovalStatus::Approved => "approved",
+            ApprovalStatus::Rejected => "rejected",
+            ApprovalStatus::Expired => "expired",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<ApprovalStatus> {
+        [
+            ApprovalStatus::Pending,
+            ApprovalStatus::Approved,
+            ApprovalStatus::Rejected,
+            ApprovalStatus::Expired,
+        ]
+        .into_iter()
+        .find(|status| status.name() == name)
+    }
+}
+
+/// One proposal, as stored and as the admin API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Approval {
+    #[schema(value_type = String)]
+    pub id: Uuid,
+    pub kind: ApprovalKind,
+    /// The saga's or the payment's id.
+    pub target: String,
+    /// The kind's parameters: `{"resolution"}` for `saga_mark_resolved`, else `{}`.
+    #[schema(value_type = Object)]
+    pub parameters: serde_json::Value,
+    /// The proposer's reason.
+    pub reason: String,
+    pub proposed_by: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub proposed_at: DateTime<Utc>,
+    #[schema(value_type = String, format = DateTime)]
+    pub expires_at: DateTime<Utc>,
+    pub status: ApprovalStatus,
+    pub decided_by: Option<String>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub decided_at: Option<DateTime<Utc>>,
+    pub decision_reason: Option<String>,
+    /// The owner's answer to the approved call: `done`, or its stable refusal code.
+    pub outcome: Option<String>,
+}
+
+impl Approval {
+    /// As it stands at `now`: a pending proposal past its expiry is expired.
+    pub fn as_of(mut self, now: DateTime<Utc>) -> Approval {
+        if self.status == ApprovalStatus::Pending && self.expires_at <= now {
+            self.status = ApprovalStatus::Expired;
+        }
+        self
+    }
+
+    fn resource(&self) -> String {
+        format!("approval:{}", self.id)
+    }
+}
+
+/// The approvals' shared state: the store, how long proposals live, and the owners'
+/// clients the approved calls go to.
+#[derive(Debug, Clone)]
+pub struct Approvals {
+    db: Db,
+    ttl: Duration,
+    sagas: SagaAdminClient<Channel>,
+    review: PaymentsReviewClient<Channel>,
+    /// Signs the approver for each call; `None` with plain-text internal calls.
+    signer: Option<Arc<AssertionSigner>>,
+}
+
+impl Approvals {
+    /// The proposals on `target` (a saga's or a payment's id) as they stand now, oldest
+    /// first: the four-eyes side of its history (who proposed, who decided).
+    pub async fn on_target(&self, target: &str) -> Result<Vec<Approval>, crate::error::ApiError> {
+        let listed = self
+            .db
+            .run_tx("gateway_approval_on_target", |tx| {
+                Box::pin(async move {
+                    Ok::<_, corebank_db::TxError<crate::error::ApiError>>(
+                        store::for_target(&tx, target, TARGET_APPROVALS_MAX).await?,
+                    )
+                })
+            })
+            .await?;
+        let now = Utc::now();
+        Ok(listed.into_iter().map(|a| a.as_of(now)).collect())
+    }
+
+    pub fn new(
+        db: Db,
+        ttl: Duration,
+        sagas: SagaAdminClient<Channel>,
+        review: PaymentsReviewClient<Channel>,
+        signer: Option<Arc<AssertionSigner>>,
+    ) -> Arc<Approvals> {
+        Arc::new(Approvals {
+            db,
+            ttl,
+            sagas,
+            review,
+            signer,
+        })
+    }
+}
