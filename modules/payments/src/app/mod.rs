@@ -2,6 +2,7 @@
 //! captures, transfers, credits from clearing), never through another schema; messages to
 //! and from the clearing rail are ISO 20022 over HTTP, signed both ways (`rail_signature`).
 
+pub mod cancel;
 pub mod inbound;
 pub mod messages;
 pub mod outbound;
