@@ -1,9 +1,11 @@
 //! Sanctions lists as the screening reads them: every listed party with its names (the
 //! primary name and its aliases), from the lists' published formats (`ofac`), and the fuzzy
-//! matching of a payment's party name against them (`matching`).
+//! matching of a payment's party name against them (`matching`). `un`: the UN Security
+//! Council consolidated list (XML); `ofac`: OFAC's SDN list (CSV).
 
 pub mod matching;
 pub mod ofac;
+pub mod un;
 
 /// One listed party.
 #[derive(Debug, Clone, PartialEq, Eq)]
