@@ -7,6 +7,7 @@ pub mod inbound;
 pub mod messages;
 pub mod outbound;
 pub mod rail;
+pub mod sanctions;
 
 use std::sync::Arc;
 use std::time::Duration;
