@@ -261,6 +261,24 @@ pub fn deposits(
     )?)
 }
 
+/// The sanctions lists the settings name (`COREBANK_SANCTIONS_…`): a list that does not
+/// parse stops the start, naming the file and line.
+fn sanctions_list(
+    settings: &Settings,
+) -> anyhow::Result<corebank_payments::app::sanctions::SanctionsList> {
+    use corebank_payments::app::sanctions::{SanctionsFiles, SanctionsList};
+    let thresholds = corebank_payments::domain::sanctions::matching::Thresholds::parse(
+        &settings.screening_thresholds,
+    )
+    .map_err(|message| anyhow::anyhow!("COREBANK_SCREENING_THRESHOLDS: {message}"))?;
+    let files = SanctionsFiles {
+        un_xml: settings.sanctions_un_xml.as_ref().map(Into::into),
+        ofac_sdn_csv: settings.sanctions_ofac_sdn_csv.as_ref().map(Into::into),
+        ofac_alt_csv: settings.sanctions_ofac_alt_csv.as_ref().map(Into::into),
+    };
+    Ok(SanctionsList::load(&files, thresholds)?)
+}
+
 /// The rail keys from settings (`COREBANK_RAIL_KEYS`).
 fn rail_keys(settings: &Settings) -> anyhow::Result<corebank_payments::rail_signature::RailKeys> {
     let text = settings.rail_keys.as_deref().context(
@@ -302,6 +320,7 @@ pub fn payments(
         )
         .with_context(|| format!("COREBANK_RAIL_URL={rail_url:?}"))?;
     let config = corebank_payments::app::PaymentsConfig {
+        sanctions: std::sync::Arc::new(sanctions_list(settings)?),
         screening: corebank_payments::domain::screening::ScreeningRules {
             max_amount: rust_decimal::Decimal::from(settings.payments_max_amount),
             max_per_hour: i64::try_from(settings.payments_max_per_hour).unwrap_or(i64::MAX),

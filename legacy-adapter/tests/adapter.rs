@@ -243,7 +243,7 @@ async fn the_payments_contract_suite_passes_against_the_adapter() {
         .iter()
         .filter_map(|r| r.outcome.as_ref().err().map(|e| format!("{}: {e}", r.name)))
         .collect();
-    assert_eq!(results.len(), 6);
+    assert_eq!(results.len(), 7);
     assert!(
         failures.is_empty(),
         "contract failures:\n{}",

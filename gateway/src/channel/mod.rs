@@ -2020,61 +2020,56 @@ async fn cancel_payment(
     };
     let resource = format!("payment:{payment_id}");
     let worker = Arc::clone(&state);
-    once(
-        &state,
-        mutation,
-        &resource,
-        |_request_id, _pin| async move {
-            let state = worker;
-            let outcome = state
-                .upstreams
-                .side(payment.side)
-                .payments
-                .cancel_payment(ppb::CancelPaymentRequest {
-                    payment_id: payment_id.clone(),
-                    reason: parsed.reason.clone().unwrap_or_default(),
-                    request_id: String::new(),
-                })
-                .await
-                .map(|p| {
-                    (
-                        StatusCode::OK,
-                        json::payment(&p.into_inner(), &payment.account_id.to_string()),
-                    )
-                })
-                .map_err(|s| api_error_of(&s, payment.side));
-            // Cancelling is idempotent by its goal: a payment already cancelled (by this
-            // request's lost first attempt, or another) answers as cancelled. The contract's
-            // CancelPayment carries no request id to dedupe by.
-            let outcome = match outcome {
-                Err(error) if error.code != "past_pivot" && error.code != "unknown_payment" => {
-                    let now = state
-                        .upstreams
-                        .side(payment.side)
-                        .payments
-                        .get_payment(ppb::GetPaymentRequest {
-                            payment_id: payment_id.clone(),
-                        })
-                        .await
-                        .map(tonic::Response::into_inner);
-                    match now {
-                        Ok(found) if found.status == "cancelled" || found.status == "unwinding" => {
-                            Ok((
-                                StatusCode::OK,
-                                json::payment(&found, &payment.account_id.to_string()),
-                            ))
-                        }
-                        _ => Err(error),
+    once(&state, mutation, &resource, |request_id, _pin| async move {
+        let state = worker;
+        let outcome = state
+            .upstreams
+            .side(payment.side)
+            .payments
+            .cancel_payment(ppb::CancelPaymentRequest {
+                payment_id: payment_id.clone(),
+                reason: parsed.reason.clone().unwrap_or_default(),
+                request_id,
+            })
+            .await
+            .map(|p| {
+                (
+                    StatusCode::OK,
+                    json::payment(&p.into_inner(), &payment.account_id.to_string()),
+                )
+            })
+            .map_err(|s| api_error_of(&s, payment.side));
+        // Cancelling is idempotent by its goal: a payment already cancelled (by this
+        // request's lost first attempt, or another) answers as cancelled. The contract's
+        // CancelPayment carries no request id to dedupe by.
+        let outcome = match outcome {
+            Err(error) if error.code != "past_pivot" && error.code != "unknown_payment" => {
+                let now = state
+                    .upstreams
+                    .side(payment.side)
+                    .payments
+                    .get_payment(ppb::GetPaymentRequest {
+                        payment_id: payment_id.clone(),
+                    })
+                    .await
+                    .map(tonic::Response::into_inner);
+                match now {
+                    Ok(found) if found.status == "cancelled" || found.status == "unwinding" => {
+                        Ok((
+                            StatusCode::OK,
+                            json::payment(&found, &payment.account_id.to_string()),
+                        ))
                     }
+                    _ => Err(error),
                 }
-                other => other,
-            };
-            Done {
-                outcome,
-                route: None,
-                shadow: None,
             }
-        },
-    )
+            other => other,
+        };
+        Done {
+            outcome,
+            route: None,
+            shadow: None,
+        }
+    })
     .await
 }

@@ -230,6 +230,11 @@ impl Payments for PaymentsService {
         r: Request<pb::CancelPaymentRequest>,
     ) -> std::result::Result<Response<pb::Payment>, Status> {
         let r = r.into_inner();
+        // The request id is checked as the modern module checks it, though the core has
+        // nothing to cancel: the contract is the same on both sides.
+        if let Err(error) = parse_request_id(&r.request_id) {
+            return answer(Err(error));
+        }
         answer(match self.adapter.payment(&r.payment_id).await {
             Ok(_) => Err(AdapterError::PastPivot),
             Err(error) => Err(error),

@@ -138,6 +138,23 @@ async fn bad_requests_are_refused_with_stable_codes(
     )
 }
 
+/// The request id is checked before anything else: no payment is needed to see it refused.
+async fn a_cancel_needs_a_request_id(client: &mut Client, _f: &Fixtures) -> Result<(), String> {
+    for request_id in ["", "not-a-uuid"] {
+        refused(
+            client
+                .cancel_payment(pb::CancelPaymentRequest {
+                    payment_id: Uuid::new_v4().to_string(),
+                    reason: "contract".to_owned(),
+                    request_id: request_id.to_owned(),
+                })
+                .await,
+            "invalid_argument",
+        )?;
+    }
+    Ok(())
+}
+
 async fn an_outbound_payment_reaches_a_final_status(
     client: &mut Client,
     f: &Fixtures,
@@ -285,6 +302,7 @@ pub async fn run(client: Client, fixtures: &Fixtures) -> Vec<CheckResult> {
     }
     check!(an_internal_transfer_moves_money_once);
     check!(bad_requests_are_refused_with_stable_codes);
+    check!(a_cancel_needs_a_request_id);
     check!(an_outbound_payment_reaches_a_final_status);
     check!(odd_amounts_are_invalid_arguments);
     check!(odd_ids_are_invalid_arguments);

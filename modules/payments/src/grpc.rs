@@ -179,10 +179,12 @@ impl PaymentsApi for PaymentsService {
         request: Request<pb::CancelPaymentRequest>,
     ) -> Result<Response<pb::Payment>, Status> {
         let r = request.into_inner();
+        // The request id first: a request without one is refused whatever it names.
+        parse_id("request_id", &r.request_id).map_err(|e| status_of(&e))?;
         let id = parse_id("payment_id", &r.payment_id).map_err(|e| status_of(&e))?;
         let view = self
             .payments
-            .cancel(id, &r.reason)
+            .cancel(&r.request_id, id, &r.reason)
             .await
             .map_err(|e| status_of(&e))?;
         Ok(Response::new(payment(&view)))

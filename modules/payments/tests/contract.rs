@@ -21,7 +21,7 @@ async fn the_payments_module_passes_the_payments_contract_suite() {
     // Channels reach payments through the gateway: the suite calls as the gateway.
     let client = PaymentsClient::new(h.payments_channel());
     let results = corebank_payments::contract::run(client, &fixtures).await;
-    assert_eq!(results.len(), 6);
+    assert_eq!(results.len(), 7);
     let failures: Vec<String> = results
         .iter()
         .filter_map(|r| r.outcome.as_ref().err().map(|e| format!("{}: {e}", r.name)))

@@ -268,7 +268,11 @@ async fn a_payment_can_be_cancelled_until_the_pivot_and_not_after() {
     assert_eq!(started.status, "initiated");
     let cancelled = h
         .payments
-        .cancel(started.record.id, "changed my mind")
+        .cancel(
+            &uuid::Uuid::new_v4().to_string(),
+            started.record.id,
+            "changed my mind",
+        )
         .await
         .unwrap();
     assert_eq!(cancelled.status, "unwinding");
@@ -304,7 +308,15 @@ async fn a_payment_can_be_cancelled_until_the_pivot_and_not_after() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let refused = loop {
-        match h.payments.cancel(started.record.id, "too late").await {
+        match h
+            .payments
+            .cancel(
+                &uuid::Uuid::new_v4().to_string(),
+                started.record.id,
+                "too late",
+            )
+            .await
+        {
             Err(error) if error.code() == "cannot_cancel" => {
                 // A step is running right now: the answer comes once it has finished.
                 tokio::time::sleep(Duration::from_millis(10)).await;

@@ -223,6 +223,30 @@ pub const SETTINGS: &[SettingSpec] = &[
                       `corebank up` makes one for its run.",
     },
     SettingSpec {
+        name: "COREBANK_SANCTIONS_UN_XML",
+        default: "",
+        description: "Screening: the UN Security Council consolidated list, as published (XML file). \
+                      Payments refuse to start when it does not parse (the error names the line).",
+    },
+    SettingSpec {
+        name: "COREBANK_SANCTIONS_OFAC_SDN_CSV",
+        default: "",
+        description: "Screening: OFAC's SDN list, as published (`sdn.csv`). With no list named, \
+                      payments screen against an empty list and warn at start.",
+    },
+    SettingSpec {
+        name: "COREBANK_SANCTIONS_OFAC_ALT_CSV",
+        default: "",
+        description: "Screening: OFAC's aliases of the SDN list (`alt.csv`); only with \
+                      COREBANK_SANCTIONS_OFAC_SDN_CSV.",
+    },
+    SettingSpec {
+        name: "COREBANK_SCREENING_THRESHOLDS",
+        default: "*:0.93",
+        description: "Screening: the Jaro-Winkler score (0.5-1.0) at which a normalised name is a \
+                      possible sanctions hit, per currency: `EUR:0.92,USD:0.90,*:0.93`.",
+    },
+    SettingSpec {
         name: "COREBANK_PAYMENTS_MAX_AMOUNT",
         default: "100000",
         description: "Screening: an outbound payment above this amount is refused.",
@@ -543,6 +567,10 @@ pub struct Settings {
     pub rail_outcomes: String,
     pub rail_keys: Option<String>,
     pub rail_delay_ms: (u64, u64),
+    pub sanctions_un_xml: Option<String>,
+    pub sanctions_ofac_sdn_csv: Option<String>,
+    pub sanctions_ofac_alt_csv: Option<String>,
+    pub screening_thresholds: String,
     pub payments_max_amount: u64,
     pub payments_max_per_hour: u64,
     pub deposits_job_interval_s: u64,
@@ -665,6 +693,12 @@ impl Settings {
             rail_bank_url: lookup("COREBANK_RAIL_BANK_URL").filter(|u| !u.trim().is_empty()),
             rail_outcomes: reader.text("COREBANK_RAIL_OUTCOMES")?,
             rail_keys: lookup("COREBANK_RAIL_KEYS").filter(|keys| !keys.trim().is_empty()),
+            sanctions_un_xml: lookup("COREBANK_SANCTIONS_UN_XML").filter(|f| !f.trim().is_empty()),
+            sanctions_ofac_sdn_csv: lookup("COREBANK_SANCTIONS_OFAC_SDN_CSV")
+                .filter(|f| !f.trim().is_empty()),
+            sanctions_ofac_alt_csv: lookup("COREBANK_SANCTIONS_OFAC_ALT_CSV")
+                .filter(|f| !f.trim().is_empty()),
+            screening_thresholds: reader.text("COREBANK_SCREENING_THRESHOLDS")?,
             rail_delay_ms: {
                 let text = reader.text("COREBANK_RAIL_DELAY_MS")?;
                 let parsed = text.split_once('-').and_then(|(low, high)| {

@@ -2,10 +2,12 @@
 //! captures, transfers, credits from clearing), never through another schema; messages to
 //! and from the clearing rail are ISO 20022 over HTTP, signed both ways (`rail_signature`).
 
+pub mod cancel;
 pub mod inbound;
 pub mod messages;
 pub mod outbound;
 pub mod rail;
+pub mod sanctions;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,6 +46,8 @@ pub struct PaymentsConfig {
     /// certificate (`InternalClients::http_client(component_names::RAIL, RAIL_CALL_TIMEOUT)`).
     pub rail_http: reqwest::Client,
     pub screening: ScreeningRules,
+    /// The sanctions lists names are screened against (empty in development).
+    pub sanctions: Arc<sanctions::SanctionsList>,
     /// How long to wait for a pacs.002 before asking the rail.
     pub status_wait: Duration,
     /// This bank's BIC, as debtor agent.
@@ -65,6 +69,7 @@ impl PaymentsConfig {
             rail_keys,
             rail_http,
             screening: ScreeningRules::default(),
+            sanctions: Arc::new(sanctions::SanctionsList::default()),
             status_wait: Duration::from_secs(5),
             bank_bic: "CBNKXXAAXXX".to_owned(),
             executor: ExecutorConfig::new(),

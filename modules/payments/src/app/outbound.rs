@@ -802,27 +802,4 @@ impl Payments {
             replayed: false,
         })
     }
-
-    /// Cancels a payment that has not reached the rail: its hold is released.
-    pub async fn cancel(&self, id: Uuid, reason: &str) -> Result<PaymentView, PaymentsError> {
-        let view = self.payment(id).await?;
-        if view.record.direction != "outbound" {
-            return Err(PaymentsError::CannotCancel {
-                payment_id: id.to_string(),
-                message: "only outbound payments can be cancelled".to_owned(),
-            });
-        }
-        let actor = corebank_saga::ops::Actor {
-            who: "customer".to_owned(),
-            why: if reason.trim().is_empty() {
-                "cancelled by the customer".to_owned()
-            } else {
-                format!("cancelled by the customer: {reason}")
-            },
-        };
-        corebank_saga::ops::force_compensate(&self.db, self.executor.registry(), id, &actor)
-            .await?;
-        self.executor.nudge();
-        self.payment(id).await
-    }
 }

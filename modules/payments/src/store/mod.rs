@@ -1,5 +1,7 @@
 //! SQL for the `payments` schema, and nothing else.
 
+pub mod cancels;
+
 use chrono::{DateTime, Utc};
 use corebank_db::tokio_postgres::Row;
 use corebank_db::{Transaction, TxError};
