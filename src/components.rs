@@ -276,7 +276,18 @@ fn sanctions_list(
         ofac_sdn_csv: settings.sanctions_ofac_sdn_csv.as_ref().map(Into::into),
         ofac_alt_csv: settings.sanctions_ofac_alt_csv.as_ref().map(Into::into),
     };
-    Ok(SanctionsList::load(&files, thresholds)?)
+    let none_configured = files.un_xml.is_none() && files.ofac_sdn_csv.is_none();
+    let list = SanctionsList::load(&files, thresholds)?;
+    // A bank runs with lists; `up` and other development runs need none, so say it quietly.
+    if none_configured && !settings.dev {
+        tracing::warn!(
+            "no sanctions list is configured (COREBANK_SANCTIONS_UN_XML, \
+             COREBANK_SANCTIONS_OFAC_SDN_CSV): payments are screened against an empty list"
+        );
+    } else if none_configured {
+        tracing::info!("no sanctions list is configured (development run)");
+    }
+    Ok(list)
 }
 
 /// The rail keys from settings (`COREBANK_RAIL_KEYS`).

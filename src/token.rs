@@ -14,7 +14,7 @@ pub enum RoleArg {
     Channel,
     /// A migration team member (`/admin/v1`): routes:read routes:write.
     Operator,
-    /// A second migration team member who approves: routes:read routes:approve.
+    /// A second operator who approves: routes:read routes:approve sagas:approve payments:approve.
     Approver,
     /// A regulator's auditor: audit:read.
     Auditor,

@@ -226,8 +226,8 @@ async fn detail(
     if let Err(error) = context(ctx, scope::ROUTES_READ) {
         return error.into_response();
     }
-    // The proposer of a four-eyes action is not in SagaAdmin's answer (its OperatorAction
-    // has no field for it yet, ADR 0012): the gateway's own approvals show it.
+    // The saga's history names who proposed and who approved each four-eyes action; the
+    // gateway's approvals add the proposals not (yet) carried out.
     let approvals = match state.approvals.on_target(&saga_id).await {
         Ok(approvals) => approvals,
         Err(error) => return error.into_response(),
@@ -244,7 +244,8 @@ async fn detail(
                     "started_at": s.started_at, "ended_at": s.ended_at,
                 })).collect::<Vec<_>>(),
                 "operator_actions": found.operator_actions.iter().map(|a| json!({
-                    "action": a.action, "actor": a.actor, "reason": a.reason,
+                    "action": a.action, "actor": a.actor, "proposed_by": a.proposed_by,
+                    "reason": a.reason,
                     "status_before": a.status_before, "status_after": a.status_after, "at": a.at,
                 })).collect::<Vec<_>>(),
                 "approvals": approvals,

@@ -269,9 +269,8 @@ impl SagaAdmin for SagaAdminService {
                 .iter()
                 .map(|a| pb::OperatorAction {
                     action: a.action.clone(),
-                    // The proposer of a four-eyes action has no field in
-                    // `corebank.saga.v1.OperatorAction` yet (ADR 0012): `ops::get` reads it.
                     actor: a.actor.clone(),
+                    proposed_by: a.proposed_by.clone(),
                     reason: a.reason.clone(),
                     status_before: a.status_before.clone(),
                     status_after: a.status_after.clone(),

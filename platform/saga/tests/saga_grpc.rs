@@ -479,5 +479,16 @@ async fn a_force_compensate_approved_by_a_second_operator_records_both() {
         (history[0].actor.as_str(), history[0].proposed_by.as_str()),
         ("ops-7", "ops-3")
     );
+    // GetSaga shows both names too.
+    let detail = gateway
+        .get_saga(pb::GetSagaRequest { id: id.to_string() })
+        .await
+        .unwrap()
+        .into_inner();
+    let action = &detail.operator_actions[0];
+    assert_eq!(
+        (action.actor.as_str(), action.proposed_by.as_str()),
+        ("ops-7", "ops-3")
+    );
     fixture.stop().await;
 }

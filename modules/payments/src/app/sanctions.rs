@@ -67,12 +67,6 @@ impl SanctionsList {
             }
             (None, None) => {}
         }
-        if files.un_xml.is_none() && files.ofac_sdn_csv.is_none() {
-            tracing::warn!(
-                "no sanctions list is configured (COREBANK_SANCTIONS_UN_XML, \
-                 COREBANK_SANCTIONS_OFAC_SDN_CSV): payments are screened against an empty list"
-            );
-        }
         Ok(SanctionsList {
             parties,
             thresholds,
