@@ -3,8 +3,8 @@
 //! gateway expects): force-compensate and mark-resolved become proposals that only a second
 //! operator can carry out; the proposer cannot approve, a decided or expired proposal cannot
 //! be decided again, and retry and resume stay single-person. Payment screening proposals
-//! are checked here up to the approval; their end-to-end release needs the payments side's
-//! PaymentsReview.
+//! are checked here up to the approval; their release and refusal end to end, through the
+//! real payments module's PaymentsReview, are in `channel.rs`.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,

@@ -86,12 +86,23 @@ async fn stack() -> Stack {
     let (payments, _) = corebank_payments::grpc::component(
         database.db_for("payments"),
         DepositsClient::new(deposits_only.channel(PAYMENTS, DEPOSITS)),
-        corebank_payments::app::PaymentsConfig::new(
-            "https://127.0.0.1:9/rail-sim/v1",
-            corebank_payments::rail_signature::RailKeys::parse("COREBANK_RAIL_KEYS", RAIL_KEYS)
-                .unwrap(),
-            rail_http,
-        ),
+        corebank_payments::app::PaymentsConfig {
+            // One listed party, for the screening review through the admin API.
+            sanctions: Arc::new(corebank_payments::app::sanctions::SanctionsList::new(
+                vec![corebank_payments::domain::sanctions::ListedParty {
+                    list: "un_consolidated",
+                    id: "6908555".to_owned(),
+                    names: vec!["IVAN PETROVICH SIDOROV".to_owned()],
+                }],
+                corebank_payments::domain::sanctions::matching::Thresholds::default(),
+            )),
+            ..corebank_payments::app::PaymentsConfig::new(
+                "https://127.0.0.1:9/rail-sim/v1",
+                corebank_payments::rail_signature::RailKeys::parse("COREBANK_RAIL_KEYS", RAIL_KEYS)
+                    .unwrap(),
+                rail_http,
+            )
+        },
         shutdown.clone(),
     )
     .unwrap();
@@ -231,6 +242,50 @@ impl Stack {
     async fn get(&self, path: &str, token: &str) -> Answer {
         self.call(reqwest::Method::GET, path, Some(token), None, None)
             .await
+    }
+
+    /// An account of a new product `code` routed to the modern side (accounts, cash and
+    /// payments), for `customer`, with 100.00 EUR on it.
+    async fn modern_payer(&self, code: &str, customer: &str) -> String {
+        let token = self.token(Role::Channel, "mobile-app", None);
+        self.product_on_both_sides(code).await;
+        self.route(json!([
+            rule(code, "accounts.write", "modern"),
+            rule(code, "cash", "modern"),
+            rule(code, "payments", "modern"),
+        ]))
+        .await;
+        let opened = self
+            .post(
+                "/v1/accounts",
+                &token,
+                json!({ "customer_id": customer, "product_code": code }),
+            )
+            .await;
+        let account = opened.body["id"].as_str().unwrap().to_owned();
+        let funded = self
+            .post(
+                &format!("/v1/accounts/{account}/deposits"),
+                &token,
+                json!({ "amount": "100.00", "currency": "EUR" }),
+            )
+            .await;
+        assert_eq!(funded.status, 201, "{}", funded.body);
+        account
+    }
+
+    /// `GET path` until its `status` is `wanted` (5 s at most); the last body.
+    async fn until_status(&self, path: &str, token: &str, wanted: &str) -> Value {
+        let mut seen = Value::Null;
+        for _ in 0..200 {
+            seen = self.get(path, token).await.body;
+            if seen["status"] == wanted {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        assert_eq!(seen["status"], wanted, "{path}: {seen}");
+        seen
     }
 
     /// A product on both sides (each keeps its own catalogue).
@@ -674,29 +729,7 @@ async fn a_shadowed_product_runs_on_both_books_and_a_difference_is_caught() {
 async fn payments_start_with_202_and_their_sagas_are_operated_through_the_admin_api() {
     let stack = stack().await;
     let token = stack.token(Role::Channel, "mobile-app", None);
-    stack.product_on_both_sides("GW-PAY").await;
-    stack
-        .route(json!([
-            rule("GW-PAY", "accounts.write", "modern"),
-            rule("GW-PAY", "cash", "modern"),
-            rule("GW-PAY", "payments", "modern"),
-        ]))
-        .await;
-    let opened = stack
-        .post(
-            "/v1/accounts",
-            &token,
-            json!({ "customer_id": "cust-p", "product_code": "GW-PAY" }),
-        )
-        .await;
-    let account = opened.body["id"].as_str().unwrap().to_owned();
-    stack
-        .post(
-            &format!("/v1/accounts/{account}/deposits"),
-            &token,
-            json!({ "amount": "100.00", "currency": "EUR" }),
-        )
-        .await;
+    let account = stack.modern_payer("GW-PAY", "cust-p").await;
     let started = stack
         .post(
             "/v1/payments",
@@ -912,4 +945,120 @@ async fn customers_of_one_channel_app_never_share_idempotency_keys() {
         opened.push(answer.body["id"].as_str().unwrap().to_owned());
     }
     assert_ne!(opened[0], opened[1]);
+}
+
+#[tokio::test]
+async fn a_payment_held_by_screening_is_released_or_refused_by_two_operators() {
+    let stack = stack().await;
+    let token = stack.token(Role::Channel, "mobile-app", None);
+    let account = stack.modern_payer("GW-SCR", "cust-s").await;
+    let alice = stack.token(Role::Operator, "alice", None);
+    let bob = stack.token(Role::Approver, "bob", None);
+    // Two payments to a listed name: both wait for review, their money held.
+    let mut held = Vec::new();
+    for amount in ["10.00", "20.00"] {
+        let started = stack
+            .post(
+                "/v1/payments",
+                &token,
+                json!({
+                    "debtor_account_id": account,
+                    "creditor": { "name": "Ivan Petrovich Sidorov", "account": "DE44500105175407324931", "agent_bic": "INGDDEFFXXX" },
+                    "amount": amount,
+                    "currency": "EUR",
+                }),
+            )
+            .await;
+        assert_eq!(started.status, 202, "{}", started.body);
+        let id = started.body["id"].as_str().unwrap().to_owned();
+        stack
+            .until_status(&format!("/v1/payments/{id}"), &token, "screening_review")
+            .await;
+        held.push(id);
+    }
+    let balance = stack.get(&format!("/v1/accounts/{account}"), &token).await;
+    assert_eq!(
+        balance.body["balances"]["held"], "30.00",
+        "{}",
+        balance.body
+    );
+
+    // alice proposes the decision on `payment`, bob approves it: the approval's answer.
+    let decide = |payment: String, decision: &'static str, reason: &'static str| {
+        let (stack, alice, bob) = (&stack, alice.clone(), bob.clone());
+        async move {
+            let proposed = stack
+                .post(
+                    &format!("/admin/v1/payments/{payment}/screening-review"),
+                    &alice,
+                    json!({ "decision": decision, "reason": reason }),
+                )
+                .await;
+            assert_eq!(proposed.status, 202, "{}", proposed.body);
+            let approval = proposed.body["id"].as_str().unwrap().to_owned();
+            let approved = stack
+                .post(
+                    &format!("/admin/v1/approvals/{approval}/approve"),
+                    &bob,
+                    json!({ "reason": "agreed" }),
+                )
+                .await;
+            assert_eq!(approved.status, 200, "{}", approved.body);
+            assert_eq!(
+                approved.body["approval"]["outcome"], "done",
+                "{}",
+                approved.body
+            );
+            approved.body
+        }
+    };
+
+    // Refused: the payment fails and its hold is released.
+    let approved = decide(
+        held[0].clone(),
+        "refuse",
+        "the listing matches the beneficiary",
+    )
+    .await;
+    assert!(
+        ["unwinding", "failed"].contains(&approved["result"]["status"].as_str().unwrap()),
+        "{approved}"
+    );
+    let failed = stack
+        .until_status(&format!("/v1/payments/{}", held[0]), &token, "failed")
+        .await;
+    assert!(
+        failed["reason"]
+            .as_str()
+            .unwrap()
+            .contains("refused on review by bob (proposed by alice)"),
+        "{failed}"
+    );
+    let balance = stack.get(&format!("/v1/accounts/{account}"), &token).await;
+    assert_eq!(
+        balance.body["balances"]["held"], "20.00",
+        "{}",
+        balance.body
+    );
+
+    // Released: it leaves review for the rail (which does not answer in this stack).
+    let approved = decide(
+        held[1].clone(),
+        "release",
+        "a namesake: other date of birth",
+    )
+    .await;
+    assert_ne!(
+        approved["result"]["status"], "screening_review",
+        "{approved}"
+    );
+    let detail = stack
+        .get(&format!("/admin/v1/sagas/{}", held[1]), &alice)
+        .await;
+    assert_eq!(detail.status, 200, "{}", detail.body);
+    assert!(
+        detail.body.to_string().contains("screening_release"),
+        "{}",
+        detail.body
+    );
 }

@@ -2,10 +2,13 @@
 
 use corebank_api::deposits::v1::deposits_client::DepositsClient;
 use corebank_api::payments::v1 as pb;
+use corebank_api::payments::v1::payments_review_server::{
+    PaymentsReview as PaymentsReviewApi, PaymentsReviewServer,
+};
 use corebank_api::payments::v1::payments_server::{Payments as PaymentsApi, PaymentsServer};
 use corebank_db::Db;
 use corebank_service::Component;
-use corebank_service::internal::{Allow, allowed_callers};
+use corebank_service::internal::{Allow, Caller, allowed_callers, assertion};
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
@@ -44,6 +47,10 @@ pub fn component(
         .with_grpc(
             admin.into_server(),
             Allow::only(allowed_callers::SAGA_ADMIN),
+        )
+        .with_grpc(
+            PaymentsReviewServer::new(ReviewService::new(payments.clone())),
+            Allow::only(allowed_callers::PAYMENTS_REVIEW),
         );
     Ok((component, payments))
 }
@@ -67,9 +74,13 @@ pub fn status_of(error: &PaymentsError) -> Status {
         PaymentsError::ExistsWithDifferent { .. } => tonic::Code::AlreadyExists,
         PaymentsError::PastPivot { .. }
         | PaymentsError::CannotCancel { .. }
+        | PaymentsError::InvalidPaymentState { .. }
+        | PaymentsError::FourEyesRequired { .. }
         | PaymentsError::Deposits { .. } => tonic::Code::FailedPrecondition,
         // Only the rail's HTTP deliveries are signed; kept exhaustive all the same.
-        PaymentsError::RailDelivery { .. } => tonic::Code::Unauthenticated,
+        PaymentsError::RailDelivery { .. } | PaymentsError::ActorNotAsserted { .. } => {
+            tonic::Code::Unauthenticated
+        }
         PaymentsError::Unavailable { .. } => tonic::Code::Unavailable,
         PaymentsError::Internal { .. } => tonic::Code::Internal,
     };
@@ -185,6 +196,54 @@ impl PaymentsApi for PaymentsService {
         let view = self
             .payments
             .cancel(&r.request_id, id, &r.reason)
+            .await
+            .map_err(|e| status_of(&e))?;
+        Ok(Response::new(payment(&view)))
+    }
+}
+
+/// `corebank.payments.v1.PaymentsReview`: the four-eyes decision on a payment screening
+/// held. The approver is the operator the gateway signed for (`x-corebank-actor`), never a
+/// field of the request.
+#[derive(Debug, Clone)]
+pub struct ReviewService {
+    payments: Payments,
+}
+
+impl ReviewService {
+    pub fn new(payments: Payments) -> ReviewService {
+        ReviewService { payments }
+    }
+}
+
+#[tonic::async_trait]
+impl PaymentsReviewApi for ReviewService {
+    async fn decide_screening(
+        &self,
+        request: Request<pb::DecideScreeningRequest>,
+    ) -> Result<Response<pb::Payment>, Status> {
+        let approver = assertion::actor_of(&request).map_err(|error| {
+            tracing::warn!(
+                caller.component = Caller::of(&request).map(Caller::component).unwrap_or_default(),
+                error = %error,
+                "screening decision refused: no verified operator"
+            );
+            status_of(&PaymentsError::ActorNotAsserted {
+                message: format!(
+                    "{error}: decisions come through the gateway, which signs for the operator"
+                ),
+            })
+        })?;
+        let r = request.into_inner();
+        let view = self
+            .payments
+            .decide_screening(
+                &r.payment_id,
+                &r.decision,
+                &r.proposed_by,
+                &approver,
+                &r.reason,
+            )
             .await
             .map_err(|e| status_of(&e))?;
         Ok(Response::new(payment(&view)))

@@ -43,13 +43,17 @@ pub fn router(payments: Payments) -> Router {
 /// logged here, once.
 fn refused(error: &PaymentsError, path: &str) -> Response {
     let (status, retry_safe) = match error {
-        PaymentsError::RailDelivery { .. } => (StatusCode::UNAUTHORIZED, false),
+        PaymentsError::RailDelivery { .. } | PaymentsError::ActorNotAsserted { .. } => {
+            (StatusCode::UNAUTHORIZED, false)
+        }
         PaymentsError::InvalidArgument { .. } | PaymentsError::ExistsWithDifferent { .. } => {
             (StatusCode::UNPROCESSABLE_ENTITY, false)
         }
         PaymentsError::UnknownPayment { .. } => (StatusCode::NOT_FOUND, false),
         PaymentsError::PastPivot { .. }
         | PaymentsError::CannotCancel { .. }
+        | PaymentsError::InvalidPaymentState { .. }
+        | PaymentsError::FourEyesRequired { .. }
         | PaymentsError::Deposits { .. } => (StatusCode::CONFLICT, false),
         PaymentsError::Unavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, true),
         PaymentsError::Internal { .. } => (StatusCode::INTERNAL_SERVER_ERROR, false),

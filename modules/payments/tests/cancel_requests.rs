@@ -9,18 +9,9 @@
 
 mod common;
 
-use common::{Setup, start};
+use common::{Setup, error_code as code, start};
 use corebank_api::payments::v1 as pb;
 use corebank_api::payments::v1::payments_client::PaymentsClient;
-
-fn code(status: &tonic::Status) -> String {
-    status
-        .metadata()
-        .get("corebank-error-code")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned()
-}
 
 #[tokio::test]
 async fn a_cancel_is_idempotent_by_request_id_and_refuses_other_content() {

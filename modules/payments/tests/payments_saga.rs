@@ -41,6 +41,7 @@ async fn a_payment_is_held_screened_sent_accepted_and_settled_once() {
             "initiate:do",
             "hold:do",
             "screen:do",
+            "screening_review:do",
             "send:do",
             "await_status:do",
             "settle:do",

@@ -29,6 +29,11 @@ pub enum StepOutcome {
     /// It may or may not have taken effect (a call that timed out): the step's query decides
     /// before anything is retried or compensated.
     Unknown(String),
+    /// It waits for a person (a review, a four-eyes decision): the saga pauses at this step
+    /// with the reason, nothing is retried, and resuming it runs the step again, which then
+    /// finds the decision. Nothing the attempt wrote is kept (a database step's transaction
+    /// is rolled back): record what the person must see in an earlier step.
+    Await(String),
 }
 
 /// What a step's query found out about an action whose outcome was unknown.

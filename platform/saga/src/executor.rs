@@ -642,6 +642,10 @@ impl Executor {
                 self.retry_later(step, direction, instance, message, record)
                     .await
             }
+            StepOutcome::Await(reason) => {
+                let record = record(None, reason.clone());
+                self.pause(instance, reason, Some(&record)).await
+            }
             StepOutcome::Failed(message)
             | StepOutcome::Transient(message)
             | StepOutcome::Unknown(message) => {
@@ -1008,6 +1012,7 @@ fn outcome_label(outcome: &StepOutcome) -> &'static str {
         StepOutcome::Failed(_) => "failed",
         StepOutcome::Transient(_) => "transient",
         StepOutcome::Unknown(_) => "unknown",
+        StepOutcome::Await(_) => "awaiting",
     }
 }
 

@@ -148,36 +148,98 @@ where
     actor.check()?;
     let change = &change;
     db.run_tx("saga_operator", |tx| {
-        Box::pin(async move {
-            let mut instance = store::load(&tx, id).await?.ok_or_else(|| not_found(id))?;
-            let before = instance.status;
-            let now = Utc::now();
-            change(&mut instance, now)?;
-            instance.updated_at = now;
-            store::save_by_operator(&tx, &instance).await?;
-            store::insert_operator_action(
-                &tx,
-                id,
-                &OperatorAction {
-                    id: Uuid::new_v4(),
-                    action: action.to_owned(),
-                    actor: actor.who.clone(),
-                    proposed_by: proposed_by.to_owned(),
-                    reason: actor.why.clone(),
-                    status_before: before.to_string(),
-                    status_after: instance.status.to_string(),
-                    at: now,
-                },
-            )
-            .await?;
-            instance.generation += 1;
-            instance.lease_owner.clear();
-            instance.lease_expires_at = None;
-            Ok(instance)
-        })
+        Box::pin(async move { operate_in(&tx, id, actor, proposed_by, action, change).await })
     })
     .await
     .map_err(from_tx_error)
+}
+
+/// [`operate`] in the caller's transaction.
+async fn operate_in<F>(
+    tx: &corebank_db::Transaction<'_>,
+    id: Uuid,
+    actor: &Actor,
+    proposed_by: &str,
+    action: &str,
+    change: &F,
+) -> Result<SagaInstance, TxError<SagaError>>
+where
+    F: Fn(&mut SagaInstance, DateTime<Utc>) -> Result<(), TxError<SagaError>> + Send + Sync,
+{
+    let mut instance = store::load(tx, id).await?.ok_or_else(|| not_found(id))?;
+    let before = instance.status;
+    let now = Utc::now();
+    change(&mut instance, now)?;
+    instance.updated_at = now;
+    store::save_by_operator(tx, &instance).await?;
+    store::insert_operator_action(
+        tx,
+        id,
+        &OperatorAction {
+            id: Uuid::new_v4(),
+            action: action.to_owned(),
+            actor: actor.who.clone(),
+            proposed_by: proposed_by.to_owned(),
+            reason: actor.why.clone(),
+            status_before: before.to_string(),
+            status_after: instance.status.to_string(),
+            at: now,
+        },
+    )
+    .await?;
+    instance.generation += 1;
+    instance.lease_owner.clear();
+    instance.lease_expires_at = None;
+    Ok(instance)
+}
+
+/// A person's decision for a saga waiting at step `step` (one that answered
+/// [`StepOutcome::Await`](crate::StepOutcome::Await)), in the caller's transaction, which
+/// stores the decision where the step reads it: the saga is recorded as having had `action`
+/// done to it by `actor` (proposed by `proposed_by`, when four eyes applied) and goes on
+/// now, so the step runs again and finds the decision. A saga that has not paused yet (the
+/// step is still to run) is only made due; one anywhere else is refused.
+pub async fn decide_in(
+    tx: &corebank_db::Transaction<'_>,
+    id: Uuid,
+    step: &str,
+    registry: &Registry,
+    actor: &Actor,
+    proposed_by: &str,
+    action: &str,
+) -> Result<SagaInstance, TxError<SagaError>> {
+    actor.check().map_err(TxError::Abort)?;
+    let change = |instance: &mut SagaInstance, now: DateTime<Utc>| {
+        let definition = registry
+            .get(&instance.saga_type, instance.version)
+            .ok_or_else(|| {
+                TxError::Abort(SagaError::UnknownType {
+                    saga_type: format!("{} v{}", instance.saga_type, instance.version),
+                })
+            })?;
+        let at = definition
+            .steps
+            .get(instance.current_step)
+            .is_some_and(|s| s.name == step);
+        match instance.status {
+            Status::Paused if at && instance.paused_from == Some(Status::Running) => {
+                instance.status = Status::Running;
+                instance.paused_from = None;
+                instance.paused_reason.clear();
+            }
+            Status::Running if at => not_leased(instance, now)?,
+            _ => {
+                return Err(invalid(
+                    instance,
+                    &format!("the saga is not waiting at step {step}"),
+                ));
+            }
+        }
+        instance.attempts = 0;
+        instance.next_attempt_at = now;
+        Ok(())
+    };
+    operate_in(tx, id, actor, proposed_by, action, &change).await
 }
 
 /// A running or compensating saga waiting for its backoff: due now.

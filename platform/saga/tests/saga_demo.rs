@@ -877,3 +877,109 @@ async fn a_saga_past_its_deadline_pauses_with_the_reason() {
     );
     assert!(detail.steps.len() > 1, "it retried until the deadline");
 }
+
+/// A saga whose second step waits for a person: it answers `Await` until `decided` is set.
+fn awaiting_saga(decided: Arc<AtomicU32>, calls: Arc<AtomicU32>) -> SagaDefinition {
+    let wait = Step::new(
+        "review",
+        Action::call(move |_| {
+            let decided = Arc::clone(&decided);
+            let calls = Arc::clone(&calls);
+            Box::pin(async move {
+                calls.fetch_add(1, Ordering::SeqCst);
+                match decided.load(Ordering::SeqCst) {
+                    0 => StepOutcome::Await("review: waits for two people".to_owned()),
+                    1 => StepOutcome::Done(json!({ "released": true })),
+                    _ => StepOutcome::Failed("refused on review".to_owned()),
+                }
+            })
+        }),
+    );
+    let first = Step::new(
+        "first",
+        Action::call(|_| Box::pin(async { StepOutcome::Done(json!({})) })),
+    )
+    .compensate_with(Action::call(|_| {
+        Box::pin(async { StepOutcome::Done(json!({ "undone": true })) })
+    }));
+    SagaDefinition::new("test.await", 1, vec![first, wait])
+}
+
+#[tokio::test]
+async fn a_step_awaiting_a_person_pauses_without_retries_until_a_decision_resumes_it() {
+    let decided = Arc::new(AtomicU32::new(0));
+    let calls = Arc::new(AtomicU32::new(0));
+    let (flag, counter) = (Arc::clone(&decided), Arc::clone(&calls));
+    let h = harness_with(move |_| vec![awaiting_saga(flag, counter)]).await;
+    let registry = Arc::clone(h.executor.registry());
+    let decide = |id: Uuid, step: &'static str| {
+        let (db, registry) = (h.db.clone(), Arc::clone(&registry));
+        async move {
+            db.run_tx("test_decide", |tx| {
+                let registry = Arc::clone(&registry);
+                Box::pin(async move {
+                    ops::decide_in(&tx, id, step, &registry, &actor(), "proposer-1", "release")
+                        .await
+                })
+            })
+            .await
+        }
+    };
+
+    // Released: paused once at `review` (one attempt, no retries), then completed.
+    let (released, status) = run(&h, "test.await", json!({})).await;
+    assert_eq!(status, Status::Paused);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "waiting is not retried");
+    let paused = ops::get(&h.db, released).await.unwrap();
+    assert_eq!(paused.instance.current_step, 1);
+    assert!(
+        paused
+            .instance
+            .paused_reason
+            .contains("waits for two people")
+    );
+    assert_eq!(paused.steps.last().unwrap().outcome, "awaiting");
+    // A decision for another step is refused and changes nothing.
+    let wrong = decide(released, "first").await.unwrap_err();
+    assert!(
+        matches!(wrong, TxError::Abort(SagaError::InvalidState { .. })),
+        "{wrong:?}"
+    );
+    assert_eq!(
+        ops::get(&h.db, released).await.unwrap().instance.status,
+        Status::Paused
+    );
+
+    decided.store(1, Ordering::SeqCst);
+    let settled = h.executor.watchers().watch(released);
+    let resumed = decide(released, "review").await.unwrap();
+    assert_eq!(resumed.status, Status::Running);
+    h.executor.nudge();
+    let status = tokio::time::timeout(Duration::from_secs(10), settled)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status, Status::Completed);
+    let detail = ops::get(&h.db, released).await.unwrap();
+    assert_eq!(detail.operator_actions.len(), 1);
+    assert_eq!(detail.operator_actions[0].action, "release");
+    assert_eq!(detail.operator_actions[0].actor, "operator-7");
+    assert_eq!(detail.operator_actions[0].proposed_by, "proposer-1");
+    // Decided again once completed: refused.
+    assert!(decide(released, "review").await.is_err());
+
+    // Refused: the step fails after the decision and the saga unwinds.
+    decided.store(0, Ordering::SeqCst);
+    let (refused, status) = run(&h, "test.await", json!({})).await;
+    assert_eq!(status, Status::Paused);
+    decided.store(2, Ordering::SeqCst);
+    let settled = h.executor.watchers().watch(refused);
+    decide(refused, "review").await.unwrap();
+    h.executor.nudge();
+    let status = tokio::time::timeout(Duration::from_secs(10), settled)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status, Status::Compensated);
+}

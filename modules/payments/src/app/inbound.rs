@@ -4,7 +4,8 @@
 //! An inbound payment is credited at most once, by UETR: the payment row (unique by UETR and
 //! direction) is written first, the credit's request id is derived from the UETR, so a
 //! repeated delivery — or a retry after a crash — finds the same row and the same credit.
-//! An unknown or closed beneficiary gets a return (pacs.004) instead.
+//! An unknown or closed beneficiary gets a return (pacs.004) instead. A debtor whose name
+//! may be on a sanctions list holds the payment, uncredited, for a four-eyes review.
 //!
 //! Each message comes as a delivery whose signature the handler verified before anything
 //! was parsed; the delivery id is recorded in the transaction of the message's first
@@ -53,7 +54,7 @@ fn inbound_record(inbound: &Inbound, now: DateTime<Utc>) -> PaymentRecord {
 pub struct InboundOutcome {
     pub payment_id: Uuid,
     pub uetr: Uuid,
-    /// credited | returned
+    /// credited | returned | screening_review (held: a possible sanctions hit)
     pub status: String,
     pub reason: String,
     /// A delivery of a UETR seen before.
@@ -106,19 +107,80 @@ impl Payments {
                 duplicate: true,
             });
         }
-        let (status, reason) = match self.credit(&inbound).await? {
+        // The debtor's name against the sanctions lists: a possible hit is stored, not
+        // credited, until two operators decide (ADR 0011).
+        let hits = self
+            .config
+            .sanctions
+            .screen(&inbound.debtor_name, &inbound.currency);
+        if !hits.is_empty() {
+            let reason = super::outbound::hit_reason(&hits);
+            let found = super::outbound::hits_json(&hits);
+            self.finish_inbound(
+                stored.id,
+                &inbound,
+                "screening_review",
+                &reason,
+                Some((&inbound.debtor_name, &found)),
+            )
+            .await?;
+            metrics::counter!("corebank_payments_screening_holds_total", "direction" => "inbound")
+                .increment(1);
+            return Ok(InboundOutcome {
+                payment_id: stored.id,
+                uetr: stored.uetr,
+                status: "screening_review".to_owned(),
+                reason,
+                duplicate: !inserted,
+            });
+        }
+        let (status, reason) = self.credit_or_return(stored.id, &inbound).await?;
+        Ok(InboundOutcome {
+            payment_id: stored.id,
+            uetr: stored.uetr,
+            status,
+            reason,
+            duplicate: !inserted,
+        })
+    }
+
+    /// Credits an inbound payment, or returns it (pacs.004) when it cannot be credited, and
+    /// records which with its event. Safe to repeat: the credit's request id is derived from
+    /// the UETR.
+    pub(crate) async fn credit_or_return(
+        &self,
+        payment_id: Uuid,
+        inbound: &Inbound,
+    ) -> Result<(String, String), PaymentsError> {
+        let (status, reason) = match self.credit(inbound).await? {
             None => ("credited", String::new()),
             Some(reason) => {
-                self.send_return(&inbound, &reason).await?;
+                self.send_return(inbound, &reason).await?;
                 ("returned", reason)
             }
         };
+        self.finish_inbound(payment_id, inbound, status, &reason, None)
+            .await?;
+        metrics::counter!("corebank_payments_inbound_total", "status" => status).increment(1);
+        Ok((status.to_owned(), reason))
+    }
+
+    /// Writes an inbound payment's status and its event (`payments.inbound.<status>`); with
+    /// `held`, the screened name and possible hits of a payment held for review.
+    pub(crate) async fn finish_inbound(
+        &self,
+        payment_id: Uuid,
+        inbound: &Inbound,
+        status: &str,
+        reason: &str,
+        held: Option<(&str, &serde_json::Value)>,
+    ) -> Result<(), PaymentsError> {
         let event_type = format!("payments.inbound.{status}");
         let event = NewEvent::new(
-            AggregateRef::new("payment", stored.id.to_string())?,
+            AggregateRef::new("payment", payment_id.to_string())?,
             &event_type,
             json!({
-                "payment_id": stored.id,
+                "payment_id": payment_id,
                 "uetr": inbound.uetr,
                 "end_to_end_id": inbound.end_to_end_id,
                 "creditor_account": inbound.creditor_account,
@@ -128,11 +190,15 @@ impl Payments {
             }),
         )?;
         let outbox = Outbox::new(SchemaName::new("payments")?);
-        let (id, reason_ref, event_ref, outbox_ref) = (stored.id, &reason, &event, &outbox);
+        let (event_ref, outbox_ref) = (&event, &outbox);
         self.db
             .run_tx("payments_inbound_settle", |tx| {
                 Box::pin(async move {
-                    store::set_status(&tx, id, status, reason_ref, Utc::now()).await?;
+                    let now = Utc::now();
+                    if let Some((name, hits)) = held {
+                        store::reviews::hold(&tx, payment_id, "inbound", name, hits, now).await?;
+                    }
+                    store::set_status(&tx, payment_id, status, reason, now).await?;
                     outbox_ref
                         .append_one::<PaymentsError>(&tx, event_ref)
                         .await?;
@@ -140,15 +206,7 @@ impl Payments {
                 })
             })
             .await
-            .map_err(tx_error)?;
-        metrics::counter!("corebank_payments_inbound_total", "status" => status).increment(1);
-        Ok(InboundOutcome {
-            payment_id: stored.id,
-            uetr: stored.uetr,
-            status: status.to_owned(),
-            reason,
-            duplicate: !inserted,
-        })
+            .map_err(tx_error)
     }
 
     /// Credits the beneficiary from the clearing account; `Some(reason code)` when the

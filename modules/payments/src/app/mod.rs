@@ -7,6 +7,7 @@ pub mod inbound;
 pub mod messages;
 pub mod outbound;
 pub mod rail;
+pub mod review;
 pub mod sanctions;
 
 use std::sync::Arc;
@@ -181,7 +182,9 @@ impl Payments {
             config: Arc::new(config),
         });
         let mut registry = Registry::new();
-        registry.register(outbound::definition(Arc::clone(&parts), &options))?;
+        for definition in outbound::definitions(Arc::clone(&parts), &options) {
+            registry.register(definition)?;
+        }
         let executor = Executor::with_watchers(
             db,
             Arc::new(registry),

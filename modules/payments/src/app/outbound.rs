@@ -1,18 +1,26 @@
-//! The outbound payment saga, `payments.outbound` v1:
+//! The outbound payment saga, `payments.outbound` (version 2; version 1, kept for payments
+//! started before, lacks step 4 and the sanctions lists):
 //!
-//! 1. `hold` (call): a hold on the debtor's deposit account; undone by releasing it.
-//! 2. `screen` (database step): amount threshold, velocity, blocklist; a refusal unwinds.
-//! 3. `send` (call, **the pivot**): the pacs.008 to the clearing rail. A lost answer is
+//! 1. `initiate` (database step): the payment's first event; its compensation records why
+//!    the payment failed or was cancelled.
+//! 2. `hold` (call): a hold on the debtor's deposit account; undone by releasing it.
+//! 3. `screen` (database step): amount threshold, velocity, blocklist; a refusal unwinds.
+//!    Then the creditor's name against the sanctions lists: a possible hit holds the
+//!    payment (status `screening_review`, a `screening_reviews` row, an event).
+//! 4. `screening_review` (database step): a held payment waits here, the saga paused
+//!    ([`StepOutcome::Await`]), until `PaymentsReview/DecideScreening` records a four-eyes
+//!    decision and resumes it: released, it goes on; refused, it unwinds.
+//! 5. `send` (call, **the pivot**): the pacs.008 to the clearing rail. A lost answer is
 //!    settled by asking the rail whether it has the UETR.
-//! 4. `await_status` (call): the rail's pacs.002, received on the callback; when none came
+//! 6. `await_status` (call): the rail's pacs.002, received on the callback; when none came
 //!    within `status_wait`, the rail is asked.
-//! 5. `settle` (call): accepted → the hold is captured to the clearing account;
+//! 7. `settle` (call): accepted → the hold is captured to the clearing account;
 //!    rejected → the hold is released. Either way the saga completes (forward only).
-//! 6. `record` (database step): the payment's final status and its event
+//! 8. `record` (database step): the payment's final status and its event
 //!    (`payments.outbound.settled|rejected`), exactly once with the saga's completion.
 //!
 //! A payment that unwinds before the pivot gets its `payments.outbound.failed` event from
-//! the compensation of `hold`, in the same way.
+//! the compensation of `initiate`, in the same way.
 //!
 //! Every call carries an idempotency key derived from (saga id, step, do/undo), and the
 //! UETR and end-to-end id of the payment travel in every message.
@@ -32,6 +40,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::{Parts, PaymentRecord, Payments, derived_id, from_deposits, parse_id, tx_error};
+use crate::app::sanctions::SanctionsList;
 use crate::domain::error::PaymentsError;
 use crate::domain::screening::screen;
 use crate::store;
@@ -365,6 +374,7 @@ fn screen_step<'a>(
     tx: &'a corebank_db::Transaction<'a>,
     context: &'a StepContext,
     rules: crate::domain::screening::ScreeningRules,
+    sanctions: Option<Arc<SanctionsList>>,
 ) -> corebank_saga::BoxFuture<'a, Result<StepOutcome, corebank_db::DbError>> {
     Box::pin(async move {
         let input = &context.input;
@@ -381,9 +391,99 @@ fn screen_step<'a>(
         );
         let count = count.map_err(db_error)?;
         let blocked = blocked.map_err(db_error)?;
-        Ok(match screen(&rules, amount, count, blocked.as_deref()) {
-            Ok(()) => StepOutcome::Done(json!({ "screened": true })),
-            Err(reason) => StepOutcome::Failed(reason),
+        if let Err(reason) = screen(&rules, amount, count, blocked.as_deref()) {
+            return Ok(StepOutcome::Failed(reason));
+        }
+        let Some(sanctions) = sanctions else {
+            // Version 1 of the saga, kept for payments started before the lists were read.
+            return Ok(StepOutcome::Done(json!({ "screened": true })));
+        };
+        let name = field(input, "creditor_name");
+        let hits = sanctions.screen(name, field(input, "currency"));
+        if !hits.is_empty() {
+            // A possible hit holds the payment for a four-eyes review (ADR 0011): what was
+            // found is kept for the reviewers, and the payment says it waits.
+            let found = hits_json(&hits);
+            store::reviews::hold(tx, context.saga_id, "outbound", name, &found, Utc::now())
+                .await
+                .map_err(db_error)?;
+            record_outcome(tx, context, "screening_review", &hit_reason(&hits)).await?;
+            metrics::counter!("corebank_payments_screening_holds_total", "direction" => "outbound")
+                .increment(1);
+            return Ok(StepOutcome::Done(
+                json!({ "screened": true, "hits": found }),
+            ));
+        }
+        Ok(StepOutcome::Done(json!({ "screened": true, "hits": [] })))
+    })
+}
+
+/// Possible hits as stored and shown to reviewers.
+pub(crate) fn hits_json(hits: &[crate::domain::sanctions::matching::Hit]) -> Value {
+    Value::Array(
+        hits.iter()
+            .map(|hit| {
+                json!({
+                    "list": hit.list,
+                    "id": hit.id,
+                    "listed_name": hit.listed_name,
+                    "score": (hit.score * 1000.0).round() / 1000.0,
+                })
+            })
+            .collect(),
+    )
+}
+
+/// Why a payment waits: its best possible hit, and how many more there are.
+pub(crate) fn hit_reason(hits: &[crate::domain::sanctions::matching::Hit]) -> String {
+    let Some(best) = hits.first() else {
+        return String::new();
+    };
+    let more = match hits.len() - 1 {
+        0 => String::new(),
+        n => format!(" and {n} more"),
+    };
+    format!(
+        "screening: possible sanctions hit on {:?} ({} {}, score {:.3}){more}: awaiting a four-eyes review",
+        best.listed_name, best.list, best.id, best.score
+    )
+}
+
+/// Step `screening_review` (version 2): a payment with a possible hit waits here, paused,
+/// until two operators decide (`PaymentsReview/DecideScreening`); a release goes on to the
+/// rail, a refusal fails the payment and its hold is released by the compensations.
+fn review_step<'a>(
+    tx: &'a corebank_db::Transaction<'a>,
+    context: &'a StepContext,
+) -> corebank_saga::BoxFuture<'a, Result<StepOutcome, corebank_db::DbError>> {
+    Box::pin(async move {
+        let held = context
+            .outputs
+            .get("screen")
+            .and_then(|o| o.get("hits"))
+            .and_then(Value::as_array)
+            .is_some_and(|hits| !hits.is_empty());
+        if !held {
+            return Ok(StepOutcome::Done(json!({ "review": "not_needed" })));
+        }
+        let review = store::reviews::get(tx, context.saga_id)
+            .await
+            .map_err(db_error)?;
+        Ok(match review {
+            Some(r) if r.decision == "release" => StepOutcome::Done(json!({
+                "review": "released",
+                "proposed_by": r.proposed_by,
+                "approved_by": r.approved_by,
+                "reason": r.reason,
+            })),
+            Some(r) if r.decision == "refuse" => StepOutcome::Failed(format!(
+                "screening: refused on review by {} (proposed by {}): {}",
+                r.approved_by, r.proposed_by, r.reason
+            )),
+            _ => StepOutcome::Await(format!(
+                "{REVIEW_STEP}: a possible sanctions hit awaits a four-eyes decision \
+                 (PaymentsReview/DecideScreening)"
+            )),
         })
     })
 }
@@ -505,14 +605,24 @@ fn db_error(error: corebank_db::TxError<PaymentsError>) -> corebank_db::DbError 
     }
 }
 
-/// The saga definition; its steps work with the module's `parts`.
-pub fn definition(slot: Arc<Parts>, options: &SagaOptions) -> SagaDefinition {
+/// The step a payment with a possible sanctions hit waits at (version 2).
+pub const REVIEW_STEP: &str = "screening_review";
+
+/// The saga definitions: version 2 (new payments: the sanctions lists are consulted and a
+/// possible hit waits in `screening_review`) and version 1 (without, for payments started
+/// before). Their steps work with the module's `parts`.
+pub fn definitions(slot: Arc<Parts>, options: &SagaOptions) -> Vec<SagaDefinition> {
+    vec![definition(&slot, options, 1), definition(&slot, options, 2)]
+}
+
+fn definition(slot: &Arc<Parts>, options: &SagaOptions, version: i64) -> SagaDefinition {
     let twice = options.actions_twice;
     let undo_twice = options.compensations_twice;
-    let screening_slot = Arc::clone(&slot);
+    let screening_slot = Arc::clone(slot);
     let screen_action = Action::db(move |tx, context| {
         let rules = screening_slot.config.screening.clone();
-        screen_step(tx, context, rules)
+        let sanctions = (version >= 2).then(|| Arc::clone(&screening_slot.config.sanctions));
+        screen_step(tx, context, rules, sanctions)
     });
     let quick = RetryPolicy {
         attempts: 8,
@@ -526,27 +636,29 @@ pub fn definition(slot: Arc<Parts>, options: &SagaOptions) -> SagaDefinition {
         max_backoff: Duration::from_millis(500),
         jitter: 0.2,
     };
-    SagaDefinition::new(
-        SAGA_TYPE,
-        1,
-        vec![
-            Step::new("initiate", Action::db(initiated))
-                .compensate_with(Action::db(unwound))
-                .retry(quick),
-            Step::new("hold", call(&slot, place_hold, twice))
-                .compensate_with(call(&slot, release_hold, undo_twice))
-                .query_with(hold_placed(&slot))
-                .retry(quick),
-            Step::new("screen", screen_action).retry(quick),
-            Step::new("send", call(&slot, send, twice))
-                .query_with(rail_knows(&slot))
-                .retry(quick)
-                .pivot(),
-            Step::new("await_status", call(&slot, await_status, twice)).retry(waiting),
-            Step::new("settle", call(&slot, settle, twice)).retry(quick),
-            Step::new("record", Action::db(record_step)).retry(quick),
-        ],
-    )
+    let mut steps = vec![
+        Step::new("initiate", Action::db(initiated))
+            .compensate_with(Action::db(unwound))
+            .retry(quick),
+        Step::new("hold", call(slot, place_hold, twice))
+            .compensate_with(call(slot, release_hold, undo_twice))
+            .query_with(hold_placed(slot))
+            .retry(quick),
+        Step::new("screen", screen_action).retry(quick),
+    ];
+    if version >= 2 {
+        steps.push(Step::new(REVIEW_STEP, Action::db(review_step)).retry(quick));
+    }
+    steps.extend([
+        Step::new("send", call(slot, send, twice))
+            .query_with(rail_knows(slot))
+            .retry(quick)
+            .pivot(),
+        Step::new("await_status", call(slot, await_status, twice)).retry(waiting),
+        Step::new("settle", call(slot, settle, twice)).retry(quick),
+        Step::new("record", Action::db(record_step)).retry(quick),
+    ]);
+    SagaDefinition::new(SAGA_TYPE, version, steps)
 }
 
 /// What a client asks to pay.
@@ -744,6 +856,13 @@ impl Payments {
         let detail = corebank_saga::ops::get(&self.db, id).await?;
         let saga = &detail.instance;
         let outputs = &saga.outputs;
+        // The step the saga is at (the next to do), by name: versions number them apart.
+        let at = self
+            .executor
+            .registry()
+            .get(&saga.saga_type, saga.version)
+            .and_then(|d| d.steps.get(saga.current_step).map(|s| s.name.clone()));
+        let at = at.as_deref();
         let (status, reason) = match saga.status {
             Status::Completed => match outputs
                 .get("await_status")
@@ -768,18 +887,30 @@ impl Payments {
                     ("failed", saga.failure.clone())
                 }
             }
+            Status::Paused
+                if at == Some(REVIEW_STEP)
+                    && saga.paused_from == Some(Status::Running)
+                    && record.status == "screening_review" =>
+            {
+                ("screening_review", record.reason.clone())
+            }
             Status::Paused => ("attention", saga.paused_reason.clone()),
-            Status::Running => (
-                match saga.current_step {
-                    0 | 1 => "initiated",
-                    2 => "held",
-                    3 => "screened",
-                    4 => "sent",
-                    // The rail answered; the hold is being captured or released.
-                    _ => "settling",
-                },
-                String::new(),
-            ),
+            Status::Running => match at.unwrap_or_default() {
+                "initiate" | "hold" => ("initiated", String::new()),
+                "screen" => ("held", String::new()),
+                // Decided, and about to go on: the decision says which way.
+                REVIEW_STEP if record.status == "screening_review" => {
+                    match detail.operator_actions.last().map(|a| a.action.as_str()) {
+                        Some("screening_release") => ("screened", String::new()),
+                        Some("screening_refuse") => ("unwinding", record.reason.clone()),
+                        _ => ("screening_review", record.reason.clone()),
+                    }
+                }
+                REVIEW_STEP | "send" => ("screened", String::new()),
+                "await_status" => ("sent", String::new()),
+                // The rail answered; the hold is being captured or released.
+                _ => ("settling", String::new()),
+            },
         };
         let steps = detail
             .steps

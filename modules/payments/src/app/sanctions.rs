@@ -73,6 +73,14 @@ impl SanctionsList {
         })
     }
 
+    /// A list of `parties` (read from files elsewhere, or made by a test).
+    pub fn new(parties: Vec<ListedParty>, thresholds: Thresholds) -> SanctionsList {
+        SanctionsList {
+            parties,
+            thresholds,
+        }
+    }
+
     /// How many parties are listed.
     pub fn len(&self) -> usize {
         self.parties.len()

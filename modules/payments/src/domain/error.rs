@@ -15,6 +15,16 @@ pub enum PaymentsError {
     PastPivot { payment_id: String },
     #[error("payment {payment_id} cannot be cancelled now: {message}")]
     CannotCancel { payment_id: String, message: String },
+    /// The payment is not where the request needs it (not held for review, or decided the
+    /// other way already).
+    #[error("payment {payment_id}: {message}")]
+    InvalidPaymentState { payment_id: String, message: String },
+    /// A decision that needs two operators named one, or the same one twice.
+    #[error("four eyes: {message}")]
+    FourEyesRequired { message: String },
+    /// No operator the gateway vouched for (signed `x-corebank-actor`).
+    #[error("no verified operator: {message}")]
+    ActorNotAsserted { message: String },
     /// A refusal by the deposits module, with its code (`insufficient_funds`, …).
     #[error("{message}")]
     Deposits { code: String, message: String },
@@ -46,6 +56,9 @@ impl PaymentsError {
             PaymentsError::ExistsWithDifferent { .. } => "exists_with_different_content",
             PaymentsError::PastPivot { .. } => "past_pivot",
             PaymentsError::CannotCancel { .. } => "cannot_cancel",
+            PaymentsError::InvalidPaymentState { .. } => "invalid_payment_state",
+            PaymentsError::FourEyesRequired { .. } => "four_eyes_required",
+            PaymentsError::ActorNotAsserted { .. } => "actor_not_asserted",
             PaymentsError::Deposits { code, .. } => code.as_str(),
             PaymentsError::RailDelivery { refusal } => refusal.code(),
             PaymentsError::Unavailable { .. } => "unavailable",

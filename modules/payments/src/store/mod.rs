@@ -1,6 +1,7 @@
 //! SQL for the `payments` schema, and nothing else.
 
 pub mod cancels;
+pub mod reviews;
 
 use chrono::{DateTime, Utc};
 use corebank_db::tokio_postgres::Row;

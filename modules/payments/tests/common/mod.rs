@@ -52,6 +52,8 @@ pub struct Setup {
     pub status_wait: Duration,
     pub spawn_executor: bool,
     pub screening: corebank_payments::domain::screening::ScreeningRules,
+    /// The sanctions lists screened against (none by default).
+    pub sanctions: corebank_payments::app::sanctions::SanctionsList,
 }
 
 impl Default for Setup {
@@ -68,6 +70,7 @@ impl Default for Setup {
             status_wait: Duration::from_secs(5),
             spawn_executor: true,
             screening: corebank_payments::domain::screening::ScreeningRules::default(),
+            sanctions: corebank_payments::app::sanctions::SanctionsList::default(),
         }
     }
 }
@@ -131,6 +134,7 @@ pub async fn start(setup: Setup) -> Harness {
     let config = PaymentsConfig {
         status_wait: setup.status_wait,
         screening: setup.screening.clone(),
+        sanctions: Arc::new(setup.sanctions.clone()),
         executor: corebank_saga::ExecutorConfig {
             poll_interval: Duration::from_millis(20),
             ..corebank_saga::ExecutorConfig::new()
@@ -163,6 +167,12 @@ pub async fn start(setup: Setup) -> Harness {
                 corebank_payments::grpc::PaymentsService::new(payments.clone()),
             ),
             Allow::only(allowed_callers::PAYMENTS),
+        )
+        .with_grpc(
+            corebank_api::payments::v1::payments_review_server::PaymentsReviewServer::new(
+                corebank_payments::grpc::ReviewService::new(payments.clone()),
+            ),
+            Allow::only(allowed_callers::PAYMENTS_REVIEW),
         );
     let server = corebank_service::serve_on(
         listeners,
@@ -190,6 +200,9 @@ pub async fn start(setup: Setup) -> Harness {
         shutdown,
     }
 }
+
+#[allow(unused_imports, reason = "each test file uses part of the harness")]
+pub use corebank_service::contract::error_code;
 
 pub fn id() -> String {
     Uuid::new_v4().to_string()
@@ -277,12 +290,19 @@ impl Harness {
 
     /// Waits until the payment reaches a final status.
     pub async fn settled(&self, payment_id: Uuid) -> PaymentView {
+        self.until(
+            payment_id,
+            &["settled", "rejected", "failed", "cancelled", "attention"],
+        )
+        .await
+    }
+
+    /// Waits until the payment reaches one of `statuses`.
+    pub async fn until(&self, payment_id: Uuid, statuses: &[&str]) -> PaymentView {
         let started = Instant::now();
         loop {
             let view = self.payments.payment(payment_id).await.unwrap();
-            if ["settled", "rejected", "failed", "cancelled", "attention"]
-                .contains(&view.status.as_str())
-            {
+            if statuses.contains(&view.status.as_str()) {
                 return view;
             }
             assert!(
@@ -302,7 +322,12 @@ impl Harness {
 
     /// A gRPC channel to payments, calling as the gateway (the only component that may).
     pub fn payments_channel(&self) -> Channel {
-        corebank_testkit::clients(component_names::GATEWAY)
+        self.channel_as(component_names::GATEWAY)
+    }
+
+    /// A gRPC channel to payments, calling with `me`'s certificate.
+    pub fn channel_as(&self, me: &str) -> Channel {
+        corebank_testkit::clients(me)
             .endpoint(&self.payments_url, component_names::PAYMENTS)
             .unwrap()
             .connect_lazy()

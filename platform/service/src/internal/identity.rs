@@ -72,6 +72,9 @@ pub mod allowed_callers {
     pub const PAYMENTS: &[&str] = &[GATEWAY];
     /// `corebank.saga.v1.SagaAdmin`: the gateway, acting for an operator whose name it signs.
     pub const SAGA_ADMIN: &[&str] = &[GATEWAY];
+    /// `corebank.payments.v1.PaymentsReview`: the gateway, acting for the approving operator
+    /// whose name it signs.
+    pub const PAYMENTS_REVIEW: &[&str] = &[GATEWAY];
     /// `corebank.legacy.v1.LegacyExport`: the migration tooling.
     pub const LEGACY_EXPORT: &[&str] = &[MIGRATION];
     /// The bank's rail callbacks (`/payments/rail/v1`): the clearing rail.
