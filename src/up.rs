@@ -247,7 +247,7 @@ async fn serve_until_shutdown(
         );
     }
     println!(
-        "  gRPC services  corebank.ledger.v1.Ledger, corebank.deposits.v1.Deposits, corebank.payments.v1.Payments, corebank.saga.v1.SagaAdmin, grpc.health.v1.Health, corebank.platform.v1.PlatformInfo (internal)"
+        "  gRPC services  corebank.ledger.v1.Ledger, corebank.deposits.v1.Deposits, corebank.payments.v1.Payments, corebank.payments.v1.PaymentsReview, corebank.saga.v1.SagaAdmin, grpc.health.v1.Health, corebank.platform.v1.PlatformInfo (internal)"
     );
     match mode {
         InternalMode::MutualTls(_) => println!(
