@@ -1,0 +1,292 @@
+//! `/v1/payments`: outbound payments (answered 202: their saga runs on), reading one, and
+//! cancelling it before its pivot.
+
+use super::json as wire;
+use super::pipeline::{
+    Attempt, Ctx, Done, Mutation, account_for, context, customer_allowed, once, parse_body,
+    parse_id, read, scope_needed, side_answer_id,
+};
+use super::{GatewayState, Shared};
+use crate::directory::PaymentEntry;
+use crate::error::ApiError;
+use crate::principal::{RequestContext, scope};
+use crate::upstream::api_error_of;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::Response;
+use chrono::Utc;
+use corebank_api::payments::v1 as ppb;
+use serde_json::Value;
+use std::sync::Arc;
+
+#[utoipa::path(
+    post, path = "/v1/payments", tag = "payments",
+    summary = "Start a payment",
+    description = "Scope `payments:write`. The payment runs as a saga: the answer is 202 with `Location` to follow it. Payments are never shadowed.",
+    request_body = wire::PaymentBody,
+    responses((status = 202, description = "The payment, started", body = wire::PaymentAnswer,
+        headers(("Location" = String, description = "Where to follow the payment: `/v1/payments/{payment_id}`"))))
+)]
+pub(super) async fn initiate_payment(
+    State(state): State<Shared>,
+    ctx: Ctx,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let attempt = Attempt::of(&ctx, &headers, "payments.initiate");
+    let prepared = async {
+        let context = context(ctx)?;
+        scope_needed(&context, scope::PAYMENTS_WRITE)?;
+        let (parsed, value) = parse_body::<wire::PaymentBody>(&body)?;
+        let mutation = Mutation::new(
+            context,
+            &headers,
+            Method::POST,
+            "/v1/payments".to_owned(),
+            &value,
+        )?;
+        let debtor = account_for(&state, &mutation.context, &parsed.debtor_account_id).await?;
+        Ok::<_, ApiError>((mutation, parsed, debtor))
+    };
+    let (mutation, parsed, debtor) = match prepared.await {
+        Ok(prepared) => prepared,
+        Err(error) => return attempt.refused(&state, error).await,
+    };
+    let resource = format!("account:{}", parsed.debtor_account_id);
+    let worker = Arc::clone(&state);
+    let mut response = once(&state, mutation, &resource, |request_id, _pin| async move {
+        let state = worker;
+        // Payments are never shadowed: a copy would be a second real payment.
+        let mut route = state.route(&debtor, "payments");
+        route.decision.shadow = None;
+        let Some(id) = debtor.id_on(route.side) else {
+            return Done::refused(ApiError::internal("routed to a side without the account"));
+        };
+        let started = state
+            .upstreams
+            .side(route.side)
+            .payments
+            .initiate_payment(ppb::InitiatePaymentRequest {
+                request_id,
+                debtor_account_id: id.to_string(),
+                creditor: Some(ppb::Party {
+                    name: parsed.creditor.name.clone(),
+                    account: parsed.creditor.account.clone(),
+                    agent_bic: parsed.creditor.agent_bic.clone(),
+                }),
+                amount: parsed.amount.clone(),
+                currency: parsed.currency.clone(),
+                end_to_end_id: parsed.end_to_end_id.clone().unwrap_or_default(),
+                remittance_information: parsed.remittance_information.clone().unwrap_or_default(),
+            })
+            .await;
+        let outcome = match started {
+            Err(status) => Err(api_error_of(&status, route.side)),
+            Ok(answer) => {
+                let payment = answer.into_inner();
+                match side_answer_id(&payment.id, "the side's payment id") {
+                    Err(error) => Err(error),
+                    Ok(payment_id) => state
+                        .directory
+                        .record_payment(&PaymentEntry {
+                            payment_id,
+                            side: route.side,
+                            account_id: debtor.account_id,
+                            customer_id: debtor.customer_id.clone(),
+                            created_at: Utc::now(),
+                        })
+                        .await
+                        .map(|()| {
+                            (
+                                StatusCode::ACCEPTED,
+                                wire::payment(&payment, &parsed.debtor_account_id),
+                            )
+                        }),
+                }
+            }
+        };
+        Done {
+            outcome,
+            route: Some(route),
+            shadow: None,
+        }
+    })
+    .await;
+    // 202 with where to follow the payment.
+    if response.status() == StatusCode::ACCEPTED {
+        let location = axum::body::to_bytes(std::mem::take(response.body_mut()), 1 << 20).await;
+        if let Ok(bytes) = location {
+            if let Some(id) = serde_json::from_slice::<Value>(&bytes)
+                .ok()
+                .and_then(|v| v["id"].as_str().map(str::to_owned))
+                && let Ok(value) = HeaderValue::from_str(&format!("/v1/payments/{id}"))
+            {
+                response
+                    .headers_mut()
+                    .insert(axum::http::header::LOCATION, value);
+            }
+            *response.body_mut() = axum::body::Body::from(bytes);
+        }
+    }
+    response
+}
+
+pub(super) async fn payment_for(
+    state: &GatewayState,
+    context: &RequestContext,
+    payment_id: &str,
+) -> Result<PaymentEntry, ApiError> {
+    let id = parse_id(payment_id, "payment id")?;
+    let payment = state.directory.payment(id).await?.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_payment",
+            format!("no payment {payment_id}"),
+        )
+    })?;
+    customer_allowed(context, &payment.customer_id)?;
+    Ok(payment)
+}
+
+#[utoipa::path(
+    get, path = "/v1/payments/{payment_id}", tag = "payments",
+    summary = "Read a payment",
+    description = "Scope `accounts:read`.",
+    params(("payment_id" = String, Path, description = "The payment's id (a UUID)")),
+    responses((status = 200, description = "The payment", body = wire::PaymentAnswer))
+)]
+pub(super) async fn get_payment(
+    State(state): State<Shared>,
+    ctx: Ctx,
+    Path(payment_id): Path<String>,
+) -> Response {
+    let request_id = ctx
+        .as_ref()
+        .map(|c| c.0.request_id.clone())
+        .unwrap_or_default();
+    let worker = Arc::clone(&state);
+    read(&state, &request_id, || async move {
+        let state = worker;
+        let prepared = async {
+            let context = context(ctx)?;
+            scope_needed(&context, scope::ACCOUNTS_READ)?;
+            payment_for(&state, &context, &payment_id).await
+        };
+        let payment = match prepared.await {
+            Ok(payment) => payment,
+            Err(error) => return Done::refused(error),
+        };
+        let outcome = state
+            .upstreams
+            .side(payment.side)
+            .payments
+            .get_payment(ppb::GetPaymentRequest {
+                payment_id: payment_id.clone(),
+            })
+            .await
+            .map(|p| {
+                (
+                    StatusCode::OK,
+                    wire::payment(&p.into_inner(), &payment.account_id.to_string()),
+                )
+            })
+            .map_err(|s| api_error_of(&s, payment.side));
+        Done {
+            outcome,
+            route: None,
+            shadow: None,
+        }
+    })
+    .await
+}
+
+#[utoipa::path(
+    post, path = "/v1/payments/{payment_id}/cancel", tag = "payments",
+    summary = "Cancel a payment",
+    description = "Scope `payments:write`; possible while the payment has not been sent.",
+    params(("payment_id" = String, Path, description = "The payment's id (a UUID)")),
+    request_body(content = wire::ReasonBody, description = "Optional: an empty body is the same as `{}`"),
+    responses((status = 200, description = "The payment, cancelled", body = wire::PaymentAnswer))
+)]
+pub(super) async fn cancel_payment(
+    State(state): State<Shared>,
+    ctx: Ctx,
+    headers: HeaderMap,
+    Path(payment_id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let attempt = Attempt::of(&ctx, &headers, "payments.cancel");
+    let prepared = async {
+        let context = context(ctx)?;
+        scope_needed(&context, scope::PAYMENTS_WRITE)?;
+        let (parsed, value) = parse_body::<wire::ReasonBody>(&body)?;
+        let mutation = Mutation::new(
+            context,
+            &headers,
+            Method::POST,
+            format!("/v1/payments/{payment_id}/cancel"),
+            &value,
+        )?;
+        let payment = payment_for(&state, &mutation.context, &payment_id).await?;
+        Ok::<_, ApiError>((mutation, parsed, payment))
+    };
+    let (mutation, parsed, payment) = match prepared.await {
+        Ok(prepared) => prepared,
+        Err(error) => return attempt.refused(&state, error).await,
+    };
+    let resource = format!("payment:{payment_id}");
+    let worker = Arc::clone(&state);
+    once(&state, mutation, &resource, |request_id, _pin| async move {
+        let state = worker;
+        let outcome = state
+            .upstreams
+            .side(payment.side)
+            .payments
+            .cancel_payment(ppb::CancelPaymentRequest {
+                payment_id: payment_id.clone(),
+                reason: parsed.reason.clone().unwrap_or_default(),
+                request_id,
+            })
+            .await
+            .map(|p| {
+                (
+                    StatusCode::OK,
+                    wire::payment(&p.into_inner(), &payment.account_id.to_string()),
+                )
+            })
+            .map_err(|s| api_error_of(&s, payment.side));
+        // Cancelling is idempotent by its goal: a payment already cancelled (by this
+        // request's lost first attempt, or another) answers as cancelled. The contract's
+        // CancelPayment carries no request id to dedupe by.
+        let outcome = match outcome {
+            Err(error) if error.code != "past_pivot" && error.code != "unknown_payment" => {
+                let now = state
+                    .upstreams
+                    .side(payment.side)
+                    .payments
+                    .get_payment(ppb::GetPaymentRequest {
+                        payment_id: payment_id.clone(),
+                    })
+                    .await
+                    .map(tonic::Response::into_inner);
+                match now {
+                    Ok(found) if found.status == "cancelled" || found.status == "unwinding" => {
+                        Ok((
+                            StatusCode::OK,
+                            wire::payment(&found, &payment.account_id.to_string()),
+                        ))
+                    }
+                    _ => Err(error),
+                }
+            }
+            other => other,
+        };
+        Done {
+            outcome,
+            route: None,
+            shadow: None,
+        }
+    })
+    .await
+}
