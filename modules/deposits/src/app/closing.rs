@@ -1,0 +1,167 @@
+//! Closing an account (ADR 0010), which `change_status` (`status`) hands on here once it has
+//! refused what cannot close. Closing is a status of its own: the account goes to `closing`
+//! (movements are refused from then on), the final interest is posted, the ledger account is
+//! frozen, and one ledger sweep pays out whatever it holds, the amount decided inside the
+//! ledger's transaction: a deposit racing the close is either in the sweep or refused, never
+//! lost.
+
+use chrono::SecondsFormat;
+use rust_decimal::Decimal;
+use serde_json::json;
+use uuid::Uuid;
+
+use super::status::changed;
+use super::{AccountView, Change, Deposits, money_text, tx_error};
+use crate::domain::error::DepositsError;
+use crate::domain::model::{Account, AccountStatus};
+use crate::store;
+
+pub(super) fn closing_refused(account_id: Uuid, reason: impl Into<String>) -> DepositsError {
+    DepositsError::CannotClose {
+        account_id: account_id.to_string(),
+        reason: reason.into(),
+    }
+}
+
+impl Deposits {
+    /// Closes an account: checks, `closing`, final interest, freeze, sweep, ledger accounts
+    /// closed, `closed`. An account found `closing` (an earlier attempt stopped half way) is
+    /// taken on from where it is.
+    pub(super) async fn close(
+        &self,
+        account: Account,
+        request_id: Uuid,
+        content: &serde_json::Value,
+        reason: &str,
+    ) -> Result<AccountView, DepositsError> {
+        let account_id = account.id;
+        let resuming = account.status == AccountStatus::Closing;
+        if !resuming {
+            self.check_closable(&account).await?;
+            let from = account.status;
+            self.db
+                .run_tx("deposits_begin_closing", |tx| {
+                    Box::pin(async move {
+                        if store::change_status(&tx, account_id, from, AccountStatus::Closing, None)
+                            .await?
+                        {
+                            Ok(())
+                        } else {
+                            Err(corebank_db::TxError::Abort(changed(account_id, from)))
+                        }
+                    })
+                })
+                .await
+                .map_err(tx_error)?;
+        } else {
+            // The final interest posting credits the account: an earlier attempt may have
+            // frozen it already. Nothing else can move it (deposits refuses `closing`).
+            self.ledger_set_frozen(&account, false).await?;
+        }
+        let yesterday = self
+            .business_today()
+            .pred_opt()
+            .unwrap_or(account.opened_on);
+        self.accrue_account(account_id, yesterday, true).await?;
+        let account = self.load_account(account_id).await?;
+        self.ledger_set_limit(&account, Decimal::ZERO).await?;
+        self.ledger_set_frozen(&account, true).await?;
+        let paid_out = match self.ledger_sweep(&account).await? {
+            Ok(amount) => amount,
+            Err(code) => {
+                let why = match code.as_str() {
+                    "nothing_to_sweep" => "the account is overdrawn; repay it first".to_owned(),
+                    "sweep_source_has_pending" => "open holds; release them first".to_owned(),
+                    other => format!("the ledger refused the payout ({other})"),
+                };
+                self.abandon_close(&account).await?;
+                return Err(closing_refused(account_id, why));
+            }
+        };
+        self.ledger_close_accounts(&account).await?;
+        let now = self.now();
+        let paid_out = money_text(paid_out, account.currency);
+        let event = self.event(
+            account_id,
+            "deposits.account.closed",
+            json!({ "account_id": account_id, "reason": reason,
+                    "paid_out": paid_out, "currency": account.currency.code(),
+                    "at": now.to_rfc3339_opts(SecondsFormat::Micros, true) }),
+        )?;
+        self.commit(
+            request_id,
+            "close",
+            content,
+            &json!({ "account_id": account_id, "paid_out": paid_out }),
+            &[Change::Status(
+                account_id,
+                AccountStatus::Closing,
+                AccountStatus::Closed,
+                Some(now),
+            )],
+            &[event],
+        )
+        .await?;
+        self.account(account_id).await
+    }
+
+    /// What must hold before closing starts: no open holds, no debt.
+    async fn check_closable(&self, account: &Account) -> Result<(), DepositsError> {
+        let account_id = account.id;
+        let holds = self
+            .db
+            .run_tx("deposits_open_holds", |tx| {
+                Box::pin(async move { store::open_holds(&tx, account_id).await })
+            })
+            .await
+            .map_err(tx_error)?;
+        if !holds.is_empty() {
+            return Err(closing_refused(
+                account_id,
+                format!("{} open hold(s); release them first", holds.len()),
+            ));
+        }
+        let balances = self.balances(account).await?;
+        if balances.posted.starts_with('-') {
+            return Err(closing_refused(
+                account_id,
+                format!(
+                    "the account is overdrawn ({} {}); repay it first",
+                    balances.posted,
+                    account.currency.code()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Gives a `closing` account back when the ledger refused its payout (a hold or a debt
+    /// that arrived while closing began): the ledger first (limit, freeze), then the status,
+    /// so a crash in between leaves it `closing`, which a later close takes on.
+    async fn abandon_close(&self, account: &Account) -> Result<(), DepositsError> {
+        let product = self
+            .product(&account.product_code, Some(account.product_version))
+            .await?;
+        self.ledger_set_limit(account, product.ledger_limit_amount())
+            .await?;
+        self.ledger_set_frozen(account, false).await?;
+        let account_id = account.id;
+        self.db
+            .run_tx("deposits_abandon_closing", |tx| {
+                Box::pin(async move {
+                    store::change_status(
+                        &tx,
+                        account_id,
+                        AccountStatus::Closing,
+                        AccountStatus::Active,
+                        None,
+                    )
+                    .await
+                })
+            })
+            .await
+            .map_err(tx_error)?;
+        tracing::warn!(account.id = %account_id, "closing abandoned: the ledger refused the payout");
+        Ok(())
+    }
+}
