@@ -3,32 +3,25 @@
 //! to an earlier version (a proposal too), and check a decision. Every mutating call, refused
 //! or not, writes its audit record in the transaction of what it changes.
 
-use std::collections::HashSet;
-
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Extension, Json};
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use corebank_db::TxError;
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::store::{self, OwnershipChange, Proposal};
-use super::table::{self, Canary, OPERATIONS, RouteRule, Side};
+use super::bodies::{self, RouteDecisionBody, RouteProposalBody, RouteRollbackBody};
+use super::store::{self, Proposal};
+use super::table::{OPERATIONS, Side};
 use super::{Actor, Router};
 use crate::audit;
 use crate::error::ApiError;
 use crate::principal::{RequestContext, scope};
 
-/// Rules in one proposal at most.
-const PROPOSAL_RULES_MAX: usize = 1_000;
-/// Ownership changes in one proposal at most.
-const PROPOSAL_OWNERSHIP_CHANGES_MAX: usize = 10_000;
-/// A reason is at most this long.
-const REASON_LENGTH_MAX: usize = 2_000;
 /// Versions or proposals in one listing: the default and the most a caller may ask for.
 const PAGE_SIZE_DEFAULT: i64 = 100;
 const PAGE_SIZE_MAX: i64 = 1_000;
@@ -101,10 +94,6 @@ async fn writer(
     Err(refusal)
 }
 
-fn invalid(error: table::InvalidRoute) -> ApiError {
-    ApiError::invalid(error.to_string())
-}
-
 fn conflict(code: &str, message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::CONFLICT, code, message)
 }
@@ -115,90 +104,6 @@ fn not_found(message: impl Into<String>) -> ApiError {
 
 fn to_json<T: serde::Serialize>(value: &T) -> Result<Value, ApiError> {
     serde_json::to_value(value).map_err(ApiError::internal)
-}
-
-// -------------------------------------------------------------- the API reference
-//
-// The bodies are parsed field by field above (for precise refusals); these types describe
-// the same JSON for `/openapi.json`.
-
-/// A side, as the admin API spells it.
-#[allow(dead_code, reason = "describes the JSON for the API reference only")]
-#[derive(Debug, Clone, Copy, utoipa::ToSchema)]
-#[schema(rename_all = "lowercase")]
-pub enum SideName {
-    Legacy,
-    Modern,
-}
-
-/// A canary: this share of the product's accounts goes to `side`.
-#[allow(dead_code, reason = "describes the JSON for the API reference only")]
-#[derive(Debug, Clone, utoipa::ToSchema)]
-pub struct CanaryBody {
-    pub side: SideName,
-    /// 0 to 100.
-    #[schema(minimum = 0, maximum = 100)]
-    pub percent: u8,
-}
-
-/// One rule: where a product's operation goes.
-#[allow(dead_code, reason = "describes the JSON for the API reference only")]
-#[derive(Debug, Clone, utoipa::ToSchema)]
-pub struct RouteRuleBody {
-    pub product: String,
-    /// `accounts.read`, `accounts.write`, `cash`, `holds`, `transfers` or `payments`.
-    pub operation: String,
-    pub default_side: SideName,
-    pub canary: Option<CanaryBody>,
-    /// The canary bucket's salt; `{product}:{operation}` when absent.
-    pub salt: Option<String>,
-    /// Whether the other side gets a shadow copy to compare; false when absent.
-    pub shadow: Option<bool>,
-}
-
-/// One account's owner: `side` to pin it there, absent to unpin it.
-#[allow(dead_code, reason = "describes the JSON for the API reference only")]
-#[derive(Debug, Clone, utoipa::ToSchema)]
-pub struct OwnershipBody {
-    pub account_id: String,
-    pub side: Option<SideName>,
-}
-
-/// `POST /admin/v1/routes/proposals`: the whole rule set, ownership changes, or both.
-#[allow(dead_code, reason = "describes the JSON for the API reference only")]
-#[derive(Debug, Clone, utoipa::ToSchema)]
-pub struct RouteProposalBody {
-    /// The complete new rule set (at most 1000 rules); unchanged when absent.
-    pub rules: Option<Vec<RouteRuleBody>>,
-    /// At most 10000 changes.
-    pub ownership: Option<Vec<OwnershipBody>>,
-    /// RFC 3339; activated on approval when absent.
-    pub activate_at: Option<String>,
-    /// 1 to 2000 characters.
-    pub reason: String,
-    /// The version this change was written against: 409 `stale_proposal` if it is no
-    /// longer active.
-    pub base_version: Option<i64>,
-}
-
-/// `POST /admin/v1/routes/rollback`.
-#[allow(dead_code, reason = "describes the JSON for the API reference only")]
-#[derive(Debug, Clone, utoipa::ToSchema)]
-pub struct RouteRollbackBody {
-    /// An earlier version than the active one.
-    pub to_version: i64,
-    /// 1 to 2000 characters.
-    pub reason: String,
-    /// RFC 3339; activated on approval when absent.
-    pub activate_at: Option<String>,
-}
-
-/// An approval's or a rejection's note.
-#[allow(dead_code, reason = "describes the JSON for the API reference only")]
-#[derive(Debug, Clone, utoipa::ToSchema)]
-pub struct RouteDecisionBody {
-    /// 1 to 2000 characters.
-    pub reason: Option<String>,
 }
 
 #[derive(utoipa::OpenApi)]
@@ -436,217 +341,6 @@ async fn decide(
     Ok((StatusCode::OK, Json(to_json(&decision)?)))
 }
 
-// ---------------------------------------------------------------------- request parsing
-
-fn field<'a>(object: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
-    object.get(name).filter(|value| !value.is_null())
-}
-
-fn only_fields(object: &Map<String, Value>, allowed: &[&str], path: &str) -> Result<(), ApiError> {
-    match object.keys().find(|key| !allowed.contains(&key.as_str())) {
-        Some(unknown) => Err(ApiError::invalid(format!(
-            "{path}{unknown}: unknown field; expected one of {}",
-            allowed.join(", ")
-        ))),
-        None => Ok(()),
-    }
-}
-
-fn string(value: &Value, path: &str) -> Result<String, ApiError> {
-    value
-        .as_str()
-        .map(str::to_owned)
-        .ok_or_else(|| ApiError::invalid(format!("{path}: must be a string")))
-}
-
-fn side(value: &Value, path: &str) -> Result<Side, ApiError> {
-    value
-        .as_str()
-        .and_then(Side::parse)
-        .ok_or_else(|| ApiError::invalid(format!("{path}: must be \"legacy\" or \"modern\"")))
-}
-
-fn object<'a>(value: &'a Value, path: &str) -> Result<&'a Map<String, Value>, ApiError> {
-    value
-        .as_object()
-        .ok_or_else(|| ApiError::invalid(format!("{path}: must be an object")))
-}
-
-fn body_object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
-    if body.is_empty() {
-        return Ok(Map::new());
-    }
-    match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(object)) => Ok(object),
-        Ok(_) => Err(ApiError::invalid("body: must be a JSON object")),
-        Err(error) => Err(ApiError::invalid(format!("body: not valid JSON: {error}"))),
-    }
-}
-
-fn reason(object: &Map<String, Value>, required: bool) -> Result<Option<String>, ApiError> {
-    let Some(value) = field(object, "reason") else {
-        return if required {
-            Err(ApiError::invalid("reason: required"))
-        } else {
-            Ok(None)
-        };
-    };
-    let reason = string(value, "reason")?;
-    if reason.trim().is_empty() || reason.len() > REASON_LENGTH_MAX {
-        return Err(ApiError::invalid(format!(
-            "reason: must be 1 to {REASON_LENGTH_MAX} characters"
-        )));
-    }
-    Ok(Some(reason))
-}
-
-fn activate_at(object: &Map<String, Value>) -> Result<Option<DateTime<Utc>>, ApiError> {
-    field(object, "activate_at")
-        .map(|value| {
-            let text = string(value, "activate_at")?;
-            DateTime::parse_from_rfc3339(&text)
-                .map(|at| at.with_timezone(&Utc))
-                .map_err(|error| {
-                    ApiError::invalid(format!("activate_at: not an RFC 3339 time: {error}"))
-                })
-        })
-        .transpose()
-}
-
-fn base_version(object: &Map<String, Value>) -> Result<Option<i64>, ApiError> {
-    field(object, "base_version")
-        .map(|value| {
-            value
-                .as_i64()
-                .ok_or_else(|| ApiError::invalid("base_version: must be an integer"))
-        })
-        .transpose()
-}
-
-fn rule(value: &Value, path: &str) -> Result<RouteRule, ApiError> {
-    let object = object(value, path)?;
-    only_fields(
-        object,
-        &[
-            "product",
-            "operation",
-            "default_side",
-            "canary",
-            "salt",
-            "shadow",
-        ],
-        &format!("{path}."),
-    )?;
-    let required = |name: &str| {
-        field(object, name).ok_or_else(|| ApiError::invalid(format!("{path}.{name}: required")))
-    };
-    let product = string(required("product")?, &format!("{path}.product"))?;
-    let operation = string(required("operation")?, &format!("{path}.operation"))?;
-    let default_side = side(required("default_side")?, &format!("{path}.default_side"))?;
-    let canary = field(object, "canary")
-        .map(|value| {
-            let canary_path = format!("{path}.canary");
-            let canary = self::object(value, &canary_path)?;
-            only_fields(canary, &["side", "percent"], &format!("{canary_path}."))?;
-            let side = side(
-                field(canary, "side")
-                    .ok_or_else(|| ApiError::invalid(format!("{canary_path}.side: required")))?,
-                &format!("{canary_path}.side"),
-            )?;
-            let percent = field(canary, "percent")
-                .and_then(Value::as_u64)
-                .and_then(|percent| u8::try_from(percent).ok())
-                .filter(|percent| *percent <= 100)
-                .ok_or_else(|| {
-                    ApiError::invalid(format!(
-                        "{canary_path}.percent: must be an integer from 0 to 100"
-                    ))
-                })?;
-            Ok::<_, ApiError>(Canary { side, percent })
-        })
-        .transpose()?;
-    // The default salt is stable, so re-proposing a rule keeps its canary accounts.
-    let salt = match field(object, "salt") {
-        Some(value) => string(value, &format!("{path}.salt"))?,
-        None => format!("{product}:{operation}"),
-    };
-    let shadow = match field(object, "shadow") {
-        Some(value) => value
-            .as_bool()
-            .ok_or_else(|| ApiError::invalid(format!("{path}.shadow: must be true or false")))?,
-        None => false,
-    };
-    Ok(RouteRule {
-        product,
-        operation,
-        default_side,
-        canary,
-        salt,
-        shadow,
-    })
-}
-
-fn rules(object: &Map<String, Value>) -> Result<Option<Vec<RouteRule>>, ApiError> {
-    let Some(value) = field(object, "rules") else {
-        return Ok(None);
-    };
-    let items = value
-        .as_array()
-        .ok_or_else(|| ApiError::invalid("rules: must be an array"))?;
-    if items.len() > PROPOSAL_RULES_MAX {
-        return Err(ApiError::invalid(format!(
-            "rules: at most {PROPOSAL_RULES_MAX}"
-        )));
-    }
-    let rules = items
-        .iter()
-        .enumerate()
-        .map(|(index, item)| rule(item, &format!("rules[{index}]")))
-        .collect::<Result<Vec<_>, _>>()?;
-    table::validate_rules(&rules).map_err(invalid)?;
-    Ok(Some(rules))
-}
-
-fn ownership(object: &Map<String, Value>) -> Result<Vec<OwnershipChange>, ApiError> {
-    let Some(value) = field(object, "ownership") else {
-        return Ok(Vec::new());
-    };
-    let items = value
-        .as_array()
-        .ok_or_else(|| ApiError::invalid("ownership: must be an array"))?;
-    if items.len() > PROPOSAL_OWNERSHIP_CHANGES_MAX {
-        return Err(ApiError::invalid(format!(
-            "ownership: at most {PROPOSAL_OWNERSHIP_CHANGES_MAX} changes"
-        )));
-    }
-    let mut seen = HashSet::with_capacity(items.len());
-    items
-        .iter()
-        .enumerate()
-        .map(|(index, item)| {
-            let path = format!("ownership[{index}]");
-            let entry = self::object(item, &path)?;
-            only_fields(entry, &["account_id", "side"], &format!("{path}."))?;
-            let account_path = format!("{path}.account_id");
-            let account_id = string(
-                field(entry, "account_id")
-                    .ok_or_else(|| ApiError::invalid(format!("{account_path}: required")))?,
-                &account_path,
-            )?;
-            table::validate_account_id(&account_id, &account_path).map_err(invalid)?;
-            if !seen.insert(account_id.clone()) {
-                return Err(ApiError::invalid(format!(
-                    "{account_path}: account {account_id:?} appears twice"
-                )));
-            }
-            let side = field(entry, "side")
-                .map(|value| side(value, &format!("{path}.side")))
-                .transpose()?;
-            Ok(OwnershipChange { account_id, side })
-        })
-        .collect()
-}
-
 // ------------------------------------------------------------------------------ writes
 
 #[utoipa::path(
@@ -665,28 +359,17 @@ async fn create_proposal(State(router): State<Router>, context: Context, body: B
         "route_proposal",
     )
     .await?;
-    let object = body_object(&body)?;
-    only_fields(
-        &object,
-        &[
-            "rules",
-            "ownership",
-            "activate_at",
-            "reason",
-            "base_version",
-        ],
-        "",
-    )?;
-    let rules = rules(&object)?;
-    let ownership = ownership(&object)?;
+    let body: RouteProposalBody = bodies::parse(&body)?;
+    let rules = bodies::rules(body.rules)?;
+    let ownership = bodies::ownership(body.ownership)?;
     if rules.is_none() && ownership.is_empty() {
         return Err(ApiError::invalid(
             "rules: a proposal must give the rules or at least one ownership change",
         ));
     }
-    let reason = reason(&object, true)?.unwrap_or_default();
-    let activate_at = activate_at(&object)?;
-    let base_version = base_version(&object)?;
+    let reason = bodies::required_reason(body.reason)?;
+    let activate_at = bodies::activate_at(body.activate_at.as_deref())?;
+    let base_version = body.base_version;
     let proposal = Proposal {
         id: Uuid::new_v4(),
         kind: "change".to_owned(),
@@ -772,13 +455,12 @@ async fn rollback(State(router): State<Router>, context: Context, body: Bytes) -
         "route_proposal",
     )
     .await?;
-    let object = body_object(&body)?;
-    only_fields(&object, &["to_version", "reason", "activate_at"], "")?;
-    let to_version = field(&object, "to_version")
-        .and_then(Value::as_i64)
+    let body: RouteRollbackBody = bodies::parse(&body)?;
+    let to_version = body
+        .to_version
         .ok_or_else(|| ApiError::invalid("to_version: required, an integer"))?;
-    let reason = reason(&object, true)?.unwrap_or_default();
-    let activate_at = activate_at(&object)?;
+    let reason = bodies::required_reason(body.reason)?;
+    let activate_at = bodies::activate_at(body.activate_at.as_deref())?;
     let proposal = Proposal {
         id: Uuid::new_v4(),
         kind: "rollback".to_owned(),
@@ -877,9 +559,8 @@ async fn approve(
     )
     .await?;
     let id = proposal_id(&id)?;
-    let object = body_object(&body)?;
-    only_fields(&object, &["reason"], "")?;
-    let note = reason(&object, false)?;
+    let body: RouteDecisionBody = bodies::parse(&body)?;
+    let note = bodies::reason(body.reason)?;
     let (actor, resource, note) = (&actor, &resource, &note);
     let approved = router
         .db()
@@ -994,9 +675,8 @@ async fn reject(
     )
     .await?;
     let id = proposal_id(&id)?;
-    let object = body_object(&body)?;
-    only_fields(&object, &["reason"], "")?;
-    let note = reason(&object, false)?;
+    let body: RouteDecisionBody = bodies::parse(&body)?;
+    let note = bodies::reason(body.reason)?;
     let (actor, resource, note) = (&actor, &resource, &note);
     let rejected = router
         .db()

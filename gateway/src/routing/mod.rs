@@ -14,6 +14,7 @@
 //! overwrites a newer version.
 
 mod admin;
+mod bodies;
 mod store;
 mod table;
 

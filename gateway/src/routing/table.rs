@@ -24,7 +24,7 @@ pub const ANY_PRODUCT: &str = "*";
 pub const CANARY_BUCKETS: u64 = 10_000;
 
 /// Which implementation serves a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Side {
     /// The monolith, through the legacy adapter.
