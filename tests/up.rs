@@ -291,7 +291,11 @@ fn up_starts_from_nothing_answers_healthz_and_stops_cleanly_on_ctrl_c() {
     // database, so stopping has open connections to close in the right order.
     std::thread::sleep(Duration::from_millis(2_500));
     let pid = child.0.id().to_string();
-    let signalled = Command::new("kill").args(["-INT", &pid]).status().unwrap();
+    // The shell's own `kill`: a minimal machine may have no kill binary (procps).
+    let signalled = Command::new("sh")
+        .args(["-c", &format!("kill -INT {pid}")])
+        .status()
+        .unwrap();
     assert!(signalled.success());
     let deadline = std::time::Instant::now() + STOP_TIMEOUT;
     let status = loop {
