@@ -1,5 +1,8 @@
 //! `corebank up`: the whole platform in one process, for a newcomer's first run.
 
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::PathBuf;
+
 use anyhow::Context as _;
 use corebank_db::Db;
 use corebank_db::local::{LocalPostgres, PgBinaries, ServerTuning, free_port};
@@ -333,12 +336,50 @@ fn settings_public_addr(server: &RunningServer) -> anyhow::Result<std::net::Sock
         .context("the main server has no public listener")
 }
 
+/// Where `up` keeps its private PostgreSQL's data: `<home>/pg`, unless corebank runs as root
+/// and the server user cannot enter the home (a home directory is usually 0700); then under
+/// [`SHARED_DATA_DIR`], named after the home, so each project keeps its own database.
+fn data_dir(settings: &Settings) -> anyhow::Result<PathBuf> {
+    let wanted = settings.home.join("pg");
+    let blocked = corebank_db::local::running_as_root()
+        .then(|| corebank_db::local::first_unreachable_ancestor(&wanted))
+        .flatten();
+    let Some(blocked) = blocked else {
+        return Ok(wanted);
+    };
+    let home = std::path::absolute(&settings.home)
+        .with_context(|| format!("resolving {}", settings.home.display()))?;
+    let name: String = home
+        .to_string_lossy()
+        .trim_start_matches('/')
+        .chars()
+        .map(|c| if c == '/' { '-' } else { c })
+        .collect();
+    let base = PathBuf::from(SHARED_DATA_DIR);
+    std::fs::create_dir_all(&base).with_context(|| format!("creating {}", base.display()))?;
+    // Others may pass through (to their own directory) but not list it.
+    std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o711))
+        .with_context(|| format!("opening {} to the server user", base.display()))?;
+    let dir = base.join(name).join("pg");
+    println!(
+        "the {user} user cannot enter {blocked}, so PostgreSQL keeps its data in {dir} \
+         (set COREBANK_HOME to a directory {user} can reach to keep it there)",
+        user = corebank_db::local::SERVER_USER_WHEN_ROOT,
+        blocked = blocked.display(),
+        dir = dir.display(),
+    );
+    Ok(dir)
+}
+
+/// Where a root `up` keeps PostgreSQL's data when the server user cannot reach the home.
+pub const SHARED_DATA_DIR: &str = "/var/lib/corebank";
+
 async fn start_private_postgres(settings: &Settings) -> anyhow::Result<(String, LocalPostgres)> {
     let binaries = match &settings.pg_bin_dir {
         Some(dir) => PgBinaries::in_dir(dir)?,
         None => PgBinaries::find()?,
     };
-    let server = LocalPostgres::new(binaries, settings.home.join("pg"));
+    let server = LocalPostgres::new(binaries, data_dir(settings)?);
     let port = if settings.up_pg_port == 0 {
         free_port()?
     } else {

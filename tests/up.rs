@@ -20,6 +20,18 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(60);
 
 struct KillOnDrop(Child);
 
+/// A directory removed when the test ends (the data of a root `up` lives outside the test's
+/// temporary directory).
+struct RemoveOnDrop(std::path::PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        if self.0.starts_with("/var/lib/corebank") {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -32,8 +44,24 @@ fn up_starts_from_nothing_answers_healthz_and_stops_cleanly_on_ctrl_c() {
     // reqwest is built without a TLS provider of its own.
     corebank_service::internal::install_crypto_provider();
     let dir = tempfile::tempdir().unwrap();
-    // When the tests run as root, PostgreSQL runs as `postgres`, which must enter the folder.
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    // Closed to others, as a home directory usually is: when the tests run as root,
+    // PostgreSQL runs as `postgres`, which cannot enter it, and `up` keeps the data where
+    // that user can work (and says where).
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let root = corebank_db::local::running_as_root();
+    let data_dir = if root {
+        let home = std::path::absolute(dir.path().join(".corebank")).unwrap();
+        let name = home
+            .to_string_lossy()
+            .trim_start_matches('/')
+            .replace('/', "-");
+        std::path::Path::new("/var/lib/corebank")
+            .join(name)
+            .join("pg")
+    } else {
+        dir.path().join(".corebank/pg")
+    };
+    let _cleanup = RemoveOnDrop(data_dir.parent().unwrap().to_path_buf());
 
     let child = Command::new(env!("CARGO_BIN_EXE_corebank"))
         .arg("up")
@@ -236,8 +264,9 @@ fn up_starts_from_nothing_answers_healthz_and_stops_cleanly_on_ctrl_c() {
     }
     assert!(adapter_url.starts_with("https://"), "{adapter_url}");
     assert!(
-        dir.path().join(".corebank/pg/postmaster.pid").exists(),
-        "PostgreSQL runs in .corebank/pg"
+        data_dir.join("postmaster.pid").exists(),
+        "PostgreSQL runs in {}",
+        data_dir.display()
     );
 
     // The seeded legacy core, exported through the adapter for migration.
@@ -315,7 +344,20 @@ fn up_starts_from_nothing_answers_healthz_and_stops_cleanly_on_ctrl_c() {
         "{rest:?}"
     );
     assert!(
-        !dir.path().join(".corebank/pg/postmaster.pid").exists(),
+        data_dir.join("PG_VERSION").exists(),
+        "the data is in {}: {printed:?}",
+        data_dir.display()
+    );
+    if root {
+        assert!(
+            printed
+                .iter()
+                .any(|l| l.contains("cannot enter") && l.contains(&data_dir.display().to_string())),
+            "a root up says where the data went: {printed:?}"
+        );
+    }
+    assert!(
+        !data_dir.join("postmaster.pid").exists(),
         "the private PostgreSQL must be stopped with corebank"
     );
     // Components stop before their database does: no connection errors on the way out.

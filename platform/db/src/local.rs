@@ -16,6 +16,19 @@ pub const SERVER_USER_WHEN_ROOT: &str = "postgres";
 /// How long `pg_ctl` may wait for the server to start or stop.
 const PG_CTL_WAIT_SECONDS: u32 = 60;
 
+/// The first existing ancestor of `path` that others may not enter (no `x` bit for
+/// others), which keeps the server user (when corebank runs as root) out of `path`.
+pub fn first_unreachable_ancestor(path: &Path) -> Option<PathBuf> {
+    let absolute = std::path::absolute(path).ok()?;
+    absolute
+        .ancestors()
+        .skip(1)
+        .find(|dir| {
+            std::fs::metadata(dir).is_ok_and(|metadata| metadata.permissions().mode() & 0o001 == 0)
+        })
+        .map(Path::to_path_buf)
+}
+
 /// Why a private server could not be had.
 #[derive(Debug, thiserror::Error)]
 pub enum LocalPgError {
@@ -272,19 +285,13 @@ impl LocalPostgres {
 
     /// Every ancestor of the data directory must be enterable by the server user.
     fn check_reachable(&self, user: &'static str) -> Result<(), LocalPgError> {
-        let absolute = std::path::absolute(&self.data_dir)
-            .map_err(io_error(format!("resolving {}", self.data_dir.display())))?;
-        for dir in absolute.ancestors().skip(1) {
-            if let Ok(metadata) = std::fs::metadata(dir)
-                && metadata.permissions().mode() & 0o001 == 0
-            {
-                return Err(LocalPgError::NotReachable {
-                    user,
-                    dir: dir.display().to_string(),
-                });
-            }
+        match first_unreachable_ancestor(&self.data_dir) {
+            Some(dir) => Err(LocalPgError::NotReachable {
+                user,
+                dir: dir.display().to_string(),
+            }),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// Starts the server on 127.0.0.1:`port` and waits until it accepts connections. The

@@ -275,7 +275,8 @@ pub async fn apply(db: &Db, migrations: &[Migration]) -> Result<MigrationReport,
                 }
                 None => {
                     if apply_one(db, migration).await? {
-                        tracing::info!(migration = %migration.path(), "applied migration");
+                        // One line a file at debug: callers print the summary (`MigrationReport`).
+                        tracing::debug!(migration = %migration.path(), "applied migration");
                         report.applied.push(migration.path());
                     } else {
                         report.already_applied += 1;
