@@ -13,17 +13,15 @@ pub mod sanctions;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use corebank_api::deposits::v1 as dpb;
 use corebank_api::deposits::v1::deposits_client::DepositsClient;
 use corebank_db::{Db, TxError};
 use corebank_saga::{Executor, ExecutorConfig, Registry, Watchers};
-use rust_decimal::Decimal;
-use serde_json::Value;
 use tonic::transport::Channel;
 use uuid::Uuid;
 
 use crate::domain::error::PaymentsError;
+pub use crate::domain::payment::PaymentRecord;
 use crate::domain::screening::ScreeningRules;
 use crate::rail_signature::RailKeys;
 
@@ -250,27 +248,4 @@ impl Payments {
             replayed: result.replayed,
         })
     }
-}
-
-/// A payment as stored.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PaymentRecord {
-    pub id: Uuid,
-    pub request_id: Uuid,
-    pub direction: String,
-    pub status: String,
-    pub debtor_account_id: String,
-    pub debtor_name: String,
-    pub creditor_name: String,
-    pub creditor_account: String,
-    pub creditor_agent_bic: String,
-    pub amount: Decimal,
-    pub currency: String,
-    pub end_to_end_id: String,
-    pub uetr: Uuid,
-    pub remittance_information: String,
-    pub reason: String,
-    pub content: Value,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
 }

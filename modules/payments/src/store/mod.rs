@@ -8,8 +8,8 @@ use corebank_db::tokio_postgres::Row;
 use corebank_db::{Transaction, TxError};
 use uuid::Uuid;
 
-use crate::app::PaymentRecord;
 use crate::domain::error::PaymentsError;
+use crate::domain::payment::PaymentRecord;
 use crate::rail_signature::VerifiedDelivery;
 
 pub type StoreResult<T> = Result<T, TxError<PaymentsError>>;
