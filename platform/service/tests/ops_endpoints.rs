@@ -159,11 +159,19 @@ async fn grpc_health_and_platform_info_answer_any_component_on_the_internal_list
 #[tokio::test]
 async fn shutdown_lets_a_request_in_flight_finish() {
     use axum::routing::get;
+    // The handler says when it has the request, so the stop comes while it is in flight
+    // however slow the machine (a fixed delay was not enough under load).
+    let arrived = std::sync::Arc::new(tokio::sync::Notify::new());
+    let in_handler = std::sync::Arc::clone(&arrived);
     let slow = axum::Router::new().route(
         "/slow",
-        get(|| async {
-            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-            "done"
+        get(move || {
+            let in_handler = std::sync::Arc::clone(&in_handler);
+            async move {
+                in_handler.notify_one();
+                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                "done"
+            }
         }),
     );
     let app = TestApp::spawn(Component::new("gateway").with_public_routes(slow)).await;
@@ -178,7 +186,9 @@ async fn shutdown_lets_a_request_in_flight_finish() {
             .await
             .unwrap()
     });
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    tokio::time::timeout(std::time::Duration::from_secs(30), arrived.notified())
+        .await
+        .expect("the request reaches the handler");
     app.stop().await;
     assert_eq!(request.await.unwrap(), "done");
 }

@@ -468,3 +468,6 @@ fn lease_delta(duration: Duration) -> TimeDelta {
 fn registry_types(registry: &Registry) -> Vec<String> {
     registry.names()
 }
+
+/// Kept here for callers that found it under the executor.
+pub use crate::gauges::spawn_status_gauges;
