@@ -92,8 +92,8 @@ async fn books(addr: SocketAddr) -> Option<Vec<(String, String)>> {
         .ok()?;
     let mut line = String::new();
     BufReader::new(read).read_line(&mut line).await.ok()?;
-    let answer = corebank_legacy::ofs::Response::parse(line.trim_end()).ok()?;
-    if answer.indicator != corebank_legacy::ofs::Indicator::Done {
+    let answer = corebank_legacy_ofs::Response::parse(line.trim_end()).ok()?;
+    if answer.indicator != corebank_legacy_ofs::Indicator::Done {
         return None;
     }
     let value = |name: &str, position: u16| {

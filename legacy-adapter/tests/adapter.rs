@@ -21,7 +21,7 @@ use corebank_api::payments::v1::payments_client::PaymentsClient;
 use corebank_legacy::adapter::client::ClientConfig;
 use corebank_legacy::adapter::{Adapter, AdapterConfig};
 use corebank_legacy::mock_core::{self, CoreConfig};
-use corebank_legacy::ofs::{Indicator, Response};
+use corebank_legacy_ofs::{Indicator, Response};
 use corebank_service::contract::error_code;
 use corebank_testkit::{TestApp, TestDatabase};
 use rust_decimal::Decimal;

@@ -11,9 +11,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use corebank_legacy::formats;
 use corebank_legacy::mock_core::{self, CoreConfig, Faults};
-use corebank_legacy::ofs::{Field, Function, Indicator, Process, Request, Response};
+use corebank_legacy_ofs::formats;
+use corebank_legacy_ofs::{Field, Function, Indicator, Process, Request, Response};
 use corebank_testkit::TestDatabase;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
@@ -1126,7 +1126,7 @@ async fn malformed_lines_are_answered_and_the_core_keeps_serving() {
     let mut long = Client::connect(&core).await;
     let too_long = format!(
         "CUSTOMER,/I/PROCESS,INPUTT/123456,,SHORT.NAME={}",
-        "x".repeat(corebank_legacy::ofs::LINE_BYTES_MAX)
+        "x".repeat(corebank_legacy_ofs::LINE_BYTES_MAX)
     );
     let answer = long.raw(&too_long).await.expect("answered before closing");
     assert_eq!(
@@ -1333,7 +1333,7 @@ async fn a_loan_term_is_at_most_240_months_so_its_answer_always_fits() {
         .call(&enquiry("TXN.BY.ID", &[("ID", &longest.transaction_id)]))
         .await;
     assert_done(&found);
-    assert!(found.fields.len() <= corebank_legacy::ofs::FIELDS_MAX);
+    assert!(found.fields.len() <= corebank_legacy_ofs::FIELDS_MAX);
     assert_eq!(values(&found, "SCHED.PAID").len(), 240);
     assert_books_balance(&mut client).await;
 }
@@ -1423,7 +1423,7 @@ async fn an_export_always_carries_an_account_and_pages_locks_that_do_not_fit() {
     };
     let second = client.call(&page(&small, &today_text)).await;
     assert_done(&second);
-    assert!(second.to_line().len() <= corebank_legacy::ofs::LINE_BYTES_MAX);
+    assert!(second.to_line().len() <= corebank_legacy_ofs::LINE_BYTES_MAX);
     assert_eq!(values(&second, "ACCOUNT"), vec![busy.clone()]);
     assert_eq!(second.field("MORE"), Some("Y"));
     assert_eq!(subs(&second, "LOCKS.MORE", 1), vec!["Y"]);
@@ -1563,8 +1563,8 @@ async fn a_statement_page_of_long_narratives_stays_within_the_protocol() {
             ))
             .await;
         assert_done(&page);
-        assert!(page.fields.len() <= corebank_legacy::ofs::FIELDS_MAX);
-        assert!(page.to_line().len() <= corebank_legacy::ofs::LINE_BYTES_MAX);
+        assert!(page.fields.len() <= corebank_legacy_ofs::FIELDS_MAX);
+        assert!(page.to_line().len() <= corebank_legacy_ofs::LINE_BYTES_MAX);
         let ids = values(&page, "ENTRY.ID");
         assert!(!ids.is_empty());
         amounts.extend(values(&page, "AMOUNT"));

@@ -15,7 +15,7 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::Semaphore;
 
-use crate::ofs::{Indicator, LINE_BYTES_MAX, Request, Response};
+use corebank_legacy_ofs::{Indicator, LINE_BYTES_MAX, Request, Response};
 
 /// How the client reaches the core.
 #[derive(Debug, Clone)]

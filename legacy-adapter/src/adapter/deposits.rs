@@ -10,8 +10,8 @@ use rust_decimal::Decimal;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use crate::formats;
-use crate::ofs::Function;
+use corebank_legacy_ofs::Function;
+use corebank_legacy_ofs::formats;
 
 use super::error::AdapterError;
 use super::legacy::{Probe, request};
@@ -933,12 +933,12 @@ pub(crate) struct Posting<'a> {
     pub credit: &'a str,
     pub currency: &'a str,
     pub amount: Decimal,
-    pub extra: Vec<crate::ofs::Field>,
+    pub extra: Vec<corebank_legacy_ofs::Field>,
 }
 
 /// The lines of a `STMT.ENT.BOOK` page, each with the core's entry id.
 pub(crate) fn statement_lines(
-    page: &crate::ofs::Response,
+    page: &corebank_legacy_ofs::Response,
 ) -> Result<Vec<(String, pb::StatementLine)>> {
     let ids = column(page, "ENTRY.ID");
     let references = column(page, "TRANS.REFERENCE");
@@ -1138,7 +1138,7 @@ mod tests {
 
     #[test]
     fn statement_pages_become_canonical_lines() {
-        let page = crate::ofs::Response::parse(
+        let page = corebank_legacy_ofs::Response::parse(
             "STMT.ENT.BOOK/m/1,ENTRY.ID:1:1=E1,TRANS.REFERENCE:1:1=FT1,BOOKING.DATE:1:1=20261125,\
              VALUE.DATE:1:1=20261125,AMOUNT:1:1=100.00,NARRATIVE:1:1=cash in,BALANCE:1:1=100.00,\
              ENTRY.ID:2:1=E2,TRANS.REFERENCE:2:1=FT2,BOOKING.DATE:2:1=20261125,VALUE.DATE:2:1=20261125,\

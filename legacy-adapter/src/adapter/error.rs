@@ -3,7 +3,7 @@
 
 use tonic::Status;
 
-use crate::ofs::{Indicator, Response};
+use corebank_legacy_ofs::{Indicator, Response};
 
 /// A refusal or failure of the adapter, named by the canonical stable code.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

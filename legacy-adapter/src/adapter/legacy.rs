@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::ofs::{Field, Function, Indicator, Process, Request, Response};
+use corebank_legacy_ofs::{Field, Function, Indicator, Process, Request, Response};
 
 use super::client::{CallError, OfsClient};
 use super::error::{AdapterError, refusal, says};

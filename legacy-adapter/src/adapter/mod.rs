@@ -28,8 +28,8 @@ use rust_decimal::Decimal;
 use sha2::{Digest as _, Sha256};
 use uuid::Uuid;
 
-use crate::formats;
-use crate::ofs::{Field, Response};
+use corebank_legacy_ofs::formats;
+use corebank_legacy_ofs::{Field, Response};
 
 use client::{ClientConfig, OfsClient};
 use error::AdapterError;
@@ -418,7 +418,7 @@ impl Adapter {
                 vec![("ACCOUNT", account_no.to_owned())],
             ))
             .await?;
-        if r.indicator != crate::ofs::Indicator::Done {
+        if r.indicator != corebank_legacy_ofs::Indicator::Done {
             return Err(
                 if error::says(&r, "RECORD NOT FOUND") || error::says(&r, "MISSING ACCOUNT") {
                     AdapterError::UnknownAccount {

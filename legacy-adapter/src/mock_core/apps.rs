@@ -12,8 +12,8 @@ use super::books::{
 use super::input::{
     Answer, Input, Outcome, Record, amount_text, corrupt, date_text, is_caller_id, is_code, refuse,
 };
-use crate::formats;
-use crate::ofs::{Function, Request};
+use corebank_legacy_ofs::formats;
+use corebank_legacy_ofs::{Function, Request};
 
 /// Customer serials start above this (customer numbers are six digits and a check digit).
 const CUSTOMER_SERIAL_BASE: i64 = 100_000;
@@ -102,7 +102,7 @@ pub(crate) async fn new_id(
 
 const CUSTOMER_COLUMNS: &str = "id, mnemonic, short_name, name_1, sector";
 
-fn customer_record(row: &corebank_db::tokio_postgres::Row) -> Vec<crate::ofs::Field> {
+fn customer_record(row: &corebank_db::tokio_postgres::Row) -> Vec<corebank_legacy_ofs::Field> {
     let mut record = Record::default();
     record
         .field("MNEMONIC", row.get::<_, String>("mnemonic"))
@@ -482,7 +482,7 @@ impl Lock {
         }
     }
 
-    pub(crate) fn record(&self) -> Vec<crate::ofs::Field> {
+    pub(crate) fn record(&self) -> Vec<corebank_legacy_ofs::Field> {
         let mut record = Record::default();
         record
             .field("ACCOUNT.NUMBER", self.account.clone())

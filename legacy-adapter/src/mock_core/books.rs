@@ -7,7 +7,7 @@ use corebank_db::{Db, Transaction, TxError};
 use rust_decimal::Decimal;
 
 use super::input::{Outcome, Record, Reject, amount_text, corrupt, date_text, refuse};
-use crate::formats;
+use corebank_legacy_ofs::formats;
 
 /// The currencies the core keeps internal accounts for.
 pub(crate) const CURRENCIES: [&str; 4] = ["CHF", "EUR", "GBP", "USD"];
@@ -161,7 +161,10 @@ pub(crate) async fn postable_account(
 }
 
 /// The account as `ACCOUNT` answers it.
-pub(crate) fn account_record(account: &AccountRow, locked: Decimal) -> Vec<crate::ofs::Field> {
+pub(crate) fn account_record(
+    account: &AccountRow,
+    locked: Decimal,
+) -> Vec<corebank_legacy_ofs::Field> {
     let mut record = Record::default();
     record
         .field("CUSTOMER", account.customer.clone().unwrap_or_default())

@@ -14,7 +14,7 @@ use super::input::{
     Answer, Input, Outcome, Record, amount_text, corrupt, date_text, position, refuse,
 };
 use super::{loans, transfer};
-use crate::ofs::{FIELDS_MAX, Field, LINE_BYTES_MAX, Request};
+use corebank_legacy_ofs::{FIELDS_MAX, Field, LINE_BYTES_MAX, Request};
 
 /// Fields and bytes a page may use, leaving room for the header and `MORE`.
 const PAGE_FIELDS_MAX: usize = FIELDS_MAX - 10;

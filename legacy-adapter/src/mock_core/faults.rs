@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Timelike;
 
-use crate::ofs::Field;
+use corebank_legacy_ofs::Field;
 
 /// The longest delay any fault may add, in milliseconds (ten minutes).
 pub const DELAY_MS_MAX: u64 = 600_000;

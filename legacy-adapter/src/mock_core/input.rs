@@ -5,8 +5,8 @@ use chrono::NaiveDate;
 use corebank_db::TxError;
 use rust_decimal::Decimal;
 
-use crate::formats;
-use crate::ofs::{Field, Indicator, POSITION_MAX};
+use corebank_legacy_ofs::formats;
+use corebank_legacy_ofs::{Field, Indicator, POSITION_MAX};
 
 /// The longest value any field may carry.
 pub(crate) const VALUE_CHARS_MAX: usize = 256;

@@ -12,7 +12,7 @@ use super::books::{
     postable_account,
 };
 use super::input::{Answer, Input, Outcome, Record, amount_text, corrupt, date_text, refuse};
-use crate::ofs::{Function, Request};
+use corebank_legacy_ofs::{Function, Request};
 
 /// The longest term, in months: the answer carries four schedule fields per month, and
 /// with 240 months (960 fields and the loan's own 9, plus `APPLICATION` in `TXN.BY.ID`) every
@@ -117,7 +117,7 @@ pub(crate) async fn loans(
 pub(crate) async fn loan_record(
     tx: &Transaction<'_>,
     id: &str,
-) -> Outcome<Option<Vec<crate::ofs::Field>>> {
+) -> Outcome<Option<Vec<corebank_legacy_ofs::Field>>> {
     let Some(loan) = tx
         .query_opt(
             "SELECT customer, currency, amount, interest_rate, term_months, drawdown_account, \

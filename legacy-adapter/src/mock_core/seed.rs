@@ -10,7 +10,7 @@ use rust_decimal::Decimal;
 use super::books::{CATEGORY_CASH, internal_account};
 use super::input::{Reject, amount_text};
 use super::server::Core;
-use crate::ofs::{Field, Function, Indicator, Process, Request};
+use corebank_legacy_ofs::{Field, Function, Indicator, Process, Request};
 
 /// The most customers a seed makes.
 pub(crate) const SEED_CUSTOMERS_MAX: u32 = 100_000;

@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use super::faults::{FaultState, Faults};
 use super::input::{Answer, Outcome, Reject, refuse};
 use super::{apps, enquiry, loans, transfer};
-use crate::ofs::{
+use corebank_legacy_ofs::{
     Field, Function, Indicator, LINE_BYTES_MAX, OfsError, Process, Request, Response,
 };
 

@@ -15,7 +15,7 @@ use super::input::{
     Answer, Input, Outcome, Record, Reject, amount_text, corrupt, date_text, refuse,
 };
 use super::loans;
-use crate::ofs::{Field, Function, Request};
+use corebank_legacy_ofs::{Field, Function, Request};
 
 /// Transfers above this need `OVERRIDE.ACCEPTED=YES`.
 pub(crate) const OVERRIDE_THRESHOLD: Decimal = Decimal::from_parts(1_000_000, 0, 0, false, 2);

@@ -7,7 +7,7 @@
     reason = "a test fails loudly, helpers included"
 )]
 
-use corebank_legacy::ofs::{Field, Function, Indicator, OfsError, Process, Request, Response};
+use corebank_legacy_ofs::{Field, Function, Indicator, OfsError, Process, Request, Response};
 use proptest::prelude::*;
 
 fn name() -> impl Strategy<Value = String> {
@@ -194,7 +194,7 @@ fn a_corpus_of_malformed_messages_is_refused_with_a_reason() {
     );
 }
 
-/// Replays the cargo-fuzz corpus (`legacy-adapter/fuzz/corpus/`, grown by
+/// Replays the cargo-fuzz corpus (`legacy-adapter/ofs/fuzz/corpus/`, grown by
 /// `cargo +nightly fuzz run ofs_request|ofs_response`): each input is read or refused without
 /// a panic, and what is read writes back to a line that reads back the same.
 #[test]
