@@ -160,8 +160,8 @@ pub async fn legacy_core(
             .db_settings(url, "legacy_core")
             .with_search_path("legacy_core"),
     )?;
-    let mut config = corebank_legacy::mock_core::CoreConfig::from_settings(settings)
-        .map_err(anyhow::Error::msg)?;
+    let mut config =
+        corebank_legacy_core::CoreConfig::from_settings(settings).map_err(anyhow::Error::msg)?;
     if config.seed_customers == 0 {
         config.seed_customers = default_seed;
     }
@@ -174,7 +174,7 @@ pub async fn legacy_core(
             )
         })?;
     let addr = listener.local_addr()?;
-    let task = corebank_legacy::mock_core::start(db.clone(), listener, config, shutdown)
+    let task = corebank_legacy_core::start(db.clone(), listener, config, shutdown)
         .await
         .context("starting the mock legacy core")?;
     Ok((Component::new("legacy-core").with_db(db), task, addr))

@@ -116,10 +116,10 @@ async fn stack() -> Stack {
     let core_addr = listener.local_addr().unwrap();
     let mut settings = corebank_service::Settings::defaults().unwrap();
     settings.legacy_seed_customers = 2;
-    corebank_legacy::mock_core::start(
+    corebank_legacy_core::start(
         database.db_for("legacy_core"),
         listener,
-        corebank_legacy::mock_core::CoreConfig::from_settings(&settings).unwrap(),
+        corebank_legacy_core::CoreConfig::from_settings(&settings).unwrap(),
         shutdown.clone(),
     )
     .await

@@ -1,9 +1,7 @@
-//! The legacy side of the strangler fig: the mock legacy core ([`mock_core`],
-//! `corebank serve legacy-core`), a T24-style monolith with its own schema and books; and the
-//! anti-corruption layer ([`adapter`], `corebank serve legacy-adapter`) that serves the
-//! canonical gRPC contracts in front of it. Both speak OFS with the core's formats, from
-//! `corebank-legacy-ofs`. The protocol and the core's applications:
-//! `legacy-adapter/README.md`.
+//! The legacy adapter ([`adapter`], `corebank serve legacy-adapter`): the anti-corruption
+//! layer that serves the canonical gRPC contracts in front of the legacy core, speaking OFS
+//! to it over TCP (the codec and the core's formats: `corebank-legacy-ofs`). The mock core it
+//! is tested against is a crate of its own, `corebank-legacy-core`, and only a
+//! dev-dependency here. The protocol and the mapping: `legacy-adapter/README.md`.
 
 pub mod adapter;
-pub mod mock_core;

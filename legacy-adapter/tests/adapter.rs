@@ -20,7 +20,7 @@ use corebank_api::payments::v1 as ppb;
 use corebank_api::payments::v1::payments_client::PaymentsClient;
 use corebank_legacy::adapter::client::ClientConfig;
 use corebank_legacy::adapter::{Adapter, AdapterConfig};
-use corebank_legacy::mock_core::{self, CoreConfig};
+use corebank_legacy_core::CoreConfig;
 use corebank_legacy_ofs::{Indicator, Response};
 use corebank_service::contract::error_code;
 use corebank_testkit::{TestApp, TestDatabase};
@@ -63,7 +63,7 @@ async fn bank_with(
     let mut config = CoreConfig::from_settings(&settings).unwrap();
     tune(&mut config);
     let core_shutdown = CancellationToken::new();
-    mock_core::start(
+    corebank_legacy_core::start(
         database.db_for("legacy_core"),
         listener,
         config,
@@ -608,7 +608,7 @@ async fn the_breaker_opens_when_the_core_is_unreachable_and_closes_when_it_is_ba
     // Customers 1000012, 1000020 and 1000039.
     settings.legacy_seed_customers = 3;
     let shutdown = CancellationToken::new();
-    mock_core::start(
+    corebank_legacy_core::start(
         database.db_for("legacy_core"),
         listener,
         CoreConfig::from_settings(&settings).unwrap(),

@@ -1,6 +1,8 @@
-//! The mock legacy core: a T24-style monolith with its own schema (`legacy_core`) and its own
-//! balanced books, speaking OFS over TCP. Its applications, error texts, faults and seed are
-//! the contract in `legacy-adapter/README.md` ("The mock core's applications" to "Seed").
+//! The mock legacy core (`corebank serve legacy-core`): a T24-style monolith with its own
+//! schema (`legacy_core`) and its own balanced books, speaking OFS over TCP (the codec:
+//! `corebank-legacy-ofs`). Its applications, error texts, faults and seed are the contract in
+//! `legacy-adapter/README.md` ("The mock core's applications" to "Seed"). The adapter does
+//! not depend on this crate; its tests start the core as a dev-dependency.
 //!
 //! Every request runs in one SERIALIZABLE transaction (retried whole); every write first
 //! takes the next number of the core's one journal counter, which serialises writes on

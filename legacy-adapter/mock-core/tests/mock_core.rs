@@ -11,7 +11,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use corebank_legacy::mock_core::{self, CoreConfig, Faults};
+use corebank_legacy_core::{CoreConfig, Faults};
 use corebank_legacy_ofs::formats;
 use corebank_legacy_ofs::{Field, Function, Indicator, Process, Request, Response};
 use corebank_testkit::TestDatabase;
@@ -44,8 +44,8 @@ fn config() -> CoreConfig {
         faults: Faults::default(),
         cob_window: None,
         seed_customers: 0,
-        idle_timeout: mock_core::IDLE_TIMEOUT,
-        write_timeout: mock_core::WRITE_TIMEOUT,
+        idle_timeout: corebank_legacy_core::IDLE_TIMEOUT,
+        write_timeout: corebank_legacy_core::WRITE_TIMEOUT,
     }
 }
 
@@ -54,7 +54,7 @@ async fn start_core(config: CoreConfig) -> Core {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let shutdown = CancellationToken::new();
-    let handle = mock_core::start(
+    let handle = corebank_legacy_core::start(
         database.db_for("legacy_core"),
         listener,
         config,
