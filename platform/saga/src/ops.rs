@@ -198,7 +198,8 @@ where
 /// stores the decision where the step reads it: the saga is recorded as having had `action`
 /// done to it by `actor` (proposed by `proposed_by`, when four eyes applied) and goes on
 /// now, so the step runs again and finds the decision. A saga that has not paused yet (the
-/// step is still to run) is only made due; one anywhere else is refused.
+/// step is still to run, or running) is taken over and made due; one anywhere else is
+/// refused.
 pub async fn decide_in(
     tx: &corebank_db::Transaction<'_>,
     id: Uuid,
@@ -227,7 +228,11 @@ pub async fn decide_in(
                 instance.paused_from = None;
                 instance.paused_reason.clear();
             }
-            Status::Running if at => not_leased(instance, now)?,
+            // The step may be running right now. Taking the saga over is safe: a step that
+            // awaits a person writes nothing (its transaction rolls back) and the executor's
+            // pause is fenced by the generation this bumps, so the step runs again, due now,
+            // and finds the decision.
+            Status::Running if at => {}
             _ => {
                 return Err(invalid(
                     instance,
