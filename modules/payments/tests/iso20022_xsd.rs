@@ -514,6 +514,32 @@ fn messages_written_by_other_senders_are_read_tolerantly() {
 }
 
 #[test]
+fn cdata_character_references_and_a_prefixed_root_read_as_the_plain_message() {
+    let xml = credit_transfer()
+        .to_pacs008()
+        .replace(
+            "<Document xmlns=",
+            "<p:Document xmlns:p=\"urn:iso:std:iso:20022:tech:xsd:pacs.008.001.08\" xmlns=",
+        )
+        .replace("</Document>", "</p:Document>")
+        .replace(
+            "<Nm>Ada Lovelace</Nm>",
+            "<Nm><![CDATA[Ada]]> &#x4C;ove&#108;ace<!-- a comment --></Nm>",
+        )
+        .replace(
+            "<Ustrd>Invoice 42, March</Ustrd>",
+            "<Ustrd><![CDATA[Invoice 42]]>, <![CDATA[March]]></Ustrd>",
+        );
+    assert!(xml.contains("<p:Document ") && xml.contains("<Nm><![CDATA[Ada]]>"));
+    assert!(xml.contains("<Ustrd><![CDATA["));
+    assert_schema_valid(PACS_008_XSD, &xml);
+    assert_eq!(
+        CreditTransfer::parse_pacs008(&xml).unwrap(),
+        credit_transfer()
+    );
+}
+
+#[test]
 fn value_types_refuse_what_the_schemas_refuse() {
     assert!(Max35Text::new("x".repeat(35)).is_ok());
     assert!(Max140Text::new("é".repeat(140)).is_ok());

@@ -6,7 +6,8 @@
 //!   `PaymentAmount`, …), and the namespaces that name the messages;
 //! - `write`: each message written to XML by hand, with every text escaped;
 //! - `read`: each message read back, looking only at the elements we use;
-//! - `xml`: the small, bounded, tolerant XML reader underneath `read`;
+//! - `xml`: underneath `read`, quick-xml's events gathered into a bounded tree of elements,
+//!   with the checks of well-formed XML that quick-xml leaves to its caller;
 //! - `error`: why a value or a message was refused.
 //!
 //! Every value type here is validated once, when it is built (`Max35Text::new`, `Bic::new`,
