@@ -260,6 +260,22 @@ impl Reader {
             .map_err(|error| self.invalid(base, path, error.to_string()))
     }
 
+    /// The id of the credit transfer a status report or a return is about: the transaction's
+    /// (`OrgnlGrpInf/OrgnlMsgId`), or failing that the whole group's.
+    fn original_message_id(
+        &self,
+        tx: &Element,
+        tx_path: &str,
+        group: Option<&Element>,
+        group_path: &str,
+    ) -> Result<Max35Text, Iso20022Error> {
+        match (self.find(tx, "OrgnlGrpInf/OrgnlMsgId"), group) {
+            (Some(_), _) => self.max35(tx, tx_path, "OrgnlGrpInf/OrgnlMsgId"),
+            (None, Some(group)) => self.max35(group, group_path, "OrgnlMsgId"),
+            (None, None) => Err(self.missing(tx_path, "OrgnlGrpInf/OrgnlMsgId")),
+        }
+    }
+
     /// `NbOfTxs`, when present, must say one transaction.
     fn one_transaction(&self, header: &Element, base: &str) -> Result<(), Iso20022Error> {
         match self.find(header, "NbOfTxs") {
@@ -345,12 +361,7 @@ fn read_status_report(root: &Element) -> Result<StatusReport, Iso20022Error> {
     let group_path = "FIToFIPmtStsRpt/OrgnlGrpInfAndSts";
     let group = body.child("OrgnlGrpInfAndSts");
 
-    // The original message id is the transaction's, or failing that the group's.
-    let original_message_id = match (r.find(tx, "OrgnlGrpInf/OrgnlMsgId"), group) {
-        (Some(_), _) => r.max35(tx, tx_path, "OrgnlGrpInf/OrgnlMsgId")?,
-        (None, Some(group)) => r.max35(group, group_path, "OrgnlMsgId")?,
-        (None, None) => return Err(r.missing(tx_path, "OrgnlGrpInf/OrgnlMsgId")),
-    };
+    let original_message_id = r.original_message_id(tx, tx_path, group, group_path)?;
     // Likewise the status: the transaction's, or the whole group's.
     let status_code = match (r.find(tx, "TxSts"), group.and_then(|g| g.child("GrpSts"))) {
         (Some(status), _) | (None, Some(status)) => status.text.trim(),
@@ -394,11 +405,7 @@ fn read_payment_return(root: &Element) -> Result<PaymentReturn, Iso20022Error> {
     let group_path = "PmtRtr/OrgnlGrpInf";
     let group = body.child("OrgnlGrpInf");
 
-    let original_message_id = match (r.find(tx, "OrgnlGrpInf/OrgnlMsgId"), group) {
-        (Some(_), _) => r.max35(tx, tx_path, "OrgnlGrpInf/OrgnlMsgId")?,
-        (None, Some(group)) => r.max35(group, group_path, "OrgnlMsgId")?,
-        (None, None) => return Err(r.missing(tx_path, "OrgnlGrpInf/OrgnlMsgId")),
-    };
+    let original_message_id = r.original_message_id(tx, tx_path, group, group_path)?;
     // The reason is the transaction's, or failing that the whole group's.
     let reason_path = "RtrRsnInf/Rsn/Cd";
     let proprietary = || r.unsupported("a proprietary return reason (Rsn/Prtry)");

@@ -54,6 +54,30 @@ fn check_text(kind: &'static str, text: &str, chars_max: usize) -> Result<(), Is
     Ok(())
 }
 
+/// `Debug` and `Display` as the text itself, and `FromStr` through the checking constructor.
+macro_rules! debug_and_display_as_str {
+    ($($name:ident),*) => {$(
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Debug::fmt(&self.0, f)
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = Iso20022Error;
+            fn from_str(text: &str) -> Result<$name, Iso20022Error> {
+                $name::new(text)
+            }
+        }
+    )*};
+}
+
 macro_rules! max_text {
     ($(#[$meta:meta])* $name:ident, $kind:literal, $chars_max:literal) => {
         $(#[$meta])*
@@ -75,24 +99,7 @@ macro_rules! max_text {
             }
         }
 
-        impl fmt::Debug for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                fmt::Debug::fmt(&self.0, f)
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
-            }
-        }
-
-        impl std::str::FromStr for $name {
-            type Err = Iso20022Error;
-            fn from_str(text: &str) -> Result<$name, Iso20022Error> {
-                $name::new(text)
-            }
-        }
+        debug_and_display_as_str!($name);
     };
 }
 
@@ -203,29 +210,6 @@ impl ReasonCode {
     pub fn as_str(&self) -> &str {
         &self.0
     }
-}
-
-macro_rules! debug_and_display_as_str {
-    ($($name:ident),*) => {$(
-        impl fmt::Debug for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                fmt::Debug::fmt(&self.0, f)
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
-            }
-        }
-
-        impl std::str::FromStr for $name {
-            type Err = Iso20022Error;
-            fn from_str(text: &str) -> Result<$name, Iso20022Error> {
-                $name::new(text)
-            }
-        }
-    )*};
 }
 
 debug_and_display_as_str!(Bic, Iban, ReasonCode);

@@ -1,12 +1,20 @@
 //! Writing the three messages as XML: pacs.008.001.08, pacs.002.001.10 and pacs.004.001.09.
-//! Written by hand, as indented text: the element names are constants of this file and every
-//! text and attribute value is escaped, so a message that exists is one the XSD accepts.
+//!
+//! Written by hand, as indented text, on purpose: each message is a fixed sequence of some
+//! thirty elements, and a line per element reads like the XSD it follows, which quick-xml's
+//! `Writer` would only wrap in events and `Result`s that cannot fail here. What must be
+//! exact is delegated: every text and attribute value goes through quick-xml's `escape`
+//! (all five reserved characters), and the element names are constants of this file. The
+//! values are validated when they are built, so a message that exists is one the XSD accepts
+//! (`tests/iso20022_xsd.rs` checks each against it with xmllint).
 
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use quick_xml::escape::escape;
 
 use super::types::{
-    Bic, CreditTransfer, Iban, Max140Text, PACS_002_NAMESPACE, PACS_004_NAMESPACE,
-    PACS_008_MESSAGE_NAME, PACS_008_NAMESPACE, PaymentAmount, PaymentReturn, StatusReport,
+    Bic, CreditTransfer, Iban, Max35Text, Max140Text, PACS_002_NAMESPACE, PACS_004_NAMESPACE,
+    PACS_008_MESSAGE_NAME, PACS_008_NAMESPACE, PaymentAmount, PaymentReturn, ReasonCode,
+    StatusReport, Uetr,
 };
 
 impl CreditTransfer {
@@ -14,14 +22,7 @@ impl CreditTransfer {
     pub fn to_pacs008(&self) -> String {
         let mut w = Writer::new(PACS_008_NAMESPACE);
         w.open("FIToFICstmrCdtTrf");
-        w.open("GrpHdr");
-        w.leaf("MsgId", self.message_id.as_str());
-        w.leaf("CreDtTm", &format_date_time(self.created_at));
-        w.leaf("NbOfTxs", "1");
-        w.open("SttlmInf");
-        w.leaf("SttlmMtd", "CLRG");
-        w.close("SttlmInf");
-        w.close("GrpHdr");
+        w.cleared_group_header(&self.message_id, self.created_at);
         w.open("CdtTrfTxInf");
         w.open("PmtId");
         w.leaf("EndToEndId", self.end_to_end_id.as_str());
@@ -61,19 +62,14 @@ impl StatusReport {
         w.leaf("CreDtTm", &format_date_time(self.created_at));
         w.close("GrpHdr");
         w.open("TxInfAndSts");
-        w.open("OrgnlGrpInf");
-        w.leaf("OrgnlMsgId", self.original_message_id.as_str());
-        w.leaf("OrgnlMsgNmId", PACS_008_MESSAGE_NAME);
-        w.close("OrgnlGrpInf");
-        w.leaf("OrgnlEndToEndId", self.original_end_to_end_id.as_str());
-        w.leaf("OrgnlUETR", &self.original_uetr.to_string());
+        w.original(
+            &self.original_message_id,
+            &self.original_end_to_end_id,
+            &self.original_uetr,
+        );
         w.leaf("TxSts", self.status.code());
         if let Some(reason) = &self.reason {
-            w.open("StsRsnInf");
-            w.open("Rsn");
-            w.leaf("Cd", reason.as_str());
-            w.close("Rsn");
-            w.close("StsRsnInf");
+            w.reason("StsRsnInf", reason);
         }
         w.close("TxInfAndSts");
         w.close("FIToFIPmtStsRpt");
@@ -86,28 +82,16 @@ impl PaymentReturn {
     pub fn to_pacs004(&self) -> String {
         let mut w = Writer::new(PACS_004_NAMESPACE);
         w.open("PmtRtr");
-        w.open("GrpHdr");
-        w.leaf("MsgId", self.message_id.as_str());
-        w.leaf("CreDtTm", &format_date_time(self.created_at));
-        w.leaf("NbOfTxs", "1");
-        w.open("SttlmInf");
-        w.leaf("SttlmMtd", "CLRG");
-        w.close("SttlmInf");
-        w.close("GrpHdr");
+        w.cleared_group_header(&self.message_id, self.created_at);
         w.open("TxInf");
-        w.open("OrgnlGrpInf");
-        w.leaf("OrgnlMsgId", self.original_message_id.as_str());
-        w.leaf("OrgnlMsgNmId", PACS_008_MESSAGE_NAME);
-        w.close("OrgnlGrpInf");
-        w.leaf("OrgnlEndToEndId", self.original_end_to_end_id.as_str());
-        w.leaf("OrgnlUETR", &self.original_uetr.to_string());
+        w.original(
+            &self.original_message_id,
+            &self.original_end_to_end_id,
+            &self.original_uetr,
+        );
         w.amount("RtrdIntrBkSttlmAmt", &self.returned_amount);
         w.leaf("ChrgBr", "SLEV");
-        w.open("RtrRsnInf");
-        w.open("Rsn");
-        w.leaf("Cd", self.reason.as_str());
-        w.close("Rsn");
-        w.close("RtrRsnInf");
+        w.reason("RtrRsnInf", &self.reason);
         w.close("TxInf");
         w.close("PmtRtr");
         w.finish()
@@ -123,22 +107,8 @@ fn format_date(date: NaiveDate) -> String {
     date.format("%Y-%m-%d").to_string()
 }
 
-/// Escapes text for element content and attribute values: all five characters XML reserves.
-fn escape_into(out: &mut String, text: &str) {
-    for ch in text.chars() {
-        match ch {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            other => out.push(other),
-        }
-    }
-}
-
 /// Writes an indented document. Element names are the constants of this file; every text
-/// and attribute value goes through [`escape_into`].
+/// and attribute value goes through quick-xml's `escape`.
 struct Writer {
     out: String,
     depth: usize,
@@ -148,7 +118,7 @@ impl Writer {
     fn new(namespace: &str) -> Writer {
         let mut out = String::with_capacity(2048);
         out.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Document xmlns=\"");
-        escape_into(&mut out, namespace);
+        out.push_str(&escape(namespace));
         out.push_str("\">\n");
         Writer { out, depth: 1 }
     }
@@ -187,11 +157,11 @@ impl Writer {
             self.out.push(' ');
             self.out.push_str(attribute_name);
             self.out.push_str("=\"");
-            escape_into(&mut self.out, value);
+            self.out.push_str(&escape(value));
             self.out.push('"');
         }
         self.out.push('>');
-        escape_into(&mut self.out, text);
+        self.out.push_str(&escape(text));
         self.out.push_str("</");
         self.out.push_str(name);
         self.out.push_str(">\n");
@@ -203,6 +173,34 @@ impl Writer {
         self.leaf_with_attribute(name, Some(("Ccy", amount.currency().code())), &text);
     }
 
+    /// The group header of a message with one transaction settled through the clearing
+    /// system (pacs.008, pacs.004).
+    fn cleared_group_header(&mut self, message_id: &Max35Text, created_at: DateTime<Utc>) {
+        self.open("GrpHdr");
+        self.leaf("MsgId", message_id.as_str());
+        self.leaf("CreDtTm", &format_date_time(created_at));
+        self.leaf("NbOfTxs", "1");
+        self.open("SttlmInf");
+        self.leaf("SttlmMtd", "CLRG");
+        self.close("SttlmInf");
+        self.close("GrpHdr");
+    }
+
+    /// The credit transfer a status report or a return is about (pacs.002, pacs.004).
+    fn original(&mut self, message_id: &Max35Text, end_to_end_id: &Max35Text, uetr: &Uetr) {
+        self.open("OrgnlGrpInf");
+        self.leaf("OrgnlMsgId", message_id.as_str());
+        self.leaf("OrgnlMsgNmId", PACS_008_MESSAGE_NAME);
+        self.close("OrgnlGrpInf");
+        self.leaf("OrgnlEndToEndId", end_to_end_id.as_str());
+        self.leaf("OrgnlUETR", &uetr.to_string());
+    }
+
+    /// A reason given by its code: `<StsRsnInf><Rsn><Cd>AC04</Cd></Rsn></StsRsnInf>`.
+    fn reason(&mut self, name: &str, reason: &ReasonCode) {
+        self.nested_leaf(name, "Rsn", "Cd", reason.as_str());
+    }
+
     fn party(&mut self, name: &str, party_name: &Max140Text) {
         self.open(name);
         self.leaf("Nm", party_name.as_str());
@@ -210,19 +208,20 @@ impl Writer {
     }
 
     fn account(&mut self, name: &str, iban: &Iban) {
-        self.open(name);
-        self.open("Id");
-        self.leaf("IBAN", iban.as_str());
-        self.close("Id");
-        self.close(name);
+        self.nested_leaf(name, "Id", "IBAN", iban.as_str());
     }
 
     fn agent(&mut self, name: &str, bic: &Bic) {
-        self.open(name);
-        self.open("FinInstnId");
-        self.leaf("BICFI", bic.as_str());
-        self.close("FinInstnId");
-        self.close(name);
+        self.nested_leaf(name, "FinInstnId", "BICFI", bic.as_str());
+    }
+
+    /// `<outer><inner><name>text</name></inner></outer>`.
+    fn nested_leaf(&mut self, outer: &str, inner: &str, name: &str, text: &str) {
+        self.open(outer);
+        self.open(inner);
+        self.leaf(name, text);
+        self.close(inner);
+        self.close(outer);
     }
 
     fn finish(mut self) -> String {
