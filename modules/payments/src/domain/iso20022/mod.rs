@@ -4,7 +4,8 @@
 //!
 //! - `types`: each message as a struct of validated values (`Max35Text`, `Bic`, `Iban`,
 //!   `PaymentAmount`, …), and the namespaces that name the messages;
-//! - `write`: each message written to XML by hand, with every text escaped;
+//! - `write`: each message written to XML by hand, every text escaped by quick-xml (why by
+//!   hand: see `write.rs`);
 //! - `read`: each message read back, looking only at the elements we use;
 //! - `xml`: underneath `read`, quick-xml's events gathered into a bounded tree of elements,
 //!   with the checks of well-formed XML that quick-xml leaves to its caller;
