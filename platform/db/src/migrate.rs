@@ -1,6 +1,15 @@
 //! The migrations runner: `migrations/<component>/NNNN_name.sql`, one schema per component,
 //! each file applied once in its own SERIALIZABLE transaction and recorded with a checksum
 //! in `<component>.schema_migrations`.
+//!
+//! Tables that a platform library owns (the saga library's, the outbox's, the inbox's) are
+//! written once, as a **package** in the library's folder ([`PACKAGES`]), and instantiated in
+//! every schema whose `migrations/<component>/uses` names the package: package file `n`
+//! becomes version `version_base + n` of that component, applied before the component's own
+//! files, with the package file's checksum. A database migrated before the packages existed
+//! holds the same tables under the component's own numbers: a package migration whose name
+//! the component's history already has (at an own number) is **adopted**, recorded under its
+//! new version without running again.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -21,6 +30,44 @@ pub struct EmbeddedMigration {
 const EMBEDDED: &[EmbeddedMigration] =
     include!(concat!(env!("OUT_DIR"), "/embedded_migrations.rs"));
 
+/// The packages' files, `component` holding the package's name.
+const EMBEDDED_PACKAGES: &[EmbeddedMigration] =
+    include!(concat!(env!("OUT_DIR"), "/embedded_packages.rs"));
+
+/// Each component's `uses` file: (component, text).
+const EMBEDDED_USES: &[(&str, &str)] = include!(concat!(env!("OUT_DIR"), "/embedded_uses.rs"));
+
+/// A set of tables a platform library owns, instantiated in every schema that uses it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Package {
+    /// As a component's `uses` file names it.
+    pub name: &'static str,
+    /// Its folder, from the workspace root (`platform/db/build.rs` embeds the same list).
+    pub dir: &'static str,
+    /// Package file `n` is version `version_base + n` in a component's history: above every
+    /// own file's four digits, so the two never collide.
+    pub version_base: i64,
+}
+
+/// The packages, in the order a component applies them.
+pub const PACKAGES: &[Package] = &[
+    Package {
+        name: "saga",
+        dir: "platform/saga/migrations",
+        version_base: 10_000,
+    },
+    Package {
+        name: "outbox",
+        dir: "platform/outbox/migrations/outbox",
+        version_base: 20_000,
+    },
+    Package {
+        name: "inbox",
+        dir: "platform/outbox/migrations/inbox",
+        version_base: 30_000,
+    },
+];
+
 /// One validated migration file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Migration {
@@ -30,12 +77,24 @@ pub struct Migration {
     pub sql: String,
     /// FNV-1a of the file's bytes, in hex: enough to notice an edited file.
     pub checksum: String,
+    /// The package this is an instance of, if any.
+    pub package: Option<&'static Package>,
 }
 
 impl Migration {
-    /// `component/NNNN_name.sql`, as the file is named in the repository.
+    /// `component/NNNN_name.sql` as the file is named in the repository, or
+    /// `component/package/NNNN_name.sql` for a package's file instantiated in a component.
     pub fn path(&self) -> String {
-        format!("{}/{:04}_{}.sql", self.component, self.version, self.name)
+        match self.package {
+            Some(package) => format!(
+                "{}/{}/{:04}_{}.sql",
+                self.component,
+                package.name,
+                self.version - package.version_base,
+                self.name
+            ),
+            None => format!("{}/{:04}_{}.sql", self.component, self.version, self.name),
+        }
     }
 }
 
@@ -101,23 +160,32 @@ pub fn embedded_for(mocks: Mocks) -> Result<Vec<Migration>, MigrateError> {
 }
 
 /// Every migration compiled into this binary, the mocks' included (as
-/// `embedded_for(Mocks::Include)`), validated and in apply order.
+/// `embedded_for(Mocks::Include)`), the packages instantiated, validated and in apply order.
 pub fn embedded() -> Result<Vec<Migration>, MigrateError> {
-    let mut migrations = EMBEDDED
+    let own = EMBEDDED
         .iter()
         .map(|m| parse(m.component, m.file_name, m.sql))
         .collect::<Result<Vec<_>, _>>()?;
-    check_unique(&mut migrations)?;
-    Ok(migrations)
+    let packages = EMBEDDED_PACKAGES
+        .iter()
+        .map(|m| parse(m.component, m.file_name, m.sql))
+        .collect::<Result<Vec<_>, _>>()?;
+    let uses = EMBEDDED_USES
+        .iter()
+        .map(|(component, text)| ((*component).to_owned(), (*text).to_owned()))
+        .collect();
+    instantiate(own, &packages, &uses)
 }
 
-/// The migrations under `dir/<component>/*.sql`, validated and in apply order.
+/// The migrations under `dir/<component>/*.sql`, with the packages their `uses` files name
+/// read from `dir/../<package dir>`; validated and in apply order.
 pub fn load_dir(dir: &Path) -> Result<Vec<Migration>, MigrateError> {
     let io = |source| MigrateError::Io {
         dir: dir.display().to_string(),
         source,
     };
-    let mut migrations = Vec::new();
+    let mut own = Vec::new();
+    let mut uses = BTreeMap::new();
     for component in std::fs::read_dir(dir).map_err(io)? {
         let component = component.map_err(io)?.path();
         if !component.is_dir() {
@@ -128,18 +196,97 @@ pub fn load_dir(dir: &Path) -> Result<Vec<Migration>, MigrateError> {
             .and_then(|n| n.to_str())
             .unwrap_or("")
             .to_owned();
-        for file in std::fs::read_dir(&component).map_err(io)? {
-            let file = file.map_err(io)?.path();
-            if file.extension().is_none_or(|ext| ext != "sql") {
-                continue;
+        let list = component.join("uses");
+        if list.is_file() {
+            uses.insert(
+                component_name.clone(),
+                std::fs::read_to_string(&list).map_err(io)?,
+            );
+        }
+        own.extend(read_sql_files(&component, &component_name)?);
+    }
+    let mut packages = Vec::new();
+    if !uses.is_empty() {
+        let root = dir.join("..");
+        // A package no component uses may be absent; one that is used and absent is refused
+        // by `instantiate`, naming it.
+        for package in PACKAGES {
+            let dir = root.join(package.dir);
+            if dir.is_dir() {
+                packages.extend(read_sql_files(&dir, package.name)?);
             }
-            let file_name = file
-                .file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or("")
-                .to_owned();
-            let sql = std::fs::read_to_string(&file).map_err(io)?;
-            migrations.push(parse(&component_name, &file_name, &sql)?);
+        }
+    }
+    instantiate(own, &packages, &uses)
+}
+
+/// The `*.sql` files of `dir`, parsed as migrations of `component` (or package).
+fn read_sql_files(dir: &Path, component: &str) -> Result<Vec<Migration>, MigrateError> {
+    let io = |source| MigrateError::Io {
+        dir: dir.display().to_string(),
+        source,
+    };
+    let mut migrations = Vec::new();
+    for file in std::fs::read_dir(dir).map_err(io)? {
+        let file = file.map_err(io)?.path();
+        if file.extension().is_none_or(|ext| ext != "sql") {
+            continue;
+        }
+        let file_name = file
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("")
+            .to_owned();
+        let sql = std::fs::read_to_string(&file).map_err(io)?;
+        migrations.push(parse(component, &file_name, &sql)?);
+    }
+    Ok(migrations)
+}
+
+/// The components' own migrations plus, for each component, an instance of every package
+/// its `uses` names (`packages` holds the packages' files, `component` naming the package).
+fn instantiate(
+    mut migrations: Vec<Migration>,
+    packages: &[Migration],
+    uses: &BTreeMap<String, String>,
+) -> Result<Vec<Migration>, MigrateError> {
+    for (component, text) in uses {
+        let names = text
+            .lines()
+            .map(|line| line.split('#').next().unwrap_or("").trim())
+            .filter(|name| !name.is_empty());
+        for name in names {
+            let package =
+                PACKAGES
+                    .iter()
+                    .find(|p| p.name == name)
+                    .ok_or_else(|| MigrateError::BadFile {
+                        path: format!("{component}/uses"),
+                        problem: format!(
+                            "no package {name:?}; the packages are {}",
+                            PACKAGES
+                                .iter()
+                                .map(|p| p.name)
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    })?;
+            let files: Vec<&Migration> = packages
+                .iter()
+                .filter(|m| m.component == package.name)
+                .collect();
+            if files.is_empty() {
+                return Err(MigrateError::BadFile {
+                    path: format!("{component}/uses"),
+                    problem: format!("package {name:?} has no files in {}", package.dir),
+                });
+            }
+            migrations.extend(files.into_iter().map(|file| Migration {
+                component: component.clone(),
+                version: package.version_base + file.version,
+                package: Some(package),
+                ..file.clone()
+            }));
         }
     }
     check_unique(&mut migrations)?;
@@ -179,6 +326,7 @@ fn parse(component: &str, file_name: &str, sql: &str) -> Result<Migration, Migra
         name: name.to_owned(),
         sql: sql.to_owned(),
         checksum: checksum(sql),
+        package: None,
     })
 }
 
@@ -191,7 +339,9 @@ fn is_identifier(text: &str) -> bool {
 }
 
 fn check_unique(migrations: &mut [Migration]) -> Result<(), MigrateError> {
-    migrations.sort_by(|a, b| (&a.component, a.version).cmp(&(&b.component, b.version)));
+    // A component's packages first (their tables are what the component's own files may
+    // build on), then its own files; each in version order.
+    migrations.sort_by_key(|m| (m.component.clone(), m.package.is_none(), m.version));
     for pair in migrations.windows(2) {
         if pair[0].component == pair[1].component && pair[0].version == pair[1].version {
             return Err(MigrateError::BadFile {
@@ -236,6 +386,9 @@ pub struct MigrationReport {
     pub applied: Vec<String>,
     /// How many were already in place.
     pub already_applied: usize,
+    /// Package migrations found already applied under the component's own numbers (a
+    /// database from before the packages), recorded under their package versions.
+    pub adopted: Vec<String>,
 }
 
 impl fmt::Display for MigrationReport {
@@ -245,7 +398,15 @@ impl fmt::Display for MigrationReport {
             "{} applied, {} already in place",
             self.applied.len(),
             self.already_applied
-        )
+        )?;
+        if !self.adopted.is_empty() {
+            write!(
+                f,
+                ", {} adopted from the components' own files",
+                self.adopted.len()
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -265,13 +426,22 @@ pub async fn apply(db: &Db, migrations: &[Migration]) -> Result<MigrationReport,
         let applied = applied_checksums(db, component).await?;
         for migration in files {
             match applied.get(&migration.version) {
-                Some(found) if *found == migration.checksum => report.already_applied += 1,
-                Some(found) => {
+                Some((_, found)) if *found == migration.checksum => report.already_applied += 1,
+                Some((_, found)) => {
                     return Err(MigrateError::Edited {
                         path: migration.path(),
                         applied: found.clone(),
                         found: migration.checksum.clone(),
                     });
+                }
+                None if migration.package.is_some()
+                    && applied.iter().any(|(version, (name, _))| {
+                        *version < PACKAGE_VERSION_MIN && *name == migration.name
+                    }) =>
+                {
+                    adopt(db, migration).await?;
+                    tracing::debug!(migration = %migration.path(), "adopted migration");
+                    report.adopted.push(migration.path());
                 }
                 None => {
                     if apply_one(db, migration).await? {
@@ -324,17 +494,48 @@ async fn prepare_schema(db: &Db, component: &str) -> Result<(), MigrateError> {
     Ok(())
 }
 
+/// Below this, a component's own versions; from it, its packages'.
+const PACKAGE_VERSION_MIN: i64 = 10_000;
+
+/// Records a package migration as applied without running it: its tables are there already,
+/// made by the component's own file of the same name before the package existed.
+async fn adopt(db: &Db, migration: &Migration) -> Result<(), MigrateError> {
+    db.run_tx::<(), std::convert::Infallible, _>("migrate_adopt", |tx| {
+        Box::pin(async move {
+            tx.execute(
+                &format!(
+                    "INSERT INTO {}.schema_migrations (version, name, checksum) VALUES ($1, $2, $3) \
+                     ON CONFLICT (version) DO NOTHING",
+                    migration.component
+                ),
+                &[&migration.version, &migration.name, &migration.checksum],
+            )
+            .await?;
+            Ok(())
+        })
+    })
+    .await
+    .map_err(|error| match error {
+        TxError::Abort(never) => match never {},
+        TxError::Db(source) => MigrateError::Apply {
+            path: migration.path(),
+            source,
+        },
+    })
+}
+
+/// A component's history: version → (name, checksum).
 async fn applied_checksums(
     db: &Db,
     component: &str,
-) -> Result<BTreeMap<i64, String>, MigrateError> {
+) -> Result<BTreeMap<i64, (String, String)>, MigrateError> {
     let client = db.client().await.map_err(|source| MigrateError::Apply {
         path: format!("{component}/ (history)"),
         source,
     })?;
     let rows = client
         .query(
-            &format!("SELECT version, checksum FROM {component}.schema_migrations"),
+            &format!("SELECT version, name, checksum FROM {component}.schema_migrations"),
             &[],
         )
         .await
@@ -344,7 +545,12 @@ async fn applied_checksums(
         })?;
     Ok(rows
         .iter()
-        .map(|row| (row.get::<_, i64>(0), row.get::<_, String>(1)))
+        .map(|row| {
+            (
+                row.get::<_, i64>(0),
+                (row.get::<_, String>(1), row.get::<_, String>(2)),
+            )
+        })
         .collect())
 }
 
@@ -382,7 +588,10 @@ async fn apply_one(db: &Db, migration: &Migration) -> Result<bool, MigrateError>
             // A concurrent runner may have applied the same file: then this one's DDL or
             // history insert conflicts. Look before calling it a failure.
             let applied = applied_checksums(db, &migration.component).await?;
-            if applied.get(&migration.version) == Some(&migration.checksum) {
+            if applied
+                .get(&migration.version)
+                .is_some_and(|(_, checksum)| *checksum == migration.checksum)
+            {
                 Ok(false)
             } else {
                 Err(MigrateError::Apply {
@@ -433,6 +642,30 @@ mod tests {
     #[test]
     fn embedded_migrations_are_valid() {
         embedded().unwrap();
+    }
+
+    #[test]
+    fn every_package_is_embedded_and_instantiated_where_it_is_used() {
+        // build.rs embeds the packages from its own list: the same names as PACKAGES.
+        let embedded_names: std::collections::BTreeSet<&str> =
+            EMBEDDED_PACKAGES.iter().map(|m| m.component).collect();
+        let names: std::collections::BTreeSet<&str> = PACKAGES.iter().map(|p| p.name).collect();
+        assert_eq!(embedded_names, names);
+        let all = embedded().unwrap();
+        let saga_in_payments: Vec<String> = all
+            .iter()
+            .filter(|m| m.component == "payments" && m.package.is_some_and(|p| p.name == "saga"))
+            .map(Migration::path)
+            .collect();
+        assert_eq!(
+            saga_in_payments.first().map(String::as_str),
+            Some("payments/saga/0001_create_saga_instances.sql")
+        );
+        // A component's packages come before its own files.
+        let payments: Vec<&Migration> = all.iter().filter(|m| m.component == "payments").collect();
+        let first_own = payments.iter().position(|m| m.package.is_none()).unwrap();
+        assert!(payments[..first_own].iter().all(|m| m.package.is_some()));
+        assert!(payments[first_own..].iter().all(|m| m.package.is_none()));
     }
 
     fn components_of(migrations: &[Migration]) -> std::collections::BTreeSet<&str> {

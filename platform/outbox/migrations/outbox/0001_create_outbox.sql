@@ -1,6 +1,7 @@
--- The outbox of the `deposits` schema: AccountOpened, MoneyDeposited, HoldPlaced,
--- InterestPosted, … written in the transaction of the change. The same shape as every component's outbox: Debezium's column names
--- where it has them (id, aggregatetype, aggregateid, type, payload), keyed by the
+-- The transactional outbox: events written in the transaction of the change they describe.
+-- The outbox library owns it (platform/outbox/migrations/outbox); the runner creates it in
+-- the schema of every component that lists `outbox` in its migrations/<component>/uses.
+-- Debezium's column names where it has them (id, aggregatetype, aggregateid, type, payload), keyed by the
 -- per-aggregate order the relay publishes in, with the relay partition computed in Rust.
 CREATE TABLE outbox (
     aggregatetype TEXT NOT NULL,

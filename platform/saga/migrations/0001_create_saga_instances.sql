@@ -1,5 +1,6 @@
--- Saga instances of the payments module (the outbound payment saga): the saga library's
--- tables, in the schema of the module that owns the sagas.
+-- Saga instances: one row per saga, the whole of its durable state. The saga library owns
+-- these tables (platform/saga/migrations); the runner creates them in the schema of every
+-- component that lists `saga` in its migrations/<component>/uses.
 CREATE TABLE saga_instances (
     id UUID PRIMARY KEY,
     saga_type TEXT NOT NULL,
