@@ -1062,3 +1062,47 @@ async fn a_payment_held_by_screening_is_released_or_refused_by_two_operators() {
         detail.body
     );
 }
+
+#[tokio::test]
+async fn a_transfer_never_credits_the_shadow_copy_of_an_account_kept_by_the_other_core() {
+    let stack = stack().await;
+    let token = stack.token(Role::Channel, "mobile-app", None);
+    // The payer's home is modern; the payee's is legacy, with a shadow copy on modern.
+    let payer = stack.modern_payer("GW-TMOD", "cust-t").await;
+    stack.product_on_both_sides("GW-TLEG").await;
+    stack
+        .route(json!([
+            rule("GW-TMOD", "accounts.write", "modern"),
+            rule("GW-TMOD", "cash", "modern"),
+            rule("GW-TMOD", "transfers", "modern"),
+            shadowed("GW-TLEG", "accounts.write"),
+        ]))
+        .await;
+    let opened = stack
+        .post(
+            "/v1/accounts",
+            &token,
+            json!({ "customer_id": "cust-u", "product_code": "GW-TLEG" }),
+        )
+        .await;
+    assert_eq!(opened.status, 201, "{}", opened.body);
+    assert_eq!(opened.header("x-served-by"), "legacy");
+    let payee = opened.body["id"].as_str().unwrap().to_owned();
+    shadow_summary(&stack, "accounts.write", 1).await;
+
+    let refused = stack
+        .post(
+            "/v1/transfers",
+            &token,
+            json!({ "from_account_id": payer, "to_account_id": payee, "amount": "10.00", "currency": "EUR" }),
+        )
+        .await;
+    assert_eq!(refused.status, 422, "{}", refused.body);
+    assert_eq!(refused.body["code"], "accounts_on_different_sides");
+    let payer_after = stack.get(&format!("/v1/accounts/{payer}"), &token).await;
+    assert_eq!(
+        payer_after.body["balances"]["posted"], "100.00",
+        "{}",
+        payer_after.body
+    );
+}

@@ -90,8 +90,13 @@ pub(super) async fn transfer(
             currency: parsed.currency.clone(),
             description: parsed.description.clone().unwrap_or_default(),
         };
-        // Both accounts must be on the side that moves the money.
-        let (Some(from_id), Some(to_id)) = (from.id_on(route.side), to.id_on(route.side)) else {
+        // Both accounts must be kept by the side that moves the money: their homes. The
+        // destination's copy on that side (a shadowed product) is shadow books, not the
+        // customer's money, and must never be credited.
+        let (Some(from_id), Some(to_id)) = (
+            from.id_on(route.side),
+            to.id_on(route.side).filter(|_| to.home == route.side),
+        ) else {
             return Done {
                 outcome: Err(ApiError::new(
                     StatusCode::UNPROCESSABLE_ENTITY,
