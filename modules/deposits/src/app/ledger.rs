@@ -29,6 +29,15 @@ fn from_failure(code: &str, message: &str, grpc: tonic::Code) -> DepositsError {
             account_id: String::new(),
             available: message.to_owned(),
         },
+        // The ledger cannot tell whether it wrote the entry: to the caller this is a failure
+        // to retry with the same request id (which replays or completes it), never a
+        // definite refusal that an idempotency store would keep as the answer.
+        ("outcome_unknown", _) => DepositsError::Unavailable {
+            message: format!(
+                "the ledger cannot tell whether it wrote the entry ({message}); send the same \
+                 request again with the same request id"
+            ),
+        },
         (_, tonic::Code::Unavailable | tonic::Code::DeadlineExceeded) | ("unavailable", _) => {
             DepositsError::Unavailable {
                 message: format!("the ledger: {message}"),
@@ -627,5 +636,25 @@ impl Deposits {
                 .map_err(|s| from_status(&s))?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unknown_ledger_outcome_is_retry_safe_and_a_refusal_is_not() {
+        let unknown = from_failure("outcome_unknown", "connection lost", tonic::Code::Unknown);
+        assert!(
+            matches!(unknown, DepositsError::Unavailable { .. }),
+            "{unknown:?}"
+        );
+        assert!(super::super::recovery::outcome_unknown(&unknown));
+        let refused = from_failure("account_frozen", "frozen", tonic::Code::FailedPrecondition);
+        assert!(
+            matches!(refused, DepositsError::Ledger { .. }),
+            "{refused:?}"
+        );
     }
 }
