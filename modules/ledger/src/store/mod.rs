@@ -1,6 +1,8 @@
 //! SQL for the ledger's own schema (`ledger`), and nothing else. Batches read and write with
 //! array parameters (`= ANY($1)`, `UNNEST`), so a batch costs a fixed number of statements
-//! whatever its size. Rows are locked in sorted order.
+//! whatever its size. Balances and chain heads are read without `FOR UPDATE`; the batch's
+//! `UPDATE`s take the row locks, in sorted order, and SERIALIZABLE catches a conflict (ADR
+//! 0004, "Row locks").
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -107,7 +109,8 @@ pub async fn load_accounts(
         .collect()
 }
 
-/// The total balances of these accounts, their rows locked (in sorted order) until commit.
+/// The total balances of these accounts, read in sorted order (not locked: the batch's
+/// `UPDATE`s lock the rows; ADR 0004).
 pub async fn lock_balances(
     tx: &Transaction<'_>,
     ids: &BTreeSet<AccountId>,
@@ -272,7 +275,8 @@ pub async fn load_referenced(
     Ok((loaded_holds, targets))
 }
 
-/// The heads of these chains, locked until commit.
+/// The heads of these chains, read in partition order (not locked: the batch's `UPDATE`
+/// locks them; ADR 0004).
 pub async fn lock_heads(
     tx: &Transaction<'_>,
     partitions: &BTreeSet<u32>,
