@@ -9,12 +9,14 @@
 //!    replays its first answer (`Idempotent-Replayed: true`, the first route's headers), a
 //!    key in flight answers 409 `request_in_flight`, a key reused for another request 422
 //!    `idempotency_key_reused`; each of these is audited.
-//! 3. The work runs under the gateway's request timeout: it finds the account
-//!    ([`account_for`], checking the token's customer), asks
-//!    `GatewayState::route` for the side (the product's rule, the account's home), pins
-//!    that side under the key ([`SidePin::side`]) so a retry never goes elsewhere, and calls
-//!    that side's gRPC service. It returns a [`Done`]: the answer or refusal, the [`Route`],
-//!    and the shadow call when the rule shadows ([`shadow_of`]).
+//! 3. Before [`once`], the handler finds the account(s) ([`account_for`], checking the
+//!    token's customer). The work then runs under the gateway's request timeout: it asks
+//!    `GatewayState::route` for the side (the account's home; for a new account, the
+//!    product's rule) and calls that side's gRPC service. Opening an account pins the side
+//!    it chose under the key ([`SidePin::side`]) so a retry never opens it elsewhere; other
+//!    mutations follow the account's home, which only the account migration moves. It
+//!    returns a [`Done`]: the answer or refusal, the [`Route`], and the shadow call when the
+//!    rule shadows ([`shadow_of`]).
 //! 4. [`once`] stores the answer under the key with the audit record in one transaction (a
 //!    retry-safe refusal frees the key instead), hands the answer to the rollback window
 //!    and the shadow call to the comparer without waiting ([`observe`]), and answers with
