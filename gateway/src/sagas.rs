@@ -143,8 +143,10 @@ impl Sagas {
     }
 }
 
+/// `SagaAction` is a path parameter, not a body: utoipa refers to it without collecting it,
+/// so it is registered here (or the document would hold a reference to nothing).
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(list, detail, act))]
+#[openapi(paths(list, detail, act), components(schemas(SagaAction)))]
 struct SagasApi;
 
 /// The `/admin/v1/sagas` part of the API reference.

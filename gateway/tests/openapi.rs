@@ -575,3 +575,45 @@ fn the_four_eyes_endpoints_document_their_bodies_kinds_and_refusals() {
     let act = &paths["/admin/v1/sagas/{saga_id}/{action}"]["post"]["responses"]["202"];
     assert!(act.is_object(), "{act}");
 }
+
+/// Every `"$ref"` string under `value`, with where it stands.
+fn references(value: &Value, at: &str, found: &mut Vec<(String, String)>) {
+    match value {
+        Value::Object(map) => {
+            for (key, inner) in map {
+                let here = format!("{at}/{key}");
+                match (key.as_str(), inner) {
+                    ("$ref", Value::String(target)) => found.push((here, target.clone())),
+                    _ => references(inner, &here, found),
+                }
+            }
+        }
+        Value::Array(items) => {
+            for (index, inner) in items.iter().enumerate() {
+                references(inner, &format!("{at}/{index}"), found);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The value a local reference (`#/components/schemas/Name`) points at, by its JSON pointer.
+fn resolve<'a>(document: &'a Value, target: &str) -> Option<&'a Value> {
+    document.pointer(target.strip_prefix('#')?)
+}
+
+#[test]
+fn every_reference_in_the_document_resolves() {
+    let document = document();
+    let mut found = Vec::new();
+    references(&document, "#", &mut found);
+    assert!(found.len() > 100, "only {} references found", found.len());
+    let unresolved: Vec<_> = found
+        .iter()
+        .filter(|(_, target)| resolve(&document, target).is_none())
+        .collect();
+    assert!(
+        unresolved.is_empty(),
+        "references that resolve to nothing (a generated client fails on them): {unresolved:#?}"
+    );
+}
