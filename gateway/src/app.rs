@@ -133,6 +133,12 @@ pub async fn component(
         .merge(admin)
         .merge(crate::openapi::router())
         .layer(DefaultBodyLimit::max(settings.gateway_body_max_bytes))
+        .layer(axum::middleware::from_fn_with_state(
+            crate::nul_text::BodyLimit {
+                bytes_max: settings.gateway_body_max_bytes,
+            },
+            crate::nul_text::refuse_nul,
+        ))
         .layer(axum::middleware::from_fn(envelope_rejections));
     Ok(Component::new("gateway")
         .with_db(db)

@@ -13,6 +13,8 @@ pub mod channel;
 pub mod directory;
 pub mod error;
 pub mod idempotency;
+pub mod json_integer;
+pub mod nul_text;
 pub mod openapi;
 pub mod principal;
 pub mod routing;

@@ -12,7 +12,6 @@ use std::sync::Arc;
 use axum::Router as HttpRouter;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chrono::Utc;
@@ -61,7 +60,16 @@ pub fn router(
     HttpRouter::new()
         .route("/admin/v1/sagas", get(list))
         .route("/admin/v1/sagas/{saga_id}", get(detail))
-        .route("/admin/v1/sagas/{saga_id}/{action}", post(act))
+        .route("/admin/v1/sagas/{saga_id}/retry", post(retry))
+        .route("/admin/v1/sagas/{saga_id}/resume", post(resume))
+        .route(
+            "/admin/v1/sagas/{saga_id}/force-compensate",
+            post(force_compensate),
+        )
+        .route(
+            "/admin/v1/sagas/{saga_id}/mark-resolved",
+            post(mark_resolved),
+        )
         .with_state(state)
 }
 
@@ -86,9 +94,10 @@ pub(crate) fn saga_json(s: &spb::Saga) -> Value {
     })
 }
 
-/// An operator action on a saga.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, utoipa::ToSchema)]
-#[schema(rename_all = "kebab-case")]
+/// An operator action on a saga: one route each, since each takes its own body (only
+/// mark-resolved names a resolution), which one path with an `{action}` parameter could not
+/// describe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SagaAction {
     Retry,
     Resume,
@@ -97,14 +106,13 @@ pub enum SagaAction {
 }
 
 impl SagaAction {
-    /// The action named in the path (`retry`, `resume`, `force-compensate`, `mark-resolved`).
-    pub fn from_path(action: &str) -> Option<SagaAction> {
-        match action {
-            "retry" => Some(SagaAction::Retry),
-            "resume" => Some(SagaAction::Resume),
-            "force-compensate" => Some(SagaAction::ForceCompensate),
-            "mark-resolved" => Some(SagaAction::MarkResolved),
-            _ => None,
+    /// The action as its path names it, and the audit trail after `sagas.`.
+    pub fn path_name(self) -> &'static str {
+        match self {
+            SagaAction::Retry => "retry",
+            SagaAction::Resume => "resume",
+            SagaAction::ForceCompensate => "force-compensate",
+            SagaAction::MarkResolved => "mark-resolved",
         }
     }
 
@@ -143,16 +151,33 @@ impl Sagas {
     }
 }
 
-/// `SagaAction` is a path parameter, not a body: utoipa refers to it without collecting it,
-/// so it is registered here (or the document would hold a reference to nothing).
+/// `SagaStatus` is listed: utoipa refers to a query parameter's schema without collecting it.
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(list, detail, act), components(schemas(SagaAction)))]
+#[openapi(
+    paths(list, detail, retry, resume, force_compensate, mark_resolved),
+    components(schemas(SagaStatus))
+)]
 struct SagasApi;
 
 /// The `/admin/v1/sagas` part of the API reference.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     <SagasApi as utoipa::OpenApi>::openapi()
 }
+
+/// The statuses SagaAdmin filters by (`corebank_saga::Status`; a test checks they agree).
+pub const SAGA_STATUSES: &[&str] = &[
+    "running",
+    "compensating",
+    "completed",
+    "compensated",
+    "paused",
+];
+
+crate::string_enum_schema!(
+    /// Where a saga stands; empty is the same as absent.
+    SagaStatus,
+    SAGA_STATUSES.iter().copied().chain([""])
+);
 
 #[derive(Debug, Deserialize)]
 struct ListQuery {
@@ -173,11 +198,11 @@ struct ListQuery {
     summary = "The payments module's sagas",
     description = "Scope `routes:read`.",
     params(
-        ("status" = Option<String>, Query, description = "`running`, `compensating`, `completed`, `compensated` or `paused`"),
+        ("status" = Option<SagaStatus>, Query, description = "Only sagas that stand so; all when absent"),
         ("saga_type" = Option<String>, Query),
         ("business_key" = Option<String>, Query, description = "E.g. the payment's id"),
-        ("page_size" = Option<u32>, Query, description = "50 when absent"),
-        ("page_token" = Option<String>, Query, description = "The previous page's `next_page_token`"),
+        ("page_size" = Option<u32>, Query, description = "50 when absent or 0; 500 at most (more is taken as 500)"),
+        ("page_token" = Option<String>, Query, pattern = "^(-?[0-9]{1,16}:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})?$", description = "The previous page's `next_page_token`, unchanged; empty is the first page"),
     ),
     responses((status = 200, description = "`{sagas: [saga], next_page_token}`", body = serde_json::Value))
 )]
@@ -217,7 +242,7 @@ async fn list(
     get, path = "/admin/v1/sagas/{saga_id}", tag = "admin: sagas", operation_id = "get_saga",
     summary = "One saga with its steps and operator actions",
     description = "Scope `routes:read`.",
-    params(("saga_id" = String, Path, description = "The saga's id")),
+    params(("saga_id" = String, Path, format = Uuid, description = "The saga's id")),
     responses((status = 200, description = "`{saga, steps, operator_actions, approvals}`: `approvals` are the four-eyes proposals on this saga (who proposed, who decided, the outcome)", body = serde_json::Value))
 )]
 async fn detail(
@@ -258,71 +283,175 @@ async fn detail(
     }
 }
 
+/// `{"reason": "..."}`: why the operator acts.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(as = SagaActionBody)]
 struct ActionBody {
-    /// Required, not blank.
+    #[schema(schema_with = reason_schema)]
     reason: String,
-    /// For `mark-resolved`: `completed` or `compensated`.
-    #[serde(default)]
-    resolution: Option<String>,
+}
+
+/// How a saga marked resolved ended.
+#[derive(Debug, Clone, Copy, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+enum Resolution {
+    /// The saga's work is done (settled by hand).
+    Completed,
+    /// The saga's work is undone.
+    Compensated,
+}
+
+impl Resolution {
+    fn name(self) -> &'static str {
+        match self {
+            Resolution::Completed => "completed",
+            Resolution::Compensated => "compensated",
+        }
+    }
+}
+
+/// `{"reason": "...", "resolution": "completed" | "compensated"}`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = SagaResolutionBody)]
+struct ResolutionBody {
+    #[schema(schema_with = reason_schema)]
+    reason: String,
+    resolution: Resolution,
+}
+
+/// A reason: not blank, and (as a four-eyes proposal keeps it) at most
+/// [`crate::approvals::admin::REASON_LENGTH_MAX`] characters.
+fn reason_schema() -> utoipa::openapi::schema::ObjectBuilder {
+    crate::openapi::formats::text(crate::approvals::admin::REASON_LENGTH_MAX)
+}
+
+const SAGA_ID: &str = "The saga's id (a UUID)";
+
+#[utoipa::path(
+    post, path = "/admin/v1/sagas/{saga_id}/retry", tag = "admin: sagas", operation_id = "retry_saga",
+    summary = "Retry a saga's step now",
+    description = "Scope `routes:write`. Done at once; the operator (the token's subject) and the reason go to the saga's own record and to the audit trail.",
+    params(("saga_id" = String, Path, format = Uuid, description = SAGA_ID)),
+    request_body = ActionBody,
+    responses((status = 200, description = "The saga after the action", body = serde_json::Value))
+)]
+async fn retry(
+    State(state): State<Arc<Sagas>>,
+    ctx: Option<axum::Extension<RequestContext>>,
+    Path(saga_id): Path<String>,
+    body: Bytes,
+) -> Response {
+    act(&state, ctx, &saga_id, SagaAction::Retry, &body).await
+}
+
+#[utoipa::path(
+    post, path = "/admin/v1/sagas/{saga_id}/resume", tag = "admin: sagas", operation_id = "resume_saga",
+    summary = "Resume a paused saga",
+    description = "Scope `routes:write`. Done at once; the operator (the token's subject) and the reason go to the saga's own record and to the audit trail.",
+    params(("saga_id" = String, Path, format = Uuid, description = SAGA_ID)),
+    request_body = ActionBody,
+    responses((status = 200, description = "The saga after the action", body = serde_json::Value))
+)]
+async fn resume(
+    State(state): State<Arc<Sagas>>,
+    ctx: Option<axum::Extension<RequestContext>>,
+    Path(saga_id): Path<String>,
+    body: Bytes,
+) -> Response {
+    act(&state, ctx, &saga_id, SagaAction::Resume, &body).await
+}
+
+#[utoipa::path(
+    post, path = "/admin/v1/sagas/{saga_id}/force-compensate", tag = "admin: sagas", operation_id = "propose_saga_force_compensate",
+    summary = "Propose undoing a saga",
+    description = "Scope `routes:write`. Four eyes (ADR 0012): a proposal (kind `saga_force_compensate`) that another operator with `sagas:approve` approves at `/admin/v1/approvals/{id}/approve`; only then is the saga changed, with both names in its history. Audited.",
+    params(("saga_id" = String, Path, format = Uuid, description = SAGA_ID)),
+    request_body = ActionBody,
+    responses((status = 202, description = "The proposal, `pending`", body = crate::approvals::Approval))
+)]
+async fn force_compensate(
+    State(state): State<Arc<Sagas>>,
+    ctx: Option<axum::Extension<RequestContext>>,
+    Path(saga_id): Path<String>,
+    body: Bytes,
+) -> Response {
+    act(&state, ctx, &saga_id, SagaAction::ForceCompensate, &body).await
+}
+
+#[utoipa::path(
+    post, path = "/admin/v1/sagas/{saga_id}/mark-resolved", tag = "admin: sagas", operation_id = "propose_saga_mark_resolved",
+    summary = "Propose marking a saga resolved",
+    description = "Scope `routes:write`. Four eyes (ADR 0012): a proposal (kind `saga_mark_resolved`, with its resolution) that another operator with `sagas:approve` approves at `/admin/v1/approvals/{id}/approve`; only then is the saga changed, with both names in its history. Audited.",
+    params(("saga_id" = String, Path, format = Uuid, description = SAGA_ID)),
+    request_body = ResolutionBody,
+    responses((status = 202, description = "The proposal, `pending`", body = crate::approvals::Approval))
+)]
+async fn mark_resolved(
+    State(state): State<Arc<Sagas>>,
+    ctx: Option<axum::Extension<RequestContext>>,
+    Path(saga_id): Path<String>,
+    body: Bytes,
+) -> Response {
+    act(&state, ctx, &saga_id, SagaAction::MarkResolved, &body).await
+}
+
+/// The body of `action`: its reason, not blank, and a mark-resolved's resolution.
+fn parse_action_body(
+    action: SagaAction,
+    body: &[u8],
+) -> Result<(String, Option<Resolution>), ApiError> {
+    let parsed = match action {
+        SagaAction::MarkResolved => serde_json::from_slice::<ResolutionBody>(body)
+            .map(|parsed| (parsed.reason, Some(parsed.resolution)))
+            .map_err(|error| {
+                ApiError::invalid(format!(
+                    "the body must be {{\"reason\": \"...\", \"resolution\": \"completed\" | \"compensated\"}}: {error}"
+                ))
+            })?,
+        SagaAction::Retry | SagaAction::Resume | SagaAction::ForceCompensate => {
+            serde_json::from_slice::<ActionBody>(body)
+                .map(|parsed| (parsed.reason, None))
+                .map_err(|error| {
+                    ApiError::invalid(format!("the body must be {{\"reason\": \"...\"}}: {error}"))
+                })?
+        }
+    };
+    if parsed.0.trim().is_empty() {
+        return Err(ApiError::invalid("reason is required"));
+    }
+    Ok(parsed)
 }
 
 /// `retry`, `resume`: done at once, the operator (the token's subject) and the reason going
 /// to the saga's own record and to the audit trail. `force-compensate`, `mark-resolved`:
 /// four eyes (ADR 0012), a proposal that another operator approves at
 /// `/admin/v1/approvals/{id}/approve`.
-#[utoipa::path(
-    post, path = "/admin/v1/sagas/{saga_id}/{action}", tag = "admin: sagas", operation_id = "act_on_saga",
-    summary = "An operator action on a saga",
-    description = "Scope `routes:write`. `retry` and `resume` are done at once (200, the saga after the action). `force-compensate` and `mark-resolved` need four eyes: they answer 202 with a proposal (kind `saga_force_compensate` or `saga_mark_resolved`) that another operator with `sagas:approve` approves at `/admin/v1/approvals/{id}/approve`; only then is the saga changed, with both names in its history. The operator (the token's subject) and the reason go to the saga's own record and to the audit trail.",
-    params(
-        ("saga_id" = String, Path, description = "The saga's id"),
-        ("action" = SagaAction, Path, description = "`retry`, `resume`, `force-compensate` or `mark-resolved`"),
-    ),
-    request_body = ActionBody,
-    responses(
-        (status = 200, description = "`retry`, `resume`: the saga after the action", body = serde_json::Value),
-        (status = 202, description = "`force-compensate`, `mark-resolved`: the proposal, `pending`", body = crate::approvals::Approval),
-    )
-)]
 async fn act(
-    State(state): State<Arc<Sagas>>,
+    state: &Sagas,
     ctx: Option<axum::Extension<RequestContext>>,
-    Path((saga_id, action)): Path<(String, String)>,
-    body: Bytes,
+    saga_id: &str,
+    saga_action: SagaAction,
+    body: &[u8],
 ) -> Response {
     let context = match context(ctx, scope::ROUTES_WRITE) {
         Ok(context) => context,
         Err(error) => return error.into_response(),
     };
-    let parsed: ActionBody = match serde_json::from_slice(&body) {
+    let (reason, resolution) = match parse_action_body(saga_action, body) {
         Ok(parsed) => parsed,
-        Err(error) => {
-            return ApiError::invalid(format!("the body must be {{\"reason\": \"...\"}}: {error}"))
-                .into_response();
-        }
+        Err(error) => return error.into_response(),
     };
-    if parsed.reason.trim().is_empty() {
-        return ApiError::invalid("reason is required").into_response();
-    }
-    let Some(saga_action) = SagaAction::from_path(&action) else {
-        return ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("no saga action {action:?}: retry, resume, force-compensate or mark-resolved"),
-        )
-        .into_response();
-    };
+    let action = saga_action.path_name();
     let actor = context.principal.subject.clone();
     // The body's `actor` repeats the asserted operator, so that a SagaAdmin not yet checking
     // assertions (during a rolling upgrade) still records who acted; a newer one only
     // compares it with the assertion.
     let operator_request = || spb::OperatorRequest {
-        id: saga_id.clone(),
+        id: saga_id.to_owned(),
         actor: actor.clone(),
-        reason: parsed.reason.clone(),
+        reason: reason.clone(),
         proposed_by: String::new(),
     };
     // Built before anything is recorded: a subject that cannot be asserted is refused
@@ -336,7 +465,7 @@ async fn act(
             .map(SagaCall::RetryNow),
         // Four eyes: a proposal, carried out only when another operator approves it.
         SagaAction::ForceCompensate | SagaAction::MarkResolved => {
-            return propose(&state, &context, saga_action, &saga_id, &parsed).await;
+            return propose(state, &context, saga_id, &reason, resolution).await;
         }
     };
     let call = match call {
@@ -355,7 +484,7 @@ async fn act(
         outcome: "requested".to_owned(),
         request_id: context.request_id.clone(),
         route: None,
-        details: json!({ "reason": parsed.reason, "resolution": parsed.resolution }),
+        details: json!({ "reason": reason }),
     };
     if let Err(error) = audit::append_alone(&state.db, &intent).await {
         return ApiError::from(error).into_response();
@@ -379,7 +508,7 @@ async fn act(
         outcome,
         request_id: context.request_id.clone(),
         route: None,
-        details: json!({ "reason": parsed.reason, "resolution": parsed.resolution }),
+        details: json!({ "reason": reason }),
     };
     if let Err(error) = audit::append_alone(&state.db, &record).await {
         return ApiError::from(error).into_response();
@@ -395,38 +524,18 @@ async fn act(
 async fn propose(
     state: &Sagas,
     context: &RequestContext,
-    action: SagaAction,
     saga_id: &str,
-    body: &ActionBody,
+    reason: &str,
+    resolution: Option<Resolution>,
 ) -> Response {
-    let (kind, parameters) = match action {
-        SagaAction::MarkResolved => match body.resolution.as_deref() {
-            Some(resolution @ ("completed" | "compensated")) => (
-                ApprovalKind::SagaMarkResolved,
-                json!({ "resolution": resolution }),
-            ),
-            other => {
-                return ApiError::invalid(format!(
-                    "resolution {other:?}: say \"completed\" or \"compensated\""
-                ))
-                .into_response();
-            }
-        },
-        SagaAction::ForceCompensate | SagaAction::Retry | SagaAction::Resume => {
-            if body.resolution.is_some() {
-                return ApiError::invalid("resolution is for mark-resolved only").into_response();
-            }
-            (ApprovalKind::SagaForceCompensate, json!({}))
-        }
+    let (kind, parameters) = match resolution {
+        Some(resolution) => (
+            ApprovalKind::SagaMarkResolved,
+            json!({ "resolution": resolution.name() }),
+        ),
+        None => (ApprovalKind::SagaForceCompensate, json!({})),
     };
-    crate::approvals::admin::propose(
-        &state.approvals,
-        context,
-        kind,
-        saga_id,
-        parameters,
-        &body.reason,
-    )
-    .await
-    .into_response()
+    crate::approvals::admin::propose(&state.approvals, context, kind, saga_id, parameters, reason)
+        .await
+        .into_response()
 }

@@ -60,7 +60,10 @@ const KNOWN: &[(&str, &str)] = &[
     ("GET", "/admin/v1/shadow"),
     ("GET", "/admin/v1/sagas"),
     ("GET", "/admin/v1/sagas/{saga_id}"),
-    ("POST", "/admin/v1/sagas/{saga_id}/{action}"),
+    ("POST", "/admin/v1/sagas/{saga_id}/retry"),
+    ("POST", "/admin/v1/sagas/{saga_id}/resume"),
+    ("POST", "/admin/v1/sagas/{saga_id}/force-compensate"),
+    ("POST", "/admin/v1/sagas/{saga_id}/mark-resolved"),
     ("GET", "/admin/v1/approvals"),
     ("GET", "/admin/v1/approvals/{id}"),
     ("POST", "/admin/v1/approvals/{id}/approve"),
@@ -403,17 +406,29 @@ async fn fetch(
     (status, content_type, response.text().await.unwrap())
 }
 
-#[tokio::test]
-async fn the_gateway_serves_the_reference_without_a_token_and_every_operation_is_a_route() {
+/// A gateway with no core behind it (nothing here reaches one), and its dev settings.
+struct Served {
+    gateway: TestApp,
+    settings: corebank_service::Settings,
+    shutdown: CancellationToken,
+    _database: TestDatabase,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+        let _ = std::fs::remove_dir_all(&self.settings.home);
+    }
+}
+
+async fn serve() -> Served {
     let database = TestDatabase::create().await;
     let shutdown = CancellationToken::new();
     let mut settings = corebank_service::Settings::defaults().unwrap();
-    let home =
+    settings.home =
         std::env::temp_dir().join(format!("corebank-gateway-openapi-{}", uuid::Uuid::new_v4()));
-    settings.home = home.clone();
     settings.dev = true;
-    corebank_gateway::auth::dev::ensure_dev_keys(&home).unwrap();
-    // No core behind it: nothing here reaches one.
+    corebank_gateway::auth::dev::ensure_dev_keys(&settings.home).unwrap();
     let gateway = TestApp::spawn(
         corebank_gateway::app::component(
             &settings,
@@ -431,6 +446,18 @@ async fn the_gateway_serves_the_reference_without_a_token_and_every_operation_is
     .await;
     // reqwest here has rustls without a provider of its own (ring, never aws-lc).
     let _ = rustls::crypto::ring::default_provider().install_default();
+    Served {
+        gateway,
+        settings,
+        shutdown,
+        _database: database,
+    }
+}
+
+#[tokio::test]
+async fn the_gateway_serves_the_reference_without_a_token_and_every_operation_is_a_route() {
+    let served = serve().await;
+    let gateway = &served.gateway;
     let http = reqwest::Client::new();
 
     let (status, content_type, body) = fetch(
@@ -477,7 +504,6 @@ async fn the_gateway_serves_the_reference_without_a_token_and_every_operation_is
     for (method, path, _) in operations(&document()) {
         let concrete = path
             .replace("{version}", "1")
-            .replace("{action}", "retry")
             .split('/')
             .map(|segment| {
                 if segment.starts_with('{') {
@@ -496,8 +522,79 @@ async fn the_gateway_serves_the_reference_without_a_token_and_every_operation_is
     }
     let (status, _, _) = fetch(&http, reqwest::Method::GET, &gateway.url("/v1/nowhere")).await;
     assert_eq!(status, 404);
-    shutdown.cancel();
-    let _ = std::fs::remove_dir_all(home);
+}
+
+/// Found by fuzzing the served document: PostgreSQL stores no U+0000, so such text reached
+/// the audit trail or the directory and failed there (500), or a core (502). The document
+/// says no text holds it, and the gateway refuses it first.
+#[tokio::test]
+async fn text_with_a_nul_is_refused_as_invalid_not_failed_on() {
+    let served = serve().await;
+    let keys = corebank_gateway::auth::dev::ensure_dev_keys(&served.settings.home).unwrap();
+    let token = |role| {
+        corebank_gateway::auth::dev::mint(
+            &keys,
+            &served.settings.jwt_issuer,
+            role,
+            "fuzzer",
+            None,
+            std::time::Duration::from_secs(600),
+        )
+        .unwrap()
+    };
+    let channel = token(corebank_gateway::auth::dev::Role::Channel);
+    let operator = token(corebank_gateway::auth::dev::Role::Operator);
+    let http = reqwest::Client::new();
+    let requests = [
+        (
+            reqwest::Method::POST,
+            "/v1/accounts",
+            &channel,
+            Some(r#"{"customer_id": "a\u0000b", "product_code": "CURRENT-EUR"}"#),
+        ),
+        (
+            reqwest::Method::GET,
+            "/v1/customers/a%00b/accounts",
+            &channel,
+            None,
+        ),
+        (
+            reqwest::Method::GET,
+            "/admin/v1/shadow?product=a%00b",
+            &operator,
+            None,
+        ),
+        (
+            reqwest::Method::POST,
+            "/admin/v1/routes/proposals",
+            &operator,
+            Some(r#"{"ownership": [{"account_id": "x", "side": "modern"}], "reason": "\u0000"}"#),
+        ),
+    ];
+    for (method, path, token, body) in requests {
+        let mut request = http
+            .request(method.clone(), served.gateway.url(path))
+            .bearer_auth(token)
+            .header("Idempotency-Key", uuid::Uuid::new_v4().to_string())
+            .header("Content-Type", "application/json");
+        if let Some(body) = body {
+            request = request.body(body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let envelope: Value = response.json().await.unwrap();
+        assert_eq!(status, 400, "{method} {path}: {envelope}");
+        assert_eq!(envelope["code"], "invalid_argument", "{method} {path}");
+        assert!(
+            envelope["message"].as_str().unwrap().contains("U+0000"),
+            "{envelope}"
+        );
+    }
+    // The document says so: text it describes without another pattern admits no NUL.
+    let document = document();
+    let body = schema(&document, "OpenAccountBody");
+    let product = &body["properties"]["product_code"]["pattern"];
+    assert_eq!(product, "^[^\\u0000]*$");
 }
 
 #[test]
@@ -571,9 +668,31 @@ fn the_four_eyes_endpoints_document_their_bodies_kinds_and_refusals() {
     ] {
         assert!(approve.contains(needed), "{needed}: {approve}");
     }
-    // Force-compensate and mark-resolved answer 202 with the proposal.
-    let act = &paths["/admin/v1/sagas/{saga_id}/{action}"]["post"]["responses"]["202"];
-    assert!(act.is_object(), "{act}");
+    // Force-compensate and mark-resolved answer 202 with the proposal; only mark-resolved
+    // names a resolution.
+    for action in ["force-compensate", "mark-resolved"] {
+        let proposed = &paths[format!("/admin/v1/sagas/{{saga_id}}/{action}").as_str()]["post"]["responses"]
+            ["202"];
+        assert!(proposed.is_object(), "{action}: {proposed}");
+    }
+    assert_eq!(
+        body_of("/admin/v1/sagas/{saga_id}/mark-resolved"),
+        "#/components/schemas/SagaResolutionBody"
+    );
+    assert_eq!(
+        keys(&schema(&document, "SagaResolutionBody")["properties"]),
+        ["reason", "resolution"].map(str::to_owned).into()
+    );
+    for action in ["retry", "resume", "force-compensate"] {
+        assert_eq!(
+            body_of(&format!("/admin/v1/sagas/{{saga_id}}/{action}")),
+            "#/components/schemas/SagaActionBody"
+        );
+    }
+    assert_eq!(
+        keys(&schema(&document, "SagaActionBody")["properties"]),
+        ["reason"].map(str::to_owned).into()
+    );
 }
 
 /// Every `"$ref"` string under `value`, with where it stands.

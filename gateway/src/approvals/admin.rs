@@ -22,8 +22,8 @@ use crate::principal::{RequestContext, Surface, scope};
 use crate::routing::Side;
 use crate::upstream::api_error_of;
 
-/// A reason is at most this long.
-const REASON_LENGTH_MAX: usize = 2_000;
+/// A reason is at most this long, in characters.
+pub(crate) const REASON_LENGTH_MAX: usize = 2_000;
 /// Proposals in one listing: the default and the most a caller may ask for.
 const PAGE_SIZE_DEFAULT: i64 = 100;
 const PAGE_SIZE_MAX: i64 = 1_000;
@@ -198,8 +198,13 @@ pub(crate) async fn propose(
 #[serde(deny_unknown_fields)]
 pub struct ScreeningReviewBody {
     pub decision: ScreeningDecision,
-    /// Required, not blank.
+    #[schema(schema_with = reason_schema)]
     pub reason: String,
+}
+
+/// A reason as [`checked_reason`] takes it.
+fn reason_schema() -> utoipa::openapi::schema::ObjectBuilder {
+    crate::openapi::formats::text(REASON_LENGTH_MAX)
 }
 
 /// A screening decision.
@@ -217,7 +222,7 @@ pub enum ScreeningDecision {
     operation_id = "propose_screening_review",
     summary = "Propose releasing or refusing a payment held by screening",
     description = "Scope `routes:write`. Stores a proposal (`payment_screening_release` or `payment_screening_refuse`); another operator with `payments:approve` approves it, and only then does the payments module decide. Audited.",
-    params(("payment_id" = String, Path, description = "The payment's id (a UUID)")),
+    params(("payment_id" = String, Path, format = Uuid, description = "The payment's id (a UUID)")),
     request_body = ScreeningReviewBody,
     responses((status = 202, description = "The proposal, `pending`", body = Approval))
 )]
@@ -247,6 +252,12 @@ async fn propose_screening_review(
     .await
 }
 
+crate::string_enum_schema!(
+    /// Where a proposal stands; empty is the same as absent.
+    ApprovalStatusFilter,
+    ApprovalStatus::ALL.iter().map(|status| status.name()).chain([""])
+);
+
 #[derive(Debug, Deserialize)]
 struct ListQuery {
     #[serde(default)]
@@ -260,8 +271,8 @@ struct ListQuery {
     summary = "Four-eyes proposals of operator actions, oldest first",
     description = "Scope `routes:read`.",
     params(
-        ("status" = Option<ApprovalStatus>, Query, description = "`pending`, `approved`, `rejected` or `expired`; all when absent"),
-        ("limit" = Option<i64>, Query, description = "1 to 1000; 100 when absent"),
+        ("status" = Option<ApprovalStatusFilter>, Query, description = "Only proposals that stand so; all when absent or empty"),
+        ("limit" = Option<i64>, Query, description = "1 to 1000; 100 when absent", minimum = 1, maximum = 1000),
     ),
     responses((status = 200, description = "`{approvals: [approval]}`", body = serde_json::Value))
 )]
@@ -315,7 +326,7 @@ fn not_found(id: Uuid) -> ApiError {
     get, path = "/admin/v1/approvals/{id}", tag = "admin: approvals", operation_id = "get_approval",
     summary = "One proposal",
     description = "Scope `routes:read`.",
-    params(("id" = String, Path, description = "The proposal's id (a UUID)")),
+    params(("id" = String, Path, format = Uuid, description = "The proposal's id (a UUID)")),
     responses((status = 200, description = "The proposal", body = Approval))
 )]
 async fn one(
@@ -343,7 +354,7 @@ async fn one(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApprovalDecisionBody {
-    /// Required, not blank.
+    #[schema(schema_with = reason_schema)]
     pub reason: String,
 }
 
@@ -470,7 +481,7 @@ async fn decide(
     post, path = "/admin/v1/approvals/{id}/approve", tag = "admin: approvals", operation_id = "approve_approval",
     summary = "Approve a proposal (never its proposer), which carries it out",
     description = "Scope `sagas:approve` for saga kinds, `payments:approve` for payment kinds. The gateway then calls the owner with the approver as the asserted operator and the proposer as `proposed_by`; the answer is the owner's (`{approval, result}`, or its refusal, recorded as the proposal's `outcome`). 403 `four_eyes_required` for the proposer, 409 `proposal_not_pending` once decided, 409 `proposal_expired` past its expiry. Audited.",
-    params(("id" = String, Path, description = "The proposal's id (a UUID)")),
+    params(("id" = String, Path, format = Uuid, description = "The proposal's id (a UUID)")),
     request_body = ApprovalDecisionBody,
     responses((status = 200, description = "`{approval, result}`: the proposal and the saga or payment after the action", body = serde_json::Value))
 )]
@@ -535,7 +546,7 @@ async fn approve(
     post, path = "/admin/v1/approvals/{id}/reject", tag = "admin: approvals", operation_id = "reject_approval",
     summary = "Reject a proposal",
     description = "Scope `sagas:approve` for saga kinds, `payments:approve` for payment kinds (the proposer may withdraw their own). Nothing is called. 409 `proposal_not_pending` once decided, 409 `proposal_expired` past its expiry. Audited.",
-    params(("id" = String, Path, description = "The proposal's id (a UUID)")),
+    params(("id" = String, Path, format = Uuid, description = "The proposal's id (a UUID)")),
     request_body = ApprovalDecisionBody,
     responses((status = 200, description = "The proposal, `rejected`", body = Approval))
 )]
@@ -557,6 +568,7 @@ async fn reject(
         Approval,
         ApprovalKind,
         ApprovalStatus,
+        ApprovalStatusFilter,
         ApprovalDecisionBody,
         ScreeningReviewBody,
         ScreeningDecision

@@ -107,6 +107,13 @@ pub enum ApprovalStatus {
 }
 
 impl ApprovalStatus {
+    pub const ALL: [ApprovalStatus; 4] = [
+        ApprovalStatus::Pending,
+        ApprovalStatus::Approved,
+        ApprovalStatus::Rejected,
+        ApprovalStatus::Expired,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             ApprovalStatus::Pending => "pending",
@@ -117,14 +124,9 @@ impl ApprovalStatus {
     }
 
     pub fn parse(name: &str) -> Option<ApprovalStatus> {
-        [
-            ApprovalStatus::Pending,
-            ApprovalStatus::Approved,
-            ApprovalStatus::Rejected,
-            ApprovalStatus::Expired,
-        ]
-        .into_iter()
-        .find(|status| status.name() == name)
+        ApprovalStatus::ALL
+            .into_iter()
+            .find(|status| status.name() == name)
     }
 }
 

@@ -241,7 +241,7 @@ where
     get, path = "/v1/accounts/{account_id}", tag = "accounts",
     summary = "Read an account",
     description = "Scope `accounts:read`.",
-    params(("account_id" = String, Path, description = "The account's id (a UUID) as the channel knows it")),
+    params(("account_id" = crate::openapi::formats::AccountId, Path, description = "The account's id (a UUID) as the channel knows it")),
     responses((status = 200, description = "The account", body = wire::AccountAnswer))
 )]
 pub(super) async fn get_account(
@@ -256,7 +256,7 @@ pub(super) async fn get_account(
     get, path = "/v1/accounts/{account_id}/balance", tag = "accounts",
     summary = "Read an account's balances",
     description = "Scope `accounts:read`.",
-    params(("account_id" = String, Path, description = "The account's id (a UUID) as the channel knows it")),
+    params(("account_id" = crate::openapi::formats::AccountId, Path, description = "The account's id (a UUID) as the channel knows it")),
     responses((status = 200, description = "The balances", body = wire::BalanceAnswer))
 )]
 pub(super) async fn get_balance(
@@ -304,7 +304,7 @@ pub(super) struct StatementQuery {
     summary = "Read a page of an account's statement",
     description = "Scope `accounts:read`. Paged: give the answer's `next_cursor` as `cursor` for the next page.",
     params(
-        ("account_id" = String, Path, description = "The account's id (a UUID) as the channel knows it"),
+        ("account_id" = crate::openapi::formats::AccountId, Path, description = "The account's id (a UUID) as the channel knows it"),
         ("cursor" = Option<String>, Query, description = "The previous page's `next_cursor`; the first page when absent"),
         ("page_size" = Option<u32>, Query, description = "Lines per page: 50 when absent, 200 at most", maximum = 200),
     ),
@@ -427,7 +427,7 @@ pub(super) async fn close_call(
     post, path = "/v1/accounts/{account_id}/close", tag = "accounts",
     summary = "Close an account",
     description = "Scope `accounts:write`.",
-    params(("account_id" = String, Path, description = "The account's id (a UUID) as the channel knows it")),
+    params(("account_id" = crate::openapi::formats::AccountId, Path, description = "The account's id (a UUID) as the channel knows it")),
     request_body(content = wire::ReasonBody, description = "Optional: an empty body is the same as `{}`"),
     responses((status = 200, description = "The account, closed", body = wire::AccountAnswer))
 )]

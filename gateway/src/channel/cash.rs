@@ -92,7 +92,7 @@ pub(super) async fn cash(
     post, path = "/v1/accounts/{account_id}/deposits", tag = "money",
     summary = "Deposit cash",
     description = "Scope `accounts:write`.",
-    params(("account_id" = String, Path, description = "The account's id (a UUID) as the channel knows it")),
+    params(("account_id" = crate::openapi::formats::AccountId, Path, description = "The account's id (a UUID) as the channel knows it")),
     request_body = wire::CashBody,
     responses((status = 201, description = "The deposit, booked", body = wire::MovementAnswer))
 )]
@@ -110,7 +110,7 @@ pub(super) async fn deposit(
     post, path = "/v1/accounts/{account_id}/withdrawals", tag = "money",
     summary = "Withdraw cash",
     description = "Scope `accounts:write`.",
-    params(("account_id" = String, Path, description = "The account's id (a UUID) as the channel knows it")),
+    params(("account_id" = crate::openapi::formats::AccountId, Path, description = "The account's id (a UUID) as the channel knows it")),
     request_body = wire::CashBody,
     responses((status = 201, description = "The withdrawal, booked", body = wire::MovementAnswer))
 )]

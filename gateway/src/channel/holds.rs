@@ -55,7 +55,7 @@ pub(super) async fn hold_call(
     post, path = "/v1/accounts/{account_id}/holds", tag = "money",
     summary = "Place a hold on an account's funds",
     description = "Scope `accounts:write`.",
-    params(("account_id" = String, Path, description = "The account's id (a UUID) as the channel knows it")),
+    params(("account_id" = crate::openapi::formats::AccountId, Path, description = "The account's id (a UUID) as the channel knows it")),
     request_body = wire::HoldBody,
     responses((status = 201, description = "The hold, placed", body = wire::HoldAnswer))
 )]
@@ -169,8 +169,8 @@ pub(super) async fn release_call(
     summary = "Release a hold",
     description = "Scope `accounts:write`. The hold is released on the side it was placed on.",
     params(
-        ("account_id" = String, Path, description = "The account's id (a UUID) as the channel knows it"),
-        ("hold_id" = String, Path, description = "The hold's id (a UUID) from its placement"),
+        ("account_id" = crate::openapi::formats::AccountId, Path, description = "The account's id (a UUID) as the channel knows it"),
+        ("hold_id" = String, Path, format = Uuid, description = "The hold's id (a UUID) from its placement"),
     ),
     request_body(content = wire::ReasonBody, description = "Optional: an empty body is the same as `{}`"),
     responses((status = 200, description = "The hold, released", body = wire::HoldAnswer))

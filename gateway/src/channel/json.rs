@@ -8,24 +8,42 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 
+use crate::openapi::formats;
+
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OpenAccountBody {
-    /// Defaults to the token's customer for a customer-bound token.
+    /// Whose account it is. Required with a token not bound to a customer; a
+    /// customer-bound token may leave it out (its own customer) or name only its own.
     #[serde(default)]
+    #[schema(schema_with = customer_id, required = true)]
     pub customer_id: Option<String>,
-    /// The product the account is opened on (its rule picks the side).
+    /// The product the account is opened on (its rule picks the side); 404
+    /// `unknown_product` when no core has it.
     #[schema(example = "CURRENT-EUR")]
     pub product_code: String,
-    /// The opening day (`YYYY-MM-DD`); today when absent.
+    /// The opening day; today when absent.
     #[serde(default)]
+    #[schema(value_type = Option<String>, format = Date)]
     pub opened_on: Option<String>,
 }
+
+/// The customer ids the cores take: not blank, at most [`CUSTOMER_ID_LENGTH_MAX`]
+/// characters.
+fn customer_id() -> utoipa::openapi::schema::ObjectBuilder {
+    formats::text(CUSTOMER_ID_LENGTH_MAX)
+}
+
+/// A customer id's length limit (the deposits module's).
+pub const CUSTOMER_ID_LENGTH_MAX: usize = 128;
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CashBody {
+    #[schema(value_type = formats::Amount)]
     pub amount: String,
+    /// The account's currency (else 400 `currency_mismatch`).
+    #[schema(value_type = formats::CurrencyCode)]
     pub currency: String,
     #[serde(default)]
     pub description: Option<String>,
@@ -34,11 +52,15 @@ pub struct CashBody {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HoldBody {
+    #[schema(value_type = formats::Amount)]
     pub amount: String,
+    /// The account's currency (else 400 `currency_mismatch`).
+    #[schema(value_type = formats::CurrencyCode)]
     pub currency: String,
     #[serde(default)]
     pub reason: Option<String>,
-    #[serde(default)]
+    /// The hold lapses after this many seconds; never when absent or 0.
+    #[serde(default, deserialize_with = "crate::json_integer::optional_integer")]
     pub expires_in_seconds: Option<u32>,
 }
 
@@ -52,34 +74,64 @@ pub struct ReasonBody {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TransferBody {
+    #[schema(value_type = formats::AccountId)]
     pub from_account_id: String,
+    /// May be another customer's account, on the same core as the source.
+    #[schema(value_type = formats::AccountId)]
     pub to_account_id: String,
+    #[schema(value_type = formats::Amount)]
     pub amount: String,
+    /// The accounts' currency (else 400 `currency_mismatch`).
+    #[schema(value_type = formats::CurrencyCode)]
     pub currency: String,
     #[serde(default)]
     pub description: Option<String>,
 }
 
+/// The creditor, as ISO 20022 bounds it.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PartyBody {
+    #[schema(schema_with = party_name)]
     pub name: String,
+    /// The account at the party's bank (an IBAN, or the bank's own account id).
+    #[schema(schema_with = party_account)]
     pub account: String,
+    /// The party's bank: a BIC of 8 or 11 capital letters and digits.
+    #[schema(pattern = "^[A-Z0-9]{8}([A-Z0-9]{3})?$")]
     pub agent_bic: String,
+}
+
+fn party_name() -> utoipa::openapi::schema::ObjectBuilder {
+    formats::text(140)
+}
+
+fn party_account() -> utoipa::openapi::schema::ObjectBuilder {
+    formats::text(34)
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PaymentBody {
+    #[schema(value_type = formats::AccountId)]
     pub debtor_account_id: String,
     pub creditor: PartyBody,
+    #[schema(value_type = formats::Amount)]
     pub amount: String,
+    /// The debtor account's currency (else 400 `currency_mismatch`).
+    #[schema(value_type = formats::CurrencyCode)]
     pub currency: String,
+    /// ISO 20022's end-to-end id; one is made when absent.
     #[serde(default)]
+    #[schema(max_length = 35)]
     pub end_to_end_id: Option<String>,
     #[serde(default)]
+    #[schema(max_length = 140)]
     pub remittance_information: Option<String>,
 }
+
+/// The request bodies that carry an amount and its currency.
+pub const MONEY_BODIES: &[&str] = &["CashBody", "HoldBody", "TransferBody", "PaymentBody"];
 
 pub fn balances(b: Option<&dpb::Balances>) -> Value {
     let b = b.cloned().unwrap_or_default();

@@ -98,22 +98,25 @@ pub fn router(state: Shared) -> HttpRouter {
 
 /// The `/v1` operations for the API reference (`crate::openapi`).
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(
-    accounts::open_account,
-    accounts::get_account,
-    accounts::get_balance,
-    accounts::get_statement,
-    cash::deposit,
-    cash::withdraw,
-    holds::place_hold,
-    holds::release_hold,
-    accounts::close_account,
-    accounts::list_accounts,
-    transfers::transfer,
-    payments::initiate_payment,
-    payments::get_payment,
-    payments::cancel_payment,
-))]
+#[openapi(
+    paths(
+        accounts::open_account,
+        accounts::get_account,
+        accounts::get_balance,
+        accounts::get_statement,
+        cash::deposit,
+        cash::withdraw,
+        holds::place_hold,
+        holds::release_hold,
+        accounts::close_account,
+        accounts::list_accounts,
+        transfers::transfer,
+        payments::initiate_payment,
+        payments::get_payment,
+        payments::cancel_payment,
+    ),
+    components(schemas(crate::openapi::formats::AccountId))
+)]
 struct ChannelApi;
 
 /// The `/v1` part of the API reference.

@@ -153,7 +153,7 @@ pub(super) async fn payment_for(
     get, path = "/v1/payments/{payment_id}", tag = "payments",
     summary = "Read a payment",
     description = "Scope `accounts:read`.",
-    params(("payment_id" = String, Path, description = "The payment's id (a UUID)")),
+    params(("payment_id" = String, Path, format = Uuid, description = "The payment's id (a UUID)")),
     responses((status = 200, description = "The payment", body = wire::PaymentAnswer))
 )]
 pub(super) async fn get_payment(
@@ -205,7 +205,7 @@ pub(super) async fn get_payment(
     post, path = "/v1/payments/{payment_id}/cancel", tag = "payments",
     summary = "Cancel a payment",
     description = "Scope `payments:write`; possible while the payment has not been sent.",
-    params(("payment_id" = String, Path, description = "The payment's id (a UUID)")),
+    params(("payment_id" = String, Path, format = Uuid, description = "The payment's id (a UUID)")),
     request_body(content = wire::ReasonBody, description = "Optional: an empty body is the same as `{}`"),
     responses((status = 200, description = "The payment, cancelled", body = wire::PaymentAnswer))
 )]

@@ -106,18 +106,22 @@ fn to_json<T: serde::Serialize>(value: &T) -> Result<Value, ApiError> {
     serde_json::to_value(value).map_err(ApiError::internal)
 }
 
+/// The schemas of query parameters are listed: utoipa refers to them without collecting them.
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(
-    active_routes,
-    list_versions,
-    one_version,
-    list_proposals,
-    create_proposal,
-    approve,
-    reject,
-    rollback,
-    decide,
-))]
+#[openapi(
+    paths(
+        active_routes,
+        list_versions,
+        one_version,
+        list_proposals,
+        create_proposal,
+        approve,
+        reject,
+        rollback,
+        decide,
+    ),
+    components(schemas(RouteProposalStatus, bodies::RouteOperation))
+)]
 struct RoutesApi;
 
 impl Router {
@@ -267,12 +271,18 @@ struct ProposalsQuery {
 
 const STATUSES: &[&str] = &["proposed", "scheduled", "active", "rejected", "stale"];
 
+crate::string_enum_schema!(
+    /// Where a route change proposal stands.
+    RouteProposalStatus,
+    STATUSES.iter().copied()
+);
+
 #[utoipa::path(
     get, path = "/admin/v1/routes/proposals", tag = "admin: routes", operation_id = "list_route_proposals",
     summary = "Route change proposals",
     description = "Scope `routes:read`.",
     params(
-        ("status" = Option<String>, Query, description = "`proposed`, `scheduled`, `active`, `rejected` or `stale`"),
+        ("status" = Option<RouteProposalStatus>, Query, description = "Only proposals that stand so; all when absent"),
         ("limit" = Option<i64>, Query, description = "1 to 1000; 100 when absent", minimum = 1, maximum = 1000),
     ),
     responses((status = 200, description = "`{proposals: [proposal]}`", body = serde_json::Value))
@@ -314,8 +324,8 @@ struct DecideQuery {
     summary = "Where a request would go",
     description = "Scope `routes:read`. The decision of this replica's active table.",
     params(
-        ("product" = String, Query, description = "The product code"),
-        ("operation" = String, Query, description = "The routed operation (e.g. `accounts.read`, `accounts.write`, `cash`, `holds`, `transfers`, `payments`)"),
+        ("product" = String, Query, min_length = 1, description = "The product code"),
+        ("operation" = bodies::RouteOperation, Query, description = "The routed operation"),
         ("account_id" = Option<String>, Query, description = "The account, for ownership and the canary bucket"),
     ),
     responses((status = 200, description = "`{primary, shadow, version, reason}`", body = serde_json::Value))
@@ -487,10 +497,14 @@ async fn rollback(State(router): State<Router>, context: Context, body: Bytes) -
                 let (active, _) = store::active(&tx, false).await?;
                 let mut proposal = proposal.clone();
                 let resource = format!("route_proposal:{}", proposal.id);
+                // The request is well formed; the routes' state refuses it (a conflict, as a
+                // stale proposal is).
                 let refusal = if to_version >= active {
-                    Some(ApiError::invalid(format!(
-                        "to_version: must be earlier than the active version {active}"
-                    )))
+                    Some(ApiError::new(
+                        StatusCode::CONFLICT,
+                        "not_an_earlier_version",
+                        format!("to_version: must be earlier than the active version {active}"),
+                    ))
                 } else if !store::version_exists(&tx, to_version).await? {
                     Some(not_found(format!("no route version {to_version}")))
                 } else {
@@ -539,7 +553,7 @@ fn proposal_id(id: &str) -> Result<Uuid, ApiError> {
     post, path = "/admin/v1/routes/proposals/{id}/approve", tag = "admin: routes", operation_id = "approve_route_proposal",
     summary = "Approve a proposal (never its author)",
     description = "Scope `routes:approve`. Activates it now, or schedules it for its `activate_at`; 403 `four_eyes_required` for its author, 409 `stale_proposal` when another version became active since it was proposed. Audited.",
-    params(("id" = String, Path, description = "The proposal's id (a UUID)")),
+    params(("id" = String, Path, format = Uuid, description = "The proposal's id (a UUID)")),
     request_body(content = RouteDecisionBody, description = "Optional: an empty body is the same as `{}`"),
     responses((status = 200, description = "The proposal, `active` or `scheduled`", body = serde_json::Value))
 )]
@@ -655,7 +669,7 @@ async fn approve(
     post, path = "/admin/v1/routes/proposals/{id}/reject", tag = "admin: routes", operation_id = "reject_route_proposal",
     summary = "Reject a proposal",
     description = "Scope `routes:approve`. Audited.",
-    params(("id" = String, Path, description = "The proposal's id (a UUID)")),
+    params(("id" = String, Path, format = Uuid, description = "The proposal's id (a UUID)")),
     request_body(content = RouteDecisionBody, description = "Optional: an empty body is the same as `{}`"),
     responses((status = 200, description = "The proposal, `rejected`", body = serde_json::Value))
 )]

@@ -9,9 +9,12 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
+use utoipa::openapi::schema::{ObjectBuilder, Type};
+
 use super::store::OwnershipChange;
 use super::table::{self, Canary, RouteRule, Side};
 use crate::error::ApiError;
+use crate::openapi::formats;
 
 /// Rules in one proposal at most.
 const PROPOSAL_RULES_MAX: usize = 1_000;
@@ -27,6 +30,7 @@ pub struct CanaryBody {
     pub side: Side,
     /// 0 to 100.
     #[schema(minimum = 0, maximum = 100)]
+    #[serde(deserialize_with = "crate::json_integer::integer")]
     pub percent: u8,
 }
 
@@ -34,14 +38,17 @@ pub struct CanaryBody {
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RouteRuleBody {
+    /// A product code, or `*` for every product without a rule of its own.
+    #[schema(schema_with = identifier)]
     pub product: String,
-    /// `accounts.read`, `accounts.write`, `cash`, `holds`, `transfers` or `payments`.
+    #[schema(value_type = RouteOperation)]
     pub operation: String,
     pub default_side: Side,
     #[serde(default)]
     pub canary: Option<CanaryBody>,
     /// The canary bucket's salt; `{product}:{operation}` when absent.
     #[serde(default)]
+    #[schema(schema_with = salt)]
     pub salt: Option<String>,
     /// Whether the other side gets a shadow copy to compare; false when absent.
     #[serde(default)]
@@ -52,6 +59,7 @@ pub struct RouteRuleBody {
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OwnershipBody {
+    #[schema(schema_with = identifier)]
     pub account_id: String,
     #[serde(default)]
     pub side: Option<Side>,
@@ -67,16 +75,16 @@ pub struct RouteProposalBody {
     /// At most 10000 changes.
     #[serde(default)]
     pub ownership: Option<Vec<OwnershipBody>>,
-    /// RFC 3339; activated on approval when absent.
+    /// When to activate on approval (RFC 3339); at once when absent.
     #[serde(default)]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub activate_at: Option<String>,
-    /// 1 to 2000 characters.
     #[serde(default)]
-    #[schema(required = true, value_type = String)]
+    #[schema(required = true, schema_with = required_reason_schema)]
     pub reason: Option<String>,
     /// The version this change was written against: 409 `stale_proposal` if it is no
     /// longer active.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::json_integer::optional_integer")]
     pub base_version: Option<i64>,
 }
 
@@ -85,15 +93,15 @@ pub struct RouteProposalBody {
 #[serde(deny_unknown_fields)]
 pub struct RouteRollbackBody {
     /// An earlier version than the active one.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::json_integer::optional_integer")]
     #[schema(required = true, value_type = i64)]
     pub to_version: Option<i64>,
-    /// 1 to 2000 characters.
     #[serde(default)]
-    #[schema(required = true, value_type = String)]
+    #[schema(required = true, schema_with = required_reason_schema)]
     pub reason: Option<String>,
-    /// RFC 3339; activated on approval when absent.
+    /// When to activate on approval (RFC 3339); at once when absent.
     #[serde(default)]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub activate_at: Option<String>,
 }
 
@@ -101,9 +109,44 @@ pub struct RouteRollbackBody {
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RouteDecisionBody {
-    /// 1 to 2000 characters.
     #[serde(default)]
+    #[schema(schema_with = optional_reason_schema)]
     pub reason: Option<String>,
+}
+
+// The bodies' schemas for what the checks below refuse, built from the same limits.
+
+/// A product code or an account id of the ownership table ([`table::validate_rule`],
+/// [`table::validate_account_id`]).
+fn identifier() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(1))
+        .max_length(Some(table::IDENTIFIER_LENGTH_MAX))
+        .pattern(Some(formats::no_whitespace_pattern()))
+}
+
+crate::string_enum_schema!(
+    /// An operation a route rule names.
+    RouteOperation,
+    table::OPERATIONS.iter().copied()
+);
+
+fn salt() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(formats::string_or_null())
+        .min_length(Some(1))
+        .max_length(Some(table::IDENTIFIER_LENGTH_MAX))
+}
+
+fn required_reason_schema() -> ObjectBuilder {
+    formats::text(REASON_LENGTH_MAX).description(Some(format!(
+        "1 to {REASON_LENGTH_MAX} characters, not blank."
+    )))
+}
+
+fn optional_reason_schema() -> ObjectBuilder {
+    required_reason_schema().schema_type(formats::string_or_null())
 }
 
 /// A JSON object of type `T` (an empty body is `{}`), or a refusal naming the field by its
@@ -140,7 +183,7 @@ pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
 /// A reason given: 1 to 2000 characters.
 pub fn reason(reason: Option<String>) -> Result<Option<String>, ApiError> {
     match reason {
-        Some(reason) if reason.trim().is_empty() || reason.len() > REASON_LENGTH_MAX => {
+        Some(reason) if reason.trim().is_empty() || reason.chars().count() > REASON_LENGTH_MAX => {
             Err(ApiError::invalid(format!(
                 "reason: must be 1 to {REASON_LENGTH_MAX} characters"
             )))

@@ -153,7 +153,7 @@ pub fn validate_rule(rule: &RouteRule, field: &str) -> Result<(), InvalidRoute> 
             "must not be empty",
         ));
     }
-    if product.len() > IDENTIFIER_LENGTH_MAX || product.chars().any(char::is_whitespace) {
+    if product.chars().count() > IDENTIFIER_LENGTH_MAX || product.chars().any(char::is_whitespace) {
         return Err(InvalidRoute::new(
             format!("{field}.product"),
             format!("must be at most {IDENTIFIER_LENGTH_MAX} characters without spaces"),
@@ -169,7 +169,7 @@ pub fn validate_rule(rule: &RouteRule, field: &str) -> Result<(), InvalidRoute> 
             ),
         ));
     }
-    if rule.salt.is_empty() || rule.salt.len() > IDENTIFIER_LENGTH_MAX {
+    if rule.salt.is_empty() || rule.salt.chars().count() > IDENTIFIER_LENGTH_MAX {
         return Err(InvalidRoute::new(
             format!("{field}.salt"),
             format!("must be 1 to {IDENTIFIER_LENGTH_MAX} characters"),
@@ -214,7 +214,7 @@ pub fn validate_rules(rules: &[RouteRule]) -> Result<(), InvalidRoute> {
 /// Checks an account id of the ownership table.
 pub fn validate_account_id(account_id: &str, field: &str) -> Result<(), InvalidRoute> {
     if account_id.is_empty()
-        || account_id.len() > IDENTIFIER_LENGTH_MAX
+        || account_id.chars().count() > IDENTIFIER_LENGTH_MAX
         || account_id.chars().any(char::is_whitespace)
     {
         return Err(InvalidRoute::new(

@@ -51,7 +51,7 @@ struct ListQuery {
         ("product" = Option<String>, Query, description = "Only this product"),
         ("operation" = Option<String>, Query, description = "Only this operation"),
         ("limit" = Option<i64>, Query, description = "1 to 500; 50 when absent", minimum = 1, maximum = 500),
-        ("before" = Option<String>, Query, description = "The previous page's `next_before` (a mismatch id)"),
+        ("before" = Option<String>, Query, format = Uuid, description = "The previous page's `next_before` (a mismatch id)"),
     ),
     responses((status = 200, description = "`{mismatches, next_before, summary, summary_scope}`", body = serde_json::Value))
 )]

@@ -8,6 +8,8 @@
 //! routing headers of the routed ones, and the error responses with the one envelope
 //! ([`crate::error::ErrorBody`]) and its stable codes.
 
+pub mod formats;
+
 use utoipa::OpenApi;
 use utoipa::openapi::content::ContentBuilder;
 use utoipa::openapi::header::{Header, HeaderBuilder};
@@ -50,7 +52,7 @@ the first answer (`Idempotent-Replayed: true`). Routed `/v1` answers tell which 
 Every refusal and failure is the one error envelope `{code, message, retry_safe}` with a stable \
 `code`.",
     ),
-    components(schemas(ErrorBody)),
+    components(schemas(ErrorBody, formats::Amount, formats::CurrencyCode, formats::AmountInCurrency)),
     tags(
         (name = "accounts", description = "Accounts: open, read, list, close"),
         (name = "money", description = "Deposits, withdrawals, holds and transfers"),
@@ -71,6 +73,9 @@ pub fn document() -> utoipa::openapi::OpenApi {
     document.merge(crate::sagas::openapi());
     document.merge(crate::approvals::admin::openapi());
     add_security_schemes(&mut document);
+    tie_amounts_to_currencies(&mut document);
+    require_a_change_in_route_proposals(&mut document);
+    forbid_nul(&mut document);
     for (path, item) in document.paths.paths.iter_mut() {
         if let Some(operation) = item.get.as_mut() {
             decorate(path, false, operation);
@@ -87,6 +92,73 @@ pub fn router() -> axum::Router {
     SwaggerUi::new(DOCS_PATH)
         .url(DOCUMENT_PATH, document())
         .into()
+}
+
+/// The bodies with an amount and a currency admit only amounts with at most the currency's
+/// minor units of decimals: a schema of its own (`AmountInCurrency`) joined to each.
+fn tie_amounts_to_currencies(document: &mut utoipa::openapi::OpenApi) {
+    let components = document.components.get_or_insert_with(Default::default);
+    for name in crate::channel::json::MONEY_BODIES {
+        if let Some(body) = components.schemas.remove(*name) {
+            components
+                .schemas
+                .insert((*name).to_owned(), formats::with_amount_in_currency(body));
+        }
+    }
+}
+
+/// A route proposal gives the rules, or at least one ownership change (else 400).
+fn require_a_change_in_route_proposals(document: &mut utoipa::openapi::OpenApi) {
+    let components = document.components.get_or_insert_with(Default::default);
+    let Some(body) = components.schemas.remove("RouteProposalBody") else {
+        return;
+    };
+    let gives = |field: &str, items_min: usize| {
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .required(field)
+            .property(
+                field,
+                utoipa::openapi::schema::ArrayBuilder::new().min_items(Some(items_min)),
+            )
+    };
+    let change = utoipa::openapi::schema::AnyOfBuilder::new()
+        .description(Some("The rules, or at least one ownership change."))
+        .item(gives("rules", 0))
+        .item(gives("ownership", 1));
+    components.schemas.insert(
+        "RouteProposalBody".to_owned(),
+        utoipa::openapi::schema::AllOfBuilder::new()
+            .schema_type(utoipa::openapi::schema::SchemaType::Type(Type::Object))
+            .item(body)
+            .item(change)
+            .into(),
+    );
+}
+
+/// No text the API takes may hold U+0000 ([`crate::nul_text`]): every string schema that
+/// says nothing else of its content says so.
+fn forbid_nul(document: &mut utoipa::openapi::OpenApi) {
+    if let Some(components) = document.components.as_mut() {
+        components
+            .schemas
+            .values_mut()
+            .for_each(formats::forbid_nul);
+    }
+    for item in document.paths.paths.values_mut() {
+        for operation in [item.get.as_mut(), item.post.as_mut()]
+            .into_iter()
+            .flatten()
+        {
+            for parameter in operation.parameters.iter_mut().flatten() {
+                if let RefOr::T(parameter) = parameter
+                    && let Some(schema) = parameter.schema.as_mut()
+                {
+                    formats::forbid_nul(schema);
+                }
+            }
+        }
+    }
 }
 
 fn add_security_schemes(document: &mut utoipa::openapi::OpenApi) {
@@ -190,7 +262,8 @@ fn errors(channel: bool, mutating: bool, addressed: bool, saga: bool) -> Vec<(u1
         errors.push((
             404,
             if channel {
-                "`unknown_account`, `unknown_hold`, `unknown_payment`, or the core's own code"
+                "`unknown_account`, `unknown_hold`, `unknown_payment`, `unknown_product`, or the \
+                 core's own code"
             } else {
                 "`not_found`"
             }
@@ -204,7 +277,8 @@ fn errors(channel: bool, mutating: bool, addressed: bool, saga: bool) -> Vec<(u1
                 "`request_in_flight` (the same Idempotency-Key is still being processed: retry \
                  after `Retry-After`)"
             } else {
-                "`stale_proposal` (another version became active), `proposal_not_pending`"
+                "`stale_proposal` (another version became active), `proposal_not_pending`, \
+                 `not_an_earlier_version` (a rollback to the active version or a later one)"
             }
             .to_owned(),
         ));
@@ -239,9 +313,10 @@ fn errors(channel: bool, mutating: bool, addressed: bool, saga: bool) -> Vec<(u1
 fn decorate(path: &str, mutating: bool, operation: &mut Operation) {
     let channel = path.starts_with("/v1/");
     let saga = path.starts_with("/admin/v1/sagas") || path.starts_with("/admin/v1/approvals");
-    let addressed = path.contains('{')
-        || (channel && mutating && !path.ends_with("/accounts"))
-        || path == "/admin/v1/routes/rollback";
+    // Every `/v1` mutation names something that may not exist: an account, a payment, or
+    // (opening an account) a product.
+    let addressed =
+        path.contains('{') || (channel && mutating) || path == "/admin/v1/routes/rollback";
     let operation_id = operation.operation_id.clone().unwrap_or_default();
     operation.security = Some(vec![SecurityRequirement::new(
         if channel {
@@ -262,9 +337,11 @@ fn decorate(path: &str, mutating: bool, operation: &mut Operation) {
                  retry is safe; the same key with another request is refused (422).",
             ))
             .schema(Some(
+                // Printable ASCII without spaces, as the kernel's `IdempotencyKey` takes it.
                 string_schema()
                     .min_length(Some(1))
-                    .max_length(Some(KEY_LENGTH_MAX)),
+                    .max_length(Some(KEY_LENGTH_MAX))
+                    .pattern(Some("^[!-~]+$")),
             ))
             .build();
         operation
