@@ -201,7 +201,7 @@ struct ListQuery {
         ("status" = Option<SagaStatus>, Query, description = "Only sagas that stand so; all when absent"),
         ("saga_type" = Option<String>, Query),
         ("business_key" = Option<String>, Query, description = "E.g. the payment's id"),
-        ("page_size" = Option<u32>, Query, description = "50 when absent or 0; 500 at most (more is taken as 500)"),
+        ("page_size" = Option<i64>, Query, minimum = 0, maximum = 4_294_967_295_i64, description = "50 when absent or 0; more than 500 is taken as 500"),
         ("page_token" = Option<String>, Query, pattern = "^(-?[0-9]{1,16}:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})?$", description = "The previous page's `next_page_token`, unchanged; empty is the first page"),
     ),
     responses((status = 200, description = "`{sagas: [saga], next_page_token}`", body = serde_json::Value))

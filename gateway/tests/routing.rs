@@ -684,7 +684,8 @@ async fn every_admin_action_leaves_its_audit_row() {
             Some(json!({"to_version": 0, "reason": "nothing to roll back to"})),
         )
         .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
+    // Well formed, refused by the routes' state: a conflict (the API reference's 409).
+    assert_eq!(status, StatusCode::CONFLICT);
 
     let rows: Vec<(String, String, String)> = harness
         .audit_rows()
@@ -697,7 +698,7 @@ async fn every_admin_action_leaves_its_audit_row() {
         ("bob", "routes.reject", "rejected"),
         ("bob", "routes.approve", "proposal_not_pending"),
         ("reader", "routes.propose", "forbidden"),
-        ("alice", "routes.rollback", "invalid_argument"),
+        ("alice", "routes.rollback", "not_an_earlier_version"),
     ];
     let expected: Vec<(String, String, String)> = expected
         .iter()

@@ -97,11 +97,14 @@ async fn require(
 
 /// A required reason: not blank, at most [`REASON_LENGTH_MAX`] characters.
 fn checked_reason(reason: &str) -> Result<String, ApiError> {
+    // The limit is on the text as sent (as the API reference's `maxLength` is), then the
+    // blanks around it go.
+    let too_long = reason.chars().count() > REASON_LENGTH_MAX;
     let reason = reason.trim();
     if reason.is_empty() {
         return Err(ApiError::invalid("reason is required"));
     }
-    if reason.chars().count() > REASON_LENGTH_MAX {
+    if too_long {
         return Err(ApiError::invalid(format!(
             "reason: at most {REASON_LENGTH_MAX} characters"
         )));

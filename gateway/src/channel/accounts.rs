@@ -306,7 +306,7 @@ pub(super) struct StatementQuery {
     params(
         ("account_id" = crate::openapi::formats::AccountId, Path, description = "The account's id (a UUID) as the channel knows it"),
         ("cursor" = Option<String>, Query, description = "The previous page's `next_cursor`; the first page when absent"),
-        ("page_size" = Option<u32>, Query, description = "Lines per page: 50 when absent, 200 at most", maximum = 200),
+        ("page_size" = Option<i64>, Query, minimum = 0, maximum = 4_294_967_295_i64, description = "Lines per page: 50 when absent; more than 200 is taken as 200"),
     ),
     responses((status = 200, description = "A page of the statement", body = wire::StatementAnswer))
 )]

@@ -75,6 +75,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
     add_security_schemes(&mut document);
     tie_amounts_to_currencies(&mut document);
     require_a_change_in_route_proposals(&mut document);
+    canaries_go_to_the_other_side(&mut document);
     forbid_nul(&mut document);
     for (path, item) in document.paths.paths.iter_mut() {
         if let Some(operation) = item.get.as_mut() {
@@ -132,6 +133,42 @@ fn require_a_change_in_route_proposals(document: &mut utoipa::openapi::OpenApi) 
             .schema_type(utoipa::openapi::schema::SchemaType::Type(Type::Object))
             .item(body)
             .item(change)
+            .into(),
+    );
+}
+
+/// A rule's canary sends accounts to the side that is not its default (else 400).
+fn canaries_go_to_the_other_side(document: &mut utoipa::openapi::OpenApi) {
+    let components = document.components.get_or_insert_with(Default::default);
+    let Some(rule) = components.schemas.remove("RouteRuleBody") else {
+        return;
+    };
+    let default_then_canary = |default_side: &str, canary_side: &str| {
+        let side = |name: &str| {
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some([name.to_owned()]))
+        };
+        // `properties` holds for objects only: an absent or null canary passes.
+        ObjectBuilder::new()
+            .property("default_side", side(default_side))
+            .property(
+                "canary",
+                ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::SchemaType::AnyValue)
+                    .property("side", side(canary_side)),
+            )
+    };
+    let sides = utoipa::openapi::schema::AnyOfBuilder::new()
+        .description(Some("A canary's side differs from the default side."))
+        .item(default_then_canary("legacy", "modern"))
+        .item(default_then_canary("modern", "legacy"));
+    components.schemas.insert(
+        "RouteRuleBody".to_owned(),
+        utoipa::openapi::schema::AllOfBuilder::new()
+            .schema_type(utoipa::openapi::schema::SchemaType::Type(Type::Object))
+            .item(rule)
+            .item(sides)
             .into(),
     );
 }
@@ -348,6 +385,18 @@ fn decorate(path: &str, mutating: bool, operation: &mut Operation) {
             .parameters
             .get_or_insert_with(Vec::new)
             .push(RefOr::T(key));
+    }
+    if path == "/admin/v1/routes/proposals" && mutating {
+        operation
+            .responses
+            .responses
+            .entry("422".to_owned())
+            .or_insert_with(|| {
+                RefOr::T(error_response(
+                    422,
+                    "`duplicate_ownership_change` (an account named twice in one proposal)",
+                ))
+            });
     }
     let routed = channel && !UNROUTED.contains(&operation_id.as_str());
     for (status, codes) in errors(channel, mutating, addressed, saga) {

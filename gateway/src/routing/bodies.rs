@@ -279,11 +279,14 @@ pub fn ownership(given: Option<Vec<OwnershipBody>>) -> Result<Vec<OwnershipChang
         .map(|(index, entry)| {
             let path = format!("ownership[{index}].account_id");
             table::validate_account_id(&entry.account_id, &path).map_err(invalid)?;
+            // Well formed, each entry alone: the proposal as a whole cannot be carried out
+            // (422), which no schema of the body can say.
             if !seen.insert(entry.account_id.clone()) {
-                return Err(ApiError::invalid(format!(
-                    "{path}: account {:?} appears twice",
-                    entry.account_id
-                )));
+                return Err(ApiError::new(
+                    axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+                    "duplicate_ownership_change",
+                    format!("{path}: account {:?} appears twice", entry.account_id),
+                ));
             }
             Ok(OwnershipChange {
                 account_id: entry.account_id,
