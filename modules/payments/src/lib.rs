@@ -7,5 +7,6 @@ pub mod domain;
 pub mod grpc;
 pub mod http;
 pub mod rail_signature;
+#[cfg(feature = "rail-sim")]
 pub mod rail_sim;
 pub mod store;

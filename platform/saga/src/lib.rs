@@ -13,6 +13,7 @@
 //!   crash test and `corebank bench saga`.
 
 pub mod definition;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod executor;
 pub mod gauges;
