@@ -315,7 +315,7 @@ async fn run_ledger_suite(
     )
     .await?;
     // The benchmark's clients stand in for deposits, which posts to the ledger.
-    let clients = crate::components::clients_as(&mode, component_names::DEPOSITS)?;
+    let clients = corebank_components::clients_as(&mode, component_names::DEPOSITS)?;
     let mut channels = Vec::with_capacity(CHANNELS);
     for _ in 0..CHANNELS {
         channels.push(

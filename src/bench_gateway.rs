@@ -225,15 +225,19 @@ async fn start_stack(settings: &Settings, url: &str, home: &Path) -> anyhow::Res
     let listeners = BoundListeners::bind(loopback, loopback).await?;
     let modern_url = format!("{scheme}://{}", listeners.internal_addr()?);
     let modern = Component::new("bench-modern")
-        .merge(crate::components::ledger(&settings, url, shutdown.clone())?)
-        .merge(crate::components::deposits(
+        .merge(corebank_components::ledger(
+            &settings,
+            url,
+            shutdown.clone(),
+        )?)
+        .merge(corebank_components::deposits(
             &settings,
             url,
             &modern_url,
             &mode,
             shutdown.clone(),
         )?)
-        .merge(crate::components::payments(
+        .merge(corebank_components::payments(
             &settings,
             url,
             &modern_url,
@@ -248,9 +252,9 @@ async fn start_stack(settings: &Settings, url: &str, home: &Path) -> anyhow::Res
 
     // The legacy side: the mock core and its adapter, as under `corebank up`.
     let (legacy_core, legacy_core_task, legacy_core_addr) =
-        crate::components::legacy_core(&settings, url, LEGACY_SEED_CUSTOMERS, shutdown.clone())
+        corebank_components::legacy_core(&settings, url, LEGACY_SEED_CUSTOMERS, shutdown.clone())
             .await?;
-    let adapter = crate::components::legacy_adapter(&settings, url, legacy_core_addr)
+    let adapter = corebank_components::legacy_adapter(&settings, url, legacy_core_addr)
         .await?
         .merge(legacy_core);
     let legacy = corebank_service::serve(
@@ -265,13 +269,13 @@ async fn start_stack(settings: &Settings, url: &str, home: &Path) -> anyhow::Res
     servers.push(legacy);
 
     // The gateway, on a server of its own: one real network hop in front of the modules.
-    let gateway = crate::components::gateway(
+    let gateway = corebank_components::gateway(
         &settings,
         url,
         &corebank_gateway::app::Upstream {
             legacy_url,
             modern_url: modern_url.clone(),
-            clients: crate::components::clients_as(&mode, component_names::GATEWAY)?,
+            clients: corebank_components::clients_as(&mode, component_names::GATEWAY)?,
         },
         shutdown.clone(),
     )
@@ -294,7 +298,7 @@ async fn start_stack(settings: &Settings, url: &str, home: &Path) -> anyhow::Res
     println!("gateway: modern side on {modern_url}, gateway on {gateway_url}");
     Ok(Stack {
         modern_url,
-        clients: crate::components::clients_as(&mode, component_names::GATEWAY)?,
+        clients: corebank_components::clients_as(&mode, component_names::GATEWAY)?,
         gateway_url,
         servers,
         legacy_core_task,

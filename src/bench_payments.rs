@@ -85,15 +85,19 @@ async fn run_suite(
     );
     let settings = &crate::bench::with_bench_rail_keys(settings)?;
     let component = Component::new("bench")
-        .merge(crate::components::ledger(settings, &url, shutdown.clone())?)
-        .merge(crate::components::deposits(
+        .merge(corebank_components::ledger(
+            settings,
+            &url,
+            shutdown.clone(),
+        )?)
+        .merge(corebank_components::deposits(
             settings,
             &url,
             &own,
             &mode,
             shutdown.clone(),
         )?)
-        .merge(crate::components::payments(
+        .merge(corebank_components::payments(
             settings,
             &url,
             &own,
@@ -115,7 +119,7 @@ async fn run_suite(
     )
     .await?;
     // The benchmark's clients stand in for the gateway, which calls payments.
-    let clients = crate::components::clients_as(&mode, component_names::GATEWAY)?;
+    let clients = corebank_components::clients_as(&mode, component_names::GATEWAY)?;
 
     println!(
         "payments: opening and funding {} deposit accounts",
@@ -256,8 +260,8 @@ async fn open_accounts(
     )?;
     let deposits = corebank_deposits::app::Deposits::new(
         db.clone(),
-        crate::components::ledger_client(
-            &crate::components::clients_as(mode, component_names::DEPOSITS)?,
+        corebank_components::ledger_client(
+            &corebank_components::clients_as(mode, component_names::DEPOSITS)?,
             own,
         )?,
         Arc::new(corebank_kernel::SystemClock),

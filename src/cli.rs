@@ -37,7 +37,7 @@ enum Command {
     /// production. Several replicas of a component may run against one database.
     Serve {
         #[arg(value_enum)]
-        component: crate::components::ComponentName,
+        component: crate::serve::ComponentName,
     },
     /// Accrue deposit interest for every open account up to and including a day, posting
     /// it at each period end on the way. Safe to run again: each (account, day) has one
@@ -112,7 +112,7 @@ pub async fn run() -> anyhow::Result<()> {
         Command::Serve { component } => {
             let settings = Settings::from_env()?;
             corebank_service::telemetry::init(settings.log_format, &settings.log_filter);
-            crate::components::serve(component, &settings).await
+            crate::serve::serve(component, &settings).await
         }
         Command::Accrue { as_of } => {
             let settings = Settings::from_env()?;
@@ -293,8 +293,8 @@ async fn accrue(settings: &Settings, as_of: chrono::NaiveDate) -> anyhow::Result
     )?;
     let deposits = corebank_deposits::app::Deposits::new(
         db.clone(),
-        crate::components::ledger_client(
-            &crate::components::clients_as(
+        corebank_components::ledger_client(
+            &corebank_components::clients_as(
                 &corebank_service::internal::mode_from_settings(
                     settings,
                     &[corebank_service::internal::component_names::DEPOSITS],

@@ -73,7 +73,7 @@ pub async fn run(
         &[corebank_service::internal::component_names::MIGRATION],
     )
     .context("loading the migration tooling's certificate (run `corebank certs`, or set COREBANK_TLS_CA/_CERT/_KEY)")?;
-    let clients = crate::components::clients_as(
+    let clients = corebank_components::clients_as(
         &mode,
         corebank_service::internal::component_names::MIGRATION,
     )?;

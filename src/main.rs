@@ -6,9 +6,9 @@ mod bench_gateway;
 mod bench_payments;
 mod bench_saga;
 mod cli;
-mod components;
 mod legacy;
 mod outbox;
+mod serve;
 mod token;
 mod up;
 

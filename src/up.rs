@@ -141,25 +141,25 @@ async fn serve_until_shutdown(
     let rail_url = format!("{scheme}://{}", rail_listeners.internal_addr()?);
     let component = Component::new("corebank")
         .with_db(db.clone())
-        .merge(crate::components::ledger(
+        .merge(corebank_components::ledger(
             settings,
             url,
             components_shutdown.clone(),
         )?)
-        .merge(crate::components::demo(
+        .merge(corebank_components::demo(
             settings,
             url,
             components_shutdown.clone(),
             false,
         )?)
-        .merge(crate::components::deposits(
+        .merge(corebank_components::deposits(
             settings,
             url,
             &own_url,
             mode,
             components_shutdown.clone(),
         )?)
-        .merge(crate::components::payments(
+        .merge(corebank_components::payments(
             settings,
             url,
             &own_url,
@@ -169,7 +169,7 @@ async fn serve_until_shutdown(
         )?);
     let rail_server = corebank_service::serve_on(
         rail_listeners,
-        crate::components::rail_sim(
+        corebank_components::rail_sim(
             settings,
             &format!("{own_url}{}", corebank_payments::http::BASE),
             mode,
@@ -181,7 +181,7 @@ async fn serve_until_shutdown(
     // The relay delivers to NATS when COREBANK_NATS_URL is set, and to modules of this
     // process that subscribe.
     let subscribers = corebank_outbox::sink::in_process::Subscribers::new();
-    let (relay, relay_task) = crate::components::relay(
+    let (relay, relay_task) = corebank_components::relay(
         settings,
         url,
         Some(subscribers),
@@ -191,7 +191,7 @@ async fn serve_until_shutdown(
     let component = component.merge(relay);
     // The legacy core speaks OFS on a port of its own; the adapter serves the same gRPC
     // contracts as deposits and payments, so it needs a server of its own too.
-    let (legacy_core, legacy_core_task, legacy_core_addr) = crate::components::legacy_core(
+    let (legacy_core, legacy_core_task, legacy_core_addr) = corebank_components::legacy_core(
         settings,
         url,
         UP_LEGACY_SEED_CUSTOMERS,
@@ -202,7 +202,7 @@ async fn serve_until_shutdown(
     let adapter_server = corebank_service::serve_on(
         BoundListeners::bind_internal(settings.legacy_adapter_addr, "COREBANK_LEGACY_ADAPTER_ADDR")
             .await?,
-        crate::components::legacy_adapter(settings, url, legacy_core_addr).await?,
+        corebank_components::legacy_adapter(settings, url, legacy_core_addr).await?,
         ServeOptions::from_settings(
             settings,
             mode_for(mode, &[component_names::LEGACY_ADAPTER])?,
@@ -213,13 +213,13 @@ async fn serve_until_shutdown(
     // The gateway is the one door: on the main server's public listener, routing to the
     // legacy adapter's server and to the modern modules on this one's internal listener.
     let component = component.merge(
-        crate::components::gateway(
+        corebank_components::gateway(
             settings,
             url,
             &corebank_gateway::app::Upstream {
                 legacy_url: adapter_server.internal_url(),
                 modern_url: own_url.clone(),
-                clients: crate::components::clients_as(mode, component_names::GATEWAY)?,
+                clients: corebank_components::clients_as(mode, component_names::GATEWAY)?,
             },
             components_shutdown.clone(),
         )
