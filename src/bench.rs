@@ -70,7 +70,7 @@ pub(crate) async fn start_server(settings: &Settings) -> anyhow::Result<Server> 
     if let Some(url) = &settings.database_url {
         let mut admin: tokio_postgres::Config = url.parse().context("DATABASE_URL")?;
         admin.dbname("postgres");
-        println!("server: DATABASE_URL ({})", crate::cli::redact(url));
+        println!("server: DATABASE_URL ({})", corebank_db::url::redact(url));
         return Ok(Server {
             admin,
             binaries_dir: PgBinaries::find().ok().map(|b| b.dir().to_path_buf()),

@@ -222,7 +222,7 @@ async fn migrate(settings: &Settings, with_mocks: bool) -> anyhow::Result<()> {
     println!(
         "applying {} migrations to {}{}",
         migrations.len(),
-        redact(url),
+        corebank_db::url::redact(url),
         if with_mocks {
             String::new()
         } else {
@@ -249,7 +249,7 @@ fn print_config() -> anyhow::Result<()> {
             .any(|word| spec.name.contains(word));
         let shown = match (&value, spec.name) {
             (Some(_), _) if secret => "(set; not shown)".to_owned(),
-            (Some(url), "DATABASE_URL") => redact(url),
+            (Some(url), "DATABASE_URL") => corebank_db::url::redact(url),
             (Some(value), _) => value.clone(),
             (None, _) if spec.default.is_empty() => "(unset)".to_owned(),
             (None, _) => format!("{} (default)", spec.default),
@@ -257,22 +257,6 @@ fn print_config() -> anyhow::Result<()> {
         println!("{:<36} {}", spec.name, shown);
     }
     Ok(())
-}
-
-/// The URL without its password, for printing.
-pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            let credentials = &url[scheme_end + 3..at];
-            match credentials.split_once(':') {
-                Some((user, _password)) => {
-                    format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..])
-                }
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
-    }
 }
 
 /// `corebank accrue --as-of`: the accrual run with a progress bar on stderr.

@@ -286,7 +286,10 @@ async fn serve_until_shutdown(
         rail_server.internal_url(),
         corebank_payments::rail_sim::BASE
     );
-    println!("  database       {} ({where_db})", crate::cli::redact(url));
+    println!(
+        "  database       {} ({where_db})",
+        corebank_db::url::redact(url)
+    );
     println!(
         "  outbox relay   {} -> {}",
         settings.relay_schemas.join(", "),

@@ -1,5 +1,6 @@
 //! Turning a parsed connection config back into a URL, for another database on the same
-//! server (test databases, benchmark scratch databases).
+//! server (test databases, benchmark scratch databases), and printing a URL without its
+//! password.
 
 use tokio_postgres::config::Host;
 
@@ -29,6 +30,22 @@ pub fn url_for(config: &tokio_postgres::Config, dbname: &str) -> String {
     }
 }
 
+/// The URL without its password, for printing.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let credentials = &url[scheme_end + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _password)) => {
+                    format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..])
+                }
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -42,5 +59,18 @@ mod tests {
         assert_eq!(url, "postgres://bank:secret@10.0.0.5:26257/scratch");
         let back: tokio_postgres::Config = url.parse().unwrap();
         assert_eq!(back.get_dbname(), Some("scratch"));
+    }
+
+    #[test]
+    fn a_printed_url_hides_its_password_only() {
+        assert_eq!(
+            redact("postgres://bank:secret@10.0.0.5:5432/main"),
+            "postgres://bank:***@10.0.0.5:5432/main"
+        );
+        assert_eq!(
+            redact("postgres://bank@10.0.0.5/main"),
+            "postgres://bank@10.0.0.5/main"
+        );
+        assert_eq!(redact("not a url"), "not a url");
     }
 }
