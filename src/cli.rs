@@ -13,22 +13,6 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-enum BenchSuite {
-    /// pgbench TPC-B, then two-leg transfers over gRPC among many accounts (uniform) and
-    /// into one account (hot_account).
-    Ledger(crate::bench::LedgerBenchOptions),
-    /// pgbench TPC-B, then three-step demo sagas with database steps, driven by one
-    /// executor (replicas_1) and by two (replicas_2).
-    Saga(crate::bench_saga::SagaBenchOptions),
-    /// pgbench TPC-B, then internal transfers through the payments gRPC API (payments →
-    /// deposits → ledger).
-    Payments(crate::bench_payments::PaymentsBenchOptions),
-    /// pgbench TPC-B, then the same read and internal transfer directly on the module over
-    /// gRPC, through the gateway, and through nginx in front of the gateway.
-    Gateway(crate::bench_gateway::GatewayBenchOptions),
-}
-
-#[derive(Debug, Subcommand)]
 enum Command {
     /// Run the whole platform in one process: a private PostgreSQL unless DATABASE_URL is
     /// set, migrations, every component. Ctrl-C stops it all cleanly.
@@ -65,7 +49,7 @@ enum Command {
     /// Run a benchmark suite against a baseline measured in the same run.
     Bench {
         #[command(subcommand)]
-        suite: BenchSuite,
+        suite: corebank_bench::BenchSuite,
     },
     /// Look at and replay the dead letters of a schema's transactional outbox.
     Outbox {
@@ -153,16 +137,7 @@ pub async fn run() -> anyhow::Result<()> {
         Command::Bench { suite } => {
             let settings = Settings::from_env()?;
             corebank_service::telemetry::init(settings.log_format, "warn");
-            match suite {
-                BenchSuite::Ledger(options) => crate::bench::ledger(&settings, &options).await,
-                BenchSuite::Saga(options) => crate::bench_saga::saga(&settings, &options).await,
-                BenchSuite::Payments(options) => {
-                    crate::bench_payments::payments(&settings, &options).await
-                }
-                BenchSuite::Gateway(options) => {
-                    crate::bench_gateway::gateway(&settings, &options).await
-                }
-            }
+            corebank_bench::run(&settings, &suite).await
         }
         Command::Outbox { command } => {
             let settings = Settings::from_env()?;

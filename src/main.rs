@@ -1,10 +1,6 @@
 //! The one corebank binary: `up`, `serve`, `migrate`, `config`, `bench`, `outbox`, `legacy`, `token`. The work lives in the library
 //! crates; this file only parses the command line and reports errors.
 
-mod bench;
-mod bench_gateway;
-mod bench_payments;
-mod bench_saga;
 mod cli;
 mod legacy;
 mod outbox;

@@ -1,4 +1,4 @@
-//! The `migrate` and `config` commands of the real binary.
+//! The `migrate`, `config`, `serve` and `bench` commands of the real binary.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -156,4 +156,33 @@ async fn migrate_leaves_the_mocks_out_unless_asked_for_them() {
         .batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))
         .await
         .unwrap();
+}
+
+/// Figures are compared from run to run: each suite keeps the flags it had.
+#[test]
+fn every_bench_suite_keeps_its_flags() {
+    let shared = [
+        "--seconds",
+        "--clients",
+        "--accounts",
+        "--pgbench-scale",
+        "--pgbench-clients",
+        "--json",
+    ];
+    for (suite, own) in [
+        ("ledger", &[][..]),
+        ("payments", &[][..]),
+        ("saga", &["--pool", "--pgbench-seconds"][..]),
+        ("gateway", &[][..]),
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_corebank"))
+            .args(["bench", suite, "--help"])
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "bench {suite} --help");
+        let help = String::from_utf8_lossy(&output.stdout);
+        for flag in shared.iter().chain(own) {
+            assert!(help.contains(flag), "bench {suite} lacks {flag}:\n{help}");
+        }
+    }
 }

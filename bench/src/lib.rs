@@ -1,0 +1,39 @@
+//! `corebank bench <suite>`: benchmarks measured against a baseline run in the same
+//! invocation on the same PostgreSQL server (pgbench's TPC-B). The harness (`harness`) does what the suites share; each suite says what a request is and
+//! which results it reports. Benchmarks are commands, never timed tests.
+
+mod harness;
+
+mod gateway;
+mod ledger;
+mod payments;
+mod saga;
+
+use corebank_service::Settings;
+
+/// A suite of `corebank bench`.
+#[derive(Debug, clap::Subcommand)]
+pub enum BenchSuite {
+    /// pgbench TPC-B, then two-leg transfers over gRPC among many accounts (uniform) and
+    /// into one account (hot_account).
+    Ledger(ledger::LedgerBenchOptions),
+    /// pgbench TPC-B, then three-step demo sagas with database steps, driven by one
+    /// executor (replicas_1) and by two (replicas_2).
+    Saga(saga::SagaBenchOptions),
+    /// pgbench TPC-B, then internal transfers through the payments gRPC API (payments →
+    /// deposits → ledger).
+    Payments(payments::PaymentsBenchOptions),
+    /// pgbench TPC-B, then the same read and internal transfer directly on the module over
+    /// gRPC, through the gateway, and through nginx in front of the gateway.
+    Gateway(gateway::GatewayBenchOptions),
+}
+
+/// Runs one suite with `settings` (DATABASE_URL, when set, is the server to measure on).
+pub async fn run(settings: &Settings, suite: &BenchSuite) -> anyhow::Result<()> {
+    match suite {
+        BenchSuite::Ledger(options) => ledger::run(settings, options).await,
+        BenchSuite::Saga(options) => saga::run(settings, options).await,
+        BenchSuite::Payments(options) => payments::run(settings, options).await,
+        BenchSuite::Gateway(options) => gateway::run(settings, options).await,
+    }
+}

@@ -1,0 +1,264 @@
+//! `corebank bench saga`: the demo saga with three database steps, driven by one executor
+//! and then by two executor replicas side by side, against pgbench's TPC-B on the same server
+//! in the same run. Each client starts a saga and waits until it settles.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use corebank_db::{Db, DbSettings};
+use corebank_saga::demo::{self, DemoOptions};
+use corebank_saga::{Executor, ExecutorConfig, NewSaga, Registry, Status, Watchers};
+use corebank_service::Settings;
+use serde_json::{Map, json};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::harness::load::Client;
+use crate::harness::server::Server;
+use crate::harness::{Run, RunOptions};
+
+/// Options of `corebank bench saga`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SagaBenchOptions {
+    /// Seconds each measured phase runs (one replica, two replicas).
+    #[arg(long, default_value_t = 20)]
+    pub seconds: u64,
+    /// Concurrent clients, each starting a saga and waiting for it to settle (the same
+    /// concurrency as the pgbench baseline's `-c 32`).
+    #[arg(long, default_value_t = 32)]
+    pub clients: usize,
+    /// Demo accounts the sagas move money between.
+    #[arg(long, default_value_t = 10_000)]
+    pub accounts: usize,
+    /// Database connections per executor replica.
+    #[arg(long, default_value_t = 24)]
+    pub pool: usize,
+    /// Seconds pgbench's TPC-B baseline runs.
+    #[arg(long, default_value_t = 10)]
+    pub pgbench_seconds: u64,
+    #[command(flatten)]
+    pub run: RunOptions,
+}
+
+/// Steps of the demo saga, each a database transaction.
+const STEPS: u32 = 3;
+/// What each demo account starts with.
+const OPENING_BALANCE: i64 = 1_000_000_000;
+/// Accounts inserted per statement during set-up.
+const SETUP_BATCH: usize = 1_000;
+/// How long a client waits for its saga to settle before counting it as failed.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub async fn run(settings: &Settings, options: &SagaBenchOptions) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        options.clients > 0 && options.accounts >= 2 && options.seconds > 0 && options.pool > 0,
+        "clients, pool and seconds must be positive and accounts at least 2"
+    );
+    Server::run(settings, async |server| {
+        measure(settings, options, server).await
+    })
+    .await
+}
+
+async fn measure(
+    settings: &Settings,
+    options: &SagaBenchOptions,
+    server: &Server,
+) -> anyhow::Result<()> {
+    let database = "corebank_bench_saga";
+    let (tps, url) = server
+        .baseline_then_database(settings, &options.run, options.pgbench_seconds, database)
+        .await?;
+
+    let mut db_settings = settings.db_settings(&url, "demo").with_search_path("demo");
+    db_settings.pool_size_max = options.pool;
+    let setup = Db::connect_lazy(&db_settings)?;
+    println!("saga: opening {} demo accounts", options.accounts);
+    let accounts: Vec<String> = (0..options.accounts)
+        .map(|i| format!("bench-{i}"))
+        .collect();
+    {
+        let client = setup.client().await?;
+        for chunk in accounts.chunks(SETUP_BATCH) {
+            client
+                .execute(
+                    "INSERT INTO demo_accounts (id, balance) SELECT unnest($1::TEXT[]), $2::INT8",
+                    &[&chunk.to_vec(), &OPENING_BALANCE],
+                )
+                .await?;
+        }
+    }
+    let accounts = Arc::new(accounts);
+
+    let mut run = Run::new(
+        "saga",
+        "sagas",
+        tps,
+        options.clients,
+        options.seconds,
+        &options.run,
+    );
+    for (name, replicas) in [("replicas_1", 1_usize), ("replicas_2", 2)] {
+        let what = format!(
+            "{replicas} executor(s), {STEPS} database steps per saga, latency from start to completion"
+        );
+        let executors = Executors::start(&db_settings, replicas, options.clients)?;
+        let measured = run
+            .closed_loop(name, &what, |index| {
+                Ok(Sagas {
+                    executor: executors.for_client(index),
+                    accounts: Arc::clone(&accounts),
+                    rng: fastrand::Rng::with_seed(u64::try_from(index).unwrap_or(0) + 11),
+                })
+            })
+            .await;
+        executors.stop();
+        measured?.extra.insert("replicas".into(), json!(replicas));
+    }
+
+    // Every saga that completed moved its amount exactly once: the books still hold the
+    // total they started with.
+    let client = setup.client().await?;
+    let total: i64 = client
+        .query_one(
+            "SELECT coalesce(sum(balance), 0)::INT8 FROM demo_accounts",
+            &[],
+        )
+        .await?
+        .get(0);
+    let expected = i64::try_from(options.accounts)? * OPENING_BALANCE;
+    let open: i64 = client
+        .query_one(
+            "SELECT count(*) FROM saga_instances WHERE status NOT IN ('completed', 'compensated')",
+            &[],
+        )
+        .await?
+        .get(0);
+    drop(client);
+    setup.close();
+    server.drop_database(database).await;
+
+    let report = run.report();
+    report.print(&format!(
+        "; money conserved: {}; sagas left open: {open}",
+        total == expected
+    ));
+    report.write_json(
+        options.run.json.as_deref(),
+        json!({
+            "accounts": options.accounts,
+            "pool_per_replica": options.pool,
+            "steps": STEPS,
+            "pgbench_seconds": options.pgbench_seconds,
+            "money_conserved": total == expected,
+            "sagas_left_open": open,
+        }),
+        Map::new(),
+    )?;
+    anyhow::ensure!(
+        total == expected,
+        "money was created or lost: {total} against {expected}"
+    );
+    anyhow::ensure!(open == 0, "{open} sagas did not settle");
+    Ok(())
+}
+
+/// A phase's executor replicas, each with a pool of its own, sharing the watchers that tell
+/// a client its saga has settled.
+struct Executors {
+    executors: Vec<Executor>,
+    pools: Vec<Db>,
+    shutdown: CancellationToken,
+}
+
+impl Executors {
+    fn start(
+        db_settings: &DbSettings,
+        replicas: usize,
+        clients: usize,
+    ) -> anyhow::Result<Executors> {
+        let shutdown = CancellationToken::new();
+        let watchers = Watchers::new();
+        let mut executors = Vec::with_capacity(replicas);
+        let mut pools = Vec::with_capacity(replicas);
+        for _ in 0..replicas {
+            let db = Db::connect_lazy(db_settings)?;
+            let mut registry = Registry::new();
+            registry.register(demo::definition(
+                &db,
+                &DemoOptions {
+                    remote_notify: false,
+                    ..DemoOptions::default()
+                },
+            ))?;
+            let executor = Executor::with_watchers(
+                db.clone(),
+                Arc::new(registry),
+                ExecutorConfig {
+                    max_in_flight: clients.max(1) * 2,
+                    ..ExecutorConfig::new()
+                },
+                Arc::clone(&watchers),
+            );
+            executor.spawn(shutdown.clone());
+            executors.push(executor);
+            pools.push(db);
+        }
+        Ok(Executors {
+            executors,
+            pools,
+            shutdown,
+        })
+    }
+
+    /// The replica client `index` starts its sagas on: the clients take turns.
+    fn for_client(&self, index: usize) -> Option<Executor> {
+        self.executors
+            .get(index % self.executors.len().max(1))
+            .cloned()
+    }
+
+    fn stop(self) {
+        self.shutdown.cancel();
+        for db in self.pools {
+            db.close();
+        }
+    }
+}
+
+/// A client starting one demo saga between two random accounts per request, and waiting for
+/// it to complete.
+struct Sagas {
+    executor: Option<Executor>,
+    accounts: Arc<Vec<String>>,
+    rng: fastrand::Rng,
+}
+
+impl Client for Sagas {
+    async fn send(&mut self) -> Result<(), String> {
+        let executor = self.executor.as_ref().ok_or("no executor")?;
+        let accounts = &self.accounts;
+        let from = &accounts[self.rng.usize(..accounts.len())];
+        let to = &accounts[self.rng.usize(..accounts.len())];
+        let id = Uuid::new_v4();
+        let settled = executor.watchers().watch(id);
+        executor
+            .start(NewSaga {
+                id,
+                saga_type: demo::SAGA_TYPE.to_owned(),
+                input: demo::input(from, to, self.rng.i64(1..1_000), None),
+                business_key: String::new(),
+            })
+            .await
+            .map_err(|error| format!("starting a saga: {error}"))?;
+        match tokio::time::timeout(SETTLE_TIMEOUT, settled).await {
+            Ok(Ok(Status::Completed)) => Ok(()),
+            Ok(Ok(status)) => Err(format!("the saga settled {status:?}")),
+            Ok(Err(error)) => Err(format!("watching the saga: {error}")),
+            Err(_) => Err(format!(
+                "the saga did not settle within {} s",
+                SETTLE_TIMEOUT.as_secs()
+            )),
+        }
+    }
+}
