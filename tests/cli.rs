@@ -158,9 +158,10 @@ async fn migrate_leaves_the_mocks_out_unless_asked_for_them() {
         .unwrap();
 }
 
-/// Figures are compared from run to run: each suite keeps the flags it had.
+/// Figures are compared from run to run: each suite keeps the flags it had, and every suite
+/// takes the open-loop flags.
 #[test]
-fn every_bench_suite_keeps_its_flags() {
+fn every_bench_suite_keeps_its_flags_and_takes_the_open_loop_ones() {
     let shared = [
         "--seconds",
         "--clients",
@@ -168,6 +169,8 @@ fn every_bench_suite_keeps_its_flags() {
         "--pgbench-scale",
         "--pgbench-clients",
         "--json",
+        "--open-loop-percent",
+        "--open-loop-rate",
     ];
     for (suite, own) in [
         ("ledger", &[][..]),
@@ -185,4 +188,9 @@ fn every_bench_suite_keeps_its_flags() {
             assert!(help.contains(flag), "bench {suite} lacks {flag}:\n{help}");
         }
     }
+    let output = Command::new(env!("CARGO_BIN_EXE_corebank"))
+        .args(["bench", "ledger", "--open-loop-percent", "0"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success(), "an open loop at 0% is refused");
 }

@@ -21,7 +21,7 @@ use crate::harness::{Run, RunOptions, grpc_outcome, small_amount, two_accounts};
 /// Options of `corebank bench ledger`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct LedgerBenchOptions {
-    /// Seconds each measured phase runs (pgbench, uniform, hot account).
+    /// Seconds each measured phase runs (pgbench, uniform, hot account, and each open loop).
     #[arg(long, default_value_t = 30)]
     pub seconds: u64,
     /// Concurrent ledger clients, each sending one transfer per request.
@@ -94,6 +94,9 @@ async fn measure(
         let before = batch_totals();
         run.closed_loop(name, what, make).await?;
         say_batches(name, before);
+        let before = batch_totals();
+        let open_loop = run.open_loop(name, what, name, make).await?;
+        say_batches(&open_loop.name, before);
     }
 
     let trial = LedgerClient::new(first)

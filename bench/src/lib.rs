@@ -1,5 +1,8 @@
 //! `corebank bench <suite>`: benchmarks measured against a baseline run in the same
-//! invocation on the same PostgreSQL server (pgbench's TPC-B). The harness (`harness`) does what the suites share; each suite says what a request is and
+//! invocation on the same PostgreSQL server (pgbench's TPC-B), each result measured twice:
+//! closed loop (each client sends its next request when the previous answer arrives) and
+//! open loop (a fixed arrival rate, latency counted from each request's scheduled send time).
+//! The harness (`harness`) does what the suites share; each suite says what a request is and
 //! which results it reports. Benchmarks are commands, never timed tests.
 
 mod harness;

@@ -22,7 +22,7 @@ use crate::harness::{Run, RunOptions, grpc_outcome, small_amount, two_accounts};
 /// Options of `corebank bench payments`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct PaymentsBenchOptions {
-    /// Seconds the measured phase runs (and pgbench's).
+    /// Seconds the measured phase runs (and pgbench's, and the open loop's).
     #[arg(long, default_value_t = 30)]
     pub seconds: u64,
     /// Concurrent clients, each sending one internal transfer per request.
@@ -90,7 +90,7 @@ async fn measure(
         options.seconds,
         &options.run,
     );
-    run.closed_loop("internal_transfer", "one transfer per request", |index| {
+    run.both("internal_transfer", "one transfer per request", |index| {
         Ok(InternalTransfers {
             client: PaymentsClient::new(channel_for(&channels, index)?),
             accounts: Arc::clone(&accounts),

@@ -15,12 +15,12 @@ use uuid::Uuid;
 
 use crate::harness::load::Client;
 use crate::harness::server::Server;
-use crate::harness::{Run, RunOptions};
+use crate::harness::{OPEN_LOOP_IN_FLIGHT_PER_CLIENT, Run, RunOptions};
 
 /// Options of `corebank bench saga`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct SagaBenchOptions {
-    /// Seconds each measured phase runs (one replica, two replicas).
+    /// Seconds each measured phase runs (one replica, two replicas, and each open loop).
     #[arg(long, default_value_t = 20)]
     pub seconds: u64,
     /// Concurrent clients, each starting a saga and waiting for it to settle (the same
@@ -104,7 +104,7 @@ async fn measure(
         );
         let executors = Executors::start(&db_settings, replicas, options.clients)?;
         let measured = run
-            .closed_loop(name, &what, |index| {
+            .both(name, &what, |index| {
                 Ok(Sagas {
                     executor: executors.for_client(index),
                     accounts: Arc::clone(&accounts),
@@ -113,7 +113,9 @@ async fn measure(
             })
             .await;
         executors.stop();
-        measured?.extra.insert("replicas".into(), json!(replicas));
+        for result in measured? {
+            result.extra.insert("replicas".into(), json!(replicas));
+        }
     }
 
     // Every saga that completed moved its amount exactly once: the books still hold the
@@ -195,7 +197,8 @@ impl Executors {
                 db.clone(),
                 Arc::new(registry),
                 ExecutorConfig {
-                    max_in_flight: clients.max(1) * 2,
+                    // An open loop has this many sagas in flight at most.
+                    max_in_flight: clients.max(1) * OPEN_LOOP_IN_FLIGHT_PER_CLIENT,
                     ..ExecutorConfig::new()
                 },
                 Arc::clone(&watchers),

@@ -3,6 +3,9 @@
 //! gateway (REST/JSON, JWT, routing, idempotency, audit), and through nginx as a plain
 //! reverse proxy in front of the gateway, to price one ordinary proxy hop on the same
 //! request; against pgbench's TPC-B on the same PostgreSQL in the same run.
+//!
+//! The three paths of an operation run their open loops at one rate, a share of the slowest
+//! path's closed-loop throughput, so that their latencies compare.
 
 mod nginx;
 mod setup;
@@ -22,7 +25,7 @@ use serde_json::{Map, json};
 use tonic::transport::Channel;
 use uuid::Uuid;
 
-use crate::harness::figures::Report;
+use crate::harness::figures::{OPEN_LOOP_SUFFIX, Report};
 use crate::harness::load::Client;
 use crate::harness::server::Server;
 use crate::harness::servers::{GRPC_CHANNELS, Servers, channel_for};
@@ -32,7 +35,8 @@ use nginx::Nginx;
 /// Options of `corebank bench gateway`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct GatewayBenchOptions {
-    /// Seconds each of the six measured phases runs (and pgbench's).
+    /// Seconds each of the six measured phases runs (and pgbench's, and each of the six open
+    /// loops).
     #[arg(long, default_value_t = 30)]
     pub seconds: u64,
     /// Concurrent clients in each phase, one request at a time each (default: pgbench's
@@ -53,8 +57,8 @@ const LEGACY_SEED_CUSTOMERS: u32 = 2;
 const ADDED_P99_RATIO_MAX: f64 = 1.5;
 /// …and moves at least this many internal transfers per pgbench TPC-B transaction.
 const TRANSFER_RATIO_TO_BASELINE_MIN: f64 = 1.0;
-/// The measured phases: each operation along each path.
-const PHASES: u64 = 6;
+/// The measured phases: each operation along each path, closed loop and open loop.
+const PHASES: u64 = 12;
 
 pub async fn run(settings: &Settings, options: &GatewayBenchOptions) -> anyhow::Result<()> {
     let clients = options
@@ -202,7 +206,7 @@ async fn start_stack(settings: &Settings, url: &str, home: &Path) -> anyhow::Res
 /// Sets up the accounts, starts nginx and runs the phases into `run`: nginx's URL.
 async fn measure(
     options: &GatewayBenchOptions,
-    run: &mut Run,
+    run: &mut Run<'_>,
     nginx_binary: &Path,
     scratch: &Path,
     stack: &Stack,
@@ -287,6 +291,19 @@ async fn measure(
                     result.failures,
                     result.first_failure.as_deref().unwrap_or("none recorded")
                 );
+            }
+            // The three paths at one rate, which the slowest of them keeps up with.
+            let mut slowest = (f64::INFINITY, String::new());
+            for (name, _) in &paths {
+                let throughput_per_s = run.result(name)?.throughput_per_s;
+                if throughput_per_s < slowest.0 {
+                    slowest = (throughput_per_s, name.clone());
+                }
+            }
+            for (name, via) in &paths {
+                phase += 1;
+                let what = format!("{what} ({phase} of {PHASES})");
+                run.open_loop(name, &what, &slowest.1, make(via)).await?;
             }
         }
         Ok::<_, anyhow::Error>(())
@@ -394,9 +411,10 @@ struct AddedLatency {
 }
 
 impl AddedLatency {
-    /// For the operation `operation` (`read`).
-    fn of(report: &Report, operation: &str) -> anyhow::Result<AddedLatency> {
-        let find = |path: &str| report.find(&format!("{path}{operation}"));
+    /// For the operation `operation` (`read`), of the results whose names end in `suffix`
+    /// (the closed loop's, or the open loop's).
+    fn of(report: &Report, operation: &str, suffix: &str) -> anyhow::Result<AddedLatency> {
+        let find = |path: &str| report.find(&format!("{path}{operation}{suffix}"));
         let (direct, gateway, nginx) =
             (find("direct_")?, find("gateway_")?, find("nginx_gateway_")?);
         let gateway_added = gateway.p99_ms - direct.p99_ms;
@@ -420,32 +438,37 @@ fn report(
     mut report: Report,
     nginx_url: &str,
 ) -> anyhow::Result<()> {
-    let added = [
-        ("read", AddedLatency::of(&report, "read")?),
-        ("transfer", AddedLatency::of(&report, "transfer")?),
-    ];
+    let added = |suffix: &str| -> anyhow::Result<[(&'static str, AddedLatency); 2]> {
+        Ok([
+            ("read", AddedLatency::of(&report, "read", suffix)?),
+            ("transfer", AddedLatency::of(&report, "transfer", suffix)?),
+        ])
+    };
+    let (added, added_open_loop) = (added("")?, added(OPEN_LOOP_SUFFIX)?);
     let transfer_ratio = report.find("gateway_transfer")?.ratio_to_baseline;
 
     report.print(&format!(
         "; {clients} clients, {} s per result",
         options.seconds
     ));
-    println!();
-    println!(
-        "{:<10} {:>22} {:>22} {:>8} {:>14}",
-        "added p99", "gateway (- direct) ms", "nginx (- gateway) ms", "ratio", "target <= 1.5"
-    );
-    for (name, added) in &added {
+    for (title, added) in [("added p99", &added), ("open loop", &added_open_loop)] {
+        println!();
         println!(
-            "{:<10} {:>22.2} {:>22.2} {:>8} {:>14}",
-            name,
-            added.gateway_added_p99_ms,
-            added.nginx_added_p99_ms,
-            added
-                .ratio
-                .map_or_else(|| "n/a".to_owned(), |ratio| format!("{ratio:.2}")),
-            if added.target_met { "met" } else { "missed" }
+            "{:<10} {:>22} {:>22} {:>8} {:>14}",
+            title, "gateway (- direct) ms", "nginx (- gateway) ms", "ratio", "target <= 1.5"
         );
+        for (name, added) in added {
+            println!(
+                "{:<10} {:>22.2} {:>22.2} {:>8} {:>14}",
+                name,
+                added.gateway_added_p99_ms,
+                added.nginx_added_p99_ms,
+                added
+                    .ratio
+                    .map_or_else(|| "n/a".to_owned(), |ratio| format!("{ratio:.2}")),
+                if added.target_met { "met" } else { "missed" }
+            );
+        }
     }
     println!(
         "gateway_transfer / pgbench tps: {transfer_ratio:.2} (target >= {TRANSFER_RATIO_TO_BASELINE_MIN:.0}: {})",
@@ -456,26 +479,26 @@ fn report(
         }
     );
     // A failure's text helps here more than anywhere: a proxy's refusal says which hop.
-    for result in &mut report.results {
+    for result in report.closed.iter_mut().chain(&mut report.open) {
         if let Some(failure) = &result.first_failure {
             result.extra.insert("first_failure".into(), json!(failure));
         }
     }
-    let [(_, read), (_, transfer)] = added;
-    let figures = Map::from_iter([
-        (
-            "added_latency".to_owned(),
-            json!({ "read": read, "transfer": transfer }),
-        ),
-        (
-            "gateway_transfer_ratio_to_baseline".to_owned(),
-            json!(transfer_ratio),
-        ),
-        (
-            "target_gateway_transfer_ratio_to_baseline_min".to_owned(),
-            json!(TRANSFER_RATIO_TO_BASELINE_MIN),
-        ),
-    ]);
+    let mut figures = Map::new();
+    for (field, [(_, read), (_, transfer)]) in [
+        ("added_latency", added),
+        ("added_latency_open_loop", added_open_loop),
+    ] {
+        figures.insert(field.into(), json!({ "read": read, "transfer": transfer }));
+    }
+    figures.insert(
+        "gateway_transfer_ratio_to_baseline".into(),
+        json!(transfer_ratio),
+    );
+    figures.insert(
+        "target_gateway_transfer_ratio_to_baseline_min".into(),
+        json!(TRANSFER_RATIO_TO_BASELINE_MIN),
+    );
     report.write_json(
         options.run.json.as_deref(),
         json!({

@@ -1,12 +1,21 @@
 //! The figures: percentiles, one named result, the table a run prints and the JSON it writes
 //! (`../shared/DESIGN.md`'s format: `suite`, `baseline`, `results`, `config`, extra fields
 //! welcome).
+//!
+//! Open-loop results follow every closed-loop result in `results`, each named after its
+//! closed-loop result with `_open_loop` appended, with the closed-loop fields and five more:
+//! `rate_per_s`, `rate_of` (the closed-loop result whose throughput set the rate; null for a
+//! fixed `--open-loop-rate`), `scheduled`, `late` and `unsent`. The top-level `open_loop`
+//! object says how the open loops ran.
 
 use anyhow::Context as _;
 use serde_json::{Map, Value, json};
 
-use super::load::Measured;
+use super::load::{LATE_AFTER, Measured, Schedule};
 use super::server::BASELINE_NAME;
+
+/// What an open-loop result's name adds to its closed-loop result's.
+pub const OPEN_LOOP_SUFFIX: &str = "_open_loop";
 
 /// The `percent`th percentile of latencies sorted in µs, in ms (0 when there are none): the
 /// latency at index `len × percent / 100`.
@@ -20,7 +29,7 @@ pub fn percentile_ms(sorted_us: &[u32], percent: usize) -> f64 {
         .map_or(0.0, |latency_us| f64::from(*latency_us) / 1_000.0)
 }
 
-/// One result of a run.
+/// One result of a run, closed or open loop.
 #[derive(Debug, Clone)]
 pub struct NamedResult {
     pub name: String,
@@ -33,6 +42,8 @@ pub struct NamedResult {
     pub failures: u64,
     pub seconds: f64,
     pub first_failure: Option<String>,
+    /// An open loop's schedule, with the result its rate came from.
+    pub open_loop: Option<(Schedule, Option<String>)>,
     /// Fields only this suite reports, beside the harness's (the saga's `replicas`).
     pub extra: Map<String, Value>,
 }
@@ -54,6 +65,7 @@ impl NamedResult {
             failures: measured.failures,
             seconds: measured.seconds,
             first_failure: measured.first_failure,
+            open_loop: None,
             extra: Map::new(),
         }
     }
@@ -69,6 +81,13 @@ impl NamedResult {
         fields.insert(count_field.into(), json!(self.succeeded));
         fields.insert("failures".into(), json!(self.failures));
         fields.insert("seconds".into(), json!(self.seconds));
+        if let Some((schedule, rate_of)) = &self.open_loop {
+            fields.insert("rate_per_s".into(), json!(schedule.rate_per_s));
+            fields.insert("rate_of".into(), json!(rate_of));
+            fields.insert("scheduled".into(), json!(schedule.scheduled));
+            fields.insert("late".into(), json!(schedule.late));
+            fields.insert("unsent".into(), json!(schedule.unsent));
+        }
         fields.extend(self.extra.clone());
         Value::Object(fields)
     }
@@ -81,27 +100,33 @@ pub struct Report {
     /// What one request is, in the plural: the table's unit and the JSON's count field.
     pub unit: &'static str,
     pub baseline_tps: f64,
-    pub results: Vec<NamedResult>,
+    pub closed: Vec<NamedResult>,
+    pub open: Vec<NamedResult>,
     /// What every suite's `config` holds: `clients`, `seconds`, `pgbench_scale` and
     /// `pgbench_clients`.
     pub config: Value,
+    /// The JSON's `open_loop` object.
+    pub open_loop: Value,
 }
 
 impl Report {
-    /// The result named `name`.
+    /// The result named `name`, closed or open loop.
     pub fn find(&self, name: &str) -> anyhow::Result<&NamedResult> {
-        self.results
+        self.closed
             .iter()
+            .chain(&self.open)
             .find(|result| result.name == name)
             .with_context(|| format!("no result {name}"))
     }
 
-    /// The summary table. `notes` go in the headline, after the baseline.
+    /// The summary tables: the closed-loop results, then the open-loop ones. `notes` go in
+    /// the headline, after the baseline.
     pub fn print(&self, notes: &str) {
         let tps = self.baseline_tps;
         let width = self
-            .results
+            .closed
             .iter()
+            .chain(&self.open)
             .map(|result| result.name.len())
             .max()
             .unwrap_or(0)
@@ -116,20 +141,61 @@ impl Report {
             "{:<width$} {:>14} {:>9} {:>9} {:>10} {:>9}",
             "result", unit_per_s, "p50 ms", "p99 ms", "x pgbench", "failures"
         );
-        for r in &self.results {
+        for r in &self.closed {
             println!(
                 "{:<width$} {:>14.0} {:>9.2} {:>9.2} {:>10.2} {:>9}",
                 r.name, r.throughput_per_s, r.p50_ms, r.p99_ms, r.ratio_to_baseline, r.failures
             );
         }
+        if self.open.is_empty() {
+            return;
+        }
+        println!();
+        println!(
+            "open loop: a fixed arrival rate, latency from each request's scheduled send time \
+             (late: sent over {} ms after it; unsent: never sent, every client busy)",
+            LATE_AFTER.as_millis()
+        );
+        println!(
+            "{:<width$} {:>10} {:>14} {:>9} {:>9} {:>10} {:>9} {:>7} {:>7}",
+            "result",
+            "rate/s",
+            unit_per_s,
+            "p50 ms",
+            "p99 ms",
+            "x pgbench",
+            "failures",
+            "late",
+            "unsent"
+        );
+        for r in &self.open {
+            let (rate_per_s, late, unsent) = r
+                .open_loop
+                .as_ref()
+                .map_or((0.0, 0, 0), |(s, _)| (s.rate_per_s, s.late, s.unsent));
+            println!(
+                "{:<width$} {:>10.0} {:>14.0} {:>9.2} {:>9.2} {:>10.2} {:>9} {:>7} {:>7}",
+                r.name,
+                rate_per_s,
+                r.throughput_per_s,
+                r.p50_ms,
+                r.p99_ms,
+                r.ratio_to_baseline,
+                r.failures,
+                late,
+                unsent
+            );
+        }
     }
 
-    /// The figures as JSON: `suite`, `baseline`, `results`, `config` (what every suite's
-    /// holds, and `config`'s fields), and `extra`'s fields.
+    /// The figures as JSON: `suite`, `baseline`, `results` (closed loop, then open loop),
+    /// `config` (what every suite's holds, and `config`'s fields) and `open_loop`, and `extra`'s
+    /// fields.
     pub fn to_json(&self, config: Value, extra: Map<String, Value>) -> Value {
         let results: Vec<Value> = self
-            .results
+            .closed
             .iter()
+            .chain(&self.open)
             .map(|result| result.to_json(self.unit))
             .collect();
         let mut all_config = self.config.as_object().cloned().unwrap_or_default();
@@ -142,6 +208,7 @@ impl Report {
         );
         figures.insert("results".into(), Value::Array(results));
         figures.insert("config".into(), Value::Object(all_config));
+        figures.insert("open_loop".into(), self.open_loop.clone());
         figures.extend(extra);
         Value::Object(figures)
     }
@@ -209,14 +276,31 @@ mod tests {
     }
 
     #[test]
-    fn the_json_holds_the_results_with_the_suites_count_field_and_config() {
-        let result = NamedResult::new("uniform".to_owned(), measured(vec![1_000], 0, 1.0), 1.0);
+    fn closed_loop_results_keep_their_fields_and_open_loop_ones_follow_with_their_schedule() {
+        let closed = NamedResult::new("uniform".to_owned(), measured(vec![1_000], 0, 1.0), 1.0);
+        let mut open = NamedResult::new(
+            format!("uniform{OPEN_LOOP_SUFFIX}"),
+            measured(vec![2_000], 0, 1.0),
+            1.0,
+        );
+        open.open_loop = Some((
+            Schedule {
+                rate_per_s: 0.7,
+                scheduled: 1,
+                late: 0,
+                unsent: 0,
+                in_flight_max: 2,
+            },
+            Some("uniform".to_owned()),
+        ));
         let report = Report {
             suite: "ledger",
             unit: "transfers",
             baseline_tps: 1.0,
-            results: vec![result],
+            closed: vec![closed],
+            open: vec![open],
             config: json!({ "clients": 64, "seconds": 30 }),
+            open_loop: json!({ "rate_percent": 70 }),
         };
         let extra = Map::from_iter([("added_latency".to_owned(), json!({}))]);
         let figures = report.to_json(json!({ "accounts": 10 }), extra);
@@ -224,10 +308,17 @@ mod tests {
             |value: &Value| -> Vec<String> { value.as_object().unwrap().keys().cloned().collect() };
         assert_eq!(
             keys(&figures),
-            ["added_latency", "baseline", "config", "results", "suite"]
+            [
+                "added_latency",
+                "baseline",
+                "config",
+                "open_loop",
+                "results",
+                "suite"
+            ]
         );
-        assert_eq!(figures["baseline"]["name"], "pgbench_tpcb");
         assert_eq!(keys(&figures["config"]), ["accounts", "clients", "seconds"]);
+        assert_eq!(figures["baseline"]["name"], "pgbench_tpcb");
         assert_eq!(
             keys(&figures["results"][0]),
             [
@@ -241,6 +332,9 @@ mod tests {
                 "transfers"
             ]
         );
-        assert_eq!(report.find("uniform").unwrap().p50_ms, 1.0);
+        assert_eq!(figures["results"][1]["name"], "uniform_open_loop");
+        assert_eq!(figures["results"][1]["rate_of"], "uniform");
+        assert_eq!(figures["results"][1]["rate_per_s"], 0.7);
+        assert_eq!(report.find("uniform_open_loop").unwrap().p50_ms, 2.0);
     }
 }

@@ -1,5 +1,5 @@
 //! What every suite shares: the PostgreSQL server and its pgbench baseline (`server`), the
-//! components under test (`servers`), load generation (`load`), and the figures:
+//! components under test (`servers`), closed- and open-loop load (`load`), and the figures:
 //! percentiles, the table and the JSON (`figures`). A suite says what one request is (a
 //! `load::Client`) and which results it reports; `Run` measures them.
 
@@ -12,15 +12,22 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use serde_json::json;
 
-use figures::{NamedResult, Report};
-use load::Client;
+use figures::{NamedResult, OPEN_LOOP_SUFFIX, Report};
+use load::{Client, LATE_AFTER};
 
+/// Clients of an open loop per closed-loop client: the most requests it has in flight, so
+/// that a server slower than the rate is seen as late and unsent requests rather than as an
+/// ever longer queue.
+pub const OPEN_LOOP_IN_FLIGHT_PER_CLIENT: usize = 2;
 /// Set-up requests (opening and funding accounts) in flight at once.
 const SETUP_IN_FLIGHT_MAX: usize = 32;
+/// The lowest arrival rate an open loop runs at.
+const OPEN_LOOP_RATE_MIN_PER_S: f64 = 1.0;
 
-/// What every suite's options share: the pgbench baseline and the JSON file.
+/// What every suite's options share: the pgbench baseline, the JSON file and the open loops.
 #[derive(Debug, Clone, clap::Args)]
 pub struct RunOptions {
     /// pgbench's scale factor (`pgbench -i -s`).
@@ -32,18 +39,27 @@ pub struct RunOptions {
     /// Also write the figures as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// The open loops' arrival rate, in percent of the closed-loop throughput just measured
+    /// for the same result (for the gateway: of the slowest path of the same operation).
+    #[arg(long, default_value_t = 70, value_parser = clap::value_parser!(u32).range(1..=1_000))]
+    pub open_loop_percent: u32,
+    /// A fixed arrival rate for every open loop, in requests per second, instead of
+    /// --open-loop-percent.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub open_loop_rate: Option<u32>,
 }
 
 /// One run of a suite: what every phase shares, and the results so far.
 #[derive(Debug)]
-pub struct Run {
-    /// Concurrent clients.
+pub struct Run<'a> {
+    /// Concurrent clients of a closed loop.
     clients: usize,
     duration: Duration,
+    options: &'a RunOptions,
     report: Report,
 }
 
-impl Run {
+impl<'a> Run<'a> {
     /// A run of `suite`, whose requests are `unit` (plural), against `baseline_tps`.
     pub fn new(
         suite: &'static str,
@@ -51,47 +67,148 @@ impl Run {
         baseline_tps: f64,
         clients: usize,
         seconds: u64,
-        options: &RunOptions,
-    ) -> Run {
+        options: &'a RunOptions,
+    ) -> Run<'a> {
+        let in_flight_max = clients.saturating_mul(OPEN_LOOP_IN_FLIGHT_PER_CLIENT);
         Run {
             clients,
             duration: Duration::from_secs(seconds),
+            options,
             report: Report {
                 suite,
                 unit,
                 baseline_tps,
-                results: Vec::new(),
+                closed: Vec::new(),
+                open: Vec::new(),
                 config: json!({
                     "clients": clients,
                     "seconds": seconds,
                     "pgbench_scale": options.pgbench_scale,
                     "pgbench_clients": options.pgbench_clients,
                 }),
+                open_loop: json!({
+                    "latency_from": "scheduled send time",
+                    "rate_percent": options.open_loop_rate.is_none().then_some(options.open_loop_percent),
+                    "fixed_rate_per_s": options.open_loop_rate,
+                    "in_flight_max": in_flight_max,
+                    "late_after_ms": LATE_AFTER.as_millis(),
+                }),
             },
         }
     }
 
     /// Measures a closed loop of `self.clients` clients made by `make` (numbered from 0), each
-    /// sending `what`, and says what it measured: the result named `name`, to add a suite's
-    /// own fields to.
+    /// sending `what`: the result named `name`.
     pub async fn closed_loop<C: Client>(
         &mut self,
         name: &str,
         what: &str,
         make: impl FnMut(usize) -> anyhow::Result<C>,
     ) -> anyhow::Result<&mut NamedResult> {
+        let intro = format!("{} clients, {what}", self.clients);
+        let result = self
+            .measure(name.to_owned(), &intro, self.clients, make, None)
+            .await?;
+        Ok(pushed(&mut self.report.closed, result))
+    }
+
+    /// Measures an open loop of clients made by `make`, at `--open-loop-rate`, or else at
+    /// `--open-loop-percent` of the closed-loop throughput of the result `rate_of`: the
+    /// result named `name` with `_open_loop` appended.
+    pub async fn open_loop<C: Client>(
+        &mut self,
+        name: &str,
+        what: &str,
+        rate_of: &str,
+        make: impl FnMut(usize) -> anyhow::Result<C>,
+    ) -> anyhow::Result<&mut NamedResult> {
+        let percent = self.options.open_loop_percent;
+        let (rate_per_s, rate_of, basis) = match self.options.open_loop_rate {
+            Some(fixed) => (f64::from(fixed), None, "--open-loop-rate".to_owned()),
+            None => {
+                let basis_per_s = self.result(rate_of)?.throughput_per_s;
+                let rate_per_s = basis_per_s * f64::from(percent) / 100.0;
+                (
+                    rate_per_s.max(OPEN_LOOP_RATE_MIN_PER_S),
+                    Some(rate_of.to_owned()),
+                    format!("{percent}% of {rate_of}'s closed-loop throughput"),
+                )
+            }
+        };
+        let in_flight_max = self.clients.saturating_mul(OPEN_LOOP_IN_FLIGHT_PER_CLIENT);
+        let intro =
+            format!("{rate_per_s:.0}/s ({basis}), at most {in_flight_max} in flight, {what}");
+        let name = format!("{name}{OPEN_LOOP_SUFFIX}");
+        let result = self
+            .measure(
+                name,
+                &intro,
+                in_flight_max,
+                make,
+                Some((rate_per_s, rate_of)),
+            )
+            .await?;
+        Ok(pushed(&mut self.report.open, result))
+    }
+
+    /// A closed loop, then an open loop at the rate its throughput gives, with clients made
+    /// alike: the two results, to add a suite's own fields to.
+    pub async fn both<C: Client>(
+        &mut self,
+        name: &str,
+        what: &str,
+        mut make: impl FnMut(usize) -> anyhow::Result<C>,
+    ) -> anyhow::Result<[&mut NamedResult; 2]> {
+        self.closed_loop(name, what, &mut make).await?;
+        self.open_loop(name, what, name, make).await?;
+        let closed = self.report.closed.last_mut();
+        let open = self.report.open.last_mut();
+        closed
+            .zip(open)
+            .map(|(closed, open)| [closed, open])
+            .context("the results just measured are missing")
+    }
+
+    /// The result named `name`, closed or open loop.
+    pub fn result(&self, name: &str) -> anyhow::Result<&NamedResult> {
+        self.report.find(name)
+    }
+
+    /// Runs one phase, open loop at `open_loop`'s rate (with the result it came from) or else
+    /// closed loop, and says what it measured.
+    async fn measure<C: Client>(
+        &self,
+        name: String,
+        intro: &str,
+        clients: usize,
+        make: impl FnMut(usize) -> anyhow::Result<C>,
+        open_loop: Option<(f64, Option<String>)>,
+    ) -> anyhow::Result<NamedResult> {
         let (suite, unit) = (self.report.suite, self.report.unit);
         let label = format!("{suite}: {name}");
+        println!("{label}: {intro}, {} s", self.duration.as_secs());
+        let clients = (0..clients).map(make).collect::<anyhow::Result<_>>()?;
+        let result = match open_loop {
+            None => {
+                let measured = load::closed_loop(&label, clients, self.duration).await?;
+                NamedResult::new(name, measured, self.report.baseline_tps)
+            }
+            Some((rate_per_s, rate_of)) => {
+                let measured = load::open_loop(&label, clients, self.duration, rate_per_s).await?;
+                let schedule = measured.schedule;
+                let mut result = NamedResult::new(name, measured, self.report.baseline_tps);
+                result.open_loop = schedule.map(|schedule| (schedule, rate_of));
+                result
+            }
+        };
+        let schedule = result
+            .open_loop
+            .as_ref()
+            .map_or_else(String::new, |(s, _)| {
+                format!(", {} late, {} unsent", s.late, s.unsent)
+            });
         println!(
-            "{label}: {} clients, {what}, {} s",
-            self.clients,
-            self.duration.as_secs()
-        );
-        let clients = (0..self.clients).map(make).collect::<anyhow::Result<_>>()?;
-        let measured = load::closed_loop(&label, clients, self.duration).await?;
-        let result = NamedResult::new(name.to_owned(), measured, self.report.baseline_tps);
-        println!(
-            "{label}: {:.0} {unit}/s, p50 {:.2} ms, p99 {:.2} ms, {:.2}x pgbench ({} failures)",
+            "{label}: {:.0} {unit}/s, p50 {:.2} ms, p99 {:.2} ms, {:.2}x pgbench ({} failures{schedule})",
             result.throughput_per_s,
             result.p50_ms,
             result.p99_ms,
@@ -101,9 +218,7 @@ impl Run {
         if let Some(failure) = &result.first_failure {
             println!("{label}: first failure: {failure}");
         }
-        self.report.results.push(result);
-        let index = self.report.results.len() - 1;
-        Ok(&mut self.report.results[index])
+        Ok(result)
     }
 
     /// The results, to print and write.
@@ -136,6 +251,13 @@ where
         done.push(finished??);
     }
     Ok(done)
+}
+
+/// Adds `result` to `results`: the result, to add a suite's own fields to.
+fn pushed(results: &mut Vec<NamedResult>, result: NamedResult) -> &mut NamedResult {
+    let index = results.len();
+    results.push(result);
+    &mut results[index]
 }
 
 /// A gRPC call's answer as a load client reports it: nothing when it succeeded, else what
