@@ -124,7 +124,7 @@ impl<'a> Run<'a> {
     ) -> anyhow::Result<&mut NamedResult> {
         let percent = self.options.open_loop_percent;
         let (rate_per_s, rate_of, basis) = match self.options.open_loop_rate {
-            Some(fixed) => (f64::from(fixed), None, "--open-loop-rate".to_owned()),
+            Some(fixed_per_s) => (f64::from(fixed_per_s), None, "--open-loop-rate".to_owned()),
             None => {
                 let basis_per_s = self.result(rate_of)?.throughput_per_s;
                 let rate_per_s = basis_per_s * f64::from(percent) / 100.0;
