@@ -16,6 +16,7 @@ struct Cli {
 enum Command {
     /// Run the whole platform in one process: a private PostgreSQL unless DATABASE_URL is
     /// set, migrations, every component. Ctrl-C stops it all cleanly.
+    #[cfg(feature = "mocks")]
     Up,
     /// Run one component in this process, against DATABASE_URL (already migrated), as in
     /// production. Several replicas of a component may run against one database.
@@ -47,6 +48,7 @@ enum Command {
         dir: Option<std::path::PathBuf>,
     },
     /// Run a benchmark suite against a baseline measured in the same run.
+    #[cfg(feature = "mocks")]
     Bench {
         #[command(subcommand)]
         suite: corebank_bench::BenchSuite,
@@ -88,6 +90,7 @@ enum Command {
 pub async fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
+        #[cfg(feature = "mocks")]
         Command::Up => {
             let settings = Settings::from_env()?;
             corebank_service::telemetry::init(settings.log_format, &settings.log_filter);
@@ -134,6 +137,7 @@ pub async fn run() -> anyhow::Result<()> {
             let settings = Settings::from_env()?;
             certs(&settings, dir)
         }
+        #[cfg(feature = "mocks")]
         Command::Bench { suite } => {
             let settings = Settings::from_env()?;
             corebank_service::telemetry::init(settings.log_format, "warn");

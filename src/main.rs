@@ -6,6 +6,7 @@ mod legacy;
 mod outbox;
 mod serve;
 mod token;
+#[cfg(feature = "mocks")]
 mod up;
 
 use std::process::ExitCode;

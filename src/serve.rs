@@ -1,10 +1,9 @@
 //! `corebank serve <component>`: one component in this process, as in production.
 
 use anyhow::Context as _;
-use corebank_components::{
-    clients_as, demo, deposits, gateway, ledger, legacy_adapter, legacy_core, payments, rail_sim,
-    relay,
-};
+use corebank_components::{clients_as, deposits, gateway, ledger, legacy_adapter, payments, relay};
+#[cfg(feature = "mocks")]
+use corebank_components::{demo, legacy_core, rail_sim};
 use corebank_db::Db;
 use corebank_service::internal::{self, component_names};
 use corebank_service::{ServeOptions, Settings};
@@ -22,15 +21,18 @@ pub enum ComponentName {
     /// as sagas, `corebank.saga.v1.SagaAdmin` over them) and the rail's callbacks under
     /// `/payments/rail/v1`; needs `COREBANK_DEPOSITS_URL` and `COREBANK_RAIL_URL`.
     Payments,
+    #[cfg(feature = "mocks")]
     /// The clearing rail simulator under `/rail-sim/v1`, delivering to
     /// `COREBANK_RAIL_BANK_URL`.
     RailSim,
+    #[cfg(feature = "mocks")]
     /// The demo saga's executor (schema `demo`), with gRPC `corebank.saga.v1.SagaAdmin`
     /// over its sagas: a working example of the saga library, and what the crash tests kill.
     Demo,
     /// The outbox relay: publishes the outboxes of `COREBANK_RELAY_SCHEMAS` to NATS
     /// JetStream (`COREBANK_NATS_URL`), in order per aggregate, at least once.
     Relay,
+    #[cfg(feature = "mocks")]
     /// The mock legacy core (schema `legacy_core`): OFS over TCP on
     /// `COREBANK_LEGACY_CORE_ADDR`, health and metrics on `COREBANK_LISTEN_ADDR`; seeds
     /// `COREBANK_LEGACY_SEED_CUSTOMERS` customers when its books are empty.
@@ -52,9 +54,12 @@ impl ComponentName {
             ComponentName::Ledger => component_names::LEDGER,
             ComponentName::Deposits => component_names::DEPOSITS,
             ComponentName::Payments => component_names::PAYMENTS,
+            #[cfg(feature = "mocks")]
             ComponentName::RailSim => component_names::RAIL,
+            #[cfg(feature = "mocks")]
             ComponentName::Demo => component_names::DEMO,
             ComponentName::Relay => component_names::RELAY,
+            #[cfg(feature = "mocks")]
             ComponentName::LegacyCore => component_names::LEGACY_CORE,
             ComponentName::LegacyAdapter => component_names::LEGACY_ADAPTER,
             ComponentName::Gateway => component_names::GATEWAY,
@@ -67,12 +72,15 @@ impl ComponentName {
     /// `serve` therefore applies itself.
     fn mock_schema(self) -> Option<&'static str> {
         match self {
+            #[cfg(feature = "mocks")]
             ComponentName::LegacyCore => Some("legacy_core"),
+            #[cfg(feature = "mocks")]
             ComponentName::Demo => Some("demo"),
+            #[cfg(feature = "mocks")]
+            ComponentName::RailSim => None,
             ComponentName::Ledger
             | ComponentName::Deposits
             | ComponentName::Payments
-            | ComponentName::RailSim
             | ComponentName::Relay
             | ComponentName::LegacyAdapter
             | ComponentName::Gateway => None,
@@ -148,8 +156,10 @@ pub async fn serve(name: ComponentName, settings: &Settings) -> anyhow::Result<(
     }
     let components_shutdown = CancellationToken::new();
     let mut relay_task = None;
+    #[cfg(feature = "mocks")]
     let mut core_task = None;
     let component = match name {
+        #[cfg(feature = "mocks")]
         ComponentName::LegacyCore => {
             let (component, task, addr) =
                 legacy_core(settings, url, 0, components_shutdown.clone()).await?;
@@ -182,6 +192,7 @@ pub async fn serve(name: ComponentName, settings: &Settings) -> anyhow::Result<(
             legacy_adapter(settings, url, settings.legacy_core_addr).await?
         }
         ComponentName::Ledger => ledger(settings, url, components_shutdown.clone())?,
+        #[cfg(feature = "mocks")]
         ComponentName::Demo => demo(settings, url, components_shutdown.clone(), true)?,
         ComponentName::Payments => {
             let deposits_url = settings.deposits_url.as_deref().context(
@@ -200,6 +211,7 @@ pub async fn serve(name: ComponentName, settings: &Settings) -> anyhow::Result<(
                 components_shutdown.clone(),
             )?
         }
+        #[cfg(feature = "mocks")]
         ComponentName::RailSim => {
             let bank_url = settings.rail_bank_url.as_deref().context(
                 "COREBANK_RAIL_BANK_URL is not set: where the payments component takes the rail's \
@@ -249,6 +261,7 @@ pub async fn serve(name: ComponentName, settings: &Settings) -> anyhow::Result<(
     if let Some(task) = relay_task {
         task.await.context("the outbox relay task failed")?;
     }
+    #[cfg(feature = "mocks")]
     if let Some(task) = core_task {
         task.await.context("the legacy core task failed")?;
     }

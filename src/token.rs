@@ -31,7 +31,8 @@ impl RoleArg {
     }
 }
 
-/// How long dev tokens are valid by default.
+/// How long the dev tokens `up` prints are valid.
+#[cfg(feature = "mocks")]
 pub const DEV_TOKEN_TTL: Duration = Duration::from_secs(12 * 3_600);
 
 /// A signed dev token for `role`.

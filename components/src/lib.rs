@@ -7,7 +7,9 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use corebank_db::Db;
 use corebank_kernel::SystemClock;
-use corebank_service::internal::{self, Allow, InternalClients, allowed_callers, component_names};
+use corebank_service::internal::{self, InternalClients, component_names};
+#[cfg(feature = "mocks")]
+use corebank_service::internal::{Allow, allowed_callers};
 use corebank_service::{Component, InternalMode, Settings};
 use tokio_util::sync::CancellationToken;
 
@@ -36,6 +38,7 @@ pub async fn gateway(
         .map_err(|error| anyhow::anyhow!("starting the gateway: {}", error.message))
 }
 
+#[cfg(feature = "mocks")]
 /// The mock legacy core on `url`: OFS on `COREBANK_LEGACY_CORE_ADDR` until `shutdown`. When
 /// `COREBANK_LEGACY_SEED_CUSTOMERS` is 0, `default_seed` customers are seeded instead.
 pub async fn legacy_core(
@@ -242,6 +245,7 @@ pub fn payments(
     Ok(component)
 }
 
+#[cfg(feature = "mocks")]
 /// The rail simulator, delivering to the bank at `bank_url` (`…/payments/rail/v1`) with
 /// the rail's certificate in `mode`.
 pub fn rail_sim(
@@ -271,6 +275,7 @@ pub fn rail_sim(
     ))
 }
 
+#[cfg(feature = "mocks")]
 /// The demo component on `url`: a saga executor running the demo saga until `shutdown`,
 /// and the operators' gRPC service over the `demo` schema's sagas.
 pub fn demo(
