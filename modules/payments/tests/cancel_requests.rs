@@ -22,11 +22,7 @@ async fn a_cancel_is_idempotent_by_request_id_and_refuses_other_content() {
     })
     .await;
     let debtor = h.account("500.00").await;
-    let started = h
-        .payments
-        .initiate(h.payment(&debtor, "100.00"))
-        .await
-        .unwrap();
+    let started = h.pay(&debtor, "100.00").await;
     let mut client = PaymentsClient::new(h.payments_channel());
     let ask = |request_id: &str, reason: &str| pb::CancelPaymentRequest {
         payment_id: started.record.id.to_string(),

@@ -48,10 +48,8 @@ async fn a_payment_is_held_screened_sent_accepted_and_settled_once() {
             "record:do"
         ]
     );
-    assert_eq!(
-        h.balances(&debtor).await,
-        ("750.00".into(), "0.00".into(), "750.00".into())
-    );
+    h.assert_balances(&debtor, ("750.00", "0.00", "750.00"))
+        .await;
     // The same request again: the same payment, marked replayed; other content: refused.
     let again = h.payments.initiate(new.clone()).await.unwrap();
     assert!(again.replayed);
@@ -75,38 +73,22 @@ async fn every_action_run_twice_gives_the_same_result() {
     })
     .await;
     let debtor = h.account("1000.00").await;
-    let started = h
-        .payments
-        .initiate(h.payment(&debtor, "250.00"))
-        .await
-        .unwrap();
+    let started = h.pay(&debtor, "250.00").await;
     let done = h.settled(started.record.id).await;
     assert_eq!(done.status, "settled", "{:?}", done.steps);
-    assert_eq!(
-        h.balances(&debtor).await,
-        ("750.00".into(), "0.00".into(), "750.00".into())
-    );
+    h.assert_balances(&debtor, ("750.00", "0.00", "750.00"))
+        .await;
 }
 
 async fn failure_at_each_step_unwinds(h: &Harness) {
     // hold: more than the account has.
     let debtor = h.account("100.00").await;
-    let failed = h
-        .payments
-        .initiate(h.payment(&debtor, "100.01"))
-        .await
-        .unwrap();
+    let failed = h.pay(&debtor, "100.01").await;
     let failed = h.settled(failed.record.id).await;
     assert_eq!(failed.status, "failed");
-    assert!(
-        failed.reason.contains("insufficient_funds"),
-        "{}",
-        failed.reason
-    );
-    assert_eq!(
-        h.balances(&debtor).await,
-        ("100.00".into(), "0.00".into(), "100.00".into())
-    );
+    assert_reason(&failed, "insufficient_funds");
+    h.assert_balances(&debtor, ("100.00", "0.00", "100.00"))
+        .await;
 
     // screen: the creditor is blocklisted; the hold is released.
     h.payments
@@ -118,21 +100,10 @@ async fn failure_at_each_step_unwinds(h: &Harness) {
     let blocked = h.payments.initiate(blocked).await.unwrap();
     let blocked = h.settled(blocked.record.id).await;
     assert_eq!(blocked.status, "failed");
-    assert!(
-        blocked.reason.contains("sanctions list 7"),
-        "{}",
-        blocked.reason
-    );
-    assert!(
-        blocked
-            .steps
-            .iter()
-            .any(|s| s.step == "hold" && s.direction == "undo" && s.outcome == "done")
-    );
-    assert_eq!(
-        h.balances(&debtor).await,
-        ("100.00".into(), "0.00".into(), "100.00".into())
-    );
+    assert_reason(&blocked, "sanctions list 7");
+    assert!(hold_released(&blocked), "{:?}", blocked.steps);
+    h.assert_balances(&debtor, ("100.00", "0.00", "100.00"))
+        .await;
 
     // send (the pivot itself): the rail refuses the message; the hold is released.
     let mut refused = h.payment(&debtor, "40.00");
@@ -140,15 +111,9 @@ async fn failure_at_each_step_unwinds(h: &Harness) {
     let refused = h.payments.initiate(refused).await.unwrap();
     let refused = h.settled(refused.record.id).await;
     assert_eq!(refused.status, "failed");
-    assert!(
-        refused.reason.contains("refused the pacs.008"),
-        "{}",
-        refused.reason
-    );
-    assert_eq!(
-        h.balances(&debtor).await,
-        ("100.00".into(), "0.00".into(), "100.00".into())
-    );
+    assert_reason(&refused, "refused the pacs.008");
+    h.assert_balances(&debtor, ("100.00", "0.00", "100.00"))
+        .await;
 }
 
 /// A rail that decides but never sends its pacs.002: the bank has to ask (after
@@ -216,11 +181,7 @@ async fn a_rejection_by_the_rail_releases_the_hold_and_a_silent_rail_is_asked() 
     })
     .await;
     let debtor = h.account("500.00").await;
-    let started = h
-        .payments
-        .initiate(h.payment(&debtor, "200.00"))
-        .await
-        .unwrap();
+    let started = h.pay(&debtor, "200.00").await;
     let done = h.settled(started.record.id).await;
     assert_eq!(done.status, "rejected");
     assert_eq!(
@@ -229,18 +190,12 @@ async fn a_rejection_by_the_rail_releases_the_hold_and_a_silent_rail_is_asked() 
         "{:?}",
         h.payments.payment(started.record.id).await.unwrap().steps
     );
-    assert_eq!(
-        h.balances(&debtor).await,
-        ("500.00".into(), "0.00".into(), "500.00".into())
-    );
+    h.assert_balances(&debtor, ("500.00", "0.00", "500.00"))
+        .await;
 
     let h = start(silent_rail(Duration::from_millis(300))).await;
     let debtor = h.account("500.00").await;
-    let started = h
-        .payments
-        .initiate(h.payment(&debtor, "200.00"))
-        .await
-        .unwrap();
+    let started = h.pay(&debtor, "200.00").await;
     let done = h.settled(started.record.id).await;
     assert_eq!(done.status, "settled", "{:?}", done.steps);
     assert!(
@@ -261,11 +216,7 @@ async fn a_payment_can_be_cancelled_until_the_pivot_and_not_after() {
     })
     .await;
     let debtor = h.account("500.00").await;
-    let started = h
-        .payments
-        .initiate(h.payment(&debtor, "100.00"))
-        .await
-        .unwrap();
+    let started = h.pay(&debtor, "100.00").await;
     assert_eq!(started.status, "initiated");
     let cancelled = h
         .payments
@@ -290,11 +241,7 @@ async fn a_payment_can_be_cancelled_until_the_pivot_and_not_after() {
     // A silent rail and a long wait keep a payment past its pivot.
     let h = start(silent_rail(Duration::from_secs(60))).await;
     let debtor = h.account("500.00").await;
-    let started = h
-        .payments
-        .initiate(h.payment(&debtor, "100.00"))
-        .await
-        .unwrap();
+    let started = h.pay(&debtor, "100.00").await;
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
         let view = h.payments.payment(started.record.id).await.unwrap();
@@ -468,11 +415,7 @@ async fn every_outcome_leaves_its_event_in_the_outbox() {
     })
     .await;
     let debtor = h.account("1000.00").await;
-    let ok = h
-        .payments
-        .initiate(h.payment(&debtor, "10.00"))
-        .await
-        .unwrap();
+    let ok = h.pay(&debtor, "10.00").await;
     assert_eq!(h.settled(ok.record.id).await.status, "settled");
     let mut refused = h.payment(&debtor, "10.00");
     refused.creditor_account = "DE89370400440532013000".to_owned();
@@ -511,11 +454,7 @@ async fn only_a_final_status_report_settles_a_payment() {
     // A silent rail: the test plays the rail's reports itself.
     let h = start(silent_rail(Duration::from_secs(60))).await;
     let debtor = h.account("500.00").await;
-    let started = h
-        .payments
-        .initiate(h.payment(&debtor, "100.00"))
-        .await
-        .unwrap();
+    let started = h.pay(&debtor, "100.00").await;
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while h.payments.payment(started.record.id).await.unwrap().status != "sent" {
         assert!(std::time::Instant::now() < deadline, "not sent");
@@ -547,10 +486,8 @@ async fn only_a_final_status_report_settles_a_payment() {
         (done.status.as_str(), done.reason.as_str()),
         ("rejected", "AM04")
     );
-    assert_eq!(
-        h.balances(&debtor).await,
-        ("500.00".into(), "0.00".into(), "500.00".into())
-    );
+    h.assert_balances(&debtor, ("500.00", "0.00", "500.00"))
+        .await;
     // A malformed report is refused and changes nothing.
     assert_eq!(post("<not-iso/>".to_owned()).await, 422);
 }
@@ -568,31 +505,19 @@ async fn velocity_counts_only_payments_that_were_not_refused_or_failed() {
     let debtor = h.account("5000.00").await;
     // Three payments over the threshold: refused by screening, each one failed.
     for _ in 0..3 {
-        let started = h
-            .payments
-            .initiate(h.payment(&debtor, "1500.00"))
-            .await
-            .unwrap();
+        let started = h.pay(&debtor, "1500.00").await;
         let done = h.settled(started.record.id).await;
         assert_eq!(done.status, "failed", "{:?}", done.steps);
     }
     // The refusals used none of the account's allowance of two an hour.
     for _ in 0..2 {
-        let started = h
-            .payments
-            .initiate(h.payment(&debtor, "10.00"))
-            .await
-            .unwrap();
+        let started = h.pay(&debtor, "10.00").await;
         let done = h.settled(started.record.id).await;
         assert_eq!(done.status, "settled", "{:?}", done.steps);
     }
-    let third = h
-        .payments
-        .initiate(h.payment(&debtor, "10.00"))
-        .await
-        .unwrap();
+    let third = h.pay(&debtor, "10.00").await;
     let done = h.settled(third.record.id).await;
     assert_eq!(done.status, "failed", "{:?}", done.steps);
-    assert!(done.reason.contains("within an hour"), "{}", done.reason);
+    assert_reason(&done, "within an hour");
     assert_eq!(h.balances(&debtor).await.0, "4980.00");
 }

@@ -15,7 +15,7 @@ mod common;
 #[path = "common/sample_lists.rs"]
 mod sample_lists;
 
-use common::{Harness, Setup, error_code as code, start};
+use common::{Harness, Setup, assert_reason, error_code as code, hold_released, start};
 use corebank_api::payments::v1 as pb;
 use corebank_api::payments::v1::payments_review_client::PaymentsReviewClient;
 use corebank_payments::app::sanctions::SanctionsList;
@@ -165,16 +165,10 @@ async fn a_un_hit_waits_in_review_with_its_hold_and_a_four_eyes_release_sends_it
     let debtor = h.account("100.00").await;
     let payment = held(&h, &debtor, "40.00", "Sidorov, Ivan Petrovich").await;
     let held = h.payments.payment(payment).await.unwrap();
-    assert!(
-        held.reason.contains("un_consolidated 6908555"),
-        "{}",
-        held.reason
-    );
+    assert_reason(&held, "un_consolidated 6908555");
     // The hold stays in place while the payment waits; nothing went to the rail.
-    assert_eq!(
-        h.balances(&debtor).await,
-        ("100.00".into(), "40.00".into(), "60.00".into())
-    );
+    h.assert_balances(&debtor, ("100.00", "40.00", "60.00"))
+        .await;
     assert!(!held.steps.iter().any(|s| s.step == "send"));
     let saga = corebank_saga::ops::get(h.payments.db(), payment)
         .await
@@ -219,10 +213,7 @@ async fn a_un_hit_waits_in_review_with_its_hold_and_a_four_eyes_release_sends_it
             .iter()
             .any(|s| s.step == "screening_review" && s.direction == "do" && s.outcome == "done")
     );
-    assert_eq!(
-        h.balances(&debtor).await,
-        ("60.00".into(), "0.00".into(), "60.00".into())
-    );
+    h.assert_balances(&debtor, ("60.00", "0.00", "60.00")).await;
     assert_eq!(
         review_row(&h, payment).await,
         (
@@ -262,7 +253,7 @@ async fn an_ofac_alias_hit_refused_on_review_fails_and_releases_its_hold() {
     let debtor = h.account("100.00").await;
     let payment = held(&h, &debtor, "25.00", "Aero Caribbean").await;
     let held = h.payments.payment(payment).await.unwrap();
-    assert!(held.reason.contains("ofac_sdn 36"), "{}", held.reason);
+    assert_reason(&held, "ofac_sdn 36");
 
     let refused = decide(&h, payment, "refuse", "alice", "bob").await.unwrap();
     assert!(!refused.replayed);
@@ -275,25 +266,12 @@ async fn an_ofac_alias_hit_refused_on_review_fails_and_releases_its_hold() {
         "{}",
         failed.reason
     );
-    assert!(
-        failed
-            .steps
-            .iter()
-            .any(|s| s.step == "hold" && s.direction == "undo" && s.outcome == "done")
-    );
-    assert_eq!(
-        h.balances(&debtor).await,
-        ("100.00".into(), "0.00".into(), "100.00".into())
-    );
+    assert!(hold_released(&failed), "{:?}", failed.steps);
+    h.assert_balances(&debtor, ("100.00", "0.00", "100.00"))
+        .await;
     assert_eq!(review_row(&h, payment).await.3, "ofac_sdn");
     // A payment screening did not hold has nothing to decide.
-    let clean = h
-        .payments
-        .initiate(h.payment(&debtor, "1.00"))
-        .await
-        .unwrap()
-        .record
-        .id;
+    let clean = h.pay(&debtor, "1.00").await.record.id;
     assert_eq!(h.settled(clean).await.status, "settled");
     let nothing = decide(&h, clean, "release", "alice", "bob")
         .await

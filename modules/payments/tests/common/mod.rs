@@ -204,6 +204,18 @@ pub async fn start(setup: Setup) -> Harness {
 #[allow(unused_imports, reason = "each test file uses part of the harness")]
 pub use corebank_service::contract::error_code;
 
+/// Asserts that the payment's reason names `part`.
+pub fn assert_reason(view: &PaymentView, part: &str) {
+    assert!(view.reason.contains(part), "{}", view.reason);
+}
+
+/// Whether the payment's hold was released by its saga's compensation.
+pub fn hold_released(view: &PaymentView) -> bool {
+    view.steps
+        .iter()
+        .any(|s| s.step == "hold" && s.direction == "undo" && s.outcome == "done")
+}
+
 pub fn id() -> String {
     Uuid::new_v4().to_string()
 }
@@ -263,6 +275,16 @@ impl Harness {
         account
     }
 
+    /// Asserts (posted, held, available) of a deposit account.
+    pub async fn assert_balances(&self, account: &str, expected: (&str, &str, &str)) {
+        let (posted, held, available) = self.balances(account).await;
+        assert_eq!(
+            (posted.as_str(), held.as_str(), available.as_str()),
+            expected,
+            "balances of {account} (posted, held, available)"
+        );
+    }
+
     /// (posted, held, available) of a deposit account.
     pub async fn balances(&self, account: &str) -> (String, String, String) {
         let b = self
@@ -286,6 +308,14 @@ impl Harness {
             end_to_end_id: "INV-2026-0042".to_owned(),
             remittance_information: "Invoice 2026-0042".to_owned(),
         }
+    }
+
+    /// Starts the usual payment of `amount` from `debtor` ([`Harness::payment`]).
+    pub async fn pay(&self, debtor: &str, amount: &str) -> PaymentView {
+        self.payments
+            .initiate(self.payment(debtor, amount))
+            .await
+            .unwrap()
     }
 
     /// Waits until the payment reaches a final status.

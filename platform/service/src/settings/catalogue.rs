@@ -517,7 +517,7 @@ pub fn render_markdown() -> String {
          stops the process with a message that names the variable and the fix; a `COREBANK_*` \
          variable that is not listed here is refused as a likely typo. `corebank config` prints \
          the same table with the values in force.\n\n\
-         This file is generated from `platform/service/src/settings.rs` \
+         This file is generated from `platform/service/src/settings/catalogue.rs` \
          (`corebank config --markdown > docs/CONFIGURATION.md`); a test keeps them equal.\n\n\
          | Variable | Default | Meaning |\n|---|---|---|\n",
     );
