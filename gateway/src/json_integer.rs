@@ -43,8 +43,6 @@ pub fn optional_integer<'de, D: Deserializer<'de>, T: TryFrom<i64>>(
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, reason = "tests")]
-
     use super::*;
 
     #[derive(Debug, Deserialize)]

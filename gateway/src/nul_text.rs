@@ -74,8 +74,6 @@ pub async fn refuse_nul(State(limit): State<BodyLimit>, request: Request, next: 
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, reason = "tests")]
-
     use super::*;
     use serde_json::json;
 

@@ -336,8 +336,6 @@ pub fn with_amount_in_currency(body: RefOr<Schema>) -> RefOr<Schema> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
-
     use super::*;
 
     #[test]

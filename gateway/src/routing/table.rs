@@ -318,13 +318,6 @@ impl RouteTable {
 
 #[cfg(test)]
 mod tests {
-    #![allow(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic,
-        reason = "tests"
-    )]
-
     use super::*;
 
     fn rule(product: &str, operation: &str) -> RouteRule {

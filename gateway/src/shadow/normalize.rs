@@ -489,13 +489,6 @@ fn has_fraction(text: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    #![allow(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic,
-        reason = "tests"
-    )]
-
     use serde_json::json;
 
     use super::*;

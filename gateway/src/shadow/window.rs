@@ -129,13 +129,6 @@ impl Window {
 
 #[cfg(test)]
 mod tests {
-    #![allow(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic,
-        reason = "tests"
-    )]
-
     use super::*;
 
     fn policy() -> RollbackPolicy {

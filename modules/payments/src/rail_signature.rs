@@ -550,12 +550,6 @@ fn canonical(
 
 #[cfg(test)]
 mod tests {
-    #![allow(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        reason = "a test fails loudly"
-    )]
-
     use axum::http::HeaderValue;
 
     use super::*;

@@ -255,8 +255,6 @@ pub fn parse_return(xml: &str) -> Result<(String, Uuid), PaymentsError> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, reason = "a test fails loudly")]
-
     use super::*;
 
     #[test]

@@ -384,8 +384,6 @@ fn escape_reason(error: &EscapeError) -> &'static str {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, reason = "a test fails loudly")]
-
     use super::*;
 
     fn assert_malformed(inputs: &[&str]) {

@@ -133,7 +133,6 @@ pub fn hits(parties: &[ListedParty], name: &str, threshold: f64) -> Vec<Hit> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, reason = "a test fails loudly")]
     use super::*;
 
     fn party(id: &str, names: &[&str]) -> ListedParty {

@@ -154,7 +154,6 @@ fn finish(file: &str, reading: Reading) -> Result<ListedParty, ListError> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, reason = "a test fails loudly")]
     use super::*;
 
     const LIST_XML: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
