@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{Change, Deposits, parse_id, tx_error};
+use super::{Change, Deposits, parse_id};
 use crate::domain::error::DepositsError;
 use crate::domain::model::{Account, AccountStatus, entry_id_for};
 use crate::store;
@@ -60,15 +60,13 @@ pub struct StatementView {
 
 impl Deposits {
     pub(crate) async fn load_account(&self, id: Uuid) -> Result<Account, DepositsError> {
-        self.db
-            .run_tx("deposits_account", |tx| {
-                Box::pin(async move { store::account(&tx, id).await })
-            })
-            .await
-            .map_err(tx_error)?
-            .ok_or_else(|| DepositsError::UnknownAccount {
-                account_id: id.to_string(),
-            })
+        self.in_tx("deposits_account", |tx| {
+            Box::pin(async move { store::account(&tx, id).await })
+        })
+        .await?
+        .ok_or_else(|| DepositsError::UnknownAccount {
+            account_id: id.to_string(),
+        })
     }
 
     /// Opens an account for a customer on the newest version of a product.
@@ -154,12 +152,10 @@ impl Deposits {
 
     pub async fn accounts_of(&self, customer_id: &str) -> Result<Vec<AccountView>, DepositsError> {
         let accounts = self
-            .db
-            .run_tx("deposits_accounts_of", |tx| {
+            .in_tx("deposits_accounts_of", |tx| {
                 Box::pin(async move { store::accounts_of(&tx, customer_id).await })
             })
-            .await
-            .map_err(tx_error)?;
+            .await?;
         let mut views = Vec::with_capacity(accounts.len());
         for account in &accounts {
             views.push(self.view(account).await?);
@@ -208,14 +204,12 @@ impl Deposits {
         let now = self.now();
         let chosen = newest.version;
         let (pinned_code, pinned) = self
-            .db
-            .run_tx("deposits_pin_product", |tx| {
+            .in_tx("deposits_pin_product", |tx| {
                 Box::pin(async move {
                     store::pin_product_version(&tx, request_id, product_code, chosen, now).await
                 })
             })
-            .await
-            .map_err(tx_error)?;
+            .await?;
         if pinned_code != product_code {
             return Err(DepositsError::ExistsWithDifferent {
                 request_id: request_id.to_string(),

@@ -10,7 +10,7 @@ use rust_decimal::Decimal;
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{Deposits, money_text, tx_error};
+use super::{Deposits, money_text};
 use crate::domain::error::DepositsError;
 use crate::domain::interest::{accrual_entry_id, accrue_day, daily_interest, posting_entry_id};
 use crate::domain::model::{Account, AccountStatus};
@@ -38,25 +38,21 @@ impl Deposits {
         progress: &(dyn Fn(u64, u64) + Send + Sync),
     ) -> Result<AccrualReport, DepositsError> {
         let total = self
-            .db
-            .run_tx("deposits_accrual_count", |tx| {
+            .in_tx("deposits_accrual_count", |tx| {
                 Box::pin(async move { store::count_to_accrue(&tx, through).await })
             })
-            .await
-            .map_err(tx_error)?;
+            .await?;
         let total = u64::try_from(total).unwrap_or(0);
         let mut report = AccrualReport::default();
         let mut after = Uuid::nil();
         loop {
             let page = self
-                .db
-                .run_tx("deposits_accrual_page", |tx| {
+                .in_tx("deposits_accrual_page", |tx| {
                     Box::pin(
                         async move { store::accounts_to_accrue(&tx, through, after, PAGE).await },
                     )
                 })
-                .await
-                .map_err(tx_error)?;
+                .await?;
             let Some(last) = page.last() else { break };
             after = last.id;
             for account in page {
@@ -159,8 +155,7 @@ impl Deposits {
             let outbox = &self.outbox;
             let event = posted_event.as_ref();
             let moved = self
-                .db
-                .run_tx("deposits_accrual_advance", |tx| {
+                .in_tx("deposits_accrual_advance", |tx| {
                     Box::pin(async move {
                         let moved = store::advance_accrual(
                             &tx,
@@ -177,8 +172,7 @@ impl Deposits {
                         Ok(moved)
                     })
                 })
-                .await
-                .map_err(tx_error)?;
+                .await?;
             if !moved {
                 // Another run moved this account meanwhile: start again from where it is.
                 account = self.load_account(account_id).await?;
@@ -219,18 +213,16 @@ impl Deposits {
             )?;
             let outbox = &self.outbox;
             let event = &event;
-            self.db
-                .run_tx("deposits_accrual_final_posting", |tx| {
-                    Box::pin(async move {
-                        let reset = store::reset_period(&tx, account_id, day, amount).await?;
-                        if reset {
-                            outbox.append_one::<DepositsError>(&tx, event).await?;
-                        }
-                        Ok(())
-                    })
+            self.in_tx("deposits_accrual_final_posting", |tx| {
+                Box::pin(async move {
+                    let reset = store::reset_period(&tx, account_id, day, amount).await?;
+                    if reset {
+                        outbox.append_one::<DepositsError>(&tx, event).await?;
+                    }
+                    Ok(())
                 })
-                .await
-                .map_err(tx_error)?;
+            })
+            .await?;
         }
         Ok(report)
     }

@@ -11,7 +11,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::status::changed;
-use super::{AccountView, Change, Deposits, money_text, tx_error};
+use super::{AccountView, Change, Deposits, money_text};
 use crate::domain::error::DepositsError;
 use crate::domain::model::{Account, AccountStatus};
 use crate::store;
@@ -39,20 +39,18 @@ impl Deposits {
         if !resuming {
             self.check_closable(&account).await?;
             let from = account.status;
-            self.db
-                .run_tx("deposits_begin_closing", |tx| {
-                    Box::pin(async move {
-                        if store::change_status(&tx, account_id, from, AccountStatus::Closing, None)
-                            .await?
-                        {
-                            Ok(())
-                        } else {
-                            Err(corebank_db::TxError::Abort(changed(account_id, from)))
-                        }
-                    })
+            self.in_tx("deposits_begin_closing", |tx| {
+                Box::pin(async move {
+                    if store::change_status(&tx, account_id, from, AccountStatus::Closing, None)
+                        .await?
+                    {
+                        Ok(())
+                    } else {
+                        Err(corebank_db::TxError::Abort(changed(account_id, from)))
+                    }
                 })
-                .await
-                .map_err(tx_error)?;
+            })
+            .await?;
         } else {
             // The final interest posting credits the account: an earlier attempt may have
             // frozen it already. Nothing else can move it (deposits refuses `closing`).
@@ -109,12 +107,10 @@ impl Deposits {
     async fn check_closable(&self, account: &Account) -> Result<(), DepositsError> {
         let account_id = account.id;
         let holds = self
-            .db
-            .run_tx("deposits_open_holds", |tx| {
+            .in_tx("deposits_open_holds", |tx| {
                 Box::pin(async move { store::open_holds(&tx, account_id).await })
             })
-            .await
-            .map_err(tx_error)?;
+            .await?;
         if !holds.is_empty() {
             return Err(closing_refused(
                 account_id,
@@ -146,21 +142,19 @@ impl Deposits {
             .await?;
         self.ledger_set_frozen(account, false).await?;
         let account_id = account.id;
-        self.db
-            .run_tx("deposits_abandon_closing", |tx| {
-                Box::pin(async move {
-                    store::change_status(
-                        &tx,
-                        account_id,
-                        AccountStatus::Closing,
-                        AccountStatus::Active,
-                        None,
-                    )
-                    .await
-                })
+        self.in_tx("deposits_abandon_closing", |tx| {
+            Box::pin(async move {
+                store::change_status(
+                    &tx,
+                    account_id,
+                    AccountStatus::Closing,
+                    AccountStatus::Active,
+                    None,
+                )
+                .await
             })
-            .await
-            .map_err(tx_error)?;
+        })
+        .await?;
         tracing::warn!(account.id = %account_id, "closing abandoned: the ledger refused the payout");
         Ok(())
     }

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::{Change, Deposits, money_text, parse_currency, parse_id, parse_money, tx_error};
+use super::{Change, Deposits, money_text, parse_currency, parse_id, parse_money};
 use crate::domain::error::DepositsError;
 use crate::domain::model::{Hold, HoldStatus, entry_id_for};
 use crate::store;
@@ -169,12 +169,10 @@ impl Deposits {
     /// A hold that is still held (refused otherwise, naming its status).
     async fn held_hold(&self, hold_id: Uuid) -> Result<Hold, DepositsError> {
         let hold = self
-            .db
-            .run_tx("deposits_hold", |tx| {
+            .in_tx("deposits_hold", |tx| {
                 Box::pin(async move { store::hold(&tx, hold_id).await })
             })
-            .await
-            .map_err(tx_error)?
+            .await?
             .ok_or_else(|| DepositsError::UnknownHold {
                 hold_id: hold_id.to_string(),
             })?;
@@ -273,8 +271,7 @@ impl Deposits {
     pub async fn expire_holds(&self) -> Result<usize, DepositsError> {
         let now = self.now();
         let due: Vec<Hold> = self
-            .db
-            .run_tx("deposits_due_holds", |tx| {
+            .in_tx("deposits_due_holds", |tx| {
                 Box::pin(async move {
                     let rows = tx
                         .query(
@@ -292,8 +289,7 @@ impl Deposits {
                     Ok(holds)
                 })
             })
-            .await
-            .map_err(tx_error)?;
+            .await?;
         let mut expired = 0;
         for hold in due {
             if self.ledger_hold_status(hold.id).await? != HoldStatus::Expired {
@@ -306,23 +302,21 @@ impl Deposits {
             )?;
             let outbox = &self.outbox;
             let event = &event;
-            self.db
-                .run_tx("deposits_expire_hold", |tx| {
-                    Box::pin(async move {
-                        let changed = tx
-                            .execute(
-                                "UPDATE holds SET status = 'expired' WHERE id = $1 AND status = 'held'",
-                                &[&hold.id],
-                            )
-                            .await?;
-                        if changed == 1 {
-                            outbox.append_one::<DepositsError>(&tx, event).await?;
-                        }
-                        Ok(())
-                    })
+            self.in_tx("deposits_expire_hold", |tx| {
+                Box::pin(async move {
+                    let changed = tx
+                        .execute(
+                            "UPDATE holds SET status = 'expired' WHERE id = $1 AND status = 'held'",
+                            &[&hold.id],
+                        )
+                        .await?;
+                    if changed == 1 {
+                        outbox.append_one::<DepositsError>(&tx, event).await?;
+                    }
+                    Ok(())
                 })
-                .await
-                .map_err(tx_error)?;
+            })
+            .await?;
             expired += 1;
         }
         Ok(expired)

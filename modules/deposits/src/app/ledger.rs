@@ -7,7 +7,7 @@ use corebank_kernel::{Currency, Money};
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
-use super::{BalancesView, Deposits, StatementLineView, StatementView, money_text, tx_error};
+use super::{BalancesView, Deposits, StatementLineView, StatementView, money_text};
 use crate::domain::error::DepositsError;
 use crate::domain::model::{Account, HoldStatus, Product, entry_id_for};
 use crate::store;
@@ -86,12 +86,10 @@ impl Deposits {
             return Ok(id);
         }
         let stored = self
-            .db
-            .run_tx("deposits_gl_account", |tx| {
+            .in_tx("deposits_gl_account", |tx| {
                 Box::pin(async move { store::gl_account(&tx, currency, role).await })
             })
-            .await
-            .map_err(tx_error)?;
+            .await?;
         let id = match stored {
             Some(id) => id,
             None => {
@@ -113,14 +111,10 @@ impl Deposits {
                     balance_shards: 8,
                 };
                 self.create_ledger_accounts(vec![request]).await?;
-                self.db
-                    .run_tx("deposits_gl_account_insert", |tx| {
-                        Box::pin(
-                            async move { store::insert_gl_account(&tx, currency, role, id).await },
-                        )
-                    })
-                    .await
-                    .map_err(tx_error)?;
+                self.in_tx("deposits_gl_account_insert", |tx| {
+                    Box::pin(async move { store::insert_gl_account(&tx, currency, role, id).await })
+                })
+                .await?;
                 id
             }
         };

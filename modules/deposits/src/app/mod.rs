@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use corebank_api::ledger::v1::ledger_client::LedgerClient;
-use corebank_db::{Db, TxError};
+use corebank_db::{Db, Tx, TxError, TxFuture};
 use corebank_kernel::{Clock, Currency, Money};
 use corebank_outbox::{AggregateRef, NewEvent, Outbox, SchemaName};
 use rust_decimal::Decimal;
@@ -108,6 +108,17 @@ fn tx_error(error: TxError<DepositsError>) -> DepositsError {
     }
 }
 
+impl Deposits {
+    /// Runs `body` in a retried transaction named `name`, with the module's own error.
+    async fn in_tx<'env, T, F>(&self, name: &'static str, body: F) -> Result<T, DepositsError>
+    where
+        F: for<'t> FnMut(Tx<'t, 'env>) -> TxFuture<'t, T, DepositsError> + Send + 'env,
+        T: Send,
+    {
+        self.db.run_tx(name, body).await.map_err(tx_error)
+    }
+}
+
 /// The first field of `stored` that `content` differs in.
 fn first_difference(stored: &Value, content: &Value) -> Option<String> {
     let (Some(stored), Some(content)) = (stored.as_object(), content.as_object()) else {
@@ -161,12 +172,10 @@ impl Deposits {
         content: &Value,
     ) -> Result<Option<Value>, DepositsError> {
         let stored = self
-            .db
-            .run_tx("deposits_replay", |tx| {
+            .in_tx("deposits_replay", |tx| {
                 Box::pin(async move { store::request(&tx, request_id).await })
             })
-            .await
-            .map_err(tx_error)?;
+            .await?;
         let Some(stored) = stored else {
             return Ok(None);
         };
@@ -202,8 +211,7 @@ impl Deposits {
             message: e.to_string(),
         })?;
         let stored = self
-            .db
-            .run_tx("deposits_commit", |tx| {
+            .in_tx("deposits_commit", |tx| {
                 Box::pin(async move {
                     store::forget_in_doubt(&tx, request_id).await?;
                     if !store::insert_request(&tx, request_id, kind, content, response, now).await?
@@ -232,8 +240,7 @@ impl Deposits {
                     Ok(response.clone())
                 })
             })
-            .await
-            .map_err(tx_error)?;
+            .await?;
         serde_json::from_value(stored).map_err(|e| DepositsError::Internal {
             message: e.to_string(),
         })

@@ -4,7 +4,7 @@
 use corebank_kernel::Currency;
 use rust_decimal::Decimal;
 
-use super::{Deposits, parse_currency, parse_money, tx_error};
+use super::{Deposits, parse_currency, parse_money};
 use crate::domain::error::DepositsError;
 use crate::domain::interest::{DayCount, PostingFrequency, RateTier};
 use crate::domain::model::{Product, ProductKind};
@@ -101,12 +101,10 @@ impl Deposits {
         product.validate()?;
         let product_ref = &product;
         let version = self
-            .db
-            .run_tx("deposits_create_product", |tx| {
+            .in_tx("deposits_create_product", |tx| {
                 Box::pin(async move { store::insert_product(&tx, product_ref).await })
             })
-            .await
-            .map_err(tx_error)?;
+            .await?;
         product.version = version;
         Ok(product)
     }
@@ -126,12 +124,10 @@ impl Deposits {
             return Ok(known);
         }
         let product = self
-            .db
-            .run_tx("deposits_product", |tx| {
+            .in_tx("deposits_product", |tx| {
                 Box::pin(async move { store::product(&tx, code, version).await })
             })
-            .await
-            .map_err(tx_error)?
+            .await?
             .ok_or_else(|| DepositsError::UnknownProduct {
                 code: code.to_owned(),
             })?;
@@ -142,11 +138,9 @@ impl Deposits {
     }
 
     pub async fn products(&self) -> Result<Vec<Product>, DepositsError> {
-        self.db
-            .run_tx("deposits_products", |tx| {
-                Box::pin(async move { store::latest_products(&tx).await })
-            })
-            .await
-            .map_err(tx_error)
+        self.in_tx("deposits_products", |tx| {
+            Box::pin(async move { store::latest_products(&tx).await })
+        })
+        .await
     }
 }

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::ledger::from_status;
-use super::{Change, Deposits, MovementView, TransferView, parse_currency, parse_money, tx_error};
+use super::{Change, Deposits, MovementView, TransferView, parse_currency, parse_money};
 use crate::domain::error::DepositsError;
 use crate::store;
 
@@ -73,14 +73,12 @@ impl Deposits {
         entry_id: Uuid,
     ) -> Result<(), DepositsError> {
         let now = self.now();
-        self.db
-            .run_tx("deposits_note_in_doubt", |tx| {
-                Box::pin(async move {
-                    store::note_in_doubt(&tx, request_id, kind, content, entry_id, now).await
-                })
+        self.in_tx("deposits_note_in_doubt", |tx| {
+            Box::pin(async move {
+                store::note_in_doubt(&tx, request_id, kind, content, entry_id, now).await
             })
-            .await
-            .map_err(tx_error)
+        })
+        .await
     }
 
     /// After a ledger refusal: a definite one takes the request out of doubt (an unknown
@@ -93,26 +91,22 @@ impl Deposits {
         if outcome_unknown(error) {
             return Ok(());
         }
-        self.db
-            .run_tx("deposits_forget_in_doubt", |tx| {
-                Box::pin(async move { store::forget_in_doubt(&tx, request_id).await })
-            })
-            .await
-            .map_err(tx_error)
+        self.in_tx("deposits_forget_in_doubt", |tx| {
+            Box::pin(async move { store::forget_in_doubt(&tx, request_id).await })
+        })
+        .await
     }
 
     /// Settles the requests in doubt for longer than the window: how many.
     pub async fn recover_in_doubt(&self) -> Result<usize, DepositsError> {
         let before = self.now() - self.in_doubt_window;
         let due = self
-            .db
-            .run_tx("deposits_in_doubt", |tx| {
+            .in_tx("deposits_in_doubt", |tx| {
                 Box::pin(
                     async move { store::in_doubt_before(&tx, before, IN_DOUBT_BATCH_MAX).await },
                 )
             })
-            .await
-            .map_err(tx_error)?;
+            .await?;
         let mut settled = 0;
         for (request_id, kind, content, entry_id) in due {
             match self
@@ -151,15 +145,13 @@ impl Deposits {
             Err(status) => match from_status(&status) {
                 DepositsError::Ledger { code, .. } if code == "unknown_entry" => {
                     tracing::info!(request.id = %request_id, request.kind = %kind, "failing a request whose ledger entry does not exist");
-                    self.db
-                        .run_tx("deposits_fail_in_doubt", |tx| {
-                            Box::pin(async move {
-                                store::release_transfer(&tx, request_id).await?;
-                                store::forget_in_doubt(&tx, request_id).await
-                            })
+                    self.in_tx("deposits_fail_in_doubt", |tx| {
+                        Box::pin(async move {
+                            store::release_transfer(&tx, request_id).await?;
+                            store::forget_in_doubt(&tx, request_id).await
                         })
-                        .await
-                        .map_err(tx_error)
+                    })
+                    .await
                 }
                 other => Err(other),
             },

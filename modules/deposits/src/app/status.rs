@@ -11,7 +11,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::closing::closing_refused;
-use super::{AccountView, Change, Deposits, parse_id, tx_error};
+use super::{AccountView, Change, Deposits, parse_id};
 use crate::domain::error::DepositsError;
 use crate::domain::model::AccountStatus;
 use crate::store;
@@ -124,12 +124,10 @@ impl Deposits {
     pub async fn mark_dormant(&self) -> Result<usize, DepositsError> {
         let now = self.now();
         let products = self
-            .db
-            .run_tx("deposits_dormancy_products", |tx| {
+            .in_tx("deposits_dormancy_products", |tx| {
                 Box::pin(async move { store::products_with_dormancy(&tx).await })
             })
-            .await
-            .map_err(tx_error)?;
+            .await?;
         let mut marked = 0;
         for product in products {
             let before = now - chrono::TimeDelta::days(i64::from(product.dormancy_days));
@@ -137,8 +135,7 @@ impl Deposits {
             let product = &product;
             let this = self;
             marked += self
-                .db
-                .run_tx("deposits_mark_dormant", |tx| {
+                .in_tx("deposits_mark_dormant", |tx| {
                     Box::pin(async move {
                         let ids =
                             store::mark_dormant(&tx, &product.code, product.version, before).await?;
@@ -157,8 +154,7 @@ impl Deposits {
                         Ok(ids.len())
                     })
                 })
-                .await
-                .map_err(tx_error)?;
+                .await?;
         }
         Ok(marked)
     }

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::{
     BalancesView, Change, Deposits, first_difference, money_text, parse_currency, parse_id,
-    parse_money, recovery, tx_error,
+    parse_money, recovery,
 };
 use crate::domain::error::DepositsError;
 use crate::domain::model::entry_id_for;
@@ -63,8 +63,7 @@ impl Deposits {
         }
         // The earlier answer, both accounts, read at once.
         let (stored, from, to) = self
-            .db
-            .run_tx("deposits_transfer_read", |tx| {
+            .in_tx("deposits_transfer_read", |tx| {
                 Box::pin(async move {
                     let (stored, from, to) = tokio::join!(
                         store::request(&tx, request_id),
@@ -74,8 +73,7 @@ impl Deposits {
                     Ok((stored?, from?, to?))
                 })
             })
-            .await
-            .map_err(tx_error)?;
+            .await?;
         if let Some(stored) = stored {
             if stored.kind != "transfer" {
                 return Err(DepositsError::ExistsWithDifferent {
@@ -129,33 +127,31 @@ impl Deposits {
         let daily = product.daily_transfer_limit;
         // Only a daily limit needs the reservation.
         if daily.is_some() {
-            self.db
-                .run_tx("deposits_reserve_transfer", |tx| {
-                    Box::pin(async move {
-                        match store::reserve_transfer(
-                            &tx,
-                            request_id,
-                            from_id,
-                            day,
-                            money.amount(),
-                            daily,
-                        )
-                        .await?
-                        {
-                            Ok(()) => Ok(()),
-                            // Refused: nothing of this attempt may stay.
-                            Err(used) => Err(TxError::Abort(DepositsError::DailyLimitExceeded {
-                                account_id: from_id.to_string(),
-                                limit: daily
-                                    .map(|l| money_text(l, money.currency()))
-                                    .unwrap_or_default(),
-                                used: money_text(used, money.currency()),
-                            })),
-                        }
-                    })
+            self.in_tx("deposits_reserve_transfer", |tx| {
+                Box::pin(async move {
+                    match store::reserve_transfer(
+                        &tx,
+                        request_id,
+                        from_id,
+                        day,
+                        money.amount(),
+                        daily,
+                    )
+                    .await?
+                    {
+                        Ok(()) => Ok(()),
+                        // Refused: nothing of this attempt may stay.
+                        Err(used) => Err(TxError::Abort(DepositsError::DailyLimitExceeded {
+                            account_id: from_id.to_string(),
+                            limit: daily
+                                .map(|l| money_text(l, money.currency()))
+                                .unwrap_or_default(),
+                            used: money_text(used, money.currency()),
+                        })),
+                    }
                 })
-                .await
-                .map_err(tx_error)?;
+            })
+            .await?;
         }
         let entry_id = entry_id_for("transfer", request_id);
         let description = if description.is_empty() {
@@ -182,12 +178,10 @@ impl Deposits {
             // (the retry of this request, or the in-doubt recovery, settles it).
             self.settle_ledger_failure(request_id, &error).await?;
             if daily.is_some() && !recovery::outcome_unknown(&error) {
-                self.db
-                    .run_tx("deposits_release_transfer", |tx| {
-                        Box::pin(async move { store::release_transfer(&tx, request_id).await })
-                    })
-                    .await
-                    .map_err(tx_error)?;
+                self.in_tx("deposits_release_transfer", |tx| {
+                    Box::pin(async move { store::release_transfer(&tx, request_id).await })
+                })
+                .await?;
             }
             return Err(error);
         }
