@@ -14,30 +14,17 @@ use std::time::Duration;
 use common::*;
 use corebank_api::ledger::v1 as ledger_pb;
 use corebank_api::ledger::v1::ledger_client::LedgerClient;
+use corebank_deposits::app::NewProduct;
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
-async fn open_funded(h: &Harness, code: &str, amount: &str) -> String {
-    let account = h
-        .deposits
-        .open_account(&id(), "customer-1", code, None)
-        .await
-        .unwrap();
-    let account_id = account.id.to_string();
-    h.deposits
-        .cash("deposit", &id(), &account_id, amount, "EUR", "")
-        .await
-        .unwrap();
-    account_id
-}
-
-async fn zero_rate_product(h: &Harness, code: &str) {
-    h.deposits
-        .create_product(product(code, |p| {
-            p.rate_tiers = vec![("0".to_owned(), "0".to_owned())];
-        }))
-        .await
-        .unwrap();
+/// A product that pays no interest, with what `tweak` changes.
+async fn zero_rate_product(h: &Harness, code: &str, tweak: impl FnOnce(&mut NewProduct)) {
+    h.create_product(code, |p| {
+        p.rate_tiers = vec![("0".to_owned(), "0".to_owned())];
+        tweak(p);
+    })
+    .await;
 }
 
 fn ledger(h: &Harness) -> LedgerClient<tonic::transport::Channel> {
@@ -47,18 +34,11 @@ fn ledger(h: &Harness) -> LedgerClient<tonic::transport::Channel> {
 async fn ledger_account(h: &Harness, account_id: &str) -> ledger_pb::Account {
     let account_id: Uuid = account_id.parse().unwrap();
     let ledger_account_id: Uuid = h
-        .database
-        .db_for("deposits")
-        .client()
-        .await
-        .unwrap()
-        .query_one(
+        .deposits_value(
             "SELECT ledger_account_id FROM accounts WHERE id = $1",
             &[&account_id],
         )
-        .await
-        .unwrap()
-        .get(0);
+        .await;
     ledger(h)
         .get_account(ledger_pb::GetAccountRequest {
             account_id: ledger_account_id.to_string(),
@@ -85,30 +65,42 @@ async fn assert_books_balance(h: &Harness) {
     }
 }
 
+/// From here on, recording the answer to a request that the constraint `check` refuses fails, as if the
+/// process died between the ledger call and its local transaction.
+async fn crash_before_commit(h: &Harness, check: &str) {
+    h.deposits_execute(
+        &format!("ALTER TABLE requests ADD CONSTRAINT test_crash_before_commit {check}"),
+        &[],
+    )
+    .await;
+}
+
+/// Answers are recorded again, as after a restart.
+async fn restart_after_crash(h: &Harness) {
+    h.deposits_execute(
+        "ALTER TABLE requests DROP CONSTRAINT test_crash_before_commit",
+        &[],
+    )
+    .await;
+}
+
 async fn paid_out(h: &Harness, account_id: &str) -> Decimal {
     let text: String = h
-        .database
-        .db_for("deposits")
-        .client()
-        .await
-        .unwrap()
-        .query_one(
+        .deposits_value(
             "SELECT payload->>'paid_out' FROM outbox WHERE type = 'deposits.account.closed' \
              AND aggregateid = $1",
             &[&account_id],
         )
-        .await
-        .unwrap()
-        .get(0);
+        .await;
     text.parse().unwrap()
 }
 
 #[tokio::test]
 async fn deposits_racing_a_close_are_either_in_the_payout_or_refused() {
     let h = start().await;
-    zero_rate_product(&h, "racing").await;
+    zero_rate_product(&h, "racing", |_| {}).await;
     for _round in 0..3 {
-        let account = open_funded(&h, "racing", "100.00").await;
+        let account = h.open_funded("racing", "100.00").await;
         let deposits: Vec<_> = (0..24_u64)
             .map(|i| {
                 let deposits = h.deposits.clone();
@@ -122,11 +114,7 @@ async fn deposits_racing_a_close_are_either_in_the_payout_or_refused() {
             })
             .collect();
         tokio::time::sleep(Duration::from_millis(4)).await;
-        let closed = h
-            .deposits
-            .change_status("close", &id(), &account, "customer request")
-            .await
-            .unwrap();
+        let closed = h.close(&account).await;
         assert_eq!(closed.status, "closed");
         let mut acknowledged = Decimal::ZERO;
         for deposit in deposits {
@@ -156,9 +144,9 @@ async fn deposits_racing_a_close_are_either_in_the_payout_or_refused() {
 #[tokio::test]
 async fn a_freeze_racing_a_close_never_lets_both_win_and_the_ledger_follows() {
     let h = start().await;
-    zero_rate_product(&h, "contested").await;
+    zero_rate_product(&h, "contested", |_| {}).await;
     for delay_ms in 0..10_u64 {
-        let account = open_funded(&h, "contested", "10.00").await;
+        let account = h.open_funded("contested", "10.00").await;
         let closing = {
             let deposits = h.deposits.clone();
             let account = account.clone();
@@ -169,10 +157,7 @@ async fn a_freeze_racing_a_close_never_lets_both_win_and_the_ledger_follows() {
             })
         };
         tokio::time::sleep(Duration::from_millis(delay_ms)).await;
-        let frozen = h
-            .deposits
-            .change_status("freeze", &id(), &account, "court order")
-            .await;
+        let frozen = h.change_status("freeze", &account, "court order").await;
         let closed = closing.await.unwrap();
         assert!(
             frozen.is_ok() != closed.is_ok(),
@@ -216,34 +201,23 @@ async fn a_freeze_racing_a_close_never_lets_both_win_and_the_ledger_follows() {
 #[tokio::test]
 async fn an_account_left_closing_refuses_a_freeze_and_a_later_close_finishes_it() {
     let h = start().await;
-    zero_rate_product(&h, "halfway").await;
-    let account = open_funded(&h, "halfway", "42.00").await;
+    zero_rate_product(&h, "halfway", |_| {}).await;
+    let account = h.open_funded("halfway", "42.00").await;
     // A close that stopped half way: the account is `closing` (nothing may move it), and
     // its ledger account was frozen already.
     let account_uuid: Uuid = account.parse().unwrap();
-    h.database
-        .db_for("deposits")
-        .client()
-        .await
-        .unwrap()
-        .execute(
-            "UPDATE accounts SET status = 'closing' WHERE id = $1",
-            &[&account_uuid],
-        )
-        .await
-        .unwrap();
+    h.deposits_execute(
+        "UPDATE accounts SET status = 'closing' WHERE id = $1",
+        &[&account_uuid],
+    )
+    .await;
     let before = ledger_account(&h, &account).await;
     let refused = h
-        .deposits
-        .change_status("freeze", &id(), &account, "court order")
+        .change_status("freeze", &account, "court order")
         .await
         .unwrap_err();
     assert_eq!(refused.code(), "invalid_account_status");
-    let refused = h
-        .deposits
-        .cash("deposit", &id(), &account, "1.00", "EUR", "")
-        .await
-        .unwrap_err();
+    let refused = h.cash_refused("deposit", &account, "1.00").await;
     assert_eq!(refused.code(), "account_closed");
     let after = ledger_account(&h, &account).await;
     assert_eq!(
@@ -252,18 +226,13 @@ async fn an_account_left_closing_refuses_a_freeze_and_a_later_close_finishes_it(
         "a refused freeze leaves the ledger as it was"
     );
 
-    let closed = h
-        .deposits
-        .change_status("close", &id(), &account, "customer request")
-        .await
-        .unwrap();
+    let closed = h.close(&account).await;
     assert_eq!(closed.status, "closed");
     assert_eq!(closed.balances.posted, "0.00");
     assert_eq!(paid_out(&h, &account).await, Decimal::from(42));
     // Closed stays closed: a freeze now is refused and the ledger account stays closed.
     let refused = h
-        .deposits
-        .change_status("freeze", &id(), &account, "court order")
+        .change_status("freeze", &account, "court order")
         .await
         .unwrap_err();
     assert_eq!(refused.code(), "account_closed");
@@ -277,36 +246,20 @@ async fn an_account_left_closing_refuses_a_freeze_and_a_later_close_finishes_it(
 #[tokio::test]
 async fn a_retried_open_account_keeps_the_product_version_its_first_attempt_chose() {
     let h = start().await;
-    zero_rate_product(&h, "versioned").await;
-    let client = h.database.db_for("deposits").client().await.unwrap();
+    zero_rate_product(&h, "versioned", |_| {}).await;
     // The first attempt reaches the ledger and then dies before its answer is recorded.
-    client
-        .execute(
-            "ALTER TABLE requests ADD CONSTRAINT test_crash_before_commit \
-             CHECK (kind <> 'open_account')",
-            &[],
-        )
-        .await
-        .unwrap();
+    crash_before_commit(&h, "CHECK (kind <> 'open_account')").await;
     let request_id = id();
     h.deposits
         .open_account(&request_id, "customer-7", "versioned", None)
         .await
         .unwrap_err();
-    client
-        .execute(
-            "ALTER TABLE requests DROP CONSTRAINT test_crash_before_commit",
-            &[],
-        )
-        .await
-        .unwrap();
+    restart_after_crash(&h).await;
     // Meanwhile a new version is published, with another overdraft.
-    h.deposits
-        .create_product(product("versioned", |p| {
-            p.overdraft_limit = "50.00".to_owned();
-        }))
-        .await
-        .unwrap();
+    h.create_product("versioned", |p| {
+        p.overdraft_limit = "50.00".to_owned();
+    })
+    .await;
     let retried = h
         .deposits
         .open_account(&request_id, "customer-7", "versioned", None)
@@ -333,25 +286,13 @@ async fn a_retried_open_account_keeps_the_product_version_its_first_attempt_chos
 #[tokio::test]
 async fn overdraft_interest_is_posted_to_an_account_already_at_its_overdraft_limit() {
     let h = start().await;
-    h.deposits
-        .create_product(product("overdrawn", |p| {
-            p.rate_tiers = vec![("0".to_owned(), "0".to_owned())];
-            p.overdraft_limit = "100.00".to_owned();
-            p.overdraft_rate = "0.12".to_owned();
-        }))
-        .await
-        .unwrap();
-    let account = h
-        .deposits
-        .open_account(&id(), "customer-9", "overdrawn", None)
-        .await
-        .unwrap()
-        .id
-        .to_string();
-    h.deposits
-        .cash("withdrawal", &id(), &account, "100.00", "EUR", "")
-        .await
-        .unwrap();
+    zero_rate_product(&h, "overdrawn", |p| {
+        p.overdraft_limit = "100.00".to_owned();
+        p.overdraft_rate = "0.12".to_owned();
+    })
+    .await;
+    let account = h.open_account("customer-9", "overdrawn").await;
+    h.cash_done("withdrawal", &account, "100.00").await;
     h.clock.set(at(2026, 2, 2));
     let through = chrono::NaiveDate::from_ymd_opt(2026, 1, 31).unwrap();
     let report = h.deposits.accrue(through, &|_, _| {}).await.unwrap();
@@ -362,11 +303,7 @@ async fn overdraft_interest_is_posted_to_an_account_already_at_its_overdraft_lim
     assert_eq!(view.balances.posted, "-101.02");
     assert_eq!(view.balances.accrued_interest, "0.00");
     // The customer still cannot take more.
-    let refused = h
-        .deposits
-        .cash("withdrawal", &id(), &account, "0.01", "EUR", "")
-        .await
-        .unwrap_err();
+    let refused = h.cash_refused("withdrawal", &account, "0.01").await;
     assert_eq!(refused.code(), "insufficient_funds");
     // A second run changes nothing.
     let again = h.deposits.accrue(through, &|_, _| {}).await.unwrap();
@@ -376,35 +313,19 @@ async fn overdraft_interest_is_posted_to_an_account_already_at_its_overdraft_lim
 
 async fn count(h: &Harness, sql: &str, account: &str) -> i64 {
     let account: Uuid = account.parse().unwrap();
-    h.database
-        .db_for("deposits")
-        .client()
-        .await
-        .unwrap()
-        .query_one(sql, &[&account])
-        .await
-        .unwrap()
-        .get(0)
+    h.deposits_value(sql, &[&account]).await
 }
 
 #[tokio::test]
 async fn a_deposit_written_in_the_ledger_but_not_here_is_completed_by_the_job() {
     let h = start().await;
-    zero_rate_product(&h, "doubtful").await;
-    let account = open_funded(&h, "doubtful", "10.00").await;
-    let client = h.database.db_for("deposits").client().await.unwrap();
+    zero_rate_product(&h, "doubtful", |_| {}).await;
+    let account = h.open_funded("doubtful", "10.00").await;
     // The process dies between the ledger call and its local transaction.
-    client
-        .execute(
-            "ALTER TABLE requests ADD CONSTRAINT test_crash_before_commit \
-             CHECK (kind <> 'deposit') NOT VALID",
-            &[],
-        )
-        .await
-        .unwrap();
+    crash_before_commit(&h, "CHECK (kind <> 'deposit') NOT VALID").await;
     let request_id = id();
-    h.deposits
-        .cash(
+    let lost_deposit = || {
+        h.deposits.cash(
             "deposit",
             &request_id,
             &account,
@@ -412,15 +333,9 @@ async fn a_deposit_written_in_the_ledger_but_not_here_is_completed_by_the_job() 
             "EUR",
             "lost answer",
         )
-        .await
-        .unwrap_err();
-    client
-        .execute(
-            "ALTER TABLE requests DROP CONSTRAINT test_crash_before_commit",
-            &[],
-        )
-        .await
-        .unwrap();
+    };
+    lost_deposit().await.unwrap_err();
+    restart_after_crash(&h).await;
     let deposited = "SELECT count(*) FROM outbox WHERE type = 'deposits.money.deposited' AND aggregateid = $1::UUID::TEXT";
     assert_eq!(
         count(&h, deposited, &account).await,
@@ -436,48 +351,25 @@ async fn a_deposit_written_in_the_ledger_but_not_here_is_completed_by_the_job() 
         2,
         "the event is written"
     );
-    assert_eq!(posted(&h, &account).await, "15.00");
+    assert_eq!(h.posted(&account).await, "15.00");
     // The client's late retry gets the completed answer; nothing moves twice.
-    let retried = h
-        .deposits
-        .cash(
-            "deposit",
-            &request_id,
-            &account,
-            "5.0",
-            "EUR",
-            "lost answer",
-        )
-        .await
-        .unwrap();
+    let retried = lost_deposit().await.unwrap();
     assert!(retried.replayed);
     assert_eq!(retried.amount, "5.00");
-    assert_eq!(posted(&h, &account).await, "15.00");
+    assert_eq!(h.posted(&account).await, "15.00");
     assert_eq!(h.deposits.recover_in_doubt().await.unwrap(), 0);
     assert_books_balance(&h).await;
-}
-
-async fn posted(h: &Harness, account: &str) -> String {
-    h.deposits
-        .account_by_text(account)
-        .await
-        .unwrap()
-        .balances
-        .posted
 }
 
 #[tokio::test]
 async fn a_daily_limit_reservation_left_by_an_unknown_outcome_is_given_back() {
     let h = start().await;
-    h.deposits
-        .create_product(product("limited", |p| {
-            p.rate_tiers = vec![("0".to_owned(), "0".to_owned())];
-            p.daily_transfer_limit = "100.00".to_owned();
-        }))
-        .await
-        .unwrap();
-    let from = open_funded(&h, "limited", "500.00").await;
-    let to = open_funded(&h, "limited", "0.01").await;
+    zero_rate_product(&h, "limited", |p| {
+        p.daily_transfer_limit = "100.00".to_owned();
+    })
+    .await;
+    let from = h.open_funded("limited", "500.00").await;
+    let to = h.open_funded("limited", "0.01").await;
     // A transfer reserved 80.00 of today's limit, noted itself in doubt, and the process
     // died before the ledger wrote anything.
     let request_id = Uuid::new_v4();
@@ -485,47 +377,30 @@ async fn a_daily_limit_reservation_left_by_an_unknown_outcome_is_given_back() {
     let to_id: Uuid = to.parse().unwrap();
     let now = corebank_kernel::Clock::now(h.clock.as_ref());
     let today = now.date_naive();
-    let client = h.database.db_for("deposits").client().await.unwrap();
     let content = serde_json::json!({
         "from_account_id": from_id, "to_account_id": to_id, "amount": "80.00",
         "currency": "EUR", "description": "",
     });
     let amount: Decimal = "80.00".parse().unwrap();
-    client
-        .execute(
-            "INSERT INTO transfer_reservations (request_id, account_id, day, amount) VALUES ($1, $2, $3, $4)",
-            &[&request_id, &from_id, &today, &amount],
-        )
-        .await
-        .unwrap();
-    client
-        .execute(
-            "INSERT INTO daily_transfers (account_id, day, total) VALUES ($1, $2, $3)",
-            &[&from_id, &today, &amount],
-        )
-        .await
-        .unwrap();
-    client
-        .execute(
-            "INSERT INTO requests_in_doubt (request_id, kind, content, entry_id, created_at) \
+    h.deposits_execute("INSERT INTO transfer_reservations (request_id, account_id, day, amount) VALUES ($1, $2, $3, $4)",
+            &[&request_id, &from_id, &today, &amount]).await;
+    h.deposits_execute(
+        "INSERT INTO daily_transfers (account_id, day, total) VALUES ($1, $2, $3)",
+        &[&from_id, &today, &amount],
+    )
+    .await;
+    h.deposits_execute(
+        "INSERT INTO requests_in_doubt (request_id, kind, content, entry_id, created_at) \
              VALUES ($1, 'transfer', $2, $3, $4)",
-            &[&request_id, &content, &Uuid::new_v4(), &now],
-        )
-        .await
-        .unwrap();
-    let refused = h
-        .deposits
-        .transfer(&id(), &from, &to, "30.00", "EUR", "")
-        .await
-        .unwrap_err();
+        &[&request_id, &content, &Uuid::new_v4(), &now],
+    )
+    .await;
+    let refused = h.transfer_eur(&from, &to, "30.00").await.unwrap_err();
     assert_eq!(refused.code(), "daily_limit_exceeded");
 
     h.clock.advance(chrono::TimeDelta::minutes(6));
     assert_eq!(h.deposits.recover_in_doubt().await.unwrap(), 1);
-    h.deposits
-        .transfer(&id(), &from, &to, "100.00", "EUR", "")
-        .await
-        .unwrap();
+    h.transfer_eur(&from, &to, "100.00").await.unwrap();
     assert_eq!(
         count(
             &h,

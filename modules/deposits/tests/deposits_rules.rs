@@ -18,47 +18,16 @@ async fn funded(
     tweak: impl FnOnce(&mut corebank_deposits::app::NewProduct),
     amount: &str,
 ) -> String {
-    h.deposits
-        .create_product(product(code, tweak))
-        .await
-        .unwrap();
-    let account = h
-        .deposits
-        .open_account(&id(), "customer-1", code, None)
-        .await
-        .unwrap();
-    let account_id = account.id.to_string();
-    if amount != "0" {
-        h.deposits
-            .cash("deposit", &id(), &account_id, amount, "EUR", "")
-            .await
-            .unwrap();
-    }
-    account_id
-}
-
-async fn posted(h: &Harness, account_id: &str) -> String {
-    h.deposits
-        .account_by_text(account_id)
-        .await
-        .unwrap()
-        .balances
-        .posted
+    h.create_product(code, tweak).await;
+    h.open_funded(code, amount).await
 }
 
 async fn events(h: &Harness, event_type: &str) -> i64 {
-    h.database
-        .db_for("deposits")
-        .client()
-        .await
-        .unwrap()
-        .query_one(
-            "SELECT count(*) FROM outbox WHERE type = $1",
-            &[&event_type],
-        )
-        .await
-        .unwrap()
-        .get(0)
+    h.deposits_value(
+        "SELECT count(*) FROM outbox WHERE type = $1",
+        &[&event_type],
+    )
+    .await
 }
 
 #[tokio::test]
@@ -76,13 +45,9 @@ async fn cash_moves_through_the_ledger_and_a_refusal_changes_nothing() {
         .await
         .unwrap();
     assert_eq!(out.balances_after.posted, "69.75");
-    let refused = h
-        .deposits
-        .cash("withdrawal", &id(), &account, "69.76", "EUR", "")
-        .await
-        .unwrap_err();
+    let refused = h.cash_refused("withdrawal", &account, "69.76").await;
     assert_eq!(refused.code(), "insufficient_funds");
-    assert_eq!(posted(&h, &account).await, "69.75");
+    assert_eq!(h.posted(&account).await, "69.75");
     for (amount, currency, code) in [
         ("0", "EUR", "invalid_argument"),
         ("-1.00", "EUR", "invalid_argument"),
@@ -96,7 +61,7 @@ async fn cash_moves_through_the_ledger_and_a_refusal_changes_nothing() {
             .unwrap_err();
         assert_eq!(refused.code(), code, "{amount} {currency}");
     }
-    assert_eq!(posted(&h, &account).await, "69.75");
+    assert_eq!(h.posted(&account).await, "69.75");
     assert_eq!(events(&h, "deposits.account.opened").await, 1);
     assert_eq!(events(&h, "deposits.money.deposited").await, 1);
     assert_eq!(events(&h, "deposits.money.withdrawn").await, 1);
@@ -130,7 +95,7 @@ async fn the_same_request_replays_and_other_content_under_its_id_is_refused() {
         .unwrap_err();
     assert_eq!(other.code(), "exists_with_different_content");
     assert!(other.to_string().contains("amount"), "{other}");
-    assert_eq!(posted(&h, &account).await, "90.00");
+    assert_eq!(h.posted(&account).await, "90.00");
     assert_eq!(events(&h, "deposits.money.withdrawn").await, 1);
 }
 
@@ -149,16 +114,9 @@ async fn a_minimum_balance_and_an_overdraft_are_kept_by_the_ledger() {
     .await;
     let view = h.deposits.account_by_text(&savings).await.unwrap();
     assert_eq!(view.balances.available, "50.00");
-    let refused = h
-        .deposits
-        .cash("withdrawal", &id(), &savings, "50.01", "EUR", "")
-        .await
-        .unwrap_err();
+    let refused = h.cash_refused("withdrawal", &savings, "50.01").await;
     assert_eq!(refused.code(), "insufficient_funds");
-    h.deposits
-        .cash("withdrawal", &id(), &savings, "50.00", "EUR", "")
-        .await
-        .unwrap();
+    h.cash_done("withdrawal", &savings, "50.00").await;
 
     let current = funded(
         &h,
@@ -167,16 +125,9 @@ async fn a_minimum_balance_and_an_overdraft_are_kept_by_the_ledger() {
         "0",
     )
     .await;
-    h.deposits
-        .cash("withdrawal", &id(), &current, "500.00", "EUR", "")
-        .await
-        .unwrap();
-    assert_eq!(posted(&h, &current).await, "-500.00");
-    let refused = h
-        .deposits
-        .cash("withdrawal", &id(), &current, "0.01", "EUR", "")
-        .await
-        .unwrap_err();
+    h.cash_done("withdrawal", &current, "500.00").await;
+    assert_eq!(h.posted(&current).await, "-500.00");
+    let refused = h.cash_refused("withdrawal", &current, "0.01").await;
     assert_eq!(refused.code(), "insufficient_funds");
 
     let both = h
@@ -212,7 +163,7 @@ async fn concurrent_withdrawals_never_break_the_limit() {
         }
     }
     assert_eq!(accepted, 33);
-    assert_eq!(posted(&h, &account).await, "10.00");
+    assert_eq!(h.posted(&account).await, "10.00");
 }
 
 #[tokio::test]
@@ -233,23 +184,11 @@ async fn a_hold_lowers_the_available_balance_until_released_or_expired() {
         ),
         ("100.00", "70.00", "30.00")
     );
-    let refused = h
-        .deposits
-        .cash("withdrawal", &id(), &account, "30.01", "EUR", "")
-        .await
-        .unwrap_err();
+    let refused = h.cash_refused("withdrawal", &account, "30.01").await;
     assert_eq!(refused.code(), "insufficient_funds");
-    let released = h
-        .deposits
-        .release_hold(&id(), &hold.id.to_string())
-        .await
-        .unwrap();
+    let released = h.release_hold(&hold.id.to_string()).await.unwrap();
     assert_eq!(released.status, "released");
-    let again = h
-        .deposits
-        .release_hold(&id(), &hold.id.to_string())
-        .await
-        .unwrap_err();
+    let again = h.release_hold(&hold.id.to_string()).await.unwrap_err();
     assert_eq!(again.code(), "hold_not_held");
     assert_eq!(
         h.deposits
@@ -282,11 +221,7 @@ async fn a_hold_lowers_the_available_balance_until_released_or_expired() {
     let view = h.deposits.account_by_text(&account).await.unwrap();
     assert_eq!(view.balances.available, "100.00");
     assert_eq!(events(&h, "deposits.hold.expired").await, 1);
-    let refused = h
-        .deposits
-        .release_hold(&id(), &expiring.id.to_string())
-        .await
-        .unwrap_err();
+    let refused = h.release_hold(&expiring.id.to_string()).await.unwrap_err();
     assert_eq!(refused.code(), "hold_not_held");
 }
 
@@ -294,35 +229,22 @@ async fn a_hold_lowers_the_available_balance_until_released_or_expired() {
 async fn frozen_and_dormant_accounts_refuse_what_they_must() {
     let h = start().await;
     let account = funded(&h, "current", |p| p.dormancy_days = 30, "100.00").await;
-    h.deposits
-        .change_status("freeze", &id(), &account, "court order 12")
+    h.change_status("freeze", &account, "court order 12")
         .await
         .unwrap();
     for kind in ["deposit", "withdrawal"] {
-        let refused = h
-            .deposits
-            .cash(kind, &id(), &account, "1.00", "EUR", "")
-            .await
-            .unwrap_err();
+        let refused = h.cash_refused(kind, &account, "1.00").await;
         assert_eq!(refused.code(), "account_frozen", "{kind}");
     }
-    h.deposits
-        .change_status("unfreeze", &id(), &account, "order lifted")
+    h.change_status("unfreeze", &account, "order lifted")
         .await
         .unwrap();
 
     h.clock.advance(TimeDelta::days(31));
     assert_eq!(h.deposits.mark_dormant().await.unwrap(), 1);
-    let refused = h
-        .deposits
-        .cash("withdrawal", &id(), &account, "1.00", "EUR", "")
-        .await
-        .unwrap_err();
+    let refused = h.cash_refused("withdrawal", &account, "1.00").await;
     assert_eq!(refused.code(), "account_dormant");
-    h.deposits
-        .cash("deposit", &id(), &account, "1.00", "EUR", "")
-        .await
-        .unwrap();
+    h.cash_done("deposit", &account, "1.00").await;
     assert_eq!(
         h.deposits.account_by_text(&account).await.unwrap().status,
         "active"
@@ -357,7 +279,7 @@ async fn interest_accrues_daily_posts_monthly_and_a_second_run_changes_nothing()
         (again.accounts, again.accrual_entries, again.postings),
         (0, 0, 0)
     );
-    assert_eq!(posted(&h, &account).await, "10031.00");
+    assert_eq!(h.posted(&account).await, "10031.00");
 
     // Five more days: accrued, not yet posted (10,031.00 × 3.65 % / 365 = 1.0031 a day).
     let report = h
@@ -382,20 +304,12 @@ async fn closing_posts_the_final_interest_pays_out_and_refuses_with_open_holds()
         .unwrap();
     h.clock.set(at(2026, 3, 11));
     let refused = h
-        .deposits
-        .change_status("close", &id(), &account, "customer request")
+        .change_status("close", &account, "customer request")
         .await
         .unwrap_err();
     assert_eq!(refused.code(), "cannot_close");
-    h.deposits
-        .release_hold(&id(), &hold.id.to_string())
-        .await
-        .unwrap();
-    let closed = h
-        .deposits
-        .change_status("close", &id(), &account, "customer request")
-        .await
-        .unwrap();
+    h.release_hold(&hold.id.to_string()).await.unwrap();
+    let closed = h.close(&account).await;
     assert_eq!(closed.status, "closed");
     // Interest for Mar 1..10: ten days at 1.00, posted at closing, then paid out.
     assert_eq!(closed.balances.posted, "0.00");
@@ -407,11 +321,7 @@ async fn closing_posts_the_final_interest_pays_out_and_refuses_with_open_holds()
         ["10000.00", "1.00", "-1.00", "10.00", "10010.00"],
         "{statement:?}"
     );
-    let refused = h
-        .deposits
-        .cash("deposit", &id(), &account, "1.00", "EUR", "")
-        .await
-        .unwrap_err();
+    let refused = h.cash_refused("deposit", &account, "1.00").await;
     assert_eq!(refused.code(), "account_closed");
 }
 
@@ -428,18 +338,8 @@ async fn transfers_keep_the_per_transfer_and_daily_limits_even_when_concurrent()
         "5000.00",
     )
     .await;
-    let to = h
-        .deposits
-        .open_account(&id(), "customer-2", "limited", None)
-        .await
-        .unwrap()
-        .id
-        .to_string();
-    let refused = h
-        .deposits
-        .transfer(&id(), &from, &to, "150.01", "EUR", "")
-        .await
-        .unwrap_err();
+    let to = h.open_account("customer-2", "limited").await;
+    let refused = h.transfer_eur(&from, &to, "150.01").await.unwrap_err();
     assert_eq!(refused.code(), "transfer_limit_exceeded");
 
     let mut tasks = Vec::new();
@@ -463,8 +363,8 @@ async fn transfers_keep_the_per_transfer_and_daily_limits_even_when_concurrent()
         }
     }
     assert_eq!(accepted, 10);
-    assert_eq!(posted(&h, &from).await, "4000.00");
-    assert_eq!(posted(&h, &to).await, "1000.00");
+    assert_eq!(h.posted(&from).await, "4000.00");
+    assert_eq!(h.posted(&to).await, "1000.00");
     assert_eq!(events(&h, "deposits.transfer.sent").await, 10);
     assert_eq!(events(&h, "deposits.transfer.received").await, 10);
 
@@ -477,20 +377,10 @@ async fn transfers_keep_the_per_transfer_and_daily_limits_even_when_concurrent()
         "50.00",
     )
     .await;
-    let refused = h
-        .deposits
-        .transfer(&id(), &poor, &to, "60.00", "EUR", "")
-        .await
-        .unwrap_err();
+    let refused = h.transfer_eur(&poor, &to, "60.00").await.unwrap_err();
     assert_eq!(refused.code(), "insufficient_funds");
-    h.deposits
-        .transfer(&id(), &poor, &to, "50.00", "EUR", "")
-        .await
-        .unwrap();
-    h.deposits
-        .transfer(&id(), &from, &to, "100.00", "EUR", "")
-        .await
-        .unwrap();
+    h.transfer_eur(&poor, &to, "50.00").await.unwrap();
+    h.transfer_eur(&from, &to, "100.00").await.unwrap();
 }
 
 #[tokio::test]
@@ -525,11 +415,7 @@ async fn a_captured_hold_goes_to_clearing_and_clearing_can_credit_an_account() {
         ),
         ("60.00", "0.00", "60.00")
     );
-    let refused = h
-        .deposits
-        .release_hold(&id(), &hold.id.to_string())
-        .await
-        .unwrap_err();
+    let refused = h.release_hold(&hold.id.to_string()).await.unwrap_err();
     assert_eq!(refused.code(), "hold_not_held");
     let refused = h
         .deposits
@@ -567,11 +453,7 @@ async fn closing_posts_interest_the_job_already_accrued() {
         .await
         .unwrap();
     assert_eq!((report.accrual_entries, report.postings), (10, 0));
-    let closed = h
-        .deposits
-        .change_status("close", &id(), &account, "customer request")
-        .await
-        .unwrap();
+    let closed = h.close(&account).await;
     assert_eq!(closed.status, "closed");
     assert_eq!(closed.balances.accrued_interest, "0.00");
     let statement = h.deposits.statement(&account, "", 50).await.unwrap();
@@ -590,17 +472,8 @@ async fn a_transfer_refused_by_the_daily_limit_stays_refused_when_retried() {
         "500.00",
     )
     .await;
-    let to = h
-        .deposits
-        .open_account(&id(), "customer-3", "daily", None)
-        .await
-        .unwrap()
-        .id
-        .to_string();
-    h.deposits
-        .transfer(&id(), &from, &to, "90.00", "EUR", "")
-        .await
-        .unwrap();
+    let to = h.open_account("customer-3", "daily").await;
+    h.transfer_eur(&from, &to, "90.00").await.unwrap();
     let request = id();
     for _ in 0..3 {
         let refused = h
@@ -610,10 +483,7 @@ async fn a_transfer_refused_by_the_daily_limit_stays_refused_when_retried() {
             .unwrap_err();
         assert_eq!(refused.code(), "daily_limit_exceeded");
     }
-    assert_eq!(posted(&h, &from).await, "410.00");
+    assert_eq!(h.posted(&from).await, "410.00");
     // What is left of the day's limit is still there.
-    h.deposits
-        .transfer(&id(), &from, &to, "10.00", "EUR", "")
-        .await
-        .unwrap();
+    h.transfer_eur(&from, &to, "10.00").await.unwrap();
 }

@@ -6,7 +6,11 @@ use std::sync::Arc;
 use chrono::{DateTime, TimeZone, Utc};
 use corebank_api::deposits::v1::deposits_client::DepositsClient;
 use corebank_api::ledger::v1::ledger_client::LedgerClient;
-use corebank_deposits::app::{Deposits, NewProduct};
+use corebank_db::tokio_postgres::types::{FromSql, ToSql};
+use corebank_deposits::app::{
+    AccountView, Deposits, HoldView, MovementView, NewProduct, TransferView,
+};
+use corebank_deposits::domain::error::DepositsError;
 use corebank_deposits::grpc::DepositsService;
 use corebank_kernel::{Clock, TestClock};
 use corebank_ledger::LedgerConfig;
@@ -87,6 +91,120 @@ impl Harness {
     pub async fn client(&self) -> DepositsClient<Channel> {
         // Channels reach deposits through the gateway: the tests call as the gateway.
         DepositsClient::new(self.deposits_app.channel("gateway", "deposits"))
+    }
+
+    /// Cash of `kind` in EUR under a fresh request id.
+    async fn cash_eur(
+        &self,
+        kind: &'static str,
+        account: &str,
+        amount: &str,
+    ) -> Result<MovementView, DepositsError> {
+        self.deposits
+            .cash(kind, &id(), account, amount, "EUR", "")
+            .await
+    }
+
+    /// Cash of `kind` in EUR under a fresh request id, which must be done.
+    pub async fn cash_done(&self, kind: &'static str, account: &str, amount: &str) -> MovementView {
+        self.cash_eur(kind, account, amount).await.unwrap()
+    }
+
+    /// Cash of `kind` in EUR under a fresh request id, which must be refused.
+    pub async fn cash_refused(
+        &self,
+        kind: &'static str,
+        account: &str,
+        amount: &str,
+    ) -> DepositsError {
+        self.cash_eur(kind, account, amount).await.unwrap_err()
+    }
+
+    /// A new product (or version) `code`, with the defaults of `product` and `tweak`.
+    pub async fn create_product(&self, code: &str, tweak: impl FnOnce(&mut NewProduct)) {
+        self.deposits
+            .create_product(product(code, tweak))
+            .await
+            .unwrap();
+    }
+
+    /// The id of a new account of `customer` in product `code`, opened under a fresh
+    /// request id.
+    pub async fn open_account(&self, customer: &str, code: &str) -> String {
+        self.deposits
+            .open_account(&id(), customer, code, None)
+            .await
+            .unwrap()
+            .id
+            .to_string()
+    }
+
+    /// A new account of "customer-1" in product `code`, with `amount` deposited unless it
+    /// is "0".
+    pub async fn open_funded(&self, code: &str, amount: &str) -> String {
+        let account_id = self.open_account("customer-1", code).await;
+        if amount != "0" {
+            self.cash_done("deposit", &account_id, amount).await;
+        }
+        account_id
+    }
+
+    /// The posted balance of `account`.
+    pub async fn posted(&self, account: &str) -> String {
+        let view = self.deposits.account_by_text(account).await.unwrap();
+        view.balances.posted
+    }
+
+    /// A status change under a fresh request id.
+    pub async fn change_status(
+        &self,
+        action: &'static str,
+        account: &str,
+        reason: &str,
+    ) -> Result<AccountView, DepositsError> {
+        self.deposits
+            .change_status(action, &id(), account, reason)
+            .await
+    }
+
+    /// The account closed at the customer's request, which must be done.
+    pub async fn close(&self, account: &str) -> AccountView {
+        self.change_status("close", account, "customer request")
+            .await
+            .unwrap()
+    }
+
+    /// A transfer in EUR without a description, under a fresh request id.
+    pub async fn transfer_eur(
+        &self,
+        from: &str,
+        to: &str,
+        amount: &str,
+    ) -> Result<TransferView, DepositsError> {
+        self.deposits
+            .transfer(&id(), from, to, amount, "EUR", "")
+            .await
+    }
+
+    /// The release of a hold under a fresh request id.
+    pub async fn release_hold(&self, hold: &str) -> Result<HoldView, DepositsError> {
+        self.deposits.release_hold(&id(), hold).await
+    }
+
+    /// The first column of the one row `sql` answers in the deposits schema.
+    pub async fn deposits_value<T: for<'a> FromSql<'a>>(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> T {
+        let client = self.database.db_for("deposits").client().await.unwrap();
+        client.query_one(sql, params).await.unwrap().get(0)
+    }
+
+    /// Runs one statement in the deposits schema.
+    pub async fn deposits_execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) {
+        let client = self.database.db_for("deposits").client().await.unwrap();
+        client.execute(sql, params).await.unwrap();
     }
 }
 
