@@ -7,37 +7,12 @@
     reason = "a test fails loudly, helpers included"
 )]
 
-use std::sync::Arc;
+mod wire;
 
 use corebank_api::ledger::v1 as pb;
 use corebank_api::ledger::v1::ledger_client::LedgerClient;
-use corebank_kernel::{AccountId, JournalEntryId, SystemClock};
-use corebank_ledger::LedgerConfig;
-use corebank_testkit::{TestApp, TestDatabase};
-use tokio_util::sync::CancellationToken;
-
-fn account(
-    code: &str,
-    account_type: pb::AccountType,
-    limit: pb::LimitKind,
-) -> pb::CreateAccountRequest {
-    pb::CreateAccountRequest {
-        id: AccountId::generate().to_string(),
-        code: code.to_owned(),
-        name: code.to_owned(),
-        currency: "EUR".to_owned(),
-        r#type: account_type.into(),
-        limit: Some(pb::BalanceLimit {
-            kind: limit.into(),
-            limit_amount: if limit == pb::LimitKind::None {
-                String::new()
-            } else {
-                "10.00".to_owned()
-            },
-        }),
-        ..Default::default()
-    }
-}
+use corebank_kernel::JournalEntryId;
+use wire::*;
 
 fn charge(customer: &str, income: &str, amount: &str, flagged: bool) -> pb::PostEntryRequest {
     let leg = |account: &str, direction: pb::Direction| pb::Leg {
@@ -59,33 +34,22 @@ fn charge(customer: &str, income: &str, amount: &str, flagged: bool) -> pb::Post
     }
 }
 
-fn code(status: &tonic::Status) -> String {
-    status
-        .metadata()
-        .get("corebank-error-code")
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default()
-}
-
 #[tokio::test]
 async fn a_flagged_bank_charge_may_pass_the_limit_is_recorded_and_only_deposits_may_send_it() {
-    let database = TestDatabase::create().await;
-    let shutdown = CancellationToken::new();
-    let component = corebank_ledger::grpc::component(
-        database.db_for("ledger"),
-        Arc::new(SystemClock),
-        LedgerConfig::default(),
-        shutdown.clone(),
-    );
-    let app = TestApp::spawn(component).await;
+    let Served {
+        app,
+        shutdown,
+        database: _database,
+    } = serve().await;
     let mut deposits = LedgerClient::new(app.channel("deposits", "ledger"));
     // A customer with an overdraft of 10.00, at its limit already.
     let customer = account(
         "customer",
         pb::AccountType::Liability,
         pb::LimitKind::DebitsMustNotExceedCredits,
+        "10.00",
     );
-    let income = account("income", pb::AccountType::Income, pb::LimitKind::None);
+    let income = account("income", pb::AccountType::Income, pb::LimitKind::None, "");
     let (customer, income) = (customer.id.clone(), {
         let id = income.id.clone();
         deposits
@@ -118,7 +82,7 @@ async fn a_flagged_bank_charge_may_pass_the_limit_is_recorded_and_only_deposits_
         .post_entry(charge(&customer, &income, "0.50", false))
         .await
         .unwrap_err();
-    assert_eq!(code(&refused), "limit_exceeded");
+    assert_eq!(error_code(&refused), "limit_exceeded");
 
     // With it, the charge goes through and the entry says so, hashed with its other facts.
     let flagged = charge(&customer, &income, "0.50", true);
@@ -156,7 +120,7 @@ async fn a_flagged_bank_charge_may_pass_the_limit_is_recorded_and_only_deposits_
     unflagged.bank_charge_may_exceed_limit = false;
     let refused = deposits.post_entry(unflagged).await.unwrap_err();
     assert_eq!(
-        code(&refused),
+        error_code(&refused),
         "exists_with_different_bank_charge_may_exceed_limit"
     );
 
@@ -167,7 +131,7 @@ async fn a_flagged_bank_charge_may_pass_the_limit_is_recorded_and_only_deposits_
         "true".to_owned(),
     );
     let refused = deposits.post_entry(forged).await.unwrap_err();
-    assert_eq!(code(&refused), "invalid_request");
+    assert_eq!(error_code(&refused), "invalid_request");
     let mut payments = LedgerClient::new(app.channel("payments", "ledger"));
     let refused = payments
         .post_entry(charge(&customer, &income, "0.50", true))

@@ -8,12 +8,14 @@
     reason = "a test fails loudly, helpers included"
 )]
 
+mod wire;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use corebank_api::ledger::v1 as pb;
 use corebank_api::ledger::v1::ledger_client::LedgerClient;
-use corebank_kernel::{AccountId, JournalEntryId, SystemClock};
+use corebank_kernel::{JournalEntryId, SystemClock};
 use corebank_ledger::{Ledger, LedgerConfig};
 use corebank_service::InternalMode;
 use corebank_testkit::{TestApp, TestDatabase, test_pki};
@@ -21,32 +23,15 @@ use tokio_util::sync::CancellationToken;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
+use wire::*;
 
 const LEDGER_SERVICE: &str = "corebank.ledger.v1.Ledger";
 
-fn account(code: &str, account_type: pb::AccountType) -> pb::CreateAccountRequest {
-    pb::CreateAccountRequest {
-        id: AccountId::generate().to_string(),
-        code: code.to_owned(),
-        name: code.to_owned(),
-        currency: "EUR".to_owned(),
-        r#type: account_type.into(),
-        limit: Some(pb::BalanceLimit {
-            kind: pb::LimitKind::None.into(),
-            limit_amount: String::new(),
-        }),
-        ..Default::default()
-    }
-}
-
-fn transfer(id: &str, debit: &str, credit: &str) -> pb::CreateTransferRequest {
+/// A transfer of 1.00 under the entry id `id`.
+fn transfer_of_one(id: &str, debit: &str, credit: &str) -> pb::CreateTransferRequest {
     pb::CreateTransferRequest {
         id: id.to_owned(),
-        debit_account_id: debit.to_owned(),
-        credit_account_id: credit.to_owned(),
-        amount: "1.00".to_owned(),
-        currency: "EUR".to_owned(),
-        ..Default::default()
+        ..transfer(debit, credit, "1.00")
     }
 }
 
@@ -110,23 +95,29 @@ async fn a_panicking_batcher_is_restarted_and_reported_down_meanwhile() {
     let http = reqwest::Client::new();
 
     let cash = client
-        .create_account(account("cash", pb::AccountType::Asset))
+        .create_account(account(
+            "cash",
+            pb::AccountType::Asset,
+            pb::LimitKind::None,
+            "",
+        ))
         .await
         .unwrap()
         .into_inner();
     let cash = opened(cash);
     let customer = client
-        .create_account(account("customer", pb::AccountType::Liability))
+        .create_account(account(
+            "customer",
+            pb::AccountType::Liability,
+            pb::LimitKind::None,
+            "",
+        ))
         .await
         .unwrap()
         .into_inner();
     let customer = opened(customer);
     let ok = client
-        .create_transfer(transfer(
-            &JournalEntryId::generate().to_string(),
-            &cash,
-            &customer,
-        ))
+        .create_transfer(transfer(&cash, &customer, "1.00"))
         .await;
     assert!(ok.is_ok(), "{ok:?}");
     assert!(
@@ -145,7 +136,7 @@ async fn a_panicking_batcher_is_restarted_and_reported_down_meanwhile() {
     ledger.inject_batcher_panic();
     let held_id = JournalEntryId::generate().to_string();
     let refused = client
-        .create_transfer(transfer(&held_id, &cash, &customer))
+        .create_transfer(transfer_of_one(&held_id, &cash, &customer))
         .await
         .unwrap_err();
     assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");
@@ -196,7 +187,7 @@ async fn a_panicking_batcher_is_restarted_and_reported_down_meanwhile() {
     // A request sent meanwhile waits for the restart rather than failing.
     let queued_id = JournalEntryId::generate().to_string();
     let queued = client
-        .create_transfer(transfer(&queued_id, &cash, &customer))
+        .create_transfer(transfer_of_one(&queued_id, &cash, &customer))
         .await;
     assert!(queued.is_ok(), "{queued:?}");
 
@@ -217,7 +208,7 @@ async fn a_panicking_batcher_is_restarted_and_reported_down_meanwhile() {
         "gRPC health did not come back after the restart"
     );
     let retried = client
-        .create_transfer(transfer(&held_id, &cash, &customer))
+        .create_transfer(transfer_of_one(&held_id, &cash, &customer))
         .await
         .unwrap()
         .into_inner();
@@ -226,7 +217,7 @@ async fn a_panicking_batcher_is_restarted_and_reported_down_meanwhile() {
         "the held request never reached the books"
     );
     let again = client
-        .create_transfer(transfer(&held_id, &cash, &customer))
+        .create_transfer(transfer_of_one(&held_id, &cash, &customer))
         .await
         .unwrap()
         .into_inner();

@@ -7,74 +7,39 @@
     reason = "a test fails loudly, helpers included"
 )]
 
-use std::sync::Arc;
+mod wire;
 
 use corebank_api::ledger::v1 as pb;
 use corebank_api::ledger::v1::ledger_client::LedgerClient;
-use corebank_kernel::{AccountId, JournalEntryId, SystemClock};
-use corebank_ledger::LedgerConfig;
-use corebank_testkit::{TestApp, TestDatabase};
-use tokio_util::sync::CancellationToken;
-
-fn account(
-    code: &str,
-    account_type: pb::AccountType,
-    limit: pb::LimitKind,
-) -> pb::CreateAccountRequest {
-    pb::CreateAccountRequest {
-        id: AccountId::generate().to_string(),
-        code: code.to_owned(),
-        name: code.to_owned(),
-        currency: "EUR".to_owned(),
-        r#type: account_type.into(),
-        limit: Some(pb::BalanceLimit {
-            kind: limit.into(),
-            limit_amount: String::new(),
-        }),
-        ..Default::default()
-    }
-}
-
-fn transfer(debit: &str, credit: &str, amount: &str) -> pb::CreateTransferRequest {
-    pb::CreateTransferRequest {
-        id: JournalEntryId::generate().to_string(),
-        debit_account_id: debit.to_owned(),
-        credit_account_id: credit.to_owned(),
-        amount: amount.to_owned(),
-        currency: "EUR".to_owned(),
-        ..Default::default()
-    }
-}
+use wire::*;
 
 #[tokio::test]
 async fn the_ledger_answers_over_grpc_with_stable_error_codes() {
-    let database = TestDatabase::create().await;
-    let shutdown = CancellationToken::new();
-    let component = corebank_ledger::grpc::component(
-        database.db_for("ledger"),
-        Arc::new(SystemClock),
-        LedgerConfig::default(),
-        shutdown.clone(),
-    );
-    let app = TestApp::spawn(component).await;
+    let Served {
+        app,
+        shutdown,
+        database: _database,
+    } = serve().await;
     // The ledger takes calls only from the modules that move money: call as deposits.
     let mut client = LedgerClient::new(app.channel("deposits", "ledger"));
 
     let created = client
         .create_accounts(pb::CreateAccountsRequest {
             accounts: vec![
-                account("cash", pb::AccountType::Asset, pb::LimitKind::None),
+                account("cash", pb::AccountType::Asset, pb::LimitKind::None, ""),
                 account(
                     "alice",
                     pb::AccountType::Liability,
                     pb::LimitKind::DebitsMustNotExceedCredits,
+                    "",
                 ),
                 account(
                     "bob",
                     pb::AccountType::Liability,
                     pb::LimitKind::DebitsMustNotExceedCredits,
+                    "",
                 ),
-                account("alice", pb::AccountType::Liability, pb::LimitKind::None),
+                account("alice", pb::AccountType::Liability, pb::LimitKind::None, ""),
             ],
         })
         .await

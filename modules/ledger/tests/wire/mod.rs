@@ -1,0 +1,77 @@
+//! Helpers shared by the tests that call the ledger over gRPC.
+#![allow(dead_code, reason = "each test binary uses a different subset")]
+
+use std::sync::Arc;
+
+use corebank_api::ledger::v1 as pb;
+use corebank_kernel::{AccountId, JournalEntryId, SystemClock};
+use corebank_ledger::LedgerConfig;
+use corebank_testkit::{TestApp, TestDatabase};
+use tokio_util::sync::CancellationToken;
+
+/// The ledger's gRPC component served on port 0 over its own test database, which lives
+/// as long as `database` is kept.
+pub struct Served {
+    pub app: TestApp,
+    pub shutdown: CancellationToken,
+    pub database: TestDatabase,
+}
+
+pub async fn serve() -> Served {
+    let database = TestDatabase::create().await;
+    let shutdown = CancellationToken::new();
+    let component = corebank_ledger::grpc::component(
+        database.db_for("ledger"),
+        Arc::new(SystemClock),
+        LedgerConfig::default(),
+        shutdown.clone(),
+    );
+    let app = TestApp::spawn(component).await;
+    Served {
+        app,
+        shutdown,
+        database,
+    }
+}
+
+/// A new EUR account under a fresh id; `limit_amount` is empty where the limit needs none.
+pub fn account(
+    code: &str,
+    account_type: pb::AccountType,
+    limit: pb::LimitKind,
+    limit_amount: &str,
+) -> pb::CreateAccountRequest {
+    pb::CreateAccountRequest {
+        id: AccountId::generate().to_string(),
+        code: code.to_owned(),
+        name: code.to_owned(),
+        currency: "EUR".to_owned(),
+        r#type: account_type.into(),
+        limit: Some(pb::BalanceLimit {
+            kind: limit.into(),
+            limit_amount: limit_amount.to_owned(),
+        }),
+        ..Default::default()
+    }
+}
+
+/// A transfer in EUR under a fresh entry id.
+pub fn transfer(debit: &str, credit: &str, amount: &str) -> pb::CreateTransferRequest {
+    pb::CreateTransferRequest {
+        id: JournalEntryId::generate().to_string(),
+        debit_account_id: debit.to_owned(),
+        credit_account_id: credit.to_owned(),
+        amount: amount.to_owned(),
+        currency: "EUR".to_owned(),
+        ..Default::default()
+    }
+}
+
+/// The stable error code a refusal carries in its metadata, empty when it carries none.
+pub fn error_code(status: &tonic::Status) -> String {
+    status
+        .metadata()
+        .get("corebank-error-code")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default()
+}
