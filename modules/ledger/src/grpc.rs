@@ -289,18 +289,7 @@ fn parse_transfer(request: &pb::CreateTransferRequest) -> Result<Command, Ledger
     }
     Ok(Command::Entry(NewEntry {
         id,
-        legs: vec![
-            Leg {
-                account_id: debit,
-                direction: Direction::Debit,
-                amount,
-            },
-            Leg {
-                account_id: credit,
-                direction: Direction::Credit,
-                amount,
-            },
-        ],
+        legs: Leg::transfer(debit, credit, amount),
         value_date: parse_date("value_date", &request.value_date)?,
         description: request.description.clone(),
         external_ref: request.external_ref.clone(),

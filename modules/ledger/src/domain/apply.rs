@@ -756,22 +756,10 @@ mod tests {
 
     fn transfer(debit: AccountId, credit: AccountId) -> Command {
         let amount = Money::parse("1.00", Currency::from_code("EUR").unwrap()).unwrap();
-        let leg = |account_id, direction| Leg {
-            account_id,
-            direction,
-            amount,
-        };
-        Command::Entry(NewEntry {
-            id: JournalEntryId::generate(),
-            legs: vec![leg(debit, Direction::Debit), leg(credit, Direction::Credit)],
-            value_date: None,
-            description: String::new(),
-            external_ref: String::new(),
-            metadata: BTreeMap::new(),
-            pending: false,
-            timeout_seconds: 0,
-            bank_charge_may_exceed_limit: false,
-        })
+        Command::Entry(NewEntry::posted(
+            JournalEntryId::generate(),
+            Leg::transfer(debit, credit, amount),
+        ))
     }
 
     #[test]

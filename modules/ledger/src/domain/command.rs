@@ -28,6 +28,24 @@ pub struct Leg {
     pub amount: Money,
 }
 
+impl Leg {
+    /// The two legs that move `amount` from `debit` to `credit`.
+    pub fn transfer(debit: AccountId, credit: AccountId, amount: Money) -> Vec<Leg> {
+        vec![
+            Leg {
+                account_id: debit,
+                direction: Direction::Debit,
+                amount,
+            },
+            Leg {
+                account_id: credit,
+                direction: Direction::Credit,
+                amount,
+            },
+        ]
+    }
+}
+
 /// A new entry: posted at once, or pending (a hold).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewEntry {
@@ -51,6 +69,22 @@ pub struct NewEntry {
 pub const BANK_CHARGE_METADATA_KEY: &str = "corebank.bank_charge_may_exceed_limit";
 
 impl NewEntry {
+    /// An entry of `legs` posted at once, with nothing else: no value date, description,
+    /// reference or metadata.
+    pub fn posted(id: JournalEntryId, legs: Vec<Leg>) -> NewEntry {
+        NewEntry {
+            id,
+            legs,
+            value_date: None,
+            description: String::new(),
+            external_ref: String::new(),
+            metadata: BTreeMap::new(),
+            pending: false,
+            timeout_seconds: 0,
+            bank_charge_may_exceed_limit: false,
+        }
+    }
+
     /// Checks everything that does not need the database: leg count, positive amounts,
     /// balance per currency, text lengths, timeout only on holds.
     pub fn validate(&self) -> Result<(), LedgerError> {
@@ -448,31 +482,11 @@ mod tests {
     use super::*;
 
     fn transfer(amount: &str) -> NewEntry {
-        let debit = AccountId::generate();
-        let credit = AccountId::generate();
         let money = Money::parse(amount, Currency::EUR).unwrap();
-        NewEntry {
-            id: JournalEntryId::generate(),
-            legs: vec![
-                Leg {
-                    account_id: debit,
-                    direction: Direction::Debit,
-                    amount: money,
-                },
-                Leg {
-                    account_id: credit,
-                    direction: Direction::Credit,
-                    amount: money,
-                },
-            ],
-            value_date: None,
-            description: String::new(),
-            external_ref: String::new(),
-            metadata: BTreeMap::new(),
-            pending: false,
-            timeout_seconds: 0,
-            bank_charge_may_exceed_limit: false,
-        }
+        NewEntry::posted(
+            JournalEntryId::generate(),
+            Leg::transfer(AccountId::generate(), AccountId::generate(), money),
+        )
     }
 
     #[test]

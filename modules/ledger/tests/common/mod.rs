@@ -8,7 +8,7 @@ use corebank_kernel::{AccountId, Clock, Currency, JournalEntryId, Money, SystemC
 use corebank_ledger::app::{EntryView, NewAccount};
 use corebank_ledger::domain::command::{Command, Leg, NewEntry};
 use corebank_ledger::domain::error::LedgerError;
-use corebank_ledger::domain::model::{AccountType, BalanceLimit, Direction, LimitKind};
+use corebank_ledger::domain::model::{AccountType, BalanceLimit, LimitKind};
 use corebank_ledger::{Ledger, LedgerConfig};
 use corebank_testkit::TestDatabase;
 use rust_decimal::Decimal;
@@ -120,29 +120,10 @@ pub fn transfer_command(
     credit: AccountId,
     amount: &str,
 ) -> Command {
-    let money = eur(amount);
-    Command::Entry(NewEntry {
+    Command::Entry(NewEntry::posted(
         id,
-        legs: vec![
-            Leg {
-                account_id: debit,
-                direction: Direction::Debit,
-                amount: money,
-            },
-            Leg {
-                account_id: credit,
-                direction: Direction::Credit,
-                amount: money,
-            },
-        ],
-        value_date: None,
-        description: String::new(),
-        external_ref: String::new(),
-        metadata: BTreeMap::new(),
-        pending: false,
-        timeout_seconds: 0,
-        bank_charge_may_exceed_limit: false,
-    })
+        Leg::transfer(debit, credit, eur(amount)),
+    ))
 }
 
 pub fn hold_command(
