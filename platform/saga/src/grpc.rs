@@ -113,6 +113,18 @@ fn parse_id(id: &str) -> Result<Uuid, GrpcStatus> {
     })
 }
 
+/// The verified operator of an action request and the request's body.
+fn operator_action<T: OperatorFields>(request: Request<T>) -> Result<(Actor, T), GrpcStatus> {
+    let actor = operator(&request)?;
+    Ok((actor, request.into_inner()))
+}
+
+/// The answer to an operator action: the saga as it is now, or the refusal.
+fn saga_answer(saga: Result<SagaInstance, SagaError>) -> Result<Response<pb::Saga>, GrpcStatus> {
+    saga.map(|saga| Response::new(saga_of(&saga)))
+        .map_err(|e| status_of(&e))
+}
+
 /// The operator fields of an action request.
 trait OperatorFields {
     /// The `actor` field: ignored in favour of the assertion, kept for older gateways.
@@ -284,53 +296,35 @@ impl SagaAdmin for SagaAdminService {
         &self,
         request: Request<pb::OperatorRequest>,
     ) -> Result<Response<pb::Saga>, GrpcStatus> {
-        let actor = operator(&request)?;
-        let request = request.into_inner();
-        let id = parse_id(&request.id)?;
-        let saga = ops::retry_now(&self.db, id, &actor)
-            .await
-            .map_err(|e| status_of(&e))?;
-        Ok(Response::new(saga_of(&saga)))
+        let (actor, request) = operator_action(request)?;
+        saga_answer(ops::retry_now(&self.db, parse_id(&request.id)?, &actor).await)
     }
 
     async fn resume(
         &self,
         request: Request<pb::OperatorRequest>,
     ) -> Result<Response<pb::Saga>, GrpcStatus> {
-        let actor = operator(&request)?;
-        let request = request.into_inner();
-        let id = parse_id(&request.id)?;
-        let saga = ops::resume(&self.db, id, &actor)
-            .await
-            .map_err(|e| status_of(&e))?;
-        Ok(Response::new(saga_of(&saga)))
+        let (actor, request) = operator_action(request)?;
+        saga_answer(ops::resume(&self.db, parse_id(&request.id)?, &actor).await)
     }
 
     async fn force_compensate(
         &self,
         request: Request<pb::OperatorRequest>,
     ) -> Result<Response<pb::Saga>, GrpcStatus> {
-        let actor = operator(&request)?;
-        let request = request.into_inner();
+        let (actor, request) = operator_action(request)?;
         let id = parse_id(&request.id)?;
-        let saga = ops::force_compensate_approved(
-            &self.db,
-            &self.registry,
-            id,
-            &actor,
-            request.proposed_by.trim(),
+        let proposed_by = request.proposed_by.trim();
+        saga_answer(
+            ops::force_compensate_approved(&self.db, &self.registry, id, &actor, proposed_by).await,
         )
-        .await
-        .map_err(|e| status_of(&e))?;
-        Ok(Response::new(saga_of(&saga)))
     }
 
     async fn mark_resolved(
         &self,
         request: Request<pb::MarkResolvedRequest>,
     ) -> Result<Response<pb::Saga>, GrpcStatus> {
-        let actor = operator(&request)?;
-        let request = request.into_inner();
+        let (actor, request) = operator_action(request)?;
         let id = parse_id(&request.id)?;
         ops::check_four_eyes(&actor, request.proposed_by.trim()).map_err(|e| status_of(&e))?;
         let resolution = match request.resolution.as_str() {
@@ -343,15 +337,9 @@ impl SagaAdmin for SagaAdminService {
                 }));
             }
         };
-        let saga = ops::mark_resolved_approved(
-            &self.db,
-            id,
-            resolution,
-            &actor,
-            request.proposed_by.trim(),
+        let proposed_by = request.proposed_by.trim();
+        saga_answer(
+            ops::mark_resolved_approved(&self.db, id, resolution, &actor, proposed_by).await,
         )
-        .await
-        .map_err(|e| status_of(&e))?;
-        Ok(Response::new(saga_of(&saga)))
     }
 }
