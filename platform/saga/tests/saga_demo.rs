@@ -22,6 +22,7 @@ use corebank_saga::{
 };
 use corebank_testkit::TestDatabase;
 use serde_json::json;
+use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -83,19 +84,39 @@ async fn accounts(h: &Harness) -> (String, String) {
     (from, to)
 }
 
-/// Starts a saga and waits for it to settle (completed, compensated or paused).
-async fn run(h: &Harness, saga_type: &str, input: serde_json::Value) -> (Uuid, Status) {
-    let id = Uuid::new_v4();
-    let settled = h.executor.watchers().watch(id);
+/// Starts the saga `id`.
+async fn start(
+    h: &Harness,
+    id: Uuid,
+    saga_type: &str,
+    input: serde_json::Value,
+    business_key: String,
+) {
     h.executor
         .start(NewSaga {
             id,
             saga_type: saga_type.to_owned(),
             input,
-            business_key: format!("key-{id}"),
+            business_key,
         })
         .await
         .unwrap();
+}
+
+/// Nudges the executor and waits at most 10 s for the saga that `settled` watches to settle.
+async fn nudged_until_settled(h: &Harness, settled: oneshot::Receiver<Status>) -> Status {
+    h.executor.nudge();
+    tokio::time::timeout(Duration::from_secs(10), settled)
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+/// Starts a saga and waits for it to settle (completed, compensated or paused).
+async fn run(h: &Harness, saga_type: &str, input: serde_json::Value) -> (Uuid, Status) {
+    let id = Uuid::new_v4();
+    let settled = h.executor.watchers().watch(id);
+    start(h, id, saga_type, input, format!("key-{id}")).await;
     let status = tokio::time::timeout(Duration::from_secs(20), settled)
         .await
         .expect("the saga settles within 20 s")
@@ -191,13 +212,30 @@ async fn assert_unwound(h: &Harness, id: Uuid, from: &str, to: &str) {
     );
 }
 
+/// A demo transfer of 100 between two new accounts runs to completion, each step once;
+/// answers the saga and the accounts.
+async fn transfer_completes_once(h: &Harness) -> (Uuid, String, String) {
+    let (from, to) = accounts(h).await;
+    let (id, status) = run(h, demo::SAGA_TYPE, demo::input(&from, &to, 100, None)).await;
+    assert_eq!(status, Status::Completed);
+    assert_completed_once(h, id, &from, &to).await;
+    (id, from, to)
+}
+
+/// A demo transfer of 100 between two new accounts that fails at `step` is compensated
+/// and leaves nothing behind; answers the saga.
+async fn transfer_unwinds(h: &Harness, step: &str) -> Uuid {
+    let (from, to) = accounts(h).await;
+    let (id, status) = run(h, demo::SAGA_TYPE, demo::input(&from, &to, 100, Some(step))).await;
+    assert_eq!(status, Status::Compensated, "failure at {step}");
+    assert_unwound(h, id, &from, &to).await;
+    id
+}
+
 #[tokio::test]
 async fn a_saga_runs_every_step_once_and_completes() {
     let h = demo_harness(DemoOptions::default()).await;
-    let (from, to) = accounts(&h).await;
-    let (id, status) = run(&h, demo::SAGA_TYPE, demo::input(&from, &to, 100, None)).await;
-    assert_eq!(status, Status::Completed);
-    assert_completed_once(&h, id, &from, &to).await;
+    transfer_completes_once(&h).await;
 }
 
 #[tokio::test]
@@ -207,10 +245,7 @@ async fn every_action_run_twice_gives_the_same_result() {
         ..DemoOptions::default()
     })
     .await;
-    let (from, to) = accounts(&h).await;
-    let (id, status) = run(&h, demo::SAGA_TYPE, demo::input(&from, &to, 100, None)).await;
-    assert_eq!(status, Status::Completed);
-    assert_completed_once(&h, id, &from, &to).await;
+    let (id, _, _) = transfer_completes_once(&h).await;
     // The outside call really ran twice (two log rows per key) and applied once.
     assert_eq!(
         count(
@@ -227,15 +262,7 @@ async fn every_action_run_twice_gives_the_same_result() {
 async fn a_failure_injected_at_each_step_unwinds_to_a_clean_state() {
     let h = demo_harness(DemoOptions::default()).await;
     for step in ["reserve", "notify", "settle"] {
-        let (from, to) = accounts(&h).await;
-        let (id, status) = run(
-            &h,
-            demo::SAGA_TYPE,
-            demo::input(&from, &to, 100, Some(step)),
-        )
-        .await;
-        assert_eq!(status, Status::Compensated, "failure at {step}");
-        assert_unwound(&h, id, &from, &to).await;
+        let id = transfer_unwinds(&h, step).await;
         let undone: Vec<(String, String)> = effects(&h.db, id)
             .await
             .into_iter()
@@ -274,15 +301,7 @@ async fn the_unwinding_run_twice_leaves_the_same_clean_state() {
     })
     .await;
     for step in ["notify", "settle"] {
-        let (from, to) = accounts(&h).await;
-        let (id, status) = run(
-            &h,
-            demo::SAGA_TYPE,
-            demo::input(&from, &to, 100, Some(step)),
-        )
-        .await;
-        assert_eq!(status, Status::Compensated);
-        assert_unwound(&h, id, &from, &to).await;
+        transfer_unwinds(&h, step).await;
     }
 }
 
@@ -293,10 +312,7 @@ async fn a_business_refusal_compensates_and_the_database_steps_variant_behaves_t
         ..DemoOptions::default()
     })
     .await;
-    let (from, to) = accounts(&h).await;
-    let (id, status) = run(&h, demo::SAGA_TYPE, demo::input(&from, &to, 100, None)).await;
-    assert_eq!(status, Status::Completed);
-    assert_completed_once(&h, id, &from, &to).await;
+    let (_, from, to) = transfer_completes_once(&h).await;
     // Too much: reserve refuses, nothing to undo.
     let (id, status) = run(&h, demo::SAGA_TYPE, demo::input(&from, &to, 5_000, None)).await;
     assert_eq!(status, Status::Compensated);
@@ -510,11 +526,7 @@ async fn retries_run_out_into_a_paused_saga_that_an_operator_resumes() {
     let settled = h.executor.watchers().watch(id);
     let resumed = ops::resume(&h.db, id, &actor()).await.unwrap();
     assert_eq!(resumed.status, Status::Running);
-    h.executor.nudge();
-    let status = tokio::time::timeout(Duration::from_secs(10), settled)
-        .await
-        .unwrap()
-        .unwrap();
+    let status = nudged_until_settled(&h, settled).await;
     assert_eq!(status, Status::Completed);
     let detail = ops::get(&h.db, id).await.unwrap();
     assert_eq!(detail.operator_actions.len(), 1);
@@ -602,14 +614,7 @@ async fn starting_is_idempotent_and_commits_with_the_callers_own_changes() {
         .await
         .unwrap();
     assert!(matches!(started, Started::New(_)));
-    h.executor.nudge();
-    assert_eq!(
-        tokio::time::timeout(Duration::from_secs(10), settled)
-            .await
-            .unwrap()
-            .unwrap(),
-        Status::Completed
-    );
+    assert_eq!(nudged_until_settled(&h, settled).await, Status::Completed);
     assert_eq!(demo::balance(&h.db, "caller-row").await.unwrap(), Some(1));
 
     // The same id again: the existing saga; with other content: refused, naming the field.
@@ -663,15 +668,7 @@ async fn an_executor_that_lost_its_lease_changes_nothing_more() {
     .timeout(Duration::from_secs(10));
     let h = harness_with(move |_| vec![SagaDefinition::new("test.slow", 1, vec![slow])]).await;
     let id = Uuid::new_v4();
-    h.executor
-        .start(NewSaga {
-            id,
-            saga_type: "test.slow".to_owned(),
-            input: json!({}),
-            business_key: String::new(),
-        })
-        .await
-        .unwrap();
+    start(&h, id, "test.slow", json!({}), String::new()).await;
     entered.notified().await;
     let held = ops::get(&h.db, id).await.unwrap().instance;
 
@@ -772,15 +769,7 @@ async fn a_database_step_rerun_from_a_stale_read_does_not_apply_twice() {
     .await;
     demo::open_account(&h.db, "stale", 0).await.unwrap();
     let id = Uuid::new_v4();
-    h.executor
-        .start(NewSaga {
-            id,
-            saga_type: "test.stale".to_owned(),
-            input: json!({}),
-            business_key: String::new(),
-        })
-        .await
-        .unwrap();
+    start(&h, id, "test.stale", json!({}), String::new()).await;
     let started = std::time::Instant::now();
     loop {
         let detail = ops::get(&h.db, id).await.unwrap();
@@ -841,14 +830,7 @@ async fn forcing_compensation_of_a_step_with_an_unknown_outcome_undoes_that_step
     ops::force_compensate(&h.db, h.executor.registry(), id, &actor())
         .await
         .unwrap();
-    h.executor.nudge();
-    assert_eq!(
-        tokio::time::timeout(Duration::from_secs(10), settled)
-            .await
-            .unwrap()
-            .unwrap(),
-        Status::Compensated
-    );
+    assert_eq!(nudged_until_settled(&h, settled).await, Status::Compensated);
     assert_eq!(
         undone.load(Ordering::SeqCst),
         1,
@@ -955,11 +937,7 @@ async fn a_step_awaiting_a_person_pauses_without_retries_until_a_decision_resume
     let settled = h.executor.watchers().watch(released);
     let resumed = decide(released, "review").await.unwrap();
     assert_eq!(resumed.status, Status::Running);
-    h.executor.nudge();
-    let status = tokio::time::timeout(Duration::from_secs(10), settled)
-        .await
-        .unwrap()
-        .unwrap();
+    let status = nudged_until_settled(&h, settled).await;
     assert_eq!(status, Status::Completed);
     let detail = ops::get(&h.db, released).await.unwrap();
     assert_eq!(detail.operator_actions.len(), 1);
@@ -976,10 +954,6 @@ async fn a_step_awaiting_a_person_pauses_without_retries_until_a_decision_resume
     decided.store(2, Ordering::SeqCst);
     let settled = h.executor.watchers().watch(refused);
     decide(refused, "review").await.unwrap();
-    h.executor.nudge();
-    let status = tokio::time::timeout(Duration::from_secs(10), settled)
-        .await
-        .unwrap()
-        .unwrap();
+    let status = nudged_until_settled(&h, settled).await;
     assert_eq!(status, Status::Compensated);
 }
