@@ -12,10 +12,13 @@
     reason = "tests"
 )]
 
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use common::spawn_gateway;
 use corebank_gateway::auth::dev::{self, Role};
 use corebank_saga::grpc::SagaAdminService;
 use corebank_saga::{
@@ -23,7 +26,6 @@ use corebank_saga::{
     StepOutcome,
 };
 use corebank_service::Component;
-use corebank_service::internal::component_names::GATEWAY;
 use corebank_service::internal::{Allow, allowed_callers};
 use corebank_testkit::{TestApp, TestDatabase};
 use serde_json::{Value, json};
@@ -104,22 +106,14 @@ async fn stack(approval_ttl_s: u64) -> Stack {
     settings.dev = true;
     settings.gateway_approval_ttl_s = approval_ttl_s;
     let keys = dev::ensure_dev_keys(&home).unwrap();
-    let gateway = TestApp::spawn(
-        corebank_gateway::app::component(
-            &settings,
-            database.db_for("gateway"),
-            &corebank_gateway::app::Upstream {
-                legacy_url: owner.internal_url(""),
-                modern_url: owner.internal_url(""),
-                clients: corebank_testkit::clients(GATEWAY),
-            },
-            shutdown.clone(),
-        )
-        .await
-        .unwrap(),
+    let gateway = spawn_gateway(
+        &settings,
+        &database,
+        owner.internal_url(""),
+        owner.internal_url(""),
+        &shutdown,
     )
     .await;
-    let _ = rustls::crypto::ring::default_provider().install_default();
     Stack {
         database,
         executor,

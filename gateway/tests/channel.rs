@@ -8,9 +8,12 @@
     reason = "tests"
 )]
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::spawn_gateway;
 use corebank_api::deposits::v1 as dpb;
 use corebank_api::deposits::v1::deposits_client::DepositsClient;
 use corebank_api::deposits::v1::deposits_server::DepositsServer;
@@ -139,23 +142,14 @@ async fn stack() -> Stack {
     settings.dev = true;
     settings.gateway_route_poll_ms = 100;
     let keys = dev::ensure_dev_keys(&home).unwrap();
-    let gateway = TestApp::spawn(
-        corebank_gateway::app::component(
-            &settings,
-            database.db_for("gateway"),
-            &corebank_gateway::app::Upstream {
-                legacy_url: legacy.internal_url(""),
-                modern_url: modern.internal_url(""),
-                clients: corebank_testkit::clients(GATEWAY),
-            },
-            shutdown.clone(),
-        )
-        .await
-        .unwrap(),
+    let gateway = spawn_gateway(
+        &settings,
+        &database,
+        legacy.internal_url(""),
+        modern.internal_url(""),
+        &shutdown,
     )
     .await;
-    // reqwest here has rustls without a provider of its own (ring, never aws-lc).
-    let _ = rustls::crypto::ring::default_provider().install_default();
     Stack {
         _ledger: ledger,
         _deposits_only: deposits_only,

@@ -10,8 +10,11 @@
     reason = "tests"
 )]
 
+mod common;
+
 use std::collections::BTreeSet;
 
+use common::spawn_gateway;
 use corebank_api::deposits::v1 as dpb;
 use corebank_api::payments::v1 as ppb;
 use corebank_gateway::channel::json;
@@ -429,23 +432,14 @@ async fn serve() -> Served {
         std::env::temp_dir().join(format!("corebank-gateway-openapi-{}", uuid::Uuid::new_v4()));
     settings.dev = true;
     corebank_gateway::auth::dev::ensure_dev_keys(&settings.home).unwrap();
-    let gateway = TestApp::spawn(
-        corebank_gateway::app::component(
-            &settings,
-            database.db_for("gateway"),
-            &corebank_gateway::app::Upstream {
-                legacy_url: "https://127.0.0.1:9".to_owned(),
-                modern_url: "https://127.0.0.1:9".to_owned(),
-                clients: corebank_testkit::clients("gateway"),
-            },
-            shutdown.clone(),
-        )
-        .await
-        .unwrap(),
+    let gateway = spawn_gateway(
+        &settings,
+        &database,
+        "https://127.0.0.1:9".to_owned(),
+        "https://127.0.0.1:9".to_owned(),
+        &shutdown,
     )
     .await;
-    // reqwest here has rustls without a provider of its own (ring, never aws-lc).
-    let _ = rustls::crypto::ring::default_provider().install_default();
     Served {
         gateway,
         settings,

@@ -10,13 +10,12 @@
     reason = "tests"
 )]
 
+mod common;
+
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
-use axum::extract::Request;
-use axum::middleware::Next;
-use axum::response::Response;
-use corebank_gateway::principal::{Principal, RequestContext, Surface};
+use common::{Http, test_principal};
 use corebank_gateway::routing::{Canary, Reason, RouteRule, RouteTable, Router, Side};
 use corebank_testkit::{TestApp, TestDatabase};
 use reqwest::StatusCode;
@@ -28,38 +27,10 @@ const WRITE: &str = "routes:read routes:write";
 const APPROVE: &str = "routes:read routes:approve";
 const ALL: &str = "routes:read routes:write routes:approve";
 
-/// Stands in for the auth middleware: the principal comes from test headers.
-async fn test_principal(mut request: Request, next: Next) -> Response {
-    let header = |request: &Request, name: &str| {
-        request
-            .headers()
-            .get(name)
-            .and_then(|value| value.to_str().ok())
-            .map(str::to_owned)
-    };
-    let subject = header(&request, "x-test-subject");
-    let scopes = header(&request, "x-test-scopes").unwrap_or_default();
-    if let Some(subject) = subject {
-        let context = RequestContext {
-            principal: Principal {
-                subject,
-                surface: Surface::Admin,
-                scopes: scopes.split_whitespace().map(str::to_owned).collect(),
-                customer_id: None,
-            },
-            origin: "127.0.0.1".to_owned(),
-            request_id: uuid::Uuid::new_v4().to_string(),
-        };
-        request.extensions_mut().insert(context);
-    }
-    next.run(request).await
-}
-
 struct Harness {
     db: TestDatabase,
     router: Router,
-    app: TestApp,
-    http: reqwest::Client,
+    http: Http,
 }
 
 async fn serve(router: &Router) -> TestApp {
@@ -70,13 +41,6 @@ async fn serve(router: &Router) -> TestApp {
         .await
 }
 
-/// reqwest here has rustls without a provider of its own: ring is installed as the
-/// process's (never aws-lc).
-fn http_client() -> reqwest::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::new()
-}
-
 impl Harness {
     async fn start() -> Harness {
         let db = TestDatabase::create().await;
@@ -85,37 +49,13 @@ impl Harness {
         Harness {
             db,
             router,
-            app,
-            http: http_client(),
+            http: Http::to(app),
         }
-    }
-
-    async fn call(
-        &self,
-        method: &str,
-        path: &str,
-        who: Option<(&str, &str)>,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-        let mut request = self.http.request(method, self.app.url(path));
-        if let Some((subject, scopes)) = who {
-            request = request
-                .header("x-test-subject", subject)
-                .header("x-test-scopes", scopes);
-        }
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status();
-        let text = response.text().await.unwrap();
-        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        (status, body)
     }
 
     async fn propose(&self, author: &str, body: Value) -> String {
         let (status, proposal) = self
+            .http
             .call(
                 "POST",
                 "/admin/v1/routes/proposals",
@@ -129,13 +69,14 @@ impl Harness {
     }
 
     async fn approve(&self, approver: &str, scopes: &str, id: &str) -> (StatusCode, Value) {
-        self.call(
-            "POST",
-            &format!("/admin/v1/routes/proposals/{id}/approve"),
-            Some((approver, scopes)),
-            None,
-        )
-        .await
+        self.http
+            .call(
+                "POST",
+                &format!("/admin/v1/routes/proposals/{id}/approve"),
+                Some((approver, scopes)),
+                None,
+            )
+            .await
     }
 
     /// (actor, action, outcome) of every audit row, oldest first.
@@ -303,6 +244,7 @@ async fn invalid_rules_are_refused_naming_the_field() {
     ];
     for (body, field) in cases {
         let (status, error) = harness
+            .http
             .call(
                 "POST",
                 "/admin/v1/routes/proposals",
@@ -317,7 +259,10 @@ async fn invalid_rules_are_refused_naming_the_field() {
             "{field}: {error}"
         );
     }
-    let (status, _) = harness.call("GET", "/admin/v1/routes", None, None).await;
+    let (status, _) = harness
+        .http
+        .call("GET", "/admin/v1/routes", None, None)
+        .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
 
@@ -342,6 +287,7 @@ async fn the_author_cannot_approve_their_own_change_but_another_approver_can() {
     assert_eq!(harness.router.table().version(), 1);
 
     let (status, active) = harness
+        .http
         .call("GET", "/admin/v1/routes", Some(("dave", READ)), None)
         .await;
     assert_eq!(status, StatusCode::OK);
@@ -351,6 +297,7 @@ async fn the_author_cannot_approve_their_own_change_but_another_approver_can() {
     assert_eq!(active["rules"][0]["canary"]["percent"], 10);
 
     let (status, decision) = harness
+        .http
         .call(
             "GET",
             "/admin/v1/routes/decide?product=CURRENT&operation=transfers",
@@ -365,6 +312,7 @@ async fn the_author_cannot_approve_their_own_change_but_another_approver_can() {
     );
 
     let (status, versions) = harness
+        .http
         .call(
             "GET",
             "/admin/v1/routes/versions",
@@ -424,6 +372,7 @@ async fn an_approved_change_scheduled_for_later_is_activated_by_the_poller() {
     shutdown.cancel();
 
     let (_, proposals) = harness
+        .http
         .call(
             "GET",
             "/admin/v1/routes/proposals?status=active",
@@ -459,6 +408,7 @@ async fn a_proposal_whose_base_is_no_longer_active_is_refused_as_stale() {
     );
 
     let (_, stale) = harness
+        .http
         .call(
             "GET",
             "/admin/v1/routes/proposals?status=stale",
@@ -471,6 +421,7 @@ async fn a_proposal_whose_base_is_no_longer_active_is_refused_as_stale() {
     let mut against_old = transfers_canary(30);
     against_old["base_version"] = json!(0);
     let (status, error) = harness
+        .http
         .call(
             "POST",
             "/admin/v1/routes/proposals",
@@ -503,6 +454,7 @@ async fn a_rollback_restores_an_earlier_versions_rules_once_approved() {
     assert_eq!(harness.router.table().version(), 2);
 
     let (status, rollback) = harness
+        .http
         .call(
             "POST",
             "/admin/v1/routes/rollback",
@@ -526,6 +478,7 @@ async fn a_rollback_restores_an_earlier_versions_rules_once_approved() {
     let table = harness.router.table();
     assert_eq!(table.version(), 3);
     let (_, version_one) = harness
+        .http
         .call(
             "GET",
             "/admin/v1/routes/versions/1",
@@ -534,6 +487,7 @@ async fn a_rollback_restores_an_earlier_versions_rules_once_approved() {
         )
         .await;
     let (_, version_three) = harness
+        .http
         .call(
             "GET",
             "/admin/v1/routes/versions/3",
@@ -638,6 +592,7 @@ async fn the_automatic_rollback_sends_a_canary_rule_back_to_legacy_and_is_audite
     assert_eq!(automatic[1].2, "unchanged");
 
     let (_, version) = harness
+        .http
         .call(
             "GET",
             "/admin/v1/routes/versions/2",
@@ -654,6 +609,7 @@ async fn every_admin_action_leaves_its_audit_row() {
     let harness = Harness::start().await;
     let id = harness.propose("alice", transfers_canary(10)).await;
     let (status, _) = harness
+        .http
         .call(
             "POST",
             &format!("/admin/v1/routes/proposals/{id}/reject"),
@@ -668,6 +624,7 @@ async fn every_admin_action_leaves_its_audit_row() {
         (StatusCode::CONFLICT, json!("proposal_not_pending"))
     );
     let (status, _) = harness
+        .http
         .call(
             "POST",
             "/admin/v1/routes/proposals",
@@ -677,6 +634,7 @@ async fn every_admin_action_leaves_its_audit_row() {
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     let (status, _) = harness
+        .http
         .call(
             "POST",
             "/admin/v1/routes/rollback",

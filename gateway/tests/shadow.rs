@@ -11,12 +11,11 @@
     reason = "tests"
 )]
 
+mod common;
+
 use std::time::{Duration, Instant};
 
-use axum::extract::Request;
-use axum::middleware::Next;
-use axum::response::Response;
-use corebank_gateway::principal::{Principal, RequestContext, Surface};
+use common::{Http, test_principal};
 use corebank_gateway::routing::{Router, Side};
 use corebank_gateway::shadow::{
     Answer, NormalizationRules, RollbackPolicy, Shadow, ShadowConfig, ShadowCounts, ShadowJob,
@@ -30,46 +29,12 @@ const READ: &str = "routes:read";
 const WRITE: &str = "routes:read routes:write";
 const APPROVE: &str = "routes:read routes:approve";
 
-/// Stands in for the auth middleware: the principal comes from test headers.
-async fn test_principal(mut request: Request, next: Next) -> Response {
-    let header = |request: &Request, name: &str| {
-        request
-            .headers()
-            .get(name)
-            .and_then(|value| value.to_str().ok())
-            .map(str::to_owned)
-    };
-    if let Some(subject) = header(&request, "x-test-subject") {
-        let scopes = header(&request, "x-test-scopes").unwrap_or_default();
-        let context = RequestContext {
-            principal: Principal {
-                subject,
-                surface: Surface::Admin,
-                scopes: scopes.split_whitespace().map(str::to_owned).collect(),
-                customer_id: None,
-            },
-            origin: "127.0.0.1".to_owned(),
-            request_id: uuid::Uuid::new_v4().to_string(),
-        };
-        request.extensions_mut().insert(context);
-    }
-    next.run(request).await
-}
-
 struct Harness {
     db: TestDatabase,
     router: Router,
     shadow: Shadow,
-    app: TestApp,
-    http: reqwest::Client,
+    http: Http,
     shutdown: CancellationToken,
-}
-
-/// reqwest here has rustls without a provider of its own: ring is installed as the
-/// process's (never aws-lc).
-fn http_client() -> reqwest::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::new()
 }
 
 impl Harness {
@@ -95,40 +60,14 @@ impl Harness {
             db,
             router,
             shadow,
-            app,
-            http: http_client(),
+            http: Http::to(app),
             shutdown,
         }
     }
 
-    async fn call(
-        &self,
-        method: &str,
-        path: &str,
-        who: Option<(&str, &str)>,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-        let mut request = self.http.request(method, self.app.url(path));
-        if let Some((subject, scopes)) = who {
-            request = request
-                .header("x-test-subject", subject)
-                .header("x-test-scopes", scopes);
-        }
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status();
-        let text = response.text().await.unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
-    }
-
     async fn listing(&self, query: &str) -> Value {
         let (status, body) = self
+            .http
             .call(
                 "GET",
                 &format!("/admin/v1/shadow{query}"),
@@ -209,6 +148,7 @@ impl Harness {
     /// legacy shadow.
     async fn route_transfers_to_modern(&self) {
         let (status, proposal) = self
+            .http
             .call(
                 "POST",
                 "/admin/v1/routes/proposals",
@@ -228,6 +168,7 @@ impl Harness {
         assert_eq!(status, StatusCode::CREATED, "{proposal}");
         let id = proposal["id"].as_str().unwrap();
         let (status, approved) = self
+            .http
             .call(
                 "POST",
                 &format!("/admin/v1/routes/proposals/{id}/approve"),
@@ -380,6 +321,7 @@ async fn a_mismatch_is_stored_redacted_and_listed_with_a_summary() {
     assert_eq!(savings["summary"].as_array().unwrap().len(), 1);
 
     let (status, _) = harness
+        .http
         .call(
             "GET",
             "/admin/v1/shadow",
@@ -388,9 +330,13 @@ async fn a_mismatch_is_stored_redacted_and_listed_with_a_summary() {
         )
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    let (status, _) = harness.call("GET", "/admin/v1/shadow", None, None).await;
+    let (status, _) = harness
+        .http
+        .call("GET", "/admin/v1/shadow", None, None)
+        .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     let (status, refusal) = harness
+        .http
         .call(
             "GET",
             "/admin/v1/shadow?limit=0",
