@@ -197,6 +197,25 @@ fn assert_refused(response: &Response, field: &str, text: &str) {
     assert!(value.starts_with(text), "{field}={value}, expected {text}");
 }
 
+/// A core with the default configuration and one client connected to it.
+async fn connected() -> (Core, Client) {
+    let core = start_core(config()).await;
+    let client = Client::connect(&core).await;
+    (core, client)
+}
+
+/// A connected core with ALICE's and BOB's accounts, funded with the amounts given.
+async fn alice_and_bob(alice: &str, bob: &str) -> (Core, Client, String, String) {
+    let (core, mut client) = connected().await;
+    let alice = funded_account(&mut client, "ALICE", alice).await;
+    let bob = funded_account(&mut client, "BOB", bob).await;
+    (core, client, alice, bob)
+}
+
+fn reverse_lock(id: &str) -> Request {
+    request("AC.LOCKED.EVENTS", Function::Reverse, id, &[])
+}
+
 fn cash(currency: &str) -> String {
     formats::account_number(currency, 10_001).unwrap()
 }
@@ -248,6 +267,11 @@ async fn transfer(
     client.call(&input("FUNDS.TRANSFER", id, &fields)).await
 }
 
+/// A transfer that captures the lock `lock`.
+async fn capture(client: &mut Client, from: &str, to: &str, amount: &str, lock: &str) -> Response {
+    transfer(client, "", from, to, amount, &[("LOCKED.EVENT.ID", lock)]).await
+}
+
 async fn balance(client: &mut Client, account: &str) -> (String, String) {
     let response = client
         .call(&enquiry("ACCT.BALANCE", &[("ACCOUNT", account)]))
@@ -277,8 +301,7 @@ async fn assert_books_balance(client: &mut Client) -> Response {
 
 #[tokio::test]
 async fn a_wrong_sign_on_is_refused_as_a_security_violation() {
-    let core = start_core(config()).await;
-    let mut client = Client::connect(&core).await;
+    let (_core, mut client) = connected().await;
     for (user, password) in [
         ("INPUTT", "654321"),
         ("NOBODY", "123456"),
@@ -311,8 +334,7 @@ async fn a_wrong_sign_on_is_refused_as_a_security_violation() {
 
 #[tokio::test]
 async fn a_customer_and_an_account_are_opened_and_read_back() {
-    let core = start_core(config()).await;
-    let mut client = Client::connect(&core).await;
+    let (_core, mut client) = connected().await;
     let customer = open_customer(&mut client, "ALICE.1").await;
     assert!(formats::parse_customer_number(&customer).is_ok());
     let seen = client.call(&see("CUSTOMER", &customer)).await;
@@ -361,34 +383,34 @@ async fn a_customer_and_an_account_are_opened_and_read_back() {
         .await;
     assert_eq!(by_mnemonic.field("CUSTOMER"), Some(customer.as_str()));
 
-    let duplicate_alt = client
-        .call(&input(
-            "ACCOUNT",
-            "",
+    let customer = customer.as_str();
+    // The fields of each account refused, with the field named and the text.
+    type Fields<'a> = &'a [(&'a str, &'a str)];
+    let refusals: [(Fields<'_>, &str, &str); 3] = [
+        (
             &[
-                ("CUSTOMER", &customer),
+                ("CUSTOMER", customer),
                 ("CURRENCY", "EUR"),
                 ("ALT.ACCT.ID", "DEP-1"),
             ],
-        ))
-        .await;
-    assert_refused(&duplicate_alt, "ALT.ACCT.ID", "DUPLICATE");
-    let yen = client
-        .call(&input(
-            "ACCOUNT",
-            "",
-            &[("CUSTOMER", &customer), ("CURRENCY", "JPY")],
-        ))
-        .await;
-    assert_refused(&yen, "CURRENCY", "CURRENCY NOT ALLOWED");
-    let unknown_field = client
-        .call(&input(
-            "ACCOUNT",
-            "",
-            &[("CUSTOMER", &customer), ("COLOUR", "RED")],
-        ))
-        .await;
-    assert_refused(&unknown_field, "COLOUR", "FIELD NOT ALLOWED");
+            "ALT.ACCT.ID",
+            "DUPLICATE",
+        ),
+        (
+            &[("CUSTOMER", customer), ("CURRENCY", "JPY")],
+            "CURRENCY",
+            "CURRENCY NOT ALLOWED",
+        ),
+        (
+            &[("CUSTOMER", customer), ("COLOUR", "RED")],
+            "COLOUR",
+            "FIELD NOT ALLOWED",
+        ),
+    ];
+    for (fields, field, text) in refusals {
+        let refused = client.call(&input("ACCOUNT", "", fields)).await;
+        assert_refused(&refused, field, text);
+    }
     let unknown_application = client.call(&see("TELLER", "TT1")).await;
     assert_refused(&unknown_application, "APPLICATION", "UNKNOWN APPLICATION");
     let unknown_account = client
@@ -399,10 +421,7 @@ async fn a_customer_and_an_account_are_opened_and_read_back() {
 
 #[tokio::test]
 async fn a_transfer_moves_money_and_the_books_balance() {
-    let core = start_core(config()).await;
-    let mut client = Client::connect(&core).await;
-    let alice = funded_account(&mut client, "ALICE", "500.00").await;
-    let bob = funded_account(&mut client, "BOB", "10.00").await;
+    let (_core, mut client, alice, bob) = alice_and_bob("500.00", "10.00").await;
     let response = transfer(
         &mut client,
         "",
@@ -459,10 +478,7 @@ async fn a_transfer_moves_money_and_the_books_balance() {
 
 #[tokio::test]
 async fn a_transfer_without_funds_is_refused_and_changes_nothing() {
-    let core = start_core(config()).await;
-    let mut client = Client::connect(&core).await;
-    let alice = funded_account(&mut client, "ALICE", "12.00").await;
-    let bob = funded_account(&mut client, "BOB", "1.00").await;
+    let (_core, mut client, alice, bob) = alice_and_bob("12.00", "1.00").await;
     let response = transfer(&mut client, "FTNOFUNDS1", &alice, &bob, "12.01", &[]).await;
     assert_refused(
         &response,
@@ -492,10 +508,7 @@ async fn a_transfer_without_funds_is_refused_and_changes_nothing() {
 
 #[tokio::test]
 async fn a_caller_assigned_transfer_id_is_applied_once() {
-    let core = start_core(config()).await;
-    let mut client = Client::connect(&core).await;
-    let alice = funded_account(&mut client, "ALICE", "100.00").await;
-    let bob = funded_account(&mut client, "BOB", "0.01").await;
+    let (core, mut client, alice, bob) = alice_and_bob("100.00", "0.01").await;
     let first = transfer(&mut client, "FTREQ42", &alice, &bob, "30.00", &[]).await;
     assert_done(&first);
     assert_eq!(first.transaction_id, "FTREQ42");
@@ -534,17 +547,8 @@ async fn a_caller_assigned_transfer_id_is_applied_once() {
 
 #[tokio::test]
 async fn a_lock_is_reversed_once_and_a_lock_is_captured_by_a_transfer() {
-    let core = start_core(config()).await;
-    let mut client = Client::connect(&core).await;
-    let alice = funded_account(&mut client, "ALICE", "100.00").await;
-    let bob = funded_account(&mut client, "BOB", "0.01").await;
-    let lock = client
-        .call(&input(
-            "AC.LOCKED.EVENTS",
-            "",
-            &[("ACCOUNT.NUMBER", &alice), ("LOCKED.AMOUNT", "40.00")],
-        ))
-        .await;
+    let (_core, mut client, alice, bob) = alice_and_bob("100.00", "0.01").await;
+    let lock = client.call(&lock_on(&alice, "40.00", None)).await;
     assert_done(&lock);
     assert!(lock.transaction_id.starts_with("ACLK"));
     assert_eq!(lock.field("STATUS"), Some("LIVE"));
@@ -558,25 +562,14 @@ async fn a_lock_is_reversed_once_and_a_lock_is_captured_by_a_transfer() {
         "DEBIT.AMOUNT",
         "INSUFFICIENT FUNDS, AVAILABLE 60.00",
     );
-    let too_big_lock = client
-        .call(&input(
-            "AC.LOCKED.EVENTS",
-            "",
-            &[("ACCOUNT.NUMBER", &alice), ("LOCKED.AMOUNT", "60.01")],
-        ))
-        .await;
+    let too_big_lock = client.call(&lock_on(&alice, "60.01", None)).await;
     assert_refused(
         &too_big_lock,
         "LOCKED.AMOUNT",
         "INSUFFICIENT FUNDS, AVAILABLE 60.00",
     );
 
-    let reverse = request(
-        "AC.LOCKED.EVENTS",
-        Function::Reverse,
-        &lock.transaction_id,
-        &[],
-    );
+    let reverse = reverse_lock(&lock.transaction_id);
     let reversed = client.call(&reverse).await;
     assert_done(&reversed);
     assert_eq!(reversed.field("STATUS"), Some("REVERSED"));
@@ -597,25 +590,9 @@ async fn a_lock_is_reversed_once_and_a_lock_is_captured_by_a_transfer() {
         ))
         .await;
     assert_done(&hold);
-    let wrong_amount = transfer(
-        &mut client,
-        "",
-        &alice,
-        &bob,
-        "24.00",
-        &[("LOCKED.EVENT.ID", "ACLKCARD7")],
-    )
-    .await;
+    let wrong_amount = capture(&mut client, &alice, &bob, "24.00", "ACLKCARD7").await;
     assert_refused(&wrong_amount, "DEBIT.AMOUNT", "INVALID AMOUNT");
-    let captured = transfer(
-        &mut client,
-        "",
-        &alice,
-        &bob,
-        "25.00",
-        &[("LOCKED.EVENT.ID", "ACLKCARD7")],
-    )
-    .await;
+    let captured = capture(&mut client, &alice, &bob, "25.00", "ACLKCARD7").await;
     assert_done(&captured);
     let seen = client.call(&see("AC.LOCKED.EVENTS", "ACLKCARD7")).await;
     assert_eq!(seen.field("STATUS"), Some("CAPTURED"));
@@ -623,25 +600,14 @@ async fn a_lock_is_reversed_once_and_a_lock_is_captured_by_a_transfer() {
         balance(&mut client, &alice).await,
         ("75.00".to_owned(), "75.00".to_owned())
     );
-    let twice = transfer(
-        &mut client,
-        "",
-        &alice,
-        &bob,
-        "25.00",
-        &[("LOCKED.EVENT.ID", "ACLKCARD7")],
-    )
-    .await;
+    let twice = capture(&mut client, &alice, &bob, "25.00", "ACLKCARD7").await;
     assert_refused(&twice, "LOCKED.EVENT.ID", "LOCK NOT LIVE, STATUS CAPTURED");
     assert_books_balance(&mut client).await;
 }
 
 #[tokio::test]
 async fn a_posting_restriction_blocks_postings_until_it_is_lifted() {
-    let core = start_core(config()).await;
-    let mut client = Client::connect(&core).await;
-    let alice = funded_account(&mut client, "ALICE", "100.00").await;
-    let bob = funded_account(&mut client, "BOB", "100.00").await;
+    let (_core, mut client, alice, bob) = alice_and_bob("100.00", "100.00").await;
     let frozen = client
         .call(&input("ACCOUNT", &alice, &[("POSTING.RESTRICT", "3")]))
         .await;
@@ -665,17 +631,8 @@ async fn a_posting_restriction_blocks_postings_until_it_is_lifted() {
 
 #[tokio::test]
 async fn a_closure_pays_out_the_balance_and_the_closed_account_takes_no_postings() {
-    let core = start_core(config()).await;
-    let mut client = Client::connect(&core).await;
-    let alice = funded_account(&mut client, "ALICE", "80.00").await;
-    let bob = funded_account(&mut client, "BOB", "5.00").await;
-    let lock = client
-        .call(&input(
-            "AC.LOCKED.EVENTS",
-            "",
-            &[("ACCOUNT.NUMBER", &alice), ("LOCKED.AMOUNT", "1.00")],
-        ))
-        .await;
+    let (_core, mut client, alice, bob) = alice_and_bob("80.00", "5.00").await;
+    let lock = client.call(&lock_on(&alice, "1.00", None)).await;
     let refused = client
         .call(&input(
             "ACCOUNT.CLOSURE",
@@ -684,14 +641,7 @@ async fn a_closure_pays_out_the_balance_and_the_closed_account_takes_no_postings
         ))
         .await;
     assert_refused(&refused, "ID", "LOCKED EVENTS OPEN");
-    client
-        .call(&request(
-            "AC.LOCKED.EVENTS",
-            Function::Reverse,
-            &lock.transaction_id,
-            &[],
-        ))
-        .await;
+    client.call(&reverse_lock(&lock.transaction_id)).await;
     let closed = client
         .call(&input(
             "ACCOUNT.CLOSURE",
@@ -718,10 +668,7 @@ async fn a_closure_pays_out_the_balance_and_the_closed_account_takes_no_postings
 
 #[tokio::test]
 async fn a_large_transfer_needs_the_override_accepted() {
-    let core = start_core(config()).await;
-    let mut client = Client::connect(&core).await;
-    let alice = funded_account(&mut client, "ALICE", "9000.00").await;
-    let bob = funded_account(&mut client, "BOB", "1.00").await;
+    let (_core, mut client, alice, bob) = alice_and_bob("9000.00", "1.00").await;
     let big = transfer(&mut client, "", &cash("EUR"), &alice, "10000.01", &[]).await;
     assert_eq!(big.indicator, Indicator::Override, "{big:?}");
     assert_eq!(
@@ -747,8 +694,7 @@ async fn a_large_transfer_needs_the_override_accepted() {
 
 #[tokio::test]
 async fn a_loan_is_paid_out_with_its_schedule_and_repaid_through_lr_transfers() {
-    let core = start_core(config()).await;
-    let mut client = Client::connect(&core).await;
+    let (_core, mut client) = connected().await;
     let customer = open_customer(&mut client, "BORROWER").await;
     let account = open_account(&mut client, &customer, &[]).await;
     let loan = client
@@ -823,10 +769,7 @@ async fn a_loan_is_paid_out_with_its_schedule_and_repaid_through_lr_transfers() 
 
 #[tokio::test]
 async fn a_statement_pages_with_a_running_balance() {
-    let core = start_core(config()).await;
-    let mut client = Client::connect(&core).await;
-    let alice = funded_account(&mut client, "ALICE", "100.00").await;
-    let bob = funded_account(&mut client, "BOB", "100.00").await;
+    let (_core, mut client, alice, bob) = alice_and_bob("100.00", "100.00").await;
     for _ in 0..4 {
         assert_done(&transfer(&mut client, "", &alice, &bob, "10.00", &[]).await);
     }
@@ -869,19 +812,12 @@ async fn a_statement_pages_with_a_running_balance() {
 
 #[tokio::test]
 async fn an_export_answers_the_books_as_of_one_journal_number_across_pages() {
-    let core = start_core(config()).await;
-    let mut client = Client::connect(&core).await;
+    let (_core, mut client) = connected().await;
     let mut accounts = Vec::new();
     for k in 0..5 {
         accounts.push(funded_account(&mut client, &format!("C{k}"), "100.00").await);
     }
-    let lock = client
-        .call(&input(
-            "AC.LOCKED.EVENTS",
-            "",
-            &[("ACCOUNT.NUMBER", &accounts[3]), ("LOCKED.AMOUNT", "7.00")],
-        ))
-        .await;
+    let lock = client.call(&lock_on(&accounts[3], "7.00", None)).await;
     assert_done(&lock);
     let first = client
         .call(&enquiry(
@@ -898,14 +834,7 @@ async fn an_export_answers_the_books_as_of_one_journal_number_across_pages() {
     // Writes between pages: money moves, a lock ends, a new account opens.
     assert_done(&transfer(&mut client, "", &accounts[0], &accounts[4], "60.00", &[]).await);
     assert_done(&transfer(&mut client, "", &accounts[2], &accounts[3], "30.00", &[]).await);
-    client
-        .call(&request(
-            "AC.LOCKED.EVENTS",
-            Function::Reverse,
-            &lock.transaction_id,
-            &[],
-        ))
-        .await;
+    client.call(&reverse_lock(&lock.transaction_id)).await;
     funded_account(&mut client, "LATE", "1.00").await;
 
     let mut after = exported.last().unwrap().clone();
@@ -959,8 +888,7 @@ async fn an_export_answers_the_books_as_of_one_journal_number_across_pages() {
 
 #[tokio::test]
 async fn close_of_business_answers_offline_until_it_is_turned_off() {
-    let core = start_core(config()).await;
-    let mut client = Client::connect(&core).await;
+    let (_core, mut client) = connected().await;
     let on = client.call(&admin(&[("COB", "ON")])).await;
     assert_done(&on);
     assert_eq!(on.field("CLOSED"), Some("YES"));
@@ -990,10 +918,7 @@ async fn close_of_business_answers_offline_until_it_is_turned_off() {
 
 #[tokio::test]
 async fn a_dropped_answer_leaves_the_transfer_committed() {
-    let core = start_core(config()).await;
-    let mut client = Client::connect(&core).await;
-    let alice = funded_account(&mut client, "ALICE", "100.00").await;
-    let bob = funded_account(&mut client, "BOB", "0.01").await;
+    let (core, mut client, alice, bob) = alice_and_bob("100.00", "0.01").await;
     assert_done(
         &client
             .call(&admin(&[("DROP.AFTER.COMMIT.RATE", "1")]))
@@ -1025,10 +950,7 @@ async fn a_dropped_answer_leaves_the_transfer_committed() {
 
 #[tokio::test]
 async fn an_injected_error_changes_nothing() {
-    let core = start_core(config()).await;
-    let mut client = Client::connect(&core).await;
-    let alice = funded_account(&mut client, "ALICE", "100.00").await;
-    let bob = funded_account(&mut client, "BOB", "0.01").await;
+    let (_core, mut client, alice, bob) = alice_and_bob("100.00", "0.01").await;
     assert_done(&client.call(&admin(&[("ERROR.RATE", "1")])).await);
     let response = transfer(&mut client, "FTFAULT1", &alice, &bob, "10.00", &[]).await;
     assert_refused(&response, "ID", "SYSTEM ERROR, TRY AGAIN");
@@ -1101,8 +1023,7 @@ async fn the_seed_is_deterministic_and_balanced() {
 
 #[tokio::test]
 async fn malformed_lines_are_answered_and_the_core_keeps_serving() {
-    let core = start_core(config()).await;
-    let mut client = Client::connect(&core).await;
+    let (core, mut client) = connected().await;
     for line in [
         "",
         "garbage",
@@ -1254,17 +1175,8 @@ async fn shutdown_does_not_wait_for_a_client_that_never_reads() {
 
 #[tokio::test]
 async fn a_last_line_cut_off_without_a_line_feed_is_not_carried_out() {
-    let core = start_core(config()).await;
-    let mut client = Client::connect(&core).await;
-    let alice = funded_account(&mut client, "ALICE", "100.00").await;
-    let bob = funded_account(&mut client, "BOB", "0.01").await;
-    let lock = client
-        .call(&input(
-            "AC.LOCKED.EVENTS",
-            "",
-            &[("ACCOUNT.NUMBER", &alice), ("LOCKED.AMOUNT", "60.00")],
-        ))
-        .await;
+    let (core, mut client, alice, bob) = alice_and_bob("100.00", "0.01").await;
+    let lock = client.call(&lock_on(&alice, "60.00", None)).await;
     assert_done(&lock);
     // A capture cut off before its LOCKED.EVENT.ID would otherwise debit the money the lock
     // holds, and leave the lock live.
@@ -1305,8 +1217,7 @@ async fn a_last_line_cut_off_without_a_line_feed_is_not_carried_out() {
 
 #[tokio::test]
 async fn a_loan_term_is_at_most_240_months_so_its_answer_always_fits() {
-    let core = start_core(config()).await;
-    let mut client = Client::connect(&core).await;
+    let (_core, mut client) = connected().await;
     let customer = open_customer(&mut client, "LONG.LOAN").await;
     let account = open_account(&mut client, &customer, &[]).await;
     let loan = |term: &str| {
@@ -1359,8 +1270,7 @@ fn lock_on(account: &str, amount: &str, to_date: Option<&str>) -> Request {
 
 #[tokio::test]
 async fn an_export_always_carries_an_account_and_pages_locks_that_do_not_fit() {
-    let core = start_core(config()).await;
-    let mut client = Client::connect(&core).await;
+    let (_core, mut client) = connected().await;
     let today = chrono::Utc::now().date_naive();
     let today_text = formats::legacy_date(today);
     let tomorrow_text = formats::legacy_date(today.succ_opt().unwrap());
@@ -1399,16 +1309,7 @@ async fn an_export_always_carries_an_account_and_pages_locks_that_do_not_fit() {
     assert_eq!(subs(&first, "LOCKS.MORE", 1), vec!["N"]);
 
     // A lock of BUSY ends after the export's journal number: still in the export.
-    assert_done(
-        &client
-            .call(&request(
-                "AC.LOCKED.EVENTS",
-                Function::Reverse,
-                &busy_locks[0],
-                &[],
-            ))
-            .await,
-    );
+    assert_done(&client.call(&reverse_lock(&busy_locks[0])).await);
 
     let page = |after: &str, as_of: &str| {
         enquiry(
@@ -1498,8 +1399,7 @@ async fn an_export_always_carries_an_account_and_pages_locks_that_do_not_fit() {
 
 #[tokio::test]
 async fn the_accounts_of_a_customer_page_with_a_cursor() {
-    let core = start_core(config()).await;
-    let mut client = Client::connect(&core).await;
+    let (_core, mut client) = connected().await;
     let customer = open_customer(&mut client, "MANY").await;
     let mut accounts = Vec::new();
     for _ in 0..3 {
@@ -1535,10 +1435,7 @@ async fn the_accounts_of_a_customer_page_with_a_cursor() {
 
 #[tokio::test]
 async fn a_statement_page_of_long_narratives_stays_within_the_protocol() {
-    let core = start_core(config()).await;
-    let mut client = Client::connect(&core).await;
-    let alice = funded_account(&mut client, "ALICE", "1000.00").await;
-    let bob = funded_account(&mut client, "BOB", "0.01").await;
+    let (_core, mut client, alice, bob) = alice_and_bob("1000.00", "0.01").await;
     // Commas double when escaped: the longest line a narrative can make.
     let narrative = ",".repeat(256);
     for _ in 0..130 {
