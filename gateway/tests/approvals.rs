@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use common::spawn_gateway;
+use common::{Answer, send, spawn_gateway};
 use corebank_gateway::auth::dev::{self, Role};
 use corebank_saga::grpc::SagaAdminService;
 use corebank_saga::{
@@ -47,11 +47,6 @@ impl Drop for Stack {
     fn drop(&mut self) {
         self.shutdown.cancel();
     }
-}
-
-struct Answer {
-    status: u16,
-    body: Value,
 }
 
 async fn stack(approval_ttl_s: u64) -> Stack {
@@ -128,15 +123,7 @@ async fn stack(approval_ttl_s: u64) -> Stack {
 
 impl Stack {
     fn token(&self, role: Role, subject: &str) -> String {
-        dev::mint(
-            &self.keys,
-            "corebank-dev",
-            role,
-            subject,
-            None,
-            Duration::from_secs(600),
-        )
-        .unwrap()
+        common::token(&self.keys, role, subject, None)
     }
 
     async fn call(
@@ -146,17 +133,15 @@ impl Stack {
         token: &str,
         body: Option<Value>,
     ) -> Answer {
-        let mut request = self
-            .http
-            .request(method, self.gateway.url(path))
-            .bearer_auth(token);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status().as_u16();
-        let body = response.json().await.unwrap_or(Value::Null);
-        Answer { status, body }
+        send(
+            &self.http,
+            method,
+            self.gateway.url(path),
+            Some(token),
+            None,
+            body,
+        )
+        .await
     }
 
     async fn post(&self, path: &str, token: &str, body: Value) -> Answer {

@@ -9,6 +9,8 @@
     reason = "tests"
 )]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -16,6 +18,7 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use common::EcKey;
 use corebank_gateway::auth::dev::{self, Role};
 use corebank_gateway::auth::{
     AuthConfig, AuthError, Authenticator, DEV_HS256_KID, JwksSource, require_customer,
@@ -23,8 +26,6 @@ use corebank_gateway::auth::{
 };
 use corebank_gateway::principal::{Principal, Surface, scope};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use ring::rand::SystemRandom;
-use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -50,39 +51,6 @@ impl TempDir {
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// An ES256 signing key and its public JWK.
-#[derive(Clone)]
-struct EcKey {
-    kid: String,
-    pkcs8: Vec<u8>,
-    jwk: Value,
-}
-
-impl EcKey {
-    fn generate(kid: &str) -> EcKey {
-        let rng = SystemRandom::new();
-        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
-        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
-            .unwrap();
-        let point = pair.public_key().as_ref();
-        EcKey {
-            kid: kid.to_owned(),
-            pkcs8: pkcs8.as_ref().to_vec(),
-            jwk: json!({
-                "kty": "EC", "crv": "P-256", "alg": "ES256", "use": "sig", "kid": kid,
-                "x": URL_SAFE_NO_PAD.encode(&point[1..33]),
-                "y": URL_SAFE_NO_PAD.encode(&point[33..65]),
-            }),
-        }
-    }
-
-    fn sign(&self, claims: &Value) -> String {
-        let mut header = Header::new(Algorithm::ES256);
-        header.kid = Some(self.kid.clone());
-        jsonwebtoken::encode(&header, claims, &EncodingKey::from_ec_der(&self.pkcs8)).unwrap()
     }
 }
 

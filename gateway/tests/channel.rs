@@ -13,7 +13,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::spawn_gateway;
+use common::{Answer, send, spawn_gateway};
 use corebank_api::deposits::v1 as dpb;
 use corebank_api::deposits::v1::deposits_client::DepositsClient;
 use corebank_api::deposits::v1::deposits_server::DepositsServer;
@@ -164,32 +164,9 @@ async fn stack() -> Stack {
     }
 }
 
-struct Answer {
-    status: u16,
-    body: Value,
-    headers: reqwest::header::HeaderMap,
-}
-
-impl Answer {
-    fn header(&self, name: &str) -> &str {
-        self.headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-    }
-}
-
 impl Stack {
     fn token(&self, role: Role, subject: &str, customer: Option<&str>) -> String {
-        dev::mint(
-            &self.keys,
-            "corebank-dev",
-            role,
-            subject,
-            customer,
-            Duration::from_secs(600),
-        )
-        .unwrap()
+        common::token(&self.keys, role, subject, customer)
     }
 
     async fn call(
@@ -200,25 +177,7 @@ impl Stack {
         key: Option<&str>,
         body: Option<Value>,
     ) -> Answer {
-        let mut request = self.http.request(method, self.gateway.url(path));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        if let Some(key) = key {
-            request = request.header("idempotency-key", key);
-        }
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let body = response.json().await.unwrap_or(Value::Null);
-        Answer {
-            status,
-            body,
-            headers,
-        }
+        send(&self.http, method, self.gateway.url(path), token, key, body).await
     }
 
     async fn post(&self, path: &str, token: &str, body: Value) -> Answer {

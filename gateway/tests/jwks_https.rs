@@ -8,18 +8,16 @@
     reason = "tests"
 )]
 
+mod common;
+
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use common::EcKey;
 use corebank_gateway::auth::{AuthConfig, Authenticator, JwksSource};
 use corebank_gateway::principal::Surface;
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use ring::rand::SystemRandom;
-use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _};
 use rustls_pki_types::pem::PemObject as _;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use serde_json::{Value, json};
@@ -29,31 +27,7 @@ use tokio_rustls::server::TlsStream;
 
 const ISSUER: &str = "corebank-test";
 
-/// An ES256 signing key and its public JWK.
-struct EcKey {
-    kid: String,
-    pkcs8: Vec<u8>,
-    jwk: Value,
-}
-
 impl EcKey {
-    fn generate(kid: &str) -> EcKey {
-        let rng = SystemRandom::new();
-        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
-        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
-            .unwrap();
-        let point = pair.public_key().as_ref();
-        EcKey {
-            kid: kid.to_owned(),
-            pkcs8: pkcs8.as_ref().to_vec(),
-            jwk: json!({
-                "kty": "EC", "crv": "P-256", "alg": "ES256", "use": "sig", "kid": kid,
-                "x": URL_SAFE_NO_PAD.encode(&point[1..33]),
-                "y": URL_SAFE_NO_PAD.encode(&point[33..65]),
-            }),
-        }
-    }
-
     /// A valid channel token signed with this key.
     fn token(&self) -> String {
         let now = chrono::Utc::now().timestamp();
@@ -61,9 +35,7 @@ impl EcKey {
             "iss": ISSUER, "aud": "corebank-channel", "sub": "mobile-app",
             "iat": now, "nbf": now, "exp": now + 300, "scope": "accounts:read",
         });
-        let mut header = Header::new(Algorithm::ES256);
-        header.kid = Some(self.kid.clone());
-        jsonwebtoken::encode(&header, &claims, &EncodingKey::from_ec_der(&self.pkcs8)).unwrap()
+        self.sign(&claims)
     }
 }
 

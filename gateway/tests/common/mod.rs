@@ -4,11 +4,17 @@
 use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::Response;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use corebank_gateway::auth::dev::{self, Role};
 use corebank_gateway::principal::{Principal, RequestContext, Surface};
 use corebank_service::internal::component_names::GATEWAY;
 use corebank_testkit::{TestApp, TestDatabase};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::StatusCode;
-use serde_json::Value;
+use ring::rand::SystemRandom;
+use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _};
+use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 /// Stands in for the auth middleware: the principal comes from test headers.
@@ -107,4 +113,99 @@ pub async fn spawn_gateway(
     .await;
     let _ = rustls::crypto::ring::default_provider().install_default();
     gateway
+}
+
+/// A development token for `subject` in `role` (for `customer` where given), valid for ten
+/// minutes.
+pub fn token(keys: &dev::DevKeys, role: Role, subject: &str, customer: Option<&str>) -> String {
+    dev::mint(
+        keys,
+        "corebank-dev",
+        role,
+        subject,
+        customer,
+        std::time::Duration::from_secs(600),
+    )
+    .unwrap()
+}
+
+/// What the gateway answered: the status, the JSON body (null when there is none) and the
+/// headers.
+pub struct Answer {
+    pub status: u16,
+    pub body: Value,
+    pub headers: reqwest::header::HeaderMap,
+}
+
+impl Answer {
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+    }
+}
+
+/// One call to `url`, with a bearer `token` and an `idempotency-key` where given.
+pub async fn send(
+    http: &reqwest::Client,
+    method: reqwest::Method,
+    url: String,
+    token: Option<&str>,
+    key: Option<&str>,
+    body: Option<Value>,
+) -> Answer {
+    let mut request = http.request(method, url);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    if let Some(key) = key {
+        request = request.header("idempotency-key", key);
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = response.json().await.unwrap_or(Value::Null);
+    Answer {
+        status,
+        body,
+        headers,
+    }
+}
+
+/// An ES256 signing key and its public JWK.
+#[derive(Clone)]
+pub struct EcKey {
+    pub kid: String,
+    pub pkcs8: Vec<u8>,
+    pub jwk: Value,
+}
+
+impl EcKey {
+    pub fn generate(kid: &str) -> EcKey {
+        let rng = SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
+            .unwrap();
+        let point = pair.public_key().as_ref();
+        EcKey {
+            kid: kid.to_owned(),
+            pkcs8: pkcs8.as_ref().to_vec(),
+            jwk: json!({
+                "kty": "EC", "crv": "P-256", "alg": "ES256", "use": "sig", "kid": kid,
+                "x": URL_SAFE_NO_PAD.encode(&point[1..33]),
+                "y": URL_SAFE_NO_PAD.encode(&point[33..65]),
+            }),
+        }
+    }
+
+    /// `claims` signed with this key, its kid in the header.
+    pub fn sign(&self, claims: &Value) -> String {
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = Some(self.kid.clone());
+        jsonwebtoken::encode(&header, claims, &EncodingKey::from_ec_der(&self.pkcs8)).unwrap()
+    }
 }
