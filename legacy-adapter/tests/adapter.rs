@@ -180,16 +180,44 @@ impl Bank {
     }
 
     async fn posted(&self, account_id: &str) -> Decimal {
-        let account = self
-            .deposits()
+        let account = self.account(account_id).await;
+        account.balances.unwrap().posted.parse().unwrap()
+    }
+
+    /// `field` of the first LEGACY-CURRENT account in the core's own export.
+    async fn first_current_account(&self, field: &str) -> String {
+        let exported = self
+            .ofs("ENQUIRY.SELECT,/S/PROCESS,INPUTT/123456,ACCT.EXPORT,PRODUCT.CODE=LEGACY-CURRENT")
+            .await;
+        exported.field(field).unwrap().to_owned()
+    }
+
+    /// The account as the adapter serves it.
+    async fn account(&self, account_id: &str) -> dpb::Account {
+        let request = dpb::GetAccountRequest {
+            account_id: account_id.to_owned(),
+        };
+        self.deposits()
             .await
-            .get_account(dpb::GetAccountRequest {
-                account_id: account_id.to_owned(),
-            })
+            .get_account(request)
             .await
             .unwrap()
-            .into_inner();
-        account.balances.unwrap().posted.parse().unwrap()
+            .into_inner()
+    }
+
+    /// The accounts of `customer` as the adapter lists them.
+    async fn accounts_of(&self, customer: String) -> Vec<dpb::Account> {
+        let request = dpb::ListAccountsRequest {
+            customer_id: customer,
+        };
+        let listed = self.deposits().await.list_accounts(request).await.unwrap();
+        listed.into_inner().accounts
+    }
+
+    /// A withdrawal that must be done.
+    async fn withdrawn(&self, request: dpb::CashRequest) -> dpb::Movement {
+        let movement = self.deposits().await.withdraw(request).await.unwrap();
+        movement.into_inner()
     }
 }
 
@@ -396,13 +424,7 @@ async fn a_timed_out_input_is_settled_by_asking_the_core_and_applied_once() {
         assert_eq!(error_code(status), "unavailable", "{status:?}");
     }
     tokio::time::sleep(Duration::from_millis(700)).await;
-    let again = bank
-        .deposits()
-        .await
-        .withdraw(request)
-        .await
-        .unwrap()
-        .into_inner();
+    let again = bank.withdrawn(request).await;
     assert_eq!(again.balances_after.unwrap().posted, "70.00");
     assert_eq!(bank.posted(&account).await, Decimal::new(7_000, 2));
 }
@@ -461,15 +483,7 @@ async fn the_export_streams_every_account_of_a_product_as_of_one_journal_number(
         assert_eq!(format!("{held:.2}"), account.held);
         holds += account.holds.len();
         // The exported id is the one the adapter serves the account under.
-        let served = bank
-            .deposits()
-            .await
-            .get_account(dpb::GetAccountRequest {
-                account_id: account.account_id.clone(),
-            })
-            .await
-            .unwrap()
-            .into_inner();
+        let served = bank.account(&account.account_id).await;
         assert_eq!(served.balances.unwrap().posted, account.posted);
     }
     assert!(holds >= 1, "the seed's holds are missing from the export");
@@ -503,35 +517,14 @@ async fn the_export_streams_every_account_of_a_product_as_of_one_journal_number(
 async fn accounts_the_core_had_before_the_adapter_are_served_under_stable_ids() {
     let bank = bank(3, Duration::from_secs(5)).await;
     // The seed's first customer, by the core's own customer number.
-    let customers = bank
-        .ofs("ENQUIRY.SELECT,/S/PROCESS,INPUTT/123456,ACCT.EXPORT,PRODUCT.CODE=LEGACY-CURRENT")
-        .await;
-    let customer = customers.field("CUSTOMER").unwrap().to_owned();
-    let listed = bank
-        .deposits()
-        .await
-        .list_accounts(dpb::ListAccountsRequest {
-            customer_id: customer.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .accounts;
+    let customer = bank.first_current_account("CUSTOMER").await;
+    let listed = bank.accounts_of(customer.clone()).await;
     assert_eq!(listed.len(), 2, "{listed:?}");
     let mut products: Vec<&str> = listed.iter().map(|a| a.product_code.as_str()).collect();
     products.sort_unstable();
     assert_eq!(products, ["LEGACY-CURRENT", "LEGACY-SAVINGS"]);
     // Listing again gives the same ids.
-    let again = bank
-        .deposits()
-        .await
-        .list_accounts(dpb::ListAccountsRequest {
-            customer_id: customer,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .accounts;
+    let again = bank.accounts_of(customer).await;
     assert_eq!(
         listed.iter().map(|a| &a.id).collect::<Vec<_>>(),
         again.iter().map(|a| &a.id).collect::<Vec<_>>()
@@ -636,12 +629,7 @@ async fn a_refusal_after_a_lost_answer_is_not_final_while_the_first_attempt_may_
     let bank = bank(0, Duration::from_millis(300)).await;
     let account = bank.open_funded("in-doubt", "100.00").await;
     // The core's number of the one account there is.
-    let number = bank
-        .ofs("ENQUIRY.SELECT,/S/PROCESS,INPUTT/123456,ACCT.EXPORT,PRODUCT.CODE=LEGACY-CURRENT")
-        .await
-        .field("ACCOUNT")
-        .unwrap()
-        .to_owned();
+    let number = bank.first_current_account("ACCOUNT").await;
     bank.faults("TIMEOUT.RATE=1,TIMEOUT.MS=1500").await;
     let request = cash(&account, "30.00");
     let first = {
@@ -676,13 +664,7 @@ async fn a_refusal_after_a_lost_answer_is_not_final_while_the_first_attempt_may_
     assert_eq!(unfrozen.indicator, Indicator::Done, "{unfrozen:?}");
     // The first attempt lands when the core wakes up.
     tokio::time::sleep(Duration::from_millis(1_600)).await;
-    let retried = bank
-        .deposits()
-        .await
-        .withdraw(request)
-        .await
-        .unwrap()
-        .into_inner();
+    let retried = bank.withdrawn(request).await;
     assert_eq!(retried.balances_after.unwrap().posted, "70.00");
     assert_eq!(bank.posted(&account).await, Decimal::new(7_000, 2));
 }
@@ -795,12 +777,7 @@ async fn connections_the_core_closed_while_idle_are_not_mistaken_for_lost_answer
 async fn an_account_with_more_holds_than_a_page_is_exported_with_all_of_them() {
     let bank = bank(0, Duration::from_secs(5)).await;
     let account = bank.open_funded("many-holds", "1000.00").await;
-    let number = bank
-        .ofs("ENQUIRY.SELECT,/S/PROCESS,INPUTT/123456,ACCT.EXPORT,PRODUCT.CODE=LEGACY-CURRENT")
-        .await
-        .field("ACCOUNT")
-        .unwrap()
-        .to_owned();
+    let number = bank.first_current_account("ACCOUNT").await;
     for n in 0..400 {
         let lock = bank
             .ofs(&format!(
