@@ -290,22 +290,14 @@ async fn check(h: &Harness, clock: &TestClock, ops: Vec<Op>) -> Result<(), TestC
                 let index = hold % model.holds.len();
                 let h_ = model.holds[index].clone();
                 let now = clock_now(clock);
-                let expected = match h_.state {
-                    HoldState::Posted => "pending_already_posted",
-                    HoldState::Voided => "pending_already_voided",
-                    HoldState::Expired => "pending_expired",
-                    HoldState::Pending if h_.expires_at.is_some_and(|at| at <= now) => {
-                        "pending_expired"
-                    }
-                    HoldState::Pending if cents.is_some_and(|c| c > h_.cents) => {
-                        "post_exceeds_pending"
-                    }
-                    HoldState::Pending
-                        if model.frozen(h_.from, true) || model.frozen(h_.to, false) =>
-                    {
-                        "account_frozen"
-                    }
-                    HoldState::Pending => "ok",
+                let expected = if let Some(code) = hold_not_live(&h_, now) {
+                    code
+                } else if cents.is_some_and(|c| c > h_.cents) {
+                    "post_exceeds_pending"
+                } else if model.frozen(h_.from, true) || model.frozen(h_.to, false) {
+                    "account_frozen"
+                } else {
+                    "ok"
                 };
                 let id = JournalEntryId::generate();
                 let command = Command::PostPending {
@@ -337,15 +329,7 @@ async fn check(h: &Harness, clock: &TestClock, ops: Vec<Op>) -> Result<(), TestC
                 let index = hold % model.holds.len();
                 let h_ = model.holds[index].clone();
                 let now = clock_now(clock);
-                let expected = match h_.state {
-                    HoldState::Posted => "pending_already_posted",
-                    HoldState::Voided => "pending_already_voided",
-                    HoldState::Expired => "pending_expired",
-                    HoldState::Pending if h_.expires_at.is_some_and(|at| at <= now) => {
-                        "pending_expired"
-                    }
-                    HoldState::Pending => "ok",
-                };
+                let expected = hold_not_live(&h_, now).unwrap_or("ok");
                 let command = Command::VoidPending {
                     id: JournalEntryId::generate(),
                     pending_id: h_.id,
@@ -506,6 +490,20 @@ async fn check(h: &Harness, clock: &TestClock, ops: Vec<Op>) -> Result<(), TestC
         );
     }
     Ok(())
+}
+
+/// What posting or voiding `hold` at `now` is refused with because the hold is no longer
+/// pending, if it is not.
+fn hold_not_live(hold: &ModelHold, now: DateTime<Utc>) -> Option<&'static str> {
+    match hold.state {
+        HoldState::Posted => Some("pending_already_posted"),
+        HoldState::Voided => Some("pending_already_voided"),
+        HoldState::Expired => Some("pending_expired"),
+        HoldState::Pending if hold.expires_at.is_some_and(|at| at <= now) => {
+            Some("pending_expired")
+        }
+        HoldState::Pending => None,
+    }
 }
 
 fn clock_now(clock: &TestClock) -> DateTime<Utc> {

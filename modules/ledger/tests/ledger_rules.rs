@@ -55,10 +55,7 @@ async fn a_debit_past_the_limit_is_refused_and_changes_nothing() {
         .unwrap();
     transfer(&h.ledger, alice, bob, "15.00").await.unwrap();
     assert_eq!(
-        transfer(&h.ledger, alice, bob, "0.01")
-            .await
-            .unwrap_err()
-            .code(),
+        transfer_refusal(&h.ledger, alice, bob, "0.01").await,
         "limit_exceeded"
     );
     assert_books_hold(&h).await;
@@ -111,17 +108,11 @@ async fn bad_input_is_refused_with_a_code_and_writes_nothing() {
     let alice = customer(&h.ledger).await;
     let unknown = AccountId::generate();
     assert_eq!(
-        transfer(&h.ledger, unknown, alice, "1.00")
-            .await
-            .unwrap_err()
-            .code(),
+        transfer_refusal(&h.ledger, unknown, alice, "1.00").await,
         "unknown_account"
     );
     assert_eq!(
-        transfer(&h.ledger, alice, alice, "0")
-            .await
-            .unwrap_err()
-            .code(),
+        transfer_refusal(&h.ledger, alice, alice, "0").await,
         "invalid_amount"
     );
     let usd = h
@@ -145,10 +136,7 @@ async fn bad_input_is_refused_with_a_code_and_writes_nothing() {
         .account
         .id;
     assert_eq!(
-        transfer(&h.ledger, usd, alice, "1.00")
-            .await
-            .unwrap_err()
-            .code(),
+        transfer_refusal(&h.ledger, usd, alice, "1.00").await,
         "currency_mismatch"
     );
     let count: i64 = h
@@ -184,10 +172,7 @@ async fn a_hold_counts_against_available_and_posts_in_part() {
     assert_eq!(posted(&h.ledger, alice).await, dec("100.00"));
     assert_eq!(available(&h.ledger, alice).await, dec("40.00"));
     assert_eq!(
-        transfer(&h.ledger, alice, merchant, "40.01")
-            .await
-            .unwrap_err()
-            .code(),
+        transfer_refusal(&h.ledger, alice, merchant, "40.01").await,
         "limit_exceeded"
     );
 
@@ -212,10 +197,7 @@ async fn a_hold_counts_against_available_and_posts_in_part() {
         pending_id: hold_id,
         description: String::new(),
     };
-    assert_eq!(
-        h.ledger.submit(again).await.unwrap_err().code(),
-        "pending_already_posted"
-    );
+    assert_eq!(refusal(&h.ledger, again).await, "pending_already_posted");
     assert_eq!(
         h.ledger.entry(hold_id).await.unwrap().hold.map(|(s, _)| s),
         Some(HoldStatus::Posted)
@@ -240,10 +222,7 @@ async fn a_hold_cannot_post_more_than_it_holds_and_can_be_voided() {
         amount: Some(dec("20.01")),
         description: String::new(),
     };
-    assert_eq!(
-        h.ledger.submit(too_much).await.unwrap_err().code(),
-        "post_exceeds_pending"
-    );
+    assert_eq!(refusal(&h.ledger, too_much).await, "post_exceeds_pending");
     let void = Command::VoidPending {
         id: JournalEntryId::generate(),
         pending_id: hold_id,
@@ -290,10 +269,7 @@ async fn a_hold_expires_by_itself_after_its_timeout() {
         amount: None,
         description: String::new(),
     };
-    assert_eq!(
-        h.ledger.submit(post).await.unwrap_err().code(),
-        "pending_expired"
-    );
+    assert_eq!(refusal(&h.ledger, post).await, "pending_expired");
     assert_books_hold(&h).await;
 }
 
@@ -319,10 +295,7 @@ async fn an_entry_is_reversed_once_by_a_linked_entry() {
         entry_id: original.entry.id,
         description: String::new(),
     };
-    assert_eq!(
-        h.ledger.submit(twice).await.unwrap_err().code(),
-        "already_reversed"
-    );
+    assert_eq!(refusal(&h.ledger, twice).await, "already_reversed");
     assert_books_hold(&h).await;
 }
 
@@ -332,21 +305,12 @@ async fn frozen_and_closed_accounts_refuse_postings_and_closing_needs_a_zero_bal
     let alice = customer(&h.ledger).await;
     let bob = customer(&h.ledger).await;
     fund(&h.ledger, alice, "10.00").await;
-    h.ledger
-        .set_status(alice, AccountStatus::Open, true, false)
-        .await
-        .unwrap();
+    set_status(&h.ledger, alice, AccountStatus::Open, true, false).await;
     assert_eq!(
-        transfer(&h.ledger, alice, bob, "1.00")
-            .await
-            .unwrap_err()
-            .code(),
+        transfer_refusal(&h.ledger, alice, bob, "1.00").await,
         "account_frozen"
     );
-    h.ledger
-        .set_status(alice, AccountStatus::Open, false, false)
-        .await
-        .unwrap();
+    set_status(&h.ledger, alice, AccountStatus::Open, false, false).await;
     assert_eq!(
         h.ledger
             .set_status(alice, AccountStatus::Closed, false, false)
@@ -356,15 +320,9 @@ async fn frozen_and_closed_accounts_refuse_postings_and_closing_needs_a_zero_bal
         "cannot_close"
     );
     transfer(&h.ledger, alice, bob, "10.00").await.unwrap();
-    h.ledger
-        .set_status(alice, AccountStatus::Closed, false, false)
-        .await
-        .unwrap();
+    set_status(&h.ledger, alice, AccountStatus::Closed, false, false).await;
     assert_eq!(
-        transfer(&h.ledger, bob, alice, "1.00")
-            .await
-            .unwrap_err()
-            .code(),
+        transfer_refusal(&h.ledger, bob, alice, "1.00").await,
         "account_closed"
     );
     assert_books_hold(&h).await;

@@ -31,10 +31,7 @@ async fn a_sweep_moves_the_whole_balance_and_a_repeat_replays_the_same_amount() 
     let till = cash(&h.ledger).await;
     fund(&h.ledger, alice, "70.00").await;
     fund(&h.ledger, alice, "2.55").await;
-    h.ledger
-        .set_status(alice, AccountStatus::Open, true, true)
-        .await
-        .unwrap();
+    set_status(&h.ledger, alice, AccountStatus::Open, true, true).await;
     let id = JournalEntryId::generate();
     let first = h.ledger.submit(sweep(id, alice, till)).await.unwrap();
     assert!(!first.replayed);
@@ -52,18 +49,11 @@ async fn a_sweep_moves_the_whole_balance_and_a_repeat_replays_the_same_amount() 
     // The same id naming another target is a different request.
     let other = cash(&h.ledger).await;
     assert_eq!(
-        h.ledger
-            .submit(sweep(id, alice, other))
-            .await
-            .unwrap_err()
-            .code(),
+        refusal(&h.ledger, sweep(id, alice, other)).await,
         "exists_with_different_target_account_id"
     );
     // The account is empty now and can close.
-    h.ledger
-        .set_status(alice, AccountStatus::Closed, false, false)
-        .await
-        .unwrap();
+    set_status(&h.ledger, alice, AccountStatus::Closed, false, false).await;
     assert_books_hold(&h).await;
 }
 
@@ -74,11 +64,7 @@ async fn a_sweep_needs_a_frozen_source_without_holds_and_something_to_sweep() {
     let till = cash(&h.ledger).await;
     fund(&h.ledger, alice, "10.00").await;
     assert_eq!(
-        h.ledger
-            .submit(sweep(JournalEntryId::generate(), alice, till))
-            .await
-            .unwrap_err()
-            .code(),
+        refusal(&h.ledger, sweep(JournalEntryId::generate(), alice, till)).await,
         "sweep_source_not_frozen"
     );
     h.ledger
@@ -91,39 +77,21 @@ async fn a_sweep_needs_a_frozen_source_without_holds_and_something_to_sweep() {
         ))
         .await
         .unwrap();
-    h.ledger
-        .set_status(alice, AccountStatus::Open, true, true)
-        .await
-        .unwrap();
+    set_status(&h.ledger, alice, AccountStatus::Open, true, true).await;
     assert_eq!(
-        h.ledger
-            .submit(sweep(JournalEntryId::generate(), alice, till))
-            .await
-            .unwrap_err()
-            .code(),
+        refusal(&h.ledger, sweep(JournalEntryId::generate(), alice, till)).await,
         "sweep_source_has_pending"
     );
     assert_eq!(posted(&h.ledger, alice).await, dec("10.00"));
 
     let empty = customer(&h.ledger).await;
-    h.ledger
-        .set_status(empty, AccountStatus::Open, true, true)
-        .await
-        .unwrap();
+    set_status(&h.ledger, empty, AccountStatus::Open, true, true).await;
     assert_eq!(
-        h.ledger
-            .submit(sweep(JournalEntryId::generate(), empty, till))
-            .await
-            .unwrap_err()
-            .code(),
+        refusal(&h.ledger, sweep(JournalEntryId::generate(), empty, till)).await,
         "nothing_to_sweep"
     );
     assert_eq!(
-        h.ledger
-            .submit(sweep(JournalEntryId::generate(), empty, empty))
-            .await
-            .unwrap_err()
-            .code(),
+        refusal(&h.ledger, sweep(JournalEntryId::generate(), empty, empty)).await,
         "invalid_request"
     );
     assert_books_hold(&h).await;
@@ -142,10 +110,7 @@ async fn a_sweep_takes_every_deposit_committed_before_it_and_later_ones_are_refu
         })
         .collect();
     tokio::task::yield_now().await;
-    h.ledger
-        .set_status(alice, AccountStatus::Open, true, true)
-        .await
-        .unwrap();
+    set_status(&h.ledger, alice, AccountStatus::Open, true, true).await;
     let swept = h
         .ledger
         .submit(sweep(JournalEntryId::generate(), alice, payout))

@@ -8,7 +8,7 @@ use corebank_kernel::{AccountId, Clock, Currency, JournalEntryId, Money, SystemC
 use corebank_ledger::app::{EntryView, NewAccount};
 use corebank_ledger::domain::command::{Command, Leg, NewEntry};
 use corebank_ledger::domain::error::LedgerError;
-use corebank_ledger::domain::model::{AccountType, BalanceLimit, LimitKind};
+use corebank_ledger::domain::model::{AccountStatus, AccountType, BalanceLimit, LimitKind};
 use corebank_ledger::{Ledger, LedgerConfig};
 use corebank_testkit::TestDatabase;
 use rust_decimal::Decimal;
@@ -213,4 +213,36 @@ pub async fn assert_books_hold(harness: &Harness) {
     );
     let verify = harness.ledger.verify().await.unwrap();
     assert_eq!(verify.first_broken, None, "a hash chain is broken");
+}
+
+/// The code of the refusal of `command`, which must be refused.
+pub async fn refusal(ledger: &Ledger, command: Command) -> String {
+    ledger.submit(command).await.unwrap_err().code()
+}
+
+/// The code of the refusal of a transfer, which must be refused.
+pub async fn transfer_refusal(
+    ledger: &Ledger,
+    debit: AccountId,
+    credit: AccountId,
+    amount: &str,
+) -> String {
+    transfer(ledger, debit, credit, amount)
+        .await
+        .unwrap_err()
+        .code()
+}
+
+/// Sets an account's status and freezes, which must be allowed.
+pub async fn set_status(
+    ledger: &Ledger,
+    account: AccountId,
+    status: AccountStatus,
+    debits_frozen: bool,
+    credits_frozen: bool,
+) {
+    ledger
+        .set_status(account, status, debits_frozen, credits_frozen)
+        .await
+        .unwrap();
 }
