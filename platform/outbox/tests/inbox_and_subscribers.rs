@@ -12,10 +12,10 @@ mod common;
 use std::sync::Arc;
 
 use chrono::Utc;
-use common::{append, config, demo, event, outbox_count};
+use common::{append, demo, demo_relay, event, outbox_count};
 use corebank_db::Db;
 use corebank_outbox::sink::in_process::{Filter, Subscribers};
-use corebank_outbox::{Inbox, InboxOutcome, OutboxError, OutboxEvent, Relay, dead_letters};
+use corebank_outbox::{Inbox, InboxOutcome, OutboxError, OutboxEvent, dead_letters};
 use corebank_testkit::TestDatabase;
 use uuid::Uuid;
 
@@ -150,8 +150,7 @@ async fn in_process_subscribers_receive_events_in_order_and_their_answers_decide
         ],
     )
     .await;
-    let relay = Relay::new(db.clone(), Arc::new(subscribers.clone()), config("relay-a")).unwrap();
-    let mut schema_relay = relay.schema_relay(&demo());
+    let mut schema_relay = demo_relay(&db, Arc::new(subscribers.clone()), "relay-a");
     for _ in 0..20 {
         schema_relay.step().await.unwrap();
         if outbox_count(&db).await == 0 {

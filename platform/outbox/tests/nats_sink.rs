@@ -14,11 +14,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use common::{append, config, demo, event};
+use common::{append, demo, demo_relay, event};
 use corebank_outbox::async_nats;
 use corebank_outbox::async_nats::jetstream;
 use corebank_outbox::sink::nats::{self, NatsSink, NatsSinkConfig};
-use corebank_outbox::{Inbox, InboxOutcome, OutboxError, OutboxEvent, Relay, Sink, SinkError};
+use corebank_outbox::{Inbox, InboxOutcome, OutboxError, OutboxEvent, Sink, SinkError};
 use corebank_testkit::TestDatabase;
 use futures_util::StreamExt as _;
 
@@ -119,8 +119,10 @@ async fn the_nats_sink_publishes_each_event_with_its_id_as_message_id_and_the_br
         ],
     )
     .await;
-    let relay = Relay::new(db.clone(), sink.clone(), config("relay-nats")).unwrap();
-    let report = relay.schema_relay(&demo()).drain(10).await.unwrap();
+    let report = demo_relay(db, sink.clone(), "relay-nats")
+        .drain(10)
+        .await
+        .unwrap();
     assert_eq!(report.published, 5, "{report:?}");
 
     let messages = read_stream(&client, &stream_name, 5).await;

@@ -11,21 +11,30 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{RecordingSink, Rule, aggregate, append, config, demo, event, outbox_count};
+use common::{
+    RecordingSink, Rule, aggregate, append, config, demo, demo_relay, event, execute, outbox_count,
+};
+use corebank_db::Db;
 use corebank_outbox::{
-    DeadLetterStatus, Outbox, OutboxError, Relay, dead_letters, partition_of, replay_dead_letters,
+    DeadLetterStatus, Outbox, OutboxError, Relay, SchemaRelay, dead_letters, partition_of,
+    replay_dead_letters,
 };
 use corebank_testkit::TestDatabase;
 
 /// Every aggregate's sequences, as published, must be exactly 1..=n in order.
 fn assert_each_aggregate_in_order(sink: &RecordingSink, expected_per_aggregate: i64) {
-    for (aggregate, sequences) in sink.sequences() {
-        assert_eq!(
-            sequences,
-            (1..=expected_per_aggregate).collect::<Vec<_>>(),
-            "aggregate {aggregate} was published out of order or with gaps/duplicates"
-        );
+    for aggregate in sink.sequences().keys() {
+        assert_aggregate_in_order(sink, aggregate, expected_per_aggregate);
     }
+}
+
+/// `aggregate`'s sequences, as published, must be exactly 1..=last in order.
+fn assert_aggregate_in_order(sink: &RecordingSink, aggregate: &str, last: i64) {
+    assert_eq!(
+        sink.sequences().get(aggregate).cloned().unwrap_or_default(),
+        (1..=last).collect::<Vec<_>>(),
+        "aggregate {aggregate} was published out of order or with gaps/duplicates"
+    );
 }
 
 #[tokio::test]
@@ -50,8 +59,7 @@ async fn events_are_published_once_in_order_per_aggregate_and_then_removed() {
     assert_eq!(outbox_count(db).await, 108);
 
     let sink = RecordingSink::default();
-    let relay = Relay::new(db.clone(), Arc::new(sink.clone()), config("relay-a")).unwrap();
-    let mut schema_relay = relay.schema_relay(&demo());
+    let mut schema_relay = demo_relay(db, Arc::new(sink.clone()), "relay-a");
     let report = schema_relay.drain(200).await.unwrap();
 
     assert_eq!(report.published, 108, "{report:?}");
@@ -89,8 +97,7 @@ async fn sequences_continue_after_the_relay_deletes_published_rows() {
         vec![1, 2, 3]
     );
     let sink = RecordingSink::default();
-    let relay = Relay::new(db.clone(), Arc::new(sink.clone()), config("relay-a")).unwrap();
-    let mut schema_relay = relay.schema_relay(&demo());
+    let mut schema_relay = demo_relay(db, Arc::new(sink.clone()), "relay-a");
     schema_relay.drain(10).await.unwrap();
     assert_eq!(outbox_count(db).await, 0);
 
@@ -108,16 +115,8 @@ async fn sequences_continue_after_the_relay_deletes_published_rows() {
         ]
     );
     schema_relay.drain(10).await.unwrap();
-    assert_each_aggregate_in_order_prefix(&sink, "a", 5);
-    assert_each_aggregate_in_order_prefix(&sink, "b", 1);
-}
-
-fn assert_each_aggregate_in_order_prefix(sink: &RecordingSink, aggregate: &str, last: i64) {
-    assert_eq!(
-        sink.sequences().get(aggregate).cloned().unwrap_or_default(),
-        (1..=last).collect::<Vec<_>>(),
-        "aggregate {aggregate}"
-    );
+    assert_aggregate_in_order(&sink, "a", 5);
+    assert_aggregate_in_order(&sink, "b", 1);
 }
 
 #[tokio::test]
@@ -149,8 +148,7 @@ async fn a_relay_that_lost_its_lease_cannot_delete_what_it_published() {
     let db = database.db();
     append(db, &[event("a", 1), event("a", 2), event("b", 1)]).await;
     let sink = RecordingSink::default();
-    let relay = Relay::new(db.clone(), Arc::new(sink.clone()), config("relay-a")).unwrap();
-    let mut stale = relay.schema_relay(&demo());
+    let mut stale = demo_relay(db, Arc::new(sink.clone()), "relay-a");
     let leases = stale.renew_leases().await.unwrap();
     assert_eq!(leases.len(), 16, "a lone relay holds every partition");
 
@@ -160,15 +158,7 @@ async fn a_relay_that_lost_its_lease_cannot_delete_what_it_published() {
     assert_eq!(sink.accepted().len(), 3);
 
     // Meanwhile its leases expired and another relay took every partition over.
-    db.client()
-        .await
-        .unwrap()
-        .execute(
-            "UPDATE demo.outbox_leases SET expires_at = now() - INTERVAL '1 second' WHERE owner = 'relay-a'",
-            &[],
-        )
-        .await
-        .unwrap();
+    execute(db, "UPDATE demo.outbox_leases SET expires_at = now() - INTERVAL '1 second' WHERE owner = 'relay-a'").await;
     let other = Relay::new(
         db.clone(),
         Arc::new(RecordingSink::default()),
@@ -210,30 +200,20 @@ async fn a_relay_that_lost_its_lease_cannot_delete_what_it_published() {
 
     // A relay whose lease merely expired, with nobody taking over, is fenced as well.
     let sink_c = RecordingSink::default();
-    let mut expired = Relay::new(db.clone(), Arc::new(sink_c.clone()), config("relay-c"))
-        .unwrap()
-        .schema_relay(&demo());
-    db.client()
-        .await
-        .unwrap()
-        .execute(
-            "UPDATE demo.outbox_leases SET expires_at = now() - INTERVAL '1 second'",
-            &[],
-        )
-        .await
-        .unwrap();
+    let mut expired = demo_relay(db, Arc::new(sink_c.clone()), "relay-c");
+    execute(
+        db,
+        "UPDATE demo.outbox_leases SET expires_at = now() - INTERVAL '1 second'",
+    )
+    .await;
     expired.renew_leases().await.unwrap();
     let batch = expired.fetch_batch().await.unwrap();
     let outcome = expired.publish_batch(&batch).await;
-    db.client()
-        .await
-        .unwrap()
-        .execute(
-            "UPDATE demo.outbox_leases SET expires_at = now() - INTERVAL '1 second'",
-            &[],
-        )
-        .await
-        .unwrap();
+    execute(
+        db,
+        "UPDATE demo.outbox_leases SET expires_at = now() - INTERVAL '1 second'",
+    )
+    .await;
     let report = expired.finish_batch(&batch, &outcome).await.unwrap();
     assert_eq!(report.published, 0);
     assert_eq!(outbox_count(db).await, 3);
@@ -245,18 +225,23 @@ async fn a_relay_that_lost_its_lease_cannot_delete_what_it_published() {
     assert_eq!(outbox_count(db).await, 0);
 }
 
+/// Relays `a` and `b` publishing to one sink, `a` started first and holding every
+/// partition.
+async fn a_holding_every_partition_and_b(
+    db: &Db,
+) -> (Arc<RecordingSink>, SchemaRelay, SchemaRelay) {
+    let sink = Arc::new(RecordingSink::default());
+    let mut a = demo_relay(db, sink.clone(), "relay-a");
+    let b = demo_relay(db, sink.clone(), "relay-b");
+    assert_eq!(a.renew_leases().await.unwrap().len(), 16);
+    (sink, a, b)
+}
+
 #[tokio::test]
 async fn two_relays_share_the_partitions_without_overlap() {
     let database = TestDatabase::create().await;
     let db = database.db();
-    let sink = Arc::new(RecordingSink::default());
-    let mut a = Relay::new(db.clone(), sink.clone(), config("relay-a"))
-        .unwrap()
-        .schema_relay(&demo());
-    let mut b = Relay::new(db.clone(), sink.clone(), config("relay-b"))
-        .unwrap()
-        .schema_relay(&demo());
-    assert_eq!(a.renew_leases().await.unwrap().len(), 16);
+    let (sink, mut a, mut b) = a_holding_every_partition_and_b(db).await;
     // The newcomer takes no live partition: it makes itself known; the first then gives
     // back its extras and the newcomer claims them.
     assert_eq!(b.renew_leases().await.unwrap().len(), 0);
@@ -306,8 +291,7 @@ async fn a_refused_event_is_dead_lettered_and_the_rest_of_its_aggregate_parked_b
         ],
     )
     .await;
-    let relay = Relay::new(db.clone(), Arc::new(sink.clone()), config("relay-a")).unwrap();
-    let mut schema_relay = relay.schema_relay(&demo());
+    let mut schema_relay = demo_relay(db, Arc::new(sink.clone()), "relay-a");
     let report = schema_relay.drain(10).await.unwrap();
     assert_eq!(report.refused, 1, "{report:?}");
     assert_eq!(report.parked, 2, "{report:?}");
@@ -364,8 +348,7 @@ async fn replaying_dead_letters_publishes_them_in_order_before_later_events() {
         &[event("a", 1), event("a", 2), event("a", 3), event("c", 1)],
     )
     .await;
-    let relay = Relay::new(db.clone(), Arc::new(sink.clone()), config("relay-a")).unwrap();
-    let mut schema_relay = relay.schema_relay(&demo());
+    let mut schema_relay = demo_relay(db, Arc::new(sink.clone()), "relay-a");
     schema_relay.drain(10).await.unwrap();
     append(db, &[event("a", 4), event("c", 2)]).await;
     schema_relay.drain(10).await.unwrap();
@@ -379,7 +362,7 @@ async fn replaying_dead_letters_publishes_them_in_order_before_later_events() {
     assert_eq!(moved, 3);
     append(db, &[event("a", 5)]).await;
     schema_relay.drain(10).await.unwrap();
-    assert_each_aggregate_in_order_prefix(&sink, "a", 5);
+    assert_aggregate_in_order(&sink, "a", 5);
     assert_eq!(
         dead_letters(db, &demo(), None, 100).await.unwrap().len(),
         2,
@@ -389,7 +372,7 @@ async fn replaying_dead_letters_publishes_them_in_order_before_later_events() {
     // Replaying everything restores the rest.
     assert_eq!(replay_dead_letters(db, &demo(), None).await.unwrap(), 2);
     schema_relay.drain(10).await.unwrap();
-    assert_each_aggregate_in_order_prefix(&sink, "c", 2);
+    assert_aggregate_in_order(&sink, "c", 2);
     assert!(
         dead_letters(db, &demo(), None, 100)
             .await
@@ -410,8 +393,7 @@ async fn a_temporary_failure_holds_back_the_rest_of_its_aggregate_until_a_retry_
         &[event("a", 1), event("a", 2), event("a", 3), event("b", 1)],
     )
     .await;
-    let relay = Relay::new(db.clone(), Arc::new(sink.clone()), config("relay-a")).unwrap();
-    let mut schema_relay = relay.schema_relay(&demo());
+    let mut schema_relay = demo_relay(db, Arc::new(sink.clone()), "relay-a");
     let first = schema_relay.step().await.unwrap();
     assert_eq!(first.published, 2, "{first:?}");
     assert_eq!(first.deferred, 2, "{first:?}");
@@ -419,8 +401,8 @@ async fn a_temporary_failure_holds_back_the_rest_of_its_aggregate_until_a_retry_
     for _ in 0..5 {
         schema_relay.step().await.unwrap();
     }
-    assert_each_aggregate_in_order_prefix(&sink, "a", 3);
-    assert_each_aggregate_in_order_prefix(&sink, "b", 1);
+    assert_aggregate_in_order(&sink, "a", 3);
+    assert_aggregate_in_order(&sink, "b", 1);
     assert_eq!(outbox_count(db).await, 0);
     assert!(
         dead_letters(db, &demo(), None, 10)
@@ -434,19 +416,10 @@ async fn a_temporary_failure_holds_back_the_rest_of_its_aggregate_until_a_retry_
 async fn rows_written_without_a_partition_are_given_theirs_before_they_are_relayed() {
     let database = TestDatabase::create().await;
     let db = database.db();
-    db.client()
-        .await
-        .unwrap()
-        .execute(
-            "INSERT INTO demo.outbox (id, aggregatetype, aggregateid, aggregate_sequence, type, payload, \
-             created_at, partition) VALUES (gen_random_uuid(), 'thing', 'old', 1, 'thing.changed', '{}', now(), -1)",
-            &[],
-        )
-        .await
-        .unwrap();
+    execute(db, "INSERT INTO demo.outbox (id, aggregatetype, aggregateid, aggregate_sequence, type, payload, \
+             created_at, partition) VALUES (gen_random_uuid(), 'thing', 'old', 1, 'thing.changed', '{}', now(), -1)").await;
     let sink = RecordingSink::default();
-    let relay = Relay::new(db.clone(), Arc::new(sink.clone()), config("relay-a")).unwrap();
-    let mut schema_relay = relay.schema_relay(&demo());
+    let mut schema_relay = demo_relay(db, Arc::new(sink.clone()), "relay-a");
     assert_eq!(schema_relay.assign_missing_partitions().await.unwrap(), 1);
     let partition: i64 = db
         .client()
@@ -554,8 +527,8 @@ async fn an_old_row_without_a_partition_is_published_before_the_later_events_of_
     let relay = Relay::new(db.clone(), Arc::new(sink.clone()), config("relay-a")).unwrap();
     // No housekeeping round in between: every step gives old rows their partition first.
     relay.schema_relay(&demo()).drain(10).await.unwrap();
-    assert_each_aggregate_in_order_prefix(&sink, "old", 3);
-    assert_each_aggregate_in_order_prefix(&sink, "new", 1);
+    assert_aggregate_in_order(&sink, "old", 3);
+    assert_aggregate_in_order(&sink, "new", 1);
     assert_eq!(outbox_count(db).await, 0);
 }
 
@@ -566,8 +539,7 @@ async fn a_batch_holds_back_an_aggregate_that_still_has_rows_without_a_partition
     append_old_row_without_a_partition(db, "old").await;
     append(db, &[event("old", 2), event("new", 1)]).await;
     let sink = RecordingSink::default();
-    let relay = Relay::new(db.clone(), Arc::new(sink.clone()), config("relay-a")).unwrap();
-    let mut schema_relay = relay.schema_relay(&demo());
+    let mut schema_relay = demo_relay(db, Arc::new(sink.clone()), "relay-a");
     schema_relay.renew_leases().await.unwrap();
     // Read before anything gave `old#1` its partition (as when more old rows wait than one
     // round assigns, or an old binary still writes): `old#2` is in the batch, `old#1` not.
@@ -581,9 +553,9 @@ async fn a_batch_holds_back_an_aggregate_that_still_has_rows_without_a_partition
         None,
         "old#2 must wait for old#1, which has no partition yet"
     );
-    assert_each_aggregate_in_order_prefix(&sink, "new", 1);
+    assert_aggregate_in_order(&sink, "new", 1);
     schema_relay.drain(10).await.unwrap();
-    assert_each_aggregate_in_order_prefix(&sink, "old", 2);
+    assert_aggregate_in_order(&sink, "old", 2);
     assert_eq!(outbox_count(db).await, 0);
 }
 
@@ -594,8 +566,7 @@ async fn a_replay_committed_while_a_batch_is_read_cannot_let_a_later_event_overt
     let sink = RecordingSink::default();
     sink.rule("x", 3, Rule::Refuse);
     append(db, &(1..=6).map(|n| event("x", n)).collect::<Vec<_>>()).await;
-    let relay = Relay::new(db.clone(), Arc::new(sink.clone()), config("relay-a")).unwrap();
-    let mut schema_relay = relay.schema_relay(&demo());
+    let mut schema_relay = demo_relay(db, Arc::new(sink.clone()), "relay-a");
     schema_relay.drain(10).await.unwrap();
     assert_eq!(sink.sequences().get("x"), Some(&vec![1, 2]));
     assert_eq!(dead_letters(db, &demo(), None, 10).await.unwrap().len(), 4);
@@ -653,7 +624,7 @@ async fn a_replay_committed_while_a_batch_is_read_cannot_let_a_later_event_overt
     let outcome = schema_relay.publish_batch(&batch).await;
     schema_relay.finish_batch(&batch, &outcome).await.unwrap();
     schema_relay.drain(10).await.unwrap();
-    assert_each_aggregate_in_order_prefix(&sink, "x", 7);
+    assert_aggregate_in_order(&sink, "x", 7);
     assert_eq!(outbox_count(db).await, 0);
     assert!(
         dead_letters(db, &demo(), None, 10)
@@ -684,14 +655,7 @@ async fn a_newcomer_never_takes_a_live_lease_and_the_holder_gives_back_extras_bu
  {
     let database = TestDatabase::create().await;
     let db = database.db();
-    let sink = Arc::new(RecordingSink::default());
-    let mut a = Relay::new(db.clone(), sink.clone(), config("relay-a"))
-        .unwrap()
-        .schema_relay(&demo());
-    let mut b = Relay::new(db.clone(), sink.clone(), config("relay-b"))
-        .unwrap()
-        .schema_relay(&demo());
-    assert_eq!(a.renew_leases().await.unwrap().len(), 16);
+    let (sink, mut a, mut b) = a_holding_every_partition_and_b(db).await;
     let mut events = Vec::new();
     for thing in 0..30 {
         events.push(event(&format!("x{thing}"), 1));

@@ -13,8 +13,8 @@ use std::sync::{Arc, Mutex};
 
 use corebank_db::Db;
 use corebank_outbox::{
-    AggregateRef, AppendedEvent, NewEvent, Outbox, OutboxError, OutboxEvent, RelayConfig,
-    SchemaName, Sink, SinkError, SinkFuture,
+    AggregateRef, AppendedEvent, NewEvent, Outbox, OutboxError, OutboxEvent, Relay, RelayConfig,
+    SchemaName, SchemaRelay, Sink, SinkError, SinkFuture,
 };
 
 pub fn demo() -> SchemaName {
@@ -54,6 +54,18 @@ pub fn config(owner: &str) -> RelayConfig {
     config.publish_timeout_ms = 1_000;
     config.poll_interval_ms = 10;
     config
+}
+
+/// The relay `owner` of the `demo` schema, publishing to `sink`.
+pub fn demo_relay(db: &Db, sink: Arc<dyn Sink>, owner: &str) -> SchemaRelay {
+    Relay::new(db.clone(), sink, config(owner))
+        .unwrap()
+        .schema_relay(&demo())
+}
+
+/// Runs one statement, which must succeed.
+pub async fn execute(db: &Db, sql: &str) {
+    db.client().await.unwrap().execute(sql, &[]).await.unwrap();
 }
 
 pub async fn outbox_count(db: &Db) -> i64 {
