@@ -16,16 +16,21 @@ use corebank_testkit::TestDatabase;
 #[derive(Debug, PartialEq, Eq)]
 struct Refused(&'static str);
 
-#[tokio::test]
-async fn a_refusal_from_the_body_rolls_back_and_is_not_retried() {
+/// A database of its own with an empty `notes` table.
+async fn with_notes() -> TestDatabase {
     let database = TestDatabase::create().await;
-    let db = database.db();
-    db.client()
-        .await
-        .unwrap()
+    let client = database.db().client().await.unwrap();
+    client
         .batch_execute("CREATE TABLE notes (id INT8 PRIMARY KEY)")
         .await
         .unwrap();
+    database
+}
+
+#[tokio::test]
+async fn a_refusal_from_the_body_rolls_back_and_is_not_retried() {
+    let database = with_notes().await;
+    let db = database.db();
     let calls = AtomicU32::new(0);
     let outcome = db
         .run_tx("refused", |tx| -> TxFuture<'_, (), Refused> {
@@ -75,14 +80,8 @@ async fn transactions_run_at_serializable() {
 
 #[tokio::test]
 async fn a_connection_lost_during_commit_is_reported_as_outcome_unknown_and_not_retried() {
-    let database = TestDatabase::create().await;
+    let database = with_notes().await;
     let db = database.db();
-    db.client()
-        .await
-        .unwrap()
-        .batch_execute("CREATE TABLE notes (id INT8 PRIMARY KEY)")
-        .await
-        .unwrap();
     let killer = db.client().await.unwrap();
     let calls = AtomicU32::new(0);
     let killer = &killer;
