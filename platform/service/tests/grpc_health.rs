@@ -61,12 +61,14 @@ async fn status(client: &mut HealthClient<tonic::transport::Channel>, service: &
         .status
 }
 
-/// Waits (at most 3 s, past the 1 s re-evaluation) until the three statuses are as given.
+/// Overall, alpha and beta all serving.
+const ALL_SERVING: [ServingStatus; 3] = [ServingStatus::Serving; 3];
+
+/// Waits (at most 3 s, past the 1 s re-evaluation) until the three statuses (overall, alpha,
+/// beta) are as given.
 async fn expect_statuses(
     client: &mut HealthClient<tonic::transport::Channel>,
-    overall: ServingStatus,
-    alpha: ServingStatus,
-    beta: ServingStatus,
+    [overall, alpha, beta]: [ServingStatus; 3],
 ) {
     let want = [i32::from(overall), i32::from(alpha), i32::from(beta)];
     let mut seen = [0; 3];
@@ -116,13 +118,7 @@ async fn grpc_health_follows_each_components_readiness_checks() {
         status(&mut client, "").await,
         i32::from(ServingStatus::Serving)
     );
-    expect_statuses(
-        &mut client,
-        ServingStatus::Serving,
-        ServingStatus::Serving,
-        ServingStatus::Serving,
-    )
-    .await;
+    expect_statuses(&mut client, ALL_SERVING).await;
     let ready = http.get(app.url("/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), 200);
     let body: serde_json::Value = ready.json().await.unwrap();
@@ -134,22 +130,15 @@ async fn grpc_health_follows_each_components_readiness_checks() {
     let body: serde_json::Value = down.json().await.unwrap();
     assert_eq!(body["status"], "unavailable", "{body}");
     assert_eq!(body["checks"]["alpha_worker"], "stopped", "{body}");
-    expect_statuses(
-        &mut client,
+    let alpha_down = [
         ServingStatus::NotServing,
         ServingStatus::NotServing,
         ServingStatus::Serving,
-    )
-    .await;
+    ];
+    expect_statuses(&mut client, alpha_down).await;
 
     alpha_ok.store(true, Ordering::Release);
-    expect_statuses(
-        &mut client,
-        ServingStatus::Serving,
-        ServingStatus::Serving,
-        ServingStatus::Serving,
-    )
-    .await;
+    expect_statuses(&mut client, ALL_SERVING).await;
     assert_eq!(
         http.get(app.url("/readyz")).send().await.unwrap().status(),
         200
