@@ -43,6 +43,36 @@ fn code(status: &tonic::Status) -> String {
         .to_owned()
 }
 
+/// `status` is a refusal with the gRPC `grpc_code` and the stable `error_code`.
+fn assert_refused(status: &tonic::Status, grpc_code: tonic::Code, error_code: &str) {
+    assert_eq!(status.code(), grpc_code);
+    assert_eq!(code(status), error_code);
+}
+
+/// A resume that the gateway signed for the operator ops-7.
+fn resume_by_ops_7(request: pb::OperatorRequest) -> tonic::Request<pb::OperatorRequest> {
+    from_gateway(request, "Resume", "ops-7")
+}
+
+/// A force-compensate proposed by `proposed_by` that the gateway signed for the operator
+/// ops-7.
+fn compensate_by_ops_7(
+    proposed_by: &str,
+    request: pb::OperatorRequest,
+) -> tonic::Request<pb::OperatorRequest> {
+    let request = pb::OperatorRequest {
+        proposed_by: proposed_by.to_owned(),
+        ..request
+    };
+    from_gateway(request, "ForceCompensate", "ops-7")
+}
+
+/// The saga `id` as SagaAdmin shows it.
+async fn saga_detail(client: &mut SagaAdminClient<Channel>, id: Uuid) -> pb::SagaDetail {
+    let request = pb::GetSagaRequest { id: id.to_string() };
+    client.get_saga(request).await.unwrap().into_inner()
+}
+
 /// A saga whose only step fails until `peer_down` is cleared, behind a SagaAdmin mounted as
 /// the payments module mounts it: callable by the gateway alone.
 struct Fixture {
@@ -186,11 +216,7 @@ async fn operators_find_a_paused_saga_read_its_history_and_resume_it() {
     assert!(listed.sagas[0].paused_reason.contains("peer unreachable"));
     assert!(listed.next_page_token.is_empty());
 
-    let detail = client
-        .get_saga(pb::GetSagaRequest { id: id.to_string() })
-        .await
-        .unwrap()
-        .into_inner();
+    let detail = saga_detail(&mut client, id).await;
     assert_eq!(detail.steps.len(), 2);
     assert!(detail.steps.iter().all(|s| s.outcome == "transient"));
     assert_eq!(detail.steps[1].attempt, 2);
@@ -202,14 +228,9 @@ async fn operators_find_a_paused_saga_read_its_history_and_resume_it() {
         })
         .await
         .unwrap_err();
-    assert_eq!(refused.code(), tonic::Code::InvalidArgument);
-    assert_eq!(code(&refused), "invalid_argument");
+    assert_refused(&refused, tonic::Code::InvalidArgument, "invalid_argument");
     let refused = client
-        .resume(from_gateway(
-            operator_request(id, "", ""),
-            "Resume",
-            "ops-7",
-        ))
+        .resume(resume_by_ops_7(operator_request(id, "", "")))
         .await
         .unwrap_err();
     assert_eq!(code(&refused), "invalid_argument");
@@ -234,18 +255,17 @@ async fn operators_find_a_paused_saga_read_its_history_and_resume_it() {
         })
         .await
         .unwrap_err();
-    assert_eq!(refused.code(), tonic::Code::NotFound);
-    assert_eq!(code(&refused), "saga_not_found");
+    assert_refused(&refused, tonic::Code::NotFound, "saga_not_found");
 
     fixture.peer_down.store(false, Ordering::SeqCst);
     let settled = fixture.executor.watchers().watch(id);
     // The body leaves `actor` empty: who acts is the gateway's signed assertion.
     let resumed = client
-        .resume(from_gateway(
-            operator_request(id, "", "INC-12: peer back up"),
-            "Resume",
-            "ops-7",
-        ))
+        .resume(resume_by_ops_7(operator_request(
+            id,
+            "",
+            "INC-12: peer back up",
+        )))
         .await
         .unwrap()
         .into_inner();
@@ -258,11 +278,7 @@ async fn operators_find_a_paused_saga_read_its_history_and_resume_it() {
             .unwrap(),
         Status::Completed
     );
-    let detail = client
-        .get_saga(pb::GetSagaRequest { id: id.to_string() })
-        .await
-        .unwrap()
-        .into_inner();
+    let detail = saga_detail(&mut client, id).await;
     assert_eq!(detail.saga.unwrap().status, "completed");
     assert_eq!(detail.operator_actions.len(), 1);
     assert_eq!(detail.operator_actions[0].actor, "ops-7");
@@ -285,18 +301,13 @@ async fn the_operator_recorded_is_the_one_the_gateway_signed_for_and_no_one_else
 
     // A body naming someone else than the signed operator is refused, not overridden.
     let forged = gateway
-        .force_compensate(from_gateway(
-            pb::OperatorRequest {
-                proposed_by: "ops-3".to_owned(),
-                ..operator_request(id, "mallory", "cover my tracks")
-            },
-            "ForceCompensate",
-            "ops-7",
+        .force_compensate(compensate_by_ops_7(
+            "ops-3",
+            operator_request(id, "mallory", "cover my tracks"),
         ))
         .await
         .unwrap_err();
-    assert_eq!(forged.code(), tonic::Code::InvalidArgument);
-    assert_eq!(code(&forged), "actor_mismatch");
+    assert_refused(&forged, tonic::Code::InvalidArgument, "actor_mismatch");
     assert!(
         forged.message().contains("gateway's verified token"),
         "{}",
@@ -308,8 +319,7 @@ async fn the_operator_recorded_is_the_one_the_gateway_signed_for_and_no_one_else
         .resume(operator_request(id, "ops-7", "no assertion"))
         .await
         .unwrap_err();
-    assert_eq!(missing.code(), tonic::Code::Unauthenticated);
-    assert_eq!(code(&missing), "actor_not_asserted");
+    assert_refused(&missing, tonic::Code::Unauthenticated, "actor_not_asserted");
 
     // The operator named but not signed.
     let mut unsigned = tonic::Request::new(operator_request(id, "", "unsigned"));
@@ -317,20 +327,18 @@ async fn the_operator_recorded_is_the_one_the_gateway_signed_for_and_no_one_else
         .metadata_mut()
         .insert(ACTOR_HEADER, "ops-7".parse().unwrap());
     let refused = gateway.resume(unsigned).await.unwrap_err();
-    assert_eq!(refused.code(), tonic::Code::Unauthenticated);
-    assert_eq!(code(&refused), "actor_not_asserted");
+    assert_refused(&refused, tonic::Code::Unauthenticated, "actor_not_asserted");
 
     // A signature for another operator, and one for another method, do not transfer.
-    let mut swapped = from_gateway(operator_request(id, "", "swapped"), "Resume", "ops-7");
+    let mut swapped = resume_by_ops_7(operator_request(id, "", "swapped"));
     swapped
         .metadata_mut()
         .insert(ACTOR_HEADER, "mallory".parse().unwrap());
     let refused = gateway.resume(swapped).await.unwrap_err();
     assert_eq!(code(&refused), "actor_not_asserted");
-    let replayed = from_gateway(operator_request(id, "", "replayed"), "Resume", "ops-7");
+    let replayed = resume_by_ops_7(operator_request(id, "", "replayed"));
     let refused = gateway.force_compensate(replayed).await.unwrap_err();
-    assert_eq!(refused.code(), tonic::Code::Unauthenticated);
-    assert_eq!(code(&refused), "actor_not_asserted");
+    assert_refused(&refused, tonic::Code::Unauthenticated, "actor_not_asserted");
 
     // Another component may not call SagaAdmin at all, signed or not.
     let mut payments = fixture.client_as("payments");
@@ -343,37 +351,28 @@ async fn the_operator_recorded_is_the_one_the_gateway_signed_for_and_no_one_else
         ))
         .await
         .unwrap_err();
-    assert_eq!(denied.code(), tonic::Code::PermissionDenied);
-    assert_eq!(code(&denied), "permission_denied");
+    assert_refused(&denied, tonic::Code::PermissionDenied, "permission_denied");
     let denied = payments
         .list_sagas(pb::ListSagasRequest::default())
         .await
         .unwrap_err();
     assert_eq!(denied.code(), tonic::Code::PermissionDenied);
 
-    let detail = gateway
-        .get_saga(pb::GetSagaRequest { id: id.to_string() })
-        .await
-        .unwrap()
-        .into_inner();
+    let detail = saga_detail(&mut gateway, id).await;
     assert!(untouched(&detail), "{detail:?}");
 
     // The body may repeat the signed operator (older gateways fill it in).
     let resumed = gateway
-        .resume(from_gateway(
-            operator_request(id, "ops-7", "INC-13: peer back up"),
-            "Resume",
+        .resume(resume_by_ops_7(operator_request(
+            id,
             "ops-7",
-        ))
+            "INC-13: peer back up",
+        )))
         .await
         .unwrap()
         .into_inner();
     assert_eq!(resumed.status, "running");
-    let detail = gateway
-        .get_saga(pb::GetSagaRequest { id: id.to_string() })
-        .await
-        .unwrap()
-        .into_inner();
+    let detail = saga_detail(&mut gateway, id).await;
     assert_eq!(detail.operator_actions.len(), 1);
     assert_eq!(detail.operator_actions[0].actor, "ops-7");
     fixture.stop().await;
@@ -385,13 +384,9 @@ async fn force_compensate_and_mark_resolved_need_a_proposer_who_is_not_the_appro
     let mut gateway = fixture.client_as("gateway");
     let id = fixture.paused_saga("payment-79").await;
     let compensate = |proposed_by: &str| {
-        from_gateway(
-            pb::OperatorRequest {
-                proposed_by: proposed_by.to_owned(),
-                ..operator_request(id, "", "INC-14: give the money back")
-            },
-            "ForceCompensate",
-            "ops-7",
+        compensate_by_ops_7(
+            proposed_by,
+            operator_request(id, "", "INC-14: give the money back"),
         )
     };
     let resolve = |proposed_by: &str| {
@@ -424,11 +419,7 @@ async fn force_compensate_and_mark_resolved_need_a_proposer_who_is_not_the_appro
         assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
         assert_eq!(code(&refused), "four_eyes_required", "{proposed_by:?}");
     }
-    let detail = gateway
-        .get_saga(pb::GetSagaRequest { id: id.to_string() })
-        .await
-        .unwrap()
-        .into_inner();
+    let detail = saga_detail(&mut gateway, id).await;
     assert!(detail.operator_actions.is_empty(), "{detail:?}");
     assert_eq!(detail.saga.unwrap().status, "paused");
 
@@ -457,13 +448,9 @@ async fn a_force_compensate_approved_by_a_second_operator_records_both() {
     let mut gateway = fixture.client_as("gateway");
     let id = fixture.paused_saga("payment-80").await;
     let compensated = gateway
-        .force_compensate(from_gateway(
-            pb::OperatorRequest {
-                proposed_by: "ops-3".to_owned(),
-                ..operator_request(id, "", "INC-15: the peer is gone for good")
-            },
-            "ForceCompensate",
-            "ops-7",
+        .force_compensate(compensate_by_ops_7(
+            "ops-3",
+            operator_request(id, "", "INC-15: the peer is gone for good"),
         ))
         .await
         .unwrap()
@@ -480,11 +467,7 @@ async fn a_force_compensate_approved_by_a_second_operator_records_both() {
         ("ops-7", "ops-3")
     );
     // GetSaga shows both names too.
-    let detail = gateway
-        .get_saga(pb::GetSagaRequest { id: id.to_string() })
-        .await
-        .unwrap()
-        .into_inner();
+    let detail = saga_detail(&mut gateway, id).await;
     let action = &detail.operator_actions[0];
     assert_eq!(
         (action.actor.as_str(), action.proposed_by.as_str()),
