@@ -13,6 +13,7 @@ use std::time::Duration;
 use corebank_gateway::audit::AuditRecord;
 use corebank_gateway::idempotency::{Begin, Fingerprint, IdempotencyStore};
 use corebank_testkit::TestDatabase;
+use uuid::Uuid;
 
 fn request<'a>(key: &'a str, body_hash: &'a str) -> Fingerprint<'a> {
     Fingerprint {
@@ -39,6 +40,35 @@ fn record(outcome: &str) -> AuditRecord {
     }
 }
 
+fn store_of(database: &TestDatabase, lease: Duration, retention: Duration) -> IdempotencyStore {
+    IdempotencyStore::new(database.db_for("gateway"), lease, retention)
+}
+
+/// Claims the key of `request`, which must be free to claim (`why` says why); answers the
+/// owner.
+async fn claimed(store: &IdempotencyStore, request: Fingerprint<'_>, why: &str) -> Uuid {
+    let Begin::Proceed { owner, .. } = store.begin(request).await.unwrap() else {
+        panic!("{why}");
+    };
+    owner
+}
+
+/// Whether `owner`'s answer `status` and `body` to `request` was stored, audited with the
+/// status.
+async fn completed(
+    store: &IdempotencyStore,
+    request: Fingerprint<'_>,
+    owner: Uuid,
+    status: u16,
+    body: &serde_json::Value,
+) -> bool {
+    let audit = record(&status.to_string());
+    store
+        .complete(request, owner, status, body, &audit)
+        .await
+        .unwrap()
+}
+
 async fn audit_rows(database: &TestDatabase) -> i64 {
     database
         .db_for("gateway")
@@ -54,8 +84,8 @@ async fn audit_rows(database: &TestDatabase) -> i64 {
 #[tokio::test]
 async fn a_completed_request_replays_and_another_request_under_its_key_is_refused() {
     let database = TestDatabase::create().await;
-    let store = IdempotencyStore::new(
-        database.db_for("gateway"),
+    let store = store_of(
+        &database,
         Duration::from_secs(30),
         Duration::from_secs(3_600),
     );
@@ -69,12 +99,7 @@ async fn a_completed_request_replays_and_another_request_under_its_key_is_refuse
         Begin::InFlight { retry_after_s } if retry_after_s >= 1
     ));
     let body = serde_json::json!({"entry_id": "e1", "amount": "10.00"});
-    assert!(
-        store
-            .complete(request("k1", "h1"), owner, 201, &body, &record("201"))
-            .await
-            .unwrap()
-    );
+    assert!(completed(&store, request("k1", "h1"), owner, 201, &body).await);
     assert_eq!(
         store.begin(request("k1", "h1")).await.unwrap(),
         Begin::Replay {
@@ -97,8 +122,8 @@ async fn a_completed_request_replays_and_another_request_under_its_key_is_refuse
 #[tokio::test]
 async fn a_hundred_concurrent_requests_with_one_key_have_one_owner() {
     let database = TestDatabase::create().await;
-    let store = Arc::new(IdempotencyStore::new(
-        database.db_for("gateway"),
+    let store = Arc::new(store_of(
+        &database,
         Duration::from_secs(30),
         Duration::from_secs(3_600),
     ));
@@ -122,15 +147,12 @@ async fn a_hundred_concurrent_requests_with_one_key_have_one_owner() {
 #[tokio::test]
 async fn a_key_whose_owner_crashed_is_taken_over_after_its_lease() {
     let database = TestDatabase::create().await;
-    let store = IdempotencyStore::new(
-        database.db_for("gateway"),
+    let store = store_of(
+        &database,
         Duration::from_millis(200),
         Duration::from_secs(3_600),
     );
-    let Begin::Proceed { owner: crashed, .. } = store.begin(request("k", "h")).await.unwrap()
-    else {
-        panic!("claimed");
-    };
+    let crashed = claimed(&store, request("k", "h"), "claimed").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let Begin::Proceed {
         owner: successor,
@@ -142,19 +164,9 @@ async fn a_key_whose_owner_crashed_is_taken_over_after_its_lease() {
     assert!(reclaimed);
     // The crashed owner waking up stores nothing; the successor's answer is the one.
     let late = serde_json::json!({"late": true});
-    assert!(
-        !store
-            .complete(request("k", "h"), crashed, 201, &late, &record("201"))
-            .await
-            .unwrap()
-    );
+    assert!(!completed(&store, request("k", "h"), crashed, 201, &late).await);
     let body = serde_json::json!({"done": true});
-    assert!(
-        store
-            .complete(request("k", "h"), successor, 201, &body, &record("201"))
-            .await
-            .unwrap()
-    );
+    assert!(completed(&store, request("k", "h"), successor, 201, &body).await);
     assert_eq!(
         store.begin(request("k", "h")).await.unwrap(),
         Begin::Replay {
@@ -168,31 +180,24 @@ async fn a_key_whose_owner_crashed_is_taken_over_after_its_lease() {
 #[tokio::test]
 async fn an_abandoned_key_runs_again_and_an_expired_one_is_free() {
     let database = TestDatabase::create().await;
-    let store = IdempotencyStore::new(
-        database.db_for("gateway"),
+    let store = store_of(
+        &database,
         Duration::from_secs(30),
         Duration::from_millis(100),
     );
-    let Begin::Proceed { owner, .. } = store.begin(request("k", "h")).await.unwrap() else {
-        panic!("claimed");
-    };
+    let owner = claimed(&store, request("k", "h"), "claimed").await;
     store
         .abandon(request("k", "h"), owner, &record("503"))
         .await
         .unwrap();
-    let Begin::Proceed { owner, .. } = store.begin(request("k", "h")).await.unwrap() else {
-        panic!("an abandoned key is claimed again");
-    };
-    store
-        .complete(
-            request("k", "h"),
-            owner,
-            200,
-            &serde_json::json!({}),
-            &record("200"),
-        )
-        .await
-        .unwrap();
+    let owner = claimed(
+        &store,
+        request("k", "h"),
+        "an abandoned key is claimed again",
+    )
+    .await;
+    let empty = serde_json::json!({});
+    completed(&store, request("k", "h"), owner, 200, &empty).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     // Past retention, even another request may use the key.
     assert!(matches!(
@@ -200,24 +205,9 @@ async fn an_abandoned_key_runs_again_and_an_expired_one_is_free() {
         Begin::Proceed { .. }
     ));
     assert_eq!(audit_rows(&database).await, 2);
-    let purge = IdempotencyStore::new(
-        database.db_for("gateway"),
-        Duration::from_secs(30),
-        Duration::from_millis(1),
-    );
-    let Begin::Proceed { owner, .. } = purge.begin(request("old", "h")).await.unwrap() else {
-        panic!("claimed");
-    };
-    purge
-        .complete(
-            request("old", "h"),
-            owner,
-            200,
-            &serde_json::json!({}),
-            &record("200"),
-        )
-        .await
-        .unwrap();
+    let purge = store_of(&database, Duration::from_secs(30), Duration::from_millis(1));
+    let owner = claimed(&purge, request("old", "h"), "claimed").await;
+    completed(&purge, request("old", "h"), owner, 200, &empty).await;
     tokio::time::sleep(Duration::from_millis(20)).await;
     assert_eq!(purge.purge_expired(100).await.unwrap(), 1);
 }
@@ -225,14 +215,12 @@ async fn an_abandoned_key_runs_again_and_an_expired_one_is_free() {
 #[tokio::test]
 async fn a_retry_under_a_key_goes_to_the_side_its_first_attempt_went_to() {
     let database = TestDatabase::create().await;
-    let store = IdempotencyStore::new(
-        database.db_for("gateway"),
+    let store = store_of(
+        &database,
         Duration::from_secs(30),
         Duration::from_secs(3_600),
     );
-    let Begin::Proceed { owner, .. } = store.begin(request("k", "h")).await.unwrap() else {
-        panic!("claimed");
-    };
+    let owner = claimed(&store, request("k", "h"), "claimed").await;
     assert_eq!(
         store
             .pin_side(request("k", "h"), owner, "legacy")

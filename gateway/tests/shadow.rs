@@ -15,7 +15,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Http, test_principal};
+use common::{APPROVE, Http, READ, WRITE, test_principal};
 use corebank_gateway::routing::{Router, Side};
 use corebank_gateway::shadow::{
     Answer, NormalizationRules, RollbackPolicy, Shadow, ShadowConfig, ShadowCounts, ShadowJob,
@@ -24,10 +24,6 @@ use corebank_testkit::{TestApp, TestDatabase};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
-
-const READ: &str = "routes:read";
-const WRITE: &str = "routes:read routes:write";
-const APPROVE: &str = "routes:read routes:approve";
 
 struct Harness {
     db: TestDatabase,
@@ -66,17 +62,15 @@ impl Harness {
     }
 
     async fn listing(&self, query: &str) -> Value {
-        let (status, body) = self
-            .http
-            .call(
+        self.http
+            .expect(
+                StatusCode::OK,
                 "GET",
                 &format!("/admin/v1/shadow{query}"),
                 Some(("dave", READ)),
                 None,
             )
-            .await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        body
+            .await
     }
 
     /// The counts of (product, operation) once `done` holds for them (5 s at most).
@@ -147,9 +141,10 @@ impl Harness {
     /// A four-eyes change: every `CURRENT` account's transfers go to the modern side, with a
     /// legacy shadow.
     async fn route_transfers_to_modern(&self) {
-        let (status, proposal) = self
+        let proposal = self
             .http
-            .call(
+            .expect(
+                StatusCode::CREATED,
                 "POST",
                 "/admin/v1/routes/proposals",
                 Some(("alice", WRITE)),
@@ -165,18 +160,16 @@ impl Harness {
                 })),
             )
             .await;
-        assert_eq!(status, StatusCode::CREATED, "{proposal}");
         let id = proposal["id"].as_str().unwrap();
-        let (status, approved) = self
-            .http
-            .call(
+        self.http
+            .expect(
+                StatusCode::OK,
                 "POST",
                 &format!("/admin/v1/routes/proposals/{id}/approve"),
                 Some(("bob", APPROVE)),
                 None,
             )
             .await;
-        assert_eq!(status, StatusCode::OK, "{approved}");
         assert_eq!(self.primary_for_anyone(), Side::Modern);
     }
 

@@ -17,6 +17,11 @@ use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as 
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
+/// The route administration scopes of the test principals.
+pub const READ: &str = "routes:read";
+pub const WRITE: &str = "routes:read routes:write";
+pub const APPROVE: &str = "routes:read routes:approve";
+
 /// Stands in for the auth middleware: the principal comes from test headers.
 pub async fn test_principal(mut request: Request, next: Next) -> Response {
     let header = |request: &Request, name: &str| {
@@ -84,6 +89,20 @@ impl Http {
         let text = response.text().await.unwrap();
         let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
         (status, body)
+    }
+
+    /// The body of one call that must be answered with `status`.
+    pub async fn expect(
+        &self,
+        status: StatusCode,
+        method: &str,
+        path: &str,
+        who: Option<(&str, &str)>,
+        body: Option<Value>,
+    ) -> Value {
+        let (answered, body) = self.call(method, path, who, body).await;
+        assert_eq!(answered, status, "{body}");
+        body
     }
 }
 
