@@ -770,109 +770,96 @@ mod tests {
         (at_10_decimals(precise), posted)
     }
 
+    /// `month_of_interest` from `first` to `end` is `expected` (precise, posted) under each
+    /// convention, in the order Act/365 Fixed, Act/360, Act/Act ISDA, 30/360.
+    fn assert_each_convention((first, end): (NaiveDate, NaiveDate), expected: [(&str, &str); 4]) {
+        let conventions = [
+            DayCount::Act365Fixed,
+            DayCount::Act360,
+            DayCount::ActActIsda,
+            DayCount::Thirty360,
+        ];
+        for (day_count, (precise, posted)) in conventions.into_iter().zip(expected) {
+            assert_eq!(
+                month_of_interest(day_count, first, end),
+                (d(precise), d(posted)),
+                "{day_count:?}"
+            );
+        }
+    }
+
     #[test]
     fn a_31_day_month_of_interest_under_each_convention() {
-        let (first, end) = (date(2024, 1, 1), date(2024, 2, 1));
-        // 31 days × 1 = 31.00.
-        assert_eq!(
-            month_of_interest(DayCount::Act365Fixed, first, end),
-            (d("31"), d("31.00"))
-        );
-        // 365 × 31/360 = 11315/360 = 31.430555… → 31.43.
-        assert_eq!(
-            month_of_interest(DayCount::Act360, first, end),
-            (d("31.4305555556"), d("31.43"))
-        );
-        // 365 × 31/366 = 11315/366 = 30.915300546… → 30.92.
-        assert_eq!(
-            month_of_interest(DayCount::ActActIsda, first, end),
-            (d("30.9153005464"), d("30.92"))
-        );
-        // 29 days of 1/360 (Jan 1..29), Jan 30 → 31 is 0, Jan 31 → Feb 1 is 1: 30 days;
-        // 365 × 30/360 = 30.416666… → 30.42.
-        assert_eq!(
-            month_of_interest(DayCount::Thirty360, first, end),
-            (d("30.4166666667"), d("30.42"))
+        assert_each_convention(
+            (date(2024, 1, 1), date(2024, 2, 1)),
+            [
+                // 31 days × 1 = 31.00.
+                ("31", "31.00"),
+                // 365 × 31/360 = 11315/360 = 31.430555… → 31.43.
+                ("31.4305555556", "31.43"),
+                // 365 × 31/366 = 11315/366 = 30.915300546… → 30.92.
+                ("30.9153005464", "30.92"),
+                // 29 days of 1/360 (Jan 1..29), Jan 30 → 31 is 0, Jan 31 → Feb 1 is 1: 30 days;
+                // 365 × 30/360 = 30.416666… → 30.42.
+                ("30.4166666667", "30.42"),
+            ],
         );
     }
 
     #[test]
     fn february_of_a_leap_year_under_each_convention() {
-        let (first, end) = (date(2024, 2, 1), date(2024, 3, 1));
-        // 29 days × 1 = 29.00.
-        assert_eq!(
-            month_of_interest(DayCount::Act365Fixed, first, end),
-            (d("29"), d("29.00"))
-        );
-        // 365 × 29/360 = 10585/360 = 29.402777… → 29.40.
-        assert_eq!(
-            month_of_interest(DayCount::Act360, first, end),
-            (d("29.4027777778"), d("29.40"))
-        );
-        // 365 × 29/366 = 10585/366 = 28.920765027… → 28.92.
-        assert_eq!(
-            month_of_interest(DayCount::ActActIsda, first, end),
-            (d("28.9207650273"), d("28.92"))
-        );
-        // Feb 1..28: 28 days of 1, Feb 29 → Mar 1: 2 days: 30; 365 × 30/360 → 30.42.
-        assert_eq!(
-            month_of_interest(DayCount::Thirty360, first, end),
-            (d("30.4166666667"), d("30.42"))
+        assert_each_convention(
+            (date(2024, 2, 1), date(2024, 3, 1)),
+            [
+                // 29 days × 1 = 29.00.
+                ("29", "29.00"),
+                // 365 × 29/360 = 10585/360 = 29.402777… → 29.40.
+                ("29.4027777778", "29.40"),
+                // 365 × 29/366 = 10585/366 = 28.920765027… → 28.92.
+                ("28.9207650273", "28.92"),
+                // Feb 1..28: 28 days of 1, Feb 29 → Mar 1: 2 days: 30; 365 × 30/360 → 30.42.
+                ("30.4166666667", "30.42"),
+            ],
         );
     }
 
     #[test]
     fn february_of_a_common_year_under_each_convention() {
-        let (first, end) = (date(2023, 2, 1), date(2023, 3, 1));
-        // 28 days × 1 = 28.00.
-        assert_eq!(
-            month_of_interest(DayCount::Act365Fixed, first, end),
-            (d("28"), d("28.00"))
-        );
-        // 365 × 28/360 = 10220/360 = 28.388888… → 28.39.
-        assert_eq!(
-            month_of_interest(DayCount::Act360, first, end),
-            (d("28.3888888889"), d("28.39"))
-        );
-        // 2023 is not a leap year: 365 × 28/365 = 28.00.
-        assert_eq!(
-            month_of_interest(DayCount::ActActIsda, first, end),
-            (d("28"), d("28.00"))
-        );
-        // Feb 1..27: 27 days of 1, Feb 28 → Mar 1: 3 days: 30; 365 × 30/360 → 30.42.
-        assert_eq!(
-            month_of_interest(DayCount::Thirty360, first, end),
-            (d("30.4166666667"), d("30.42"))
+        assert_each_convention(
+            (date(2023, 2, 1), date(2023, 3, 1)),
+            [
+                // 28 days × 1 = 28.00.
+                ("28", "28.00"),
+                // 365 × 28/360 = 10220/360 = 28.388888… → 28.39.
+                ("28.3888888889", "28.39"),
+                // 2023 is not a leap year: 365 × 28/365 = 28.00.
+                ("28", "28.00"),
+                // Feb 1..27: 27 days of 1, Feb 28 → Mar 1: 3 days: 30; 365 × 30/360 → 30.42.
+                ("30.4166666667", "30.42"),
+            ],
         );
     }
 
     #[test]
     fn interest_across_a_year_boundary_under_each_convention() {
         let (first, end) = (date(2023, 12, 15), date(2024, 1, 15));
-        // 31 actual days × 1 = 31.00.
-        assert_eq!(
-            month_of_interest(DayCount::Act365Fixed, first, end),
-            (d("31"), d("31.00"))
-        );
-        // 365 × 31/360 = 31.430555… → 31.43.
-        assert_eq!(
-            month_of_interest(DayCount::Act360, first, end),
-            (d("31.4305555556"), d("31.43"))
-        );
-        // 17 days of 2023: 365 × 17/365 = 17; 14 days of 2024: 365 × 14/366 = 5110/366 =
-        // 13.961748633…; total 30.961748633… → 30.96.
-        assert_eq!(
-            month_of_interest(DayCount::ActActIsda, first, end),
-            (d("30.9617486339"), d("30.96"))
-        );
-        // Dec 15..29: 15 days of 1; Dec 30 → 31: D1 30, so D2 31 → 30: 0 days; Dec 31 →
-        // Jan 1: D1 → 30, 360 × 1 + 30 × (1 − 12) + (1 − 30) = 1 day; Jan 1..14: 14 days.
-        // 15 + 0 + 1 + 14 = 30 days, the direct count Dec 15 → Jan 15 (360 − 330 + 0);
-        // 365 × 30/360 = 30.416666… → 30.42.
         assert_eq!(thirty_360_days(first, end), 30);
-        assert_eq!(
-            month_of_interest(DayCount::Thirty360, first, end),
-            (d("30.4166666667"), d("30.42"))
+        assert_each_convention(
+            (first, end),
+            [
+                // 31 actual days × 1 = 31.00.
+                ("31", "31.00"),
+                // 365 × 31/360 = 31.430555… → 31.43.
+                ("31.4305555556", "31.43"),
+                // 17 days of 2023: 365 × 17/365 = 17; 14 days of 2024: 365 × 14/366 = 5110/366 =
+                // 13.961748633…; total 30.961748633… → 30.96.
+                ("30.9617486339", "30.96"),
+                // Dec 15..29: 15 days of 1; Dec 30 → 31: D1 30, so D2 31 → 30: 0 days; Dec 31 →
+                // Jan 1: D1 → 30, 360 × 1 + 30 × (1 − 12) + (1 − 30) = 1 day; Jan 1..14: 14 days.
+                // 15 + 0 + 1 + 14 = 30 days, the direct count Dec 15 → Jan 15 (360 − 330 + 0);
+                // 365 × 30/360 = 30.416666… → 30.42.
+                ("30.4166666667", "30.42"),
+            ],
         );
     }
 
