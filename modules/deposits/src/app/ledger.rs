@@ -53,6 +53,25 @@ fn from_failure(code: &str, message: &str, grpc: tonic::Code) -> DepositsError {
     }
 }
 
+/// Whether the ledger wrote the entry: its refusal, or a missing answer, as the module's
+/// error.
+fn entry_written(
+    answer: Result<tonic::Response<pb::EntryResult>, tonic::Status>,
+) -> Result<(), DepositsError> {
+    let result = answer.map_err(|s| from_status(&s))?.into_inner();
+    match result.outcome {
+        Some(pb::entry_result::Outcome::Entry(_)) => Ok(()),
+        Some(pb::entry_result::Outcome::Failure(failure)) => Err(from_failure(
+            &failure.code,
+            &failure.message,
+            tonic::Code::FailedPrecondition,
+        )),
+        None => Err(DepositsError::Internal {
+            message: "the ledger answered nothing".to_owned(),
+        }),
+    }
+}
+
 fn parse_amount(text: &str) -> Result<Decimal, DepositsError> {
     text.parse().map_err(|_| DepositsError::Internal {
         message: format!("the ledger sent the amount {text:?}"),
@@ -251,24 +270,8 @@ impl Deposits {
             pending,
             timeout_seconds,
         };
-        let result = self
-            .ledger
-            .clone()
-            .create_transfer(request)
-            .await
-            .map_err(|s| from_status(&s))?
-            .into_inner();
-        match result.outcome {
-            Some(pb::entry_result::Outcome::Entry(_)) => Ok(()),
-            Some(pb::entry_result::Outcome::Failure(failure)) => Err(from_failure(
-                &failure.code,
-                &failure.message,
-                tonic::Code::FailedPrecondition,
-            )),
-            None => Err(DepositsError::Internal {
-                message: "the ledger answered nothing".to_owned(),
-            }),
-        }
+        let answer = self.ledger.clone().create_transfer(request).await;
+        entry_written(answer)
     }
 
     /// A charge the bank makes to a customer's account (overdraft interest): posted even
@@ -291,7 +294,7 @@ impl Deposits {
             currency: money.currency().code().to_owned(),
             bucket: String::new(),
         };
-        let result = self
+        let answer = self
             .ledger
             .clone()
             .post_entry(pb::PostEntryRequest {
@@ -308,20 +311,8 @@ impl Deposits {
                 timeout_seconds: 0,
                 bank_charge_may_exceed_limit: true,
             })
-            .await
-            .map_err(|s| from_status(&s))?
-            .into_inner();
-        match result.outcome {
-            Some(pb::entry_result::Outcome::Entry(_)) => Ok(()),
-            Some(pb::entry_result::Outcome::Failure(failure)) => Err(from_failure(
-                &failure.code,
-                &failure.message,
-                tonic::Code::FailedPrecondition,
-            )),
-            None => Err(DepositsError::Internal {
-                message: "the ledger answered nothing".to_owned(),
-            }),
-        }
+            .await;
+        entry_written(answer)
     }
 
     /// Voids a hold's pending entry: released, or expired if its time ran out first.
