@@ -6,7 +6,7 @@ use corebank_db::TxError;
 use rust_decimal::Decimal;
 
 use corebank_legacy_ofs::formats;
-use corebank_legacy_ofs::{Field, Indicator, POSITION_MAX};
+use corebank_legacy_ofs::{Field, Function, Indicator, POSITION_MAX, Request};
 
 /// The longest value any field may carry.
 pub(crate) const VALUE_CHARS_MAX: usize = 256;
@@ -54,6 +54,29 @@ pub(crate) enum Reject {
 }
 
 pub(crate) type Outcome<T> = Result<T, TxError<Reject>>;
+
+/// The answer of an application whose records are input and seen, never authorised,
+/// reversed or deleted: `input` carries out an Input; a See answers the record `record`
+/// finds, or RECORD NOT FOUND. Neither runs unless the request's function asks for it.
+pub(crate) async fn input_or_see(
+    request: &Request,
+    input: impl Future<Output = Outcome<Answer>>,
+    record: impl Future<Output = Outcome<Option<Vec<Field>>>>,
+) -> Outcome<Answer> {
+    match request.function {
+        Function::Input => input.await,
+        Function::See => {
+            Input::check(&request.fields, &[], &[])?;
+            let fields = record
+                .await?
+                .ok_or_else(|| refuse("ID", "RECORD NOT FOUND"))?;
+            Ok(Answer::done(request.transaction_id.as_str(), fields))
+        }
+        Function::Authorise | Function::Reverse | Function::Delete => {
+            Err(refuse("FUNCTION", "FUNCTION NOT ALLOWED"))
+        }
+    }
+}
 
 /// A `-1` refusal of `field` with `text`.
 pub(crate) fn refuse(field: &str, text: impl Into<String>) -> TxError<Reject> {

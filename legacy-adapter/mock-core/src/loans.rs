@@ -11,8 +11,10 @@ use super::books::{
     self, CATEGORY_LOANS_CONTROL, Posting, internal_account, is_currency_allowed, next_journal,
     postable_account,
 };
-use super::input::{Answer, Input, Outcome, Record, amount_text, corrupt, date_text, refuse};
-use corebank_legacy_ofs::{Function, Request};
+use super::input::{
+    Answer, Input, Outcome, Record, amount_text, corrupt, date_text, input_or_see, refuse,
+};
+use corebank_legacy_ofs::Request;
 
 /// The longest term, in months: the answer carries four schedule fields per month, and
 /// with 240 months (960 fields and the loan's own 9, plus `APPLICATION` in `TXN.BY.ID`) every
@@ -97,20 +99,8 @@ pub(crate) async fn loans(
     request: &Request,
     today: NaiveDate,
 ) -> Outcome<Answer> {
-    match request.function {
-        Function::Input => input_loan(tx, request, today).await,
-        Function::See => {
-            Input::check(&request.fields, &[], &[])?;
-            let id = request.transaction_id.as_str();
-            let fields = loan_record(tx, id)
-                .await?
-                .ok_or_else(|| refuse("ID", "RECORD NOT FOUND"))?;
-            Ok(Answer::done(id, fields))
-        }
-        Function::Authorise | Function::Reverse | Function::Delete => {
-            Err(refuse("FUNCTION", "FUNCTION NOT ALLOWED"))
-        }
-    }
+    let id = request.transaction_id.as_str();
+    input_or_see(request, input_loan(tx, request, today), loan_record(tx, id)).await
 }
 
 /// The loan as `LD.LOANS.AND.DEPOSITS` answers it, with its schedule.

@@ -12,10 +12,10 @@ use super::books::{
     internal_account, is_currency_allowed, next_journal, postable_account,
 };
 use super::input::{
-    Answer, Input, Outcome, Record, Reject, amount_text, corrupt, date_text, refuse,
+    Answer, Input, Outcome, Record, Reject, amount_text, corrupt, date_text, input_or_see, refuse,
 };
 use super::loans;
-use corebank_legacy_ofs::{Field, Function, Request};
+use corebank_legacy_ofs::{Field, Request};
 
 /// Transfers above this need `OVERRIDE.ACCEPTED=YES`.
 pub(crate) const OVERRIDE_THRESHOLD: Decimal = Decimal::from_parts(1_000_000, 0, 0, false, 2);
@@ -43,20 +43,13 @@ pub(crate) async fn funds_transfer(
     request: &Request,
     today: NaiveDate,
 ) -> Outcome<Answer> {
-    match request.function {
-        Function::Input => input_transfer(tx, request, today).await,
-        Function::See => {
-            Input::check(&request.fields, &[], &[])?;
-            let id = request.transaction_id.as_str();
-            let fields = transfer_record(tx, id)
-                .await?
-                .ok_or_else(|| refuse("ID", "RECORD NOT FOUND"))?;
-            Ok(Answer::done(id, fields))
-        }
-        Function::Authorise | Function::Reverse | Function::Delete => {
-            Err(refuse("FUNCTION", "FUNCTION NOT ALLOWED"))
-        }
-    }
+    let id = request.transaction_id.as_str();
+    input_or_see(
+        request,
+        input_transfer(tx, request, today),
+        transfer_record(tx, id),
+    )
+    .await
 }
 
 /// The transfer as stored.
