@@ -279,13 +279,7 @@ async fn open_account(
         return Err(refuse("PRODUCT.CODE", "INVALID VALUE"));
     }
     let opening_date = input.date("OPENING.DATE")?.unwrap_or(today);
-    let known = tx
-        .query_opt("SELECT 1 FROM customers WHERE id = $1", &[&customer])
-        .await?
-        .is_some();
-    if !known {
-        return Err(refuse("CUSTOMER", "RECORD NOT FOUND"));
-    }
+    books::existing_customer(tx, "CUSTOMER", &customer).await?;
     if let Some(alt) = alt_acct_id {
         let taken = tx
             .query_opt("SELECT 1 FROM accounts WHERE alt_acct_id = $1", &[&alt])

@@ -279,3 +279,20 @@ pub(crate) async fn ensure_internal_accounts(db: &Db, today: NaiveDate) -> Resul
     .await
     .map_err(|e| format!("cannot create the internal accounts: {e:?}"))
 }
+
+/// Refuses `field` with RECORD NOT FOUND unless the customer `customer` exists.
+pub(crate) async fn existing_customer(
+    tx: &Transaction<'_>,
+    field: &str,
+    customer: &str,
+) -> Outcome<()> {
+    let known = tx
+        .query_opt("SELECT 1 FROM customers WHERE id = $1", &[&customer])
+        .await?
+        .is_some();
+    if known {
+        Ok(())
+    } else {
+        Err(refuse(field, "RECORD NOT FOUND"))
+    }
+}

@@ -288,13 +288,7 @@ async fn accounts_by_customer(tx: &Transaction<'_>, request: &Request) -> Outcom
         .ok_or_else(|| refuse("CUSTOMER", "MANDATORY INPUT"))?;
     let after = input.account("AFTER")?.unwrap_or_default();
     let limit = limit(&input, "LIMIT", ACCOUNTS_LIMIT_DEFAULT, ACCOUNTS_LIMIT_MAX)?;
-    let known = tx
-        .query_opt("SELECT 1 FROM customers WHERE id = $1", &[&customer])
-        .await?
-        .is_some();
-    if !known {
-        return Err(refuse("CUSTOMER", "RECORD NOT FOUND"));
-    }
+    books::existing_customer(tx, "CUSTOMER", &customer).await?;
     let rows = tx
         .query(
             "SELECT id FROM accounts WHERE customer = $1 AND id > $2 ORDER BY id LIMIT $3",

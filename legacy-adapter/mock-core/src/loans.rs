@@ -196,13 +196,7 @@ async fn input_loan(tx: &Transaction<'_>, request: &Request, today: NaiveDate) -
         .ok_or_else(|| refuse("TERM", "INVALID VALUE"))?;
     let drawdown_id = input.required_account("DRAWDOWN.ACCOUNT")?;
     let value_date = input.date("VALUE.DATE")?.unwrap_or(today);
-    let known = tx
-        .query_opt("SELECT 1 FROM customers WHERE id = $1", &[&customer])
-        .await?
-        .is_some();
-    if !known {
-        return Err(refuse("CUSTOMER.ID", "RECORD NOT FOUND"));
-    }
+    books::existing_customer(tx, "CUSTOMER.ID", &customer).await?;
     let drawdown = postable_account(tx, "DRAWDOWN.ACCOUNT", &drawdown_id).await?;
     if drawdown.customer.as_deref() != Some(customer.as_str()) {
         return Err(refuse("DRAWDOWN.ACCOUNT", "INVALID VALUE"));
