@@ -8,13 +8,7 @@ impl Adapter {
         hold: &HoldRow,
         replayed: bool,
     ) -> Result<pb::Hold> {
-        let record = self
-            .legacy
-            .see("AC.LOCKED.EVENTS", &hold.lock_id)
-            .await?
-            .ok_or_else(|| {
-                AdapterError::internal(format!("the core lost lock {}", hold.lock_id))
-            })?;
+        let record = self.lock_of(hold).await?;
         let row = self.store.account(hold.account_id).await?;
         Ok(pb::Hold {
             id: hold.hold_id.to_string(),
@@ -106,6 +100,14 @@ impl Adapter {
         .await
     }
 
+    /// The core's lock behind `hold`, which the core must still have.
+    async fn lock_of(&self, hold: &HoldRow) -> Result<corebank_legacy_ofs::Response> {
+        self.legacy
+            .see("AC.LOCKED.EVENTS", &hold.lock_id)
+            .await?
+            .ok_or_else(|| AdapterError::internal(format!("the core lost lock {}", hold.lock_id)))
+    }
+
     pub(in crate::adapter) async fn hold_row(&self, hold_id: &str) -> Result<HoldRow> {
         let id = parse_uuid(hold_id, "hold_id")?;
         self.store
@@ -173,13 +175,7 @@ impl Adapter {
                     .account(hold.account_id)
                     .await?
                     .ok_or_else(|| AdapterError::internal("a hold's account is not mapped"))?;
-                let lock = self
-                    .legacy
-                    .see("AC.LOCKED.EVENTS", &hold.lock_id)
-                    .await?
-                    .ok_or_else(|| {
-                        AdapterError::internal(format!("the core lost lock {}", hold.lock_id))
-                    })?;
+                let lock = self.lock_of(&hold).await?;
                 let amount = crate::adapter::canonical_amount(
                     lock.field("LOCKED.AMOUNT").unwrap_or_default(),
                 )?;
