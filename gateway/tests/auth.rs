@@ -242,6 +242,31 @@ async fn accepted(authenticator: &Authenticator, token: &str, surface: Surface) 
         .unwrap_or_else(|error| panic!("the token must be accepted, was refused: {error}"))
 }
 
+/// A fixture and an authenticator that trusts its published keys.
+async fn started() -> (Fixture, Authenticator) {
+    let fixture = Fixture::new();
+    let authenticator = fixture.authenticator().await;
+    (fixture, authenticator)
+}
+
+/// The refusal of `token` on `surface`, which must be an `unauthenticated` one with `code`.
+async fn unauthenticated_on(
+    authenticator: &Authenticator,
+    token: &str,
+    surface: Surface,
+    code: &str,
+) -> AuthError {
+    let error = refused(authenticator, token, surface).await;
+    assert_unauthenticated(&error, code);
+    error
+}
+
+/// The refusal of `token` on the channel surface, which must be an `unauthenticated` one
+/// with `code`.
+async fn unauthenticated(authenticator: &Authenticator, token: &str, code: &str) -> AuthError {
+    unauthenticated_on(authenticator, token, Surface::Channel, code).await
+}
+
 fn assert_unauthenticated(error: &AuthError, code: &str) {
     assert_eq!(error.code(), code, "{error}");
     let api = error.api_error();
@@ -251,8 +276,7 @@ fn assert_unauthenticated(error: &AuthError, code: &str) {
 
 #[tokio::test]
 async fn an_es256_token_yields_its_principal() {
-    let fixture = Fixture::new();
-    let authenticator = fixture.authenticator().await;
+    let (fixture, authenticator) = started().await;
     let principal = accepted(
         &authenticator,
         &fixture.ec.sign(&channel_claims()),
@@ -269,8 +293,7 @@ async fn an_es256_token_yields_its_principal() {
 
 #[tokio::test]
 async fn an_rs256_token_is_accepted() {
-    let fixture = Fixture::new();
-    let authenticator = fixture.authenticator().await;
+    let (fixture, authenticator) = started().await;
     accepted(
         &authenticator,
         &fixture.rsa.sign(&channel_claims()),
@@ -281,8 +304,7 @@ async fn an_rs256_token_is_accepted() {
 
 #[tokio::test]
 async fn scopes_are_read_from_an_scp_array_too() {
-    let fixture = Fixture::new();
-    let authenticator = fixture.authenticator().await;
+    let (fixture, authenticator) = started().await;
     let claims = with(
         without(channel_claims(), "scope"),
         "scp",
@@ -296,8 +318,7 @@ async fn scopes_are_read_from_an_scp_array_too() {
 
 #[tokio::test]
 async fn a_request_without_a_bearer_token_is_refused() {
-    let fixture = Fixture::new();
-    let authenticator = fixture.authenticator().await;
+    let (fixture, authenticator) = started().await;
     let error = authenticator
         .authenticate(None, Surface::Channel)
         .await
@@ -331,8 +352,7 @@ async fn an_unsigned_token_alg_none_is_refused() {
             b64(&json!({ "alg": alg, "typ": "JWT", "kid": fixture.ec.kid })),
             b64(&channel_claims())
         );
-        let error = refused(&authenticator, &token, Surface::Channel).await;
-        assert_unauthenticated(&error, "algorithm_not_allowed");
+        unauthenticated(&authenticator, &token, "algorithm_not_allowed").await;
     }
 }
 
@@ -341,41 +361,41 @@ async fn an_hs256_token_signed_with_the_rsa_public_key_is_refused() {
     let fixture = Fixture::new();
     let header = json!({ "alg": "HS256", "typ": "JWT", "kid": fixture.rsa.kid });
     let token = hs256(&header, &channel_claims(), &fixture.rsa.public_pem);
-    let error = refused(&fixture.authenticator().await, &token, Surface::Channel).await;
-    assert_unauthenticated(&error, "algorithm_not_allowed");
-    // Dev mode does not open the door either: HS256 is pinned to the dev kid.
-    let error = refused(
-        &fixture.dev_mode_authenticator().await,
+    unauthenticated(
+        &fixture.authenticator().await,
         &token,
-        Surface::Channel,
+        "algorithm_not_allowed",
     )
     .await;
-    assert_unauthenticated(&error, "algorithm_not_allowed");
+    // Dev mode does not open the door either: HS256 is pinned to the dev kid.
+    unauthenticated(
+        &fixture.dev_mode_authenticator().await,
+        &token,
+        "algorithm_not_allowed",
+    )
+    .await;
     // Nor does the EC key's public JWK used as an HMAC secret.
     let header = json!({ "alg": "HS256", "typ": "JWT", "kid": fixture.ec.kid });
     let secret = serde_json::to_vec(&fixture.ec.jwk).unwrap();
     let token = hs256(&header, &channel_claims(), &secret);
-    let error = refused(
+    unauthenticated(
         &fixture.dev_mode_authenticator().await,
         &token,
-        Surface::Channel,
+        "algorithm_not_allowed",
     )
     .await;
-    assert_unauthenticated(&error, "algorithm_not_allowed");
 }
 
 #[tokio::test]
 async fn an_es256_token_presented_as_rs256_is_refused() {
-    let fixture = Fixture::new();
-    let authenticator = fixture.authenticator().await;
+    let (fixture, authenticator) = started().await;
     let token = fixture.ec.sign(&channel_claims());
     let (_, rest) = token.split_once('.').unwrap();
     let relabelled = format!(
         "{}.{rest}",
         b64(&json!({ "alg": "RS256", "typ": "JWT", "kid": fixture.ec.kid }))
     );
-    let error = refused(&authenticator, &relabelled, Surface::Channel).await;
-    assert_unauthenticated(&error, "algorithm_not_allowed");
+    unauthenticated(&authenticator, &relabelled, "algorithm_not_allowed").await;
     // And the other way round: the RSA key is pinned to RS256.
     let token = fixture.rsa.sign(&channel_claims());
     let (_, rest) = token.split_once('.').unwrap();
@@ -383,27 +403,23 @@ async fn an_es256_token_presented_as_rs256_is_refused() {
         "{}.{rest}",
         b64(&json!({ "alg": "ES256", "typ": "JWT", "kid": fixture.rsa.kid }))
     );
-    let error = refused(&authenticator, &relabelled, Surface::Channel).await;
-    assert_unauthenticated(&error, "algorithm_not_allowed");
+    unauthenticated(&authenticator, &relabelled, "algorithm_not_allowed").await;
 }
 
 #[tokio::test]
 async fn a_token_expired_beyond_the_leeway_is_refused() {
-    let fixture = Fixture::new();
-    let authenticator = fixture.authenticator().await;
+    let (fixture, authenticator) = started().await;
     let claims = with(
         channel_claims(),
         "exp",
         json!(now() - 2 * i64::try_from(LEEWAY_S).unwrap()),
     );
-    let error = refused(&authenticator, &fixture.ec.sign(&claims), Surface::Channel).await;
-    assert_unauthenticated(&error, "expired");
+    unauthenticated(&authenticator, &fixture.ec.sign(&claims), "expired").await;
 }
 
 #[tokio::test]
 async fn a_token_expired_within_the_leeway_is_accepted() {
-    let fixture = Fixture::new();
-    let authenticator = fixture.authenticator().await;
+    let (fixture, authenticator) = started().await;
     let claims = with(
         channel_claims(),
         "exp",
@@ -414,81 +430,68 @@ async fn a_token_expired_within_the_leeway_is_accepted() {
 
 #[tokio::test]
 async fn a_token_not_yet_valid_is_refused() {
-    let fixture = Fixture::new();
-    let authenticator = fixture.authenticator().await;
+    let (fixture, authenticator) = started().await;
     let claims = with(
         channel_claims(),
         "nbf",
         json!(now() + 2 * i64::try_from(LEEWAY_S).unwrap()),
     );
-    let error = refused(&authenticator, &fixture.ec.sign(&claims), Surface::Channel).await;
-    assert_unauthenticated(&error, "not_yet_valid");
+    unauthenticated(&authenticator, &fixture.ec.sign(&claims), "not_yet_valid").await;
 }
 
 #[tokio::test]
 async fn a_channel_token_is_refused_on_the_admin_surface() {
-    let fixture = Fixture::new();
-    let authenticator = fixture.authenticator().await;
+    let (fixture, authenticator) = started().await;
     let token = fixture.ec.sign(&channel_claims());
-    let error = refused(&authenticator, &token, Surface::Admin).await;
-    assert_unauthenticated(&error, "wrong_audience");
-    let error = refused(&authenticator, &token, Surface::Audit).await;
-    assert_unauthenticated(&error, "wrong_audience");
+    unauthenticated_on(&authenticator, &token, Surface::Admin, "wrong_audience").await;
+    unauthenticated_on(&authenticator, &token, Surface::Audit, "wrong_audience").await;
 }
 
 #[tokio::test]
 async fn a_token_from_another_issuer_is_refused() {
-    let fixture = Fixture::new();
-    let authenticator = fixture.authenticator().await;
+    let (fixture, authenticator) = started().await;
     let claims = with(channel_claims(), "iss", json!("someone-else"));
-    let error = refused(&authenticator, &fixture.ec.sign(&claims), Surface::Channel).await;
-    assert_unauthenticated(&error, "wrong_issuer");
+    unauthenticated(&authenticator, &fixture.ec.sign(&claims), "wrong_issuer").await;
 }
 
 #[tokio::test]
 async fn a_token_signed_with_an_unknown_key_is_refused() {
-    let fixture = Fixture::new();
-    let authenticator = fixture.authenticator().await;
+    let (fixture, authenticator) = started().await;
     let stranger = EcKey::generate("not-published");
-    let error = refused(
+    unauthenticated(
         &authenticator,
         &stranger.sign(&channel_claims()),
-        Surface::Channel,
+        "unknown_key",
     )
     .await;
-    assert_unauthenticated(&error, "unknown_key");
     // A stranger's key under a published kid fails on the signature.
     let impostor = EcKey {
         kid: fixture.ec.kid.clone(),
         ..stranger
     };
-    let error = refused(
+    unauthenticated(
         &authenticator,
         &impostor.sign(&channel_claims()),
-        Surface::Channel,
+        "bad_signature",
     )
     .await;
-    assert_unauthenticated(&error, "bad_signature");
 }
 
 #[tokio::test]
 async fn a_token_without_a_kid_is_refused() {
-    let fixture = Fixture::new();
-    let authenticator = fixture.authenticator().await;
+    let (fixture, authenticator) = started().await;
     let token = jsonwebtoken::encode(
         &Header::new(Algorithm::ES256),
         &channel_claims(),
         &EncodingKey::from_ec_der(&fixture.ec.pkcs8),
     )
     .unwrap();
-    let error = refused(&authenticator, &token, Surface::Channel).await;
-    assert_unauthenticated(&error, "malformed_token");
+    unauthenticated(&authenticator, &token, "malformed_token").await;
 }
 
 #[tokio::test]
 async fn a_token_with_a_tampered_signature_is_refused() {
-    let fixture = Fixture::new();
-    let authenticator = fixture.authenticator().await;
+    let (fixture, authenticator) = started().await;
     for token in [
         fixture.ec.sign(&channel_claims()),
         fixture.rsa.sign(&channel_claims()),
@@ -497,42 +500,35 @@ async fn a_token_with_a_tampered_signature_is_refused() {
         let mut bytes = URL_SAFE_NO_PAD.decode(signature).unwrap();
         bytes[10] ^= 0x01;
         let tampered = format!("{message}.{}", URL_SAFE_NO_PAD.encode(&bytes));
-        let error = refused(&authenticator, &tampered, Surface::Channel).await;
-        assert_unauthenticated(&error, "bad_signature");
+        unauthenticated(&authenticator, &tampered, "bad_signature").await;
     }
 }
 
 #[tokio::test]
 async fn a_token_with_a_tampered_payload_is_refused() {
-    let fixture = Fixture::new();
-    let authenticator = fixture.authenticator().await;
+    let (fixture, authenticator) = started().await;
     let token = fixture.ec.sign(&channel_claims());
     let parts: Vec<&str> = token.split('.').collect();
     let widened = b64(&with(channel_claims(), "customer_id", json!("C-2")));
     let tampered = format!("{}.{widened}.{}", parts[0], parts[2]);
-    let error = refused(&authenticator, &tampered, Surface::Channel).await;
-    assert_unauthenticated(&error, "bad_signature");
+    unauthenticated(&authenticator, &tampered, "bad_signature").await;
 }
 
 #[tokio::test]
 async fn a_token_without_sub_or_exp_or_nbf_is_refused() {
-    let fixture = Fixture::new();
-    let authenticator = fixture.authenticator().await;
+    let (fixture, authenticator) = started().await;
     for claim in ["sub", "exp", "nbf", "iss", "aud"] {
         let token = fixture.ec.sign(&without(channel_claims(), claim));
-        let error = refused(&authenticator, &token, Surface::Channel).await;
-        assert_unauthenticated(&error, "missing_claim");
+        let error = unauthenticated(&authenticator, &token, "missing_claim").await;
         assert!(error.to_string().contains(claim), "{error}");
     }
     let token = fixture.ec.sign(&with(channel_claims(), "sub", json!("  ")));
-    let error = refused(&authenticator, &token, Surface::Channel).await;
-    assert_unauthenticated(&error, "missing_claim");
+    unauthenticated(&authenticator, &token, "missing_claim").await;
 }
 
 #[tokio::test]
 async fn a_token_without_the_scope_is_forbidden() {
-    let fixture = Fixture::new();
-    let authenticator = fixture.authenticator().await;
+    let (fixture, authenticator) = started().await;
     let claims = with(channel_claims(), "scope", json!("accounts:read"));
     let principal = accepted(&authenticator, &fixture.ec.sign(&claims), Surface::Channel).await;
     require_scope(&principal, scope::ACCOUNTS_READ).unwrap();
@@ -550,8 +546,7 @@ async fn a_token_without_the_scope_is_forbidden() {
 
 #[tokio::test]
 async fn a_customer_bound_token_may_not_touch_another_customer() {
-    let fixture = Fixture::new();
-    let authenticator = fixture.authenticator().await;
+    let (fixture, authenticator) = started().await;
     let principal = accepted(
         &authenticator,
         &fixture.ec.sign(&channel_claims()),
@@ -570,8 +565,7 @@ async fn a_customer_bound_token_may_not_touch_another_customer() {
     let empty = fixture
         .ec
         .sign(&with(channel_claims(), "customer_id", json!("")));
-    let error = refused(&authenticator, &empty, Surface::Channel).await;
-    assert_unauthenticated(&error, "malformed_token");
+    unauthenticated(&authenticator, &empty, "malformed_token").await;
 }
 
 #[tokio::test]
@@ -580,37 +574,43 @@ async fn hs256_is_refused_without_dev_mode_and_accepted_with_it_for_the_dev_kid_
     let header = json!({ "alg": "HS256", "typ": "JWT", "kid": DEV_HS256_KID });
     let token = hs256(&header, &channel_claims(), DEV_SECRET.as_bytes());
 
-    let error = refused(&fixture.authenticator().await, &token, Surface::Channel).await;
-    assert_unauthenticated(&error, "algorithm_not_allowed");
+    unauthenticated(
+        &fixture.authenticator().await,
+        &token,
+        "algorithm_not_allowed",
+    )
+    .await;
 
     let dev = fixture.dev_mode_authenticator().await;
     let principal = accepted(&dev, &token, Surface::Channel).await;
     assert_eq!(principal.subject, "mobile-app");
 
     let other_kid = json!({ "alg": "HS256", "typ": "JWT", "kid": "my-key" });
-    let error = refused(
+    unauthenticated(
         &dev,
         &hs256(&other_kid, &channel_claims(), DEV_SECRET.as_bytes()),
-        Surface::Channel,
+        "algorithm_not_allowed",
     )
     .await;
-    assert_unauthenticated(&error, "algorithm_not_allowed");
 
     let wrong_secret = hs256(
         &header,
         &channel_claims(),
         b"another secret entirely, also long",
     );
-    let error = refused(&dev, &wrong_secret, Surface::Channel).await;
-    assert_unauthenticated(&error, "bad_signature");
+    unauthenticated(&dev, &wrong_secret, "bad_signature").await;
 
     // The dev kid cannot be borrowed by an asymmetric token either.
     let impostor = EcKey {
         kid: DEV_HS256_KID.to_owned(),
         ..EcKey::generate("x")
     };
-    let error = refused(&dev, &impostor.sign(&channel_claims()), Surface::Channel).await;
-    assert_unauthenticated(&error, "algorithm_not_allowed");
+    unauthenticated(
+        &dev,
+        &impostor.sign(&channel_claims()),
+        "algorithm_not_allowed",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -629,8 +629,7 @@ async fn refusals_never_carry_key_material() {
 
 #[tokio::test]
 async fn an_unknown_kid_reloads_the_key_set_at_most_once_per_interval() {
-    let fixture = Fixture::new();
-    let authenticator = fixture.authenticator().await;
+    let (fixture, authenticator) = started().await;
     let second = EcKey::generate("ec-2");
     let third = EcKey::generate("ec-3");
 
@@ -644,13 +643,12 @@ async fn an_unknown_kid_reloads_the_key_set_at_most_once_per_interval() {
 
     // Within the interval, another unknown kid does not reload: refused although published.
     fixture.publish(&[&fixture.ec.jwk, &second.jwk, &third.jwk]);
-    let error = refused(
+    unauthenticated(
         &authenticator,
         &third.sign(&channel_claims()),
-        Surface::Channel,
+        "unknown_key",
     )
     .await;
-    assert_unauthenticated(&error, "unknown_key");
 
     // A refresh picks it up.
     assert_eq!(authenticator.refresh().await.unwrap(), 3);
@@ -706,8 +704,7 @@ async fn keys_rotate_without_a_restart() {
 
     // Not published yet; this also spends the on-demand reload, so what follows is the
     // periodic refresh's doing.
-    let error = refused(&authenticator, &new_token, Surface::Channel).await;
-    assert_unauthenticated(&error, "unknown_key");
+    unauthenticated(&authenticator, &new_token, "unknown_key").await;
 
     fixture.publish(&[&fixture.ec.jwk, &rotated.jwk]);
     eventually_accepted(&authenticator, &new_token).await;
@@ -819,8 +816,7 @@ async fn symmetric_and_weak_keys_in_a_jwks_are_ignored() {
     .await;
     let header = json!({ "alg": "HS256", "typ": "JWT", "kid": "shared" });
     let token = hs256(&header, &channel_claims(), DEV_SECRET.as_bytes());
-    let error = refused(&authenticator, &token, Surface::Channel).await;
-    assert_unauthenticated(&error, "algorithm_not_allowed");
+    unauthenticated(&authenticator, &token, "algorithm_not_allowed").await;
 }
 
 #[tokio::test]
@@ -902,8 +898,7 @@ async fn dev_keys_are_created_once_and_dev_tokens_authenticate_per_role() {
         } else {
             Surface::Channel
         };
-        let error = refused(&authenticator, &token, elsewhere).await;
-        assert_unauthenticated(&error, "wrong_audience");
+        unauthenticated_on(&authenticator, &token, elsewhere, "wrong_audience").await;
     }
     let bound = dev::mint(&keys, ISSUER, Role::Channel, "app", Some("C-9"), ttl).unwrap();
     let principal = accepted(&authenticator, &bound, Surface::Channel).await;
@@ -1108,26 +1103,21 @@ async fn dev_keys_are_owner_only_even_where_they_were_not_before() {
 
 #[tokio::test]
 async fn claims_of_the_wrong_type_are_refused_after_the_standard_checks() {
-    let fixture = Fixture::new();
-    let authenticator = fixture.authenticator().await;
+    let (fixture, authenticator) = started().await;
     let odd = with(channel_claims(), "scope", json!(42));
-    let error = refused(&authenticator, &fixture.ec.sign(&odd), Surface::Channel).await;
-    assert_unauthenticated(&error, "malformed_token");
+    unauthenticated(&authenticator, &fixture.ec.sign(&odd), "malformed_token").await;
     let odd = with(channel_claims(), "customer_id", json!(7));
-    let error = refused(&authenticator, &fixture.ec.sign(&odd), Surface::Channel).await;
-    assert_unauthenticated(&error, "malformed_token");
+    unauthenticated(&authenticator, &fixture.ec.sign(&odd), "malformed_token").await;
     // The refusal names the failed check, not a type.
     let expired = with(odd, "exp", json!(now() - 3600));
-    let error = refused(&authenticator, &fixture.ec.sign(&expired), Surface::Channel).await;
-    assert_unauthenticated(&error, "expired");
+    unauthenticated(&authenticator, &fixture.ec.sign(&expired), "expired").await;
     let numeric_sub = with(channel_claims(), "sub", json!(12));
-    let error = refused(
+    unauthenticated(
         &authenticator,
         &fixture.ec.sign(&numeric_sub),
-        Surface::Channel,
+        "missing_claim",
     )
     .await;
-    assert_unauthenticated(&error, "missing_claim");
 }
 
 #[tokio::test]
