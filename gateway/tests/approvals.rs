@@ -223,8 +223,8 @@ async fn a_force_compensate_is_carried_out_only_when_a_second_operator_approves_
             &alice,
             json!({ "reason": "INC-21: the peer is gone" }),
         )
-        .await;
-    assert_eq!(proposed.status, 202, "{}", proposed.body);
+        .await
+        .expect(202);
     assert_eq!(proposed.body["kind"], "saga_force_compensate");
     assert_eq!(proposed.body["status"], "pending");
     assert_eq!(proposed.body["proposed_by"], "alice");
@@ -233,8 +233,10 @@ async fn a_force_compensate_is_carried_out_only_when_a_second_operator_approves_
     assert_eq!(stack.saga_status(id).await, "paused");
     assert!(stack.history(id).await.is_empty());
 
-    let pending = stack.get("/admin/v1/approvals?status=pending", &bob).await;
-    assert_eq!(pending.status, 200, "{}", pending.body);
+    let pending = stack
+        .get("/admin/v1/approvals?status=pending", &bob)
+        .await
+        .expect(200);
     assert_eq!(pending.body["approvals"].as_array().unwrap().len(), 1);
     assert_eq!(pending.body["approvals"][0]["id"], approval.as_str());
 
@@ -245,8 +247,8 @@ async fn a_force_compensate_is_carried_out_only_when_a_second_operator_approves_
             &alice_approver,
             json!({ "reason": "looks fine to me" }),
         )
-        .await;
-    assert_eq!(own.status, 403, "{}", own.body);
+        .await
+        .expect(403);
     assert_eq!(own.body["code"], "four_eyes_required");
     // The operator scope alone does not approve.
     let no_scope = stack
@@ -255,18 +257,18 @@ async fn a_force_compensate_is_carried_out_only_when_a_second_operator_approves_
             &stack.token(Role::Operator, "carol"),
             json!({ "reason": "me too" }),
         )
-        .await;
-    assert_eq!(no_scope.status, 403, "{}", no_scope.body);
+        .await
+        .expect(403);
     assert_eq!(no_scope.body["code"], "forbidden");
     // A reason is required.
-    let no_reason = stack
+    stack
         .post(
             &format!("/admin/v1/approvals/{approval}/approve"),
             &bob,
             json!({ "reason": " " }),
         )
-        .await;
-    assert_eq!(no_reason.status, 400, "{}", no_reason.body);
+        .await
+        .expect(400);
     assert_eq!(stack.saga_status(id).await, "paused");
 
     let approved = stack
@@ -275,8 +277,8 @@ async fn a_force_compensate_is_carried_out_only_when_a_second_operator_approves_
             &bob,
             json!({ "reason": "checked with the peer's team" }),
         )
-        .await;
-    assert_eq!(approved.status, 200, "{}", approved.body);
+        .await
+        .expect(200);
     assert_eq!(approved.body["approval"]["status"], "approved");
     assert_eq!(approved.body["approval"]["decided_by"], "bob");
     assert_eq!(approved.body["approval"]["outcome"], "done");
@@ -291,8 +293,10 @@ async fn a_force_compensate_is_carried_out_only_when_a_second_operator_approves_
     );
 
     // The admin view of the saga: the approver acted, the proposal names both.
-    let detail = stack.get(&format!("/admin/v1/sagas/{id}"), &bob).await;
-    assert_eq!(detail.status, 200, "{}", detail.body);
+    let detail = stack
+        .get(&format!("/admin/v1/sagas/{id}"), &bob)
+        .await
+        .expect(200);
     assert_eq!(detail.body["operator_actions"][0]["actor"], "bob");
     assert_eq!(detail.body["approvals"][0]["proposed_by"], "alice");
     assert_eq!(detail.body["approvals"][0]["decided_by"], "bob");
@@ -305,17 +309,17 @@ async fn a_force_compensate_is_carried_out_only_when_a_second_operator_approves_
             &stack.token(Role::Approver, "dave"),
             json!({ "reason": "again" }),
         )
-        .await;
-    assert_eq!(again.status, 409, "{}", again.body);
+        .await
+        .expect(409);
     assert_eq!(again.body["code"], "proposal_not_pending");
-    let late = stack
+    stack
         .post(
             &format!("/admin/v1/approvals/{approval}/reject"),
             &bob,
             json!({ "reason": "too late" }),
         )
-        .await;
-    assert_eq!(late.status, 409, "{}", late.body);
+        .await
+        .expect(409);
     assert_eq!(stack.history(id).await.len(), 1);
 
     let outcomes: Vec<String> = stack
@@ -351,17 +355,17 @@ async fn a_mark_resolved_names_its_resolution_and_a_rejected_one_changes_nothing
             &alice,
             json!({ "reason": "settled by hand", "resolution": "done" }),
         )
-        .await;
-    assert_eq!(unresolved.status, 400, "{}", unresolved.body);
+        .await
+        .expect(400);
     assert_eq!(unresolved.body["code"], "invalid_argument");
-    let no_scope = stack
+    stack
         .post(
             &format!("/admin/v1/sagas/{id}/mark-resolved"),
             &bob,
             json!({ "reason": "settled by hand", "resolution": "completed" }),
         )
-        .await;
-    assert_eq!(no_scope.status, 403, "{}", no_scope.body);
+        .await
+        .expect(403);
 
     let first = stack
         .post(
@@ -369,8 +373,8 @@ async fn a_mark_resolved_names_its_resolution_and_a_rejected_one_changes_nothing
             &alice,
             json!({ "reason": "wrong one", "resolution": "compensated" }),
         )
-        .await;
-    assert_eq!(first.status, 202, "{}", first.body);
+        .await
+        .expect(202);
     let first = first.body["id"].as_str().unwrap().to_owned();
     let rejected = stack
         .post(
@@ -378,8 +382,8 @@ async fn a_mark_resolved_names_its_resolution_and_a_rejected_one_changes_nothing
             &bob,
             json!({ "reason": "the money did arrive: completed, not compensated" }),
         )
-        .await;
-    assert_eq!(rejected.status, 200, "{}", rejected.body);
+        .await
+        .expect(200);
     assert_eq!(rejected.body["status"], "rejected");
     let after_rejection = stack
         .post(
@@ -387,8 +391,8 @@ async fn a_mark_resolved_names_its_resolution_and_a_rejected_one_changes_nothing
             &bob,
             json!({ "reason": "changed my mind" }),
         )
-        .await;
-    assert_eq!(after_rejection.status, 409, "{}", after_rejection.body);
+        .await
+        .expect(409);
     assert_eq!(after_rejection.body["code"], "proposal_not_pending");
     assert_eq!(stack.saga_status(id).await, "paused");
     assert!(stack.history(id).await.is_empty());
@@ -399,8 +403,8 @@ async fn a_mark_resolved_names_its_resolution_and_a_rejected_one_changes_nothing
             &alice,
             json!({ "reason": "settled by hand (INC-22)", "resolution": "completed" }),
         )
-        .await;
-    assert_eq!(second.status, 202, "{}", second.body);
+        .await
+        .expect(202);
     assert_eq!(second.body["parameters"]["resolution"], "completed");
     let second = second.body["id"].as_str().unwrap().to_owned();
     let approved = stack
@@ -409,8 +413,8 @@ async fn a_mark_resolved_names_its_resolution_and_a_rejected_one_changes_nothing
             &bob,
             json!({ "reason": "ledger checked" }),
         )
-        .await;
-    assert_eq!(approved.status, 200, "{}", approved.body);
+        .await
+        .expect(200);
     assert_eq!(approved.body["result"]["status"], "completed");
     assert_eq!(
         stack.history(id).await,
@@ -437,8 +441,8 @@ async fn an_expired_proposal_cannot_be_approved() {
             &alice,
             json!({ "reason": "INC-23" }),
         )
-        .await;
-    assert_eq!(proposed.status, 202, "{}", proposed.body);
+        .await
+        .expect(202);
     let approval = proposed.body["id"].as_str().unwrap().to_owned();
     tokio::time::sleep(Duration::from_millis(1_100)).await;
     let expired = stack.get("/admin/v1/approvals?status=expired", &bob).await;
@@ -451,8 +455,8 @@ async fn an_expired_proposal_cannot_be_approved() {
             &bob,
             json!({ "reason": "late" }),
         )
-        .await;
-    assert_eq!(refused.status, 409, "{}", refused.body);
+        .await
+        .expect(409);
     assert_eq!(refused.body["code"], "proposal_expired");
     let shown = stack
         .get(&format!("/admin/v1/approvals/{approval}"), &bob)
@@ -474,8 +478,8 @@ async fn retry_and_resume_stay_single_person() {
             &alice,
             json!({ "reason": "INC-24: peer back" }),
         )
-        .await;
-    assert_eq!(resumed.status, 200, "{}", resumed.body);
+        .await
+        .expect(200);
     assert_eq!(resumed.body["status"], "running");
     assert_eq!(
         stack.history(id).await,
@@ -513,18 +517,18 @@ async fn a_screening_review_is_a_proposal_that_its_proposer_cannot_approve() {
         assert_eq!(refused.status, 400, "{why}: {}", refused.body);
         assert_eq!(refused.body["code"], "invalid_argument", "{why}");
     }
-    let not_an_id = stack
+    stack
         .post(
             "/admin/v1/payments/not-a-payment/screening-review",
             &alice,
             json!({ "decision": "release", "reason": "x" }),
         )
-        .await;
-    assert_eq!(not_an_id.status, 400, "{}", not_an_id.body);
-    let no_scope = stack
+        .await
+        .expect(400);
+    stack
         .post(&path, &bob, json!({ "decision": "refuse", "reason": "x" }))
-        .await;
-    assert_eq!(no_scope.status, 403, "{}", no_scope.body);
+        .await
+        .expect(403);
     let listed = stack.get("/admin/v1/approvals", &bob).await;
     assert!(listed.body["approvals"].as_array().unwrap().is_empty());
 
@@ -534,8 +538,8 @@ async fn a_screening_review_is_a_proposal_that_its_proposer_cannot_approve() {
             &alice,
             json!({ "decision": "release", "reason": "false positive: name match only" }),
         )
-        .await;
-    assert_eq!(proposed.status, 202, "{}", proposed.body);
+        .await
+        .expect(202);
     assert_eq!(proposed.body["kind"], "payment_screening_release");
     assert_eq!(proposed.body["target"], payment.to_string());
     let release = proposed.body["id"].as_str().unwrap().to_owned();
@@ -545,8 +549,8 @@ async fn a_screening_review_is_a_proposal_that_its_proposer_cannot_approve() {
             &alice_approver,
             json!({ "reason": "mine" }),
         )
-        .await;
-    assert_eq!(own.status, 403, "{}", own.body);
+        .await
+        .expect(403);
     assert_eq!(own.body["code"], "four_eyes_required");
 
     let refuse = stack
@@ -555,8 +559,8 @@ async fn a_screening_review_is_a_proposal_that_its_proposer_cannot_approve() {
             &alice,
             json!({ "decision": "refuse", "reason": "sanctions hit confirmed" }),
         )
-        .await;
-    assert_eq!(refuse.status, 202, "{}", refuse.body);
+        .await
+        .expect(202);
     assert_eq!(refuse.body["kind"], "payment_screening_refuse");
     let refuse = refuse.body["id"].as_str().unwrap().to_owned();
     let rejected = stack
@@ -565,8 +569,8 @@ async fn a_screening_review_is_a_proposal_that_its_proposer_cannot_approve() {
             &bob,
             json!({ "reason": "we release it instead" }),
         )
-        .await;
-    assert_eq!(rejected.status, 200, "{}", rejected.body);
+        .await
+        .expect(200);
     assert_eq!(rejected.body["status"], "rejected");
     let pending = stack.get("/admin/v1/approvals?status=pending", &bob).await;
     let pending: Vec<&str> = pending.body["approvals"]

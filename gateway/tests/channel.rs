@@ -216,14 +216,13 @@ impl Stack {
             )
             .await;
         let account = opened.body["id"].as_str().unwrap().to_owned();
-        let funded = self
-            .post(
-                &format!("/v1/accounts/{account}/deposits"),
-                &token,
-                json!({ "amount": "100.00", "currency": "EUR" }),
-            )
-            .await;
-        assert_eq!(funded.status, 201, "{}", funded.body);
+        self.post(
+            &format!("/v1/accounts/{account}/deposits"),
+            &token,
+            json!({ "amount": "100.00", "currency": "EUR" }),
+        )
+        .await
+        .expect(201);
         account
     }
 
@@ -312,8 +311,8 @@ async fn requests_flow_from_http_through_both_sides_to_the_ledger_and_the_legacy
             &channel,
             json!({ "customer_id": "cust-1", "product_code": "LEGACY-CURRENT" }),
         )
-        .await;
-    assert_eq!(opened.status, 201, "{}", opened.body);
+        .await
+        .expect(201);
     assert_eq!(opened.header("x-served-by"), "legacy");
     assert_eq!(opened.header("x-route-reason"), "no_rule");
     let legacy_account = opened.body["id"].as_str().unwrap().to_owned();
@@ -396,20 +395,20 @@ async fn requests_flow_from_http_through_both_sides_to_the_ledger_and_the_legacy
                 &channel,
                 json!({ "customer_id": "cust-2", "product_code": "GW-CURRENT" }),
             )
-            .await;
-        assert_eq!(opened.status, 201, "{}", opened.body);
+            .await
+            .expect(201);
         assert_eq!(opened.header("x-served-by"), "modern");
         assert_eq!(opened.header("x-route-version"), version.to_string());
         modern_accounts.push(opened.body["id"].as_str().unwrap().to_owned());
     }
-    let funded = stack
+    stack
         .post(
             &format!("/v1/accounts/{}/deposits", modern_accounts[0]),
             &channel,
             json!({ "amount": "80.00", "currency": "EUR" }),
         )
-        .await;
-    assert_eq!(funded.status, 201, "{}", funded.body);
+        .await
+        .expect(201);
     let moved = stack
         .post(
             "/v1/transfers",
@@ -421,8 +420,8 @@ async fn requests_flow_from_http_through_both_sides_to_the_ledger_and_the_legacy
                 "currency": "EUR",
             }),
         )
-        .await;
-    assert_eq!(moved.status, 201, "{}", moved.body);
+        .await
+        .expect(201);
     assert_eq!(moved.header("x-served-by"), "modern");
     assert_eq!(moved.body["from_posted_after"], "50.00");
     let to = stack
@@ -446,8 +445,8 @@ async fn requests_flow_from_http_through_both_sides_to_the_ledger_and_the_legacy
                 "currency": "EUR",
             }),
         )
-        .await;
-    assert_eq!(across.status, 422, "{}", across.body);
+        .await
+        .expect(422);
     assert_eq!(across.body["code"], "accounts_on_different_sides");
     // A refusal of the module keeps its stable code.
     let overdraw = stack
@@ -541,8 +540,10 @@ async fn tokens_are_checked_per_surface_and_customer_and_refusals_are_audited() 
     assert_eq!(refused.status, 403);
     assert_eq!(refused.body["code"], "forbidden");
     let alice = stack.token(Role::Channel, "mobile-app", Some("alice"));
-    let allowed = stack.get(&format!("/v1/accounts/{alices}"), &alice).await;
-    assert_eq!(allowed.status, 200, "{}", allowed.body);
+    stack
+        .get(&format!("/v1/accounts/{alices}"), &alice)
+        .await
+        .expect(200);
     // The refused authentications are in the audit trail.
     let db = stack._database.db_for("gateway");
     let refusals: i64 = db
@@ -568,8 +569,7 @@ async fn shadow_summary(stack: &Stack, operation: &str, at_least: u64) -> Value 
     let operator = stack.token(Role::Operator, "operator-a", None);
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let listed = stack.get("/admin/v1/shadow", &operator).await;
-        assert_eq!(listed.status, 200, "{}", listed.body);
+        let listed = stack.get("/admin/v1/shadow", &operator).await.expect(200);
         let row = listed.body["summary"]
             .as_array()
             .and_then(|rows| rows.iter().find(|r| r["operation"] == operation).cloned());
@@ -605,19 +605,19 @@ async fn a_shadowed_product_runs_on_both_books_and_a_difference_is_caught() {
             &token,
             json!({ "customer_id": "cust-s", "product_code": "GW-SHADOW" }),
         )
-        .await;
-    assert_eq!(opened.status, 201, "{}", opened.body);
+        .await
+        .expect(201);
     assert_eq!(opened.header("x-served-by"), "legacy");
     let account = opened.body["id"].as_str().unwrap().to_owned();
     shadow_summary(&stack, "accounts.write", 1).await;
-    let funded = stack
+    stack
         .post(
             &format!("/v1/accounts/{account}/deposits"),
             &token,
             json!({ "amount": "50.00", "currency": "EUR" }),
         )
-        .await;
-    assert_eq!(funded.status, 201, "{}", funded.body);
+        .await
+        .expect(201);
     let summary = shadow_summary(&stack, "cash", 1).await;
     let cash = summary["summary"]
         .as_array()
@@ -643,8 +643,10 @@ async fn a_shadowed_product_runs_on_both_books_and_a_difference_is_caught() {
         .await
         .unwrap()
         .get(0);
-    let refused = stack.get(&format!("/v1/accounts/{copy}"), &token).await;
-    assert_eq!(refused.status, 404, "{}", refused.body);
+    let refused = stack
+        .get(&format!("/v1/accounts/{copy}"), &token)
+        .await
+        .expect(404);
     assert_eq!(refused.body["code"], "unknown_account");
     let summary = shadow_summary(&stack, "accounts.read", 1).await;
     assert!(
@@ -694,18 +696,18 @@ async fn payments_start_with_202_and_their_sagas_are_operated_through_the_admin_
                 "currency": "EUR",
             }),
         )
-        .await;
-    assert_eq!(started.status, 202, "{}", started.body);
+        .await
+.expect(202);
     let payment_id = started.body["id"].as_str().unwrap().to_owned();
     assert_eq!(
         started.header("location"),
         format!("/v1/payments/{payment_id}")
     );
     assert_eq!(started.header("x-served-by"), "modern");
-    let followed = stack
+    stack
         .get(&format!("/v1/payments/{payment_id}"), &token)
-        .await;
-    assert_eq!(followed.status, 200, "{}", followed.body);
+        .await
+        .expect(200);
     // Cancelling twice (two keys, as after a lost answer) answers cancelled both times, or
     // past_pivot if the payment reached the rail first.
     // A saga busy with a step answers 409 cannot_cancel (retry-safe): try again.
@@ -743,8 +745,8 @@ async fn payments_start_with_202_and_their_sagas_are_operated_through_the_admin_
                 &token,
                 json!({}),
             )
-            .await;
-        assert_eq!(second.status, 200, "{}", second.body);
+            .await
+            .expect(200);
         assert!(
             ["cancelled", "unwinding"]
                 .contains(&second.body["status"].as_str().unwrap_or_default()),
@@ -761,8 +763,7 @@ async fn payments_start_with_202_and_their_sagas_are_operated_through_the_admin_
 
     // The payment's saga, seen and operated by a migration operator.
     let operator = stack.token(Role::Operator, "operator-a", None);
-    let listed = stack.get("/admin/v1/sagas", &operator).await;
-    assert_eq!(listed.status, 200, "{}", listed.body);
+    let listed = stack.get("/admin/v1/sagas", &operator).await.expect(200);
     assert!(
         listed.body["sagas"]
             .as_array()
@@ -772,10 +773,10 @@ async fn payments_start_with_202_and_their_sagas_are_operated_through_the_admin_
         "{}",
         listed.body
     );
-    let detail = stack
+    stack
         .get(&format!("/admin/v1/sagas/{payment_id}"), &operator)
-        .await;
-    assert_eq!(detail.status, 200, "{}", detail.body);
+        .await
+        .expect(200);
     let approver = stack.token(Role::Approver, "approver-b", None);
     let refused = stack
         .call(
@@ -839,8 +840,7 @@ async fn bodies_over_the_limit_and_unknown_fields_are_refused_and_change_nothing
     let stack = stack().await;
     let token = stack.token(Role::Channel, "mobile-app", None);
     let huge = json!({ "customer_id": "x".repeat(70 * 1024), "product_code": "LEGACY-CURRENT" });
-    let refused = stack.post("/v1/accounts", &token, huge).await;
-    assert_eq!(refused.status, 413, "{}", refused.body);
+    let refused = stack.post("/v1/accounts", &token, huge).await.expect(413);
     assert_eq!(refused.body["code"], "body_too_large");
     let unknown = stack
         .post(
@@ -848,8 +848,8 @@ async fn bodies_over_the_limit_and_unknown_fields_are_refused_and_change_nothing
             &token,
             json!({ "customer_id": "c", "product_code": "LEGACY-CURRENT", "colour": "red" }),
         )
-        .await;
-    assert_eq!(unknown.status, 400, "{}", unknown.body);
+        .await
+        .expect(400);
     assert_eq!(unknown.body["code"], "invalid_argument");
     assert!(unknown.body["message"].as_str().unwrap().contains("colour"));
     let listed = stack.get("/v1/customers/c/accounts", &token).await;
@@ -921,8 +921,8 @@ async fn a_payment_held_by_screening_is_released_or_refused_by_two_operators() {
                     "currency": "EUR",
                 }),
             )
-            .await;
-        assert_eq!(started.status, 202, "{}", started.body);
+            .await
+.expect(202);
         let id = started.body["id"].as_str().unwrap().to_owned();
         stack
             .until_status(&format!("/v1/payments/{id}"), &token, "screening_review")
@@ -946,8 +946,8 @@ async fn a_payment_held_by_screening_is_released_or_refused_by_two_operators() {
                     &alice,
                     json!({ "decision": decision, "reason": reason }),
                 )
-                .await;
-            assert_eq!(proposed.status, 202, "{}", proposed.body);
+                .await
+                .expect(202);
             let approval = proposed.body["id"].as_str().unwrap().to_owned();
             let approved = stack
                 .post(
@@ -955,8 +955,8 @@ async fn a_payment_held_by_screening_is_released_or_refused_by_two_operators() {
                     &bob,
                     json!({ "reason": "agreed" }),
                 )
-                .await;
-            assert_eq!(approved.status, 200, "{}", approved.body);
+                .await
+                .expect(200);
             assert_eq!(
                 approved.body["approval"]["outcome"], "done",
                 "{}",
@@ -1007,8 +1007,8 @@ async fn a_payment_held_by_screening_is_released_or_refused_by_two_operators() {
     );
     let detail = stack
         .get(&format!("/admin/v1/sagas/{}", held[1]), &alice)
-        .await;
-    assert_eq!(detail.status, 200, "{}", detail.body);
+        .await
+        .expect(200);
     assert!(
         detail.body.to_string().contains("screening_release"),
         "{}",
@@ -1037,8 +1037,8 @@ async fn a_transfer_never_credits_the_shadow_copy_of_an_account_kept_by_the_othe
             &token,
             json!({ "customer_id": "cust-u", "product_code": "GW-TLEG" }),
         )
-        .await;
-    assert_eq!(opened.status, 201, "{}", opened.body);
+        .await
+        .expect(201);
     assert_eq!(opened.header("x-served-by"), "legacy");
     let payee = opened.body["id"].as_str().unwrap().to_owned();
     shadow_summary(&stack, "accounts.write", 1).await;
@@ -1049,8 +1049,8 @@ async fn a_transfer_never_credits_the_shadow_copy_of_an_account_kept_by_the_othe
             &token,
             json!({ "from_account_id": payer, "to_account_id": payee, "amount": "10.00", "currency": "EUR" }),
         )
-        .await;
-    assert_eq!(refused.status, 422, "{}", refused.body);
+        .await
+.expect(422);
     assert_eq!(refused.body["code"], "accounts_on_different_sides");
     let payer_after = stack.get(&format!("/v1/accounts/{payer}"), &token).await;
     assert_eq!(

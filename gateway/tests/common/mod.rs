@@ -157,6 +157,12 @@ pub struct Answer {
 }
 
 impl Answer {
+    /// This answer, which must have `status` (the body says why when it has not).
+    pub fn expect(self, status: u16) -> Answer {
+        assert_eq!(self.status, status, "{}", self.body);
+        self
+    }
+
     pub fn header(&self, name: &str) -> &str {
         self.headers
             .get(name)
