@@ -595,8 +595,7 @@ impl pb::ledger_server::Ledger for LedgerService {
         request: Request<pb::PostEntryRequest>,
     ) -> Result<Response<pb::EntryResult>, Status> {
         check_bank_charge(&request, std::slice::from_ref(request.get_ref()))?;
-        let command = parse_entry(request.get_ref()).map_err(|e| status_of(&e))?;
-        single(self.ledger.submit(command).await)
+        self.submit_one(parse_entry(request.get_ref())).await
     }
 
     async fn post_entries(
@@ -616,8 +615,7 @@ impl pb::ledger_server::Ledger for LedgerService {
         &self,
         request: Request<pb::CreateTransferRequest>,
     ) -> Result<Response<pb::EntryResult>, Status> {
-        let command = parse_transfer(request.get_ref()).map_err(|e| status_of(&e))?;
-        single(self.ledger.submit(command).await)
+        self.submit_one(parse_transfer(request.get_ref())).await
     }
 
     async fn create_transfers(
@@ -637,7 +635,7 @@ impl pb::ledger_server::Ledger for LedgerService {
         request: Request<pb::PostPendingRequest>,
     ) -> Result<Response<pb::EntryResult>, Status> {
         let request = request.get_ref();
-        let command = (|| {
+        self.submit_one((|| {
             let amount =
                 if request.amount.is_empty() {
                     None
@@ -655,9 +653,8 @@ impl pb::ledger_server::Ledger for LedgerService {
                 amount,
                 description: request.description.clone(),
             })
-        })()
-        .map_err(|e| status_of(&e))?;
-        single(self.ledger.submit(command).await)
+        })())
+        .await
     }
 
     async fn void_pending(
@@ -665,15 +662,14 @@ impl pb::ledger_server::Ledger for LedgerService {
         request: Request<pb::VoidPendingRequest>,
     ) -> Result<Response<pb::EntryResult>, Status> {
         let request = request.get_ref();
-        let command = (|| {
+        self.submit_one((|| {
             Ok::<_, LedgerError>(Command::VoidPending {
                 id: parse_entry_id("id", &request.id)?,
                 pending_id: parse_entry_id("pending_entry_id", &request.pending_entry_id)?,
                 description: request.description.clone(),
             })
-        })()
-        .map_err(|e| status_of(&e))?;
-        single(self.ledger.submit(command).await)
+        })())
+        .await
     }
 
     async fn reverse_entry(
@@ -681,15 +677,14 @@ impl pb::ledger_server::Ledger for LedgerService {
         request: Request<pb::ReverseEntryRequest>,
     ) -> Result<Response<pb::EntryResult>, Status> {
         let request = request.get_ref();
-        let command = (|| {
+        self.submit_one((|| {
             Ok::<_, LedgerError>(Command::Reverse {
                 id: parse_entry_id("id", &request.id)?,
                 entry_id: parse_entry_id("entry_id", &request.entry_id)?,
                 description: request.description.clone(),
             })
-        })()
-        .map_err(|e| status_of(&e))?;
-        single(self.ledger.submit(command).await)
+        })())
+        .await
     }
 
     async fn sweep_account(
@@ -697,7 +692,7 @@ impl pb::ledger_server::Ledger for LedgerService {
         request: Request<pb::SweepAccountRequest>,
     ) -> Result<Response<pb::EntryResult>, Status> {
         let request = request.get_ref();
-        let command = (|| {
+        self.submit_one((|| {
             Ok::<_, LedgerError>(Command::Sweep {
                 id: parse_entry_id("id", &request.id)?,
                 source: parse_account_id("source_account_id", &request.source_account_id)?,
@@ -705,9 +700,8 @@ impl pb::ledger_server::Ledger for LedgerService {
                 description: request.description.clone(),
                 external_ref: request.external_ref.clone(),
             })
-        })()
-        .map_err(|e| status_of(&e))?;
-        single(self.ledger.submit(command).await)
+        })())
+        .await
     }
 
     async fn get_entry(
@@ -857,6 +851,15 @@ impl pb::ledger_server::Ledger for LedgerService {
 }
 
 impl LedgerService {
+    /// Submits one command parsed from a request, or answers why it does not parse.
+    async fn submit_one(
+        &self,
+        command: Result<Command, LedgerError>,
+    ) -> Result<Response<pb::EntryResult>, Status> {
+        let command = command.map_err(|e| status_of(&e))?;
+        single(self.ledger.submit(command).await)
+    }
+
     async fn submit_parsed(
         &self,
         parsed: Vec<Result<Command, LedgerError>>,
