@@ -2,12 +2,11 @@
 //! clearing account.
 
 use chrono::{DateTime, Utc};
-use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{BalancesView, Change, Deposits, parse_currency, parse_id, parse_money};
+use super::{BalancesView, Change, Deposits, money_of, parse_id};
 use crate::domain::error::DepositsError;
 use crate::domain::model::entry_id_for;
 
@@ -94,17 +93,7 @@ impl Deposits {
             return Ok(movement);
         }
         let account = self.load_account(account_id).await?;
-        let request_currency = parse_currency(currency)?;
-        if request_currency != account.currency {
-            return Err(DepositsError::CurrencyMismatch {
-                expected: account.currency.code().to_owned(),
-                got: currency.to_owned(),
-            });
-        }
-        let money = parse_money("amount", amount, account.currency)?;
-        if money.amount() <= Decimal::ZERO {
-            return Err(DepositsError::invalid("amount", "must be more than zero"));
-        }
+        let money = money_of(&account, amount, currency)?;
         match kind {
             "deposit" => account.check_credit()?,
             _ => account.check_debit()?,

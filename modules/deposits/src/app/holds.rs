@@ -3,12 +3,11 @@
 
 use chrono::{DateTime, Utc};
 use corebank_kernel::Money;
-use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::{Change, Deposits, money_text, parse_currency, parse_id, parse_money};
+use super::{Change, Deposits, money_of, money_text, parse_id};
 use crate::domain::error::DepositsError;
 use crate::domain::model::{Hold, HoldStatus, entry_id_for};
 use crate::store;
@@ -70,16 +69,7 @@ impl Deposits {
             return Ok(hold);
         }
         let account = self.load_account(account_id).await?;
-        if parse_currency(currency)? != account.currency {
-            return Err(DepositsError::CurrencyMismatch {
-                expected: account.currency.code().to_owned(),
-                got: currency.to_owned(),
-            });
-        }
-        let money = parse_money("amount", amount, account.currency)?;
-        if money.amount() <= Decimal::ZERO {
-            return Err(DepositsError::invalid("amount", "must be more than zero"));
-        }
+        let money = money_of(&account, amount, currency)?;
         account.check_debit()?;
         let suspense = self.gl_account(account.currency, "holds_suspense").await?;
         let id = entry_id_for("hold", request_id);

@@ -91,6 +91,26 @@ fn parse_money(field: &str, amount: &str, currency: Currency) -> Result<Money, D
     Money::parse(amount, currency).map_err(|e| DepositsError::invalid(field, e.to_string()))
 }
 
+/// `amount` in `currency`, which must be more than zero.
+fn positive_money(amount: &str, currency: Currency) -> Result<Money, DepositsError> {
+    let money = parse_money("amount", amount, currency)?;
+    if money.amount() <= Decimal::ZERO {
+        return Err(DepositsError::invalid("amount", "must be more than zero"));
+    }
+    Ok(money)
+}
+
+/// `amount` in `currency`, which must be the currency of `account`, and more than zero.
+fn money_of(account: &Account, amount: &str, currency: &str) -> Result<Money, DepositsError> {
+    if parse_currency(currency)? != account.currency {
+        return Err(DepositsError::CurrencyMismatch {
+            expected: account.currency.code().to_owned(),
+            got: currency.to_owned(),
+        });
+    }
+    positive_money(amount, account.currency)
+}
+
 fn parse_currency(code: &str) -> Result<Currency, DepositsError> {
     Currency::from_code(code).map_err(|e| DepositsError::invalid("currency", e.to_string()))
 }

@@ -3,14 +3,13 @@
 
 use chrono::{DateTime, Utc};
 use corebank_db::TxError;
-use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
 
 use super::{
     BalancesView, Change, Deposits, first_difference, money_text, parse_currency, parse_id,
-    parse_money, recovery,
+    positive_money, recovery,
 };
 use crate::domain::error::DepositsError;
 use crate::domain::model::entry_id_for;
@@ -106,10 +105,7 @@ impl Deposits {
                 got: format!("{currency} (to an account in {})", to.currency.code()),
             });
         }
-        let money = parse_money("amount", amount, from.currency)?;
-        if money.amount() <= Decimal::ZERO {
-            return Err(DepositsError::invalid("amount", "must be more than zero"));
-        }
+        let money = positive_money(amount, from.currency)?;
         from.check_debit()?;
         to.check_credit()?;
         let product = self
