@@ -177,30 +177,14 @@ impl Deposits {
                 request_id,
                 from_account_id: from_id,
                 to_account_id: to_id,
-                amount: payload_amount.clone(),
+                amount: payload_amount,
                 currency: currency.code().to_owned(),
                 entry_id,
                 recorded_at: self.now(),
                 balances_after: self.balances(&from).await?,
                 replayed: false,
             };
-            let payload = json!({
-                "from_account_id": from_id, "to_account_id": to_id, "amount": payload_amount,
-                "currency": currency.code(), "entry_id": entry_id, "request_id": request_id,
-            });
-            let events = [
-                self.event(from_id, "deposits.transfer.sent", payload.clone())?,
-                self.event(to_id, "deposits.transfer.received", payload)?,
-            ];
-            self.commit(
-                request_id,
-                "transfer",
-                content,
-                &view,
-                &[Change::Touch(from_id)],
-                &events,
-            )
-            .await?;
+            self.commit_transfer(content, &view).await?;
             return Ok(());
         }
         let (kind, event_type): (&'static str, &str) = match kind {

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use corebank_db::TxError;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::{
@@ -193,23 +193,34 @@ impl Deposits {
             balances_after,
             replayed: false,
         };
+        self.commit_transfer(&content, &view).await
+    }
+
+    /// Records the answer `view` to a transfer with its change and its two events: sent by
+    /// the source account, received by the target.
+    pub(super) async fn commit_transfer(
+        &self,
+        content: &Value,
+        view: &TransferView,
+    ) -> Result<TransferView, DepositsError> {
+        let (from_id, to_id) = (view.from_account_id, view.to_account_id);
         let payload = json!({
             "from_account_id": from_id,
             "to_account_id": to_id,
             "amount": view.amount,
             "currency": view.currency,
-            "entry_id": entry_id,
-            "request_id": request_id,
+            "entry_id": view.entry_id,
+            "request_id": view.request_id,
         });
         let events = [
             self.event(from_id, "deposits.transfer.sent", payload.clone())?,
             self.event(to_id, "deposits.transfer.received", payload)?,
         ];
         self.commit(
-            request_id,
+            view.request_id,
             "transfer",
-            &content,
-            &view,
+            content,
+            view,
             &[Change::Touch(from_id)],
             &events,
         )
