@@ -50,32 +50,6 @@ impl Harness {
         }
     }
 
-    async fn propose(&self, author: &str, body: Value) -> String {
-        let proposal = self
-            .http
-            .expect(
-                StatusCode::CREATED,
-                "POST",
-                "/admin/v1/routes/proposals",
-                Some((author, WRITE)),
-                Some(body),
-            )
-            .await;
-        assert_eq!(proposal["status"], "proposed");
-        proposal["id"].as_str().unwrap().to_owned()
-    }
-
-    async fn approve(&self, approver: &str, scopes: &str, id: &str) -> (StatusCode, Value) {
-        self.http
-            .call(
-                "POST",
-                &format!("/admin/v1/routes/proposals/{id}/approve"),
-                Some((approver, scopes)),
-                None,
-            )
-            .await
-    }
-
     /// (actor, action, outcome) of every audit row, oldest first.
     async fn audit_rows(&self) -> Vec<(String, String, String, Value)> {
         let client = self.db.db().client().await.unwrap();
@@ -256,68 +230,63 @@ async fn invalid_rules_are_refused_naming_the_field() {
             "{field}: {error}"
         );
     }
-    let (status, _) = harness
+    let _ = harness
         .http
-        .call("GET", "/admin/v1/routes", None, None)
+        .expect(
+            StatusCode::UNAUTHORIZED,
+            "GET",
+            "/admin/v1/routes",
+            None,
+            None,
+        )
         .await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]
 async fn the_author_cannot_approve_their_own_change_but_another_approver_can() {
     let harness = Harness::start().await;
-    let id = harness.propose("alice", transfers_canary(10)).await;
+    let id = harness.http.propose("alice", transfers_canary(10)).await;
 
-    let (status, error) = harness.approve("alice", ALL, &id).await;
+    let (status, error) = harness.http.approve("alice", ALL, &id).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(error["code"], "four_eyes_required");
 
-    let (status, error) = harness.approve("carol", WRITE, &id).await;
+    let (status, error) = harness.http.approve("carol", WRITE, &id).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(error["code"], "forbidden");
     assert_eq!(harness.router.table().version(), 0, "nothing is active yet");
 
-    let (status, approved) = harness.approve("bob", APPROVE, &id).await;
+    let (status, approved) = harness.http.approve("bob", APPROVE, &id).await;
     assert_eq!(status, StatusCode::OK, "{approved}");
     assert_eq!(approved["status"], "active");
     assert_eq!(approved["activated_version"], 1);
     assert_eq!(harness.router.table().version(), 1);
 
-    let (status, active) = harness
+    let active = harness
         .http
-        .call("GET", "/admin/v1/routes", Some(("dave", READ)), None)
+        .expect_read(StatusCode::OK, "/admin/v1/routes")
         .await;
-    assert_eq!(status, StatusCode::OK);
     assert_eq!(active["version"], 1);
     assert_eq!(active["activated_by"], "bob");
     assert_eq!(active["proposed_by"], "alice");
     assert_eq!(active["rules"][0]["canary"]["percent"], 10);
 
-    let (status, decision) = harness
+    let decision = harness
         .http
-        .call(
-            "GET",
+        .expect_read(
+            StatusCode::OK,
             "/admin/v1/routes/decide?product=CURRENT&operation=transfers",
-            Some(("dave", READ)),
-            None,
         )
         .await;
-    assert_eq!(status, StatusCode::OK);
     assert_eq!(
         decision,
         json!({"primary": "legacy", "shadow": null, "version": 1, "reason": "default"})
     );
 
-    let (status, versions) = harness
+    let versions = harness
         .http
-        .call(
-            "GET",
-            "/admin/v1/routes/versions",
-            Some(("dave", READ)),
-            None,
-        )
+        .expect_read(StatusCode::OK, "/admin/v1/routes/versions")
         .await;
-    assert_eq!(status, StatusCode::OK);
     assert_eq!(versions["versions"][0]["approved_by"], "bob");
     assert_eq!(versions["versions"][1]["version"], 0);
 
@@ -347,8 +316,8 @@ async fn an_approved_change_scheduled_for_later_is_activated_by_the_poller() {
     let activate_at = chrono::Utc::now() + chrono::Duration::milliseconds(1_500);
     let mut body = transfers_canary(20);
     body["activate_at"] = json!(activate_at.to_rfc3339());
-    let id = harness.propose("alice", body).await;
-    let (status, approved) = harness.approve("bob", APPROVE, &id).await;
+    let id = harness.http.propose("alice", body).await;
+    let (status, approved) = harness.http.approve("bob", APPROVE, &id).await;
     assert_eq!(status, StatusCode::OK, "{approved}");
     assert_eq!(approved["status"], "scheduled");
     assert_eq!(harness.router.table().version(), 0);
@@ -370,12 +339,7 @@ async fn an_approved_change_scheduled_for_later_is_activated_by_the_poller() {
 
     let (_, proposals) = harness
         .http
-        .call(
-            "GET",
-            "/admin/v1/routes/proposals?status=active",
-            Some(("dave", READ)),
-            None,
-        )
+        .read("/admin/v1/routes/proposals?status=active")
         .await;
     assert_eq!(proposals["proposals"][0]["id"], id.as_str());
     assert_eq!(proposals["proposals"][0]["activated_version"], 1);
@@ -388,12 +352,12 @@ async fn an_approved_change_scheduled_for_later_is_activated_by_the_poller() {
 #[tokio::test]
 async fn a_proposal_whose_base_is_no_longer_active_is_refused_as_stale() {
     let harness = Harness::start().await;
-    let first = harness.propose("alice", transfers_canary(10)).await;
-    let second = harness.propose("erin", transfers_canary(50)).await;
-    let (status, _) = harness.approve("bob", APPROVE, &first).await;
+    let first = harness.http.propose("alice", transfers_canary(10)).await;
+    let second = harness.http.propose("erin", transfers_canary(50)).await;
+    let (status, _) = harness.http.approve("bob", APPROVE, &first).await;
     assert_eq!(status, StatusCode::OK);
 
-    let (status, error) = harness.approve("bob", APPROVE, &second).await;
+    let (status, error) = harness.http.approve("bob", APPROVE, &second).await;
     assert_eq!(status, StatusCode::CONFLICT, "{error}");
     assert_eq!(error["code"], "stale_proposal");
     assert_eq!(harness.router.table().version(), 1);
@@ -406,12 +370,7 @@ async fn a_proposal_whose_base_is_no_longer_active_is_refused_as_stale() {
 
     let (_, stale) = harness
         .http
-        .call(
-            "GET",
-            "/admin/v1/routes/proposals?status=stale",
-            Some(("dave", READ)),
-            None,
-        )
+        .read("/admin/v1/routes/proposals?status=stale")
         .await;
     assert_eq!(stale["proposals"][0]["id"], second.as_str());
 
@@ -435,9 +394,10 @@ async fn a_proposal_whose_base_is_no_longer_active_is_refused_as_stale() {
 #[tokio::test]
 async fn a_rollback_restores_an_earlier_versions_rules_once_approved() {
     let harness = Harness::start().await;
-    let id = harness.propose("alice", transfers_canary(10)).await;
-    harness.approve("bob", APPROVE, &id).await;
+    let id = harness.http.propose("alice", transfers_canary(10)).await;
+    harness.http.approve("bob", APPROVE, &id).await;
     let id = harness
+        .http
         .propose(
             "alice",
             json!({
@@ -447,7 +407,7 @@ async fn a_rollback_restores_an_earlier_versions_rules_once_approved() {
             }),
         )
         .await;
-    harness.approve("bob", APPROVE, &id).await;
+    harness.http.approve("bob", APPROVE, &id).await;
     assert_eq!(harness.router.table().version(), 2);
 
     let rollback = harness
@@ -467,31 +427,15 @@ async fn a_rollback_restores_an_earlier_versions_rules_once_approved() {
         "a rollback needs approval too"
     );
     let id = rollback["id"].as_str().unwrap();
-    let (status, _) = harness.approve("alice", ALL, id).await;
+    let (status, _) = harness.http.approve("alice", ALL, id).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    let (status, approved) = harness.approve("bob", APPROVE, id).await;
+    let (status, approved) = harness.http.approve("bob", APPROVE, id).await;
     assert_eq!(status, StatusCode::OK, "{approved}");
 
     let table = harness.router.table();
     assert_eq!(table.version(), 3);
-    let (_, version_one) = harness
-        .http
-        .call(
-            "GET",
-            "/admin/v1/routes/versions/1",
-            Some(("dave", READ)),
-            None,
-        )
-        .await;
-    let (_, version_three) = harness
-        .http
-        .call(
-            "GET",
-            "/admin/v1/routes/versions/3",
-            Some(("dave", READ)),
-            None,
-        )
-        .await;
+    let (_, version_one) = harness.http.read("/admin/v1/routes/versions/1").await;
+    let (_, version_three) = harness.http.read("/admin/v1/routes/versions/3").await;
     assert_eq!(version_three["rules"], version_one["rules"]);
     assert_eq!(version_three["ownership_count"], 0);
     assert_eq!(version_three["rolled_back_to"], 1);
@@ -517,8 +461,8 @@ async fn two_replicas_see_a_new_version_within_a_second_of_its_approval() {
     for router in [&harness.router, &replica] {
         router.spawn_poller(Duration::from_millis(100), shutdown.clone());
     }
-    let id = harness.propose("alice", transfers_canary(10)).await;
-    let (status, _) = harness.approve("bob", APPROVE, &id).await;
+    let id = harness.http.propose("alice", transfers_canary(10)).await;
+    let (status, _) = harness.http.approve("bob", APPROVE, &id).await;
     assert_eq!(status, StatusCode::OK);
     let approved = Instant::now();
     for router in [&harness.router, &replica] {
@@ -540,8 +484,8 @@ async fn the_automatic_rollback_sends_a_canary_rule_back_to_legacy_and_is_audite
     let harness = Harness::start().await;
     let mut body = transfers_canary(100);
     body["ownership"] = json!([{"account_id": "migrated", "side": "modern"}]);
-    let id = harness.propose("alice", body).await;
-    harness.approve("bob", APPROVE, &id).await;
+    let id = harness.http.propose("alice", body).await;
+    harness.http.approve("bob", APPROVE, &id).await;
     let before = harness.router.table();
     assert_eq!(
         before
@@ -588,15 +532,7 @@ async fn the_automatic_rollback_sends_a_canary_rule_back_to_legacy_and_is_audite
     assert_eq!(automatic[0].3["reason"], "modern error rate 12% over 60 s");
     assert_eq!(automatic[1].2, "unchanged");
 
-    let (_, version) = harness
-        .http
-        .call(
-            "GET",
-            "/admin/v1/routes/versions/2",
-            Some(("dave", READ)),
-            None,
-        )
-        .await;
+    let (_, version) = harness.http.read("/admin/v1/routes/versions/2").await;
     assert_eq!(version["kind"], "automatic_rollback");
     assert_eq!(version["approved_by"], "system:auto-rollback");
 }
@@ -604,32 +540,32 @@ async fn the_automatic_rollback_sends_a_canary_rule_back_to_legacy_and_is_audite
 #[tokio::test]
 async fn every_admin_action_leaves_its_audit_row() {
     let harness = Harness::start().await;
-    let id = harness.propose("alice", transfers_canary(10)).await;
-    let (status, _) = harness
+    let id = harness.http.propose("alice", transfers_canary(10)).await;
+    let _ = harness
         .http
-        .call(
+        .expect(
+            StatusCode::OK,
             "POST",
             &format!("/admin/v1/routes/proposals/{id}/reject"),
             Some(("bob", APPROVE)),
             Some(json!({"reason": "not this week"})),
         )
         .await;
-    assert_eq!(status, StatusCode::OK);
-    let (status, error) = harness.approve("bob", APPROVE, &id).await;
+    let (status, error) = harness.http.approve("bob", APPROVE, &id).await;
     assert_eq!(
         (status, error["code"].clone()),
         (StatusCode::CONFLICT, json!("proposal_not_pending"))
     );
-    let (status, _) = harness
+    let _ = harness
         .http
-        .call(
+        .expect(
+            StatusCode::FORBIDDEN,
             "POST",
             "/admin/v1/routes/proposals",
             Some(("reader", READ)),
             Some(transfers_canary(5)),
         )
         .await;
-    assert_eq!(status, StatusCode::FORBIDDEN);
     let (status, _) = harness
         .http
         .call(

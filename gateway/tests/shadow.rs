@@ -15,7 +15,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{APPROVE, Http, READ, WRITE, test_principal};
+use common::{APPROVE, Http, test_principal};
 use corebank_gateway::routing::{Router, Side};
 use corebank_gateway::shadow::{
     Answer, NormalizationRules, RollbackPolicy, Shadow, ShadowConfig, ShadowCounts, ShadowJob,
@@ -63,13 +63,7 @@ impl Harness {
 
     async fn listing(&self, query: &str) -> Value {
         self.http
-            .expect(
-                StatusCode::OK,
-                "GET",
-                &format!("/admin/v1/shadow{query}"),
-                Some(("dave", READ)),
-                None,
-            )
+            .expect_read(StatusCode::OK, &format!("/admin/v1/shadow{query}"))
             .await
     }
 
@@ -141,14 +135,11 @@ impl Harness {
     /// A four-eyes change: every `CURRENT` account's transfers go to the modern side, with a
     /// legacy shadow.
     async fn route_transfers_to_modern(&self) {
-        let proposal = self
+        let id = self
             .http
-            .expect(
-                StatusCode::CREATED,
-                "POST",
-                "/admin/v1/routes/proposals",
-                Some(("alice", WRITE)),
-                Some(json!({
+            .propose(
+                "alice",
+                json!({
                     "rules": [{
                         "product": "CURRENT",
                         "operation": "transfers",
@@ -157,19 +148,11 @@ impl Harness {
                         "shadow": true,
                     }],
                     "reason": "transfers canary",
-                })),
+                }),
             )
             .await;
-        let id = proposal["id"].as_str().unwrap();
-        self.http
-            .expect(
-                StatusCode::OK,
-                "POST",
-                &format!("/admin/v1/routes/proposals/{id}/approve"),
-                Some(("bob", APPROVE)),
-                None,
-            )
-            .await;
+        let (status, approved) = self.http.approve("bob", APPROVE, &id).await;
+        assert_eq!(status, StatusCode::OK, "{approved}");
         assert_eq!(self.primary_for_anyone(), Side::Modern);
     }
 
@@ -313,31 +296,30 @@ async fn a_mismatch_is_stored_redacted_and_listed_with_a_summary() {
     assert_eq!(savings["summary"][0]["product"], "SAVINGS");
     assert_eq!(savings["summary"].as_array().unwrap().len(), 1);
 
-    let (status, _) = harness
+    let _ = harness
         .http
-        .call(
+        .expect(
+            StatusCode::FORBIDDEN,
             "GET",
             "/admin/v1/shadow",
             Some(("eve", "routes:write")),
             None,
         )
         .await;
-    assert_eq!(status, StatusCode::FORBIDDEN);
-    let (status, _) = harness
+    let _ = harness
         .http
-        .call("GET", "/admin/v1/shadow", None, None)
-        .await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
-    let (status, refusal) = harness
-        .http
-        .call(
+        .expect(
+            StatusCode::UNAUTHORIZED,
             "GET",
-            "/admin/v1/shadow?limit=0",
-            Some(("dave", READ)),
+            "/admin/v1/shadow",
+            None,
             None,
         )
         .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let refusal = harness
+        .http
+        .expect_read(StatusCode::BAD_REQUEST, "/admin/v1/shadow?limit=0")
+        .await;
     assert_eq!(refusal["code"], "invalid_argument");
 }
 

@@ -91,6 +91,39 @@ impl Http {
         (status, body)
     }
 
+    /// A route change `body` proposed by `author`, which must be taken; answers its id.
+    pub async fn propose(&self, author: &str, body: Value) -> String {
+        let proposal = self
+            .expect(
+                StatusCode::CREATED,
+                "POST",
+                "/admin/v1/routes/proposals",
+                Some((author, WRITE)),
+                Some(body),
+            )
+            .await;
+        assert_eq!(proposal["status"], "proposed");
+        proposal["id"].as_str().unwrap().to_owned()
+    }
+
+    /// The approval of the route proposal `id` by `approver` with `scopes`.
+    pub async fn approve(&self, approver: &str, scopes: &str, id: &str) -> (StatusCode, Value) {
+        let path = format!("/admin/v1/routes/proposals/{id}/approve");
+        self.call("POST", &path, Some((approver, scopes)), None)
+            .await
+    }
+
+    /// A GET of `path` by the reader dave.
+    pub async fn read(&self, path: &str) -> (StatusCode, Value) {
+        self.call("GET", path, Some(("dave", READ)), None).await
+    }
+
+    /// The body of a GET of `path` by the reader dave, which must be answered with `status`.
+    pub async fn expect_read(&self, status: StatusCode, path: &str) -> Value {
+        self.expect(status, "GET", path, Some(("dave", READ)), None)
+            .await
+    }
+
     /// The body of one call that must be answered with `status`.
     pub async fn expect(
         &self,
