@@ -277,8 +277,7 @@ async fn two_relays_share_the_partitions_without_overlap() {
 async fn a_refused_event_is_dead_lettered_and_the_rest_of_its_aggregate_parked_behind_it() {
     let database = TestDatabase::create().await;
     let db = database.db();
-    let sink = RecordingSink::default();
-    sink.rule("a", 2, Rule::Refuse);
+    let sink = RecordingSink::with_rule("a", 2, Rule::Refuse);
     append(
         db,
         &[
@@ -340,8 +339,7 @@ async fn a_refused_event_is_dead_lettered_and_the_rest_of_its_aggregate_parked_b
 async fn replaying_dead_letters_publishes_them_in_order_before_later_events() {
     let database = TestDatabase::create().await;
     let db = database.db();
-    let sink = RecordingSink::default();
-    sink.rule("a", 2, Rule::Refuse);
+    let sink = RecordingSink::with_rule("a", 2, Rule::Refuse);
     sink.rule("c", 1, Rule::Refuse);
     append(
         db,
@@ -386,8 +384,7 @@ async fn replaying_dead_letters_publishes_them_in_order_before_later_events() {
 async fn a_temporary_failure_holds_back_the_rest_of_its_aggregate_until_a_retry_succeeds() {
     let database = TestDatabase::create().await;
     let db = database.db();
-    let sink = RecordingSink::default();
-    sink.rule("a", 2, Rule::FailTimes(2));
+    let sink = RecordingSink::with_rule("a", 2, Rule::FailTimes(2));
     append(
         db,
         &[event("a", 1), event("a", 2), event("a", 3), event("b", 1)],
@@ -524,9 +521,9 @@ async fn an_old_row_without_a_partition_is_published_before_the_later_events_of_
     let later = append(db, &[event("old", 2), event("old", 3), event("new", 1)]).await;
     assert_eq!(later[0].aggregate_sequence, 2);
     let sink = RecordingSink::default();
-    let relay = Relay::new(db.clone(), Arc::new(sink.clone()), config("relay-a")).unwrap();
     // No housekeeping round in between: every step gives old rows their partition first.
-    relay.schema_relay(&demo()).drain(10).await.unwrap();
+    let mut schema_relay = demo_relay(db, Arc::new(sink.clone()), "relay-a");
+    schema_relay.drain(10).await.unwrap();
     assert_aggregate_in_order(&sink, "old", 3);
     assert_aggregate_in_order(&sink, "new", 1);
     assert_eq!(outbox_count(db).await, 0);
@@ -563,8 +560,7 @@ async fn a_batch_holds_back_an_aggregate_that_still_has_rows_without_a_partition
 async fn a_replay_committed_while_a_batch_is_read_cannot_let_a_later_event_overtake_it() {
     let database = TestDatabase::create().await;
     let db = database.db();
-    let sink = RecordingSink::default();
-    sink.rule("x", 3, Rule::Refuse);
+    let sink = RecordingSink::with_rule("x", 3, Rule::Refuse);
     append(db, &(1..=6).map(|n| event("x", n)).collect::<Vec<_>>()).await;
     let mut schema_relay = demo_relay(db, Arc::new(sink.clone()), "relay-a");
     schema_relay.drain(10).await.unwrap();

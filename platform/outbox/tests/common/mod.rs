@@ -96,6 +96,13 @@ pub struct RecordingSink {
 }
 
 impl RecordingSink {
+    /// A sink with one rule from the start.
+    pub fn with_rule(aggregateid: &str, sequence: i64, rule: Rule) -> RecordingSink {
+        let sink = RecordingSink::default();
+        sink.rule(aggregateid, sequence, rule);
+        sink
+    }
+
     pub fn rule(&self, aggregateid: &str, sequence: i64, rule: Rule) {
         self.rules
             .lock()
