@@ -192,6 +192,12 @@ impl Stack {
         .await
     }
 
+    /// The answer to opening an account of `product` for `customer`.
+    async fn open_account(&self, token: &str, customer: &str, product: &str) -> Answer {
+        let body = json!({ "customer_id": customer, "product_code": product });
+        self.post("/v1/accounts", token, body).await
+    }
+
     async fn get(&self, path: &str, token: &str) -> Answer {
         self.call(reqwest::Method::GET, path, Some(token), None, None)
             .await
@@ -208,13 +214,7 @@ impl Stack {
             rule(code, "payments", "modern"),
         ]))
         .await;
-        let opened = self
-            .post(
-                "/v1/accounts",
-                &token,
-                json!({ "customer_id": customer, "product_code": code }),
-            )
-            .await;
+        let opened = self.open_account(&token, customer, code).await;
         let account = opened.body["id"].as_str().unwrap().to_owned();
         self.post(
             &format!("/v1/accounts/{account}/deposits"),
@@ -306,11 +306,7 @@ async fn requests_flow_from_http_through_both_sides_to_the_ledger_and_the_legacy
 
     // No rules: the legacy core serves everything.
     let opened = stack
-        .post(
-            "/v1/accounts",
-            &channel,
-            json!({ "customer_id": "cust-1", "product_code": "LEGACY-CURRENT" }),
-        )
+        .open_account(&channel, "cust-1", "LEGACY-CURRENT")
         .await
         .expect(201);
     assert_eq!(opened.header("x-served-by"), "legacy");
@@ -390,11 +386,7 @@ async fn requests_flow_from_http_through_both_sides_to_the_ledger_and_the_legacy
     let mut modern_accounts = Vec::new();
     for _ in 0..2 {
         let opened = stack
-            .post(
-                "/v1/accounts",
-                &channel,
-                json!({ "customer_id": "cust-2", "product_code": "GW-CURRENT" }),
-            )
+            .open_account(&channel, "cust-2", "GW-CURRENT")
             .await
             .expect(201);
         assert_eq!(opened.header("x-served-by"), "modern");
@@ -465,11 +457,7 @@ async fn a_hundred_concurrent_requests_with_one_key_have_one_effect() {
     let stack = Arc::new(stack().await);
     let channel = stack.token(Role::Channel, "mobile-app", None);
     let opened = stack
-        .post(
-            "/v1/accounts",
-            &channel,
-            json!({ "customer_id": "cust-9", "product_code": "LEGACY-CURRENT" }),
-        )
+        .open_account(&channel, "cust-9", "LEGACY-CURRENT")
         .await;
     let account = opened.body["id"].as_str().unwrap().to_owned();
     let key = Uuid::new_v4().to_string();
@@ -528,11 +516,7 @@ async fn tokens_are_checked_per_surface_and_customer_and_refusals_are_audited() 
     // A token bound to one customer cannot touch another's account.
     let channel = stack.token(Role::Channel, "mobile-app", None);
     let opened = stack
-        .post(
-            "/v1/accounts",
-            &channel,
-            json!({ "customer_id": "alice", "product_code": "LEGACY-CURRENT" }),
-        )
+        .open_account(&channel, "alice", "LEGACY-CURRENT")
         .await;
     let alices = opened.body["id"].as_str().unwrap().to_owned();
     let bob = stack.token(Role::Channel, "mobile-app", Some("bob"));
@@ -600,11 +584,7 @@ async fn a_shadowed_product_runs_on_both_books_and_a_difference_is_caught() {
         ]))
         .await;
     let opened = stack
-        .post(
-            "/v1/accounts",
-            &token,
-            json!({ "customer_id": "cust-s", "product_code": "GW-SHADOW" }),
-        )
+        .open_account(&token, "cust-s", "GW-SHADOW")
         .await
         .expect(201);
     assert_eq!(opened.header("x-served-by"), "legacy");
@@ -1032,11 +1012,7 @@ async fn a_transfer_never_credits_the_shadow_copy_of_an_account_kept_by_the_othe
         ]))
         .await;
     let opened = stack
-        .post(
-            "/v1/accounts",
-            &token,
-            json!({ "customer_id": "cust-u", "product_code": "GW-TLEG" }),
-        )
+        .open_account(&token, "cust-u", "GW-TLEG")
         .await
         .expect(201);
     assert_eq!(opened.header("x-served-by"), "legacy");
