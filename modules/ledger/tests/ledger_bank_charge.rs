@@ -10,7 +10,6 @@
 mod wire;
 
 use corebank_api::ledger::v1 as pb;
-use corebank_api::ledger::v1::ledger_client::LedgerClient;
 use corebank_kernel::JournalEntryId;
 use wire::*;
 
@@ -36,12 +35,8 @@ fn charge(customer: &str, income: &str, amount: &str, flagged: bool) -> pb::Post
 
 #[tokio::test]
 async fn a_flagged_bank_charge_may_pass_the_limit_is_recorded_and_only_deposits_may_send_it() {
-    let Served {
-        app,
-        shutdown,
-        database: _database,
-    } = serve().await;
-    let mut deposits = LedgerClient::new(app.channel("deposits", "ledger"));
+    let served = serve().await;
+    let mut deposits = served.client_as("deposits");
     // A customer with an overdraft of 10.00, at its limit already.
     let customer = account(
         "customer",
@@ -102,16 +97,11 @@ async fn a_flagged_bank_charge_may_pass_the_limit_is_recorded_and_only_deposits_
             .map(String::as_str),
         Some("true")
     );
-    let balance = deposits
-        .get_balance(pb::GetBalanceRequest {
-            account_id: customer.clone(),
-            as_of: None,
-        })
-        .await
-        .unwrap()
-        .into_inner();
     assert_eq!(
-        balance.posted.parse::<rust_decimal::Decimal>().unwrap(),
+        posted_balance(&mut deposits, &customer)
+            .await
+            .parse::<rust_decimal::Decimal>()
+            .unwrap(),
         "-10.50".parse().unwrap()
     );
 
@@ -132,7 +122,7 @@ async fn a_flagged_bank_charge_may_pass_the_limit_is_recorded_and_only_deposits_
     );
     let refused = deposits.post_entry(forged).await.unwrap_err();
     assert_eq!(error_code(&refused), "invalid_request");
-    let mut payments = LedgerClient::new(app.channel("payments", "ledger"));
+    let mut payments = served.client_as("payments");
     let refused = payments
         .post_entry(charge(&customer, &income, "0.50", true))
         .await
@@ -146,5 +136,5 @@ async fn a_flagged_bank_charge_may_pass_the_limit_is_recorded_and_only_deposits_
         .unwrap()
         .into_inner();
     assert_eq!(entry.legs.len(), 2);
-    shutdown.cancel();
+    served.shutdown.cancel();
 }

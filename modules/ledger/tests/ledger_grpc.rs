@@ -10,18 +10,13 @@
 mod wire;
 
 use corebank_api::ledger::v1 as pb;
-use corebank_api::ledger::v1::ledger_client::LedgerClient;
 use wire::*;
 
 #[tokio::test]
 async fn the_ledger_answers_over_grpc_with_stable_error_codes() {
-    let Served {
-        app,
-        shutdown,
-        database: _database,
-    } = serve().await;
+    let served = serve().await;
     // The ledger takes calls only from the modules that move money: call as deposits.
-    let mut client = LedgerClient::new(app.channel("deposits", "ledger"));
+    let mut client = served.client_as("deposits");
 
     let created = client
         .create_accounts(pb::CreateAccountsRequest {
@@ -123,15 +118,7 @@ async fn the_ledger_answers_over_grpc_with_stable_error_codes() {
         "a refused item does not fail its neighbours"
     );
 
-    let balance = client
-        .get_balance(pb::GetBalanceRequest {
-            account_id: bob.clone(),
-            as_of: None,
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(balance.posted, "100.00");
+    assert_eq!(posted_balance(&mut client, bob).await, "100.00");
     let trial = client
         .get_trial_balance(pb::GetTrialBalanceRequest::default())
         .await
@@ -150,7 +137,8 @@ async fn the_ledger_answers_over_grpc_with_stable_error_codes() {
     assert_eq!(verify.entries_checked, 3);
 
     // The gateway has no business with the ledger: refused before the handler runs.
-    let refused = LedgerClient::new(app.channel("gateway", "ledger"))
+    let refused = served
+        .client_as("gateway")
         .create_transfer(transfer(alice, bob, "1.00"))
         .await
         .unwrap_err();
@@ -160,6 +148,6 @@ async fn the_ledger_answers_over_grpc_with_stable_error_codes() {
         "permission_denied"
     );
 
-    app.stop().await;
-    shutdown.cancel();
+    served.app.stop().await;
+    served.shutdown.cancel();
 }

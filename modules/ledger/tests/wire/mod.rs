@@ -4,17 +4,25 @@
 use std::sync::Arc;
 
 use corebank_api::ledger::v1 as pb;
+use corebank_api::ledger::v1::ledger_client::LedgerClient;
 use corebank_kernel::{AccountId, JournalEntryId, SystemClock};
 use corebank_ledger::LedgerConfig;
 use corebank_testkit::{TestApp, TestDatabase};
 use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
 
-/// The ledger's gRPC component served on port 0 over its own test database, which lives
-/// as long as `database` is kept.
+/// The ledger's gRPC component served on port 0 over its own test database.
 pub struct Served {
     pub app: TestApp,
     pub shutdown: CancellationToken,
-    pub database: TestDatabase,
+    _database: TestDatabase,
+}
+
+impl Served {
+    /// A client of the ledger calling as `component`.
+    pub fn client_as(&self, component: &str) -> LedgerClient<Channel> {
+        LedgerClient::new(self.app.channel(component, "ledger"))
+    }
 }
 
 pub async fn serve() -> Served {
@@ -30,7 +38,7 @@ pub async fn serve() -> Served {
     Served {
         app,
         shutdown,
-        database,
+        _database: database,
     }
 }
 
@@ -74,4 +82,18 @@ pub fn error_code(status: &tonic::Status) -> String {
         .get("corebank-error-code")
         .map(|v| v.to_str().unwrap().to_owned())
         .unwrap_or_default()
+}
+
+/// The posted balance of `account` as the ledger answers it now.
+pub async fn posted_balance(client: &mut LedgerClient<Channel>, account: &str) -> String {
+    let request = pb::GetBalanceRequest {
+        account_id: account.to_owned(),
+        as_of: None,
+    };
+    client
+        .get_balance(request)
+        .await
+        .unwrap()
+        .into_inner()
+        .posted
 }
