@@ -35,7 +35,14 @@ fn transfer_of_one(id: &str, debit: &str, credit: &str) -> pb::CreateTransferReq
     }
 }
 
-fn opened(result: pb::AccountResult) -> String {
+/// Opens an account without a limit; answers its id.
+async fn open(
+    client: &mut LedgerClient<tonic::transport::Channel>,
+    code: &str,
+    account_type: pb::AccountType,
+) -> String {
+    let request = account(code, account_type, pb::LimitKind::None, "");
+    let result = client.create_account(request).await.unwrap().into_inner();
     match result.outcome {
         Some(pb::account_result::Outcome::Account(account)) => account.id,
         other => panic!("the account was not opened: {other:?}"),
@@ -94,28 +101,8 @@ async fn a_panicking_batcher_is_restarted_and_reported_down_meanwhile() {
     let mut health_client = HealthClient::new(app.channel("deposits", "ledger"));
     let http = reqwest::Client::new();
 
-    let cash = client
-        .create_account(account(
-            "cash",
-            pb::AccountType::Asset,
-            pb::LimitKind::None,
-            "",
-        ))
-        .await
-        .unwrap()
-        .into_inner();
-    let cash = opened(cash);
-    let customer = client
-        .create_account(account(
-            "customer",
-            pb::AccountType::Liability,
-            pb::LimitKind::None,
-            "",
-        ))
-        .await
-        .unwrap()
-        .into_inner();
-    let customer = opened(customer);
+    let cash = open(&mut client, "cash", pb::AccountType::Asset).await;
+    let customer = open(&mut client, "customer", pb::AccountType::Liability).await;
     let ok = client
         .create_transfer(transfer(&cash, &customer, "1.00"))
         .await;
