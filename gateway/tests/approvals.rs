@@ -149,6 +149,12 @@ impl Stack {
             .await
     }
 
+    /// The answer to deciding the proposal `approval` (`approve` or `reject`) with `reason`.
+    async fn decide(&self, approval: &str, verdict: &str, token: &str, reason: &str) -> Answer {
+        let path = format!("/admin/v1/approvals/{approval}/{verdict}");
+        self.post(&path, token, json!({ "reason": reason })).await
+    }
+
     async fn get(&self, path: &str, token: &str) -> Answer {
         self.call(reqwest::Method::GET, path, token, None).await
     }
@@ -242,41 +248,30 @@ async fn a_force_compensate_is_carried_out_only_when_a_second_operator_approves_
 
     // The proposer cannot approve, even holding the approve scope; nothing changes.
     let own = stack
-        .post(
-            &format!("/admin/v1/approvals/{approval}/approve"),
-            &alice_approver,
-            json!({ "reason": "looks fine to me" }),
-        )
+        .decide(&approval, "approve", &alice_approver, "looks fine to me")
         .await
         .expect(403);
     assert_eq!(own.body["code"], "four_eyes_required");
     // The operator scope alone does not approve.
     let no_scope = stack
-        .post(
-            &format!("/admin/v1/approvals/{approval}/approve"),
+        .decide(
+            &approval,
+            "approve",
             &stack.token(Role::Operator, "carol"),
-            json!({ "reason": "me too" }),
+            "me too",
         )
         .await
         .expect(403);
     assert_eq!(no_scope.body["code"], "forbidden");
     // A reason is required.
     stack
-        .post(
-            &format!("/admin/v1/approvals/{approval}/approve"),
-            &bob,
-            json!({ "reason": " " }),
-        )
+        .decide(&approval, "approve", &bob, " ")
         .await
         .expect(400);
     assert_eq!(stack.saga_status(id).await, "paused");
 
     let approved = stack
-        .post(
-            &format!("/admin/v1/approvals/{approval}/approve"),
-            &bob,
-            json!({ "reason": "checked with the peer's team" }),
-        )
+        .decide(&approval, "approve", &bob, "checked with the peer's team")
         .await
         .expect(200);
     assert_eq!(approved.body["approval"]["status"], "approved");
@@ -304,20 +299,17 @@ async fn a_force_compensate_is_carried_out_only_when_a_second_operator_approves_
 
     // Approving twice, or rejecting after approval, is refused.
     let again = stack
-        .post(
-            &format!("/admin/v1/approvals/{approval}/approve"),
+        .decide(
+            &approval,
+            "approve",
             &stack.token(Role::Approver, "dave"),
-            json!({ "reason": "again" }),
+            "again",
         )
         .await
         .expect(409);
     assert_eq!(again.body["code"], "proposal_not_pending");
     stack
-        .post(
-            &format!("/admin/v1/approvals/{approval}/reject"),
-            &bob,
-            json!({ "reason": "too late" }),
-        )
+        .decide(&approval, "reject", &bob, "too late")
         .await
         .expect(409);
     assert_eq!(stack.history(id).await.len(), 1);
@@ -377,20 +369,17 @@ async fn a_mark_resolved_names_its_resolution_and_a_rejected_one_changes_nothing
         .expect(202);
     let first = first.body["id"].as_str().unwrap().to_owned();
     let rejected = stack
-        .post(
-            &format!("/admin/v1/approvals/{first}/reject"),
+        .decide(
+            &first,
+            "reject",
             &bob,
-            json!({ "reason": "the money did arrive: completed, not compensated" }),
+            "the money did arrive: completed, not compensated",
         )
         .await
         .expect(200);
     assert_eq!(rejected.body["status"], "rejected");
     let after_rejection = stack
-        .post(
-            &format!("/admin/v1/approvals/{first}/approve"),
-            &bob,
-            json!({ "reason": "changed my mind" }),
-        )
+        .decide(&first, "approve", &bob, "changed my mind")
         .await
         .expect(409);
     assert_eq!(after_rejection.body["code"], "proposal_not_pending");
@@ -408,11 +397,7 @@ async fn a_mark_resolved_names_its_resolution_and_a_rejected_one_changes_nothing
     assert_eq!(second.body["parameters"]["resolution"], "completed");
     let second = second.body["id"].as_str().unwrap().to_owned();
     let approved = stack
-        .post(
-            &format!("/admin/v1/approvals/{second}/approve"),
-            &bob,
-            json!({ "reason": "ledger checked" }),
-        )
+        .decide(&second, "approve", &bob, "ledger checked")
         .await
         .expect(200);
     assert_eq!(approved.body["result"]["status"], "completed");
@@ -450,11 +435,7 @@ async fn an_expired_proposal_cannot_be_approved() {
     let pending = stack.get("/admin/v1/approvals?status=pending", &bob).await;
     assert!(pending.body["approvals"].as_array().unwrap().is_empty());
     let refused = stack
-        .post(
-            &format!("/admin/v1/approvals/{approval}/approve"),
-            &bob,
-            json!({ "reason": "late" }),
-        )
+        .decide(&approval, "approve", &bob, "late")
         .await
         .expect(409);
     assert_eq!(refused.body["code"], "proposal_expired");
@@ -544,11 +525,7 @@ async fn a_screening_review_is_a_proposal_that_its_proposer_cannot_approve() {
     assert_eq!(proposed.body["target"], payment.to_string());
     let release = proposed.body["id"].as_str().unwrap().to_owned();
     let own = stack
-        .post(
-            &format!("/admin/v1/approvals/{release}/approve"),
-            &alice_approver,
-            json!({ "reason": "mine" }),
-        )
+        .decide(&release, "approve", &alice_approver, "mine")
         .await
         .expect(403);
     assert_eq!(own.body["code"], "four_eyes_required");
@@ -564,11 +541,7 @@ async fn a_screening_review_is_a_proposal_that_its_proposer_cannot_approve() {
     assert_eq!(refuse.body["kind"], "payment_screening_refuse");
     let refuse = refuse.body["id"].as_str().unwrap().to_owned();
     let rejected = stack
-        .post(
-            &format!("/admin/v1/approvals/{refuse}/reject"),
-            &bob,
-            json!({ "reason": "we release it instead" }),
-        )
+        .decide(&refuse, "reject", &bob, "we release it instead")
         .await
         .expect(200);
     assert_eq!(rejected.body["status"], "rejected");
