@@ -259,13 +259,7 @@ async fn an_ofac_alias_hit_refused_on_review_fails_and_releases_its_hold() {
     assert!(!refused.replayed);
     let failed = h.settled(payment).await;
     assert_eq!(failed.status, "failed");
-    assert!(
-        failed
-            .reason
-            .contains("refused on review by bob (proposed by alice)"),
-        "{}",
-        failed.reason
-    );
+    assert_reason(&failed, "refused on review by bob (proposed by alice)");
     assert!(hold_released(&failed), "{:?}", failed.steps);
     h.assert_balances(&debtor, ("100.00", "0.00", "100.00"))
         .await;

@@ -494,8 +494,8 @@ async fn prepare_schema(db: &Db, component: &str) -> Result<(), MigrateError> {
     Ok(())
 }
 
-/// Below this, a component's own versions; from it, its packages'.
-const PACKAGE_VERSION_MIN: i64 = 10_000;
+/// Below this, a component's own versions; from it, its packages' (the first package's base).
+const PACKAGE_VERSION_MIN: i64 = PACKAGES[0].version_base;
 
 /// Records a package migration as applied without running it: its tables are there already,
 /// made by the component's own file of the same name before the package existed.

@@ -49,26 +49,6 @@ impl Decision {
     }
 }
 
-/// Four eyes: a proposer is named, and is not the approver.
-fn check_four_eyes(proposed_by: &str, approver: &str) -> Result<(), PaymentsError> {
-    if proposed_by.is_empty() {
-        return Err(PaymentsError::FourEyesRequired {
-            message: "name the operator who proposed the decision (proposed_by); another \
-                      operator approves it"
-                .to_owned(),
-        });
-    }
-    if proposed_by == approver {
-        return Err(PaymentsError::FourEyesRequired {
-            message: format!(
-                "{proposed_by:?} proposed the decision and cannot also approve it: another \
-                 operator must"
-            ),
-        });
-    }
-    Ok(())
-}
-
 /// The message an inbound payment came in, as stored.
 fn inbound_of(record: &PaymentRecord) -> Inbound {
     Inbound {
@@ -113,8 +93,19 @@ impl Payments {
             ));
         }
         let (proposed_by, approver) = (proposed_by.trim(), approver.trim());
-        check_four_eyes(proposed_by, approver)?;
+        let actor = Actor {
+            who: approver.to_owned(),
+            why: reason.to_owned(),
+        };
+        // The saga library's four-eyes rule (ADR 0012), the one SagaAdmin applies.
+        corebank_saga::ops::check_four_eyes(&actor, proposed_by).map_err(|error| match error {
+            corebank_saga::SagaError::FourEyesRequired { message } => {
+                PaymentsError::FourEyesRequired { message }
+            }
+            other => other.into(),
+        })?;
         let registry = std::sync::Arc::clone(self.executor.registry());
+        let actor = &actor;
         let (record, replayed) = self
             .db
             .run_tx("payments_decide_screening", |tx| {
@@ -157,10 +148,6 @@ impl Payments {
                     };
                     store::reviews::decide(&tx, &decided).await?;
                     if record.direction == "outbound" {
-                        let actor = Actor {
-                            who: approver.to_owned(),
-                            why: reason.to_owned(),
-                        };
                         let action = match decision {
                             Decision::Release => "screening_release",
                             Decision::Refuse => "screening_refuse",
@@ -170,7 +157,7 @@ impl Payments {
                             id,
                             REVIEW_STEP,
                             &registry,
-                            &actor,
+                            actor,
                             proposed_by,
                             action,
                         )

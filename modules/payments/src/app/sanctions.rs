@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use crate::domain::sanctions::matching::{Hit, Thresholds, hits};
+use crate::domain::sanctions::matching::{Hit, PartyIndex, Thresholds};
 use crate::domain::sanctions::{ListError, ListedParty, ofac, un};
 
 /// The list files, as settings name them.
@@ -22,7 +22,7 @@ pub struct SanctionsFiles {
 /// Every listed party, and the thresholds names are matched with.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SanctionsList {
-    parties: Vec<ListedParty>,
+    parties: PartyIndex,
     thresholds: Thresholds,
 }
 
@@ -68,7 +68,7 @@ impl SanctionsList {
             (None, None) => {}
         }
         Ok(SanctionsList {
-            parties,
+            parties: PartyIndex::new(parties),
             thresholds,
         })
     }
@@ -76,7 +76,7 @@ impl SanctionsList {
     /// A list of `parties` (read from files elsewhere, or made by a test).
     pub fn new(parties: Vec<ListedParty>, thresholds: Thresholds) -> SanctionsList {
         SanctionsList {
-            parties,
+            parties: PartyIndex::new(parties),
             thresholds,
         }
     }
@@ -92,6 +92,7 @@ impl SanctionsList {
 
     /// The listed parties `name` may be, for a payment in `currency`, best first.
     pub fn screen(&self, name: &str, currency: &str) -> Vec<Hit> {
-        hits(&self.parties, name, self.thresholds.for_currency(currency))
+        self.parties
+            .hits(name, self.thresholds.for_currency(currency))
     }
 }

@@ -103,32 +103,65 @@ pub struct Hit {
     pub score: f64,
 }
 
-/// Every listed party whose name or alias scores at least `threshold` against `name`
-/// (the best of its names), best first.
-pub fn hits(parties: &[ListedParty], name: &str, threshold: f64) -> Vec<Hit> {
-    let wanted = normalise(name);
-    if wanted.is_empty() {
-        return Vec::new();
-    }
-    let mut found: Vec<Hit> = parties
-        .iter()
-        .filter_map(|party| {
-            party
-                .names
-                .iter()
-                .map(|listed| (listed, strsim::jaro_winkler(&wanted, &normalise(listed))))
-                .filter(|(_, score)| *score >= threshold)
-                .max_by(|a, b| a.1.total_cmp(&b.1))
-                .map(|(listed, score)| Hit {
-                    list: party.list,
-                    id: party.id.clone(),
-                    listed_name: listed.clone(),
-                    score,
+/// Listed parties with every name normalised once (when the lists are loaded), so that
+/// screening a payment compares against prepared names instead of normalising the whole list
+/// again for each payment.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PartyIndex {
+    parties: Vec<(ListedParty, Vec<String>)>,
+}
+
+impl PartyIndex {
+    pub fn new(parties: Vec<ListedParty>) -> PartyIndex {
+        PartyIndex {
+            parties: parties
+                .into_iter()
+                .map(|party| {
+                    let normalised = party.names.iter().map(|n| normalise(n)).collect();
+                    (party, normalised)
                 })
-        })
-        .collect();
-    found.sort_by(|a, b| b.score.total_cmp(&a.score));
-    found
+                .collect(),
+        }
+    }
+
+    /// How many parties are listed.
+    pub fn len(&self) -> usize {
+        self.parties.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.parties.is_empty()
+    }
+
+    /// Every listed party whose name or alias scores at least `threshold` against `name`
+    /// (the best of its names), best first.
+    pub fn hits(&self, name: &str, threshold: f64) -> Vec<Hit> {
+        let wanted = normalise(name);
+        if wanted.is_empty() {
+            return Vec::new();
+        }
+        let mut found: Vec<Hit> = self
+            .parties
+            .iter()
+            .filter_map(|(party, normalised)| {
+                party
+                    .names
+                    .iter()
+                    .zip(normalised)
+                    .map(|(listed, prepared)| (listed, strsim::jaro_winkler(&wanted, prepared)))
+                    .filter(|(_, score)| *score >= threshold)
+                    .max_by(|a, b| a.1.total_cmp(&b.1))
+                    .map(|(listed, score)| Hit {
+                        list: party.list,
+                        id: party.id.clone(),
+                        listed_name: listed.clone(),
+                        score,
+                    })
+            })
+            .collect();
+        found.sort_by(|a, b| b.score.total_cmp(&a.score));
+        found
+    }
 }
 
 #[cfg(test)]
@@ -154,35 +187,30 @@ mod tests {
 
     #[test]
     fn an_alias_hits_and_a_distant_name_does_not() {
-        let list = [party("36", &["AEROCARIBBEAN AIRLINES", "AERO-CARIBBEAN"])];
-        let found = hits(&list, "Aero Caribbean", 0.92);
+        let list = PartyIndex::new(vec![party(
+            "36",
+            &["AEROCARIBBEAN AIRLINES", "AERO-CARIBBEAN"],
+        )]);
+        let found = list.hits("Aero Caribbean", 0.92);
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].listed_name, "AERO-CARIBBEAN");
-        assert!(hits(&list, "Erika Mustermann", 0.80).is_empty());
-        assert!(hits(&list, "", 0.5).is_empty());
+        assert!(list.hits("Erika Mustermann", 0.80).is_empty());
+        assert!(list.hits("", 0.5).is_empty());
     }
 
     #[test]
     fn a_near_miss_passes_one_currency_and_is_held_in_another() {
-        let list = [party("1", &["Ivan Petrovich Sidorov"])];
+        let list = PartyIndex::new(vec![party("1", &["Ivan Petrovich Sidorov"])]);
         let score = similarity("Ivan Petrovic Sidorova", "Ivan Petrovich Sidorov");
         assert!(score > 0.90 && score < 0.99, "{score}");
         let thresholds = Thresholds::parse("EUR:0.99, USD:0.90, *:0.95").unwrap();
         assert!(
-            hits(
-                &list,
-                "Ivan Petrovic Sidorova",
-                thresholds.for_currency("EUR")
-            )
-            .is_empty()
+            list.hits("Ivan Petrovic Sidorova", thresholds.for_currency("EUR"))
+                .is_empty()
         );
         assert_eq!(
-            hits(
-                &list,
-                "Ivan Petrovic Sidorova",
-                thresholds.for_currency("USD")
-            )
-            .len(),
+            list.hits("Ivan Petrovic Sidorova", thresholds.for_currency("USD"))
+                .len(),
             1
         );
         assert_eq!(thresholds.for_currency("GBP"), 0.95);
