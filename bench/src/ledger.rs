@@ -10,13 +10,12 @@ use corebank_api::ledger::v1::ledger_client::LedgerClient;
 use corebank_kernel::{AccountId, JournalEntryId};
 use corebank_service::Settings;
 use corebank_service::internal::component_names;
-use serde_json::{Map, json};
+use serde_json::json;
 use tonic::transport::Channel;
 
 use crate::harness::load::Client;
-use crate::harness::server::Server;
 use crate::harness::servers::{Servers, channel_for};
-use crate::harness::{Run, RunOptions, grpc_outcome, small_amount, two_accounts};
+use crate::harness::{Measure, Run, RunOptions, Suite, grpc_outcome, small_amount, two_accounts};
 
 /// Options of `corebank bench ledger`.
 #[derive(Debug, Clone, clap::Args)]
@@ -37,88 +36,70 @@ pub struct LedgerBenchOptions {
 /// Accounts opened and funded per request during set-up.
 const SETUP_BATCH: usize = 1_000;
 
-pub async fn run(settings: &Settings, options: &LedgerBenchOptions) -> anyhow::Result<()> {
-    anyhow::ensure!(
-        options.clients > 0 && options.accounts >= 2 && options.seconds > 0,
-        "clients, accounts and seconds must be positive"
-    );
-    Server::run(settings, async |server| {
-        measure(settings, options, server).await
-    })
-    .await
-}
-
-async fn measure(
-    settings: &Settings,
-    options: &LedgerBenchOptions,
-    server: &Server,
-) -> anyhow::Result<()> {
-    let database = "corebank_bench_ledger";
-    let (tps, url) = server
-        .baseline_then_database(settings, &options.run, options.seconds, database)
-        .await?;
-    let mut servers = Servers::new(settings)?;
-    let ledger = corebank_components::ledger(settings, &url, servers.shutdown.clone())?;
-    let ledger_url = servers.serve(ledger).await?.internal_url();
-    // The benchmark's clients stand in for deposits, which posts to the ledger.
-    let channels = servers
-        .channels(
-            component_names::DEPOSITS,
-            &ledger_url,
-            component_names::LEDGER,
+impl Measure for LedgerBenchOptions {
+    fn suite(&self) -> anyhow::Result<Suite<'_>> {
+        Suite::new(
+            "ledger",
+            "transfers",
+            self.clients,
+            self.seconds,
+            self.accounts,
+            &self.run,
         )
-        .await?;
-    let first = channel_for(&channels, 0)?;
-
-    println!("ledger: opening and funding {} accounts", options.accounts);
-    let (customers, hot) = set_up(&first, options.accounts).await?;
-    let customers = Arc::new(customers);
-    let mut run = Run::new(
-        "ledger",
-        "transfers",
-        tps,
-        options.clients,
-        options.seconds,
-        &options.run,
-    );
-    let what = "one transfer per request";
-    for (name, hot) in [("uniform", None), ("hot_account", Some(hot.clone()))] {
-        let make = |index: usize| {
-            Ok(Transfers {
-                client: LedgerClient::new(channel_for(&channels, index)?),
-                customers: Arc::clone(&customers),
-                hot: hot.clone(),
-                rng: fastrand::Rng::with_seed(u64::try_from(index).unwrap_or(0) + 1),
-            })
-        };
-        let before = batch_totals();
-        run.closed_loop(name, what, make).await?;
-        say_batches(name, before);
-        let before = batch_totals();
-        let open_loop = run.open_loop(name, what, name, make).await?;
-        say_batches(&open_loop.name, before);
     }
 
-    let trial = LedgerClient::new(first)
-        .get_trial_balance(pb::GetTrialBalanceRequest::default())
-        .await?
-        .into_inner();
-    let balanced = trial.difference_by_currency.values().all(|d| d == "0");
-    servers.stop().await?;
-    server.drop_database(database).await;
+    async fn measure(&self, settings: &Settings, mut run: Run<'_>) -> anyhow::Result<()> {
+        let mut servers = Servers::new(settings)?;
+        let ledger = corebank_components::ledger(settings, run.url(), servers.shutdown.clone())?;
+        let ledger_url = servers.serve(ledger).await?.internal_url();
+        // The benchmark's clients stand in for deposits, which posts to the ledger.
+        let channels = servers
+            .channels(
+                component_names::DEPOSITS,
+                &ledger_url,
+                component_names::LEDGER,
+            )
+            .await?;
+        let first = channel_for(&channels, 0)?;
 
-    let report = run.report();
-    report.print(&format!("; books balanced after the run: {balanced}"));
-    report.write_json(
-        options.run.json.as_deref(),
-        json!({ "accounts": options.accounts, "books_balanced": balanced }),
-        Map::new(),
-    )?;
-    anyhow::ensure!(
-        balanced,
-        "the trial balance did not sum to zero after the run"
-    );
-    Ok(())
+        println!("ledger: opening and funding {} accounts", self.accounts);
+        let (customers, hot) = set_up(&first, self.accounts).await?;
+        let customers = Arc::new(customers);
+        let what = "one transfer per request";
+        for (name, hot) in [("uniform", None), ("hot_account", Some(hot.clone()))] {
+            let make = |index: usize| {
+                Ok(Transfers {
+                    client: LedgerClient::new(channel_for(&channels, index)?),
+                    customers: Arc::clone(&customers),
+                    hot: hot.clone(),
+                    rng: fastrand::Rng::with_seed(u64::try_from(index).unwrap_or(0) + 1),
+                })
+            };
+            let before = batch_totals();
+            run.closed_loop(name, what, make).await?;
+            say_batches(name, before);
+            let before = batch_totals();
+            let open_loop = run.open_loop(name, what, name, make).await?;
+            say_batches(&open_loop.name, before);
+        }
+
+        let trial = LedgerClient::new(first)
+            .get_trial_balance(pb::GetTrialBalanceRequest::default())
+            .await?
+            .into_inner();
+        let balanced = trial.difference_by_currency.values().all(|d| d == "0");
+        servers.stop().await?;
+
+        run.finish(
+            &format!("; books balanced after the run: {balanced}"),
+            json!({ "accounts": self.accounts, "books_balanced": balanced }),
+        )?;
+        anyhow::ensure!(
+            balanced,
+            "the trial balance did not sum to zero after the run"
+        );
+        Ok(())
+    }
 }
 
 /// A ledger client posting one transfer per request: between two random customers, or from

@@ -34,9 +34,9 @@ pub enum BenchSuite {
 /// Runs one suite with `settings` (DATABASE_URL, when set, is the server to measure on).
 pub async fn run(settings: &Settings, suite: &BenchSuite) -> anyhow::Result<()> {
     match suite {
-        BenchSuite::Ledger(options) => ledger::run(settings, options).await,
-        BenchSuite::Saga(options) => saga::run(settings, options).await,
-        BenchSuite::Payments(options) => payments::run(settings, options).await,
+        BenchSuite::Ledger(options) => harness::run_suite(settings, options).await,
+        BenchSuite::Saga(options) => harness::run_suite(settings, options).await,
+        BenchSuite::Payments(options) => harness::run_suite(settings, options).await,
         BenchSuite::Gateway(options) => gateway::run(settings, options).await,
     }
 }

@@ -10,14 +10,13 @@ use corebank_api::payments::v1 as pb;
 use corebank_api::payments::v1::payments_client::PaymentsClient;
 use corebank_service::Settings;
 use corebank_service::internal::component_names;
-use serde_json::{Map, json};
+use serde_json::json;
 use tonic::transport::Channel;
 use uuid::Uuid;
 
 use crate::harness::load::Client;
-use crate::harness::server::Server;
 use crate::harness::servers::{Servers, channel_for};
-use crate::harness::{Run, RunOptions, grpc_outcome, small_amount, two_accounts};
+use crate::harness::{Measure, Run, RunOptions, Suite, grpc_outcome, small_amount, two_accounts};
 
 /// Options of `corebank bench payments`.
 #[derive(Debug, Clone, clap::Args)]
@@ -40,74 +39,53 @@ const PRODUCT_CODE: &str = "bench-current";
 /// What each account is funded with: far more than the phase can move out of it.
 const FUNDING_AMOUNT: &str = "1000000.00";
 
-pub async fn run(settings: &Settings, options: &PaymentsBenchOptions) -> anyhow::Result<()> {
-    anyhow::ensure!(
-        options.clients > 0 && options.accounts >= 2 && options.seconds > 0,
-        "clients and seconds must be positive and accounts at least 2"
-    );
-    Server::run(settings, async |server| {
-        measure(settings, options, server).await
-    })
-    .await
-}
-
-async fn measure(
-    settings: &Settings,
-    options: &PaymentsBenchOptions,
-    server: &Server,
-) -> anyhow::Result<()> {
-    let database = "corebank_bench_payments";
-    let (tps, url) = server
-        .baseline_then_database(settings, &options.run, options.seconds, database)
-        .await?;
-    let mut servers = Servers::new(settings)?;
-    let modern_url = servers.modern_side(settings, &url).await?;
-    // The benchmark's clients stand in for the gateway, which calls payments, and opens and
-    // funds accounts in deposits (one process serves both: a connection made to its payments
-    // certificate carries both).
-    let channels = servers
-        .channels(
-            component_names::GATEWAY,
-            &modern_url,
-            component_names::PAYMENTS,
+impl Measure for PaymentsBenchOptions {
+    fn suite(&self) -> anyhow::Result<Suite<'_>> {
+        Suite::new(
+            "payments",
+            "transfers",
+            self.clients,
+            self.seconds,
+            self.accounts,
+            &self.run,
         )
-        .await?;
+    }
 
-    println!(
-        "payments: opening and funding {} deposit accounts",
-        options.accounts
-    );
-    servers
-        .create_product(&modern_url, PRODUCT_CODE, "Benchmark current account")
-        .await?;
-    let deposits = DepositsClient::new(channel_for(&channels, 0)?);
-    let accounts = Arc::new(open_accounts(&deposits, options.accounts).await?);
-    let mut run = Run::new(
-        "payments",
-        "transfers",
-        tps,
-        options.clients,
-        options.seconds,
-        &options.run,
-    );
-    run.both("internal_transfer", "one transfer per request", |index| {
-        Ok(InternalTransfers {
-            client: PaymentsClient::new(channel_for(&channels, index)?),
-            accounts: Arc::clone(&accounts),
-            rng: fastrand::Rng::with_seed(u64::try_from(index).unwrap_or(0) + 3),
+    async fn measure(&self, settings: &Settings, mut run: Run<'_>) -> anyhow::Result<()> {
+        let mut servers = Servers::new(settings)?;
+        let modern_url = servers.modern_side(settings, run.url()).await?;
+        // The benchmark's clients stand in for the gateway, which calls payments, and opens and
+        // funds accounts in deposits (one process serves both: a connection made to its payments
+        // certificate carries both).
+        let channels = servers
+            .channels(
+                component_names::GATEWAY,
+                &modern_url,
+                component_names::PAYMENTS,
+            )
+            .await?;
+
+        println!(
+            "payments: opening and funding {} deposit accounts",
+            self.accounts
+        );
+        servers
+            .create_product(&modern_url, PRODUCT_CODE, "Benchmark current account")
+            .await?;
+        let deposits = DepositsClient::new(channel_for(&channels, 0)?);
+        let accounts = Arc::new(open_accounts(&deposits, self.accounts).await?);
+        run.both("internal_transfer", "one transfer per request", |index| {
+            Ok(InternalTransfers {
+                client: PaymentsClient::new(channel_for(&channels, index)?),
+                accounts: Arc::clone(&accounts),
+                rng: fastrand::Rng::with_seed(u64::try_from(index).unwrap_or(0) + 3),
+            })
         })
-    })
-    .await?;
-    servers.stop().await?;
-    server.drop_database(database).await;
+        .await?;
+        servers.stop().await?;
 
-    let report = run.report();
-    report.print("");
-    report.write_json(
-        options.run.json.as_deref(),
-        json!({ "accounts": options.accounts }),
-        Map::new(),
-    )
+        run.finish("", json!({ "accounts": self.accounts }))
+    }
 }
 
 /// A payments client sending one internal transfer between two random accounts per request.

@@ -9,13 +9,12 @@ use corebank_db::{Db, DbSettings};
 use corebank_saga::demo::{self, DemoOptions};
 use corebank_saga::{Executor, ExecutorConfig, NewSaga, Registry, Status, Watchers};
 use corebank_service::Settings;
-use serde_json::{Map, json};
+use serde_json::json;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::harness::load::Client;
-use crate::harness::server::Server;
-use crate::harness::{OPEN_LOOP_IN_FLIGHT_PER_CLIENT, Run, RunOptions};
+use crate::harness::{Measure, OPEN_LOOP_IN_FLIGHT_PER_CLIENT, Run, RunOptions, Suite};
 
 /// Options of `corebank bench saga`.
 #[derive(Debug, Clone, clap::Args)]
@@ -49,120 +48,104 @@ const SETUP_BATCH: usize = 1_000;
 /// How long a client waits for its saga to settle before counting it as failed.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(30);
 
-pub async fn run(settings: &Settings, options: &SagaBenchOptions) -> anyhow::Result<()> {
-    anyhow::ensure!(
-        options.clients > 0 && options.accounts >= 2 && options.seconds > 0 && options.pool > 0,
-        "clients, pool and seconds must be positive and accounts at least 2"
-    );
-    Server::run(settings, async |server| {
-        measure(settings, options, server).await
-    })
-    .await
+impl Measure for SagaBenchOptions {
+    fn suite(&self) -> anyhow::Result<Suite<'_>> {
+        anyhow::ensure!(self.pool > 0, "pool must be positive");
+        Ok(Suite::new(
+            "saga",
+            "sagas",
+            self.clients,
+            self.seconds,
+            self.accounts,
+            &self.run,
+        )?
+        .with_pgbench_seconds(self.pgbench_seconds))
+    }
+
+    async fn measure(&self, settings: &Settings, mut run: Run<'_>) -> anyhow::Result<()> {
+        let mut db_settings = settings
+            .db_settings(run.url(), "demo")
+            .with_search_path("demo");
+        db_settings.pool_size_max = self.pool;
+        let setup = Db::connect_lazy(&db_settings)?;
+        println!("saga: opening {} demo accounts", self.accounts);
+        let accounts: Vec<String> = (0..self.accounts).map(|i| format!("bench-{i}")).collect();
+        {
+            let client = setup.client().await?;
+            for chunk in accounts.chunks(SETUP_BATCH) {
+                client
+                    .execute(
+                        "INSERT INTO demo_accounts (id, balance) SELECT unnest($1::TEXT[]), $2::INT8",
+                        &[&chunk.to_vec(), &OPENING_BALANCE],
+                    )
+                    .await?;
+            }
+        }
+        let accounts = Arc::new(accounts);
+
+        for (name, replicas) in [("replicas_1", 1_usize), ("replicas_2", 2)] {
+            let what = format!(
+                "{replicas} executor(s), {STEPS} database steps per saga, latency from start to completion"
+            );
+            let executors = Executors::start(&db_settings, replicas, self.clients)?;
+            let measured = run
+                .both(name, &what, |index| {
+                    Ok(Sagas {
+                        executor: executors.for_client(index),
+                        accounts: Arc::clone(&accounts),
+                        rng: fastrand::Rng::with_seed(u64::try_from(index).unwrap_or(0) + 11),
+                    })
+                })
+                .await;
+            executors.stop();
+            for result in measured? {
+                result.extra.insert("replicas".into(), json!(replicas));
+            }
+        }
+
+        // Every saga that completed moved its amount exactly once: the books still hold the
+        // total they started with.
+        let client = setup.client().await?;
+        let total = count(
+            &client,
+            "SELECT coalesce(sum(balance), 0)::INT8 FROM demo_accounts",
+        )
+        .await?;
+        let expected = i64::try_from(self.accounts)? * OPENING_BALANCE;
+        let open = count(
+            &client,
+            "SELECT count(*) FROM saga_instances WHERE status NOT IN ('completed', 'compensated')",
+        )
+        .await?;
+        drop(client);
+        setup.close();
+
+        run.finish(
+            &format!(
+                "; money conserved: {}; sagas left open: {open}",
+                total == expected
+            ),
+            json!({
+                "accounts": self.accounts,
+                "pool_per_replica": self.pool,
+                "steps": STEPS,
+                "pgbench_seconds": self.pgbench_seconds,
+                "money_conserved": total == expected,
+                "sagas_left_open": open,
+            }),
+        )?;
+        anyhow::ensure!(
+            total == expected,
+            "money was created or lost: {total} against {expected}"
+        );
+        anyhow::ensure!(open == 0, "{open} sagas did not settle");
+        Ok(())
+    }
 }
 
-async fn measure(
-    settings: &Settings,
-    options: &SagaBenchOptions,
-    server: &Server,
-) -> anyhow::Result<()> {
-    let database = "corebank_bench_saga";
-    let (tps, url) = server
-        .baseline_then_database(settings, &options.run, options.pgbench_seconds, database)
-        .await?;
-
-    let mut db_settings = settings.db_settings(&url, "demo").with_search_path("demo");
-    db_settings.pool_size_max = options.pool;
-    let setup = Db::connect_lazy(&db_settings)?;
-    println!("saga: opening {} demo accounts", options.accounts);
-    let accounts: Vec<String> = (0..options.accounts)
-        .map(|i| format!("bench-{i}"))
-        .collect();
-    {
-        let client = setup.client().await?;
-        for chunk in accounts.chunks(SETUP_BATCH) {
-            client
-                .execute(
-                    "INSERT INTO demo_accounts (id, balance) SELECT unnest($1::TEXT[]), $2::INT8",
-                    &[&chunk.to_vec(), &OPENING_BALANCE],
-                )
-                .await?;
-        }
-    }
-    let accounts = Arc::new(accounts);
-
-    let mut run = Run::new(
-        "saga",
-        "sagas",
-        tps,
-        options.clients,
-        options.seconds,
-        &options.run,
-    );
-    for (name, replicas) in [("replicas_1", 1_usize), ("replicas_2", 2)] {
-        let what = format!(
-            "{replicas} executor(s), {STEPS} database steps per saga, latency from start to completion"
-        );
-        let executors = Executors::start(&db_settings, replicas, options.clients)?;
-        let measured = run
-            .both(name, &what, |index| {
-                Ok(Sagas {
-                    executor: executors.for_client(index),
-                    accounts: Arc::clone(&accounts),
-                    rng: fastrand::Rng::with_seed(u64::try_from(index).unwrap_or(0) + 11),
-                })
-            })
-            .await;
-        executors.stop();
-        for result in measured? {
-            result.extra.insert("replicas".into(), json!(replicas));
-        }
-    }
-
-    // Every saga that completed moved its amount exactly once: the books still hold the
-    // total they started with.
-    let client = setup.client().await?;
-    let total: i64 = client
-        .query_one(
-            "SELECT coalesce(sum(balance), 0)::INT8 FROM demo_accounts",
-            &[],
-        )
-        .await?
-        .get(0);
-    let expected = i64::try_from(options.accounts)? * OPENING_BALANCE;
-    let open: i64 = client
-        .query_one(
-            "SELECT count(*) FROM saga_instances WHERE status NOT IN ('completed', 'compensated')",
-            &[],
-        )
-        .await?
-        .get(0);
-    drop(client);
-    setup.close();
-    server.drop_database(database).await;
-
-    let report = run.report();
-    report.print(&format!(
-        "; money conserved: {}; sagas left open: {open}",
-        total == expected
-    ));
-    report.write_json(
-        options.run.json.as_deref(),
-        json!({
-            "accounts": options.accounts,
-            "pool_per_replica": options.pool,
-            "steps": STEPS,
-            "pgbench_seconds": options.pgbench_seconds,
-            "money_conserved": total == expected,
-            "sagas_left_open": open,
-        }),
-        Map::new(),
-    )?;
-    anyhow::ensure!(
-        total == expected,
-        "money was created or lost: {total} against {expected}"
-    );
-    anyhow::ensure!(open == 0, "{open} sagas did not settle");
-    Ok(())
+/// The one INT8 the query `sql` answers: a sum or a count, to check the run by.
+async fn count(client: &tokio_postgres::Client, sql: &str) -> anyhow::Result<i64> {
+    Ok(client.query_one(sql, &[]).await?.get(0))
 }
 
 /// A phase's executor replicas, each with a pool of its own, sharing the watchers that tell

@@ -20,6 +20,41 @@ pub fn clients_as(mode: &InternalMode, me: &str) -> anyhow::Result<InternalClien
     })
 }
 
+/// How long a lazy gRPC channel to another component waits for its connection.
+const CHANNEL_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A lazy pool on `url` whose connections see `schema` first: each component owns one schema.
+fn schema_db(settings: &Settings, url: &str, schema: &str) -> anyhow::Result<Db> {
+    Ok(Db::connect_lazy(
+        &settings.db_settings(url, schema).with_search_path(schema),
+    )?)
+}
+
+/// A lazy gRPC channel to the component `server` at `url` (connects on first use, reconnects
+/// after); `setting` names where the URL came from, for the error.
+fn lazy_channel(
+    clients: &InternalClients,
+    url: &str,
+    server: &str,
+    setting: &str,
+) -> anyhow::Result<tonic::transport::Channel> {
+    Ok(clients
+        .endpoint(url, server)
+        .with_context(|| format!("{setting}={url:?}"))?
+        .connect_timeout(CHANNEL_CONNECT_TIMEOUT)
+        .connect_lazy())
+}
+
+/// The saga executor's lease, poll interval and concurrency from settings.
+fn executor_config(settings: &Settings) -> corebank_saga::ExecutorConfig {
+    corebank_saga::ExecutorConfig {
+        lease: std::time::Duration::from_millis(settings.saga_lease_ms),
+        poll_interval: std::time::Duration::from_millis(settings.saga_poll_ms),
+        max_in_flight: settings.saga_in_flight_max,
+        ..corebank_saga::ExecutorConfig::new()
+    }
+}
+
 /// The gateway on `url`, routing between the two sides; its background tasks stop with
 /// `shutdown`.
 pub async fn gateway(
@@ -28,11 +63,7 @@ pub async fn gateway(
     upstream: &corebank_gateway::app::Upstream,
     shutdown: CancellationToken,
 ) -> anyhow::Result<Component> {
-    let db = Db::connect_lazy(
-        &settings
-            .db_settings(url, "gateway")
-            .with_search_path("gateway"),
-    )?;
+    let db = schema_db(settings, url, "gateway")?;
     corebank_gateway::app::component(settings, db, upstream, shutdown)
         .await
         .map_err(|error| anyhow::anyhow!("starting the gateway: {}", error.message))
@@ -47,11 +78,7 @@ pub async fn legacy_core(
     default_seed: u32,
     shutdown: CancellationToken,
 ) -> anyhow::Result<(Component, tokio::task::JoinHandle<()>, std::net::SocketAddr)> {
-    let db = Db::connect_lazy(
-        &settings
-            .db_settings(url, "legacy_core")
-            .with_search_path("legacy_core"),
-    )?;
+    let db = schema_db(settings, url, "legacy_core")?;
     let mut config =
         corebank_legacy_core::CoreConfig::from_settings(settings).map_err(anyhow::Error::msg)?;
     if config.seed_customers == 0 {
@@ -78,11 +105,7 @@ pub async fn legacy_adapter(
     url: &str,
     core_addr: std::net::SocketAddr,
 ) -> anyhow::Result<Component> {
-    let db = Db::connect_lazy(
-        &settings
-            .db_settings(url, "legacy_adapter")
-            .with_search_path("legacy_adapter"),
-    )?;
+    let db = schema_db(settings, url, "legacy_adapter")?;
     let mut config = corebank_legacy::adapter::AdapterConfig::from_settings(settings);
     config.client.addr = core_addr;
     corebank_legacy::adapter::component(db, config)
@@ -96,11 +119,7 @@ pub fn ledger(
     url: &str,
     shutdown: CancellationToken,
 ) -> anyhow::Result<Component> {
-    let db = Db::connect_lazy(
-        &settings
-            .db_settings(url, "ledger")
-            .with_search_path("ledger"),
-    )?;
+    let db = schema_db(settings, url, "ledger")?;
     Ok(corebank_ledger::grpc::component(
         db,
         Arc::new(SystemClock),
@@ -116,11 +135,7 @@ pub fn ledger_client(
     url: &str,
 ) -> anyhow::Result<corebank_api::ledger::v1::ledger_client::LedgerClient<tonic::transport::Channel>>
 {
-    let channel = clients
-        .endpoint(url, component_names::LEDGER)
-        .with_context(|| format!("COREBANK_LEDGER_URL={url:?}"))?
-        .connect_timeout(std::time::Duration::from_secs(5))
-        .connect_lazy();
+    let channel = lazy_channel(clients, url, component_names::LEDGER, "COREBANK_LEDGER_URL")?;
     Ok(corebank_api::ledger::v1::ledger_client::LedgerClient::new(
         channel,
     ))
@@ -135,11 +150,7 @@ pub fn deposits(
     mode: &InternalMode,
     shutdown: CancellationToken,
 ) -> anyhow::Result<Component> {
-    let db = Db::connect_lazy(
-        &settings
-            .db_settings(url, "deposits")
-            .with_search_path("deposits"),
-    )?;
+    let db = schema_db(settings, url, "deposits")?;
     Ok(corebank_deposits::grpc::component(
         db,
         ledger_client(&clients_as(mode, component_names::DEPOSITS)?, ledger_url)?,
@@ -204,17 +215,14 @@ pub fn payments(
     mode: &InternalMode,
     shutdown: CancellationToken,
 ) -> anyhow::Result<Component> {
-    let db = Db::connect_lazy(
-        &settings
-            .db_settings(url, "payments")
-            .with_search_path("payments"),
-    )?;
+    let db = schema_db(settings, url, "payments")?;
     let clients = clients_as(mode, component_names::PAYMENTS)?;
-    let channel = clients
-        .endpoint(deposits_url, component_names::DEPOSITS)
-        .with_context(|| format!("COREBANK_DEPOSITS_URL={deposits_url:?}"))?
-        .connect_timeout(std::time::Duration::from_secs(5))
-        .connect_lazy();
+    let channel = lazy_channel(
+        &clients,
+        deposits_url,
+        component_names::DEPOSITS,
+        "COREBANK_DEPOSITS_URL",
+    )?;
     let (rail_http, rail_url) = clients
         .http_client_for(
             rail_url.trim_end_matches('/'),
@@ -228,12 +236,7 @@ pub fn payments(
             max_amount: rust_decimal::Decimal::from(settings.payments_max_amount),
             max_per_hour: i64::try_from(settings.payments_max_per_hour).unwrap_or(i64::MAX),
         },
-        executor: corebank_saga::ExecutorConfig {
-            lease: std::time::Duration::from_millis(settings.saga_lease_ms),
-            poll_interval: std::time::Duration::from_millis(settings.saga_poll_ms),
-            max_in_flight: settings.saga_in_flight_max,
-            ..corebank_saga::ExecutorConfig::new()
-        },
+        executor: executor_config(settings),
         ..corebank_payments::app::PaymentsConfig::new(rail_url, rail_keys(settings)?, rail_http)
     };
     let (component, _) = corebank_payments::grpc::component(
@@ -285,7 +288,7 @@ pub fn demo(
     with_admin: bool,
 ) -> anyhow::Result<Component> {
     use corebank_saga::demo::{self as saga_demo, DemoOptions};
-    let db = Db::connect_lazy(&settings.db_settings(url, "demo").with_search_path("demo"))?;
+    let db = schema_db(settings, url, "demo")?;
     let options = DemoOptions {
         call_delay: std::time::Duration::from_millis(settings.demo_call_delay_ms),
         ..DemoOptions::default()
@@ -293,16 +296,8 @@ pub fn demo(
     let mut registry = corebank_saga::Registry::new();
     registry.register(saga_demo::definition(&db, &options))?;
     let registry = Arc::new(registry);
-    let executor = corebank_saga::Executor::new(
-        db.clone(),
-        Arc::clone(&registry),
-        corebank_saga::ExecutorConfig {
-            lease: std::time::Duration::from_millis(settings.saga_lease_ms),
-            poll_interval: std::time::Duration::from_millis(settings.saga_poll_ms),
-            max_in_flight: settings.saga_in_flight_max,
-            ..corebank_saga::ExecutorConfig::new()
-        },
-    );
+    let executor =
+        corebank_saga::Executor::new(db.clone(), Arc::clone(&registry), executor_config(settings));
     executor.spawn(shutdown.clone());
     corebank_saga::executor::spawn_status_gauges(
         db.clone(),

@@ -71,25 +71,11 @@ async fn bank_with(
     )
     .await
     .unwrap();
-    let adapter = Arc::new(Adapter::new(
-        database.db_for("legacy_adapter"),
-        AdapterConfig {
-            client: ClientConfig {
-                addr: core_addr,
-                user: "INPUTT".to_owned(),
-                password: "123456".to_owned(),
-                pool_size: 16,
-                call_timeout,
-                breaker_failures: 1_000,
-                breaker_open: Duration::from_millis(200),
-                in_doubt: Duration::from_secs(60),
-            },
-        },
-    ));
-    let component = corebank_legacy::adapter::component_of(Arc::clone(&adapter))
-        .await
-        .unwrap();
-    let app = TestApp::spawn(component).await;
+    let client = ClientConfig {
+        call_timeout,
+        ..client_to(core_addr)
+    };
+    let (adapter, app) = serve_adapter(&database, client).await;
     Bank {
         _database: database,
         core_addr,
@@ -97,6 +83,51 @@ async fn bank_with(
         adapter,
         app,
     }
+}
+
+/// How the adapter calls the core at `addr` in these tests: as the core's test user, with a
+/// breaker that does not open on a test's own refusals.
+fn client_to(addr: SocketAddr) -> ClientConfig {
+    ClientConfig {
+        addr,
+        user: "INPUTT".to_owned(),
+        password: "123456".to_owned(),
+        pool_size: 16,
+        call_timeout: Duration::from_secs(5),
+        breaker_failures: 1_000,
+        breaker_open: Duration::from_millis(200),
+        in_doubt: Duration::from_secs(60),
+    }
+}
+
+/// The adapter on `database`, calling the core as `client` says, served by a test app.
+async fn serve_adapter(database: &TestDatabase, client: ClientConfig) -> (Arc<Adapter>, TestApp) {
+    let adapter = Arc::new(Adapter::new(
+        database.db_for("legacy_adapter"),
+        AdapterConfig { client },
+    ));
+    let component = corebank_legacy::adapter::component_of(Arc::clone(&adapter))
+        .await
+        .unwrap();
+    (adapter, TestApp::spawn(component).await)
+}
+
+/// Every check of a contract suite passed, and there were `count` of them.
+fn assert_suite_passed<'a>(
+    checks: impl Iterator<Item = (&'a str, &'a Result<(), String>)>,
+    count: usize,
+) {
+    let checks: Vec<_> = checks.collect();
+    let failures: Vec<String> = checks
+        .iter()
+        .filter_map(|(name, outcome)| outcome.as_ref().err().map(|e| format!("{name}: {e}")))
+        .collect();
+    assert_eq!(checks.len(), count);
+    assert!(
+        failures.is_empty(),
+        "contract failures:\n{}",
+        failures.join("\n")
+    );
 }
 
 impl Bank {
@@ -246,16 +277,7 @@ fn assert_books_balance(books: &[(String, String)]) {
 async fn the_deposits_contract_suite_passes_against_the_adapter() {
     let bank = bank(0, Duration::from_secs(5)).await;
     let results = corebank_deposits::contract::run(bank.deposits().await, "legacy").await;
-    let failures: Vec<String> = results
-        .iter()
-        .filter_map(|r| r.outcome.as_ref().err().map(|e| format!("{}: {e}", r.name)))
-        .collect();
-    assert_eq!(results.len(), 11);
-    assert!(
-        failures.is_empty(),
-        "contract failures:\n{}",
-        failures.join("\n")
-    );
+    assert_suite_passed(results.iter().map(|r| (r.name, &r.outcome)), 11);
     assert_books_balance(&bank.books().await);
 }
 
@@ -267,16 +289,7 @@ async fn the_payments_contract_suite_passes_against_the_adapter() {
         other: bank.open_funded("payments-contract", "0").await,
     };
     let results = corebank_payments::contract::run(bank.payments().await, &fixtures).await;
-    let failures: Vec<String> = results
-        .iter()
-        .filter_map(|r| r.outcome.as_ref().err().map(|e| format!("{}: {e}", r.name)))
-        .collect();
-    assert_eq!(results.len(), 7);
-    assert!(
-        failures.is_empty(),
-        "contract failures:\n{}",
-        failures.join("\n")
-    );
+    assert_suite_passed(results.iter().map(|r| (r.name, &r.outcome)), 7);
     // 10.00 moved once, and the 5.00 payment went to the clearing account.
     assert_eq!(bank.posted(&fixtures.funded).await, Decimal::new(48_500, 2));
     assert_eq!(bank.posted(&fixtures.other).await, Decimal::new(1_000, 2));
@@ -549,27 +562,14 @@ async fn the_breaker_opens_when_the_core_is_unreachable_and_closes_when_it_is_ba
         .unwrap()
         .local_addr()
         .unwrap();
-    let adapter = Arc::new(Adapter::new(
-        database.db_for("legacy_adapter"),
-        AdapterConfig {
-            client: ClientConfig {
-                addr,
-                user: "INPUTT".to_owned(),
-                password: "123456".to_owned(),
-                pool_size: 4,
-                call_timeout: Duration::from_millis(500),
-                breaker_failures: 3,
-                breaker_open: Duration::from_millis(400),
-                in_doubt: Duration::from_secs(60),
-            },
-        },
-    ));
-    let app = TestApp::spawn(
-        corebank_legacy::adapter::component_of(Arc::clone(&adapter))
-            .await
-            .unwrap(),
-    )
-    .await;
+    let client = ClientConfig {
+        pool_size: 4,
+        call_timeout: Duration::from_millis(500),
+        breaker_failures: 3,
+        breaker_open: Duration::from_millis(400),
+        ..client_to(addr)
+    };
+    let (adapter, app) = serve_adapter(&database, client).await;
     let mut client = DepositsClient::new(app.channel("gateway", "legacy-adapter"));
     // A core customer number: the adapter must ask the core for its accounts.
     let list = || dpb::ListAccountsRequest {

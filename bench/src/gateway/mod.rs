@@ -27,9 +27,8 @@ use uuid::Uuid;
 
 use crate::harness::figures::{OPEN_LOOP_SUFFIX, Report};
 use crate::harness::load::Client;
-use crate::harness::server::Server;
 use crate::harness::servers::{GRPC_CHANNELS, Servers, channel_for};
-use crate::harness::{Run, RunOptions, grpc_outcome, small_amount, two_accounts};
+use crate::harness::{Run, RunOptions, Suite, grpc_outcome, small_amount, two_accounts};
 use nginx::Nginx;
 
 /// Options of `corebank bench gateway`.
@@ -64,16 +63,21 @@ pub async fn run(settings: &Settings, options: &GatewayBenchOptions) -> anyhow::
     let clients = options
         .clients
         .unwrap_or_else(|| usize::try_from(options.run.pgbench_clients).unwrap_or(1));
-    anyhow::ensure!(
-        clients > 0 && options.accounts >= 2 && options.seconds > 0,
-        "clients and seconds must be positive and accounts at least 2"
-    );
+    let suite = Suite::new(
+        "gateway",
+        "requests",
+        clients,
+        options.seconds,
+        options.accounts,
+        &options.run,
+    )?;
     // Before anything slow: without nginx there is nothing to compare with.
     let nginx = nginx::find_nginx()?;
-    Server::run(settings, async |server| {
-        run_suite(settings, options, clients, &nginx, server).await
-    })
-    .await
+    suite
+        .run(settings, async |run| {
+            run_suite(settings, options, clients, &nginx, run).await
+        })
+        .await
 }
 
 /// The request measured in a phase.
@@ -115,28 +119,15 @@ async fn run_suite(
     options: &GatewayBenchOptions,
     clients: usize,
     nginx_binary: &Path,
-    server: &Server,
+    mut run: Run<'_>,
 ) -> anyhow::Result<()> {
-    let database = "corebank_bench_gateway";
-    let (tps, url) = server
-        .baseline_then_database(settings, &options.run, options.seconds, database)
-        .await?;
     let scratch = tempfile::Builder::new()
         .prefix("corebank-bench-gateway-")
         .tempdir()
         .context("creating the benchmark's temporary folder")?;
-    let stack = start_stack(settings, &url, scratch.path()).await?;
-    let mut run = Run::new(
-        "gateway",
-        "requests",
-        tps,
-        clients,
-        options.seconds,
-        &options.run,
-    );
+    let stack = start_stack(settings, run.url(), scratch.path()).await?;
     let outcome = measure(options, &mut run, nginx_binary, scratch.path(), &stack).await;
     stack.servers.stop().await?;
-    server.drop_database(database).await;
     let nginx_url = outcome?;
     report(options, clients, run.report(), &nginx_url)
 }

@@ -280,6 +280,24 @@ mod tests {
         Duration::from_millis(millis)
     }
 
+    /// An open loop of `clients` at 100 requests a second for a second, which schedules 100
+    /// requests: what it measured, and how it kept to its schedule.
+    async fn one_second_at_100_per_s(clients: Vec<Stalling>) -> (Measured, Schedule) {
+        let measured = open_loop("test", clients, ms(1_000), 100.0).await.unwrap();
+        let schedule = measured.schedule.unwrap();
+        assert_eq!(schedule.scheduled, 100);
+        (measured, schedule)
+    }
+
+    /// The requests that waited over 100 ms for their answer.
+    fn waited_over_100_ms(measured: &Measured) -> usize {
+        measured
+            .latencies_us
+            .iter()
+            .filter(|&&latency| latency > 100_000)
+            .count()
+    }
+
     fn percentile(measured: &Measured, percent: usize) -> f64 {
         let mut sorted = measured.latencies_us.clone();
         sorted.sort_unstable();
@@ -288,11 +306,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn an_open_loop_sends_every_request_on_time_to_a_server_that_keeps_up() {
-        let measured = open_loop("test", clients(4, ms(0)..ms(0), ms(1)), ms(1_000), 100.0)
-            .await
-            .unwrap();
-        let schedule = measured.schedule.unwrap();
-        assert_eq!(schedule.scheduled, 100);
+        let (measured, schedule) = one_second_at_100_per_s(clients(4, ms(0)..ms(0), ms(1))).await;
         assert_eq!((schedule.late, schedule.unsent), (0, 0));
         assert_eq!(measured.latencies_us.len(), 100);
         assert!(
@@ -306,16 +320,8 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn an_open_loop_counts_a_stall_from_the_time_each_request_was_due() {
         // The server stalls from 200 ms to 500 ms; 4 clients, a request due every 10 ms.
-        let measured = open_loop(
-            "test",
-            clients(4, ms(200)..ms(500), ms(1)),
-            ms(1_000),
-            100.0,
-        )
-        .await
-        .unwrap();
-        let schedule = measured.schedule.unwrap();
-        assert_eq!(schedule.scheduled, 100);
+        let (measured, schedule) =
+            one_second_at_100_per_s(clients(4, ms(200)..ms(500), ms(1))).await;
         assert_eq!(
             schedule.unsent, 0,
             "the backlog clears before the phase ends"
@@ -327,12 +333,7 @@ mod tests {
         assert_eq!(measured.latencies_us.iter().max(), Some(&301_000));
         assert_eq!(schedule.late, 27);
         // Every request due from 200 to 400 ms waited over 100 ms.
-        let waited = measured
-            .latencies_us
-            .iter()
-            .filter(|&&latency| latency > 100_000)
-            .count();
-        assert_eq!(waited, 21);
+        assert_eq!(waited_over_100_ms(&measured), 21);
         assert!(percentile(&measured, 99) > 250.0);
         assert!(percentile(&measured, 50) < 50.0);
     }
@@ -345,12 +346,7 @@ mod tests {
         // 4 clients at 1 ms a request over 700 ms of service: thousands of fast requests,
         // and only the four that were in flight when the stall began saw it.
         assert!(measured.latencies_us.len() > 2_000);
-        let waited = measured
-            .latencies_us
-            .iter()
-            .filter(|&&latency| latency > 100_000)
-            .count();
-        assert_eq!(waited, 4);
+        assert_eq!(waited_over_100_ms(&measured), 4);
         assert!(percentile(&measured, 99) <= 1.0);
         assert_eq!(measured.schedule, None);
     }
@@ -358,11 +354,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn an_open_loop_faster_than_its_server_counts_what_it_could_not_send() {
         // One client, 100 ms a request, a request due every 10 ms for a second.
-        let measured = open_loop("test", clients(1, ms(0)..ms(0), ms(100)), ms(1_000), 100.0)
-            .await
-            .unwrap();
-        let schedule = measured.schedule.unwrap();
-        assert_eq!(schedule.scheduled, 100);
+        let (measured, schedule) = one_second_at_100_per_s(clients(1, ms(0)..ms(0), ms(100))).await;
         assert_eq!(measured.latencies_us.len(), 10);
         assert_eq!(schedule.unsent, 90);
         assert_eq!(schedule.late, 9);

@@ -13,10 +13,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use corebank_service::Settings;
 use serde_json::json;
 
 use figures::{NamedResult, OPEN_LOOP_SUFFIX, Report};
 use load::{Client, LATE_AFTER};
+use server::Server;
 
 /// Clients of an open loop per closed-loop client: the most requests it has in flight, so
 /// that a server slower than the rate is seen as late and unsent requests rather than as an
@@ -49,6 +51,95 @@ pub struct RunOptions {
     pub open_loop_rate: Option<u32>,
 }
 
+/// What a suite measures with: its name (in the output, the JSON and its scratch database's
+/// name), the unit of its requests, its closed loops' clients and phase length, and how long
+/// its pgbench baseline runs.
+pub struct Suite<'a> {
+    name: &'static str,
+    unit: &'static str,
+    clients: usize,
+    seconds: u64,
+    pgbench_seconds: u64,
+    options: &'a RunOptions,
+}
+
+impl<'a> Suite<'a> {
+    /// The suite `name`, whose requests are `unit` (plural), sent by `clients` closed-loop
+    /// clients for `seconds` a phase among `accounts` accounts; pgbench runs as long as a
+    /// phase.
+    pub fn new(
+        name: &'static str,
+        unit: &'static str,
+        clients: usize,
+        seconds: u64,
+        accounts: usize,
+        options: &'a RunOptions,
+    ) -> anyhow::Result<Suite<'a>> {
+        anyhow::ensure!(
+            clients > 0 && seconds > 0 && accounts >= 2,
+            "clients and seconds must be positive and accounts at least 2"
+        );
+        Ok(Suite {
+            name,
+            unit,
+            clients,
+            seconds,
+            pgbench_seconds: seconds,
+            options,
+        })
+    }
+
+    /// The suite with its pgbench baseline running `pgbench_seconds` instead.
+    pub fn with_pgbench_seconds(self, pgbench_seconds: u64) -> Suite<'a> {
+        Suite {
+            pgbench_seconds,
+            ..self
+        }
+    }
+
+    /// Starts the server, measures the pgbench baseline, creates the scratch database
+    /// `corebank_bench_<name>` with every migration applied, and runs `measure` with a fresh
+    /// `Run` on it; then drops the database and stops the server, whatever `measure` returned.
+    pub async fn run(
+        self,
+        settings: &Settings,
+        measure: impl AsyncFnOnce(Run<'a>) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        let database = format!("corebank_bench_{}", self.name);
+        Server::run(settings, async |server| {
+            let (tps, url) = server
+                .baseline_then_database(settings, self.options, self.pgbench_seconds, &database)
+                .await?;
+            let outcome = measure(Run::new(&self, tps, url)).await;
+            server.drop_database(&database).await;
+            outcome
+        })
+        .await
+    }
+}
+
+/// A suite's options, as the harness runs them: the suite they make, and what it measures.
+pub trait Measure {
+    /// The suite these options make (`Suite::new`), or why they make none.
+    fn suite(&self) -> anyhow::Result<Suite<'_>>;
+
+    /// Measures the suite's phases into `run`, on the scratch database at `run.url()`, and
+    /// reports them.
+    fn measure(
+        &self,
+        settings: &Settings,
+        run: Run<'_>,
+    ) -> impl Future<Output = anyhow::Result<()>>;
+}
+
+/// Runs the suite `options` make, from the pgbench baseline to the report.
+pub async fn run_suite(settings: &Settings, options: &impl Measure) -> anyhow::Result<()> {
+    options
+        .suite()?
+        .run(settings, async |run| options.measure(settings, run).await)
+        .await
+}
+
 /// One run of a suite: what every phase shares, and the results so far.
 #[derive(Debug)]
 pub struct Run<'a> {
@@ -56,27 +147,24 @@ pub struct Run<'a> {
     clients: usize,
     duration: Duration,
     options: &'a RunOptions,
+    /// The scratch database the run measures on.
+    url: String,
     report: Report,
 }
 
 impl<'a> Run<'a> {
-    /// A run of `suite`, whose requests are `unit` (plural), against `baseline_tps`.
-    pub fn new(
-        suite: &'static str,
-        unit: &'static str,
-        baseline_tps: f64,
-        clients: usize,
-        seconds: u64,
-        options: &'a RunOptions,
-    ) -> Run<'a> {
+    /// A run of `suite` on the scratch database at `url`, against `baseline_tps`.
+    fn new(suite: &Suite<'a>, baseline_tps: f64, url: String) -> Run<'a> {
+        let (clients, seconds, options) = (suite.clients, suite.seconds, suite.options);
         let in_flight_max = clients.saturating_mul(OPEN_LOOP_IN_FLIGHT_PER_CLIENT);
         Run {
             clients,
             duration: Duration::from_secs(seconds),
             options,
+            url,
             report: Report {
-                suite,
-                unit,
+                suite: suite.name,
+                unit: suite.unit,
                 baseline_tps,
                 closed: Vec::new(),
                 open: Vec::new(),
@@ -169,6 +257,11 @@ impl<'a> Run<'a> {
             .context("the results just measured are missing")
     }
 
+    /// The URL of the scratch database the run measures on.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
     /// The result named `name`, closed or open loop.
     pub fn result(&self, name: &str) -> anyhow::Result<&NamedResult> {
         self.report.find(name)
@@ -224,6 +317,14 @@ impl<'a> Run<'a> {
     /// The results, to print and write.
     pub fn report(self) -> Report {
         self.report
+    }
+
+    /// Prints the results with `notes` after the table, and writes them with the suite's own
+    /// `config` fields to the `--json` file when one is given.
+    pub fn finish(self, notes: &str, config: serde_json::Value) -> anyhow::Result<()> {
+        self.report.print(notes);
+        self.report
+            .write_json(self.options.json.as_deref(), config, serde_json::Map::new())
     }
 }
 

@@ -173,15 +173,11 @@ impl Servers {
             name: name.to_owned(),
             kind: "current".to_owned(),
             currency: "EUR".to_owned(),
-            rate_tiers: vec![],
             day_count: "act_365_fixed".to_owned(),
             posting_frequency: "monthly".to_owned(),
-            minimum_balance: String::new(),
-            overdraft_limit: String::new(),
             overdraft_rate: "0".to_owned(),
-            dormancy_days: 0,
-            per_transfer_limit: String::new(),
-            daily_transfer_limit: String::new(),
+            // Blank: no rate tiers, minimum balance, overdraft, dormancy or transfer limits.
+            ..dpb::CreateProductRequest::default()
         })
         .await
         .with_context(|| format!("creating the product {code} on the modern side"))?;

@@ -4,8 +4,8 @@
 use super::Shared;
 use super::json as wire;
 use super::pipeline::{
-    Attempt, Ctx, Done, Mutation, Outcome, Route, account_for, account_mutation_or_refusal,
-    context, customer_allowed, forward_on_account, once, parse_body, read, scope_needed, shadow_of,
+    Call, Ctx, Done, Mutation, Outcome, Route, account_for, account_mutation, answered, context,
+    customer_allowed, forward_on_account, mutate, parse_body, read, scope_needed, shadow_of,
     shadow_request_id, side_answer_id, side_id,
 };
 use crate::directory::AccountEntry;
@@ -13,9 +13,8 @@ use crate::error::ApiError;
 use crate::principal::scope;
 use crate::routing::Side;
 use crate::upstream::api_error_of;
-use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::http::{Method, StatusCode};
 use axum::response::Response;
 use corebank_api::deposits::v1 as dpb;
 use serde_json::{Value, json};
@@ -52,17 +51,12 @@ pub(super) async fn open_on(
     request_body = wire::OpenAccountBody,
     responses((status = 201, description = "The account, opened", body = wire::AccountAnswer))
 )]
-pub(super) async fn open_account(
-    State(state): State<Shared>,
-    ctx: Ctx,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let attempt = Attempt::of(&ctx, &headers, "accounts.open");
+pub(super) async fn open_account(State(state): State<Shared>, call: Call) -> Response {
+    let attempt = call.attempt("accounts.open");
     let prepared = (|| {
-        let context = context(ctx)?;
+        let context = context(call.ctx)?;
         scope_needed(&context, scope::ACCOUNTS_WRITE)?;
-        let (parsed, value) = parse_body::<wire::OpenAccountBody>(&body)?;
+        let (parsed, value) = parse_body::<wire::OpenAccountBody>(&call.body)?;
         let customer_id = match (&parsed.customer_id, &context.principal.customer_id) {
             (Some(given), _) => given.clone(),
             (None, Some(bound)) => bound.clone(),
@@ -71,119 +65,106 @@ pub(super) async fn open_account(
         customer_allowed(&context, &customer_id)?;
         let mutation = Mutation::new(
             context,
-            &headers,
+            &call.headers,
             Method::POST,
             "/v1/accounts".to_owned(),
             &value,
         )?;
         Ok((mutation, parsed, customer_id))
     })();
-    let (mutation, parsed, customer_id) = match prepared {
-        Ok(prepared) => prepared,
-        Err(error) => return attempt.refused(&state, error).await,
-    };
-    let resource = format!("customer:{customer_id}");
-    let worker = Arc::clone(&state);
-    once(&state, mutation, &resource, |request_id, pin| async move {
-        let state = worker;
-        // A new account is routed by its product; its canary bucket is the request's.
-        let decision =
-            state
-                .router
-                .table()
-                .decide(&parsed.product_code, "accounts.write", Some(&request_id));
-        // A retry under the same key goes where the first attempt went.
-        let side = match pin.side(decision.primary).await {
-            Ok(side) => side,
-            Err(error) => return Done::refused(error),
-        };
-        let route = Route {
-            product: parsed.product_code.clone(),
-            operation: "accounts.write",
-            side,
-            not_on_side: side != decision.primary,
-            decision,
-        };
-        let opened_on = parsed.opened_on.clone().unwrap_or_default();
-        let opened = open_on(
-            Arc::clone(&state),
-            route.side,
-            request_id.clone(),
-            customer_id.clone(),
-            parsed.product_code.clone(),
-            opened_on.clone(),
+    let resource = prepared.map(|(mutation, parsed, customer_id)| {
+        (
+            mutation,
+            format!("customer:{customer_id}"),
+            (parsed, customer_id),
         )
-        .await;
-        let account = match opened {
-            Ok(account) => account,
-            Err(error) => {
-                return Done {
-                    outcome: Err(error),
-                    route: Some(route),
-                    shadow: None,
-                };
-            }
-        };
-        let id = match side_answer_id(&account.id, "the side's account id") {
-            Ok(id) => id,
-            Err(error) => {
-                return Done {
-                    outcome: Err(error),
-                    route: Some(route),
-                    shadow: None,
-                };
-            }
-        };
-        let (legacy_id, modern_id) = match route.side {
-            Side::Legacy => (Some(id), None),
-            Side::Modern => (None, Some(id)),
-        };
-        let recorded = state
-            .directory
-            .record(&AccountEntry {
-                account_id: id,
-                home: route.side,
-                product_code: account.product_code.clone(),
-                customer_id: account.customer_id.clone(),
-                currency: account.currency.clone(),
-                legacy_id,
-                modern_id,
-            })
-            .await;
-        if let Err(error) = recorded {
-            return Done {
-                outcome: Err(error),
-                route: Some(route),
-                shadow: None,
+    });
+    mutate(
+        &state,
+        attempt,
+        resource,
+        |state, (parsed, customer_id), request_id, pin| async move {
+            // A new account is routed by its product; its canary bucket is the request's.
+            let decision = state.router.table().decide(
+                &parsed.product_code,
+                "accounts.write",
+                Some(&request_id),
+            );
+            // A retry under the same key goes where the first attempt went.
+            let side = match pin.side(decision.primary).await {
+                Ok(side) => side,
+                Err(error) => return Done::refused(error),
             };
-        }
-        // With a shadow, the other side opens its own copy, noted in the directory.
-        let shadow = shadow_of(&route, true, |side| {
-            let state = Arc::clone(&state);
-            let (customer_id, product_code) = (customer_id.clone(), parsed.product_code.clone());
-            let shadow_id = shadow_request_id(&request_id);
-            let channel_id = account.id.clone();
-            async move {
-                let copy = open_on(
-                    Arc::clone(&state),
-                    side,
-                    shadow_id,
-                    customer_id,
-                    product_code,
-                    opened_on,
-                )
-                .await?;
-                let copy_id = side_answer_id(&copy.id, "the shadow side's account id")?;
-                state.directory.set_side_id(id, side, copy_id).await?;
-                Ok((StatusCode::CREATED, wire::account(&copy, &channel_id)))
+            let route = Route {
+                product: parsed.product_code.clone(),
+                operation: "accounts.write",
+                side,
+                not_on_side: side != decision.primary,
+                decision,
+            };
+            let opened_on = parsed.opened_on.clone().unwrap_or_default();
+            let opened = open_on(
+                Arc::clone(&state),
+                route.side,
+                request_id.clone(),
+                customer_id.clone(),
+                parsed.product_code.clone(),
+                opened_on.clone(),
+            )
+            .await;
+            let account = match opened {
+                Ok(account) => account,
+                Err(error) => return Done::routed(Err(error), route, None),
+            };
+            let id = match side_answer_id(&account.id, "the side's account id") {
+                Ok(id) => id,
+                Err(error) => return Done::routed(Err(error), route, None),
+            };
+            let (legacy_id, modern_id) = match route.side {
+                Side::Legacy => (Some(id), None),
+                Side::Modern => (None, Some(id)),
+            };
+            let recorded = state
+                .directory
+                .record(&AccountEntry {
+                    account_id: id,
+                    home: route.side,
+                    product_code: account.product_code.clone(),
+                    customer_id: account.customer_id.clone(),
+                    currency: account.currency.clone(),
+                    legacy_id,
+                    modern_id,
+                })
+                .await;
+            if let Err(error) = recorded {
+                return Done::routed(Err(error), route, None);
             }
-        });
-        Done {
-            outcome: Ok((StatusCode::CREATED, wire::account(&account, &account.id))),
-            route: Some(route),
-            shadow,
-        }
-    })
+            // With a shadow, the other side opens its own copy, noted in the directory.
+            let shadow = shadow_of(&route, true, |side| {
+                let state = Arc::clone(&state);
+                let (customer_id, product_code) =
+                    (customer_id.clone(), parsed.product_code.clone());
+                let shadow_id = shadow_request_id(&request_id);
+                let channel_id = account.id.clone();
+                async move {
+                    let copy = open_on(
+                        Arc::clone(&state),
+                        side,
+                        shadow_id,
+                        customer_id,
+                        product_code,
+                        opened_on,
+                    )
+                    .await?;
+                    let copy_id = side_answer_id(&copy.id, "the shadow side's account id")?;
+                    state.directory.set_side_id(id, side, copy_id).await?;
+                    Ok((StatusCode::CREATED, wire::account(&copy, &channel_id)))
+                }
+            });
+            let outcome = Ok((StatusCode::CREATED, wire::account(&account, &account.id)));
+            Done::routed(outcome, route, shadow)
+        },
+    )
     .await
 }
 
@@ -199,41 +180,30 @@ where
     F: Fn(Shared, Side, String) -> Fut,
     Fut: std::future::Future<Output = Outcome> + Send + 'static,
 {
-    let request_id = ctx
-        .as_ref()
-        .map(|c| c.0.request_id.clone())
-        .unwrap_or_default();
-    let worker = Arc::clone(&state);
-    read(&state, &request_id, || async move {
-        let state = worker;
-        let prepared = async {
-            let context = context(ctx)?;
-            scope_needed(&context, scope::ACCOUNTS_READ)?;
-            account_for(&state, &context, &account_id).await
-        };
-        let account = match prepared.await {
-            Ok(account) => account,
-            Err(error) => return Done::refused(error),
-        };
-        let route = state.route(&account, "accounts.read");
-        let outcome = match side_id(&account, route.side) {
-            Err(error) => Err(error),
-            Ok(id) => call(Arc::clone(&state), route.side, id).await,
-        };
-        let shadow_id = route.shadow_side().and_then(|side| account.id_on(side));
-        let shadow = shadow_of(&route, shadow_id.is_some(), |side| {
-            call(
-                Arc::clone(&state),
-                side,
-                shadow_id.map(|id| id.to_string()).unwrap_or_default(),
-            )
-        });
-        Done {
-            outcome,
-            route: Some(route),
-            shadow,
-        }
-    })
+    let prepare =
+        |state: Shared, context| async move { account_for(&state, &context, &account_id).await };
+    read(
+        &state,
+        ctx,
+        scope::ACCOUNTS_READ,
+        prepare,
+        |state, account| async move {
+            let route = state.route(&account, "accounts.read");
+            let outcome = match side_id(&account, route.side) {
+                Err(error) => Err(error),
+                Ok(id) => call(Arc::clone(&state), route.side, id).await,
+            };
+            let shadow_id = route.shadow_side().and_then(|side| account.id_on(side));
+            let shadow = shadow_of(&route, shadow_id.is_some(), |side| {
+                call(
+                    Arc::clone(&state),
+                    side,
+                    shadow_id.map(|id| id.to_string()).unwrap_or_default(),
+                )
+            });
+            Done::routed(outcome, route, shadow)
+        },
+    )
     .await
 }
 
@@ -278,14 +248,14 @@ pub(super) async fn account_answer(
     account_read(state, ctx, account_id, move |state, side, id| {
         let channel_id = channel_id.clone();
         async move {
-            state
+            let request = dpb::GetAccountRequest { account_id: id };
+            let answer = state
                 .upstreams
                 .side(side)
                 .deposits
-                .get_account(dpb::GetAccountRequest { account_id: id })
-                .await
-                .map(|a| (StatusCode::OK, render(&a.into_inner(), &channel_id)))
-                .map_err(|s| api_error_of(&s, side))
+                .get_account(request)
+                .await;
+            answered(answer, side, StatusCode::OK, |a| render(a, &channel_id))
         }
     })
     .await
@@ -322,23 +292,20 @@ pub(super) async fn get_statement(
     account_read(state, ctx, account_id, move |state, side, id| {
         let (channel_id, cursor) = (channel_id.clone(), cursor.clone());
         async move {
-            state
+            let request = dpb::GetStatementRequest {
+                account_id: id,
+                cursor,
+                page_size,
+            };
+            let answer = state
                 .upstreams
                 .side(side)
                 .deposits
-                .get_statement(dpb::GetStatementRequest {
-                    account_id: id,
-                    cursor,
-                    page_size,
-                })
-                .await
-                .map(|s| {
-                    (
-                        StatusCode::OK,
-                        wire::statement(&s.into_inner(), &channel_id),
-                    )
-                })
-                .map_err(|s| api_error_of(&s, side))
+                .get_statement(request)
+                .await;
+            answered(answer, side, StatusCode::OK, |s| {
+                wire::statement(s, &channel_id)
+            })
         }
     })
     .await
@@ -356,54 +323,42 @@ pub(super) async fn list_accounts(
     ctx: Ctx,
     Path(customer_id): Path<String>,
 ) -> Response {
-    let request_id = ctx
-        .as_ref()
-        .map(|c| c.0.request_id.clone())
-        .unwrap_or_default();
-    let worker = Arc::clone(&state);
-    read(&state, &request_id, || async move {
-        let state = worker;
-        let prepared = (|| {
-            let context = context(ctx)?;
-            scope_needed(&context, scope::ACCOUNTS_READ)?;
-            customer_allowed(&context, &customer_id)
-        })();
-        if let Err(error) = prepared {
-            return Done::refused(error);
-        }
-        // The gateway's own directory, plus any the legacy core holds for the customer.
-        let mut ids: Vec<String> = match state.directory.accounts_of(&customer_id).await {
-            Ok(entries) => entries.iter().map(|e| e.account_id.to_string()).collect(),
-            Err(error) => return Done::refused(error),
-        };
-        let mut legacy = state.upstreams.side(Side::Legacy);
-        if let Ok(listed) = legacy
-            .deposits
-            .list_accounts(dpb::ListAccountsRequest {
-                customer_id: customer_id.clone(),
-            })
-            .await
-        {
-            for account in listed.into_inner().accounts {
-                // The legacy side also lists the copies it keeps for the gateway's shadows.
-                let copy = match Uuid::parse_str(&account.id) {
-                    Ok(id) => state.directory.is_copy(id).await.unwrap_or(true),
-                    Err(_) => true,
-                };
-                if !copy && !ids.contains(&account.id) {
-                    ids.push(account.id);
+    let prepare =
+        |_, context| async move { customer_allowed(&context, &customer_id).map(|()| customer_id) };
+    read(
+        &state,
+        ctx,
+        scope::ACCOUNTS_READ,
+        prepare,
+        |state: Shared, customer_id: String| async move {
+            // The gateway's own directory, plus any the legacy core holds for the customer.
+            let mut ids: Vec<String> = match state.directory.accounts_of(&customer_id).await {
+                Ok(entries) => entries.iter().map(|e| e.account_id.to_string()).collect(),
+                Err(error) => return Done::refused(error),
+            };
+            let mut legacy = state.upstreams.side(Side::Legacy);
+            if let Ok(listed) = legacy
+                .deposits
+                .list_accounts(dpb::ListAccountsRequest {
+                    customer_id: customer_id.clone(),
+                })
+                .await
+            {
+                for account in listed.into_inner().accounts {
+                    // The legacy side also lists the copies it keeps for the gateway's shadows.
+                    let copy = match Uuid::parse_str(&account.id) {
+                        Ok(id) => state.directory.is_copy(id).await.unwrap_or(true),
+                        Err(_) => true,
+                    };
+                    if !copy && !ids.contains(&account.id) {
+                        ids.push(account.id);
+                    }
                 }
             }
-        }
-        Done {
-            outcome: Ok((
-                StatusCode::OK,
-                json!({ "customer_id": customer_id, "account_ids": ids }),
-            )),
-            route: None,
-            shadow: None,
-        }
-    })
+            let listed = json!({ "customer_id": customer_id, "account_ids": ids });
+            Done::unrouted(Ok((StatusCode::OK, listed)))
+        },
+    )
     .await
 }
 
@@ -413,14 +368,15 @@ pub(super) async fn close_call(
     request: dpb::ChangeStatusRequest,
     channel_id: String,
 ) -> Outcome {
-    state
+    let answer = state
         .upstreams
         .side(side)
         .deposits
         .close_account(request)
-        .await
-        .map(|a| (StatusCode::OK, wire::account(&a.into_inner(), &channel_id)))
-        .map_err(|s| api_error_of(&s, side))
+        .await;
+    answered(answer, side, StatusCode::OK, |a| {
+        wire::account(a, &channel_id)
+    })
 }
 
 #[utoipa::path(
@@ -433,43 +389,32 @@ pub(super) async fn close_call(
 )]
 pub(super) async fn close_account(
     State(state): State<Shared>,
-    ctx: Ctx,
-    headers: HeaderMap,
     Path(account_id): Path<String>,
-    body: Bytes,
+    call: Call,
 ) -> Response {
+    let attempt = call.attempt("accounts.close");
     let path = format!("/v1/accounts/{account_id}/close");
-    let (mutation, parsed, account) = match account_mutation_or_refusal::<wire::ReasonBody>(
+    let prepared = account_mutation::<wire::ReasonBody>(&state, call, path, &account_id).await;
+    mutate(
         &state,
-        ctx,
-        &headers,
-        path,
-        &account_id,
-        &body,
-        "accounts.close",
+        attempt,
+        prepared,
+        |state, (parsed, account), request_id, _pin| {
+            forward_on_account(
+                &state,
+                &account,
+                "accounts.write",
+                &request_id,
+                &account_id,
+                move |request_id, id| dpb::ChangeStatusRequest {
+                    request_id,
+                    account_id: id.to_string(),
+                    reason: parsed.reason.clone().unwrap_or_default(),
+                },
+                close_call,
+                true,
+            )
+        },
     )
-    .await
-    {
-        Ok(prepared) => prepared,
-        Err(refused) => return refused,
-    };
-    let resource = format!("account:{account_id}");
-    let worker = Arc::clone(&state);
-    once(&state, mutation, &resource, |request_id, _pin| {
-        forward_on_account(
-            &worker,
-            &account,
-            "accounts.write",
-            &request_id,
-            &account_id,
-            |request_id, id| dpb::ChangeStatusRequest {
-                request_id,
-                account_id: id.to_string(),
-                reason: parsed.reason.clone().unwrap_or_default(),
-            },
-            close_call,
-            true,
-        )
-    })
     .await
 }

@@ -2,15 +2,12 @@
 
 use super::Shared;
 use super::json as wire;
-use super::pipeline::{Ctx, Outcome, account_mutation_or_refusal, forward_on_account, once};
+use super::pipeline::{Call, Outcome, account_mutation, answered, forward_on_account, mutate};
 use crate::routing::Side;
-use crate::upstream::api_error_of;
-use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use corebank_api::deposits::v1 as dpb;
-use std::sync::Arc;
 
 /// One call on `side` about an account, as a future that owns what it needs.
 pub(super) async fn cash_call(
@@ -26,100 +23,79 @@ pub(super) async fn cash_call(
     } else {
         clients.deposits.withdraw(request).await
     };
-    answer
-        .map(|m| {
-            (
-                StatusCode::CREATED,
-                wire::movement(&m.into_inner(), &channel_id),
-            )
-        })
-        .map_err(|s| api_error_of(&s, side))
+    answered(answer, side, StatusCode::CREATED, |m| {
+        wire::movement(m, &channel_id)
+    })
 }
 
-pub(super) async fn cash(
-    state: Shared,
-    ctx: Ctx,
-    headers: HeaderMap,
-    account_id: String,
-    body: Bytes,
-    deposit: bool,
-) -> Response {
+pub(super) async fn cash(state: Shared, account_id: String, call: Call, deposit: bool) -> Response {
+    let attempt = call.attempt("accounts.cash");
     let path = format!(
         "/v1/accounts/{account_id}/{}",
         if deposit { "deposits" } else { "withdrawals" }
     );
-    let (mutation, parsed, account) = match account_mutation_or_refusal::<wire::CashBody>(
+    let prepared = account_mutation::<wire::CashBody>(&state, call, path, &account_id).await;
+    mutate(
         &state,
-        ctx,
-        &headers,
-        path,
-        &account_id,
-        &body,
-        "accounts.cash",
+        attempt,
+        prepared,
+        |state, (parsed, account), request_id, _pin| {
+            forward_on_account(
+                &state,
+                &account,
+                "cash",
+                &request_id,
+                &account_id,
+                move |request_id, id| dpb::CashRequest {
+                    request_id,
+                    account_id: id.to_string(),
+                    amount: parsed.amount.clone(),
+                    currency: parsed.currency.clone(),
+                    description: parsed.description.clone().unwrap_or_default(),
+                    channel: String::new(),
+                },
+                move |state, side, request, channel_id| {
+                    cash_call(state, side, request, deposit, channel_id)
+                },
+                false,
+            )
+        },
     )
     .await
-    {
-        Ok(prepared) => prepared,
-        Err(refused) => return refused,
+}
+
+/// The two cash handlers differ only in their direction and their API reference.
+macro_rules! cash_handler {
+    ($name:ident, $path:tt, $summary:tt, $answer:tt, $deposit:tt) => {
+        #[utoipa::path(
+            post, path = $path, tag = "money",
+            summary = $summary,
+            description = "Scope `accounts:write`.",
+            params(("account_id" = crate::openapi::formats::AccountId, Path, description = "The account's id (a UUID) as the channel knows it")),
+            request_body = wire::CashBody,
+            responses((status = 201, description = $answer, body = wire::MovementAnswer))
+        )]
+        pub(super) async fn $name(
+            State(state): State<Shared>,
+            Path(account_id): Path<String>,
+            call: Call,
+        ) -> Response {
+            cash(state, account_id, call, $deposit).await
+        }
     };
-    let resource = format!("account:{account_id}");
-    let worker = Arc::clone(&state);
-    once(&state, mutation, &resource, |request_id, _pin| {
-        forward_on_account(
-            &worker,
-            &account,
-            "cash",
-            &request_id,
-            &account_id,
-            |request_id, id| dpb::CashRequest {
-                request_id,
-                account_id: id.to_string(),
-                amount: parsed.amount.clone(),
-                currency: parsed.currency.clone(),
-                description: parsed.description.clone().unwrap_or_default(),
-                channel: String::new(),
-            },
-            move |state, side, request, channel_id| {
-                cash_call(state, side, request, deposit, channel_id)
-            },
-            false,
-        )
-    })
-    .await
 }
 
-#[utoipa::path(
-    post, path = "/v1/accounts/{account_id}/deposits", tag = "money",
-    summary = "Deposit cash",
-    description = "Scope `accounts:write`.",
-    params(("account_id" = crate::openapi::formats::AccountId, Path, description = "The account's id (a UUID) as the channel knows it")),
-    request_body = wire::CashBody,
-    responses((status = 201, description = "The deposit, booked", body = wire::MovementAnswer))
-)]
-pub(super) async fn deposit(
-    State(state): State<Shared>,
-    ctx: Ctx,
-    headers: HeaderMap,
-    Path(account_id): Path<String>,
-    body: Bytes,
-) -> Response {
-    cash(state, ctx, headers, account_id, body, true).await
-}
-
-#[utoipa::path(
-    post, path = "/v1/accounts/{account_id}/withdrawals", tag = "money",
-    summary = "Withdraw cash",
-    description = "Scope `accounts:write`.",
-    params(("account_id" = crate::openapi::formats::AccountId, Path, description = "The account's id (a UUID) as the channel knows it")),
-    request_body = wire::CashBody,
-    responses((status = 201, description = "The withdrawal, booked", body = wire::MovementAnswer))
-)]
-pub(super) async fn withdraw(
-    State(state): State<Shared>,
-    ctx: Ctx,
-    headers: HeaderMap,
-    Path(account_id): Path<String>,
-    body: Bytes,
-) -> Response {
-    cash(state, ctx, headers, account_id, body, false).await
-}
+cash_handler!(
+    deposit,
+    "/v1/accounts/{account_id}/deposits",
+    "Deposit cash",
+    "The deposit, booked",
+    true
+);
+cash_handler!(
+    withdraw,
+    "/v1/accounts/{account_id}/withdrawals",
+    "Withdraw cash",
+    "The withdrawal, booked",
+    false
+);

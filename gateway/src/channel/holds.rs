@@ -3,16 +3,14 @@
 use super::Shared;
 use super::json as wire;
 use super::pipeline::{
-    Attempt, Ctx, Done, Outcome, account_mutation, once, parse_id, shadow_of, shadow_request_id,
-    side_answer_id,
+    Call, Done, Outcome, account_mutation, answered, mutate, parse_id, shadow_of,
+    shadow_request_id, side_answer_id,
 };
 use crate::error::ApiError;
-use crate::principal::scope;
 use crate::routing::Side;
 use crate::upstream::api_error_of;
-use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use corebank_api::deposits::v1 as dpb;
 use serde_json::json;
@@ -61,86 +59,69 @@ pub(super) async fn hold_call(
 )]
 pub(super) async fn place_hold(
     State(state): State<Shared>,
-    ctx: Ctx,
-    headers: HeaderMap,
     Path(account_id): Path<String>,
-    body: Bytes,
+    call: Call,
 ) -> Response {
-    let attempt = Attempt::of(&ctx, &headers, "holds.place");
+    let attempt = call.attempt("holds.place");
     let path = format!("/v1/accounts/{account_id}/holds");
-    let (mutation, parsed, account) = match account_mutation::<wire::HoldBody>(
+    let prepared = account_mutation::<wire::HoldBody>(&state, call, path, &account_id).await;
+    mutate(
         &state,
-        ctx,
-        &headers,
-        path,
-        &account_id,
-        &body,
-        scope::ACCOUNTS_WRITE,
-    )
-    .await
-    {
-        Ok(prepared) => prepared,
-        Err(error) => return attempt.refused(&state, error).await,
-    };
-    let resource = format!("account:{account_id}");
-    let worker = Arc::clone(&state);
-    once(&state, mutation, &resource, |request_id, _pin| async move {
-        let state = worker;
-        let route = state.route(&account, "holds");
-        let request = |request_id: String, id: Uuid| dpb::PlaceHoldRequest {
-            request_id,
-            account_id: id.to_string(),
-            amount: parsed.amount.clone(),
-            currency: parsed.currency.clone(),
-            reason: parsed.reason.clone().unwrap_or_default(),
-            expires_in_seconds: parsed.expires_in_seconds.unwrap_or(0),
-        };
-        let Some(id) = account.id_on(route.side) else {
-            return Done::refused(ApiError::internal("routed to a side without the account"));
-        };
-        let primary = hold_call(
-            Arc::clone(&state),
-            route.side,
-            request(request_id.clone(), id),
-            account_id.clone(),
-            None,
-        )
-        .await;
-        // The primary's hold is recorded with the account it belongs to.
-        let outcome = match primary {
-            Ok((status, body)) => {
-                let hold_id = body["id"].as_str().and_then(|h| Uuid::parse_str(h).ok());
-                match hold_id {
-                    Some(hold_id) => state
-                        .directory
-                        .record_hold(hold_id, account.account_id, route.side, hold_id)
-                        .await
-                        .map(|()| (status, body)),
-                    None => Err(ApiError::internal("a hold answer without an id")),
-                }
-            }
-            Err(error) => Err(error),
-        };
-        let channel_hold = outcome
-            .as_ref()
-            .ok()
-            .and_then(|(_, body)| body["id"].as_str().and_then(|h| Uuid::parse_str(h).ok()));
-        let copy = route.shadow_side().and_then(|side| account.id_on(side));
-        let shadow = shadow_of(&route, copy.is_some() && channel_hold.is_some(), |side| {
-            hold_call(
+        attempt,
+        prepared,
+        |state, (parsed, account), request_id, _pin| async move {
+            let route = state.route(&account, "holds");
+            let request = |request_id: String, id: Uuid| dpb::PlaceHoldRequest {
+                request_id,
+                account_id: id.to_string(),
+                amount: parsed.amount.clone(),
+                currency: parsed.currency.clone(),
+                reason: parsed.reason.clone().unwrap_or_default(),
+                expires_in_seconds: parsed.expires_in_seconds.unwrap_or(0),
+            };
+            let Some(id) = account.id_on(route.side) else {
+                return Done::refused(ApiError::internal("routed to a side without the account"));
+            };
+            let primary = hold_call(
                 Arc::clone(&state),
-                side,
-                request(shadow_request_id(&request_id), copy.unwrap_or(id)),
+                route.side,
+                request(request_id.clone(), id),
                 account_id.clone(),
-                channel_hold.map(|hold| (hold, account.account_id)),
+                None,
             )
-        });
-        Done {
-            outcome,
-            route: Some(route),
-            shadow,
-        }
-    })
+            .await;
+            // The primary's hold is recorded with the account it belongs to.
+            let outcome = match primary {
+                Ok((status, body)) => {
+                    let hold_id = body["id"].as_str().and_then(|h| Uuid::parse_str(h).ok());
+                    match hold_id {
+                        Some(hold_id) => state
+                            .directory
+                            .record_hold(hold_id, account.account_id, route.side, hold_id)
+                            .await
+                            .map(|()| (status, body)),
+                        None => Err(ApiError::internal("a hold answer without an id")),
+                    }
+                }
+                Err(error) => Err(error),
+            };
+            let channel_hold = outcome
+                .as_ref()
+                .ok()
+                .and_then(|(_, body)| body["id"].as_str().and_then(|h| Uuid::parse_str(h).ok()));
+            let copy = route.shadow_side().and_then(|side| account.id_on(side));
+            let shadow = shadow_of(&route, copy.is_some() && channel_hold.is_some(), |side| {
+                hold_call(
+                    Arc::clone(&state),
+                    side,
+                    request(shadow_request_id(&request_id), copy.unwrap_or(id)),
+                    account_id.clone(),
+                    channel_hold.map(|hold| (hold, account.account_id)),
+                )
+            });
+            Done::routed(outcome, route, shadow)
+        },
+    )
     .await
 }
 
@@ -151,17 +132,17 @@ pub(super) async fn release_call(
     channel_id: String,
     channel_hold: String,
 ) -> Outcome {
-    let hold = state
+    let answer = state
         .upstreams
         .side(side)
         .deposits
         .release_hold(request)
-        .await
-        .map_err(|s| api_error_of(&s, side))?
-        .into_inner();
-    let mut body = wire::hold(&hold, &channel_id);
+        .await;
+    let (status, mut body) = answered(answer, side, StatusCode::OK, |hold| {
+        wire::hold(hold, &channel_id)
+    })?;
     body["id"] = json!(channel_hold);
-    Ok((StatusCode::OK, body))
+    Ok((status, body))
 }
 
 #[utoipa::path(
@@ -177,24 +158,14 @@ pub(super) async fn release_call(
 )]
 pub(super) async fn release_hold(
     State(state): State<Shared>,
-    ctx: Ctx,
-    headers: HeaderMap,
     Path((account_id, hold_id)): Path<(String, String)>,
-    body: Bytes,
+    call: Call,
 ) -> Response {
-    let attempt = Attempt::of(&ctx, &headers, "holds.release");
+    let attempt = call.attempt("holds.release");
     let path = format!("/v1/accounts/{account_id}/holds/{hold_id}/release");
     let prepared = async {
-        let (mutation, _, account) = account_mutation::<wire::ReasonBody>(
-            &state,
-            ctx,
-            &headers,
-            path,
-            &account_id,
-            &body,
-            scope::ACCOUNTS_WRITE,
-        )
-        .await?;
+        let (mutation, _, (_, account)) =
+            account_mutation::<wire::ReasonBody>(&state, call, path, &account_id).await?;
         let hold = state
             .directory
             .hold(parse_id(&hold_id, "hold id")?)
@@ -207,59 +178,54 @@ pub(super) async fn release_hold(
                     format!("account {account_id} has no hold {hold_id}"),
                 )
             })?;
-        Ok::<_, ApiError>((mutation, account, hold))
+        Ok::<_, ApiError>((mutation, format!("hold:{hold_id}"), (account, hold)))
     };
-    let (mutation, account, hold) = match prepared.await {
-        Ok(prepared) => prepared,
-        Err(error) => return attempt.refused(&state, error).await,
-    };
-    let resource = format!("hold:{hold_id}");
-    let worker = Arc::clone(&state);
-    once(&state, mutation, &resource, |request_id, _pin| async move {
-        let state = worker;
-        let route = state.route(&account, "holds");
-        // A hold is released where it was placed.
-        let Some(side_hold) = hold
-            .id_on(route.side)
-            .or_else(|| hold.id_on(route.side.other()))
-        else {
-            return Done::refused(ApiError::internal("a recorded hold without a side id"));
-        };
-        let side = if hold.id_on(route.side).is_some() {
-            route.side
-        } else {
-            route.side.other()
-        };
-        let request = |request_id: String, id: Uuid| dpb::ReleaseHoldRequest {
-            request_id,
-            hold_id: id.to_string(),
-        };
-        let outcome = release_call(
-            Arc::clone(&state),
-            side,
-            request(request_id.clone(), side_hold),
-            account_id.clone(),
-            hold_id.clone(),
-        )
-        .await;
-        let copy = route
-            .shadow_side()
-            .filter(|s| *s != side)
-            .and_then(|s| hold.id_on(s));
-        let shadow = shadow_of(&route, copy.is_some(), |shadow_side| {
-            release_call(
+    let prepared = prepared.await;
+    mutate(
+        &state,
+        attempt,
+        prepared,
+        |state, (account, hold), request_id, _pin| async move {
+            let route = state.route(&account, "holds");
+            // A hold is released where it was placed.
+            let Some(side_hold) = hold
+                .id_on(route.side)
+                .or_else(|| hold.id_on(route.side.other()))
+            else {
+                return Done::refused(ApiError::internal("a recorded hold without a side id"));
+            };
+            let side = if hold.id_on(route.side).is_some() {
+                route.side
+            } else {
+                route.side.other()
+            };
+            let request = |request_id: String, id: Uuid| dpb::ReleaseHoldRequest {
+                request_id,
+                hold_id: id.to_string(),
+            };
+            let outcome = release_call(
                 Arc::clone(&state),
-                shadow_side,
-                request(shadow_request_id(&request_id), copy.unwrap_or(side_hold)),
+                side,
+                request(request_id.clone(), side_hold),
                 account_id.clone(),
                 hold_id.clone(),
             )
-        });
-        Done {
-            outcome,
-            route: Some(route),
-            shadow,
-        }
-    })
+            .await;
+            let copy = route
+                .shadow_side()
+                .filter(|s| *s != side)
+                .and_then(|s| hold.id_on(s));
+            let shadow = shadow_of(&route, copy.is_some(), |shadow_side| {
+                release_call(
+                    Arc::clone(&state),
+                    shadow_side,
+                    request(shadow_request_id(&request_id), copy.unwrap_or(side_hold)),
+                    account_id.clone(),
+                    hold_id.clone(),
+                )
+            });
+            Done::routed(outcome, route, shadow)
+        },
+    )
     .await
 }

@@ -3,22 +3,20 @@
 
 use super::json as wire;
 use super::pipeline::{
-    Attempt, Ctx, Done, Mutation, account_for, context, customer_allowed, once, parse_body,
-    parse_id, read, scope_needed, side_answer_id,
+    Call, Ctx, Done, account_for, answered, customer_allowed, mutate, parse_id, read,
+    side_answer_id,
 };
 use super::{GatewayState, Shared};
 use crate::directory::PaymentEntry;
 use crate::error::ApiError;
 use crate::principal::{RequestContext, scope};
 use crate::upstream::api_error_of;
-use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::Response;
 use chrono::Utc;
 use corebank_api::payments::v1 as ppb;
 use serde_json::Value;
-use std::sync::Arc;
 
 #[utoipa::path(
     post, path = "/v1/payments", tag = "payments",
@@ -28,90 +26,76 @@ use std::sync::Arc;
     responses((status = 202, description = "The payment, started", body = wire::PaymentAnswer,
         headers(("Location" = String, description = "Where to follow the payment: `/v1/payments/{payment_id}`"))))
 )]
-pub(super) async fn initiate_payment(
-    State(state): State<Shared>,
-    ctx: Ctx,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let attempt = Attempt::of(&ctx, &headers, "payments.initiate");
+pub(super) async fn initiate_payment(State(state): State<Shared>, call: Call) -> Response {
+    let attempt = call.attempt("payments.initiate");
     let prepared = async {
-        let context = context(ctx)?;
-        scope_needed(&context, scope::PAYMENTS_WRITE)?;
-        let (parsed, value) = parse_body::<wire::PaymentBody>(&body)?;
-        let mutation = Mutation::new(
-            context,
-            &headers,
-            Method::POST,
-            "/v1/payments".to_owned(),
-            &value,
-        )?;
+        let (mutation, parsed) =
+            call.mutation::<wire::PaymentBody>(scope::PAYMENTS_WRITE, "/v1/payments".to_owned())?;
         let debtor = account_for(&state, &mutation.context, &parsed.debtor_account_id).await?;
-        Ok::<_, ApiError>((mutation, parsed, debtor))
+        let resource = format!("account:{}", parsed.debtor_account_id);
+        Ok::<_, ApiError>((mutation, resource, (parsed, debtor)))
     };
-    let (mutation, parsed, debtor) = match prepared.await {
-        Ok(prepared) => prepared,
-        Err(error) => return attempt.refused(&state, error).await,
-    };
-    let resource = format!("account:{}", parsed.debtor_account_id);
-    let worker = Arc::clone(&state);
-    let mut response = once(&state, mutation, &resource, |request_id, _pin| async move {
-        let state = worker;
-        // Payments are never shadowed: a copy would be a second real payment.
-        let mut route = state.route(&debtor, "payments");
-        route.decision.shadow = None;
-        let Some(id) = debtor.id_on(route.side) else {
-            return Done::refused(ApiError::internal("routed to a side without the account"));
-        };
-        let started = state
-            .upstreams
-            .side(route.side)
-            .payments
-            .initiate_payment(ppb::InitiatePaymentRequest {
-                request_id,
-                debtor_account_id: id.to_string(),
-                creditor: Some(ppb::Party {
-                    name: parsed.creditor.name.clone(),
-                    account: parsed.creditor.account.clone(),
-                    agent_bic: parsed.creditor.agent_bic.clone(),
-                }),
-                amount: parsed.amount.clone(),
-                currency: parsed.currency.clone(),
-                end_to_end_id: parsed.end_to_end_id.clone().unwrap_or_default(),
-                remittance_information: parsed.remittance_information.clone().unwrap_or_default(),
-            })
-            .await;
-        let outcome = match started {
-            Err(status) => Err(api_error_of(&status, route.side)),
-            Ok(answer) => {
-                let payment = answer.into_inner();
-                match side_answer_id(&payment.id, "the side's payment id") {
-                    Err(error) => Err(error),
-                    Ok(payment_id) => state
-                        .directory
-                        .record_payment(&PaymentEntry {
-                            payment_id,
-                            side: route.side,
-                            account_id: debtor.account_id,
-                            customer_id: debtor.customer_id.clone(),
-                            created_at: Utc::now(),
-                        })
-                        .await
-                        .map(|()| {
-                            (
-                                StatusCode::ACCEPTED,
-                                wire::payment(&payment, &parsed.debtor_account_id),
-                            )
-                        }),
+    let prepared = prepared.await;
+    let mut response = mutate(
+        &state,
+        attempt,
+        prepared,
+        |state, (parsed, debtor), request_id, _pin| async move {
+            // Payments are never shadowed: a copy would be a second real payment.
+            let mut route = state.route(&debtor, "payments");
+            route.decision.shadow = None;
+            let Some(id) = debtor.id_on(route.side) else {
+                return Done::refused(ApiError::internal("routed to a side without the account"));
+            };
+            let started = state
+                .upstreams
+                .side(route.side)
+                .payments
+                .initiate_payment(ppb::InitiatePaymentRequest {
+                    request_id,
+                    debtor_account_id: id.to_string(),
+                    creditor: Some(ppb::Party {
+                        name: parsed.creditor.name.clone(),
+                        account: parsed.creditor.account.clone(),
+                        agent_bic: parsed.creditor.agent_bic.clone(),
+                    }),
+                    amount: parsed.amount.clone(),
+                    currency: parsed.currency.clone(),
+                    end_to_end_id: parsed.end_to_end_id.clone().unwrap_or_default(),
+                    remittance_information: parsed
+                        .remittance_information
+                        .clone()
+                        .unwrap_or_default(),
+                })
+                .await;
+            let outcome = match started {
+                Err(status) => Err(api_error_of(&status, route.side)),
+                Ok(answer) => {
+                    let payment = answer.into_inner();
+                    match side_answer_id(&payment.id, "the side's payment id") {
+                        Err(error) => Err(error),
+                        Ok(payment_id) => state
+                            .directory
+                            .record_payment(&PaymentEntry {
+                                payment_id,
+                                side: route.side,
+                                account_id: debtor.account_id,
+                                customer_id: debtor.customer_id.clone(),
+                                created_at: Utc::now(),
+                            })
+                            .await
+                            .map(|()| {
+                                (
+                                    StatusCode::ACCEPTED,
+                                    wire::payment(&payment, &parsed.debtor_account_id),
+                                )
+                            }),
+                    }
                 }
-            }
-        };
-        Done {
-            outcome,
-            route: Some(route),
-            shadow: None,
-        }
-    })
+            };
+            Done::routed(outcome, route, None)
+        },
+    )
     .await;
     // 202 with where to follow the payment.
     if response.status() == StatusCode::ACCEPTED {
@@ -161,43 +145,29 @@ pub(super) async fn get_payment(
     ctx: Ctx,
     Path(payment_id): Path<String>,
 ) -> Response {
-    let request_id = ctx
-        .as_ref()
-        .map(|c| c.0.request_id.clone())
-        .unwrap_or_default();
-    let worker = Arc::clone(&state);
-    read(&state, &request_id, || async move {
-        let state = worker;
-        let prepared = async {
-            let context = context(ctx)?;
-            scope_needed(&context, scope::ACCOUNTS_READ)?;
-            payment_for(&state, &context, &payment_id).await
-        };
-        let payment = match prepared.await {
-            Ok(payment) => payment,
-            Err(error) => return Done::refused(error),
-        };
-        let outcome = state
-            .upstreams
-            .side(payment.side)
-            .payments
-            .get_payment(ppb::GetPaymentRequest {
-                payment_id: payment_id.clone(),
-            })
-            .await
-            .map(|p| {
-                (
-                    StatusCode::OK,
-                    wire::payment(&p.into_inner(), &payment.account_id.to_string()),
-                )
-            })
-            .map_err(|s| api_error_of(&s, payment.side));
-        Done {
-            outcome,
-            route: None,
-            shadow: None,
-        }
-    })
+    let prepare = |state: Shared, context| async move {
+        let payment = payment_for(&state, &context, &payment_id).await?;
+        Ok((payment, payment_id))
+    };
+    read(
+        &state,
+        ctx,
+        scope::ACCOUNTS_READ,
+        prepare,
+        |state, (payment, payment_id)| async move {
+            let request = ppb::GetPaymentRequest { payment_id };
+            let answer = state
+                .upstreams
+                .side(payment.side)
+                .payments
+                .get_payment(request)
+                .await;
+            let account_id = payment.account_id.to_string();
+            Done::unrouted(answered(answer, payment.side, StatusCode::OK, |p| {
+                wire::payment(p, &account_id)
+            }))
+        },
+    )
     .await
 }
 
@@ -211,82 +181,64 @@ pub(super) async fn get_payment(
 )]
 pub(super) async fn cancel_payment(
     State(state): State<Shared>,
-    ctx: Ctx,
-    headers: HeaderMap,
     Path(payment_id): Path<String>,
-    body: Bytes,
+    call: Call,
 ) -> Response {
-    let attempt = Attempt::of(&ctx, &headers, "payments.cancel");
+    let attempt = call.attempt("payments.cancel");
     let prepared = async {
-        let context = context(ctx)?;
-        scope_needed(&context, scope::PAYMENTS_WRITE)?;
-        let (parsed, value) = parse_body::<wire::ReasonBody>(&body)?;
-        let mutation = Mutation::new(
-            context,
-            &headers,
-            Method::POST,
+        let (mutation, parsed) = call.mutation::<wire::ReasonBody>(
+            scope::PAYMENTS_WRITE,
             format!("/v1/payments/{payment_id}/cancel"),
-            &value,
         )?;
         let payment = payment_for(&state, &mutation.context, &payment_id).await?;
-        Ok::<_, ApiError>((mutation, parsed, payment))
+        Ok::<_, ApiError>((mutation, format!("payment:{payment_id}"), (parsed, payment)))
     };
-    let (mutation, parsed, payment) = match prepared.await {
-        Ok(prepared) => prepared,
-        Err(error) => return attempt.refused(&state, error).await,
-    };
-    let resource = format!("payment:{payment_id}");
-    let worker = Arc::clone(&state);
-    once(&state, mutation, &resource, |request_id, _pin| async move {
-        let state = worker;
-        let outcome = state
-            .upstreams
-            .side(payment.side)
-            .payments
-            .cancel_payment(ppb::CancelPaymentRequest {
+    let prepared = prepared.await;
+    mutate(
+        &state,
+        attempt,
+        prepared,
+        |state, (parsed, payment), request_id, _pin| async move {
+            let request = ppb::CancelPaymentRequest {
                 payment_id: payment_id.clone(),
                 reason: parsed.reason.clone().unwrap_or_default(),
                 request_id,
-            })
-            .await
-            .map(|p| {
-                (
-                    StatusCode::OK,
-                    wire::payment(&p.into_inner(), &payment.account_id.to_string()),
-                )
-            })
-            .map_err(|s| api_error_of(&s, payment.side));
-        // Cancelling is idempotent by its goal: a payment already cancelled (by this
-        // request's lost first attempt, or another) answers as cancelled. The contract's
-        // CancelPayment carries no request id to dedupe by.
-        let outcome = match outcome {
-            Err(error) if error.code != "past_pivot" && error.code != "unknown_payment" => {
-                let now = state
-                    .upstreams
-                    .side(payment.side)
-                    .payments
-                    .get_payment(ppb::GetPaymentRequest {
-                        payment_id: payment_id.clone(),
-                    })
-                    .await
-                    .map(tonic::Response::into_inner);
-                match now {
-                    Ok(found) if found.status == "cancelled" || found.status == "unwinding" => {
-                        Ok((
-                            StatusCode::OK,
-                            wire::payment(&found, &payment.account_id.to_string()),
-                        ))
+            };
+            let answer = state
+                .upstreams
+                .side(payment.side)
+                .payments
+                .cancel_payment(request)
+                .await;
+            let account_id = payment.account_id.to_string();
+            let outcome = answered(answer, payment.side, StatusCode::OK, |p| {
+                wire::payment(p, &account_id)
+            });
+            // Cancelling is idempotent by its goal: a payment already cancelled (by this
+            // request's lost first attempt, or another) answers as cancelled. The contract's
+            // CancelPayment carries no request id to dedupe by.
+            let outcome = match outcome {
+                Err(error) if error.code != "past_pivot" && error.code != "unknown_payment" => {
+                    let now = state
+                        .upstreams
+                        .side(payment.side)
+                        .payments
+                        .get_payment(ppb::GetPaymentRequest {
+                            payment_id: payment_id.clone(),
+                        })
+                        .await
+                        .map(tonic::Response::into_inner);
+                    match now {
+                        Ok(found) if found.status == "cancelled" || found.status == "unwinding" => {
+                            Ok((StatusCode::OK, wire::payment(&found, &account_id)))
+                        }
+                        _ => Err(error),
                     }
-                    _ => Err(error),
                 }
-            }
-            other => other,
-        };
-        Done {
-            outcome,
-            route: None,
-            shadow: None,
-        }
-    })
+                other => other,
+            };
+            Done::unrouted(outcome)
+        },
+    )
     .await
 }

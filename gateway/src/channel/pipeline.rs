@@ -2,8 +2,10 @@
 //! order (a transfer, for example: `transfers::transfer`):
 //!
 //! 1. `authenticate_channel` (in `mod.rs`) verified the token and left a [`RequestContext`];
-//!    the handler takes it ([`context`]), checks the scope ([`scope_needed`]) and parses the
-//!    body strictly ([`parse_body`]); [`Attempt`] carries this for the audit of a refusal.
+//!    the handler receives it with the headers and body as a [`Call`], and
+//!    [`Call::mutation`] takes it ([`context`]), checks the scope ([`scope_needed`]) and
+//!    parses the body strictly ([`parse_body`]); [`Attempt`] carries this for the audit of a
+//!    refusal, which [`mutate`] answers.
 //! 2. [`Mutation::new`] names the request by client, `Idempotency-Key`, method, path and a
 //!    hash of the body, and [`once`] asks the idempotency store to begin it: a completed key
 //!    replays its first answer (`Idempotent-Replayed: true`, the first route's headers), a
@@ -20,9 +22,10 @@
 //! 4. [`once`] stores the answer under the key with the audit record in one transaction (a
 //!    retry-safe refusal frees the key instead), hands the answer to the rollback window
 //!    and the shadow call to the comparer without waiting ([`observe`]), and answers with
-//!    `X-Served-By`, `X-Route-Version` and `X-Route-Reason` ([`respond`], [`refusal`]).
+//!    `X-Served-By`, `X-Route-Version` and `X-Route-Reason` ([`respond`]).
 //!
-//! Reads take the shorter path, [`read`]: no key, no store, the same routing and headers.
+//! Reads take the shorter path, [`read`]: no key, no store, the same scope check, routing
+//! and headers. A side's gRPC answer becomes the channel's with [`answered`].
 //! Account-scoped mutations (cash, holds, closing) share [`account_mutation`] and
 //! [`forward_on_account`].
 
@@ -37,6 +40,7 @@ use crate::routing::{Decision, Side};
 use crate::shadow::{Answer, ShadowJob};
 use crate::upstream::api_error_of;
 use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
@@ -237,20 +241,28 @@ pub(super) fn side_id(account: &AccountEntry, side: Side) -> Result<String, ApiE
     })
 }
 
-fn respond(status: StatusCode, body: Value, route: Option<&Route>) -> Response {
-    let mut response = (status, axum::Json(body)).into_response();
+/// The answer to the channel: the outcome, with the route's headers when it was routed.
+fn respond(outcome: Outcome, route: Option<&Route>) -> Response {
+    let mut response = match outcome {
+        Ok((status, body)) => (status, axum::Json(body)).into_response(),
+        Err(error) => error.into_response(),
+    };
     if let Some(route) = route {
         route.headers(&mut response);
     }
     response
 }
 
-fn refusal(error: ApiError, route: Option<&Route>) -> Response {
-    let mut response = error.into_response();
-    if let Some(route) = route {
-        route.headers(&mut response);
-    }
-    response
+/// A side's answer as the channel's: rendered with `status`, or the side's refusal.
+pub(super) fn answered<M>(
+    answer: Result<tonic::Response<M>, tonic::Status>,
+    side: Side,
+    status: StatusCode,
+    render: impl FnOnce(&M) -> Value,
+) -> Outcome {
+    answer
+        .map(|message| (status, render(&message.into_inner())))
+        .map_err(|refusal| api_error_of(&refusal, side))
 }
 
 /// A mutating request's frame: its key, what it stands for, and who sent it.
@@ -354,6 +366,36 @@ impl Done {
             shadow: None,
         }
     }
+
+    /// Work that went to `route`'s side.
+    pub(super) fn routed(outcome: Outcome, route: Route, shadow: Option<ShadowRun>) -> Done {
+        Done {
+            outcome,
+            route: Some(route),
+            shadow,
+        }
+    }
+
+    /// Work that is not routed by a rule (a payment's own side, the directory).
+    pub(super) fn unrouted(outcome: Outcome) -> Done {
+        Done {
+            outcome,
+            route: None,
+            shadow: None,
+        }
+    }
+}
+
+/// Runs `work` under the gateway's request timeout; `late` is what a timeout tells the caller.
+async fn timed(
+    state: &GatewayState,
+    work: impl std::future::Future<Output = Done>,
+    late: &'static str,
+) -> Done {
+    match tokio::time::timeout(state.request_timeout, work).await {
+        Ok(done) => done,
+        Err(_) => Done::refused(ApiError::new(StatusCode::GATEWAY_TIMEOUT, "timeout", late)),
+    }
 }
 
 fn answer_of(outcome: &Outcome) -> Answer {
@@ -418,7 +460,7 @@ pub(super) struct Attempt {
 }
 
 impl Attempt {
-    pub(super) fn of(ctx: &Ctx, headers: &HeaderMap, action: &'static str) -> Attempt {
+    fn of(ctx: &Ctx, headers: &HeaderMap, action: &'static str) -> Attempt {
         let context = ctx.as_ref().map(|axum::Extension(c)| c);
         Attempt {
             actor: context.map_or_else(|| "anonymous".to_owned(), |c| c.principal.subject.clone()),
@@ -513,8 +555,7 @@ where
             route,
         }) => {
             let mut response = respond(
-                StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
-                body,
+                Ok((StatusCode::from_u16(status).unwrap_or(StatusCode::OK), body)),
                 None,
             );
             let headers = response.headers_mut();
@@ -569,15 +610,12 @@ where
         body_hash: mutation.body_hash.clone(),
         owner,
     };
-    let work = tokio::time::timeout(state.request_timeout, work(mutation.request_id(), pin));
-    let mut done = match work.await {
-        Ok(done) => done,
-        Err(_) => Done::refused(ApiError::new(
-            StatusCode::GATEWAY_TIMEOUT,
-            "timeout",
-            "the request took too long; retry with the same Idempotency-Key",
-        )),
-    };
+    let mut done = timed(
+        state,
+        work(mutation.request_id(), pin),
+        "the request took too long; retry with the same Idempotency-Key",
+    )
+    .await;
     let (status, body, retry_safe) = match &done.outcome {
         Ok((status, body)) => (*status, body.clone(), false),
         Err(error) => (error.status, error.body(), error.retry_safe),
@@ -605,31 +643,72 @@ where
         return error.into_response();
     }
     observe(state, &mut done, &mutation.context.request_id);
-    match done.outcome {
-        Ok((status, body)) => respond(status, body, done.route.as_ref()),
-        Err(error) => refusal(error, done.route.as_ref()),
-    }
+    respond(done.outcome, done.route.as_ref())
 }
 
-/// Reads run without idempotency keys.
-pub(super) async fn read<F, Fut>(state: &GatewayState, request_id: &str, work: F) -> Response
+/// What a mutation's handler prepared before it runs: the request's frame, the audit
+/// record's resource, and what the work needs.
+pub(super) type Prepared<T> = Result<(Mutation, String, T), ApiError>;
+
+/// A mutating request end to end: a refusal while `prepared` is audited and answered;
+/// otherwise `work` runs [`once`] under the key, with what was prepared.
+pub(super) async fn mutate<T, F, Fut>(
+    state: &Shared,
+    attempt: Attempt,
+    prepared: Prepared<T>,
+    work: F,
+) -> Response
 where
-    F: FnOnce() -> Fut,
+    F: FnOnce(Shared, T, String, SidePin) -> Fut,
     Fut: std::future::Future<Output = Done>,
 {
-    let mut done = match tokio::time::timeout(state.request_timeout, work()).await {
-        Ok(done) => done,
-        Err(_) => Done::refused(ApiError::new(
-            StatusCode::GATEWAY_TIMEOUT,
-            "timeout",
-            "the request took too long",
-        )),
+    let (mutation, resource, prepared) = match prepared {
+        Ok(prepared) => prepared,
+        Err(error) => return attempt.refused(state, error).await,
     };
-    observe(state, &mut done, request_id);
-    match done.outcome {
-        Ok((status, body)) => respond(status, body, done.route.as_ref()),
-        Err(error) => refusal(error, done.route.as_ref()),
-    }
+    let worker = Arc::clone(state);
+    // Boxed: the work's future, held with the store's, is larger than a handler should
+    // carry on its stack.
+    Box::pin(once(state, mutation, &resource, |request_id, pin| {
+        work(worker, prepared, request_id, pin)
+    }))
+    .await
+}
+
+/// Reads run without idempotency keys: the token needs scope `needed`, `prepare` finds what
+/// is read (checking the token's customer), and `work` reads it.
+pub(super) async fn read<P, PFut, T, F, Fut>(
+    state: &Shared,
+    ctx: Ctx,
+    needed: &'static str,
+    prepare: P,
+    work: F,
+) -> Response
+where
+    P: FnOnce(Shared, RequestContext) -> PFut,
+    PFut: std::future::Future<Output = Result<T, ApiError>>,
+    F: FnOnce(Shared, T) -> Fut,
+    Fut: std::future::Future<Output = Done>,
+{
+    let request_id = ctx
+        .as_ref()
+        .map(|c| c.0.request_id.clone())
+        .unwrap_or_default();
+    let worker = Arc::clone(state);
+    let run = async move {
+        let prepared = async {
+            let context = context(ctx)?;
+            scope_needed(&context, needed)?;
+            prepare(Arc::clone(&worker), context).await
+        };
+        match prepared.await {
+            Ok(prepared) => work(worker, prepared).await,
+            Err(error) => Done::refused(error),
+        }
+    };
+    let mut done = timed(state, run, "the request took too long").await;
+    observe(state, &mut done, &request_id);
+    respond(done.outcome, done.route.as_ref())
 }
 
 pub(super) type Ctx = Option<axum::Extension<RequestContext>>;
@@ -661,49 +740,64 @@ pub(super) async fn account_for(
     Ok(account)
 }
 
-/// The frame of an account-addressed mutation: context checked, body parsed, account found.
-pub(super) async fn account_mutation<T: DeserializeOwned>(
-    state: &GatewayState,
-    ctx: Ctx,
-    headers: &HeaderMap,
-    path: String,
-    account_id: &str,
-    body: &Bytes,
-    needed: &str,
-) -> Result<(Mutation, T, AccountEntry), ApiError> {
-    let context = context(ctx)?;
-    scope_needed(&context, needed)?;
-    let (parsed, value) = parse_body::<T>(body)?;
-    let mutation = Mutation::new(context, headers, Method::POST, path, &value)?;
-    let account = account_for(state, &mutation.context, account_id).await?;
-    Ok((mutation, parsed, account))
+/// A mutating request as its handler takes it (after any path parameters): the
+/// authenticated context, when there is one, the headers (for the `Idempotency-Key` and the
+/// audit trail) and the body.
+pub(super) struct Call {
+    pub(super) ctx: Ctx,
+    pub(super) headers: HeaderMap,
+    pub(super) body: Bytes,
 }
 
-/// [`account_mutation`], with a refusal audited and answered.
-pub(super) async fn account_mutation_or_refusal<T: DeserializeOwned>(
+impl<S: Send + Sync> FromRequest<S> for Call {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &S) -> Result<Call, Response> {
+        let ctx = request
+            .extensions()
+            .get::<RequestContext>()
+            .cloned()
+            .map(axum::Extension);
+        let headers = request.headers().clone();
+        let body = Bytes::from_request(request, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        Ok(Call { ctx, headers, body })
+    }
+}
+
+impl Call {
+    /// The request as the audit trail names it, for a refusal before it runs.
+    pub(super) fn attempt(&self, action: &'static str) -> Attempt {
+        Attempt::of(&self.ctx, &self.headers, action)
+    }
+
+    /// The frame of the mutation: context taken, scope `needed` checked, body parsed, key
+    /// read.
+    pub(super) fn mutation<T: DeserializeOwned>(
+        self,
+        needed: &str,
+        path: String,
+    ) -> Result<(Mutation, T), ApiError> {
+        let context = context(self.ctx)?;
+        scope_needed(&context, needed)?;
+        let (parsed, value) = parse_body::<T>(&self.body)?;
+        let mutation = Mutation::new(context, &self.headers, Method::POST, path, &value)?;
+        Ok((mutation, parsed))
+    }
+}
+
+/// The frame of an account-addressed mutation (scope `accounts:write`): [`Call::mutation`],
+/// and the account found; its resource is the account.
+pub(super) async fn account_mutation<T: DeserializeOwned>(
     state: &GatewayState,
-    ctx: Ctx,
-    headers: &HeaderMap,
+    call: Call,
     path: String,
     account_id: &str,
-    body: &Bytes,
-    label: &'static str,
-) -> Result<(Mutation, T, AccountEntry), Response> {
-    let attempt = Attempt::of(&ctx, headers, label);
-    match account_mutation::<T>(
-        state,
-        ctx,
-        headers,
-        path,
-        account_id,
-        body,
-        scope::ACCOUNTS_WRITE,
-    )
-    .await
-    {
-        Ok(prepared) => Ok(prepared),
-        Err(error) => Err(attempt.refused(state, error).await),
-    }
+) -> Prepared<(T, AccountEntry)> {
+    let (mutation, parsed) = call.mutation::<T>(scope::ACCOUNTS_WRITE, path)?;
+    let account = account_for(state, &mutation.context, account_id).await?;
+    Ok((mutation, format!("account:{account_id}"), (parsed, account)))
 }
 
 /// One request about an account: to its home with `request_id`, and (when the rule shadows,

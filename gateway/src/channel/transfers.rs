@@ -4,16 +4,13 @@ use super::Shared;
 
 use super::json as wire;
 use super::pipeline::{
-    Attempt, Ctx, Done, Mutation, Outcome, account_for, context, once, parse_body, parse_id,
-    scope_needed, shadow_of, shadow_request_id,
+    Call, Done, Outcome, account_for, answered, mutate, parse_id, shadow_of, shadow_request_id,
 };
 use crate::error::ApiError;
 use crate::principal::scope;
 use crate::routing::Side;
-use crate::upstream::api_error_of;
-use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use corebank_api::payments::v1 as ppb;
 use std::sync::Arc;
@@ -26,19 +23,15 @@ pub(super) async fn transfer_call(
     from: String,
     to: String,
 ) -> Outcome {
-    state
+    let answer = state
         .upstreams
         .side(side)
         .payments
         .internal_transfer(request)
-        .await
-        .map(|t| {
-            (
-                StatusCode::CREATED,
-                wire::transfer(&t.into_inner(), &from, &to),
-            )
-        })
-        .map_err(|s| api_error_of(&s, side))
+        .await;
+    answered(answer, side, StatusCode::CREATED, |t| {
+        wire::transfer(t, &from, &to)
+    })
 }
 
 #[utoipa::path(
@@ -48,39 +41,21 @@ pub(super) async fn transfer_call(
     request_body = wire::TransferBody,
     responses((status = 201, description = "The transfer, booked", body = wire::TransferAnswer))
 )]
-pub(super) async fn transfer(
-    State(state): State<Shared>,
-    ctx: Ctx,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let attempt = Attempt::of(&ctx, &headers, "transfers.create");
+pub(super) async fn transfer(State(state): State<Shared>, call: Call) -> Response {
+    let attempt = call.attempt("transfers.create");
     let prepared = async {
-        let context = context(ctx)?;
-        scope_needed(&context, scope::ACCOUNTS_WRITE)?;
-        let (parsed, value) = parse_body::<wire::TransferBody>(&body)?;
-        let mutation = Mutation::new(
-            context,
-            &headers,
-            Method::POST,
-            "/v1/transfers".to_owned(),
-            &value,
-        )?;
+        let (mutation, parsed) =
+            call.mutation::<wire::TransferBody>(scope::ACCOUNTS_WRITE, "/v1/transfers".to_owned())?;
         let from = account_for(&state, &mutation.context, &parsed.from_account_id).await?;
         // The destination may be another customer's account: only the source is bound.
         let to = state
             .account(parse_id(&parsed.to_account_id, "to_account_id")?)
             .await?;
-        Ok::<_, ApiError>((mutation, parsed, from, to))
+        let resource = format!("account:{}", parsed.from_account_id);
+        Ok::<_, ApiError>((mutation, resource, (parsed, from, to)))
     };
-    let (mutation, parsed, from, to) = match prepared.await {
-        Ok(prepared) => prepared,
-        Err(error) => return attempt.refused(&state, error).await,
-    };
-    let resource = format!("account:{}", parsed.from_account_id);
-    let worker = Arc::clone(&state);
-    once(&state, mutation, &resource, |request_id, _pin| async move {
-        let state = worker;
+    let prepared = prepared.await;
+    mutate(&state, attempt, prepared, |state, (parsed, from, to), request_id, _pin| async move {
         let route = state.route(&from, "transfers");
         let request = |request_id: String, from_id: Uuid, to_id: Uuid| ppb::InternalTransferRequest {
             request_id,
@@ -97,15 +72,12 @@ pub(super) async fn transfer(
             from.id_on(route.side),
             to.id_on(route.side).filter(|_| to.home == route.side),
         ) else {
-            return Done {
-                outcome: Err(ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "accounts_on_different_sides",
-                    "the two accounts are kept by different cores; a transfer between them is a payment",
-                )),
-                route: Some(route),
-                shadow: None,
-            };
+            let refusal = ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "accounts_on_different_sides",
+                "the two accounts are kept by different cores; a transfer between them is a payment",
+            );
+            return Done::routed(Err(refusal), route, None);
         };
         let (from_text, to_text) = (parsed.from_account_id.clone(), parsed.to_account_id.clone());
         let outcome = transfer_call(
@@ -118,7 +90,7 @@ pub(super) async fn transfer(
             transfer_call(
                 Arc::clone(&state), side, request(shadow_request_id(&request_id), f, t), from_text, to_text)
         });
-        Done { outcome, route: Some(route), shadow }
+        Done::routed(outcome, route, shadow)
     })
     .await
 }

@@ -118,6 +118,23 @@ fn journal_number(input: &Input<'_>, name: &str) -> Outcome<Option<i64>> {
         .transpose()
 }
 
+/// The id `sql` finds for the one selection field `by`, answered as the field `answer`.
+async fn id_by(
+    tx: &Transaction<'_>,
+    request: &Request,
+    by: &str,
+    sql: &str,
+    answer: &str,
+) -> Outcome<Vec<Field>> {
+    let input = Input::check(&request.fields, &[by], &[])?;
+    let key = input.required(by)?;
+    let row = tx
+        .query_opt(sql, &[&key])
+        .await?
+        .ok_or_else(|| refuse(by, "RECORD NOT FOUND"))?;
+    Ok(vec![Field::new(answer, row.get::<_, String>("id"))])
+}
+
 pub(crate) async fn enquiry(
     tx: &Transaction<'_>,
     request: &Request,
@@ -129,22 +146,12 @@ pub(crate) async fn enquiry(
         "STMT.ENT.BOOK" => statement(tx, request).await?,
         "TXN.BY.ID" => transaction_by_id(tx, request, today).await?,
         "CUSTOMER.BY.MNEMONIC" => {
-            let input = Input::check(&request.fields, &["MNEMONIC"], &[])?;
-            let mnemonic = input.required("MNEMONIC")?;
-            let row = tx
-                .query_opt("SELECT id FROM customers WHERE mnemonic = $1", &[&mnemonic])
-                .await?
-                .ok_or_else(|| refuse("MNEMONIC", "RECORD NOT FOUND"))?;
-            vec![Field::new("CUSTOMER", row.get::<_, String>("id"))]
+            let sql = "SELECT id FROM customers WHERE mnemonic = $1";
+            id_by(tx, request, "MNEMONIC", sql, "CUSTOMER").await?
         }
         "ACCT.BY.ALT.ID" => {
-            let input = Input::check(&request.fields, &["ALT.ACCT.ID"], &[])?;
-            let alt = input.required("ALT.ACCT.ID")?;
-            let row = tx
-                .query_opt("SELECT id FROM accounts WHERE alt_acct_id = $1", &[&alt])
-                .await?
-                .ok_or_else(|| refuse("ALT.ACCT.ID", "RECORD NOT FOUND"))?;
-            vec![Field::new("ACCOUNT", row.get::<_, String>("id"))]
+            let sql = "SELECT id FROM accounts WHERE alt_acct_id = $1";
+            id_by(tx, request, "ALT.ACCT.ID", sql, "ACCOUNT").await?
         }
         "ACCTS.BY.CUSTOMER" => accounts_by_customer(tx, request).await?,
         "ACCT.EXPORT" => export(tx, request, today).await?,

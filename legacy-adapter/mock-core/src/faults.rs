@@ -225,29 +225,15 @@ impl FaultState {
                 return Err(bad("INVALID VALUE"));
             }
             let value = field.value.as_str();
+            let ms = || parse_ms("", value).map_err(|_| bad("INVALID VALUE"));
+            let rate = || parse_rate("", value).map_err(|_| bad("INVALID VALUE"));
             match field.name.as_str() {
-                "LATENCY.MIN.MS" => {
-                    faults.latency_min_ms =
-                        parse_ms("", value).map_err(|_| bad("INVALID VALUE"))?;
-                }
-                "LATENCY.MAX.MS" => {
-                    faults.latency_max_ms =
-                        parse_ms("", value).map_err(|_| bad("INVALID VALUE"))?;
-                }
-                "TIMEOUT.MS" => {
-                    faults.timeout_ms = parse_ms("", value).map_err(|_| bad("INVALID VALUE"))?;
-                }
-                "ERROR.RATE" => {
-                    faults.error_rate = parse_rate("", value).map_err(|_| bad("INVALID VALUE"))?;
-                }
-                "TIMEOUT.RATE" => {
-                    faults.timeout_rate =
-                        parse_rate("", value).map_err(|_| bad("INVALID VALUE"))?;
-                }
-                "DROP.AFTER.COMMIT.RATE" => {
-                    faults.drop_after_commit_rate =
-                        parse_rate("", value).map_err(|_| bad("INVALID VALUE"))?;
-                }
+                "LATENCY.MIN.MS" => faults.latency_min_ms = ms()?,
+                "LATENCY.MAX.MS" => faults.latency_max_ms = ms()?,
+                "TIMEOUT.MS" => faults.timeout_ms = ms()?,
+                "ERROR.RATE" => faults.error_rate = rate()?,
+                "TIMEOUT.RATE" => faults.timeout_rate = rate()?,
+                "DROP.AFTER.COMMIT.RATE" => faults.drop_after_commit_rate = rate()?,
                 "COB" => {
                     cob = Some(match value {
                         "ON" => ManualCob::On,

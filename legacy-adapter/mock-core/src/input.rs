@@ -238,15 +238,29 @@ impl<'r> Input<'r> {
             .transpose()
     }
 
-    /// A well-formed account number (its existence is checked by the caller).
-    pub(crate) fn account(&self, name: &str) -> Outcome<Option<String>> {
+    /// The text of `name` when `check` accepts it, else refused with `refusal`.
+    fn checked<T, E>(
+        &self,
+        name: &str,
+        check: fn(&str) -> Result<T, E>,
+        refusal: &str,
+    ) -> Outcome<Option<String>> {
         self.text(name)
             .map(|text| {
-                formats::parse_account_number(text)
+                check(text)
                     .map(|_| text.to_owned())
-                    .map_err(|_| refuse(name, "INVALID ACCOUNT NUMBER"))
+                    .map_err(|_| refuse(name, refusal))
             })
             .transpose()
+    }
+
+    /// A well-formed account number (its existence is checked by the caller).
+    pub(crate) fn account(&self, name: &str) -> Outcome<Option<String>> {
+        self.checked(
+            name,
+            formats::parse_account_number,
+            "INVALID ACCOUNT NUMBER",
+        )
     }
 
     pub(crate) fn required_account(&self, name: &str) -> Outcome<String> {
@@ -255,13 +269,11 @@ impl<'r> Input<'r> {
     }
 
     pub(crate) fn customer(&self, name: &str) -> Outcome<Option<String>> {
-        self.text(name)
-            .map(|text| {
-                formats::parse_customer_number(text)
-                    .map(|_| text.to_owned())
-                    .map_err(|_| refuse(name, "INVALID CUSTOMER NUMBER"))
-            })
-            .transpose()
+        self.checked(
+            name,
+            formats::parse_customer_number,
+            "INVALID CUSTOMER NUMBER",
+        )
     }
 }
 

@@ -11,9 +11,7 @@ use super::books::{
     self, CATEGORY_LOANS_CONTROL, Posting, internal_account, is_currency_allowed, next_journal,
     postable_account,
 };
-use super::input::{
-    Answer, Input, Outcome, Record, amount_text, corrupt, date_text, input_or_see, refuse,
-};
+use super::input::{Answer, Input, Outcome, Record, amount_text, corrupt, date_text, refuse};
 use corebank_legacy_ofs::Request;
 
 /// The longest term, in months: the answer carries four schedule fields per month, and
@@ -94,15 +92,6 @@ fn rate_text(rate: Decimal) -> String {
     rate.to_string()
 }
 
-pub(crate) async fn loans(
-    tx: &Transaction<'_>,
-    request: &Request,
-    today: NaiveDate,
-) -> Outcome<Answer> {
-    let id = request.transaction_id.as_str();
-    input_or_see(request, input_loan(tx, request, today), loan_record(tx, id)).await
-}
-
 /// The loan as `LD.LOANS.AND.DEPOSITS` answers it, with its schedule.
 pub(crate) async fn loan_record(
     tx: &Transaction<'_>,
@@ -156,7 +145,11 @@ pub(crate) async fn loan_record(
     Ok(Some(record.into_fields()))
 }
 
-async fn input_loan(tx: &Transaction<'_>, request: &Request, today: NaiveDate) -> Outcome<Answer> {
+pub(crate) async fn input_loan(
+    tx: &Transaction<'_>,
+    request: &Request,
+    today: NaiveDate,
+) -> Outcome<Answer> {
     let input = Input::check(
         &request.fields,
         &[

@@ -15,7 +15,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::faults::{FaultState, Faults};
-use super::input::{Answer, Outcome, Reject, refuse};
+use super::input::{Answer, Outcome, Reject, input_or_see, refuse};
 use super::{apps, enquiry, loans, transfer};
 use corebank_legacy_ofs::{
     Field, Function, Indicator, LINE_BYTES_MAX, OfsError, Process, Request, Response,
@@ -109,13 +109,25 @@ fn tx_name(application: &str) -> &'static str {
 }
 
 async fn route(tx: &Transaction<'_>, request: &Request, today: NaiveDate) -> Outcome<Answer> {
+    let id = request.transaction_id.as_str();
     match request.application.as_str() {
         "CUSTOMER" => Box::pin(apps::customer(tx, request)).await,
         "ACCOUNT" => Box::pin(apps::account(tx, request, today)).await,
         "ACCOUNT.CLOSURE" => Box::pin(apps::account_closure(tx, request, today)).await,
-        "FUNDS.TRANSFER" => Box::pin(transfer::funds_transfer(tx, request, today)).await,
+        "FUNDS.TRANSFER" => {
+            let input = transfer::input_transfer(tx, request, today);
+            Box::pin(input_or_see(
+                request,
+                input,
+                transfer::transfer_record(tx, id),
+            ))
+            .await
+        }
         "AC.LOCKED.EVENTS" => Box::pin(apps::locked_events(tx, request, today)).await,
-        "LD.LOANS.AND.DEPOSITS" => Box::pin(loans::loans(tx, request, today)).await,
+        "LD.LOANS.AND.DEPOSITS" => {
+            let input = loans::input_loan(tx, request, today);
+            Box::pin(input_or_see(request, input, loans::loan_record(tx, id))).await
+        }
         "ENQUIRY.SELECT" => Box::pin(enquiry::enquiry(tx, request, today)).await,
         _ => Err(refuse("APPLICATION", "UNKNOWN APPLICATION")),
     }

@@ -12,7 +12,7 @@ use super::books::{
     internal_account, is_currency_allowed, next_journal, postable_account,
 };
 use super::input::{
-    Answer, Input, Outcome, Record, Reject, amount_text, corrupt, date_text, input_or_see, refuse,
+    Answer, Input, Outcome, Record, Reject, amount_text, corrupt, date_text, refuse,
 };
 use super::loans;
 use corebank_legacy_ofs::{Field, Request};
@@ -37,20 +37,6 @@ const SINGLE_FIELDS: [&str; 12] = [
 ];
 
 type StoredField = (String, u16, u16, String);
-
-pub(crate) async fn funds_transfer(
-    tx: &Transaction<'_>,
-    request: &Request,
-    today: NaiveDate,
-) -> Outcome<Answer> {
-    let id = request.transaction_id.as_str();
-    input_or_see(
-        request,
-        input_transfer(tx, request, today),
-        transfer_record(tx, id),
-    )
-    .await
-}
 
 /// The transfer as stored.
 pub(crate) async fn transfer_record(tx: &Transaction<'_>, id: &str) -> Outcome<Option<Vec<Field>>> {
@@ -82,7 +68,7 @@ enum Kind {
     Lr,
 }
 
-async fn input_transfer(
+pub(crate) async fn input_transfer(
     tx: &Transaction<'_>,
     request: &Request,
     today: NaiveDate,

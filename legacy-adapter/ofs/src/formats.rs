@@ -201,6 +201,28 @@ mod tests {
         assert!(parse_account_number("ÉUR1000001752").is_err());
     }
 
+    /// `parse` refuses every text `number` becomes with one wrong digit from position `first`
+    /// on, or with two different neighbours there swapped.
+    fn assert_typos_are_caught<T, E>(number: &str, first: usize, parse: fn(&str) -> Result<T, E>) {
+        let digits: Vec<char> = number.chars().collect();
+        for i in first..digits.len() {
+            for d in '0'..='9' {
+                if d != digits[i] {
+                    let mut wrong = digits.clone();
+                    wrong[i] = d;
+                    let wrong: String = wrong.into_iter().collect();
+                    assert!(parse(&wrong).is_err(), "{wrong}");
+                }
+            }
+            if i + 1 < digits.len() && digits[i] != digits[i + 1] {
+                let mut swapped = digits.clone();
+                swapped.swap(i, i + 1);
+                let swapped: String = swapped.into_iter().collect();
+                assert!(parse(&swapped).is_err(), "{swapped}");
+            }
+        }
+    }
+
     #[test]
     fn every_wrong_digit_and_every_swap_of_neighbours_is_caught() {
         for serial in [0, 7, 10_000_017, 12_345_678, 99_999_999] {
@@ -209,24 +231,8 @@ mod tests {
                 ("USD", account_number("USD", serial).unwrap()),
             ] {
                 assert!(parse_account_number(&number).is_ok(), "{currency} {number}");
-                let digits: Vec<char> = number.chars().collect();
-                for i in 3..digits.len() {
-                    for d in '0'..='9' {
-                        if d == digits[i] {
-                            continue;
-                        }
-                        let mut wrong = digits.clone();
-                        wrong[i] = d;
-                        let wrong: String = wrong.into_iter().collect();
-                        assert!(parse_account_number(&wrong).is_err(), "{wrong}");
-                    }
-                    if i + 1 < digits.len() && digits[i] != digits[i + 1] {
-                        let mut swapped = digits.clone();
-                        swapped.swap(i, i + 1);
-                        let swapped: String = swapped.into_iter().collect();
-                        assert!(parse_account_number(&swapped).is_err(), "{swapped}");
-                    }
-                }
+                // The digits after the currency.
+                assert_typos_are_caught(&number, 3, parse_account_number);
             }
         }
         for serial in 0..2_000 {
@@ -234,23 +240,7 @@ mod tests {
                 continue;
             };
             assert_eq!(parse_customer_number(&number).unwrap(), serial);
-            let digits: Vec<char> = number.chars().collect();
-            for i in 0..digits.len() {
-                for d in '0'..='9' {
-                    if d != digits[i] {
-                        let mut wrong = digits.clone();
-                        wrong[i] = d;
-                        let wrong: String = wrong.into_iter().collect();
-                        assert!(parse_customer_number(&wrong).is_err(), "{wrong}");
-                    }
-                }
-                if i + 1 < digits.len() && digits[i] != digits[i + 1] {
-                    let mut swapped = digits.clone();
-                    swapped.swap(i, i + 1);
-                    let swapped: String = swapped.into_iter().collect();
-                    assert!(parse_customer_number(&swapped).is_err(), "{swapped}");
-                }
-            }
+            assert_typos_are_caught(&number, 0, parse_customer_number);
         }
     }
 

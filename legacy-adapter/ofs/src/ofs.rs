@@ -353,26 +353,33 @@ fn line_of(text: &str) -> Result<&str, OfsError> {
     Ok(line)
 }
 
+/// A line: `header`, then each of `fields`.
+fn line_with_fields(header: std::fmt::Arguments<'_>, fields: &[Field]) -> String {
+    let mut out = String::with_capacity(128);
+    let _ = out.write_fmt(header);
+    for field in fields {
+        write_field(&mut out, field);
+    }
+    out
+}
+
 impl Request {
     /// The request as one OFS line (without the line feed).
     pub fn to_line(&self) -> String {
-        let mut out = String::with_capacity(128);
-        let _ = write!(
-            out,
-            "{},{}/{}/{}//{},{}/{},{}",
-            self.application,
-            self.version,
-            self.function.code(),
-            self.process.code(),
-            self.authorisers.map(|n| n.to_string()).unwrap_or_default(),
-            escape(&self.user),
-            escape(&self.password),
-            escape(&self.transaction_id)
-        );
-        for field in &self.fields {
-            write_field(&mut out, field);
-        }
-        out
+        line_with_fields(
+            format_args!(
+                "{},{}/{}/{}//{},{}/{},{}",
+                self.application,
+                self.version,
+                self.function.code(),
+                self.process.code(),
+                self.authorisers.map(|n| n.to_string()).unwrap_or_default(),
+                escape(&self.user),
+                escape(&self.password),
+                escape(&self.transaction_id)
+            ),
+            &self.fields,
+        )
     }
 
     /// Reads one request line.
@@ -456,18 +463,15 @@ impl Request {
 impl Response {
     /// The response as one OFS line (without the line feed).
     pub fn to_line(&self) -> String {
-        let mut out = String::with_capacity(128);
-        let _ = write!(
-            out,
-            "{}/{}/{}",
-            escape(&self.transaction_id),
-            escape(&self.message_id),
-            self.indicator.code()
-        );
-        for field in &self.fields {
-            write_field(&mut out, field);
-        }
-        out
+        line_with_fields(
+            format_args!(
+                "{}/{}/{}",
+                escape(&self.transaction_id),
+                escape(&self.message_id),
+                self.indicator.code()
+            ),
+            &self.fields,
+        )
     }
 
     /// Reads one response line.

@@ -43,47 +43,36 @@ fn field() -> impl Strategy<Value = Field> {
     })
 }
 
-fn request() -> impl Strategy<Value = Request> {
-    (
-        name(),
-        prop_oneof![Just(String::new()), name()],
-        prop_oneof![
+prop_compose! {
+    fn request()(
+        application in name(),
+        version in prop_oneof![Just(String::new()), name()],
+        function in prop_oneof![
             Just(Function::Input),
             Just(Function::Authorise),
             Just(Function::Reverse),
             Just(Function::See),
             Just(Function::Delete)
         ],
-        prop_oneof![Just(Process::Process), Just(Process::Validate)],
-        proptest::option::of(any::<u8>()),
-        value(),
-        value(),
-        value(),
-        prop::collection::vec(field(), 0..8),
-    )
-        .prop_map(
-            |(
-                application,
-                version,
-                function,
-                process,
-                authorisers,
-                user,
-                password,
-                transaction_id,
-                fields,
-            )| Request {
-                application,
-                version,
-                function,
-                process,
-                authorisers,
-                user,
-                password,
-                transaction_id,
-                fields,
-            },
-        )
+        process in prop_oneof![Just(Process::Process), Just(Process::Validate)],
+        authorisers in proptest::option::of(any::<u8>()),
+        user in value(),
+        password in value(),
+        transaction_id in value(),
+        fields in prop::collection::vec(field(), 0..8),
+    ) -> Request {
+        Request {
+            application,
+            version,
+            function,
+            process,
+            authorisers,
+            user,
+            password,
+            transaction_id,
+            fields,
+        }
+    }
 }
 
 fn response() -> impl Strategy<Value = Response> {

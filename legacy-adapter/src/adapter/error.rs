@@ -1,6 +1,7 @@
 //! The adapter's refusals, with the same stable codes as the modern modules, and how the
 //! core's error texts map onto them.
 
+use corebank_service::refusal;
 use tonic::Status;
 
 use corebank_legacy_ofs::{Indicator, Response};
@@ -102,18 +103,11 @@ impl AdapterError {
             AdapterError::Internal { .. } => tonic::Code::Internal,
             _ => tonic::Code::FailedPrecondition,
         };
-        let message = match self {
-            AdapterError::Internal { message } => {
-                tracing::error!(error = %message, "internal legacy adapter error");
-                "internal error".to_owned()
-            }
-            other => other.to_string(),
+        let internal_detail = match self {
+            AdapterError::Internal { message } => Some(message.as_str()),
+            _ => None,
         };
-        let mut status = Status::new(code, message);
-        if let Ok(value) = self.code().parse() {
-            status.metadata_mut().insert("corebank-error-code", value);
-        }
-        status
+        refusal::status_of("legacy adapter", code, self.code(), self, internal_detail)
     }
 }
 

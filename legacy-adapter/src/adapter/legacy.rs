@@ -90,6 +90,17 @@ pub struct Done {
     pub existed: bool,
 }
 
+impl Done {
+    /// The id of a record the core numbered itself: `field` of the probe's answer when the
+    /// probe found the record, else the id the core gave the input.
+    pub fn new_id(&self, field: &str) -> String {
+        self.record
+            .field(field)
+            .filter(|id| !id.is_empty())
+            .map_or_else(|| self.record.transaction_id.clone(), str::to_owned)
+    }
+}
+
 /// A new request with no sign-on (the client adds it).
 pub fn request(application: &str, function: Function, id: &str, fields: Vec<Field>) -> Request {
     Request {
@@ -169,6 +180,18 @@ impl Legacy {
     async fn pause(attempt: u32) {
         let ceiling = 10_u64.saturating_mul(1_u64 << attempt.min(6)).min(500);
         tokio::time::sleep(Duration::from_millis(fastrand::u64(1..=ceiling))).await;
+    }
+
+    /// Inputs the new record `id` of `application` with `fields` (`input`, probing whether the
+    /// record exists).
+    pub async fn input_new(
+        &self,
+        application: &str,
+        id: &str,
+        fields: Vec<Field>,
+    ) -> Result<Done, AdapterError> {
+        let request = request(application, Function::Input, id, fields);
+        self.input(request, &Probe::exists(application, id)).await
     }
 
     /// Sends an input so that it takes effect once: lost answers are settled by `probe`

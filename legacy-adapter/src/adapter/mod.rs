@@ -77,6 +77,36 @@ impl AdapterConfig {
     }
 }
 
+/// An answer kept per request id, which says so when it is given again for a repeat.
+pub(crate) trait Kept: prost::Message + Default {
+    /// Marks the answer as given again (its `replayed` field).
+    fn mark_replayed(&mut self);
+}
+
+/// An account has no `replayed` field: a repeated opening answers the same account.
+impl Kept for pb::Account {
+    fn mark_replayed(&mut self) {}
+}
+
+/// `Kept` for the contracts' answers, each of which has a `replayed` field.
+macro_rules! kept_with_replayed_field {
+    ($($answer:ty),+ $(,)?) => {$(
+        impl Kept for $answer {
+            fn mark_replayed(&mut self) {
+                self.replayed = true;
+            }
+        }
+    )+};
+}
+
+kept_with_replayed_field!(
+    pb::Hold,
+    pb::Movement,
+    pb::TransferResult,
+    corebank_api::payments::v1::InternalTransferResult,
+    corebank_api::payments::v1::Payment,
+);
+
 /// The adapter's use cases, shared by its gRPC services.
 #[derive(Debug, Clone)]
 pub struct Adapter {
@@ -266,6 +296,54 @@ pub(crate) fn answer<T>(
         .map_err(|error| error.status())
 }
 
+/// A gRPC service in front of the adapter: the service type (`new`, `into_server`) and its
+/// methods, each handing its request to the adapter's use cases and answering with what they
+/// returned (`answer`). A method reads `fn method(Request) -> Answer = |adapter, r| body;`,
+/// with `r` the request's message.
+macro_rules! adapter_service {
+    (
+        $(#[$meta:meta])*
+        $service:ident: $api:ident, $server:ident {
+            $(
+                fn $method:ident($request:ty) -> $response:ty =
+                    |$adapter:pat_param, $r:pat_param| $body:expr;
+            )+
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone)]
+        pub struct $service {
+            adapter: std::sync::Arc<$crate::adapter::Adapter>,
+        }
+
+        impl $service {
+            pub fn new(adapter: std::sync::Arc<$crate::adapter::Adapter>) -> $service {
+                $service { adapter }
+            }
+
+            pub fn into_server(self) -> $server<$service> {
+                $server::new(self)
+            }
+        }
+
+        #[tonic::async_trait]
+        impl $api for $service {
+            $(
+                async fn $method(
+                    &self,
+                    request: tonic::Request<$request>,
+                ) -> std::result::Result<tonic::Response<$response>, tonic::Status> {
+                    let $adapter = &self.adapter;
+                    let $r = request.into_inner();
+                    $crate::adapter::answer($body)
+                }
+            )+
+        }
+    };
+}
+
+pub(crate) use adapter_service;
+
 pub(crate) fn field(name: &str, value: impl Into<String>) -> Field {
     Field::new(name, value)
 }
@@ -351,16 +429,15 @@ impl Adapter {
     }
 
     /// Runs `work` once per request id: the same id with the same content answers the
-    /// stored answer again (`replay` marks it), with other content it is refused.
+    /// stored answer again (marked replayed), with other content it is refused.
     pub(crate) async fn once<T, F>(
         &self,
         request_id: Uuid,
         fingerprint: String,
-        replay: fn(&mut T),
         work: F,
     ) -> Result<T>
     where
-        T: prost::Message + Default,
+        T: Kept,
         F: std::future::Future<Output = Result<T>>,
     {
         let decode = |bytes: &[u8]| {
@@ -374,7 +451,7 @@ impl Adapter {
                 });
             }
             let mut answer = decode(&bytes)?;
-            replay(&mut answer);
+            answer.mark_replayed();
             return Ok(answer);
         }
         let answer = work.await?;
@@ -393,7 +470,7 @@ impl Adapter {
         } else {
             // A twin of this request answered first: its answer is the one.
             let mut first = decode(&bytes)?;
-            replay(&mut first);
+            first.mark_replayed();
             Ok(first)
         }
     }

@@ -6,18 +6,16 @@
 //! step (`book`), one it refuses is refused synchronously with the canonical code, and a
 //! cancel always answers `past_pivot`.
 
-use std::sync::Arc;
-
 use corebank_api::payments::v1 as pb;
 use corebank_api::payments::v1::payments_server::{Payments, PaymentsServer};
 use prost::Message as _;
-use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
+use super::adapter_service;
 use super::deposits::TransferAsk;
 use super::error::AdapterError;
 use super::{
-    Adapter, Result, answer, check_currency, field, fingerprint, now_text, parse_amount, parse_uuid,
+    Adapter, Result, check_currency, field, fingerprint, now_text, parse_amount, parse_uuid,
 };
 use super::{money, parse_request_id};
 
@@ -35,27 +33,16 @@ impl Adapter {
         &self,
         r: pb::InternalTransferRequest,
     ) -> Result<pb::InternalTransferResult> {
-        let ask = TransferAsk {
-            request_id: &r.request_id,
-            from_account_id: &r.from_account_id,
-            to_account_id: &r.to_account_id,
-            amount: &r.amount,
-            currency: &r.currency,
-            description: &r.description,
-        };
-        self.transfer_once(
-            "internal_transfer",
-            ask,
-            |t: &mut pb::InternalTransferResult| t.replayed = true,
-            |moved| pb::InternalTransferResult {
+        self.transfer_once("internal_transfer", TransferAsk::from(&r), |moved| {
+            pb::InternalTransferResult {
                 request_id: r.request_id.clone(),
                 entry_id: moved.entry_id,
                 amount: money(moved.amount),
                 currency: r.currency.clone(),
                 from_posted_after: moved.balances.posted,
                 replayed: moved.existed,
-            },
-        )
+            }
+        })
         .await
     }
 
@@ -93,82 +80,76 @@ impl Adapter {
                 &r.remittance_information,
             ],
         );
-        self.once(
-            request_id,
-            fp,
-            |p: &mut pb::Payment| p.replayed = true,
-            async {
-                let row = self.account_in(&r.debtor_account_id, &r.currency).await?;
-                let end_to_end_id = if r.end_to_end_id.is_empty() {
-                    format!(
-                        "E2E{}",
-                        &request_id.simple().to_string()[..20].to_uppercase()
-                    )
-                } else {
-                    r.end_to_end_id.clone()
-                };
-                let started_at = now_text();
-                let mut extra = vec![
-                    field(
-                        "BEN.CUSTOMER",
-                        creditor.name.chars().take(70).collect::<String>(),
-                    ),
-                    field("BEN.ACCT.NO", creditor.account.clone()),
-                    field("BEN.BANK", creditor.agent_bic.clone()),
-                    field("END.TO.END.ID", end_to_end_id.clone()),
-                ];
-                if !r.remittance_information.is_empty() {
-                    extra.push(field("PAYMENT.DETAILS", r.remittance_information.clone()));
-                }
-                let (ft, _) = self
-                    .transfer_funds(super::deposits::Posting {
-                        request_id,
-                        kind: "OT",
-                        debit: &row.account_no,
-                        credit: "",
-                        currency: &row.currency,
-                        amount,
-                        extra,
-                    })
-                    .await?;
-                let ended_at = now_text();
-                let payment = pb::Payment {
-                    id: super::derived_uuid("payment", &ft).to_string(),
-                    direction: "outbound".to_owned(),
-                    status: "settled".to_owned(),
-                    debtor_account_id: r.debtor_account_id.clone(),
-                    creditor: Some(creditor.clone()),
-                    amount: money(amount),
-                    currency: r.currency.clone(),
-                    end_to_end_id,
-                    uetr: Uuid::new_v4().to_string(),
-                    reason: String::new(),
-                    steps: vec![pb::PaymentStep {
-                        step: "book".to_owned(),
-                        direction: "do".to_owned(),
-                        attempt: 1,
-                        outcome: "done".to_owned(),
-                        error: String::new(),
-                        started_at,
-                        ended_at: ended_at.clone(),
-                    }],
-                    created_at: ended_at.clone(),
-                    updated_at: ended_at,
-                    replayed: false,
-                };
-                let id = parse_uuid(&payment.id, "payment id")?;
-                self.store
-                    .keep_payment(id, &ft, &payment.encode_to_vec())
-                    .await?;
-                // A twin that got here first kept its own: answer that one.
-                match self.store.payment(id).await? {
-                    Some(bytes) => pb::Payment::decode(bytes.as_slice()).map_err(|e| {
-                        AdapterError::internal(format!("stored payment unreadable: {e}"))
-                    }),
-                    None => Ok(payment),
-                }
-            },
-        )
+        self.once(request_id, fp, async {
+            let row = self.account_in(&r.debtor_account_id, &r.currency).await?;
+            let end_to_end_id = if r.end_to_end_id.is_empty() {
+                format!(
+                    "E2E{}",
+                    &request_id.simple().to_string()[..20].to_uppercase()
+                )
+            } else {
+                r.end_to_end_id.clone()
+            };
+            let started_at = now_text();
+            let mut extra = vec![
+                field(
+                    "BEN.CUSTOMER",
+                    creditor.name.chars().take(70).collect::<String>(),
+                ),
+                field("BEN.ACCT.NO", creditor.account.clone()),
+                field("BEN.BANK", creditor.agent_bic.clone()),
+                field("END.TO.END.ID", end_to_end_id.clone()),
+            ];
+            if !r.remittance_information.is_empty() {
+                extra.push(field("PAYMENT.DETAILS", r.remittance_information.clone()));
+            }
+            let (ft, _) = self
+                .transfer_funds(super::deposits::Posting {
+                    request_id,
+                    kind: "OT",
+                    debit: &row.account_no,
+                    credit: "",
+                    currency: &row.currency,
+                    amount,
+                    extra,
+                })
+                .await?;
+            let ended_at = now_text();
+            let payment = pb::Payment {
+                id: super::derived_uuid("payment", &ft).to_string(),
+                direction: "outbound".to_owned(),
+                status: "settled".to_owned(),
+                debtor_account_id: r.debtor_account_id.clone(),
+                creditor: Some(creditor.clone()),
+                amount: money(amount),
+                currency: r.currency.clone(),
+                end_to_end_id,
+                uetr: Uuid::new_v4().to_string(),
+                reason: String::new(),
+                steps: vec![pb::PaymentStep {
+                    step: "book".to_owned(),
+                    direction: "do".to_owned(),
+                    attempt: 1,
+                    outcome: "done".to_owned(),
+                    error: String::new(),
+                    started_at,
+                    ended_at: ended_at.clone(),
+                }],
+                created_at: ended_at.clone(),
+                updated_at: ended_at,
+                replayed: false,
+            };
+            let id = parse_uuid(&payment.id, "payment id")?;
+            self.store
+                .keep_payment(id, &ft, &payment.encode_to_vec())
+                .await?;
+            // A twin that got here first kept its own: answer that one.
+            match self.store.payment(id).await? {
+                Some(bytes) => pb::Payment::decode(bytes.as_slice())
+                    .map_err(|e| AdapterError::internal(format!("stored payment unreadable: {e}"))),
+                None => Ok(payment),
+            }
+        })
         .await
     }
 
@@ -186,59 +167,25 @@ impl Adapter {
     }
 }
 
-/// The tonic service.
-#[derive(Debug, Clone)]
-pub struct PaymentsService {
-    adapter: Arc<Adapter>,
-}
-
-impl PaymentsService {
-    pub fn new(adapter: Arc<Adapter>) -> PaymentsService {
-        PaymentsService { adapter }
-    }
-
-    pub fn into_server(self) -> PaymentsServer<PaymentsService> {
-        PaymentsServer::new(self)
-    }
-}
-
-#[tonic::async_trait]
-impl Payments for PaymentsService {
-    async fn internal_transfer(
-        &self,
-        r: Request<pb::InternalTransferRequest>,
-    ) -> std::result::Result<Response<pb::InternalTransferResult>, Status> {
-        answer(self.adapter.internal_transfer(r.into_inner()).await)
-    }
-
-    async fn initiate_payment(
-        &self,
-        r: Request<pb::InitiatePaymentRequest>,
-    ) -> std::result::Result<Response<pb::Payment>, Status> {
-        answer(self.adapter.initiate_payment(r.into_inner()).await)
-    }
-
-    async fn get_payment(
-        &self,
-        r: Request<pb::GetPaymentRequest>,
-    ) -> std::result::Result<Response<pb::Payment>, Status> {
-        answer(self.adapter.payment(&r.into_inner().payment_id).await)
-    }
-
-    async fn cancel_payment(
-        &self,
-        r: Request<pb::CancelPaymentRequest>,
-    ) -> std::result::Result<Response<pb::Payment>, Status> {
-        let r = r.into_inner();
+adapter_service! {
+    /// The tonic service.
+    PaymentsService: Payments, PaymentsServer {
+        fn internal_transfer(pb::InternalTransferRequest) -> pb::InternalTransferResult =
+            |adapter, r| adapter.internal_transfer(r).await;
+        fn initiate_payment(pb::InitiatePaymentRequest) -> pb::Payment =
+            |adapter, r| adapter.initiate_payment(r).await;
+        fn get_payment(pb::GetPaymentRequest) -> pb::Payment =
+            |adapter, r| adapter.payment(&r.payment_id).await;
         // The request id is checked as the modern module checks it, though the core has
         // nothing to cancel: the contract is the same on both sides.
-        if let Err(error) = parse_request_id(&r.request_id) {
-            return answer(Err(error));
-        }
-        answer(match self.adapter.payment(&r.payment_id).await {
-            Ok(_) => Err(AdapterError::PastPivot),
-            Err(error) => Err(error),
-        })
+        fn cancel_payment(pb::CancelPaymentRequest) -> pb::Payment =
+            |adapter, r| match parse_request_id(&r.request_id) {
+                Err(error) => Err(error),
+                Ok(_) => match adapter.payment(&r.payment_id).await {
+                    Ok(_) => Err(AdapterError::PastPivot),
+                    Err(error) => Err(error),
+                },
+            };
     }
 }
 

@@ -3,6 +3,8 @@
 //! reservations and booked payments. Every statement runs in `run_tx`.
 
 use chrono::{DateTime, NaiveDate, Utc};
+use corebank_db::tokio_postgres::Row;
+use corebank_db::tokio_postgres::types::{FromSql, ToSql};
 use corebank_db::{Db, TxError};
 use rust_decimal::Decimal;
 use uuid::Uuid;
@@ -10,6 +12,8 @@ use uuid::Uuid;
 use super::error::AdapterError;
 
 type Result<T> = std::result::Result<T, AdapterError>;
+/// A statement's parameters.
+type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
 
 /// A canonical account and where it lives on the core.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,7 +49,7 @@ pub struct HoldRow {
     pub placed_at: DateTime<Utc>,
 }
 
-fn product(row: &corebank_db::tokio_postgres::Row) -> ProductRow {
+fn product(row: &Row) -> ProductRow {
     ProductRow {
         code: row.get("code"),
         version: row.get("version"),
@@ -57,7 +61,7 @@ fn product(row: &corebank_db::tokio_postgres::Row) -> ProductRow {
     }
 }
 
-fn account(row: &corebank_db::tokio_postgres::Row) -> AccountRow {
+fn account(row: &Row) -> AccountRow {
     AccountRow {
         account_id: row.get("account_id"),
         account_no: row.get("account_no"),
@@ -81,6 +85,64 @@ impl Store {
 
     pub fn db(&self) -> &Db {
         &self.db
+    }
+
+    /// Runs the one statement `sql` with `params` in a transaction of its own (`name`).
+    async fn execute(
+        &self,
+        name: &'static str,
+        sql: &'static str,
+        params: Params<'_>,
+    ) -> Result<()> {
+        self.db
+            .run_tx(name, |tx| {
+                Box::pin(async move {
+                    tx.execute(sql, params).await?;
+                    Ok::<_, TxError<AdapterError>>(())
+                })
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// The row the query `sql` finds with `params`, if any, as `read` makes it: one read in a
+    /// transaction of its own (`name`).
+    async fn read_opt<T: Send>(
+        &self,
+        name: &'static str,
+        sql: &'static str,
+        params: Params<'_>,
+        read: fn(&Row) -> T,
+    ) -> Result<Option<T>> {
+        Ok(self
+            .db
+            .run_tx(name, |tx| {
+                Box::pin(async move {
+                    let row = tx.query_opt(sql, params).await?;
+                    Ok::<_, TxError<AdapterError>>(row.as_ref().map(read))
+                })
+            })
+            .await?)
+    }
+
+    /// Every row the query `sql` finds with `params`, as `read` makes them: one read in a
+    /// transaction of its own (`name`).
+    async fn read_all<T: Send>(
+        &self,
+        name: &'static str,
+        sql: &'static str,
+        params: Params<'_>,
+        read: fn(&Row) -> T,
+    ) -> Result<Vec<T>> {
+        Ok(self
+            .db
+            .run_tx(name, |tx| {
+                Box::pin(async move {
+                    let rows = tx.query(sql, params).await?;
+                    Ok::<_, TxError<AdapterError>>(rows.iter().map(read).collect())
+                })
+            })
+            .await?)
     }
 
     /// Adds the next version of `code` (version 1 when new) and answers it.
@@ -124,124 +186,69 @@ impl Store {
 
     /// Adds version 1 of `code` unless the product exists (the legacy products at start).
     pub async fn ensure_product(&self, new: &ProductRow) -> Result<()> {
-        self.db
-            .run_tx("legacy_adapter_ensure_product", |tx| {
-                Box::pin(async move {
-                    tx.execute(
-                        "INSERT INTO products (code, version, kind, currency, per_transfer_limit, \
-                         daily_transfer_limit, definition, created_at) \
-                         VALUES ($1, 1, $2, $3, $4, $5, $6, now()) ON CONFLICT (code, version) DO NOTHING",
-                        &[
-                            &new.code,
-                            &new.kind,
-                            &new.currency,
-                            &new.per_transfer_limit,
-                            &new.daily_transfer_limit,
-                            &new.definition,
-                        ],
-                    )
-                    .await?;
-                    Ok::<_, TxError<AdapterError>>(())
-                })
-            })
-            .await?;
-        Ok(())
+        self.execute(
+            "legacy_adapter_ensure_product",
+            "INSERT INTO products (code, version, kind, currency, per_transfer_limit, \
+             daily_transfer_limit, definition, created_at) \
+             VALUES ($1, 1, $2, $3, $4, $5, $6, now()) ON CONFLICT (code, version) DO NOTHING",
+            &[
+                &new.code,
+                &new.kind,
+                &new.currency,
+                &new.per_transfer_limit,
+                &new.daily_transfer_limit,
+                &new.definition,
+            ],
+        )
+        .await
     }
 
     /// Version `version` of `code` (0: the newest).
     pub async fn product(&self, code: &str, version: i64) -> Result<Option<ProductRow>> {
-        Ok(self
-            .db
-            .run_tx("legacy_adapter_product", |tx| {
-                Box::pin(async move {
-                    let row = if version == 0 {
-                        tx.query_opt(
-                            "SELECT * FROM products WHERE code = $1 ORDER BY version DESC LIMIT 1",
-                            &[&code],
-                        )
-                        .await?
-                    } else {
-                        tx.query_opt(
-                            "SELECT * FROM products WHERE code = $1 AND version = $2",
-                            &[&code, &version],
-                        )
-                        .await?
-                    };
-                    Ok::<_, TxError<AdapterError>>(row.as_ref().map(product))
-                })
-            })
-            .await?)
+        if version == 0 {
+            let sql = "SELECT * FROM products WHERE code = $1 ORDER BY version DESC LIMIT 1";
+            self.read_opt("legacy_adapter_product", sql, &[&code], product)
+                .await
+        } else {
+            let sql = "SELECT * FROM products WHERE code = $1 AND version = $2";
+            self.read_opt("legacy_adapter_product", sql, &[&code, &version], product)
+                .await
+        }
     }
 
     /// The newest version of every product.
     pub async fn products(&self) -> Result<Vec<ProductRow>> {
-        Ok(self
-            .db
-            .run_tx("legacy_adapter_products", |tx| {
-                Box::pin(async move {
-                    let rows = tx
-                        .query(
-                            "SELECT p.* FROM products p WHERE p.version = \
-                             (SELECT MAX(q.version) FROM products q WHERE q.code = p.code) ORDER BY p.code",
-                            &[],
-                        )
-                        .await?;
-                    Ok::<_, TxError<AdapterError>>(rows.iter().map(product).collect())
-                })
-            })
-            .await?)
+        self.read_all(
+            "legacy_adapter_products",
+            "SELECT p.* FROM products p WHERE p.version = \
+             (SELECT MAX(q.version) FROM products q WHERE q.code = p.code) ORDER BY p.code",
+            &[],
+            product,
+        )
+        .await
     }
 
     pub async fn customer_no(&self, customer_id: &str) -> Result<Option<String>> {
-        Ok(self
-            .db
-            .run_tx("legacy_adapter_customer", |tx| {
-                Box::pin(async move {
-                    let row = tx
-                        .query_opt(
-                            "SELECT customer_no FROM customers WHERE customer_id = $1",
-                            &[&customer_id],
-                        )
-                        .await?;
-                    Ok::<_, TxError<AdapterError>>(row.map(|r| r.get(0)))
-                })
-            })
-            .await?)
+        let sql = "SELECT customer_no FROM customers WHERE customer_id = $1";
+        self.read_opt("legacy_adapter_customer", sql, &[&customer_id], first)
+            .await
     }
 
     /// The canonical id of a core customer number, if mapped.
     pub async fn customer_id_of(&self, customer_no: &str) -> Result<Option<String>> {
-        Ok(self
-            .db
-            .run_tx("legacy_adapter_customer_of", |tx| {
-                Box::pin(async move {
-                    let row = tx
-                        .query_opt(
-                            "SELECT customer_id FROM customers WHERE customer_no = $1",
-                            &[&customer_no],
-                        )
-                        .await?;
-                    Ok::<_, TxError<AdapterError>>(row.map(|r| r.get(0)))
-                })
-            })
-            .await?)
+        let sql = "SELECT customer_id FROM customers WHERE customer_no = $1";
+        self.read_opt("legacy_adapter_customer_of", sql, &[&customer_no], first)
+            .await
     }
 
     pub async fn map_customer(&self, customer_id: &str, customer_no: &str) -> Result<()> {
-        self.db
-            .run_tx("legacy_adapter_map_customer", |tx| {
-                Box::pin(async move {
-                    tx.execute(
-                        "INSERT INTO customers (customer_id, customer_no) VALUES ($1, $2) \
-                         ON CONFLICT (customer_id) DO NOTHING",
-                        &[&customer_id, &customer_no],
-                    )
-                    .await?;
-                    Ok::<_, TxError<AdapterError>>(())
-                })
-            })
-            .await?;
-        Ok(())
+        self.execute(
+            "legacy_adapter_map_customer",
+            "INSERT INTO customers (customer_id, customer_no) VALUES ($1, $2) \
+             ON CONFLICT (customer_id) DO NOTHING",
+            &[&customer_id, &customer_no],
+        )
+        .await
     }
 
     /// Maps an account (a second mapping of the same id is a no-op) and answers the row as
@@ -278,100 +285,54 @@ impl Store {
     }
 
     pub async fn account(&self, account_id: Uuid) -> Result<Option<AccountRow>> {
-        Ok(self
-            .db
-            .run_tx("legacy_adapter_account", |tx| {
-                Box::pin(async move {
-                    let row = tx
-                        .query_opt(
-                            "SELECT * FROM accounts WHERE account_id = $1",
-                            &[&account_id],
-                        )
-                        .await?;
-                    Ok::<_, TxError<AdapterError>>(row.as_ref().map(account))
-                })
-            })
-            .await?)
+        let sql = "SELECT * FROM accounts WHERE account_id = $1";
+        self.read_opt("legacy_adapter_account", sql, &[&account_id], account)
+            .await
     }
 
     pub async fn accounts_of(&self, customer_id: &str) -> Result<Vec<AccountRow>> {
-        Ok(self
-            .db
-            .run_tx("legacy_adapter_accounts_of", |tx| {
-                Box::pin(async move {
-                    let rows = tx
-                        .query(
-                            "SELECT * FROM accounts WHERE customer_id = $1 ORDER BY account_no",
-                            &[&customer_id],
-                        )
-                        .await?;
-                    Ok::<_, TxError<AdapterError>>(rows.iter().map(account).collect())
-                })
-            })
-            .await?)
+        let sql = "SELECT * FROM accounts WHERE customer_id = $1 ORDER BY account_no";
+        self.read_all("legacy_adapter_accounts_of", sql, &[&customer_id], account)
+            .await
     }
 
     pub async fn map_hold(&self, hold: &HoldRow) -> Result<()> {
-        self.db
-            .run_tx("legacy_adapter_map_hold", |tx| {
-                Box::pin(async move {
-                    tx.execute(
-                        "INSERT INTO holds (hold_id, lock_id, account_id, reason, expires_at, placed_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (hold_id) DO NOTHING",
-                        &[
-                            &hold.hold_id,
-                            &hold.lock_id,
-                            &hold.account_id,
-                            &hold.reason,
-                            &hold.expires_at,
-                            &hold.placed_at,
-                        ],
-                    )
-                    .await?;
-                    Ok::<_, TxError<AdapterError>>(())
-                })
-            })
-            .await?;
-        Ok(())
+        self.execute(
+            "legacy_adapter_map_hold",
+            "INSERT INTO holds (hold_id, lock_id, account_id, reason, expires_at, placed_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (hold_id) DO NOTHING",
+            &[
+                &hold.hold_id,
+                &hold.lock_id,
+                &hold.account_id,
+                &hold.reason,
+                &hold.expires_at,
+                &hold.placed_at,
+            ],
+        )
+        .await
     }
 
     pub async fn hold(&self, hold_id: Uuid) -> Result<Option<HoldRow>> {
-        Ok(self
-            .db
-            .run_tx("legacy_adapter_hold", |tx| {
-                Box::pin(async move {
-                    let row = tx
-                        .query_opt("SELECT * FROM holds WHERE hold_id = $1", &[&hold_id])
-                        .await?;
-                    Ok::<_, TxError<AdapterError>>(row.map(|r| HoldRow {
-                        hold_id: r.get("hold_id"),
-                        lock_id: r.get("lock_id"),
-                        account_id: r.get("account_id"),
-                        reason: r.get("reason"),
-                        expires_at: r.get("expires_at"),
-                        placed_at: r.get("placed_at"),
-                    }))
-                })
-            })
-            .await?)
+        let sql = "SELECT * FROM holds WHERE hold_id = $1";
+        self.read_opt("legacy_adapter_hold", sql, &[&hold_id], |r| HoldRow {
+            hold_id: r.get("hold_id"),
+            lock_id: r.get("lock_id"),
+            account_id: r.get("account_id"),
+            reason: r.get("reason"),
+            expires_at: r.get("expires_at"),
+            placed_at: r.get("placed_at"),
+        })
+        .await
     }
 
     /// The answer stored for `request_id`: (fingerprint, encoded answer).
     pub async fn answer(&self, request_id: Uuid) -> Result<Option<(String, Vec<u8>)>> {
-        Ok(self
-            .db
-            .run_tx("legacy_adapter_answer", |tx| {
-                Box::pin(async move {
-                    let row = tx
-                        .query_opt(
-                            "SELECT fingerprint, answer FROM requests WHERE request_id = $1",
-                            &[&request_id],
-                        )
-                        .await?;
-                    Ok::<_, TxError<AdapterError>>(row.map(|r| (r.get(0), r.get(1))))
-                })
-            })
-            .await?)
+        let sql = "SELECT fingerprint, answer FROM requests WHERE request_id = $1";
+        self.read_opt("legacy_adapter_answer", sql, &[&request_id], |r| {
+            (r.get(0), r.get(1))
+        })
+        .await
     }
 
     /// Stores the answer unless one is stored already; answers what is stored.
@@ -464,88 +425,47 @@ impl Store {
 
     /// Gives a reservation back (the core refused the transfer).
     pub async fn unreserve(&self, request_id: Uuid) -> Result<()> {
-        self.db
-            .run_tx("legacy_adapter_unreserve", |tx| {
-                Box::pin(async move {
-                    tx.execute(
-                        "DELETE FROM limit_reservations WHERE request_id = $1",
-                        &[&request_id],
-                    )
-                    .await?;
-                    Ok::<_, TxError<AdapterError>>(())
-                })
-            })
-            .await?;
-        Ok(())
+        let sql = "DELETE FROM limit_reservations WHERE request_id = $1";
+        self.execute("legacy_adapter_unreserve", sql, &[&request_id])
+            .await
     }
 
     /// Marks an input whose answer was lost as in doubt until `until`.
     pub async fn mark_in_doubt(&self, legacy_key: &str, until: DateTime<Utc>) -> Result<()> {
-        self.db
-            .run_tx("legacy_adapter_mark_in_doubt", |tx| {
-                Box::pin(async move {
-                    tx.execute(
-                        "INSERT INTO in_doubt (legacy_key, until) VALUES ($1, $2) \
-                         ON CONFLICT (legacy_key) DO UPDATE SET until = excluded.until",
-                        &[&legacy_key, &until],
-                    )
-                    .await?;
-                    Ok::<_, TxError<AdapterError>>(())
-                })
-            })
-            .await?;
-        Ok(())
+        self.execute(
+            "legacy_adapter_mark_in_doubt",
+            "INSERT INTO in_doubt (legacy_key, until) VALUES ($1, $2) \
+             ON CONFLICT (legacy_key) DO UPDATE SET until = excluded.until",
+            &[&legacy_key, &until],
+        )
+        .await
     }
 
     /// Until when an input is in doubt, if it is now.
     pub async fn in_doubt_until(&self, legacy_key: &str) -> Result<Option<DateTime<Utc>>> {
-        Ok(self
-            .db
-            .run_tx("legacy_adapter_in_doubt", |tx| {
-                Box::pin(async move {
-                    let row = tx
-                        .query_opt(
-                            "SELECT until FROM in_doubt WHERE legacy_key = $1 AND until > now()",
-                            &[&legacy_key],
-                        )
-                        .await?;
-                    Ok::<_, TxError<AdapterError>>(row.map(|r| r.get(0)))
-                })
-            })
-            .await?)
+        let sql = "SELECT until FROM in_doubt WHERE legacy_key = $1 AND until > now()";
+        self.read_opt("legacy_adapter_in_doubt", sql, &[&legacy_key], first)
+            .await
     }
 
     pub async fn keep_payment(&self, payment_id: Uuid, ft_id: &str, payment: &[u8]) -> Result<()> {
-        self.db
-            .run_tx("legacy_adapter_keep_payment", |tx| {
-                Box::pin(async move {
-                    tx.execute(
-                        "INSERT INTO payments (payment_id, ft_id, payment, created_at) \
-                         VALUES ($1, $2, $3, now()) ON CONFLICT (payment_id) DO NOTHING",
-                        &[&payment_id, &ft_id, &payment],
-                    )
-                    .await?;
-                    Ok::<_, TxError<AdapterError>>(())
-                })
-            })
-            .await?;
-        Ok(())
+        self.execute(
+            "legacy_adapter_keep_payment",
+            "INSERT INTO payments (payment_id, ft_id, payment, created_at) \
+             VALUES ($1, $2, $3, now()) ON CONFLICT (payment_id) DO NOTHING",
+            &[&payment_id, &ft_id, &payment],
+        )
+        .await
     }
 
     pub async fn payment(&self, payment_id: Uuid) -> Result<Option<Vec<u8>>> {
-        Ok(self
-            .db
-            .run_tx("legacy_adapter_payment", |tx| {
-                Box::pin(async move {
-                    let row = tx
-                        .query_opt(
-                            "SELECT payment FROM payments WHERE payment_id = $1",
-                            &[&payment_id],
-                        )
-                        .await?;
-                    Ok::<_, TxError<AdapterError>>(row.map(|r| r.get(0)))
-                })
-            })
-            .await?)
+        let sql = "SELECT payment FROM payments WHERE payment_id = $1";
+        self.read_opt("legacy_adapter_payment", sql, &[&payment_id], first)
+            .await
     }
+}
+
+/// A row's first column.
+fn first<T: for<'a> FromSql<'a>>(row: &Row) -> T {
+    row.get(0)
 }

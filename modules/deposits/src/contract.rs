@@ -39,12 +39,9 @@ fn product_request(code: &str) -> pb::CreateProductRequest {
         }],
         day_count: "act_365_fixed".to_owned(),
         posting_frequency: "monthly".to_owned(),
-        minimum_balance: String::new(),
-        overdraft_limit: String::new(),
         overdraft_rate: "0".to_owned(),
-        dormancy_days: 0,
-        per_transfer_limit: String::new(),
-        daily_transfer_limit: String::new(),
+        // Blank: no minimum balance, overdraft, dormancy or transfer limits.
+        ..pb::CreateProductRequest::default()
     }
 }
 

@@ -10,8 +10,8 @@ use corebank_api::deposits::v1::deposits_server::{Deposits as DepositsApi, Depos
 use corebank_api::ledger::v1::ledger_client::LedgerClient;
 use corebank_db::Db;
 use corebank_kernel::Clock;
-use corebank_service::Component;
 use corebank_service::internal::{Allow, allowed_callers};
+use corebank_service::{Component, refusal};
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
@@ -53,15 +53,23 @@ pub fn component(
     config: DepositsConfig,
     shutdown: CancellationToken,
 ) -> Result<Component, DepositsError> {
-    let deposits = Deposits::new(db.clone(), ledger, clock)?
+    let deposits = Deposits::new(db, ledger, clock)?
         .with_in_doubt_window(config.in_doubt_window)
         .with_business_tz(config.business_tz);
     let job = deposits.clone();
     tokio::spawn(async move { job.run_scheduled(config.job_interval, shutdown).await });
-    Ok(Component::new("deposits").with_db(db).with_grpc(
-        DepositsServer::new(DepositsService { deposits }),
-        Allow::only(allowed_callers::DEPOSITS),
-    ))
+    Ok(component_of(deposits))
+}
+
+/// The gRPC service of `deposits` as a component, without the scheduled job: what a test
+/// serves when it drives the job itself.
+pub fn component_of(deposits: Deposits) -> Component {
+    Component::new("deposits")
+        .with_db(deposits.db().clone())
+        .with_grpc(
+            DepositsServer::new(DepositsService { deposits }),
+            Allow::only(allowed_callers::DEPOSITS),
+        )
 }
 
 /// The tonic service.
@@ -100,18 +108,11 @@ pub fn status_of(error: &DepositsError) -> Status {
         | DepositsError::StatusChanged { .. }
         | DepositsError::Ledger { .. } => tonic::Code::FailedPrecondition,
     };
-    let message = match error {
-        DepositsError::Internal { message } => {
-            tracing::error!(error = %message, "internal deposits error");
-            "internal error".to_owned()
-        }
-        other => other.to_string(),
+    let internal_detail = match error {
+        DepositsError::Internal { message } => Some(message.as_str()),
+        _ => None,
     };
-    let mut status = Status::new(code, message);
-    if let Ok(value) = error.code().parse() {
-        status.metadata_mut().insert("corebank-error-code", value);
-    }
-    status
+    refusal::status_of("deposits", code, error.code(), error, internal_detail)
 }
 
 fn time(at: DateTime<Utc>) -> String {

@@ -9,8 +9,8 @@ use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use corebank_api::ledger::v1 as pb;
 use corebank_api::ledger::v1::ledger_server::LedgerServer;
 use corebank_kernel::{AccountId, Clock, Currency, JournalEntryId, Money};
-use corebank_service::Component;
 use corebank_service::internal::{Allow, allowed_callers};
+use corebank_service::{Component, refusal};
 use rust_decimal::Decimal;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
@@ -88,17 +88,11 @@ pub fn status_of(error: &LedgerError) -> Status {
         LedgerError::OutcomeUnknown => tonic::Code::Unknown,
         LedgerError::Internal { .. } => tonic::Code::Internal,
     };
-    let message = match error {
-        LedgerError::Internal { message } => {
-            tracing::error!(error = %message, "internal ledger error");
-            "internal error".to_owned()
-        }
-        other => other.to_string(),
+    let internal_detail = match error {
+        LedgerError::Internal { message } => Some(message.as_str()),
+        _ => None,
     };
-    let mut status = Status::new(code, message);
-    if let Ok(value) = error.code().parse() {
-        status.metadata_mut().insert("corebank-error-code", value);
-    }
+    let mut status = refusal::status_of("ledger", code, &error.code(), error, internal_detail);
     if let Ok(value) = error.retry_safe().to_string().parse() {
         status.metadata_mut().insert("corebank-retry-safe", value);
     }

@@ -7,8 +7,8 @@ use corebank_api::payments::v1::payments_review_server::{
 };
 use corebank_api::payments::v1::payments_server::{Payments as PaymentsApi, PaymentsServer};
 use corebank_db::Db;
-use corebank_service::Component;
 use corebank_service::internal::{Allow, Caller, allowed_callers, assertion};
+use corebank_service::{Component, refusal};
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
@@ -84,18 +84,11 @@ pub fn status_of(error: &PaymentsError) -> Status {
         PaymentsError::Unavailable { .. } => tonic::Code::Unavailable,
         PaymentsError::Internal { .. } => tonic::Code::Internal,
     };
-    let message = match error {
-        PaymentsError::Internal { message } => {
-            tracing::error!(error = %message, "internal payments error");
-            "internal error".to_owned()
-        }
-        other => other.to_string(),
+    let internal_detail = match error {
+        PaymentsError::Internal { message } => Some(message.as_str()),
+        _ => None,
     };
-    let mut status = Status::new(code, message);
-    if let Ok(value) = error.code().parse() {
-        status.metadata_mut().insert("corebank-error-code", value);
-    }
-    status
+    refusal::status_of("payments", code, error.code(), error, internal_detail)
 }
 
 fn payment(view: &PaymentView) -> pb::Payment {

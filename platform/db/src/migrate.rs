@@ -191,11 +191,7 @@ pub fn load_dir(dir: &Path) -> Result<Vec<Migration>, MigrateError> {
         if !component.is_dir() {
             continue;
         }
-        let component_name = component
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("")
-            .to_owned();
+        let component_name = name_of(&component);
         let list = component.join("uses");
         if list.is_file() {
             uses.insert(
@@ -232,15 +228,19 @@ fn read_sql_files(dir: &Path, component: &str) -> Result<Vec<Migration>, Migrate
         if file.extension().is_none_or(|ext| ext != "sql") {
             continue;
         }
-        let file_name = file
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("")
-            .to_owned();
+        let file_name = name_of(&file);
         let sql = std::fs::read_to_string(&file).map_err(io)?;
         migrations.push(parse(component, &file_name, &sql)?);
     }
     Ok(migrations)
+}
+
+/// The last part of `path` as text (empty when it has none, or none in UTF-8).
+fn name_of(path: &Path) -> String {
+    path.file_name()
+        .and_then(|name| name.to_str())
+        .unwrap_or("")
+        .to_owned()
 }
 
 /// The components' own migrations plus, for each component, an instance of every package

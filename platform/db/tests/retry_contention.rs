@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use corebank_db::{TxError, TxFuture};
 use corebank_testkit::TestDatabase;
+use corebank_testkit::query::one_i64;
 
 const TASKS: usize = 16;
 const TRANSFERS_PER_TASK: usize = 50;
@@ -92,12 +93,12 @@ async fn opposing_transfers_under_contention_all_commit_and_preserve_the_total()
             .expect("no error may reach a caller of run_tx");
     }
 
-    let client = db.client().await.unwrap();
-    let total: i64 = client
-        .query_one("SELECT sum(balance)::INT8 FROM contention_accounts", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let total = one_i64(
+        &db,
+        "SELECT sum(balance)::INT8 FROM contention_accounts",
+        &[],
+    )
+    .await;
     assert_eq!(
         total,
         OPENING_BALANCE * ACCOUNTS,

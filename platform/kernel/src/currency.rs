@@ -60,26 +60,16 @@ const TABLES: [(&[&str], u32); 4] = [
 ];
 
 impl Currency {
-    pub const EUR: Currency = Currency {
-        code: "EUR",
-        minor_units: 2,
-    };
-    pub const USD: Currency = Currency {
-        code: "USD",
-        minor_units: 2,
-    };
-    pub const GBP: Currency = Currency {
-        code: "GBP",
-        minor_units: 2,
-    };
-    pub const JPY: Currency = Currency {
-        code: "JPY",
-        minor_units: 0,
-    };
-    pub const KWD: Currency = Currency {
-        code: "KWD",
-        minor_units: 3,
-    };
+    /// A currency from the tables above (or one of the constants that name them).
+    const fn known(code: &'static str, minor_units: u32) -> Currency {
+        Currency { code, minor_units }
+    }
+
+    pub const EUR: Currency = Currency::known("EUR", 2);
+    pub const USD: Currency = Currency::known("USD", 2);
+    pub const GBP: Currency = Currency::known("GBP", 2);
+    pub const JPY: Currency = Currency::known("JPY", 0);
+    pub const KWD: Currency = Currency::known("KWD", 3);
 
     /// The currency with this ISO 4217 code. Codes are upper case; anything else is refused
     /// rather than guessed at.
@@ -90,10 +80,7 @@ impl Currency {
                 table
                     .iter()
                     .find(|known| **known == code)
-                    .map(|known| Currency {
-                        code: known,
-                        minor_units: *minor_units,
-                    })
+                    .map(|known| Currency::known(known, *minor_units))
             })
             .ok_or_else(|| CurrencyError::Unknown {
                 code: code.chars().take(16).collect(),
@@ -113,10 +100,7 @@ impl Currency {
     /// Every known currency, for listings and property tests.
     pub fn all() -> impl Iterator<Item = Currency> {
         TABLES.iter().flat_map(|(table, minor_units)| {
-            table.iter().map(|code| Currency {
-                code,
-                minor_units: *minor_units,
-            })
+            table.iter().map(|code| Currency::known(code, *minor_units))
         })
     }
 }
@@ -133,25 +117,7 @@ impl fmt::Display for Currency {
     }
 }
 
-impl std::str::FromStr for Currency {
-    type Err = CurrencyError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Currency::from_code(s)
-    }
-}
-
-impl serde::Serialize for Currency {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.code)
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for Currency {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let code = String::deserialize(deserializer)?;
-        Currency::from_code(&code).map_err(serde::de::Error::custom)
-    }
-}
+text_form!(Currency, CurrencyError, Currency::from_code);
 
 #[cfg(test)]
 mod tests {

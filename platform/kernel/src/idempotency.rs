@@ -92,25 +92,7 @@ impl fmt::Display for IdempotencyKey {
     }
 }
 
-impl std::str::FromStr for IdempotencyKey {
-    type Err = IdempotencyKeyError;
-    fn from_str(input: &str) -> Result<Self, Self::Err> {
-        IdempotencyKey::parse(input)
-    }
-}
-
-impl serde::Serialize for IdempotencyKey {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.0)
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for IdempotencyKey {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
-        IdempotencyKey::parse(&text).map_err(serde::de::Error::custom)
-    }
-}
+text_form!(IdempotencyKey, IdempotencyKeyError, IdempotencyKey::parse);
 
 #[cfg(test)]
 mod tests {

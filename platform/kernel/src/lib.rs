@@ -2,6 +2,9 @@
 //! clocks. Everything here is pure (no I/O), validated once at construction ("parse, don't
 //! validate"), and safe to pass across component boundaries.
 
+#[macro_use]
+mod text_form;
+
 pub mod clock;
 pub mod currency;
 pub mod id;

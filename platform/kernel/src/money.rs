@@ -148,26 +148,27 @@ impl Money {
 
     /// The sum, refused when the currencies differ or the result passes the limit.
     pub fn checked_add(&self, other: &Money) -> Result<Money, MoneyError> {
-        self.same_currency(other)?;
-        let sum =
-            self.amount
-                .checked_add(other.amount)
-                .ok_or_else(|| MoneyError::AmountTooLarge {
-                    amount: "overflow".to_owned(),
-                })?;
-        Money::new(sum, self.currency)
+        self.checked(other, Decimal::checked_add)
     }
 
     /// The difference, refused when the currencies differ or the result passes the limit.
     pub fn checked_sub(&self, other: &Money) -> Result<Money, MoneyError> {
+        self.checked(other, Decimal::checked_sub)
+    }
+
+    /// `operation` on the two amounts, refused when the currencies differ or the result
+    /// passes the limit.
+    fn checked(
+        &self,
+        other: &Money,
+        operation: fn(Decimal, Decimal) -> Option<Decimal>,
+    ) -> Result<Money, MoneyError> {
         self.same_currency(other)?;
-        let difference =
-            self.amount
-                .checked_sub(other.amount)
-                .ok_or_else(|| MoneyError::AmountTooLarge {
-                    amount: "overflow".to_owned(),
-                })?;
-        Money::new(difference, self.currency)
+        let result =
+            operation(self.amount, other.amount).ok_or_else(|| MoneyError::AmountTooLarge {
+                amount: "overflow".to_owned(),
+            })?;
+        Money::new(result, self.currency)
     }
 
     /// The amount as its canonical decimal string, with exactly the currency's minor units.

@@ -14,6 +14,7 @@
 //! The input may name a step at which to inject a business failure (`fail_at`).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use chrono::Utc;
@@ -22,7 +23,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::definition::{
-    Action, BoxFuture, QueryOutcome, RetryPolicy, SagaDefinition, Step, StepContext, StepOutcome,
+    Action, QueryOutcome, RetryPolicy, SagaDefinition, Step, StepContext, StepOutcome,
 };
 
 /// The demo saga's type name.
@@ -163,90 +164,114 @@ async fn adjust(
         == 1)
 }
 
-fn reserve<'a>(
-    tx: &'a Transaction<'a>,
-    context: &'a StepContext,
-) -> BoxFuture<'a, Result<StepOutcome, DbError>> {
-    Box::pin(async move {
+/// The demo's database steps; each runs in the orchestrator's transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DbStep {
+    Reserve,
+    Release,
+    Notify,
+    Retract,
+    Settle,
+}
+
+impl DbStep {
+    /// The step's name where the input may inject a business failure into it.
+    fn failure_point(self) -> Option<&'static str> {
+        match self {
+            DbStep::Reserve => Some("reserve"),
+            DbStep::Notify => Some("notify"),
+            DbStep::Settle => Some("settle"),
+            DbStep::Release | DbStep::Retract => None,
+        }
+    }
+
+    async fn run(
+        self,
+        tx: &Transaction<'_>,
+        context: &StepContext,
+    ) -> Result<StepOutcome, DbError> {
+        // Retracting needs only the key of the call it undoes, not the transfer.
+        if self == DbStep::Retract {
+            return retract_in_tx(tx, context).await;
+        }
         let transfer = match transfer_of(context) {
             Ok(transfer) => transfer,
             Err(outcome) => return Ok(outcome),
         };
-        if transfer.fail_at.as_deref() == Some("reserve") {
-            return Ok(StepOutcome::Failed(
-                "injected failure at reserve".to_owned(),
-            ));
-        }
-        if record_effect(tx, context).await?
-            && !adjust(tx, &transfer.from, -transfer.amount, true).await?
+        if let Some(point) = self.failure_point()
+            && transfer.fail_at.as_deref() == Some(point)
         {
-            return Ok(StepOutcome::Failed(format!(
-                "account {} cannot give {}",
-                transfer.from, transfer.amount
-            )));
+            return Ok(StepOutcome::Failed(format!("injected failure at {point}")));
         }
-        Ok(StepOutcome::Done(json!({ "reserved": transfer.amount })))
-    })
+        match self {
+            DbStep::Reserve => Ok(outcome(
+                adjust_once(tx, context, &transfer.from, -transfer.amount, true).await?,
+                json!({ "reserved": transfer.amount }),
+                || format!("account {} cannot give {}", transfer.from, transfer.amount),
+            )),
+            DbStep::Release => {
+                adjust_once(tx, context, &transfer.from, transfer.amount, false).await?;
+                Ok(StepOutcome::Done(json!({ "released": transfer.amount })))
+            }
+            DbStep::Notify => notify_in_tx(tx, context).await,
+            DbStep::Retract => retract_in_tx(tx, context).await,
+            DbStep::Settle => Ok(outcome(
+                adjust_once(tx, context, &transfer.to, transfer.amount, false).await?,
+                json!({ "settled": transfer.amount }),
+                || format!("account {} does not exist", transfer.to),
+            )),
+        }
+    }
 }
 
-fn release<'a>(
-    tx: &'a Transaction<'a>,
-    context: &'a StepContext,
-) -> BoxFuture<'a, Result<StepOutcome, DbError>> {
-    Box::pin(async move {
-        let transfer = match transfer_of(context) {
-            Ok(transfer) => transfer,
-            Err(outcome) => return Ok(outcome),
-        };
-        if record_effect(tx, context).await? {
-            adjust(tx, &transfer.from, transfer.amount, false).await?;
-        }
-        Ok(StepOutcome::Done(json!({ "released": transfer.amount })))
-    })
+/// Applies `delta` to `account` once per idempotency key: false when the account refused it
+/// (short of funds, or missing). A repeated run finds the effect recorded and changes nothing.
+async fn adjust_once(
+    tx: &Transaction<'_>,
+    context: &StepContext,
+    account: &str,
+    delta: i64,
+    require_funds: bool,
+) -> Result<bool, DbError> {
+    Ok(!record_effect(tx, context).await? || adjust(tx, account, delta, require_funds).await?)
 }
 
-fn notify_in_tx<'a>(
-    tx: &'a Transaction<'a>,
-    context: &'a StepContext,
-) -> BoxFuture<'a, Result<StepOutcome, DbError>> {
-    Box::pin(async move {
-        let transfer = match transfer_of(context) {
-            Ok(transfer) => transfer,
-            Err(outcome) => return Ok(outcome),
-        };
-        if transfer.fail_at.as_deref() == Some("notify") {
-            return Ok(StepOutcome::Failed("injected failure at notify".to_owned()));
-        }
-        if record_effect(tx, context).await? {
-            let statement = tx
-                .prepare_cached(
-                    "INSERT INTO demo_calls (key, saga_id, received_at) VALUES ($1, $2, $3) \
-                     ON CONFLICT (key) DO NOTHING",
-                )
-                .await?;
-            tx.execute(
-                &statement,
-                &[&context.idempotency_key, &context.saga_id, &Utc::now()],
+/// Done with `output` when the step's effect applied, otherwise a business failure.
+fn outcome(applied: bool, output: Value, refusal: impl FnOnce() -> String) -> StepOutcome {
+    if applied {
+        StepOutcome::Done(output)
+    } else {
+        StepOutcome::Failed(refusal())
+    }
+}
+
+async fn notify_in_tx(tx: &Transaction<'_>, context: &StepContext) -> Result<StepOutcome, DbError> {
+    if record_effect(tx, context).await? {
+        let statement = tx
+            .prepare_cached(
+                "INSERT INTO demo_calls (key, saga_id, received_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (key) DO NOTHING",
             )
             .await?;
-        }
-        Ok(StepOutcome::Done(json!({ "notified": true })))
-    })
+        tx.execute(
+            &statement,
+            &[&context.idempotency_key, &context.saga_id, &Utc::now()],
+        )
+        .await?;
+    }
+    Ok(StepOutcome::Done(json!({ "notified": true })))
 }
 
-fn retract_in_tx<'a>(
-    tx: &'a Transaction<'a>,
-    context: &'a StepContext,
-) -> BoxFuture<'a, Result<StepOutcome, DbError>> {
-    Box::pin(async move {
-        if record_effect(tx, context).await? {
-            let key =
-                StepContext::key_for(context.saga_id, &context.step_name, crate::Direction::Do);
-            tx.execute("DELETE FROM demo_calls WHERE key = $1", &[&key])
-                .await?;
-        }
-        Ok(StepOutcome::Done(json!({ "retracted": true })))
-    })
+async fn retract_in_tx(
+    tx: &Transaction<'_>,
+    context: &StepContext,
+) -> Result<StepOutcome, DbError> {
+    if record_effect(tx, context).await? {
+        let key = StepContext::key_for(context.saga_id, &context.step_name, crate::Direction::Do);
+        tx.execute("DELETE FROM demo_calls WHERE key = $1", &[&key])
+            .await?;
+    }
+    Ok(StepOutcome::Done(json!({ "retracted": true })))
 }
 
 /// The outside call: a connection and transaction of its own, like a peer service would
@@ -309,43 +334,16 @@ async fn remote_call(
     ))
 }
 
-fn settle<'a>(
-    tx: &'a Transaction<'a>,
-    context: &'a StepContext,
-) -> BoxFuture<'a, Result<StepOutcome, DbError>> {
-    Box::pin(async move {
-        let transfer = match transfer_of(context) {
-            Ok(transfer) => transfer,
-            Err(outcome) => return Ok(outcome),
-        };
-        if transfer.fail_at.as_deref() == Some("settle") {
-            return Ok(StepOutcome::Failed("injected failure at settle".to_owned()));
-        }
-        if record_effect(tx, context).await?
-            && !adjust(tx, &transfer.to, transfer.amount, false).await?
-        {
-            return Ok(StepOutcome::Failed(format!(
-                "account {} does not exist",
-                transfer.to
-            )));
-        }
-        Ok(StepOutcome::Done(json!({ "settled": transfer.amount })))
-    })
-}
-
-type DbStepFn =
-    for<'a> fn(&'a Transaction<'a>, &'a StepContext) -> BoxFuture<'a, Result<StepOutcome, DbError>>;
-
 /// A database action, run twice in the same transaction when `twice` (the second run must
 /// find the first's effect and answer the same).
-fn db_action(f: DbStepFn, twice: bool) -> Action {
+fn db_action(step: DbStep, twice: bool) -> Action {
     Action::db(move |tx, context| {
         Box::pin(async move {
-            let first = f(tx, context).await?;
+            let first = step.run(tx, context).await?;
             if !twice || !matches!(first, StepOutcome::Done(_)) {
                 return Ok(first);
             }
-            let second = f(tx, context).await?;
+            let second = step.run(tx, context).await?;
             if second == first {
                 Ok(second)
             } else {
@@ -412,14 +410,14 @@ pub fn definition(db: &Db, options: &DemoOptions) -> SagaDefinition {
             .compensate_with(call_action(db, options.call_delay, true, undo_twice))
             .query_with(notify_query(db))
     } else {
-        Step::new("notify", db_action(notify_in_tx, twice))
-            .compensate_with(db_action(retract_in_tx, undo_twice))
+        Step::new("notify", db_action(DbStep::Notify, twice))
+            .compensate_with(db_action(DbStep::Retract, undo_twice))
     };
     let steps = vec![
-        Step::new("reserve", db_action(reserve, twice))
-            .compensate_with(db_action(release, undo_twice)),
+        Step::new("reserve", db_action(DbStep::Reserve, twice))
+            .compensate_with(db_action(DbStep::Release, undo_twice)),
         notify,
-        Step::new("settle", db_action(settle, twice)).pivot(),
+        Step::new("settle", db_action(DbStep::Settle, twice)).pivot(),
     ];
     SagaDefinition::new(
         SAGA_TYPE,
@@ -429,4 +427,30 @@ pub fn definition(db: &Db, options: &DemoOptions) -> SagaDefinition {
             .map(|step| step.retry(options.retry).timeout(options.timeout))
             .collect(),
     )
+}
+
+/// A one-step saga of `saga_type` for tests of operator actions: its step, `call_peer`,
+/// answers transient ("peer unreachable") while `peer_down` is set and done once it is
+/// cleared. Two quick attempts, so a saga started while the peer is down soon pauses.
+pub fn peer_saga(saga_type: &str, peer_down: Arc<AtomicBool>) -> SagaDefinition {
+    let step = Step::new(
+        "call_peer",
+        Action::call(move |_| {
+            let down = Arc::clone(&peer_down);
+            Box::pin(async move {
+                if down.load(Ordering::SeqCst) {
+                    StepOutcome::Transient("peer unreachable".to_owned())
+                } else {
+                    StepOutcome::Done(json!({ "ok": true }))
+                }
+            })
+        }),
+    )
+    .retry(RetryPolicy {
+        attempts: 2,
+        initial_backoff: Duration::from_millis(5),
+        max_backoff: Duration::from_millis(5),
+        jitter: 0.0,
+    });
+    SagaDefinition::new(saga_type, 1, vec![step])
 }

@@ -2,11 +2,13 @@
 //! transaction, and moves the fencing generation on, so an executor still holding the saga
 //! changes nothing more.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use corebank_db::{Db, TxError};
 use uuid::Uuid;
 
-use crate::definition::Registry;
+use crate::definition::{Registry, SagaDefinition};
 use crate::store::{self, ListFilter, OperatorAction, SagaInstance, Status, StepRecord};
 use crate::{SagaError, from_tx_error};
 
@@ -133,22 +135,40 @@ fn invalid(instance: &SagaInstance, message: &str) -> TxError<SagaError> {
     })
 }
 
-/// Runs `change` on the stored saga and records it as `action`.
-async fn operate<F>(
+/// The definition the saga runs under, refused when this build does not know it.
+fn definition_of(
+    registry: &Registry,
+    instance: &SagaInstance,
+) -> Result<Arc<SagaDefinition>, TxError<SagaError>> {
+    registry
+        .get(&instance.saga_type, instance.version)
+        .ok_or_else(|| {
+            TxError::Abort(SagaError::UnknownType {
+                saga_type: format!("{} v{}", instance.saga_type, instance.version),
+            })
+        })
+}
+
+/// Makes `change` to the stored saga and records it. An action that needs four eyes names
+/// its proposer (`proposed_by`, checked by [`check_four_eyes`]); `actor` approves it.
+async fn operate(
     db: &Db,
     id: Uuid,
     actor: &Actor,
-    proposed_by: &str,
-    action: &'static str,
-    change: F,
-) -> Result<SagaInstance, SagaError>
-where
-    F: Fn(&mut SagaInstance, DateTime<Utc>) -> Result<(), TxError<SagaError>> + Send + Sync,
-{
+    proposed_by: Option<&str>,
+    change: Change<'_>,
+) -> Result<SagaInstance, SagaError> {
+    if let Some(proposed_by) = proposed_by {
+        check_four_eyes(actor, proposed_by)?;
+    }
+    let proposed_by = proposed_by.map_or("", str::trim);
     actor.check()?;
-    let change = &change;
+    let apply = |instance: &mut SagaInstance, now: DateTime<Utc>| change.apply(instance, now);
+    let apply = &apply;
     db.run_tx("saga_operator", |tx| {
-        Box::pin(async move { operate_in(&tx, id, actor, proposed_by, action, change).await })
+        Box::pin(
+            async move { operate_in(&tx, id, actor, proposed_by, change.action(), apply).await },
+        )
     })
     .await
     .map_err(from_tx_error)
@@ -211,13 +231,7 @@ pub async fn decide_in(
 ) -> Result<SagaInstance, TxError<SagaError>> {
     actor.check().map_err(TxError::Abort)?;
     let change = |instance: &mut SagaInstance, now: DateTime<Utc>| {
-        let definition = registry
-            .get(&instance.saga_type, instance.version)
-            .ok_or_else(|| {
-                TxError::Abort(SagaError::UnknownType {
-                    saga_type: format!("{} v{}", instance.saga_type, instance.version),
-                })
-            })?;
+        let definition = definition_of(registry, instance)?;
         let at = definition
             .steps
             .get(instance.current_step)
@@ -249,41 +263,12 @@ pub async fn decide_in(
 
 /// A running or compensating saga waiting for its backoff: due now.
 pub async fn retry_now(db: &Db, id: Uuid, actor: &Actor) -> Result<SagaInstance, SagaError> {
-    operate(db, id, actor, "", "retry_now", |instance, now| {
-        if !matches!(instance.status, Status::Running | Status::Compensating) {
-            return Err(invalid(
-                instance,
-                "only a running or compensating saga can be retried now (resume a paused one)",
-            ));
-        }
-        not_leased(instance, now)?;
-        instance.next_attempt_at = now;
-        Ok(())
-    })
-    .await
+    operate(db, id, actor, None, Change::RetryNow).await
 }
 
 /// A paused saga goes on where it stopped, with fresh attempts.
 pub async fn resume(db: &Db, id: Uuid, actor: &Actor) -> Result<SagaInstance, SagaError> {
-    operate(db, id, actor, "", "resume", |instance, now| {
-        let Some(from) = instance
-            .paused_from
-            .filter(|_| instance.status == Status::Paused)
-        else {
-            return Err(invalid(instance, "only a paused saga can be resumed"));
-        };
-        instance.status = from;
-        instance.paused_from = None;
-        instance.paused_reason.clear();
-        instance.attempts = 0;
-        instance.next_attempt_at = now;
-        if instance.deadline_at.is_some_and(|deadline| deadline < now) {
-            // The operator takes the time over: a resumed saga is not paused again at once.
-            instance.deadline_at = None;
-        }
-        Ok(())
-    })
-    .await
+    operate(db, id, actor, None, Change::Resume).await
 }
 
 /// Undo what a running or paused saga did so far, in reverse order. Refused past the pivot.
@@ -295,7 +280,7 @@ pub async fn force_compensate(
     id: Uuid,
     actor: &Actor,
 ) -> Result<SagaInstance, SagaError> {
-    compensate(db, registry, id, actor, "").await
+    operate(db, id, actor, None, Change::Compensate(registry)).await
 }
 
 /// An operator's force-compensate: `proposed_by` proposed it, `actor` approved it (four
@@ -307,72 +292,12 @@ pub async fn force_compensate_approved(
     actor: &Actor,
     proposed_by: &str,
 ) -> Result<SagaInstance, SagaError> {
-    check_four_eyes(actor, proposed_by)?;
-    compensate(db, registry, id, actor, proposed_by.trim()).await
-}
-
-async fn compensate(
-    db: &Db,
-    registry: &Registry,
-    id: Uuid,
-    actor: &Actor,
-    proposed_by: &str,
-) -> Result<SagaInstance, SagaError> {
     operate(
         db,
         id,
         actor,
-        proposed_by,
-        "force_compensate",
-        |instance, now| {
-            let forward = match instance.status {
-                Status::Running => true,
-                Status::Paused => instance.paused_from == Some(Status::Running),
-                _ => false,
-            };
-            let compensating = instance.status == Status::Paused
-                && instance.paused_from == Some(Status::Compensating);
-            if !forward && !compensating {
-                return Err(invalid(
-                    instance,
-                    "only a running saga, or a paused one, can be compensated",
-                ));
-            }
-            let definition = registry
-                .get(&instance.saga_type, instance.version)
-                .ok_or_else(|| {
-                    TxError::Abort(SagaError::UnknownType {
-                        saga_type: format!("{} v{}", instance.saga_type, instance.version),
-                    })
-                })?;
-            not_leased(instance, now)?;
-            // A step whose outcome is still unknown may have taken effect: it is undone too (a
-            // compensation must be harmless where its action did nothing). At the pivot, such a
-            // step counts as past it.
-            let uncertain = forward && instance.awaiting_query;
-            if forward
-                && definition.pivot().is_some_and(|pivot| {
-                    instance.current_step > pivot || (uncertain && instance.current_step == pivot)
-                })
-            {
-                return Err(TxError::Abort(SagaError::PastPivot {
-                    id: instance.id.to_string(),
-                }));
-            }
-            if uncertain {
-                instance.current_step += 1;
-            }
-            instance.status = Status::Compensating;
-            instance.paused_from = None;
-            instance.paused_reason.clear();
-            instance.awaiting_query = false;
-            instance.attempts = 0;
-            instance.next_attempt_at = now;
-            if instance.failure.is_empty() {
-                instance.failure = "compensation forced by an operator".to_owned();
-            }
-            Ok(())
-        },
+        Some(proposed_by),
+        Change::Compensate(registry),
     )
     .await
 }
@@ -385,7 +310,7 @@ pub async fn mark_resolved(
     resolution: Resolution,
     actor: &Actor,
 ) -> Result<SagaInstance, SagaError> {
-    resolve(db, id, resolution, actor, "").await
+    operate(db, id, actor, None, Change::Resolve(resolution)).await
 }
 
 /// [`mark_resolved`] proposed by `proposed_by` and approved by `actor` (four eyes); both go
@@ -397,37 +322,147 @@ pub async fn mark_resolved_approved(
     actor: &Actor,
     proposed_by: &str,
 ) -> Result<SagaInstance, SagaError> {
-    check_four_eyes(actor, proposed_by)?;
-    resolve(db, id, resolution, actor, proposed_by.trim()).await
-}
-
-async fn resolve(
-    db: &Db,
-    id: Uuid,
-    resolution: Resolution,
-    actor: &Actor,
-    proposed_by: &str,
-) -> Result<SagaInstance, SagaError> {
     operate(
         db,
         id,
         actor,
-        proposed_by,
-        "mark_resolved",
-        |instance, _| {
-            if instance.status != Status::Paused {
-                return Err(invalid(
-                    instance,
-                    "only a paused saga can be resolved by hand",
-                ));
-            }
-            instance.status = match resolution {
-                Resolution::Completed => Status::Completed,
-                Resolution::Compensated => Status::Compensated,
-            };
-            instance.paused_from = None;
-            Ok(())
-        },
+        Some(proposed_by),
+        Change::Resolve(resolution),
     )
     .await
+}
+
+/// What an operator action does to a saga, checked against its state first.
+#[derive(Clone, Copy)]
+enum Change<'a> {
+    RetryNow,
+    Resume,
+    Compensate(&'a Registry),
+    Resolve(Resolution),
+}
+
+impl Change<'_> {
+    /// The action's name in the saga's history.
+    fn action(self) -> &'static str {
+        match self {
+            Change::RetryNow => "retry_now",
+            Change::Resume => "resume",
+            Change::Compensate(_) => "force_compensate",
+            Change::Resolve(_) => "mark_resolved",
+        }
+    }
+
+    fn apply(
+        self,
+        instance: &mut SagaInstance,
+        now: DateTime<Utc>,
+    ) -> Result<(), TxError<SagaError>> {
+        match self {
+            Change::RetryNow => retry(instance, now),
+            Change::Resume => resumption(instance, now),
+            Change::Compensate(registry) => compensation(registry, instance, now),
+            Change::Resolve(resolution) => settlement(resolution, instance),
+        }
+    }
+}
+
+/// A retry now: the saga is due at once.
+fn retry(instance: &mut SagaInstance, now: DateTime<Utc>) -> Result<(), TxError<SagaError>> {
+    if !matches!(instance.status, Status::Running | Status::Compensating) {
+        return Err(invalid(
+            instance,
+            "only a running or compensating saga can be retried now (resume a paused one)",
+        ));
+    }
+    not_leased(instance, now)?;
+    instance.next_attempt_at = now;
+    Ok(())
+}
+
+/// A resume: the saga goes back to the status it was paused from.
+fn resumption(instance: &mut SagaInstance, now: DateTime<Utc>) -> Result<(), TxError<SagaError>> {
+    let Some(from) = instance
+        .paused_from
+        .filter(|_| instance.status == Status::Paused)
+    else {
+        return Err(invalid(instance, "only a paused saga can be resumed"));
+    };
+    instance.status = from;
+    instance.paused_from = None;
+    instance.paused_reason.clear();
+    instance.attempts = 0;
+    instance.next_attempt_at = now;
+    if instance.deadline_at.is_some_and(|deadline| deadline < now) {
+        // The operator takes the time over: a resumed saga is not paused again at once.
+        instance.deadline_at = None;
+    }
+    Ok(())
+}
+
+/// A force-compensate: the saga turns to compensating from where it is.
+fn compensation(
+    registry: &Registry,
+    instance: &mut SagaInstance,
+    now: DateTime<Utc>,
+) -> Result<(), TxError<SagaError>> {
+    let forward = match instance.status {
+        Status::Running => true,
+        Status::Paused => instance.paused_from == Some(Status::Running),
+        _ => false,
+    };
+    let compensating =
+        instance.status == Status::Paused && instance.paused_from == Some(Status::Compensating);
+    if !forward && !compensating {
+        return Err(invalid(
+            instance,
+            "only a running saga, or a paused one, can be compensated",
+        ));
+    }
+    let definition = definition_of(registry, instance)?;
+    not_leased(instance, now)?;
+    // A step whose outcome is still unknown may have taken effect: it is undone too (a
+    // compensation must be harmless where its action did nothing). At the pivot, such a
+    // step counts as past it.
+    let uncertain = forward && instance.awaiting_query;
+    if forward
+        && definition.pivot().is_some_and(|pivot| {
+            instance.current_step > pivot || (uncertain && instance.current_step == pivot)
+        })
+    {
+        return Err(TxError::Abort(SagaError::PastPivot {
+            id: instance.id.to_string(),
+        }));
+    }
+    if uncertain {
+        instance.current_step += 1;
+    }
+    instance.status = Status::Compensating;
+    instance.paused_from = None;
+    instance.paused_reason.clear();
+    instance.awaiting_query = false;
+    instance.attempts = 0;
+    instance.next_attempt_at = now;
+    if instance.failure.is_empty() {
+        instance.failure = "compensation forced by an operator".to_owned();
+    }
+    Ok(())
+}
+
+/// A mark-resolved: the paused saga ends as `resolution`.
+fn settlement(
+    resolution: Resolution,
+    instance: &mut SagaInstance,
+) -> Result<(), TxError<SagaError>> {
+    if instance.status != Status::Paused {
+        return Err(invalid(
+            instance,
+            "only a paused saga can be resolved by hand",
+        ));
+    }
+    instance.status = match resolution {
+        Resolution::Completed => Status::Completed,
+        Resolution::Compensated => Status::Compensated,
+    };
+    instance.paused_from = None;
+    Ok(())
 }

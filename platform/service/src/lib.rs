@@ -7,6 +7,7 @@ pub mod contract;
 pub mod internal;
 pub mod metrics;
 mod readiness;
+pub mod refusal;
 mod server;
 pub mod settings;
 pub mod shutdown;

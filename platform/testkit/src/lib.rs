@@ -14,6 +14,9 @@
     reason = "test support: a fixture that cannot be set up must stop the test loudly"
 )]
 
+pub mod health;
+pub mod query;
+
 use std::fs::{File, OpenOptions};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

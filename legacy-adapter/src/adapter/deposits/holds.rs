@@ -40,63 +40,54 @@ impl Adapter {
                 &r.expires_in_seconds.to_string(),
             ],
         );
-        self.once(
-            request_id,
-            fp,
-            |h: &mut pb::Hold| h.replayed = true,
-            async {
-                let row = self.account_in(&r.account_id, &r.currency).await?;
-                let amount = parse_amount(&r.amount, &row.currency)?;
-                let placed_at = Utc::now();
-                // The core's locks last whole days: a hold ends at the end of the day its expiry
-                // falls on (in UTC).
-                let to_date = (r.expires_in_seconds > 0).then(|| {
-                    (placed_at + Days::seconds(i64::from(r.expires_in_seconds))).date_naive()
+        self.once(request_id, fp, async {
+            let row = self.account_in(&r.account_id, &r.currency).await?;
+            let amount = parse_amount(&r.amount, &row.currency)?;
+            let placed_at = Utc::now();
+            // The core's locks last whole days: a hold ends at the end of the day its expiry
+            // falls on (in UTC).
+            let to_date = (r.expires_in_seconds > 0)
+                .then(|| (placed_at + Days::seconds(i64::from(r.expires_in_seconds))).date_naive());
+            let id = lock_id(request_id);
+            let mut fields = vec![
+                field("ACCOUNT.NUMBER", row.account_no.clone()),
+                field("LOCKED.AMOUNT", legacy_amount(amount)?),
+                field(
+                    "DESCRIPTION",
+                    r.reason.chars().take(200).collect::<String>(),
+                ),
+            ];
+            if let Some(day) = to_date {
+                fields.push(field("TO.DATE", formats::legacy_date(day)));
+            }
+            let done = self
+                .legacy
+                .input_new("AC.LOCKED.EVENTS", &id, fields)
+                .await?;
+            let same = done.record.field("ACCOUNT.NUMBER") == Some(row.account_no.as_str())
+                && done
+                    .record
+                    .field("LOCKED.AMOUNT")
+                    .and_then(|a| formats::parse_legacy_amount(a).ok())
+                    == Some(amount);
+            if !same {
+                return Err(AdapterError::ExistsWithDifferent {
+                    request_id: r.request_id.clone(),
                 });
-                let id = lock_id(request_id);
-                let mut fields = vec![
-                    field("ACCOUNT.NUMBER", row.account_no.clone()),
-                    field("LOCKED.AMOUNT", legacy_amount(amount)?),
-                    field(
-                        "DESCRIPTION",
-                        r.reason.chars().take(200).collect::<String>(),
-                    ),
-                ];
-                if let Some(day) = to_date {
-                    fields.push(field("TO.DATE", formats::legacy_date(day)));
-                }
-                let done = self
-                    .legacy
-                    .input(
-                        request("AC.LOCKED.EVENTS", Function::Input, &id, fields),
-                        &Probe::exists("AC.LOCKED.EVENTS", &id),
-                    )
-                    .await?;
-                let same = done.record.field("ACCOUNT.NUMBER") == Some(row.account_no.as_str())
-                    && done
-                        .record
-                        .field("LOCKED.AMOUNT")
-                        .and_then(|a| formats::parse_legacy_amount(a).ok())
-                        == Some(amount);
-                if !same {
-                    return Err(AdapterError::ExistsWithDifferent {
-                        request_id: r.request_id.clone(),
-                    });
-                }
-                let hold = HoldRow {
-                    hold_id: derived_uuid("hold", &id),
-                    lock_id: id,
-                    account_id: row.account_id,
-                    reason: r.reason.clone(),
-                    expires_at: to_date
-                        .and_then(|day| day.and_hms_opt(23, 59, 59))
-                        .map(|at| at.and_utc()),
-                    placed_at,
-                };
-                self.store.map_hold(&hold).await?;
-                self.hold_view(&hold, done.existed).await
-            },
-        )
+            }
+            let hold = HoldRow {
+                hold_id: derived_uuid("hold", &id),
+                lock_id: id,
+                account_id: row.account_id,
+                reason: r.reason.clone(),
+                expires_at: to_date
+                    .and_then(|day| day.and_hms_opt(23, 59, 59))
+                    .map(|at| at.and_utc()),
+                placed_at,
+            };
+            self.store.map_hold(&hold).await?;
+            self.hold_view(&hold, done.existed).await
+        })
         .await
     }
 
@@ -124,31 +115,26 @@ impl Adapter {
     ) -> Result<pb::Hold> {
         let request_id = parse_request_id(&r.request_id)?;
         let fp = fingerprint("release_hold", &[&r.hold_id]);
-        self.once(
-            request_id,
-            fp,
-            |h: &mut pb::Hold| h.replayed = true,
-            async {
-                let hold = self.hold_row(&r.hold_id).await?;
-                self.legacy
-                    .input(
-                        request(
-                            "AC.LOCKED.EVENTS",
-                            Function::Reverse,
-                            &hold.lock_id,
-                            Vec::new(),
-                        ),
-                        &Probe::field_is(
-                            "AC.LOCKED.EVENTS",
-                            &hold.lock_id,
-                            "STATUS",
-                            "REVERSED".to_owned(),
-                        ),
-                    )
-                    .await?;
-                self.hold_view(&hold, false).await
-            },
-        )
+        self.once(request_id, fp, async {
+            let hold = self.hold_row(&r.hold_id).await?;
+            self.legacy
+                .input(
+                    request(
+                        "AC.LOCKED.EVENTS",
+                        Function::Reverse,
+                        &hold.lock_id,
+                        Vec::new(),
+                    ),
+                    &Probe::field_is(
+                        "AC.LOCKED.EVENTS",
+                        &hold.lock_id,
+                        "STATUS",
+                        "REVERSED".to_owned(),
+                    ),
+                )
+                .await?;
+            self.hold_view(&hold, false).await
+        })
         .await
     }
 
@@ -158,53 +144,47 @@ impl Adapter {
     ) -> Result<pb::Hold> {
         let request_id = parse_request_id(&r.request_id)?;
         let fp = fingerprint("capture_hold", &[&r.hold_id, &r.destination]);
-        self.once(
-            request_id,
-            fp,
-            |h: &mut pb::Hold| h.replayed = true,
-            async {
-                if !r.destination.is_empty() && r.destination != "clearing" {
-                    return Err(AdapterError::invalid(format!(
-                        "destination {:?} is not clearing",
-                        r.destination
-                    )));
-                }
-                let hold = self.hold_row(&r.hold_id).await?;
-                let row = self
-                    .store
-                    .account(hold.account_id)
-                    .await?
-                    .ok_or_else(|| AdapterError::internal("a hold's account is not mapped"))?;
-                let lock = self.lock_of(&hold).await?;
-                let amount = crate::adapter::canonical_amount(
-                    lock.field("LOCKED.AMOUNT").unwrap_or_default(),
-                )?;
-                let status = lock.field("STATUS").unwrap_or_default();
-                // A capture whose answer was lost finds the lock captured by its own transfer.
-                let own = self
-                    .legacy
-                    .see("FUNDS.TRANSFER", &ft_id(request_id))
-                    .await?
-                    .is_some();
-                if status != "LIVE" && !own {
-                    return Err(AdapterError::HoldNotHeld {
-                        message: format!("the hold is {}", hold_status(status)),
-                    });
-                }
-                let clearing = internal_account(&row.currency, CLEARING_CATEGORY)?;
-                self.transfer_funds(Posting {
-                    request_id,
-                    kind: "AC",
-                    debit: &row.account_no,
-                    credit: &clearing,
-                    currency: &row.currency,
-                    amount,
-                    extra: vec![field("LOCKED.EVENT.ID", hold.lock_id.clone())],
-                })
-                .await?;
-                self.hold_view(&hold, false).await
-            },
-        )
+        self.once(request_id, fp, async {
+            if !r.destination.is_empty() && r.destination != "clearing" {
+                return Err(AdapterError::invalid(format!(
+                    "destination {:?} is not clearing",
+                    r.destination
+                )));
+            }
+            let hold = self.hold_row(&r.hold_id).await?;
+            let row = self
+                .store
+                .account(hold.account_id)
+                .await?
+                .ok_or_else(|| AdapterError::internal("a hold's account is not mapped"))?;
+            let lock = self.lock_of(&hold).await?;
+            let amount =
+                crate::adapter::canonical_amount(lock.field("LOCKED.AMOUNT").unwrap_or_default())?;
+            let status = lock.field("STATUS").unwrap_or_default();
+            // A capture whose answer was lost finds the lock captured by its own transfer.
+            let own = self
+                .legacy
+                .see("FUNDS.TRANSFER", &ft_id(request_id))
+                .await?
+                .is_some();
+            if status != "LIVE" && !own {
+                return Err(AdapterError::HoldNotHeld {
+                    message: format!("the hold is {}", hold_status(status)),
+                });
+            }
+            let clearing = internal_account(&row.currency, CLEARING_CATEGORY)?;
+            self.transfer_funds(Posting {
+                request_id,
+                kind: "AC",
+                debit: &row.account_no,
+                credit: &clearing,
+                currency: &row.currency,
+                amount,
+                extra: vec![field("LOCKED.EVENT.ID", hold.lock_id.clone())],
+            })
+            .await?;
+            self.hold_view(&hold, false).await
+        })
         .await
     }
 }

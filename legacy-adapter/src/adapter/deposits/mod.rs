@@ -5,25 +5,23 @@ mod movements;
 
 pub(super) use movements::{Posting, TransferAsk};
 
-use std::sync::Arc;
-
 use chrono::{Duration as Days, Utc};
 use corebank_api::deposits::v1 as pb;
 use corebank_api::deposits::v1::deposits_server::{Deposits, DepositsServer};
 use prost::Message as _;
 use rust_decimal::Decimal;
-use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use corebank_legacy_ofs::Function;
 use corebank_legacy_ofs::formats;
 
+use super::adapter_service;
 use super::error::AdapterError;
 use super::legacy::{Probe, request};
 use super::store::{AccountRow, HoldRow, ProductRow};
 use super::{
-    Adapter, CASH_CATEGORY, CLEARING_CATEGORY, Result, account_uuid, alt_account_id, amount_text,
-    answer, check_currency, column, derived_uuid, field, fingerprint, ft_id, internal_account,
+    Adapter, CASH_CATEGORY, CLEARING_CATEGORY, Kept, Result, account_uuid, alt_account_id,
+    amount_text, check_currency, column, derived_uuid, field, fingerprint, ft_id, internal_account,
     iso_date, legacy_amount, legacy_date_of, lock_id, mnemonic, now_text, parse_amount, parse_uuid,
 };
 use super::{
@@ -175,11 +173,7 @@ impl Adapter {
                 ),
             )
             .await?;
-        let number = done
-            .record
-            .field("CUSTOMER")
-            .filter(|n| !n.is_empty())
-            .map_or_else(|| done.record.transaction_id.clone(), str::to_owned);
+        let number = done.new_id("CUSTOMER");
         self.store.map_customer(customer_id, &number).await?;
         Ok(number)
     }
@@ -198,7 +192,7 @@ impl Adapter {
             "open_account",
             &[&r.customer_id, &r.product_code, &r.opened_on],
         );
-        self.once(request_id, fp, |_| {}, async {
+        self.once(request_id, fp, async {
             let product = self
                 .store
                 .product(&r.product_code, 0)
@@ -234,11 +228,7 @@ impl Adapter {
                     &Probe::enquiry("ACCT.BY.ALT.ID", vec![("ALT.ACCT.ID", alt)], "ACCOUNT"),
                 )
                 .await?;
-            let account_no = done
-                .record
-                .field("ACCOUNT")
-                .filter(|n| !n.is_empty())
-                .map_or_else(|| done.record.transaction_id.clone(), str::to_owned);
+            let account_no = done.new_id("ACCOUNT");
             // The core had an account for this request already: it must be this request's.
             let opened = self.legacy_account(&account_no).await?;
             if opened.customer_no != customer_no || opened.product_code != product.code {
@@ -356,7 +346,7 @@ impl Adapter {
     ) -> Result<pb::Account> {
         let request_id = parse_request_id(&r.request_id)?;
         let fp = fingerprint(action, &[&r.account_id, &r.reason]);
-        self.once(request_id, fp, |_| {}, async {
+        self.once(request_id, fp, async {
             let row = self.account_row(&r.account_id).await?;
             let now = self.legacy_account(&row.account_no).await?;
             if now.status == "closed" {
@@ -451,155 +441,50 @@ pub(crate) fn statement_lines(
     Ok(lines)
 }
 
-/// The tonic service.
-#[derive(Debug, Clone)]
-pub struct DepositsService {
-    adapter: Arc<Adapter>,
-}
-
-impl DepositsService {
-    pub fn new(adapter: Arc<Adapter>) -> DepositsService {
-        DepositsService { adapter }
-    }
-
-    pub fn into_server(self) -> DepositsServer<DepositsService> {
-        DepositsServer::new(self)
-    }
-}
-
-#[tonic::async_trait]
-impl Deposits for DepositsService {
-    async fn create_product(
-        &self,
-        r: Request<pb::CreateProductRequest>,
-    ) -> std::result::Result<Response<pb::Product>, Status> {
-        answer(self.adapter.create_product(r.into_inner()).await)
-    }
-
-    async fn get_product(
-        &self,
-        r: Request<pb::GetProductRequest>,
-    ) -> std::result::Result<Response<pb::Product>, Status> {
-        let r = r.into_inner();
-        answer(self.adapter.product(&r.code, r.version).await)
-    }
-
-    async fn list_products(
-        &self,
-        _: Request<pb::ListProductsRequest>,
-    ) -> std::result::Result<Response<pb::ListProductsResponse>, Status> {
-        answer(
-            self.adapter
-                .products()
-                .await
-                .map(|products| pb::ListProductsResponse { products }),
-        )
-    }
-
-    async fn open_account(
-        &self,
-        r: Request<pb::OpenAccountRequest>,
-    ) -> std::result::Result<Response<pb::Account>, Status> {
-        answer(self.adapter.open_account(r.into_inner()).await)
-    }
-
-    async fn get_account(
-        &self,
-        r: Request<pb::GetAccountRequest>,
-    ) -> std::result::Result<Response<pb::Account>, Status> {
-        answer(self.adapter.get_account(&r.into_inner().account_id).await)
-    }
-
-    async fn list_accounts(
-        &self,
-        r: Request<pb::ListAccountsRequest>,
-    ) -> std::result::Result<Response<pb::ListAccountsResponse>, Status> {
-        answer(
-            self.adapter
-                .list_accounts(&r.into_inner().customer_id)
-                .await
-                .map(|accounts| pb::ListAccountsResponse { accounts }),
-        )
-    }
-
-    async fn get_statement(
-        &self,
-        r: Request<pb::GetStatementRequest>,
-    ) -> std::result::Result<Response<pb::Statement>, Status> {
-        answer(self.adapter.statement(r.into_inner()).await)
-    }
-
-    async fn deposit(
-        &self,
-        r: Request<pb::CashRequest>,
-    ) -> std::result::Result<Response<pb::Movement>, Status> {
-        answer(self.adapter.cash(r.into_inner(), true).await)
-    }
-
-    async fn withdraw(
-        &self,
-        r: Request<pb::CashRequest>,
-    ) -> std::result::Result<Response<pb::Movement>, Status> {
-        answer(self.adapter.cash(r.into_inner(), false).await)
-    }
-
-    async fn transfer(
-        &self,
-        r: Request<pb::TransferRequest>,
-    ) -> std::result::Result<Response<pb::TransferResult>, Status> {
-        answer(self.adapter.transfer(r.into_inner()).await)
-    }
-
-    async fn place_hold(
-        &self,
-        r: Request<pb::PlaceHoldRequest>,
-    ) -> std::result::Result<Response<pb::Hold>, Status> {
-        answer(self.adapter.place_hold(r.into_inner()).await)
-    }
-
-    async fn release_hold(
-        &self,
-        r: Request<pb::ReleaseHoldRequest>,
-    ) -> std::result::Result<Response<pb::Hold>, Status> {
-        answer(self.adapter.release_hold(r.into_inner()).await)
-    }
-
-    async fn capture_hold(
-        &self,
-        r: Request<pb::CaptureHoldRequest>,
-    ) -> std::result::Result<Response<pb::Hold>, Status> {
-        answer(self.adapter.capture_hold(r.into_inner()).await)
-    }
-
-    async fn freeze_account(
-        &self,
-        r: Request<pb::ChangeStatusRequest>,
-    ) -> std::result::Result<Response<pb::Account>, Status> {
-        answer(self.adapter.change_status(r.into_inner(), "freeze").await)
-    }
-
-    async fn unfreeze_account(
-        &self,
-        r: Request<pb::ChangeStatusRequest>,
-    ) -> std::result::Result<Response<pb::Account>, Status> {
-        answer(self.adapter.change_status(r.into_inner(), "unfreeze").await)
-    }
-
-    async fn close_account(
-        &self,
-        r: Request<pb::ChangeStatusRequest>,
-    ) -> std::result::Result<Response<pb::Account>, Status> {
-        answer(self.adapter.change_status(r.into_inner(), "close").await)
-    }
-
-    async fn accrue_interest(
-        &self,
-        _: Request<pb::AccrueInterestRequest>,
-    ) -> std::result::Result<Response<pb::AccrueInterestResponse>, Status> {
-        answer(Err(AdapterError::NotSupported {
-            message: "the legacy core accrues and posts interest in its own close of business"
-                .to_owned(),
-        }))
+adapter_service! {
+    /// The tonic service.
+    DepositsService: Deposits, DepositsServer {
+        fn create_product(pb::CreateProductRequest) -> pb::Product =
+            |adapter, r| adapter.create_product(r).await;
+        fn get_product(pb::GetProductRequest) -> pb::Product =
+            |adapter, r| adapter.product(&r.code, r.version).await;
+        fn list_products(pb::ListProductsRequest) -> pb::ListProductsResponse =
+            |adapter, _| {
+                let products = adapter.products().await;
+                products.map(|products| pb::ListProductsResponse { products })
+            };
+        fn open_account(pb::OpenAccountRequest) -> pb::Account =
+            |adapter, r| adapter.open_account(r).await;
+        fn get_account(pb::GetAccountRequest) -> pb::Account =
+            |adapter, r| adapter.get_account(&r.account_id).await;
+        fn list_accounts(pb::ListAccountsRequest) -> pb::ListAccountsResponse =
+            |adapter, r| {
+                let accounts = adapter.list_accounts(&r.customer_id).await;
+                accounts.map(|accounts| pb::ListAccountsResponse { accounts })
+            };
+        fn get_statement(pb::GetStatementRequest) -> pb::Statement =
+            |adapter, r| adapter.statement(r).await;
+        fn deposit(pb::CashRequest) -> pb::Movement = |adapter, r| adapter.cash(r, true).await;
+        fn withdraw(pb::CashRequest) -> pb::Movement = |adapter, r| adapter.cash(r, false).await;
+        fn transfer(pb::TransferRequest) -> pb::TransferResult =
+            |adapter, r| adapter.transfer(r).await;
+        fn place_hold(pb::PlaceHoldRequest) -> pb::Hold =
+            |adapter, r| adapter.place_hold(r).await;
+        fn release_hold(pb::ReleaseHoldRequest) -> pb::Hold =
+            |adapter, r| adapter.release_hold(r).await;
+        fn capture_hold(pb::CaptureHoldRequest) -> pb::Hold =
+            |adapter, r| adapter.capture_hold(r).await;
+        fn freeze_account(pb::ChangeStatusRequest) -> pb::Account =
+            |adapter, r| adapter.change_status(r, "freeze").await;
+        fn unfreeze_account(pb::ChangeStatusRequest) -> pb::Account =
+            |adapter, r| adapter.change_status(r, "unfreeze").await;
+        fn close_account(pb::ChangeStatusRequest) -> pb::Account =
+            |adapter, r| adapter.change_status(r, "close").await;
+        fn accrue_interest(pb::AccrueInterestRequest) -> pb::AccrueInterestResponse =
+            |_, _| Err(AdapterError::NotSupported {
+                message: "the legacy core accrues and posts interest in its own close of business"
+                    .to_owned(),
+            });
     }
 }
 

@@ -32,13 +32,7 @@ impl Adapter {
             .map(|f| f.value.clone());
         let lock = lock.as_deref();
         fields.append(&mut extra);
-        let done = self
-            .legacy
-            .input(
-                request("FUNDS.TRANSFER", Function::Input, &id, fields),
-                &Probe::exists("FUNDS.TRANSFER", &id),
-            )
-            .await?;
+        let done = self.legacy.input_new("FUNDS.TRANSFER", &id, fields).await?;
         let record = &done.record;
         let same = record.field("DEBIT.ACCT.NO") == Some(debit)
             && (kind == "OT" || record.field("CREDIT.ACCT.NO") == Some(credit))
@@ -73,58 +67,53 @@ impl Adapter {
                 &r.channel,
             ],
         );
-        self.once(
-            request_id,
-            fp,
-            |m: &mut pb::Movement| m.replayed = true,
-            async {
-                let row = self.account_in(&r.account_id, &r.currency).await?;
-                let amount = parse_amount(&r.amount, &row.currency)?;
-                let category = match r.channel.as_str() {
-                    "" | "cash" => CASH_CATEGORY,
-                    "clearing" => CLEARING_CATEGORY,
-                    other => {
-                        return Err(AdapterError::invalid(format!(
-                            "channel {other:?} is not cash or clearing"
-                        )));
-                    }
-                };
-                let bank = internal_account(&row.currency, category)?;
-                let (debit, credit) = if deposit {
-                    (bank.as_str(), row.account_no.as_str())
-                } else {
-                    (row.account_no.as_str(), bank.as_str())
-                };
-                let mut extra = Vec::new();
-                check_text(&r.description, "description")?;
-                if !r.description.is_empty() {
-                    extra.push(field("PAYMENT.DETAILS", r.description.clone()));
+        self.once(request_id, fp, async {
+            let row = self.account_in(&r.account_id, &r.currency).await?;
+            let amount = parse_amount(&r.amount, &row.currency)?;
+            let category = match r.channel.as_str() {
+                "" | "cash" => CASH_CATEGORY,
+                "clearing" => CLEARING_CATEGORY,
+                other => {
+                    return Err(AdapterError::invalid(format!(
+                        "channel {other:?} is not cash or clearing"
+                    )));
                 }
-                let (entry_id, existed) = self
-                    .transfer_funds(Posting {
-                        request_id,
-                        kind: "AC",
-                        debit,
-                        credit,
-                        currency: &row.currency,
-                        amount,
-                        extra,
-                    })
-                    .await?;
-                let after = self.legacy_account(&row.account_no).await?;
-                Ok(pb::Movement {
-                    request_id: r.request_id.clone(),
-                    account_id: r.account_id.clone(),
-                    kind: if deposit { "deposit" } else { "withdrawal" }.to_owned(),
-                    amount: money(amount),
-                    currency: row.currency.clone(),
-                    entry_id,
-                    recorded_at: now_text(),
-                    balances_after: Some(after.balances),
-                    replayed: existed,
+            };
+            let bank = internal_account(&row.currency, category)?;
+            let (debit, credit) = if deposit {
+                (bank.as_str(), row.account_no.as_str())
+            } else {
+                (row.account_no.as_str(), bank.as_str())
+            };
+            let mut extra = Vec::new();
+            check_text(&r.description, "description")?;
+            if !r.description.is_empty() {
+                extra.push(field("PAYMENT.DETAILS", r.description.clone()));
+            }
+            let (entry_id, existed) = self
+                .transfer_funds(Posting {
+                    request_id,
+                    kind: "AC",
+                    debit,
+                    credit,
+                    currency: &row.currency,
+                    amount,
+                    extra,
                 })
-            },
-        )
+                .await?;
+            let after = self.legacy_account(&row.account_no).await?;
+            Ok(pb::Movement {
+                request_id: r.request_id.clone(),
+                account_id: r.account_id.clone(),
+                kind: if deposit { "deposit" } else { "withdrawal" }.to_owned(),
+                amount: money(amount),
+                currency: row.currency.clone(),
+                entry_id,
+                recorded_at: now_text(),
+                balances_after: Some(after.balances),
+                replayed: existed,
+            })
+        })
         .await
     }
 
@@ -231,11 +220,10 @@ impl Adapter {
         &self,
         operation: &str,
         ask: TransferAsk<'_>,
-        replay: fn(&mut T),
         answer: impl FnOnce(Moved) -> T,
     ) -> Result<T>
     where
-        T: prost::Message + Default,
+        T: Kept,
     {
         let request_id = parse_request_id(ask.request_id)?;
         let fp = fingerprint(
@@ -248,7 +236,7 @@ impl Adapter {
                 ask.description,
             ],
         );
-        self.once(request_id, fp, replay, async {
+        self.once(request_id, fp, async {
             Ok(answer(self.transfer_between(&ask).await?))
         })
         .await
@@ -273,19 +261,8 @@ impl Adapter {
         &self,
         r: pb::TransferRequest,
     ) -> Result<pb::TransferResult> {
-        let ask = TransferAsk {
-            request_id: &r.request_id,
-            from_account_id: &r.from_account_id,
-            to_account_id: &r.to_account_id,
-            amount: &r.amount,
-            currency: &r.currency,
-            description: &r.description,
-        };
-        self.transfer_once(
-            "transfer",
-            ask,
-            |t: &mut pb::TransferResult| t.replayed = true,
-            |moved| pb::TransferResult {
+        self.transfer_once("transfer", TransferAsk::from(&r), |moved| {
+            pb::TransferResult {
                 request_id: r.request_id.clone(),
                 from_account_id: r.from_account_id.clone(),
                 to_account_id: r.to_account_id.clone(),
@@ -295,8 +272,8 @@ impl Adapter {
                 recorded_at: now_text(),
                 balances_after: Some(moved.balances),
                 replayed: moved.existed,
-            },
-        )
+            }
+        })
         .await
     }
 }
@@ -311,6 +288,30 @@ pub(crate) struct TransferAsk<'a> {
     pub currency: &'a str,
     pub description: &'a str,
 }
+
+/// `TransferAsk::from(&request)` for the contracts' transfer requests, whose fields carry the
+/// same names.
+macro_rules! transfer_ask_from {
+    ($($request:ty),+ $(,)?) => {$(
+        impl<'a> From<&'a $request> for TransferAsk<'a> {
+            fn from(r: &'a $request) -> TransferAsk<'a> {
+                TransferAsk {
+                    request_id: &r.request_id,
+                    from_account_id: &r.from_account_id,
+                    to_account_id: &r.to_account_id,
+                    amount: &r.amount,
+                    currency: &r.currency,
+                    description: &r.description,
+                }
+            }
+        }
+    )+};
+}
+
+transfer_ask_from!(
+    pb::TransferRequest,
+    corebank_api::payments::v1::InternalTransferRequest,
+);
 
 /// What a transfer did.
 #[derive(Debug, Clone)]

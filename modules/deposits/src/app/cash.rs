@@ -26,28 +26,6 @@ pub struct MovementView {
 }
 
 impl Deposits {
-    /// Cash in (`deposit`) or out (`withdrawal`) through the bank's cash account.
-    pub async fn cash(
-        &self,
-        kind: &'static str,
-        request_id: &str,
-        account_id: &str,
-        amount: &str,
-        currency: &str,
-        description: &str,
-    ) -> Result<MovementView, DepositsError> {
-        self.movement(
-            kind,
-            "cash",
-            request_id,
-            account_id,
-            amount,
-            currency,
-            description,
-        )
-        .await
-    }
-
     /// Money in (`deposit`) or out (`withdrawal`) through the bank's account for `channel`
     /// (`cash`: the teller; `clearing`: the clearing system).
     #[allow(clippy::too_many_arguments, reason = "a movement's every field, once")]

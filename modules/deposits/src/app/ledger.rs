@@ -14,12 +14,7 @@ use crate::store;
 
 /// A ledger refusal or failure as a deposits error.
 pub(crate) fn from_status(status: &tonic::Status) -> DepositsError {
-    let code = status
-        .metadata()
-        .get("corebank-error-code")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
+    let code = corebank_service::contract::error_code(status);
     from_failure(&code, status.message(), status.code())
 }
 

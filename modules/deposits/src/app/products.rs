@@ -10,8 +10,9 @@ use crate::domain::interest::{DayCount, PostingFrequency, RateTier};
 use crate::domain::model::{Product, ProductKind};
 use crate::store;
 
-/// A product as a client asks for it.
-#[derive(Debug, Clone)]
+/// A product as a client asks for it. A blank text field is one the client leaves unset:
+/// no minimum balance, no overdraft, no transfer limits, a zero rate.
+#[derive(Debug, Clone, Default)]
 pub struct NewProduct {
     pub code: String,
     pub name: String,
@@ -26,6 +27,21 @@ pub struct NewProduct {
     pub dormancy_days: u32,
     pub per_transfer_limit: String,
     pub daily_transfer_limit: String,
+}
+
+impl NewProduct {
+    /// A current account in EUR with interest at zero, posted monthly, and nothing else set.
+    pub fn current(code: &str, name: &str) -> NewProduct {
+        NewProduct {
+            code: code.to_owned(),
+            name: name.to_owned(),
+            kind: "current".to_owned(),
+            currency: "EUR".to_owned(),
+            day_count: "act_365_fixed".to_owned(),
+            posting_frequency: "monthly".to_owned(),
+            ..NewProduct::default()
+        }
+    }
 }
 
 fn optional_amount(
@@ -50,6 +66,20 @@ fn decimal(field: &str, text: &str) -> Result<Decimal, DepositsError> {
 impl Deposits {
     /// A new product, or the next version of its code.
     pub async fn create_product(&self, new: NewProduct) -> Result<Product, DepositsError> {
+        let mut product = self.checked_product(new)?;
+        let product_ref = &product;
+        let version = self
+            .in_tx("deposits_create_product", |tx| {
+                Box::pin(async move { store::insert_product(&tx, product_ref).await })
+            })
+            .await?;
+        product.version = version;
+        Ok(product)
+    }
+
+    /// `new` as [`Deposits::create_product`] would store it (version 0), or its refusal:
+    /// nothing is stored (`validate_only`, for a definition proposed under four eyes).
+    pub fn checked_product(&self, new: NewProduct) -> Result<Product, DepositsError> {
         let currency = parse_currency(&new.currency)?;
         let kind = ProductKind::parse(&new.kind)
             .ok_or_else(|| DepositsError::invalid("kind", "current or savings"))?;
@@ -69,7 +99,7 @@ impl Deposits {
                 })
                 .collect::<Result<Vec<_>, DepositsError>>()?
         };
-        let mut product = Product {
+        let product = Product {
             code: new.code,
             version: 0,
             name: new.name,
@@ -99,13 +129,6 @@ impl Deposits {
             created_at: self.now(),
         };
         product.validate()?;
-        let product_ref = &product;
-        let version = self
-            .in_tx("deposits_create_product", |tx| {
-                Box::pin(async move { store::insert_product(&tx, product_ref).await })
-            })
-            .await?;
-        product.version = version;
         Ok(product)
     }
 

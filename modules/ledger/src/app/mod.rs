@@ -298,7 +298,7 @@ impl Ledger {
         id: AccountId,
         at: DateTime<Utc>,
     ) -> Result<(Account, Balances), LedgerError> {
-        reads::balances_as_of_time(&self.db, id, at).await
+        reads::balances_as_of(&self.db, id, reads::AsOf::RecordTime(at)).await
     }
 
     pub async fn balances_as_of_value_date(
@@ -306,7 +306,7 @@ impl Ledger {
         id: AccountId,
         date: chrono::NaiveDate,
     ) -> Result<(Account, Balances), LedgerError> {
-        reads::balances_as_of_value_date(&self.db, id, date).await
+        reads::balances_as_of(&self.db, id, reads::AsOf::ValueDate(date)).await
     }
 
     pub async fn statement(

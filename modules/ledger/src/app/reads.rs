@@ -96,34 +96,27 @@ pub(super) async fn entry_by_external_ref(
     .map_err(from_tx_error)
 }
 
-pub(super) async fn balances_as_of_time(
-    db: &Db,
-    id: AccountId,
-    at: DateTime<Utc>,
-) -> Result<(Account, Balances), LedgerError> {
-    db.run_tx("ledger_read_balance", |tx| {
-        Box::pin(async move {
-            Ok((
-                load_account(&tx, id).await?,
-                store::balances_as_of_time(&tx, id, at).await?,
-            ))
-        })
-    })
-    .await
-    .map_err(from_tx_error)
+/// When balances are read as of: a record time (every bucket), or a value date (what was
+/// posted with a value date on or before it).
+#[derive(Debug, Clone, Copy)]
+pub(super) enum AsOf {
+    RecordTime(DateTime<Utc>),
+    ValueDate(NaiveDate),
 }
 
-pub(super) async fn balances_as_of_value_date(
+pub(super) async fn balances_as_of(
     db: &Db,
     id: AccountId,
-    date: NaiveDate,
+    as_of: AsOf,
 ) -> Result<(Account, Balances), LedgerError> {
     db.run_tx("ledger_read_balance", |tx| {
         Box::pin(async move {
-            Ok((
-                load_account(&tx, id).await?,
-                store::balances_as_of_value_date(&tx, id, date).await?,
-            ))
+            let account = load_account(&tx, id).await?;
+            let balances = match as_of {
+                AsOf::RecordTime(at) => store::balances_as_of_time(&tx, id, at).await?,
+                AsOf::ValueDate(date) => store::balances_as_of_value_date(&tx, id, date).await?,
+            };
+            Ok((account, balances))
         })
     })
     .await

@@ -119,12 +119,7 @@ pub(crate) fn parse_id(field: &str, id: &str) -> Result<Uuid, PaymentsError> {
 
 /// A deposits refusal or failure as a payments error.
 pub(crate) fn from_deposits(status: &tonic::Status) -> PaymentsError {
-    let code = status
-        .metadata()
-        .get("corebank-error-code")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
+    let code = corebank_service::contract::error_code(status);
     match (code.as_str(), status.code()) {
         (_, tonic::Code::Unavailable | tonic::Code::DeadlineExceeded) | ("unavailable", _) => {
             PaymentsError::Unavailable {

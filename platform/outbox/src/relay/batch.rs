@@ -391,6 +391,16 @@ impl EventKeys {
         self.reasons.push(reason);
     }
 
+    /// Adds the event at `index` of `other`, with `reason`.
+    fn push_from(&mut self, other: &EventKeys, index: usize, reason: String) {
+        self.ids.push(other.ids[index]);
+        self.types.push(other.types[index].clone());
+        self.aggregates.push(other.aggregates[index].clone());
+        self.sequences.push(other.sequences[index]);
+        self.partitions.push(other.partitions[index]);
+        self.reasons.push(reason);
+    }
+
     pub(super) fn is_empty(&self) -> bool {
         self.ids.is_empty()
     }
@@ -404,12 +414,7 @@ impl EventKeys {
         let mut kept = EventKeys::default();
         for index in 0..self.ids.len() {
             if held.contains(&self.partitions[index]) {
-                kept.ids.push(self.ids[index]);
-                kept.types.push(self.types[index].clone());
-                kept.aggregates.push(self.aggregates[index].clone());
-                kept.sequences.push(self.sequences[index]);
-                kept.partitions.push(self.partitions[index]);
-                kept.reasons.push(self.reasons[index].clone());
+                kept.push_from(self, index, self.reasons[index].clone());
             }
         }
         kept
@@ -427,12 +432,7 @@ impl EventKeys {
         }
         for index in 0..moved.ids.len() {
             if ids.contains(&moved.ids[index]) {
-                self.ids.push(moved.ids[index]);
-                self.types.push(moved.types[index].clone());
-                self.aggregates.push(moved.aggregates[index].clone());
-                self.sequences.push(moved.sequences[index]);
-                self.partitions.push(moved.partitions[index]);
-                self.reasons.push(String::new());
+                self.push_from(moved, index, String::new());
             }
         }
         Ok(())

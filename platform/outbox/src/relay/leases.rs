@@ -77,27 +77,18 @@ impl SchemaRelay {
                     }
                     let plan = plan_leases(&rows, &relays, owner_ref, partitions.len(), in_flight);
                     let mut held = Vec::new();
-                    if !plan.renew.is_empty() {
-                        let renewed = tx
-                            .query(&sql.renew_leases, &[&plan.renew, &duration_ms, owner_ref])
+                    // Renewals first, then claims: both answer the leases now held.
+                    for (statement, partitions) in [
+                        (&sql.renew_leases, &plan.renew),
+                        (&sql.claim_leases, &plan.claim),
+                    ] {
+                        if partitions.is_empty() {
+                            continue;
+                        }
+                        let rows = tx
+                            .query(statement, &[partitions, &duration_ms, owner_ref])
                             .await?;
-                        held.extend(
-                            renewed
-                                .iter()
-                                .map(lease_of)
-                                .collect::<Result<Vec<_>, _>>()?,
-                        );
-                    }
-                    if !plan.claim.is_empty() {
-                        let claimed = tx
-                            .query(&sql.claim_leases, &[&plan.claim, &duration_ms, owner_ref])
-                            .await?;
-                        held.extend(
-                            claimed
-                                .iter()
-                                .map(lease_of)
-                                .collect::<Result<Vec<_>, _>>()?,
-                        );
+                        held.extend(rows.iter().map(lease_of).collect::<Result<Vec<_>, _>>()?);
                     }
                     if !plan.release.is_empty() {
                         tx.execute(&sql.release_leases, &[&plan.release, owner_ref])

@@ -506,17 +506,21 @@ mod tests {
         ));
     }
 
+    /// The bundle of `ca` with one identity, `ledger.crt`, trusted in `corebank.internal`.
+    fn ledger_pki(ca: &DevCa, cert: String, key: String) -> Result<Pki, PkiError> {
+        Pki::from_pem(
+            "corebank.internal",
+            ca.cert_pem(),
+            [("ledger.crt".to_owned(), cert, key)],
+        )
+    }
+
     #[test]
     fn a_key_that_is_not_the_certificates_is_refused() {
         let ca = DevCa::generate("corebank.internal", "development").unwrap();
         let (cert, _) = ca.issue("ledger").unwrap();
         let (_, other_key) = ca.issue("ledger").unwrap();
-        let error = Pki::from_pem(
-            "corebank.internal",
-            ca.cert_pem(),
-            [("ledger.crt".to_owned(), cert, other_key)],
-        )
-        .unwrap_err();
+        let error = ledger_pki(&ca, cert, other_key).unwrap_err();
         assert!(matches!(error, PkiError::KeyMismatch { .. }), "{error}");
     }
 
@@ -524,12 +528,7 @@ mod tests {
     fn a_certificate_of_another_trust_domain_names_no_component() {
         let ca = DevCa::generate("other.example", "development").unwrap();
         let (cert, key) = ca.issue("ledger").unwrap();
-        let error = Pki::from_pem(
-            "corebank.internal",
-            ca.cert_pem(),
-            [("ledger.crt".to_owned(), cert, key)],
-        )
-        .unwrap_err();
+        let error = ledger_pki(&ca, cert, key).unwrap_err();
         assert!(matches!(error, PkiError::NoComponentName { .. }), "{error}");
     }
 

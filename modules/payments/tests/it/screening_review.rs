@@ -1,0 +1,440 @@
+//! Sanctions screening in the payments saga (ADR 0011), against lists loaded from files in
+//! their published formats (written here): a possible hit holds an outbound payment before
+//! the pivot, paused in `screening_review` with its hold in place, and an inbound one
+//! uncredited; `PaymentsReview/DecideScreening` (the gateway only, for a signed approver
+//! other than the proposer) releases or refuses it. A near miss passes; the threshold is
+//! the payment currency's.
+
+use crate::common::{Harness, Setup, assert_reason, error_code as code, hold_released, start};
+use corebank_api::payments::v1 as pb;
+use corebank_api::payments::v1::payments_review_client::PaymentsReviewClient;
+use corebank_payments::app::sanctions::SanctionsList;
+use corebank_payments::domain::sanctions::matching::similarity;
+use corebank_service::internal::assertion::AssertionSigner;
+use corebank_service::internal::assertion::{ACTOR_HEADER, ACTOR_SIGNATURE_HEADER};
+use corebank_service::internal::component_names;
+use corebank_testkit::test_pki;
+use uuid::Uuid;
+
+/// The lists, written as files and loaded as the module loads them at start.
+fn lists(thresholds: &str) -> SanctionsList {
+    let dir = tempfile::tempdir().unwrap();
+    crate::common::sample_lists::lists(&dir, thresholds)
+}
+
+async fn screening(thresholds: &str) -> Harness {
+    start(Setup {
+        sanctions: lists(thresholds),
+        ..Setup::default()
+    })
+    .await
+}
+
+/// A DecideScreening request as `signer` sends it, for the operator `approver` (signed with
+/// `signer`'s key, as the gateway signs).
+fn decision(
+    signer: &str,
+    approver: Option<&str>,
+    payment: Uuid,
+    decision: &str,
+    proposed_by: &str,
+) -> tonic::Request<pb::DecideScreeningRequest> {
+    let mut request = tonic::Request::new(pb::DecideScreeningRequest {
+        payment_id: payment.to_string(),
+        decision: decision.to_owned(),
+        proposed_by: proposed_by.to_owned(),
+        reason: format!("{decision}: reviewed against the listing"),
+    });
+    if let Some(approver) = approver {
+        let identity = test_pki().identity(signer).unwrap();
+        let signature = AssertionSigner::new(&identity)
+            .unwrap()
+            .sign(
+                "/corebank.payments.v1.PaymentsReview/DecideScreening",
+                approver,
+            )
+            .unwrap();
+        request
+            .metadata_mut()
+            .insert(ACTOR_HEADER, approver.parse().unwrap());
+        request
+            .metadata_mut()
+            .insert(ACTOR_SIGNATURE_HEADER, signature.parse().unwrap());
+    }
+    request
+}
+
+fn review_client(h: &Harness, me: &str) -> PaymentsReviewClient<tonic::transport::Channel> {
+    PaymentsReviewClient::new(h.channel_as(me))
+}
+
+/// The gateway deciding for `approver` what `proposer` proposed.
+async fn decide(
+    h: &Harness,
+    payment: Uuid,
+    verdict: &str,
+    proposer: &str,
+    approver: &str,
+) -> Result<pb::Payment, tonic::Status> {
+    review_client(h, component_names::GATEWAY)
+        .decide_screening(decision(
+            component_names::GATEWAY,
+            Some(approver),
+            payment,
+            verdict,
+            proposer,
+        ))
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+/// The stored review of `payment`: (decision, proposed_by, approved_by, first hit's list).
+async fn review_row(h: &Harness, payment: Uuid) -> (String, String, String, String) {
+    let client = h.database.db_for("payments");
+    client
+        .run_tx("test_review", |tx| {
+            Box::pin(async move {
+                let row = tx
+                    .query_one(
+                        "SELECT decision, proposed_by, approved_by, hits FROM screening_reviews \
+                         WHERE payment_id = $1",
+                        &[&payment],
+                    )
+                    .await?;
+                let hits: serde_json::Value = row.get(3);
+                Ok::<_, corebank_db::TxError<std::convert::Infallible>>((
+                    row.get(0),
+                    row.get(1),
+                    row.get(2),
+                    hits[0]["list"].as_str().unwrap_or_default().to_owned(),
+                ))
+            })
+        })
+        .await
+        .unwrap()
+}
+
+/// The id of the inbound payment with `uetr`.
+async fn inbound_payment(h: &Harness, uetr: Uuid) -> Uuid {
+    h.database
+        .db_for("payments")
+        .run_tx("test_inbound_id", |tx| {
+            Box::pin(async move {
+                let row = tx
+                    .query_one(
+                        "SELECT id FROM payments WHERE uetr = $1 AND direction = 'inbound'",
+                        &[&uetr],
+                    )
+                    .await?;
+                Ok::<Uuid, corebank_db::TxError<std::convert::Infallible>>(row.get(0))
+            })
+        })
+        .await
+        .unwrap()
+}
+
+/// A payment of `amount` from `debtor` to `creditor`, started and held by screening.
+async fn held(h: &Harness, debtor: &str, amount: &str, creditor: &str) -> Uuid {
+    let mut listed = h.payment(debtor, amount);
+    listed.creditor_name = creditor.to_owned();
+    let payment = h.payments.initiate(listed).await.unwrap().record.id;
+    let seen = h
+        .until(payment, &["screening_review", "settled", "failed"])
+        .await;
+    assert_eq!(
+        seen.status, "screening_review",
+        "{creditor}: {:?}",
+        seen.steps
+    );
+    payment
+}
+
+#[tokio::test]
+async fn a_un_hit_waits_in_review_with_its_hold_and_a_four_eyes_release_sends_it() {
+    let h = screening("*:0.93").await;
+    let debtor = h.account("100.00").await;
+    let payment = held(&h, &debtor, "40.00", "Sidorov, Ivan Petrovich").await;
+    let held = h.payments.payment(payment).await.unwrap();
+    assert_reason(&held, "un_consolidated 6908555");
+    // The hold stays in place while the payment waits; nothing went to the rail.
+    h.assert_balances(&debtor, ("100.00", "40.00", "60.00"))
+        .await;
+    assert!(!held.steps.iter().any(|s| s.step == "send"));
+    let saga = corebank_saga::ops::get(h.payments.db(), payment)
+        .await
+        .unwrap();
+    assert_eq!(saga.instance.status, corebank_saga::Status::Paused);
+    assert_eq!(saga.instance.version, 2);
+    // Still waiting a while later: waiting for a person is not retried away.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(
+        h.payments.payment(payment).await.unwrap().status,
+        "screening_review"
+    );
+
+    // The proposer cannot approve their own proposal, nor can nobody propose.
+    let own = decide(&h, payment, "release", "alice", "alice")
+        .await
+        .unwrap_err();
+    assert_eq!(code(&own), "four_eyes_required", "{own:?}");
+    let nobody = decide(&h, payment, "release", " ", "bob")
+        .await
+        .unwrap_err();
+    assert_eq!(code(&nobody), "four_eyes_required", "{nobody:?}");
+    let vague = decide(&h, payment, "maybe", "alice", "bob")
+        .await
+        .unwrap_err();
+    assert_eq!(code(&vague), "invalid_argument", "{vague:?}");
+    assert_eq!(
+        review_row(&h, payment).await.0,
+        "",
+        "refusals changed nothing"
+    );
+
+    let released = decide(&h, payment, "release", "alice", "bob")
+        .await
+        .unwrap();
+    assert!(!released.replayed);
+    let settled = h.settled(payment).await;
+    assert_eq!(settled.status, "settled", "{:?}", settled.steps);
+    assert!(
+        settled
+            .steps
+            .iter()
+            .any(|s| s.step == "screening_review" && s.direction == "do" && s.outcome == "done")
+    );
+    h.assert_balances(&debtor, ("60.00", "0.00", "60.00")).await;
+    assert_eq!(
+        review_row(&h, payment).await,
+        (
+            "release".into(),
+            "alice".into(),
+            "bob".into(),
+            "un_consolidated".into()
+        )
+    );
+    // The decision is in the saga's history, with both operators.
+    let actions = corebank_saga::ops::get(h.payments.db(), payment)
+        .await
+        .unwrap()
+        .operator_actions;
+    assert_eq!(actions.len(), 1, "{actions:?}");
+    assert_eq!(actions[0].action, "screening_release");
+    assert_eq!(
+        (actions[0].actor.as_str(), actions[0].proposed_by.as_str()),
+        ("bob", "alice")
+    );
+    // The same decision again answers the same; the other one is refused.
+    let again = decide(&h, payment, "release", "alice", "bob")
+        .await
+        .unwrap();
+    assert!(again.replayed);
+    assert_eq!(again.status, "settled");
+    let other = decide(&h, payment, "refuse", "carol", "dave")
+        .await
+        .unwrap_err();
+    assert_eq!(code(&other), "invalid_payment_state", "{other:?}");
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn an_ofac_alias_hit_refused_on_review_fails_and_releases_its_hold() {
+    let h = screening("*:0.93").await;
+    let debtor = h.account("100.00").await;
+    let payment = held(&h, &debtor, "25.00", "Aero Caribbean").await;
+    let held = h.payments.payment(payment).await.unwrap();
+    assert_reason(&held, "ofac_sdn 36");
+
+    let refused = decide(&h, payment, "refuse", "alice", "bob").await.unwrap();
+    assert!(!refused.replayed);
+    let failed = h.settled(payment).await;
+    assert_eq!(failed.status, "failed");
+    assert_reason(&failed, "refused on review by bob (proposed by alice)");
+    assert!(hold_released(&failed), "{:?}", failed.steps);
+    h.assert_balances(&debtor, ("100.00", "0.00", "100.00"))
+        .await;
+    assert_eq!(review_row(&h, payment).await.3, "ofac_sdn");
+    // A payment screening did not hold has nothing to decide.
+    let clean = h.pay(&debtor, "1.00").await.record.id;
+    assert_eq!(h.settled(clean).await.status, "settled");
+    let nothing = decide(&h, clean, "release", "alice", "bob")
+        .await
+        .unwrap_err();
+    assert_eq!(code(&nothing), "invalid_payment_state", "{nothing:?}");
+    let unknown = decide(&h, Uuid::new_v4(), "release", "alice", "bob")
+        .await
+        .unwrap_err();
+    assert_eq!(code(&unknown), "unknown_payment", "{unknown:?}");
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn only_the_gateway_with_a_signed_approver_may_decide() {
+    let h = screening("*:0.93").await;
+    let debtor = h.account("100.00").await;
+    let payment = held(&h, &debtor, "10.00", "NUR TRADING COMPANY").await;
+    // Another component, even with a well-formed signature of its own: not on the list.
+    let outsider = review_client(&h, component_names::DEPOSITS)
+        .decide_screening(decision(
+            component_names::DEPOSITS,
+            Some("bob"),
+            payment,
+            "release",
+            "alice",
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        outsider.code(),
+        tonic::Code::PermissionDenied,
+        "{outsider:?}"
+    );
+    // The gateway without naming the approver, or with a signature by another key.
+    let unsigned = review_client(&h, component_names::GATEWAY)
+        .decide_screening(decision(
+            component_names::GATEWAY,
+            None,
+            payment,
+            "release",
+            "alice",
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        unsigned.code(),
+        tonic::Code::Unauthenticated,
+        "{unsigned:?}"
+    );
+    assert_eq!(code(&unsigned), "actor_not_asserted");
+    let forged = review_client(&h, component_names::GATEWAY)
+        .decide_screening(decision(
+            component_names::DEPOSITS,
+            Some("bob"),
+            payment,
+            "release",
+            "alice",
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(code(&forged), "actor_not_asserted", "{forged:?}");
+    // Nothing was decided.
+    assert_eq!(review_row(&h, payment).await.0, "");
+    assert_eq!(
+        h.payments.payment(payment).await.unwrap().status,
+        "screening_review"
+    );
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_near_miss_passes_and_the_threshold_is_the_payment_currencys() {
+    let near = "Ivan Petrov Sidorenko";
+    let score = similarity(near, "IVAN PETROVICH SIDOROV");
+    assert!(
+        (0.80..0.99).contains(&score),
+        "pick another near name: {score}"
+    );
+    let below = format!("{:.2}", (score * 100.0).ceil() / 100.0 + 0.01);
+    let above = format!("{:.2}", (score * 100.0).floor() / 100.0 - 0.01);
+
+    // EUR has a stricter threshold than the score: a near miss, paid as usual, although the
+    // default would have held it.
+    let h = screening(&format!("EUR:{below},*:{above}")).await;
+    let debtor = h.account("100.00").await;
+    let mut payment = h.payment(&debtor, "10.00");
+    payment.creditor_name = near.to_owned();
+    let passed = h.payments.initiate(payment).await.unwrap().record.id;
+    let passed = h.settled(passed).await;
+    assert_eq!(passed.status, "settled", "{:?}", passed.steps);
+    h.stop().await;
+
+    // EUR's threshold below the score: the same name is held.
+    let h = screening(&format!("EUR:{above},*:{below}")).await;
+    let debtor = h.account("100.00").await;
+    held(&h, &debtor, "10.00", near).await;
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn an_inbound_payment_from_a_listed_debtor_waits_uncredited_until_released_or_refused() {
+    let h = screening("*:0.93").await;
+    let creditor = h.account("0").await;
+    let originate = async |debtor: &str, uetr: Option<Uuid>| {
+        h.originate_inbound(&creditor, debtor, "75.50", uetr).await
+    };
+    let held = originate("Nur Trading Company", None).await;
+    assert_eq!(held.bank_status, 200, "{}", held.bank_answer);
+    assert!(
+        held.bank_answer.starts_with("screening_review"),
+        "{}",
+        held.bank_answer
+    );
+    assert_eq!(h.balances(&creditor).await.0, "0.00");
+    // Delivered again: still held, still uncredited.
+    let again = originate("Nur Trading Company", Some(held.uetr)).await;
+    assert!(
+        again.bank_answer.starts_with("screening_review"),
+        "{}",
+        again.bank_answer
+    );
+    let payment = inbound_payment(&h, held.uetr).await;
+    assert_eq!(
+        h.payments.payment(payment).await.unwrap().status,
+        "screening_review"
+    );
+    let own = decide(&h, payment, "release", "carol", "carol")
+        .await
+        .unwrap_err();
+    assert_eq!(code(&own), "four_eyes_required");
+
+    let released = decide(&h, payment, "release", "carol", "dave")
+        .await
+        .unwrap();
+    assert_eq!(released.status, "credited");
+    assert_eq!(h.balances(&creditor).await.0, "75.50");
+    assert_eq!(
+        review_row(&h, payment).await,
+        (
+            "release".into(),
+            "carol".into(),
+            "dave".into(),
+            "un_consolidated".into()
+        )
+    );
+    // Released twice: credited once.
+    assert!(
+        decide(&h, payment, "release", "carol", "dave")
+            .await
+            .unwrap()
+            .replayed
+    );
+    assert_eq!(h.balances(&creditor).await.0, "75.50");
+
+    // Another, refused: never credited, and no return is sent to a listed party.
+    let second = originate("Nur Trading Compani", None).await;
+    assert!(
+        second.bank_answer.starts_with("screening_review"),
+        "{}",
+        second.bank_answer
+    );
+    let second = inbound_payment(&h, second.uetr).await;
+    let refused = decide(&h, second, "refuse", "carol", "dave").await.unwrap();
+    assert_eq!(refused.status, "refused");
+    assert!(
+        refused.reason.contains("refused on review by dave"),
+        "{}",
+        refused.reason
+    );
+    assert_eq!(h.balances(&creditor).await.0, "75.50");
+    let returns = h.rail_returns().await;
+    assert!(returns.is_empty(), "{returns:?}");
+    // A name nowhere near the lists is credited at once.
+    let clean = originate("Max Mustermann", None).await;
+    assert!(
+        clean.bank_answer.starts_with("credited"),
+        "{}",
+        clean.bank_answer
+    );
+    assert_eq!(h.balances(&creditor).await.0, "151.00");
+    h.stop().await;
+}
