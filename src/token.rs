@@ -14,7 +14,8 @@ pub enum RoleArg {
     Channel,
     /// A migration team member (`/admin/v1`): routes:read routes:write.
     Operator,
-    /// A second operator who approves: routes:read routes:approve sagas:approve payments:approve.
+    /// A second operator who approves: routes:read routes:approve sagas:approve payments:approve
+    /// products:approve.
     Approver,
     /// A regulator's auditor: audit:read.
     Auditor,

@@ -78,6 +78,20 @@ fn internal_mode(settings: &Settings) -> anyhow::Result<InternalMode> {
     )?)
 }
 
+/// Gives the modern side an equivalent of each legacy product it lacks (a development
+/// convenience of `up`: a bank defines its modern products under four eyes, through
+/// `/admin/v1/products/proposals`).
+async fn seed_modern_products(
+    mode: &InternalMode,
+    legacy_url: &str,
+    modern_url: &str,
+) -> anyhow::Result<Vec<(String, bool)>> {
+    let clients = corebank_components::clients_as(mode, component_names::MIGRATION)?;
+    corebank_gateway::products::seed_modern_equivalents(&clients, legacy_url, modern_url)
+        .await
+        .context("giving the modern side the legacy core's products")
+}
+
 /// Customers the mock legacy core seeds under `corebank up` when
 /// `COREBANK_LEGACY_SEED_CUSTOMERS` does not say.
 const UP_LEGACY_SEED_CUSTOMERS: u32 = 50;
@@ -232,6 +246,7 @@ async fn serve_until_shutdown(
         shutdown.clone(),
     )
     .await?;
+    let seeded = seed_modern_products(mode, &adapter_server.internal_url(), &own_url).await?;
     let base = format!("http://{}", settings_public_addr(&server)?);
     let internal = server.internal_url();
     println!();
@@ -280,6 +295,21 @@ async fn serve_until_shutdown(
     println!(
         "  legacy adapter gRPC on {} (internal: Deposits, Payments, LegacyExport in front of the core)",
         adapter_server.internal_url()
+    );
+    let codes: Vec<&str> = seeded.iter().map(|(code, _)| code.as_str()).collect();
+    let defined: Vec<&str> = seeded
+        .iter()
+        .filter(|(_, defined)| *defined)
+        .map(|(code, _)| code.as_str())
+        .collect();
+    println!(
+        "  products       {} on both sides (modern equivalents of the legacy core's{}; {base}/admin/v1/products)",
+        codes.join(", "),
+        if defined.is_empty() {
+            String::new()
+        } else {
+            format!(", defined now: {}", defined.join(", "))
+        }
     );
     println!(
         "  rail simulator {}{} (internal, with the rail's certificate)",

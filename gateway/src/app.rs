@@ -116,7 +116,13 @@ pub async fn component(
         Duration::from_secs(settings.gateway_approval_ttl_s),
         corebank_api::saga::v1::saga_admin_client::SagaAdminClient::new(saga_admin.clone()),
         payments_review,
+        state.upstreams.side(crate::routing::Side::Modern).deposits,
         signer.clone(),
+    );
+    let products = crate::products::Products::new(
+        state.upstreams.side(crate::routing::Side::Legacy).deposits,
+        state.upstreams.side(crate::routing::Side::Modern).deposits,
+        Arc::clone(&approvals),
     );
     let sagas = crate::sagas::router(saga_admin, db.clone(), signer, Arc::clone(&approvals))
         .merge(crate::approvals::admin::router(approvals));
@@ -124,6 +130,7 @@ pub async fn component(
         .admin_router()
         .merge(shadow.admin_router())
         .merge(sagas)
+        .merge(crate::products::router(products))
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&state),
             authenticate_admin,

@@ -17,6 +17,7 @@ pub mod json_integer;
 pub mod nul_text;
 pub mod openapi;
 pub mod principal;
+pub mod products;
 pub mod routing;
 pub mod sagas;
 pub mod shadow;

@@ -47,6 +47,8 @@ pub mod scope {
     pub const SAGAS_APPROVE: &str = "sagas:approve";
     /// Approves or rejects a screening decision on a payment proposed by another operator.
     pub const PAYMENTS_APPROVE: &str = "payments:approve";
+    /// Approves or rejects a modern product's definition proposed by another operator.
+    pub const PRODUCTS_APPROVE: &str = "products:approve";
     pub const AUDIT_READ: &str = "audit:read";
 }
 

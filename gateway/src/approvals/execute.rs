@@ -1,7 +1,8 @@
-//! The approved call: SagaAdmin `ForceCompensate`/`MarkResolved` or PaymentsReview
-//! `DecideScreening`, made for the approver (signed `x-corebank-actor`) with the proposer in
+//! The approved call: SagaAdmin `ForceCompensate`/`MarkResolved`, PaymentsReview
+//! `DecideScreening` or Deposits `CreateProduct`, made for the approver (signed `x-corebank-actor`) with the proposer in
 //! `proposed_by`.
 
+use corebank_api::deposits::v1::deposits_server::SERVICE_NAME as DEPOSITS_SERVICE;
 use corebank_api::payments::v1 as ppb;
 use corebank_api::payments::v1::payments_review_server::SERVICE_NAME as REVIEW_SERVICE;
 use corebank_api::saga::v1 as spb;
@@ -130,6 +131,23 @@ pub(super) async fn call(
             Ok(client.decide_screening(request).await.map(|payment| {
                 let payment = payment.into_inner();
                 json!({ "id": payment.id, "status": payment.status })
+            }))
+        }
+        ApprovalKind::ProductDefine => {
+            let definition: crate::products::definition::ProductDefinition =
+                serde_json::from_value(approval.parameters.clone()).map_err(|error| {
+                    ApiError::internal(format!("a stored product definition: {error}"))
+                })?;
+            let request = on_behalf_of(
+                signer,
+                definition.request(false),
+                &format!("/{DEPOSITS_SERVICE}/CreateProduct"),
+                approver,
+            )?;
+            let mut client = approvals.products.clone();
+            Ok(client.create_product(request).await.map(|product| {
+                let view = crate::products::definition::ProductView::from(&product.into_inner());
+                serde_json::to_value(view).unwrap_or(Value::Null)
             }))
         }
     }

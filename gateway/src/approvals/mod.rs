@@ -1,8 +1,8 @@
 //! Four eyes on operator actions other than route changes (ADR 0012): saga
 //! force-compensate and mark-resolved, and the release or refusal of a payment held by
-//! screening. One operator proposes (stored in `gateway.approvals`, audited); another
+//! screening, and the definition of a modern product. One operator proposes (stored in `gateway.approvals`, audited); another
 //! operator, holding the kind's approve scope, approves or rejects; only an approval makes
-//! the gateway call the owner (SagaAdmin, PaymentsReview) with the approver as the asserted
+//! the gateway call the owner (SagaAdmin, PaymentsReview, Deposits) with the approver as the asserted
 //! operator and the proposer in `proposed_by`. Proposals expire
 //! (`COREBANK_GATEWAY_APPROVAL_TTL_S`).
 //!
@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use corebank_api::deposits::v1::deposits_client::DepositsClient;
 use corebank_api::payments::v1::payments_review_client::PaymentsReviewClient;
 use corebank_api::saga::v1::saga_admin_client::SagaAdminClient;
 use corebank_db::Db;
@@ -43,14 +44,18 @@ pub enum ApprovalKind {
     PaymentScreeningRelease,
     /// PaymentsReview `DecideScreening` refusing the payment `target`.
     PaymentScreeningRefuse,
+    /// Deposits `CreateProduct` of the modern product `target` (a product code): a new code
+    /// or its next version, as `parameters` define it.
+    ProductDefine,
 }
 
 impl ApprovalKind {
-    pub const ALL: [ApprovalKind; 4] = [
+    pub const ALL: [ApprovalKind; 5] = [
         ApprovalKind::SagaForceCompensate,
         ApprovalKind::SagaMarkResolved,
         ApprovalKind::PaymentScreeningRelease,
         ApprovalKind::PaymentScreeningRefuse,
+        ApprovalKind::ProductDefine,
     ];
 
     pub fn name(self) -> &'static str {
@@ -59,6 +64,7 @@ impl ApprovalKind {
             ApprovalKind::SagaMarkResolved => "saga_mark_resolved",
             ApprovalKind::PaymentScreeningRelease => "payment_screening_release",
             ApprovalKind::PaymentScreeningRefuse => "payment_screening_refuse",
+            ApprovalKind::ProductDefine => "product_define",
         }
     }
 
@@ -78,6 +84,7 @@ impl ApprovalKind {
             ApprovalKind::PaymentScreeningRelease | ApprovalKind::PaymentScreeningRefuse => {
                 scope::PAYMENTS_APPROVE
             }
+            ApprovalKind::ProductDefine => scope::PRODUCTS_APPROVE,
         }
     }
 
@@ -88,6 +95,19 @@ impl ApprovalKind {
             ApprovalKind::PaymentScreeningRelease | ApprovalKind::PaymentScreeningRefuse => {
                 "payment"
             }
+            ApprovalKind::ProductDefine => "product",
+        }
+    }
+
+    /// Whether `target` names what this kind acts on: a UUID for a saga or a payment, a
+    /// product code for a product.
+    fn is_target(self, target: &str) -> bool {
+        match self {
+            ApprovalKind::ProductDefine => crate::products::definition::is_code(target),
+            ApprovalKind::SagaForceCompensate
+            | ApprovalKind::SagaMarkResolved
+            | ApprovalKind::PaymentScreeningRelease
+            | ApprovalKind::PaymentScreeningRefuse => Uuid::parse_str(target).is_ok(),
         }
     }
 }
@@ -136,9 +156,10 @@ pub struct Approval {
     #[schema(value_type = String)]
     pub id: Uuid,
     pub kind: ApprovalKind,
-    /// The saga's or the payment's id.
+    /// The saga's or the payment's id, or the product's code.
     pub target: String,
-    /// The kind's parameters: `{"resolution"}` for `saga_mark_resolved`, else `{}`.
+    /// The kind's parameters: `{"resolution"}` for `saga_mark_resolved`, the product's
+    /// definition for `product_define`, else `{}`.
     #[schema(value_type = Object)]
     pub parameters: serde_json::Value,
     /// The proposer's reason.
@@ -179,6 +200,8 @@ pub struct Approvals {
     ttl: Duration,
     sagas: SagaAdminClient<Channel>,
     review: PaymentsReviewClient<Channel>,
+    /// The modern side's Deposits, for approved product definitions.
+    products: DepositsClient<Channel>,
     /// Signs the approver for each call; `None` with plain-text internal calls.
     signer: Option<Arc<AssertionSigner>>,
 }
@@ -206,6 +229,7 @@ impl Approvals {
         ttl: Duration,
         sagas: SagaAdminClient<Channel>,
         review: PaymentsReviewClient<Channel>,
+        products: DepositsClient<Channel>,
         signer: Option<Arc<AssertionSigner>>,
     ) -> Arc<Approvals> {
         Arc::new(Approvals {
@@ -213,6 +237,7 @@ impl Approvals {
             ttl,
             sagas,
             review,
+            products,
             signer,
         })
     }

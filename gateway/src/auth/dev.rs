@@ -110,6 +110,7 @@ impl Role {
                 scope::ROUTES_APPROVE,
                 scope::SAGAS_APPROVE,
                 scope::PAYMENTS_APPROVE,
+                scope::PRODUCTS_APPROVE,
             ],
             Role::Auditor => &[scope::AUDIT_READ],
         }

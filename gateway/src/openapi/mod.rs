@@ -60,6 +60,7 @@ Every refusal and failure is the one error envelope `{code, message, retry_safe}
         (name = "admin: routes", description = "Route rules and account ownership, four eyes"),
         (name = "admin: shadow", description = "Shadow comparison: mismatches and counts"),
         (name = "admin: sagas", description = "Operator actions on the payments' sagas"),
+        (name = "admin: products", description = "Both sides' product catalogues and their parity; modern products under four eyes"),
     )
 )]
 struct ApiDoc;
@@ -72,6 +73,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
     document.merge(crate::shadow::Shadow::admin_openapi());
     document.merge(crate::sagas::openapi());
     document.merge(crate::approvals::admin::openapi());
+    document.merge(crate::products::openapi());
     add_security_schemes(&mut document);
     tie_amounts_to_currencies(&mut document);
     require_a_change_in_route_proposals(&mut document);

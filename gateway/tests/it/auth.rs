@@ -871,6 +871,7 @@ async fn dev_keys_are_created_once_and_dev_tokens_authenticate_per_role() {
                 scope::ROUTES_APPROVE,
                 scope::SAGAS_APPROVE,
                 scope::PAYMENTS_APPROVE,
+                scope::PRODUCTS_APPROVE,
             ],
         ),
         (Role::Auditor, Surface::Audit, vec![scope::AUDIT_READ]),

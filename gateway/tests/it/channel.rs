@@ -252,6 +252,7 @@ impl Stack {
                     dormancy_days: 0,
                     per_transfer_limit: String::new(),
                     daily_transfer_limit: String::new(),
+                    validate_only: false,
                 })
                 .await
                 .unwrap();
@@ -1029,3 +1030,130 @@ async fn a_transfer_never_credits_the_shadow_copy_of_an_account_kept_by_the_othe
     );
 }
 
+/// The two catalogues by code: `code` → (parity, the differing fields).
+async fn catalogue(stack: &Stack, token: &str) -> Vec<(String, String, Vec<String>)> {
+    let listed = stack.get("/admin/v1/products", token).await.expect(200);
+    listed.body["products"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|pair| {
+            let fields = pair["differences"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d["field"].as_str().unwrap().to_owned())
+                .collect();
+            (
+                pair["code"].as_str().unwrap().to_owned(),
+                pair["parity"].as_str().unwrap().to_owned(),
+                fields,
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn both_catalogues_show_side_by_side_and_a_modern_product_is_defined_only_under_four_eyes() {
+    let stack = stack().await;
+    let alice = stack.token(Role::Operator, "alice", None);
+    let bob = stack.token(Role::Approver, "bob", None);
+    let legacy_only = |code: &str| (code.to_owned(), "legacy_only".to_owned(), Vec::new());
+    assert_eq!(
+        catalogue(&stack, &alice).await,
+        [legacy_only("LEGACY-CURRENT"), legacy_only("LEGACY-SAVINGS")]
+    );
+    let definition = |day_count: &str| {
+        json!({
+            "code": "LEGACY-CURRENT", "name": "Current account", "kind": "current",
+            "currency": "EUR", "day_count": day_count, "posting_frequency": "monthly",
+            "overdraft_rate": "0"
+        })
+    };
+
+    // A definition deposits' rules refuse is answered 422 with its reason; nothing is stored.
+    let mut both = definition("act_365_fixed");
+    both["minimum_balance"] = json!("10");
+    both["overdraft_limit"] = json!("100");
+    let refused = stack
+        .post(
+            "/admin/v1/products/proposals",
+            &alice,
+            json!({ "product": both, "reason": "try" }),
+        )
+        .await
+        .expect(422);
+    assert_eq!(refused.body["code"], "invalid_product", "{}", refused.body);
+    // A malformed one is 400 from the gateway itself.
+    stack
+        .post(
+            "/admin/v1/products/proposals",
+            &alice,
+            json!({ "product": definition("every_other_day"), "reason": "try" }),
+        )
+        .await
+        .expect(400);
+
+    // A proposal stores nothing until another operator approves it.
+    let propose = |day_count: &'static str| {
+        let (stack, alice) = (&stack, alice.clone());
+        async move {
+            let proposed = stack
+                .post(
+                    "/admin/v1/products/proposals",
+                    &alice,
+                    json!({ "product": definition(day_count), "reason": "the modern twin" }),
+                )
+                .await
+                .expect(202);
+            assert_eq!(proposed.body["kind"], "product_define", "{}", proposed.body);
+            assert_eq!(proposed.body["target"], "LEGACY-CURRENT");
+            proposed.body["id"].as_str().unwrap().to_owned()
+        }
+    };
+    let first = propose("act_360").await;
+    assert_eq!(catalogue(&stack, &alice).await[0].1, "legacy_only");
+    let approve = |id: String, token: String| {
+        let stack = &stack;
+        async move {
+            stack
+                .post(
+                    &format!("/admin/v1/approvals/{id}/approve"),
+                    &token,
+                    json!({ "reason": "checked against the legacy terms" }),
+                )
+                .await
+        }
+    };
+    let own = approve(first.clone(), alice.clone()).await;
+    assert_eq!(own.status, 403, "{}", own.body);
+    let approved = approve(first, bob.clone()).await.expect(200);
+    assert_eq!(
+        approved.body["approval"]["outcome"], "done",
+        "{}",
+        approved.body
+    );
+    assert_eq!(approved.body["result"]["version"], 1, "{}", approved.body);
+
+    // Defined with another day count: the difference is named, with both values.
+    let listed = stack.get("/admin/v1/products", &alice).await.expect(200);
+    let current = &listed.body["products"][0];
+    assert_eq!(current["parity"], "different", "{current}");
+    assert_eq!(
+        current["differences"],
+        json!([{ "field": "day_count", "legacy": "act_365_fixed", "modern": "act_360" }])
+    );
+    assert_eq!(current["modern"]["interest"]["day_count"], "act_360");
+
+    // Its next version, approved, brings the two to parity.
+    let second = propose("act_365_fixed").await;
+    let approved = approve(second, bob).await.expect(200);
+    assert_eq!(approved.body["result"]["version"], 2, "{}", approved.body);
+    assert_eq!(
+        catalogue(&stack, &alice).await,
+        [
+            ("LEGACY-CURRENT".to_owned(), "equal".to_owned(), Vec::new()),
+            legacy_only("LEGACY-SAVINGS")
+        ]
+    );
+}

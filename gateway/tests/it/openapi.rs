@@ -28,6 +28,7 @@ const ROUTER_SOURCES: &[(&str, &str)] = &[
         "approvals/admin.rs",
         include_str!("../../src/approvals/admin.rs"),
     ),
+    ("products/mod.rs", include_str!("../../src/products/mod.rs")),
 ];
 
 /// A floor for the parser below: the operations there were when this test was written.
@@ -630,6 +631,7 @@ fn the_four_eyes_endpoints_document_their_bodies_kinds_and_refusals() {
             "saga_mark_resolved",
             "payment_screening_release",
             "payment_screening_refuse",
+            "product_define",
         ]
         .into()
     );

@@ -302,6 +302,9 @@ impl DepositsApi for DepositsService {
             per_transfer_limit: r.per_transfer_limit,
             daily_transfer_limit: r.daily_transfer_limit,
         };
+        if r.validate_only {
+            return answer(self.deposits.checked_product(new), product);
+        }
         answer(self.deposits.create_product(new).await, product)
     }
 

@@ -97,6 +97,9 @@ impl Adapter {
             daily_transfer_limit: r.daily_transfer_limit.clone(),
             created_at: created_at.clone(),
         };
+        if r.validate_only {
+            return Ok(make(0));
+        }
         let row = ProductRow {
             code: r.code.clone(),
             version: 0,
