@@ -3,6 +3,8 @@
 //! customer) and where each side keeps it.
 
 use chrono::{DateTime, Utc};
+use corebank_db::tokio_postgres::Row;
+use corebank_db::tokio_postgres::types::ToSql;
 use corebank_db::{Db, TxError};
 use uuid::Uuid;
 
@@ -76,7 +78,7 @@ pub struct Directory {
     cache: Cache,
 }
 
-fn entry(row: &corebank_db::tokio_postgres::Row) -> AccountEntry {
+fn entry(row: &Row) -> AccountEntry {
     let account_id: Uuid = row.get("account_id");
     let legacy_id: Option<Uuid> = row.get("legacy_id");
     let home = row
@@ -97,6 +99,28 @@ fn entry(row: &corebank_db::tokio_postgres::Row) -> AccountEntry {
         modern_id: row.get("modern_id"),
     }
 }
+
+fn hold_entry(row: &Row) -> HoldEntry {
+    HoldEntry {
+        hold_id: row.get("hold_id"),
+        account_id: row.get("account_id"),
+        legacy_id: row.get("legacy_id"),
+        modern_id: row.get("modern_id"),
+    }
+}
+
+fn payment_entry(row: &Row) -> PaymentEntry {
+    PaymentEntry {
+        payment_id: row.get("payment_id"),
+        side: Side::parse(row.get::<_, &str>("side")).unwrap_or(Side::Legacy),
+        account_id: row.get("account_id"),
+        customer_id: row.get("customer_id"),
+        created_at: row.get("created_at"),
+    }
+}
+
+/// A statement's parameter.
+type Parameter<'a> = &'a (dyn ToSql + Sync);
 
 impl Directory {
     pub fn new(db: Db) -> Directory {
@@ -133,23 +157,69 @@ impl Directory {
         &self.db
     }
 
+    /// The rows `sql` selects, each read by `read`, in a transaction (`name`) of its own.
+    async fn rows<T: Send>(
+        &self,
+        name: &'static str,
+        sql: &str,
+        parameters: &[Parameter<'_>],
+        read: fn(&Row) -> T,
+    ) -> Result<Vec<T>, ApiError> {
+        Ok(self
+            .db
+            .run_tx(name, |tx| {
+                Box::pin(async move {
+                    let rows = tx.query(sql, parameters).await?;
+                    Ok::<_, TxError<ApiError>>(rows.iter().map(read).collect())
+                })
+            })
+            .await?)
+    }
+
+    /// The row `sql` selects, if any, read by `read`.
+    async fn row<T: Send>(
+        &self,
+        name: &'static str,
+        sql: &str,
+        parameters: &[Parameter<'_>],
+        read: fn(&Row) -> T,
+    ) -> Result<Option<T>, ApiError> {
+        Ok(self
+            .rows(name, sql, parameters, read)
+            .await?
+            .into_iter()
+            .next())
+    }
+
+    /// Runs `sql` in a transaction (`name`) of its own.
+    async fn execute(
+        &self,
+        name: &'static str,
+        sql: &str,
+        parameters: &[Parameter<'_>],
+    ) -> Result<(), ApiError> {
+        self.db
+            .run_tx(name, |tx| {
+                Box::pin(async move {
+                    tx.execute(sql, parameters).await?;
+                    Ok::<_, TxError<ApiError>>(())
+                })
+            })
+            .await?;
+        Ok(())
+    }
+
     pub async fn account(&self, account_id: Uuid) -> Result<Option<AccountEntry>, ApiError> {
         if let Some(entry) = self.cached(account_id) {
             return Ok(Some(entry));
         }
         let found = self
-            .db
-            .run_tx("gateway_directory_account", |tx| {
-                Box::pin(async move {
-                    let row = tx
-                        .query_opt(
-                            "SELECT * FROM accounts WHERE account_id = $1",
-                            &[&account_id],
-                        )
-                        .await?;
-                    Ok::<_, TxError<ApiError>>(row.as_ref().map(entry))
-                })
-            })
+            .row(
+                "gateway_directory_account",
+                "SELECT * FROM accounts WHERE account_id = $1",
+                &[&account_id],
+                entry,
+            )
             .await?;
         if let Some(entry) = &found {
             self.remember(entry);
@@ -160,38 +230,26 @@ impl Directory {
     /// Whether `id` is the id of a copy (an account's id on its non-home side): copies are
     /// never addressed by channels.
     pub async fn is_copy(&self, id: Uuid) -> Result<bool, ApiError> {
-        Ok(self
-            .db
-            .run_tx("gateway_directory_is_copy", |tx| {
-                Box::pin(async move {
-                    let row = tx
-                        .query_opt(
-                            "SELECT 1 FROM accounts WHERE (legacy_id = $1 OR modern_id = $1) \
-                             AND account_id <> $1 LIMIT 1",
-                            &[&id],
-                        )
-                        .await?;
-                    Ok::<_, TxError<ApiError>>(row.is_some())
-                })
-            })
-            .await?)
+        let copy = self
+            .row(
+                "gateway_directory_is_copy",
+                "SELECT 1 FROM accounts WHERE (legacy_id = $1 OR modern_id = $1) \
+                 AND account_id <> $1 LIMIT 1",
+                &[&id],
+                |_| (),
+            )
+            .await?;
+        Ok(copy.is_some())
     }
 
     pub async fn accounts_of(&self, customer_id: &str) -> Result<Vec<AccountEntry>, ApiError> {
-        Ok(self
-            .db
-            .run_tx("gateway_directory_accounts_of", |tx| {
-                Box::pin(async move {
-                    let rows = tx
-                        .query(
-                            "SELECT * FROM accounts WHERE customer_id = $1 ORDER BY opened_at, account_id",
-                            &[&customer_id],
-                        )
-                        .await?;
-                    Ok::<_, TxError<ApiError>>(rows.iter().map(entry).collect())
-                })
-            })
-            .await?)
+        self.rows(
+            "gateway_directory_accounts_of",
+            "SELECT * FROM accounts WHERE customer_id = $1 ORDER BY opened_at, account_id",
+            &[&customer_id],
+            entry,
+        )
+        .await
     }
 
     /// Records an account (a second record of the same id keeps the first) and answers the
@@ -245,13 +303,7 @@ impl Directory {
                 "UPDATE accounts SET modern_id = $2 WHERE account_id = $1 AND modern_id IS NULL"
             }
         };
-        self.db
-            .run_tx("gateway_directory_set_side_id", |tx| {
-                Box::pin(async move {
-                    tx.execute(sql, &[&account_id, &id]).await?;
-                    Ok::<_, TxError<ApiError>>(())
-                })
-            })
+        self.execute("gateway_directory_set_side_id", sql, &[&account_id, &id])
             .await?;
         self.forget(account_id);
         Ok(())
@@ -275,79 +327,47 @@ impl Directory {
                              ON CONFLICT (hold_id) DO UPDATE SET modern_id = excluded.modern_id"
             }
         };
-        self.db
-            .run_tx("gateway_directory_record_hold", |tx| {
-                Box::pin(async move {
-                    tx.execute(sql, &[&hold_id, &account_id, &side_id]).await?;
-                    Ok::<_, TxError<ApiError>>(())
-                })
-            })
-            .await?;
-        Ok(())
+        self.execute(
+            "gateway_directory_record_hold",
+            sql,
+            &[&hold_id, &account_id, &side_id],
+        )
+        .await
     }
 
     pub async fn hold(&self, hold_id: Uuid) -> Result<Option<HoldEntry>, ApiError> {
-        Ok(self
-            .db
-            .run_tx("gateway_directory_hold", |tx| {
-                Box::pin(async move {
-                    let row = tx
-                        .query_opt("SELECT * FROM holds WHERE hold_id = $1", &[&hold_id])
-                        .await?;
-                    Ok::<_, TxError<ApiError>>(row.map(|r| HoldEntry {
-                        hold_id: r.get("hold_id"),
-                        account_id: r.get("account_id"),
-                        legacy_id: r.get("legacy_id"),
-                        modern_id: r.get("modern_id"),
-                    }))
-                })
-            })
-            .await?)
+        self.row(
+            "gateway_directory_hold",
+            "SELECT * FROM holds WHERE hold_id = $1",
+            &[&hold_id],
+            hold_entry,
+        )
+        .await
     }
 
     pub async fn record_payment(&self, payment: &PaymentEntry) -> Result<(), ApiError> {
-        self.db
-            .run_tx("gateway_directory_record_payment", |tx| {
-                Box::pin(async move {
-                    tx.execute(
-                        "INSERT INTO payments (payment_id, side, account_id, customer_id, created_at) \
-                         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (payment_id) DO NOTHING",
-                        &[
-                            &payment.payment_id,
-                            &payment.side.as_str(),
-                            &payment.account_id,
-                            &payment.customer_id,
-                            &payment.created_at,
-                        ],
-                    )
-                    .await?;
-                    Ok::<_, TxError<ApiError>>(())
-                })
-            })
-            .await?;
-        Ok(())
+        self.execute(
+            "gateway_directory_record_payment",
+            "INSERT INTO payments (payment_id, side, account_id, customer_id, created_at) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (payment_id) DO NOTHING",
+            &[
+                &payment.payment_id,
+                &payment.side.as_str(),
+                &payment.account_id,
+                &payment.customer_id,
+                &payment.created_at,
+            ],
+        )
+        .await
     }
 
     pub async fn payment(&self, payment_id: Uuid) -> Result<Option<PaymentEntry>, ApiError> {
-        Ok(self
-            .db
-            .run_tx("gateway_directory_payment", |tx| {
-                Box::pin(async move {
-                    let row = tx
-                        .query_opt(
-                            "SELECT * FROM payments WHERE payment_id = $1",
-                            &[&payment_id],
-                        )
-                        .await?;
-                    Ok::<_, TxError<ApiError>>(row.map(|r| PaymentEntry {
-                        payment_id: r.get("payment_id"),
-                        side: Side::parse(r.get::<_, &str>("side")).unwrap_or(Side::Legacy),
-                        account_id: r.get("account_id"),
-                        customer_id: r.get("customer_id"),
-                        created_at: r.get("created_at"),
-                    }))
-                })
-            })
-            .await?)
+        self.row(
+            "gateway_directory_payment",
+            "SELECT * FROM payments WHERE payment_id = $1",
+            &[&payment_id],
+            payment_entry,
+        )
+        .await
     }
 }

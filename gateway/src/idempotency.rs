@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
+use corebank_db::tokio_postgres::types::ToSql;
 use corebank_db::{Db, TxError};
 use corebank_kernel::{IdempotencyKey, IdempotencyKeyError};
 use sha2::{Digest as _, Sha256};
@@ -175,21 +176,24 @@ impl IdempotencyStore {
                         .await?;
                     let owner = Uuid::new_v4();
                     let claim = |reclaimed: bool| Begin::Proceed { owner, reclaimed };
+                    let claimed_until = now + lease;
+                    // The key's row as this request claims it: $1 to $8 of either statement.
+                    let claimed: [&(dyn ToSql + Sync); 8] = [
+                        &request.client,
+                        &request.key,
+                        &request.method,
+                        &request.path,
+                        &request.body_hash,
+                        &owner,
+                        &claimed_until,
+                        &now,
+                    ];
                     let Some(row) = row else {
                         tx.execute(
                             "INSERT INTO idempotency_keys (client, idempotency_key, method, path, \
                              body_hash, state, owner, lease_until, created_at) \
                              VALUES ($1, $2, $3, $4, $5, 'in_flight', $6, $7, $8)",
-                            &[
-                                &request.client,
-                                &request.key,
-                                &request.method,
-                                &request.path,
-                                &request.body_hash,
-                                &owner,
-                                &(now + lease),
-                                &now,
-                            ],
+                            &claimed,
                         )
                         .await?;
                         return Ok(claim(false));
@@ -203,16 +207,7 @@ impl IdempotencyStore {
                              state = 'in_flight', owner = $6, lease_until = $7, status = NULL, \
                              response = NULL, created_at = $8, completed_at = NULL, expires_at = NULL \
                              WHERE client = $1 AND idempotency_key = $2",
-                            &[
-                                &request.client,
-                                &request.key,
-                                &request.method,
-                                &request.path,
-                                &request.body_hash,
-                                &owner,
-                                &(now + lease),
-                                &now,
-                            ],
+                            &claimed,
                         )
                         .await?;
                         return Ok(claim(false));
@@ -245,7 +240,7 @@ impl IdempotencyStore {
                     tx.execute(
                         "UPDATE idempotency_keys SET owner = $3, lease_until = $4 \
                          WHERE client = $1 AND idempotency_key = $2",
-                        &[&request.client, &request.key, &owner, &(now + lease)],
+                        &[&request.client, &request.key, &owner, &claimed_until],
                     )
                     .await?;
                     Ok::<_, TxError<ApiError>>(claim(true))

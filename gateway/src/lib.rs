@@ -16,6 +16,7 @@ pub mod idempotency;
 pub mod json_integer;
 pub mod nul_text;
 pub mod openapi;
+pub mod operator;
 pub mod principal;
 pub mod products;
 pub mod routing;

@@ -14,7 +14,6 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use chrono::Utc;
 use corebank_api::saga::v1 as spb;
 use corebank_api::saga::v1::saga_admin_client::SagaAdminClient;
 use corebank_api::saga::v1::saga_admin_server::SERVICE_NAME;
@@ -25,9 +24,10 @@ use serde_json::{Value, json};
 use tonic::transport::Channel;
 
 use crate::approvals::{ApprovalKind, Approvals};
-use crate::audit::{self, AuditRecord};
+use crate::audit;
 use crate::error::ApiError;
-use crate::principal::{RequestContext, Surface, scope};
+use crate::operator::{self, Actor, Context, parse_body};
+use crate::principal::{RequestContext, scope};
 use crate::routing::Side;
 use crate::upstream::api_error_of;
 
@@ -71,17 +71,6 @@ pub fn router(
             post(mark_resolved),
         )
         .with_state(state)
-}
-
-fn context(
-    ctx: Option<axum::Extension<RequestContext>>,
-    needed: &str,
-) -> Result<RequestContext, ApiError> {
-    let context = ctx
-        .map(|axum::Extension(c)| c)
-        .ok_or_else(|| ApiError::unauthenticated("no authenticated principal"))?;
-    crate::auth::require_scope(&context.principal, needed).map_err(|e| e.api_error())?;
-    Ok(context)
 }
 
 pub(crate) fn saga_json(s: &spb::Saga) -> Value {
@@ -208,10 +197,10 @@ struct ListQuery {
 )]
 async fn list(
     State(state): State<Arc<Sagas>>,
-    ctx: Option<axum::Extension<RequestContext>>,
+    ctx: Context,
     Query(query): Query<ListQuery>,
 ) -> Response {
-    if let Err(error) = context(ctx, scope::ROUTES_READ) {
+    if let Err(error) = operator::reader(ctx, scope::ROUTES_READ) {
         return error.into_response();
     }
     let mut client = state.client.clone();
@@ -247,10 +236,10 @@ async fn list(
 )]
 async fn detail(
     State(state): State<Arc<Sagas>>,
-    ctx: Option<axum::Extension<RequestContext>>,
+    ctx: Context,
     Path(saga_id): Path<String>,
 ) -> Response {
-    if let Err(error) = context(ctx, scope::ROUTES_READ) {
+    if let Err(error) = operator::reader(ctx, scope::ROUTES_READ) {
         return error.into_response();
     }
     // The saga's history names who proposed and who approved each four-eyes action; the
@@ -288,7 +277,7 @@ async fn detail(
 #[serde(deny_unknown_fields)]
 #[schema(as = SagaActionBody)]
 struct ActionBody {
-    #[schema(schema_with = reason_schema)]
+    #[schema(schema_with = operator::reason_schema)]
     reason: String,
 }
 
@@ -316,15 +305,9 @@ impl Resolution {
 #[serde(deny_unknown_fields)]
 #[schema(as = SagaResolutionBody)]
 struct ResolutionBody {
-    #[schema(schema_with = reason_schema)]
+    #[schema(schema_with = operator::reason_schema)]
     reason: String,
     resolution: Resolution,
-}
-
-/// A reason: not blank, and (as a four-eyes proposal keeps it) at most
-/// [`crate::approvals::admin::REASON_LENGTH_MAX`] characters.
-fn reason_schema() -> utoipa::openapi::schema::ObjectBuilder {
-    crate::openapi::formats::text(crate::approvals::admin::REASON_LENGTH_MAX)
 }
 
 const SAGA_ID: &str = "The saga's id (a UUID)";
@@ -339,7 +322,7 @@ const SAGA_ID: &str = "The saga's id (a UUID)";
 )]
 async fn retry(
     State(state): State<Arc<Sagas>>,
-    ctx: Option<axum::Extension<RequestContext>>,
+    ctx: Context,
     Path(saga_id): Path<String>,
     body: Bytes,
 ) -> Response {
@@ -356,7 +339,7 @@ async fn retry(
 )]
 async fn resume(
     State(state): State<Arc<Sagas>>,
-    ctx: Option<axum::Extension<RequestContext>>,
+    ctx: Context,
     Path(saga_id): Path<String>,
     body: Bytes,
 ) -> Response {
@@ -373,7 +356,7 @@ async fn resume(
 )]
 async fn force_compensate(
     State(state): State<Arc<Sagas>>,
-    ctx: Option<axum::Extension<RequestContext>>,
+    ctx: Context,
     Path(saga_id): Path<String>,
     body: Bytes,
 ) -> Response {
@@ -390,7 +373,7 @@ async fn force_compensate(
 )]
 async fn mark_resolved(
     State(state): State<Arc<Sagas>>,
-    ctx: Option<axum::Extension<RequestContext>>,
+    ctx: Context,
     Path(saga_id): Path<String>,
     body: Bytes,
 ) -> Response {
@@ -403,19 +386,14 @@ fn parse_action_body(
     body: &[u8],
 ) -> Result<(String, Option<Resolution>), ApiError> {
     let parsed = match action {
-        SagaAction::MarkResolved => serde_json::from_slice::<ResolutionBody>(body)
-            .map(|parsed| (parsed.reason, Some(parsed.resolution)))
-            .map_err(|error| {
-                ApiError::invalid(format!(
-                    "the body must be {{\"reason\": \"...\", \"resolution\": \"completed\" | \"compensated\"}}: {error}"
-                ))
-            })?,
+        SagaAction::MarkResolved => parse_body::<ResolutionBody>(
+            body,
+            r#"{"reason": "...", "resolution": "completed" | "compensated"}"#,
+        )
+        .map(|parsed| (parsed.reason, Some(parsed.resolution)))?,
         SagaAction::Retry | SagaAction::Resume | SagaAction::ForceCompensate => {
-            serde_json::from_slice::<ActionBody>(body)
-                .map(|parsed| (parsed.reason, None))
-                .map_err(|error| {
-                    ApiError::invalid(format!("the body must be {{\"reason\": \"...\"}}: {error}"))
-                })?
+            parse_body::<ActionBody>(body, r#"{"reason": "..."}"#)
+                .map(|parsed| (parsed.reason, None))?
         }
     };
     if parsed.0.trim().is_empty() {
@@ -430,12 +408,12 @@ fn parse_action_body(
 /// `/admin/v1/approvals/{id}/approve`.
 async fn act(
     state: &Sagas,
-    ctx: Option<axum::Extension<RequestContext>>,
+    ctx: Context,
     saga_id: &str,
     saga_action: SagaAction,
     body: &[u8],
 ) -> Response {
-    let context = match context(ctx, scope::ROUTES_WRITE) {
+    let context = match operator::reader(ctx, scope::ROUTES_WRITE) {
         Ok(context) => context,
         Err(error) => return error.into_response(),
     };
@@ -474,18 +452,9 @@ async fn act(
     };
     // The request is in the audit trail before the saga is touched: the action may take
     // effect even if the outcome record below could not be written.
-    let intent = AuditRecord {
-        at: Utc::now(),
-        actor: actor.clone(),
-        surface: Surface::Admin.name().to_owned(),
-        action: format!("sagas.{action}"),
-        resource: format!("saga:{saga_id}"),
-        origin: context.origin.clone(),
-        outcome: "requested".to_owned(),
-        request_id: context.request_id.clone(),
-        route: None,
-        details: json!({ "reason": reason }),
-    };
+    let operator = Actor::of(&context);
+    let (action, resource) = (format!("sagas.{action}"), format!("saga:{saga_id}"));
+    let intent = operator.record(&action, &resource, "requested", json!({ "reason": reason }));
     if let Err(error) = audit::append_alone(&state.db, &intent).await {
         return ApiError::from(error).into_response();
     }
@@ -498,18 +467,7 @@ async fn act(
         Ok(_) => "200".to_owned(),
         Err(status) => api_error_of(status, Side::Modern).code,
     };
-    let record = AuditRecord {
-        at: Utc::now(),
-        actor,
-        surface: Surface::Admin.name().to_owned(),
-        action: format!("sagas.{action}"),
-        resource: format!("saga:{saga_id}"),
-        origin: context.origin.clone(),
-        outcome,
-        request_id: context.request_id.clone(),
-        route: None,
-        details: json!({ "reason": reason }),
-    };
+    let record = operator.record(&action, &resource, &outcome, json!({ "reason": reason }));
     if let Err(error) = audit::append_alone(&state.db, &record).await {
         return ApiError::from(error).into_response();
     }

@@ -23,6 +23,7 @@ use corebank_legacy::adapter::{Adapter, AdapterConfig};
 use corebank_legacy_core::CoreConfig;
 use corebank_legacy_ofs::{Indicator, Response};
 use corebank_service::contract::error_code;
+use corebank_testkit::contract::assert_suite_passed;
 use corebank_testkit::{TestApp, TestDatabase};
 use rust_decimal::Decimal;
 use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
@@ -110,24 +111,6 @@ async fn serve_adapter(database: &TestDatabase, client: ClientConfig) -> (Arc<Ad
         .await
         .unwrap();
     (adapter, TestApp::spawn(component).await)
-}
-
-/// Every check of a contract suite passed, and there were `count` of them.
-fn assert_suite_passed<'a>(
-    checks: impl Iterator<Item = (&'a str, &'a Result<(), String>)>,
-    count: usize,
-) {
-    let checks: Vec<_> = checks.collect();
-    let failures: Vec<String> = checks
-        .iter()
-        .filter_map(|(name, outcome)| outcome.as_ref().err().map(|e| format!("{name}: {e}")))
-        .collect();
-    assert_eq!(checks.len(), count);
-    assert!(
-        failures.is_empty(),
-        "contract failures:\n{}",
-        failures.join("\n")
-    );
 }
 
 impl Bank {

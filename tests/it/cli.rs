@@ -4,21 +4,14 @@ use std::process::Command;
 
 use corebank_testkit::TestDatabase;
 
+use crate::common;
+
 #[tokio::test]
 async fn migrate_applies_every_embedded_migration_to_database_url_and_is_idempotent() {
     let database = TestDatabase::create().await;
     for _ in 0..2 {
-        let output = Command::new(env!("CARGO_BIN_EXE_corebank"))
-            .arg("migrate")
-            .env("DATABASE_URL", database.url())
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        assert!(
-            output.status.success(),
-            "{stdout}\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        let stdout =
+            common::succeeded(common::corebank(&["migrate"]).env("DATABASE_URL", database.url()));
         assert!(
             stdout.contains("migrations: 0 applied"),
             "the test database starts migrated: {stdout}"
@@ -28,13 +21,7 @@ async fn migrate_applies_every_embedded_migration_to_database_url_and_is_idempot
 
 #[test]
 fn config_lists_every_setting_with_its_default() {
-    let output = Command::new(env!("CARGO_BIN_EXE_corebank"))
-        .arg("config")
-        .env_remove("COREBANK_LOG")
-        .output()
-        .unwrap();
-    assert!(output.status.success());
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stdout = common::succeeded(common::corebank(&["config"]).env_remove("COREBANK_LOG"));
     for spec in corebank_service::settings::SETTINGS {
         assert!(
             stdout.contains(spec.name),
@@ -55,9 +42,8 @@ fn serve_refuses_a_development_ca_and_plain_text_outside_dev_mode() {
     )
     .unwrap();
     let serve = |extra: &[(&str, &str)]| {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_corebank"));
+        let mut command = common::corebank(&["serve", "ledger"]);
         command
-            .args(["serve", "ledger"])
             .env("DATABASE_URL", "postgres://postgres@127.0.0.1:1/none")
             .env("COREBANK_TLS_DIR", certs.path())
             .env("COREBANK_HTTP_ADDR", "127.0.0.1:0")
@@ -66,16 +52,12 @@ fn serve_refuses_a_development_ca_and_plain_text_outside_dev_mode() {
         for (name, value) in extra {
             command.env(name, value);
         }
-        command.output().unwrap()
+        common::refused(&mut command)
     };
-    let output = serve(&[]);
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = serve(&[]);
     assert!(stderr.contains("holds a CA's private key"), "{stderr}");
     assert!(stderr.contains("COREBANK_TLS_CA"), "{stderr}");
-    let output = serve(&[("COREBANK_INSECURE_INTERNAL", "true")]);
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = serve(&[("COREBANK_INSECURE_INTERNAL", "true")]);
     assert!(stderr.contains("needs COREBANK_DEV=true"), "{stderr}");
 }
 
@@ -110,18 +92,11 @@ async fn migrate_leaves_the_mocks_out_unless_asked_for_them() {
             .collect::<Vec<_>>()
     };
     let migrate = |args: &[&str]| {
-        let output = Command::new(env!("CARGO_BIN_EXE_corebank"))
-            .arg("migrate")
-            .args(args)
-            .env("DATABASE_URL", &url)
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8_lossy(&output.stdout).into_owned()
+        common::succeeded(
+            common::corebank(&["migrate"])
+                .args(args)
+                .env("DATABASE_URL", &url),
+        )
     };
     let stdout = migrate(&[]);
     assert!(stdout.contains("--with-mocks adds them"), "{stdout}");

@@ -3,7 +3,7 @@
 //! publish.
 
 use crate::common;
-use std::process::{Command, Output};
+use std::process::Command;
 use std::sync::Arc;
 
 use corebank_db::Db;
@@ -36,12 +36,10 @@ impl Sink for RefusePoison {
     }
 }
 
-fn corebank(database: &TestDatabase, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_corebank"))
-        .args(args)
-        .env("DATABASE_URL", database.url())
-        .output()
-        .unwrap()
+fn corebank(database: &TestDatabase, args: &[&str]) -> Command {
+    let mut command = common::corebank(args);
+    command.env("DATABASE_URL", database.url());
+    command
 }
 
 async fn outbox_count(db: &Db) -> i64 {
@@ -87,13 +85,10 @@ async fn operators_list_dead_letters_and_replay_them_from_the_command_line() {
     relay.schema_relay(&demo).drain(10).await.unwrap();
     assert_eq!(outbox_count(db).await, 0);
 
-    let listed = corebank(&database, &["outbox", "dead-letters", "--schema", "demo"]);
-    let stdout = String::from_utf8_lossy(&listed.stdout);
-    assert!(
-        listed.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&listed.stderr)
-    );
+    let stdout = common::succeeded(&mut corebank(
+        &database,
+        &["outbox", "dead-letters", "--schema", "demo"],
+    ));
     assert!(stdout.contains("thing/poison#1  refused"), "{stdout}");
     assert!(
         stdout.contains("malformed for the downstream system"),
@@ -102,14 +97,16 @@ async fn operators_list_dead_letters_and_replay_them_from_the_command_line() {
     assert!(stdout.contains("thing/poison#2  parked"), "{stdout}");
     assert!(stdout.contains("2 dead letters"), "{stdout}");
 
-    let refused = corebank(&database, &["outbox", "replay", "--schema", "demo"]);
-    assert!(!refused.status.success());
+    let stderr = common::refused(&mut corebank(
+        &database,
+        &["outbox", "replay", "--schema", "demo"],
+    ));
     assert!(
-        String::from_utf8_lossy(&refused.stderr).contains("--all"),
+        stderr.contains("--all"),
         "replaying everything must be asked for"
     );
 
-    let replayed = corebank(
+    let stdout = common::succeeded(&mut corebank(
         &database,
         &[
             "outbox",
@@ -121,13 +118,7 @@ async fn operators_list_dead_letters_and_replay_them_from_the_command_line() {
             "--aggregate-id",
             "poison",
         ],
-    );
-    let stdout = String::from_utf8_lossy(&replayed.stdout);
-    assert!(
-        replayed.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&replayed.stderr)
-    );
+    ));
     assert!(
         stdout.contains("replayed 2 events into demo.outbox"),
         "{stdout}"
@@ -138,14 +129,11 @@ async fn operators_list_dead_letters_and_replay_them_from_the_command_line() {
 #[test]
 fn serve_relay_without_a_nats_url_refuses_to_start_and_says_what_to_set() {
     // With its certificate, so that the missing NATS URL is what stops it.
-    let output = common::internal_env(&mut Command::new(env!("CARGO_BIN_EXE_corebank")))
-        .args(["serve", "relay"])
-        .env("DATABASE_URL", "postgres://postgres@127.0.0.1:1/none")
-        .env_remove("COREBANK_NATS_URL")
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = common::refused(
+        common::internal_env(&mut common::corebank(&["serve", "relay"]))
+            .env("DATABASE_URL", "postgres://postgres@127.0.0.1:1/none")
+            .env_remove("COREBANK_NATS_URL"),
+    );
     assert!(stderr.contains("COREBANK_NATS_URL"), "{stderr}");
     assert!(stderr.contains("nats://"), "{stderr}");
 }

@@ -8,6 +8,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use crate::common;
+
 /// Generous: the first run initializes a durable PostgreSQL cluster.
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
 const STOP_TIMEOUT: Duration = Duration::from_secs(60);
@@ -365,14 +367,11 @@ fn up_starts_from_nothing_answers_healthz_and_stops_cleanly_on_ctrl_c() {
 #[test]
 fn up_refuses_a_misspelt_setting_and_names_it() {
     let dir = tempfile::tempdir().unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_corebank"))
-        .arg("up")
-        .current_dir(dir.path())
-        .env("COREBANK_LISTEN_ADRESS", "127.0.0.1:0")
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = common::refused(
+        common::corebank(&["up"])
+            .current_dir(dir.path())
+            .env("COREBANK_LISTEN_ADRESS", "127.0.0.1:0"),
+    );
     assert!(
         stderr.contains("COREBANK_LISTEN_ADRESS is not a corebank setting"),
         "{stderr}"
@@ -385,12 +384,6 @@ fn up_refuses_a_misspelt_setting_and_names_it() {
 
 #[test]
 fn migrate_without_a_database_url_says_how_to_set_one() {
-    let output = Command::new(env!("CARGO_BIN_EXE_corebank"))
-        .arg("migrate")
-        .env_remove("DATABASE_URL")
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = common::refused(common::corebank(&["migrate"]).env_remove("DATABASE_URL"));
     assert!(stderr.contains("DATABASE_URL is not set"), "{stderr}");
 }

@@ -5,31 +5,29 @@
 
 use std::sync::Arc;
 
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
-use axum::{Extension, Json};
 use chrono::{TimeDelta, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::{Approval, ApprovalKind, ApprovalStatus, Approvals, execute, store};
-use crate::audit::{self, AuditRecord};
+use crate::audit;
 use crate::error::ApiError;
-use crate::principal::{RequestContext, Surface, scope};
+use crate::operator::{
+    self, Actor, Context, Reply, authenticated, checked_reason, parse_body, reason_schema, to_json,
+};
+use crate::principal::{RequestContext, scope};
 use crate::routing::Side;
 use crate::upstream::api_error_of;
 
-/// A reason is at most this long, in characters.
-pub(crate) const REASON_LENGTH_MAX: usize = 2_000;
 /// Proposals in one listing: the default and the most a caller may ask for.
 const PAGE_SIZE_DEFAULT: i64 = 100;
 const PAGE_SIZE_MAX: i64 = 1_000;
-
-type Context = Option<Extension<RequestContext>>;
-type Reply = Result<(StatusCode, Json<Value>), ApiError>;
 
 /// The routes, over `approvals`.
 pub fn router(approvals: Arc<Approvals>) -> axum::Router {
@@ -45,82 +43,6 @@ pub fn router(approvals: Arc<Approvals>) -> axum::Router {
         .with_state(approvals)
 }
 
-fn record(
-    context: &RequestContext,
-    action: &str,
-    resource: &str,
-    outcome: &str,
-    details: Value,
-) -> AuditRecord {
-    AuditRecord {
-        at: Utc::now(),
-        actor: context.principal.subject.clone(),
-        surface: Surface::Admin.name().to_owned(),
-        action: action.to_owned(),
-        resource: resource.to_owned(),
-        origin: context.origin.clone(),
-        outcome: outcome.to_owned(),
-        request_id: context.request_id.clone(),
-        route: None,
-        details,
-    }
-}
-
-fn authenticated(context: Context) -> Result<RequestContext, ApiError> {
-    context
-        .map(|Extension(context)| context)
-        .ok_or_else(|| ApiError::unauthenticated("no authenticated principal"))
-}
-
-/// Refuses, and audits the refusal, when the caller lacks `needed`.
-async fn require(
-    approvals: &Approvals,
-    context: &RequestContext,
-    needed: &str,
-    action: &str,
-    resource: &str,
-) -> Result<(), ApiError> {
-    if context.principal.has_scope(needed) {
-        return Ok(());
-    }
-    let refusal = ApiError::forbidden(format!("this needs the scope {needed}"));
-    let refused = record(
-        context,
-        action,
-        resource,
-        &refusal.code,
-        json!({ "missing_scope": needed }),
-    );
-    audit::append_alone(&approvals.db, &refused).await?;
-    Err(refusal)
-}
-
-/// A required reason: not blank, at most [`REASON_LENGTH_MAX`] characters.
-fn checked_reason(reason: &str) -> Result<String, ApiError> {
-    // The limit is on the text as sent (as the API reference's `maxLength` is), then the
-    // blanks around it go.
-    let too_long = reason.chars().count() > REASON_LENGTH_MAX;
-    let reason = reason.trim();
-    if reason.is_empty() {
-        return Err(ApiError::invalid("reason is required"));
-    }
-    if too_long {
-        return Err(ApiError::invalid(format!(
-            "reason: at most {REASON_LENGTH_MAX} characters"
-        )));
-    }
-    Ok(reason.to_owned())
-}
-
-fn parse_body<'a, T: Deserialize<'a>>(body: &'a [u8], shape: &str) -> Result<T, ApiError> {
-    serde_json::from_slice(body)
-        .map_err(|error| ApiError::invalid(format!("the body must be {shape}: {error}")))
-}
-
-fn to_json(approval: &Approval) -> Result<Value, ApiError> {
-    serde_json::to_value(approval).map_err(ApiError::internal)
-}
-
 /// Stores a proposal of `kind` on `target` by the caller (who must hold `routes:write`),
 /// audited in the same transaction; answers 202 with it.
 pub(crate) async fn propose(
@@ -132,8 +54,8 @@ pub(crate) async fn propose(
     reason: &str,
 ) -> Reply {
     let resource = format!("{}:{target}", kind.target_kind());
-    require(
-        approvals,
+    operator::require(
+        &approvals.db,
         context,
         scope::ROUTES_WRITE,
         "approvals.propose",
@@ -166,8 +88,7 @@ pub(crate) async fn propose(
         decision_reason: None,
         outcome: None,
     };
-    let audited = record(
-        context,
+    let audited = Actor::of(context).record(
         "approvals.propose",
         &approval.resource(),
         "pending",
@@ -204,11 +125,6 @@ pub struct ScreeningReviewBody {
     pub decision: ScreeningDecision,
     #[schema(schema_with = reason_schema)]
     pub reason: String,
-}
-
-/// A reason as [`checked_reason`] takes it.
-fn reason_schema() -> utoipa::openapi::schema::ObjectBuilder {
-    crate::openapi::formats::text(REASON_LENGTH_MAX)
 }
 
 /// A screening decision.
@@ -285,9 +201,7 @@ async fn list(
     context: Context,
     Query(query): Query<ListQuery>,
 ) -> Reply {
-    let context = authenticated(context)?;
-    crate::auth::require_scope(&context.principal, scope::ROUTES_READ)
-        .map_err(|error| error.api_error())?;
+    operator::reader(context, scope::ROUTES_READ)?;
     let status = match query.status.as_deref() {
         None | Some("") => None,
         Some(name) => Some(ApprovalStatus::parse(name).ok_or_else(|| {
@@ -338,9 +252,7 @@ async fn one(
     context: Context,
     Path(id): Path<String>,
 ) -> Reply {
-    let context = authenticated(context)?;
-    crate::auth::require_scope(&context.principal, scope::ROUTES_READ)
-        .map_err(|error| error.api_error())?;
+    operator::reader(context, scope::ROUTES_READ)?;
     let id = approval_id(&id)?;
     let found = approvals
         .db
@@ -448,7 +360,7 @@ async fn decide(
                     }
                     audit::append(
                         &tx,
-                        &record(context, action, resource_ref, &refusal.code, details),
+                        &Actor::of(context).record(action, resource_ref, &refusal.code, details),
                     )
                     .await?;
                     return Ok(Err(refusal));
@@ -469,7 +381,7 @@ async fn decide(
                 .await?;
                 audit::append(
                     &tx,
-                    &record(context, action, resource_ref, status.name(), details),
+                    &Actor::of(context).record(action, resource_ref, status.name(), details),
                 )
                 .await?;
                 Ok(store::for_update(&tx, id)
@@ -515,8 +427,7 @@ async fn approve(
         approval.outcome = outcome,
         "approved operator action carried out"
     );
-    let audited = record(
-        &context,
+    let audited = Actor::of(&context).record(
         "approvals.execute",
         &approved.resource(),
         &outcome,

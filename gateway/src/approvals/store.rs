@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use corebank_db::Transaction;
+use corebank_db::tokio_postgres::types::ToSql;
 use corebank_db::tokio_postgres::{Error, Row};
 use uuid::Uuid;
 
@@ -52,19 +53,18 @@ pub(super) async fn insert(tx: &Transaction<'_>, approval: &Approval) -> Result<
 }
 
 pub(super) async fn for_update(tx: &Transaction<'_>, id: Uuid) -> Result<Option<Approval>, Error> {
-    let row = tx
-        .query_opt(
-            &format!("SELECT {COLUMNS} FROM approvals WHERE id = $1 FOR UPDATE"),
-            &[&id],
-        )
-        .await?;
-    row.as_ref().map(approval_of).transpose()
+    by_id(tx, id, " FOR UPDATE").await
 }
 
 pub(super) async fn one(tx: &Transaction<'_>, id: Uuid) -> Result<Option<Approval>, Error> {
+    by_id(tx, id, "").await
+}
+
+/// Proposal `id`, read with `locking` (empty, or a locking clause).
+async fn by_id(tx: &Transaction<'_>, id: Uuid, locking: &str) -> Result<Option<Approval>, Error> {
     let row = tx
         .query_opt(
-            &format!("SELECT {COLUMNS} FROM approvals WHERE id = $1"),
+            &format!("SELECT {COLUMNS} FROM approvals WHERE id = $1{locking}"),
             &[&id],
         )
         .await?;
@@ -79,45 +79,31 @@ pub(super) async fn list(
     now: DateTime<Utc>,
     limit: i64,
 ) -> Result<Vec<Approval>, Error> {
-    let rows = match status {
-        None => {
-            tx.query(
-                &format!("SELECT {COLUMNS} FROM approvals ORDER BY proposed_at, id LIMIT $1"),
-                &[&limit],
-            )
-            .await?
-        }
+    // `$1` is the limit; `$2`, when the filter needs it, `now` or the status.
+    let status_name = status.map(ApprovalStatus::name);
+    let (condition, filter_parameter): (&str, Option<&(dyn ToSql + Sync)>) = match status {
+        None => ("", None),
         Some(ApprovalStatus::Pending) => {
-            tx.query(
-                &format!(
-                    "SELECT {COLUMNS} FROM approvals WHERE status = 'pending' AND expires_at > $1 \
-                     ORDER BY proposed_at, id LIMIT $2"
-                ),
-                &[&now, &limit],
-            )
-            .await?
+            ("WHERE status = 'pending' AND expires_at > $2", Some(&now))
         }
-        Some(ApprovalStatus::Expired) => {
-            tx.query(
-                &format!(
-                    "SELECT {COLUMNS} FROM approvals WHERE status = 'expired' OR \
-                     (status = 'pending' AND expires_at <= $1) ORDER BY proposed_at, id LIMIT $2"
-                ),
-                &[&now, &limit],
-            )
-            .await?
-        }
-        Some(other) => {
-            tx.query(
-                &format!(
-                    "SELECT {COLUMNS} FROM approvals WHERE status = $1 \
-                     ORDER BY proposed_at, id LIMIT $2"
-                ),
-                &[&other.name(), &limit],
-            )
-            .await?
+        Some(ApprovalStatus::Expired) => (
+            "WHERE status = 'expired' OR (status = 'pending' AND expires_at <= $2)",
+            Some(&now),
+        ),
+        Some(ApprovalStatus::Approved | ApprovalStatus::Rejected) => {
+            ("WHERE status = $2", Some(&status_name))
         }
     };
+    let mut parameters: Vec<&(dyn ToSql + Sync)> = vec![&limit];
+    parameters.extend(filter_parameter);
+    let rows = tx
+        .query(
+            &format!(
+                "SELECT {COLUMNS} FROM approvals {condition} ORDER BY proposed_at, id LIMIT $1"
+            ),
+            &parameters,
+        )
+        .await?;
     rows.iter()
         .map(|row| approval_of(row).map(|approval| approval.as_of(now)))
         .collect()

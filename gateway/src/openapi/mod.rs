@@ -112,10 +112,6 @@ fn tie_amounts_to_currencies(document: &mut utoipa::openapi::OpenApi) {
 
 /// A route proposal gives the rules, or at least one ownership change (else 400).
 fn require_a_change_in_route_proposals(document: &mut utoipa::openapi::OpenApi) {
-    let components = document.components.get_or_insert_with(Default::default);
-    let Some(body) = components.schemas.remove("RouteProposalBody") else {
-        return;
-    };
     let gives = |field: &str, items_min: usize| {
         ObjectBuilder::new()
             .schema_type(Type::Object)
@@ -129,22 +125,31 @@ fn require_a_change_in_route_proposals(document: &mut utoipa::openapi::OpenApi) 
         .description(Some("The rules, or at least one ownership change."))
         .item(gives("rules", 0))
         .item(gives("ownership", 1));
+    constrain(document, "RouteProposalBody", change);
+}
+
+/// The object schema `name`, if the document has it, joined to `constraint` (both hold).
+fn constrain(
+    document: &mut utoipa::openapi::OpenApi,
+    name: &str,
+    constraint: utoipa::openapi::schema::AnyOfBuilder,
+) {
+    let components = document.components.get_or_insert_with(Default::default);
+    let Some(schema) = components.schemas.remove(name) else {
+        return;
+    };
     components.schemas.insert(
-        "RouteProposalBody".to_owned(),
+        name.to_owned(),
         utoipa::openapi::schema::AllOfBuilder::new()
             .schema_type(utoipa::openapi::schema::SchemaType::Type(Type::Object))
-            .item(body)
-            .item(change)
+            .item(schema)
+            .item(constraint)
             .into(),
     );
 }
 
 /// A rule's canary sends accounts to the side that is not its default (else 400).
 fn canaries_go_to_the_other_side(document: &mut utoipa::openapi::OpenApi) {
-    let components = document.components.get_or_insert_with(Default::default);
-    let Some(rule) = components.schemas.remove("RouteRuleBody") else {
-        return;
-    };
     let default_then_canary = |default_side: &str, canary_side: &str| {
         let side = |name: &str| {
             ObjectBuilder::new()
@@ -165,14 +170,7 @@ fn canaries_go_to_the_other_side(document: &mut utoipa::openapi::OpenApi) {
         .description(Some("A canary's side differs from the default side."))
         .item(default_then_canary("legacy", "modern"))
         .item(default_then_canary("modern", "legacy"));
-    components.schemas.insert(
-        "RouteRuleBody".to_owned(),
-        utoipa::openapi::schema::AllOfBuilder::new()
-            .schema_type(utoipa::openapi::schema::SchemaType::Type(Type::Object))
-            .item(rule)
-            .item(sides)
-            .into(),
-    );
+    constrain(document, "RouteRuleBody", sides);
 }
 
 /// No text the API takes may hold U+0000 ([`crate::nul_text`]): every string schema that

@@ -14,20 +14,20 @@ pub mod parity;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
-use axum::{Extension, Json};
 use corebank_api::deposits::v1 as pb;
 use corebank_api::deposits::v1::deposits_client::DepositsClient;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use tonic::transport::Channel;
 
 use crate::approvals::{ApprovalKind, Approvals};
 use crate::error::ApiError;
-use crate::principal::{RequestContext, scope};
+use crate::operator::{self, Context, Reply};
+use crate::principal::scope;
 use crate::routing::Side;
 use crate::upstream::api_error_of;
 use definition::{ProductDefinition, ProductView};
@@ -117,12 +117,6 @@ async fn listed(
         .map_err(|status| api_error_of(&status, side))
 }
 
-fn authenticated(context: Option<Extension<RequestContext>>) -> Result<RequestContext, ApiError> {
-    context
-        .map(|Extension(context)| context)
-        .ok_or_else(|| ApiError::unauthenticated("no authenticated principal"))
-}
-
 #[utoipa::path(
     get, path = "/admin/v1/products", tag = "admin: products", operation_id = "list_products",
     summary = "Both sides' product catalogues, side by side, with their parity",
@@ -131,11 +125,9 @@ fn authenticated(context: Option<Extension<RequestContext>>) -> Result<RequestCo
 )]
 async fn catalogue(
     State(products): State<Arc<Products>>,
-    context: Option<Extension<RequestContext>>,
+    context: Context,
 ) -> Result<Json<Catalogue>, ApiError> {
-    let context = authenticated(context)?;
-    crate::auth::require_scope(&context.principal, scope::ROUTES_READ)
-        .map_err(|error| error.api_error())?;
+    operator::reader(context, scope::ROUTES_READ)?;
     let (legacy, modern) = tokio::try_join!(
         listed(products.legacy.clone(), Side::Legacy),
         listed(products.modern.clone(), Side::Modern),
@@ -150,12 +142,8 @@ async fn catalogue(
 #[serde(deny_unknown_fields)]
 pub struct ProductProposalBody {
     pub product: ProductDefinition,
-    #[schema(schema_with = reason_schema)]
+    #[schema(schema_with = operator::reason_schema)]
     pub reason: String,
-}
-
-fn reason_schema() -> utoipa::openapi::schema::ObjectBuilder {
-    crate::openapi::formats::text(crate::approvals::admin::REASON_LENGTH_MAX)
 }
 
 /// Deposits' answer to the definition, stored nothing: its refusal of a well-formed
@@ -184,18 +172,12 @@ async fn checked_by_deposits(
     request_body = ProductProposalBody,
     responses((status = 202, description = "The proposal, `pending`", body = crate::approvals::Approval))
 )]
-async fn propose(
-    State(products): State<Arc<Products>>,
-    context: Option<Extension<RequestContext>>,
-    body: Bytes,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let context = authenticated(context)?;
-    let body: ProductProposalBody = serde_json::from_slice(&body).map_err(|error| {
-        ApiError::invalid(format!(
-            "the body must be {{\"product\": {{code, name, kind, currency, day_count, \
-             posting_frequency, ...}}, \"reason\": \"...\"}}: {error}"
-        ))
-    })?;
+async fn propose(State(products): State<Arc<Products>>, context: Context, body: Bytes) -> Reply {
+    let context = operator::authenticated(context)?;
+    let body: ProductProposalBody = operator::parse_body(
+        &body,
+        r#"{"product": {code, name, kind, currency, day_count, posting_frequency, ...}, "reason": "..."}"#,
+    )?;
     body.product.check().map_err(ApiError::invalid)?;
     let parameters = serde_json::to_value(&body.product).map_err(ApiError::internal)?;
     let code = body.product.code.as_str().to_owned();

@@ -3,24 +3,24 @@
 //! to an earlier version (a proposal too), and check a decision. Every mutating call, refused
 //! or not, writes its audit record in the transaction of what it changes.
 
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
-use axum::{Extension, Json};
-use chrono::Utc;
-use corebank_db::TxError;
+use chrono::{DateTime, Utc};
+use corebank_db::{Transaction, TxError};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use super::Router;
 use super::bodies::{self, RouteDecisionBody, RouteProposalBody, RouteRollbackBody};
 use super::store::{self, Proposal};
 use super::table::{OPERATIONS, Side};
-use super::{Actor, Router};
-use crate::audit;
 use crate::error::ApiError;
-use crate::principal::{RequestContext, scope};
+use crate::operator::{self, Actor, Context, Reply, authenticated, to_json};
+use crate::principal::scope;
 
 /// Versions or proposals in one listing: the default and the most a caller may ask for.
 const PAGE_SIZE_DEFAULT: i64 = 100;
@@ -44,31 +44,7 @@ pub(super) fn routes(router: Router) -> axum::Router {
         .with_state(router)
 }
 
-type Context = Option<Extension<RequestContext>>;
-type Reply = Result<(StatusCode, Json<Value>), ApiError>;
-
-fn actor_of(context: &RequestContext) -> Actor {
-    Actor {
-        subject: context.principal.subject.clone(),
-        origin: context.origin.clone(),
-        request_id: context.request_id.clone(),
-    }
-}
-
-/// The caller, if it holds `scope` (for reads: nothing is recorded).
-fn reader(context: Context, needed: &str) -> Result<RequestContext, ApiError> {
-    let Some(Extension(context)) = context else {
-        return Err(ApiError::unauthenticated("no authenticated principal"));
-    };
-    if !context.principal.has_scope(needed) {
-        return Err(ApiError::forbidden(format!(
-            "this needs the scope {needed}"
-        )));
-    }
-    Ok(context)
-}
-
-/// The caller of a mutating call, if it holds `scope`; a refusal is audited.
+/// The caller of a mutating call, if it holds `needed`; a refusal is audited.
 async fn writer(
     router: &Router,
     context: Context,
@@ -76,22 +52,9 @@ async fn writer(
     action: &str,
     resource: &str,
 ) -> Result<Actor, ApiError> {
-    let Some(Extension(context)) = context else {
-        return Err(ApiError::unauthenticated("no authenticated principal"));
-    };
-    let actor = actor_of(&context);
-    if context.principal.has_scope(needed) {
-        return Ok(actor);
-    }
-    let refusal = ApiError::forbidden(format!("this needs the scope {needed}"));
-    let record = actor.record(
-        action,
-        resource,
-        &refusal.code,
-        json!({ "missing_scope": needed }),
-    );
-    audit::append_alone(router.db(), &record).await?;
-    Err(refusal)
+    let context = authenticated(context)?;
+    operator::require(router.db(), &context, needed, action, resource).await?;
+    Ok(Actor::of(&context))
 }
 
 fn conflict(code: &str, message: impl Into<String>) -> ApiError {
@@ -100,10 +63,6 @@ fn conflict(code: &str, message: impl Into<String>) -> ApiError {
 
 fn not_found(message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
-}
-
-fn to_json<T: serde::Serialize>(value: &T) -> Result<Value, ApiError> {
-    serde_json::to_value(value).map_err(ApiError::internal)
 }
 
 /// The schemas of query parameters are listed: utoipa refers to them without collecting them.
@@ -140,7 +99,7 @@ impl Router {
     responses((status = 200, description = "`{version, rules, ownership_count, activated_at, activated_by, proposed_by, kind, reason, replica_version}`", body = serde_json::Value))
 )]
 async fn active_routes(State(router): State<Router>, context: Context) -> Reply {
-    reader(context, scope::ROUTES_READ)?;
+    operator::reader(context, scope::ROUTES_READ)?;
     let (meta, rules, ownership_count) = router
         .db()
         .run_tx("gateway_route_admin_active", |tx| {
@@ -201,7 +160,7 @@ async fn list_versions(
     context: Context,
     Query(query): Query<VersionsQuery>,
 ) -> Reply {
-    reader(context, scope::ROUTES_READ)?;
+    operator::reader(context, scope::ROUTES_READ)?;
     let limit = page_size(query.limit)?;
     let before = query.before;
     let versions = router
@@ -225,7 +184,7 @@ async fn one_version(
     context: Context,
     Path(version): Path<i64>,
 ) -> Reply {
-    reader(context, scope::ROUTES_READ)?;
+    operator::reader(context, scope::ROUTES_READ)?;
     let found = router
         .db()
         .run_tx("gateway_route_admin_version", |tx| {
@@ -292,7 +251,7 @@ async fn list_proposals(
     context: Context,
     Query(query): Query<ProposalsQuery>,
 ) -> Reply {
-    reader(context, scope::ROUTES_READ)?;
+    operator::reader(context, scope::ROUTES_READ)?;
     let limit = page_size(query.limit)?;
     if let Some(status) = &query.status
         && !STATUSES.contains(&status.as_str())
@@ -335,7 +294,7 @@ async fn decide(
     context: Context,
     Query(query): Query<DecideQuery>,
 ) -> Reply {
-    reader(context, scope::ROUTES_READ)?;
+    operator::reader(context, scope::ROUTES_READ)?;
     let product = query
         .product
         .filter(|product| !product.is_empty())
@@ -377,76 +336,16 @@ async fn create_proposal(State(router): State<Router>, context: Context, body: B
             "rules: a proposal must give the rules or at least one ownership change",
         ));
     }
-    let reason = bodies::required_reason(body.reason)?;
-    let activate_at = bodies::activate_at(body.activate_at.as_deref())?;
-    let base_version = body.base_version;
-    let proposal = Proposal {
-        id: Uuid::new_v4(),
-        kind: "change".to_owned(),
-        base_version: base_version.unwrap_or_default(),
-        rules,
-        ownership,
-        rollback_to: None,
-        activate_at,
-        reason,
-        author: actor.subject.clone(),
-        created_at: Utc::now(),
-        status: "proposed".to_owned(),
-        decided_by: None,
-        decided_at: None,
-        decision_reason: None,
-        activated_version: None,
-        activated_at: None,
-    };
-    let (actor, proposal) = (&actor, &proposal);
-    let created = router
-        .db()
-        .run_tx("gateway_route_propose", |tx| {
-            Box::pin(async move {
-                let (active, _) = store::active(&tx, false).await?;
-                let mut proposal = proposal.clone();
-                let resource = format!("route_proposal:{}", proposal.id);
-                if base_version.is_some_and(|base| base != active) {
-                    let refusal = conflict(
-                        "stale_proposal",
-                        format!(
-                            "base_version {} is not the active version {active}",
-                            proposal.base_version
-                        ),
-                    );
-                    actor
-                    .audit(
-                        &tx,
-                        "routes.propose",
-                        &resource,
-                        &refusal.code,
-                        json!({ "base_version": proposal.base_version, "active_version": active }),
-                    )
-                    .await?;
-                    return Ok(Err(refusal));
-                }
-                proposal.base_version = active;
-                store::insert_proposal(&tx, &proposal).await?;
-                actor
-                    .audit(
-                        &tx,
-                        "routes.propose",
-                        &resource,
-                        "proposed",
-                        json!({
-                            "base_version": active,
-                            "rules": proposal.rules,
-                            "ownership_changes": proposal.ownership.len(),
-                            "activate_at": proposal.activate_at,
-                            "reason": proposal.reason,
-                        }),
-                    )
-                    .await?;
-                Ok(Ok(proposal))
-            })
-        })
-        .await??;
-    Ok((StatusCode::CREATED, Json(to_json(&created)?)))
+    let mut proposal = new_proposal(
+        "change",
+        &actor,
+        bodies::required_reason(body.reason)?,
+        bodies::activate_at(body.activate_at.as_deref())?,
+    );
+    proposal.base_version = body.base_version.unwrap_or_default();
+    proposal.rules = rules;
+    proposal.ownership = ownership;
+    store_proposal(&router, &actor, proposal, body.base_version).await
 }
 
 #[utoipa::path(
@@ -469,15 +368,30 @@ async fn rollback(State(router): State<Router>, context: Context, body: Bytes) -
     let to_version = body
         .to_version
         .ok_or_else(|| ApiError::invalid("to_version: required, an integer"))?;
-    let reason = bodies::required_reason(body.reason)?;
-    let activate_at = bodies::activate_at(body.activate_at.as_deref())?;
-    let proposal = Proposal {
+    let mut proposal = new_proposal(
+        "rollback",
+        &actor,
+        bodies::required_reason(body.reason)?,
+        bodies::activate_at(body.activate_at.as_deref())?,
+    );
+    proposal.rollback_to = Some(to_version);
+    store_proposal(&router, &actor, proposal, None).await
+}
+
+/// A proposal of `kind` by `actor`, of no content and on no version yet.
+fn new_proposal(
+    kind: &str,
+    actor: &Actor,
+    reason: String,
+    activate_at: Option<DateTime<Utc>>,
+) -> Proposal {
+    Proposal {
         id: Uuid::new_v4(),
-        kind: "rollback".to_owned(),
+        kind: kind.to_owned(),
         base_version: 0,
         rules: None,
         ownership: Vec::new(),
-        rollback_to: Some(to_version),
+        rollback_to: None,
         activate_at,
         reason,
         author: actor.subject.clone(),
@@ -488,55 +402,57 @@ async fn rollback(State(router): State<Router>, context: Context, body: Bytes) -
         decision_reason: None,
         activated_version: None,
         activated_at: None,
+    }
+}
+
+/// Stores `proposal` (a change that, if `based_on` a version, must be based on the active
+/// one; or a rollback) against the active version, audited in the same transaction; a
+/// refusal by the routes' state is audited too. Answers 201 with the proposal.
+async fn store_proposal(
+    router: &Router,
+    actor: &Actor,
+    proposal: Proposal,
+    based_on: Option<i64>,
+) -> Reply {
+    let (action, transaction) = match proposal.rollback_to {
+        None => ("routes.propose", "gateway_route_propose"),
+        Some(_) => ("routes.rollback", "gateway_route_rollback"),
     };
-    let (actor, proposal) = (&actor, &proposal);
+    let proposal = &proposal;
     let created = router
         .db()
-        .run_tx("gateway_route_rollback", |tx| {
+        .run_tx(transaction, |tx| {
             Box::pin(async move {
                 let (active, _) = store::active(&tx, false).await?;
                 let mut proposal = proposal.clone();
                 let resource = format!("route_proposal:{}", proposal.id);
-                // The request is well formed; the routes' state refuses it (a conflict, as a
-                // stale proposal is).
-                let refusal = if to_version >= active {
-                    Some(ApiError::new(
-                        StatusCode::CONFLICT,
-                        "not_an_earlier_version",
-                        format!("to_version: must be earlier than the active version {active}"),
-                    ))
-                } else if !store::version_exists(&tx, to_version).await? {
-                    Some(not_found(format!("no route version {to_version}")))
-                } else {
-                    None
-                };
-                if let Some(refusal) = refusal {
+                if let Some((refusal, details)) =
+                    refusal_of_proposal(&tx, &proposal, based_on, active).await?
+                {
                     actor
-                        .audit(
-                            &tx,
-                            "routes.rollback",
-                            &resource,
-                            &refusal.code,
-                            json!({ "to_version": to_version, "active_version": active }),
-                        )
+                        .audit(&tx, action, &resource, &refusal.code, details)
                         .await?;
                     return Ok(Err(refusal));
                 }
                 proposal.base_version = active;
                 store::insert_proposal(&tx, &proposal).await?;
+                let details = match proposal.rollback_to {
+                    None => json!({
+                        "base_version": active,
+                        "rules": proposal.rules,
+                        "ownership_changes": proposal.ownership.len(),
+                        "activate_at": proposal.activate_at,
+                        "reason": proposal.reason,
+                    }),
+                    Some(to_version) => json!({
+                        "base_version": active,
+                        "to_version": to_version,
+                        "activate_at": proposal.activate_at,
+                        "reason": proposal.reason,
+                    }),
+                };
                 actor
-                    .audit(
-                        &tx,
-                        "routes.rollback",
-                        &resource,
-                        "proposed",
-                        json!({
-                            "base_version": active,
-                            "to_version": to_version,
-                            "activate_at": proposal.activate_at,
-                            "reason": proposal.reason,
-                        }),
-                    )
+                    .audit(&tx, action, &resource, "proposed", details)
                     .await?;
                 Ok(Ok(proposal))
             })
@@ -545,8 +461,92 @@ async fn rollback(State(router): State<Router>, context: Context, body: Bytes) -
     Ok((StatusCode::CREATED, Json(to_json(&created)?)))
 }
 
-fn proposal_id(id: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(id).map_err(|_| ApiError::invalid("id: not a proposal id (a UUID)"))
+/// Why the routes' state refuses `proposal` while version `active` is active, if it does,
+/// with the refusal's audit details. The request is well formed then: a refusal is a
+/// conflict (or a rollback to a version that never was).
+async fn refusal_of_proposal(
+    tx: &Transaction<'_>,
+    proposal: &Proposal,
+    based_on: Option<i64>,
+    active: i64,
+) -> Result<Option<(ApiError, Value)>, TxError<ApiError>> {
+    let Some(to_version) = proposal.rollback_to else {
+        return Ok(based_on.filter(|base| *base != active).map(|base| {
+            (
+                conflict(
+                    "stale_proposal",
+                    format!("base_version {base} is not the active version {active}"),
+                ),
+                json!({ "base_version": base, "active_version": active }),
+            )
+        }));
+    };
+    let refusal = if to_version >= active {
+        Some(conflict(
+            "not_an_earlier_version",
+            format!("to_version: must be earlier than the active version {active}"),
+        ))
+    } else if !store::version_exists(tx, to_version).await? {
+        Some(not_found(format!("no route version {to_version}")))
+    } else {
+        None
+    };
+    Ok(refusal.map(|refusal| {
+        (
+            refusal,
+            json!({ "to_version": to_version, "active_version": active }),
+        )
+    }))
+}
+
+/// A decision on a proposal, as the caller asked for it.
+struct Decision {
+    /// The decider, who holds `routes:approve`.
+    actor: Actor,
+    /// The proposal, as the audit trail names it.
+    resource: String,
+    id: Uuid,
+    /// The decider's note, if any.
+    note: Option<String>,
+}
+
+impl Decision {
+    /// The caller's decision on proposal `id` with `body`; a caller without `routes:approve`
+    /// is refused, and the refusal audited as `action`.
+    async fn of(
+        router: &Router,
+        context: Context,
+        id: &str,
+        body: &[u8],
+        action: &str,
+    ) -> Result<Decision, ApiError> {
+        let resource = format!("route_proposal:{id}");
+        let actor = writer(router, context, scope::ROUTES_APPROVE, action, &resource).await?;
+        let id =
+            Uuid::parse_str(id).map_err(|_| ApiError::invalid("id: not a proposal id (a UUID)"))?;
+        let body: RouteDecisionBody = bodies::parse(body)?;
+        let note = bodies::reason(body.reason)?;
+        Ok(Decision {
+            actor,
+            resource,
+            id,
+            note,
+        })
+    }
+}
+
+fn no_proposal(id: Uuid) -> ApiError {
+    not_found(format!("no route proposal {id}"))
+}
+
+/// Proposal `id` as just decided (it is there: it was read for update in this transaction).
+async fn reread(
+    tx: &Transaction<'_>,
+    id: Uuid,
+) -> Result<Result<Proposal, ApiError>, TxError<ApiError>> {
+    Ok(store::proposal_for_update(tx, id)
+        .await?
+        .ok_or_else(|| ApiError::internal(format!("the decided route proposal {id} vanished"))))
 }
 
 #[utoipa::path(
@@ -563,18 +563,12 @@ async fn approve(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Reply {
-    let resource = format!("route_proposal:{id}");
-    let actor = writer(
-        &router,
-        context,
-        scope::ROUTES_APPROVE,
-        "routes.approve",
-        &resource,
-    )
-    .await?;
-    let id = proposal_id(&id)?;
-    let body: RouteDecisionBody = bodies::parse(&body)?;
-    let note = bodies::reason(body.reason)?;
+    let Decision {
+        actor,
+        resource,
+        id,
+        note,
+    } = Decision::of(&router, context, &id, &body, "routes.approve").await?;
     let (actor, resource, note) = (&actor, &resource, &note);
     let approved = router
         .db()
@@ -583,7 +577,7 @@ async fn approve(
                 let now = Utc::now();
                 let proposal = store::proposal_for_update(&tx, id).await?;
                 let refusal = match &proposal {
-                    None => Some(not_found(format!("no route proposal {id}"))),
+                    None => Some(no_proposal(id)),
                     Some(proposal) if proposal.status != "proposed" => Some(conflict(
                         "proposal_not_pending",
                         format!("the proposal is {}, not proposed", proposal.status),
@@ -652,9 +646,7 @@ async fn approve(
                     )
                     .await?;
                 match outcome {
-                    Ok(_) => Ok(store::proposal_for_update(&tx, id)
-                        .await?
-                        .ok_or_else(|| ApiError::internal("the approved proposal vanished"))),
+                    Ok(_) => reread(&tx, id).await,
                     Err(refusal) => Ok(Err(refusal)),
                 }
             })
@@ -679,18 +671,12 @@ async fn reject(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Reply {
-    let resource = format!("route_proposal:{id}");
-    let actor = writer(
-        &router,
-        context,
-        scope::ROUTES_APPROVE,
-        "routes.reject",
-        &resource,
-    )
-    .await?;
-    let id = proposal_id(&id)?;
-    let body: RouteDecisionBody = bodies::parse(&body)?;
-    let note = bodies::reason(body.reason)?;
+    let Decision {
+        actor,
+        resource,
+        id,
+        note,
+    } = Decision::of(&router, context, &id, &body, "routes.reject").await?;
     let (actor, resource, note) = (&actor, &resource, &note);
     let rejected = router
         .db()
@@ -699,7 +685,7 @@ async fn reject(
                 let now = Utc::now();
                 let proposal = store::proposal_for_update(&tx, id).await?;
                 let refusal = match &proposal {
-                    None => Some(not_found(format!("no route proposal {id}"))),
+                    None => Some(no_proposal(id)),
                     Some(proposal)
                         if !matches!(proposal.status.as_str(), "proposed" | "scheduled") =>
                     {
@@ -730,9 +716,7 @@ async fn reject(
                 }
                 let decided = Some((actor.subject.as_str(), now, note.as_deref()));
                 store::set_status(&tx, id, "rejected", decided, None).await?;
-                Ok(store::proposal_for_update(&tx, id)
-                    .await?
-                    .ok_or_else(|| ApiError::internal("the rejected proposal vanished")))
+                reread(&tx, id).await
             })
         })
         .await??;

@@ -26,8 +26,8 @@ use corebank_db::{Db, Transaction, TxError};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::audit::{self, AuditRecord};
 use crate::error::ApiError;
+use crate::operator::Actor;
 
 pub use store::{OwnershipChange, Proposal, VersionMeta};
 pub use table::{
@@ -41,59 +41,6 @@ pub const AUTOMATIC_ROLLBACK_ACTOR: &str = "system:auto-rollback";
 pub const SCHEDULER_ACTOR: &str = "system:route-scheduler";
 /// Scheduled proposals activated per poll at most; the rest wait for the next poll.
 const DUE_PROPOSALS_PER_POLL_MAX: i64 = 16;
-
-/// Who does something, for the audit trail.
-#[derive(Debug, Clone)]
-pub(crate) struct Actor {
-    pub subject: String,
-    pub origin: String,
-    pub request_id: String,
-}
-
-impl Actor {
-    fn system(subject: &str) -> Actor {
-        Actor {
-            subject: subject.to_owned(),
-            origin: "gateway".to_owned(),
-            request_id: Uuid::new_v4().to_string(),
-        }
-    }
-
-    /// The admin-surface audit record of `action` on `resource`.
-    pub(crate) fn record(
-        &self,
-        action: &str,
-        resource: &str,
-        outcome: &str,
-        details: serde_json::Value,
-    ) -> AuditRecord {
-        AuditRecord {
-            at: Utc::now(),
-            actor: self.subject.clone(),
-            surface: crate::principal::Surface::Admin.name().to_owned(),
-            action: action.to_owned(),
-            resource: resource.to_owned(),
-            origin: self.origin.clone(),
-            outcome: outcome.to_owned(),
-            request_id: self.request_id.clone(),
-            route: None,
-            details,
-        }
-    }
-
-    /// Appends the record in `tx`.
-    pub(crate) async fn audit(
-        &self,
-        tx: &Transaction<'_>,
-        action: &str,
-        resource: &str,
-        outcome: &str,
-        details: serde_json::Value,
-    ) -> Result<(), TxError<ApiError>> {
-        audit::append(tx, &self.record(action, resource, outcome, details)).await?;
-        Ok(())
-    }
-}
 
 /// The routing of this gateway replica: the active route table (swapped whole on reload)
 /// and the database it comes from. Cheap to clone.

@@ -2,17 +2,18 @@
 //! stored mismatches newest first (paged with `limit` and `before`, filtered by `product`
 //! and `operation`) and summarises this replica's counts per product and operation.
 
+use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::routing::get;
-use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::{Shadow, store};
 use crate::error::ApiError;
-use crate::principal::{RequestContext, scope};
+use crate::operator::{self, Context, Reply};
+use crate::principal::scope;
 
 /// Mismatches in one listing: the default and the most a caller may ask for.
 const PAGE_SIZE_DEFAULT: i64 = 50;
@@ -57,18 +58,10 @@ struct ListQuery {
 )]
 async fn list(
     State(shadow): State<Shadow>,
-    context: Option<Extension<RequestContext>>,
+    context: Context,
     Query(query): Query<ListQuery>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let Some(Extension(context)) = context else {
-        return Err(ApiError::unauthenticated("no authenticated principal"));
-    };
-    if !context.principal.has_scope(scope::ROUTES_READ) {
-        return Err(ApiError::forbidden(format!(
-            "this needs the scope {}",
-            scope::ROUTES_READ
-        )));
-    }
+) -> Reply {
+    operator::reader(context, scope::ROUTES_READ)?;
     let limit = match query.limit.as_deref() {
         None => PAGE_SIZE_DEFAULT,
         Some(text) => text

@@ -99,31 +99,33 @@ impl Window {
     pub(crate) fn verdict(&self, bucket: u64, policy: &RollbackPolicy) -> Option<String> {
         let total = self.total(bucket);
         let window = format!("over the last {} s", policy.window.as_secs_f64());
-        if total.modern_outcomes >= policy.requests_min {
-            let rate = ratio(total.modern_errors, total.modern_outcomes);
-            if rate > policy.error_rate_max {
-                return Some(format!(
-                    "modern error rate {} ({} of {} answers) passed the threshold {} {window}",
+        // The rate of `part` in `whole` `things`, once there are enough of them to judge.
+        let passed = |rate_name: &str, part: u64, whole: u64, things: &str, threshold: f64| {
+            let rate = ratio(part, whole);
+            (whole >= policy.requests_min && rate > threshold).then(|| {
+                format!(
+                    "{rate_name} {} ({part} of {whole} {things}) passed the threshold {} {window}",
                     percent(rate),
-                    total.modern_errors,
-                    total.modern_outcomes,
-                    percent(policy.error_rate_max),
-                ));
-            }
-        }
-        if total.compared >= policy.requests_min {
-            let rate = ratio(total.mismatched, total.compared);
-            if rate > policy.mismatch_rate_max {
-                return Some(format!(
-                    "shadow mismatch rate {} ({} of {} comparisons) passed the threshold {} {window}",
-                    percent(rate),
-                    total.mismatched,
-                    total.compared,
-                    percent(policy.mismatch_rate_max),
-                ));
-            }
-        }
-        None
+                    percent(threshold),
+                )
+            })
+        };
+        passed(
+            "modern error rate",
+            total.modern_errors,
+            total.modern_outcomes,
+            "answers",
+            policy.error_rate_max,
+        )
+        .or_else(|| {
+            passed(
+                "shadow mismatch rate",
+                total.mismatched,
+                total.compared,
+                "comparisons",
+                policy.mismatch_rate_max,
+            )
+        })
     }
 }
 

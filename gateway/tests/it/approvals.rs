@@ -13,11 +13,9 @@ use std::time::Duration;
 
 use crate::common::{Answer, send, spawn_gateway};
 use corebank_gateway::auth::dev::{self, Role};
+use corebank_saga::demo::peer_saga;
 use corebank_saga::grpc::SagaAdminService;
-use corebank_saga::{
-    Action, Executor, ExecutorConfig, NewSaga, Registry, RetryPolicy, SagaDefinition, Status, Step,
-    StepOutcome,
-};
+use corebank_saga::{Executor, ExecutorConfig, NewSaga, Registry, Status};
 use corebank_service::Component;
 use corebank_service::internal::{Allow, allowed_callers};
 use corebank_testkit::{TestApp, TestDatabase};
@@ -47,29 +45,9 @@ async fn stack(approval_ttl_s: u64) -> Stack {
     let db = database.db_for("demo");
     let shutdown = CancellationToken::new();
     let peer_down = Arc::new(AtomicBool::new(true));
-    let down = Arc::clone(&peer_down);
-    let step = Step::new(
-        "call_peer",
-        Action::call(move |_| {
-            let down = Arc::clone(&down);
-            Box::pin(async move {
-                if down.load(Ordering::SeqCst) {
-                    StepOutcome::Transient("peer unreachable".to_owned())
-                } else {
-                    StepOutcome::Done(json!({ "ok": true }))
-                }
-            })
-        }),
-    )
-    .retry(RetryPolicy {
-        attempts: 2,
-        initial_backoff: Duration::from_millis(5),
-        max_backoff: Duration::from_millis(5),
-        jitter: 0.0,
-    });
     let mut registry = Registry::new();
     registry
-        .register(SagaDefinition::new("test.peer", 1, vec![step]))
+        .register(peer_saga("test.peer", Arc::clone(&peer_down)))
         .unwrap();
     let registry = Arc::new(registry);
     let executor = Executor::new(

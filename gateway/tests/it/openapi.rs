@@ -389,6 +389,11 @@ fn answer_schemas_agree_with_the_answer_builders() {
 }
 
 /// What the gateway answers to one request.
+/// `GET` of `path` on `gateway`: the status, the content type and the body.
+async fn get(http: &reqwest::Client, gateway: &TestApp, path: &str) -> (u16, String, String) {
+    fetch(http, reqwest::Method::GET, &gateway.url(path)).await
+}
+
 async fn fetch(
     http: &reqwest::Client,
     method: reqwest::Method,
@@ -450,12 +455,7 @@ async fn the_gateway_serves_the_reference_without_a_token_and_every_operation_is
     let gateway = &served.gateway;
     let http = reqwest::Client::new();
 
-    let (status, content_type, body) = fetch(
-        &http,
-        reqwest::Method::GET,
-        &gateway.url(openapi::DOCUMENT_PATH),
-    )
-    .await;
+    let (status, content_type, body) = get(&http, gateway, openapi::DOCUMENT_PATH).await;
     assert_eq!(status, 200);
     assert!(
         content_type.starts_with("application/json"),
@@ -465,29 +465,14 @@ async fn the_gateway_serves_the_reference_without_a_token_and_every_operation_is
     assert_eq!(served, document());
 
     // `/docs` leads to the Swagger UI page (redirects followed), which loads the document.
-    let (status, content_type, body) = fetch(
-        &http,
-        reqwest::Method::GET,
-        &gateway.url(openapi::DOCS_PATH),
-    )
-    .await;
+    let (status, content_type, body) = get(&http, gateway, openapi::DOCS_PATH).await;
     assert_eq!(status, 200);
     assert!(content_type.starts_with("text/html"), "{content_type}");
     assert!(body.contains("swagger-ui"), "{body}");
-    let (status, _, body) = fetch(
-        &http,
-        reqwest::Method::GET,
-        &gateway.url("/docs/swagger-initializer.js"),
-    )
-    .await;
+    let (status, _, body) = get(&http, gateway, "/docs/swagger-initializer.js").await;
     assert_eq!(status, 200);
     assert!(body.contains(openapi::DOCUMENT_PATH), "{body}");
-    let (status, _, _) = fetch(
-        &http,
-        reqwest::Method::GET,
-        &gateway.url("/docs/swagger-ui-bundle.js"),
-    )
-    .await;
+    let (status, _, _) = get(&http, gateway, "/docs/swagger-ui-bundle.js").await;
     assert_eq!(status, 200, "the vendored bundle");
 
     // Every documented operation is a route behind its surface's authentication.
@@ -510,7 +495,7 @@ async fn the_gateway_serves_the_reference_without_a_token_and_every_operation_is
         let envelope: Value = serde_json::from_str(&body).unwrap();
         assert_eq!(envelope["code"], "unauthenticated");
     }
-    let (status, _, _) = fetch(&http, reqwest::Method::GET, &gateway.url("/v1/nowhere")).await;
+    let (status, _, _) = get(&http, gateway, "/v1/nowhere").await;
     assert_eq!(status, 404);
 }
 

@@ -68,6 +68,17 @@ fn rule(product: &str, operation: &str, default_side: Side) -> RouteRule {
     }
 }
 
+/// CURRENT's transfers on legacy, with a canary of `percent` on modern.
+fn current_transfers_canary(percent: u8) -> RouteRule {
+    RouteRule {
+        canary: Some(Canary {
+            side: Side::Modern,
+            percent,
+        }),
+        ..rule("CURRENT", "transfers", Side::Legacy)
+    }
+}
+
 fn transfers_canary(percent: u8) -> Value {
     json!({
         "rules": [{
@@ -82,11 +93,7 @@ fn transfers_canary(percent: u8) -> Value {
 
 #[test]
 fn ownership_beats_canary_beats_default_and_the_product_rule_beats_the_wildcard() {
-    let mut canary_everyone = rule("CURRENT", "transfers", Side::Legacy);
-    canary_everyone.canary = Some(Canary {
-        side: Side::Modern,
-        percent: 100,
-    });
+    let mut canary_everyone = current_transfers_canary(100);
     canary_everyone.shadow = true;
     let wildcard = rule("*", "transfers", Side::Modern);
     let ownership = HashMap::from([("owned".to_owned(), Side::Legacy)]);
@@ -135,11 +142,7 @@ fn ownership_beats_canary_beats_default_and_the_product_rule_beats_the_wildcard(
 
 #[test]
 fn a_ten_percent_canary_lands_within_tolerance_sticks_and_a_new_salt_reshuffles() {
-    let mut canary = rule("CURRENT", "transfers", Side::Legacy);
-    canary.canary = Some(Canary {
-        side: Side::Modern,
-        percent: 10,
-    });
+    let canary = current_transfers_canary(10);
     let mut resalted = canary.clone();
     resalted.salt = "another salt".to_owned();
     let table = RouteTable::new(1, vec![canary], HashMap::new()).unwrap();
@@ -369,12 +372,7 @@ async fn a_proposal_whose_base_is_no_longer_active_is_refused_as_stale() {
     against_old["base_version"] = json!(0);
     let (status, error) = harness
         .http
-        .call(
-            "POST",
-            "/admin/v1/routes/proposals",
-            Some(("alice", WRITE)),
-            Some(against_old),
-        )
+        .post("/admin/v1/routes/proposals", ("alice", WRITE), against_old)
         .await;
     assert_eq!(
         (status, error["code"].clone()),
@@ -559,11 +557,10 @@ async fn every_admin_action_leaves_its_audit_row() {
         .await;
     let (status, _) = harness
         .http
-        .call(
-            "POST",
+        .post(
             "/admin/v1/routes/rollback",
-            Some(("alice", WRITE)),
-            Some(json!({"to_version": 0, "reason": "nothing to roll back to"})),
+            ("alice", WRITE),
+            json!({"to_version": 0, "reason": "nothing to roll back to"}),
         )
         .await;
     // Well formed, refused by the routes' state: a conflict (the API reference's 409).

@@ -147,6 +147,30 @@ impl Harness {
         assert_eq!(self.primary_for_anyone(), Side::Modern);
     }
 
+    /// `times` answers of `side`, as the primary of a `CURRENT` transfer.
+    fn observe_transfers(&self, side: Side, times: usize, answer: &Answer) {
+        for _ in 0..times {
+            self.shadow
+                .observe_primary("CURRENT", "transfers", side, answer);
+        }
+    }
+
+    /// Waits (at most 5 s) until the rule fell back to legacy, then answers the automatic
+    /// rollbacks' audit records: exactly one.
+    async fn fallen_back_to_legacy(&self) -> Vec<(String, String)> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while self.primary_for_anyone() != Side::Legacy {
+            assert!(
+                Instant::now() < deadline,
+                "the rule never fell back to legacy"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let audits = self.automatic_rollback_audits().await;
+        assert_eq!(audits.len(), 1, "{audits:?}");
+        audits
+    }
+
     fn primary_for_anyone(&self) -> Side {
         self.router
             .table()
@@ -450,36 +474,12 @@ async fn the_automatic_rollback_trips_on_the_modern_error_rate_and_is_audited() 
     harness.route_transfers_to_modern().await;
 
     // The legacy side's failures never count against the modern side.
-    for _ in 0..20 {
-        harness
-            .shadow
-            .observe_primary("CURRENT", "transfers", Side::Legacy, &failure());
-    }
+    harness.observe_transfers(Side::Legacy, 20, &failure());
     // 4 answers and 6 failures on the modern side: 60 % passes 50 % at the 10th.
-    for _ in 0..4 {
-        harness.shadow.observe_primary(
-            "CURRENT",
-            "transfers",
-            Side::Modern,
-            &answer(201, transfer("1.00")),
-        );
-    }
-    for _ in 0..6 {
-        harness
-            .shadow
-            .observe_primary("CURRENT", "transfers", Side::Modern, &failure());
-    }
+    harness.observe_transfers(Side::Modern, 4, &answer(201, transfer("1.00")));
+    harness.observe_transfers(Side::Modern, 6, &failure());
 
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while harness.primary_for_anyone() != Side::Legacy {
-        assert!(
-            Instant::now() < deadline,
-            "the rule never fell back to legacy"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let audits = harness.automatic_rollback_audits().await;
-    assert_eq!(audits.len(), 1, "{audits:?}");
+    let audits = harness.fallen_back_to_legacy().await;
     assert_eq!(audits[0].0, "active");
     assert_eq!(
         audits[0].1,
@@ -493,11 +493,7 @@ async fn the_automatic_rollback_trips_on_the_modern_error_rate_and_is_audited() 
     assert_eq!(counts.automatic_rollbacks, 1);
 
     // The window started again: more failures below the minimum trip nothing.
-    for _ in 0..9 {
-        harness
-            .shadow
-            .observe_primary("CURRENT", "transfers", Side::Modern, &failure());
-    }
+    harness.observe_transfers(Side::Modern, 9, &failure());
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(harness.automatic_rollback_audits().await.len(), 1);
 }
@@ -519,16 +515,7 @@ async fn the_automatic_rollback_trips_on_the_mismatch_rate_of_shadows() {
             )
         });
     }
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while harness.primary_for_anyone() != Side::Legacy {
-        assert!(
-            Instant::now() < deadline,
-            "the rule never fell back to legacy"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let audits = harness.automatic_rollback_audits().await;
-    assert_eq!(audits.len(), 1, "{audits:?}");
+    let audits = harness.fallen_back_to_legacy().await;
     assert!(
         audits[0].1.starts_with(
             "shadow mismatch rate 75.0% (3 of 4 comparisons) passed the threshold 50.0%"
@@ -541,11 +528,7 @@ async fn the_automatic_rollback_trips_on_the_mismatch_rate_of_shadows() {
 async fn nothing_trips_below_the_minimum_of_requests() {
     let harness = Harness::start(rollback_config(10)).await;
     harness.route_transfers_to_modern().await;
-    for _ in 0..9 {
-        harness
-            .shadow
-            .observe_primary("CURRENT", "transfers", Side::Modern, &failure());
-    }
+    harness.observe_transfers(Side::Modern, 9, &failure());
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(harness.primary_for_anyone(), Side::Modern);
     assert!(harness.automatic_rollback_audits().await.is_empty());

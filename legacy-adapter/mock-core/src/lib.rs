@@ -90,23 +90,18 @@ impl CoreConfig {
     }
 }
 
-/// Why the core could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum CoreError {
-    #[error("the legacy core's books could not be set up: {message}")]
-    Setup { message: String },
-    #[error("the legacy core's seed failed: {message}")]
-    Seed { message: String },
-}
-
-impl CoreError {
-    /// The stable code.
-    pub fn code(&self) -> &'static str {
-        match self {
-            CoreError::Setup { .. } => "legacy_core_setup_failed",
-            CoreError::Seed { .. } => "legacy_core_seed_failed",
-        }
+corebank_kernel::stable_codes! {
+    /// Why the core could not start.
+    #[derive(Debug, thiserror::Error)]
+    pub enum CoreError {
+        #[error("the legacy core's books could not be set up: {message}")]
+        Setup { message: String } => "legacy_core_setup_failed",
+        #[error("the legacy core's seed failed: {message}")]
+        Seed { message: String } => "legacy_core_seed_failed",
     }
+
+    /// The stable code.
+    pub fn code(&self) -> &'static str;
 }
 
 /// Runs the seed if asked and the books are empty, then serves OFS on `listener` until

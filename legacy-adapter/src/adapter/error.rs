@@ -6,75 +6,55 @@ use tonic::Status;
 
 use corebank_legacy_ofs::{Indicator, Response};
 
-/// A refusal or failure of the adapter, named by the canonical stable code.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum AdapterError {
-    #[error("invalid argument: {message}")]
-    InvalidArgument { message: String },
-    #[error("unknown product {code}")]
-    UnknownProduct { code: String },
-    #[error("unknown account {account_id}")]
-    UnknownAccount { account_id: String },
-    #[error("unknown hold {hold_id}")]
-    UnknownHold { hold_id: String },
-    #[error("unknown payment {payment_id}")]
-    UnknownPayment { payment_id: String },
-    #[error("the account is frozen: {message}")]
-    AccountFrozen { message: String },
-    #[error("the account is closed: {message}")]
-    AccountClosed { message: String },
-    #[error("currency mismatch: {message}")]
-    CurrencyMismatch { message: String },
-    #[error("insufficient funds: {message}")]
-    InsufficientFunds { message: String },
-    #[error("the transfer exceeds the product's per-transfer limit of {limit}")]
-    TransferLimitExceeded { limit: String },
-    #[error("the transfer exceeds the product's daily limit: {message}")]
-    DailyLimitExceeded { message: String },
-    #[error("request {request_id} was already made with other content")]
-    ExistsWithDifferent { request_id: String },
-    #[error("the hold is not held: {message}")]
-    HoldNotHeld { message: String },
-    #[error("the account cannot be closed: {message}")]
-    CannotClose { message: String },
-    #[error("the account's status does not allow it: {message}")]
-    InvalidStatus { message: String },
-    #[error("the payment was booked on the legacy core already and cannot be cancelled")]
-    PastPivot,
-    #[error("the legacy core cannot do this: {message}")]
-    NotSupported { message: String },
-    #[error("the legacy core is unavailable, retry later: {message}")]
-    Unavailable { message: String },
-    #[error("internal error: {message}")]
-    Internal { message: String },
+corebank_kernel::stable_codes! {
+    /// A refusal or failure of the adapter, named by the canonical stable code.
+    #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+    pub enum AdapterError {
+        #[error("invalid argument: {message}")]
+        InvalidArgument { message: String } => "invalid_argument",
+        #[error("unknown product {code}")]
+        UnknownProduct { code: String } => "unknown_product",
+        #[error("unknown account {account_id}")]
+        UnknownAccount { account_id: String } => "unknown_account",
+        #[error("unknown hold {hold_id}")]
+        UnknownHold { hold_id: String } => "unknown_hold",
+        #[error("unknown payment {payment_id}")]
+        UnknownPayment { payment_id: String } => "unknown_payment",
+        #[error("the account is frozen: {message}")]
+        AccountFrozen { message: String } => "account_frozen",
+        #[error("the account is closed: {message}")]
+        AccountClosed { message: String } => "account_closed",
+        #[error("currency mismatch: {message}")]
+        CurrencyMismatch { message: String } => "currency_mismatch",
+        #[error("insufficient funds: {message}")]
+        InsufficientFunds { message: String } => "insufficient_funds",
+        #[error("the transfer exceeds the product's per-transfer limit of {limit}")]
+        TransferLimitExceeded { limit: String } => "transfer_limit_exceeded",
+        #[error("the transfer exceeds the product's daily limit: {message}")]
+        DailyLimitExceeded { message: String } => "daily_limit_exceeded",
+        #[error("request {request_id} was already made with other content")]
+        ExistsWithDifferent { request_id: String } => "exists_with_different_content",
+        #[error("the hold is not held: {message}")]
+        HoldNotHeld { message: String } => "hold_not_held",
+        #[error("the account cannot be closed: {message}")]
+        CannotClose { message: String } => "cannot_close",
+        #[error("the account's status does not allow it: {message}")]
+        InvalidStatus { message: String } => "invalid_account_status",
+        #[error("the payment was booked on the legacy core already and cannot be cancelled")]
+        PastPivot => "past_pivot",
+        #[error("the legacy core cannot do this: {message}")]
+        NotSupported { message: String } => "not_supported_by_legacy",
+        #[error("the legacy core is unavailable, retry later: {message}")]
+        Unavailable { message: String } => "unavailable",
+        #[error("internal error: {message}")]
+        Internal { message: String } => "internal",
+    }
+
+    /// The stable code (the same as the modern modules').
+    pub fn code(&self) -> &'static str;
 }
 
 impl AdapterError {
-    /// The stable code (the same as the modern modules').
-    pub fn code(&self) -> &'static str {
-        match self {
-            AdapterError::InvalidArgument { .. } => "invalid_argument",
-            AdapterError::UnknownProduct { .. } => "unknown_product",
-            AdapterError::UnknownAccount { .. } => "unknown_account",
-            AdapterError::UnknownHold { .. } => "unknown_hold",
-            AdapterError::UnknownPayment { .. } => "unknown_payment",
-            AdapterError::AccountFrozen { .. } => "account_frozen",
-            AdapterError::AccountClosed { .. } => "account_closed",
-            AdapterError::CurrencyMismatch { .. } => "currency_mismatch",
-            AdapterError::InsufficientFunds { .. } => "insufficient_funds",
-            AdapterError::TransferLimitExceeded { .. } => "transfer_limit_exceeded",
-            AdapterError::DailyLimitExceeded { .. } => "daily_limit_exceeded",
-            AdapterError::ExistsWithDifferent { .. } => "exists_with_different_content",
-            AdapterError::HoldNotHeld { .. } => "hold_not_held",
-            AdapterError::CannotClose { .. } => "cannot_close",
-            AdapterError::InvalidStatus { .. } => "invalid_account_status",
-            AdapterError::PastPivot => "past_pivot",
-            AdapterError::NotSupported { .. } => "not_supported_by_legacy",
-            AdapterError::Unavailable { .. } => "unavailable",
-            AdapterError::Internal { .. } => "internal",
-        }
-    }
-
     pub fn invalid(message: impl Into<String>) -> AdapterError {
         AdapterError::InvalidArgument {
             message: message.into(),

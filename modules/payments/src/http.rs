@@ -17,7 +17,7 @@
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, OriginalUri, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, OriginalUri, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -106,33 +106,47 @@ fn verified<'a>(
     Ok((delivery, xml))
 }
 
-async fn pacs002(
-    State(payments): State<Payments>,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let (delivery, xml) = match verified(&payments, uri.path(), &headers, &body) {
-        Ok(verified) => verified,
-        Err(error) => return refused(&error, uri.path()),
-    };
-    match payments.receive_status(&delivery, xml).await {
-        Ok(()) => (StatusCode::OK, "stored").into_response(),
-        Err(error) => refused(&error, uri.path()),
+/// A delivery from the rail whose signature holds, with its body as text: what both routes
+/// take. A delivery refused by either check is answered before the route runs.
+struct RailMessage {
+    path: String,
+    delivery: VerifiedDelivery,
+    xml: String,
+}
+
+impl FromRequest<Payments> for RailMessage {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, payments: &Payments) -> Result<RailMessage, Response> {
+        let (OriginalUri(uri), headers, body) =
+            <(OriginalUri, HeaderMap, Bytes)>::from_request(request, payments).await?;
+        let path = uri.path();
+        match verified(payments, path, &headers, &body) {
+            Ok((delivery, xml)) => Ok(RailMessage {
+                path: path.to_owned(),
+                delivery,
+                xml: xml.to_owned(),
+            }),
+            Err(error) => Err(refused(&error, path)),
+        }
     }
 }
 
-async fn pacs008(
-    State(payments): State<Payments>,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let (delivery, xml) = match verified(&payments, uri.path(), &headers, &body) {
-        Ok(verified) => verified,
-        Err(error) => return refused(&error, uri.path()),
-    };
-    match payments.receive_inbound(&delivery, xml).await {
+async fn pacs002(State(payments): State<Payments>, message: RailMessage) -> Response {
+    match payments
+        .receive_status(&message.delivery, &message.xml)
+        .await
+    {
+        Ok(()) => (StatusCode::OK, "stored").into_response(),
+        Err(error) => refused(&error, &message.path),
+    }
+}
+
+async fn pacs008(State(payments): State<Payments>, message: RailMessage) -> Response {
+    match payments
+        .receive_inbound(&message.delivery, &message.xml)
+        .await
+    {
         Ok(outcome) => (
             StatusCode::OK,
             format!("{} {} {}", outcome.status, outcome.uetr, outcome.reason)
@@ -140,6 +154,6 @@ async fn pacs008(
                 .to_owned(),
         )
             .into_response(),
-        Err(error) => refused(&error, uri.path()),
+        Err(error) => refused(&error, &message.path),
     }
 }

@@ -580,6 +580,12 @@ mod tests {
         result.unwrap_err().code()
     }
 
+    /// Why the holder of the `OLD` key refuses a message `signer` signed.
+    fn refusal_of_a_message_signed_by(signer: &RailKeys) -> &'static str {
+        let message = signed(signer, PACS008, b"body");
+        refusal_code(keys(OLD).verify(&message, PACS008, b"body", NOW_MS))
+    }
+
     #[test]
     fn a_generated_setting_parses_back_into_keys() {
         let text = RailKeys::generate_setting("up").unwrap();
@@ -631,21 +637,13 @@ mod tests {
     #[test]
     fn an_unlisted_key_id_is_refused_as_an_unknown_key() {
         let stranger = keys("someone:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=");
-        let message = signed(&stranger, PACS008, b"body");
-        assert_eq!(
-            refusal_code(keys(OLD).verify(&message, PACS008, b"body", NOW_MS)),
-            "unknown_key"
-        );
+        assert_eq!(refusal_of_a_message_signed_by(&stranger), "unknown_key");
     }
 
     #[test]
     fn a_forged_signature_under_a_known_key_id_is_invalid() {
         let forger = RailKeys::generate("old").unwrap();
-        let message = signed(&forger, PACS008, b"body");
-        assert_eq!(
-            refusal_code(keys(OLD).verify(&message, PACS008, b"body", NOW_MS)),
-            "signature_invalid"
-        );
+        assert_eq!(refusal_of_a_message_signed_by(&forger), "signature_invalid");
     }
 
     #[test]

@@ -32,7 +32,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, OriginalUri, Path, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, OriginalUri, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -312,19 +312,28 @@ async fn deliver(rail: &Rail, url: &Url, xml: &str) -> reqwest::Result<reqwest::
         .await
 }
 
-async fn take_pacs008(
-    State(rail): State<Rail>,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    if let Err(refusal) = verify_delivery(&rail, "POST", uri.path(), &headers, &body) {
-        return refusal.into_response(uri.path());
+/// A message the bank posted, as text, once its signature holds and its delivery is taken:
+/// what the routes that take messages read. A request that fails either check is answered
+/// before the route runs.
+struct PostedXml(String);
+
+impl FromRequest<Rail> for PostedXml {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, rail: &Rail) -> Result<PostedXml, Response> {
+        let (OriginalUri(uri), headers, body) =
+            <(OriginalUri, HeaderMap, Bytes)>::from_request(request, rail).await?;
+        if let Err(refusal) = verify_delivery(rail, "POST", uri.path(), &headers, &body) {
+            return Err(refusal.into_response(uri.path()));
+        }
+        String::from_utf8(body.to_vec())
+            .map(PostedXml)
+            .map_err(|_| (StatusCode::UNPROCESSABLE_ENTITY, "not UTF-8").into_response())
     }
-    let Ok(body) = std::str::from_utf8(&body) else {
-        return (StatusCode::UNPROCESSABLE_ENTITY, "not UTF-8").into_response();
-    };
-    let transfer = match messages::parse_inbound(body) {
+}
+
+async fn take_pacs008(State(rail): State<Rail>, PostedXml(body): PostedXml) -> Response {
+    let transfer = match messages::parse_inbound(&body) {
         Ok(transfer) => transfer,
         Err(error) => return (StatusCode::UNPROCESSABLE_ENTITY, error.to_string()).into_response(),
     };
@@ -454,18 +463,7 @@ async fn status(
     signed_answer(&rail, uri.path(), status, body)
 }
 
-async fn take_pacs004(
-    State(rail): State<Rail>,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    if let Err(refusal) = verify_delivery(&rail, "POST", uri.path(), &headers, &body) {
-        return refusal.into_response(uri.path());
-    }
-    let Ok(body) = String::from_utf8(body.to_vec()) else {
-        return (StatusCode::UNPROCESSABLE_ENTITY, "not UTF-8").into_response();
-    };
+async fn take_pacs004(State(rail): State<Rail>, PostedXml(body): PostedXml) -> Response {
     let message_id = match messages::parse_return(&body) {
         Ok((message_id, _)) => message_id,
         Err(error) => return (StatusCode::UNPROCESSABLE_ENTITY, error.to_string()).into_response(),

@@ -1,6 +1,7 @@
 //! The shared vocabulary of corebank: money and currencies, typed ids, idempotency keys and
 //! clocks. Everything here is pure (no I/O), validated once at construction ("parse, don't
-//! validate"), and safe to pass across component boundaries.
+//! validate"), and safe to pass across component boundaries. [`stable_codes!`] declares an
+//! error enum with the stable code of each refusal beside it.
 
 #[macro_use]
 mod text_form;
@@ -10,6 +11,7 @@ pub mod currency;
 pub mod id;
 pub mod idempotency;
 pub mod money;
+mod stable_code;
 
 pub use clock::{Clock, SystemClock, TestClock};
 pub use currency::{Currency, CurrencyError};

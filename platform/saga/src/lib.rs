@@ -30,68 +30,53 @@ pub use store::{SagaInstance, Status, StepRecord};
 
 use corebank_db::{DbError, TxError};
 
-/// Why a saga operation was refused or failed. Every variant has a stable [`SagaError::code`].
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum SagaError {
-    #[error("saga definition {name} is invalid: {message}")]
-    InvalidDefinition { name: String, message: String },
-    #[error("no saga type {saga_type} is registered with this executor")]
-    UnknownType { saga_type: String },
-    #[error("saga {id} exists with a different {field}")]
-    ExistsWithDifferent { id: String, field: &'static str },
-    #[error("no saga {id}")]
-    NotFound { id: String },
-    #[error("saga {id} is {status}: {message}")]
-    InvalidState {
-        id: String,
-        status: String,
-        message: String,
-    },
-    #[error("saga {id} is past its pivot step: only forward recovery is possible")]
-    PastPivot { id: String },
-    #[error("{field}: {message}")]
-    InvalidArgument {
-        field: &'static str,
-        message: String,
-    },
-    /// The call does not prove which operator acts: no assertion, or one that does not
-    /// verify against the calling component's certificate.
-    #[error("{reason}")]
-    ActorNotAsserted { reason: String },
-    /// The request names an operator other than the one the caller signed for.
-    #[error(
-        "the request's actor {claimed:?} is not the operator {asserted:?} the gateway asserted: \
-         the actor comes from the gateway's verified token; leave the field empty"
-    )]
-    ActorMismatch { asserted: String, claimed: String },
-    /// An action that needs two operators (force-compensate, mark-resolved) names no
-    /// proposer, or names the approver as its own proposer.
-    #[error("four eyes required: {message}")]
-    FourEyesRequired { message: String },
-    #[error("the database is unavailable: {message}")]
-    Unavailable { message: String },
-    #[error("internal error: {message}")]
-    Internal { message: String },
-}
-
-impl SagaError {
-    /// The stable, machine-readable code.
-    pub fn code(&self) -> &'static str {
-        match self {
-            SagaError::InvalidDefinition { .. } => "invalid_definition",
-            SagaError::UnknownType { .. } => "unknown_saga_type",
-            SagaError::ExistsWithDifferent { .. } => "exists_with_different_content",
-            SagaError::NotFound { .. } => "saga_not_found",
-            SagaError::InvalidState { .. } => "invalid_saga_state",
-            SagaError::PastPivot { .. } => "past_pivot",
-            SagaError::InvalidArgument { .. } => "invalid_argument",
-            SagaError::ActorNotAsserted { .. } => "actor_not_asserted",
-            SagaError::ActorMismatch { .. } => "actor_mismatch",
-            SagaError::FourEyesRequired { .. } => "four_eyes_required",
-            SagaError::Unavailable { .. } => "unavailable",
-            SagaError::Internal { .. } => "internal",
-        }
+corebank_kernel::stable_codes! {
+    /// Why a saga operation was refused or failed. Every variant has a stable [`SagaError::code`].
+    #[derive(Debug, Clone, thiserror::Error)]
+    pub enum SagaError {
+        #[error("saga definition {name} is invalid: {message}")]
+        InvalidDefinition { name: String, message: String } => "invalid_definition",
+        #[error("no saga type {saga_type} is registered with this executor")]
+        UnknownType { saga_type: String } => "unknown_saga_type",
+        #[error("saga {id} exists with a different {field}")]
+        ExistsWithDifferent { id: String, field: &'static str } => "exists_with_different_content",
+        #[error("no saga {id}")]
+        NotFound { id: String } => "saga_not_found",
+        #[error("saga {id} is {status}: {message}")]
+        InvalidState {
+            id: String,
+            status: String,
+            message: String,
+        } => "invalid_saga_state",
+        #[error("saga {id} is past its pivot step: only forward recovery is possible")]
+        PastPivot { id: String } => "past_pivot",
+        #[error("{field}: {message}")]
+        InvalidArgument {
+            field: &'static str,
+            message: String,
+        } => "invalid_argument",
+        /// The call does not prove which operator acts: no assertion, or one that does not
+        /// verify against the calling component's certificate.
+        #[error("{reason}")]
+        ActorNotAsserted { reason: String } => "actor_not_asserted",
+        /// The request names an operator other than the one the caller signed for.
+        #[error(
+            "the request's actor {claimed:?} is not the operator {asserted:?} the gateway \
+             asserted: the actor comes from the gateway's verified token; leave the field empty"
+        )]
+        ActorMismatch { asserted: String, claimed: String } => "actor_mismatch",
+        /// An action that needs two operators (force-compensate, mark-resolved) names no
+        /// proposer, or names the approver as its own proposer.
+        #[error("four eyes required: {message}")]
+        FourEyesRequired { message: String } => "four_eyes_required",
+        #[error("the database is unavailable: {message}")]
+        Unavailable { message: String } => "unavailable",
+        #[error("internal error: {message}")]
+        Internal { message: String } => "internal",
     }
+
+    /// The stable, machine-readable code.
+    pub fn code(&self) -> &'static str;
 }
 
 /// Folds a transaction's failure into a [`SagaError`].

@@ -14,6 +14,7 @@
     reason = "test support: a fixture that cannot be set up must stop the test loudly"
 )]
 
+pub mod contract;
 pub mod health;
 pub mod query;
 
@@ -28,6 +29,9 @@ use corebank_db::local::{LocalPostgres, PgBinaries, ServerTuning, free_port};
 use corebank_db::migrate::{self, Migration};
 use corebank_db::url::url_for;
 use corebank_db::{Db, DbSettings};
+use corebank_service::internal::assertion::{
+    ACTOR_HEADER, ACTOR_SIGNATURE_HEADER, AssertionSigner,
+};
 use corebank_service::internal::pki::dev::DevCa;
 use corebank_service::internal::{InternalClients, Pki, component_names};
 use corebank_service::{Component, InternalMode, RunningServer, ServeOptions};
@@ -331,6 +335,26 @@ pub fn test_pki() -> &'static Pki {
         ca.pki(component_names::ALL)
             .expect("issuing the test certificates")
     })
+}
+
+/// `message` as a call to `path` (`/package.Service/Method`) on behalf of the operator
+/// `actor`, asserted and signed as the component `signer` signs it (the gateway, for a
+/// real operator) with its [`test_pki`] certificate.
+pub fn on_behalf_of<T>(signer: &str, message: T, path: &str, actor: &str) -> tonic::Request<T> {
+    let identity = test_pki()
+        .identity(signer)
+        .unwrap_or_else(|error| panic!("the test identity of {signer}: {error}"));
+    let signature = AssertionSigner::new(&identity)
+        .and_then(|assertions| assertions.sign(path, actor))
+        .unwrap_or_else(|error| panic!("signing {actor:?} as {signer}: {error}"));
+    let mut request = tonic::Request::new(message);
+    let metadata = request.metadata_mut();
+    metadata.insert(ACTOR_HEADER, actor.parse().expect("the actor as metadata"));
+    metadata.insert(
+        ACTOR_SIGNATURE_HEADER,
+        signature.parse().expect("the signature as metadata"),
+    );
+    request
 }
 
 /// The trust domain of [`test_pki`]'s certificates.

@@ -11,7 +11,7 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 
 /// A directory laid out as `corebank certs` writes it, with every component's certificate.
@@ -142,4 +142,40 @@ pub async fn scalar(db: &corebank_db::Db, sql: &str) -> i64 {
     })
     .await
     .unwrap()
+}
+
+/// The real binary with `args`, to run once more is set.
+pub fn corebank(args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_corebank"));
+    command.args(args);
+    command
+}
+
+/// Runs a command of the real binary to its end.
+fn finished(command: &mut Command) -> Output {
+    command.output().expect("the binary runs")
+}
+
+/// Runs a command that must succeed, and answers its standard output (a failure shows its
+/// standard error).
+pub fn succeeded(command: &mut Command) -> String {
+    let output = finished(command);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+/// Runs a command that must fail, and answers its standard error: what it told the user.
+pub fn refused(command: &mut Command) -> String {
+    let output = finished(command);
+    assert!(
+        !output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    String::from_utf8_lossy(&output.stderr).into_owned()
 }

@@ -91,6 +91,11 @@ impl Http {
         (status, body)
     }
 
+    /// A POST of `body` to `path` by `who` (subject and scopes).
+    pub async fn post(&self, path: &str, who: (&str, &str), body: Value) -> (StatusCode, Value) {
+        self.call("POST", path, Some(who), Some(body)).await
+    }
+
     /// A route change `body` proposed by `author`, which must be taken; answers its id.
     pub async fn propose(&self, author: &str, body: Value) -> String {
         let proposal = self

@@ -9,53 +9,42 @@ use rust_decimal::{Decimal, RoundingStrategy};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-/// Why an interest rule or computation was refused. Each variant has a stable code (see
-/// [`InterestError::code`]).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum InterestError {
-    #[error(
-        "unknown day-count convention {code:?}: expected one of \"act_365_fixed\", \"act_360\", \
-         \"act_act_isda\", \"thirty_360\""
-    )]
-    UnknownDayCount { code: String },
-    #[error(
-        "unknown posting frequency {code:?}: expected one of \"monthly\", \"quarterly\", \
-         \"annually\""
-    )]
-    UnknownPostingFrequency { code: String },
-    #[error("a rate chart needs at least one tier, starting at balance 0")]
-    NoTiers,
-    #[error("a rate chart has {count} tiers; at most {max} are allowed")]
-    TooManyTiers { count: usize, max: usize },
-    #[error("the lowest rate tier starts at {from_balance}; it must start at 0")]
-    FirstTierNotAtZero { from_balance: Decimal },
-    #[error("two rate tiers start at the same balance {from_balance}")]
-    DuplicateTier { from_balance: Decimal },
-    #[error(
-        "annual rate {rate} is out of range: write it as a fraction from 0 to 1 (0.025 is 2.5 %)"
-    )]
-    RateOutOfRange { rate: Decimal },
-    #[error("date {date} is at the end of the supported calendar")]
-    DateOutOfRange { date: NaiveDate },
-    #[error("interest arithmetic overflowed the decimal range")]
-    Overflow,
-}
-
-impl InterestError {
-    /// The stable, machine-readable code of this error.
-    pub fn code(&self) -> &'static str {
-        match self {
-            InterestError::UnknownDayCount { .. } => "unknown_day_count",
-            InterestError::UnknownPostingFrequency { .. } => "unknown_posting_frequency",
-            InterestError::NoTiers => "no_rate_tiers",
-            InterestError::TooManyTiers { .. } => "too_many_rate_tiers",
-            InterestError::FirstTierNotAtZero { .. } => "first_rate_tier_not_at_zero",
-            InterestError::DuplicateTier { .. } => "duplicate_rate_tier",
-            InterestError::RateOutOfRange { .. } => "rate_out_of_range",
-            InterestError::DateOutOfRange { .. } => "date_out_of_range",
-            InterestError::Overflow => "interest_overflow",
-        }
+corebank_kernel::stable_codes! {
+    /// Why an interest rule or computation was refused. Each variant has a stable code (see
+    /// [`InterestError::code`]).
+    #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+    pub enum InterestError {
+        #[error(
+            "unknown day-count convention {code:?}: expected one of \"act_365_fixed\", \
+             \"act_360\", \"act_act_isda\", \"thirty_360\""
+        )]
+        UnknownDayCount { code: String } => "unknown_day_count",
+        #[error(
+            "unknown posting frequency {code:?}: expected one of \"monthly\", \"quarterly\", \
+             \"annually\""
+        )]
+        UnknownPostingFrequency { code: String } => "unknown_posting_frequency",
+        #[error("a rate chart needs at least one tier, starting at balance 0")]
+        NoTiers => "no_rate_tiers",
+        #[error("a rate chart has {count} tiers; at most {max} are allowed")]
+        TooManyTiers { count: usize, max: usize } => "too_many_rate_tiers",
+        #[error("the lowest rate tier starts at {from_balance}; it must start at 0")]
+        FirstTierNotAtZero { from_balance: Decimal } => "first_rate_tier_not_at_zero",
+        #[error("two rate tiers start at the same balance {from_balance}")]
+        DuplicateTier { from_balance: Decimal } => "duplicate_rate_tier",
+        #[error(
+            "annual rate {rate} is out of range: write it as a fraction from 0 to 1 \
+             (0.025 is 2.5 %)"
+        )]
+        RateOutOfRange { rate: Decimal } => "rate_out_of_range",
+        #[error("date {date} is at the end of the supported calendar")]
+        DateOutOfRange { date: NaiveDate } => "date_out_of_range",
+        #[error("interest arithmetic overflowed the decimal range")]
+        Overflow => "interest_overflow",
     }
+
+    /// The stable, machine-readable code of this error.
+    pub fn code(&self) -> &'static str;
 }
 
 /// How long an input code may be when it is echoed back in an error.

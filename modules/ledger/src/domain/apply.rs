@@ -263,6 +263,34 @@ fn pending_hold(
     Ok(hold)
 }
 
+/// What the batch knows of entry `id` (a hold, a reversal target), or `unknown_entry`.
+fn known_entry<T>(
+    entries: &HashMap<JournalEntryId, T>,
+    id: JournalEntryId,
+) -> Result<&T, LedgerError> {
+    entries
+        .get(&id)
+        .ok_or(LedgerError::UnknownEntry { entry_id: id })
+}
+
+impl Hold {
+    /// The entry that ends this hold, of pending entry `pending_id`, without posting it
+    /// (`kind` voids or expires it): its held amounts go back to being available.
+    fn released(
+        &self,
+        pending_id: JournalEntryId,
+        kind: EntryKind,
+        resolution: HoldStatus,
+    ) -> Planned {
+        Planned {
+            kind,
+            linked_entry_id: Some(pending_id),
+            postings: releases(self).collect(),
+            hold_resolution: Some(resolution),
+        }
+    }
+}
+
 fn releases(hold: &Hold) -> impl Iterator<Item = Posting> + '_ {
     hold.postings.iter().map(|posting| Posting {
         amount: -posting.amount,
@@ -341,20 +369,10 @@ fn apply_one(
         }
         Command::VoidPending { pending_id, .. } => {
             let hold = pending_hold(state, *pending_id, at)?;
-            Planned {
-                kind: EntryKind::VoidPending,
-                linked_entry_id: Some(*pending_id),
-                postings: releases(hold).collect(),
-                hold_resolution: Some(HoldStatus::Voided),
-            }
+            hold.released(*pending_id, EntryKind::VoidPending, HoldStatus::Voided)
         }
         Command::ExpirePending { pending_id, .. } => {
-            let hold = state
-                .holds
-                .get(pending_id)
-                .ok_or(LedgerError::UnknownEntry {
-                    entry_id: *pending_id,
-                })?;
+            let hold = known_entry(&state.holds, *pending_id)?;
             if let Some(error) = hold.status.already_resolved(*pending_id) {
                 return Err(error);
             }
@@ -364,20 +382,10 @@ fn apply_one(
                     "the hold is not due to expire yet",
                 ));
             }
-            Planned {
-                kind: EntryKind::ExpirePending,
-                linked_entry_id: Some(*pending_id),
-                postings: releases(hold).collect(),
-                hold_resolution: Some(HoldStatus::Expired),
-            }
+            hold.released(*pending_id, EntryKind::ExpirePending, HoldStatus::Expired)
         }
         Command::Reverse { entry_id, .. } => {
-            let target = state
-                .targets
-                .get(entry_id)
-                .ok_or(LedgerError::UnknownEntry {
-                    entry_id: *entry_id,
-                })?;
+            let target = known_entry(&state.targets, *entry_id)?;
             if !matches!(target.kind, EntryKind::Posted | EntryKind::PostPending) {
                 return Err(LedgerError::NotReversible {
                     entry_id: *entry_id,

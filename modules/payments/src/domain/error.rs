@@ -1,43 +1,52 @@
 //! Every refusal of the payments module, each with a stable code.
 
-/// Why a payments request was refused or failed.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum PaymentsError {
-    #[error("{field}: {message}")]
-    InvalidArgument { field: String, message: String },
-    #[error("no payment {payment_id}")]
-    UnknownPayment { payment_id: String },
-    #[error("request {request_id} was made before with a different {field}")]
-    ExistsWithDifferent { request_id: String, field: String },
-    #[error(
-        "payment {payment_id} is past its pivot (the pacs.008 was sent): it can no longer be cancelled"
-    )]
-    PastPivot { payment_id: String },
-    #[error("payment {payment_id} cannot be cancelled now: {message}")]
-    CannotCancel { payment_id: String, message: String },
-    /// The payment is not where the request needs it (not held for review, or decided the
-    /// other way already).
-    #[error("payment {payment_id}: {message}")]
-    InvalidPaymentState { payment_id: String, message: String },
-    /// A decision that needs two operators named one, or the same one twice.
-    #[error("four eyes: {message}")]
-    FourEyesRequired { message: String },
-    /// No operator the gateway vouched for (signed `x-corebank-actor`).
-    #[error("no verified operator: {message}")]
-    ActorNotAsserted { message: String },
-    /// A refusal by the deposits module, with its code (`insufficient_funds`, …).
-    #[error("{message}")]
-    Deposits { code: String, message: String },
-    /// A message from the rail whose signature did not hold, or a delivery taken before:
-    /// nothing of it was taken.
-    #[error("{refusal}")]
-    RailDelivery {
-        refusal: crate::rail_signature::Refusal,
-    },
-    #[error("unavailable: {message}")]
-    Unavailable { message: String },
-    #[error("internal error: {message}")]
-    Internal { message: String },
+corebank_kernel::stable_codes! {
+    /// Why a payments request was refused or failed.
+    #[derive(Debug, Clone, PartialEq, thiserror::Error)]
+    pub enum PaymentsError {
+        #[error("{field}: {message}")]
+        InvalidArgument { field: String, message: String } => "invalid_argument",
+        #[error("no payment {payment_id}")]
+        UnknownPayment { payment_id: String } => "unknown_payment",
+        #[error("request {request_id} was made before with a different {field}")]
+        ExistsWithDifferent {
+            request_id: String,
+            field: String,
+        } => "exists_with_different_content",
+        #[error(
+            "payment {payment_id} is past its pivot (the pacs.008 was sent): it can no longer \
+             be cancelled"
+        )]
+        PastPivot { payment_id: String } => "past_pivot",
+        #[error("payment {payment_id} cannot be cancelled now: {message}")]
+        CannotCancel { payment_id: String, message: String } => "cannot_cancel",
+        /// The payment is not where the request needs it (not held for review, or decided the
+        /// other way already).
+        #[error("payment {payment_id}: {message}")]
+        InvalidPaymentState { payment_id: String, message: String } => "invalid_payment_state",
+        /// A decision that needs two operators named one, or the same one twice.
+        #[error("four eyes: {message}")]
+        FourEyesRequired { message: String } => "four_eyes_required",
+        /// No operator the gateway vouched for (signed `x-corebank-actor`).
+        #[error("no verified operator: {message}")]
+        ActorNotAsserted { message: String } => "actor_not_asserted",
+        /// A refusal by the deposits module, with its code (`insufficient_funds`, …).
+        #[error("{message}")]
+        Deposits { code: String, message: String } => code.as_str(),
+        /// A message from the rail whose signature did not hold, or a delivery taken before:
+        /// nothing of it was taken.
+        #[error("{refusal}")]
+        RailDelivery {
+            refusal: crate::rail_signature::Refusal,
+        } => refusal.code(),
+        #[error("unavailable: {message}")]
+        Unavailable { message: String } => "unavailable",
+        #[error("internal error: {message}")]
+        Internal { message: String } => "internal",
+    }
+
+    /// The stable, machine-readable code.
+    pub fn code(&self) -> &str;
 }
 
 impl PaymentsError {
@@ -45,24 +54,6 @@ impl PaymentsError {
         PaymentsError::InvalidArgument {
             field: field.into(),
             message: message.into(),
-        }
-    }
-
-    /// The stable, machine-readable code.
-    pub fn code(&self) -> &str {
-        match self {
-            PaymentsError::InvalidArgument { .. } => "invalid_argument",
-            PaymentsError::UnknownPayment { .. } => "unknown_payment",
-            PaymentsError::ExistsWithDifferent { .. } => "exists_with_different_content",
-            PaymentsError::PastPivot { .. } => "past_pivot",
-            PaymentsError::CannotCancel { .. } => "cannot_cancel",
-            PaymentsError::InvalidPaymentState { .. } => "invalid_payment_state",
-            PaymentsError::FourEyesRequired { .. } => "four_eyes_required",
-            PaymentsError::ActorNotAsserted { .. } => "actor_not_asserted",
-            PaymentsError::Deposits { code, .. } => code.as_str(),
-            PaymentsError::RailDelivery { refusal } => refusal.code(),
-            PaymentsError::Unavailable { .. } => "unavailable",
-            PaymentsError::Internal { .. } => "internal",
         }
     }
 }

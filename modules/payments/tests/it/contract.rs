@@ -3,6 +3,7 @@
 
 use crate::common;
 use corebank_api::payments::v1::payments_client::PaymentsClient;
+use corebank_testkit::contract::assert_suite_passed;
 
 #[tokio::test]
 async fn the_payments_module_passes_the_payments_contract_suite() {
@@ -14,14 +15,5 @@ async fn the_payments_module_passes_the_payments_contract_suite() {
     // Channels reach payments through the gateway: the suite calls as the gateway.
     let client = PaymentsClient::new(h.payments_channel());
     let results = corebank_payments::contract::run(client, &fixtures).await;
-    assert_eq!(results.len(), 7);
-    let failures: Vec<String> = results
-        .iter()
-        .filter_map(|r| r.outcome.as_ref().err().map(|e| format!("{}: {e}", r.name)))
-        .collect();
-    assert!(
-        failures.is_empty(),
-        "contract failures:\n{}",
-        failures.join("\n")
-    );
+    assert_suite_passed(results.iter().map(|r| (r.name, &r.outcome)), 7);
 }

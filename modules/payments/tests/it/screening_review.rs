@@ -10,10 +10,8 @@ use corebank_api::payments::v1 as pb;
 use corebank_api::payments::v1::payments_review_client::PaymentsReviewClient;
 use corebank_payments::app::sanctions::SanctionsList;
 use corebank_payments::domain::sanctions::matching::similarity;
-use corebank_service::internal::assertion::AssertionSigner;
-use corebank_service::internal::assertion::{ACTOR_HEADER, ACTOR_SIGNATURE_HEADER};
 use corebank_service::internal::component_names;
-use corebank_testkit::test_pki;
+use corebank_testkit::on_behalf_of;
 use uuid::Uuid;
 
 /// The lists, written as files and loaded as the module loads them at start.
@@ -39,29 +37,21 @@ fn decision(
     decision: &str,
     proposed_by: &str,
 ) -> tonic::Request<pb::DecideScreeningRequest> {
-    let mut request = tonic::Request::new(pb::DecideScreeningRequest {
+    let message = pb::DecideScreeningRequest {
         payment_id: payment.to_string(),
         decision: decision.to_owned(),
         proposed_by: proposed_by.to_owned(),
         reason: format!("{decision}: reviewed against the listing"),
-    });
-    if let Some(approver) = approver {
-        let identity = test_pki().identity(signer).unwrap();
-        let signature = AssertionSigner::new(&identity)
-            .unwrap()
-            .sign(
-                "/corebank.payments.v1.PaymentsReview/DecideScreening",
-                approver,
-            )
-            .unwrap();
-        request
-            .metadata_mut()
-            .insert(ACTOR_HEADER, approver.parse().unwrap());
-        request
-            .metadata_mut()
-            .insert(ACTOR_SIGNATURE_HEADER, signature.parse().unwrap());
+    };
+    match approver {
+        Some(approver) => on_behalf_of(
+            signer,
+            message,
+            "/corebank.payments.v1.PaymentsReview/DecideScreening",
+            approver,
+        ),
+        None => tonic::Request::new(message),
     }
-    request
 }
 
 fn review_client(h: &Harness, me: &str) -> PaymentsReviewClient<tonic::transport::Channel> {

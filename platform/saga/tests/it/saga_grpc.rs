@@ -13,11 +13,9 @@ use corebank_saga::grpc::SagaAdminService;
 use corebank_saga::{Executor, ExecutorConfig, NewSaga, Registry, Status, demo};
 use corebank_service::Component;
 use corebank_service::contract::error_code as code;
-use corebank_service::internal::assertion::{
-    ACTOR_HEADER, ACTOR_SIGNATURE_HEADER, AssertionSigner,
-};
+use corebank_service::internal::assertion::ACTOR_HEADER;
 use corebank_service::internal::{Allow, allowed_callers};
-use corebank_testkit::{TestApp, TestDatabase, test_pki};
+use corebank_testkit::{TestApp, TestDatabase};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
@@ -166,19 +164,8 @@ impl Fixture {
 
 /// `message` for SagaAdmin's `method`, for `actor`, signed as `signer` (a component's key).
 fn signed_by<T>(signer: &str, message: T, method: &str, actor: &str) -> tonic::Request<T> {
-    let identity = test_pki().identity(signer).unwrap();
-    let signature = AssertionSigner::new(&identity)
-        .unwrap()
-        .sign(&format!("/corebank.saga.v1.SagaAdmin/{method}"), actor)
-        .unwrap();
-    let mut request = tonic::Request::new(message);
-    request
-        .metadata_mut()
-        .insert(ACTOR_HEADER, actor.parse().unwrap());
-    request
-        .metadata_mut()
-        .insert(ACTOR_SIGNATURE_HEADER, signature.parse().unwrap());
-    request
+    let path = format!("/corebank.saga.v1.SagaAdmin/{method}");
+    corebank_testkit::on_behalf_of(signer, message, &path, actor)
 }
 
 /// `message` as the gateway sends it for the operator `actor`.

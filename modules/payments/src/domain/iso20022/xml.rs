@@ -439,21 +439,16 @@ mod tests {
     #[test]
     fn depth_and_element_count_are_bounded() {
         let deep = format!("{}{}", "<a>".repeat(40), "</a>".repeat(40));
-        assert_eq!(
-            parse(&deep).unwrap_err(),
-            Iso20022Error::LimitExceeded {
-                limit_name: "element_depth_max",
-                limit: ELEMENT_DEPTH_MAX
-            }
-        );
         let wide = format!("<a>{}</a>", "<b/>".repeat(ELEMENT_COUNT_MAX));
-        assert_eq!(
-            parse(&wide).unwrap_err(),
-            Iso20022Error::LimitExceeded {
-                limit_name: "element_count_max",
-                limit: ELEMENT_COUNT_MAX
-            }
-        );
+        for (document, limit_name, limit) in [
+            (deep, "element_depth_max", ELEMENT_DEPTH_MAX),
+            (wide, "element_count_max", ELEMENT_COUNT_MAX),
+        ] {
+            assert_eq!(
+                parse(&document).unwrap_err(),
+                Iso20022Error::LimitExceeded { limit_name, limit }
+            );
+        }
         let large = format!("<a>{}</a>", "x".repeat(MESSAGE_SIZE_BYTES_MAX));
         assert_eq!(parse(&large).unwrap_err().code(), "iso20022_limit_exceeded");
     }
