@@ -394,7 +394,10 @@ fn decorate(path: &str, mutating: bool, operation: &mut Operation) {
             .or_insert_with(|| {
                 RefOr::T(error_response(
                     422,
-                    "`duplicate_ownership_change` (an account named twice in one proposal)",
+                    "`duplicate_ownership_change` (an account named twice in one proposal), \
+                     `duplicate_route_rule` (a product and operation given twice), \
+                     `canary_on_default_side` (a canary to the side the rule already \
+                     defaults to), `empty_proposal` (neither rules nor ownership changes)",
                 ))
             });
     }

@@ -74,6 +74,11 @@ fn decimal_schema() -> utoipa::openapi::schema::ObjectBuilder {
         .pattern(Some(decimal_pattern()))
 }
 
+/// An optional decimal: the string, or `null` (read as absent).
+fn optional_decimal_schema() -> utoipa::openapi::schema::ObjectBuilder {
+    decimal_schema().schema_type(crate::openapi::formats::string_or_null())
+}
+
 fn code_schema() -> utoipa::openapi::schema::ObjectBuilder {
     utoipa::openapi::schema::ObjectBuilder::new()
         .schema_type(utoipa::openapi::schema::Type::String)
@@ -190,27 +195,27 @@ pub struct ProductDefinition {
     pub posting_frequency: PostingFrequency,
     /// Absent: 0.
     #[serde(default)]
-    #[schema(schema_with = decimal_schema)]
+    #[schema(schema_with = optional_decimal_schema)]
     pub minimum_balance: Option<DecimalText>,
     /// Absent: 0 (no overdraft).
     #[serde(default)]
-    #[schema(schema_with = decimal_schema)]
+    #[schema(schema_with = optional_decimal_schema)]
     pub overdraft_limit: Option<DecimalText>,
     /// The yearly rate charged on an overdrawn balance, as a fraction. Absent: 0.
     #[serde(default)]
-    #[schema(schema_with = decimal_schema)]
+    #[schema(schema_with = optional_decimal_schema)]
     pub overdraft_rate: Option<DecimalText>,
     /// Days without a customer movement before the account is dormant; 0 or absent: never.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::json_integer::integer")]
     #[schema(minimum = 0, maximum = 36_500)]
     pub dormancy_days: u32,
     /// The most one transfer out of an account may move; absent: no limit.
     #[serde(default)]
-    #[schema(schema_with = decimal_schema)]
+    #[schema(schema_with = optional_decimal_schema)]
     pub per_transfer_limit: Option<DecimalText>,
     /// The most transfers out of an account may move in one business day; absent: no limit.
     #[serde(default)]
-    #[schema(schema_with = decimal_schema)]
+    #[schema(schema_with = optional_decimal_schema)]
     pub daily_transfer_limit: Option<DecimalText>,
 }
 
@@ -390,5 +395,21 @@ mod tests {
             "day_count": "act_360", "posting_frequency": "monthly"
         }));
         assert!(unknown.is_err());
+    }
+
+    #[test]
+    fn dormancy_written_as_a_whole_float_is_the_same_number_of_days() {
+        let definition = |days: serde_json::Value| {
+            serde_json::from_value::<ProductDefinition>(serde_json::json!({
+                "code": "SAVER-1", "name": "Saver", "kind": "savings", "currency": "EUR",
+                "day_count": "act_365_fixed", "posting_frequency": "monthly",
+                "dormancy_days": days
+            }))
+        };
+        let days = |value| definition(value).map(|product| product.dormancy_days).ok();
+        assert_eq!(days(serde_json::json!(4605.0)), Some(4605));
+        assert_eq!(days(serde_json::json!(730)), Some(730));
+        assert_eq!(days(serde_json::json!(1.5)), None);
+        assert_eq!(days(serde_json::json!(-1)), None);
     }
 }

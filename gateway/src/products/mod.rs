@@ -170,7 +170,10 @@ async fn checked_by_deposits(
     summary = "Propose a modern product, or the next version of one",
     description = "Scope `routes:write`. Deposits checks the definition without storing it (422 `invalid_product` with its reason when a product rule refuses it); the proposal (`product_define`) is stored and audited. Another operator with `products:approve` approves it at `/admin/v1/approvals/{id}/approve`, and only then does deposits store it (a code it has becomes its next version).",
     request_body = ProductProposalBody,
-    responses((status = 202, description = "The proposal, `pending`", body = crate::approvals::Approval))
+    responses(
+        (status = 202, description = "The proposal, `pending`", body = crate::approvals::Approval),
+        (status = 422, description = "`invalid_product`: a rule of deposits refuses the definition (an amount's decimals in its currency, a minimum balance with an overdraft, a rate out of bounds); nothing is stored", body = crate::error::ErrorBody),
+    )
 )]
 async fn propose(State(products): State<Arc<Products>>, context: Context, body: Bytes) -> Reply {
     let context = operator::authenticated(context)?;

@@ -332,7 +332,10 @@ async fn create_proposal(State(router): State<Router>, context: Context, body: B
     let rules = bodies::rules(body.rules)?;
     let ownership = bodies::ownership(body.ownership)?;
     if rules.is_none() && ownership.is_empty() {
-        return Err(ApiError::invalid(
+        // Each field may be absent, not both: no schema of the body says it, so 422.
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "empty_proposal",
             "rules: a proposal must give the rules or at least one ownership change",
         ));
     }

@@ -210,7 +210,14 @@ pub fn activate_at(text: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError
 }
 
 fn invalid(error: table::InvalidRoute) -> ApiError {
-    ApiError::invalid(error.to_string())
+    match error.inconsistency {
+        Some(code) => ApiError::new(
+            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+            code,
+            error.to_string(),
+        ),
+        None => ApiError::invalid(error.to_string()),
+    }
 }
 
 impl RouteRuleBody {

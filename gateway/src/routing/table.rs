@@ -130,6 +130,10 @@ pub fn canary_bucket(salt: &str, account_id: &str) -> u64 {
 pub struct InvalidRoute {
     pub field: String,
     pub message: String,
+    /// Set when each part is well formed but they do not fit together (a rule given twice,
+    /// a canary to the default side): the stable code of that refusal, which the admin API
+    /// answers 422 rather than 400, as no schema of the body can say it.
+    pub inconsistency: Option<&'static str>,
 }
 
 impl InvalidRoute {
@@ -137,6 +141,19 @@ impl InvalidRoute {
         InvalidRoute {
             field: field.into(),
             message: message.into(),
+            inconsistency: None,
+        }
+    }
+
+    /// Well-formed parts that do not fit together; `code` is the stable code.
+    pub fn inconsistent(
+        field: impl Into<String>,
+        code: &'static str,
+        message: impl Into<String>,
+    ) -> InvalidRoute {
+        InvalidRoute {
+            inconsistency: Some(code),
+            ..InvalidRoute::new(field, message)
         }
     }
 }
@@ -183,8 +200,9 @@ pub fn validate_rule(rule: &RouteRule, field: &str) -> Result<(), InvalidRoute> 
             ));
         }
         if canary.side == rule.default_side {
-            return Err(InvalidRoute::new(
+            return Err(InvalidRoute::inconsistent(
                 format!("{field}.canary.side"),
+                "canary_on_default_side",
                 "must differ from default_side (a canary sends some accounts to the other side)",
             ));
         }
@@ -199,8 +217,9 @@ pub fn validate_rules(rules: &[RouteRule]) -> Result<(), InvalidRoute> {
         let field = format!("rules[{index}]");
         validate_rule(rule, &field)?;
         if let Some(first) = seen.insert((rule.product.as_str(), rule.operation.as_str()), index) {
-            return Err(InvalidRoute::new(
+            return Err(InvalidRoute::inconsistent(
                 field,
+                "duplicate_route_rule",
                 format!(
                     "duplicate rule for product {:?} and operation {:?} (also rules[{first}])",
                     rule.product, rule.operation

@@ -181,49 +181,83 @@ fn a_ten_percent_canary_lands_within_tolerance_sticks_and_a_new_salt_reshuffles(
 #[tokio::test]
 async fn invalid_rules_are_refused_naming_the_field() {
     let harness = Harness::start().await;
+    const MALFORMED: (StatusCode, &str) = (StatusCode::BAD_REQUEST, "invalid_argument");
+    // Each part well formed, the parts not fitting together: no schema can say it, so 422.
+    let inconsistent = |code| (StatusCode::UNPROCESSABLE_ENTITY, code);
     let cases = [
         (
             json!({"rules": [{"product": "", "operation": "cash", "default_side": "legacy"}], "reason": "r"}),
             "rules[0].product",
+            MALFORMED,
         ),
         (
             json!({"rules": [{"product": "P", "operation": "teleport", "default_side": "legacy"}], "reason": "r"}),
             "rules[0].operation",
+            MALFORMED,
         ),
         (
             json!({"rules": [{"product": "P", "operation": "cash", "default_side": "legacy", "canary": {"side": "modern", "percent": 101}}], "reason": "r"}),
             "rules[0].canary.percent",
-        ),
-        (
-            json!({"rules": [{"product": "P", "operation": "cash", "default_side": "legacy"}, {"product": "P", "operation": "cash", "default_side": "modern"}], "reason": "r"}),
-            "rules[1]",
+            MALFORMED,
         ),
         (
             json!({"rules": [{"product": "P", "operation": "cash", "default_side": "sideways"}], "reason": "r"}),
             "rules[0].default_side",
+            MALFORMED,
         ),
         (
             json!({"ownership": [{"account_id": "a", "side": "modern"}]}),
             "reason",
+            MALFORMED,
+        ),
+        (
+            json!({"rules": [{"product": "P", "operation": "cash", "default_side": "legacy"}, {"product": "P", "operation": "cash", "default_side": "modern"}], "reason": "r"}),
+            "rules[1]",
+            inconsistent("duplicate_route_rule"),
+        ),
+        (
+            json!({"rules": [{"product": "P", "operation": "cash", "default_side": "legacy", "canary": {"side": "legacy", "percent": 5}}], "reason": "r"}),
+            "rules[0].canary.side",
+            inconsistent("canary_on_default_side"),
+        ),
+        (
+            json!({"reason": "r"}),
+            "rules",
+            inconsistent("empty_proposal"),
         ),
     ];
-    for (body, field) in cases {
+    for (body, field, (status, code)) in cases {
         let error = harness
             .http
             .expect(
-                StatusCode::BAD_REQUEST,
+                status,
                 "POST",
                 "/admin/v1/routes/proposals",
                 Some(("alice", WRITE)),
                 Some(body),
             )
             .await;
-        assert_eq!(error["code"], "invalid_argument");
+        assert_eq!(error["code"], code, "{field}: {error}");
         assert!(
             error["message"].as_str().unwrap().starts_with(field),
             "{field}: {error}"
         );
     }
+    let proposals = harness
+        .http
+        .expect(
+            StatusCode::OK,
+            "GET",
+            "/admin/v1/routes/proposals",
+            Some(("alice", READ)),
+            None,
+        )
+        .await;
+    assert_eq!(
+        proposals["proposals"],
+        json!([]),
+        "a refusal stores nothing"
+    );
     let _ = harness
         .http
         .expect(
