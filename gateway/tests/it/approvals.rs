@@ -13,9 +13,9 @@ use std::time::Duration;
 
 use crate::common::{Answer, send, spawn_gateway};
 use corebank_gateway::auth::dev::{self, Role};
-use corebank_saga::demo::peer_saga;
+use corebank_saga::demo;
 use corebank_saga::grpc::SagaAdminService;
-use corebank_saga::{Executor, ExecutorConfig, NewSaga, Registry, Status};
+use corebank_saga::{Executor, Status};
 use corebank_service::Component;
 use corebank_service::internal::{Allow, allowed_callers};
 use corebank_testkit::{TestApp, TestDatabase};
@@ -45,19 +45,7 @@ async fn stack(approval_ttl_s: u64) -> Stack {
     let db = database.db_for("demo");
     let shutdown = CancellationToken::new();
     let peer_down = Arc::new(AtomicBool::new(true));
-    let mut registry = Registry::new();
-    registry
-        .register(peer_saga("test.peer", Arc::clone(&peer_down)))
-        .unwrap();
-    let registry = Arc::new(registry);
-    let executor = Executor::new(
-        db.clone(),
-        Arc::clone(&registry),
-        ExecutorConfig {
-            poll_interval: Duration::from_millis(20),
-            ..ExecutorConfig::new()
-        },
-    );
+    let (executor, registry) = demo::peer_executor(&db, &peer_down).unwrap();
     executor.spawn(shutdown.clone());
     // The saga owner, answering with the payments module's certificate as the gateway
     // expects of its modern side.
@@ -132,18 +120,8 @@ impl Stack {
 
     /// Starts a saga whose peer is down and waits until it pauses.
     async fn paused_saga(&self) -> Uuid {
-        let id = Uuid::new_v4();
-        let settled = self.executor.watchers().watch(id);
-        self.executor
-            .start(NewSaga {
-                id,
-                saga_type: "test.peer".to_owned(),
-                input: json!({ "payment": 1 }),
-                business_key: id.to_string(),
-            })
-            .await
-            .unwrap();
-        assert_eq!(settled.await.unwrap(), Status::Paused);
+        let (id, status) = demo::settle_peer_saga(&self.executor, None).await.unwrap();
+        assert_eq!(status, Status::Paused);
         id
     }
 

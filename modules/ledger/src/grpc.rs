@@ -17,7 +17,7 @@ use tonic::{Request, Response, Status};
 
 use crate::app::{AccountView, EntryView, Ledger, LedgerConfig, NewAccount};
 use crate::domain::command::{Command, Leg, NewEntry};
-use crate::domain::error::LedgerError;
+use crate::domain::error::{ErrorClass, LedgerError};
 use crate::domain::model::{
     Account, AccountStatus, AccountType, BalanceLimit, Balances, Direction, EntryKind, HoldStatus,
     LimitKind,
@@ -61,32 +61,14 @@ impl LedgerService {
 
 /// A refusal as a gRPC status. Internal details never leave the process.
 pub fn status_of(error: &LedgerError) -> Status {
-    let code = match error {
-        LedgerError::InvalidRequest { .. }
-        | LedgerError::InvalidAmount { .. }
-        | LedgerError::Unbalanced { .. }
-        | LedgerError::CurrencyMismatch { .. } => tonic::Code::InvalidArgument,
-        LedgerError::UnknownAccount { .. } | LedgerError::UnknownEntry { .. } => {
-            tonic::Code::NotFound
-        }
-        LedgerError::AccountFrozen { .. }
-        | LedgerError::AccountClosed { .. }
-        | LedgerError::LimitExceeded { .. }
-        | LedgerError::NotPending { .. }
-        | LedgerError::PendingAlreadyPosted { .. }
-        | LedgerError::PendingAlreadyVoided { .. }
-        | LedgerError::PendingExpired { .. }
-        | LedgerError::PostExceedsPending { .. }
-        | LedgerError::NotReversible { .. }
-        | LedgerError::AlreadyReversed { .. }
-        | LedgerError::CannotClose { .. }
-        | LedgerError::CannotSweep { .. } => tonic::Code::FailedPrecondition,
-        LedgerError::ExistsWithDifferent { .. } | LedgerError::CodeTaken { .. } => {
-            tonic::Code::AlreadyExists
-        }
-        LedgerError::Unavailable { .. } => tonic::Code::Unavailable,
-        LedgerError::OutcomeUnknown => tonic::Code::Unknown,
-        LedgerError::Internal { .. } => tonic::Code::Internal,
+    let code = match error.class() {
+        ErrorClass::Invalid => tonic::Code::InvalidArgument,
+        ErrorClass::NotFound => tonic::Code::NotFound,
+        ErrorClass::RefusedForNow | ErrorClass::RefusedForGood => tonic::Code::FailedPrecondition,
+        ErrorClass::Taken => tonic::Code::AlreadyExists,
+        ErrorClass::Unavailable => tonic::Code::Unavailable,
+        ErrorClass::OutcomeUnknown => tonic::Code::Unknown,
+        ErrorClass::Internal => tonic::Code::Internal,
     };
     let internal_detail = match error {
         LedgerError::Internal { message } => Some(message.as_str()),

@@ -98,16 +98,14 @@ impl StepContext {
     }
 }
 
+/// What a database action returns: its outcome, or the database error that rolls back the
+/// executor's transaction.
+pub type DbFuture<'a> = BoxFuture<'a, Result<StepOutcome, DbError>>;
+
 /// An action that runs inside the executor's own transaction: its writes commit together
 /// with the saga's progress (or not at all), fenced by the lease generation. Exactly once.
-pub type DbActionFn = Arc<
-    dyn for<'a> Fn(
-            &'a Transaction<'a>,
-            &'a StepContext,
-        ) -> BoxFuture<'a, Result<StepOutcome, DbError>>
-        + Send
-        + Sync,
->;
+pub type DbActionFn =
+    Arc<dyn for<'a> Fn(&'a Transaction<'a>, &'a StepContext) -> DbFuture<'a> + Send + Sync>;
 
 /// An action that calls out (another module, a rail): at least once, deduplicated by the
 /// callee through the idempotency key.
@@ -136,13 +134,7 @@ impl Action {
     /// An action run in the executor's transaction.
     pub fn db<F>(f: F) -> Action
     where
-        F: for<'a> Fn(
-                &'a Transaction<'a>,
-                &'a StepContext,
-            ) -> BoxFuture<'a, Result<StepOutcome, DbError>>
-            + Send
-            + Sync
-            + 'static,
+        F: for<'a> Fn(&'a Transaction<'a>, &'a StepContext) -> DbFuture<'a> + Send + Sync + 'static,
     {
         Action::Db(Arc::new(f))
     }

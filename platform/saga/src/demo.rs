@@ -23,8 +23,10 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::definition::{
-    Action, QueryOutcome, RetryPolicy, SagaDefinition, Step, StepContext, StepOutcome,
+    Action, QueryOutcome, Registry, RetryPolicy, SagaDefinition, Step, StepContext, StepOutcome,
 };
+use crate::executor::{Executor, ExecutorConfig, NewSaga};
+use crate::{SagaError, Status};
 
 /// The demo saga's type name.
 pub const SAGA_TYPE: &str = "demo.transfer";
@@ -427,6 +429,52 @@ pub fn definition(db: &Db, options: &DemoOptions) -> SagaDefinition {
             .map(|step| step.retry(options.retry).timeout(options.timeout))
             .collect(),
     )
+}
+
+/// The saga type [`peer_executor`] registers [`peer_saga`] as.
+pub const PEER_SAGA_TYPE: &str = "test.peer";
+
+/// How often [`peer_executor`] looks for due sagas: often, so tests do not wait.
+const PEER_POLL_INTERVAL_MS: u64 = 20;
+
+/// The fixture of tests of operator actions: an executor over `db` that runs [`peer_saga`]
+/// (as [`PEER_SAGA_TYPE`], failing while `peer_down` is set), and its registry. Not spawned.
+pub fn peer_executor(
+    db: &Db,
+    peer_down: &Arc<AtomicBool>,
+) -> Result<(Executor, Arc<Registry>), SagaError> {
+    let mut registry = Registry::new();
+    registry.register(peer_saga(PEER_SAGA_TYPE, Arc::clone(peer_down)))?;
+    let registry = Arc::new(registry);
+    let config = ExecutorConfig {
+        poll_interval: Duration::from_millis(PEER_POLL_INTERVAL_MS),
+        ..ExecutorConfig::new()
+    };
+    let executor = Executor::new(db.clone(), Arc::clone(&registry), config);
+    Ok((executor, registry))
+}
+
+/// Starts a [`PEER_SAGA_TYPE`] saga on `executor` for `business_key` (or else for its own
+/// id) and waits until it settles: its id and the status it settled in, `paused` while the
+/// peer is down.
+pub async fn settle_peer_saga(
+    executor: &Executor,
+    business_key: Option<&str>,
+) -> Result<(Uuid, Status), SagaError> {
+    let id = Uuid::new_v4();
+    let settled = executor.watchers().watch(id);
+    executor
+        .start(NewSaga {
+            id,
+            saga_type: PEER_SAGA_TYPE.to_owned(),
+            input: json!({ "payment": 1 }),
+            business_key: business_key.map_or_else(|| id.to_string(), str::to_owned),
+        })
+        .await?;
+    let status = settled.await.map_err(|_| SagaError::Internal {
+        message: format!("the executor stopped before saga {id} settled"),
+    })?;
+    Ok((id, status))
 }
 
 /// A one-step saga of `saga_type` for tests of operator actions: its step, `call_peer`,

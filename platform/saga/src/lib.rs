@@ -22,8 +22,8 @@ pub mod ops;
 pub mod store;
 
 pub use definition::{
-    Action, BoxFuture, Direction, QueryOutcome, Registry, RetryPolicy, SagaDefinition, Step,
-    StepContext, StepOutcome,
+    Action, BoxFuture, DbFuture, Direction, QueryOutcome, Registry, RetryPolicy, SagaDefinition,
+    Step, StepContext, StepOutcome,
 };
 pub use executor::{Executor, ExecutorConfig, NewSaga, Started, Watchers, start};
 pub use store::{SagaInstance, Status, StepRecord};

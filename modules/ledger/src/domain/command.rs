@@ -452,28 +452,21 @@ impl CanonicalRequest {
                 _ => "pending_entry_id",
             });
         }
-        if self.amount != other.amount {
-            return Some("amount");
-        }
-        if self.value_date != other.value_date {
-            return Some("value_date");
-        }
-        if self.description != other.description {
-            return Some("description");
-        }
-        if self.external_ref != other.external_ref {
-            return Some("external_ref");
-        }
-        if self.metadata != other.metadata {
-            return Some("metadata");
-        }
-        if self.timeout_seconds != other.timeout_seconds {
-            return Some("timeout");
-        }
-        if self.bank_charge_may_exceed_limit != other.bank_charge_may_exceed_limit {
-            return Some("bank_charge_may_exceed_limit");
-        }
-        None
+        // Then the entry-wide fields, the first that differs.
+        [
+            (self.amount != other.amount, "amount"),
+            (self.value_date != other.value_date, "value_date"),
+            (self.description != other.description, "description"),
+            (self.external_ref != other.external_ref, "external_ref"),
+            (self.metadata != other.metadata, "metadata"),
+            (self.timeout_seconds != other.timeout_seconds, "timeout"),
+            (
+                self.bank_charge_may_exceed_limit != other.bank_charge_may_exceed_limit,
+                "bank_charge_may_exceed_limit",
+            ),
+        ]
+        .into_iter()
+        .find_map(|(differs, field)| differs.then_some(field))
     }
 }
 

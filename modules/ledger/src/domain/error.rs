@@ -87,6 +87,27 @@ pub enum LedgerError {
     Internal { message: String },
 }
 
+/// The kinds of [`LedgerError`]: what a caller can do about one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// The request itself is wrong: the same request can never pass.
+    Invalid,
+    /// The account or entry it names does not exist (yet).
+    NotFound,
+    /// The account's state or balance refuses it now; the same request may pass later.
+    RefusedForNow,
+    /// The state of the account or entry refuses it for good.
+    RefusedForGood,
+    /// Its id or code is taken by something else.
+    Taken,
+    /// The ledger is busy.
+    Unavailable,
+    /// The commit may or may not have happened.
+    OutcomeUnknown,
+    /// A fault of the ledger itself.
+    Internal,
+}
+
 impl LedgerError {
     /// The stable, machine-readable code.
     pub fn code(&self) -> String {
@@ -119,22 +140,20 @@ impl LedgerError {
         }
     }
 
-    /// Whether the same request, sent again, may succeed (and can do no harm).
-    pub fn retry_safe(&self) -> bool {
+    /// What kind of refusal this is: it decides the gRPC status and whether a retry is safe.
+    pub fn class(&self) -> ErrorClass {
         match self {
-            LedgerError::Unavailable { .. }
-            | LedgerError::OutcomeUnknown
-            | LedgerError::Internal { .. } => true,
-            // Balances and states change: the same request may pass later.
-            LedgerError::LimitExceeded { .. }
-            | LedgerError::AccountFrozen { .. }
-            | LedgerError::UnknownAccount { .. }
-            | LedgerError::UnknownEntry { .. } => true,
             LedgerError::InvalidRequest { .. }
             | LedgerError::InvalidAmount { .. }
             | LedgerError::Unbalanced { .. }
-            | LedgerError::CurrencyMismatch { .. }
-            | LedgerError::AccountClosed { .. }
+            | LedgerError::CurrencyMismatch { .. } => ErrorClass::Invalid,
+            LedgerError::UnknownAccount { .. } | LedgerError::UnknownEntry { .. } => {
+                ErrorClass::NotFound
+            }
+            LedgerError::AccountFrozen { .. } | LedgerError::LimitExceeded { .. } => {
+                ErrorClass::RefusedForNow
+            }
+            LedgerError::AccountClosed { .. }
             | LedgerError::NotPending { .. }
             | LedgerError::PendingAlreadyPosted { .. }
             | LedgerError::PendingAlreadyVoided { .. }
@@ -142,10 +161,24 @@ impl LedgerError {
             | LedgerError::PostExceedsPending { .. }
             | LedgerError::NotReversible { .. }
             | LedgerError::AlreadyReversed { .. }
-            | LedgerError::ExistsWithDifferent { .. }
-            | LedgerError::CodeTaken { .. }
             | LedgerError::CannotClose { .. }
-            | LedgerError::CannotSweep { .. } => false,
+            | LedgerError::CannotSweep { .. } => ErrorClass::RefusedForGood,
+            LedgerError::ExistsWithDifferent { .. } | LedgerError::CodeTaken { .. } => {
+                ErrorClass::Taken
+            }
+            LedgerError::Unavailable { .. } => ErrorClass::Unavailable,
+            LedgerError::OutcomeUnknown => ErrorClass::OutcomeUnknown,
+            LedgerError::Internal { .. } => ErrorClass::Internal,
+        }
+    }
+
+    /// Whether the same request, sent again, may succeed (and can do no harm).
+    pub fn retry_safe(&self) -> bool {
+        match self.class() {
+            ErrorClass::Unavailable | ErrorClass::OutcomeUnknown | ErrorClass::Internal => true,
+            // Balances and states change: the same request may pass later.
+            ErrorClass::NotFound | ErrorClass::RefusedForNow => true,
+            ErrorClass::Invalid | ErrorClass::RefusedForGood | ErrorClass::Taken => false,
         }
     }
 

@@ -78,6 +78,37 @@ async fn decide(
         .map(tonic::Response::into_inner)
 }
 
+impl Harness {
+    /// Asserts that the gateway deciding as [`decide`] does is refused with `expected` (a code).
+    async fn assert_refused(
+        &self,
+        payment: Uuid,
+        verdict: &str,
+        proposer: &str,
+        approver: &str,
+        expected: &str,
+    ) {
+        let refusal = decide(self, payment, verdict, proposer, approver)
+            .await
+            .unwrap_err();
+        assert_eq!(code(&refusal), expected, "{refusal:?}");
+    }
+}
+
+/// `caller` releasing what alice proposed, signed by `signer` for `approver`: the refusal.
+async fn release_refused(
+    h: &Harness,
+    caller: &str,
+    signer: &str,
+    approver: Option<&str>,
+    payment: Uuid,
+) -> tonic::Status {
+    review_client(h, caller)
+        .decide_screening(decision(signer, approver, payment, "release", "alice"))
+        .await
+        .unwrap_err()
+}
+
 /// The stored review of `payment`: (decision, proposed_by, approved_by, first hit's list).
 async fn review_row(h: &Harness, payment: Uuid) -> (String, String, String, String) {
     let client = h.database.db_for("payments");
@@ -123,6 +154,15 @@ async fn inbound_payment(h: &Harness, uetr: Uuid) -> Uuid {
         .unwrap()
 }
 
+/// A harness screening at 0.93, a debtor account holding 100.00, and a payment of `amount`
+/// from it to `creditor`, started and held by screening.
+async fn held_from_a_new_debtor(amount: &str, creditor: &str) -> (Harness, String, Uuid) {
+    let h = screening("*:0.93").await;
+    let debtor = h.account("100.00").await;
+    let payment = held(&h, &debtor, amount, creditor).await;
+    (h, debtor, payment)
+}
+
 /// A payment of `amount` from `debtor` to `creditor`, started and held by screening.
 async fn held(h: &Harness, debtor: &str, amount: &str, creditor: &str) -> Uuid {
     let mut listed = h.payment(debtor, amount);
@@ -141,9 +181,7 @@ async fn held(h: &Harness, debtor: &str, amount: &str, creditor: &str) -> Uuid {
 
 #[tokio::test]
 async fn a_un_hit_waits_in_review_with_its_hold_and_a_four_eyes_release_sends_it() {
-    let h = screening("*:0.93").await;
-    let debtor = h.account("100.00").await;
-    let payment = held(&h, &debtor, "40.00", "Sidorov, Ivan Petrovich").await;
+    let (h, debtor, payment) = held_from_a_new_debtor("40.00", "Sidorov, Ivan Petrovich").await;
     let held = h.payments.payment(payment).await.unwrap();
     assert_reason(&held, "un_consolidated 6908555");
     // The hold stays in place while the payment waits; nothing went to the rail.
@@ -163,18 +201,12 @@ async fn a_un_hit_waits_in_review_with_its_hold_and_a_four_eyes_release_sends_it
     );
 
     // The proposer cannot approve their own proposal, nor can nobody propose.
-    let own = decide(&h, payment, "release", "alice", "alice")
-        .await
-        .unwrap_err();
-    assert_eq!(code(&own), "four_eyes_required", "{own:?}");
-    let nobody = decide(&h, payment, "release", " ", "bob")
-        .await
-        .unwrap_err();
-    assert_eq!(code(&nobody), "four_eyes_required", "{nobody:?}");
-    let vague = decide(&h, payment, "maybe", "alice", "bob")
-        .await
-        .unwrap_err();
-    assert_eq!(code(&vague), "invalid_argument", "{vague:?}");
+    h.assert_refused(payment, "release", "alice", "alice", "four_eyes_required")
+        .await;
+    h.assert_refused(payment, "release", " ", "bob", "four_eyes_required")
+        .await;
+    h.assert_refused(payment, "maybe", "alice", "bob", "invalid_argument")
+        .await;
     assert_eq!(
         review_row(&h, payment).await.0,
         "",
@@ -220,18 +252,14 @@ async fn a_un_hit_waits_in_review_with_its_hold_and_a_four_eyes_release_sends_it
         .unwrap();
     assert!(again.replayed);
     assert_eq!(again.status, "settled");
-    let other = decide(&h, payment, "refuse", "carol", "dave")
-        .await
-        .unwrap_err();
-    assert_eq!(code(&other), "invalid_payment_state", "{other:?}");
+    h.assert_refused(payment, "refuse", "carol", "dave", "invalid_payment_state")
+        .await;
     h.stop().await;
 }
 
 #[tokio::test]
 async fn an_ofac_alias_hit_refused_on_review_fails_and_releases_its_hold() {
-    let h = screening("*:0.93").await;
-    let debtor = h.account("100.00").await;
-    let payment = held(&h, &debtor, "25.00", "Aero Caribbean").await;
+    let (h, debtor, payment) = held_from_a_new_debtor("25.00", "Aero Caribbean").await;
     let held = h.payments.payment(payment).await.unwrap();
     assert_reason(&held, "ofac_sdn 36");
 
@@ -247,65 +275,34 @@ async fn an_ofac_alias_hit_refused_on_review_fails_and_releases_its_hold() {
     // A payment screening did not hold has nothing to decide.
     let clean = h.pay(&debtor, "1.00").await.record.id;
     assert_eq!(h.settled(clean).await.status, "settled");
-    let nothing = decide(&h, clean, "release", "alice", "bob")
-        .await
-        .unwrap_err();
-    assert_eq!(code(&nothing), "invalid_payment_state", "{nothing:?}");
-    let unknown = decide(&h, Uuid::new_v4(), "release", "alice", "bob")
-        .await
-        .unwrap_err();
-    assert_eq!(code(&unknown), "unknown_payment", "{unknown:?}");
+    h.assert_refused(clean, "release", "alice", "bob", "invalid_payment_state")
+        .await;
+    let unknown = Uuid::new_v4();
+    h.assert_refused(unknown, "release", "alice", "bob", "unknown_payment")
+        .await;
     h.stop().await;
 }
 
 #[tokio::test]
 async fn only_the_gateway_with_a_signed_approver_may_decide() {
-    let h = screening("*:0.93").await;
-    let debtor = h.account("100.00").await;
-    let payment = held(&h, &debtor, "10.00", "NUR TRADING COMPANY").await;
+    let (deposits, gateway) = (component_names::DEPOSITS, component_names::GATEWAY);
+    let (h, _, payment) = held_from_a_new_debtor("10.00", "NUR TRADING COMPANY").await;
     // Another component, even with a well-formed signature of its own: not on the list.
-    let outsider = review_client(&h, component_names::DEPOSITS)
-        .decide_screening(decision(
-            component_names::DEPOSITS,
-            Some("bob"),
-            payment,
-            "release",
-            "alice",
-        ))
-        .await
-        .unwrap_err();
+    let outsider = release_refused(&h, deposits, deposits, Some("bob"), payment).await;
     assert_eq!(
         outsider.code(),
         tonic::Code::PermissionDenied,
         "{outsider:?}"
     );
     // The gateway without naming the approver, or with a signature by another key.
-    let unsigned = review_client(&h, component_names::GATEWAY)
-        .decide_screening(decision(
-            component_names::GATEWAY,
-            None,
-            payment,
-            "release",
-            "alice",
-        ))
-        .await
-        .unwrap_err();
+    let unsigned = release_refused(&h, gateway, gateway, None, payment).await;
     assert_eq!(
         unsigned.code(),
         tonic::Code::Unauthenticated,
         "{unsigned:?}"
     );
     assert_eq!(code(&unsigned), "actor_not_asserted");
-    let forged = review_client(&h, component_names::GATEWAY)
-        .decide_screening(decision(
-            component_names::DEPOSITS,
-            Some("bob"),
-            payment,
-            "release",
-            "alice",
-        ))
-        .await
-        .unwrap_err();
+    let forged = release_refused(&h, gateway, deposits, Some("bob"), payment).await;
     assert_eq!(code(&forged), "actor_not_asserted", "{forged:?}");
     // Nothing was decided.
     assert_eq!(review_row(&h, payment).await.0, "");
@@ -372,10 +369,8 @@ async fn an_inbound_payment_from_a_listed_debtor_waits_uncredited_until_released
         h.payments.payment(payment).await.unwrap().status,
         "screening_review"
     );
-    let own = decide(&h, payment, "release", "carol", "carol")
-        .await
-        .unwrap_err();
-    assert_eq!(code(&own), "four_eyes_required");
+    h.assert_refused(payment, "release", "carol", "carol", "four_eyes_required")
+        .await;
 
     let released = decide(&h, payment, "release", "carol", "dave")
         .await

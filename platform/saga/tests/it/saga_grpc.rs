@@ -10,13 +10,12 @@ use std::time::Duration;
 use corebank_api::saga::v1 as pb;
 use corebank_api::saga::v1::saga_admin_client::SagaAdminClient;
 use corebank_saga::grpc::SagaAdminService;
-use corebank_saga::{Executor, ExecutorConfig, NewSaga, Registry, Status, demo};
+use corebank_saga::{Executor, Status, demo};
 use corebank_service::Component;
 use corebank_service::contract::error_code as code;
 use corebank_service::internal::assertion::ACTOR_HEADER;
 use corebank_service::internal::{Allow, allowed_callers};
 use corebank_testkit::{TestApp, TestDatabase};
-use serde_json::json;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 use uuid::Uuid;
@@ -82,19 +81,7 @@ impl Fixture {
         let database = TestDatabase::create().await;
         let db = database.db_for("demo");
         let peer_down = Arc::new(AtomicBool::new(true));
-        let mut registry = Registry::new();
-        registry
-            .register(demo::peer_saga("test.peer", Arc::clone(&peer_down)))
-            .unwrap();
-        let registry = Arc::new(registry);
-        let executor = Executor::new(
-            db.clone(),
-            Arc::clone(&registry),
-            ExecutorConfig {
-                poll_interval: Duration::from_millis(20),
-                ..ExecutorConfig::new()
-            },
-        );
+        let (executor, registry) = demo::peer_executor(&db, &peer_down).unwrap();
         let shutdown = CancellationToken::new();
         executor.spawn(shutdown.clone());
         let app = TestApp::spawn(Component::new("demo").with_db(db.clone()).with_grpc(
@@ -141,18 +128,10 @@ impl Fixture {
 
     /// Starts a saga for `business_key` and waits until it pauses.
     async fn paused_saga(&self, business_key: &str) -> Uuid {
-        let id = Uuid::new_v4();
-        let settled = self.executor.watchers().watch(id);
-        self.executor
-            .start(NewSaga {
-                id,
-                saga_type: "test.peer".to_owned(),
-                input: json!({ "payment": 1 }),
-                business_key: business_key.to_owned(),
-            })
+        let (id, status) = demo::settle_peer_saga(&self.executor, Some(business_key))
             .await
             .unwrap();
-        assert_eq!(settled.await.unwrap(), Status::Paused);
+        assert_eq!(status, Status::Paused);
         id
     }
 

@@ -3,14 +3,17 @@
 //! payment waits in until two operators decide (ADR 0011).
 
 use super::steps::{db_error, field, record_outcome};
+use corebank_db::Transaction;
+use corebank_saga::DbFuture;
+
 use super::*;
 
 pub(super) fn screen_step<'a>(
-    tx: &'a corebank_db::Transaction<'a>,
+    tx: &'a Transaction<'a>,
     context: &'a StepContext,
     rules: crate::domain::screening::ScreeningRules,
     sanctions: Option<Arc<SanctionsList>>,
-) -> corebank_saga::BoxFuture<'a, Result<StepOutcome, corebank_db::DbError>> {
+) -> DbFuture<'a> {
     Box::pin(async move {
         let input = &context.input;
         let amount: Decimal = field(input, "amount").parse().unwrap_or_default();
@@ -87,10 +90,7 @@ pub(crate) fn hit_reason(hits: &[crate::domain::sanctions::matching::Hit]) -> St
 /// Step `screening_review` (version 2): a payment with a possible hit waits here, paused,
 /// until two operators decide (`PaymentsReview/DecideScreening`); a release goes on to the
 /// rail, a refusal fails the payment and its hold is released by the compensations.
-pub(super) fn review_step<'a>(
-    tx: &'a corebank_db::Transaction<'a>,
-    context: &'a StepContext,
-) -> corebank_saga::BoxFuture<'a, Result<StepOutcome, corebank_db::DbError>> {
+pub(super) fn review_step<'a>(tx: &'a Transaction<'a>, context: &'a StepContext) -> DbFuture<'a> {
     Box::pin(async move {
         let held = context
             .outputs

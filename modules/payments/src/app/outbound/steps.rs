@@ -1,11 +1,10 @@
 //! The outbound saga's steps other than screening: the hold, the pacs.008 to the rail and
 //! the wait for its pacs.002, settling the hold, and the payment's recorded status and events.
 
-use super::*;
+use corebank_db::Transaction;
+use corebank_saga::DbFuture;
 
-pub(super) fn module(parts: &Parts) -> Result<&Parts, StepOutcome> {
-    Ok(parts)
-}
+use super::*;
 
 pub(super) fn field<'a>(input: &'a Value, name: &str) -> &'a str {
     input.get(name).and_then(Value::as_str).unwrap_or_default()
@@ -21,8 +20,10 @@ pub(super) fn outcome_of(error: &PaymentsError) -> StepOutcome {
     }
 }
 
-pub(super) type CallFn =
-    fn(Arc<Parts>, StepContext) -> corebank_saga::BoxFuture<'static, StepOutcome>;
+/// What a call action returns.
+pub(super) type CallFuture = corebank_saga::BoxFuture<'static, StepOutcome>;
+
+pub(super) type CallFn = fn(Arc<Parts>, StepContext) -> CallFuture;
 
 /// A call, run twice in a row when asked (the second must answer the same).
 pub(super) fn call(slot: &Arc<Parts>, f: CallFn, twice: bool) -> Action {
@@ -71,10 +72,7 @@ pub(super) async fn hold_for(
         .map_err(|status| from_deposits(&status))
 }
 
-pub(super) fn place_hold(
-    slot: Arc<Parts>,
-    context: StepContext,
-) -> corebank_saga::BoxFuture<'static, StepOutcome> {
+pub(super) fn place_hold(slot: Arc<Parts>, context: StepContext) -> CallFuture {
     Box::pin(async move {
         match hold_for(&slot, &context).await {
             Ok(hold_id) => StepOutcome::Done(json!({ "hold_id": hold_id })),
@@ -104,15 +102,9 @@ pub(super) fn hold_placed(slot: &Arc<Parts>) -> corebank_saga::definition::Query
     })
 }
 
-pub(super) fn release_hold(
-    slot: Arc<Parts>,
-    context: StepContext,
-) -> corebank_saga::BoxFuture<'static, StepOutcome> {
+pub(super) fn release_hold(slot: Arc<Parts>, context: StepContext) -> CallFuture {
     Box::pin(async move {
-        let payments = match module(&slot) {
-            Ok(payments) => payments,
-            Err(outcome) => return outcome,
-        };
+        let payments = &*slot;
         let hold_id = match context
             .outputs
             .get("hold")
@@ -152,15 +144,9 @@ pub(super) fn release_hold(
     })
 }
 
-pub(super) fn send(
-    slot: Arc<Parts>,
-    context: StepContext,
-) -> corebank_saga::BoxFuture<'static, StepOutcome> {
+pub(super) fn send(slot: Arc<Parts>, context: StepContext) -> CallFuture {
     Box::pin(async move {
-        let payments = match module(&slot) {
-            Ok(payments) => payments,
-            Err(outcome) => return outcome,
-        };
+        let payments = &*slot;
         let xml = match crate::app::messages::pacs008_for(
             &payments.config.bank_bic,
             context.saga_id,
@@ -212,15 +198,9 @@ pub(super) fn rail_knows(slot: &Arc<Parts>) -> corebank_saga::definition::QueryF
     })
 }
 
-pub(super) fn await_status(
-    slot: Arc<Parts>,
-    context: StepContext,
-) -> corebank_saga::BoxFuture<'static, StepOutcome> {
+pub(super) fn await_status(slot: Arc<Parts>, context: StepContext) -> CallFuture {
     Box::pin(async move {
-        let payments = match module(&slot) {
-            Ok(payments) => payments,
-            Err(outcome) => return outcome,
-        };
+        let payments = &*slot;
         let Ok(uetr) = Uuid::parse_str(field(&context.input, "uetr")) else {
             return StepOutcome::Failed("the payment has no UETR".to_owned());
         };
@@ -269,15 +249,9 @@ pub(super) fn await_status(
     })
 }
 
-pub(super) fn settle(
-    slot: Arc<Parts>,
-    context: StepContext,
-) -> corebank_saga::BoxFuture<'static, StepOutcome> {
+pub(super) fn settle(slot: Arc<Parts>, context: StepContext) -> CallFuture {
     Box::pin(async move {
-        let payments = match module(&slot) {
-            Ok(payments) => payments,
-            Err(outcome) => return outcome,
-        };
+        let payments = &*slot;
         let accepted = context
             .outputs
             .get("await_status")
@@ -373,10 +347,7 @@ pub(super) async fn record_outcome(
     Ok(())
 }
 
-pub(super) fn record_step<'a>(
-    tx: &'a corebank_db::Transaction<'a>,
-    context: &'a StepContext,
-) -> corebank_saga::BoxFuture<'a, Result<StepOutcome, corebank_db::DbError>> {
+pub(super) fn record_step<'a>(tx: &'a Transaction<'a>, context: &'a StepContext) -> DbFuture<'a> {
     Box::pin(async move {
         let answer = context.outputs.get("await_status");
         let rejected =
@@ -392,10 +363,7 @@ pub(super) fn record_step<'a>(
 }
 
 /// Step `initiate`: the payment's first event.
-pub(super) fn initiated<'a>(
-    tx: &'a corebank_db::Transaction<'a>,
-    context: &'a StepContext,
-) -> corebank_saga::BoxFuture<'a, Result<StepOutcome, corebank_db::DbError>> {
+pub(super) fn initiated<'a>(tx: &'a Transaction<'a>, context: &'a StepContext) -> DbFuture<'a> {
     Box::pin(async move {
         record_outcome(tx, context, "initiated", "").await?;
         Ok(StepOutcome::Done(json!({ "recorded": true })))
@@ -404,10 +372,7 @@ pub(super) fn initiated<'a>(
 
 /// The compensation of `initiate`, which runs last when a payment unwinds: it records that
 /// the payment failed, or was cancelled, with the reason.
-pub(super) fn unwound<'a>(
-    tx: &'a corebank_db::Transaction<'a>,
-    context: &'a StepContext,
-) -> corebank_saga::BoxFuture<'a, Result<StepOutcome, corebank_db::DbError>> {
+pub(super) fn unwound<'a>(tx: &'a Transaction<'a>, context: &'a StepContext) -> DbFuture<'a> {
     Box::pin(async move {
         let failure: String = tx
             .query_opt(

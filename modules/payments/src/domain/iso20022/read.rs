@@ -99,6 +99,10 @@ struct Reader {
 }
 
 impl Reader {
+    fn new(message: &'static str) -> Reader {
+        Reader { message }
+    }
+
     fn find<'e>(&self, from: &'e Element, path: &str) -> Option<&'e Element> {
         path.split('/')
             .try_fold(from, |element, name| element.child(name))
@@ -276,6 +280,29 @@ impl Reader {
         }
     }
 
+    /// The message body `body_name` under the `Document` root, its group header and the
+    /// header's path.
+    fn group_header<'e>(
+        &self,
+        root: &'e Element,
+        body_name: &str,
+    ) -> Result<(&'e Element, &'e Element, String), Iso20022Error> {
+        let body = self.element(root, "Document", body_name)?;
+        let header = self.element(body, body_name, "GrpHdr")?;
+        Ok((body, header, format!("{body_name}/GrpHdr")))
+    }
+
+    /// The only transaction `tx_name` of the message body `body_name`, and its path.
+    fn transaction<'e>(
+        &self,
+        body: &'e Element,
+        body_name: &str,
+        tx_name: &str,
+    ) -> Result<(&'e Element, String), Iso20022Error> {
+        let tx = self.single(body, body_name, tx_name)?;
+        Ok((tx, format!("{body_name}/{tx_name}")))
+    }
+
     /// `NbOfTxs`, when present, must say one transaction.
     fn one_transaction(&self, header: &Element, base: &str) -> Result<(), Iso20022Error> {
         match self.find(header, "NbOfTxs") {
@@ -289,19 +316,14 @@ impl Reader {
 }
 
 fn read_credit_transfer(root: &Element) -> Result<CreditTransfer, Iso20022Error> {
-    let r = Reader {
-        message: PACS_008_MESSAGE_NAME,
-    };
-    let body = r.element(root, "Document", "FIToFICstmrCdtTrf")?;
-    let header_path = "FIToFICstmrCdtTrf/GrpHdr";
-    let header = r.element(body, "FIToFICstmrCdtTrf", "GrpHdr")?;
-    r.one_transaction(header, header_path)?;
-    let tx = r.single(body, "FIToFICstmrCdtTrf", "CdtTrfTxInf")?;
-    let tx_path = "FIToFICstmrCdtTrf/CdtTrfTxInf";
+    let r = Reader::new(PACS_008_MESSAGE_NAME);
+    let (body, header, header_path) = r.group_header(root, "FIToFICstmrCdtTrf")?;
+    r.one_transaction(header, &header_path)?;
+    let (tx, tx_path) = r.transaction(body, "FIToFICstmrCdtTrf", "CdtTrfTxInf")?;
 
-    let instructed_amount = r.amount(tx, tx_path, "IntrBkSttlmAmt")?;
+    let instructed_amount = r.amount(tx, &tx_path, "IntrBkSttlmAmt")?;
     if r.find(tx, "InstdAmt").is_some() {
-        let instructed = r.amount(tx, tx_path, "InstdAmt")?;
+        let instructed = r.amount(tx, &tx_path, "InstdAmt")?;
         if instructed != instructed_amount {
             return Err(r.unsupported(format!(
                 "the instructed amount {instructed} differs from the interbank settlement \
@@ -311,11 +333,11 @@ fn read_credit_transfer(root: &Element) -> Result<CreditTransfer, Iso20022Error>
     }
     // The settlement date is the transaction's, or failing that the whole message's.
     let interbank_settlement_date = if r.find(tx, "IntrBkSttlmDt").is_some() {
-        r.date(tx, tx_path, "IntrBkSttlmDt")?
+        r.date(tx, &tx_path, "IntrBkSttlmDt")?
     } else if r.find(header, "IntrBkSttlmDt").is_some() {
-        r.date(header, header_path, "IntrBkSttlmDt")?
+        r.date(header, &header_path, "IntrBkSttlmDt")?
     } else {
-        return Err(r.missing(tx_path, "IntrBkSttlmDt"));
+        return Err(r.missing(&tx_path, "IntrBkSttlmDt"));
     };
     let remittance_information = match r.find(tx, "RmtInf") {
         None => None,
@@ -326,46 +348,41 @@ fn read_credit_transfer(root: &Element) -> Result<CreditTransfer, Iso20022Error>
                 return Err(r.unsupported("more than one RmtInf/Ustrd line"));
             }
             match first {
-                Some(_) => Some(r.max140(tx, tx_path, "RmtInf/Ustrd")?),
+                Some(_) => Some(r.max140(tx, &tx_path, "RmtInf/Ustrd")?),
                 None => None,
             }
         }
     };
 
     Ok(CreditTransfer {
-        message_id: r.max35(header, header_path, "MsgId")?,
-        created_at: r.date_time(header, header_path, "CreDtTm")?,
-        end_to_end_id: r.max35(tx, tx_path, "PmtId/EndToEndId")?,
-        uetr: r.uetr(tx, tx_path, "PmtId/UETR")?,
+        message_id: r.max35(header, &header_path, "MsgId")?,
+        created_at: r.date_time(header, &header_path, "CreDtTm")?,
+        end_to_end_id: r.max35(tx, &tx_path, "PmtId/EndToEndId")?,
+        uetr: r.uetr(tx, &tx_path, "PmtId/UETR")?,
         instructed_amount,
         interbank_settlement_date,
-        debtor_name: r.max140(tx, tx_path, "Dbtr/Nm")?,
-        debtor_account: r.iban(tx, tx_path, "DbtrAcct/Id/IBAN")?,
-        debtor_agent: r.bic(tx, tx_path, "DbtrAgt/FinInstnId/BICFI")?,
-        creditor_name: r.max140(tx, tx_path, "Cdtr/Nm")?,
-        creditor_account: r.iban(tx, tx_path, "CdtrAcct/Id/IBAN")?,
-        creditor_agent: r.bic(tx, tx_path, "CdtrAgt/FinInstnId/BICFI")?,
+        debtor_name: r.max140(tx, &tx_path, "Dbtr/Nm")?,
+        debtor_account: r.iban(tx, &tx_path, "DbtrAcct/Id/IBAN")?,
+        debtor_agent: r.bic(tx, &tx_path, "DbtrAgt/FinInstnId/BICFI")?,
+        creditor_name: r.max140(tx, &tx_path, "Cdtr/Nm")?,
+        creditor_account: r.iban(tx, &tx_path, "CdtrAcct/Id/IBAN")?,
+        creditor_agent: r.bic(tx, &tx_path, "CdtrAgt/FinInstnId/BICFI")?,
         remittance_information,
     })
 }
 
 fn read_status_report(root: &Element) -> Result<StatusReport, Iso20022Error> {
-    let r = Reader {
-        message: PACS_002_MESSAGE_NAME,
-    };
-    let body = r.element(root, "Document", "FIToFIPmtStsRpt")?;
-    let header_path = "FIToFIPmtStsRpt/GrpHdr";
-    let header = r.element(body, "FIToFIPmtStsRpt", "GrpHdr")?;
-    let tx = r.single(body, "FIToFIPmtStsRpt", "TxInfAndSts")?;
-    let tx_path = "FIToFIPmtStsRpt/TxInfAndSts";
+    let r = Reader::new(PACS_002_MESSAGE_NAME);
+    let (body, header, header_path) = r.group_header(root, "FIToFIPmtStsRpt")?;
+    let (tx, tx_path) = r.transaction(body, "FIToFIPmtStsRpt", "TxInfAndSts")?;
     let group_path = "FIToFIPmtStsRpt/OrgnlGrpInfAndSts";
     let group = body.child("OrgnlGrpInfAndSts");
 
-    let original_message_id = r.original_message_id(tx, tx_path, group, group_path)?;
+    let original_message_id = r.original_message_id(tx, &tx_path, group, group_path)?;
     // Likewise the status: the transaction's, or the whole group's.
     let status_code = match (r.find(tx, "TxSts"), group.and_then(|g| g.child("GrpSts"))) {
         (Some(status), _) | (None, Some(status)) => status.text.trim(),
-        (None, None) => return Err(r.missing(tx_path, "TxSts")),
+        (None, None) => return Err(r.missing(&tx_path, "TxSts")),
     };
     let status = TransactionStatus::from_code(status_code).ok_or_else(|| {
         r.unsupported(format!(
@@ -376,36 +393,31 @@ fn read_status_report(root: &Element) -> Result<StatusReport, Iso20022Error> {
     let reason = match r.find(tx, "StsRsnInf/Rsn") {
         None => None,
         Some(reason) if reason.child("Cd").is_some() => {
-            Some(r.reason(tx, tx_path, "StsRsnInf/Rsn/Cd")?)
+            Some(r.reason(tx, &tx_path, "StsRsnInf/Rsn/Cd")?)
         }
         Some(_) => return Err(r.unsupported("a proprietary status reason (Rsn/Prtry)")),
     };
 
     Ok(StatusReport {
-        message_id: r.max35(header, header_path, "MsgId")?,
-        created_at: r.date_time(header, header_path, "CreDtTm")?,
+        message_id: r.max35(header, &header_path, "MsgId")?,
+        created_at: r.date_time(header, &header_path, "CreDtTm")?,
         original_message_id,
-        original_end_to_end_id: r.max35(tx, tx_path, "OrgnlEndToEndId")?,
-        original_uetr: r.uetr(tx, tx_path, "OrgnlUETR")?,
+        original_end_to_end_id: r.max35(tx, &tx_path, "OrgnlEndToEndId")?,
+        original_uetr: r.uetr(tx, &tx_path, "OrgnlUETR")?,
         status,
         reason,
     })
 }
 
 fn read_payment_return(root: &Element) -> Result<PaymentReturn, Iso20022Error> {
-    let r = Reader {
-        message: PACS_004_MESSAGE_NAME,
-    };
-    let body = r.element(root, "Document", "PmtRtr")?;
-    let header_path = "PmtRtr/GrpHdr";
-    let header = r.element(body, "PmtRtr", "GrpHdr")?;
-    r.one_transaction(header, header_path)?;
-    let tx = r.single(body, "PmtRtr", "TxInf")?;
-    let tx_path = "PmtRtr/TxInf";
+    let r = Reader::new(PACS_004_MESSAGE_NAME);
+    let (body, header, header_path) = r.group_header(root, "PmtRtr")?;
+    r.one_transaction(header, &header_path)?;
+    let (tx, tx_path) = r.transaction(body, "PmtRtr", "TxInf")?;
     let group_path = "PmtRtr/OrgnlGrpInf";
     let group = body.child("OrgnlGrpInf");
 
-    let original_message_id = r.original_message_id(tx, tx_path, group, group_path)?;
+    let original_message_id = r.original_message_id(tx, &tx_path, group, group_path)?;
     // The reason is the transaction's, or failing that the whole group's.
     let reason_path = "RtrRsnInf/Rsn/Cd";
     let proprietary = || r.unsupported("a proprietary return reason (Rsn/Prtry)");
@@ -413,23 +425,23 @@ fn read_payment_return(root: &Element) -> Result<PaymentReturn, Iso20022Error> {
         if reason.child("Cd").is_none() {
             return Err(proprietary());
         }
-        r.reason(tx, tx_path, reason_path)?
+        r.reason(tx, &tx_path, reason_path)?
     } else if let Some(group) = group.filter(|g| r.find(g, "RtrRsnInf/Rsn").is_some()) {
         if r.find(group, reason_path).is_none() {
             return Err(proprietary());
         }
         r.reason(group, group_path, reason_path)?
     } else {
-        return Err(r.missing(tx_path, reason_path));
+        return Err(r.missing(&tx_path, reason_path));
     };
 
     Ok(PaymentReturn {
-        message_id: r.max35(header, header_path, "MsgId")?,
-        created_at: r.date_time(header, header_path, "CreDtTm")?,
+        message_id: r.max35(header, &header_path, "MsgId")?,
+        created_at: r.date_time(header, &header_path, "CreDtTm")?,
         original_message_id,
-        original_end_to_end_id: r.max35(tx, tx_path, "OrgnlEndToEndId")?,
-        original_uetr: r.uetr(tx, tx_path, "OrgnlUETR")?,
-        returned_amount: r.amount(tx, tx_path, "RtrdIntrBkSttlmAmt")?,
+        original_end_to_end_id: r.max35(tx, &tx_path, "OrgnlEndToEndId")?,
+        original_uetr: r.uetr(tx, &tx_path, "OrgnlUETR")?,
+        returned_amount: r.amount(tx, &tx_path, "RtrdIntrBkSttlmAmt")?,
         reason,
     })
 }
