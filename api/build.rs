@@ -11,6 +11,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/corebank/deposits/v1/deposits.proto",
         "proto/corebank/payments/v1/payments.proto",
         "proto/corebank/legacy/v1/legacy.proto",
+        "proto/corebank/gateway/v1/gateway.proto",
     ]
     .iter()
     .map(PathBuf::from)

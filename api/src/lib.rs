@@ -51,3 +51,9 @@ pub mod payments {
 pub mod legacy {
     contract!("corebank.legacy.v1");
 }
+
+/// `corebank.gateway.v1`: what the gateway serves internally (the account directory's moves,
+/// for the migration component).
+pub mod gateway {
+    contract!("corebank.gateway.v1");
+}

@@ -9,8 +9,9 @@ use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse as _, Response};
 use corebank_db::Db;
-use corebank_service::internal::InternalClients;
+use corebank_service::internal::access::Allow;
 use corebank_service::internal::assertion::AssertionSigner;
+use corebank_service::internal::{InternalClients, allowed_callers};
 use corebank_service::{Component, Settings};
 use tokio_util::sync::CancellationToken;
 
@@ -74,7 +75,13 @@ pub async fn component(
         db.clone(),
         router.clone(),
         ShadowConfig::new(settings.gateway_shadow_queue_max),
-        shutdown,
+        shutdown.clone(),
+    );
+    let directory = Directory::new(db.clone());
+    crate::homes::spawn_change_feed(
+        directory.clone(),
+        Duration::from_millis(settings.gateway_route_poll_ms),
+        shutdown.clone(),
     );
     let upstreams = Upstreams::new(
         &upstream.clients,
@@ -87,7 +94,7 @@ pub async fn component(
         auth,
         router: router.clone(),
         upstreams,
-        directory: Directory::new(db.clone()),
+        directory: directory.clone(),
         idempotency,
         shadow: shadow.clone(),
         request_timeout,
@@ -149,7 +156,11 @@ pub async fn component(
         .layer(axum::middleware::from_fn(envelope_rejections));
     Ok(Component::new("gateway")
         .with_db(db)
-        .with_public_routes(routes))
+        .with_public_routes(routes)
+        .with_grpc(
+            crate::homes::service(directory),
+            Allow::only(allowed_callers::ACCOUNT_HOMES),
+        ))
 }
 
 /// Refusals axum makes before a handler runs (a body over the limit, a wrong method) get

@@ -22,6 +22,9 @@ pub struct AccountEntry {
     pub currency: String,
     pub legacy_id: Option<Uuid>,
     pub modern_id: Option<Uuid>,
+    /// The account migration moving the account, while it moves (`crate::homes`): requests
+    /// that would change it are answered 503 `account_moving` until the move ends.
+    pub move_id: Option<String>,
 }
 
 impl AccountEntry {
@@ -62,9 +65,10 @@ pub struct PaymentEntry {
     pub created_at: DateTime<Utc>,
 }
 
-/// Accounts kept in memory at most, and for how long: an account's product, customer,
-/// home and ids do not change (a shadow copy's id is added, and a stale entry only means a
-/// shadow is skipped), so reads need no database round trip.
+/// Accounts kept in memory at most, and for how long: an account's product and customer do
+/// not change, a shadow copy's id only means a shadow is skipped while the entry is stale,
+/// and a move (its mark and its switch of home) reaches every replica's cache through the
+/// directory's change feed (`crate::homes`), so reads need no database round trip.
 pub const ACCOUNT_CACHE_MAX: usize = 100_000;
 pub const ACCOUNT_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(60);
 
@@ -78,7 +82,7 @@ pub struct Directory {
     cache: Cache,
 }
 
-fn entry(row: &Row) -> AccountEntry {
+pub(crate) fn entry(row: &Row) -> AccountEntry {
     let account_id: Uuid = row.get("account_id");
     let legacy_id: Option<Uuid> = row.get("legacy_id");
     let home = row
@@ -97,6 +101,7 @@ fn entry(row: &Row) -> AccountEntry {
         currency: row.get("currency"),
         legacy_id: row.get("legacy_id"),
         modern_id: row.get("modern_id"),
+        move_id: row.get("move_id"),
     }
 }
 
@@ -147,9 +152,17 @@ impl Directory {
         }
     }
 
-    fn forget(&self, account_id: Uuid) {
+    /// Drops the account from this replica's cache: the next read finds it in the database.
+    pub(crate) fn forget(&self, account_id: Uuid) {
         if let Ok(mut cache) = self.cache.lock() {
             cache.remove(&account_id);
+        }
+    }
+
+    /// Drops every cached account (the change feed lost its place).
+    pub(crate) fn forget_all(&self) {
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.clear();
         }
     }
 

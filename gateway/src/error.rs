@@ -15,6 +15,8 @@ pub struct ApiError {
     /// Whether sending the same request again (with the same idempotency key) is safe and
     /// may succeed.
     pub retry_safe: bool,
+    /// When to try again, in seconds (the `Retry-After` header), if the answer says.
+    pub retry_after_s: Option<u32>,
 }
 
 impl ApiError {
@@ -26,7 +28,15 @@ impl ApiError {
             // A 501 will not change by trying again; other 5xx and 429 may.
             retry_safe: (status.is_server_error() && status != StatusCode::NOT_IMPLEMENTED)
                 || status == StatusCode::TOO_MANY_REQUESTS,
+            retry_after_s: None,
         }
+    }
+
+    /// The same refusal, telling the client to try again after `seconds` (`Retry-After`).
+    #[must_use]
+    pub fn with_retry_after(mut self, seconds: u32) -> ApiError {
+        self.retry_after_s = Some(seconds);
+        self
     }
 
     pub fn unauthenticated(message: impl Into<String>) -> ApiError {
@@ -80,6 +90,11 @@ pub struct ErrorBody {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = (self.status, axum::Json(self.body())).into_response();
+        if let Some(seconds) = self.retry_after_s {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, seconds.into());
+        }
         if self.status == StatusCode::UNAUTHORIZED
             && let Ok(value) = "Bearer".parse()
         {

@@ -12,6 +12,7 @@ pub mod auth;
 pub mod channel;
 pub mod directory;
 pub mod error;
+pub mod homes;
 pub mod idempotency;
 pub mod json_integer;
 pub mod nul_text;

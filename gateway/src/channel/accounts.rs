@@ -134,6 +134,7 @@ pub(super) async fn open_account(State(state): State<Shared>, call: Call) -> Res
                     currency: account.currency.clone(),
                     legacy_id,
                     modern_id,
+                    move_id: None,
                 })
                 .await;
             if let Err(error) = recorded {

@@ -4,7 +4,8 @@ use super::Shared;
 
 use super::json as wire;
 use super::pipeline::{
-    Call, Done, Outcome, account_for, answered, mutate, parse_id, shadow_of, shadow_request_id,
+    Call, Done, Outcome, account_for, answered, mutate, not_moving, parse_id, shadow_of,
+    shadow_request_id,
 };
 use crate::error::ApiError;
 use crate::principal::scope;
@@ -51,6 +52,8 @@ pub(super) async fn transfer(State(state): State<Shared>, call: Call) -> Respons
         let to = state
             .account(parse_id(&parsed.to_account_id, "to_account_id")?)
             .await?;
+        not_moving(&from)?;
+        not_moving(&to)?;
         let resource = format!("account:{}", parsed.from_account_id);
         Ok::<_, ApiError>((mutation, resource, (parsed, from, to)))
     };

@@ -262,6 +262,14 @@ fn error_response(status: u16, codes: &str) -> Response {
             )),
         );
     }
+    if status == 503 && codes.contains("account_moving") {
+        response.headers.insert(
+            "Retry-After".to_owned(),
+            RefOr::T(header(
+                "With `account_moving`: seconds to wait before retrying with the same key",
+            )),
+        );
+    }
     response
 }
 
@@ -334,9 +342,16 @@ fn errors(channel: bool, mutating: bool, addressed: bool, saga: bool) -> Vec<(u1
     }
     errors.push((
         503,
-        "`unavailable` (the gateway's database, the token signing keys or the core cannot be \
-         reached now; `retry_safe` is true)"
-            .to_owned(),
+        if channel && mutating {
+            "`unavailable` (the gateway's database, the token signing keys or the core cannot be \
+             reached now; `retry_safe` is true), `account_moving` (an account the request \
+             touches is being moved between cores: retry after `Retry-After` with the same \
+             Idempotency-Key)"
+        } else {
+            "`unavailable` (the gateway's database, the token signing keys or the core cannot be \
+             reached now; `retry_safe` is true)"
+        }
+        .to_owned(),
     ));
     if channel || saga {
         errors.push((

@@ -23,19 +23,21 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-struct Stack {
-    _database: TestDatabase,
+pub(crate) struct Stack {
+    pub(crate) database: TestDatabase,
     _ledger: TestApp,
     _deposits_only: TestApp,
     /// Payments and deposits, the modern side.
-    modern: TestApp,
+    pub(crate) modern: TestApp,
     /// The legacy adapter in front of the mock core.
-    legacy: TestApp,
-    gateway: TestApp,
+    pub(crate) legacy: TestApp,
+    pub(crate) gateway: TestApp,
+    /// What the gateway was started with.
+    pub(crate) settings: corebank_service::Settings,
     keys: dev::DevKeys,
     _home: std::path::PathBuf,
-    shutdown: CancellationToken,
-    http: reqwest::Client,
+    pub(crate) shutdown: CancellationToken,
+    pub(crate) http: reqwest::Client,
 }
 
 impl Drop for Stack {
@@ -47,7 +49,7 @@ impl Drop for Stack {
 /// A rail key for the payments module; nothing answers at its rail in these tests.
 const RAIL_KEYS: &str = "test-1:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
 
-async fn stack() -> Stack {
+pub(crate) async fn stack() -> Stack {
     let database = TestDatabase::create().await;
     let shutdown = CancellationToken::new();
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -148,8 +150,9 @@ async fn stack() -> Stack {
         _deposits_only: deposits_only,
         modern,
         legacy,
-        _database: database,
+        database,
         gateway,
+        settings,
         keys,
         _home: home,
         shutdown,
@@ -158,11 +161,11 @@ async fn stack() -> Stack {
 }
 
 impl Stack {
-    fn token(&self, role: Role, subject: &str, customer: Option<&str>) -> String {
+    pub(crate) fn token(&self, role: Role, subject: &str, customer: Option<&str>) -> String {
         common::token(&self.keys, role, subject, customer)
     }
 
-    async fn call(
+    pub(crate) async fn call(
         &self,
         method: reqwest::Method,
         path: &str,
@@ -173,7 +176,7 @@ impl Stack {
         send(&self.http, method, self.gateway.url(path), token, key, body).await
     }
 
-    async fn post(&self, path: &str, token: &str, body: Value) -> Answer {
+    pub(crate) async fn post(&self, path: &str, token: &str, body: Value) -> Answer {
         let key = Uuid::new_v4().to_string();
         self.call(
             reqwest::Method::POST,
@@ -186,12 +189,12 @@ impl Stack {
     }
 
     /// The answer to opening an account of `product` for `customer`.
-    async fn open_account(&self, token: &str, customer: &str, product: &str) -> Answer {
+    pub(crate) async fn open_account(&self, token: &str, customer: &str, product: &str) -> Answer {
         let body = json!({ "customer_id": customer, "product_code": product });
         self.post("/v1/accounts", token, body).await
     }
 
-    async fn get(&self, path: &str, token: &str) -> Answer {
+    pub(crate) async fn get(&self, path: &str, token: &str) -> Answer {
         self.call(reqwest::Method::GET, path, Some(token), None, None)
             .await
     }
@@ -234,7 +237,7 @@ impl Stack {
     }
 
     /// A product on both sides (each keeps its own catalogue).
-    async fn product_on_both_sides(&self, code: &str) {
+    pub(crate) async fn product_on_both_sides(&self, code: &str) {
         let sides = [(&self.modern, DEPOSITS), (&self.legacy, LEGACY_ADAPTER)];
         for (app, server) in sides {
             DepositsClient::new(app.channel(GATEWAY, server))
@@ -523,7 +526,7 @@ async fn tokens_are_checked_per_surface_and_customer_and_refusals_are_audited() 
         .await
         .expect(200);
     // The refused authentications are in the audit trail.
-    let db = stack._database.db_for("gateway");
+    let db = stack.database.db_for("gateway");
     let refusals: i64 = db
         .client()
         .await
@@ -605,7 +608,7 @@ async fn a_shadowed_product_runs_on_both_books_and_a_difference_is_caught() {
     assert_eq!(read.status, 200);
     // The modern copy is shadow books, not an account channels may use.
     let copy: Uuid = stack
-        ._database
+        .database
         .db_for("gateway")
         .client()
         .await
@@ -793,7 +796,7 @@ async fn payments_start_with_202_and_their_sagas_are_operated_through_the_admin_
         assert_eq!(actors, ["operator-a"], "{}", detail.body);
     }
     let audited: i64 = stack
-        ._database
+        .database
         .db_for("gateway")
         .client()
         .await
@@ -830,7 +833,7 @@ async fn bodies_over_the_limit_and_unknown_fields_are_refused_and_change_nothing
     assert_eq!(listed.body["account_ids"], json!([]), "{}", listed.body);
     // Refused before they ran, and still in the audit trail.
     let audited: Vec<(String, String)> = stack
-        ._database
+        .database
         .db_for("gateway")
         .client()
         .await

@@ -11,6 +11,7 @@ mod approvals;
 mod auth;
 mod channel;
 mod common;
+mod homes;
 mod idempotency;
 mod jwks_https;
 mod openapi;

@@ -77,6 +77,9 @@ pub mod allowed_callers {
     pub const PAYMENTS_REVIEW: &[&str] = &[GATEWAY];
     /// `corebank.legacy.v1.LegacyExport`: the migration tooling.
     pub const LEGACY_EXPORT: &[&str] = &[MIGRATION];
+    /// `corebank.gateway.v1.AccountHomes` (the gateway's account directory, for moves): the
+    /// migration component.
+    pub const ACCOUNT_HOMES: &[&str] = &[MIGRATION];
     /// The bank's rail callbacks (`/payments/rail/v1`): the clearing rail.
     pub const RAIL_CALLBACKS: &[&str] = &[RAIL];
     /// The rail's own endpoints (`/rail-sim/v1` in development): the bank's payments module.

@@ -1,0 +1,253 @@
+//! The account directory's moves (`corebank.gateway.v1.AccountHomes`): the mark that makes
+//! channels wait, the switch of home, and the change feed that takes both to every replica.
+
+use std::time::Duration;
+
+use corebank_api::deposits::v1 as dpb;
+use corebank_api::deposits::v1::deposits_client::DepositsClient;
+use corebank_api::gateway::v1 as gpb;
+use corebank_api::gateway::v1::account_homes_client::AccountHomesClient;
+use corebank_gateway::auth::dev::Role;
+use corebank_service::contract::error_code;
+use corebank_service::internal::component_names::{DEPOSITS, GATEWAY, MIGRATION, PAYMENTS};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::channel::stack;
+use crate::common::{Answer, send, spawn_gateway};
+
+const PRODUCT: &str = "MOVE-1";
+const CUSTOMER: &str = "cust-move";
+
+fn begin(account: &str, move_id: &str) -> gpb::BeginMoveRequest {
+    gpb::BeginMoveRequest {
+        account_id: account.to_owned(),
+        move_id: move_id.to_owned(),
+        product_code: PRODUCT.to_owned(),
+        customer_id: CUSTOMER.to_owned(),
+        currency: "EUR".to_owned(),
+        home: "legacy".to_owned(),
+    }
+}
+
+/// A deposit of `amount` EUR through the gateway at `url`, under `key`.
+async fn deposit(
+    http: &reqwest::Client,
+    url: String,
+    token: &str,
+    key: &str,
+    amount: &str,
+) -> Answer {
+    send(
+        http,
+        reqwest::Method::POST,
+        url,
+        Some(token),
+        Some(key),
+        Some(json!({ "amount": amount, "currency": "EUR" })),
+    )
+    .await
+}
+
+async fn read(http: &reqwest::Client, url: String, token: &str) -> Answer {
+    send(http, reqwest::Method::GET, url, Some(token), None, None)
+        .await
+        .expect(200)
+}
+
+#[tokio::test]
+async fn a_moving_account_makes_its_channels_wait_and_serves_them_from_its_new_home_after() {
+    let stack = stack().await;
+    let token = stack.token(Role::Channel, "mobile-app", None);
+    stack.product_on_both_sides(PRODUCT).await;
+    let opened = stack
+        .open_account(&token, CUSTOMER, PRODUCT)
+        .await
+        .expect(201);
+    assert_eq!(opened.header("x-served-by"), "legacy");
+    let account = opened.body["id"].as_str().unwrap().to_owned();
+    let deposits = format!("/v1/accounts/{account}/deposits");
+    let path = format!("/v1/accounts/{account}");
+    stack
+        .post(
+            &deposits,
+            &token,
+            json!({ "amount": "50.00", "currency": "EUR" }),
+        )
+        .await
+        .expect(201);
+    // A second replica over the same directory, with the account in its cache.
+    let replica = spawn_gateway(
+        &stack.settings,
+        &stack.database,
+        stack.legacy.internal_url(""),
+        stack.modern.internal_url(""),
+        &stack.shutdown,
+    )
+    .await;
+    let before = read(&stack.http, replica.url(&path), &token).await;
+    assert_eq!(
+        before.body["balances"]["posted"], "50.00",
+        "{}",
+        before.body
+    );
+
+    // Only the migration component moves accounts.
+    let stranger = AccountHomesClient::new(stack.gateway.channel(PAYMENTS, GATEWAY))
+        .begin_move(begin(&account, "m1:a"))
+        .await
+        .unwrap_err();
+    assert_eq!(stranger.code(), tonic::Code::PermissionDenied);
+    let mut homes = AccountHomesClient::new(stack.gateway.channel(MIGRATION, GATEWAY));
+    let began = homes
+        .begin_move(begin(&account, "m1:a"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (began.move_id.as_str(), began.home.as_str()),
+        ("m1:a", "legacy")
+    );
+    assert_eq!(began.legacy_id, account);
+    let again = homes
+        .begin_move(begin(&account, "m1:a"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(again, began, "the same move again answers the same");
+    let overtaking = homes.begin_move(begin(&account, "m2:a")).await.unwrap_err();
+    assert_eq!(error_code(&overtaking), "account_moving");
+    let malformed = homes
+        .begin_move(begin("not-a-uuid", "m1:a"))
+        .await
+        .unwrap_err();
+    assert_eq!(error_code(&malformed), "invalid_argument");
+
+    // This replica waits the channel at once, the other from its next poll (100 ms here),
+    // before the key is taken; reads are still served, by the home.
+    let key = Uuid::new_v4().to_string();
+    let waiting = deposit(
+        &stack.http,
+        stack.gateway.url(&deposits),
+        &token,
+        &key,
+        "7.00",
+    )
+    .await
+    .expect(503);
+    assert_eq!(waiting.body["code"], "account_moving", "{}", waiting.body);
+    assert_eq!(waiting.body["retry_safe"], true);
+    assert_eq!(waiting.header("retry-after"), "1");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let waiting = deposit(&stack.http, replica.url(&deposits), &token, &key, "7.00")
+        .await
+        .expect(503);
+    assert_eq!(waiting.body["code"], "account_moving", "{}", waiting.body);
+    let during = read(&stack.http, replica.url(&path), &token).await;
+    assert_eq!(
+        during.body["balances"]["posted"], "50.00",
+        "{}",
+        during.body
+    );
+
+    // The move books the account on modern (here by hand) and switches its home.
+    let mut modern = DepositsClient::new(stack.modern.channel(GATEWAY, DEPOSITS));
+    let booked = modern
+        .open_account(dpb::OpenAccountRequest {
+            request_id: Uuid::new_v4().to_string(),
+            customer_id: CUSTOMER.to_owned(),
+            product_code: PRODUCT.to_owned(),
+            opened_on: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    modern
+        .deposit(dpb::CashRequest {
+            request_id: Uuid::new_v4().to_string(),
+            account_id: booked.id.clone(),
+            amount: "50.00".to_owned(),
+            currency: "EUR".to_owned(),
+            description: "opening balance".to_owned(),
+            channel: String::new(),
+        })
+        .await
+        .unwrap();
+    let switch = |move_id: &str| gpb::SwitchHomeRequest {
+        account_id: account.clone(),
+        move_id: move_id.to_owned(),
+        home: "modern".to_owned(),
+        id: booked.id.clone(),
+        holds: vec![],
+    };
+    let not_this_move = homes.switch_home(switch("m2:a")).await.unwrap_err();
+    assert_eq!(error_code(&not_this_move), "not_moving");
+    let switched = homes
+        .switch_home(switch("m1:a"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (switched.home.as_str(), switched.modern_id.as_str()),
+        ("modern", booked.id.as_str())
+    );
+    assert_eq!(
+        homes
+            .switch_home(switch("m1:a"))
+            .await
+            .unwrap()
+            .into_inner(),
+        switched
+    );
+    deposit(
+        &stack.http,
+        stack.gateway.url(&deposits),
+        &token,
+        &key,
+        "7.00",
+    )
+    .await
+    .expect(503);
+    let ended = homes
+        .end_move(gpb::EndMoveRequest {
+            account_id: account.clone(),
+            move_id: "m1:a".to_owned(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (ended.move_id.as_str(), ended.moving_since.as_str()),
+        ("", "")
+    );
+
+    // The request that waited runs once, on the new home, on either replica.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let done = deposit(&stack.http, replica.url(&deposits), &token, &key, "7.00")
+        .await
+        .expect(201);
+    assert_eq!(done.header("x-served-by"), "modern", "{}", done.body);
+    let replayed = deposit(
+        &stack.http,
+        stack.gateway.url(&deposits),
+        &token,
+        &key,
+        "7.00",
+    )
+    .await
+    .expect(201);
+    assert_eq!(replayed.header("idempotent-replayed"), "true");
+    for gateway in [&stack.gateway, &replica] {
+        let after = read(&stack.http, gateway.url(&path), &token).await;
+        assert_eq!(after.body["balances"]["posted"], "57.00", "{}", after.body);
+        assert_eq!(after.header("x-served-by"), "modern");
+    }
+    let home = homes
+        .get_home(gpb::GetHomeRequest {
+            account_id: account.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((home.home.as_str(), home.move_id.as_str()), ("modern", ""));
+}
