@@ -27,6 +27,10 @@ use crate::routing::Side;
 /// moving account.
 pub const MOVING_RETRY_AFTER_S: u32 = 1;
 
+/// The stable code of a request refused because an account it touches is moving, by the
+/// gateway or by the core handing the account over.
+pub const MOVING_CODE: &str = "account_moving";
+
 /// How long the feed keeps a change: a replica that has not polled for this long drops its
 /// whole cache rather than miss one.
 pub const CHANGES_KEPT: Duration = Duration::from_secs(3_600);

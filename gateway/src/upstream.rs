@@ -153,6 +153,12 @@ pub fn api_error_of(status: &tonic::Status, side: Side) -> ApiError {
     } else {
         code
     };
+    if code == crate::homes::MOVING_CODE {
+        // The core refused a posting to an account it is handing over: like the gateway's
+        // own answer for a moving account, retry shortly with the same key.
+        return ApiError::new(http, &code, status.message().to_owned())
+            .with_retry_after(crate::homes::MOVING_RETRY_AFTER_S);
+    }
     if code == "cannot_cancel" {
         // The saga is busy with a step: a later attempt may succeed.
         let mut error = ApiError::new(StatusCode::CONFLICT, &code, status.message().to_owned());

@@ -16,6 +16,7 @@ use corebank_api::deposits::v1 as dpb;
 use corebank_api::deposits::v1::deposits_client::DepositsClient;
 use corebank_api::legacy::v1 as lpb;
 use corebank_api::legacy::v1::legacy_export_client::LegacyExportClient;
+use corebank_api::legacy::v1::legacy_migration_client::LegacyMigrationClient;
 use corebank_api::payments::v1 as ppb;
 use corebank_api::payments::v1::payments_client::PaymentsClient;
 use corebank_legacy::adapter::client::ClientConfig;
@@ -789,4 +790,96 @@ async fn an_account_with_more_holds_than_a_page_is_exported_with_all_of_them() {
         .collect();
     ids.dedup();
     assert_eq!(ids.len(), 400, "a hold was exported twice");
+}
+
+#[tokio::test]
+async fn an_account_moved_away_is_frozen_then_emptied_into_suspense_and_refuses_postings_after() {
+    let bank = bank(0, Duration::from_secs(5)).await;
+    let customer = "cust-mover";
+    let account = bank.open_funded(customer, "100.00").await;
+    let hold = bank
+        .deposits()
+        .await
+        .place_hold(dpb::PlaceHoldRequest {
+            request_id: Uuid::new_v4().to_string(),
+            account_id: account.clone(),
+            amount: "30.00".to_owned(),
+            currency: "EUR".to_owned(),
+            reason: "card".to_owned(),
+            expires_in_seconds: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut moves = LegacyMigrationClient::new(bank.app.channel("migration", "legacy-adapter"));
+    let request = || lpb::AccountMoveRequest {
+        account_id: account.clone(),
+    };
+
+    // Only the migration may move accounts.
+    let refused = LegacyMigrationClient::new(bank.app.channel("gateway", "legacy-adapter"))
+        .freeze_account(request())
+        .await
+        .unwrap_err();
+    assert_eq!(error_code(&refused), "permission_denied", "{refused:?}");
+    let early = moves.empty_account(request()).await.unwrap_err();
+    assert_eq!(error_code(&early), "invalid_account_status", "{early:?}");
+
+    // The freeze is the authoritative read; channels are then told to come back.
+    let frozen = moves.freeze_account(request()).await.unwrap().into_inner();
+    assert_eq!(frozen.state, "moving");
+    assert_eq!(
+        (frozen.posted.as_str(), frozen.held.as_str()),
+        ("100.00", "30.00")
+    );
+    assert_eq!(frozen.holds.len(), 1);
+    assert_eq!(frozen.holds[0].hold_id, hold.id);
+    assert_eq!(frozen.holds[0].amount, "30.00");
+    assert!(frozen.journal > 0);
+    let again = moves.freeze_account(request()).await.unwrap().into_inner();
+    assert_eq!(
+        (again.state, again.posted, again.holds),
+        (
+            frozen.state.clone(),
+            frozen.posted.clone(),
+            frozen.holds.clone()
+        ),
+        "a repeated freeze changes nothing"
+    );
+    let waiting = bank
+        .deposits()
+        .await
+        .deposit(cash(&account, "1.00"))
+        .await
+        .unwrap_err();
+    assert_eq!(waiting.code(), tonic::Code::Unavailable);
+    assert_eq!(error_code(&waiting), "account_moving", "{waiting:?}");
+
+    let emptied = moves.empty_account(request()).await.unwrap().into_inner();
+    assert_eq!(emptied.state, "migrated");
+    assert_eq!(
+        (emptied.posted.as_str(), emptied.moved.as_str()),
+        ("0.00", "100.00")
+    );
+    assert_eq!(emptied.released_hold_ids, vec![hold.id.clone()]);
+    assert!(emptied.holds.is_empty());
+    assert!(emptied.emptied_journal > frozen.journal);
+    assert!(!emptied.suspense_account.is_empty());
+    let repeated = moves.empty_account(request()).await.unwrap().into_inner();
+    assert_eq!(
+        (repeated.moved.as_str(), repeated.emptied_journal),
+        ("100.00", emptied.emptied_journal)
+    );
+    assert_books_balance(&bank.books().await);
+
+    // Moved away: the core refuses postings with its own error, and a thaw is refused.
+    let after = bank
+        .deposits()
+        .await
+        .deposit(cash(&account, "1.00"))
+        .await
+        .unwrap_err();
+    assert_eq!(error_code(&after), "account_migrated", "{after:?}");
+    let thaw = moves.thaw_account(request()).await.unwrap_err();
+    assert_eq!(error_code(&thaw), "account_migrated", "{thaw:?}");
 }

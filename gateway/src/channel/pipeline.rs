@@ -13,7 +13,9 @@
 //!    `idempotency_key_reused`; each of these is audited.
 //! 3. Before [`once`], the handler finds the account(s) ([`account_for`], checking the
 //!    token's customer) and refuses one that an account migration is moving ([`not_moving`]:
-//!    503 `account_moving` with `Retry-After`, the key untouched). The work then runs under the gateway's request timeout: it asks
+//!    503 `account_moving` with `Retry-After`, the key untouched; the core answers the same
+//!    for a request that passed just before the mark). The work then runs under the
+//!    gateway's request timeout: it asks
 //!    `GatewayState::route` for the side (the account's home; for a new account, the
 //!    product's rule) and calls that side's gRPC service. Opening an account pins the side
 //!    it chose under the key ([`SidePin::side`]) so a retry never opens it elsewhere; other
@@ -35,6 +37,7 @@ use crate::audit::{self, AuditRecord};
 use crate::auth::{self};
 use crate::directory::AccountEntry;
 use crate::error::ApiError;
+use crate::homes::MOVING_CODE;
 use crate::idempotency::{self, Begin, Fingerprint, IdempotencyStore};
 use crate::principal::{RequestContext, Surface, scope};
 use crate::routing::{Decision, Side};
@@ -738,7 +741,7 @@ pub(super) fn not_moving(account: &AccountEntry) -> Result<(), ApiError> {
         None => Ok(()),
         Some(_) => Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "account_moving",
+            MOVING_CODE,
             format!(
                 "account {} is moving between the cores; retry after the Retry-After seconds \
                  with the same Idempotency-Key",

@@ -1,5 +1,6 @@
 //! The account directory's moves (`corebank.gateway.v1.AccountHomes`): the mark that makes
-//! channels wait, the switch of home, and the change feed that takes both to every replica.
+//! channels wait, the switch of home, and the change feed that takes both to every replica;
+//! and a request racing the legacy core's freeze (`corebank.legacy.v1.LegacyMigration`).
 
 use std::time::Duration;
 
@@ -7,13 +8,15 @@ use corebank_api::deposits::v1 as dpb;
 use corebank_api::deposits::v1::deposits_client::DepositsClient;
 use corebank_api::gateway::v1 as gpb;
 use corebank_api::gateway::v1::account_homes_client::AccountHomesClient;
+use corebank_api::legacy::v1 as lpb;
+use corebank_api::legacy::v1::legacy_migration_client::LegacyMigrationClient;
 use corebank_gateway::auth::dev::Role;
 use corebank_service::contract::error_code;
 use corebank_service::internal::component_names::{DEPOSITS, GATEWAY, MIGRATION, PAYMENTS};
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::channel::stack;
+use crate::channel::{Stack, stack};
 use crate::common::{Answer, send, spawn_gateway};
 
 const PRODUCT: &str = "MOVE-1";
@@ -55,8 +58,37 @@ async fn read(http: &reqwest::Client, url: String, token: &str) -> Answer {
         .expect(200)
 }
 
-#[tokio::test]
-async fn a_moving_account_makes_its_channels_wait_and_serves_them_from_its_new_home_after() {
+/// The account booked on modern by hand (as the move's booking step will), with `amount`;
+/// its modern id.
+async fn book_on_modern(stack: &Stack, amount: &str) -> String {
+    let mut modern = DepositsClient::new(stack.modern.channel(GATEWAY, DEPOSITS));
+    let booked = modern
+        .open_account(dpb::OpenAccountRequest {
+            request_id: Uuid::new_v4().to_string(),
+            customer_id: CUSTOMER.to_owned(),
+            product_code: PRODUCT.to_owned(),
+            opened_on: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    modern
+        .deposit(dpb::CashRequest {
+            request_id: Uuid::new_v4().to_string(),
+            account_id: booked.id.clone(),
+            amount: amount.to_owned(),
+            currency: "EUR".to_owned(),
+            description: "opening balance".to_owned(),
+            channel: String::new(),
+        })
+        .await
+        .unwrap();
+    booked.id
+}
+
+/// A stack with the product on both sides and a channel's account opened on legacy through
+/// the gateway, holding 50.00: the stack, the channel's token and the account's id.
+async fn legacy_account() -> (Stack, String, String) {
     let stack = stack().await;
     let token = stack.token(Role::Channel, "mobile-app", None);
     stack.product_on_both_sides(PRODUCT).await;
@@ -66,16 +98,40 @@ async fn a_moving_account_makes_its_channels_wait_and_serves_them_from_its_new_h
         .expect(201);
     assert_eq!(opened.header("x-served-by"), "legacy");
     let account = opened.body["id"].as_str().unwrap().to_owned();
-    let deposits = format!("/v1/accounts/{account}/deposits");
-    let path = format!("/v1/accounts/{account}");
     stack
         .post(
-            &deposits,
+            &format!("/v1/accounts/{account}/deposits"),
             &token,
             json!({ "amount": "50.00", "currency": "EUR" }),
         )
         .await
         .expect(201);
+    (stack, token, account)
+}
+
+/// The deposit of 7.00 under `key` runs at the first URL, on modern, and the second replays it.
+async fn runs_once_on_modern(http: &reqwest::Client, urls: [String; 2], token: &str, key: &str) {
+    let [first, again] = urls;
+    let done = deposit(http, first, token, key, "7.00").await.expect(201);
+    assert_eq!(done.header("x-served-by"), "modern", "{}", done.body);
+    let replayed = deposit(http, again, token, key, "7.00").await.expect(201);
+    assert_eq!(replayed.header("idempotent-replayed"), "true");
+}
+
+/// The deposit of 7.00 under `key` at `url` is answered 503 `account_moving`, safe to retry
+/// after one second.
+async fn told_to_wait(http: &reqwest::Client, url: String, token: &str, key: &str) {
+    let waiting = deposit(http, url, token, key, "7.00").await.expect(503);
+    assert_eq!(waiting.body["code"], "account_moving", "{}", waiting.body);
+    assert_eq!(waiting.body["retry_safe"], true);
+    assert_eq!(waiting.header("retry-after"), "1");
+}
+
+#[tokio::test]
+async fn a_moving_account_makes_its_channels_wait_and_serves_them_from_its_new_home_after() {
+    let (stack, token, account) = legacy_account().await;
+    let deposits = format!("/v1/accounts/{account}/deposits");
+    let path = format!("/v1/accounts/{account}");
     // A second replica over the same directory, with the account in its cache.
     let replica = spawn_gateway(
         &stack.settings,
@@ -126,18 +182,7 @@ async fn a_moving_account_makes_its_channels_wait_and_serves_them_from_its_new_h
     // This replica waits the channel at once, the other from its next poll (100 ms here),
     // before the key is taken; reads are still served, by the home.
     let key = Uuid::new_v4().to_string();
-    let waiting = deposit(
-        &stack.http,
-        stack.gateway.url(&deposits),
-        &token,
-        &key,
-        "7.00",
-    )
-    .await
-    .expect(503);
-    assert_eq!(waiting.body["code"], "account_moving", "{}", waiting.body);
-    assert_eq!(waiting.body["retry_safe"], true);
-    assert_eq!(waiting.header("retry-after"), "1");
+    told_to_wait(&stack.http, stack.gateway.url(&deposits), &token, &key).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let waiting = deposit(&stack.http, replica.url(&deposits), &token, &key, "7.00")
         .await
@@ -151,33 +196,12 @@ async fn a_moving_account_makes_its_channels_wait_and_serves_them_from_its_new_h
     );
 
     // The move books the account on modern (here by hand) and switches its home.
-    let mut modern = DepositsClient::new(stack.modern.channel(GATEWAY, DEPOSITS));
-    let booked = modern
-        .open_account(dpb::OpenAccountRequest {
-            request_id: Uuid::new_v4().to_string(),
-            customer_id: CUSTOMER.to_owned(),
-            product_code: PRODUCT.to_owned(),
-            opened_on: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    modern
-        .deposit(dpb::CashRequest {
-            request_id: Uuid::new_v4().to_string(),
-            account_id: booked.id.clone(),
-            amount: "50.00".to_owned(),
-            currency: "EUR".to_owned(),
-            description: "opening balance".to_owned(),
-            channel: String::new(),
-        })
-        .await
-        .unwrap();
+    let booked = book_on_modern(&stack, "50.00").await;
     let switch = |move_id: &str| gpb::SwitchHomeRequest {
         account_id: account.clone(),
         move_id: move_id.to_owned(),
         home: "modern".to_owned(),
-        id: booked.id.clone(),
+        id: booked.clone(),
         holds: vec![],
     };
     let not_this_move = homes.switch_home(switch("m2:a")).await.unwrap_err();
@@ -189,7 +213,7 @@ async fn a_moving_account_makes_its_channels_wait_and_serves_them_from_its_new_h
         .into_inner();
     assert_eq!(
         (switched.home.as_str(), switched.modern_id.as_str()),
-        ("modern", booked.id.as_str())
+        ("modern", booked.as_str())
     );
     assert_eq!(
         homes
@@ -223,20 +247,13 @@ async fn a_moving_account_makes_its_channels_wait_and_serves_them_from_its_new_h
 
     // The request that waited runs once, on the new home, on either replica.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let done = deposit(&stack.http, replica.url(&deposits), &token, &key, "7.00")
-        .await
-        .expect(201);
-    assert_eq!(done.header("x-served-by"), "modern", "{}", done.body);
-    let replayed = deposit(
+    runs_once_on_modern(
         &stack.http,
-        stack.gateway.url(&deposits),
+        [replica.url(&deposits), stack.gateway.url(&deposits)],
         &token,
         &key,
-        "7.00",
     )
-    .await
-    .expect(201);
-    assert_eq!(replayed.header("idempotent-replayed"), "true");
+    .await;
     for gateway in [&stack.gateway, &replica] {
         let after = read(&stack.http, gateway.url(&path), &token).await;
         assert_eq!(after.body["balances"]["posted"], "57.00", "{}", after.body);
@@ -250,4 +267,68 @@ async fn a_moving_account_makes_its_channels_wait_and_serves_them_from_its_new_h
         .unwrap()
         .into_inner();
     assert_eq!((home.home.as_str(), home.move_id.as_str()), ("modern", ""));
+}
+
+#[tokio::test]
+async fn a_request_that_passes_the_gateway_as_the_core_freezes_is_told_to_retry_and_runs_once_on_the_new_home()
+ {
+    let (stack, token, account) = legacy_account().await;
+    let deposits = format!("/v1/accounts/{account}/deposits");
+
+    // The core freezes the account before the gateway's mark is set: the request that
+    // passes the gateway is refused by the core, and told to retry like the gateway would.
+    let mut legacy = LegacyMigrationClient::new(stack.legacy.channel(MIGRATION, "legacy-adapter"));
+    let request = || lpb::AccountMoveRequest {
+        account_id: account.clone(),
+    };
+    let frozen = legacy.freeze_account(request()).await.unwrap().into_inner();
+    assert_eq!(
+        (frozen.state.as_str(), frozen.posted.as_str()),
+        ("moving", "50.00")
+    );
+    let key = Uuid::new_v4().to_string();
+    told_to_wait(&stack.http, stack.gateway.url(&deposits), &token, &key).await;
+
+    // The move goes on: the gateway's mark, the legacy account emptied, the account booked
+    // on modern (here by hand), its home switched, the mark cleared.
+    let mut homes = AccountHomesClient::new(stack.gateway.channel(MIGRATION, GATEWAY));
+    homes.begin_move(begin(&account, "m1:race")).await.unwrap();
+    let emptied = legacy.empty_account(request()).await.unwrap().into_inner();
+    assert_eq!(emptied.moved, "50.00");
+    let booked = book_on_modern(&stack, &emptied.moved).await;
+    homes
+        .switch_home(gpb::SwitchHomeRequest {
+            account_id: account.clone(),
+            move_id: "m1:race".to_owned(),
+            home: "modern".to_owned(),
+            id: booked.clone(),
+            holds: vec![],
+        })
+        .await
+        .unwrap();
+    homes
+        .end_move(gpb::EndMoveRequest {
+            account_id: account.clone(),
+            move_id: "m1:race".to_owned(),
+        })
+        .await
+        .unwrap();
+
+    // The same key now runs once, on modern; the legacy account takes nothing more.
+    runs_once_on_modern(
+        &stack.http,
+        [stack.gateway.url(&deposits), stack.gateway.url(&deposits)],
+        &token,
+        &key,
+    )
+    .await;
+    let after = read(
+        &stack.http,
+        stack.gateway.url(&format!("/v1/accounts/{account}")),
+        &token,
+    )
+    .await;
+    assert_eq!(after.body["balances"]["posted"], "57.00", "{}", after.body);
+    let on_legacy = legacy.freeze_account(request()).await.unwrap_err();
+    assert_eq!(error_code(&on_legacy), "account_migrated");
 }

@@ -6,12 +6,13 @@ use corebank_db::Transaction;
 use rust_decimal::Decimal;
 
 use super::books::{
-    self, ACCOUNT_SERIAL_BASE, CATEGORY_CASH, Posting, account_record, internal_account,
+    self, ACCOUNT_SERIAL_BASE, CATEGORY_CASH, account_record, internal_account,
     is_currency_allowed, locked_amount, next_counter, next_journal, postable_account,
 };
 use super::input::{
     Answer, Input, Outcome, Record, amount_text, corrupt, date_text, is_caller_id, is_code, refuse,
 };
+use super::migration::posting_refusal;
 use corebank_legacy_ofs::formats;
 use corebank_legacy_ofs::{Function, Request};
 
@@ -318,6 +319,21 @@ async fn open_account(
 
 /// An existing customer account named by the request's id, for a change.
 async fn customer_account_to_change(tx: &Transaction<'_>, id: &str) -> Outcome<books::AccountRow> {
+    let account = open_customer_account(tx, id).await?;
+    // An account being moved, or moved away, is the migration's to change.
+    if let Some(text @ ("ACCOUNT MIGRATING" | "ACCOUNT MIGRATED")) =
+        posting_refusal(&account.posting_restrict)
+    {
+        return Err(refuse("ID", text));
+    }
+    Ok(account)
+}
+
+/// An open customer account named by the request's id (errors name `ID`).
+pub(crate) async fn open_customer_account(
+    tx: &Transaction<'_>,
+    id: &str,
+) -> Outcome<books::AccountRow> {
     if formats::parse_account_number(id).is_err() {
         return Err(refuse("ID", "INVALID ACCOUNT NUMBER"));
     }
@@ -411,16 +427,14 @@ pub(crate) async fn account_closure(
     }
     let balance = account.working_balance;
     let entries = if balance > Decimal::ZERO {
-        books::post(
+        books::pay_out(
             tx,
-            &Posting {
-                journal,
-                reference: id,
-                booking_date: today,
-                value_date: today,
-                narrative: "ACCOUNT CLOSURE",
-                legs: vec![(id.to_owned(), -balance), (settlement.clone(), balance)],
-            },
+            journal,
+            id,
+            settlement.clone(),
+            balance,
+            today,
+            "ACCOUNT CLOSURE",
         )
         .await?
     } else {
@@ -501,6 +515,27 @@ pub(crate) async fn lock(
         )
         .await?;
     Ok(row.map(|row| Lock::from_row(&row, today)))
+}
+
+/// The account's locks that hold funds on `today`, by id.
+pub(crate) async fn live_locks(
+    tx: &Transaction<'_>,
+    account: &str,
+    today: NaiveDate,
+) -> Outcome<Vec<(String, Lock)>> {
+    let rows = tx
+        .query(
+            &format!(
+                "SELECT {LOCK_COLUMNS} FROM locked_events WHERE account = $1 AND status = 'LIVE' \
+                 AND (to_date IS NULL OR to_date >= $2) ORDER BY id"
+            ),
+            &[&account, &today],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|row| (row.get("id"), Lock::from_row(row, today)))
+        .collect())
 }
 
 /// Ends a live lock (`REVERSED` or `CAPTURED`) at `journal`.

@@ -14,10 +14,12 @@ pub(crate) const CURRENCIES: [&str; 4] = ["CHF", "EUR", "GBP", "USD"];
 pub(crate) const CATEGORY_CASH: u32 = 10_001;
 pub(crate) const CATEGORY_CLEARING: u32 = 12_810;
 pub(crate) const CATEGORY_LOANS_CONTROL: u32 = 21_050;
+pub(crate) const CATEGORY_MIGRATION_SUSPENSE: u32 = 12_900;
 pub(crate) const CATEGORY_INTEREST_INCOME: u32 = 52_000;
-const INTERNAL_CATEGORIES: [(u32, &str); 4] = [
+const INTERNAL_CATEGORIES: [(u32, &str); 5] = [
     (CATEGORY_CASH, "CASH"),
     (CATEGORY_CLEARING, "CLEARING"),
+    (CATEGORY_MIGRATION_SUSPENSE, "MIGRATION SUSPENSE"),
     (CATEGORY_LOANS_CONTROL, "LOANS CONTROL"),
     (CATEGORY_INTEREST_INCOME, "INTEREST INCOME"),
 ];
@@ -97,7 +99,8 @@ impl AccountRow {
 }
 
 pub(crate) const ACCOUNT_COLUMNS: &str = "id, customer, category, currency, title, alt_acct_id, \
-     product_code, opening_date, posting_restrict, closure_date, working_balance";
+     product_code, opening_date, posting_restrict, closure_date, working_balance, \
+     migration_state";
 
 pub(crate) fn account_from_row(row: &Row) -> AccountRow {
     AccountRow {
@@ -109,7 +112,12 @@ pub(crate) fn account_from_row(row: &Row) -> AccountRow {
         alt_acct_id: row.get("alt_acct_id"),
         product_code: row.get("product_code"),
         opening_date: row.get("opening_date"),
-        posting_restrict: row.get("posting_restrict"),
+        // A move's state shows as the core's own restriction codes (90, 91).
+        posting_restrict: match row.get::<_, &str>("migration_state") {
+            "MIGRATING" => super::migration::RESTRICT_MIGRATING.to_owned(),
+            "MIGRATED" => super::migration::RESTRICT_MIGRATED.to_owned(),
+            _ => row.get("posting_restrict"),
+        },
         closure_date: row.get("closure_date"),
         working_balance: row.get("working_balance"),
     }
@@ -142,7 +150,8 @@ pub(crate) async fn locked_amount(
 }
 
 /// An account that may be posted to: it exists (`MISSING ACCOUNT`), is open (`ACCOUNT
-/// CLOSED`) and has no posting restriction (`POSTING RESTRICTED`); errors name `field`.
+/// CLOSED`) and has no posting restriction (`POSTING RESTRICTED`, or `ACCOUNT MIGRATING` /
+/// `ACCOUNT MIGRATED` while and after it moves to another core); errors name `field`.
 pub(crate) async fn postable_account(
     tx: &Transaction<'_>,
     field: &str,
@@ -154,8 +163,8 @@ pub(crate) async fn postable_account(
     if account.closure_date.is_some() {
         return Err(refuse(field, "ACCOUNT CLOSED"));
     }
-    if account.posting_restrict == "3" {
-        return Err(refuse(field, "POSTING RESTRICTED"));
+    if let Some(text) = super::migration::posting_refusal(&account.posting_restrict) {
+        return Err(refuse(field, text));
     }
     Ok(account)
 }
@@ -245,7 +254,32 @@ pub(crate) async fn post(tx: &Transaction<'_>, posting: &Posting<'_>) -> Outcome
     Ok(ids)
 }
 
-/// Creates the internal accounts (four categories in each currency) if they are missing.
+/// Books `amount` out of `account` into `to` on `today` (referenced by the account), as the
+/// closing or moving of an account does; returns the entry ids.
+pub(crate) async fn pay_out(
+    tx: &Transaction<'_>,
+    journal: i64,
+    account: &str,
+    to: String,
+    amount: Decimal,
+    today: NaiveDate,
+    narrative: &str,
+) -> Outcome<Vec<i64>> {
+    post(
+        tx,
+        &Posting {
+            journal,
+            reference: account,
+            booking_date: today,
+            value_date: today,
+            narrative,
+            legs: vec![(account.to_owned(), -amount), (to, amount)],
+        },
+    )
+    .await
+}
+
+/// Creates the internal accounts (five categories in each currency) if they are missing.
 pub(crate) async fn ensure_internal_accounts(db: &Db, today: NaiveDate) -> Result<(), String> {
     let mut accounts = Vec::new();
     for currency in CURRENCIES {

@@ -14,6 +14,7 @@ mod enquiry;
 mod faults;
 mod input;
 mod loans;
+mod migration;
 mod seed;
 mod server;
 mod transfer;

@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::faults::{FaultState, Faults};
 use super::input::{Answer, Outcome, Reject, input_or_see, refuse};
-use super::{apps, enquiry, loans, transfer};
+use super::{apps, enquiry, loans, migration, transfer};
 use corebank_legacy_ofs::{
     Field, Function, Indicator, LINE_BYTES_MAX, OfsError, Process, Request, Response,
 };
@@ -102,6 +102,7 @@ fn tx_name(application: &str) -> &'static str {
         "ACCOUNT.CLOSURE" => "legacy_core_account_closure",
         "FUNDS.TRANSFER" => "legacy_core_funds_transfer",
         "AC.LOCKED.EVENTS" => "legacy_core_locked_events",
+        "AC.ACCOUNT.MIGRATION" => "legacy_core_account_migration",
         "LD.LOANS.AND.DEPOSITS" => "legacy_core_loans",
         "ENQUIRY.SELECT" => "legacy_core_enquiry",
         _ => "legacy_core_unknown",
@@ -124,6 +125,7 @@ async fn route(tx: &Transaction<'_>, request: &Request, today: NaiveDate) -> Out
             .await
         }
         "AC.LOCKED.EVENTS" => Box::pin(apps::locked_events(tx, request, today)).await,
+        "AC.ACCOUNT.MIGRATION" => Box::pin(migration::account_migration(tx, request, today)).await,
         "LD.LOANS.AND.DEPOSITS" => {
             let input = loans::input_loan(tx, request, today);
             Box::pin(input_or_see(request, input, loans::loan_record(tx, id))).await

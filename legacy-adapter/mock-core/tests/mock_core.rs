@@ -629,6 +629,106 @@ async fn a_posting_restriction_blocks_postings_until_it_is_lifted() {
     assert_books_balance(&mut client).await;
 }
 
+fn migration(account: &str, action: &str) -> Request {
+    input("AC.ACCOUNT.MIGRATION", account, &[("ACTION", action)])
+}
+
+#[tokio::test]
+async fn an_account_moved_away_is_frozen_read_emptied_into_suspense_and_then_refuses_postings() {
+    let (_core, mut client, alice, bob) = alice_and_bob("100.00", "10.00").await;
+    let tomorrow = formats::legacy_date(chrono::Utc::now().date_naive().succ_opt().unwrap());
+    let card = client
+        .call(&lock_on(&alice, "30.00", Some(&tomorrow)))
+        .await;
+    assert_done(&card);
+    let suspense = formats::account_number("EUR", 12_900).unwrap();
+
+    // Emptying needs a freeze first; a freeze answers the authoritative read.
+    let early = client.call(&migration(&alice, "EMPTY")).await;
+    assert_refused(&early, "ID", "ACCOUNT NOT MIGRATING");
+    let frozen = client.call(&migration(&alice, "FREEZE")).await;
+    assert_done(&frozen);
+    assert_eq!(frozen.field("STATUS"), Some("MIGRATING"));
+    assert_eq!(frozen.field("WORKING.BALANCE"), Some("100.00"));
+    assert_eq!(
+        values(&frozen, "LOCK.ID"),
+        vec![card.transaction_id.clone()]
+    );
+    assert_eq!(values(&frozen, "LOCK.AMOUNT"), vec!["30.00".to_owned()]);
+    assert_eq!(values(&frozen, "LOCK.TO.DATE"), vec![tomorrow.clone()]);
+    assert_eq!(
+        client
+            .call(&migration(&alice, "FREEZE"))
+            .await
+            .field("STATUS"),
+        Some("MIGRATING")
+    );
+
+    // While it moves, nothing posts to it, in or out, and nobody else may amend it.
+    let out = transfer(&mut client, "", &alice, &bob, "1.00", &[]).await;
+    assert_refused(&out, "DEBIT.ACCT.NO", "ACCOUNT MIGRATING");
+    let into = transfer(&mut client, "", &bob, &alice, "1.00", &[]).await;
+    assert_refused(&into, "CREDIT.ACCT.NO", "ACCOUNT MIGRATING");
+    let lock = client.call(&lock_on(&alice, "1.00", None)).await;
+    assert_refused(&lock, "ACCOUNT.NUMBER", "ACCOUNT MIGRATING");
+    let unfreeze = client
+        .call(&input("ACCOUNT", &alice, &[("POSTING.RESTRICT", "")]))
+        .await;
+    assert_refused(&unfreeze, "ID", "ACCOUNT MIGRATING");
+
+    // A thaw gives the move up; freezing again resumes it.
+    assert_eq!(
+        client
+            .call(&migration(&alice, "THAW"))
+            .await
+            .field("STATUS"),
+        Some("OPEN")
+    );
+    assert_done(&transfer(&mut client, "", &bob, &alice, "5.00", &[]).await);
+    assert_done(&client.call(&migration(&alice, "FREEZE")).await);
+
+    let emptied = client.call(&migration(&alice, "EMPTY")).await;
+    assert_done(&emptied);
+    assert_eq!(emptied.field("STATUS"), Some("MIGRATED"));
+    assert_eq!(emptied.field("WORKING.BALANCE"), Some("0.00"));
+    assert_eq!(emptied.field("MOVED.AMOUNT"), Some("105.00"));
+    assert_eq!(emptied.field("SUSPENSE.ACCT"), Some(suspense.as_str()));
+    assert_eq!(
+        values(&emptied, "RELEASED.LOCK"),
+        vec![card.transaction_id.clone()]
+    );
+    assert!(values(&emptied, "LOCK.ID").is_empty(), "{emptied:?}");
+    let lock_now = client
+        .call(&see("AC.LOCKED.EVENTS", &card.transaction_id))
+        .await;
+    assert_eq!(lock_now.field("STATUS"), Some("REVERSED"));
+    assert_eq!(balance(&mut client, &suspense).await.0, "105.00");
+
+    // Asked again, it answers the first emptying; the account refuses postings for good.
+    let again = client.call(&migration(&alice, "EMPTY")).await;
+    assert_eq!(again.field("MOVED.AMOUNT"), Some("105.00"));
+    assert_eq!(
+        again.field("EMPTIED.JOURNAL"),
+        emptied.field("EMPTIED.JOURNAL")
+    );
+    assert_eq!(balance(&mut client, &suspense).await.0, "105.00");
+    let after = transfer(&mut client, "", &bob, &alice, "1.00", &[]).await;
+    assert_refused(&after, "CREDIT.ACCT.NO", "ACCOUNT MIGRATED");
+    for action in ["FREEZE", "THAW"] {
+        let refused = client.call(&migration(&alice, action)).await;
+        assert_refused(&refused, "ID", "ACCOUNT MIGRATED");
+    }
+    let seen = client.call(&see("AC.ACCOUNT.MIGRATION", &alice)).await;
+    assert_eq!(seen.field("MOVED.AMOUNT"), Some("105.00"));
+
+    // What cannot move: internal accounts, unknown ones, a bad action.
+    let internal = client.call(&migration(&cash("EUR"), "FREEZE")).await;
+    assert_refused(&internal, "ID", "INVALID VALUE");
+    let bad = client.call(&migration(&bob, "SHRED")).await;
+    assert_refused(&bad, "ACTION", "INVALID VALUE");
+    assert_books_balance(&mut client).await;
+}
+
 #[tokio::test]
 async fn a_closure_pays_out_the_balance_and_the_closed_account_takes_no_postings() {
     let (_core, mut client, alice, bob) = alice_and_bob("80.00", "5.00").await;

@@ -44,6 +44,10 @@ corebank_kernel::stable_codes! {
         PastPivot => "past_pivot",
         #[error("the legacy core cannot do this: {message}")]
         NotSupported { message: String } => "not_supported_by_legacy",
+        #[error("the account is being moved to the other core; retry with the same request id shortly: {message}")]
+        AccountMoving { message: String } => "account_moving",
+        #[error("the account was moved to the other core: {message}")]
+        AccountMigrated { message: String } => "account_migrated",
         #[error("the legacy core is unavailable, retry later: {message}")]
         Unavailable { message: String } => "unavailable",
         #[error("internal error: {message}")]
@@ -78,7 +82,9 @@ impl AdapterError {
             | AdapterError::UnknownHold { .. }
             | AdapterError::UnknownPayment { .. } => tonic::Code::NotFound,
             AdapterError::ExistsWithDifferent { .. } => tonic::Code::AlreadyExists,
-            AdapterError::Unavailable { .. } => tonic::Code::Unavailable,
+            AdapterError::Unavailable { .. } | AdapterError::AccountMoving { .. } => {
+                tonic::Code::Unavailable
+            }
             AdapterError::NotSupported { .. } => tonic::Code::Unimplemented,
             AdapterError::Internal { .. } => tonic::Code::Internal,
             _ => tonic::Code::FailedPrecondition,
@@ -148,7 +154,16 @@ pub fn refusal(response: &Response) -> AdapterError {
             account_id: format!("the core's {field}"),
         };
     }
-    let rules: [Rule; 11] = [
+    let rules: [Rule; 14] = [
+        ("ACCOUNT MIGRATING", |message| AdapterError::AccountMoving {
+            message,
+        }),
+        ("ACCOUNT MIGRATED", |message| {
+            AdapterError::AccountMigrated { message }
+        }),
+        ("ACCOUNT NOT MIGRATING", |message| {
+            AdapterError::InvalidStatus { message }
+        }),
         ("INSUFFICIENT FUNDS", |message| {
             AdapterError::InsufficientFunds { message }
         }),
@@ -212,6 +227,9 @@ mod tests {
             ),
             ("ACCOUNT CLOSED", "account_closed"),
             ("POSTING RESTRICTED", "account_frozen"),
+            ("ACCOUNT MIGRATING", "account_moving"),
+            ("ACCOUNT MIGRATED", "account_migrated"),
+            ("ACCOUNT NOT MIGRATING", "invalid_account_status"),
             ("CURRENCY MISMATCH", "currency_mismatch"),
             ("LOCK NOT LIVE\\, STATUS REVERSED", "hold_not_held"),
             ("LOCKED EVENTS OPEN", "cannot_close"),

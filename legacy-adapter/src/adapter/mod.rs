@@ -11,6 +11,7 @@ pub mod deposits;
 pub mod error;
 pub mod export;
 pub mod legacy;
+pub mod migration;
 mod parse;
 pub mod payments;
 pub mod store;
@@ -114,7 +115,7 @@ pub struct Adapter {
     pub(crate) store: Store,
 }
 
-/// The adapter component: gRPC Deposits, Payments and LegacyExport. `db`'s search path is
+/// The adapter component: gRPC Deposits, Payments, LegacyMigration and LegacyExport. `db`'s search path is
 /// `legacy_adapter`; the legacy products are added to the catalogue when missing.
 pub async fn component(db: Db, config: AdapterConfig) -> Result<Component> {
     component_of(Arc::new(Adapter::new(db, config))).await
@@ -132,6 +133,10 @@ pub async fn component_of(adapter: Arc<Adapter>) -> Result<Component> {
         .with_grpc(
             payments::PaymentsService::new(Arc::clone(&adapter)).into_server(),
             Allow::only(allowed_callers::PAYMENTS),
+        )
+        .with_grpc(
+            migration::MigrationService::new(Arc::clone(&adapter)).into_server(),
+            Allow::only(allowed_callers::LEGACY_MIGRATION),
         )
         .with_grpc(
             export::ExportService::new(adapter).into_server(),

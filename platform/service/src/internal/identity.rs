@@ -77,6 +77,9 @@ pub mod allowed_callers {
     pub const PAYMENTS_REVIEW: &[&str] = &[GATEWAY];
     /// `corebank.legacy.v1.LegacyExport`: the migration tooling.
     pub const LEGACY_EXPORT: &[&str] = &[MIGRATION];
+    /// `corebank.legacy.v1.LegacyMigration` (freeze, empty, thaw a legacy account): the
+    /// migration component.
+    pub const LEGACY_MIGRATION: &[&str] = &[MIGRATION];
     /// `corebank.gateway.v1.AccountHomes` (the gateway's account directory, for moves): the
     /// migration component.
     pub const ACCOUNT_HOMES: &[&str] = &[MIGRATION];

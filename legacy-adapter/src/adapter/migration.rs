@@ -1,0 +1,146 @@
+//! `corebank.legacy.v1.LegacyMigration`: the legacy side of moving an account to the modern
+//! core (ADR 0013), over the core's `AC.ACCOUNT.MIGRATION` (freeze, empty, thaw). Every
+//! action is idempotent by the account's state in the core, so a lost answer is settled by
+//! asking the core what the account's state is now ([`Probe::field_is`]).
+
+use corebank_api::legacy::v1 as pb;
+use corebank_api::legacy::v1::legacy_migration_server::{LegacyMigration, LegacyMigrationServer};
+use corebank_legacy_ofs::{Function, Response};
+use rust_decimal::Decimal;
+
+use super::error::AdapterError;
+use super::legacy::{self, Probe};
+use super::{
+    Adapter, Result, adapter_service, amount_text, canonical_amount, column, derived_uuid, field,
+    iso_date, money,
+};
+
+const APPLICATION: &str = "AC.ACCOUNT.MIGRATION";
+
+/// What the caller asks of the account, the core's `ACTION`, and the `STATUS` it leaves.
+#[derive(Debug, Clone, Copy)]
+enum Action {
+    Freeze,
+    Thaw,
+    Empty,
+}
+
+impl Action {
+    fn text(self) -> &'static str {
+        match self {
+            Action::Freeze => "FREEZE",
+            Action::Thaw => "THAW",
+            Action::Empty => "EMPTY",
+        }
+    }
+
+    fn leaves(self) -> &'static str {
+        match self {
+            Action::Freeze => "MIGRATING",
+            Action::Thaw => "OPEN",
+            Action::Empty => "MIGRATED",
+        }
+    }
+}
+
+impl Adapter {
+    async fn move_action(&self, account_id: &str, action: Action) -> Result<pb::MovingAccount> {
+        let row = self.account_row(account_id).await?;
+        let request = legacy::request(
+            APPLICATION,
+            Function::Input,
+            &row.account_no,
+            vec![field("ACTION", action.text())],
+        );
+        let probe = Probe::field_is(
+            APPLICATION,
+            &row.account_no,
+            "STATUS",
+            action.leaves().to_owned(),
+        );
+        let done = self.legacy.input(request, &probe).await?;
+        moving_account(account_id, &row.account_no, &done.record)
+    }
+}
+
+/// The core's `AC.ACCOUNT.MIGRATION` record as the canonical answer.
+fn moving_account(
+    account_id: &str,
+    account_no: &str,
+    record: &Response,
+) -> Result<pb::MovingAccount> {
+    let text = |name: &str| record.field(name).unwrap_or_default().to_owned();
+    let state = match text("STATUS").as_str() {
+        "OPEN" => "open",
+        "MIGRATING" => "moving",
+        "MIGRATED" => "migrated",
+        "RESTRICTED" => "restricted",
+        other => {
+            return Err(AdapterError::internal(format!(
+                "{APPLICATION} {account_no} answered STATUS {other:?}"
+            )));
+        }
+    };
+    let number = |name: &str| -> Result<u64> {
+        let value = text(name);
+        if value.is_empty() {
+            return Ok(0);
+        }
+        value.parse().map_err(|_| {
+            AdapterError::internal(format!(
+                "{APPLICATION} {account_no} answered {name} {value:?}"
+            ))
+        })
+    };
+    let ids = column(record, "LOCK.ID");
+    let amounts = column(record, "LOCK.AMOUNT");
+    let days = column(record, "LOCK.TO.DATE");
+    let mut held = Decimal::ZERO;
+    let mut holds = Vec::with_capacity(ids.len());
+    for (i, lock) in ids.iter().enumerate().filter(|(_, id)| !id.is_empty()) {
+        let amount = canonical_amount(amounts.get(i).map_or("", String::as_str))?;
+        held += amount;
+        holds.push(pb::ExportedHold {
+            hold_id: derived_uuid("hold", lock).to_string(),
+            legacy_id: lock.clone(),
+            amount: money(amount),
+            to_date: iso_date(days.get(i).map_or("", String::as_str))?,
+        });
+    }
+    let moved = text("MOVED.AMOUNT");
+    Ok(pb::MovingAccount {
+        account_id: account_id.to_owned(),
+        legacy_account_number: account_no.to_owned(),
+        state: state.to_owned(),
+        product_code: text("PRODUCT.CODE"),
+        currency: text("CURRENCY"),
+        posted: amount_text(&text("WORKING.BALANCE"))?,
+        held: money(held),
+        holds,
+        journal: number("JOURNAL")?,
+        moved: if moved.is_empty() {
+            String::new()
+        } else {
+            amount_text(&moved)?
+        },
+        suspense_account: text("SUSPENSE.ACCT"),
+        released_hold_ids: column(record, "RELEASED.LOCK")
+            .iter()
+            .filter(|lock| !lock.is_empty())
+            .map(|lock| derived_uuid("hold", lock).to_string())
+            .collect(),
+        emptied_journal: number("EMPTIED.JOURNAL")?,
+    })
+}
+
+adapter_service! {
+    /// The tonic service (for the migration component only).
+    MigrationService: LegacyMigration, LegacyMigrationServer {
+        fn freeze_account(pb::AccountMoveRequest) -> pb::MovingAccount =
+            |adapter, r| adapter.move_action(&r.account_id, Action::Freeze).await;
+        fn thaw_account(pb::AccountMoveRequest) -> pb::MovingAccount =
+            |adapter, r| adapter.move_action(&r.account_id, Action::Thaw).await;
+        fn empty_account(pb::AccountMoveRequest) -> pb::MovingAccount =
+            |adapter, r| adapter.move_action(&r.account_id, Action::Empty).await;
+    }
+}
