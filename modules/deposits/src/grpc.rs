@@ -6,6 +6,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use corebank_api::deposits::v1 as pb;
+use corebank_api::deposits::v1::deposits_migration_server::{
+    DepositsMigration as DepositsMigrationApi, DepositsMigrationServer,
+};
 use corebank_api::deposits::v1::deposits_server::{Deposits as DepositsApi, DepositsServer};
 use corebank_api::ledger::v1::ledger_client::LedgerClient;
 use corebank_db::Db;
@@ -17,7 +20,8 @@ use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
 use crate::app::{
-    AccountView, BalancesView, Deposits, HoldView, MovementView, NewProduct, StatementView,
+    AccountToImport, AccountView, BalancesView, Deposits, HoldToImport, HoldView, ImportView,
+    MovementView, NewProduct, StatementView,
 };
 use crate::domain::error::DepositsError;
 use crate::domain::model::Product;
@@ -67,9 +71,97 @@ pub fn component_of(deposits: Deposits) -> Component {
     Component::new("deposits")
         .with_db(deposits.db().clone())
         .with_grpc(
+            DepositsMigrationServer::new(MigrationService {
+                deposits: deposits.clone(),
+            }),
+            Allow::only(allowed_callers::DEPOSITS_MIGRATION),
+        )
+        .with_grpc(
             DepositsServer::new(DepositsService { deposits }),
             Allow::only(allowed_callers::DEPOSITS),
         )
+}
+
+/// `corebank.deposits.v1.DepositsMigration` (for the migration component only).
+#[derive(Debug, Clone)]
+pub struct MigrationService {
+    deposits: Deposits,
+}
+
+fn rfc3339(field: &str, text: &str) -> Result<Option<DateTime<Utc>>, DepositsError> {
+    if text.is_empty() {
+        return Ok(None);
+    }
+    DateTime::parse_from_rfc3339(text)
+        .map(|at| Some(at.with_timezone(&Utc)))
+        .map_err(|_| DepositsError::invalid(field, format!("{text:?} is not an RFC 3339 time")))
+}
+
+fn to_import(r: pb::ImportAccountRequest) -> Result<AccountToImport, DepositsError> {
+    let opened_on = NaiveDate::parse_from_str(&r.opened_on, "%Y-%m-%d").map_err(|_| {
+        DepositsError::invalid(
+            "opened_on",
+            format!("{:?} is not a date like 2026-11-25", r.opened_on),
+        )
+    })?;
+    let holds = r
+        .holds
+        .into_iter()
+        .enumerate()
+        .map(|(index, hold)| {
+            Ok(HoldToImport {
+                expires_at: rfc3339(&format!("holds[{index}].expires_at"), &hold.expires_at)?,
+                reference: hold.reference,
+                amount: hold.amount,
+            })
+        })
+        .collect::<Result<Vec<_>, DepositsError>>()?;
+    Ok(AccountToImport {
+        request_id: r.request_id,
+        customer_id: r.customer_id,
+        product_code: r.product_code,
+        currency: r.currency,
+        opened_on,
+        opening_balance: r.opening_balance,
+        accrued_interest: r.accrued_interest,
+        holds,
+        reference: r.reference,
+    })
+}
+
+fn imported(view: &ImportView) -> pb::ImportedAccount {
+    pb::ImportedAccount {
+        account: Some(account(&view.account)),
+        opening_entry_id: view
+            .opening_entry_id
+            .map(|id| id.to_string())
+            .unwrap_or_default(),
+        holds: view
+            .holds
+            .iter()
+            .map(|hold| pb::ImportedHold {
+                reference: hold.reference.clone(),
+                hold_id: hold.hold_id.map(|id| id.to_string()).unwrap_or_default(),
+                amount: hold.amount.clone(),
+                expires_at: hold.expires_at.map(time).unwrap_or_default(),
+            })
+            .collect(),
+        replayed: view.replayed,
+    }
+}
+
+#[tonic::async_trait]
+impl DepositsMigrationApi for MigrationService {
+    async fn import_account(
+        &self,
+        request: Request<pb::ImportAccountRequest>,
+    ) -> Answer<pb::ImportedAccount> {
+        let imported_view = match to_import(request.into_inner()) {
+            Ok(import) => self.deposits.import_account(&import).await,
+            Err(error) => Err(error),
+        };
+        answer(imported_view, imported)
+    }
 }
 
 /// The tonic service.

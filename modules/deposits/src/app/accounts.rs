@@ -163,7 +163,7 @@ impl Deposits {
         Ok(views)
     }
 
-    async fn view(&self, account: &Account) -> Result<AccountView, DepositsError> {
+    pub(super) async fn view(&self, account: &Account) -> Result<AccountView, DepositsError> {
         let balances = self.balances(account).await?;
         Ok(AccountView {
             id: account.id,

@@ -18,7 +18,7 @@ pub(crate) fn from_status(status: &tonic::Status) -> DepositsError {
     from_failure(&code, status.message(), status.code())
 }
 
-fn from_failure(code: &str, message: &str, grpc: tonic::Code) -> DepositsError {
+pub(crate) fn from_failure(code: &str, message: &str, grpc: tonic::Code) -> DepositsError {
     match (code, grpc) {
         ("limit_exceeded", _) => DepositsError::InsufficientFunds {
             account_id: String::new(),
@@ -80,6 +80,9 @@ fn gl_role(role: &str) -> (pb::AccountType, &'static str) {
         "clearing" => (pb::AccountType::Asset, "clearing"),
         "interest_expense" => (pb::AccountType::Expense, "interest_expense"),
         "overdraft_interest_income" => (pb::AccountType::Income, "overdraft_interest_income"),
+        // What the other core owes for accounts moved here (ADR 0013): with the other
+        // core's migration suspense account, it nets to zero.
+        "migration_clearing" => (pb::AccountType::Asset, "migration_clearing"),
         _ => (pb::AccountType::Liability, "holds_suspense"),
     }
 }

@@ -13,6 +13,7 @@ mod accrual;
 mod cash;
 mod closing;
 mod holds;
+mod import;
 mod ledger;
 mod products;
 mod recovery;
@@ -38,6 +39,7 @@ pub use accounts::{AccountView, BalancesView, StatementLineView, StatementView};
 pub use accrual::AccrualReport;
 pub use cash::MovementView;
 pub use holds::HoldView;
+pub use import::{AccountToImport, HoldToImport, IMPORT_HOLDS_MAX, ImportView, ImportedHoldView};
 pub use products::NewProduct;
 pub use transfers::TransferView;
 

@@ -11,3 +11,4 @@ mod common;
 mod contract;
 mod deposits_money_path;
 mod deposits_rules;
+mod import;

@@ -75,6 +75,9 @@ pub mod allowed_callers {
     /// `corebank.payments.v1.PaymentsReview`: the gateway, acting for the approving operator
     /// whose name it signs.
     pub const PAYMENTS_REVIEW: &[&str] = &[GATEWAY];
+    /// `corebank.deposits.v1.DepositsMigration` (importing an account moved from the legacy
+    /// core): the migration component.
+    pub const DEPOSITS_MIGRATION: &[&str] = &[MIGRATION];
     /// `corebank.legacy.v1.LegacyExport`: the migration tooling.
     pub const LEGACY_EXPORT: &[&str] = &[MIGRATION];
     /// `corebank.legacy.v1.LegacyMigration` (freeze, empty, thaw a legacy account): the

@@ -1,0 +1,315 @@
+//! Importing an account moved here from another core (ADR 0013): opened on the mapped
+//! product with its opening date, its balance posted against the bank's **migration
+//! clearing** account, each open hold re-placed with its remaining time and the other core's
+//! reference, and its accrued interest carried into the accrual position. The ledger part
+//! is one multi-entry request (`CreateTransfers`) whose entry ids derive from the request
+//! id, so an import repeated after a crash writes nothing twice; the local part is one
+//! transaction as for every request. Only the migration component calls it
+//! (`corebank.deposits.v1.DepositsMigration`).
+
+use chrono::{DateTime, NaiveDate, Utc};
+use corebank_api::ledger::v1 as pb;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::accounts::AccountView;
+use super::ledger::{from_failure, from_status};
+use super::{Change, Deposits, money_text, parse_id, parse_money};
+use crate::domain::error::DepositsError;
+use crate::domain::model::{Account, AccountStatus, Hold, HoldStatus, entry_id_for};
+
+/// Holds one import may carry at most.
+pub const IMPORT_HOLDS_MAX: usize = 100;
+
+/// An open hold on the other core, to re-place here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HoldToImport {
+    /// The other core's id of the hold (its lock id), kept as the hold's reason.
+    pub reference: String,
+    pub amount: String,
+    /// When it lapses; `None`: until released.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// An account to import.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountToImport {
+    pub request_id: String,
+    pub customer_id: String,
+    pub product_code: String,
+    pub currency: String,
+    pub opened_on: NaiveDate,
+    /// The posted balance on the other core (negative: overdrawn).
+    pub opening_balance: String,
+    /// Interest accrued on the other core and not yet posted to the account.
+    pub accrued_interest: String,
+    pub holds: Vec<HoldToImport>,
+    /// The account on the other core (its number), for the entries' descriptions.
+    pub reference: String,
+}
+
+/// A hold as the import placed it (or did not: it had lapsed before the import).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportedHoldView {
+    pub reference: String,
+    /// The hold's id here; `None` when it had lapsed and was not placed.
+    pub hold_id: Option<Uuid>,
+    pub amount: String,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// What an import did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImportView {
+    pub account: AccountView,
+    /// The ledger entry of the opening balance (`None` for a zero balance).
+    pub opening_entry_id: Option<Uuid>,
+    pub holds: Vec<ImportedHoldView>,
+    #[serde(default)]
+    pub replayed: bool,
+}
+
+impl Deposits {
+    /// Imports an account moved from another core.
+    pub async fn import_account(
+        &self,
+        request: &AccountToImport,
+    ) -> Result<ImportView, DepositsError> {
+        let request_id = parse_id("request_id", &request.request_id)?;
+        if request.customer_id.trim().is_empty() || request.customer_id.len() > 128 {
+            return Err(DepositsError::invalid("customer_id", "1-128 characters"));
+        }
+        if request.reference.trim().is_empty() || request.reference.len() > 64 {
+            return Err(DepositsError::invalid("reference", "1-64 characters"));
+        }
+        if request.holds.len() > IMPORT_HOLDS_MAX {
+            return Err(DepositsError::invalid(
+                "holds",
+                format!("at most {IMPORT_HOLDS_MAX}"),
+            ));
+        }
+        let content = json!({
+            "customer_id": request.customer_id,
+            "product_code": request.product_code,
+            "currency": request.currency,
+            "opened_on": request.opened_on,
+            "opening_balance": request.opening_balance,
+            "accrued_interest": request.accrued_interest,
+            "holds": request.holds.iter().map(|hold| json!({
+                "reference": hold.reference,
+                "amount": hold.amount,
+                "expires_at": hold.expires_at,
+            })).collect::<Vec<_>>(),
+            "reference": request.reference,
+        });
+        if let Some(stored) = self.replay(request_id, "import_account", &content).await? {
+            let mut view: ImportView =
+                serde_json::from_value(stored).map_err(|e| DepositsError::Internal {
+                    message: e.to_string(),
+                })?;
+            view.account = self.account(view.account.id).await?;
+            view.replayed = true;
+            return Ok(view);
+        }
+        let product = self
+            .pinned_product(request_id, &request.product_code)
+            .await?;
+        if request.currency != product.currency.code() {
+            return Err(DepositsError::CurrencyMismatch {
+                expected: product.currency.code().to_owned(),
+                got: request.currency.clone(),
+            });
+        }
+        let currency = product.currency;
+        let balance = parse_money("opening_balance", &request.opening_balance, currency)?;
+        let accrued = parse_money("accrued_interest", &request.accrued_interest, currency)?;
+        if accrued.amount() < Decimal::ZERO {
+            return Err(DepositsError::invalid(
+                "accrued_interest",
+                "must not be negative",
+            ));
+        }
+        let now = self.now();
+        let id = entry_id_for("account", request_id);
+        let today = self.business_today();
+        let account = Account {
+            id,
+            customer_id: request.customer_id.clone(),
+            product_code: product.code.clone(),
+            product_version: product.version,
+            currency,
+            status: AccountStatus::Active,
+            ledger_account_id: entry_id_for("ledger-account", id),
+            accrued_account_id: entry_id_for("accrued-account", id),
+            opened_on: request.opened_on,
+            last_customer_activity_at: now,
+            closed_at: None,
+            // The other core accrued up to yesterday; this one goes on from today.
+            accrued_through: today.pred_opt().unwrap_or(today),
+            period_precise: accrued.amount(),
+            period_posted: accrued.amount(),
+            created_at: now,
+        };
+        self.open_ledger_accounts(&account, &product).await?;
+        let clearing = self.gl_account(currency, "migration_clearing").await?;
+        let suspense = self.gl_account(currency, "holds_suspense").await?;
+        let transfer = |id: Uuid, debit: Uuid, credit: Uuid, amount: Decimal, what: String| {
+            pb::CreateTransferRequest {
+                id: id.to_string(),
+                debit_account_id: debit.to_string(),
+                credit_account_id: credit.to_string(),
+                amount: money_text(amount, currency),
+                currency: currency.code().to_owned(),
+                value_date: String::new(),
+                description: what,
+                external_ref: request.reference.clone(),
+                metadata: Default::default(),
+                pending: false,
+                timeout_seconds: 0,
+            }
+        };
+        // In order: the balance first, so the holds find it.
+        let mut transfers = Vec::new();
+        let opening_entry_id = (!balance.amount().is_zero()).then(|| {
+            let entry = entry_id_for("import-opening", request_id);
+            let what = format!("opening balance moved from {}", request.reference);
+            transfers.push(if balance.amount() > Decimal::ZERO {
+                transfer(
+                    entry,
+                    clearing,
+                    account.ledger_account_id,
+                    balance.amount(),
+                    what,
+                )
+            } else {
+                transfer(
+                    entry,
+                    account.ledger_account_id,
+                    clearing,
+                    -balance.amount(),
+                    what,
+                )
+            });
+            entry
+        });
+        if accrued.amount() > Decimal::ZERO {
+            transfers.push(transfer(
+                entry_id_for("import-accrued", request_id),
+                clearing,
+                account.accrued_account_id,
+                accrued.amount(),
+                format!("accrued interest moved from {}", request.reference),
+            ));
+        }
+        let mut holds = Vec::with_capacity(request.holds.len());
+        let mut placed = Vec::new();
+        for (index, hold) in request.holds.iter().enumerate() {
+            let money = parse_money(&format!("holds[{index}].amount"), &hold.amount, currency)?;
+            if money.amount() <= Decimal::ZERO {
+                return Err(DepositsError::invalid(
+                    format!("holds[{index}].amount"),
+                    "must be more than zero",
+                ));
+            }
+            if hold.reference.trim().is_empty() || hold.reference.len() > 64 {
+                return Err(DepositsError::invalid(
+                    format!("holds[{index}].reference"),
+                    "1-64 characters",
+                ));
+            }
+            // A hold that lapsed while its account moved holds nothing any more.
+            let remaining = match hold.expires_at {
+                None => Some(0),
+                Some(at) => u32::try_from((at - now).num_seconds())
+                    .ok()
+                    .filter(|seconds| *seconds > 0),
+            };
+            let hold_id = remaining.map(|seconds| {
+                let hold_id = entry_id_for(&format!("import-hold:{}", hold.reference), request_id);
+                let mut pending = transfer(
+                    hold_id,
+                    account.ledger_account_id,
+                    suspense,
+                    money.amount(),
+                    format!("hold: {}", hold.reference),
+                );
+                pending.pending = true;
+                pending.timeout_seconds = seconds;
+                transfers.push(pending);
+                placed.push(Hold {
+                    id: hold_id,
+                    account_id: id,
+                    amount: money.amount(),
+                    currency,
+                    reason: hold.reference.clone(),
+                    status: HoldStatus::Held,
+                    expires_at: hold.expires_at,
+                    placed_at: now,
+                });
+                hold_id
+            });
+            holds.push(ImportedHoldView {
+                reference: hold.reference.clone(),
+                hold_id,
+                amount: money_text(money.amount(), currency),
+                expires_at: hold.expires_at,
+            });
+        }
+        if !transfers.is_empty() {
+            let answer = self
+                .ledger
+                .clone()
+                .create_transfers(pb::CreateTransfersRequest { transfers })
+                .await
+                .map_err(|s| from_status(&s))?
+                .into_inner();
+            for result in answer.results {
+                if let Some(pb::entry_result::Outcome::Failure(failure)) = result.outcome {
+                    return Err(from_failure(
+                        &failure.code,
+                        &failure.message,
+                        tonic::Code::FailedPrecondition,
+                    ));
+                }
+            }
+        }
+        let event = self.event(
+            id,
+            "deposits.account.imported",
+            json!({
+                "account_id": id,
+                "customer_id": request.customer_id,
+                "product_code": product.code,
+                "product_version": product.version,
+                "currency": currency.code(),
+                "opened_on": request.opened_on,
+                "opening_balance": money_text(balance.amount(), currency),
+                "accrued_interest": money_text(accrued.amount(), currency),
+                "holds": placed.len(),
+                "reference": request.reference,
+            }),
+        )?;
+        let mut changes = vec![Change::InsertAccount(Box::new(account.clone()))];
+        changes.extend(placed.into_iter().map(Change::InsertHold));
+        let stored = ImportView {
+            account: self.view(&account).await?,
+            opening_entry_id,
+            holds,
+            replayed: false,
+        };
+        let mut view = self
+            .commit(
+                request_id,
+                "import_account",
+                &content,
+                &stored,
+                &changes,
+                &[event],
+            )
+            .await?;
+        view.account = self.account(id).await?;
+        Ok(view)
+    }
+}

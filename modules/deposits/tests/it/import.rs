@@ -1,0 +1,166 @@
+//! Importing an account moved from another core (`corebank.deposits.v1.DepositsMigration`):
+//! its balance against the migration clearing account, its holds with their remaining time,
+//! its accrued interest, once, for the migration component only.
+
+use chrono::{SecondsFormat, TimeDelta};
+use corebank_api::deposits::v1 as pb;
+use corebank_api::deposits::v1::deposits_migration_client::DepositsMigrationClient;
+use corebank_api::ledger::v1 as lpb;
+use corebank_api::ledger::v1::ledger_client::LedgerClient;
+use corebank_service::contract::error_code;
+use uuid::Uuid;
+
+use crate::common::{id, start};
+
+const PRODUCT: &str = "IMPORTED";
+
+/// What a case changes in a good request to make it bad.
+type Spoil = fn(&mut pb::ImportAccountRequest);
+
+fn hold(reference: &str, amount: &str, expires_at: &str) -> pb::HoldToImport {
+    pb::HoldToImport {
+        reference: reference.to_owned(),
+        amount: amount.to_owned(),
+        expires_at: expires_at.to_owned(),
+    }
+}
+
+#[tokio::test]
+async fn an_imported_account_keeps_its_balance_holds_and_accrued_interest_once() {
+    let h = start().await;
+    h.create_product(PRODUCT, |_| {}).await;
+    let now = corebank_kernel::Clock::now(h.clock.as_ref());
+    let time = |at: chrono::DateTime<chrono::Utc>| at.to_rfc3339_opts(SecondsFormat::Secs, true);
+    let request = pb::ImportAccountRequest {
+        request_id: id(),
+        customer_id: "cust-imported".to_owned(),
+        product_code: PRODUCT.to_owned(),
+        currency: "EUR".to_owned(),
+        opened_on: "2024-03-01".to_owned(),
+        opening_balance: "120.50".to_owned(),
+        accrued_interest: "0.37".to_owned(),
+        holds: vec![
+            hold("ACLK1", "30.00", &time(now + TimeDelta::days(2))),
+            hold("ACLK2", "5.00", &time(now - TimeDelta::hours(1))),
+            hold("ACLK3", "10.00", ""),
+        ],
+        reference: "EUR1000000119".to_owned(),
+    };
+
+    // Only the migration component imports.
+    let refused = DepositsMigrationClient::new(h.deposits_app.channel("gateway", "deposits"))
+        .import_account(request.clone())
+        .await
+        .unwrap_err();
+    assert_eq!(error_code(&refused), "permission_denied");
+    let mut migration =
+        DepositsMigrationClient::new(h.deposits_app.channel("migration", "deposits"));
+    let imported = migration
+        .import_account(request.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    let account = imported.account.clone().unwrap();
+    let balances = account.balances.clone().unwrap();
+    assert_eq!(
+        (
+            balances.posted.as_str(),
+            balances.held.as_str(),
+            balances.available.as_str(),
+            balances.accrued_interest.as_str()
+        ),
+        ("120.50", "40.00", "80.50", "0.37")
+    );
+    assert_eq!(account.opened_on, "2024-03-01");
+    let placed: Vec<(&str, bool)> = imported
+        .holds
+        .iter()
+        .map(|hold| (hold.reference.as_str(), !hold.hold_id.is_empty()))
+        .collect();
+    assert_eq!(
+        placed,
+        vec![("ACLK1", true), ("ACLK2", false), ("ACLK3", true)],
+        "a hold that lapsed while the account moved is not placed"
+    );
+    let kept = h
+        .deposits
+        .release_hold(&id(), &imported.holds[2].hold_id)
+        .await
+        .unwrap();
+    assert_eq!(kept.reason, "ACLK3");
+
+    // The opening balance came from the migration clearing account.
+    let clearing: Uuid = h
+        .deposits_value(
+            "SELECT ledger_account_id FROM gl_accounts WHERE role = 'migration_clearing' AND currency = 'EUR'",
+            &[],
+        )
+        .await;
+    let entry = LedgerClient::new(h.ledger_app.channel("deposits", "ledger"))
+        .get_entry(lpb::GetEntryRequest {
+            key: Some(lpb::get_entry_request::Key::EntryId(
+                imported.opening_entry_id.clone(),
+            )),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let debited: Vec<&str> = entry
+        .legs
+        .iter()
+        .filter(|leg| leg.direction == i32::from(lpb::Direction::Debit))
+        .map(|leg| leg.account_id.as_str())
+        .collect();
+    assert_eq!(debited, vec![clearing.to_string()]);
+    assert_eq!(entry.external_ref, "EUR1000000119");
+
+    // Again: nothing written twice, the same answer.
+    let again = migration
+        .import_account(request.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(again.replayed);
+    assert_eq!(again.holds, imported.holds);
+    assert_eq!(again.account.unwrap().balances.unwrap().posted, "120.50");
+    let mut changed = request.clone();
+    changed.opening_balance = "120.51".to_owned();
+    let different = migration.import_account(changed).await.unwrap_err();
+    assert_eq!(error_code(&different), "exists_with_different_content");
+
+    // Bad input names the field and changes nothing.
+    let cases: [(Spoil, &str); 4] = [
+        (
+            |r| r.holds[0].amount = "-1.00".to_owned(),
+            "holds[0].amount",
+        ),
+        (
+            |r| r.holds[1].expires_at = "tomorrow".to_owned(),
+            "holds[1].expires_at",
+        ),
+        (|r| r.opened_on = "01.03.2024".to_owned(), "opened_on"),
+        (
+            |r| r.accrued_interest = "-0.01".to_owned(),
+            "accrued_interest",
+        ),
+    ];
+    for (spoil, field) in cases {
+        let mut bad = request.clone();
+        bad.request_id = id();
+        spoil(&mut bad);
+        let refused = migration.import_account(bad).await.unwrap_err();
+        assert_eq!(
+            error_code(&refused),
+            "invalid_argument",
+            "{field}: {refused:?}"
+        );
+        assert!(refused.message().contains(field), "{field}: {refused:?}");
+    }
+    let mut other_currency = request.clone();
+    other_currency.request_id = id();
+    other_currency.currency = "USD".to_owned();
+    let mismatch = migration.import_account(other_currency).await.unwrap_err();
+    assert_eq!(error_code(&mismatch), "currency_mismatch");
+    let accounts: i64 = h.deposits_value("SELECT count(*) FROM accounts", &[]).await;
+    assert_eq!(accounts, 1, "a refused import opens nothing");
+}
