@@ -12,6 +12,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/corebank/payments/v1/payments.proto",
         "proto/corebank/legacy/v1/legacy.proto",
         "proto/corebank/gateway/v1/gateway.proto",
+        "proto/corebank/migration/v1/migration.proto",
     ]
     .iter()
     .map(PathBuf::from)

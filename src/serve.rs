@@ -1,7 +1,9 @@
 //! `corebank serve <component>`: one component in this process, as in production.
 
 use anyhow::Context as _;
-use corebank_components::{clients_as, deposits, gateway, ledger, legacy_adapter, payments, relay};
+use corebank_components::{
+    clients_as, deposits, gateway, ledger, legacy_adapter, migration, payments, relay,
+};
 #[cfg(feature = "mocks")]
 use corebank_components::{demo, legacy_core, rail_sim};
 use corebank_db::Db;
@@ -41,6 +43,11 @@ pub enum ComponentName {
     /// (the same contracts as the modern modules) and `corebank.legacy.v1.LegacyExport`, in
     /// front of the core at `COREBANK_LEGACY_CORE_ADDR`.
     LegacyAdapter,
+    /// The account migration: gRPC `corebank.migration.v1.Migrations` and the sagas that
+    /// move accounts from the legacy core to the modern one, through the gateway at
+    /// `COREBANK_MIGRATION_GATEWAY_URL`, the adapter at `COREBANK_MIGRATION_LEGACY_URL` and
+    /// deposits at `COREBANK_DEPOSITS_URL`.
+    Migration,
     /// The strangler-fig gateway: the channel API `/v1` and the migration teams' `/admin/v1`,
     /// routing to the legacy adapter (`COREBANK_GATEWAY_LEGACY_URL`) and the modern modules
     /// (`COREBANK_GATEWAY_MODERN_URL`).
@@ -53,6 +60,7 @@ impl ComponentName {
         match self {
             ComponentName::Ledger => component_names::LEDGER,
             ComponentName::Deposits => component_names::DEPOSITS,
+            ComponentName::Migration => component_names::MIGRATION,
             ComponentName::Payments => component_names::PAYMENTS,
             #[cfg(feature = "mocks")]
             ComponentName::RailSim => component_names::RAIL,
@@ -82,6 +90,7 @@ impl ComponentName {
             | ComponentName::Deposits
             | ComponentName::Payments
             | ComponentName::Relay
+            | ComponentName::Migration
             | ComponentName::LegacyAdapter
             | ComponentName::Gateway => None,
         }
@@ -228,6 +237,28 @@ pub async fn serve(name: ComponentName, settings: &Settings) -> anyhow::Result<(
                 settings,
                 url,
                 ledger_url,
+                &mode,
+                components_shutdown.clone(),
+            )?
+        }
+        ComponentName::Migration => {
+            let gateway_url = settings.migration_gateway_url.as_deref().context(
+                "COREBANK_MIGRATION_GATEWAY_URL is not set: the gateway's internal gRPC URL, \
+                 where the migration marks accounts moving and switches their home",
+            )?;
+            let legacy_url = settings.migration_legacy_url.as_deref().context(
+                "COREBANK_MIGRATION_LEGACY_URL is not set: the legacy adapter's gRPC URL, e.g. \
+                 http://127.0.0.1:8091",
+            )?;
+            let deposits_url = settings.deposits_url.as_deref().context(
+                "COREBANK_DEPOSITS_URL is not set: modern deposits imports the accounts moved",
+            )?;
+            migration(
+                settings,
+                url,
+                gateway_url,
+                legacy_url,
+                deposits_url,
                 &mode,
                 components_shutdown.clone(),
             )?

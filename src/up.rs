@@ -105,6 +105,7 @@ const MAIN_SERVER_COMPONENTS: &[&str] = &[
     component_names::DEMO,
     component_names::RELAY,
     component_names::LEGACY_CORE,
+    component_names::MIGRATION,
 ];
 
 /// A server's share of `mode`: only the certificates of `components`.
@@ -239,6 +240,17 @@ async fn serve_until_shutdown(
         )
         .await?,
     );
+    // The migration moves accounts through the gateway's directory (this server), the
+    // adapter's server and modern deposits (this server).
+    let component = component.merge(corebank_components::migration(
+        settings,
+        url,
+        &own_url,
+        &adapter_server.internal_url(),
+        &own_url,
+        mode,
+        components_shutdown.clone(),
+    )?);
     let server = corebank_service::serve_on(
         listeners,
         component,

@@ -57,3 +57,8 @@ pub mod legacy {
 pub mod gateway {
     contract!("corebank.gateway.v1");
 }
+
+/// `corebank.migration.v1`: the account migration from the legacy core to the modern one.
+pub mod migration {
+    contract!("corebank.migration.v1");
+}

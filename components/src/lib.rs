@@ -164,6 +164,45 @@ pub fn deposits(
     )?)
 }
 
+/// The migration component on `url` (schema `migration`), reaching the gateway's directory
+/// at `gateway_url`, the legacy adapter at `legacy_url` and modern deposits at
+/// `deposits_url` as `migration`; its saga executor stops with `shutdown`.
+pub fn migration(
+    settings: &Settings,
+    url: &str,
+    gateway_url: &str,
+    legacy_url: &str,
+    deposits_url: &str,
+    mode: &InternalMode,
+    shutdown: CancellationToken,
+) -> anyhow::Result<Component> {
+    let db = schema_db(settings, url, "migration")?;
+    let clients = clients_as(mode, component_names::MIGRATION)?;
+    let peers = corebank_migration::peers::Peers::new(
+        lazy_channel(
+            &clients,
+            gateway_url,
+            component_names::GATEWAY,
+            "COREBANK_MIGRATION_GATEWAY_URL",
+        )?,
+        lazy_channel(
+            &clients,
+            legacy_url,
+            component_names::LEGACY_ADAPTER,
+            "COREBANK_MIGRATION_LEGACY_URL",
+        )?,
+        lazy_channel(
+            &clients,
+            deposits_url,
+            component_names::DEPOSITS,
+            "COREBANK_DEPOSITS_URL",
+        )?,
+    );
+    let (component, _) =
+        corebank_migration::grpc::component(db, peers, executor_config(settings), shutdown)?;
+    Ok(component)
+}
+
 /// The sanctions lists the settings name (`COREBANK_SANCTIONS_…`): a list that does not
 /// parse stops the start, naming the file and line.
 fn sanctions_list(

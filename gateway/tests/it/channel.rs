@@ -9,6 +9,7 @@ use std::time::Duration;
 use crate::common::{Answer, send, spawn_gateway};
 use corebank_api::deposits::v1 as dpb;
 use corebank_api::deposits::v1::deposits_client::DepositsClient;
+use corebank_api::deposits::v1::deposits_migration_server::DepositsMigrationServer;
 use corebank_api::deposits::v1::deposits_server::DepositsServer;
 use corebank_api::ledger::v1::ledger_client::LedgerClient;
 use corebank_gateway::auth::dev::{self, Role};
@@ -104,10 +105,23 @@ pub(crate) async fn stack() -> Stack {
         shutdown.clone(),
     )
     .unwrap();
-    let modern = TestApp::spawn(payments.merge(Component::new("deposits").with_grpc(
-        DepositsServer::new(corebank_deposits::grpc::DepositsService::new(deposits)),
-        Allow::only(allowed_callers::DEPOSITS),
-    )))
+    let modern = TestApp::spawn(
+        payments.merge(
+            Component::new("deposits")
+                .with_grpc(
+                    DepositsServer::new(corebank_deposits::grpc::DepositsService::new(
+                        deposits.clone(),
+                    )),
+                    Allow::only(allowed_callers::DEPOSITS),
+                )
+                .with_grpc(
+                    DepositsMigrationServer::new(corebank_deposits::grpc::MigrationService::new(
+                        deposits,
+                    )),
+                    Allow::only(allowed_callers::DEPOSITS_MIGRATION),
+                ),
+        ),
+    )
     .await;
     // The legacy side: the mock core and its adapter.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -14,6 +14,7 @@ mod common;
 mod homes;
 mod idempotency;
 mod jwks_https;
+mod migration;
 mod openapi;
 mod routing;
 mod shadow;

@@ -88,6 +88,12 @@ pub struct MigrationService {
     deposits: Deposits,
 }
 
+impl MigrationService {
+    pub fn new(deposits: Deposits) -> MigrationService {
+        MigrationService { deposits }
+    }
+}
+
 fn rfc3339(field: &str, text: &str) -> Result<Option<DateTime<Utc>>, DepositsError> {
     if text.is_empty() {
         return Ok(None);

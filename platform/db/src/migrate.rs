@@ -684,6 +684,7 @@ mod tests {
                 "gateway",
                 "ledger",
                 "legacy_adapter",
+                "migration",
                 "payments"
             ]
         );

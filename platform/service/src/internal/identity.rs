@@ -78,6 +78,9 @@ pub mod allowed_callers {
     /// `corebank.deposits.v1.DepositsMigration` (importing an account moved from the legacy
     /// core): the migration component.
     pub const DEPOSITS_MIGRATION: &[&str] = &[MIGRATION];
+    /// `corebank.migration.v1.Migrations` (start and read account migrations): the gateway,
+    /// for operators.
+    pub const MIGRATIONS: &[&str] = &[GATEWAY];
     /// `corebank.legacy.v1.LegacyExport`: the migration tooling.
     pub const LEGACY_EXPORT: &[&str] = &[MIGRATION];
     /// `corebank.legacy.v1.LegacyMigration` (freeze, empty, thaw a legacy account): the

@@ -463,6 +463,19 @@ pub const SETTINGS: &[SettingSpec] = &[
         description: "gRPC URL of the legacy adapter. `corebank up` sets it to its adapter's server.",
     },
     SettingSpec {
+        name: "COREBANK_MIGRATION_GATEWAY_URL",
+        default: "",
+        description: "For `serve migration`: the gateway's internal gRPC URL (its account \
+                      directory's moves). `corebank up` uses its own server.",
+    },
+    SettingSpec {
+        name: "COREBANK_MIGRATION_LEGACY_URL",
+        default: "",
+        description: "For `serve migration`: the legacy adapter's gRPC URL (export, freeze, \
+                      empty). `corebank up` sets it to its adapter's server. Modern deposits \
+                      is `COREBANK_DEPOSITS_URL`.",
+    },
+    SettingSpec {
         name: "COREBANK_GATEWAY_BODY_MAX_BYTES",
         default: "65536",
         description: "The largest request body the gateway reads; larger ones get 413.",

@@ -115,6 +115,8 @@ pub struct Settings {
     pub jwt_dev_hs256_secret: Option<String>,
     pub gateway_modern_url: Option<String>,
     pub gateway_legacy_url: Option<String>,
+    pub migration_gateway_url: Option<String>,
+    pub migration_legacy_url: Option<String>,
     pub gateway_body_max_bytes: usize,
     pub gateway_request_timeout_ms: u64,
     pub gateway_idempotency_retention_h: u64,
@@ -291,6 +293,10 @@ impl Settings {
             gateway_modern_url: lookup("COREBANK_GATEWAY_MODERN_URL")
                 .filter(|v| !v.trim().is_empty()),
             gateway_legacy_url: lookup("COREBANK_GATEWAY_LEGACY_URL")
+                .filter(|v| !v.trim().is_empty()),
+            migration_gateway_url: lookup("COREBANK_MIGRATION_GATEWAY_URL")
+                .filter(|v| !v.trim().is_empty()),
+            migration_legacy_url: lookup("COREBANK_MIGRATION_LEGACY_URL")
                 .filter(|v| !v.trim().is_empty()),
             gateway_body_max_bytes: reader.number(
                 "COREBANK_GATEWAY_BODY_MAX_BYTES",

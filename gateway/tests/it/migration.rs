@@ -1,0 +1,270 @@
+//! The account migration end to end (`corebank-migration`, ADR 0013): accounts opened on the
+//! legacy core through the gateway move to the modern side with their money and holds, one
+//! saga each, and channels follow them; an account the bank froze is refused and stays.
+
+use std::time::Duration;
+
+use corebank_api::deposits::v1 as dpb;
+use corebank_api::deposits::v1::deposits_client::DepositsClient;
+use corebank_api::migration::v1 as mpb;
+use corebank_api::migration::v1::migrations_client::MigrationsClient;
+use corebank_gateway::auth::dev::Role;
+use corebank_migration::peers::Peers;
+use corebank_service::contract::error_code;
+use corebank_service::internal::component_names::{DEPOSITS, GATEWAY, LEGACY_ADAPTER, MIGRATION};
+use corebank_testkit::TestApp;
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::channel::{Stack, stack};
+
+const PRODUCT: &str = "MIGRATE-1";
+
+/// The migration component beside the stack, reaching its peers as `migration`.
+async fn migration_component(stack: &Stack) -> TestApp {
+    let peers = Peers::new(
+        stack.gateway.channel(MIGRATION, GATEWAY),
+        stack.legacy.channel(MIGRATION, LEGACY_ADAPTER),
+        stack.modern.channel(MIGRATION, DEPOSITS),
+    );
+    let executor = corebank_saga::ExecutorConfig {
+        poll_interval: Duration::from_millis(50),
+        ..corebank_saga::ExecutorConfig::new()
+    };
+    let (component, _) = corebank_migration::grpc::component(
+        stack.database.db_for("migration"),
+        peers,
+        executor,
+        stack.shutdown.clone(),
+    )
+    .unwrap();
+    TestApp::spawn(component).await
+}
+
+fn start(id: &str, dry_run: bool) -> mpb::StartMigrationRequest {
+    mpb::StartMigrationRequest {
+        migration_id: id.to_owned(),
+        product_code: PRODUCT.to_owned(),
+        fraction: String::new(),
+        dry_run,
+        requested_by: "operator-a".to_owned(),
+    }
+}
+
+/// The migration once no account is moving any more (at most 30 s).
+async fn finished(
+    migrations: &mut MigrationsClient<tonic::transport::Channel>,
+    id: &str,
+) -> mpb::Migration {
+    for _ in 0..300 {
+        let migration = migrations
+            .get_migration(mpb::GetMigrationRequest {
+                migration_id: id.to_owned(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        if migration.status == "done" {
+            return migration;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("migration {id} did not finish within 30 s");
+}
+
+fn account<'m>(migration: &'m mpb::Migration, id: &str) -> &'m mpb::AccountMove {
+    migration
+        .accounts
+        .iter()
+        .find(|account| account.account_id == id)
+        .unwrap_or_else(|| panic!("{id} is not in {migration:?}"))
+}
+
+#[tokio::test]
+async fn a_products_accounts_move_to_modern_with_their_money_and_holds_and_channels_follow() {
+    let stack = stack().await;
+    let token = stack.token(Role::Channel, "mobile-app", None);
+    stack.product_on_both_sides(PRODUCT).await;
+    let mut opened = Vec::new();
+    for (customer, amount) in [("cust-a", "50.00"), ("cust-b", "10.00"), ("cust-c", "5.00")] {
+        let account = stack
+            .open_account(&token, customer, PRODUCT)
+            .await
+            .expect(201);
+        assert_eq!(account.header("x-served-by"), "legacy");
+        let id = account.body["id"].as_str().unwrap().to_owned();
+        stack
+            .post(
+                &format!("/v1/accounts/{id}/deposits"),
+                &token,
+                json!({ "amount": amount, "currency": "EUR" }),
+            )
+            .await
+            .expect(201);
+        opened.push(id);
+    }
+    let (a, b, frozen) = (&opened[0], &opened[1], &opened[2]);
+    let hold = stack
+        .post(
+            &format!("/v1/accounts/{a}/holds"),
+            &token,
+            json!({ "amount": "20.00", "currency": "EUR", "reason": "card" }),
+        )
+        .await
+        .expect(201);
+    let hold_id = hold.body["id"].as_str().unwrap().to_owned();
+    // The bank froze one account itself: it cannot move.
+    DepositsClient::new(stack.legacy.channel(GATEWAY, LEGACY_ADAPTER))
+        .freeze_account(dpb::ChangeStatusRequest {
+            request_id: Uuid::new_v4().to_string(),
+            account_id: frozen.clone(),
+            reason: "fraud check".to_owned(),
+        })
+        .await
+        .unwrap();
+
+    let app = migration_component(&stack).await;
+    let refused = MigrationsClient::new(app.channel(DEPOSITS, MIGRATION))
+        .start_migration(start(&Uuid::new_v4().to_string(), true))
+        .await
+        .unwrap_err();
+    assert_eq!(error_code(&refused), "permission_denied");
+    let mut migrations = MigrationsClient::new(app.channel(GATEWAY, MIGRATION));
+
+    // A dry run plans and moves nothing.
+    let dry = migrations
+        .start_migration(start(&Uuid::new_v4().to_string(), true))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (dry.status.as_str(), dry.planned),
+        ("dry_run", 3),
+        "{dry:?}"
+    );
+    assert_eq!(account(&dry, a).posted, "50.00");
+    assert_eq!(
+        (account(&dry, a).held.as_str(), account(&dry, a).holds),
+        ("20.00", 1)
+    );
+    let still = stack
+        .get(&format!("/v1/accounts/{a}"), &token)
+        .await
+        .expect(200);
+    assert_eq!(still.header("x-served-by"), "legacy");
+
+    let id = Uuid::new_v4().to_string();
+    let started = migrations
+        .start_migration(start(&id, false))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(started.accounts.len(), 3);
+    let done = finished(&mut migrations, &id).await;
+    assert_eq!(
+        (done.moved, done.refused, done.failed),
+        (2, 1, 0),
+        "{done:?}"
+    );
+    let moved = account(&done, a);
+    assert_eq!(
+        (
+            moved.state.as_str(),
+            moved.posted.as_str(),
+            moved.held.as_str(),
+            moved.holds
+        ),
+        ("moved", "50.00", "20.00", 1)
+    );
+    assert!(!moved.modern_id.is_empty());
+    assert_eq!(account(&done, b).state, "moved");
+    let stayed = account(&done, frozen);
+    assert_eq!(stayed.state, "refused");
+    assert!(stayed.reason.starts_with("account_frozen"), "{stayed:?}");
+
+    // Channels are served from modern, with the same balances and the same hold.
+    let read = stack
+        .get(&format!("/v1/accounts/{a}"), &token)
+        .await
+        .expect(200);
+    assert_eq!(read.header("x-served-by"), "modern", "{}", read.body);
+    assert_eq!(read.body["balances"]["posted"], "50.00", "{}", read.body);
+    assert_eq!(read.body["balances"]["held"], "20.00", "{}", read.body);
+    let released = stack
+        .post(
+            &format!("/v1/accounts/{a}/holds/{hold_id}/release"),
+            &token,
+            json!({}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(
+        released.header("x-served-by"),
+        "modern",
+        "{}",
+        released.body
+    );
+    let after = stack
+        .get(&format!("/v1/accounts/{a}"), &token)
+        .await
+        .expect(200);
+    assert_eq!(
+        after.body["balances"]["available"], "50.00",
+        "{}",
+        after.body
+    );
+    stack
+        .post(
+            &format!("/v1/accounts/{b}/deposits"),
+            &token,
+            json!({ "amount": "1.00", "currency": "EUR" }),
+        )
+        .await
+        .expect(201);
+    // The refused move undid itself: no mark left, so the core's own refusal answers.
+    let still_frozen = stack
+        .post(
+            &format!("/v1/accounts/{frozen}/deposits"),
+            &token,
+            json!({ "amount": "1.00", "currency": "EUR" }),
+        )
+        .await
+        .expect(422);
+    assert_eq!(
+        still_frozen.body["code"], "account_frozen",
+        "{}",
+        still_frozen.body
+    );
+    let stayed_on_legacy = stack
+        .get(&format!("/v1/accounts/{frozen}"), &token)
+        .await
+        .expect(200);
+    assert_eq!(stayed_on_legacy.header("x-served-by"), "legacy");
+
+    // The legacy accounts are empty and take nothing more.
+    let mut legacy = DepositsClient::new(stack.legacy.channel(GATEWAY, LEGACY_ADAPTER));
+    let emptied = legacy
+        .get_account(dpb::GetAccountRequest {
+            account_id: a.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(emptied.balances.unwrap().posted, "0.00");
+
+    // The same start again answers the same migration; another one finds nothing to move.
+    let again = migrations
+        .start_migration(start(&id, false))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((again.moved, again.refused), (2, 1));
+    let second = Uuid::new_v4().to_string();
+    migrations
+        .start_migration(start(&second, false))
+        .await
+        .unwrap();
+    let second = finished(&mut migrations, &second).await;
+    assert_eq!(account(&second, a).state, "refused");
+    assert!(account(&second, a).reason.starts_with("account_moving"));
+}

@@ -1,0 +1,464 @@
+//! A migration: its plan from one export of the legacy books, its start (one `account_move`
+//! saga per planned account, started in the same transaction that stores the plan), and
+//! how it stands.
+//!
+//! The plan chooses a product's accounts, all or a stable hash fraction of them (a canary of
+//! accounts: the same accounts for the same fraction, and a larger fraction keeps the
+//! smaller one's), and refuses with a stable code those that cannot move: `account_closed`,
+//! `no_modern_product` (no modern product of the code), `product_not_at_parity` (another
+//! currency), `account_moving` (another migration moves or moved it). A dry run stores the
+//! plan and starts nothing.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use corebank_api::deposits::v1 as dpb;
+use corebank_api::legacy::v1 as lpb;
+use corebank_db::Db;
+use corebank_saga::{Executor, NewSaga, Registry};
+use rust_decimal::Decimal;
+use uuid::Uuid;
+
+use crate::moves::{MoveInput, REFUSAL_CODES, SAGA_TYPE};
+use crate::peers::Peers;
+use crate::store::{self, MigrationRow, MoveRow, PlannedMove};
+use crate::{MigrationError, derived_id};
+
+/// Moves stored (and sagas started) per transaction.
+const MOVES_PER_TX: usize = 500;
+
+/// What a start asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StartRequest {
+    pub migration_id: String,
+    pub product_code: String,
+    /// Empty: all the product's accounts.
+    pub fraction: String,
+    pub dry_run: bool,
+    pub requested_by: String,
+}
+
+/// One account's move as the migration reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MoveView {
+    pub account_id: Uuid,
+    pub legacy_account_number: String,
+    /// planned | moving | moved | refused | failed
+    pub state: String,
+    pub reason: String,
+    pub posted: String,
+    pub held: String,
+    pub holds: i64,
+    pub modern_id: String,
+    pub saga_id: Option<Uuid>,
+}
+
+/// A migration and how it stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MigrationView {
+    pub migration: MigrationRow,
+    /// running | done | dry_run
+    pub status: &'static str,
+    pub accounts: Vec<MoveView>,
+}
+
+impl MigrationView {
+    /// How many accounts are in `state`.
+    pub fn count(&self, state: &str) -> u64 {
+        self.accounts
+            .iter()
+            .filter(|account| account.state == state)
+            .count()
+            .try_into()
+            .unwrap_or(u64::MAX)
+    }
+}
+
+/// The migration use cases.
+#[derive(Debug, Clone)]
+pub struct Migrations {
+    db: Db,
+    peers: Arc<Peers>,
+    registry: Arc<Registry>,
+    executor: Executor,
+}
+
+/// Where an account falls in `[0, 1)`: stable, from its id alone.
+pub fn bucket(account_id: &str) -> Decimal {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("corebank.migration.bucket:{account_id}").as_bytes());
+    let mut first = [0_u8; 4];
+    first.copy_from_slice(&digest[..4]);
+    Decimal::from(u32::from_be_bytes(first)) / Decimal::from(u64::from(u32::MAX) + 1)
+}
+
+fn parse_fraction(text: &str) -> Result<Decimal, MigrationError> {
+    if text.is_empty() {
+        return Ok(Decimal::ONE);
+    }
+    let fraction: Decimal = text
+        .parse()
+        .map_err(|_| MigrationError::invalid("fraction", format!("{text:?} is not a number")))?;
+    if fraction <= Decimal::ZERO || fraction > Decimal::ONE {
+        return Err(MigrationError::invalid(
+            "fraction",
+            format!("{text} is not more than 0 and at most 1"),
+        ));
+    }
+    Ok(fraction)
+}
+
+fn unavailable(peer: &'static str, status: &tonic::Status) -> MigrationError {
+    MigrationError::Unavailable {
+        peer,
+        message: format!(
+            "{}: {}",
+            corebank_service::contract::error_code(status),
+            status.message()
+        ),
+    }
+}
+
+impl Migrations {
+    pub fn new(
+        db: Db,
+        peers: Arc<Peers>,
+        registry: Arc<Registry>,
+        executor: Executor,
+    ) -> Migrations {
+        Migrations {
+            db,
+            peers,
+            registry,
+            executor,
+        }
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// Plans the migration and, unless a dry run, starts its moves; the same id again
+    /// answers it as it stands.
+    pub async fn start(&self, request: &StartRequest) -> Result<MigrationView, MigrationError> {
+        let id = corebank_kernel::id::parse_v4("migration", &request.migration_id)
+            .map_err(|e| MigrationError::invalid("migration_id", e.to_string()))?;
+        let code = request.product_code.trim();
+        if code.is_empty() || code.len() > 64 {
+            return Err(MigrationError::invalid("product_code", "1-64 characters"));
+        }
+        let fraction = parse_fraction(&request.fraction)?;
+        let requested_by = request.requested_by.trim();
+        if requested_by.is_empty() || requested_by.len() > 128 {
+            return Err(MigrationError::invalid("requested_by", "1-128 characters"));
+        }
+        if let Some(existing) = self.row(id).await? {
+            let field = if existing.product_code != code {
+                Some("product_code")
+            } else if existing.fraction != request.fraction {
+                Some("fraction")
+            } else if existing.dry_run != request.dry_run {
+                Some("dry_run")
+            } else {
+                None
+            };
+            if let Some(field) = field {
+                return Err(MigrationError::ExistsWithDifferent {
+                    id: id.to_string(),
+                    field,
+                });
+            }
+            return self.get(&request.migration_id).await;
+        }
+        let modern_currency = self.modern_currency(code).await?;
+        let exported = self.export(code).await?;
+        let journal = exported.first().map_or(0, |account| account.journal);
+        let migration = MigrationRow {
+            id,
+            product_code: code.to_owned(),
+            fraction: request.fraction.clone(),
+            dry_run: request.dry_run,
+            requested_by: requested_by.to_owned(),
+            journal: i64::try_from(journal).unwrap_or(i64::MAX),
+            created_at: Utc::now(),
+        };
+        let planned: Vec<PlannedMove> = exported
+            .iter()
+            .filter(|account| bucket(&account.account_id) < fraction)
+            .map(|account| plan(id, account, modern_currency.as_deref()))
+            .collect();
+        tracing::info!(
+            migration = %id,
+            product = code,
+            accounts = planned.len(),
+            dry_run = request.dry_run,
+            "migration planned"
+        );
+        let migration = &migration;
+        self.db
+            .run_tx("migration_start", |tx| {
+                Box::pin(async move { store::insert_migration(&tx, migration).await })
+            })
+            .await
+            .map_err(MigrationError::from)?;
+        for chunk in planned.chunks(MOVES_PER_TX) {
+            self.store_chunk(migration, chunk).await?;
+        }
+        self.executor.nudge();
+        self.get(&request.migration_id).await
+    }
+
+    /// Stores a chunk of the plan, refusing accounts another migration moves, and starts
+    /// the moves of the rest (unless a dry run), in one transaction.
+    async fn store_chunk(
+        &self,
+        migration: &MigrationRow,
+        chunk: &[PlannedMove],
+    ) -> Result<(), MigrationError> {
+        let registry = &self.registry;
+        self.db
+            .run_tx("migration_store_plan", |tx| {
+                Box::pin(async move {
+                    let mut moves = Vec::with_capacity(chunk.len());
+                    for planned in chunk {
+                        let mut planned = planned.clone();
+                        let account = Uuid::parse_str(&planned.input.account_id).map_err(|e| {
+                            corebank_db::TxError::Abort(MigrationError::internal(e))
+                        })?;
+                        if planned.state == "planned"
+                            && store::moved_elsewhere(&tx, account, migration.id).await?
+                        {
+                            planned.state = "refused";
+                            planned.reason =
+                                "account_moving: another migration moves or moved it".to_owned();
+                        }
+                        if planned.state == "planned" && !migration.dry_run {
+                            let saga_id = derived_id(&[
+                                "saga",
+                                &planned.input.migration_id,
+                                &planned.input.account_id,
+                            ]);
+                            corebank_saga::start(
+                                &tx,
+                                registry,
+                                &NewSaga {
+                                    id: saga_id,
+                                    saga_type: SAGA_TYPE.to_owned(),
+                                    input: planned.input.to_json(),
+                                    business_key: planned.input.account_id.clone(),
+                                },
+                            )
+                            .await
+                            .map_err(|error| match error {
+                                corebank_db::TxError::Abort(saga) => {
+                                    corebank_db::TxError::Abort(MigrationError::internal(saga))
+                                }
+                                corebank_db::TxError::Db(db) => corebank_db::TxError::Db(db),
+                            })?;
+                            planned.saga_id = Some(saga_id);
+                        }
+                        moves.push(planned);
+                    }
+                    store::insert_moves(&tx, migration.id, &moves, Utc::now()).await
+                })
+            })
+            .await
+            .map_err(MigrationError::from)
+    }
+
+    /// The modern product's currency, or `None` when modern has no product of the code.
+    async fn modern_currency(&self, code: &str) -> Result<Option<String>, MigrationError> {
+        let answer = self
+            .peers
+            .modern
+            .clone()
+            .get_product(dpb::GetProductRequest {
+                code: code.to_owned(),
+                version: 0,
+            })
+            .await;
+        match answer {
+            Ok(product) => Ok(Some(product.into_inner().currency)),
+            Err(status) if status.code() == tonic::Code::NotFound => Ok(None),
+            Err(status) => Err(unavailable("modern deposits", &status)),
+        }
+    }
+
+    /// Every account of the product, from one export of the legacy books.
+    async fn export(&self, code: &str) -> Result<Vec<lpb::ExportedAccount>, MigrationError> {
+        let mut stream = self
+            .peers
+            .export
+            .clone()
+            .export_accounts(lpb::ExportAccountsRequest {
+                product_code: code.to_owned(),
+            })
+            .await
+            .map_err(|status| unavailable("legacy adapter", &status))?
+            .into_inner();
+        let mut accounts = Vec::new();
+        while let Some(account) = stream
+            .message()
+            .await
+            .map_err(|status| unavailable("legacy adapter", &status))?
+        {
+            accounts.push(account);
+        }
+        Ok(accounts)
+    }
+
+    async fn row(&self, id: Uuid) -> Result<Option<MigrationRow>, MigrationError> {
+        Ok(self
+            .db
+            .run_tx("migration_get", |tx| {
+                Box::pin(async move { store::migration(&tx, id).await })
+            })
+            .await?)
+    }
+
+    /// A migration as it stands.
+    pub async fn get(&self, migration_id: &str) -> Result<MigrationView, MigrationError> {
+        let id = Uuid::parse_str(migration_id)
+            .map_err(|_| MigrationError::invalid("migration_id", "not a UUID"))?;
+        let (migration, moves) = self
+            .db
+            .run_tx("migration_get_moves", |tx| {
+                Box::pin(async move {
+                    let Some(migration) = store::migration(&tx, id).await? else {
+                        return Err(corebank_db::TxError::Abort(
+                            MigrationError::UnknownMigration { id: id.to_string() },
+                        ));
+                    };
+                    Ok((migration, store::moves(&tx, id).await?))
+                })
+            })
+            .await?;
+        let accounts: Vec<MoveView> = moves.into_iter().map(view).collect();
+        let status = if migration.dry_run {
+            "dry_run"
+        } else if accounts
+            .iter()
+            .any(|account| account.state == "moving" || account.state == "planned")
+        {
+            "running"
+        } else {
+            "done"
+        };
+        Ok(MigrationView {
+            migration,
+            status,
+            accounts,
+        })
+    }
+}
+
+/// The plan for one exported account.
+fn plan(
+    migration_id: Uuid,
+    account: &lpb::ExportedAccount,
+    modern_currency: Option<&str>,
+) -> PlannedMove {
+    let refusal = if !account.closed_on.is_empty() {
+        Some(format!("account_closed: closed on {}", account.closed_on))
+    } else if modern_currency.is_none() {
+        Some(format!(
+            "no_modern_product: the modern side has no product {}",
+            account.product_code
+        ))
+    } else if modern_currency != Some(account.currency.as_str()) {
+        Some(format!(
+            "product_not_at_parity: the account is in {}, the modern product in {}",
+            account.currency,
+            modern_currency.unwrap_or_default()
+        ))
+    } else {
+        None
+    };
+    PlannedMove {
+        input: MoveInput {
+            migration_id: migration_id.to_string(),
+            account_id: account.account_id.clone(),
+            legacy_account_number: account.legacy_account_number.clone(),
+            customer_id: account.customer_id.clone(),
+            product_code: account.product_code.clone(),
+            currency: account.currency.clone(),
+            opened_on: account.opened_on.clone(),
+        },
+        state: if refusal.is_some() {
+            "refused"
+        } else {
+            "planned"
+        },
+        reason: refusal.unwrap_or_default(),
+        posted: account.posted.clone(),
+        held: account.held.clone(),
+        holds: i64::try_from(account.holds.len()).unwrap_or(i64::MAX),
+        saga_id: None,
+    }
+}
+
+/// A stored move as reported: a move's saga decides how it stands.
+fn view(row: MoveRow) -> MoveView {
+    let (state, reason) = match (row.state.as_str(), row.saga_status.as_str()) {
+        ("moving", "completed") => ("moved".to_owned(), String::new()),
+        ("moving", "compensated") => {
+            // The saga says `step <name> failed: <code>: <message>`.
+            let refusal = row
+                .saga_failure
+                .split_once(" failed: ")
+                .map_or(row.saga_failure.as_str(), |(_, refusal)| refusal);
+            let code = refusal.split(':').next().unwrap_or_default();
+            let state = if REFUSAL_CODES.contains(&code) {
+                "refused"
+            } else {
+                "failed"
+            };
+            (state.to_owned(), refusal.to_owned())
+        }
+        ("moving", "paused") => ("moving".to_owned(), format!("paused: {}", row.saga_paused)),
+        _ => (row.state.clone(), row.reason.clone()),
+    };
+    MoveView {
+        account_id: row.account_id,
+        legacy_account_number: row.legacy_account_number,
+        state,
+        reason,
+        posted: row.posted,
+        held: row.held,
+        holds: row.holds,
+        modern_id: row.modern_id,
+        saga_id: row.saga_id,
+    }
+}
+
+/// When a migration was made, for answers.
+pub fn time(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_larger_fraction_keeps_the_accounts_of_a_smaller_one() {
+        let ids: Vec<String> = (0..1_000).map(|n| format!("account-{n}")).collect();
+        let chosen = |fraction: Decimal| -> Vec<&String> {
+            ids.iter().filter(|id| bucket(id) < fraction).collect()
+        };
+        let tenth = chosen(Decimal::new(1, 1));
+        let half = chosen(Decimal::new(5, 1));
+        assert!(tenth.iter().all(|id| half.contains(id)));
+        assert!((60..=140).contains(&tenth.len()), "{}", tenth.len());
+        assert_eq!(chosen(Decimal::ONE).len(), 1_000);
+    }
+
+    #[test]
+    fn a_fraction_is_more_than_zero_and_at_most_one() {
+        assert_eq!(parse_fraction(""), Ok(Decimal::ONE));
+        assert_eq!(parse_fraction("0.1"), Ok(Decimal::new(1, 1)));
+        for bad in ["0", "1.5", "-0.1", "a tenth"] {
+            assert_eq!(parse_fraction(bad).unwrap_err().code(), "invalid_argument");
+        }
+    }
+}

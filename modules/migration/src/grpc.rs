@@ -1,0 +1,137 @@
+//! `corebank.migration.v1.Migrations` and the migration component: the service (for the
+//! gateway) and the executor of the `account_move` sagas.
+
+use std::sync::Arc;
+
+use corebank_api::migration::v1 as pb;
+use corebank_api::migration::v1::migrations_server::{
+    Migrations as MigrationsApi, MigrationsServer,
+};
+use corebank_db::Db;
+use corebank_saga::{Executor, ExecutorConfig, Registry};
+use corebank_service::internal::{Allow, allowed_callers};
+use corebank_service::{Component, refusal};
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status};
+
+use crate::MigrationError;
+use crate::app::{MigrationView, Migrations, StartRequest, time};
+use crate::moves;
+use crate::peers::Peers;
+
+/// The component: the service and the saga executor (stopped by `shutdown`); also the use
+/// cases, for tests that look inside.
+pub fn component(
+    db: Db,
+    peers: Peers,
+    executor: ExecutorConfig,
+    shutdown: CancellationToken,
+) -> Result<(Component, Migrations), MigrationError> {
+    let peers = Arc::new(peers);
+    let mut registry = Registry::new();
+    registry
+        .register(moves::definition(&peers))
+        .map_err(MigrationError::internal)?;
+    let registry = Arc::new(registry);
+    let executor = Executor::new(db.clone(), Arc::clone(&registry), executor);
+    executor.spawn(shutdown);
+    let migrations = Migrations::new(db.clone(), peers, registry, executor);
+    let component = Component::new("migration").with_db(db).with_grpc(
+        MigrationsServer::new(MigrationsService {
+            migrations: migrations.clone(),
+        }),
+        Allow::only(allowed_callers::MIGRATIONS),
+    );
+    Ok((component, migrations))
+}
+
+/// A refusal as a gRPC status; internal details stay in the log.
+pub fn status_of(error: &MigrationError) -> Status {
+    let code = match error {
+        MigrationError::InvalidArgument { .. } => tonic::Code::InvalidArgument,
+        MigrationError::UnknownMigration { .. } => tonic::Code::NotFound,
+        MigrationError::ExistsWithDifferent { .. } => tonic::Code::AlreadyExists,
+        MigrationError::Unavailable { .. } => tonic::Code::Unavailable,
+        MigrationError::Internal { .. } => tonic::Code::Internal,
+    };
+    let detail = match error {
+        MigrationError::Internal { message } => Some(message.as_str()),
+        _ => None,
+    };
+    refusal::status_of("migration", code, error.code(), error, detail)
+}
+
+fn migration(view: &MigrationView) -> pb::Migration {
+    let row = &view.migration;
+    pb::Migration {
+        migration_id: row.id.to_string(),
+        product_code: row.product_code.clone(),
+        fraction: row.fraction.clone(),
+        dry_run: row.dry_run,
+        requested_by: row.requested_by.clone(),
+        status: view.status.to_owned(),
+        journal: u64::try_from(row.journal).unwrap_or_default(),
+        planned: view.count("planned"),
+        moving: view.count("moving"),
+        moved: view.count("moved"),
+        refused: view.count("refused"),
+        failed: view.count("failed"),
+        accounts: view
+            .accounts
+            .iter()
+            .map(|account| pb::AccountMove {
+                account_id: account.account_id.to_string(),
+                legacy_account_number: account.legacy_account_number.clone(),
+                state: account.state.clone(),
+                reason: account.reason.clone(),
+                posted: account.posted.clone(),
+                held: account.held.clone(),
+                holds: u32::try_from(account.holds).unwrap_or(u32::MAX),
+                modern_id: account.modern_id.clone(),
+                saga_id: account.saga_id.map(|id| id.to_string()).unwrap_or_default(),
+            })
+            .collect(),
+        created_at: time(row.created_at),
+    }
+}
+
+/// The tonic service.
+#[derive(Debug, Clone)]
+pub struct MigrationsService {
+    migrations: Migrations,
+}
+
+#[tonic::async_trait]
+impl MigrationsApi for MigrationsService {
+    async fn start_migration(
+        &self,
+        request: Request<pb::StartMigrationRequest>,
+    ) -> Result<Response<pb::Migration>, Status> {
+        let r = request.into_inner();
+        let started = self
+            .migrations
+            .start(&StartRequest {
+                migration_id: r.migration_id,
+                product_code: r.product_code,
+                fraction: r.fraction,
+                dry_run: r.dry_run,
+                requested_by: r.requested_by,
+            })
+            .await;
+        started
+            .map(|view| Response::new(migration(&view)))
+            .map_err(|error| status_of(&error))
+    }
+
+    async fn get_migration(
+        &self,
+        request: Request<pb::GetMigrationRequest>,
+    ) -> Result<Response<pb::Migration>, Status> {
+        let id = request.into_inner().migration_id;
+        self.migrations
+            .get(&id)
+            .await
+            .map(|view| Response::new(migration(&view)))
+            .map_err(|error| status_of(&error))
+    }
+}

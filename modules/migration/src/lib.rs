@@ -1,0 +1,77 @@
+//! The account migration (ADR 0013): moving a product's existing accounts, with their money
+//! and open holds, from the legacy core to the modern one while channels keep calling.
+//!
+//! - [`app`]: a migration's plan (one export of the legacy books, the accounts chosen by a
+//!   stable hash fraction, the refusals) and its start, one saga per account; reading it.
+//! - [`moves`]: the saga that moves one account: mark it moving in the gateway's directory,
+//!   freeze it on the legacy core (the authoritative read), book it on modern (the pivot),
+//!   empty the legacy account into suspense, switch its home, verify, unmark.
+//! - [`peers`]: the clients of the parts a move goes through.
+//! - [`grpc`]: `corebank.migration.v1.Migrations` and the component.
+//! - [`store`]: the SQL of the `migration` schema.
+
+pub mod app;
+pub mod grpc;
+pub mod moves;
+pub mod peers;
+pub mod store;
+
+use corebank_db::{DbError, TxError};
+
+corebank_kernel::stable_codes! {
+    /// Why a migration request was refused or failed.
+    #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+    pub enum MigrationError {
+        #[error("{field}: {message}")]
+        InvalidArgument { field: &'static str, message: String } => "invalid_argument",
+        #[error("no migration {id}")]
+        UnknownMigration { id: String } => "unknown_migration",
+        #[error("migration {id} was started with another {field}")]
+        ExistsWithDifferent { id: String, field: &'static str } => "exists_with_different_content",
+        #[error("the {peer} is unavailable, retry later: {message}")]
+        Unavailable { peer: &'static str, message: String } => "unavailable",
+        #[error("internal error: {message}")]
+        Internal { message: String } => "internal",
+    }
+
+    /// The stable code.
+    pub fn code(&self) -> &'static str;
+}
+
+impl MigrationError {
+    fn invalid(field: &'static str, message: impl Into<String>) -> MigrationError {
+        MigrationError::InvalidArgument {
+            field,
+            message: message.into(),
+        }
+    }
+
+    fn internal(message: impl std::fmt::Display) -> MigrationError {
+        MigrationError::Internal {
+            message: message.to_string(),
+        }
+    }
+}
+
+impl From<TxError<MigrationError>> for MigrationError {
+    fn from(error: TxError<MigrationError>) -> MigrationError {
+        match error {
+            TxError::Abort(error) => error,
+            TxError::Db(DbError::Unavailable { message }) => MigrationError::Unavailable {
+                peer: "migration database",
+                message,
+            },
+            TxError::Db(other) => MigrationError::internal(other),
+        }
+    }
+}
+
+/// A name-based id in the UUIDv4 layout the other modules accept: the same parts always
+/// give the same id, so every request a move makes is the same on every attempt.
+pub fn derived_id(parts: &[&str]) -> uuid::Uuid {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("corebank.migration:{}", parts.join(":")).as_bytes());
+    let mut bytes = [0_u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_random_bytes(bytes).into_uuid()
+}

@@ -1,0 +1,481 @@
+//! The saga that moves one account from the legacy core to the modern one (`account_move`).
+//!
+//! 1. `mark`: the gateway's directory marks the account moving (channels get 503
+//!    `account_moving` with `Retry-After`); undone by clearing the mark.
+//! 2. `freeze`: the legacy core stops postings to it and answers it as it then is: the
+//!    snapshot (balance, live holds), read after the freeze so nothing can change it; undone
+//!    by a thaw. Refusals (`account_frozen`, `account_closed`, `account_migrated`) end the
+//!    move before anything moved.
+//! 3. `book` (the pivot): modern deposits imports it: opened on the product, the balance
+//!    against migration clearing, each hold re-placed with its remaining time. From here the
+//!    move only goes forward: a step that cannot finish pauses the saga for an operator.
+//! 4. `empty`: the legacy account's balance goes to the core's migration suspense account,
+//!    its holds are released, and the core refuses postings to it from then on.
+//! 5. `switch`: the gateway serves it from modern (every replica within one poll).
+//! 6. `verify`: the modern balance and holds equal the snapshot to the cent.
+//! 7. `unmark`: channels are served again; 8. `record`: the move's figures, in the saga's
+//!    own transaction.
+//!
+//! Every call's request id derives from (migration, account, step) ([`crate::derived_id`]),
+//! and every callee is idempotent by it or by the account's state, so a step repeated after
+//! a crash (of this process or a peer) changes nothing twice.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{NaiveDate, SecondsFormat, TimeZone, Utc};
+use corebank_api::deposits::v1 as dpb;
+use corebank_api::gateway::v1 as gpb;
+use corebank_api::legacy::v1 as lpb;
+use corebank_saga::{
+    Action, BoxFuture, RetryPolicy, SagaDefinition, Step, StepContext, StepOutcome,
+};
+use rust_decimal::Decimal;
+use serde_json::{Value, json};
+
+use crate::derived_id;
+use crate::peers::Peers;
+
+/// The saga type.
+pub const SAGA_TYPE: &str = "account_move";
+
+/// The codes with which a move is refused before anything moved: the account stays on
+/// legacy, as it was, and the migration lists it as refused with the code.
+pub const REFUSAL_CODES: &[&str] = &[
+    "account_frozen",
+    "account_closed",
+    "account_migrated",
+    "account_moving",
+    "unknown_product",
+    "currency_mismatch",
+];
+
+/// What a move knows from the start: the saga's input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MoveInput {
+    pub migration_id: String,
+    pub account_id: String,
+    pub legacy_account_number: String,
+    pub customer_id: String,
+    pub product_code: String,
+    pub currency: String,
+    pub opened_on: String,
+}
+
+impl MoveInput {
+    pub fn to_json(&self) -> Value {
+        json!({
+            "migration_id": self.migration_id,
+            "account_id": self.account_id,
+            "legacy_account_number": self.legacy_account_number,
+            "customer_id": self.customer_id,
+            "product_code": self.product_code,
+            "currency": self.currency,
+            "opened_on": self.opened_on,
+        })
+    }
+
+    fn of(context: &StepContext) -> MoveInput {
+        let text = |name: &str| context.input[name].as_str().unwrap_or_default().to_owned();
+        MoveInput {
+            migration_id: text("migration_id"),
+            account_id: text("account_id"),
+            legacy_account_number: text("legacy_account_number"),
+            customer_id: text("customer_id"),
+            product_code: text("product_code"),
+            currency: text("currency"),
+            opened_on: text("opened_on"),
+        }
+    }
+
+    /// The gateway's name for this move of the account.
+    pub fn move_id(&self) -> String {
+        format!("{}:{}", self.migration_id, self.account_id)
+    }
+
+    /// The request id of `step` of this move.
+    fn request_id(&self, step: &str) -> String {
+        derived_id(&[&self.migration_id, &self.account_id, step]).to_string()
+    }
+}
+
+/// A peer's answer as a step's outcome: refusals are final, an unreachable or slow peer is
+/// tried again (every call is idempotent).
+fn outcome<T>(
+    answer: Result<tonic::Response<T>, tonic::Status>,
+    done: impl FnOnce(T) -> StepOutcome,
+) -> StepOutcome {
+    match answer {
+        Ok(response) => done(response.into_inner()),
+        Err(status) => {
+            let code = corebank_service::contract::error_code(&status);
+            let text = format!("{code}: {}", status.message());
+            match status.code() {
+                tonic::Code::Unavailable | tonic::Code::ResourceExhausted => {
+                    StepOutcome::Transient(text)
+                }
+                tonic::Code::DeadlineExceeded | tonic::Code::Cancelled | tonic::Code::Unknown => {
+                    StepOutcome::Unknown(text)
+                }
+                _ => StepOutcome::Failed(text),
+            }
+        }
+    }
+}
+
+/// A step's output field as text.
+fn output(context: &StepContext, step: &str, field: &str) -> String {
+    context
+        .outputs
+        .get(step)
+        .and_then(|out| out[field].as_str())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn amount(text: &str) -> Decimal {
+    text.parse().unwrap_or_default()
+}
+
+/// A legacy hold's last day in force as the instant it lapses: the end of that day (UTC,
+/// the core's business day), RFC 3339; empty stays empty (until released).
+fn lapses_at(to_date: &str) -> String {
+    NaiveDate::parse_from_str(to_date, "%Y-%m-%d")
+        .ok()
+        .and_then(|day| day.succ_opt())
+        .and_then(|next| next.and_hms_opt(0, 0, 0))
+        .map(|midnight| {
+            Utc.from_utc_datetime(&midnight)
+                .to_rfc3339_opts(SecondsFormat::Secs, true)
+        })
+        .unwrap_or_default()
+}
+
+type CallFn = fn(Arc<Peers>, StepContext) -> BoxFuture<'static, StepOutcome>;
+
+/// The legacy adapter's request for the move's account.
+fn legacy_request(context: &StepContext) -> lpb::AccountMoveRequest {
+    lpb::AccountMoveRequest {
+        account_id: MoveInput::of(context).account_id,
+    }
+}
+
+/// A directory change done: where the account lives now.
+fn at_home(home: gpb::AccountHome) -> StepOutcome {
+    StepOutcome::Done(json!({ "home": home.home }))
+}
+
+fn call(peers: &Arc<Peers>, run: CallFn) -> Action {
+    let peers = Arc::clone(peers);
+    Action::call(move |context| run(Arc::clone(&peers), context))
+}
+
+fn mark(peers: Arc<Peers>, context: StepContext) -> BoxFuture<'static, StepOutcome> {
+    Box::pin(async move {
+        let input = MoveInput::of(&context);
+        let answer = peers
+            .homes
+            .clone()
+            .begin_move(gpb::BeginMoveRequest {
+                account_id: input.account_id.clone(),
+                move_id: input.move_id(),
+                product_code: input.product_code.clone(),
+                customer_id: input.customer_id.clone(),
+                currency: input.currency.clone(),
+                home: "legacy".to_owned(),
+            })
+            .await;
+        outcome(answer, at_home)
+    })
+}
+
+fn unmark(peers: Arc<Peers>, context: StepContext) -> BoxFuture<'static, StepOutcome> {
+    Box::pin(async move {
+        let input = MoveInput::of(&context);
+        let answer = peers
+            .homes
+            .clone()
+            .end_move(gpb::EndMoveRequest {
+                account_id: input.account_id.clone(),
+                move_id: input.move_id(),
+            })
+            .await;
+        outcome(answer, at_home)
+    })
+}
+
+fn freeze(peers: Arc<Peers>, context: StepContext) -> BoxFuture<'static, StepOutcome> {
+    Box::pin(async move {
+        let answer = peers
+            .legacy
+            .clone()
+            .freeze_account(legacy_request(&context))
+            .await;
+        outcome(answer, |frozen| {
+            let holds: Vec<Value> = frozen
+                .holds
+                .iter()
+                .map(|hold| {
+                    json!({
+                        "hold_id": hold.hold_id,
+                        "legacy_id": hold.legacy_id,
+                        "amount": hold.amount,
+                        "to_date": hold.to_date,
+                    })
+                })
+                .collect();
+            StepOutcome::Done(json!({
+                "posted": frozen.posted,
+                "held": frozen.held,
+                "holds": holds,
+                "journal": frozen.journal,
+            }))
+        })
+    })
+}
+
+fn thaw(peers: Arc<Peers>, context: StepContext) -> BoxFuture<'static, StepOutcome> {
+    Box::pin(async move {
+        let answer = peers
+            .legacy
+            .clone()
+            .thaw_account(legacy_request(&context))
+            .await;
+        outcome(answer, |thawed| {
+            StepOutcome::Done(json!({ "state": thawed.state }))
+        })
+    })
+}
+
+fn book(peers: Arc<Peers>, context: StepContext) -> BoxFuture<'static, StepOutcome> {
+    Box::pin(async move {
+        let input = MoveInput::of(&context);
+        let holds: Vec<dpb::HoldToImport> = context
+            .outputs
+            .get("freeze")
+            .and_then(|frozen| frozen["holds"].as_array())
+            .map(|holds| {
+                holds
+                    .iter()
+                    .map(|hold| dpb::HoldToImport {
+                        reference: hold["legacy_id"].as_str().unwrap_or_default().to_owned(),
+                        amount: hold["amount"].as_str().unwrap_or_default().to_owned(),
+                        expires_at: lapses_at(hold["to_date"].as_str().unwrap_or_default()),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let legacy_holds: Vec<(String, String)> = context
+            .outputs
+            .get("freeze")
+            .and_then(|frozen| frozen["holds"].as_array())
+            .map(|holds| {
+                holds
+                    .iter()
+                    .map(|hold| {
+                        let text = |name: &str| hold[name].as_str().unwrap_or_default().to_owned();
+                        (text("legacy_id"), text("hold_id"))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let answer = peers
+            .import
+            .clone()
+            .import_account(dpb::ImportAccountRequest {
+                request_id: input.request_id("book"),
+                customer_id: input.customer_id.clone(),
+                product_code: input.product_code.clone(),
+                currency: input.currency.clone(),
+                opened_on: input.opened_on.clone(),
+                opening_balance: output(&context, "freeze", "posted"),
+                // The legacy core accrues nothing on deposit accounts (its export has no
+                // accrued figure): there is nothing to carry.
+                accrued_interest: "0".to_owned(),
+                holds,
+                reference: input.legacy_account_number.clone(),
+            })
+            .await;
+        outcome(answer, |imported| {
+            let mut held = Decimal::new(0, 2);
+            let mut placed = Vec::new();
+            for hold in &imported.holds {
+                if hold.hold_id.is_empty() {
+                    continue;
+                }
+                held += amount(&hold.amount);
+                // The canonical (legacy-derived) hold id channels know, and the new one.
+                let canonical = legacy_holds
+                    .iter()
+                    .find(|(legacy, _)| *legacy == hold.reference)
+                    .map(|(_, canonical)| canonical.clone())
+                    .unwrap_or_default();
+                placed.push(json!({ "hold_id": canonical, "modern_id": hold.hold_id }));
+            }
+            StepOutcome::Done(json!({
+                "modern_id": imported.account.map(|account| account.id).unwrap_or_default(),
+                "held": held.to_string(),
+                "holds": placed,
+            }))
+        })
+    })
+}
+
+fn empty(peers: Arc<Peers>, context: StepContext) -> BoxFuture<'static, StepOutcome> {
+    Box::pin(async move {
+        let posted = amount(&output(&context, "freeze", "posted"));
+        let answer = peers
+            .legacy
+            .clone()
+            .empty_account(legacy_request(&context))
+            .await;
+        outcome(answer, |emptied| {
+            if amount(&emptied.moved) != posted {
+                return StepOutcome::Failed(format!(
+                    "snapshot_mismatch: the legacy core moved {} to suspense, the snapshot \
+                     had {posted}",
+                    emptied.moved
+                ));
+            }
+            StepOutcome::Done(json!({
+                "moved": emptied.moved,
+                "suspense_account": emptied.suspense_account,
+                "released": emptied.released_hold_ids,
+                "journal": emptied.emptied_journal,
+            }))
+        })
+    })
+}
+
+fn switch(peers: Arc<Peers>, context: StepContext) -> BoxFuture<'static, StepOutcome> {
+    Box::pin(async move {
+        let input = MoveInput::of(&context);
+        let holds = context
+            .outputs
+            .get("book")
+            .and_then(|booked| booked["holds"].as_array())
+            .map(|holds| {
+                holds
+                    .iter()
+                    .map(|hold| gpb::HoldHome {
+                        hold_id: hold["hold_id"].as_str().unwrap_or_default().to_owned(),
+                        id: hold["modern_id"].as_str().unwrap_or_default().to_owned(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let answer = peers
+            .homes
+            .clone()
+            .switch_home(gpb::SwitchHomeRequest {
+                account_id: input.account_id.clone(),
+                move_id: input.move_id(),
+                home: "modern".to_owned(),
+                id: output(&context, "book", "modern_id"),
+                holds,
+            })
+            .await;
+        outcome(answer, at_home)
+    })
+}
+
+fn verify(peers: Arc<Peers>, context: StepContext) -> BoxFuture<'static, StepOutcome> {
+    Box::pin(async move {
+        let posted = amount(&output(&context, "freeze", "posted"));
+        let held = amount(&output(&context, "book", "held"));
+        let answer = peers
+            .modern
+            .clone()
+            .get_account(dpb::GetAccountRequest {
+                account_id: output(&context, "book", "modern_id"),
+            })
+            .await;
+        outcome(answer, |account| {
+            let balances = account.balances.unwrap_or_default();
+            let (modern_posted, modern_held) = (amount(&balances.posted), amount(&balances.held));
+            if modern_posted != posted || modern_held != held {
+                return StepOutcome::Failed(format!(
+                    "snapshot_mismatch: modern has {modern_posted} posted and {modern_held} \
+                     held, the move expected {posted} and {held}"
+                ));
+            }
+            StepOutcome::Done(json!({ "posted": balances.posted, "held": balances.held }))
+        })
+    })
+}
+
+/// The move's figures in `account_moves`, in the executor's transaction.
+fn record() -> Action {
+    Action::db(|tx, context| {
+        Box::pin(async move {
+            let input = MoveInput::of(context);
+            let holds = context
+                .outputs
+                .get("book")
+                .and_then(|booked| booked["holds"].as_array())
+                .map_or(0, Vec::len);
+            crate::store::record_moved(
+                tx,
+                &input,
+                &output(context, "freeze", "posted"),
+                &output(context, "book", "held"),
+                i64::try_from(holds).unwrap_or(i64::MAX),
+                &output(context, "book", "modern_id"),
+            )
+            .await?;
+            Ok(StepOutcome::Done(json!({})))
+        })
+    })
+}
+
+/// The `account_move` saga over `peers`.
+pub fn definition(peers: &Arc<Peers>) -> SagaDefinition {
+    let patient = RetryPolicy {
+        attempts: 20,
+        initial_backoff: Duration::from_millis(200),
+        max_backoff: Duration::from_secs(10),
+        jitter: 0.2,
+    };
+    let step = |name: &str, run: CallFn| Step::new(name, call(peers, run)).retry(patient);
+    SagaDefinition::new(
+        SAGA_TYPE,
+        1,
+        vec![
+            step("mark", mark).compensate_with(call(peers, unmark)),
+            step("freeze", freeze).compensate_with(call(peers, thaw)),
+            step("book", book).pivot(),
+            step("empty", empty),
+            step("switch", switch),
+            step("verify", verify),
+            step("unmark", unmark),
+            Step::new("record", record()),
+        ],
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hold_lapses_at_the_end_of_its_last_day() {
+        assert_eq!(lapses_at("2026-12-31"), "2027-01-01T00:00:00Z");
+        assert_eq!(lapses_at(""), "");
+    }
+
+    #[test]
+    fn every_request_of_a_move_is_named_by_migration_account_and_step() {
+        let input = MoveInput {
+            migration_id: "m".to_owned(),
+            account_id: "a".to_owned(),
+            legacy_account_number: String::new(),
+            customer_id: String::new(),
+            product_code: String::new(),
+            currency: String::new(),
+            opened_on: String::new(),
+        };
+        assert_eq!(input.request_id("book"), input.request_id("book"));
+        assert_ne!(input.request_id("book"), input.request_id("empty"));
+        assert_eq!(input.move_id(), "m:a");
+    }
+}

@@ -1,0 +1,34 @@
+//! The parts an account's move goes through, each reached as the `migration` component: the
+//! gateway's directory, the legacy adapter (freeze, empty, export), and modern deposits
+//! (import, read).
+
+use corebank_api::deposits::v1::deposits_client::DepositsClient;
+use corebank_api::deposits::v1::deposits_migration_client::DepositsMigrationClient;
+use corebank_api::gateway::v1::account_homes_client::AccountHomesClient;
+use corebank_api::legacy::v1::legacy_export_client::LegacyExportClient;
+use corebank_api::legacy::v1::legacy_migration_client::LegacyMigrationClient;
+use tonic::transport::Channel;
+
+/// The clients of a move.
+#[derive(Debug, Clone)]
+pub struct Peers {
+    pub homes: AccountHomesClient<Channel>,
+    pub legacy: LegacyMigrationClient<Channel>,
+    pub export: LegacyExportClient<Channel>,
+    pub import: DepositsMigrationClient<Channel>,
+    pub modern: DepositsClient<Channel>,
+}
+
+impl Peers {
+    /// The clients over a channel to the gateway's internal listener, one to the legacy
+    /// adapter and one to modern deposits.
+    pub fn new(gateway: Channel, adapter: Channel, deposits: Channel) -> Peers {
+        Peers {
+            homes: AccountHomesClient::new(gateway),
+            legacy: LegacyMigrationClient::new(adapter.clone()),
+            export: LegacyExportClient::new(adapter),
+            import: DepositsMigrationClient::new(deposits.clone()),
+            modern: DepositsClient::new(deposits),
+        }
+    }
+}

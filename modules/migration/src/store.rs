@@ -1,0 +1,220 @@
+//! The SQL of the `migration` schema: migrations, their accounts' moves, and the moves as
+//! their sagas (`saga_instances`, same schema) say they stand.
+
+use chrono::{DateTime, Utc};
+use corebank_db::tokio_postgres::Row;
+use corebank_db::{DbError, Transaction, TxError};
+use uuid::Uuid;
+
+use crate::MigrationError;
+use crate::moves::MoveInput;
+
+/// A migration as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MigrationRow {
+    pub id: Uuid,
+    pub product_code: String,
+    pub fraction: String,
+    pub dry_run: bool,
+    pub requested_by: String,
+    pub journal: i64,
+    pub created_at: DateTime<Utc>,
+}
+
+/// An account of a migration, with its saga's standing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MoveRow {
+    pub account_id: Uuid,
+    pub legacy_account_number: String,
+    pub state: String,
+    pub reason: String,
+    pub posted: String,
+    pub held: String,
+    pub holds: i64,
+    pub modern_id: String,
+    pub saga_id: Option<Uuid>,
+    /// The saga's status, failure and pause reason (empty without a saga).
+    pub saga_status: String,
+    pub saga_failure: String,
+    pub saga_paused: String,
+}
+
+/// One account the plan chose, to store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedMove {
+    pub input: MoveInput,
+    /// `planned`, or `refused` with `reason`.
+    pub state: &'static str,
+    pub reason: String,
+    pub posted: String,
+    pub held: String,
+    pub holds: i64,
+    pub saga_id: Option<Uuid>,
+}
+
+type Result<T> = std::result::Result<T, TxError<MigrationError>>;
+
+pub async fn migration(tx: &Transaction<'_>, id: Uuid) -> Result<Option<MigrationRow>> {
+    let row = tx
+        .query_opt(
+            "SELECT id, product_code, fraction, dry_run, requested_by, journal, created_at \
+             FROM migrations WHERE id = $1",
+            &[&id],
+        )
+        .await?;
+    Ok(row.map(|row| MigrationRow {
+        id: row.get("id"),
+        product_code: row.get("product_code"),
+        fraction: row.get("fraction"),
+        dry_run: row.get("dry_run"),
+        requested_by: row.get("requested_by"),
+        journal: row.get("journal"),
+        created_at: row.get("created_at"),
+    }))
+}
+
+/// Stores the migration; false when its id was there already.
+pub async fn insert_migration(tx: &Transaction<'_>, migration: &MigrationRow) -> Result<bool> {
+    let inserted = tx
+        .execute(
+            "INSERT INTO migrations (id, product_code, fraction, dry_run, requested_by, journal, \
+             created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING",
+            &[
+                &migration.id,
+                &migration.product_code,
+                &migration.fraction,
+                &migration.dry_run,
+                &migration.requested_by,
+                &migration.journal,
+                &migration.created_at,
+            ],
+        )
+        .await?;
+    Ok(inserted == 1)
+}
+
+/// Stores planned moves (again: nothing), once per (migration, account).
+pub async fn insert_moves(
+    tx: &Transaction<'_>,
+    migration_id: Uuid,
+    moves: &[PlannedMove],
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let insert = tx
+        .prepare_cached(
+            "INSERT INTO account_moves (migration_id, account_id, legacy_account_number, \
+             customer_id, currency, state, reason, posted, held, holds, saga_id, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+             ON CONFLICT (migration_id, account_id) DO NOTHING",
+        )
+        .await?;
+    for planned in moves {
+        let account_id = parse_uuid(&planned.input.account_id)?;
+        let state = if planned.saga_id.is_some() {
+            "moving"
+        } else {
+            planned.state
+        };
+        tx.execute(
+            &insert,
+            &[
+                &migration_id,
+                &account_id,
+                &planned.input.legacy_account_number,
+                &planned.input.customer_id,
+                &planned.input.currency,
+                &state,
+                &planned.reason,
+                &planned.posted,
+                &planned.held,
+                &planned.holds,
+                &planned.saga_id,
+                &now,
+            ],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// The account is being moved, or was moved, by a migration other than `migration_id`.
+pub async fn moved_elsewhere(
+    tx: &Transaction<'_>,
+    account_id: Uuid,
+    migration_id: Uuid,
+) -> Result<bool> {
+    Ok(tx
+        .query_opt(
+            "SELECT 1 FROM account_moves WHERE account_id = $1 AND migration_id <> $2 \
+             AND state IN ('moving', 'moved') LIMIT 1",
+            &[&account_id, &migration_id],
+        )
+        .await?
+        .is_some())
+}
+
+/// A migration's accounts with their sagas' standing, in account order.
+pub async fn moves(tx: &Transaction<'_>, migration_id: Uuid) -> Result<Vec<MoveRow>> {
+    let rows = tx
+        .query(
+            "SELECT m.account_id, m.legacy_account_number, m.state, m.reason, m.posted, m.held, \
+             m.holds, m.modern_id, m.saga_id, COALESCE(s.status, '') AS saga_status, \
+             COALESCE(s.failure, '') AS saga_failure, \
+             COALESCE(s.paused_reason, '') AS saga_paused \
+             FROM account_moves m LEFT JOIN saga_instances s ON s.id = m.saga_id \
+             WHERE m.migration_id = $1 ORDER BY m.legacy_account_number",
+            &[&migration_id],
+        )
+        .await?;
+    Ok(rows.iter().map(move_row).collect())
+}
+
+fn move_row(row: &Row) -> MoveRow {
+    MoveRow {
+        account_id: row.get("account_id"),
+        legacy_account_number: row.get("legacy_account_number"),
+        state: row.get("state"),
+        reason: row.get("reason"),
+        posted: row.get("posted"),
+        held: row.get("held"),
+        holds: row.get("holds"),
+        modern_id: row.get("modern_id"),
+        saga_id: row.get("saga_id"),
+        saga_status: row.get("saga_status"),
+        saga_failure: row.get("saga_failure"),
+        saga_paused: row.get("saga_paused"),
+    }
+}
+
+/// The move's figures once it is done (the saga's last step).
+pub async fn record_moved(
+    tx: &Transaction<'_>,
+    input: &MoveInput,
+    posted: &str,
+    held: &str,
+    holds: i64,
+    modern_id: &str,
+) -> std::result::Result<(), DbError> {
+    let migration_id = Uuid::parse_str(&input.migration_id).unwrap_or_default();
+    let account_id = Uuid::parse_str(&input.account_id).unwrap_or_default();
+    tx.execute(
+        "UPDATE account_moves SET state = 'moved', posted = $3, held = $4, holds = $5, \
+         modern_id = $6, updated_at = $7 WHERE migration_id = $1 AND account_id = $2",
+        &[
+            &migration_id,
+            &account_id,
+            &posted,
+            &held,
+            &holds,
+            &modern_id,
+            &Utc::now(),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+fn parse_uuid(text: &str) -> Result<Uuid> {
+    Uuid::parse_str(text)
+        .map_err(|_| TxError::Abort(MigrationError::internal(format!("account id {text:?}"))))
+}
