@@ -277,7 +277,7 @@ async fn serve_until_shutdown(
         );
     }
     println!(
-        "  gRPC services  corebank.ledger.v1.Ledger, corebank.deposits.v1.Deposits, corebank.payments.v1.Payments, corebank.payments.v1.PaymentsReview, corebank.saga.v1.SagaAdmin, grpc.health.v1.Health, corebank.platform.v1.PlatformInfo (internal)"
+        "  gRPC services  corebank.ledger.v1.Ledger, corebank.deposits.v1.Deposits, corebank.deposits.v1.DepositsMigration, corebank.payments.v1.Payments, corebank.payments.v1.PaymentsReview, corebank.saga.v1.SagaAdmin, corebank.gateway.v1.AccountHomes, corebank.migration.v1.Migrations, grpc.health.v1.Health, corebank.platform.v1.PlatformInfo (internal)"
     );
     match mode {
         InternalMode::MutualTls(_) => println!(
@@ -305,7 +305,7 @@ async fn serve_until_shutdown(
         }
     );
     println!(
-        "  legacy adapter gRPC on {} (internal: Deposits, Payments, LegacyExport in front of the core)",
+        "  legacy adapter gRPC on {} (internal: Deposits, Payments, LegacyExport, LegacyMigration in front of the core)",
         adapter_server.internal_url()
     );
     let codes: Vec<&str> = seeded.iter().map(|(code, _)| code.as_str()).collect();

@@ -117,15 +117,34 @@ pub async fn component(
         .map_err(|error| ApiError::internal(format!("COREBANK_GATEWAY_MODERN_URL: {error}")))?
         .timeout(request_timeout)
         .connect_lazy();
-    // Four eyes on saga force-compensate and mark-resolved and on screening decisions.
+    // The migration component: where the settings say, else on the modern side's address.
+    let (migration_url, migration_setting) = match &settings.gateway_migration_url {
+        Some(url) => (url.as_str(), "COREBANK_GATEWAY_MIGRATION_URL"),
+        None => (upstream.modern_url.as_str(), "COREBANK_GATEWAY_MODERN_URL"),
+    };
+    let migrations_client = corebank_api::migration::v1::migrations_client::MigrationsClient::new(
+        upstream
+            .clients
+            .endpoint(
+                migration_url,
+                corebank_service::internal::component_names::MIGRATION,
+            )
+            .map_err(|error| ApiError::internal(format!("{migration_setting}: {error}")))?
+            .timeout(request_timeout)
+            .connect_lazy(),
+    );
+    // Four eyes on saga force-compensate and mark-resolved, screening decisions, product
+    // definitions and migrations.
     let approvals = crate::approvals::Approvals::new(
         db.clone(),
         Duration::from_secs(settings.gateway_approval_ttl_s),
         corebank_api::saga::v1::saga_admin_client::SagaAdminClient::new(saga_admin.clone()),
         payments_review,
         state.upstreams.side(crate::routing::Side::Modern).deposits,
+        migrations_client.clone(),
         signer.clone(),
     );
+    let migrations = crate::migrations::Migrations::new(migrations_client, Arc::clone(&approvals));
     let products = crate::products::Products::new(
         state.upstreams.side(crate::routing::Side::Legacy).deposits,
         state.upstreams.side(crate::routing::Side::Modern).deposits,
@@ -138,6 +157,7 @@ pub async fn component(
         .merge(shadow.admin_router())
         .merge(sagas)
         .merge(crate::products::router(products))
+        .merge(crate::migrations::router(migrations))
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&state),
             authenticate_admin,

@@ -15,6 +15,7 @@ pub mod error;
 pub mod homes;
 pub mod idempotency;
 pub mod json_integer;
+pub mod migrations;
 pub mod nul_text;
 pub mod openapi;
 pub mod operator;

@@ -49,6 +49,8 @@ pub mod scope {
     pub const PAYMENTS_APPROVE: &str = "payments:approve";
     /// Approves or rejects a modern product's definition proposed by another operator.
     pub const PRODUCTS_APPROVE: &str = "products:approve";
+    /// Approves or rejects the start of an account migration proposed by another operator.
+    pub const MIGRATIONS_APPROVE: &str = "migrations:approve";
     pub const AUDIT_READ: &str = "audit:read";
 }
 

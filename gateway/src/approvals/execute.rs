@@ -150,5 +150,27 @@ pub(super) async fn call(
                 serde_json::to_value(view).unwrap_or(Value::Null)
             }))
         }
+        ApprovalKind::MigrationStart => {
+            let text = |name: &str| {
+                approval
+                    .parameters
+                    .get(name)
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            let request = crate::migrations::start_request(
+                &text("migration_id"),
+                &approval.target,
+                &text("fraction"),
+                false,
+                &format!("{proposed_by}, approved by {approver}"),
+            );
+            let mut client = approvals.migrations.clone();
+            Ok(client.start_migration(request).await.map(|started| {
+                let view = crate::migrations::MigrationView::from(started.into_inner());
+                serde_json::to_value(view).unwrap_or(Value::Null)
+            }))
+        }
     }
 }

@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use corebank_api::deposits::v1::deposits_client::DepositsClient;
+use corebank_api::migration::v1::migrations_client::MigrationsClient;
 use corebank_api::payments::v1::payments_review_client::PaymentsReviewClient;
 use corebank_api::saga::v1::saga_admin_client::SagaAdminClient;
 use corebank_db::Db;
@@ -47,15 +48,19 @@ pub enum ApprovalKind {
     /// Deposits `CreateProduct` of the modern product `target` (a product code): a new code
     /// or its next version, as `parameters` define it.
     ProductDefine,
+    /// Migrations `StartMigration` of the product `target`'s legacy accounts
+    /// (`parameters`: `migration_id`, `fraction`).
+    MigrationStart,
 }
 
 impl ApprovalKind {
-    pub const ALL: [ApprovalKind; 5] = [
+    pub const ALL: [ApprovalKind; 6] = [
         ApprovalKind::SagaForceCompensate,
         ApprovalKind::SagaMarkResolved,
         ApprovalKind::PaymentScreeningRelease,
         ApprovalKind::PaymentScreeningRefuse,
         ApprovalKind::ProductDefine,
+        ApprovalKind::MigrationStart,
     ];
 
     pub fn name(self) -> &'static str {
@@ -65,6 +70,7 @@ impl ApprovalKind {
             ApprovalKind::PaymentScreeningRelease => "payment_screening_release",
             ApprovalKind::PaymentScreeningRefuse => "payment_screening_refuse",
             ApprovalKind::ProductDefine => "product_define",
+            ApprovalKind::MigrationStart => "migration_start",
         }
     }
 
@@ -85,6 +91,7 @@ impl ApprovalKind {
                 scope::PAYMENTS_APPROVE
             }
             ApprovalKind::ProductDefine => scope::PRODUCTS_APPROVE,
+            ApprovalKind::MigrationStart => scope::MIGRATIONS_APPROVE,
         }
     }
 
@@ -95,7 +102,7 @@ impl ApprovalKind {
             ApprovalKind::PaymentScreeningRelease | ApprovalKind::PaymentScreeningRefuse => {
                 "payment"
             }
-            ApprovalKind::ProductDefine => "product",
+            ApprovalKind::ProductDefine | ApprovalKind::MigrationStart => "product",
         }
     }
 
@@ -103,7 +110,9 @@ impl ApprovalKind {
     /// product code for a product.
     fn is_target(self, target: &str) -> bool {
         match self {
-            ApprovalKind::ProductDefine => crate::products::definition::is_code(target),
+            ApprovalKind::ProductDefine | ApprovalKind::MigrationStart => {
+                crate::products::definition::is_code(target)
+            }
             ApprovalKind::SagaForceCompensate
             | ApprovalKind::SagaMarkResolved
             | ApprovalKind::PaymentScreeningRelease
@@ -159,7 +168,8 @@ pub struct Approval {
     /// The saga's or the payment's id, or the product's code.
     pub target: String,
     /// The kind's parameters: `{"resolution"}` for `saga_mark_resolved`, the product's
-    /// definition for `product_define`, else `{}`.
+    /// definition for `product_define`, `{"migration_id", "fraction"}` for
+    /// `migration_start`, else `{}`.
     #[schema(value_type = Object)]
     pub parameters: serde_json::Value,
     /// The proposer's reason.
@@ -202,6 +212,8 @@ pub struct Approvals {
     review: PaymentsReviewClient<Channel>,
     /// The modern side's Deposits, for approved product definitions.
     products: DepositsClient<Channel>,
+    /// The migration component, for approved migrations.
+    migrations: MigrationsClient<Channel>,
     /// Signs the approver for each call; `None` with plain-text internal calls.
     signer: Option<Arc<AssertionSigner>>,
 }
@@ -230,6 +242,7 @@ impl Approvals {
         sagas: SagaAdminClient<Channel>,
         review: PaymentsReviewClient<Channel>,
         products: DepositsClient<Channel>,
+        migrations: MigrationsClient<Channel>,
         signer: Option<Arc<AssertionSigner>>,
     ) -> Arc<Approvals> {
         Arc::new(Approvals {
@@ -238,6 +251,7 @@ impl Approvals {
             sagas,
             review,
             products,
+            migrations,
             signer,
         })
     }

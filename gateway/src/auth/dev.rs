@@ -111,6 +111,7 @@ impl Role {
                 scope::SAGAS_APPROVE,
                 scope::PAYMENTS_APPROVE,
                 scope::PRODUCTS_APPROVE,
+                scope::MIGRATIONS_APPROVE,
             ],
             Role::Auditor => &[scope::AUDIT_READ],
         }

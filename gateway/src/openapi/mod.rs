@@ -61,6 +61,7 @@ Every refusal and failure is the one error envelope `{code, message, retry_safe}
         (name = "admin: shadow", description = "Shadow comparison: mismatches and counts"),
         (name = "admin: sagas", description = "Operator actions on the payments' sagas"),
         (name = "admin: products", description = "Both sides' product catalogues and their parity; modern products under four eyes"),
+        (name = "admin: migrations", description = "Moving a product's legacy accounts to the modern side: dry runs, starts under four eyes, progress account by account"),
     )
 )]
 struct ApiDoc;
@@ -74,6 +75,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
     document.merge(crate::sagas::openapi());
     document.merge(crate::approvals::admin::openapi());
     document.merge(crate::products::openapi());
+    document.merge(crate::migrations::openapi());
     add_security_schemes(&mut document);
     tie_amounts_to_currencies(&mut document);
     require_a_change_in_route_proposals(&mut document);

@@ -872,6 +872,7 @@ async fn dev_keys_are_created_once_and_dev_tokens_authenticate_per_role() {
                 scope::SAGAS_APPROVE,
                 scope::PAYMENTS_APPROVE,
                 scope::PRODUCTS_APPROVE,
+                scope::MIGRATIONS_APPROVE,
             ],
         ),
         (Role::Auditor, Surface::Audit, vec![scope::AUDIT_READ]),

@@ -17,6 +17,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::channel::{Stack, stack};
+use crate::common::{send, spawn_gateway};
 
 const PRODUCT: &str = "MIGRATE-1";
 
@@ -39,6 +40,25 @@ async fn migration_component(stack: &Stack) -> TestApp {
     )
     .unwrap();
     TestApp::spawn(component).await
+}
+
+/// A POST to the admin API of the gateway `admin`.
+async fn admin_post(
+    stack: &Stack,
+    admin: &TestApp,
+    path: &str,
+    token: &str,
+    body: serde_json::Value,
+) -> crate::common::Answer {
+    send(
+        &stack.http,
+        reqwest::Method::POST,
+        admin.url(path),
+        Some(token),
+        None,
+        Some(body),
+    )
+    .await
 }
 
 fn start(id: &str, dry_run: bool) -> mpb::StartMigrationRequest {
@@ -130,22 +150,46 @@ async fn a_products_accounts_move_to_modern_with_their_money_and_holds_and_chann
         .unwrap_err();
     assert_eq!(error_code(&refused), "permission_denied");
     let mut migrations = MigrationsClient::new(app.channel(GATEWAY, MIGRATION));
+    // Operators come through the gateway's admin API: a replica that knows where the
+    // migration component is.
+    let mut settings = stack.settings.clone();
+    settings.gateway_migration_url = Some(app.internal_url(""));
+    let admin = spawn_gateway(
+        &settings,
+        &stack.database,
+        stack.legacy.internal_url(""),
+        stack.modern.internal_url(""),
+        &stack.shutdown,
+    )
+    .await;
+    let operator = stack.token(Role::Operator, "operator-a", None);
+    let approver = stack.token(Role::Approver, "approver-b", None);
 
     // A dry run plans and moves nothing.
-    let dry = migrations
-        .start_migration(start(&Uuid::new_v4().to_string(), true))
-        .await
+    let dry = admin_post(
+        &stack,
+        &admin,
+        "/admin/v1/migrations",
+        &operator,
+        json!({ "product_code": PRODUCT, "dry_run": true, "reason": "how many?" }),
+    )
+    .await
+    .expect(200);
+    assert_eq!(dry.body["status"], "dry_run", "{}", dry.body);
+    assert_eq!(dry.body["planned"], 3, "{}", dry.body);
+    let planned_a = dry.body["accounts"]
+        .as_array()
         .unwrap()
-        .into_inner();
+        .iter()
+        .find(|account| account["account_id"] == a.as_str())
+        .unwrap();
     assert_eq!(
-        (dry.status.as_str(), dry.planned),
-        ("dry_run", 3),
-        "{dry:?}"
-    );
-    assert_eq!(account(&dry, a).posted, "50.00");
-    assert_eq!(
-        (account(&dry, a).held.as_str(), account(&dry, a).holds),
-        ("20.00", 1)
+        (
+            &planned_a["posted"],
+            &planned_a["held"],
+            &planned_a["holds"]
+        ),
+        (&json!("50.00"), &json!("20.00"), &json!(1))
     );
     let still = stack
         .get(&format!("/v1/accounts/{a}"), &token)
@@ -153,14 +197,73 @@ async fn a_products_accounts_move_to_modern_with_their_money_and_holds_and_chann
         .expect(200);
     assert_eq!(still.header("x-served-by"), "legacy");
 
-    let id = Uuid::new_v4().to_string();
-    let started = migrations
-        .start_migration(start(&id, false))
-        .await
+    // The real one goes under four eyes.
+    let proposed = admin_post(
+        &stack,
+        &admin,
+        "/admin/v1/migrations",
+        &operator,
+        json!({ "product_code": PRODUCT, "reason": "wave 1" }),
+    )
+    .await
+    .expect(202);
+    assert_eq!(
+        proposed.body["kind"], "migration_start",
+        "{}",
+        proposed.body
+    );
+    let approval = proposed.body["id"].as_str().unwrap().to_owned();
+    let id = proposed.body["parameters"]["migration_id"]
+        .as_str()
         .unwrap()
-        .into_inner();
-    assert_eq!(started.accounts.len(), 3);
+        .to_owned();
+    let own = admin_post(
+        &stack,
+        &admin,
+        &format!("/admin/v1/approvals/{approval}/approve"),
+        &operator,
+        json!({ "reason": "mine" }),
+    )
+    .await;
+    assert_eq!(own.status, 403, "{}", own.body);
+    let approved = admin_post(
+        &stack,
+        &admin,
+        &format!("/admin/v1/approvals/{approval}/approve"),
+        &approver,
+        json!({ "reason": "the plan is as agreed" }),
+    )
+    .await
+    .expect(200);
+    assert_eq!(
+        approved.body["approval"]["outcome"], "done",
+        "{}",
+        approved.body
+    );
+    assert_eq!(
+        approved.body["result"]["accounts"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
     let done = finished(&mut migrations, &id).await;
+    let followed = send(
+        &stack.http,
+        reqwest::Method::GET,
+        admin.url(&format!("/admin/v1/migrations/{id}")),
+        Some(&operator),
+        None,
+        None,
+    )
+    .await
+    .expect(200);
+    assert_eq!(followed.body["moved"], 2, "{}", followed.body);
+    assert_eq!(
+        followed.body["requested_by"], "operator-a, approved by approver-b",
+        "{}",
+        followed.body
+    );
     assert_eq!(
         (done.moved, done.refused, done.failed),
         (2, 1, 0),

@@ -29,6 +29,7 @@ const ROUTER_SOURCES: &[(&str, &str)] = &[
         include_str!("../../src/approvals/admin.rs"),
     ),
     ("products/mod.rs", include_str!("../../src/products/mod.rs")),
+    ("migrations.rs", include_str!("../../src/migrations.rs")),
 ];
 
 /// A floor for the parser below: the operations there were when this test was written.
@@ -68,6 +69,8 @@ const KNOWN: &[(&str, &str)] = &[
     ("POST", "/admin/v1/approvals/{id}/approve"),
     ("POST", "/admin/v1/approvals/{id}/reject"),
     ("POST", "/admin/v1/payments/{payment_id}/screening-review"),
+    ("POST", "/admin/v1/migrations"),
+    ("GET", "/admin/v1/migrations/{migration_id}"),
 ];
 
 /// `(METHOD, path)` of every `.route("path", get(..).post(..))` call in `source`.
@@ -617,6 +620,7 @@ fn the_four_eyes_endpoints_document_their_bodies_kinds_and_refusals() {
             "payment_screening_release",
             "payment_screening_refuse",
             "product_define",
+            "migration_start",
         ]
         .into()
     );
@@ -639,6 +643,8 @@ fn the_four_eyes_endpoints_document_their_bodies_kinds_and_refusals() {
     for needed in [
         "sagas:approve",
         "payments:approve",
+        "products:approve",
+        "migrations:approve",
         "four_eyes_required",
         "proposal_expired",
     ] {

@@ -463,6 +463,12 @@ pub const SETTINGS: &[SettingSpec] = &[
         description: "gRPC URL of the legacy adapter. `corebank up` sets it to its adapter's server.",
     },
     SettingSpec {
+        name: "COREBANK_GATEWAY_MIGRATION_URL",
+        default: "",
+        description: "gRPC URL of the migration component (`/admin/v1/migrations`); unset: \
+                      `COREBANK_GATEWAY_MODERN_URL`, where `corebank up` runs it.",
+    },
+    SettingSpec {
         name: "COREBANK_MIGRATION_GATEWAY_URL",
         default: "",
         description: "For `serve migration`: the gateway's internal gRPC URL (its account \

@@ -115,6 +115,7 @@ pub struct Settings {
     pub jwt_dev_hs256_secret: Option<String>,
     pub gateway_modern_url: Option<String>,
     pub gateway_legacy_url: Option<String>,
+    pub gateway_migration_url: Option<String>,
     pub migration_gateway_url: Option<String>,
     pub migration_legacy_url: Option<String>,
     pub gateway_body_max_bytes: usize,
@@ -293,6 +294,8 @@ impl Settings {
             gateway_modern_url: lookup("COREBANK_GATEWAY_MODERN_URL")
                 .filter(|v| !v.trim().is_empty()),
             gateway_legacy_url: lookup("COREBANK_GATEWAY_LEGACY_URL")
+                .filter(|v| !v.trim().is_empty()),
+            gateway_migration_url: lookup("COREBANK_GATEWAY_MIGRATION_URL")
                 .filter(|v| !v.trim().is_empty()),
             migration_gateway_url: lookup("COREBANK_MIGRATION_GATEWAY_URL")
                 .filter(|v| !v.trim().is_empty()),

@@ -1,0 +1,315 @@
+//! `/admin/v1/migrations`: moving a product's existing accounts from the legacy core to the
+//! modern one (ADR 0013), through the migration component (`corebank.migration.v1`).
+//!
+//! A dry run is answered at once (the plan: which accounts would move, which are refused
+//! and why; nothing moves). A real migration is a proposal (`migration_start`) that another
+//! operator approves (scope `migrations:approve`); only the approval makes the migration
+//! component start moving accounts. `GET /admin/v1/migrations/{id}` follows it, account by
+//! account.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use corebank_api::migration::v1 as pb;
+use corebank_api::migration::v1::migrations_client::MigrationsClient;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tonic::transport::Channel;
+use uuid::Uuid;
+
+use crate::approvals::{ApprovalKind, Approvals};
+use crate::error::ApiError;
+use crate::operator::{self, Context, Reply};
+use crate::principal::scope;
+use crate::routing::Side;
+use crate::upstream::api_error_of;
+
+/// The migration component's client and the approvals a start goes through.
+#[derive(Debug, Clone)]
+pub struct Migrations {
+    client: MigrationsClient<Channel>,
+    approvals: Arc<Approvals>,
+}
+
+impl Migrations {
+    pub fn new(client: MigrationsClient<Channel>, approvals: Arc<Approvals>) -> Arc<Migrations> {
+        Arc::new(Migrations { client, approvals })
+    }
+}
+
+/// The routes, over `migrations`.
+pub fn router(migrations: Arc<Migrations>) -> axum::Router {
+    axum::Router::new()
+        .route("/admin/v1/migrations", post(propose))
+        .route("/admin/v1/migrations/{migration_id}", get(migration))
+        .with_state(migrations)
+}
+
+/// The pattern of a fraction: more than 0, at most 1, as a decimal.
+fn fraction_pattern() -> String {
+    "^(0\\.[0-9]{0,5}[1-9][0-9]{0,3}|1(\\.0{1,9})?)$".to_owned()
+}
+
+fn fraction_schema() -> utoipa::openapi::schema::ObjectBuilder {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(crate::openapi::formats::string_or_null())
+        .pattern(Some(fraction_pattern()))
+}
+
+fn code_schema() -> utoipa::openapi::schema::ObjectBuilder {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .pattern(Some(crate::products::definition::code_pattern()))
+}
+
+/// Whether `text` is a fraction the migration takes: more than 0 and at most 1.
+fn is_fraction(text: &str) -> bool {
+    let Ok(value) = text.parse::<rust_decimal::Decimal>() else {
+        return false;
+    };
+    text.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+        && text.len() <= 11
+        && value > rust_decimal::Decimal::ZERO
+        && value <= rust_decimal::Decimal::ONE
+}
+
+/// `{"product_code", "fraction"?, "dry_run"?, "reason"}`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MigrationBody {
+    /// The product whose legacy accounts move to the modern product of the same code.
+    #[schema(schema_with = code_schema)]
+    pub product_code: String,
+    /// More than 0, at most 1: the accounts whose stable hash falls below it (a canary of
+    /// accounts; a larger fraction later keeps these). Absent: all.
+    #[schema(schema_with = fraction_schema)]
+    #[serde(default)]
+    pub fraction: Option<String>,
+    /// Plan only: answer which accounts would move and which are refused; nothing moves,
+    /// nothing needs approving.
+    #[serde(default)]
+    pub dry_run: bool,
+    #[schema(schema_with = operator::reason_schema)]
+    pub reason: String,
+}
+
+/// One account of a migration.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct AccountMoveView {
+    pub account_id: String,
+    pub legacy_account_number: String,
+    /// `planned`, `moving`, `moved`, `refused` or `failed`.
+    pub state: String,
+    /// Why it was refused or failed: a stable code first (`account_frozen: …`).
+    pub reason: String,
+    /// The balance and holds it moved with (once moved; planned: as exported).
+    pub posted: String,
+    pub held: String,
+    pub holds: u32,
+    /// Its id on the modern side, once moved.
+    pub modern_id: String,
+}
+
+/// A migration, account by account.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct MigrationView {
+    pub migration_id: String,
+    pub product_code: String,
+    pub fraction: String,
+    pub dry_run: bool,
+    pub requested_by: String,
+    /// `running`, `done` or `dry_run`.
+    pub status: String,
+    /// The journal number of the legacy export the plan was made from.
+    pub journal: u64,
+    pub planned: u64,
+    pub moving: u64,
+    pub moved: u64,
+    pub refused: u64,
+    pub failed: u64,
+    pub accounts: Vec<AccountMoveView>,
+    pub created_at: String,
+}
+
+impl From<pb::Migration> for MigrationView {
+    fn from(m: pb::Migration) -> MigrationView {
+        MigrationView {
+            migration_id: m.migration_id,
+            product_code: m.product_code,
+            fraction: m.fraction,
+            dry_run: m.dry_run,
+            requested_by: m.requested_by,
+            status: m.status,
+            journal: m.journal,
+            planned: m.planned,
+            moving: m.moving,
+            moved: m.moved,
+            refused: m.refused,
+            failed: m.failed,
+            accounts: m
+                .accounts
+                .into_iter()
+                .map(|a| AccountMoveView {
+                    account_id: a.account_id,
+                    legacy_account_number: a.legacy_account_number,
+                    state: a.state,
+                    reason: a.reason,
+                    posted: a.posted,
+                    held: a.held,
+                    holds: a.holds,
+                    modern_id: a.modern_id,
+                })
+                .collect(),
+            created_at: m.created_at,
+        }
+    }
+}
+
+/// The migration component's request to start `migration_id`.
+pub(crate) fn start_request(
+    migration_id: &str,
+    product_code: &str,
+    fraction: &str,
+    dry_run: bool,
+    requested_by: &str,
+) -> pb::StartMigrationRequest {
+    pb::StartMigrationRequest {
+        migration_id: migration_id.to_owned(),
+        product_code: product_code.to_owned(),
+        fraction: fraction.to_owned(),
+        dry_run,
+        requested_by: requested_by.to_owned(),
+    }
+}
+
+#[utoipa::path(
+    post, path = "/admin/v1/migrations", tag = "admin: migrations",
+    operation_id = "propose_migration",
+    summary = "Plan a migration of a product's accounts, or propose starting one",
+    description = "Scope `routes:write`. The plan comes from one export of the legacy books: the product's accounts (all, or the stable hash `fraction` of them), each `planned` or `refused` with a stable code (`account_closed`, `no_modern_product`, `product_not_at_parity`, `account_moving`). With `dry_run` the plan is answered at once (200) and nothing moves. Otherwise the answer is a `migration_start` proposal (202); another operator with `migrations:approve` approves it at `/admin/v1/approvals/{id}/approve`, and only then do the accounts start moving, one saga each: channels calling a moving account get 503 `account_moving` with `Retry-After`.",
+    request_body = MigrationBody,
+    responses(
+        (status = 200, description = "The dry run's plan", body = MigrationView),
+        (status = 202, description = "The proposal, `pending`", body = crate::approvals::Approval),
+    )
+)]
+async fn propose(
+    State(migrations): State<Arc<Migrations>>,
+    context: Context,
+    body: Bytes,
+) -> Reply {
+    let context = operator::authenticated(context)?;
+    let body: MigrationBody = operator::parse_body(
+        &body,
+        r#"{"product_code": "...", "fraction"?: "0.1", "dry_run"?: false, "reason": "..."}"#,
+    )?;
+    if !crate::products::definition::is_code(&body.product_code) {
+        return Err(ApiError::invalid(format!(
+            "product_code {:?} is not a product code",
+            body.product_code
+        )));
+    }
+    let fraction = body.fraction.clone().unwrap_or_default();
+    if body.fraction.is_some() && !is_fraction(&fraction) {
+        return Err(ApiError::invalid(format!(
+            "fraction {fraction:?} is not a decimal more than 0 and at most 1"
+        )));
+    }
+    let migration_id = Uuid::new_v4().to_string();
+    if body.dry_run {
+        crate::auth::require_scope(&context.principal, scope::ROUTES_WRITE)
+            .map_err(|error| error.api_error())?;
+        let planned = migrations
+            .client
+            .clone()
+            .start_migration(start_request(
+                &migration_id,
+                &body.product_code,
+                &fraction,
+                true,
+                &context.principal.subject,
+            ))
+            .await
+            .map_err(|status| api_error_of(&status, Side::Modern))?;
+        let view = MigrationView::from(planned.into_inner());
+        return Ok((StatusCode::OK, Json(operator::to_json(&view)?)));
+    }
+    crate::approvals::admin::propose(
+        &migrations.approvals,
+        &context,
+        ApprovalKind::MigrationStart,
+        &body.product_code,
+        json!({ "migration_id": migration_id, "fraction": fraction }),
+        &body.reason,
+    )
+    .await
+}
+
+#[utoipa::path(
+    get, path = "/admin/v1/migrations/{migration_id}", tag = "admin: migrations",
+    operation_id = "get_migration",
+    summary = "A migration, account by account",
+    description = "Scope `routes:read`. Each account's state (`planned`, `moving`, `moved`, `refused`, `failed`, with the reason's stable code first), its figures and its modern id once moved; `status` is `running` while any account moves. The migration's id is in the approved proposal's `parameters`.",
+    params(("migration_id" = String, Path, description = "The migration's id (a UUID)")),
+    responses((status = 200, description = "The migration", body = MigrationView))
+)]
+async fn migration(
+    State(migrations): State<Arc<Migrations>>,
+    context: Context,
+    Path(migration_id): Path<String>,
+) -> Result<Json<MigrationView>, ApiError> {
+    operator::reader(context, scope::ROUTES_READ)?;
+    if Uuid::parse_str(&migration_id).is_err() {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no migration {migration_id:?}"),
+        ));
+    }
+    let found = migrations
+        .client
+        .clone()
+        .get_migration(pb::GetMigrationRequest { migration_id })
+        .await
+        .map_err(|status| match status.code() {
+            tonic::Code::NotFound => ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                status.message().to_owned(),
+            ),
+            _ => api_error_of(&status, Side::Modern),
+        })?;
+    Ok(Json(MigrationView::from(found.into_inner())))
+}
+
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    #[derive(utoipa::OpenApi)]
+    #[openapi(
+        paths(propose, migration),
+        components(schemas(MigrationBody, MigrationView, AccountMoveView))
+    )]
+    struct Doc;
+    <Doc as utoipa::OpenApi>::openapi()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fraction_is_more_than_zero_and_at_most_one_and_matches_its_pattern() {
+        let pattern = regex::Regex::new(&fraction_pattern()).unwrap();
+        for good in ["0.1", "0.05", "1", "1.0", "0.5"] {
+            assert!(is_fraction(good), "{good}");
+            assert!(pattern.is_match(good), "{good}");
+        }
+        for bad in ["0", "0.0", "1.5", "-0.1", "a", "2", ".5"] {
+            assert!(!is_fraction(bad) || !pattern.is_match(bad), "{bad}");
+            assert!(!pattern.is_match(bad), "{bad}");
+        }
+    }
+}
