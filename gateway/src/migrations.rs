@@ -46,6 +46,8 @@ pub fn router(migrations: Arc<Migrations>) -> axum::Router {
     axum::Router::new()
         .route("/admin/v1/migrations", post(propose))
         .route("/admin/v1/migrations/{migration_id}", get(migration))
+        .route("/admin/v1/reconciliation", post(reconcile))
+        .route("/admin/v1/reconciliation/{run_id}", get(reconciliation))
         .with_state(migrations)
 }
 
@@ -275,22 +277,169 @@ async fn migration(
         .clone()
         .get_migration(pb::GetMigrationRequest { migration_id })
         .await
-        .map_err(|status| match status.code() {
-            tonic::Code::NotFound => ApiError::new(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                status.message().to_owned(),
-            ),
-            _ => api_error_of(&status, Side::Modern),
-        })?;
+        .map_err(not_found_or_upstream)?;
     Ok(Json(MigrationView::from(found.into_inner())))
+}
+
+/// `{"reason": "..."}`: why the books are reconciled now.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReconcileBody {
+    #[schema(schema_with = operator::reason_schema)]
+    pub reason: String,
+}
+
+/// One rule's result, with its evidence.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ReconciliationResultView {
+    /// `migration_clearing_nets_suspense`.
+    pub rule: String,
+    /// What it was checked for (a currency).
+    pub subject: String,
+    pub ok: bool,
+    pub expected: String,
+    pub actual: String,
+    /// What was read, from where and when.
+    #[schema(value_type = Object)]
+    pub evidence: serde_json::Value,
+}
+
+/// A reconciliation run.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ReconciliationView {
+    pub run_id: String,
+    pub requested_by: String,
+    pub started_at: String,
+    pub checked: u64,
+    /// Results that are not `ok`.
+    pub breaks: u64,
+    pub results: Vec<ReconciliationResultView>,
+}
+
+impl From<pb::Reconciliation> for ReconciliationView {
+    fn from(run: pb::Reconciliation) -> ReconciliationView {
+        ReconciliationView {
+            run_id: run.run_id,
+            requested_by: run.requested_by,
+            started_at: run.started_at,
+            checked: run.checked,
+            breaks: run.breaks,
+            results: run
+                .results
+                .into_iter()
+                .map(|result| ReconciliationResultView {
+                    rule: result.rule,
+                    subject: result.subject,
+                    ok: result.ok,
+                    expected: result.expected,
+                    actual: result.actual,
+                    evidence: serde_json::from_str(&result.evidence)
+                        .unwrap_or(serde_json::Value::String(result.evidence)),
+                })
+                .collect(),
+        }
+    }
+}
+
+#[utoipa::path(
+    post, path = "/admin/v1/reconciliation", tag = "admin: migrations",
+    operation_id = "reconcile",
+    summary = "Reconcile the two books now",
+    description = "Scope `routes:write`. Runs the reconciliation rules and keeps each result with its evidence (the figures read, from where and when): `migration_clearing_nets_suspense`, per currency, checks that the balances the moved accounts had when frozen add up to the modern migration clearing account and to the legacy migration suspense account, so that the two net to zero. `breaks` counts the results that are not `ok`. Run it while no migration is moving accounts.",
+    request_body = ReconcileBody,
+    responses((status = 201, description = "The run", body = ReconciliationView))
+)]
+async fn reconcile(
+    State(migrations): State<Arc<Migrations>>,
+    context: Context,
+    body: Bytes,
+) -> Reply {
+    let context = operator::authenticated(context)?;
+    let body: ReconcileBody = operator::parse_body(&body, r#"{"reason": "..."}"#)?;
+    operator::require(
+        migrations.approvals.db(),
+        &context,
+        scope::ROUTES_WRITE,
+        "reconciliation.run",
+        "reconciliation",
+    )
+    .await?;
+    operator::checked_reason(&body.reason)?;
+    let run = migrations
+        .client
+        .clone()
+        .reconcile(pb::ReconcileRequest {
+            run_id: Uuid::new_v4().to_string(),
+            requested_by: context.principal.subject.clone(),
+        })
+        .await
+        .map_err(|status| api_error_of(&status, Side::Modern))?;
+    let view = ReconciliationView::from(run.into_inner());
+    tracing::info!(
+        run = %view.run_id,
+        breaks = view.breaks,
+        operator = %context.principal.subject,
+        reason = %body.reason,
+        "reconciliation run"
+    );
+    Ok((StatusCode::CREATED, Json(operator::to_json(&view)?)))
+}
+
+#[utoipa::path(
+    get, path = "/admin/v1/reconciliation/{run_id}", tag = "admin: migrations",
+    operation_id = "get_reconciliation",
+    summary = "A reconciliation run, as it was kept",
+    description = "Scope `routes:read`.",
+    params(("run_id" = String, Path, description = "The run's id (a UUID)")),
+    responses((status = 200, description = "The run", body = ReconciliationView))
+)]
+async fn reconciliation(
+    State(migrations): State<Arc<Migrations>>,
+    context: Context,
+    Path(run_id): Path<String>,
+) -> Result<Json<ReconciliationView>, ApiError> {
+    operator::reader(context, scope::ROUTES_READ)?;
+    if Uuid::parse_str(&run_id).is_err() {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no reconciliation run {run_id:?}"),
+        ));
+    }
+    let found = migrations
+        .client
+        .clone()
+        .get_reconciliation(pb::GetReconciliationRequest { run_id })
+        .await
+        .map_err(not_found_or_upstream)?;
+    Ok(Json(ReconciliationView::from(found.into_inner())))
+}
+
+/// The migration component's answer as the gateway's error: its unknown ids are 404
+/// `not_found`.
+fn not_found_or_upstream(status: tonic::Status) -> ApiError {
+    match status.code() {
+        tonic::Code::NotFound => ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            status.message().to_owned(),
+        ),
+        _ => api_error_of(&status, Side::Modern),
+    }
 }
 
 pub fn openapi() -> utoipa::openapi::OpenApi {
     #[derive(utoipa::OpenApi)]
     #[openapi(
-        paths(propose, migration),
-        components(schemas(MigrationBody, MigrationView, AccountMoveView))
+        paths(propose, migration, reconcile, reconciliation),
+        components(schemas(
+            MigrationBody,
+            MigrationView,
+            AccountMoveView,
+            ReconcileBody,
+            ReconciliationView,
+            ReconciliationResultView
+        ))
     )]
     struct Doc;
     <Doc as utoipa::OpenApi>::openapi()

@@ -219,6 +219,11 @@ pub struct Approvals {
 }
 
 impl Approvals {
+    /// The gateway's database (the audit trail, the proposals).
+    pub(crate) fn db(&self) -> &Db {
+        &self.db
+    }
+
     /// The proposals on `target` (a saga's or a payment's id) as they stand now, oldest
     /// first: the four-eyes side of its history (who proposed, who decided).
     pub async fn on_target(&self, target: &str) -> Result<Vec<Approval>, crate::error::ApiError> {

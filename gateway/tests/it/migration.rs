@@ -355,6 +355,108 @@ async fn a_products_accounts_move_to_modern_with_their_money_and_holds_and_chann
         .into_inner();
     assert_eq!(emptied.balances.unwrap().posted, "0.00");
 
+    // The books agree: what moved sits in the modern clearing and the legacy suspense.
+    let reconcile = || {
+        admin_post(
+            &stack,
+            &admin,
+            "/admin/v1/reconciliation",
+            &operator,
+            json!({ "reason": "after wave 1" }),
+        )
+    };
+    let clean = reconcile().await.expect(201);
+    assert_eq!(
+        (&clean.body["checked"], &clean.body["breaks"]),
+        (&json!(1), &json!(0)),
+        "{}",
+        clean.body
+    );
+    let result = &clean.body["results"][0];
+    assert_eq!(
+        (&result["rule"], &result["subject"], &result["expected"]),
+        (
+            &json!("migration_clearing_nets_suspense"),
+            &json!("EUR"),
+            &json!("60.00")
+        ),
+        "{result}"
+    );
+    assert_eq!(
+        result["evidence"]["legacy_suspense"]["balance"], "60.00",
+        "{result}"
+    );
+    assert_eq!(
+        result["evidence"]["modern_clearing"]["balance"], "60.00",
+        "{result}"
+    );
+
+    // A break made by hand in SQL on either book is found, with the figures that show it.
+    let sql = |schema: &'static str, statement: &'static str| {
+        let db = stack.database.db_for(schema);
+        async move {
+            db.client()
+                .await
+                .unwrap()
+                .execute(statement, &[])
+                .await
+                .unwrap();
+        }
+    };
+    sql(
+        "legacy_core",
+        "UPDATE accounts SET working_balance = working_balance + 1 \
+         WHERE category = 12900 AND currency = 'EUR'",
+    )
+    .await;
+    let broken = reconcile().await.expect(201);
+    assert_eq!(broken.body["breaks"], 1, "{}", broken.body);
+    let found = &broken.body["results"][0];
+    assert_eq!(found["ok"], false);
+    assert_eq!(
+        found["evidence"]["legacy_suspense"]["balance"], "61.00",
+        "{found}"
+    );
+    sql(
+        "legacy_core",
+        "UPDATE accounts SET working_balance = working_balance - 1 \
+         WHERE category = 12900 AND currency = 'EUR'",
+    )
+    .await;
+    sql(
+        "ledger",
+        "UPDATE account_balances SET debits_posted = debits_posted + 2 \
+         WHERE account_id = (SELECT id FROM accounts WHERE code = 'deposits.migration_clearing.EUR') \
+         AND shard = 0",
+    )
+    .await;
+    let modern_break = reconcile().await.expect(201);
+    let found = &modern_break.body["results"][0];
+    assert_eq!(found["ok"], false, "{found}");
+    assert_eq!(
+        found["evidence"]["modern_clearing"]["balance"], "62.00",
+        "{found}"
+    );
+    assert_eq!(
+        found["evidence"]["legacy_suspense"]["balance"], "60.00",
+        "{found}"
+    );
+    let run = modern_break.body["run_id"].as_str().unwrap();
+    let kept = send(
+        &stack.http,
+        reqwest::Method::GET,
+        admin.url(&format!("/admin/v1/reconciliation/{run}")),
+        Some(&operator),
+        None,
+        None,
+    )
+    .await
+    .expect(200);
+    assert_eq!(
+        kept.body, modern_break.body,
+        "a run is kept as it was found"
+    );
+
     // The same start again answers the same migration; another one finds nothing to move.
     let again = migrations
         .start_migration(start(&id, false))

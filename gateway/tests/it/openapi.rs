@@ -71,6 +71,8 @@ const KNOWN: &[(&str, &str)] = &[
     ("POST", "/admin/v1/payments/{payment_id}/screening-review"),
     ("POST", "/admin/v1/migrations"),
     ("GET", "/admin/v1/migrations/{migration_id}"),
+    ("POST", "/admin/v1/reconciliation"),
+    ("GET", "/admin/v1/reconciliation/{run_id}"),
 ];
 
 /// `(METHOD, path)` of every `.route("path", get(..).post(..))` call in `source`.

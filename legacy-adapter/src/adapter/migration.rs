@@ -12,7 +12,7 @@ use super::error::AdapterError;
 use super::legacy::{self, Probe};
 use super::{
     Adapter, Result, adapter_service, amount_text, canonical_amount, column, derived_uuid, field,
-    iso_date, money,
+    internal_account, iso_date, money,
 };
 
 const APPLICATION: &str = "AC.ACCOUNT.MIGRATION";
@@ -60,6 +60,22 @@ impl Adapter {
         );
         let done = self.legacy.input(request, &probe).await?;
         moving_account(account_id, &row.account_no, &done.record)
+    }
+}
+
+/// The core's migration suspense account category (`legacy-adapter/README.md`).
+const CATEGORY_MIGRATION_SUSPENSE: u32 = 12_900;
+
+impl Adapter {
+    /// The core's migration suspense account of `currency`, as it stands now.
+    async fn suspense(&self, currency: &str) -> Result<pb::Suspense> {
+        let account_number = internal_account(currency, CATEGORY_MIGRATION_SUSPENSE)?;
+        let account = self.legacy_account(&account_number).await?;
+        Ok(pb::Suspense {
+            currency: currency.to_owned(),
+            account_number,
+            balance: account.balances.posted,
+        })
     }
 }
 
@@ -142,5 +158,7 @@ adapter_service! {
             |adapter, r| adapter.move_action(&r.account_id, Action::Thaw).await;
         fn empty_account(pb::AccountMoveRequest) -> pb::MovingAccount =
             |adapter, r| adapter.move_action(&r.account_id, Action::Empty).await;
+        fn get_suspense(pb::GetSuspenseRequest) -> pb::Suspense =
+            |adapter, r| adapter.suspense(&r.currency).await;
     }
 }

@@ -168,6 +168,25 @@ impl DepositsMigrationApi for MigrationService {
         };
         answer(imported_view, imported)
     }
+
+    async fn get_migration_clearing(
+        &self,
+        request: Request<pb::GetMigrationClearingRequest>,
+    ) -> Answer<pb::MigrationClearing> {
+        let currency = request.into_inner().currency;
+        answer(
+            self.deposits.migration_clearing(&currency).await,
+            |clearing| pb::MigrationClearing {
+                currency: clearing.currency.clone(),
+                ledger_account_id: clearing
+                    .ledger_account_id
+                    .map(|id| id.to_string())
+                    .unwrap_or_default(),
+                balance: clearing.balance.clone(),
+                read_at: time(clearing.read_at),
+            },
+        )
+    }
 }
 
 /// The tonic service.

@@ -138,6 +138,10 @@ impl Migrations {
         &self.db
     }
 
+    pub(crate) fn peers(&self) -> &Peers {
+        &self.peers
+    }
+
     /// Plans the migration and, unless a dry run, starts its moves; the same id again
     /// answers it as it stands.
     pub async fn start(&self, request: &StartRequest) -> Result<MigrationView, MigrationError> {

@@ -49,7 +49,9 @@ pub fn component(
 pub fn status_of(error: &MigrationError) -> Status {
     let code = match error {
         MigrationError::InvalidArgument { .. } => tonic::Code::InvalidArgument,
-        MigrationError::UnknownMigration { .. } => tonic::Code::NotFound,
+        MigrationError::UnknownMigration { .. } | MigrationError::UnknownRun { .. } => {
+            tonic::Code::NotFound
+        }
         MigrationError::ExistsWithDifferent { .. } => tonic::Code::AlreadyExists,
         MigrationError::Unavailable { .. } => tonic::Code::Unavailable,
         MigrationError::Internal { .. } => tonic::Code::Internal,
@@ -101,8 +103,54 @@ pub struct MigrationsService {
     migrations: Migrations,
 }
 
+fn reconciliation(run: &crate::reconcile::RunView) -> pb::Reconciliation {
+    pb::Reconciliation {
+        run_id: run.run_id.to_string(),
+        requested_by: run.requested_by.clone(),
+        started_at: time(run.started_at),
+        checked: u64::try_from(run.results.len()).unwrap_or(u64::MAX),
+        breaks: u64::try_from(run.breaks()).unwrap_or(u64::MAX),
+        results: run
+            .results
+            .iter()
+            .map(|result| pb::ReconciliationResult {
+                rule: result.rule.clone(),
+                subject: result.subject.clone(),
+                ok: result.ok,
+                expected: result.expected.clone(),
+                actual: result.actual.clone(),
+                evidence: result.evidence.to_string(),
+            })
+            .collect(),
+    }
+}
+
 #[tonic::async_trait]
 impl MigrationsApi for MigrationsService {
+    async fn reconcile(
+        &self,
+        request: Request<pb::ReconcileRequest>,
+    ) -> Result<Response<pb::Reconciliation>, Status> {
+        let r = request.into_inner();
+        self.migrations
+            .reconcile(&r.run_id, &r.requested_by)
+            .await
+            .map(|run| Response::new(reconciliation(&run)))
+            .map_err(|error| status_of(&error))
+    }
+
+    async fn get_reconciliation(
+        &self,
+        request: Request<pb::GetReconciliationRequest>,
+    ) -> Result<Response<pb::Reconciliation>, Status> {
+        let run_id = request.into_inner().run_id;
+        self.migrations
+            .reconciliation(&run_id)
+            .await
+            .map(|run| Response::new(reconciliation(&run)))
+            .map_err(|error| status_of(&error))
+    }
+
     async fn start_migration(
         &self,
         request: Request<pb::StartMigrationRequest>,

@@ -7,6 +7,7 @@
 //!   freeze it on the legacy core (the authoritative read), book it on modern (the pivot),
 //!   empty the legacy account into suspense, switch its home, verify, unmark.
 //! - [`peers`]: the clients of the parts a move goes through.
+//! - [`reconcile`]: the rules that prove the two books agree about what moved.
 //! - [`grpc`]: `corebank.migration.v1.Migrations` and the component.
 //! - [`store`]: the SQL of the `migration` schema.
 
@@ -14,6 +15,7 @@ pub mod app;
 pub mod grpc;
 pub mod moves;
 pub mod peers;
+pub mod reconcile;
 pub mod store;
 
 use corebank_db::{DbError, TxError};
@@ -26,6 +28,8 @@ corebank_kernel::stable_codes! {
         InvalidArgument { field: &'static str, message: String } => "invalid_argument",
         #[error("no migration {id}")]
         UnknownMigration { id: String } => "unknown_migration",
+        #[error("no reconciliation run {id}")]
+        UnknownRun { id: String } => "unknown_reconciliation",
         #[error("migration {id} was started with another {field}")]
         ExistsWithDifferent { id: String, field: &'static str } => "exists_with_different_content",
         #[error("the {peer} is unavailable, retry later: {message}")]

@@ -313,3 +313,59 @@ impl Deposits {
         Ok(view)
     }
 }
+
+/// The bank's migration clearing account in a currency, as it stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClearingView {
+    pub currency: String,
+    /// `None` while nothing was ever imported in the currency.
+    pub ledger_account_id: Option<Uuid>,
+    /// Its posted balance on its normal (debit) side.
+    pub balance: String,
+    pub read_at: DateTime<Utc>,
+}
+
+impl Deposits {
+    /// The migration clearing account of `currency`, read from the ledger now.
+    pub async fn migration_clearing(&self, currency: &str) -> Result<ClearingView, DepositsError> {
+        let currency = super::parse_currency(currency)?;
+        let known = self
+            .in_tx("deposits_migration_clearing", |tx| {
+                Box::pin(async move {
+                    crate::store::gl_account(&tx, currency, "migration_clearing").await
+                })
+            })
+            .await?;
+        let read_at = self.now();
+        let Some(id) = known else {
+            return Ok(ClearingView {
+                currency: currency.code().to_owned(),
+                ledger_account_id: None,
+                balance: money_text(Decimal::ZERO, currency),
+                read_at,
+            });
+        };
+        let balance = self
+            .ledger
+            .clone()
+            .get_balance(pb::GetBalanceRequest {
+                account_id: id.to_string(),
+                as_of: None,
+            })
+            .await
+            .map_err(|s| from_status(&s))?
+            .into_inner();
+        let posted: Decimal = balance
+            .posted
+            .parse()
+            .map_err(|_| DepositsError::Internal {
+                message: format!("the ledger sent the balance {:?}", balance.posted),
+            })?;
+        Ok(ClearingView {
+            currency: currency.code().to_owned(),
+            ledger_account_id: Some(id),
+            balance: money_text(posted, currency),
+            read_at,
+        })
+    }
+}

@@ -39,7 +39,9 @@ pub use accounts::{AccountView, BalancesView, StatementLineView, StatementView};
 pub use accrual::AccrualReport;
 pub use cash::MovementView;
 pub use holds::HoldView;
-pub use import::{AccountToImport, HoldToImport, IMPORT_HOLDS_MAX, ImportView, ImportedHoldView};
+pub use import::{
+    AccountToImport, ClearingView, HoldToImport, IMPORT_HOLDS_MAX, ImportView, ImportedHoldView,
+};
 pub use products::NewProduct;
 pub use transfers::TransferView;
 
