@@ -74,6 +74,35 @@ enum Command {
         #[arg(long, default_value_t = 43_200)]
         ttl_s: u64,
     },
+    /// Move a product's accounts from the legacy core to the modern side, through the
+    /// gateway's admin API: a dry run prints the plan; otherwise the migration is proposed,
+    /// starts once another operator approves it, and is followed with a progress bar.
+    MigrateAccounts {
+        /// The product code, e.g. LEGACY-CURRENT.
+        #[arg(long)]
+        product: String,
+        /// Only the accounts whose stable hash falls below this (0 < fraction <= 1): a
+        /// canary of accounts.
+        #[arg(long)]
+        fraction: Option<String>,
+        /// Print the plan (each account planned or refused, with its reason); move nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Why, for the audit trail.
+        #[arg(long, default_value = "migrate-accounts")]
+        reason: String,
+        #[command(flatten)]
+        gateway: crate::migrate_accounts::GatewayArgs,
+    },
+    /// Reconcile the two books now through the gateway's admin API; exits non-zero on a
+    /// break.
+    Reconcile {
+        /// Why, for the audit trail.
+        #[arg(long, default_value = "reconcile")]
+        reason: String,
+        #[command(flatten)]
+        gateway: crate::migrate_accounts::GatewayArgs,
+    },
     /// Work with the legacy core through its adapter (the export for migration).
     Legacy {
         #[command(subcommand)]
@@ -122,6 +151,25 @@ pub async fn run() -> anyhow::Result<()> {
             )?;
             println!("{token}");
             Ok(())
+        }
+        Command::MigrateAccounts {
+            product,
+            fraction,
+            dry_run,
+            reason,
+            gateway,
+        } => {
+            crate::migrate_accounts::migrate(
+                &gateway,
+                &product,
+                fraction.as_deref(),
+                dry_run,
+                &reason,
+            )
+            .await
+        }
+        Command::Reconcile { reason, gateway } => {
+            crate::migrate_accounts::reconcile(&gateway, &reason).await
         }
         Command::Legacy { command } => {
             let settings = Settings::from_env()?;

@@ -3,6 +3,7 @@
 
 mod cli;
 mod legacy;
+mod migrate_accounts;
 mod outbox;
 mod serve;
 mod token;

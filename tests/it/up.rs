@@ -139,14 +139,16 @@ fn up_starts_from_nothing_answers_healthz_and_stops_cleanly_on_ctrl_c() {
     );
     // Then the dev tokens, one per role.
     let mut in_tokens = false;
-    let channel_token = loop {
+    let mut tokens = std::collections::BTreeMap::new();
+    while !tokens.contains_key("auditor") {
         let line = lines.recv_timeout(READY_TIMEOUT).unwrap();
         printed.push(line.clone());
         in_tokens |= line.starts_with("dev tokens");
-        if in_tokens && let Some(rest) = line.trim().strip_prefix("channel ") {
-            break rest.trim().to_owned();
+        if in_tokens && let Some((role, token)) = line.trim().split_once(char::is_whitespace) {
+            tokens.insert(role.to_owned(), token.trim().to_owned());
         }
-    };
+    }
+    let channel_token = tokens["channel"].clone();
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -214,6 +216,22 @@ fn up_starts_from_nothing_answers_healthz_and_stops_cleanly_on_ctrl_c() {
             grpc(
                 corebank_api::legacy::v1::legacy_export_server::SERVICE_NAME,
                 "ExportAccounts",
+            ),
+            grpc(
+                corebank_api::legacy::v1::legacy_migration_server::SERVICE_NAME,
+                "EmptyAccount",
+            ),
+            grpc(
+                corebank_api::deposits::v1::deposits_migration_server::SERVICE_NAME,
+                "ImportAccount",
+            ),
+            grpc(
+                corebank_api::gateway::v1::account_homes_server::SERVICE_NAME,
+                "SwitchHome",
+            ),
+            grpc(
+                corebank_api::migration::v1::migrations_server::SERVICE_NAME,
+                "StartMigration",
             ),
             grpc(
                 corebank_api::platform::v1::platform_info_server::SERVICE_NAME,
@@ -312,6 +330,15 @@ fn up_starts_from_nothing_answers_healthz_and_stops_cleanly_on_ctrl_c() {
         "progress is reported"
     );
 
+    // The tour goes on: a canary of the product's accounts moves to the modern side under
+    // four eyes, and the books reconcile.
+    migrate_a_canary_and_reconcile(
+        dir.path(),
+        &base_url,
+        &tokens["operator"],
+        &tokens["approver"],
+    );
+
     // Let the background tasks (the ledger's hold expirer runs every second) touch the
     // database, so stopping has open connections to close in the right order.
     std::thread::sleep(Duration::from_millis(2_500));
@@ -386,4 +413,138 @@ fn up_refuses_a_misspelt_setting_and_names_it() {
 fn migrate_without_a_database_url_says_how_to_set_one() {
     let stderr = common::refused(common::corebank(&["migrate"]).env_remove("DATABASE_URL"));
     assert!(stderr.contains("DATABASE_URL is not set"), "{stderr}");
+}
+
+/// `corebank migrate-accounts` (a dry run, then a canary proposed by the operator, approved
+/// by the approver over the admin API, and followed to its end) and `corebank reconcile`.
+fn migrate_a_canary_and_reconcile(
+    dir: &std::path::Path,
+    base_url: &str,
+    operator: &str,
+    approver: &str,
+) {
+    let corebank = |args: &[&str]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_corebank"));
+        command
+            .args(args)
+            .args(["--gateway", base_url])
+            .current_dir(dir)
+            .env("COREBANK_TOKEN", operator)
+            .env_remove("DATABASE_URL");
+        command
+    };
+    let dry = corebank(&[
+        "migrate-accounts",
+        "--product",
+        "LEGACY-CURRENT",
+        "--dry-run",
+    ])
+    .output()
+    .unwrap();
+    let plan = String::from_utf8_lossy(&dry.stdout);
+    assert!(
+        dry.status.success(),
+        "{plan}{}",
+        String::from_utf8_lossy(&dry.stderr)
+    );
+    assert!(
+        plan.contains("dry run (nothing moved): 51 accounts of LEGACY-CURRENT"),
+        "{plan}"
+    );
+
+    let mut migrating = corebank(&[
+        "migrate-accounts",
+        "--product",
+        "LEGACY-CURRENT",
+        "--fraction",
+        "0.2",
+        "--reason",
+        "canary",
+    ])
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let stderr = migrating.stderr.take().unwrap();
+    let (said, heard) = mpsc::channel::<String>();
+    // Lines end in `\n`, and the progress bar redraws itself after `\r`.
+    std::thread::spawn(move || {
+        let mut line = Vec::new();
+        for byte in std::io::Read::bytes(BufReader::new(stderr)).map_while(Result::ok) {
+            if byte == b'\n' || byte == b'\r' {
+                let text = String::from_utf8_lossy(&line).into_owned();
+                line.clear();
+                if said.send(text).is_err() {
+                    return;
+                }
+            } else {
+                line.push(byte);
+            }
+        }
+    });
+    let mut said_so_far = Vec::new();
+    let approval = loop {
+        let line = heard
+            .recv_timeout(READY_TIMEOUT)
+            .unwrap_or_else(|_| panic!("no proposal announced: {said_so_far:?}"));
+        said_so_far.push(line.clone());
+        if let Some(rest) = line.strip_prefix("proposed migration ") {
+            let approval = rest.split(" as ").nth(1).unwrap();
+            break approval.split(';').next().unwrap().trim().to_owned();
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let approved = reqwest::Client::new()
+            .post(format!("{base_url}/admin/v1/approvals/{approval}/approve"))
+            .bearer_auth(approver)
+            .json(&serde_json::json!({ "reason": "the canary as agreed" }))
+            .send()
+            .await
+            .unwrap();
+        let status = approved.status();
+        assert_eq!(status, 200, "{}", approved.text().await.unwrap());
+    });
+    let deadline = std::time::Instant::now() + READY_TIMEOUT;
+    let finished = loop {
+        if let Some(status) = migrating.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the canary did not finish in time"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let mut outcome = String::new();
+    std::io::Read::read_to_string(&mut migrating.stdout.take().unwrap(), &mut outcome).unwrap();
+    let progress: Vec<String> = heard.try_iter().collect();
+    assert!(finished.success(), "{outcome}{progress:?}");
+    assert!(outcome.contains("0 failed"), "{outcome}");
+    assert!(
+        !outcome.contains(" 0 moved"),
+        "a fifth of 51 accounts moved: {outcome}"
+    );
+    assert!(
+        progress.iter().any(|line| line.contains("accounts")),
+        "progress is shown: {progress:?}"
+    );
+
+    let reconciled = corebank(&["reconcile", "--reason", "after the canary"])
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&reconciled.stdout);
+    assert!(
+        reconciled.status.success(),
+        "{report}{}",
+        String::from_utf8_lossy(&reconciled.stderr)
+    );
+    assert!(
+        report.contains("ok    migration_clearing_nets_suspense EUR"),
+        "{report}"
+    );
+    assert!(report.contains("0 breaks"), "{report}");
 }
