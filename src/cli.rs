@@ -318,14 +318,8 @@ async fn accrue(settings: &Settings, as_of: chrono::NaiveDate) -> anyhow::Result
     )?;
     let started = std::time::Instant::now();
     let progress = |done: u64, total: u64| {
-        let width = 30_u64;
-        let filled = (done * width)
-            .checked_div(total)
-            .map_or(width, |filled| filled.min(width));
-        let bar: String = (0..width)
-            .map(|i| if i < filled { '#' } else { ' ' })
-            .collect();
-        eprint!("\raccruing through {as_of} [{bar}] {done}/{total} accounts");
+        let bar = crate::migrate_accounts::bar(done, total);
+        eprint!("\raccruing through {as_of} {bar} {done}/{total} accounts");
         let _ = std::io::stderr().flush();
     };
     let report = deposits.accrue(as_of, &progress).await?;

@@ -107,8 +107,8 @@ fn summary(migration: &Value) -> String {
     lines.join("\n")
 }
 
-/// `[####    ] done/total, ETA`.
-fn progress(done: u64, total: u64, started: Instant) -> String {
+/// `[####      ]`: `done` of `total` as a bar of 30.
+pub fn bar(done: u64, total: u64) -> String {
     let width = 30_u64;
     let filled = (done * width)
         .checked_div(total)
@@ -116,13 +116,19 @@ fn progress(done: u64, total: u64, started: Instant) -> String {
     let bar: String = (0..width)
         .map(|i| if i < filled { '#' } else { ' ' })
         .collect();
+    format!("[{bar}]")
+}
+
+/// `[####    ] done/total, ETA`.
+fn progress(done: u64, total: u64, started: Instant) -> String {
+    let bar = bar(done, total);
     let eta = if done == 0 || done >= total {
         String::new()
     } else {
         let left_ms = started.elapsed().as_millis() * u128::from(total - done) / u128::from(done);
         format!(", ETA {}s", left_ms.div_ceil(1_000))
     };
-    format!("[{bar}] {done}/{total} accounts{eta}")
+    format!("{bar} {done}/{total} accounts{eta}")
 }
 
 /// `corebank migrate-accounts`.
