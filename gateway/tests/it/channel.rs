@@ -39,7 +39,12 @@ pub(crate) struct Stack {
     _home: std::path::PathBuf,
     pub(crate) shutdown: CancellationToken,
     pub(crate) http: reqwest::Client,
+    /// The mock core's OFS address (its `ADMIN` password is [`CORE_ADMIN_PASSWORD`]).
+    legacy_core_addr: std::net::SocketAddr,
 }
+
+/// The mock core's `ADMIN` password in these tests, for its faults.
+const CORE_ADMIN_PASSWORD: &str = "test-admin";
 
 impl Drop for Stack {
     fn drop(&mut self) {
@@ -128,6 +133,7 @@ pub(crate) async fn stack() -> Stack {
     let core_addr = listener.local_addr().unwrap();
     let mut settings = corebank_service::Settings::defaults().unwrap();
     settings.legacy_seed_customers = 2;
+    settings.legacy_admin_password = CORE_ADMIN_PASSWORD.to_owned();
     corebank_legacy_core::start(
         database.db_for("legacy_core"),
         listener,
@@ -171,10 +177,36 @@ pub(crate) async fn stack() -> Stack {
         _home: home,
         shutdown,
         http: reqwest::Client::new(),
+        legacy_core_addr: core_addr,
     }
 }
 
 impl Stack {
+    /// Sets the mock core's faults (`ADMIN.FAULTS` fields, e.g. `ERROR.RATE=0.1`).
+    pub(crate) async fn legacy_faults(&self, fields: &str) {
+        use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
+        let stream = tokio::net::TcpStream::connect(self.legacy_core_addr)
+            .await
+            .unwrap();
+        let (read, mut write) = stream.into_split();
+        write
+            .write_all(
+                format!("ADMIN.FAULTS,/I/PROCESS,ADMIN/{CORE_ADMIN_PASSWORD},,{fields}\n")
+                    .as_bytes(),
+            )
+            .await
+            .unwrap();
+        let mut answer = String::new();
+        tokio::io::BufReader::new(read)
+            .read_line(&mut answer)
+            .await
+            .unwrap();
+        assert!(
+            answer.contains("/1,"),
+            "the core refused the faults: {answer}"
+        );
+    }
+
     pub(crate) fn token(&self, role: Role, subject: &str, customer: Option<&str>) -> String {
         common::token(&self.keys, role, subject, customer)
     }

@@ -473,3 +473,85 @@ async fn a_products_accounts_move_to_modern_with_their_money_and_holds_and_chann
     assert_eq!(account(&second, a).state, "refused");
     assert!(account(&second, a).reason.starts_with("account_moving"));
 }
+
+#[tokio::test]
+async fn a_migration_through_a_faulty_legacy_core_moves_every_account_exactly_once() {
+    let stack = stack().await;
+    let token = stack.token(Role::Channel, "mobile-app", None);
+    stack.product_on_both_sides(PRODUCT).await;
+    let mut expected = rust_decimal::Decimal::ZERO;
+    let mut opened = Vec::new();
+    for n in 1..=6_i64 {
+        let account = stack
+            .open_account(&token, &format!("cust-{n}"), PRODUCT)
+            .await
+            .expect(201);
+        let id = account.body["id"].as_str().unwrap().to_owned();
+        let amount = rust_decimal::Decimal::new(n * 1_000 + 25, 2);
+        expected += amount;
+        stack
+            .post(
+                &format!("/v1/accounts/{id}/deposits"),
+                &token,
+                json!({ "amount": amount.to_string(), "currency": "EUR" }),
+            )
+            .await
+            .expect(201);
+        stack
+            .post(
+                &format!("/v1/accounts/{id}/holds"),
+                &token,
+                json!({ "amount": "1.00", "currency": "EUR", "reason": "card" }),
+            )
+            .await
+            .expect(201);
+        opened.push((id, amount));
+    }
+    // The core now loses answers after committing, fails some requests and is slow: the
+    // moves settle lost answers by asking, and repeat nothing.
+    stack
+        .legacy_faults(
+            "LATENCY.MAX.MS=10,LATENCY.MIN.MS=1,ERROR.RATE=0.15,DROP.AFTER.COMMIT.RATE=0.3",
+        )
+        .await;
+    let app = migration_component(&stack).await;
+    let mut migrations = MigrationsClient::new(app.channel(GATEWAY, MIGRATION));
+    let id = Uuid::new_v4().to_string();
+    migrations.start_migration(start(&id, false)).await.unwrap();
+    let done = finished(&mut migrations, &id).await;
+    stack
+        .legacy_faults("ERROR.RATE=0,DROP.AFTER.COMMIT.RATE=0,LATENCY.MIN.MS=0,LATENCY.MAX.MS=0")
+        .await;
+    assert_eq!(
+        (done.moved, done.failed, done.refused),
+        (6, 0, 0),
+        "{done:?}"
+    );
+    for (account, amount) in &opened {
+        let moved = crate::migration::account(&done, account);
+        assert_eq!(moved.posted, amount.to_string(), "{moved:?}");
+        assert_eq!((moved.held.as_str(), moved.holds), ("1.00", 1), "{moved:?}");
+        let read = stack
+            .get(&format!("/v1/accounts/{account}"), &token)
+            .await
+            .expect(200);
+        assert_eq!(read.header("x-served-by"), "modern");
+        assert_eq!(
+            read.body["balances"]["posted"],
+            amount.to_string(),
+            "{}",
+            read.body
+        );
+    }
+    // Nothing doubled on either book: both clearing accounts hold exactly what moved.
+    let run = migrations
+        .reconcile(mpb::ReconcileRequest {
+            run_id: Uuid::new_v4().to_string(),
+            requested_by: "test".to_owned(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(run.breaks, 0, "{run:?}");
+    assert_eq!(run.results[0].expected, expected.to_string(), "{run:?}");
+}
