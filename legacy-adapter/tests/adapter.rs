@@ -882,4 +882,49 @@ async fn an_account_moved_away_is_frozen_then_emptied_into_suspense_and_refuses_
     assert_eq!(error_code(&after), "account_migrated", "{after:?}");
     let thaw = moves.thaw_account(request()).await.unwrap_err();
     assert_eq!(error_code(&thaw), "account_migrated", "{thaw:?}");
+
+    // Moving back: what the other core hands back returns from suspense, holds as new locks.
+    let tomorrow = (chrono::Utc::now().date_naive() + chrono::TimeDelta::days(1)).to_string();
+    let restore = lpb::RestoreAccountRequest {
+        account_id: account.clone(),
+        amount: "90.00".to_owned(),
+        holds: vec![lpb::HoldToRestore {
+            amount: "10.00".to_owned(),
+            to_date: tomorrow.clone(),
+            reference: "modern hold".to_owned(),
+        }],
+    };
+    let restored = moves
+        .restore_account(restore.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (
+            restored.state.as_str(),
+            restored.posted.as_str(),
+            restored.held.as_str()
+        ),
+        ("moving", "90.00", "10.00")
+    );
+    assert_eq!(restored.holds.len(), 1);
+    assert_eq!(restored.holds[0].to_date, tomorrow);
+    assert_ne!(
+        restored.holds[0].hold_id, hold.id,
+        "a new lock, a new hold id"
+    );
+    let again = moves.restore_account(restore).await.unwrap().into_inner();
+    assert_eq!(
+        (again.posted, again.holds),
+        (restored.posted, restored.holds)
+    );
+    let thawed = moves.thaw_account(request()).await.unwrap().into_inner();
+    assert_eq!(thawed.state, "open");
+    bank.deposits()
+        .await
+        .deposit(cash(&account, "1.00"))
+        .await
+        .unwrap();
+    assert_eq!(bank.posted(&account).await, Decimal::new(9_100, 2));
+    assert_books_balance(&bank.books().await);
 }

@@ -9,6 +9,9 @@
 //! - `EMPTY`: of a frozen account, moves its whole balance to the currency's migration
 //!   suspense account (category 12900), ends its live locks (`REVERSED`), and marks it
 //!   migrated (`POSTING.RESTRICT` 91, refused `ACCOUNT MIGRATED`). The books stay balanced.
+//! - `RESTORE`: of a migrated account (moving back), books `AMOUNT` from the suspense
+//!   account back to it and places a lock for each `LOCK.AMOUNT`/`LOCK.TO.DATE`/
+//!   `LOCK.DESCRIPTION` (multi-values), and leaves it frozen (`MIGRATING`) until a `THAW`.
 //!
 //! Each action is idempotent by the account's state: repeating one that took effect answers
 //! the same record (an `EMPTY` repeated answers the first one's figures), so a caller that
@@ -18,7 +21,7 @@ use chrono::NaiveDate;
 use corebank_db::Transaction;
 use rust_decimal::Decimal;
 
-use super::apps::{end_lock, live_locks, open_customer_account};
+use super::apps::{Book, end_lock, live_locks, new_id, open_customer_account};
 use super::books::{
     self, CATEGORY_MIGRATION_SUSPENSE, account_record, internal_account, locked_amount,
     next_journal,
@@ -56,6 +59,7 @@ enum Action {
     Freeze,
     Thaw,
     Empty,
+    Restore,
 }
 
 pub(crate) async fn account_migration(
@@ -66,13 +70,23 @@ pub(crate) async fn account_migration(
     let id = request.transaction_id.as_str();
     match request.function {
         Function::Input => {
-            let input = Input::check(&request.fields, &["ACTION"], &[])?;
+            let input = Input::check(
+                &request.fields,
+                &["ACTION", "AMOUNT"],
+                &["LOCK.AMOUNT", "LOCK.TO.DATE", "LOCK.DESCRIPTION"],
+            )?;
             let action = match input.required("ACTION")? {
                 "FREEZE" => Action::Freeze,
                 "THAW" => Action::Thaw,
                 "EMPTY" => Action::Empty,
+                "RESTORE" => Action::Restore,
                 _ => return Err(refuse("ACTION", "INVALID VALUE")),
             };
+            if action != Action::Restore
+                && let Some(extra) = request.fields.iter().find(|field| field.name != "ACTION")
+            {
+                return Err(refuse(&extra.name, "FIELD NOT ALLOWED"));
+            }
             let journal = next_journal(tx).await?;
             let account = movable_account(tx, id).await?;
             let restrict = account.posting_restrict.as_str();
@@ -84,9 +98,15 @@ pub(crate) async fn account_migration(
                     empty(tx, &account, journal, today).await?;
                 }
                 (Action::Empty, RESTRICT_MIGRATED) => {}
+                (Action::Restore, RESTRICT_MIGRATED) => {
+                    restore(tx, &account, &input, request, journal, today).await?;
+                }
+                // Restored already: a repeat changes nothing.
+                (Action::Restore, RESTRICT_MIGRATING) => {}
                 (Action::Freeze | Action::Thaw, RESTRICT_MIGRATED) => {
                     return Err(refuse("ID", "ACCOUNT MIGRATED"));
                 }
+                (Action::Restore, _) => return Err(refuse("ID", "ACCOUNT NOT MIGRATED")),
                 (Action::Freeze, _) => return Err(refuse("ID", "POSTING RESTRICTED")),
                 (Action::Thaw | Action::Empty, _) => {
                     return Err(refuse("ID", "ACCOUNT NOT MIGRATING"));
@@ -163,6 +183,97 @@ async fn empty(
     )
     .await?;
     set_restrict(tx, id, RESTRICT_MIGRATED).await
+}
+
+/// The values of a multi-valued field by position (1-based), empty ones kept.
+fn by_position(request: &Request, name: &str) -> std::collections::BTreeMap<u16, String> {
+    request
+        .fields
+        .iter()
+        .filter(|field| field.name == name)
+        .map(|field| (field.multi_value, field.value.clone()))
+        .collect()
+}
+
+/// Books `AMOUNT` from suspense back to a migrated account, places its locks again, and
+/// leaves it frozen for the move back; forgets the emptying (the account may move again).
+async fn restore(
+    tx: &Transaction<'_>,
+    account: &books::AccountRow,
+    input: &Input<'_>,
+    request: &Request,
+    journal: i64,
+    today: NaiveDate,
+) -> Outcome<()> {
+    let id = account.id.as_str();
+    // Zero is a balance too: only an empty AMOUNT is missing.
+    let amount = match input.text("AMOUNT") {
+        Some("0.00") => Decimal::ZERO,
+        Some(_) => input.required_amount("AMOUNT")?,
+        None => return Err(refuse("AMOUNT", "MANDATORY INPUT")),
+    };
+    let amounts = by_position(request, "LOCK.AMOUNT");
+    let days = by_position(request, "LOCK.TO.DATE");
+    let descriptions = by_position(request, "LOCK.DESCRIPTION");
+    let mut locks = Vec::with_capacity(amounts.len());
+    for (position, text) in &amounts {
+        let locked = corebank_legacy_ofs::formats::parse_legacy_amount(text)
+            .ok()
+            .filter(|locked| *locked > Decimal::ZERO)
+            .ok_or_else(|| refuse("LOCK.AMOUNT", "INVALID AMOUNT"))?;
+        let to_date = match days.get(position).map(String::as_str).unwrap_or_default() {
+            "" => None,
+            day => Some(
+                corebank_legacy_ofs::formats::parse_legacy_date(day)
+                    .ok()
+                    .filter(|day| *day >= today)
+                    .ok_or_else(|| refuse("LOCK.TO.DATE", "INVALID DATE"))?,
+            ),
+        };
+        let description = descriptions.get(position).cloned().unwrap_or_default();
+        locks.push((locked, to_date, description));
+    }
+    let held: Decimal = locks.iter().map(|(locked, _, _)| *locked).sum();
+    if held > amount {
+        return Err(refuse(
+            "LOCK.AMOUNT",
+            format!("INSUFFICIENT FUNDS, AVAILABLE {}", amount_text(amount)),
+        ));
+    }
+    if !amount.is_zero() {
+        let suspense = internal_account(&account.currency, CATEGORY_MIGRATION_SUSPENSE)?;
+        books::pay_out(
+            tx,
+            journal,
+            &suspense,
+            id.to_owned(),
+            amount,
+            today,
+            "MIGRATED BACK FROM NEW CORE",
+        )
+        .await?;
+    }
+    for (locked, to_date, description) in locks {
+        let lock_id = new_id(tx, Book::LockedEvents, "", today).await?;
+        tx.execute(
+            "INSERT INTO locked_events (id, account, amount, from_date, to_date, description, \
+             status, created_journal, ended_journal) \
+             VALUES ($1, $2, $3, $4, $5, $6, 'LIVE', $7, NULL)",
+            &[
+                &lock_id,
+                &id,
+                &locked,
+                &today,
+                &to_date,
+                &description,
+                &journal,
+            ],
+        )
+        .await?;
+    }
+    tx.execute("DELETE FROM account_migrations WHERE account = $1", &[&id])
+        .await?;
+    set_restrict(tx, id, RESTRICT_MIGRATING).await
 }
 
 /// The account's record, its live locks, and what its emptying did (once emptied).

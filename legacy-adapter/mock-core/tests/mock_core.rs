@@ -721,6 +721,50 @@ async fn an_account_moved_away_is_frozen_read_emptied_into_suspense_and_then_ref
     let seen = client.call(&see("AC.ACCOUNT.MIGRATION", &alice)).await;
     assert_eq!(seen.field("MOVED.AMOUNT"), Some("105.00"));
 
+    // Moving back: the balance the other core holds now comes back from suspense, with its
+    // holds as new locks; the account stays frozen until thawed. Once only.
+    let restore = input(
+        "AC.ACCOUNT.MIGRATION",
+        &alice,
+        &[
+            ("ACTION", "RESTORE"),
+            ("AMOUNT", "100.00"),
+            ("LOCK.AMOUNT", "20.00"),
+            ("LOCK.TO.DATE", &tomorrow),
+            ("LOCK.DESCRIPTION", "CARD"),
+        ],
+    );
+    let restored = client.call(&restore).await;
+    assert_done(&restored);
+    assert_eq!(restored.field("STATUS"), Some("MIGRATING"));
+    assert_eq!(restored.field("WORKING.BALANCE"), Some("100.00"));
+    assert_eq!(values(&restored, "LOCK.AMOUNT"), vec!["20.00".to_owned()]);
+    assert_eq!(restored.field("MOVED.AMOUNT"), None);
+    let again = client.call(&restore).await;
+    assert_eq!(again.field("WORKING.BALANCE"), Some("100.00"));
+    assert_eq!(values(&again, "LOCK.ID"), values(&restored, "LOCK.ID"));
+    assert_eq!(balance(&mut client, &suspense).await.0, "5.00");
+    assert_eq!(
+        client
+            .call(&migration(&alice, "THAW"))
+            .await
+            .field("STATUS"),
+        Some("OPEN")
+    );
+    assert_done(&transfer(&mut client, "", &alice, &bob, "80.00", &[]).await);
+    let over = transfer(&mut client, "", &alice, &bob, "0.01", &[]).await;
+    assert_refused(&over, "DEBIT.AMOUNT", "INSUFFICIENT FUNDS, AVAILABLE 0.00");
+    let not_moved = client.call(&restore).await;
+    assert_refused(&not_moved, "ID", "ACCOUNT NOT MIGRATED");
+    let stray = client
+        .call(&input(
+            "AC.ACCOUNT.MIGRATION",
+            &bob,
+            &[("ACTION", "FREEZE"), ("AMOUNT", "1.00")],
+        ))
+        .await;
+    assert_refused(&stray, "AMOUNT", "FIELD NOT ALLOWED");
+
     // What cannot move: internal accounts, unknown ones, a bad action.
     let internal = client.call(&migration(&cash("EUR"), "FREEZE")).await;
     assert_refused(&internal, "ID", "INVALID VALUE");

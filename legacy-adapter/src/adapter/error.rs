@@ -154,7 +154,7 @@ pub fn refusal(response: &Response) -> AdapterError {
             account_id: format!("the core's {field}"),
         };
     }
-    let rules: [Rule; 14] = [
+    let rules: [Rule; 15] = [
         ("ACCOUNT MIGRATING", |message| AdapterError::AccountMoving {
             message,
         }),
@@ -162,6 +162,9 @@ pub fn refusal(response: &Response) -> AdapterError {
             AdapterError::AccountMigrated { message }
         }),
         ("ACCOUNT NOT MIGRATING", |message| {
+            AdapterError::InvalidStatus { message }
+        }),
+        ("ACCOUNT NOT MIGRATED", |message| {
             AdapterError::InvalidStatus { message }
         }),
         ("INSUFFICIENT FUNDS", |message| {
@@ -230,6 +233,7 @@ mod tests {
             ("ACCOUNT MIGRATING", "account_moving"),
             ("ACCOUNT MIGRATED", "account_migrated"),
             ("ACCOUNT NOT MIGRATING", "invalid_account_status"),
+            ("ACCOUNT NOT MIGRATED", "invalid_account_status"),
             ("CURRENCY MISMATCH", "currency_mismatch"),
             ("LOCK NOT LIVE\\, STATUS REVERSED", "hold_not_held"),
             ("LOCKED EVENTS OPEN", "cannot_close"),

@@ -5,14 +5,14 @@
 
 use corebank_api::legacy::v1 as pb;
 use corebank_api::legacy::v1::legacy_migration_server::{LegacyMigration, LegacyMigrationServer};
-use corebank_legacy_ofs::{Function, Response};
+use corebank_legacy_ofs::{Field, Function, Response};
 use rust_decimal::Decimal;
 
 use super::error::AdapterError;
 use super::legacy::{self, Probe};
 use super::{
-    Adapter, Result, adapter_service, amount_text, canonical_amount, column, derived_uuid, field,
-    internal_account, iso_date, money,
+    Adapter, Result, adapter_service, amount_text, canonical_amount, check_text, column,
+    derived_uuid, field, internal_account, iso_date, legacy_amount, legacy_date_of, money,
 };
 
 const APPLICATION: &str = "AC.ACCOUNT.MIGRATION";
@@ -23,6 +23,7 @@ enum Action {
     Freeze,
     Thaw,
     Empty,
+    Restore,
 }
 
 impl Action {
@@ -31,12 +32,13 @@ impl Action {
             Action::Freeze => "FREEZE",
             Action::Thaw => "THAW",
             Action::Empty => "EMPTY",
+            Action::Restore => "RESTORE",
         }
     }
 
     fn leaves(self) -> &'static str {
         match self {
-            Action::Freeze => "MIGRATING",
+            Action::Freeze | Action::Restore => "MIGRATING",
             Action::Thaw => "OPEN",
             Action::Empty => "MIGRATED",
         }
@@ -45,13 +47,19 @@ impl Action {
 
 impl Adapter {
     async fn move_action(&self, account_id: &str, action: Action) -> Result<pb::MovingAccount> {
+        self.move_action_with(account_id, action, Vec::new()).await
+    }
+
+    async fn move_action_with(
+        &self,
+        account_id: &str,
+        action: Action,
+        fields: Vec<Field>,
+    ) -> Result<pb::MovingAccount> {
         let row = self.account_row(account_id).await?;
-        let request = legacy::request(
-            APPLICATION,
-            Function::Input,
-            &row.account_no,
-            vec![field("ACTION", action.text())],
-        );
+        let mut all = vec![field("ACTION", action.text())];
+        all.extend(fields);
+        let request = legacy::request(APPLICATION, Function::Input, &row.account_no, all);
         let probe = Probe::field_is(
             APPLICATION,
             &row.account_no,
@@ -67,6 +75,41 @@ impl Adapter {
 const CATEGORY_MIGRATION_SUSPENSE: u32 = 12_900;
 
 impl Adapter {
+    /// `RESTORE` of a migrated account: its balance and holds back from the other core.
+    async fn restore(&self, r: pb::RestoreAccountRequest) -> Result<pb::MovingAccount> {
+        let amount = canonical_amount(&r.amount)?;
+        if amount < rust_decimal::Decimal::ZERO {
+            return Err(AdapterError::invalid(
+                "amount: an overdrawn account cannot move back to the legacy core",
+            ));
+        }
+        let mut fields = vec![field("AMOUNT", legacy_amount(amount)?)];
+        for (index, hold) in r.holds.iter().enumerate() {
+            let position =
+                u16::try_from(index + 1).map_err(|_| AdapterError::invalid("holds: too many"))?;
+            check_text(&hold.reference, "holds.reference")?;
+            let multi = |name: &str, value: String| Field {
+                name: name.to_owned(),
+                multi_value: position,
+                sub_value: 1,
+                value,
+            };
+            fields.push(multi(
+                "LOCK.AMOUNT",
+                legacy_amount(canonical_amount(&hold.amount)?)?,
+            ));
+            let to_date = if hold.to_date.is_empty() {
+                String::new()
+            } else {
+                legacy_date_of(&hold.to_date, "holds.to_date")?
+            };
+            fields.push(multi("LOCK.TO.DATE", to_date));
+            fields.push(multi("LOCK.DESCRIPTION", hold.reference.clone()));
+        }
+        self.move_action_with(&r.account_id, Action::Restore, fields)
+            .await
+    }
+
     /// The core's migration suspense account of `currency`, as it stands now.
     async fn suspense(&self, currency: &str) -> Result<pb::Suspense> {
         let account_number = internal_account(currency, CATEGORY_MIGRATION_SUSPENSE)?;
@@ -158,6 +201,8 @@ adapter_service! {
             |adapter, r| adapter.move_action(&r.account_id, Action::Thaw).await;
         fn empty_account(pb::AccountMoveRequest) -> pb::MovingAccount =
             |adapter, r| adapter.move_action(&r.account_id, Action::Empty).await;
+        fn restore_account(pb::RestoreAccountRequest) -> pb::MovingAccount =
+            |adapter, r| adapter.restore(r).await;
         fn get_suspense(pb::GetSuspenseRequest) -> pb::Suspense =
             |adapter, r| adapter.suspense(&r.currency).await;
     }
