@@ -169,6 +169,33 @@ impl DepositsMigrationApi for MigrationService {
         answer(imported_view, imported)
     }
 
+    async fn export_account(
+        &self,
+        request: Request<pb::ExportAccountRequest>,
+    ) -> Answer<pb::ExportedAccount> {
+        let r = request.into_inner();
+        answer(
+            self.deposits
+                .export_account(&r.request_id, &r.account_id, &r.reference)
+                .await,
+            |exported| pb::ExportedAccount {
+                account: Some(account(&exported.account)),
+                paid_out: exported.paid_out.clone(),
+                holds: exported
+                    .holds
+                    .iter()
+                    .map(|hold| pb::ExportedHold {
+                        hold_id: hold.hold_id.to_string(),
+                        amount: hold.amount.clone(),
+                        expires_at: hold.expires_at.map(time).unwrap_or_default(),
+                        reason: hold.reason.clone(),
+                    })
+                    .collect(),
+                replayed: exported.replayed,
+            },
+        )
+    }
+
     async fn get_migration_clearing(
         &self,
         request: Request<pb::GetMigrationClearingRequest>,

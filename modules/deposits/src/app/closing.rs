@@ -23,6 +23,29 @@ pub(super) fn closing_refused(account_id: Uuid, reason: impl Into<String>) -> De
     }
 }
 
+/// Where a closing account's money goes, and how the close is recorded.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Payout {
+    /// The bank's account it goes to (`cash`, or `migration_clearing` for an account moved
+    /// to another core).
+    pub role: &'static str,
+    /// The purpose the sweep's entry id derives from (with the account's id).
+    pub sweep: &'static str,
+    pub description: &'static str,
+    /// The request kind recorded, and the event.
+    pub kind: &'static str,
+    pub event: &'static str,
+}
+
+/// A customer's close: paid out in cash.
+pub(crate) const CLOSE: Payout = Payout {
+    role: "cash",
+    sweep: "closure-sweep",
+    description: "closure payout",
+    kind: "close",
+    event: "deposits.account.closed",
+};
+
 impl Deposits {
     /// Closes an account: checks, `closing`, final interest, freeze, sweep, ledger accounts
     /// closed, `closed`. An account found `closing` (an earlier attempt stopped half way) is
@@ -34,6 +57,30 @@ impl Deposits {
         content: &serde_json::Value,
         reason: &str,
     ) -> Result<AccountView, DepositsError> {
+        self.close_with(
+            account,
+            request_id,
+            content,
+            reason,
+            &CLOSE,
+            (serde_json::Map::new(), Vec::new()),
+        )
+        .await
+        .map(|(view, _)| view)
+    }
+
+    /// [`Deposits::close`], paying out as `payout` says; `extra` is stored with the answer
+    /// (with `paid_out`) and its changes are made with the close. Answers the account and
+    /// the amount paid out.
+    pub(super) async fn close_with(
+        &self,
+        account: Account,
+        request_id: Uuid,
+        content: &serde_json::Value,
+        reason: &str,
+        payout: &Payout,
+        extra: (serde_json::Map<String, serde_json::Value>, Vec<Change>),
+    ) -> Result<(AccountView, String), DepositsError> {
         let account_id = account.id;
         let resuming = account.status == AccountStatus::Closing;
         if !resuming {
@@ -64,7 +111,7 @@ impl Deposits {
         let account = self.load_account(account_id).await?;
         self.ledger_set_limit(&account, Decimal::ZERO).await?;
         self.ledger_set_frozen(&account, true).await?;
-        let paid_out = match self.ledger_sweep(&account).await? {
+        let paid_out = match self.ledger_sweep(&account, payout).await? {
             Ok(amount) => amount,
             Err(code) => {
                 let why = match code.as_str() {
@@ -81,26 +128,32 @@ impl Deposits {
         let paid_out = money_text(paid_out, account.currency);
         let event = self.event(
             account_id,
-            "deposits.account.closed",
+            payout.event,
             json!({ "account_id": account_id, "reason": reason,
                     "paid_out": paid_out, "currency": account.currency.code(),
                     "at": now.to_rfc3339_opts(SecondsFormat::Micros, true) }),
         )?;
-        self.commit(
-            request_id,
-            "close",
-            content,
-            &json!({ "account_id": account_id, "paid_out": paid_out }),
-            &[Change::Status(
-                account_id,
-                AccountStatus::Closing,
-                AccountStatus::Closed,
-                Some(now),
-            )],
-            &[event],
-        )
-        .await?;
-        self.account(account_id).await
+        let (mut answer, mut changes) = extra;
+        answer.insert("account_id".to_owned(), json!(account_id));
+        answer.insert("paid_out".to_owned(), json!(paid_out));
+        changes.push(Change::Status(
+            account_id,
+            AccountStatus::Closing,
+            AccountStatus::Closed,
+            Some(now),
+        ));
+        let stored: serde_json::Value = self
+            .commit(
+                request_id,
+                payout.kind,
+                content,
+                &serde_json::Value::Object(answer),
+                &changes,
+                &[event],
+            )
+            .await?;
+        let paid_out = stored["paid_out"].as_str().unwrap_or_default().to_owned();
+        Ok((self.account(account_id).await?, paid_out))
     }
 
     /// What must hold before closing starts: no open holds, no debt.

@@ -369,3 +369,141 @@ impl Deposits {
         })
     }
 }
+
+/// A hold an export released, to place again on the other core.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportedHoldView {
+    pub hold_id: Uuid,
+    pub amount: String,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub reason: String,
+}
+
+impl Deposits {
+    /// Whether the ledger has the entry `id`.
+    async fn ledger_has(&self, id: Uuid) -> Result<bool, DepositsError> {
+        let answer = self
+            .ledger
+            .clone()
+            .get_entry(pb::GetEntryRequest {
+                key: Some(pb::get_entry_request::Key::EntryId(id.to_string())),
+            })
+            .await;
+        match answer {
+            Ok(_) => Ok(true),
+            Err(status) if status.code() == tonic::Code::NotFound => Ok(false),
+            Err(status) => Err(from_status(&status)),
+        }
+    }
+}
+
+/// What an export (an account moving back to the other core) did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExportView {
+    pub account: AccountView,
+    /// The balance moved to the migration clearing account.
+    pub paid_out: String,
+    /// The holds released here, to be placed again there.
+    pub holds: Vec<ExportedHoldView>,
+    pub replayed: bool,
+}
+
+/// Where an exported account's money goes: the migration clearing account.
+const EXPORT: super::closing::Payout = super::closing::Payout {
+    role: "migration_clearing",
+    sweep: "export-sweep",
+    description: "moved to the other core",
+    kind: "export_account",
+    event: "deposits.account.exported",
+};
+
+impl Deposits {
+    /// Moves an account back to the other core: its open holds released (those still
+    /// holding funds answered, to be placed there again), its final interest posted, its
+    /// balance swept to the migration clearing account, and the account closed. Once per
+    /// request id; an overdrawn account is refused (`cannot_close`).
+    pub async fn export_account(
+        &self,
+        request_id: &str,
+        account_id: &str,
+        reference: &str,
+    ) -> Result<ExportView, DepositsError> {
+        let request_id = parse_id("request_id", request_id)?;
+        let account_id = parse_id("account_id", account_id)?;
+        if reference.trim().is_empty() || reference.len() > 64 {
+            return Err(DepositsError::invalid("reference", "1-64 characters"));
+        }
+        let content = json!({ "account_id": account_id, "reference": reference });
+        if let Some(stored) = self.replay(request_id, EXPORT.kind, &content).await? {
+            let holds: Vec<ExportedHoldView> = serde_json::from_value(stored["holds"].clone())
+                .map_err(|e| DepositsError::Internal {
+                    message: e.to_string(),
+                })?;
+            return Ok(ExportView {
+                account: self.account(account_id).await?,
+                paid_out: stored["paid_out"].as_str().unwrap_or_default().to_owned(),
+                holds,
+                replayed: true,
+            });
+        }
+        let account = self.load_account(account_id).await?;
+        if account.status == AccountStatus::Closed {
+            return Err(DepositsError::AccountClosed {
+                account_id: account_id.to_string(),
+            });
+        }
+        let known = self
+            .in_tx("deposits_export_holds", |tx| {
+                Box::pin(async move { crate::store::holds_of(&tx, account_id).await })
+            })
+            .await?;
+        let mut holds = Vec::with_capacity(known.len());
+        for hold in known {
+            let release = entry_id_for("export-release", hold.id);
+            let status = match hold.status {
+                HoldStatus::Held => self.ledger_void(release, hold.id).await?,
+                // Released by an earlier attempt of this export (its release entry is in
+                // the ledger), or by someone before it.
+                HoldStatus::Released if self.ledger_has(release).await? => HoldStatus::Released,
+                _ => continue,
+            };
+            // Recorded at once (the ledger's void is done), so the close finds no open hold.
+            let hold_id = hold.id;
+            self.in_tx("deposits_export_release", |tx| {
+                Box::pin(async move { crate::store::set_hold_status(&tx, hold_id, status).await })
+            })
+            .await?;
+            if status == HoldStatus::Released {
+                holds.push(ExportedHoldView {
+                    hold_id: hold.id,
+                    amount: money_text(hold.amount, hold.currency),
+                    expires_at: hold.expires_at,
+                    reason: hold.reason.clone(),
+                });
+            }
+        }
+        let mut extra = serde_json::Map::new();
+        extra.insert(
+            "holds".to_owned(),
+            serde_json::to_value(&holds).map_err(|e| DepositsError::Internal {
+                message: e.to_string(),
+            })?,
+        );
+        let (account, paid_out) = self
+            .close_with(
+                account,
+                request_id,
+                &content,
+                &format!("moved to the other core: {reference}"),
+                &EXPORT,
+                (extra, Vec::new()),
+            )
+            .await?;
+        Ok(ExportView {
+            account,
+            paid_out,
+            holds,
+            replayed: false,
+        })
+    }
+}

@@ -557,16 +557,17 @@ impl Deposits {
     pub(crate) async fn ledger_sweep(
         &self,
         account: &Account,
+        payout: &super::closing::Payout,
     ) -> Result<Result<Decimal, String>, DepositsError> {
-        let cash = self.gl_account(account.currency, "cash").await?;
+        let target = self.gl_account(account.currency, payout.role).await?;
         let answer = self
             .ledger
             .clone()
             .sweep_account(pb::SweepAccountRequest {
-                id: entry_id_for("closure-sweep", account.id).to_string(),
+                id: entry_id_for(payout.sweep, account.id).to_string(),
                 source_account_id: account.ledger_account_id.to_string(),
-                target_account_id: cash.to_string(),
-                description: "closure payout".to_owned(),
+                target_account_id: target.to_string(),
+                description: payout.description.to_owned(),
                 external_ref: String::new(),
             })
             .await;

@@ -40,7 +40,8 @@ pub use accrual::AccrualReport;
 pub use cash::MovementView;
 pub use holds::HoldView;
 pub use import::{
-    AccountToImport, ClearingView, HoldToImport, IMPORT_HOLDS_MAX, ImportView, ImportedHoldView,
+    AccountToImport, ClearingView, ExportView, ExportedHoldView, HoldToImport, IMPORT_HOLDS_MAX,
+    ImportView, ImportedHoldView,
 };
 pub use products::NewProduct;
 pub use transfers::TransferView;

@@ -449,6 +449,19 @@ pub async fn open_holds(tx: &Transaction<'_>, account_id: Uuid) -> StoreResult<V
     rows.iter().map(hold_from_row).collect()
 }
 
+/// Every hold an account ever had, whatever its status.
+pub async fn holds_of(tx: &Transaction<'_>, account_id: Uuid) -> StoreResult<Vec<Hold>> {
+    let rows = tx
+        .query(
+            &format!(
+                "SELECT {HOLD_COLUMNS} FROM holds WHERE account_id = $1 ORDER BY placed_at, id"
+            ),
+            &[&account_id],
+        )
+        .await?;
+    rows.iter().map(hold_from_row).collect()
+}
+
 pub async fn set_hold_status(
     tx: &Transaction<'_>,
     id: Uuid,

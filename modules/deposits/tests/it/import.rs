@@ -164,3 +164,70 @@ async fn an_imported_account_keeps_its_balance_holds_and_accrued_interest_once()
     let accounts: i64 = h.deposits_value("SELECT count(*) FROM accounts", &[]).await;
     assert_eq!(accounts, 1, "a refused import opens nothing");
 }
+
+#[tokio::test]
+async fn an_account_moved_back_releases_its_holds_and_sweeps_its_balance_to_clearing_once() {
+    let h = start().await;
+    h.create_product(PRODUCT, |_| {}).await;
+    let account = h.open_funded(PRODUCT, "80.00").await;
+    let mut client = h.client().await;
+    let hold = client
+        .place_hold(pb::PlaceHoldRequest {
+            request_id: id(),
+            account_id: account.clone(),
+            amount: "30.00".to_owned(),
+            currency: "EUR".to_owned(),
+            reason: "ACLK0000000007".to_owned(),
+            expires_in_seconds: 3_600,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut migration =
+        DepositsMigrationClient::new(h.deposits_app.channel("migration", "deposits"));
+    let request = pb::ExportAccountRequest {
+        request_id: id(),
+        account_id: account.clone(),
+        reference: "EUR1000000119".to_owned(),
+    };
+    let exported = migration
+        .export_account(request.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(exported.paid_out, "80.00");
+    assert_eq!(exported.account.unwrap().status, "closed");
+    assert_eq!(exported.holds.len(), 1);
+    assert_eq!(
+        (
+            exported.holds[0].hold_id.as_str(),
+            exported.holds[0].amount.as_str(),
+            exported.holds[0].reason.as_str()
+        ),
+        (hold.id.as_str(), "30.00", "ACLK0000000007")
+    );
+    assert!(!exported.holds[0].expires_at.is_empty());
+    let clearing = migration
+        .get_migration_clearing(pb::GetMigrationClearingRequest {
+            currency: "EUR".to_owned(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        clearing.balance, "-80.00",
+        "the clearing account was credited"
+    );
+    let again = migration
+        .export_account(request)
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(again.replayed);
+    assert_eq!(
+        (again.paid_out, again.holds),
+        (exported.paid_out, exported.holds)
+    );
+    let deposit = h.cash_refused("deposit", &account, "1.00").await;
+    assert_eq!(deposit.code(), "account_closed");
+}
