@@ -240,19 +240,31 @@ async fn apply(
                     "account {account} is not being moved by {move_id}"
                 ))));
             }
-            let column = match home {
-                Side::Legacy => "legacy_id",
-                Side::Modern => "modern_id",
+            let (column, old_column) = match home {
+                Side::Legacy => ("legacy_id", "modern_id"),
+                Side::Modern => ("modern_id", "legacy_id"),
             };
-            for (hold_id, side_id) in holds {
-                tx.execute(
-                    &format!(
-                        "INSERT INTO holds (hold_id, account_id, {column}) VALUES ($1, $2, $3) \
-                         ON CONFLICT (hold_id) DO UPDATE SET {column} = excluded.{column}"
-                    ),
-                    &[hold_id, &account, side_id],
-                )
-                .await?;
+            // A hold is named by its id on the old home (or the id channels know it by):
+            // the hold channels know gets its id on the new home.
+            for (old_id, side_id) in holds {
+                let updated = tx
+                    .execute(
+                        &format!(
+                            "UPDATE holds SET {column} = $3 WHERE account_id = $2 \
+                             AND (hold_id = $1 OR {old_column} = $1)"
+                        ),
+                        &[old_id, &account, side_id],
+                    )
+                    .await?;
+                if updated == 0 {
+                    tx.execute(
+                        &format!(
+                            "INSERT INTO holds (hold_id, account_id, {column}) VALUES ($1, $2, $3)"
+                        ),
+                        &[old_id, &account, side_id],
+                    )
+                    .await?;
+                }
             }
             if current.home == *home && current.id_on(*home) == Some(*id) {
                 return Ok(false);

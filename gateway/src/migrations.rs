@@ -46,6 +46,10 @@ pub fn router(migrations: Arc<Migrations>) -> axum::Router {
     axum::Router::new()
         .route("/admin/v1/migrations", post(propose))
         .route("/admin/v1/migrations/{migration_id}", get(migration))
+        .route(
+            "/admin/v1/migrations/{migration_id}/accounts/{account_id}/rollback",
+            post(propose_rollback),
+        )
         .route("/admin/v1/reconciliation", post(reconcile))
         .route("/admin/v1/reconciliation/{run_id}", get(reconciliation))
         .with_state(migrations)
@@ -104,7 +108,8 @@ pub struct MigrationBody {
 pub struct AccountMoveView {
     pub account_id: String,
     pub legacy_account_number: String,
-    /// `planned`, `moving`, `moved`, `refused` or `failed`.
+    /// `planned`, `moving`, `moved`, `refused`, `failed`, `returning` (moving back to
+    /// legacy) or `returned`.
     pub state: String,
     /// Why it was refused or failed: a stable code first (`account_frozen: …`).
     pub reason: String,
@@ -137,6 +142,21 @@ pub struct MigrationView {
     pub created_at: String,
 }
 
+impl From<pb::AccountMove> for AccountMoveView {
+    fn from(a: pb::AccountMove) -> AccountMoveView {
+        AccountMoveView {
+            account_id: a.account_id,
+            legacy_account_number: a.legacy_account_number,
+            state: a.state,
+            reason: a.reason,
+            posted: a.posted,
+            held: a.held,
+            holds: a.holds,
+            modern_id: a.modern_id,
+        }
+    }
+}
+
 impl From<pb::Migration> for MigrationView {
     fn from(m: pb::Migration) -> MigrationView {
         MigrationView {
@@ -152,20 +172,7 @@ impl From<pb::Migration> for MigrationView {
             moved: m.moved,
             refused: m.refused,
             failed: m.failed,
-            accounts: m
-                .accounts
-                .into_iter()
-                .map(|a| AccountMoveView {
-                    account_id: a.account_id,
-                    legacy_account_number: a.legacy_account_number,
-                    state: a.state,
-                    reason: a.reason,
-                    posted: a.posted,
-                    held: a.held,
-                    holds: a.holds,
-                    modern_id: a.modern_id,
-                })
-                .collect(),
+            accounts: m.accounts.into_iter().map(AccountMoveView::from).collect(),
             created_at: m.created_at,
         }
     }
@@ -279,6 +286,52 @@ async fn migration(
         .await
         .map_err(not_found_or_upstream)?;
     Ok(Json(MigrationView::from(found.into_inner())))
+}
+
+/// `{"reason": "..."}`: why the account moves back.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RollbackBody {
+    #[schema(schema_with = operator::reason_schema)]
+    pub reason: String,
+}
+
+#[utoipa::path(
+    post, path = "/admin/v1/migrations/{migration_id}/accounts/{account_id}/rollback",
+    tag = "admin: migrations", operation_id = "propose_rollback",
+    summary = "Propose moving one moved account back to the legacy core",
+    description = "Scope `routes:write`. The answer is a `migration_rollback` proposal (202); another operator with `migrations:approve` approves it at `/admin/v1/approvals/{id}/approve`, and only then does the account move back, in a saga of its own: the modern account's holds released and its balance swept to migration clearing and closed, the legacy account refunded from suspense with its holds placed again, the gateway serving it from legacy. Channels calling it meanwhile get 503 `account_moving`. The approval answers the owner's refusal `account_not_moved` when the account is not moved in that migration (or moved back already); an overdrawn account is not moved back (its state says `return refused`).",
+    params(
+        ("migration_id" = String, Path, description = "The migration's id (a UUID)"),
+        ("account_id" = String, Path, description = "The account's id (a UUID)"),
+    ),
+    request_body = RollbackBody,
+    responses((status = 202, description = "The proposal, `pending`", body = crate::approvals::Approval))
+)]
+async fn propose_rollback(
+    State(migrations): State<Arc<Migrations>>,
+    context: Context,
+    Path((migration_id, account_id)): Path<(String, String)>,
+    body: Bytes,
+) -> Reply {
+    let context = operator::authenticated(context)?;
+    let body: RollbackBody = operator::parse_body(&body, r#"{"reason": "..."}"#)?;
+    if Uuid::parse_str(&migration_id).is_err() || Uuid::parse_str(&account_id).is_err() {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no account {account_id:?} in a migration {migration_id:?}"),
+        ));
+    }
+    crate::approvals::admin::propose(
+        &migrations.approvals,
+        &context,
+        ApprovalKind::MigrationRollback,
+        &account_id,
+        json!({ "migration_id": migration_id }),
+        &body.reason,
+    )
+    .await
 }
 
 /// `{"reason": "..."}`: why the books are reconciled now.
@@ -431,8 +484,9 @@ fn not_found_or_upstream(status: tonic::Status) -> ApiError {
 pub fn openapi() -> utoipa::openapi::OpenApi {
     #[derive(utoipa::OpenApi)]
     #[openapi(
-        paths(propose, migration, reconcile, reconciliation),
+        paths(propose, migration, propose_rollback, reconcile, reconciliation),
         components(schemas(
+            RollbackBody,
             MigrationBody,
             MigrationView,
             AccountMoveView,

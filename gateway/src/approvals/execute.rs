@@ -172,5 +172,25 @@ pub(super) async fn call(
                 serde_json::to_value(view).unwrap_or(Value::Null)
             }))
         }
+        ApprovalKind::MigrationRollback => {
+            let migration_id = approval
+                .parameters
+                .get("migration_id")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            let mut client = approvals.migrations.clone();
+            Ok(client
+                .return_account(corebank_api::migration::v1::ReturnAccountRequest {
+                    migration_id,
+                    account_id: approval.target.clone(),
+                    requested_by: format!("{proposed_by}, approved by {approver}"),
+                })
+                .await
+                .map(|account| {
+                    let view = crate::migrations::AccountMoveView::from(account.into_inner());
+                    serde_json::to_value(view).unwrap_or(Value::Null)
+                }))
+        }
     }
 }

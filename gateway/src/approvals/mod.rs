@@ -51,16 +51,20 @@ pub enum ApprovalKind {
     /// Migrations `StartMigration` of the product `target`'s legacy accounts
     /// (`parameters`: `migration_id`, `fraction`).
     MigrationStart,
+    /// Migrations `ReturnAccount` of the account `target` (`parameters`: `migration_id`):
+    /// moving one moved account back to the legacy core.
+    MigrationRollback,
 }
 
 impl ApprovalKind {
-    pub const ALL: [ApprovalKind; 6] = [
+    pub const ALL: [ApprovalKind; 7] = [
         ApprovalKind::SagaForceCompensate,
         ApprovalKind::SagaMarkResolved,
         ApprovalKind::PaymentScreeningRelease,
         ApprovalKind::PaymentScreeningRefuse,
         ApprovalKind::ProductDefine,
         ApprovalKind::MigrationStart,
+        ApprovalKind::MigrationRollback,
     ];
 
     pub fn name(self) -> &'static str {
@@ -71,6 +75,7 @@ impl ApprovalKind {
             ApprovalKind::PaymentScreeningRefuse => "payment_screening_refuse",
             ApprovalKind::ProductDefine => "product_define",
             ApprovalKind::MigrationStart => "migration_start",
+            ApprovalKind::MigrationRollback => "migration_rollback",
         }
     }
 
@@ -91,7 +96,9 @@ impl ApprovalKind {
                 scope::PAYMENTS_APPROVE
             }
             ApprovalKind::ProductDefine => scope::PRODUCTS_APPROVE,
-            ApprovalKind::MigrationStart => scope::MIGRATIONS_APPROVE,
+            ApprovalKind::MigrationStart | ApprovalKind::MigrationRollback => {
+                scope::MIGRATIONS_APPROVE
+            }
         }
     }
 
@@ -103,6 +110,7 @@ impl ApprovalKind {
                 "payment"
             }
             ApprovalKind::ProductDefine | ApprovalKind::MigrationStart => "product",
+            ApprovalKind::MigrationRollback => "account",
         }
     }
 
@@ -116,7 +124,8 @@ impl ApprovalKind {
             ApprovalKind::SagaForceCompensate
             | ApprovalKind::SagaMarkResolved
             | ApprovalKind::PaymentScreeningRelease
-            | ApprovalKind::PaymentScreeningRefuse => Uuid::parse_str(target).is_ok(),
+            | ApprovalKind::PaymentScreeningRefuse
+            | ApprovalKind::MigrationRollback => Uuid::parse_str(target).is_ok(),
         }
     }
 }
@@ -169,7 +178,7 @@ pub struct Approval {
     pub target: String,
     /// The kind's parameters: `{"resolution"}` for `saga_mark_resolved`, the product's
     /// definition for `product_define`, `{"migration_id", "fraction"}` for
-    /// `migration_start`, else `{}`.
+    /// `migration_start`, `{"migration_id"}` for `migration_rollback`, else `{}`.
     #[schema(value_type = Object)]
     pub parameters: serde_json::Value,
     /// The proposer's reason.

@@ -456,14 +456,115 @@ async fn a_products_accounts_move_to_modern_with_their_money_and_holds_and_chann
         kept.body, modern_break.body,
         "a run is kept as it was found"
     );
+    sql(
+        "ledger",
+        "UPDATE account_balances SET debits_posted = debits_posted - 2 \
+         WHERE account_id = (SELECT id FROM accounts WHERE code = 'deposits.migration_clearing.EUR') \
+         AND shard = 0",
+    )
+    .await;
 
-    // The same start again answers the same migration; another one finds nothing to move.
+    // One account goes back to legacy under four eyes, with what it holds now (10.00, the
+    // 1.00 deposited on modern, and a hold placed there).
+    let card = stack
+        .post(
+            &format!("/v1/accounts/{b}/holds"),
+            &token,
+            json!({ "amount": "2.00", "currency": "EUR", "reason": "card", "expires_in_seconds": 86_400 }),
+        )
+        .await
+        .expect(201);
+    assert_eq!(card.header("x-served-by"), "modern");
+    let card = card.body["id"].as_str().unwrap().to_owned();
+    let proposed = admin_post(
+        &stack,
+        &admin,
+        &format!("/admin/v1/migrations/{id}/accounts/{b}/rollback"),
+        &operator,
+        json!({ "reason": "the customer asked" }),
+    )
+    .await
+    .expect(202);
+    assert_eq!(
+        proposed.body["kind"], "migration_rollback",
+        "{}",
+        proposed.body
+    );
+    let rollback = proposed.body["id"].as_str().unwrap().to_owned();
+    let approved = admin_post(
+        &stack,
+        &admin,
+        &format!("/admin/v1/approvals/{rollback}/approve"),
+        &approver,
+        json!({ "reason": "agreed" }),
+    )
+    .await
+    .expect(200);
+    assert_eq!(
+        approved.body["result"]["state"], "returning",
+        "{}",
+        approved.body
+    );
+    let mut returned = None;
+    let mut last = None;
+    for _ in 0..300 {
+        let now = migrations
+            .get_migration(mpb::GetMigrationRequest {
+                migration_id: id.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        if account(&now, b).state == "returned" {
+            returned = Some(now);
+            break;
+        }
+        last = Some(account(&now, b).clone());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        returned.is_some(),
+        "{b} did not move back within 30 s: {last:?}"
+    );
+    let back = stack
+        .get(&format!("/v1/accounts/{b}"), &token)
+        .await
+        .expect(200);
+    assert_eq!(back.header("x-served-by"), "legacy", "{}", back.body);
+    assert_eq!(back.body["balances"]["posted"], "11.00", "{}", back.body);
+    assert_eq!(back.body["balances"]["held"], "2.00", "{}", back.body);
+    let released = stack
+        .post(
+            &format!("/v1/accounts/{b}/holds/{card}/release"),
+            &token,
+            json!({}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(
+        released.header("x-served-by"),
+        "legacy",
+        "{}",
+        released.body
+    );
+    let after_return = reconcile().await.expect(201);
+    assert_eq!(after_return.body["breaks"], 0, "{}", after_return.body);
+    // 60.00 moved, 11.00 came back (the 10.00 moved and 1.00 deposited on modern).
+    assert_eq!(
+        after_return.body["results"][0]["expected"], "49.00",
+        "{}",
+        after_return.body
+    );
+
+    // The same start again answers the same migration; another one finds nothing to move
+    // but the account that came back.
     let again = migrations
         .start_migration(start(&id, false))
         .await
         .unwrap()
         .into_inner();
-    assert_eq!((again.moved, again.refused), (2, 1));
+    assert_eq!((again.moved, again.refused), (1, 1));
+    assert_eq!(account(&again, b).state, "returned");
     let second = Uuid::new_v4().to_string();
     migrations
         .start_migration(start(&second, false))

@@ -71,6 +71,10 @@ const KNOWN: &[(&str, &str)] = &[
     ("POST", "/admin/v1/payments/{payment_id}/screening-review"),
     ("POST", "/admin/v1/migrations"),
     ("GET", "/admin/v1/migrations/{migration_id}"),
+    (
+        "POST",
+        "/admin/v1/migrations/{migration_id}/accounts/{account_id}/rollback",
+    ),
     ("POST", "/admin/v1/reconciliation"),
     ("GET", "/admin/v1/reconciliation/{run_id}"),
 ];
@@ -623,6 +627,7 @@ fn the_four_eyes_endpoints_document_their_bodies_kinds_and_refusals() {
             "payment_screening_refuse",
             "product_define",
             "migration_start",
+            "migration_rollback",
         ]
         .into()
     );

@@ -10,6 +10,7 @@ use rust_decimal::Decimal;
 
 use super::error::AdapterError;
 use super::legacy::{self, Probe};
+use super::store::HoldRow;
 use super::{
     Adapter, Result, adapter_service, amount_text, canonical_amount, check_text, column,
     derived_uuid, field, internal_account, iso_date, legacy_amount, legacy_date_of, money,
@@ -67,6 +68,27 @@ impl Adapter {
             action.leaves().to_owned(),
         );
         let done = self.legacy.input(request, &probe).await?;
+        if let Action::Restore = action {
+            // The locks placed again are holds channels may release: map them.
+            let ids = column(&done.record, "LOCK.ID");
+            let days = column(&done.record, "LOCK.TO.DATE");
+            for (i, lock) in ids.iter().enumerate().filter(|(_, id)| !id.is_empty()) {
+                let to_date = iso_date(days.get(i).map_or("", String::as_str))?;
+                self.store
+                    .map_hold(&HoldRow {
+                        hold_id: derived_uuid("hold", lock),
+                        lock_id: lock.clone(),
+                        account_id: row.account_id,
+                        reason: "moved back from the other core".to_owned(),
+                        expires_at: chrono::NaiveDate::parse_from_str(&to_date, "%Y-%m-%d")
+                            .ok()
+                            .and_then(|day| day.and_hms_opt(23, 59, 59))
+                            .map(|at| at.and_utc()),
+                        placed_at: chrono::Utc::now(),
+                    })
+                    .await?;
+            }
+        }
         moving_account(account_id, &row.account_no, &done.record)
     }
 }

@@ -242,23 +242,17 @@ impl Migrations {
                                 &planned.input.migration_id,
                                 &planned.input.account_id,
                             ]);
-                            corebank_saga::start(
+                            start_saga(
                                 &tx,
                                 registry,
-                                &NewSaga {
+                                NewSaga {
                                     id: saga_id,
                                     saga_type: SAGA_TYPE.to_owned(),
                                     input: planned.input.to_json(),
                                     business_key: planned.input.account_id.clone(),
                                 },
                             )
-                            .await
-                            .map_err(|error| match error {
-                                corebank_db::TxError::Abort(saga) => {
-                                    corebank_db::TxError::Abort(MigrationError::internal(saga))
-                                }
-                                corebank_db::TxError::Db(db) => corebank_db::TxError::Db(db),
-                            })?;
+                            .await?;
                             planned.saga_id = Some(saga_id);
                         }
                         moves.push(planned);
@@ -320,6 +314,86 @@ impl Migrations {
             .await?)
     }
 
+    /// Starts moving one moved account back to the legacy core (idempotent); answers it.
+    pub async fn return_account(
+        &self,
+        migration_id: &str,
+        account_id: &str,
+        requested_by: &str,
+    ) -> Result<MoveView, MigrationError> {
+        let migration = Uuid::parse_str(migration_id)
+            .map_err(|_| MigrationError::invalid("migration_id", "not a UUID"))?;
+        let account = Uuid::parse_str(account_id)
+            .map_err(|_| MigrationError::invalid("account_id", "not a UUID"))?;
+        if requested_by.trim().is_empty() || requested_by.len() > 128 {
+            return Err(MigrationError::invalid("requested_by", "1-128 characters"));
+        }
+        let registry = &self.registry;
+        let saga_id = derived_id(&["return", migration_id, account_id]);
+        let row = self
+            .db
+            .run_tx("migration_return_account", |tx| {
+                Box::pin(async move {
+                    let Some(row) = store::account_move(&tx, migration, account).await? else {
+                        return Err(corebank_db::TxError::Abort(
+                            MigrationError::UnknownMigration {
+                                id: format!("{migration} (account {account})"),
+                            },
+                        ));
+                    };
+                    if row.return_saga_id == Some(saga_id) {
+                        return Ok(row);
+                    }
+                    let state = view(row.clone()).state;
+                    if state != "moved" || row.return_saga_id.is_some() {
+                        return Err(corebank_db::TxError::Abort(
+                            MigrationError::AccountNotMoved {
+                                migration_id: migration.to_string(),
+                                account_id: account.to_string(),
+                                state,
+                            },
+                        ));
+                    }
+                    let product_code = store::migration(&tx, migration)
+                        .await?
+                        .map(|m| m.product_code)
+                        .unwrap_or_default();
+                    let input = MoveInput {
+                        migration_id: migration.to_string(),
+                        account_id: account.to_string(),
+                        legacy_account_number: row.legacy_account_number.clone(),
+                        customer_id: row.customer_id.clone(),
+                        product_code,
+                        currency: row.currency.clone(),
+                        opened_on: String::new(),
+                    };
+                    let mut saga_input = input.to_json();
+                    saga_input["modern_id"] = serde_json::json!(row.modern_id);
+                    saga_input["requested_by"] = serde_json::json!(requested_by);
+                    start_saga(
+                        &tx,
+                        registry,
+                        NewSaga {
+                            id: saga_id,
+                            saga_type: crate::returns::SAGA_TYPE.to_owned(),
+                            input: saga_input,
+                            business_key: account.to_string(),
+                        },
+                    )
+                    .await?;
+                    store::set_return_saga(&tx, migration, account, saga_id).await?;
+                    let row = store::account_move(&tx, migration, account).await?;
+                    row.ok_or_else(|| {
+                        corebank_db::TxError::Abort(MigrationError::internal("the move vanished"))
+                    })
+                })
+            })
+            .await?;
+        self.executor.nudge();
+        tracing::info!(migration = %migration, account = %account, requested_by, "account return started");
+        Ok(view(row))
+    }
+
     /// A migration as it stands.
     pub async fn get(&self, migration_id: &str) -> Result<MigrationView, MigrationError> {
         let id = Uuid::parse_str(migration_id)
@@ -342,7 +416,7 @@ impl Migrations {
             "dry_run"
         } else if accounts
             .iter()
-            .any(|account| account.state == "moving" || account.state == "planned")
+            .any(|account| matches!(account.state.as_str(), "moving" | "planned" | "returning"))
         {
             "running"
         } else {
@@ -354,6 +428,23 @@ impl Migrations {
             accounts,
         })
     }
+}
+
+/// Starts `saga` in the caller's transaction (a saga refusal is this component's fault).
+async fn start_saga(
+    tx: &corebank_db::Transaction<'_>,
+    registry: &Registry,
+    saga: NewSaga,
+) -> Result<(), corebank_db::TxError<MigrationError>> {
+    corebank_saga::start(tx, registry, &saga)
+        .await
+        .map(|_| ())
+        .map_err(|error| match error {
+            corebank_db::TxError::Abort(saga) => {
+                corebank_db::TxError::Abort(MigrationError::internal(saga))
+            }
+            corebank_db::TxError::Db(db) => corebank_db::TxError::Db(db),
+        })
 }
 
 /// The plan for one exported account.
@@ -401,16 +492,23 @@ fn plan(
     }
 }
 
-/// A stored move as reported: a move's saga decides how it stands.
+/// A stored move as reported: a move's saga decides how it stands, and then its return's.
 fn view(row: MoveRow) -> MoveView {
     let (state, reason) = match (row.state.as_str(), row.saga_status.as_str()) {
+        _ if !row.returned.is_empty() => ("returned".to_owned(), String::new()),
+        ("moved", _) | ("moving", "completed") if row.return_saga_id.is_some() => {
+            match row.return_status.as_str() {
+                "compensated" => (
+                    "moved".to_owned(),
+                    format!("return refused: {}", refusal_of(&row.return_failure)),
+                ),
+                "paused" => ("returning".to_owned(), "paused".to_owned()),
+                _ => ("returning".to_owned(), String::new()),
+            }
+        }
         ("moving", "completed") => ("moved".to_owned(), String::new()),
         ("moving", "compensated") => {
-            // The saga says `step <name> failed: <code>: <message>`.
-            let refusal = row
-                .saga_failure
-                .split_once(" failed: ")
-                .map_or(row.saga_failure.as_str(), |(_, refusal)| refusal);
+            let refusal = refusal_of(&row.saga_failure);
             let code = refusal.split(':').next().unwrap_or_default();
             let state = if REFUSAL_CODES.contains(&code) {
                 "refused"
@@ -433,6 +531,13 @@ fn view(row: MoveRow) -> MoveView {
         modern_id: row.modern_id,
         saga_id: row.saga_id,
     }
+}
+
+/// The refusal in a saga's failure (`step <name> failed: <code>: <message>`).
+fn refusal_of(failure: &str) -> &str {
+    failure
+        .split_once(" failed: ")
+        .map_or(failure, |(_, refusal)| refusal)
 }
 
 /// When a migration was made, for answers.

@@ -32,6 +32,9 @@ pub fn component(
     registry
         .register(moves::definition(&peers))
         .map_err(MigrationError::internal)?;
+    registry
+        .register(crate::returns::definition(&peers))
+        .map_err(MigrationError::internal)?;
     let registry = Arc::new(registry);
     let executor = Executor::new(db.clone(), Arc::clone(&registry), executor);
     executor.spawn(shutdown);
@@ -53,6 +56,7 @@ pub fn status_of(error: &MigrationError) -> Status {
             tonic::Code::NotFound
         }
         MigrationError::ExistsWithDifferent { .. } => tonic::Code::AlreadyExists,
+        MigrationError::AccountNotMoved { .. } => tonic::Code::FailedPrecondition,
         MigrationError::Unavailable { .. } => tonic::Code::Unavailable,
         MigrationError::Internal { .. } => tonic::Code::Internal,
     };
@@ -61,6 +65,20 @@ pub fn status_of(error: &MigrationError) -> Status {
         _ => None,
     };
     refusal::status_of("migration", code, error.code(), error, detail)
+}
+
+fn account_move(account: &crate::app::MoveView) -> pb::AccountMove {
+    pb::AccountMove {
+        account_id: account.account_id.to_string(),
+        legacy_account_number: account.legacy_account_number.clone(),
+        state: account.state.clone(),
+        reason: account.reason.clone(),
+        posted: account.posted.clone(),
+        held: account.held.clone(),
+        holds: u32::try_from(account.holds).unwrap_or(u32::MAX),
+        modern_id: account.modern_id.clone(),
+        saga_id: account.saga_id.map(|id| id.to_string()).unwrap_or_default(),
+    }
 }
 
 fn migration(view: &MigrationView) -> pb::Migration {
@@ -78,21 +96,7 @@ fn migration(view: &MigrationView) -> pb::Migration {
         moved: view.count("moved"),
         refused: view.count("refused"),
         failed: view.count("failed"),
-        accounts: view
-            .accounts
-            .iter()
-            .map(|account| pb::AccountMove {
-                account_id: account.account_id.to_string(),
-                legacy_account_number: account.legacy_account_number.clone(),
-                state: account.state.clone(),
-                reason: account.reason.clone(),
-                posted: account.posted.clone(),
-                held: account.held.clone(),
-                holds: u32::try_from(account.holds).unwrap_or(u32::MAX),
-                modern_id: account.modern_id.clone(),
-                saga_id: account.saga_id.map(|id| id.to_string()).unwrap_or_default(),
-            })
-            .collect(),
+        accounts: view.accounts.iter().map(account_move).collect(),
         created_at: time(row.created_at),
     }
 }
@@ -127,6 +131,18 @@ fn reconciliation(run: &crate::reconcile::RunView) -> pb::Reconciliation {
 
 #[tonic::async_trait]
 impl MigrationsApi for MigrationsService {
+    async fn return_account(
+        &self,
+        request: Request<pb::ReturnAccountRequest>,
+    ) -> Result<Response<pb::AccountMove>, Status> {
+        let r = request.into_inner();
+        self.migrations
+            .return_account(&r.migration_id, &r.account_id, &r.requested_by)
+            .await
+            .map(|account| Response::new(account_move(&account)))
+            .map_err(|error| status_of(&error))
+    }
+
     async fn reconcile(
         &self,
         request: Request<pb::ReconcileRequest>,

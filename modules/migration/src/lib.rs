@@ -8,6 +8,7 @@
 //!   empty the legacy account into suspense, switch its home, verify, unmark.
 //! - [`peers`]: the clients of the parts a move goes through.
 //! - [`reconcile`]: the rules that prove the two books agree about what moved.
+//! - [`returns`]: the saga that moves an account back (a rollback), the mirror of a move.
 //! - [`grpc`]: `corebank.migration.v1.Migrations` and the component.
 //! - [`store`]: the SQL of the `migration` schema.
 
@@ -16,6 +17,7 @@ pub mod grpc;
 pub mod moves;
 pub mod peers;
 pub mod reconcile;
+pub mod returns;
 pub mod store;
 
 use corebank_db::{DbError, TxError};
@@ -28,6 +30,8 @@ corebank_kernel::stable_codes! {
         InvalidArgument { field: &'static str, message: String } => "invalid_argument",
         #[error("no migration {id}")]
         UnknownMigration { id: String } => "unknown_migration",
+        #[error("account {account_id} is not moved in migration {migration_id} (or was moved back): {state}")]
+        AccountNotMoved { migration_id: String, account_id: String, state: String } => "account_not_moved",
         #[error("no reconciliation run {id}")]
         UnknownRun { id: String } => "unknown_reconciliation",
         #[error("migration {id} was started with another {field}")]

@@ -75,7 +75,7 @@ impl MoveInput {
         })
     }
 
-    fn of(context: &StepContext) -> MoveInput {
+    pub(crate) fn of(context: &StepContext) -> MoveInput {
         let text = |name: &str| context.input[name].as_str().unwrap_or_default().to_owned();
         MoveInput {
             migration_id: text("migration_id"),
@@ -94,14 +94,14 @@ impl MoveInput {
     }
 
     /// The request id of `step` of this move.
-    fn request_id(&self, step: &str) -> String {
+    pub(crate) fn request_id(&self, step: &str) -> String {
         derived_id(&[&self.migration_id, &self.account_id, step]).to_string()
     }
 }
 
 /// A peer's answer as a step's outcome: refusals are final, an unreachable or slow peer is
 /// tried again (every call is idempotent).
-fn outcome<T>(
+pub(crate) fn outcome<T>(
     answer: Result<tonic::Response<T>, tonic::Status>,
     done: impl FnOnce(T) -> StepOutcome,
 ) -> StepOutcome {
@@ -124,7 +124,7 @@ fn outcome<T>(
 }
 
 /// A step's output field as text.
-fn output(context: &StepContext, step: &str, field: &str) -> String {
+pub(crate) fn output(context: &StepContext, step: &str, field: &str) -> String {
     context
         .outputs
         .get(step)
@@ -133,13 +133,13 @@ fn output(context: &StepContext, step: &str, field: &str) -> String {
         .to_owned()
 }
 
-fn amount(text: &str) -> Decimal {
+pub(crate) fn amount(text: &str) -> Decimal {
     text.parse().unwrap_or_default()
 }
 
 /// A legacy hold's last day in force as the instant it lapses: the end of that day (UTC,
 /// the core's business day), RFC 3339; empty stays empty (until released).
-fn lapses_at(to_date: &str) -> String {
+pub(crate) fn lapses_at(to_date: &str) -> String {
     NaiveDate::parse_from_str(to_date, "%Y-%m-%d")
         .ok()
         .and_then(|day| day.succ_opt())
@@ -151,21 +151,21 @@ fn lapses_at(to_date: &str) -> String {
         .unwrap_or_default()
 }
 
-type CallFn = fn(Arc<Peers>, StepContext) -> BoxFuture<'static, StepOutcome>;
+pub(crate) type CallFn = fn(Arc<Peers>, StepContext) -> BoxFuture<'static, StepOutcome>;
 
 /// The legacy adapter's request for the move's account.
-fn legacy_request(context: &StepContext) -> lpb::AccountMoveRequest {
+pub(crate) fn legacy_request(context: &StepContext) -> lpb::AccountMoveRequest {
     lpb::AccountMoveRequest {
         account_id: MoveInput::of(context).account_id,
     }
 }
 
 /// A directory change done: where the account lives now.
-fn at_home(home: gpb::AccountHome) -> StepOutcome {
+pub(crate) fn at_home(home: gpb::AccountHome) -> StepOutcome {
     StepOutcome::Done(json!({ "home": home.home }))
 }
 
-fn call(peers: &Arc<Peers>, run: CallFn) -> Action {
+pub(crate) fn call(peers: &Arc<Peers>, run: CallFn) -> Action {
     let peers = Arc::clone(peers);
     Action::call(move |context| run(Arc::clone(&peers), context))
 }
@@ -428,15 +428,21 @@ fn record() -> Action {
     })
 }
 
-/// The `account_move` saga over `peers`.
-pub fn definition(peers: &Arc<Peers>) -> SagaDefinition {
+/// A step calling a peer, patient with it: a peer that is down for a while (a restart, a
+/// close of business) is waited for, up to about three minutes, before the saga pauses.
+pub(crate) fn patient_step(peers: &Arc<Peers>, name: &str, run: CallFn) -> Step {
     let patient = RetryPolicy {
         attempts: 20,
         initial_backoff: Duration::from_millis(200),
         max_backoff: Duration::from_secs(10),
         jitter: 0.2,
     };
-    let step = |name: &str, run: CallFn| Step::new(name, call(peers, run)).retry(patient);
+    Step::new(name, call(peers, run)).retry(patient)
+}
+
+/// The `account_move` saga over `peers`.
+pub fn definition(peers: &Arc<Peers>) -> SagaDefinition {
+    let step = |name: &str, run: CallFn| patient_step(peers, name, run);
     SagaDefinition::new(
         SAGA_TYPE,
         1,

@@ -61,9 +61,10 @@ fn unavailable(peer: &'static str, status: &tonic::Status) -> MigrationError {
     }
 }
 
-/// Every account a migration planned, with its state and (once moved) its frozen balance:
-/// the moved ones are summed per currency; every currency seen is checked.
-const MOVED_QUERY: &str = "SELECT currency, posted, state FROM account_moves";
+/// Every account a migration planned, with its state, (once moved) its frozen balance and
+/// (once moved back) what came back: the moved ones are summed per currency, less what
+/// came back; every currency seen is checked.
+const MOVED_QUERY: &str = "SELECT currency, posted, returned, state FROM account_moves";
 
 async fn moved_by_currency(
     tx: &Transaction<'_>,
@@ -73,8 +74,9 @@ async fn moved_by_currency(
     for row in rows {
         let currency: String = row.get("currency");
         let moved = row.get::<_, String>("state") == "moved";
+        // What moved, less what came back when it was moved back.
         let posted = if moved {
-            amount(row.get("posted"))
+            amount(row.get("posted")) - amount(row.get("returned"))
         } else {
             Decimal::ZERO
         };

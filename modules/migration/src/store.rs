@@ -37,6 +37,13 @@ pub struct MoveRow {
     pub saga_status: String,
     pub saga_failure: String,
     pub saga_paused: String,
+    /// What came back to legacy (empty unless returned), and the return's saga and status.
+    pub returned: String,
+    pub return_saga_id: Option<Uuid>,
+    pub return_status: String,
+    pub return_failure: String,
+    pub customer_id: String,
+    pub currency: String,
 }
 
 /// One account the plan chose, to store.
@@ -146,7 +153,7 @@ pub async fn moved_elsewhere(
     Ok(tx
         .query_opt(
             "SELECT 1 FROM account_moves WHERE account_id = $1 AND migration_id <> $2 \
-             AND state IN ('moving', 'moved') LIMIT 1",
+             AND state IN ('moving', 'moved') AND returned = '' LIMIT 1",
             &[&account_id, &migration_id],
         )
         .await?
@@ -157,17 +164,53 @@ pub async fn moved_elsewhere(
 pub async fn moves(tx: &Transaction<'_>, migration_id: Uuid) -> Result<Vec<MoveRow>> {
     let rows = tx
         .query(
-            "SELECT m.account_id, m.legacy_account_number, m.state, m.reason, m.posted, m.held, \
-             m.holds, m.modern_id, m.saga_id, COALESCE(s.status, '') AS saga_status, \
-             COALESCE(s.failure, '') AS saga_failure, \
-             COALESCE(s.paused_reason, '') AS saga_paused \
-             FROM account_moves m LEFT JOIN saga_instances s ON s.id = m.saga_id \
-             WHERE m.migration_id = $1 ORDER BY m.legacy_account_number",
+            &format!("{MOVE_QUERY} WHERE m.migration_id = $1 ORDER BY m.legacy_account_number"),
             &[&migration_id],
         )
         .await?;
     Ok(rows.iter().map(move_row).collect())
 }
+
+/// An account's move in a migration, with its sagas' standing.
+pub async fn account_move(
+    tx: &Transaction<'_>,
+    migration_id: Uuid,
+    account_id: Uuid,
+) -> Result<Option<MoveRow>> {
+    let row = tx
+        .query_opt(
+            &format!("{MOVE_QUERY} WHERE m.migration_id = $1 AND m.account_id = $2"),
+            &[&migration_id, &account_id],
+        )
+        .await?;
+    Ok(row.as_ref().map(move_row))
+}
+
+/// Names the saga moving the account back; false when one was named already.
+pub async fn set_return_saga(
+    tx: &Transaction<'_>,
+    migration_id: Uuid,
+    account_id: Uuid,
+    saga_id: Uuid,
+) -> Result<bool> {
+    let updated = tx
+        .execute(
+            "UPDATE account_moves SET return_saga_id = $3, updated_at = $4 \
+             WHERE migration_id = $1 AND account_id = $2 AND return_saga_id IS NULL",
+            &[&migration_id, &account_id, &saga_id, &Utc::now()],
+        )
+        .await?;
+    Ok(updated == 1)
+}
+
+const MOVE_QUERY: &str = "SELECT m.account_id, m.legacy_account_number, m.customer_id, \
+     m.currency, m.state, m.reason, m.posted, m.held, m.holds, m.modern_id, m.saga_id, \
+     m.returned, m.return_saga_id, \
+     COALESCE(s.status, '') AS saga_status, COALESCE(s.failure, '') AS saga_failure, \
+     COALESCE(s.paused_reason, '') AS saga_paused, \
+     COALESCE(r.status, '') AS return_status, COALESCE(r.failure, '') AS return_failure \
+     FROM account_moves m LEFT JOIN saga_instances s ON s.id = m.saga_id \
+     LEFT JOIN saga_instances r ON r.id = m.return_saga_id";
 
 fn move_row(row: &Row) -> MoveRow {
     MoveRow {
@@ -183,6 +226,12 @@ fn move_row(row: &Row) -> MoveRow {
         saga_status: row.get("saga_status"),
         saga_failure: row.get("saga_failure"),
         saga_paused: row.get("saga_paused"),
+        returned: row.get("returned"),
+        return_saga_id: row.get("return_saga_id"),
+        return_status: row.get("return_status"),
+        return_failure: row.get("return_failure"),
+        customer_id: row.get("customer_id"),
+        currency: row.get("currency"),
     }
 }
 
@@ -209,6 +258,23 @@ pub async fn record_moved(
             &modern_id,
             &Utc::now(),
         ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// What came back to legacy when the account moved back (the return's last step).
+pub async fn record_returned(
+    tx: &Transaction<'_>,
+    input: &MoveInput,
+    returned: &str,
+) -> std::result::Result<(), DbError> {
+    let migration_id = Uuid::parse_str(&input.migration_id).unwrap_or_default();
+    let account_id = Uuid::parse_str(&input.account_id).unwrap_or_default();
+    tx.execute(
+        "UPDATE account_moves SET returned = $3, updated_at = $4 \
+         WHERE migration_id = $1 AND account_id = $2",
+        &[&migration_id, &account_id, &returned, &Utc::now()],
     )
     .await?;
     Ok(())

@@ -1,0 +1,258 @@
+//! The saga that moves an account back to the legacy core (`account_return`, a rollback):
+//! the mirror of [`crate::moves`].
+//!
+//! 1. `mark`: the gateway's directory marks the account moving; undone by clearing it.
+//! 2. `export` (the pivot): modern deposits releases the account's holds, posts its final
+//!    interest, sweeps its balance to migration clearing and closes it. Refused (an
+//!    overdrawn account), the account stays on modern as it was.
+//! 3. `restore`: the legacy core books that balance back from suspense and places the holds
+//!    again as new locks (the account stays frozen); the balance must equal what modern
+//!    handed back.
+//! 4. `switch`: the gateway serves it from legacy, its holds under their new ids.
+//! 5. `thaw`, 6. `unmark`: channels are served again; 7. `record`: what came back.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use corebank_api::deposits::v1 as dpb;
+use corebank_api::gateway::v1 as gpb;
+use corebank_api::legacy::v1 as lpb;
+use corebank_saga::{Action, BoxFuture, SagaDefinition, Step, StepContext, StepOutcome};
+use serde_json::{Value, json};
+
+use crate::moves::{
+    CallFn, MoveInput, amount, at_home, call, legacy_request, outcome, output, patient_step,
+};
+use crate::peers::Peers;
+
+/// The saga type.
+pub const SAGA_TYPE: &str = "account_return";
+
+/// The core keeps at most this much of a lock's description.
+const REFERENCE_CHARS_MAX: usize = 35;
+
+fn return_id(input: &MoveInput) -> String {
+    format!("return:{}:{}", input.migration_id, input.account_id)
+}
+
+fn modern_id(context: &StepContext) -> String {
+    context.input["modern_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// The last day a hold lapsing at `expires_at` is in force (the core's `TO.DATE`).
+fn last_day(expires_at: &str) -> String {
+    DateTime::parse_from_rfc3339(expires_at)
+        .map(|at| {
+            (at.with_timezone(&Utc) - TimeDelta::seconds(1))
+                .date_naive()
+                .to_string()
+        })
+        .unwrap_or_default()
+}
+
+fn mark(peers: Arc<Peers>, context: StepContext) -> BoxFuture<'static, StepOutcome> {
+    Box::pin(async move {
+        let input = MoveInput::of(&context);
+        let answer = peers
+            .homes
+            .clone()
+            .begin_move(gpb::BeginMoveRequest {
+                account_id: input.account_id.clone(),
+                move_id: return_id(&input),
+                product_code: input.product_code.clone(),
+                customer_id: input.customer_id.clone(),
+                currency: input.currency.clone(),
+                home: "modern".to_owned(),
+            })
+            .await;
+        outcome(answer, at_home)
+    })
+}
+
+fn unmark(peers: Arc<Peers>, context: StepContext) -> BoxFuture<'static, StepOutcome> {
+    Box::pin(async move {
+        let input = MoveInput::of(&context);
+        let answer = peers
+            .homes
+            .clone()
+            .end_move(gpb::EndMoveRequest {
+                account_id: input.account_id.clone(),
+                move_id: return_id(&input),
+            })
+            .await;
+        outcome(answer, at_home)
+    })
+}
+
+fn export(peers: Arc<Peers>, context: StepContext) -> BoxFuture<'static, StepOutcome> {
+    Box::pin(async move {
+        let input = MoveInput::of(&context);
+        let answer = peers
+            .import
+            .clone()
+            .export_account(dpb::ExportAccountRequest {
+                request_id: input.request_id("return-export"),
+                account_id: modern_id(&context),
+                reference: input.legacy_account_number.clone(),
+            })
+            .await;
+        outcome(answer, |exported| {
+            let holds: Vec<Value> = exported
+                .holds
+                .iter()
+                .map(|hold| {
+                    json!({
+                        "hold_id": hold.hold_id,
+                        "amount": hold.amount,
+                        "expires_at": hold.expires_at,
+                        "reason": hold.reason,
+                    })
+                })
+                .collect();
+            StepOutcome::Done(json!({ "paid_out": exported.paid_out, "holds": holds }))
+        })
+    })
+}
+
+/// The holds modern released, as they were answered.
+fn exported_holds(context: &StepContext) -> Vec<Value> {
+    context
+        .outputs
+        .get("export")
+        .and_then(|exported| exported["holds"].as_array())
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn restore(peers: Arc<Peers>, context: StepContext) -> BoxFuture<'static, StepOutcome> {
+    Box::pin(async move {
+        let paid_out = output(&context, "export", "paid_out");
+        let holds = exported_holds(&context)
+            .iter()
+            .map(|hold| {
+                let text = |name: &str| hold[name].as_str().unwrap_or_default().to_owned();
+                lpb::HoldToRestore {
+                    amount: text("amount"),
+                    to_date: last_day(&text("expires_at")),
+                    reference: text("reason").chars().take(REFERENCE_CHARS_MAX).collect(),
+                }
+            })
+            .collect();
+        let answer = peers
+            .legacy
+            .clone()
+            .restore_account(lpb::RestoreAccountRequest {
+                account_id: legacy_request(&context).account_id,
+                amount: paid_out.clone(),
+                holds,
+            })
+            .await;
+        outcome(answer, |restored| {
+            if amount(&restored.posted) != amount(&paid_out) {
+                return StepOutcome::Failed(format!(
+                    "snapshot_mismatch: the legacy core holds {} after the return, modern \
+                     handed back {paid_out}",
+                    restored.posted
+                ));
+            }
+            let holds: Vec<String> = restored.holds.iter().map(|h| h.hold_id.clone()).collect();
+            StepOutcome::Done(json!({ "posted": restored.posted, "holds": holds }))
+        })
+    })
+}
+
+fn switch(peers: Arc<Peers>, context: StepContext) -> BoxFuture<'static, StepOutcome> {
+    Box::pin(async move {
+        let input = MoveInput::of(&context);
+        let placed: Vec<String> = context
+            .outputs
+            .get("restore")
+            .and_then(|restored| restored["holds"].as_array())
+            .map(|holds| {
+                holds
+                    .iter()
+                    .map(|hold| hold.as_str().unwrap_or_default().to_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        // The core answers its live locks in the order it placed them.
+        let holds = exported_holds(&context)
+            .iter()
+            .zip(placed)
+            .map(|(hold, id)| gpb::HoldHome {
+                hold_id: hold["hold_id"].as_str().unwrap_or_default().to_owned(),
+                id,
+            })
+            .collect();
+        let answer = peers
+            .homes
+            .clone()
+            .switch_home(gpb::SwitchHomeRequest {
+                account_id: input.account_id.clone(),
+                move_id: return_id(&input),
+                home: "legacy".to_owned(),
+                id: input.account_id.clone(),
+                holds,
+            })
+            .await;
+        outcome(answer, at_home)
+    })
+}
+
+fn thaw(peers: Arc<Peers>, context: StepContext) -> BoxFuture<'static, StepOutcome> {
+    Box::pin(async move {
+        let answer = peers
+            .legacy
+            .clone()
+            .thaw_account(legacy_request(&context))
+            .await;
+        outcome(answer, |thawed| {
+            StepOutcome::Done(json!({ "state": thawed.state }))
+        })
+    })
+}
+
+/// What came back, in `account_moves`, in the executor's transaction.
+fn record() -> Action {
+    Action::db(|tx, context| {
+        Box::pin(async move {
+            let input = MoveInput::of(context);
+            crate::store::record_returned(tx, &input, &output(context, "export", "paid_out"))
+                .await?;
+            Ok(StepOutcome::Done(json!({})))
+        })
+    })
+}
+
+/// The `account_return` saga over `peers`.
+pub fn definition(peers: &Arc<Peers>) -> SagaDefinition {
+    let step = |name: &str, run: CallFn| patient_step(peers, name, run);
+    SagaDefinition::new(
+        SAGA_TYPE,
+        1,
+        vec![
+            step("mark", mark).compensate_with(call(peers, unmark)),
+            step("export", export).pivot(),
+            step("restore", restore),
+            step("switch", switch),
+            step("thaw", thaw),
+            step("unmark", unmark),
+            Step::new("record", record()),
+        ],
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hold_lapsing_at_midnight_was_in_force_the_day_before() {
+        assert_eq!(last_day("2027-01-01T00:00:00Z"), "2026-12-31");
+        assert_eq!(last_day("2026-12-31T15:30:00Z"), "2026-12-31");
+        assert_eq!(last_day(""), "");
+    }
+}
