@@ -27,17 +27,23 @@ const WORKERS: usize = 8;
 const KILLS: usize = 4;
 
 /// The mock legacy core, `corebank serve legacy-core`, listening on `addr`.
-struct Core {
-    process: common::Process,
-    addr: SocketAddr,
+pub(crate) struct Core {
+    pub(crate) process: common::Process,
+    pub(crate) addr: SocketAddr,
 }
 
 impl Core {
     /// Not started yet.
-    fn new(url: &str, addr: SocketAddr) -> Core {
+    pub(crate) fn new(url: &str, addr: SocketAddr) -> Core {
+        Core::with_faults(url, addr, "")
+    }
+
+    /// Not started yet; starts with `faults` (`COREBANK_LEGACY_FAULTS`).
+    pub(crate) fn with_faults(url: &str, addr: SocketAddr, faults: &str) -> Core {
         let mut command = common::serve("legacy-core", url);
         command
             .env("COREBANK_LEGACY_CORE_ADDR", addr.to_string())
+            .env("COREBANK_LEGACY_FAULTS", faults)
             .env("COREBANK_DB_POOL_SIZE_MAX", "8");
         Core {
             process: common::Process::stopped("the legacy core", command),
@@ -46,7 +52,7 @@ impl Core {
     }
 
     /// Waits until the core answers an enquiry.
-    async fn ready(&self) {
+    pub(crate) async fn ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if books(self.addr).await.is_some() {

@@ -12,6 +12,7 @@ mod cli;
 mod common;
 mod gateway_replicas;
 mod legacy_crash;
+mod migration_crash;
 mod outbox_cli;
 mod outbox_crash;
 mod saga_crash;
