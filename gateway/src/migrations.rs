@@ -44,7 +44,7 @@ impl Migrations {
 /// The routes, over `migrations`.
 pub fn router(migrations: Arc<Migrations>) -> axum::Router {
     axum::Router::new()
-        .route("/admin/v1/migrations", post(propose))
+        .route("/admin/v1/migrations", post(propose).get(list))
         .route("/admin/v1/migrations/{migration_id}", get(migration))
         .route(
             "/admin/v1/migrations/{migration_id}/accounts/{account_id}/rollback",
@@ -65,6 +65,21 @@ fn fraction_schema() -> utoipa::openapi::schema::ObjectBuilder {
         .schema_type(crate::openapi::formats::string_or_null())
         .pattern(Some(fraction_pattern()))
 }
+
+fn customers_schema() -> utoipa::openapi::schema::ArrayBuilder {
+    utoipa::openapi::schema::ArrayBuilder::new()
+        .schema_type(utoipa::openapi::schema::SchemaType::Array(vec![
+            utoipa::openapi::schema::Type::Array,
+            utoipa::openapi::schema::Type::Null,
+        ]))
+        .items(crate::openapi::formats::text(128).min_length(Some(1)))
+        .max_items(Some(CUSTOMERS_MAX))
+}
+
+/// Customers one migration may be limited to through this API: the longest such list fits
+/// the gateway's request body limit (the migration component takes up to 10,000; more
+/// customers go in several batches).
+const CUSTOMERS_MAX: usize = 50;
 
 fn code_schema() -> utoipa::openapi::schema::ObjectBuilder {
     utoipa::openapi::schema::ObjectBuilder::new()
@@ -99,6 +114,11 @@ pub struct MigrationBody {
     /// nothing needs approving.
     #[serde(default)]
     pub dry_run: bool,
+    /// Only these customers' accounts (at most 50: more go in several batches). Absent:
+    /// every customer's.
+    #[schema(schema_with = customers_schema)]
+    #[serde(default)]
+    pub customer_ids: Option<Vec<String>>,
     #[schema(schema_with = operator::reason_schema)]
     pub reason: String,
 }
@@ -129,6 +149,8 @@ pub struct MigrationView {
     pub fraction: String,
     pub dry_run: bool,
     pub requested_by: String,
+    /// How many customers it was limited to (0: every customer's accounts).
+    pub customers: u32,
     /// `running`, `done` or `dry_run`.
     pub status: String,
     /// The journal number of the legacy export the plan was made from.
@@ -165,6 +187,7 @@ impl From<pb::Migration> for MigrationView {
             fraction: m.fraction,
             dry_run: m.dry_run,
             requested_by: m.requested_by,
+            customers: m.customers,
             status: m.status,
             journal: m.journal,
             planned: m.planned,
@@ -185,6 +208,7 @@ pub(crate) fn start_request(
     fraction: &str,
     dry_run: bool,
     requested_by: &str,
+    customer_ids: Vec<String>,
 ) -> pb::StartMigrationRequest {
     pb::StartMigrationRequest {
         migration_id: migration_id.to_owned(),
@@ -192,6 +216,7 @@ pub(crate) fn start_request(
         fraction: fraction.to_owned(),
         dry_run,
         requested_by: requested_by.to_owned(),
+        customer_ids,
     }
 }
 
@@ -228,6 +253,16 @@ async fn propose(
             "fraction {fraction:?} is not a decimal more than 0 and at most 1"
         )));
     }
+    let customer_ids = body.customer_ids.clone().unwrap_or_default();
+    if customer_ids.len() > CUSTOMERS_MAX
+        || customer_ids
+            .iter()
+            .any(|id| id.trim().is_empty() || id.chars().count() > 128)
+    {
+        return Err(ApiError::invalid(format!(
+            "customer_ids: at most {CUSTOMERS_MAX} customer ids of 1-128 characters, not blank"
+        )));
+    }
     let migration_id = Uuid::new_v4().to_string();
     if body.dry_run {
         crate::auth::require_scope(&context.principal, scope::ROUTES_WRITE)
@@ -241,6 +276,7 @@ async fn propose(
                 &fraction,
                 true,
                 &context.principal.subject,
+                customer_ids,
             ))
             .await
             .map_err(|status| api_error_of(&status, Side::Modern))?;
@@ -252,10 +288,45 @@ async fn propose(
         &context,
         ApprovalKind::MigrationStart,
         &body.product_code,
-        json!({ "migration_id": migration_id, "fraction": fraction }),
+        json!({ "migration_id": migration_id, "fraction": fraction, "customer_ids": customer_ids }),
         &body.reason,
     )
     .await
+}
+
+/// The newest migrations.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct MigrationList {
+    /// Newest first, at most 20, each with its counts (`accounts` left empty).
+    pub migrations: Vec<MigrationView>,
+}
+
+#[utoipa::path(
+    get, path = "/admin/v1/migrations", tag = "admin: migrations",
+    operation_id = "list_migrations",
+    summary = "The newest migrations, with their counts",
+    description = "Scope `routes:read`. At most 20, newest first; `GET /admin/v1/migrations/{migration_id}` has each one account by account.",
+    responses((status = 200, description = "The migrations", body = MigrationList))
+)]
+async fn list(
+    State(migrations): State<Arc<Migrations>>,
+    context: Context,
+) -> Result<Json<MigrationList>, ApiError> {
+    operator::reader(context, scope::ROUTES_READ)?;
+    let listed = migrations
+        .client
+        .clone()
+        .list_migrations(pb::ListMigrationsRequest { limit: 20 })
+        .await
+        .map_err(|status| api_error_of(&status, Side::Modern))?;
+    Ok(Json(MigrationList {
+        migrations: listed
+            .into_inner()
+            .migrations
+            .into_iter()
+            .map(MigrationView::from)
+            .collect(),
+    }))
 }
 
 #[utoipa::path(
@@ -484,11 +555,12 @@ fn not_found_or_upstream(status: tonic::Status) -> ApiError {
 pub fn openapi() -> utoipa::openapi::OpenApi {
     #[derive(utoipa::OpenApi)]
     #[openapi(
-        paths(propose, migration, propose_rollback, reconcile, reconciliation),
+        paths(propose, list, migration, propose_rollback, reconcile, reconciliation),
         components(schemas(
             RollbackBody,
             MigrationBody,
             MigrationView,
+            MigrationList,
             AccountMoveView,
             ReconcileBody,
             ReconciliationView,

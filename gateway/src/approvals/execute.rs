@@ -159,12 +159,24 @@ pub(super) async fn call(
                     .unwrap_or_default()
                     .to_owned()
             };
+            let customer_ids = approval
+                .parameters
+                .get("customer_ids")
+                .and_then(Value::as_array)
+                .map(|ids| {
+                    ids.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default();
             let request = crate::migrations::start_request(
                 &text("migration_id"),
                 &approval.target,
                 &text("fraction"),
                 false,
                 &format!("{proposed_by}, approved by {approver}"),
+                customer_ids,
             );
             let mut client = approvals.migrations.clone();
             Ok(client.start_migration(request).await.map(|started| {

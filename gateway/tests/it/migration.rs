@@ -68,6 +68,7 @@ fn start(id: &str, dry_run: bool) -> mpb::StartMigrationRequest {
         fraction: String::new(),
         dry_run,
         requested_by: "operator-a".to_owned(),
+        customer_ids: vec![],
     }
 }
 
@@ -196,6 +197,28 @@ async fn a_products_accounts_move_to_modern_with_their_money_and_holds_and_chann
         .await
         .expect(200);
     assert_eq!(still.header("x-served-by"), "legacy");
+    // A batch may be limited to a list of customers.
+    let one = admin_post(
+        &stack,
+        &admin,
+        "/admin/v1/migrations",
+        &operator,
+        json!({ "product_code": PRODUCT, "dry_run": true, "customer_ids": ["cust-b"], "reason": "one customer" }),
+    )
+    .await
+    .expect(200);
+    assert_eq!(
+        (&one.body["planned"], &one.body["customers"]),
+        (&json!(1), &json!(1)),
+        "{}",
+        one.body
+    );
+    assert_eq!(
+        one.body["accounts"][0]["account_id"],
+        b.as_str(),
+        "{}",
+        one.body
+    );
 
     // The real one goes under four eyes.
     let proposed = admin_post(
@@ -259,6 +282,28 @@ async fn a_products_accounts_move_to_modern_with_their_money_and_holds_and_chann
     .await
     .expect(200);
     assert_eq!(followed.body["moved"], 2, "{}", followed.body);
+    let listed = send(
+        &stack.http,
+        reqwest::Method::GET,
+        admin.url("/admin/v1/migrations"),
+        Some(&operator),
+        None,
+        None,
+    )
+    .await
+    .expect(200);
+    let newest = &listed.body["migrations"][0];
+    assert_eq!(
+        (&newest["migration_id"], &newest["moved"]),
+        (&json!(id), &json!(2)),
+        "{}",
+        listed.body
+    );
+    assert_eq!(
+        listed.body["migrations"].as_array().unwrap().len(),
+        3,
+        "two dry runs and the migration"
+    );
     assert_eq!(
         followed.body["requested_by"], "operator-a, approved by approver-b",
         "{}",

@@ -70,6 +70,7 @@ const KNOWN: &[(&str, &str)] = &[
     ("POST", "/admin/v1/approvals/{id}/reject"),
     ("POST", "/admin/v1/payments/{payment_id}/screening-review"),
     ("POST", "/admin/v1/migrations"),
+    ("GET", "/admin/v1/migrations"),
     ("GET", "/admin/v1/migrations/{migration_id}"),
     (
         "POST",

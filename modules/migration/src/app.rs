@@ -36,7 +36,15 @@ pub struct StartRequest {
     pub fraction: String,
     pub dry_run: bool,
     pub requested_by: String,
+    /// Only these customers' accounts; empty: every customer's.
+    pub customer_ids: Vec<String>,
 }
+
+/// Customers one migration may be limited to at most.
+pub const CUSTOMERS_MAX: usize = 10_000;
+
+/// Migrations one list answers at most.
+pub const LIST_MAX: u32 = 100;
 
 /// One account's move as the migration reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -156,6 +164,25 @@ impl Migrations {
         if requested_by.is_empty() || requested_by.len() > 128 {
             return Err(MigrationError::invalid("requested_by", "1-128 characters"));
         }
+        if request.customer_ids.len() > CUSTOMERS_MAX {
+            return Err(MigrationError::invalid(
+                "customer_ids",
+                format!("at most {CUSTOMERS_MAX}"),
+            ));
+        }
+        if let Some(bad) = request
+            .customer_ids
+            .iter()
+            .find(|id| id.trim().is_empty() || id.chars().count() > 128)
+        {
+            return Err(MigrationError::invalid(
+                "customer_ids",
+                format!("{bad:?} is not a customer id (1-128 characters, not blank)"),
+            ));
+        }
+        let mut customers = request.customer_ids.clone();
+        customers.sort();
+        customers.dedup();
         if let Some(existing) = self.row(id).await? {
             let field = if existing.product_code != code {
                 Some("product_code")
@@ -163,6 +190,8 @@ impl Migrations {
                 Some("fraction")
             } else if existing.dry_run != request.dry_run {
                 Some("dry_run")
+            } else if existing.customers != customers {
+                Some("customer_ids")
             } else {
                 None
             };
@@ -185,10 +214,18 @@ impl Migrations {
             requested_by: requested_by.to_owned(),
             journal: i64::try_from(journal).unwrap_or(i64::MAX),
             created_at: Utc::now(),
+            customers,
         };
         let planned: Vec<PlannedMove> = exported
             .iter()
             .filter(|account| bucket(&account.account_id) < fraction)
+            .filter(|account| {
+                migration.customers.is_empty()
+                    || migration
+                        .customers
+                        .binary_search(&account.customer_id)
+                        .is_ok()
+            })
             .map(|account| plan(id, account, modern_currency.as_deref()))
             .collect();
         tracing::info!(
@@ -392,6 +429,22 @@ impl Migrations {
         self.executor.nudge();
         tracing::info!(migration = %migration, account = %account, requested_by, "account return started");
         Ok(view(row))
+    }
+
+    /// The newest migrations as they stand (at most [`LIST_MAX`]; 0: 20).
+    pub async fn list(&self, limit: u32) -> Result<Vec<MigrationView>, MigrationError> {
+        let limit = i64::from(if limit == 0 { 20 } else { limit.min(LIST_MAX) });
+        let rows = self
+            .db
+            .run_tx("migration_list", |tx| {
+                Box::pin(async move { store::migrations(&tx, limit).await })
+            })
+            .await?;
+        let mut views = Vec::with_capacity(rows.len());
+        for row in rows {
+            views.push(self.get(&row.id.to_string()).await?);
+        }
+        Ok(views)
     }
 
     /// A migration as it stands.

@@ -98,6 +98,7 @@ fn migration(view: &MigrationView) -> pb::Migration {
         failed: view.count("failed"),
         accounts: view.accounts.iter().map(account_move).collect(),
         created_at: time(row.created_at),
+        customers: u32::try_from(row.customers.len()).unwrap_or(u32::MAX),
     }
 }
 
@@ -131,6 +132,28 @@ fn reconciliation(run: &crate::reconcile::RunView) -> pb::Reconciliation {
 
 #[tonic::async_trait]
 impl MigrationsApi for MigrationsService {
+    async fn list_migrations(
+        &self,
+        request: Request<pb::ListMigrationsRequest>,
+    ) -> Result<Response<pb::ListMigrationsResponse>, Status> {
+        let limit = request.into_inner().limit;
+        self.migrations
+            .list(limit)
+            .await
+            .map(|views| {
+                Response::new(pb::ListMigrationsResponse {
+                    migrations: views
+                        .iter()
+                        .map(|view| pb::Migration {
+                            accounts: Vec::new(),
+                            ..migration(view)
+                        })
+                        .collect(),
+                })
+            })
+            .map_err(|error| status_of(&error))
+    }
+
     async fn return_account(
         &self,
         request: Request<pb::ReturnAccountRequest>,
@@ -180,6 +203,7 @@ impl MigrationsApi for MigrationsService {
                 fraction: r.fraction,
                 dry_run: r.dry_run,
                 requested_by: r.requested_by,
+                customer_ids: r.customer_ids,
             })
             .await;
         started

@@ -19,6 +19,8 @@ pub struct MigrationRow {
     pub requested_by: String,
     pub journal: i64,
     pub created_at: DateTime<Utc>,
+    /// The customers it was limited to (empty: every customer's accounts).
+    pub customers: Vec<String>,
 }
 
 /// An account of a migration, with its saga's standing.
@@ -61,15 +63,12 @@ pub struct PlannedMove {
 
 type Result<T> = std::result::Result<T, TxError<MigrationError>>;
 
-pub async fn migration(tx: &Transaction<'_>, id: Uuid) -> Result<Option<MigrationRow>> {
-    let row = tx
-        .query_opt(
-            "SELECT id, product_code, fraction, dry_run, requested_by, journal, created_at \
-             FROM migrations WHERE id = $1",
-            &[&id],
-        )
-        .await?;
-    Ok(row.map(|row| MigrationRow {
+const MIGRATION_COLUMNS: &str =
+    "id, product_code, fraction, dry_run, requested_by, journal, created_at, customers";
+
+fn migration_row(row: &Row) -> MigrationRow {
+    let customers: String = row.get("customers");
+    MigrationRow {
         id: row.get("id"),
         product_code: row.get("product_code"),
         fraction: row.get("fraction"),
@@ -77,7 +76,31 @@ pub async fn migration(tx: &Transaction<'_>, id: Uuid) -> Result<Option<Migratio
         requested_by: row.get("requested_by"),
         journal: row.get("journal"),
         created_at: row.get("created_at"),
-    }))
+        customers: serde_json::from_str(&customers).unwrap_or_default(),
+    }
+}
+
+pub async fn migration(tx: &Transaction<'_>, id: Uuid) -> Result<Option<MigrationRow>> {
+    let row = tx
+        .query_opt(
+            &format!("SELECT {MIGRATION_COLUMNS} FROM migrations WHERE id = $1"),
+            &[&id],
+        )
+        .await?;
+    Ok(row.as_ref().map(migration_row))
+}
+
+/// The newest `limit` migrations, newest first.
+pub async fn migrations(tx: &Transaction<'_>, limit: i64) -> Result<Vec<MigrationRow>> {
+    let rows = tx
+        .query(
+            &format!(
+                "SELECT {MIGRATION_COLUMNS} FROM migrations ORDER BY created_at DESC, id LIMIT $1"
+            ),
+            &[&limit],
+        )
+        .await?;
+    Ok(rows.iter().map(migration_row).collect())
 }
 
 /// Stores the migration; false when its id was there already.
@@ -85,7 +108,8 @@ pub async fn insert_migration(tx: &Transaction<'_>, migration: &MigrationRow) ->
     let inserted = tx
         .execute(
             "INSERT INTO migrations (id, product_code, fraction, dry_run, requested_by, journal, \
-             created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING",
+             created_at, customers) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+             ON CONFLICT (id) DO NOTHING",
             &[
                 &migration.id,
                 &migration.product_code,
@@ -94,6 +118,7 @@ pub async fn insert_migration(tx: &Transaction<'_>, migration: &MigrationRow) ->
                 &migration.requested_by,
                 &migration.journal,
                 &migration.created_at,
+                &serde_json::to_string(&migration.customers).unwrap_or_default(),
             ],
         )
         .await?;
