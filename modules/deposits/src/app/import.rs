@@ -379,24 +379,6 @@ pub struct ExportedHoldView {
     pub reason: String,
 }
 
-impl Deposits {
-    /// Whether the ledger has the entry `id`.
-    async fn ledger_has(&self, id: Uuid) -> Result<bool, DepositsError> {
-        let answer = self
-            .ledger
-            .clone()
-            .get_entry(pb::GetEntryRequest {
-                key: Some(pb::get_entry_request::Key::EntryId(id.to_string())),
-            })
-            .await;
-        match answer {
-            Ok(_) => Ok(true),
-            Err(status) if status.code() == tonic::Code::NotFound => Ok(false),
-            Err(status) => Err(from_status(&status)),
-        }
-    }
-}
-
 /// What an export (an account moving back to the other core) did.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExportView {
@@ -464,7 +446,9 @@ impl Deposits {
                 HoldStatus::Held => self.ledger_void(release, hold.id).await?,
                 // Released by an earlier attempt of this export (its release entry is in
                 // the ledger), or by someone before it.
-                HoldStatus::Released if self.ledger_has(release).await? => HoldStatus::Released,
+                HoldStatus::Released if self.ledger_entry_of(release).await?.is_some() => {
+                    HoldStatus::Released
+                }
                 _ => continue,
             };
             // Recorded at once (the ledger's void is done), so the close finds no open hold.

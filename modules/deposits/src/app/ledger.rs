@@ -377,6 +377,27 @@ impl Deposits {
         }
     }
 
+    /// The ledger's entry `id`, or `None` when the ledger has none (`unknown_entry`).
+    pub(crate) async fn ledger_entry_of(
+        &self,
+        id: Uuid,
+    ) -> Result<Option<pb::Entry>, DepositsError> {
+        let found = self
+            .ledger
+            .clone()
+            .get_entry(pb::GetEntryRequest {
+                key: Some(pb::get_entry_request::Key::EntryId(id.to_string())),
+            })
+            .await;
+        match found {
+            Ok(entry) => Ok(Some(entry.into_inner())),
+            Err(status) => match from_status(&status) {
+                DepositsError::Ledger { code, .. } if code == "unknown_entry" => Ok(None),
+                other => Err(other),
+            },
+        }
+    }
+
     /// The ledger's view of a hold.
     pub(crate) async fn ledger_hold_status(
         &self,

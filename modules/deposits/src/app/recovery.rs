@@ -6,12 +6,10 @@
 //! event) when the entry exists, or forgets it and gives back its daily-limit reservation
 //! when it does not. The client's retry is no longer needed for the event to be written.
 
-use corebank_api::ledger::v1 as pb;
 use corebank_kernel::Money;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::ledger::from_status;
 use super::{Change, Deposits, MovementView, TransferView, parse_currency, parse_money};
 use crate::domain::error::DepositsError;
 use crate::store;
@@ -129,32 +127,19 @@ impl Deposits {
         content: &Value,
         entry_id: Uuid,
     ) -> Result<(), DepositsError> {
-        let found = self
-            .ledger
-            .clone()
-            .get_entry(pb::GetEntryRequest {
-                key: Some(pb::get_entry_request::Key::EntryId(entry_id.to_string())),
+        if self.ledger_entry_of(entry_id).await?.is_some() {
+            tracing::info!(request.id = %request_id, request.kind = %kind, "completing a request whose ledger entry exists");
+            self.complete_in_doubt(request_id, kind, content, entry_id)
+                .await
+        } else {
+            tracing::info!(request.id = %request_id, request.kind = %kind, "failing a request whose ledger entry does not exist");
+            self.in_tx("deposits_fail_in_doubt", |tx| {
+                Box::pin(async move {
+                    store::release_transfer(&tx, request_id).await?;
+                    store::forget_in_doubt(&tx, request_id).await
+                })
             })
-            .await;
-        match found {
-            Ok(_) => {
-                tracing::info!(request.id = %request_id, request.kind = %kind, "completing a request whose ledger entry exists");
-                self.complete_in_doubt(request_id, kind, content, entry_id)
-                    .await
-            }
-            Err(status) => match from_status(&status) {
-                DepositsError::Ledger { code, .. } if code == "unknown_entry" => {
-                    tracing::info!(request.id = %request_id, request.kind = %kind, "failing a request whose ledger entry does not exist");
-                    self.in_tx("deposits_fail_in_doubt", |tx| {
-                        Box::pin(async move {
-                            store::release_transfer(&tx, request_id).await?;
-                            store::forget_in_doubt(&tx, request_id).await
-                        })
-                    })
-                    .await
-                }
-                other => Err(other),
-            },
+            .await
         }
     }
 
