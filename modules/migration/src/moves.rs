@@ -170,37 +170,52 @@ pub(crate) fn call(peers: &Arc<Peers>, run: CallFn) -> Action {
     Action::call(move |context| run(Arc::clone(&peers), context))
 }
 
+/// Marks the account moving in the gateway's directory as `move_id` (on `home` now).
+pub(crate) async fn begin_move(
+    peers: &Peers,
+    input: &MoveInput,
+    move_id: String,
+    home: &str,
+) -> StepOutcome {
+    let answer = peers
+        .homes
+        .clone()
+        .begin_move(gpb::BeginMoveRequest {
+            account_id: input.account_id.clone(),
+            move_id,
+            product_code: input.product_code.clone(),
+            customer_id: input.customer_id.clone(),
+            currency: input.currency.clone(),
+            home: home.to_owned(),
+        })
+        .await;
+    outcome(answer, at_home)
+}
+
+/// Clears the mark `move_id` of the account in the gateway's directory.
+pub(crate) async fn end_move(peers: &Peers, input: &MoveInput, move_id: String) -> StepOutcome {
+    let answer = peers
+        .homes
+        .clone()
+        .end_move(gpb::EndMoveRequest {
+            account_id: input.account_id.clone(),
+            move_id,
+        })
+        .await;
+    outcome(answer, at_home)
+}
+
 fn mark(peers: Arc<Peers>, context: StepContext) -> BoxFuture<'static, StepOutcome> {
     Box::pin(async move {
         let input = MoveInput::of(&context);
-        let answer = peers
-            .homes
-            .clone()
-            .begin_move(gpb::BeginMoveRequest {
-                account_id: input.account_id.clone(),
-                move_id: input.move_id(),
-                product_code: input.product_code.clone(),
-                customer_id: input.customer_id.clone(),
-                currency: input.currency.clone(),
-                home: "legacy".to_owned(),
-            })
-            .await;
-        outcome(answer, at_home)
+        begin_move(&peers, &input, input.move_id(), "legacy").await
     })
 }
 
 fn unmark(peers: Arc<Peers>, context: StepContext) -> BoxFuture<'static, StepOutcome> {
     Box::pin(async move {
         let input = MoveInput::of(&context);
-        let answer = peers
-            .homes
-            .clone()
-            .end_move(gpb::EndMoveRequest {
-                account_id: input.account_id.clone(),
-                move_id: input.move_id(),
-            })
-            .await;
-        outcome(answer, at_home)
+        end_move(&peers, &input, input.move_id()).await
     })
 }
 
@@ -234,7 +249,7 @@ fn freeze(peers: Arc<Peers>, context: StepContext) -> BoxFuture<'static, StepOut
     })
 }
 
-fn thaw(peers: Arc<Peers>, context: StepContext) -> BoxFuture<'static, StepOutcome> {
+pub(crate) fn thaw(peers: Arc<Peers>, context: StepContext) -> BoxFuture<'static, StepOutcome> {
     Box::pin(async move {
         let answer = peers
             .legacy

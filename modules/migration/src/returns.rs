@@ -21,7 +21,8 @@ use corebank_saga::{Action, BoxFuture, SagaDefinition, Step, StepContext, StepOu
 use serde_json::{Value, json};
 
 use crate::moves::{
-    CallFn, MoveInput, amount, at_home, call, legacy_request, outcome, output, patient_step,
+    CallFn, MoveInput, amount, at_home, begin_move, call, end_move, legacy_request, outcome,
+    output, patient_step, thaw,
 };
 use crate::peers::Peers;
 
@@ -56,34 +57,14 @@ fn last_day(expires_at: &str) -> String {
 fn mark(peers: Arc<Peers>, context: StepContext) -> BoxFuture<'static, StepOutcome> {
     Box::pin(async move {
         let input = MoveInput::of(&context);
-        let answer = peers
-            .homes
-            .clone()
-            .begin_move(gpb::BeginMoveRequest {
-                account_id: input.account_id.clone(),
-                move_id: return_id(&input),
-                product_code: input.product_code.clone(),
-                customer_id: input.customer_id.clone(),
-                currency: input.currency.clone(),
-                home: "modern".to_owned(),
-            })
-            .await;
-        outcome(answer, at_home)
+        begin_move(&peers, &input, return_id(&input), "modern").await
     })
 }
 
 fn unmark(peers: Arc<Peers>, context: StepContext) -> BoxFuture<'static, StepOutcome> {
     Box::pin(async move {
         let input = MoveInput::of(&context);
-        let answer = peers
-            .homes
-            .clone()
-            .end_move(gpb::EndMoveRequest {
-                account_id: input.account_id.clone(),
-                move_id: return_id(&input),
-            })
-            .await;
-        outcome(answer, at_home)
+        end_move(&peers, &input, return_id(&input)).await
     })
 }
 
@@ -199,19 +180,6 @@ fn switch(peers: Arc<Peers>, context: StepContext) -> BoxFuture<'static, StepOut
             })
             .await;
         outcome(answer, at_home)
-    })
-}
-
-fn thaw(peers: Arc<Peers>, context: StepContext) -> BoxFuture<'static, StepOutcome> {
-    Box::pin(async move {
-        let answer = peers
-            .legacy
-            .clone()
-            .thaw_account(legacy_request(&context))
-            .await;
-        outcome(answer, |thawed| {
-            StepOutcome::Done(json!({ "state": thawed.state }))
-        })
     })
 }
 
