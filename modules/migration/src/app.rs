@@ -67,18 +67,40 @@ pub struct MigrationView {
     pub migration: MigrationRow,
     /// running | done | dry_run
     pub status: &'static str,
+    /// Accounts per state.
+    pub counts: std::collections::BTreeMap<String, u64>,
+    /// Each account (empty in a list of migrations).
     pub accounts: Vec<MoveView>,
 }
 
 impl MigrationView {
+    /// The migration with `counts` of accounts per state; running while any moves.
+    fn new(
+        migration: MigrationRow,
+        counts: std::collections::BTreeMap<String, u64>,
+        accounts: Vec<MoveView>,
+    ) -> MigrationView {
+        let status = if migration.dry_run {
+            "dry_run"
+        } else if ["moving", "planned", "returning"]
+            .iter()
+            .any(|state| counts.get(*state).is_some_and(|n| *n > 0))
+        {
+            "running"
+        } else {
+            "done"
+        };
+        MigrationView {
+            migration,
+            status,
+            counts,
+            accounts,
+        }
+    }
+
     /// How many accounts are in `state`.
     pub fn count(&self, state: &str) -> u64 {
-        self.accounts
-            .iter()
-            .filter(|account| account.state == state)
-            .count()
-            .try_into()
-            .unwrap_or(u64::MAX)
+        self.counts.get(state).copied().unwrap_or(0)
     }
 }
 
@@ -441,8 +463,20 @@ impl Migrations {
             })
             .await?;
         let mut views = Vec::with_capacity(rows.len());
-        for row in rows {
-            views.push(self.get(&row.id.to_string()).await?);
+        for migration in rows {
+            let id = migration.id;
+            let grouped = self
+                .db
+                .run_tx("migration_list_counts", |tx| {
+                    Box::pin(async move { store::move_counts(&tx, id).await })
+                })
+                .await?;
+            let mut counts = std::collections::BTreeMap::new();
+            for (standing, accounts) in grouped {
+                *counts.entry(view(standing).state).or_insert(0) +=
+                    u64::try_from(accounts).unwrap_or(0);
+            }
+            views.push(MigrationView::new(migration, counts, Vec::new()));
         }
         Ok(views)
     }
@@ -465,21 +499,11 @@ impl Migrations {
             })
             .await?;
         let accounts: Vec<MoveView> = moves.into_iter().map(view).collect();
-        let status = if migration.dry_run {
-            "dry_run"
-        } else if accounts
-            .iter()
-            .any(|account| matches!(account.state.as_str(), "moving" | "planned" | "returning"))
-        {
-            "running"
-        } else {
-            "done"
-        };
-        Ok(MigrationView {
-            migration,
-            status,
-            accounts,
-        })
+        let mut counts = std::collections::BTreeMap::new();
+        for account in &accounts {
+            *counts.entry(account.state.clone()).or_insert(0) += 1;
+        }
+        Ok(MigrationView::new(migration, counts, accounts))
     }
 }
 

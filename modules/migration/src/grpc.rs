@@ -142,13 +142,7 @@ impl MigrationsApi for MigrationsService {
             .await
             .map(|views| {
                 Response::new(pb::ListMigrationsResponse {
-                    migrations: views
-                        .iter()
-                        .map(|view| pb::Migration {
-                            accounts: Vec::new(),
-                            ..migration(view)
-                        })
-                        .collect(),
+                    migrations: views.iter().map(migration).collect(),
                 })
             })
             .map_err(|error| status_of(&error))

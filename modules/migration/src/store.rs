@@ -196,6 +196,56 @@ pub async fn moves(tx: &Transaction<'_>, migration_id: Uuid) -> Result<Vec<MoveR
     Ok(rows.iter().map(move_row).collect())
 }
 
+/// How a migration's moves stand, grouped: one row per distinct standing (its state, its
+/// sagas' status and failure, whether it came back) with how many accounts share it. The
+/// rows carry only what decides how a move stands; the per-account fields are empty.
+pub async fn move_counts(tx: &Transaction<'_>, migration_id: Uuid) -> Result<Vec<(MoveRow, i64)>> {
+    let rows = tx
+        .query(
+            "SELECT m.state, m.returned <> '' AS came_back, \
+             m.return_saga_id IS NOT NULL AS returning, \
+             COALESCE(s.status, '') AS saga_status, COALESCE(s.failure, '') AS saga_failure, \
+             COALESCE(r.status, '') AS return_status, COALESCE(r.failure, '') AS return_failure, \
+             count(*) AS accounts \
+             FROM account_moves m LEFT JOIN saga_instances s ON s.id = m.saga_id \
+             LEFT JOIN saga_instances r ON r.id = m.return_saga_id \
+             WHERE m.migration_id = $1 \
+             GROUP BY 1, 2, 3, 4, 5, 6, 7",
+            &[&migration_id],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|row| {
+            let standing = MoveRow {
+                account_id: Uuid::nil(),
+                legacy_account_number: String::new(),
+                state: row.get("state"),
+                reason: String::new(),
+                posted: String::new(),
+                held: String::new(),
+                holds: 0,
+                modern_id: String::new(),
+                saga_id: None,
+                saga_status: row.get("saga_status"),
+                saga_failure: row.get("saga_failure"),
+                saga_paused: String::new(),
+                returned: if row.get("came_back") {
+                    "-".to_owned()
+                } else {
+                    String::new()
+                },
+                return_saga_id: row.get::<_, bool>("returning").then(Uuid::nil),
+                return_status: row.get("return_status"),
+                return_failure: row.get("return_failure"),
+                customer_id: String::new(),
+                currency: String::new(),
+            };
+            (standing, row.get("accounts"))
+        })
+        .collect())
+}
+
 /// An account's move in a migration, with its sagas' standing.
 pub async fn account_move(
     tx: &Transaction<'_>,
