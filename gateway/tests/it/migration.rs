@@ -72,11 +72,13 @@ fn start(id: &str, dry_run: bool) -> mpb::StartMigrationRequest {
     }
 }
 
-/// The migration once no account is moving any more (at most 30 s).
-async fn finished(
+/// The migration once `ready` holds for it (at most 30 s); the panic shows it as it was.
+async fn until(
     migrations: &mut MigrationsClient<tonic::transport::Channel>,
     id: &str,
+    ready: impl Fn(&mpb::Migration) -> bool,
 ) -> mpb::Migration {
+    let mut last = None;
     for _ in 0..300 {
         let migration = migrations
             .get_migration(mpb::GetMigrationRequest {
@@ -85,12 +87,56 @@ async fn finished(
             .await
             .unwrap()
             .into_inner();
-        if migration.status == "done" {
+        if ready(&migration) {
             return migration;
         }
+        last = Some(migration);
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    panic!("migration {id} did not finish within 30 s");
+    panic!("migration {id} did not get there within 30 s: {last:?}");
+}
+
+/// The migration once no account is moving any more (at most 30 s).
+async fn finished(
+    migrations: &mut MigrationsClient<tonic::transport::Channel>,
+    id: &str,
+) -> mpb::Migration {
+    until(migrations, id, |migration| migration.status == "done").await
+}
+
+/// `account` is served by `side` with (posted, held) `balances`, and the hold channels know
+/// as `hold` is released there.
+async fn served_with_its_hold(
+    stack: &Stack,
+    token: &str,
+    account: &str,
+    side: &str,
+    balances: (&str, &str),
+    hold: &str,
+) {
+    let read = stack
+        .get(&format!("/v1/accounts/{account}"), token)
+        .await
+        .expect(200);
+    assert_eq!(read.header("x-served-by"), side, "{}", read.body);
+    assert_eq!(
+        (
+            &read.body["balances"]["posted"],
+            &read.body["balances"]["held"]
+        ),
+        (&json!(balances.0), &json!(balances.1)),
+        "{}",
+        read.body
+    );
+    let released = stack
+        .post(
+            &format!("/v1/accounts/{account}/holds/{hold}/release"),
+            token,
+            json!({}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(released.header("x-served-by"), side, "{}", released.body);
 }
 
 fn account<'m>(migration: &'m mpb::Migration, id: &str) -> &'m mpb::AccountMove {
@@ -331,27 +377,7 @@ async fn a_products_accounts_move_to_modern_with_their_money_and_holds_and_chann
     assert!(stayed.reason.starts_with("account_frozen"), "{stayed:?}");
 
     // Channels are served from modern, with the same balances and the same hold.
-    let read = stack
-        .get(&format!("/v1/accounts/{a}"), &token)
-        .await
-        .expect(200);
-    assert_eq!(read.header("x-served-by"), "modern", "{}", read.body);
-    assert_eq!(read.body["balances"]["posted"], "50.00", "{}", read.body);
-    assert_eq!(read.body["balances"]["held"], "20.00", "{}", read.body);
-    let released = stack
-        .post(
-            &format!("/v1/accounts/{a}/holds/{hold_id}/release"),
-            &token,
-            json!({}),
-        )
-        .await
-        .expect(200);
-    assert_eq!(
-        released.header("x-served-by"),
-        "modern",
-        "{}",
-        released.body
-    );
+    served_with_its_hold(&stack, &token, a, "modern", ("50.00", "20.00"), &hold_id).await;
     let after = stack
         .get(&format!("/v1/accounts/{a}"), &token)
         .await
@@ -550,48 +576,11 @@ async fn a_products_accounts_move_to_modern_with_their_money_and_holds_and_chann
         "{}",
         approved.body
     );
-    let mut returned = None;
-    let mut last = None;
-    for _ in 0..300 {
-        let now = migrations
-            .get_migration(mpb::GetMigrationRequest {
-                migration_id: id.clone(),
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        if account(&now, b).state == "returned" {
-            returned = Some(now);
-            break;
-        }
-        last = Some(account(&now, b).clone());
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(
-        returned.is_some(),
-        "{b} did not move back within 30 s: {last:?}"
-    );
-    let back = stack
-        .get(&format!("/v1/accounts/{b}"), &token)
-        .await
-        .expect(200);
-    assert_eq!(back.header("x-served-by"), "legacy", "{}", back.body);
-    assert_eq!(back.body["balances"]["posted"], "11.00", "{}", back.body);
-    assert_eq!(back.body["balances"]["held"], "2.00", "{}", back.body);
-    let released = stack
-        .post(
-            &format!("/v1/accounts/{b}/holds/{card}/release"),
-            &token,
-            json!({}),
-        )
-        .await
-        .expect(200);
-    assert_eq!(
-        released.header("x-served-by"),
-        "legacy",
-        "{}",
-        released.body
-    );
+    until(&mut migrations, &id, |now| {
+        account(now, b).state == "returned"
+    })
+    .await;
+    served_with_its_hold(&stack, &token, b, "legacy", ("11.00", "2.00"), &card).await;
     let after_return = reconcile().await.expect(201);
     assert_eq!(after_return.body["breaks"], 0, "{}", after_return.body);
     // 60.00 moved, 11.00 came back (the 10.00 moved and 1.00 deposited on modern).
