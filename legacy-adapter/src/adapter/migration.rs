@@ -13,7 +13,8 @@ use super::legacy::{self, Probe};
 use super::store::HoldRow;
 use super::{
     Adapter, Result, adapter_service, amount_text, canonical_amount, check_text, column,
-    derived_uuid, field, internal_account, iso_date, legacy_amount, legacy_date_of, money,
+    derived_uuid, field, internal_account, iso_date, legacy_amount, legacy_date_of, lock_lapses,
+    money,
 };
 
 const APPLICATION: &str = "AC.ACCOUNT.MIGRATION";
@@ -73,17 +74,23 @@ impl Adapter {
             let ids = column(&done.record, "LOCK.ID");
             let days = column(&done.record, "LOCK.TO.DATE");
             for (i, lock) in ids.iter().enumerate().filter(|(_, id)| !id.is_empty()) {
-                let to_date = iso_date(days.get(i).map_or("", String::as_str))?;
+                let to_date = days
+                    .get(i)
+                    .filter(|day| !day.is_empty())
+                    .map(|day| corebank_legacy_ofs::formats::parse_legacy_date(day))
+                    .transpose()
+                    .map_err(|_| {
+                        AdapterError::internal(format!(
+                            "{APPLICATION} answered lock {lock} with a bad TO.DATE"
+                        ))
+                    })?;
                 self.store
                     .map_hold(&HoldRow {
                         hold_id: derived_uuid("hold", lock),
                         lock_id: lock.clone(),
                         account_id: row.account_id,
                         reason: "moved back from the other core".to_owned(),
-                        expires_at: chrono::NaiveDate::parse_from_str(&to_date, "%Y-%m-%d")
-                            .ok()
-                            .and_then(|day| day.and_hms_opt(23, 59, 59))
-                            .map(|at| at.and_utc()),
+                        expires_at: lock_lapses(to_date),
                         placed_at: chrono::Utc::now(),
                     })
                     .await?;

@@ -214,6 +214,13 @@ pub(crate) fn amount_text(text: &str) -> Result<String> {
     Ok(canonical_amount(text)?.to_string())
 }
 
+/// When a lock whose `TO.DATE` is `day` lapses, as a hold's expiry: the last second of
+/// that day (the core's business day, UTC).
+pub(crate) fn lock_lapses(day: Option<NaiveDate>) -> Option<chrono::DateTime<Utc>> {
+    day.and_then(|day| day.and_hms_opt(23, 59, 59))
+        .map(|at| at.and_utc())
+}
+
 /// An ISO date from the core's `YYYYMMDD` (empty stays empty).
 pub(crate) fn iso_date(text: &str) -> Result<String> {
     if text.is_empty() {

@@ -80,9 +80,7 @@ impl Adapter {
                 lock_id: id,
                 account_id: row.account_id,
                 reason: r.reason.clone(),
-                expires_at: to_date
-                    .and_then(|day| day.and_hms_opt(23, 59, 59))
-                    .map(|at| at.and_utc()),
+                expires_at: crate::adapter::lock_lapses(to_date),
                 placed_at,
             };
             self.store.map_hold(&hold).await?;
