@@ -88,6 +88,14 @@ enum Command {
         /// Print the plan (each account planned or refused, with its reason); move nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Start at most this many moves a second (default: as many as the in-flight window
+        /// of 64 moves lets).
+        #[arg(long)]
+        rate_per_s: Option<u32>,
+        /// Stop by itself once failed or mismatched moves pass this share of those settled
+        /// (0 to 1, taken over at least 20 moves; default 0.05).
+        #[arg(long)]
+        max_error_ratio: Option<String>,
         /// Why, for the audit trail.
         #[arg(long, default_value = "migrate-accounts")]
         reason: String,
@@ -156,6 +164,8 @@ pub async fn run() -> anyhow::Result<()> {
             product,
             fraction,
             dry_run,
+            rate_per_s,
+            max_error_ratio,
             reason,
             gateway,
         } => {
@@ -165,6 +175,7 @@ pub async fn run() -> anyhow::Result<()> {
                 fraction.as_deref(),
                 dry_run,
                 &reason,
+                (rate_per_s, max_error_ratio.as_deref()),
             )
             .await
         }

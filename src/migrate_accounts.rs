@@ -138,11 +138,19 @@ pub async fn migrate(
     fraction: Option<&str>,
     dry_run: bool,
     reason: &str,
+    controls: (Option<u32>, Option<&str>),
 ) -> anyhow::Result<()> {
     let gateway = Gateway::new(args)?;
     let mut body = json!({ "product_code": product, "dry_run": dry_run, "reason": reason });
     if let Some(fraction) = fraction {
         body["fraction"] = json!(fraction);
+    }
+    let (rate_per_s, max_error_ratio) = controls;
+    if let Some(rate) = rate_per_s {
+        body["rate_per_s"] = json!(rate);
+    }
+    if let Some(ratio) = max_error_ratio {
+        body["max_error_ratio"] = json!(ratio);
     }
     let (_, answer) = gateway
         .call(reqwest::Method::POST, "/admin/v1/migrations", Some(body))
@@ -186,11 +194,29 @@ pub async fn migrate(
         let total =
             u64::try_from(now["accounts"].as_array().map_or(0, Vec::len)).unwrap_or(u64::MAX);
         let done = count(&now, "moved") + count(&now, "refused") + count(&now, "failed");
-        eprint!("\rmigrating {product} {}", progress(done, total, started));
+        let held = match now["status"].as_str() {
+            Some("paused") => format!(
+                " (paused by {}: {})",
+                now["control_changed_by"].as_str().unwrap_or(""),
+                now["control_reason"].as_str().unwrap_or("")
+            ),
+            _ => String::new(),
+        };
+        eprint!("\rmigrating {product} {}{held}", progress(done, total, started));
         let _ = std::io::stderr().flush();
         if now["status"] == "done" {
             eprintln!();
             break now;
+        }
+        if now["status"] == "stopped" && count(&now, "moving") == 0 {
+            eprintln!();
+            println!("{}", summary(&now));
+            bail!(
+                "the migration stopped by itself: {}. Look at its failed accounts (GET {path}), \
+                 then resume it under four eyes (POST {path}/resume, approved by another \
+                 operator); this command can be left and the migration followed at GET {path}",
+                now["control_reason"].as_str().unwrap_or("")
+            );
         }
         tokio::time::sleep(POLL).await;
     };

@@ -5,7 +5,8 @@
 //! and why; nothing moves). A real migration is a proposal (`migration_start`) that another
 //! operator approves (scope `migrations:approve`); only the approval makes the migration
 //! component start moving accounts. `GET /admin/v1/migrations/{id}` follows it, account by
-//! account.
+//! account. One operator may pause a migration at once (a brake waits for nobody); resuming
+//! it is a proposal (`migration_resume`) another operator approves.
 
 use std::sync::Arc;
 
@@ -46,6 +47,8 @@ pub fn router(migrations: Arc<Migrations>) -> axum::Router {
     axum::Router::new()
         .route("/admin/v1/migrations", post(propose).get(list))
         .route("/admin/v1/migrations/{migration_id}", get(migration))
+        .route("/admin/v1/migrations/{migration_id}/pause", post(pause))
+        .route("/admin/v1/migrations/{migration_id}/resume", post(propose_resume))
         .route(
             "/admin/v1/migrations/{migration_id}/accounts/{account_id}/rollback",
             post(propose_rollback),
@@ -80,6 +83,44 @@ fn customers_schema() -> utoipa::openapi::schema::ArrayBuilder {
 /// the gateway's request body limit (the migration component takes up to 10,000; more
 /// customers go in several batches).
 const CUSTOMERS_MAX: usize = 50;
+
+/// The pattern of an error ratio: 0 to 1, as a decimal.
+fn ratio_pattern() -> String {
+    "^(0(\\.[0-9]{1,6})?|1(\\.0{1,6})?)$".to_owned()
+}
+
+fn ratio_schema() -> utoipa::openapi::schema::ObjectBuilder {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(crate::openapi::formats::string_or_null())
+        .pattern(Some(ratio_pattern()))
+}
+
+/// Whether `text` is an error ratio the migration takes: 0 to 1.
+fn is_ratio(text: &str) -> bool {
+    let (whole, part) = text.split_once('.').unwrap_or((text, ""));
+    let digits = part.len() <= 6 && part.bytes().all(|b| b.is_ascii_digit());
+    let dotted_empty = text.contains('.') && part.is_empty();
+    !dotted_empty
+        && digits
+        && match whole {
+            "0" => true,
+            "1" => part.bytes().all(|b| b == b'0'),
+            _ => false,
+        }
+}
+
+/// The most moves a second a migration may be given.
+const RATE_MAX: u32 = 10_000;
+
+fn rate_schema() -> utoipa::openapi::schema::ObjectBuilder {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::SchemaType::Array(vec![
+            utoipa::openapi::schema::Type::Integer,
+            utoipa::openapi::schema::Type::Null,
+        ]))
+        .minimum(Some(0))
+        .maximum(Some(RATE_MAX))
+}
 
 fn code_schema() -> utoipa::openapi::schema::ObjectBuilder {
     utoipa::openapi::schema::ObjectBuilder::new()
@@ -119,6 +160,16 @@ pub struct MigrationBody {
     #[schema(schema_with = customers_schema)]
     #[serde(default)]
     pub customer_ids: Option<Vec<String>>,
+    /// Moves started a second at most (0 to 10,000). Absent or 0: as many as the in-flight
+    /// window (64 moves under way) lets.
+    #[schema(schema_with = rate_schema)]
+    #[serde(default)]
+    pub rate_per_s: Option<u32>,
+    /// 0 to 1: the migration stops by itself once its failed or mismatched moves pass this
+    /// share of those settled (taken over at least 20 moves). Absent: 0.05.
+    #[schema(schema_with = ratio_schema)]
+    #[serde(default)]
+    pub max_error_ratio: Option<String>,
     #[schema(schema_with = operator::reason_schema)]
     pub reason: String,
 }
@@ -151,8 +202,19 @@ pub struct MigrationView {
     pub requested_by: String,
     /// How many customers it was limited to (0: every customer's accounts).
     pub customers: u32,
-    /// `running`, `done` or `dry_run`.
+    /// `running`, `paused`, `stopped` (by itself, past its error ratio), `done` or
+    /// `dry_run`.
     pub status: String,
+    /// How its moves are started: `running`, `paused`, `stopped` or `fed` (every planned
+    /// move has started); empty for a dry run. With the last change's reason, by whom, when.
+    pub control: String,
+    pub control_reason: String,
+    pub control_changed_by: String,
+    pub control_changed_at: String,
+    /// Moves started a second at most (0: no rate).
+    pub rate_per_s: u32,
+    /// The share of failed or mismatched moves it stops at.
+    pub max_error_ratio: String,
     /// The journal number of the legacy export the plan was made from.
     pub journal: u64,
     pub planned: u64,
@@ -189,6 +251,12 @@ impl From<pb::Migration> for MigrationView {
             requested_by: m.requested_by,
             customers: m.customers,
             status: m.status,
+            control: m.control,
+            control_reason: m.control_reason,
+            control_changed_by: m.control_changed_by,
+            control_changed_at: m.control_changed_at,
+            rate_per_s: m.rate_per_s,
+            max_error_ratio: m.max_error_ratio,
             journal: m.journal,
             planned: m.planned,
             moving: m.moving,
@@ -217,6 +285,8 @@ pub(crate) fn start_request(
         dry_run,
         requested_by: requested_by.to_owned(),
         customer_ids,
+        rate_per_s: 0,
+        max_error_ratio: String::new(),
     }
 }
 
@@ -239,7 +309,7 @@ async fn propose(
     let context = operator::authenticated(context)?;
     let body: MigrationBody = operator::parse_body(
         &body,
-        r#"{"product_code": "...", "fraction"?: "0.1", "dry_run"?: false, "reason": "..."}"#,
+        r#"{"product_code": "...", "fraction"?: "0.1", "dry_run"?: false, "rate_per_s"?: 50, "max_error_ratio"?: "0.05", "reason": "..."}"#,
     )?;
     if !crate::products::definition::is_code(&body.product_code) {
         return Err(ApiError::invalid(format!(
@@ -261,6 +331,18 @@ async fn propose(
     {
         return Err(ApiError::invalid(format!(
             "customer_ids: at most {CUSTOMERS_MAX} customer ids of 1-128 characters, not blank"
+        )));
+    }
+    let rate_per_s = body.rate_per_s.unwrap_or_default();
+    if rate_per_s > RATE_MAX {
+        return Err(ApiError::invalid(format!(
+            "rate_per_s {rate_per_s} is more than {RATE_MAX} moves a second"
+        )));
+    }
+    let max_error_ratio = body.max_error_ratio.clone().unwrap_or_default();
+    if body.max_error_ratio.is_some() && !is_ratio(&max_error_ratio) {
+        return Err(ApiError::invalid(format!(
+            "max_error_ratio {max_error_ratio:?} is not a decimal from 0 to 1"
         )));
     }
     let migration_id = Uuid::new_v4().to_string();
@@ -288,7 +370,13 @@ async fn propose(
         &context,
         ApprovalKind::MigrationStart,
         &body.product_code,
-        json!({ "migration_id": migration_id, "fraction": fraction, "customer_ids": customer_ids }),
+        json!({
+            "migration_id": migration_id,
+            "fraction": fraction,
+            "customer_ids": customer_ids,
+            "rate_per_s": rate_per_s,
+            "max_error_ratio": max_error_ratio,
+        }),
         &body.reason,
     )
     .await
@@ -343,13 +431,7 @@ async fn migration(
     Path(migration_id): Path<String>,
 ) -> Result<Json<MigrationView>, ApiError> {
     operator::reader(context, scope::ROUTES_READ)?;
-    if Uuid::parse_str(&migration_id).is_err() {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("no migration {migration_id:?}"),
-        ));
-    }
+    migration_id_of(&migration_id)?;
     let found = migrations
         .client
         .clone()
@@ -357,6 +439,119 @@ async fn migration(
         .await
         .map_err(not_found_or_upstream)?;
     Ok(Json(MigrationView::from(found.into_inner())))
+}
+
+/// `{"reason": "..."}`: why a migration is paused or resumed.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ControlBody {
+    #[schema(schema_with = operator::reason_schema)]
+    pub reason: String,
+}
+
+/// A migration id from the path, or 404.
+fn migration_id_of(migration_id: &str) -> Result<(), ApiError> {
+    match Uuid::parse_str(migration_id) {
+        Ok(_) => Ok(()),
+        Err(_) => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no migration {migration_id:?}"),
+        )),
+    }
+}
+
+#[utoipa::path(
+    post, path = "/admin/v1/migrations/{migration_id}/pause", tag = "admin: migrations",
+    operation_id = "pause_migration",
+    summary = "Pause a migration now",
+    description = "Scope `routes:write`; no second operator: a brake waits for nobody. The migration starts no more moves; moves under way finish, so no account stays frozen or answering 503 while it waits. Pausing a paused or stopped migration answers it as it stands. 409 `migration_not_running` for a dry run, or once every planned move has started (a moved account moves back by rollback). Audited (`migration.pause`). Resuming is a proposal: `POST /admin/v1/migrations/{migration_id}/resume`.",
+    params(("migration_id" = String, Path, description = "The migration's id (a UUID)")),
+    request_body = ControlBody,
+    responses((status = 200, description = "The migration, `paused`", body = MigrationView))
+)]
+async fn pause(
+    State(migrations): State<Arc<Migrations>>,
+    context: Context,
+    Path(migration_id): Path<String>,
+    body: Bytes,
+) -> Reply {
+    let context = operator::authenticated(context)?;
+    let body: ControlBody = operator::parse_body(&body, r#"{"reason": "..."}"#)?;
+    migration_id_of(&migration_id)?;
+    let resource = format!("migration:{migration_id}");
+    operator::require(
+        migrations.approvals.db(),
+        &context,
+        scope::ROUTES_WRITE,
+        "migration.pause",
+        &resource,
+    )
+    .await?;
+    let reason = operator::checked_reason(&body.reason)?;
+    let actor = operator::Actor::of(&context);
+    let answer = migrations
+        .client
+        .clone()
+        .pause_migration(pb::ControlMigrationRequest {
+            migration_id,
+            requested_by: context.principal.subject.clone(),
+            reason: reason.clone(),
+        })
+        .await;
+    let (outcome, reply) = match answer {
+        Ok(paused) => {
+            let view = MigrationView::from(paused.into_inner());
+            ("paused".to_owned(), Ok(view))
+        }
+        Err(status) => {
+            let error = match status.code() {
+                tonic::Code::FailedPrecondition => ApiError::new(
+                    StatusCode::CONFLICT,
+                    "migration_not_running",
+                    status.message().to_owned(),
+                ),
+                _ => not_found_or_upstream(status),
+            };
+            (error.code.clone(), Err(error))
+        }
+    };
+    crate::audit::append_alone(
+        migrations.approvals.db(),
+        &actor.record("migration.pause", &resource, &outcome, json!({ "reason": reason })),
+    )
+    .await?;
+    let view = reply?;
+    Ok((StatusCode::OK, Json(operator::to_json(&view)?)))
+}
+
+#[utoipa::path(
+    post, path = "/admin/v1/migrations/{migration_id}/resume", tag = "admin: migrations",
+    operation_id = "propose_resume",
+    summary = "Propose resuming a paused or stopped migration",
+    description = "Scope `routes:write`. The answer is a `migration_resume` proposal (202); another operator with `migrations:approve` approves it at `/admin/v1/approvals/{id}/approve`, and only then does the migration start its planned moves again (a migration that stopped by itself past its error ratio starts again with its counts as they are: look at its failed accounts first). The approval answers the owner's refusal `migration_not_running` for a dry run.",
+    params(("migration_id" = String, Path, description = "The migration's id (a UUID)")),
+    request_body = ControlBody,
+    responses((status = 202, description = "The proposal, `pending`", body = crate::approvals::Approval))
+)]
+async fn propose_resume(
+    State(migrations): State<Arc<Migrations>>,
+    context: Context,
+    Path(migration_id): Path<String>,
+    body: Bytes,
+) -> Reply {
+    let context = operator::authenticated(context)?;
+    let body: ControlBody = operator::parse_body(&body, r#"{"reason": "..."}"#)?;
+    migration_id_of(&migration_id)?;
+    crate::approvals::admin::propose(
+        &migrations.approvals,
+        &context,
+        ApprovalKind::MigrationResume,
+        &migration_id,
+        json!({}),
+        &body.reason,
+    )
+    .await
 }
 
 /// `{"reason": "..."}`: why the account moves back.
@@ -555,8 +750,18 @@ fn not_found_or_upstream(status: tonic::Status) -> ApiError {
 pub fn openapi() -> utoipa::openapi::OpenApi {
     #[derive(utoipa::OpenApi)]
     #[openapi(
-        paths(propose, list, migration, propose_rollback, reconcile, reconciliation),
+        paths(
+            propose,
+            list,
+            migration,
+            pause,
+            propose_resume,
+            propose_rollback,
+            reconcile,
+            reconciliation
+        ),
         components(schemas(
+            ControlBody,
             RollbackBody,
             MigrationBody,
             MigrationView,
@@ -584,6 +789,19 @@ mod tests {
         }
         for bad in ["0", "0.0", "1.5", "-0.1", "a", "2", ".5"] {
             assert!(!is_fraction(bad) || !pattern.is_match(bad), "{bad}");
+            assert!(!pattern.is_match(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn an_error_ratio_is_from_zero_to_one() {
+        let pattern = regex::Regex::new(&ratio_pattern()).unwrap();
+        for good in ["0", "0.05", "1", "1.0", "0.000001"] {
+            assert!(is_ratio(good), "{good}");
+            assert!(pattern.is_match(good), "{good}");
+        }
+        for bad in ["", "1.5", "-0.1", "a", "2", ".5", "0.0000001", "0.05 ", "0.", "1.01"] {
+            assert!(!is_ratio(bad), "{bad}");
             assert!(!pattern.is_match(bad), "{bad}");
         }
     }

@@ -199,6 +199,8 @@ async fn a_migration_killed_again_and_again_moves_every_account_exactly_once() {
         dry_run: false,
         requested_by: "crash test".to_owned(),
         customer_ids: vec![],
+        rate_per_s: 0,
+        max_error_ratio: String::new(),
     };
     let deadline = Instant::now() + Duration::from_secs(60);
     while migrations.start_migration(start.clone()).await.is_err() {

@@ -399,7 +399,7 @@ async fn decide(
 #[utoipa::path(
     post, path = "/admin/v1/approvals/{id}/approve", tag = "admin: approvals", operation_id = "approve_approval",
     summary = "Approve a proposal (never its proposer), which carries it out",
-    description = "Scope `sagas:approve` for saga kinds, `payments:approve` for payment kinds, `products:approve` for `product_define`, `migrations:approve` for `migration_start` and `migration_rollback`. The gateway then calls the owner with the approver as the asserted operator and the proposer as `proposed_by`; the answer is the owner's (`{approval, result}`, or its refusal, recorded as the proposal's `outcome`). 403 `four_eyes_required` for the proposer, 409 `proposal_not_pending` once decided, 409 `proposal_expired` past its expiry. Audited.",
+    description = "Scope `sagas:approve` for saga kinds, `payments:approve` for payment kinds, `products:approve` for `product_define`, `migrations:approve` for `migration_start`, `migration_rollback` and `migration_resume`. The gateway then calls the owner with the approver as the asserted operator and the proposer as `proposed_by`; the answer is the owner's (`{approval, result}`, or its refusal, recorded as the proposal's `outcome`). 403 `four_eyes_required` for the proposer, 409 `proposal_not_pending` once decided, 409 `proposal_expired` past its expiry. Audited.",
     params(("id" = String, Path, format = Uuid, description = "The proposal's id (a UUID)")),
     request_body = ApprovalDecisionBody,
     responses((status = 200, description = "`{approval, result}`: the proposal and the saga or payment after the action", body = serde_json::Value))
@@ -463,7 +463,7 @@ async fn approve(
 #[utoipa::path(
     post, path = "/admin/v1/approvals/{id}/reject", tag = "admin: approvals", operation_id = "reject_approval",
     summary = "Reject a proposal",
-    description = "Scope `sagas:approve` for saga kinds, `payments:approve` for payment kinds, `products:approve` for `product_define`, `migrations:approve` for `migration_start` and `migration_rollback` (the proposer may withdraw their own). Nothing is called. 409 `proposal_not_pending` once decided, 409 `proposal_expired` past its expiry. Audited.",
+    description = "Scope `sagas:approve` for saga kinds, `payments:approve` for payment kinds, `products:approve` for `product_define`, `migrations:approve` for `migration_start`, `migration_rollback` and `migration_resume` (the proposer may withdraw their own). Nothing is called. 409 `proposal_not_pending` once decided, 409 `proposal_expired` past its expiry. Audited.",
     params(("id" = String, Path, format = Uuid, description = "The proposal's id (a UUID)")),
     request_body = ApprovalDecisionBody,
     responses((status = 200, description = "The proposal, `rejected`", body = Approval))

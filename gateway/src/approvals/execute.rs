@@ -170,7 +170,7 @@ pub(super) async fn call(
                         .collect()
                 })
                 .unwrap_or_default();
-            let request = crate::migrations::start_request(
+            let mut request = crate::migrations::start_request(
                 &text("migration_id"),
                 &approval.target,
                 &text("fraction"),
@@ -178,6 +178,13 @@ pub(super) async fn call(
                 &format!("{proposed_by}, approved by {approver}"),
                 customer_ids,
             );
+            request.rate_per_s = approval
+                .parameters
+                .get("rate_per_s")
+                .and_then(Value::as_u64)
+                .and_then(|rate| u32::try_from(rate).ok())
+                .unwrap_or_default();
+            request.max_error_ratio = text("max_error_ratio");
             let mut client = approvals.migrations.clone();
             Ok(client.start_migration(request).await.map(|started| {
                 let view = crate::migrations::MigrationView::from(started.into_inner());
@@ -201,6 +208,20 @@ pub(super) async fn call(
                 .await
                 .map(|account| {
                     let view = crate::migrations::AccountMoveView::from(account.into_inner());
+                    serde_json::to_value(view).unwrap_or(Value::Null)
+                }))
+        }
+        ApprovalKind::MigrationResume => {
+            let mut client = approvals.migrations.clone();
+            Ok(client
+                .resume_migration(corebank_api::migration::v1::ControlMigrationRequest {
+                    migration_id: approval.target.clone(),
+                    requested_by: format!("{proposed_by}, approved by {approver}"),
+                    reason: approval.reason.clone(),
+                })
+                .await
+                .map(|migration| {
+                    let view = crate::migrations::MigrationView::from(migration.into_inner());
                     serde_json::to_value(view).unwrap_or(Value::Null)
                 }))
         }

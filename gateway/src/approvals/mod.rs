@@ -54,10 +54,13 @@ pub enum ApprovalKind {
     /// Migrations `ReturnAccount` of the account `target` (`parameters`: `migration_id`):
     /// moving one moved account back to the legacy core.
     MigrationRollback,
+    /// Migrations `ResumeMigration` of the migration `target`: starting a paused or
+    /// stopped migration's planned moves again.
+    MigrationResume,
 }
 
 impl ApprovalKind {
-    pub const ALL: [ApprovalKind; 7] = [
+    pub const ALL: [ApprovalKind; 8] = [
         ApprovalKind::SagaForceCompensate,
         ApprovalKind::SagaMarkResolved,
         ApprovalKind::PaymentScreeningRelease,
@@ -65,6 +68,7 @@ impl ApprovalKind {
         ApprovalKind::ProductDefine,
         ApprovalKind::MigrationStart,
         ApprovalKind::MigrationRollback,
+        ApprovalKind::MigrationResume,
     ];
 
     pub fn name(self) -> &'static str {
@@ -76,6 +80,7 @@ impl ApprovalKind {
             ApprovalKind::ProductDefine => "product_define",
             ApprovalKind::MigrationStart => "migration_start",
             ApprovalKind::MigrationRollback => "migration_rollback",
+            ApprovalKind::MigrationResume => "migration_resume",
         }
     }
 
@@ -96,9 +101,9 @@ impl ApprovalKind {
                 scope::PAYMENTS_APPROVE
             }
             ApprovalKind::ProductDefine => scope::PRODUCTS_APPROVE,
-            ApprovalKind::MigrationStart | ApprovalKind::MigrationRollback => {
-                scope::MIGRATIONS_APPROVE
-            }
+            ApprovalKind::MigrationStart
+            | ApprovalKind::MigrationRollback
+            | ApprovalKind::MigrationResume => scope::MIGRATIONS_APPROVE,
         }
     }
 
@@ -111,6 +116,7 @@ impl ApprovalKind {
             }
             ApprovalKind::ProductDefine | ApprovalKind::MigrationStart => "product",
             ApprovalKind::MigrationRollback => "account",
+            ApprovalKind::MigrationResume => "migration",
         }
     }
 
@@ -125,7 +131,8 @@ impl ApprovalKind {
             | ApprovalKind::SagaMarkResolved
             | ApprovalKind::PaymentScreeningRelease
             | ApprovalKind::PaymentScreeningRefuse
-            | ApprovalKind::MigrationRollback => Uuid::parse_str(target).is_ok(),
+            | ApprovalKind::MigrationRollback
+            | ApprovalKind::MigrationResume => Uuid::parse_str(target).is_ok(),
         }
     }
 }

@@ -69,7 +69,45 @@ fn start(id: &str, dry_run: bool) -> mpb::StartMigrationRequest {
         dry_run,
         requested_by: "operator-a".to_owned(),
         customer_ids: vec![],
+        rate_per_s: 0,
+        max_error_ratio: String::new(),
     }
+}
+
+/// A gateway replica whose admin API reaches the migration component `app`.
+async fn admin_gateway(stack: &Stack, app: &TestApp) -> TestApp {
+    let mut settings = stack.settings.clone();
+    settings.gateway_migration_url = Some(app.internal_url(""));
+    spawn_gateway(
+        &settings,
+        &stack.database,
+        stack.legacy.internal_url(""),
+        stack.modern.internal_url(""),
+        &stack.shutdown,
+    )
+    .await
+}
+
+/// Opens `count` accounts of the product with `amount` each, through the channel API.
+async fn funded_accounts(stack: &Stack, token: &str, count: usize, amount: &str) -> Vec<String> {
+    let mut opened = Vec::new();
+    for n in 1..=count {
+        let account = stack
+            .open_account(token, &format!("cust-{n}"), PRODUCT)
+            .await
+            .expect(201);
+        let id = account.body["id"].as_str().unwrap().to_owned();
+        stack
+            .post(
+                &format!("/v1/accounts/{id}/deposits"),
+                token,
+                json!({ "amount": amount, "currency": "EUR" }),
+            )
+            .await
+            .expect(201);
+        opened.push(id);
+    }
+    opened
 }
 
 /// The migration once `ready` holds for it (at most 30 s); the panic shows it as it was.
@@ -199,16 +237,7 @@ async fn a_products_accounts_move_to_modern_with_their_money_and_holds_and_chann
     let mut migrations = MigrationsClient::new(app.channel(GATEWAY, MIGRATION));
     // Operators come through the gateway's admin API: a replica that knows where the
     // migration component is.
-    let mut settings = stack.settings.clone();
-    settings.gateway_migration_url = Some(app.internal_url(""));
-    let admin = spawn_gateway(
-        &settings,
-        &stack.database,
-        stack.legacy.internal_url(""),
-        stack.modern.internal_url(""),
-        &stack.shutdown,
-    )
-    .await;
+    let admin = admin_gateway(&stack, &app).await;
     let operator = stack.token(Role::Operator, "operator-a", None);
     let approver = stack.token(Role::Approver, "approver-b", None);
 
@@ -689,4 +718,254 @@ async fn a_migration_through_a_faulty_legacy_core_moves_every_account_exactly_on
         .into_inner();
     assert_eq!(run.breaks, 0, "{run:?}");
     assert_eq!(run.results[0].expected, expected.to_string(), "{run:?}");
+}
+
+#[tokio::test]
+async fn a_paused_migration_starts_no_more_moves_until_a_second_operator_resumes_it() {
+    let stack = stack().await;
+    let token = stack.token(Role::Channel, "mobile-app", None);
+    stack.product_on_both_sides(PRODUCT).await;
+    let opened = funded_accounts(&stack, &token, 6, "12.00").await;
+    let app = migration_component(&stack).await;
+    let mut migrations = MigrationsClient::new(app.channel(GATEWAY, MIGRATION));
+    let admin = admin_gateway(&stack, &app).await;
+    let operator = stack.token(Role::Operator, "operator-a", None);
+    let approver = stack.token(Role::Approver, "approver-b", None);
+
+    let bad = admin_post(
+        &stack,
+        &admin,
+        "/admin/v1/migrations",
+        &operator,
+        json!({ "product_code": PRODUCT, "max_error_ratio": "1.5", "reason": "too lax" }),
+    )
+    .await
+    .expect(400);
+    assert!(
+        bad.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("max_error_ratio"),
+        "{}",
+        bad.body
+    );
+    // Two moves a second: the operator has time to pause it.
+    let proposed = admin_post(
+        &stack,
+        &admin,
+        "/admin/v1/migrations",
+        &operator,
+        json!({ "product_code": PRODUCT, "rate_per_s": 2, "reason": "slowly" }),
+    )
+    .await
+    .expect(202);
+    let id = proposed.body["parameters"]["migration_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let approval = proposed.body["id"].as_str().unwrap().to_owned();
+    admin_post(
+        &stack,
+        &admin,
+        &format!("/admin/v1/approvals/{approval}/approve"),
+        &approver,
+        json!({ "reason": "as agreed" }),
+    )
+    .await
+    .expect(200);
+    let paused = admin_post(
+        &stack,
+        &admin,
+        &format!("/admin/v1/migrations/{id}/pause"),
+        &operator,
+        json!({ "reason": "the branch reports an odd balance" }),
+    )
+    .await
+    .expect(200);
+    assert_eq!(
+        (
+            &paused.body["control"],
+            &paused.body["control_changed_by"],
+            &paused.body["rate_per_s"]
+        ),
+        (&json!("paused"), &json!("operator-a"), &json!(2)),
+        "{}",
+        paused.body
+    );
+    // The moves under way finish; no other starts while it is paused.
+    let settled = until(&mut migrations, &id, |m| m.moving == 0).await;
+    assert_eq!(settled.status, "paused", "{settled:?}");
+    assert!(settled.planned >= 3, "{settled:?}");
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let later = until(&mut migrations, &id, |_| true).await;
+    assert_eq!(
+        (later.planned, later.moved),
+        (settled.planned, settled.moved),
+        "{later:?}"
+    );
+    for account in &opened {
+        let state = &crate::migration::account(&later, account).state;
+        let read = stack
+            .get(&format!("/v1/accounts/{account}"), &token)
+            .await
+            .expect(200);
+        let side = if state == "moved" { "modern" } else { "legacy" };
+        assert_eq!(read.header("x-served-by"), side, "{state}");
+    }
+    // Pausing again answers it as it is; resuming takes a second operator.
+    admin_post(
+        &stack,
+        &admin,
+        &format!("/admin/v1/migrations/{id}/pause"),
+        &operator,
+        json!({ "reason": "again" }),
+    )
+    .await
+    .expect(200);
+    let unknown = admin_post(
+        &stack,
+        &admin,
+        &format!("/admin/v1/migrations/{}/pause", Uuid::new_v4()),
+        &operator,
+        json!({ "reason": "which one?" }),
+    )
+    .await
+    .expect(404);
+    assert_eq!(unknown.body["code"], "not_found", "{}", unknown.body);
+    let resume = admin_post(
+        &stack,
+        &admin,
+        &format!("/admin/v1/migrations/{id}/resume"),
+        &operator,
+        json!({ "reason": "the balance was explained" }),
+    )
+    .await
+    .expect(202);
+    assert_eq!(resume.body["kind"], "migration_resume", "{}", resume.body);
+    let resume_id = resume.body["id"].as_str().unwrap().to_owned();
+    admin_post(
+        &stack,
+        &admin,
+        &format!("/admin/v1/approvals/{resume_id}/approve"),
+        &operator,
+        json!({ "reason": "mine" }),
+    )
+    .await
+    .expect(403);
+    let resumed = admin_post(
+        &stack,
+        &admin,
+        &format!("/admin/v1/approvals/{resume_id}/approve"),
+        &approver,
+        json!({ "reason": "agreed" }),
+    )
+    .await
+    .expect(200);
+    assert_eq!(
+        resumed.body["result"]["control"], "running",
+        "{}",
+        resumed.body
+    );
+    finished(&mut migrations, &id).await;
+    // Once every planned move has started, the feeder is done with it.
+    let done = until(&mut migrations, &id, |m| m.control == "fed").await;
+    assert_eq!((done.moved, done.failed), (6, 0), "{done:?}");
+    let late = admin_post(
+        &stack,
+        &admin,
+        &format!("/admin/v1/migrations/{id}/pause"),
+        &operator,
+        json!({ "reason": "too late" }),
+    )
+    .await
+    .expect(409);
+    assert_eq!(late.body["code"], "migration_not_running", "{}", late.body);
+}
+
+#[tokio::test]
+async fn a_migration_whose_moves_fail_past_its_error_ratio_stops_by_itself() {
+    let stack = stack().await;
+    let token = stack.token(Role::Channel, "mobile-app", None);
+    stack.product_on_both_sides(PRODUCT).await;
+    let mut opened = funded_accounts(&stack, &token, 5, "3.00").await;
+    // The feeder starts moves in account order: the first two are the ones the adapter no
+    // longer finds on the core. Their moves fail (not a refusal: something is wrong with
+    // the books, and the batch must stop).
+    opened.sort();
+    let adapter = stack.database.db_for("legacy_adapter");
+    let client = adapter.client().await.unwrap();
+    let broken: Vec<Uuid> = opened[..2]
+        .iter()
+        .map(|id| Uuid::parse_str(id).unwrap())
+        .collect();
+    for (n, account) in broken.iter().enumerate() {
+        client
+            .execute(
+                "UPDATE accounts SET account_no = $2 WHERE account_id = $1",
+                &[account, &format!("9999990{n}")],
+            )
+            .await
+            .unwrap();
+    }
+    let app = migration_component(&stack).await;
+    let mut migrations = MigrationsClient::new(app.channel(GATEWAY, MIGRATION));
+    let id = Uuid::new_v4().to_string();
+    // One move a second, stopping at the first failure (ratio 0).
+    let request = mpb::StartMigrationRequest {
+        rate_per_s: 1,
+        max_error_ratio: "0".to_owned(),
+        ..start(&id, false)
+    };
+    migrations.start_migration(request).await.unwrap();
+    let stopped = until(&mut migrations, &id, |m| {
+        m.status == "stopped" && m.moving == 0
+    })
+    .await;
+    assert_eq!(stopped.control, "stopped", "{stopped:?}");
+    assert!(
+        stopped.control_reason.starts_with("error_rate: 1 of"),
+        "{stopped:?}"
+    );
+    assert_eq!(stopped.control_changed_by, "migration feeder");
+    assert!(stopped.failed >= 1 && stopped.planned >= 1, "{stopped:?}");
+    let failed = stopped
+        .accounts
+        .iter()
+        .find(|account| account.state == "failed")
+        .unwrap();
+    assert!(
+        broken.contains(&Uuid::parse_str(&failed.account_id).unwrap()),
+        "{failed:?}"
+    );
+    // Stopped, it starts nothing more on its own.
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    let later = until(&mut migrations, &id, |_| true).await;
+    assert_eq!(later.planned, stopped.planned, "{later:?}");
+    // Resumed with the cause understood, it runs on: each resume accepts the failures so
+    // far, so the other broken account stops it once more at most, and the rest move.
+    let mut resumes = 0;
+    let done = loop {
+        migrations
+            .resume_migration(mpb::ControlMigrationRequest {
+                migration_id: id.clone(),
+                requested_by: "operator-a, approved by approver-b".to_owned(),
+                reason: "two accounts are known broken".to_owned(),
+            })
+            .await
+            .unwrap();
+        resumes += 1;
+        let settled = until(&mut migrations, &id, |m| {
+            m.control != "running" && m.moving == 0
+        })
+        .await;
+        if settled.control == "fed" || resumes == 3 {
+            break settled;
+        }
+    };
+    assert_eq!(done.control, "fed", "{done:?}");
+    assert_eq!(
+        (done.moved, done.failed, done.planned, done.status.as_str()),
+        (3, 2, 0, "done"),
+        "{done:?}"
+    );
 }

@@ -629,6 +629,7 @@ fn the_four_eyes_endpoints_document_their_bodies_kinds_and_refusals() {
             "product_define",
             "migration_start",
             "migration_rollback",
+            "migration_resume",
         ]
         .into()
     );

@@ -7,7 +7,8 @@
 //! smaller one's), and refuses with a stable code those that cannot move: `account_closed`,
 //! `no_modern_product` (no modern product of the code), `product_not_at_parity` (another
 //! currency), `account_moving` (another migration moves or moved it). A dry run stores the
-//! plan and starts nothing.
+//! plan and starts nothing. The moves of a stored plan are started by the feeder
+//! ([`crate::feed`]), within the migration's controls (window, rate, error threshold, pause).
 
 use std::sync::Arc;
 
@@ -19,12 +20,13 @@ use corebank_saga::{Executor, NewSaga, Registry};
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
-use crate::moves::{MoveInput, REFUSAL_CODES, SAGA_TYPE};
+use crate::feed::FeedState;
+use crate::moves::{MoveInput, is_refusal, refusal_of};
 use crate::peers::Peers;
-use crate::store::{self, MigrationRow, MoveRow, PlannedMove};
+use crate::store::{self, ControlRow, MigrationRow, MoveRow, PlannedMove};
 use crate::{MigrationError, derived_id};
 
-/// Moves stored (and sagas started) per transaction.
+/// Moves stored per transaction.
 const MOVES_PER_TX: usize = 500;
 
 /// What a start asks for.
@@ -38,7 +40,18 @@ pub struct StartRequest {
     pub requested_by: String,
     /// Only these customers' accounts; empty: every customer's.
     pub customer_ids: Vec<String>,
+    /// Moves started a second at most; 0: the in-flight window alone decides.
+    pub rate_per_s: u32,
+    /// 0 to 1: the share of failed or mismatched moves past which the migration stops by
+    /// itself; empty: [`DEFAULT_MAX_ERROR_RATIO`].
+    pub max_error_ratio: String,
 }
+
+/// The error ratio a migration stops at unless its start names another.
+pub const DEFAULT_MAX_ERROR_RATIO: &str = "0.05";
+
+/// The highest rate a migration may be given (moves a second).
+pub const RATE_MAX: u32 = 10_000;
 
 /// Customers one migration may be limited to at most.
 pub const CUSTOMERS_MAX: usize = 10_000;
@@ -65,27 +78,36 @@ pub struct MoveView {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MigrationView {
     pub migration: MigrationRow,
-    /// running | done | dry_run
+    /// running | paused | stopped | done | dry_run
     pub status: &'static str,
     /// Accounts per state.
     pub counts: std::collections::BTreeMap<String, u64>,
     /// Each account (empty in a list of migrations).
     pub accounts: Vec<MoveView>,
+    /// How its moves are started (none for a dry run).
+    pub control: Option<ControlRow>,
 }
 
 impl MigrationView {
-    /// The migration with `counts` of accounts per state; running while any moves.
+    /// The migration with `counts` of accounts per state: running while any moves, unless
+    /// its control holds it (paused or stopped).
     fn new(
         migration: MigrationRow,
         counts: std::collections::BTreeMap<String, u64>,
         accounts: Vec<MoveView>,
+        control: Option<ControlRow>,
     ) -> MigrationView {
+        let active = ["moving", "planned", "returning"]
+            .iter()
+            .any(|state| counts.get(*state).is_some_and(|n| *n > 0));
+        let held = control.as_ref().map_or("", |c| c.state.as_str());
         let status = if migration.dry_run {
             "dry_run"
-        } else if ["moving", "planned", "returning"]
-            .iter()
-            .any(|state| counts.get(*state).is_some_and(|n| *n > 0))
-        {
+        } else if active && held == "paused" {
+            "paused"
+        } else if active && held == "stopped" {
+            "stopped"
+        } else if active {
             "running"
         } else {
             "done"
@@ -95,6 +117,7 @@ impl MigrationView {
             status,
             counts,
             accounts,
+            control,
         }
     }
 
@@ -111,6 +134,7 @@ pub struct Migrations {
     peers: Arc<Peers>,
     registry: Arc<Registry>,
     executor: Executor,
+    feed: Arc<FeedState>,
 }
 
 /// Where an account falls in `[0, 1)`: stable, from its id alone.
@@ -138,6 +162,22 @@ fn parse_fraction(text: &str) -> Result<Decimal, MigrationError> {
     Ok(fraction)
 }
 
+fn parse_ratio(text: &str) -> Result<String, MigrationError> {
+    if text.is_empty() {
+        return Ok(DEFAULT_MAX_ERROR_RATIO.to_owned());
+    }
+    let ratio: Decimal = text.parse().map_err(|_| {
+        MigrationError::invalid("max_error_ratio", format!("{text:?} is not a number"))
+    })?;
+    if ratio < Decimal::ZERO || ratio > Decimal::ONE {
+        return Err(MigrationError::invalid(
+            "max_error_ratio",
+            format!("{text} is not between 0 and 1"),
+        ));
+    }
+    Ok(ratio.normalize().to_string())
+}
+
 fn unavailable(peer: &'static str, status: &tonic::Status) -> MigrationError {
     MigrationError::Unavailable {
         peer,
@@ -161,11 +201,24 @@ impl Migrations {
             peers,
             registry,
             executor,
+            feed: Arc::new(FeedState::default()),
         }
     }
 
     pub fn db(&self) -> &Db {
         &self.db
+    }
+
+    pub(crate) fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    pub(crate) fn executor(&self) -> &Executor {
+        &self.executor
+    }
+
+    pub(crate) fn feed_state(&self) -> &FeedState {
+        &self.feed
     }
 
     pub(crate) fn peers(&self) -> &Peers {
@@ -202,10 +255,17 @@ impl Migrations {
                 format!("{bad:?} is not a customer id (1-128 characters, not blank)"),
             ));
         }
+        if request.rate_per_s > RATE_MAX {
+            return Err(MigrationError::invalid(
+                "rate_per_s",
+                format!("at most {RATE_MAX} moves a second (0: no rate)"),
+            ));
+        }
+        let max_error_ratio = parse_ratio(&request.max_error_ratio)?;
         let mut customers = request.customer_ids.clone();
         customers.sort();
         customers.dedup();
-        if let Some(existing) = self.row(id).await? {
+        if let Some((existing, control)) = self.row(id).await? {
             let field = if existing.product_code != code {
                 Some("product_code")
             } else if existing.fraction != request.fraction {
@@ -214,6 +274,10 @@ impl Migrations {
                 Some("dry_run")
             } else if existing.customers != customers {
                 Some("customer_ids")
+            } else if control.as_ref().is_some_and(|c| {
+                c.rate_per_s != i64::from(request.rate_per_s) || c.max_error_ratio != max_error_ratio
+            }) {
+                Some("rate_per_s")
             } else {
                 None
             };
@@ -223,7 +287,11 @@ impl Migrations {
                     field,
                 });
             }
-            return self.get(&request.migration_id).await;
+            // A start without its control was interrupted while storing its plan: it is
+            // planned again (what was stored stays) and finished.
+            if existing.dry_run || control.is_some() {
+                return self.get(&request.migration_id).await;
+            }
         }
         let modern_currency = self.modern_currency(code).await?;
         let exported = self.export(code).await?;
@@ -267,18 +335,37 @@ impl Migrations {
         for chunk in planned.chunks(MOVES_PER_TX) {
             self.store_chunk(migration, chunk).await?;
         }
-        self.executor.nudge();
+        if !request.dry_run {
+            // Only a whole plan gets its control, which lets the feeder start its moves.
+            let control = ControlRow {
+                migration_id: id,
+                state: "running".to_owned(),
+                rate_per_s: i64::from(request.rate_per_s),
+                max_error_ratio,
+                errors_accepted: 0,
+                settled_accepted: 0,
+                reason: String::new(),
+                changed_by: requested_by.to_owned(),
+                changed_at: Utc::now(),
+            };
+            let control = &control;
+            self.db
+                .run_tx("migration_control", |tx| {
+                    Box::pin(async move { store::insert_control(&tx, control).await })
+                })
+                .await?;
+            self.feed.wake.notify_one();
+        }
         self.get(&request.migration_id).await
     }
 
-    /// Stores a chunk of the plan, refusing accounts another migration moves, and starts
-    /// the moves of the rest (unless a dry run), in one transaction.
+    /// Stores a chunk of the plan, refusing accounts another migration moves, in one
+    /// transaction.
     async fn store_chunk(
         &self,
         migration: &MigrationRow,
         chunk: &[PlannedMove],
     ) -> Result<(), MigrationError> {
-        let registry = &self.registry;
         self.db
             .run_tx("migration_store_plan", |tx| {
                 Box::pin(async move {
@@ -294,25 +381,6 @@ impl Migrations {
                             planned.state = "refused";
                             planned.reason =
                                 "account_moving: another migration moves or moved it".to_owned();
-                        }
-                        if planned.state == "planned" && !migration.dry_run {
-                            let saga_id = derived_id(&[
-                                "saga",
-                                &planned.input.migration_id,
-                                &planned.input.account_id,
-                            ]);
-                            start_saga(
-                                &tx,
-                                registry,
-                                NewSaga {
-                                    id: saga_id,
-                                    saga_type: SAGA_TYPE.to_owned(),
-                                    input: planned.input.to_json(),
-                                    business_key: planned.input.account_id.clone(),
-                                },
-                            )
-                            .await?;
-                            planned.saga_id = Some(saga_id);
                         }
                         moves.push(planned);
                     }
@@ -364,11 +432,20 @@ impl Migrations {
         Ok(accounts)
     }
 
-    async fn row(&self, id: Uuid) -> Result<Option<MigrationRow>, MigrationError> {
+    /// The migration and its control.
+    async fn row(
+        &self,
+        id: Uuid,
+    ) -> Result<Option<(MigrationRow, Option<ControlRow>)>, MigrationError> {
         Ok(self
             .db
             .run_tx("migration_get", |tx| {
-                Box::pin(async move { store::migration(&tx, id).await })
+                Box::pin(async move {
+                    let Some(migration) = store::migration(&tx, id).await? else {
+                        return Ok(None);
+                    };
+                    Ok(Some((migration, store::control(&tx, id).await?)))
+                })
             })
             .await?)
     }
@@ -465,10 +542,15 @@ impl Migrations {
         let mut views = Vec::with_capacity(rows.len());
         for migration in rows {
             let id = migration.id;
-            let grouped = self
+            let (grouped, control) = self
                 .db
                 .run_tx("migration_list_counts", |tx| {
-                    Box::pin(async move { store::move_counts(&tx, id).await })
+                    Box::pin(async move {
+                        Ok((
+                            store::move_counts(&tx, id).await?,
+                            store::control(&tx, id).await?,
+                        ))
+                    })
                 })
                 .await?;
             let mut counts = std::collections::BTreeMap::new();
@@ -476,7 +558,7 @@ impl Migrations {
                 *counts.entry(view(standing).state).or_insert(0) +=
                     u64::try_from(accounts).unwrap_or(0);
             }
-            views.push(MigrationView::new(migration, counts, Vec::new()));
+            views.push(MigrationView::new(migration, counts, Vec::new(), control));
         }
         Ok(views)
     }
@@ -485,7 +567,7 @@ impl Migrations {
     pub async fn get(&self, migration_id: &str) -> Result<MigrationView, MigrationError> {
         let id = Uuid::parse_str(migration_id)
             .map_err(|_| MigrationError::invalid("migration_id", "not a UUID"))?;
-        let (migration, moves) = self
+        let (migration, moves, control) = self
             .db
             .run_tx("migration_get_moves", |tx| {
                 Box::pin(async move {
@@ -494,7 +576,11 @@ impl Migrations {
                             MigrationError::UnknownMigration { id: id.to_string() },
                         ));
                     };
-                    Ok((migration, store::moves(&tx, id).await?))
+                    Ok((
+                        migration,
+                        store::moves(&tx, id).await?,
+                        store::control(&tx, id).await?,
+                    ))
                 })
             })
             .await?;
@@ -503,12 +589,102 @@ impl Migrations {
         for account in &accounts {
             *counts.entry(account.state.clone()).or_insert(0) += 1;
         }
-        Ok(MigrationView::new(migration, counts, accounts))
+        Ok(MigrationView::new(migration, counts, accounts, control))
+    }
+
+    /// Stops starting the migration's planned moves (those under way finish); a paused or
+    /// stopped migration answers as it stands.
+    pub async fn pause(
+        &self,
+        migration_id: &str,
+        requested_by: &str,
+        reason: &str,
+    ) -> Result<MigrationView, MigrationError> {
+        self.control(migration_id, requested_by, reason, "paused")
+            .await
+    }
+
+    /// Starts a paused or stopped migration's planned moves again; a running (or fed)
+    /// migration answers as it stands.
+    pub async fn resume(
+        &self,
+        migration_id: &str,
+        requested_by: &str,
+        reason: &str,
+    ) -> Result<MigrationView, MigrationError> {
+        let view = self
+            .control(migration_id, requested_by, reason, "running")
+            .await?;
+        self.feed.wake.notify_one();
+        Ok(view)
+    }
+
+    async fn control(
+        &self,
+        migration_id: &str,
+        requested_by: &str,
+        reason: &str,
+        to: &'static str,
+    ) -> Result<MigrationView, MigrationError> {
+        let id = Uuid::parse_str(migration_id)
+            .map_err(|_| MigrationError::invalid("migration_id", "not a UUID"))?;
+        let requested_by = requested_by.trim();
+        if requested_by.is_empty() || requested_by.len() > 128 {
+            return Err(MigrationError::invalid("requested_by", "1-128 characters"));
+        }
+        if reason.trim().is_empty() || reason.chars().count() > 2_000 {
+            return Err(MigrationError::invalid("reason", "1-2000 characters, not blank"));
+        }
+        let changed = self
+            .db
+            .run_tx("migration_control_change", |tx| {
+                Box::pin(async move {
+                    let Some(control) = store::control(&tx, id).await? else {
+                        let exists = store::migration(&tx, id).await?.is_some();
+                        return Err(corebank_db::TxError::Abort(if exists {
+                            MigrationError::MigrationNotRunning {
+                                id: id.to_string(),
+                                state: "dry_run".to_owned(),
+                                message: "a dry run moves nothing",
+                            }
+                        } else {
+                            MigrationError::UnknownMigration { id: id.to_string() }
+                        }));
+                    };
+                    let from = control.state.as_str();
+                    match (from, to) {
+                        ("running", "paused") => {
+                            store::change_control(&tx, id, from, to, reason, requested_by).await
+                        }
+                        ("paused" | "stopped", "running") => {
+                            // The errors so far are accepted with the resume: the ratio
+                            // weighs the moves settled after it.
+                            let tally = crate::feed::tally(&tx, id, true).await?;
+                            store::accept_errors(&tx, id, tally.errors, tally.settled).await?;
+                            store::change_control(&tx, id, from, to, reason, requested_by).await
+                        }
+                        ("fed", "paused") => Err(corebank_db::TxError::Abort(
+                            MigrationError::MigrationNotRunning {
+                                id: id.to_string(),
+                                state: control.state.clone(),
+                                message: "every planned move has started: nothing is left to \
+                                          pause (a moved account moves back by rollback)",
+                            },
+                        )),
+                        _ => Ok(false),
+                    }
+                })
+            })
+            .await?;
+        if changed {
+            tracing::info!(migration = %id, to, requested_by, reason, "migration control changed");
+        }
+        self.get(migration_id).await
     }
 }
 
 /// Starts `saga` in the caller's transaction (a saga refusal is this component's fault).
-async fn start_saga(
+pub(crate) async fn start_saga(
     tx: &corebank_db::Transaction<'_>,
     registry: &Registry,
     saga: NewSaga,
@@ -585,14 +761,12 @@ fn view(row: MoveRow) -> MoveView {
         }
         ("moving", "completed") => ("moved".to_owned(), String::new()),
         ("moving", "compensated") => {
-            let refusal = refusal_of(&row.saga_failure);
-            let code = refusal.split(':').next().unwrap_or_default();
-            let state = if REFUSAL_CODES.contains(&code) {
+            let state = if is_refusal(&row.saga_failure) {
                 "refused"
             } else {
                 "failed"
             };
-            (state.to_owned(), refusal.to_owned())
+            (state.to_owned(), refusal_of(&row.saga_failure).to_owned())
         }
         ("moving", "paused") => ("moving".to_owned(), format!("paused: {}", row.saga_paused)),
         _ => (row.state.clone(), row.reason.clone()),
@@ -608,13 +782,6 @@ fn view(row: MoveRow) -> MoveView {
         modern_id: row.modern_id,
         saga_id: row.saga_id,
     }
-}
-
-/// The refusal in a saga's failure (`step <name> failed: <code>: <message>`).
-fn refusal_of(failure: &str) -> &str {
-    failure
-        .split_once(" failed: ")
-        .map_or(failure, |(_, refusal)| refusal)
 }
 
 /// When a migration was made, for answers.

@@ -37,8 +37,9 @@ pub fn component(
         .map_err(MigrationError::internal)?;
     let registry = Arc::new(registry);
     let executor = Executor::new(db.clone(), Arc::clone(&registry), executor);
-    executor.spawn(shutdown);
+    executor.spawn(shutdown.clone());
     let migrations = Migrations::new(db.clone(), peers, registry, executor);
+    migrations.spawn_feeder(shutdown);
     let component = Component::new("migration").with_db(db).with_grpc(
         MigrationsServer::new(MigrationsService {
             migrations: migrations.clone(),
@@ -56,7 +57,9 @@ pub fn status_of(error: &MigrationError) -> Status {
             tonic::Code::NotFound
         }
         MigrationError::ExistsWithDifferent { .. } => tonic::Code::AlreadyExists,
-        MigrationError::AccountNotMoved { .. } => tonic::Code::FailedPrecondition,
+        MigrationError::AccountNotMoved { .. } | MigrationError::MigrationNotRunning { .. } => {
+            tonic::Code::FailedPrecondition
+        }
         MigrationError::Unavailable { .. } => tonic::Code::Unavailable,
         MigrationError::Internal { .. } => tonic::Code::Internal,
     };
@@ -99,6 +102,36 @@ fn migration(view: &MigrationView) -> pb::Migration {
         accounts: view.accounts.iter().map(account_move).collect(),
         created_at: time(row.created_at),
         customers: u32::try_from(row.customers.len()).unwrap_or(u32::MAX),
+        control: view
+            .control
+            .as_ref()
+            .map(|c| c.state.clone())
+            .unwrap_or_default(),
+        control_reason: view
+            .control
+            .as_ref()
+            .map(|c| c.reason.clone())
+            .unwrap_or_default(),
+        control_changed_by: view
+            .control
+            .as_ref()
+            .map(|c| c.changed_by.clone())
+            .unwrap_or_default(),
+        control_changed_at: view
+            .control
+            .as_ref()
+            .map(|c| time(c.changed_at))
+            .unwrap_or_default(),
+        rate_per_s: view
+            .control
+            .as_ref()
+            .and_then(|c| u32::try_from(c.rate_per_s).ok())
+            .unwrap_or_default(),
+        max_error_ratio: view
+            .control
+            .as_ref()
+            .map(|c| c.max_error_ratio.clone())
+            .unwrap_or_default(),
     }
 }
 
@@ -198,9 +231,35 @@ impl MigrationsApi for MigrationsService {
                 dry_run: r.dry_run,
                 requested_by: r.requested_by,
                 customer_ids: r.customer_ids,
+                rate_per_s: r.rate_per_s,
+                max_error_ratio: r.max_error_ratio,
             })
             .await;
         started
+            .map(|view| Response::new(migration(&view)))
+            .map_err(|error| status_of(&error))
+    }
+
+    async fn pause_migration(
+        &self,
+        request: Request<pb::ControlMigrationRequest>,
+    ) -> Result<Response<pb::Migration>, Status> {
+        let r = request.into_inner();
+        self.migrations
+            .pause(&r.migration_id, &r.requested_by, &r.reason)
+            .await
+            .map(|view| Response::new(migration(&view)))
+            .map_err(|error| status_of(&error))
+    }
+
+    async fn resume_migration(
+        &self,
+        request: Request<pb::ControlMigrationRequest>,
+    ) -> Result<Response<pb::Migration>, Status> {
+        let r = request.into_inner();
+        self.migrations
+            .resume(&r.migration_id, &r.requested_by, &r.reason)
+            .await
             .map(|view| Response::new(migration(&view)))
             .map_err(|error| status_of(&error))
     }

@@ -3,6 +3,8 @@
 //!
 //! - [`app`]: a migration's plan (one export of the legacy books, the accounts chosen by a
 //!   stable hash fraction, the refusals) and its start, one saga per account; reading it.
+//! - [`feed`]: starts the planned moves of running migrations, within their window, rate and
+//!   error threshold; pausing and resuming a migration.
 //! - [`moves`]: the saga that moves one account: mark it moving in the gateway's directory,
 //!   freeze it on the legacy core (the authoritative read), book it on modern (the pivot),
 //!   empty the legacy account into suspense, switch its home, verify, unmark.
@@ -13,6 +15,7 @@
 //! - [`store`]: the SQL of the `migration` schema.
 
 pub mod app;
+pub mod feed;
 pub mod grpc;
 pub mod moves;
 pub mod peers;
@@ -32,6 +35,8 @@ corebank_kernel::stable_codes! {
         UnknownMigration { id: String } => "unknown_migration",
         #[error("account {account_id} is not moved in migration {migration_id} (or was moved back): {state}")]
         AccountNotMoved { migration_id: String, account_id: String, state: String } => "account_not_moved",
+        #[error("migration {id} is {state}: {message}")]
+        MigrationNotRunning { id: String, state: String, message: &'static str } => "migration_not_running",
         #[error("no reconciliation run {id}")]
         UnknownRun { id: String } => "unknown_reconciliation",
         #[error("migration {id} was started with another {field}")]

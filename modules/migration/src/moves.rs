@@ -50,6 +50,20 @@ pub const REFUSAL_CODES: &[&str] = &[
     "currency_mismatch",
 ];
 
+/// The refusal in a saga's failure (`step <name> failed: <code>: <message>`).
+pub fn refusal_of(failure: &str) -> &str {
+    failure
+        .split_once(" failed: ")
+        .map_or(failure, |(_, refusal)| refusal)
+}
+
+/// Whether a compensated move's failure is a refusal (the account stays on legacy, as it
+/// was, by rule) rather than an error.
+pub fn is_refusal(failure: &str) -> bool {
+    let code = refusal_of(failure).split(':').next().unwrap_or_default();
+    REFUSAL_CODES.contains(&code)
+}
+
 /// What a move knows from the start: the saga's input.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MoveInput {

@@ -135,8 +135,8 @@ pub async fn insert_moves(
     let insert = tx
         .prepare_cached(
             "INSERT INTO account_moves (migration_id, account_id, legacy_account_number, \
-             customer_id, currency, state, reason, posted, held, holds, saga_id, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+             customer_id, currency, state, reason, posted, held, holds, saga_id, updated_at, \
+             opened_on) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
              ON CONFLICT (migration_id, account_id) DO NOTHING",
         )
         .await?;
@@ -162,6 +162,7 @@ pub async fn insert_moves(
                 &planned.holds,
                 &planned.saga_id,
                 &now,
+                &planned.input.opened_on,
             ],
         )
         .await?;
@@ -353,6 +354,197 @@ pub async fn record_returned(
     )
     .await?;
     Ok(())
+}
+
+/// How a migration's moves are started (`migration_controls`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ControlRow {
+    pub migration_id: Uuid,
+    /// running | paused | stopped | fed
+    pub state: String,
+    pub rate_per_s: i64,
+    pub max_error_ratio: String,
+    /// The errors and settled moves a resume accepted: the ratio counts those after it.
+    pub errors_accepted: i64,
+    pub settled_accepted: i64,
+    pub reason: String,
+    pub changed_by: String,
+    pub changed_at: DateTime<Utc>,
+}
+
+const CONTROL_COLUMNS: &str = "migration_id, state, rate_per_s, max_error_ratio, \
+     errors_accepted, settled_accepted, reason, changed_by, changed_at";
+
+fn control_row(row: &Row) -> ControlRow {
+    ControlRow {
+        migration_id: row.get("migration_id"),
+        state: row.get("state"),
+        rate_per_s: row.get("rate_per_s"),
+        max_error_ratio: row.get("max_error_ratio"),
+        errors_accepted: row.get("errors_accepted"),
+        settled_accepted: row.get("settled_accepted"),
+        reason: row.get("reason"),
+        changed_by: row.get("changed_by"),
+        changed_at: row.get("changed_at"),
+    }
+}
+
+pub async fn insert_control(tx: &Transaction<'_>, control: &ControlRow) -> Result<()> {
+    tx.execute(
+        &format!(
+            "INSERT INTO migration_controls ({CONTROL_COLUMNS}) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (migration_id) DO NOTHING"
+        ),
+        &[
+            &control.migration_id,
+            &control.state,
+            &control.rate_per_s,
+            &control.max_error_ratio,
+            &control.errors_accepted,
+            &control.settled_accepted,
+            &control.reason,
+            &control.changed_by,
+            &control.changed_at,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+pub async fn control(tx: &Transaction<'_>, migration_id: Uuid) -> Result<Option<ControlRow>> {
+    let row = tx
+        .query_opt(
+            &format!("SELECT {CONTROL_COLUMNS} FROM migration_controls WHERE migration_id = $1"),
+            &[&migration_id],
+        )
+        .await?;
+    Ok(row.as_ref().map(control_row))
+}
+
+/// The migrations whose planned moves are being started.
+pub async fn running_controls(tx: &Transaction<'_>) -> Result<Vec<ControlRow>> {
+    let rows = tx
+        .query(
+            &format!(
+                "SELECT {CONTROL_COLUMNS} FROM migration_controls WHERE state = 'running' \
+                 ORDER BY changed_at, migration_id"
+            ),
+            &[],
+        )
+        .await?;
+    Ok(rows.iter().map(control_row).collect())
+}
+
+/// Moves the control from `from` to `to`; false when it was not in `from`.
+pub async fn change_control(
+    tx: &Transaction<'_>,
+    migration_id: Uuid,
+    from: &str,
+    to: &str,
+    reason: &str,
+    changed_by: &str,
+) -> Result<bool> {
+    let changed = tx
+        .execute(
+            "UPDATE migration_controls SET state = $3, reason = $4, changed_by = $5, \
+             changed_at = $6 WHERE migration_id = $1 AND state = $2",
+            &[&migration_id, &from, &to, &reason, &changed_by, &Utc::now()],
+        )
+        .await?;
+    Ok(changed == 1)
+}
+
+/// A resume accepts the errors and settled moves counted so far.
+pub async fn accept_errors(
+    tx: &Transaction<'_>,
+    migration_id: Uuid,
+    errors: i64,
+    settled: i64,
+) -> Result<()> {
+    tx.execute(
+        "UPDATE migration_controls SET errors_accepted = $2, settled_accepted = $3 \
+         WHERE migration_id = $1",
+        &[&migration_id, &errors, &settled],
+    )
+    .await?;
+    Ok(())
+}
+
+/// The migration's moves under way or ended without moving (state `moving`), grouped by
+/// their saga's status and failure: (status, failure, how many).
+pub async fn moving_standings(
+    tx: &Transaction<'_>,
+    migration_id: Uuid,
+) -> Result<Vec<(String, String, i64)>> {
+    let rows = tx
+        .query(
+            "SELECT COALESCE(s.status, '') AS status, COALESCE(s.failure, '') AS failure, \
+             count(*) AS moves FROM account_moves m \
+             LEFT JOIN saga_instances s ON s.id = m.saga_id \
+             WHERE m.migration_id = $1 AND m.state = 'moving' GROUP BY 1, 2",
+            &[&migration_id],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|row| (row.get("status"), row.get("failure"), row.get("moves")))
+        .collect())
+}
+
+/// How many of the migration's moves are in `state`.
+pub async fn count_in_state(tx: &Transaction<'_>, migration_id: Uuid, state: &str) -> Result<i64> {
+    Ok(tx
+        .query_one(
+            "SELECT count(*) AS moves FROM account_moves WHERE migration_id = $1 AND state = $2",
+            &[&migration_id, &state],
+        )
+        .await?
+        .get("moves"))
+}
+
+/// The migration's next `limit` planned moves, in account order, as their sagas' input.
+pub async fn next_planned(
+    tx: &Transaction<'_>,
+    migration: &MigrationRow,
+    limit: i64,
+) -> Result<Vec<MoveInput>> {
+    let rows = tx
+        .query(
+            "SELECT account_id, legacy_account_number, customer_id, currency, opened_on \
+             FROM account_moves WHERE migration_id = $1 AND state = 'planned' \
+             ORDER BY account_id LIMIT $2",
+            &[&migration.id, &limit],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|row| MoveInput {
+            migration_id: migration.id.to_string(),
+            account_id: row.get::<_, Uuid>("account_id").to_string(),
+            legacy_account_number: row.get("legacy_account_number"),
+            customer_id: row.get("customer_id"),
+            product_code: migration.product_code.clone(),
+            currency: row.get("currency"),
+            opened_on: row.get("opened_on"),
+        })
+        .collect())
+}
+
+/// The planned move of `account_id` is under way in the saga `saga_id`.
+pub async fn set_moving(
+    tx: &Transaction<'_>,
+    migration_id: Uuid,
+    account_id: Uuid,
+    saga_id: Uuid,
+) -> Result<bool> {
+    let updated = tx
+        .execute(
+            "UPDATE account_moves SET state = 'moving', saga_id = $3, updated_at = $4 \
+             WHERE migration_id = $1 AND account_id = $2 AND state = 'planned'",
+            &[&migration_id, &account_id, &saga_id, &Utc::now()],
+        )
+        .await?;
+    Ok(updated == 1)
 }
 
 fn parse_uuid(text: &str) -> Result<Uuid> {
