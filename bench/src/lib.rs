@@ -9,6 +9,7 @@ mod harness;
 
 mod gateway;
 mod ledger;
+mod migration;
 mod payments;
 mod saga;
 
@@ -29,6 +30,9 @@ pub enum BenchSuite {
     /// pgbench TPC-B, then the same read and internal transfer directly on the module over
     /// gRPC, through the gateway, and through nginx in front of the gateway.
     Gateway(gateway::GatewayBenchOptions),
+    /// pgbench TPC-B, then a whole legacy product's accounts migrated to the modern side
+    /// while channel clients call them through the gateway.
+    Migration(migration::MigrationBenchOptions),
 }
 
 /// Runs one suite with `settings` (DATABASE_URL, when set, is the server to measure on).
@@ -38,5 +42,6 @@ pub async fn run(settings: &Settings, suite: &BenchSuite) -> anyhow::Result<()> 
         BenchSuite::Saga(options) => harness::run_suite(settings, options).await,
         BenchSuite::Payments(options) => harness::run_suite(settings, options).await,
         BenchSuite::Gateway(options) => gateway::run(settings, options).await,
+        BenchSuite::Migration(options) => migration::run(settings, options).await,
     }
 }

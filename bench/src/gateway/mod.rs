@@ -8,7 +8,7 @@
 //! path's closed-loop throughput, so that their latencies compare.
 
 mod nginx;
-mod setup;
+pub(crate) mod setup;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -99,16 +99,22 @@ enum Via {
 }
 
 /// The modern side, the legacy side and the gateway, each on its own server on 127.0.0.1.
-struct Stack {
-    servers: Servers,
-    modern_url: String,
-    gateway_url: String,
+pub(crate) struct Stack {
+    pub(crate) servers: Servers,
+    pub(crate) modern_url: String,
+    /// The legacy adapter's internal URL, and the gateway's (its `AccountHomes`).
+    pub(crate) legacy_url: String,
+    pub(crate) gateway_internal_url: String,
+    /// The gateway's public URL.
+    pub(crate) gateway_url: String,
+    /// The settings the components were made with (home, dev keys, internal mode).
+    pub(crate) settings: Settings,
     keys: dev::DevKeys,
     issuer: String,
 }
 
 impl Stack {
-    fn token(&self, role: Role, subject: &str, ttl: Duration) -> anyhow::Result<String> {
+    pub(crate) fn token(&self, role: Role, subject: &str, ttl: Duration) -> anyhow::Result<String> {
         dev::mint(&self.keys, &self.issuer, role, subject, None, ttl)
             .with_context(|| format!("signing a dev token for {subject}"))
     }
@@ -125,15 +131,21 @@ async fn run_suite(
         .prefix("corebank-bench-gateway-")
         .tempdir()
         .context("creating the benchmark's temporary folder")?;
-    let stack = start_stack(settings, run.url(), scratch.path()).await?;
+    let stack = start_stack(settings, run.url(), scratch.path(), LEGACY_SEED_CUSTOMERS).await?;
     let outcome = measure(options, &mut run, nginx_binary, scratch.path(), &stack).await;
     stack.servers.stop().await?;
     let nginx_url = outcome?;
     report(options, clients, run.report(), &nginx_url)
 }
 
-/// Starts the stack on 127.0.0.1:0 with the gateway trusting dev keys in `home`.
-async fn start_stack(settings: &Settings, url: &str, home: &Path) -> anyhow::Result<Stack> {
+/// Starts the stack on 127.0.0.1:0 with the gateway trusting dev keys in `home`, the mock
+/// legacy core seeded with `legacy_seed` customers.
+pub(crate) async fn start_stack(
+    settings: &Settings,
+    url: &str,
+    home: &Path,
+    legacy_seed: u32,
+) -> anyhow::Result<Stack> {
     let mut settings = settings.clone();
     settings.home = home.to_path_buf();
     // The gateway trusts the dev keys under the benchmark's home, whatever the environment
@@ -154,7 +166,7 @@ async fn start_stack(settings: &Settings, url: &str, home: &Path) -> anyhow::Res
     let (legacy_core, legacy_core_task, legacy_core_addr) = corebank_components::legacy_core(
         &settings,
         url,
-        LEGACY_SEED_CUSTOMERS,
+        legacy_seed,
         servers.shutdown.clone(),
     )
     .await?;
@@ -169,18 +181,18 @@ async fn start_stack(settings: &Settings, url: &str, home: &Path) -> anyhow::Res
         &settings,
         url,
         &corebank_gateway::app::Upstream {
-            legacy_url,
+            legacy_url: legacy_url.clone(),
             modern_url: modern_url.clone(),
             clients: corebank_components::clients_as(servers.mode(), component_names::GATEWAY)?,
         },
         servers.shutdown.clone(),
     )
     .await?;
+    let gateway_server = servers.serve(gateway).await?;
+    let gateway_internal_url = gateway_server.internal_url();
     let gateway_url = format!(
         "http://{}",
-        servers
-            .serve(gateway)
-            .await?
+        gateway_server
             .public_addr
             .context("the gateway's server has no public listener")?
     );
@@ -188,9 +200,12 @@ async fn start_stack(settings: &Settings, url: &str, home: &Path) -> anyhow::Res
     Ok(Stack {
         servers,
         modern_url,
+        legacy_url,
+        gateway_internal_url,
         gateway_url,
         keys,
         issuer: settings.jwt_issuer.clone(),
+        settings,
     })
 }
 

@@ -17,7 +17,7 @@ const PRODUCT_CODE: &str = "BENCH-GW-CURRENT";
 /// What each account is funded with: far more than the phases can move out of it.
 const FUNDING_AMOUNT: &str = "1000000.00";
 
-pub(super) fn http_client() -> anyhow::Result<reqwest::Client> {
+pub(crate) fn http_client() -> anyhow::Result<reqwest::Client> {
     // HTTP/1.1 with keep-alive, as a channel's backend would call: one connection per
     // client task in the phases, reused for every request.
     reqwest::Client::builder()

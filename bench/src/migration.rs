@@ -1,0 +1,591 @@
+//! `corebank bench migration`: a whole product's accounts move from the legacy core to the
+//! modern one while channels keep calling them (issue 15).
+//!
+//! The mock legacy core is seeded with `--accounts` customers, each with one account in
+//! `LEGACY-CURRENT` (every fifth with a hold, every seventh with a loan paid into it). The
+//! modern side gets the product's equivalent. Then `--clients` channel clients call those
+//! accounts through the gateway (deposits, a hold placed and released, transfers between two
+//! of them), each with an idempotency key and honouring `Retry-After` (the same key again
+//! after the wait), while the whole product is migrated. When every account is settled the
+//! load stops, the books are reconciled, and every account's balance is checked to the cent
+//! against its exported balance and the effects its clients were told of.
+//!
+//! Reported (result `migration`): accounts a second, total time, whether it reconciled,
+//! requests that failed with anything but a retried 503 (by code), effects applied twice or
+//! lost (accounts whose balance is above or below what was acknowledged), and the wait on a
+//! frozen account (from the first 503 to the answer) at p99; against pgbench's TPC-B on the
+//! same server in the same run.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use corebank_api::legacy::v1 as lpb;
+use corebank_api::legacy::v1::legacy_export_client::LegacyExportClient;
+use corebank_api::migration::v1 as mpb;
+use corebank_api::migration::v1::migrations_client::MigrationsClient;
+use corebank_gateway::auth::dev::Role;
+use corebank_service::Settings;
+use corebank_service::internal::component_names;
+use rust_decimal::Decimal;
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::gateway::{Stack, setup::http_client, start_stack};
+use crate::harness::figures::percentile_ms;
+use crate::harness::server::BASELINE_NAME;
+use crate::harness::{RunOptions, Suite};
+
+/// The product migrated: the mock core's current accounts.
+const PRODUCT: &str = "LEGACY-CURRENT";
+/// The target of issue 15: the whole product migrated and reconciled within this.
+const TARGET_TOTAL_S: f64 = 600.0;
+/// The goal for the wait on a frozen account, at p99.
+const FREEZE_WAIT_P99_GOAL_MS: f64 = 1_000.0;
+
+/// Options of `corebank bench migration`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct MigrationBenchOptions {
+    /// Customers the mock legacy core is seeded with, each with one account in the migrated
+    /// product (the seed goes through the core's applications, one step at a time: large
+    /// seeds take minutes before anything is measured).
+    #[arg(long, default_value_t = 100_000)]
+    pub accounts: u32,
+    /// Channel clients calling the accounts through the gateway while they move (0: the
+    /// migration alone, to see what the load costs it).
+    #[arg(long, default_value_t = 32)]
+    pub clients: usize,
+    /// Moves started a second at most (default: as many as the in-flight window lets).
+    #[arg(long)]
+    pub rate_per_s: Option<u32>,
+    /// Seconds pgbench's baseline runs.
+    #[arg(long, default_value_t = 30)]
+    pub pgbench_seconds: u64,
+    /// Give up when the migration has not settled within this many seconds.
+    #[arg(long, default_value_t = 3_600)]
+    pub timeout_s: u64,
+    #[command(flatten)]
+    pub run: RunOptions,
+}
+
+pub async fn run(settings: &Settings, options: &MigrationBenchOptions) -> anyhow::Result<()> {
+    let accounts = usize::try_from(options.accounts).unwrap_or(usize::MAX);
+    let suite = Suite::new(
+        "migration",
+        "accounts",
+        options.clients.max(1),
+        options.pgbench_seconds,
+        accounts,
+        &options.run,
+    )?;
+    suite
+        .run(settings, async |run| {
+            let url = run.url().to_owned();
+            let baseline_tps = run.report().baseline_tps;
+            let scratch = tempfile::Builder::new()
+                .prefix("corebank-bench-migration-")
+                .tempdir()
+                .context("creating the benchmark's temporary folder")?;
+            println!(
+                "seeding the mock legacy core with {} customers (one step at a time)",
+                options.accounts
+            );
+            let seeding = Instant::now();
+            let mut stack = start_stack(settings, &url, scratch.path(), options.accounts).await?;
+            println!("seeded in {:.0} s", seeding.elapsed().as_secs_f64());
+            let outcome = measure(options, &url, &mut stack).await;
+            stack.servers.stop().await?;
+            let figures = outcome?;
+            report(options, baseline_tps, &figures)
+        })
+        .await
+}
+
+/// What one migration under load measured.
+#[derive(Debug, Default)]
+struct Figures {
+    accounts: u64,
+    moved: u64,
+    refused: u64,
+    failed_moves: u64,
+    total_s: f64,
+    reconciled: bool,
+    breaks: u64,
+    requests: u64,
+    retried_503: u64,
+    failed_by_code: BTreeMap<String, u64>,
+    doubled: u64,
+    lost: u64,
+    freeze_waits_us: Vec<u32>,
+}
+
+impl Figures {
+    fn failed_requests(&self) -> u64 {
+        self.failed_by_code.values().sum()
+    }
+
+    fn freeze_wait_p99_ms(&self) -> f64 {
+        let mut waits = self.freeze_waits_us.clone();
+        waits.sort_unstable();
+        percentile_ms(&waits, 99)
+    }
+}
+
+/// One account as exported before the migration.
+#[derive(Debug, Clone)]
+struct Seeded {
+    id: String,
+    posted: Decimal,
+}
+
+/// What the clients were told took effect, per account (acknowledged money in and out).
+#[derive(Debug, Default)]
+struct Ledgers {
+    by_account: Mutex<BTreeMap<String, Decimal>>,
+}
+
+impl Ledgers {
+    fn add(&self, account: &str, amount: Decimal) {
+        let mut accounts = self.by_account.lock().unwrap_or_else(|e| e.into_inner());
+        *accounts.entry(account.to_owned()).or_default() += amount;
+    }
+}
+
+/// What the clients saw.
+#[derive(Debug, Default)]
+struct Seen {
+    requests: u64,
+    retried_503: u64,
+    failed_by_code: BTreeMap<String, u64>,
+    freeze_waits_us: Vec<u32>,
+}
+
+async fn measure(
+    options: &MigrationBenchOptions,
+    url: &str,
+    stack: &mut Stack,
+) -> anyhow::Result<Figures> {
+    let mode = stack.servers.mode().clone();
+    let migration = corebank_components::migration(
+        &stack.settings,
+        url,
+        &stack.gateway_internal_url,
+        &stack.legacy_url,
+        &stack.modern_url,
+        &mode,
+        stack.servers.shutdown.clone(),
+    )?;
+    let migration_url = stack.servers.serve(migration).await?.internal_url();
+    let as_migration = corebank_components::clients_as(&mode, component_names::MIGRATION)?;
+    corebank_gateway::products::seed_modern_equivalents(
+        &as_migration,
+        &stack.legacy_url,
+        &stack.modern_url,
+    )
+    .await
+    .context("giving the modern side the legacy core's products")?;
+    let seeded = export(&as_migration, &stack.legacy_url).await?;
+    anyhow::ensure!(
+        seeded.len() >= 2,
+        "the legacy core has {} {PRODUCT} accounts: at least 2 are needed",
+        seeded.len()
+    );
+    println!("{} {PRODUCT} accounts exported", seeded.len());
+
+    // The channel clients, until the migration settles.
+    let token = stack.token(Role::Channel, "bench-migration", Duration::from_secs(86_400))?;
+    let ids: Arc<Vec<String>> = Arc::new(seeded.iter().map(|a| a.id.clone()).collect());
+    let ledgers = Arc::new(Ledgers::default());
+    let stop = CancellationToken::new();
+    let mut clients = Vec::with_capacity(options.clients);
+    for n in 0..options.clients {
+        let mut client = Channel {
+            http: http_client()?,
+            base: stack.gateway_url.clone(),
+            authorization: format!("Bearer {token}"),
+            accounts: Arc::clone(&ids),
+            ledgers: Arc::clone(&ledgers),
+            rng: fastrand::Rng::with_seed(u64::try_from(n).unwrap_or(0)),
+            seen: Seen::default(),
+        };
+        let stop = stop.clone();
+        clients.push(tokio::spawn(async move {
+            while !stop.is_cancelled() {
+                client.one().await;
+            }
+            client.seen
+        }));
+    }
+    // Let the load settle before the migration starts.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let gateway_as = corebank_components::clients_as(&mode, component_names::GATEWAY)?;
+    let mut migrations = MigrationsClient::new(
+        gateway_as
+            .endpoint(&migration_url, component_names::MIGRATION)?
+            .connect_lazy(),
+    );
+    let id = Uuid::new_v4().to_string();
+    let started = Instant::now();
+    migrations
+        .start_migration(mpb::StartMigrationRequest {
+            migration_id: id.clone(),
+            product_code: PRODUCT.to_owned(),
+            fraction: String::new(),
+            dry_run: false,
+            requested_by: "corebank bench migration".to_owned(),
+            customer_ids: Vec::new(),
+            rate_per_s: options.rate_per_s.unwrap_or(0),
+            max_error_ratio: String::new(),
+        })
+        .await
+        .context("starting the migration")?;
+    let settled = follow(&mut migrations, &id, started, options.timeout_s).await;
+    stop.cancel();
+    let mut seen = Seen::default();
+    for client in clients {
+        let client = client.await.context("a channel client")?;
+        seen.requests += client.requests;
+        seen.retried_503 += client.retried_503;
+        for (code, count) in client.failed_by_code {
+            *seen.failed_by_code.entry(code).or_default() += count;
+        }
+        seen.freeze_waits_us.extend(client.freeze_waits_us);
+    }
+    let settled = settled?;
+    let run = migrations
+        .reconcile(mpb::ReconcileRequest {
+            run_id: Uuid::new_v4().to_string(),
+            requested_by: "corebank bench migration".to_owned(),
+        })
+        .await
+        .context("reconciling")?
+        .into_inner();
+    let total_s = started.elapsed().as_secs_f64();
+    let (doubled, lost) = check_balances(stack, &token, &seeded, &ledgers).await?;
+    Ok(Figures {
+        accounts: u64::try_from(seeded.len()).unwrap_or(u64::MAX),
+        moved: settled.moved,
+        refused: settled.refused,
+        failed_moves: settled.failed,
+        total_s,
+        reconciled: run.breaks == 0 && settled.failed == 0,
+        breaks: run.breaks,
+        requests: seen.requests,
+        retried_503: seen.retried_503,
+        failed_by_code: seen.failed_by_code,
+        doubled,
+        lost,
+        freeze_waits_us: seen.freeze_waits_us,
+    })
+}
+
+/// The product's accounts as the legacy books have them now.
+async fn export(
+    clients: &corebank_service::internal::InternalClients,
+    legacy_url: &str,
+) -> anyhow::Result<Vec<Seeded>> {
+    let mut export = LegacyExportClient::new(
+        clients
+            .endpoint(legacy_url, component_names::LEGACY_ADAPTER)?
+            .connect_lazy(),
+    );
+    let mut stream = export
+        .export_accounts(lpb::ExportAccountsRequest {
+            product_code: PRODUCT.to_owned(),
+        })
+        .await
+        .context("exporting the legacy accounts")?
+        .into_inner();
+    let mut seeded = Vec::new();
+    while let Some(account) = stream.message().await? {
+        if account.closed_on.is_empty() {
+            seeded.push(Seeded {
+                id: account.account_id,
+                posted: account.posted.parse().unwrap_or_default(),
+            });
+        }
+    }
+    Ok(seeded)
+}
+
+/// Follows the migration until no account is planned or moving, with a progress line.
+async fn follow(
+    migrations: &mut MigrationsClient<tonic::transport::Channel>,
+    id: &str,
+    started: Instant,
+    timeout_s: u64,
+) -> anyhow::Result<mpb::Migration> {
+    loop {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let listed = migrations
+            .list_migrations(mpb::ListMigrationsRequest { limit: 1 })
+            .await
+            .context("following the migration")?
+            .into_inner();
+        let now = listed
+            .migrations
+            .into_iter()
+            .find(|migration| migration.migration_id == id)
+            .context("the migration is not listed")?;
+        let total = now.planned + now.moving + now.moved + now.refused + now.failed;
+        let done = now.moved + now.refused + now.failed;
+        let elapsed = started.elapsed().as_secs_f64();
+        let rate = precise(done) / elapsed.max(0.001);
+        let eta = if rate > 0.0 {
+            precise(total.saturating_sub(done)) / rate
+        } else {
+            0.0
+        };
+        println!(
+            "migrating: {done}/{total} settled ({} moved, {} failed) in {elapsed:.0} s, {rate:.1}/s, ETA {eta:.0} s, status {}",
+            now.moved, now.failed, now.status
+        );
+        if now.status == "done" {
+            return Ok(now);
+        }
+        anyhow::ensure!(
+            now.status != "stopped",
+            "the migration stopped by itself: {}",
+            now.control_reason
+        );
+        anyhow::ensure!(
+            elapsed < precise(timeout_s),
+            "the migration did not settle within --timeout-s {timeout_s}"
+        );
+    }
+}
+
+/// Accounts whose balance is above what was acknowledged (an effect applied twice) and below
+/// it (an acknowledged effect lost), read through the gateway from each account's home.
+async fn check_balances(
+    stack: &Stack,
+    token: &str,
+    seeded: &[Seeded],
+    ledgers: &Ledgers,
+) -> anyhow::Result<(u64, u64)> {
+    let http = http_client()?;
+    let acknowledged = ledgers
+        .by_account
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    let (mut doubled, mut lost) = (0, 0);
+    for (n, account) in seeded.iter().enumerate() {
+        let expected = account.posted + acknowledged.get(&account.id).copied().unwrap_or_default();
+        let answer: Value = http
+            .get(format!("{}/v1/accounts/{}", stack.gateway_url, account.id))
+            .bearer_auth(token)
+            .send()
+            .await?
+            .json()
+            .await?;
+        let posted: Decimal = answer["balances"]["posted"]
+            .as_str()
+            .and_then(|text| text.parse().ok())
+            .with_context(|| format!("account {}: {answer}", account.id))?;
+        if posted > expected {
+            doubled += 1;
+        } else if posted < expected {
+            lost += 1;
+        }
+        if n > 0 && n % 10_000 == 0 {
+            println!("checked {n}/{} balances", seeded.len());
+        }
+    }
+    Ok((doubled, lost))
+}
+
+/// A channel's backend calling the accounts through the gateway.
+struct Channel {
+    http: reqwest::Client,
+    base: String,
+    authorization: String,
+    accounts: Arc<Vec<String>>,
+    ledgers: Arc<Ledgers>,
+    rng: fastrand::Rng,
+    seen: Seen,
+}
+
+/// How one request ended, after its retries.
+enum Ended {
+    Done(Value),
+    /// Counted among the failed requests, by code.
+    Failed,
+}
+
+impl Channel {
+    /// One operation on random accounts: a deposit, a hold placed and released, or a
+    /// transfer.
+    async fn one(&mut self) {
+        let account = self.accounts[self.rng.usize(..self.accounts.len())].clone();
+        match self.rng.u8(0..3) {
+            0 => {
+                let amount = Decimal::new(100, 2);
+                let path = format!("/v1/accounts/{account}/deposits");
+                let body = json!({ "amount": amount.to_string(), "currency": "EUR" });
+                if let Ended::Done(_) = self.call(&path, &body, 201).await {
+                    self.ledgers.add(&account, amount);
+                }
+            }
+            1 => {
+                let path = format!("/v1/accounts/{account}/holds");
+                let body = json!({ "amount": "0.50", "currency": "EUR", "reason": "bench" });
+                if let Ended::Done(hold) = self.call(&path, &body, 201).await {
+                    let hold = hold["id"].as_str().unwrap_or_default().to_owned();
+                    let path = format!("/v1/accounts/{account}/holds/{hold}/release");
+                    let _ = self.call(&path, &json!({}), 200).await;
+                }
+            }
+            _ => {
+                let to = loop {
+                    let to = &self.accounts[self.rng.usize(..self.accounts.len())];
+                    if *to != account {
+                        break to.clone();
+                    }
+                };
+                let amount = Decimal::new(i64::from(self.rng.u32(1..100)), 2);
+                let body = json!({
+                    "from_account_id": account,
+                    "to_account_id": to,
+                    "amount": amount.to_string(),
+                    "currency": "EUR",
+                });
+                if let Ended::Done(_) = self.call("/v1/transfers", &body, 201).await {
+                    self.ledgers.add(&account, -amount);
+                    self.ledgers.add(&to, amount);
+                }
+            }
+        }
+    }
+
+    /// POSTs `body` to `path` with one idempotency key, again after each 503's
+    /// `Retry-After`, until it answers something else.
+    async fn call(&mut self, path: &str, body: &Value, expected: u16) -> Ended {
+        let key = Uuid::new_v4().to_string();
+        let mut first_503: Option<Instant> = None;
+        self.seen.requests += 1;
+        loop {
+            let answer = self
+                .http
+                .post(format!("{}{path}", self.base))
+                .header(reqwest::header::AUTHORIZATION, &self.authorization)
+                .header("idempotency-key", &key)
+                .json(body)
+                .send()
+                .await;
+            let response = match answer {
+                Ok(response) => response,
+                Err(error) => return self.failed(format!("transport: {error}")),
+            };
+            let status = response.status().as_u16();
+            if status == 503 {
+                let wait = response
+                    .headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|value| value.to_str().ok())
+                    .and_then(|text| text.parse::<u64>().ok());
+                if let Some(seconds) = wait {
+                    first_503.get_or_insert_with(Instant::now);
+                    self.seen.retried_503 += 1;
+                    tokio::time::sleep(Duration::from_secs(seconds)).await;
+                    continue;
+                }
+            }
+            let value: Value = response.json().await.unwrap_or(Value::Null);
+            if let Some(since) = first_503 {
+                let waited = u32::try_from(since.elapsed().as_micros()).unwrap_or(u32::MAX);
+                self.seen.freeze_waits_us.push(waited);
+            }
+            if status == expected {
+                return Ended::Done(value);
+            }
+            let code = value["code"].as_str().unwrap_or("no_code").to_owned();
+            return self.failed(format!("{status} {code}"));
+        }
+    }
+
+    fn failed(&mut self, what: String) -> Ended {
+        *self.seen.failed_by_code.entry(what).or_default() += 1;
+        Ended::Failed
+    }
+}
+
+/// `n` as a float, for rates (exact to 2^53).
+fn precise(n: u64) -> f64 {
+    let n = u32::try_from(n.min(u64::from(u32::MAX))).unwrap_or(u32::MAX);
+    f64::from(n)
+}
+
+fn report(options: &MigrationBenchOptions, baseline_tps: f64, figures: &Figures) -> anyhow::Result<()> {
+    let throughput = precise(figures.moved) / figures.total_s.max(0.001);
+    let p99 = figures.freeze_wait_p99_ms();
+    println!();
+    println!("{BASELINE_NAME}: {baseline_tps:.0} tps (the baseline, same server, same run)");
+    println!(
+        "migration: {} accounts ({} moved, {} refused, {} failed) in {:.1} s: {throughput:.1} accounts/s",
+        figures.accounts, figures.moved, figures.refused, figures.failed_moves, figures.total_s
+    );
+    println!(
+        "  reconciled: {} ({} breaks); target: {:.0} s for the whole product ({})",
+        figures.reconciled,
+        figures.breaks,
+        TARGET_TOTAL_S,
+        if figures.total_s <= TARGET_TOTAL_S { "met" } else { "missed" }
+    );
+    println!(
+        "  client requests: {}, retried 503s: {}, failed otherwise: {} {:?}",
+        figures.requests,
+        figures.retried_503,
+        figures.failed_requests(),
+        figures.failed_by_code
+    );
+    println!(
+        "  effects applied twice: {} accounts, lost: {} accounts (balances against acknowledged effects)",
+        figures.doubled, figures.lost
+    );
+    println!(
+        "  wait on a frozen account: p99 {p99:.0} ms over {} waits (goal {FREEZE_WAIT_P99_GOAL_MS:.0} ms)",
+        figures.freeze_waits_us.len()
+    );
+    let Some(path) = &options.run.json else {
+        return Ok(());
+    };
+    let document = json!({
+        "suite": "migration",
+        "baseline": { "name": BASELINE_NAME, "tps": baseline_tps },
+        "results": [{
+            "name": "migration",
+            "throughput_per_s": throughput,
+            "accounts": figures.accounts,
+            "total_s": figures.total_s,
+            "reconciled": figures.reconciled,
+            "failed_requests": figures.failed_requests(),
+            "doubled_effects": figures.doubled,
+            "freeze_wait_p99_ms": p99,
+            "moved": figures.moved,
+            "refused": figures.refused,
+            "failed_moves": figures.failed_moves,
+            "lost_effects": figures.lost,
+            "requests": figures.requests,
+            "retried_503": figures.retried_503,
+            "failed_by_code": figures.failed_by_code,
+            "freeze_waits": figures.freeze_waits_us.len(),
+        }],
+        "config": {
+            "accounts": options.accounts,
+            "clients": options.clients,
+            "rate_per_s": options.rate_per_s,
+            "pgbench_seconds": options.pgbench_seconds,
+            "pgbench_scale": options.run.pgbench_scale,
+            "pgbench_clients": options.run.pgbench_clients,
+            "target_total_s": TARGET_TOTAL_S,
+        },
+    });
+    std::fs::write(path, serde_json::to_string_pretty(&document)?)
+        .with_context(|| format!("writing {}", path.display()))?;
+    println!("figures written to {}", path.display());
+    Ok(())
+}
