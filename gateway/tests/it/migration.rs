@@ -556,6 +556,102 @@ async fn a_products_accounts_move_to_modern_with_their_money_and_holds_and_chann
         kept.body, modern_break.body,
         "a run is kept as it was found"
     );
+    // Each break is an alert, raised once while it stands: someone acknowledges it, then
+    // resolves it with the correcting entry. Every transition is kept and audited.
+    let get = |path: String| {
+        send(
+            &stack.http,
+            reqwest::Method::GET,
+            admin.url(&path),
+            Some(&operator),
+            None,
+            None,
+        )
+    };
+    let open = get("/admin/v1/reconciliation-alerts?state=open".to_owned())
+        .await
+        .expect(200);
+    let alerts = open.body["alerts"].as_array().unwrap();
+    assert_eq!(alerts.len(), 1, "{}", open.body);
+    let alert = &alerts[0];
+    assert_eq!(
+        (
+            &alert["rule"],
+            &alert["subject"],
+            &alert["run_id"],
+            &alert["last_run_id"]
+        ),
+        (
+            &json!("migration_clearing_nets_suspense"),
+            &json!("EUR"),
+            &broken.body["run_id"],
+            &modern_break.body["run_id"]
+        ),
+        "{alert}"
+    );
+    let alert_id = alert["alert_id"].as_str().unwrap().to_owned();
+    let change = |action: &'static str, body: serde_json::Value| {
+        let path = format!("/admin/v1/reconciliation-alerts/{alert_id}/{action}");
+        let (stack, admin, operator) = (&stack, &admin, &operator);
+        async move { admin_post(stack, admin, &path, operator, body).await }
+    };
+    let acknowledged = change("acknowledge", json!({})).await.expect(200);
+    assert_eq!(acknowledged.body["state"], "acknowledged", "{}", acknowledged.body);
+    let no_entry = change("resolve", json!({ "note": "fixed" })).await.expect(400);
+    assert!(
+        no_entry.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("correcting_entry"),
+        "{}",
+        no_entry.body
+    );
+    let resolved = change(
+        "resolve",
+        json!({ "note": "a test posted by hand", "correcting_entry": "ledger entry reversing +2.00" }),
+    )
+    .await
+    .expect(200);
+    assert_eq!(
+        (
+            &resolved.body["state"],
+            &resolved.body["changed_by"],
+            &resolved.body["correcting_entry"]
+        ),
+        (
+            &json!("resolved"),
+            &json!("operator-a"),
+            &json!("ledger entry reversing +2.00")
+        ),
+        "{}",
+        resolved.body
+    );
+    let states: Vec<&str> = resolved.body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|event| event["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["open", "acknowledged", "resolved"]);
+    change("resolve", json!({ "note": "again", "correcting_entry": "same" }))
+        .await
+        .expect(200);
+    let closed = change("accept", json!({ "note": "too late" })).await.expect(409);
+    assert_eq!(closed.body["code"], "alert_closed", "{}", closed.body);
+    let audited: i64 = stack
+        .database
+        .db_for("gateway")
+        .client()
+        .await
+        .unwrap()
+        .query_one(
+            "SELECT count(*) FROM audit_log WHERE resource = $1",
+            &[&format!("reconciliation_alert:{alert_id}")],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(audited, 5, "every call on the alert is audited");
     sql(
         "ledger",
         "UPDATE account_balances SET debits_posted = debits_posted - 2 \
@@ -612,6 +708,14 @@ async fn a_products_accounts_move_to_modern_with_their_money_and_holds_and_chann
     served_with_its_hold(&stack, &token, b, "legacy", ("11.00", "2.00"), &card).await;
     let after_return = reconcile().await.expect(201);
     assert_eq!(after_return.body["breaks"], 0, "{}", after_return.body);
+    let still_open = get("/admin/v1/reconciliation-alerts?state=open".to_owned())
+        .await
+        .expect(200);
+    assert_eq!(
+        still_open.body["alerts"],
+        json!([]),
+        "clean runs raise nothing"
+    );
     // 60.00 moved, 11.00 came back (the 10.00 moved and 1.00 deposited on modern).
     assert_eq!(
         after_return.body["results"][0]["expected"], "49.00",

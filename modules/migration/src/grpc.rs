@@ -53,13 +53,13 @@ pub fn component(
 pub fn status_of(error: &MigrationError) -> Status {
     let code = match error {
         MigrationError::InvalidArgument { .. } => tonic::Code::InvalidArgument,
-        MigrationError::UnknownMigration { .. } | MigrationError::UnknownRun { .. } => {
-            tonic::Code::NotFound
-        }
+        MigrationError::UnknownMigration { .. }
+        | MigrationError::UnknownRun { .. }
+        | MigrationError::UnknownAlert { .. } => tonic::Code::NotFound,
         MigrationError::ExistsWithDifferent { .. } => tonic::Code::AlreadyExists,
-        MigrationError::AccountNotMoved { .. } | MigrationError::MigrationNotRunning { .. } => {
-            tonic::Code::FailedPrecondition
-        }
+        MigrationError::AccountNotMoved { .. }
+        | MigrationError::MigrationNotRunning { .. }
+        | MigrationError::AlertClosed { .. } => tonic::Code::FailedPrecondition,
         MigrationError::Unavailable { .. } => tonic::Code::Unavailable,
         MigrationError::Internal { .. } => tonic::Code::Internal,
     };
@@ -132,6 +132,35 @@ fn migration(view: &MigrationView) -> pb::Migration {
             .as_ref()
             .map(|c| c.max_error_ratio.clone())
             .unwrap_or_default(),
+    }
+}
+
+fn alert(alert: &crate::alerts::Alert) -> pb::Alert {
+    pb::Alert {
+        alert_id: alert.id.to_string(),
+        rule: alert.rule.clone(),
+        subject: alert.subject.clone(),
+        state: alert.state.clone(),
+        run_id: alert.run_id.to_string(),
+        last_run_id: alert.last_run_id.to_string(),
+        expected: alert.expected.clone(),
+        actual: alert.actual.clone(),
+        raised_at: time(alert.raised_at),
+        changed_by: alert.changed_by.clone(),
+        changed_at: time(alert.changed_at),
+        note: alert.note.clone(),
+        correcting_entry: alert.correcting_entry.clone(),
+        events: alert
+            .events
+            .iter()
+            .map(|event| pb::AlertEvent {
+                state: event.state.clone(),
+                changed_by: event.changed_by.clone(),
+                changed_at: time(event.changed_at),
+                note: event.note.clone(),
+                correcting_entry: event.correcting_entry.clone(),
+            })
+            .collect(),
     }
 }
 
@@ -237,6 +266,40 @@ impl MigrationsApi for MigrationsService {
             .await;
         started
             .map(|view| Response::new(migration(&view)))
+            .map_err(|error| status_of(&error))
+    }
+
+    async fn list_alerts(
+        &self,
+        request: Request<pb::ListAlertsRequest>,
+    ) -> Result<Response<pb::ListAlertsResponse>, Status> {
+        let r = request.into_inner();
+        self.migrations
+            .alerts(&r.state, r.limit)
+            .await
+            .map(|alerts| {
+                Response::new(pb::ListAlertsResponse {
+                    alerts: alerts.iter().map(alert).collect(),
+                })
+            })
+            .map_err(|error| status_of(&error))
+    }
+
+    async fn change_alert(
+        &self,
+        request: Request<pb::ChangeAlertRequest>,
+    ) -> Result<Response<pb::Alert>, Status> {
+        let r = request.into_inner();
+        self.migrations
+            .change_alert(
+                &r.alert_id,
+                &r.action,
+                &r.requested_by,
+                &r.note,
+                &r.correcting_entry,
+            )
+            .await
+            .map(|changed| Response::new(alert(&changed)))
             .map_err(|error| status_of(&error))
     }
 

@@ -1,6 +1,8 @@
 //! The account migration (ADR 0013): moving a product's existing accounts, with their money
 //! and open holds, from the legacy core to the modern one while channels keep calling.
 //!
+//! - [`alerts`]: reconciliation breaks as alerts: acknowledged, then resolved with a
+//!   correcting entry or accepted with a note, every transition kept.
 //! - [`app`]: a migration's plan (one export of the legacy books, the accounts chosen by a
 //!   stable hash fraction, the refusals) and its start, one saga per account; reading it.
 //! - [`feed`]: starts the planned moves of running migrations, within their window, rate and
@@ -14,6 +16,7 @@
 //! - [`grpc`]: `corebank.migration.v1.Migrations` and the component.
 //! - [`store`]: the SQL of the `migration` schema.
 
+pub mod alerts;
 pub mod app;
 pub mod feed;
 pub mod grpc;
@@ -37,6 +40,10 @@ corebank_kernel::stable_codes! {
         AccountNotMoved { migration_id: String, account_id: String, state: String } => "account_not_moved",
         #[error("migration {id} is {state}: {message}")]
         MigrationNotRunning { id: String, state: String, message: &'static str } => "migration_not_running",
+        #[error("no reconciliation alert {id}")]
+        UnknownAlert { id: String } => "unknown_alert",
+        #[error("reconciliation alert {id} is {state}: it cannot be moved that way")]
+        AlertClosed { id: String, state: String } => "alert_closed",
         #[error("no reconciliation run {id}")]
         UnknownRun { id: String } => "unknown_reconciliation",
         #[error("migration {id} was started with another {field}")]
@@ -52,7 +59,7 @@ corebank_kernel::stable_codes! {
 }
 
 impl MigrationError {
-    fn invalid(field: &'static str, message: impl Into<String>) -> MigrationError {
+    pub(crate) fn invalid(field: &'static str, message: impl Into<String>) -> MigrationError {
         MigrationError::InvalidArgument {
             field,
             message: message.into(),

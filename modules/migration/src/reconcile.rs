@@ -7,6 +7,8 @@
 //! across the books. A break is a difference on either side (a posting made by hand to
 //! either account, a move that booked one side only). Run it while no migration is moving
 //! accounts: an account between its emptying and its end counts on one side only.
+//!
+//! Each break becomes an alert ([`crate::alerts`]) in the run's own transaction.
 
 use chrono::{DateTime, Utc};
 use corebank_api::deposits::v1 as dpb;
@@ -178,6 +180,13 @@ impl Migrations {
                     if inserted == 0 {
                         return Ok(());
                     }
+                    crate::alerts::raise(
+                        &tx,
+                        stored_run.run_id,
+                        &stored_run.results,
+                        stored_run.started_at,
+                    )
+                    .await?;
                     for result in &stored_run.results {
                         tx.execute(
                             "INSERT INTO reconciliation_results (run_id, rule, subject, ok, \
