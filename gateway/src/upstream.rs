@@ -111,6 +111,9 @@ impl Upstreams {
 
 /// A module's refusal as the gateway's HTTP error: the module's stable code is kept; the
 /// status follows the gRPC code.
+/// The legacy core's refusal of a posting to an account it handed over to the modern side.
+const MIGRATED_CODE: &str = "account_migrated";
+
 pub fn api_error_of(status: &tonic::Status, side: Side) -> ApiError {
     let code = corebank_service::contract::error_code(status);
     let http = match status.code() {
@@ -159,6 +162,21 @@ pub fn api_error_of(status: &tonic::Status, side: Side) -> ApiError {
         return ApiError::new(http, &code, status.message().to_owned())
             .with_retry_after(crate::homes::MOVING_RETRY_AFTER_S);
     }
+    if code == MIGRATED_CODE {
+        // A request that reached the legacy core after its account was emptied there (it
+        // was routed before the home switched, and waited): nothing was applied, and the
+        // account's new home takes the same key once the switch reaches this replica.
+        return ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            crate::homes::MOVING_CODE,
+            format!(
+                "the account has just moved to the other core; retry with the same \
+                 Idempotency-Key ({})",
+                status.message()
+            ),
+        )
+        .with_retry_after(crate::homes::MOVING_RETRY_AFTER_S);
+    }
     if code == "cannot_cancel" {
         // The saga is busy with a step: a later attempt may succeed.
         let mut error = ApiError::new(StatusCode::CONFLICT, &code, status.message().to_owned());
@@ -166,4 +184,36 @@ pub fn api_error_of(status: &tonic::Status, side: Side) -> ApiError {
         return error;
     }
     ApiError::new(http, &code, status.message().to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(code: tonic::Code, error_code: &str) -> ApiError {
+        let status = corebank_service::refusal::status_of(
+            "legacy-adapter",
+            code,
+            error_code,
+            &"refused by the core",
+            None,
+        );
+        api_error_of(&status, Side::Legacy)
+    }
+
+    #[test]
+    fn a_posting_that_reached_the_core_after_its_account_moved_is_retried_on_its_new_home() {
+        let error = refused(tonic::Code::FailedPrecondition, "account_migrated");
+        assert_eq!(
+            (error.status, error.code.as_str(), error.retry_after_s),
+            (StatusCode::SERVICE_UNAVAILABLE, "account_moving", Some(1))
+        );
+        assert!(error.retry_safe, "the key is freed for the retry");
+        // Other refusals stay what they are.
+        let frozen = refused(tonic::Code::FailedPrecondition, "account_frozen");
+        assert_eq!(
+            (frozen.status, frozen.code.as_str(), frozen.retry_after_s),
+            (StatusCode::UNPROCESSABLE_ENTITY, "account_frozen", None)
+        );
+    }
 }

@@ -567,6 +567,15 @@ pub(crate) async fn locked_events(
             let mut lock = lock(tx, id, today)
                 .await?
                 .ok_or_else(|| refuse("ID", "RECORD NOT FOUND"))?;
+            // The locks of an account being moved, or moved away, are the migration's: a
+            // release that raced the move is refused as the account is, not as the lock
+            // (which the move may have ended already) is.
+            if let Some(account) = books::account(tx, &lock.account).await?
+                && let Some(text @ ("ACCOUNT MIGRATING" | "ACCOUNT MIGRATED")) =
+                    super::migration::posting_refusal(&account.posting_restrict)
+            {
+                return Err(refuse("ID", text));
+            }
             if lock.status != "LIVE" {
                 return Err(refuse(
                     "ID",

@@ -675,6 +675,10 @@ async fn an_account_moved_away_is_frozen_read_emptied_into_suspense_and_then_ref
         .call(&input("ACCOUNT", &alice, &[("POSTING.RESTRICT", "")]))
         .await;
     assert_refused(&unfreeze, "ID", "ACCOUNT MIGRATING");
+    // Its locks are the move's too: a release that raced the freeze is refused as the
+    // account is (the snapshot has the lock, and the other core places it again).
+    let release = client.call(&reverse_lock(&card.transaction_id)).await;
+    assert_refused(&release, "ID", "ACCOUNT MIGRATING");
 
     // A thaw gives the move up; freezing again resumes it.
     assert_eq!(
@@ -698,6 +702,10 @@ async fn an_account_moved_away_is_frozen_read_emptied_into_suspense_and_then_ref
         vec![card.transaction_id.clone()]
     );
     assert!(values(&emptied, "LOCK.ID").is_empty(), "{emptied:?}");
+    // A release that arrives once the lock moved away with the account is refused as the
+    // account is, not as a lock that is no longer live: its caller retries on the new home.
+    let late = client.call(&reverse_lock(&card.transaction_id)).await;
+    assert_refused(&late, "ID", "ACCOUNT MIGRATED");
     let lock_now = client
         .call(&see("AC.LOCKED.EVENTS", &card.transaction_id))
         .await;
