@@ -96,6 +96,10 @@ enum Command {
         /// (0 to 1, taken over at least 20 moves; default 0.05).
         #[arg(long)]
         max_error_ratio: Option<String>,
+        /// Keep at most this many moves under way at once (1 to 64; default 64): smaller
+        /// shortens each account's time answering 503 when the cores are busy.
+        #[arg(long)]
+        in_flight_max: Option<u32>,
         /// Why, for the audit trail.
         #[arg(long, default_value = "migrate-accounts")]
         reason: String,
@@ -166,6 +170,7 @@ pub async fn run() -> anyhow::Result<()> {
             dry_run,
             rate_per_s,
             max_error_ratio,
+            in_flight_max,
             reason,
             gateway,
         } => {
@@ -175,7 +180,7 @@ pub async fn run() -> anyhow::Result<()> {
                 fraction.as_deref(),
                 dry_run,
                 &reason,
-                (rate_per_s, max_error_ratio.as_deref()),
+                (rate_per_s, max_error_ratio.as_deref(), in_flight_max),
             )
             .await
         }

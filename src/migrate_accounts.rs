@@ -138,14 +138,17 @@ pub async fn migrate(
     fraction: Option<&str>,
     dry_run: bool,
     reason: &str,
-    controls: (Option<u32>, Option<&str>),
+    controls: (Option<u32>, Option<&str>, Option<u32>),
 ) -> anyhow::Result<()> {
     let gateway = Gateway::new(args)?;
     let mut body = json!({ "product_code": product, "dry_run": dry_run, "reason": reason });
     if let Some(fraction) = fraction {
         body["fraction"] = json!(fraction);
     }
-    let (rate_per_s, max_error_ratio) = controls;
+    let (rate_per_s, max_error_ratio, in_flight_max) = controls;
+    if let Some(window) = in_flight_max {
+        body["in_flight_max"] = json!(window);
+    }
     if let Some(rate) = rate_per_s {
         body["rate_per_s"] = json!(rate);
     }

@@ -60,6 +60,9 @@ pub struct MigrationBenchOptions {
     /// Moves started a second at most (default: as many as the in-flight window lets).
     #[arg(long)]
     pub rate_per_s: Option<u32>,
+    /// Moves under way at once at most (1 to 64; default 64).
+    #[arg(long)]
+    pub in_flight_max: Option<u32>,
     /// Seconds pgbench's baseline runs.
     #[arg(long, default_value_t = 30)]
     pub pgbench_seconds: u64,
@@ -239,6 +242,7 @@ async fn measure(
             customer_ids: Vec::new(),
             rate_per_s: options.rate_per_s.unwrap_or(0),
             max_error_ratio: String::new(),
+            in_flight_max: options.in_flight_max.unwrap_or(0),
         })
         .await
         .context("starting the migration")?;
@@ -578,6 +582,8 @@ fn report(options: &MigrationBenchOptions, baseline_tps: f64, figures: &Figures)
             "accounts": options.accounts,
             "clients": options.clients,
             "rate_per_s": options.rate_per_s,
+            "in_flight_max": options.in_flight_max,
+            "legacy_pool_size": std::env::var("COREBANK_LEGACY_POOL_SIZE").ok(),
             "pgbench_seconds": options.pgbench_seconds,
             "pgbench_scale": options.run.pgbench_scale,
             "pgbench_clients": options.run.pgbench_clients,

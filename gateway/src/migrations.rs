@@ -127,6 +127,19 @@ fn rate_schema() -> utoipa::openapi::schema::ObjectBuilder {
         .maximum(Some(RATE_MAX))
 }
 
+/// The widest in-flight window a migration may be given.
+const IN_FLIGHT_MAX: u32 = 64;
+
+fn window_schema() -> utoipa::openapi::schema::ObjectBuilder {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::SchemaType::Array(vec![
+            utoipa::openapi::schema::Type::Integer,
+            utoipa::openapi::schema::Type::Null,
+        ]))
+        .minimum(Some(1))
+        .maximum(Some(IN_FLIGHT_MAX))
+}
+
 fn code_schema() -> utoipa::openapi::schema::ObjectBuilder {
     utoipa::openapi::schema::ObjectBuilder::new()
         .schema_type(utoipa::openapi::schema::Type::String)
@@ -175,6 +188,11 @@ pub struct MigrationBody {
     #[schema(schema_with = ratio_schema)]
     #[serde(default)]
     pub max_error_ratio: Option<String>,
+    /// Moves under way at once at most (1 to 64). Absent: 64. A smaller window shortens
+    /// each move, and each account's time answering 503, when the cores are busy.
+    #[schema(schema_with = window_schema)]
+    #[serde(default)]
+    pub in_flight_max: Option<u32>,
     #[schema(schema_with = operator::reason_schema)]
     pub reason: String,
 }
@@ -220,6 +238,8 @@ pub struct MigrationView {
     pub rate_per_s: u32,
     /// The share of failed or mismatched moves it stops at.
     pub max_error_ratio: String,
+    /// Moves under way at once at most.
+    pub in_flight_max: u32,
     /// The journal number of the legacy export the plan was made from.
     pub journal: u64,
     pub planned: u64,
@@ -262,6 +282,7 @@ impl From<pb::Migration> for MigrationView {
             control_changed_at: m.control_changed_at,
             rate_per_s: m.rate_per_s,
             max_error_ratio: m.max_error_ratio,
+            in_flight_max: m.in_flight_max,
             journal: m.journal,
             planned: m.planned,
             moving: m.moving,
@@ -292,6 +313,7 @@ pub(crate) fn start_request(
         customer_ids,
         rate_per_s: 0,
         max_error_ratio: String::new(),
+        in_flight_max: 0,
     }
 }
 
@@ -314,7 +336,7 @@ async fn propose(
     let context = operator::authenticated(context)?;
     let body: MigrationBody = operator::parse_body(
         &body,
-        r#"{"product_code": "...", "fraction"?: "0.1", "dry_run"?: false, "rate_per_s"?: 50, "max_error_ratio"?: "0.05", "reason": "..."}"#,
+        r#"{"product_code": "...", "fraction"?: "0.1", "dry_run"?: false, "rate_per_s"?: 50, "max_error_ratio"?: "0.05", "in_flight_max"?: 16, "reason": "..."}"#,
     )?;
     if !crate::products::definition::is_code(&body.product_code) {
         return Err(ApiError::invalid(format!(
@@ -350,6 +372,12 @@ async fn propose(
             "max_error_ratio {max_error_ratio:?} is not a decimal from 0 to 1"
         )));
     }
+    let in_flight_max = body.in_flight_max.unwrap_or_default();
+    if body.in_flight_max.is_some() && !(1..=IN_FLIGHT_MAX).contains(&in_flight_max) {
+        return Err(ApiError::invalid(format!(
+            "in_flight_max {in_flight_max} is not from 1 to {IN_FLIGHT_MAX}"
+        )));
+    }
     let migration_id = Uuid::new_v4().to_string();
     if body.dry_run {
         crate::auth::require_scope(&context.principal, scope::ROUTES_WRITE)
@@ -381,6 +409,7 @@ async fn propose(
             "customer_ids": customer_ids,
             "rate_per_s": rate_per_s,
             "max_error_ratio": max_error_ratio,
+            "in_flight_max": in_flight_max,
         }),
         &body.reason,
     )

@@ -201,6 +201,7 @@ async fn a_migration_killed_again_and_again_moves_every_account_exactly_once() {
         customer_ids: vec![],
         rate_per_s: 0,
         max_error_ratio: String::new(),
+        in_flight_max: 0,
     };
     let deadline = Instant::now() + Duration::from_secs(60);
     while migrations.start_migration(start.clone()).await.is_err() {

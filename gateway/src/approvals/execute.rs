@@ -185,6 +185,12 @@ pub(super) async fn call(
                 .and_then(|rate| u32::try_from(rate).ok())
                 .unwrap_or_default();
             request.max_error_ratio = text("max_error_ratio");
+            request.in_flight_max = approval
+                .parameters
+                .get("in_flight_max")
+                .and_then(Value::as_u64)
+                .and_then(|window| u32::try_from(window).ok())
+                .unwrap_or_default();
             let mut client = approvals.migrations.clone();
             Ok(client.start_migration(request).await.map(|started| {
                 let view = crate::migrations::MigrationView::from(started.into_inner());

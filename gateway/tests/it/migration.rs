@@ -71,6 +71,7 @@ fn start(id: &str, dry_run: bool) -> mpb::StartMigrationRequest {
         customer_ids: vec![],
         rate_per_s: 0,
         max_error_ratio: String::new(),
+        in_flight_max: 0,
     }
 }
 
@@ -853,13 +854,27 @@ async fn a_paused_migration_starts_no_more_moves_until_a_second_operator_resumes
         "{}",
         bad.body
     );
-    // Two moves a second: the operator has time to pause it.
+    let wide = admin_post(
+        &stack,
+        &admin,
+        "/admin/v1/migrations",
+        &operator,
+        json!({ "product_code": PRODUCT, "in_flight_max": 65, "reason": "too wide" }),
+    )
+    .await
+    .expect(400);
+    assert!(
+        wide.body["message"].as_str().unwrap().contains("in_flight_max"),
+        "{}",
+        wide.body
+    );
+    // Two moves a second, two at a time: the operator has time to pause it.
     let proposed = admin_post(
         &stack,
         &admin,
         "/admin/v1/migrations",
         &operator,
-        json!({ "product_code": PRODUCT, "rate_per_s": 2, "reason": "slowly" }),
+        json!({ "product_code": PRODUCT, "rate_per_s": 2, "in_flight_max": 2, "reason": "slowly" }),
     )
     .await
     .expect(202);
@@ -896,6 +911,7 @@ async fn a_paused_migration_starts_no_more_moves_until_a_second_operator_resumes
         "{}",
         paused.body
     );
+    assert_eq!(paused.body["in_flight_max"], 2, "{}", paused.body);
     // The moves under way finish; no other starts while it is paused.
     let settled = until(&mut migrations, &id, |m| m.moving == 0).await;
     assert_eq!(settled.status, "paused", "{settled:?}");

@@ -42,6 +42,8 @@ pub struct StartRequest {
     pub customer_ids: Vec<String>,
     /// Moves started a second at most; 0: the in-flight window alone decides.
     pub rate_per_s: u32,
+    /// Moves under way at once at most (1 to 64); 0: 64.
+    pub in_flight_max: u32,
     /// 0 to 1: the share of failed or mismatched moves past which the migration stops by
     /// itself; empty: [`DEFAULT_MAX_ERROR_RATIO`].
     pub max_error_ratio: String,
@@ -262,6 +264,16 @@ impl Migrations {
             ));
         }
         let max_error_ratio = parse_ratio(&request.max_error_ratio)?;
+        let in_flight_max = match request.in_flight_max {
+            0 => crate::feed::IN_FLIGHT_MAX,
+            n if i64::from(n) <= crate::feed::IN_FLIGHT_MAX => i64::from(n),
+            _ => {
+                return Err(MigrationError::invalid(
+                    "in_flight_max",
+                    format!("at most {} moves under way", crate::feed::IN_FLIGHT_MAX),
+                ));
+            }
+        };
         let mut customers = request.customer_ids.clone();
         customers.sort();
         customers.dedup();
@@ -275,7 +287,9 @@ impl Migrations {
             } else if existing.customers != customers {
                 Some("customer_ids")
             } else if control.as_ref().is_some_and(|c| {
-                c.rate_per_s != i64::from(request.rate_per_s) || c.max_error_ratio != max_error_ratio
+                c.rate_per_s != i64::from(request.rate_per_s)
+                    || c.max_error_ratio != max_error_ratio
+                    || c.in_flight_max != in_flight_max
             }) {
                 Some("rate_per_s")
             } else {
@@ -341,6 +355,7 @@ impl Migrations {
                 migration_id: id,
                 state: "running".to_owned(),
                 rate_per_s: i64::from(request.rate_per_s),
+                in_flight_max,
                 max_error_ratio,
                 errors_accepted: 0,
                 settled_accepted: 0,

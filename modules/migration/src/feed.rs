@@ -2,7 +2,8 @@
 //!
 //! A migration's plan is stored at once; its moves start here, in account order, as fast as
 //! its controls let:
-//! - at most [`IN_FLIGHT_MAX`] moves of a migration are under way at a time (the window);
+//! - at most `in_flight_max` moves of a migration (its start says; default and most
+//!   [`IN_FLIGHT_MAX`]) are under way at a time (the window);
 //! - at most `rate_per_s` are started a second (a token bucket per migration in this
 //!   process, bursting one second's worth; 0: the window alone decides);
 //! - a `paused` or `stopped` migration starts nothing; moves under way finish, so no account
@@ -30,7 +31,7 @@ use crate::app::Migrations;
 use crate::store::{self, ControlRow};
 use crate::{MigrationError, derived_id};
 
-/// Moves of one migration under way at a time.
+/// Moves of one migration under way at a time, unless its start names a smaller window.
 pub const IN_FLIGHT_MAX: i64 = 64;
 
 /// The error ratio is taken over at least this many settled moves.
@@ -206,9 +207,14 @@ impl Migrations {
             }
             return Ok(0);
         }
-        let allowed = (IN_FLIGHT_MAX - tally.in_flight)
+        let window = if control.in_flight_max > 0 {
+            control.in_flight_max.min(IN_FLIGHT_MAX)
+        } else {
+            IN_FLIGHT_MAX
+        };
+        let allowed = (window - tally.in_flight)
             .min(self.feed_state().allowance(id, control.rate_per_s))
-            .min(IN_FLIGHT_MAX);
+            .min(window);
         if allowed <= 0 {
             return Ok(0);
         }

@@ -132,6 +132,11 @@ fn migration(view: &MigrationView) -> pb::Migration {
             .as_ref()
             .map(|c| c.max_error_ratio.clone())
             .unwrap_or_default(),
+        in_flight_max: view
+            .control
+            .as_ref()
+            .and_then(|c| u32::try_from(c.in_flight_max).ok())
+            .unwrap_or_default(),
     }
 }
 
@@ -261,6 +266,7 @@ impl MigrationsApi for MigrationsService {
                 requested_by: r.requested_by,
                 customer_ids: r.customer_ids,
                 rate_per_s: r.rate_per_s,
+                in_flight_max: r.in_flight_max,
                 max_error_ratio: r.max_error_ratio,
             })
             .await;

@@ -363,6 +363,8 @@ pub struct ControlRow {
     /// running | paused | stopped | fed
     pub state: String,
     pub rate_per_s: i64,
+    /// Moves under way at once at most.
+    pub in_flight_max: i64,
     pub max_error_ratio: String,
     /// The errors and settled moves a resume accepted: the ratio counts those after it.
     pub errors_accepted: i64,
@@ -373,13 +375,14 @@ pub struct ControlRow {
 }
 
 const CONTROL_COLUMNS: &str = "migration_id, state, rate_per_s, max_error_ratio, \
-     errors_accepted, settled_accepted, reason, changed_by, changed_at";
+     errors_accepted, settled_accepted, reason, changed_by, changed_at, in_flight_max";
 
 fn control_row(row: &Row) -> ControlRow {
     ControlRow {
         migration_id: row.get("migration_id"),
         state: row.get("state"),
         rate_per_s: row.get("rate_per_s"),
+        in_flight_max: row.get("in_flight_max"),
         max_error_ratio: row.get("max_error_ratio"),
         errors_accepted: row.get("errors_accepted"),
         settled_accepted: row.get("settled_accepted"),
@@ -393,7 +396,8 @@ pub async fn insert_control(tx: &Transaction<'_>, control: &ControlRow) -> Resul
     tx.execute(
         &format!(
             "INSERT INTO migration_controls ({CONTROL_COLUMNS}) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (migration_id) DO NOTHING"
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+             ON CONFLICT (migration_id) DO NOTHING"
         ),
         &[
             &control.migration_id,
@@ -405,6 +409,7 @@ pub async fn insert_control(tx: &Transaction<'_>, control: &ControlRow) -> Resul
             &control.reason,
             &control.changed_by,
             &control.changed_at,
+            &control.in_flight_max,
         ],
     )
     .await?;
