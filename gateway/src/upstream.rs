@@ -111,6 +111,9 @@ impl Upstreams {
 
 /// A module's refusal as the gateway's HTTP error: the module's stable code is kept; the
 /// status follows the gRPC code.
+/// When a channel may send a request again that a side answered `unavailable`, in seconds.
+const UNAVAILABLE_RETRY_AFTER_S: u32 = 1;
+
 /// The legacy core's refusal of a posting to an account it handed over to the modern side.
 const MIGRATED_CODE: &str = "account_migrated";
 
@@ -177,6 +180,12 @@ pub fn api_error_of(status: &tonic::Status, side: Side) -> ApiError {
         )
         .with_retry_after(crate::homes::MOVING_RETRY_AFTER_S);
     }
+    if http == StatusCode::SERVICE_UNAVAILABLE {
+        // A side that is down or busy for a moment (the legacy core's timeouts under load, a
+        // restart): the same key may be sent again, and the answer says when.
+        return ApiError::new(http, &code, status.message().to_owned())
+            .with_retry_after(UNAVAILABLE_RETRY_AFTER_S);
+    }
     if code == "cannot_cancel" {
         // The saga is busy with a step: a later attempt may succeed.
         let mut error = ApiError::new(StatusCode::CONFLICT, &code, status.message().to_owned());
@@ -209,6 +218,12 @@ mod tests {
             (StatusCode::SERVICE_UNAVAILABLE, "account_moving", Some(1))
         );
         assert!(error.retry_safe, "the key is freed for the retry");
+        // A side that is down for a moment says when to try again.
+        let down = refused(tonic::Code::Unavailable, "unavailable");
+        assert_eq!(
+            (down.status, down.retry_after_s, down.retry_safe),
+            (StatusCode::SERVICE_UNAVAILABLE, Some(1), true)
+        );
         // Other refusals stay what they are.
         let frozen = refused(tonic::Code::FailedPrecondition, "account_frozen");
         assert_eq!(

@@ -215,6 +215,7 @@ fn text(
     max: usize,
     required: bool,
 ) -> Result<String, MigrationError> {
+    // (Whether an action needs a note or an entry is asked once its alert is known.)
     let trimmed = value.trim();
     if value.chars().count() > max {
         return Err(MigrationError::invalid(field, format!("at most {max} characters")));
@@ -278,13 +279,8 @@ impl Migrations {
             MigrationError::invalid("action", "acknowledge, resolve or accept")
         })?;
         let requested_by = text("requested_by", requested_by, 128, true)?;
-        let note = text("note", note, 2_000, action != AlertAction::Acknowledge)?;
-        let entry = text(
-            "correcting_entry",
-            correcting_entry,
-            128,
-            action == AlertAction::Resolve,
-        )?;
+        let note = text("note", note, 2_000, false)?;
+        let entry = text("correcting_entry", correcting_entry, 128, false)?;
         let (requested_by, note, entry) = (&requested_by, &note, &entry);
         let alert = self
             .db()
@@ -308,6 +304,20 @@ impl Migrations {
                     let to = action.state();
                     if alert.state == to {
                         return with_events(&tx, alert).await;
+                    }
+                    // What the action needs is asked for once the alert is known.
+                    let missing = if action == AlertAction::Resolve && entry.is_empty() {
+                        Some("correcting_entry")
+                    } else if action != AlertAction::Acknowledge && note.is_empty() {
+                        Some("note")
+                    } else {
+                        None
+                    };
+                    if let Some(field) = missing {
+                        return Err(TxError::Abort(MigrationError::invalid(
+                            field,
+                            "required for this action",
+                        )));
                     }
                     let allowed = match action {
                         AlertAction::Acknowledge => alert.state == "open",
