@@ -205,7 +205,10 @@ pub async fn migrate(
             ),
             _ => String::new(),
         };
-        eprint!("\rmigrating {product} {}{held}", progress(done, total, started));
+        eprint!(
+            "\rmigrating {product} {}{held}",
+            progress(done, total, started)
+        );
         let _ = std::io::stderr().flush();
         if now["status"] == "done" {
             eprintln!();

@@ -198,7 +198,11 @@ async fn measure(
     println!("{} {PRODUCT} accounts exported", seeded.len());
 
     // The channel clients, until the migration settles.
-    let token = stack.token(Role::Channel, "bench-migration", Duration::from_secs(86_400))?;
+    let token = stack.token(
+        Role::Channel,
+        "bench-migration",
+        Duration::from_secs(86_400),
+    )?;
     let ids: Arc<Vec<String>> = Arc::new(seeded.iter().map(|a| a.id.clone()).collect());
     let ledgers = Arc::new(Ledgers::default());
     let stop = CancellationToken::new();
@@ -523,7 +527,11 @@ fn precise(n: u64) -> f64 {
     f64::from(n)
 }
 
-fn report(options: &MigrationBenchOptions, baseline_tps: f64, figures: &Figures) -> anyhow::Result<()> {
+fn report(
+    options: &MigrationBenchOptions,
+    baseline_tps: f64,
+    figures: &Figures,
+) -> anyhow::Result<()> {
     let throughput = precise(figures.moved) / figures.total_s.max(0.001);
     let p99 = figures.freeze_wait_p99_ms();
     println!();
@@ -537,7 +545,11 @@ fn report(options: &MigrationBenchOptions, baseline_tps: f64, figures: &Figures)
         figures.reconciled,
         figures.breaks,
         TARGET_TOTAL_S,
-        if figures.total_s <= TARGET_TOTAL_S { "met" } else { "missed" }
+        if figures.total_s <= TARGET_TOTAL_S {
+            "met"
+        } else {
+            "missed"
+        }
     );
     println!(
         "  client requests: {}, retried 503s: {}, failed otherwise: {} {:?}",

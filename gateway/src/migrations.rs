@@ -48,7 +48,10 @@ pub fn router(migrations: Arc<Migrations>) -> axum::Router {
         .route("/admin/v1/migrations", post(propose).get(list))
         .route("/admin/v1/migrations/{migration_id}", get(migration))
         .route("/admin/v1/migrations/{migration_id}/pause", post(pause))
-        .route("/admin/v1/migrations/{migration_id}/resume", post(propose_resume))
+        .route(
+            "/admin/v1/migrations/{migration_id}/resume",
+            post(propose_resume),
+        )
         .route(
             "/admin/v1/migrations/{migration_id}/accounts/{account_id}/rollback",
             post(propose_rollback),
@@ -552,7 +555,12 @@ async fn pause(
     };
     crate::audit::append_alone(
         migrations.approvals.db(),
-        &actor.record("migration.pause", &resource, &outcome, json!({ "reason": reason })),
+        &actor.record(
+            "migration.pause",
+            &resource,
+            &outcome,
+            json!({ "reason": reason }),
+        ),
     )
     .await?;
     let view = reply?;
@@ -929,10 +937,8 @@ async fn change_alert(
     body: Bytes,
 ) -> Reply {
     let context = operator::authenticated(context)?;
-    let body: AlertChangeBody = operator::parse_body(
-        &body,
-        r#"{"note"?: "...", "correcting_entry"?: "..."}"#,
-    )?;
+    let body: AlertChangeBody =
+        operator::parse_body(&body, r#"{"note"?: "...", "correcting_entry"?: "..."}"#)?;
     if Uuid::parse_str(&alert_id).is_err()
         || !["acknowledge", "resolve", "accept"].contains(&action.as_str())
     {
@@ -965,16 +971,16 @@ async fn change_alert(
             correcting_entry: correcting_entry.clone(),
         })
         .await;
-    let reply = answer.map(|changed| AlertView::from(changed.into_inner())).map_err(|status| {
-        match status.code() {
+    let reply = answer
+        .map(|changed| AlertView::from(changed.into_inner()))
+        .map_err(|status| match status.code() {
             tonic::Code::FailedPrecondition => ApiError::new(
                 StatusCode::CONFLICT,
                 "alert_closed",
                 status.message().to_owned(),
             ),
             _ => not_found_or_upstream(status),
-        }
-    });
+        });
     let outcome = match &reply {
         Ok(view) => view.state.clone(),
         Err(error) => error.code.clone(),
@@ -1065,7 +1071,18 @@ mod tests {
             assert!(is_ratio(good), "{good}");
             assert!(pattern.is_match(good), "{good}");
         }
-        for bad in ["", "1.5", "-0.1", "a", "2", ".5", "0.0000001", "0.05 ", "0.", "1.01"] {
+        for bad in [
+            "",
+            "1.5",
+            "-0.1",
+            "a",
+            "2",
+            ".5",
+            "0.0000001",
+            "0.05 ",
+            "0.",
+            "1.01",
+        ] {
             assert!(!is_ratio(bad), "{bad}");
             assert!(!pattern.is_match(bad), "{bad}");
         }

@@ -163,13 +163,9 @@ pub(crate) async fn start_stack(
     let modern_url = servers.modern_side(&settings, url).await?;
 
     // The legacy side: the mock core and its adapter, as under `corebank up`.
-    let (legacy_core, legacy_core_task, legacy_core_addr) = corebank_components::legacy_core(
-        &settings,
-        url,
-        legacy_seed,
-        servers.shutdown.clone(),
-    )
-    .await?;
+    let (legacy_core, legacy_core_task, legacy_core_addr) =
+        corebank_components::legacy_core(&settings, url, legacy_seed, servers.shutdown.clone())
+            .await?;
     servers.keep_task(legacy_core_task);
     let adapter = corebank_components::legacy_adapter(&settings, url, legacy_core_addr)
         .await?

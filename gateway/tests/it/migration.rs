@@ -597,8 +597,14 @@ async fn a_products_accounts_move_to_modern_with_their_money_and_holds_and_chann
         async move { admin_post(stack, admin, &path, operator, body).await }
     };
     let acknowledged = change("acknowledge", json!({})).await.expect(200);
-    assert_eq!(acknowledged.body["state"], "acknowledged", "{}", acknowledged.body);
-    let no_entry = change("resolve", json!({ "note": "fixed" })).await.expect(400);
+    assert_eq!(
+        acknowledged.body["state"], "acknowledged",
+        "{}",
+        acknowledged.body
+    );
+    let no_entry = change("resolve", json!({ "note": "fixed" }))
+        .await
+        .expect(400);
     assert!(
         no_entry.body["message"]
             .as_str()
@@ -634,10 +640,15 @@ async fn a_products_accounts_move_to_modern_with_their_money_and_holds_and_chann
         .map(|event| event["state"].as_str().unwrap())
         .collect();
     assert_eq!(states, ["open", "acknowledged", "resolved"]);
-    change("resolve", json!({ "note": "again", "correcting_entry": "same" }))
+    change(
+        "resolve",
+        json!({ "note": "again", "correcting_entry": "same" }),
+    )
+    .await
+    .expect(200);
+    let closed = change("accept", json!({ "note": "too late" }))
         .await
-        .expect(200);
-    let closed = change("accept", json!({ "note": "too late" })).await.expect(409);
+        .expect(409);
     assert_eq!(closed.body["code"], "alert_closed", "{}", closed.body);
     let audited: i64 = stack
         .database
@@ -864,7 +875,10 @@ async fn a_paused_migration_starts_no_more_moves_until_a_second_operator_resumes
     .await
     .expect(400);
     assert!(
-        wide.body["message"].as_str().unwrap().contains("in_flight_max"),
+        wide.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("in_flight_max"),
         "{}",
         wide.body
     );

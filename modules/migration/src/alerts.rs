@@ -154,7 +154,12 @@ pub(crate) async fn raise(
                     && alert.expected == result.expected
                     && alert.actual == result.actual => {}
             _ => {
-                let id = crate::derived_id(&["alert", &run_id.to_string(), &result.rule, &result.subject]);
+                let id = crate::derived_id(&[
+                    "alert",
+                    &run_id.to_string(),
+                    &result.rule,
+                    &result.subject,
+                ]);
                 let by = format!("reconciliation run {run_id}");
                 tx.execute(
                     &format!(
@@ -218,7 +223,10 @@ fn text(
     // (Whether an action needs a note or an entry is asked once its alert is known.)
     let trimmed = value.trim();
     if value.chars().count() > max {
-        return Err(MigrationError::invalid(field, format!("at most {max} characters")));
+        return Err(MigrationError::invalid(
+            field,
+            format!("at most {max} characters"),
+        ));
     }
     if required && trimmed.is_empty() {
         return Err(MigrationError::invalid(field, "required for this action"));
@@ -275,9 +283,8 @@ impl Migrations {
     ) -> Result<Alert, MigrationError> {
         let id = Uuid::parse_str(alert_id)
             .map_err(|_| MigrationError::invalid("alert_id", "not a UUID"))?;
-        let action = AlertAction::parse(action).ok_or_else(|| {
-            MigrationError::invalid("action", "acknowledge, resolve or accept")
-        })?;
+        let action = AlertAction::parse(action)
+            .ok_or_else(|| MigrationError::invalid("action", "acknowledge, resolve or accept"))?;
         let requested_by = text("requested_by", requested_by, 128, true)?;
         let note = text("note", note, 2_000, false)?;
         let entry = text("correcting_entry", correcting_entry, 128, false)?;

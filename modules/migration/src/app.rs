@@ -648,7 +648,10 @@ impl Migrations {
             return Err(MigrationError::invalid("requested_by", "1-128 characters"));
         }
         if reason.trim().is_empty() || reason.chars().count() > 2_000 {
-            return Err(MigrationError::invalid("reason", "1-2000 characters, not blank"));
+            return Err(MigrationError::invalid(
+                "reason",
+                "1-2000 characters, not blank",
+            ));
         }
         let changed = self
             .db

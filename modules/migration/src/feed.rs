@@ -304,7 +304,11 @@ mod tests {
                 "step freeze failed: account_frozen: posting restricted",
                 2,
             ),
-            standing("compensated", "step freeze failed: unknown_account: gone", 1),
+            standing(
+                "compensated",
+                "step freeze failed: unknown_account: gone",
+                1,
+            ),
             standing("paused", "", 1),
         ]);
         assert_eq!(
