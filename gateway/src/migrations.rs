@@ -184,7 +184,7 @@ pub struct MigrationBody {
     /// Moves started a second at most (0 to 10,000). Absent or 0: as many as the in-flight
     /// window (64 moves under way) lets.
     #[schema(schema_with = rate_schema)]
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::json_integer::optional_integer")]
     pub rate_per_s: Option<u32>,
     /// 0 to 1: the migration stops by itself once its failed or mismatched moves pass this
     /// share of those settled (taken over at least 20 moves). Absent: 0.05.
@@ -194,7 +194,7 @@ pub struct MigrationBody {
     /// Moves under way at once at most (1 to 64). Absent: 64. A smaller window shortens
     /// each move, and each account's time answering 503, when the cores are busy.
     #[schema(schema_with = window_schema)]
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::json_integer::optional_integer")]
     pub in_flight_max: Option<u32>,
     #[schema(schema_with = operator::reason_schema)]
     pub reason: String,
@@ -873,8 +873,12 @@ async fn alerts(
     operator::reader(context, scope::ROUTES_READ)?;
     let axum::extract::Query(query) =
         query.map_err(|rejection| ApiError::invalid(rejection.body_text()))?;
+    let query_has_state = query.state.is_some();
+    // Absent: every state; present, it must name one.
     let state = query.state.unwrap_or_default();
-    if !["", "open", "acknowledged", "resolved", "accepted"].contains(&state.as_str()) {
+    if query_has_state
+        && !["open", "acknowledged", "resolved", "accepted"].contains(&state.as_str())
+    {
         return Err(ApiError::invalid(format!(
             "state {state:?} is not open, acknowledged, resolved or accepted"
         )));

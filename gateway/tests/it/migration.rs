@@ -569,6 +569,9 @@ async fn a_products_accounts_move_to_modern_with_their_money_and_holds_and_chann
             None,
         )
     };
+    get("/admin/v1/reconciliation-alerts?state=".to_owned())
+        .await
+        .expect(400);
     let open = get("/admin/v1/reconciliation-alerts?state=open".to_owned())
         .await
         .expect(200);
@@ -888,7 +891,7 @@ async fn a_paused_migration_starts_no_more_moves_until_a_second_operator_resumes
         &admin,
         "/admin/v1/migrations",
         &operator,
-        json!({ "product_code": PRODUCT, "rate_per_s": 2, "in_flight_max": 2, "reason": "slowly" }),
+        json!({ "product_code": PRODUCT, "rate_per_s": 2, "in_flight_max": 2.0, "reason": "slowly" }),
     )
     .await
     .expect(202);
