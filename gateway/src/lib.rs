@@ -21,6 +21,7 @@ pub mod openapi;
 pub mod operator;
 pub mod principal;
 pub mod products;
+pub mod reconciliation;
 pub mod routing;
 pub mod sagas;
 pub mod shadow;

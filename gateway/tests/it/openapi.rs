@@ -30,6 +30,10 @@ const ROUTER_SOURCES: &[(&str, &str)] = &[
     ),
     ("products/mod.rs", include_str!("../../src/products/mod.rs")),
     ("migrations.rs", include_str!("../../src/migrations.rs")),
+    (
+        "reconciliation.rs",
+        include_str!("../../src/reconciliation.rs"),
+    ),
 ];
 
 /// A floor for the parser below: the operations there were when this test was written.
