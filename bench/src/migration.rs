@@ -5,7 +5,8 @@
 //! `LEGACY-CURRENT` (every fifth with a hold, every seventh with a loan paid into it). The
 //! modern side gets the product's equivalent. Then `--clients` channel clients call those
 //! accounts through the gateway (deposits, a hold placed and released, transfers between two
-//! of them), each with an idempotency key and honouring `Retry-After` (the same key again
+//! of them: across the cores while one has moved and the other not, answered 201 or 202 and
+//! then followed to their end), each with an idempotency key and honouring `Retry-After` (the same key again
 //! after the wait), while the whole product is migrated. When every account is settled the
 //! load stops, the books are reconciled, and every account's balance is checked to the cent
 //! against its exported balance and the effects its clients were told of.
@@ -147,6 +148,9 @@ struct Seeded {
 #[derive(Debug, Default)]
 struct Ledgers {
     by_account: Mutex<BTreeMap<String, Decimal>>,
+    /// Transfers across the cores answered 202 (still running): (id, from, to, amount),
+    /// counted once they end.
+    pending: Mutex<Vec<(String, String, String, Decimal)>>,
 }
 
 impl Ledgers {
@@ -263,6 +267,7 @@ async fn measure(
         seen.freeze_waits_us.extend(client.freeze_waits_us);
     }
     let settled = settled?;
+    settle_pending(stack, &token, &ledgers, &mut seen).await?;
     let run = migrations
         .reconcile(mpb::ReconcileRequest {
             run_id: Uuid::new_v4().to_string(),
@@ -406,6 +411,57 @@ async fn check_balances(
     Ok((doubled, lost))
 }
 
+/// Follows the transfers across the cores that were answered 202 to their end: completed
+/// ones count in the ledgers, failed ones among the failed requests.
+async fn settle_pending(
+    stack: &Stack,
+    token: &str,
+    ledgers: &Ledgers,
+    seen: &mut Seen,
+) -> anyhow::Result<()> {
+    let pending = std::mem::take(&mut *ledgers.pending.lock().unwrap_or_else(|e| e.into_inner()));
+    if pending.is_empty() {
+        return Ok(());
+    }
+    println!(
+        "following {} transfers across the cores to their end",
+        pending.len()
+    );
+    let http = http_client()?;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    for (id, from, to, amount) in pending {
+        loop {
+            let answer: Value = http
+                .get(format!("{}/v1/transfers/{id}", stack.gateway_url))
+                .bearer_auth(token)
+                .send()
+                .await?
+                .json()
+                .await?;
+            match answer["status"].as_str() {
+                Some("completed") => {
+                    ledgers.add(&from, -amount);
+                    ledgers.add(&to, amount);
+                    break;
+                }
+                Some("failed") => {
+                    let code = answer["failure"]["code"].as_str().unwrap_or("no_code");
+                    *seen
+                        .failed_by_code
+                        .entry(format!("transfer failed {code}"))
+                        .or_default() += 1;
+                    break;
+                }
+                _ if Instant::now() > deadline => {
+                    anyhow::bail!("transfer {id} still pending after 2 minutes: {answer}");
+                }
+                _ => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    }
+    Ok(())
+}
+
 /// A channel's backend calling the accounts through the gateway.
 struct Channel {
     http: reqwest::Client,
@@ -461,9 +517,19 @@ impl Channel {
                     "amount": amount.to_string(),
                     "currency": "EUR",
                 });
-                if let Ended::Done(_) = self.call("/v1/transfers", &body, 201).await {
-                    self.ledgers.add(&account, -amount);
-                    self.ledgers.add(&to, amount);
+                if let Ended::Done(answer) = self.call("/v1/transfers", &body, 201).await {
+                    if answer["status"] == "pending" {
+                        // A transfer across the cores still running: counted once it ends.
+                        let id = answer["id"].as_str().unwrap_or_default().to_owned();
+                        self.ledgers
+                            .pending
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .push((id, account, to, amount));
+                    } else {
+                        self.ledgers.add(&account, -amount);
+                        self.ledgers.add(&to, amount);
+                    }
                 }
             }
         }
@@ -507,7 +573,8 @@ impl Channel {
                 let waited = u32::try_from(since.elapsed().as_micros()).unwrap_or(u32::MAX);
                 self.seen.freeze_waits_us.push(waited);
             }
-            if status == expected {
+            // A transfer across the cores that runs on is answered 202 (and ends later).
+            if status == expected || (expected == 201 && status == 202) {
                 return Ended::Done(value);
             }
             let code = value["code"].as_str().unwrap_or("no_code").to_owned();

@@ -89,6 +89,22 @@ pub async fn component(
         &upstream.modern_url,
         request_timeout,
     )?;
+    // The migration component: where the settings say, else on the modern side's address.
+    let (migration_url, migration_setting) = match &settings.gateway_migration_url {
+        Some(url) => (url.as_str(), "COREBANK_GATEWAY_MIGRATION_URL"),
+        None => (upstream.modern_url.as_str(), "COREBANK_GATEWAY_MODERN_URL"),
+    };
+    let migrations_client = corebank_api::migration::v1::migrations_client::MigrationsClient::new(
+        upstream
+            .clients
+            .endpoint(
+                migration_url,
+                corebank_service::internal::component_names::MIGRATION,
+            )
+            .map_err(|error| ApiError::internal(format!("{migration_setting}: {error}")))?
+            .timeout(request_timeout)
+            .connect_lazy(),
+    );
     let payments_review = upstreams.payments_review();
     let state = Arc::new(GatewayState {
         auth,
@@ -98,6 +114,7 @@ pub async fn component(
         idempotency,
         shadow: shadow.clone(),
         request_timeout,
+        crossings: migrations_client.clone(),
     });
     // The operator behind a saga action is signed with the key of the certificate the
     // gateway calls with, so SagaAdmin can check it against the connection.
@@ -117,22 +134,6 @@ pub async fn component(
         .map_err(|error| ApiError::internal(format!("COREBANK_GATEWAY_MODERN_URL: {error}")))?
         .timeout(request_timeout)
         .connect_lazy();
-    // The migration component: where the settings say, else on the modern side's address.
-    let (migration_url, migration_setting) = match &settings.gateway_migration_url {
-        Some(url) => (url.as_str(), "COREBANK_GATEWAY_MIGRATION_URL"),
-        None => (upstream.modern_url.as_str(), "COREBANK_GATEWAY_MODERN_URL"),
-    };
-    let migrations_client = corebank_api::migration::v1::migrations_client::MigrationsClient::new(
-        upstream
-            .clients
-            .endpoint(
-                migration_url,
-                corebank_service::internal::component_names::MIGRATION,
-            )
-            .map_err(|error| ApiError::internal(format!("{migration_setting}: {error}")))?
-            .timeout(request_timeout)
-            .connect_lazy(),
-    );
     // Four eyes on saga force-compensate and mark-resolved, screening decisions, product
     // definitions and migrations.
     let approvals = crate::approvals::Approvals::new(

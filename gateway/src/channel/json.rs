@@ -3,6 +3,7 @@
 //! described for the API reference (`/openapi.json`) by the schema types at the end.
 
 use corebank_api::deposits::v1 as dpb;
+use corebank_api::migration::v1 as mpb;
 use corebank_api::payments::v1 as ppb;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -203,6 +204,25 @@ pub fn transfer(t: &ppb::InternalTransferResult, from: &str, to: &str) -> Value 
     })
 }
 
+/// A cross-side transfer (ADR 0014) under the ids the channel knows.
+pub fn cross_transfer(t: &mpb::CrossTransfer) -> Value {
+    let mut answer = json!({
+        "id": t.transfer_id,
+        "status": t.status,
+        "from_account_id": t.from_reference,
+        "to_account_id": t.to_reference,
+        "amount": t.amount,
+        "currency": t.currency,
+        "description": t.description,
+        "created_at": t.created_at,
+        "updated_at": t.updated_at,
+    });
+    if !t.failure_code.is_empty() {
+        answer["failure"] = json!({ "code": t.failure_code, "message": t.failure_message });
+    }
+    answer
+}
+
 pub fn statement(s: &dpb::Statement, account_id: &str) -> Value {
     json!({
         "account_id": account_id,
@@ -327,7 +347,7 @@ pub struct HoldAnswer {
 }
 
 /// A transfer between two accounts on the same core.
-#[derive(Debug, Clone, ToSchema)]
+#[derive(Debug, Clone, serde::Serialize, ToSchema)]
 pub struct TransferAnswer {
     pub from_account_id: String,
     pub to_account_id: String,
@@ -336,6 +356,44 @@ pub struct TransferAnswer {
     pub entry_id: String,
     /// The source account's posted balance after the transfer.
     pub from_posted_after: String,
+}
+
+/// A transfer between accounts kept by different cores (ADR 0014): a saga that holds the
+/// amount on the source's core, credits the destination's, then takes the hold.
+#[derive(Debug, Clone, serde::Serialize, ToSchema)]
+pub struct CrossTransferAnswer {
+    /// The transfer's id: `GET /v1/transfers/{id}` follows it.
+    #[schema(format = Uuid)]
+    pub id: String,
+    /// `completed`, `pending` (it runs on; it ends completed or failed) or `failed`
+    /// (unwound: nothing moved).
+    pub status: String,
+    pub from_account_id: String,
+    pub to_account_id: String,
+    pub amount: String,
+    pub currency: String,
+    pub description: String,
+    /// Why it failed (a refusal of either core), when it failed.
+    pub failure: Option<FailureAnswer>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// The stable code and message of a failure.
+#[derive(Debug, Clone, serde::Serialize, ToSchema)]
+pub struct FailureAnswer {
+    pub code: String,
+    pub message: String,
+}
+
+/// What a transfer answers when it is booked: on one core, the entry; across the cores, the
+/// transfer that finished within the request's time.
+#[derive(Debug, Clone, serde::Serialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code, reason = "an OpenAPI schema: the answers are built as JSON")]
+pub enum TransferBooked {
+    OneCore(TransferAnswer),
+    AcrossCores(CrossTransferAnswer),
 }
 
 /// One line of a statement.

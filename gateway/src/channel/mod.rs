@@ -47,6 +47,9 @@ pub struct GatewayState {
     pub idempotency: IdempotencyStore,
     pub shadow: Shadow,
     pub request_timeout: Duration,
+    /// The migration component, which runs cross-side transfers (ADR 0014).
+    pub crossings:
+        corebank_api::migration::v1::migrations_client::MigrationsClient<tonic::transport::Channel>,
 }
 
 type Shared = Arc<GatewayState>;
@@ -83,6 +86,7 @@ pub fn router(state: Shared) -> HttpRouter {
             get(accounts::list_accounts),
         )
         .route("/v1/transfers", post(transfers::transfer))
+        .route("/v1/transfers/{transfer_id}", get(transfers::get_transfer))
         .route("/v1/payments", post(payments::initiate_payment))
         .route("/v1/payments/{payment_id}", get(payments::get_payment))
         .route(
@@ -111,6 +115,7 @@ pub fn router(state: Shared) -> HttpRouter {
         accounts::close_account,
         accounts::list_accounts,
         transfers::transfer,
+        transfers::get_transfer,
         payments::initiate_payment,
         payments::get_payment,
         payments::cancel_payment,

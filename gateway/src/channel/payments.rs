@@ -4,7 +4,7 @@
 use super::json as wire;
 use super::pipeline::{
     Call, Ctx, Done, account_for, answered, customer_allowed, mutate, not_moving, parse_id, read,
-    side_answer_id,
+    side_answer_id, with_location,
 };
 use super::{GatewayState, Shared};
 use crate::directory::PaymentEntry;
@@ -12,11 +12,10 @@ use crate::error::ApiError;
 use crate::principal::{RequestContext, scope};
 use crate::upstream::api_error_of;
 use axum::extract::{Path, State};
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::Utc;
 use corebank_api::payments::v1 as ppb;
-use serde_json::Value;
 
 #[utoipa::path(
     post, path = "/v1/payments", tag = "payments",
@@ -37,7 +36,7 @@ pub(super) async fn initiate_payment(State(state): State<Shared>, call: Call) ->
         Ok::<_, ApiError>((mutation, resource, (parsed, debtor)))
     };
     let prepared = prepared.await;
-    let mut response = mutate(
+    let response = mutate(
         &state,
         attempt,
         prepared,
@@ -99,22 +98,7 @@ pub(super) async fn initiate_payment(State(state): State<Shared>, call: Call) ->
     )
     .await;
     // 202 with where to follow the payment.
-    if response.status() == StatusCode::ACCEPTED {
-        let location = axum::body::to_bytes(std::mem::take(response.body_mut()), 1 << 20).await;
-        if let Ok(bytes) = location {
-            if let Some(id) = serde_json::from_slice::<Value>(&bytes)
-                .ok()
-                .and_then(|v| v["id"].as_str().map(str::to_owned))
-                && let Ok(value) = HeaderValue::from_str(&format!("/v1/payments/{id}"))
-            {
-                response
-                    .headers_mut()
-                    .insert(axum::http::header::LOCATION, value);
-            }
-            *response.body_mut() = axum::body::Body::from(bytes);
-        }
-    }
-    response
+    with_location(response, "/v1/payments").await
 }
 
 pub(super) async fn payment_for(

@@ -333,9 +333,9 @@ fn errors(channel: bool, mutating: bool, addressed: bool, saga: bool) -> Vec<(u1
     if channel && mutating {
         errors.push((
             422,
-            "`idempotency_key_reused` (the key was used for another request), \
-             `accounts_on_different_sides`, or the core's own code for a refusal (e.g. \
-             insufficient funds, a closed account)"
+            "`idempotency_key_reused` (the key was used for another request), or the \
+             core's own code for a refusal (e.g. insufficient funds, a closed account; for a \
+             transfer across the cores, either core's)"
                 .to_owned(),
         ));
     }

@@ -11,6 +11,7 @@ mod approvals;
 mod auth;
 mod channel;
 mod common;
+mod crossings;
 mod homes;
 mod idempotency;
 mod jwks_https;

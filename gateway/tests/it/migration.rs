@@ -9,7 +9,6 @@ use corebank_api::deposits::v1::deposits_client::DepositsClient;
 use corebank_api::migration::v1 as mpb;
 use corebank_api::migration::v1::migrations_client::MigrationsClient;
 use corebank_gateway::auth::dev::Role;
-use corebank_migration::peers::Peers;
 use corebank_service::contract::error_code;
 use corebank_service::internal::component_names::{DEPOSITS, GATEWAY, LEGACY_ADAPTER, MIGRATION};
 use corebank_testkit::TestApp;
@@ -23,23 +22,7 @@ const PRODUCT: &str = "MIGRATE-1";
 
 /// The migration component beside the stack, reaching its peers as `migration`.
 async fn migration_component(stack: &Stack) -> TestApp {
-    let peers = Peers::new(
-        stack.gateway.channel(MIGRATION, GATEWAY),
-        stack.legacy.channel(MIGRATION, LEGACY_ADAPTER),
-        stack.modern.channel(MIGRATION, DEPOSITS),
-    );
-    let executor = corebank_saga::ExecutorConfig {
-        poll_interval: Duration::from_millis(50),
-        ..corebank_saga::ExecutorConfig::new()
-    };
-    let (component, _) = corebank_migration::grpc::component(
-        stack.database.db_for("migration"),
-        peers,
-        executor,
-        stack.shutdown.clone(),
-    )
-    .unwrap();
-    TestApp::spawn(component).await
+    crate::crossings::migration_app(stack, Default::default()).await
 }
 
 /// A POST to the admin API of the gateway `admin`.
@@ -76,7 +59,7 @@ fn start(id: &str, dry_run: bool) -> mpb::StartMigrationRequest {
 }
 
 /// A gateway replica whose admin API reaches the migration component `app`.
-async fn admin_gateway(stack: &Stack, app: &TestApp) -> TestApp {
+pub(crate) async fn admin_gateway(stack: &Stack, app: &TestApp) -> TestApp {
     let mut settings = stack.settings.clone();
     settings.gateway_migration_url = Some(app.internal_url(""));
     spawn_gateway(
@@ -136,7 +119,7 @@ async fn until(
 }
 
 /// The migration once no account is moving any more (at most 30 s).
-async fn finished(
+pub(crate) async fn finished(
     migrations: &mut MigrationsClient<tonic::transport::Channel>,
     id: &str,
 ) -> mpb::Migration {
@@ -178,7 +161,7 @@ async fn served_with_its_hold(
     assert_eq!(released.header("x-served-by"), side, "{}", released.body);
 }
 
-fn account<'m>(migration: &'m mpb::Migration, id: &str) -> &'m mpb::AccountMove {
+pub(crate) fn account<'m>(migration: &'m mpb::Migration, id: &str) -> &'m mpb::AccountMove {
     migration
         .accounts
         .iter()

@@ -49,6 +49,7 @@ const KNOWN: &[(&str, &str)] = &[
     ("POST", "/v1/accounts/{account_id}/close"),
     ("GET", "/v1/customers/{customer_id}/accounts"),
     ("POST", "/v1/transfers"),
+    ("GET", "/v1/transfers/{transfer_id}"),
     ("POST", "/v1/payments"),
     ("GET", "/v1/payments/{payment_id}"),
     ("POST", "/v1/payments/{payment_id}/cancel"),

@@ -15,11 +15,13 @@ pub(crate) const CATEGORY_CASH: u32 = 10_001;
 pub(crate) const CATEGORY_CLEARING: u32 = 12_810;
 pub(crate) const CATEGORY_LOANS_CONTROL: u32 = 21_050;
 pub(crate) const CATEGORY_MIGRATION_SUSPENSE: u32 = 12_900;
+pub(crate) const CATEGORY_INTER_CORE_CLEARING: u32 = 12_950;
 pub(crate) const CATEGORY_INTEREST_INCOME: u32 = 52_000;
-const INTERNAL_CATEGORIES: [(u32, &str); 5] = [
+const INTERNAL_CATEGORIES: [(u32, &str); 6] = [
     (CATEGORY_CASH, "CASH"),
     (CATEGORY_CLEARING, "CLEARING"),
     (CATEGORY_MIGRATION_SUSPENSE, "MIGRATION SUSPENSE"),
+    (CATEGORY_INTER_CORE_CLEARING, "INTER-CORE CLEARING"),
     (CATEGORY_LOANS_CONTROL, "LOANS CONTROL"),
     (CATEGORY_INTEREST_INCOME, "INTEREST INCOME"),
 ];
@@ -279,7 +281,7 @@ pub(crate) async fn pay_out(
     .await
 }
 
-/// Creates the internal accounts (five categories in each currency) if they are missing.
+/// Creates the internal accounts (six categories in each currency) if they are missing.
 pub(crate) async fn ensure_internal_accounts(db: &Db, today: NaiveDate) -> Result<(), String> {
     let mut accounts = Vec::new();
     for currency in CURRENCIES {

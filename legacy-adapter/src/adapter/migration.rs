@@ -140,8 +140,17 @@ impl Adapter {
     }
 
     /// The core's migration suspense account of `currency`, as it stands now.
-    async fn suspense(&self, currency: &str) -> Result<pb::Suspense> {
-        let account_number = internal_account(currency, CATEGORY_MIGRATION_SUSPENSE)?;
+    async fn suspense(&self, currency: &str, account: &str) -> Result<pb::Suspense> {
+        let category = match account {
+            "" | "migration" => CATEGORY_MIGRATION_SUSPENSE,
+            "inter_core" => crate::adapter::INTER_CORE_CATEGORY,
+            other => {
+                return Err(AdapterError::invalid(format!(
+                    "account {other:?} is not migration or inter_core"
+                )));
+            }
+        };
+        let account_number = internal_account(currency, category)?;
         let account = self.legacy_account(&account_number).await?;
         Ok(pb::Suspense {
             currency: currency.to_owned(),
@@ -233,6 +242,6 @@ adapter_service! {
         fn restore_account(pb::RestoreAccountRequest) -> pb::MovingAccount =
             |adapter, r| adapter.restore(r).await;
         fn get_suspense(pb::GetSuspenseRequest) -> pb::Suspense =
-            |adapter, r| adapter.suspense(&r.currency).await;
+            |adapter, r| adapter.suspense(&r.currency, &r.account).await;
     }
 }

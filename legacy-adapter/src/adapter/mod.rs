@@ -49,6 +49,9 @@ pub const CURRENCIES: [&str; 4] = ["EUR", "USD", "GBP", "CHF"];
 /// Internal account categories (README, "Accounts and the books").
 pub const CASH_CATEGORY: u32 = 10_001;
 pub const CLEARING_CATEGORY: u32 = 12_810;
+/// The core's inter-core clearing account category (ADR 0014): money sent to and received
+/// from the other core by cross-side transfers.
+pub const INTER_CORE_CATEGORY: u32 = 12_950;
 /// The products the core's own (seeded, pre-adapter) accounts carry.
 pub const LEGACY_PRODUCTS: [(&str, &str, &str); 2] = [
     ("LEGACY-CURRENT", "current", "Legacy current account"),

@@ -200,9 +200,11 @@ impl DepositsMigrationApi for MigrationService {
         &self,
         request: Request<pb::GetMigrationClearingRequest>,
     ) -> Answer<pb::MigrationClearing> {
-        let currency = request.into_inner().currency;
+        let request = request.into_inner();
         answer(
-            self.deposits.migration_clearing(&currency).await,
+            self.deposits
+                .migration_clearing(&request.currency, &request.account)
+                .await,
             |clearing| pb::MigrationClearing {
                 currency: clearing.currency.clone(),
                 ledger_account_id: clearing

@@ -1,5 +1,6 @@
 //! `corebank.migration.v1.Migrations` and the migration component: the service (for the
-//! gateway) and the executor of the `account_move` sagas.
+//! gateway) and the executor of the `account_move`, `account_return` and
+//! `cross_side_transfer` sagas.
 
 use std::sync::Arc;
 
@@ -16,6 +17,7 @@ use tonic::{Request, Response, Status};
 
 use crate::MigrationError;
 use crate::app::{MigrationView, Migrations, StartRequest, time};
+use crate::crossings::SagaOptions;
 use crate::moves;
 use crate::peers::Peers;
 
@@ -27,14 +29,30 @@ pub fn component(
     executor: ExecutorConfig,
     shutdown: CancellationToken,
 ) -> Result<(Component, Migrations), MigrationError> {
+    component_with(db, peers, executor, SagaOptions::default(), shutdown)
+}
+
+/// [`component`] with the cross-side transfer saga's test switches.
+pub fn component_with(
+    db: Db,
+    peers: Peers,
+    executor: ExecutorConfig,
+    options: SagaOptions,
+    shutdown: CancellationToken,
+) -> Result<(Component, Migrations), MigrationError> {
     let peers = Arc::new(peers);
     let mut registry = Registry::new();
-    registry
-        .register(moves::definition(&peers))
-        .map_err(MigrationError::internal)?;
-    registry
-        .register(crate::returns::definition(&peers))
-        .map_err(MigrationError::internal)?;
+    for definition in [
+        moves::definition(&peers),
+        moves::definition_v1(&peers),
+        crate::returns::definition(&peers),
+        crate::returns::definition_v1(&peers),
+        crate::crossings::definition(&peers, options),
+    ] {
+        registry
+            .register(definition)
+            .map_err(MigrationError::internal)?;
+    }
     let registry = Arc::new(registry);
     let executor = Executor::new(db.clone(), Arc::clone(&registry), executor);
     executor.spawn(shutdown.clone());
@@ -55,12 +73,15 @@ pub fn status_of(error: &MigrationError) -> Status {
         MigrationError::InvalidArgument { .. } => tonic::Code::InvalidArgument,
         MigrationError::UnknownMigration { .. }
         | MigrationError::UnknownRun { .. }
-        | MigrationError::UnknownAlert { .. } => tonic::Code::NotFound,
+        | MigrationError::UnknownAlert { .. }
+        | MigrationError::UnknownTransfer { .. } => tonic::Code::NotFound,
         MigrationError::ExistsWithDifferent { .. } => tonic::Code::AlreadyExists,
         MigrationError::AccountNotMoved { .. }
         | MigrationError::MigrationNotRunning { .. }
         | MigrationError::AlertClosed { .. } => tonic::Code::FailedPrecondition,
-        MigrationError::Unavailable { .. } => tonic::Code::Unavailable,
+        MigrationError::Unavailable { .. } | MigrationError::AccountMoving { .. } => {
+            tonic::Code::Unavailable
+        }
         MigrationError::Internal { .. } => tonic::Code::Internal,
     };
     let detail = match error {
@@ -68,6 +89,26 @@ pub fn status_of(error: &MigrationError) -> Status {
         _ => None,
     };
     refusal::status_of("migration", code, error.code(), error, detail)
+}
+
+fn cross_transfer(view: &crate::crossings::CrossView) -> pb::CrossTransfer {
+    let input = &view.input;
+    pb::CrossTransfer {
+        transfer_id: input.transfer_id.to_string(),
+        status: view.status.to_owned(),
+        from_side: input.from_side.clone(),
+        from_reference: input.from_reference.to_string(),
+        to_side: input.to_side.clone(),
+        to_reference: input.to_reference.to_string(),
+        amount: input.amount.clone(),
+        currency: input.currency.clone(),
+        description: input.description.clone(),
+        failure_code: view.failure_code.clone(),
+        failure_message: view.failure_message.clone(),
+        attention: view.attention.clone(),
+        created_at: crate::crossings::time(view.created_at),
+        updated_at: crate::crossings::time(view.updated_at),
+    }
 }
 
 fn account_move(account: &crate::app::MoveView) -> pb::AccountMove {
@@ -306,6 +347,57 @@ impl MigrationsApi for MigrationsService {
             )
             .await
             .map(|changed| Response::new(alert(&changed)))
+            .map_err(|error| status_of(&error))
+    }
+
+    async fn transfer_across(
+        &self,
+        request: Request<pb::TransferAcrossRequest>,
+    ) -> Result<Response<pb::CrossTransfer>, Status> {
+        let r = request.into_inner();
+        let id = |field: &'static str, text: &str| {
+            uuid::Uuid::parse_str(text)
+                .map_err(|_| status_of(&MigrationError::invalid(field, "a UUID")))
+        };
+        if r.wait_ms > crate::crossings::WAIT_MAX_MS {
+            return Err(status_of(&MigrationError::invalid(
+                "wait_ms",
+                "at most 30000",
+            )));
+        }
+        let input = crate::crossings::CrossInput {
+            transfer_id: id("transfer_id", &r.transfer_id)?,
+            from_side: r.from_side,
+            from_account_id: id("from_account_id", &r.from_account_id)?,
+            from_reference: id("from_reference", &r.from_reference)?,
+            to_side: r.to_side,
+            to_account_id: id("to_account_id", &r.to_account_id)?,
+            to_reference: id("to_reference", &r.to_reference)?,
+            amount: r.amount,
+            currency: r.currency,
+            description: r.description,
+        };
+        self.migrations
+            .transfer_across(
+                input,
+                std::time::Duration::from_millis(u64::from(r.wait_ms)),
+            )
+            .await
+            .map(|view| Response::new(cross_transfer(&view)))
+            .map_err(|error| status_of(&error))
+    }
+
+    async fn get_cross_transfer(
+        &self,
+        request: Request<pb::GetCrossTransferRequest>,
+    ) -> Result<Response<pb::CrossTransfer>, Status> {
+        let r = request.into_inner();
+        let id = uuid::Uuid::parse_str(&r.transfer_id)
+            .map_err(|_| status_of(&MigrationError::invalid("transfer_id", "a UUID")))?;
+        self.migrations
+            .cross_transfer(id)
+            .await
+            .map(|view| Response::new(cross_transfer(&view)))
             .map_err(|error| status_of(&error))
     }
 

@@ -3,6 +3,8 @@
 //!
 //! - [`alerts`]: reconciliation breaks as alerts: acknowledged, then resolved with a
 //!   correcting entry or accepted with a note, every transition kept.
+//! - [`crossings`]: cross-side transfers (ADR 0014): a saga that holds on the debtor's core,
+//!   credits the creditor's against inter-core clearing, and captures the hold.
 //! - [`app`]: a migration's plan (one export of the legacy books, the accounts chosen by a
 //!   stable hash fraction, the refusals) and its start, one saga per account; reading it.
 //! - [`feed`]: starts the planned moves of running migrations, within their window, rate and
@@ -18,6 +20,7 @@
 
 pub mod alerts;
 pub mod app;
+pub mod crossings;
 pub mod feed;
 pub mod grpc;
 pub mod moves;
@@ -44,6 +47,10 @@ corebank_kernel::stable_codes! {
         UnknownAlert { id: String } => "unknown_alert",
         #[error("reconciliation alert {id} is {state}: it cannot be moved that way")]
         AlertClosed { id: String, state: String } => "alert_closed",
+        #[error("no cross-side transfer {id}")]
+        UnknownTransfer { id: String } => "unknown_transfer",
+        #[error("account {account_id} is moving between the cores; retry shortly with the same request")]
+        AccountMoving { account_id: String } => "account_moving",
         #[error("no reconciliation run {id}")]
         UnknownRun { id: String } => "unknown_reconciliation",
         #[error("migration {id} was started with another {field}")]

@@ -1,5 +1,7 @@
 //! The saga that moves one account from the legacy core to the modern one (`account_move`).
 //!
+//! 0. `drain`: the account's cross-side transfers have settled ([`crate::crossings`]); none
+//!    starts from now on. An account busy for too long is refused `account_busy`.
 //! 1. `mark`: the gateway's directory marks the account moving (channels get 503
 //!    `account_moving` with `Retry-After`); undone by clearing the mark.
 //! 2. `freeze`: the legacy core stops postings to it and answers it as it then is: the
@@ -48,6 +50,7 @@ pub const REFUSAL_CODES: &[&str] = &[
     "account_moving",
     "unknown_product",
     "currency_mismatch",
+    "account_busy",
 ];
 
 /// The refusal in a saga's failure (`step <name> failed: <code>: <message>`).
@@ -460,17 +463,27 @@ fn record() -> Action {
 /// A step calling a peer, patient with it: a peer that is down for a while (a restart, a
 /// close of business) is waited for, up to about three minutes, before the saga pauses.
 pub(crate) fn patient_step(peers: &Arc<Peers>, name: &str, run: CallFn) -> Step {
-    let patient = RetryPolicy {
-        attempts: 20,
-        initial_backoff: Duration::from_millis(200),
-        max_backoff: Duration::from_secs(10),
-        jitter: 0.2,
-    };
-    Step::new(name, call(peers, run)).retry(patient)
+    Step::new(name, call(peers, run)).retry(PATIENT)
 }
 
-/// The `account_move` saga over `peers`.
+/// Up to about three minutes of retries, for a peer that is down for a while.
+pub(crate) const PATIENT: RetryPolicy = RetryPolicy {
+    attempts: 20,
+    initial_backoff: Duration::from_millis(200),
+    max_backoff: Duration::from_secs(10),
+    jitter: 0.2,
+};
+
+/// The `account_move` saga over `peers` (version 2: it first waits for the account's
+/// cross-side transfers to settle).
 pub fn definition(peers: &Arc<Peers>) -> SagaDefinition {
+    let mut steps = definition_v1(peers).steps;
+    steps.insert(0, crate::crossings::drain_step());
+    SagaDefinition::new(SAGA_TYPE, 2, steps)
+}
+
+/// Version 1, for the moves started before cross-side transfers existed.
+pub fn definition_v1(peers: &Arc<Peers>) -> SagaDefinition {
     let step = |name: &str, run: CallFn| patient_step(peers, name, run);
     SagaDefinition::new(
         SAGA_TYPE,

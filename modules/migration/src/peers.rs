@@ -1,6 +1,6 @@
 //! The parts an account's move goes through, each reached as the `migration` component: the
-//! gateway's directory, the legacy adapter (freeze, empty, export), and modern deposits
-//! (import, read).
+//! gateway's directory, the legacy adapter (freeze, empty, export; its accounts for a
+//! cross-side transfer), and modern deposits (import, read, cross-side transfers).
 
 use corebank_api::deposits::v1::deposits_client::DepositsClient;
 use corebank_api::deposits::v1::deposits_migration_client::DepositsMigrationClient;
@@ -15,6 +15,9 @@ pub struct Peers {
     pub homes: AccountHomesClient<Channel>,
     pub legacy: LegacyMigrationClient<Channel>,
     pub export: LegacyExportClient<Channel>,
+    /// The legacy core's accounts through the adapter's Deposits contract (cross-side
+    /// transfers).
+    pub legacy_deposits: DepositsClient<Channel>,
     pub import: DepositsMigrationClient<Channel>,
     pub modern: DepositsClient<Channel>,
 }
@@ -26,6 +29,7 @@ impl Peers {
         Peers {
             homes: AccountHomesClient::new(gateway),
             legacy: LegacyMigrationClient::new(adapter.clone()),
+            legacy_deposits: DepositsClient::new(adapter.clone()),
             export: LegacyExportClient::new(adapter),
             import: DepositsMigrationClient::new(deposits.clone()),
             modern: DepositsClient::new(deposits),

@@ -8,6 +8,11 @@
 //! either account, a move that booked one side only). Run it while no migration is moving
 //! accounts: an account between its emptying and its end counts on one side only.
 //!
+//! Rule `inter_core_clearing_nets`, per currency of the cross-side transfers (ADR 0014):
+//! the modern inter-core clearing account's debit balance less the legacy one's balance
+//! equals what the transfers between their credit and their capture hold (zero once all
+//! have settled). A break is a posting to either account that no transfer made.
+//!
 //! Each break becomes an alert ([`crate::alerts`]) in the run's own transaction.
 
 use chrono::{DateTime, Utc};
@@ -21,8 +26,12 @@ use uuid::Uuid;
 use crate::MigrationError;
 use crate::app::Migrations;
 
-/// The rule's name.
+/// The rules' names.
 pub const CLEARING_RULE: &str = "migration_clearing_nets_suspense";
+pub const INTER_CORE_RULE: &str = "inter_core_clearing_nets";
+
+/// The cross-side transfers' currencies.
+const CROSSED_QUERY: &str = "SELECT DISTINCT currency FROM crossings ORDER BY currency";
 
 /// One result of a run.
 #[derive(Debug, Clone, PartialEq)]
@@ -155,6 +164,20 @@ impl Migrations {
         for (currency, expected, accounts) in moved {
             results.push(self.clearing_result(&currency, expected, accounts).await?);
         }
+        let crossed: Vec<String> = self
+            .db()
+            .run_tx("migration_reconcile_crossed", |tx| {
+                Box::pin(async move {
+                    let rows = tx.query(CROSSED_QUERY, &[]).await?;
+                    Ok::<_, TxError<MigrationError>>(
+                        rows.iter().map(|row| row.get("currency")).collect(),
+                    )
+                })
+            })
+            .await?;
+        for currency in crossed {
+            results.push(self.inter_core_result(&currency).await?);
+        }
         let breaks = results.iter().filter(|result| !result.ok).count();
         let run = RunView {
             run_id: id,
@@ -229,6 +252,92 @@ impl Migrations {
             .await?)
     }
 
+    async fn crossings_in_flight(&self) -> Result<Vec<(String, String, Vec<String>)>> {
+        Ok(self
+            .db()
+            .run_tx("migration_reconcile_in_flight", |tx| {
+                Box::pin(async move { crate::store::crossings_in_flight(&tx).await })
+            })
+            .await?)
+    }
+
+    /// The inter-core rule for one currency: both clearing accounts now, less what the
+    /// transfers between their credit and their capture hold (read before and after the
+    /// balances: a transfer that settles while they are read is left out, and the rule is
+    /// judged only when both reads agree).
+    async fn inter_core_result(&self, currency: &str) -> Result<ResultRow> {
+        let before = self.crossings_in_flight().await?;
+        let legacy = self
+            .peers()
+            .legacy
+            .clone()
+            .get_suspense(lpb::GetSuspenseRequest {
+                currency: currency.to_owned(),
+                account: "inter_core".to_owned(),
+            })
+            .await
+            .map_err(|status| unavailable("legacy adapter", &status))?
+            .into_inner();
+        let legacy_read_at = Utc::now();
+        let modern = self
+            .peers()
+            .import
+            .clone()
+            .get_migration_clearing(dpb::GetMigrationClearingRequest {
+                currency: currency.to_owned(),
+                account: "inter_core".to_owned(),
+            })
+            .await
+            .map_err(|status| unavailable("modern deposits", &status))?
+            .into_inner();
+        let after = self.crossings_in_flight().await?;
+        let sum = |groups: &[(String, String, Vec<String>)]| -> (Decimal, usize) {
+            groups
+                .iter()
+                .filter(|(_, c, _)| c == currency)
+                .flat_map(|(_, _, amounts)| amounts.iter())
+                .fold((Decimal::ZERO, 0), |(total, n), a| {
+                    (total + amount(a), n + 1)
+                })
+        };
+        let (held_before, _) = sum(&before);
+        let (held_after, transfers) = sum(&after);
+        let (legacy_balance, modern_balance) = (amount(&legacy.balance), amount(&modern.balance));
+        let difference = modern_balance - legacy_balance;
+        // A transfer that settled between the reads may be on either side of the
+        // difference: either figure explains it.
+        let ok = difference == held_after || difference == held_before;
+        Ok(ResultRow {
+            rule: INTER_CORE_RULE.to_owned(),
+            subject: currency.to_owned(),
+            ok,
+            expected: held_after.to_string(),
+            actual: format!(
+                "modern inter-core clearing {modern_balance} less legacy {legacy_balance} = {difference}"
+            ),
+            evidence: json!({
+                "in_flight": {
+                    "transfers": transfers,
+                    "total": held_after.to_string(),
+                    "total_before_reads": held_before.to_string(),
+                    "query": "crossings whose saga is past its credit and not ended (store::crossings_in_flight)",
+                },
+                "legacy_inter_core": {
+                    "account": legacy.account_number,
+                    "balance": legacy.balance,
+                    "read_at": legacy_read_at,
+                    "via": "corebank.legacy.v1.LegacyMigration/GetSuspense account=inter_core (ACCT.BALANCE)",
+                },
+                "modern_inter_core": {
+                    "ledger_account_id": modern.ledger_account_id,
+                    "balance": modern.balance,
+                    "read_at": modern.read_at,
+                    "via": "corebank.deposits.v1.DepositsMigration/GetMigrationClearing account=inter_core (Ledger/GetBalance)",
+                },
+            }),
+        })
+    }
+
     /// The clearing rule for one currency: what moved, as both books hold it now.
     async fn clearing_result(
         &self,
@@ -242,6 +351,7 @@ impl Migrations {
             .clone()
             .get_suspense(lpb::GetSuspenseRequest {
                 currency: currency.to_owned(),
+                account: "migration".to_owned(),
             })
             .await
             .map_err(|status| unavailable("legacy adapter", &status))?
@@ -253,6 +363,7 @@ impl Migrations {
             .clone()
             .get_migration_clearing(dpb::GetMigrationClearingRequest {
                 currency: currency.to_owned(),
+                account: "migration".to_owned(),
             })
             .await
             .map_err(|status| unavailable("modern deposits", &status))?

@@ -1,6 +1,7 @@
 //! The saga that moves an account back to the legacy core (`account_return`, a rollback):
 //! the mirror of [`crate::moves`].
 //!
+//! 0. `drain`: the account's cross-side transfers have settled, as for a move.
 //! 1. `mark`: the gateway's directory marks the account moving; undone by clearing it.
 //! 2. `export` (the pivot): modern deposits releases the account's holds, posts its final
 //!    interest, sweeps its balance to migration clearing and closes it. Refused (an
@@ -197,6 +198,13 @@ fn record() -> Action {
 
 /// The `account_return` saga over `peers`.
 pub fn definition(peers: &Arc<Peers>) -> SagaDefinition {
+    let mut steps = definition_v1(peers).steps;
+    steps.insert(0, crate::crossings::drain_step());
+    SagaDefinition::new(SAGA_TYPE, 2, steps)
+}
+
+/// Version 1, for the returns started before cross-side transfers existed.
+pub fn definition_v1(peers: &Arc<Peers>) -> SagaDefinition {
     let step = |name: &str, run: CallFn| patient_step(peers, name, run);
     SagaDefinition::new(
         SAGA_TYPE,

@@ -556,3 +556,158 @@ fn parse_uuid(text: &str) -> Result<Uuid> {
     Uuid::parse_str(text)
         .map_err(|_| TxError::Abort(MigrationError::internal(format!("account id {text:?}"))))
 }
+
+/// A cross-side transfer as stored, with its saga's standing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrossingRow {
+    pub input: crate::crossings::CrossInput,
+    pub saga_status: String,
+    pub saga_failure: String,
+    pub saga_paused: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A cross-side transfer with its saga's standing, if known.
+pub async fn crossing(tx: &Transaction<'_>, id: Uuid) -> Result<Option<CrossingRow>> {
+    let row = tx
+        .query_opt(
+            "SELECT c.transfer_id, c.from_side, c.from_account_id, c.from_reference, c.to_side, \
+             c.to_account_id, c.to_reference, c.amount, c.currency, c.description, \
+             c.created_at, COALESCE(s.status, 'running') AS saga_status, \
+             COALESCE(s.failure, '') AS saga_failure, \
+             COALESCE(s.paused_reason, '') AS saga_paused, \
+             COALESCE(s.updated_at, c.created_at) AS updated_at \
+             FROM crossings c LEFT JOIN saga_instances s ON s.id = c.transfer_id \
+             WHERE c.transfer_id = $1",
+            &[&id],
+        )
+        .await?;
+    Ok(row.map(|row| CrossingRow {
+        input: crate::crossings::CrossInput {
+            transfer_id: row.get("transfer_id"),
+            from_side: row.get("from_side"),
+            from_account_id: row.get("from_account_id"),
+            from_reference: row.get("from_reference"),
+            to_side: row.get("to_side"),
+            to_account_id: row.get("to_account_id"),
+            to_reference: row.get("to_reference"),
+            amount: row.get("amount"),
+            currency: row.get("currency"),
+            description: row.get("description"),
+        },
+        saga_status: row.get("saga_status"),
+        saga_failure: row.get("saga_failure"),
+        saga_paused: row.get("saga_paused"),
+        created_at: row.get("created_at"),
+        updated_at: row.get("updated_at"),
+    }))
+}
+
+pub async fn insert_crossing(
+    tx: &Transaction<'_>,
+    input: &crate::crossings::CrossInput,
+    at: DateTime<Utc>,
+) -> Result<()> {
+    tx.execute(
+        "INSERT INTO crossings (transfer_id, from_side, from_account_id, from_reference, \
+         to_side, to_account_id, to_reference, amount, currency, description, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        &[
+            &input.transfer_id,
+            &input.from_side,
+            &input.from_account_id,
+            &input.from_reference,
+            &input.to_side,
+            &input.to_account_id,
+            &input.to_reference,
+            &input.amount,
+            &input.currency,
+            &input.description,
+            &at,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// The first of `accounts` with a move or a return under way (its saga not yet ended).
+pub async fn moving_account(tx: &Transaction<'_>, accounts: &[Uuid]) -> Result<Option<Uuid>> {
+    let row = tx
+        .query_opt(
+            "SELECT m.account_id FROM account_moves m \
+             LEFT JOIN saga_instances s ON s.id = m.saga_id \
+             LEFT JOIN saga_instances r ON r.id = m.return_saga_id \
+             WHERE m.account_id = ANY($1) AND ( \
+               (m.state = 'moving' AND s.status IN ('running', 'compensating', 'paused')) \
+               OR r.status IN ('running', 'compensating', 'paused')) \
+             LIMIT 1",
+            &[&accounts],
+        )
+        .await?;
+    Ok(row.map(|row| row.get("account_id")))
+}
+
+/// Writes the account's move (its time), so that a transfer that read it while starting
+/// conflicts with the step that does this.
+pub async fn touch_move(
+    tx: &Transaction<'_>,
+    migration_id: Uuid,
+    account_id: Uuid,
+) -> std::result::Result<(), DbError> {
+    tx.execute(
+        "UPDATE account_moves SET updated_at = $3 WHERE migration_id = $1 AND account_id = $2",
+        &[&migration_id, &account_id, &Utc::now()],
+    )
+    .await?;
+    Ok(())
+}
+
+/// The account's cross-side transfers whose sagas have not ended (either end), with their
+/// sagas' status.
+pub async fn crossings_under_way(
+    tx: &Transaction<'_>,
+    account_id: Uuid,
+) -> std::result::Result<Vec<(Uuid, String)>, DbError> {
+    let rows = tx
+        .query(
+            "SELECT c.transfer_id, s.status FROM crossings c \
+             JOIN saga_instances s ON s.id = c.transfer_id \
+             WHERE (c.from_reference = $1 OR c.to_reference = $1) \
+             AND s.status IN ('running', 'compensating', 'paused') \
+             ORDER BY s.status DESC, c.transfer_id",
+            &[&account_id],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|row| (row.get("transfer_id"), row.get("status")))
+        .collect())
+}
+
+/// The cross-side transfers past their pivot (credited on the creditor's core) and not yet
+/// captured, per (debtor side, currency): the amount by which the inter-core clearing
+/// accounts may differ now, as evidence for reconciliation.
+pub async fn crossings_in_flight(
+    tx: &Transaction<'_>,
+) -> Result<Vec<(String, String, Vec<String>)>> {
+    let rows = tx
+        .query(
+            "SELECT c.from_side, c.currency, c.amount FROM crossings c \
+             JOIN saga_instances s ON s.id = c.transfer_id \
+             WHERE s.status IN ('running', 'compensating', 'paused') AND s.current_step >= 2 \
+             ORDER BY 1, 2",
+            &[],
+        )
+        .await?;
+    let mut grouped: Vec<(String, String, Vec<String>)> = Vec::new();
+    for row in &rows {
+        let (side, currency, amount): (String, String, String) =
+            (row.get("from_side"), row.get("currency"), row.get("amount"));
+        match grouped.last_mut() {
+            Some((s, c, amounts)) if *s == side && *c == currency => amounts.push(amount),
+            _ => grouped.push((side, currency, vec![amount])),
+        }
+    }
+    Ok(grouped)
+}

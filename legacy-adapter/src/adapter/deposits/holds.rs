@@ -143,12 +143,15 @@ impl Adapter {
         let request_id = parse_request_id(&r.request_id)?;
         let fp = fingerprint("capture_hold", &[&r.hold_id, &r.destination]);
         self.once(request_id, fp, async {
-            if !r.destination.is_empty() && r.destination != "clearing" {
-                return Err(AdapterError::invalid(format!(
-                    "destination {:?} is not clearing",
-                    r.destination
-                )));
-            }
+            let category = match r.destination.as_str() {
+                "" | "clearing" => CLEARING_CATEGORY,
+                "inter_core" => INTER_CORE_CATEGORY,
+                other => {
+                    return Err(AdapterError::invalid(format!(
+                        "destination {other:?} is not clearing or inter_core"
+                    )));
+                }
+            };
             let hold = self.hold_row(&r.hold_id).await?;
             let row = self
                 .store
@@ -170,7 +173,7 @@ impl Adapter {
                     message: format!("the hold is {}", hold_status(status)),
                 });
             }
-            let clearing = internal_account(&row.currency, CLEARING_CATEGORY)?;
+            let clearing = internal_account(&row.currency, category)?;
             self.transfer_funds(Posting {
                 request_id,
                 kind: "AC",

@@ -20,9 +20,10 @@ use super::error::AdapterError;
 use super::legacy::{Probe, request};
 use super::store::{AccountRow, HoldRow, ProductRow};
 use super::{
-    Adapter, CASH_CATEGORY, CLEARING_CATEGORY, Kept, Result, account_uuid, alt_account_id,
-    amount_text, check_currency, column, derived_uuid, field, fingerprint, ft_id, internal_account,
-    iso_date, legacy_amount, legacy_date_of, lock_id, mnemonic, now_text, parse_amount, parse_uuid,
+    Adapter, CASH_CATEGORY, CLEARING_CATEGORY, INTER_CORE_CATEGORY, Kept, Result, account_uuid,
+    alt_account_id, amount_text, check_currency, column, derived_uuid, field, fingerprint, ft_id,
+    internal_account, iso_date, legacy_amount, legacy_date_of, lock_id, mnemonic, now_text,
+    parse_amount, parse_uuid,
 };
 use super::{
     check_text, fingerprint_amount, money, optional_money, optional_rate, parse_request_id,

@@ -73,9 +73,10 @@ impl Adapter {
             let category = match r.channel.as_str() {
                 "" | "cash" => CASH_CATEGORY,
                 "clearing" => CLEARING_CATEGORY,
+                "inter_core" => INTER_CORE_CATEGORY,
                 other => {
                     return Err(AdapterError::invalid(format!(
-                        "channel {other:?} is not cash or clearing"
+                        "channel {other:?} is not cash, clearing or inter_core"
                     )));
                 }
             };

@@ -27,7 +27,8 @@ pub struct MovementView {
 
 impl Deposits {
     /// Money in (`deposit`) or out (`withdrawal`) through the bank's account for `channel`
-    /// (`cash`: the teller; `clearing`: the clearing system).
+    /// (`cash`: the teller; `clearing`: the clearing system; `inter_core`: the other core,
+    /// for a cross-side transfer).
     #[allow(clippy::too_many_arguments, reason = "a movement's every field, once")]
     pub async fn movement(
         &self,
@@ -42,10 +43,11 @@ impl Deposits {
         let channel: &'static str = match channel {
             "" | "cash" => "cash",
             "clearing" => "clearing",
+            "inter_core" => "inter_core_clearing",
             other => {
                 return Err(DepositsError::invalid(
                     "channel",
-                    format!("{other:?}: `cash` or `clearing`"),
+                    format!("{other:?}: `cash`, `clearing` or `inter_core`"),
                 ));
             }
         };

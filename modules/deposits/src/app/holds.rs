@@ -194,7 +194,8 @@ impl Deposits {
     }
 
     /// Takes a held amount: the hold's pending entry is posted (customer → holds suspense)
-    /// and the amount moves on to the bank's account for `destination` (`clearing`).
+    /// and the amount moves on to the bank's account for `destination` (`clearing`, or
+    /// `inter_core` for a cross-side transfer).
     pub async fn capture_hold(
         &self,
         request_id: &str,
@@ -203,9 +204,21 @@ impl Deposits {
     ) -> Result<HoldView, DepositsError> {
         let request_id = parse_id("request_id", request_id)?;
         let hold_id = parse_id("hold_id", hold_id)?;
-        if destination != "clearing" {
-            return Err(DepositsError::invalid("destination", "`clearing`"));
-        }
+        let role = match destination {
+            "" | "clearing" => "clearing",
+            "inter_core" => "inter_core_clearing",
+            _ => {
+                return Err(DepositsError::invalid(
+                    "destination",
+                    "`clearing` or `inter_core`",
+                ));
+            }
+        };
+        let destination = if destination.is_empty() {
+            "clearing"
+        } else {
+            destination
+        };
         let content = json!({ "hold_id": hold_id, "destination": destination });
         if let Some(hold) = self
             .replayed_hold(request_id, "capture_hold", &content)
@@ -217,7 +230,7 @@ impl Deposits {
         self.ledger_post_pending(entry_id_for("capture", request_id), hold_id)
             .await?;
         let suspense = self.gl_account(hold.currency, "holds_suspense").await?;
-        let clearing = self.gl_account(hold.currency, "clearing").await?;
+        let clearing = self.gl_account(hold.currency, role).await?;
         let money =
             Money::new(hold.amount, hold.currency).map_err(|e| DepositsError::Internal {
                 message: e.to_string(),
@@ -227,7 +240,11 @@ impl Deposits {
             suspense,
             clearing,
             money,
-            "captured hold sent to clearing",
+            if role == "clearing" {
+                "captured hold sent to clearing"
+            } else {
+                "captured hold sent to the other core"
+            },
             None,
             false,
             0,

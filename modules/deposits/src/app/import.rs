@@ -326,14 +326,27 @@ pub struct ClearingView {
 }
 
 impl Deposits {
-    /// The migration clearing account of `currency`, read from the ledger now.
-    pub async fn migration_clearing(&self, currency: &str) -> Result<ClearingView, DepositsError> {
+    /// The migration clearing account of `currency` (`account`: `migration`, the default)
+    /// or its inter-core clearing account (`inter_core`), read from the ledger now.
+    pub async fn migration_clearing(
+        &self,
+        currency: &str,
+        account: &str,
+    ) -> Result<ClearingView, DepositsError> {
         let currency = super::parse_currency(currency)?;
+        let role = match account {
+            "" | "migration" => "migration_clearing",
+            "inter_core" => "inter_core_clearing",
+            _ => {
+                return Err(DepositsError::invalid(
+                    "account",
+                    "`migration` or `inter_core`",
+                ));
+            }
+        };
         let known = self
             .in_tx("deposits_migration_clearing", |tx| {
-                Box::pin(async move {
-                    crate::store::gl_account(&tx, currency, "migration_clearing").await
-                })
+                Box::pin(async move { crate::store::gl_account(&tx, currency, role).await })
             })
             .await?;
         let read_at = self.now();

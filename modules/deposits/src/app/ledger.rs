@@ -83,6 +83,10 @@ fn gl_role(role: &str) -> (pb::AccountType, &'static str) {
         // What the other core owes for accounts moved here (ADR 0013): with the other
         // core's migration suspense account, it nets to zero.
         "migration_clearing" => (pb::AccountType::Asset, "migration_clearing"),
+        // What the other core owes for cross-side transfers (ADR 0014): money received
+        // from it less money sent to it. With the other core's inter-core clearing account,
+        // it nets to zero once every transfer has settled.
+        "inter_core_clearing" => (pb::AccountType::Asset, "inter_core_clearing"),
         _ => (pb::AccountType::Liability, "holds_suspense"),
     }
 }

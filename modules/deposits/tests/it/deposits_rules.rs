@@ -434,6 +434,77 @@ async fn a_captured_hold_goes_to_clearing_and_clearing_can_credit_an_account() {
 }
 
 #[tokio::test]
+async fn a_cross_side_transfer_moves_through_the_inter_core_clearing_account() {
+    let h = start().await;
+    let account = funded(&h, "current", |_| {}, "100.00").await;
+    let clearing = |h: &Harness| {
+        let deposits = h.deposits.clone();
+        async move {
+            deposits
+                .migration_clearing("EUR", "inter_core")
+                .await
+                .unwrap()
+                .balance
+        }
+    };
+    // Nothing crossed yet: the account is not even opened on the ledger.
+    assert_eq!(clearing(&h).await, "0.00");
+    // Money in from the other core: the inter-core account's debit balance grows.
+    let received = h
+        .deposits
+        .movement(
+            "deposit",
+            "inter_core",
+            &id(),
+            &account,
+            "25.00",
+            "EUR",
+            "from the other core",
+        )
+        .await
+        .unwrap();
+    assert_eq!(received.balances_after.posted, "125.00");
+    assert_eq!(clearing(&h).await, "25.00");
+    // Money out to the other core: a hold captured into the inter-core account.
+    let hold = h
+        .deposits
+        .place_hold(&id(), &account, "40.00", "EUR", "cross-side transfer", 0)
+        .await
+        .unwrap();
+    let captured = h
+        .deposits
+        .capture_hold(&id(), &hold.id.to_string(), "inter_core")
+        .await
+        .unwrap();
+    assert_eq!(captured.status, "captured");
+    assert_eq!(clearing(&h).await, "-15.00");
+    // The migration clearing account is another account, untouched.
+    assert_eq!(
+        h.deposits
+            .migration_clearing("EUR", "migration")
+            .await
+            .unwrap()
+            .balance,
+        "0.00"
+    );
+    let view = h.deposits.account_by_text(&account).await.unwrap();
+    assert_eq!(view.balances.posted, "85.00");
+    // Any other name is refused, naming the field.
+    let refused = h
+        .deposits
+        .migration_clearing("EUR", "moon")
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), "invalid_argument");
+    let refused = h
+        .deposits
+        .movement("deposit", "moon", &id(), &account, "1.00", "EUR", "")
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), "invalid_argument");
+}
+
+#[tokio::test]
 async fn closing_posts_interest_the_job_already_accrued() {
     let h = start_at(at(2026, 3, 1)).await;
     let account = funded(&h, "saver", |_| {}, "10000.00").await;

@@ -210,6 +210,7 @@ async fn an_account_moved_back_releases_its_holds_and_sweeps_its_balance_to_clea
     let clearing = migration
         .get_migration_clearing(pb::GetMigrationClearingRequest {
             currency: "EUR".to_owned(),
+            account: String::new(),
         })
         .await
         .unwrap()

@@ -190,6 +190,13 @@ impl Watchers {
         receiver
     }
 
+    /// Stops waiting for the saga (a waiter that gave up), so that nothing is kept for it.
+    pub fn forget(&self, id: Uuid) {
+        if let Ok(mut waiting) = self.waiting.lock() {
+            waiting.remove(&id);
+        }
+    }
+
     fn settled(&self, id: Uuid, status: Status) {
         let sender = self.waiting.lock().ok().and_then(|mut w| w.remove(&id));
         if let Some(sender) = sender {
