@@ -185,6 +185,28 @@ async fn measure(
         stack.servers.shutdown.clone(),
     )?;
     let migration_url = stack.servers.serve(migration).await?.internal_url();
+    // Channels call a gateway replica that knows where the migration component is: it runs
+    // their transfers across the cores (ADR 0014). Replicas share the directory.
+    let mut replica_settings = stack.settings.clone();
+    replica_settings.gateway_migration_url = Some(migration_url.clone());
+    let replica = corebank_components::gateway(
+        &replica_settings,
+        url,
+        &corebank_gateway::app::Upstream {
+            legacy_url: stack.legacy_url.clone(),
+            modern_url: stack.modern_url.clone(),
+            clients: corebank_components::clients_as(&mode, component_names::GATEWAY)?,
+        },
+        stack.servers.shutdown.clone(),
+    )
+    .await?;
+    let replica = stack.servers.serve(replica).await?;
+    stack.gateway_url = format!(
+        "http://{}",
+        replica
+            .public_addr
+            .context("the gateway replica's server has no public listener")?
+    );
     let as_migration = corebank_components::clients_as(&mode, component_names::MIGRATION)?;
     corebank_gateway::products::seed_modern_equivalents(
         &as_migration,
