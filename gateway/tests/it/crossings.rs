@@ -602,4 +602,51 @@ async fn transfers_across_racing_a_migration_all_land_once_and_both_books_reconc
     unheld(&stack, &token, &modern, "100.00").await;
     let run = reconciled(&migration).await;
     assert_eq!(run.breaks, 0, "{run:?}");
+    let rules: Vec<&str> = run.results.iter().map(|r| r.rule.as_str()).collect();
+    assert_eq!(
+        rules,
+        [
+            "inter_core_clearing_nets",
+            "migration_clearing_nets_suspense",
+            "moved_accounts_match_snapshots"
+        ]
+    );
+
+    // A posting made by hand in SQL to a moved account on the legacy book breaks the rule
+    // that every moved account equals its snapshot, naming the account.
+    let broken = crate::migration::account(&done, &movers[2]);
+    stack
+        .database
+        .db_for("legacy_core")
+        .client()
+        .await
+        .unwrap()
+        .execute(
+            "UPDATE stmt_entries SET amount = amount + 1 \
+             WHERE account = $1 AND narrative = 'MIGRATED TO NEW CORE'",
+            &[&broken.legacy_account_number],
+        )
+        .await
+        .unwrap();
+    let run = reconciled(&migration).await;
+    let snapshots = run
+        .results
+        .iter()
+        .find(|r| r.rule == "moved_accounts_match_snapshots")
+        .unwrap();
+    assert!(!snapshots.ok, "{snapshots:?}");
+    assert_eq!(snapshots.actual, "5 as their snapshots, 1 not");
+    let evidence: Value = serde_json::from_str(&snapshots.evidence).unwrap();
+    assert_eq!(evidence["shown"][0]["account_id"], movers[2].as_str());
+    // The snapshot depends on when the freeze fell among the transfers: the entry that
+    // emptied the account now shows 1.00 less than it, and the account 1.00 left.
+    let shown = &evidence["shown"][0];
+    let figure =
+        |value: &Value| -> rust_decimal::Decimal { value.as_str().unwrap().parse().unwrap() };
+    assert_eq!(
+        figure(&shown["snapshot"]) - figure(&shown["legacy"]["emptied"]),
+        rust_decimal::Decimal::ONE,
+        "{evidence}"
+    );
+    assert_eq!(shown["legacy"]["posted"], "1.00", "{evidence}");
 }

@@ -452,9 +452,24 @@ async fn a_products_accounts_move_to_modern_with_their_money_and_holds_and_chann
     let clean = reconcile().await.expect(201);
     assert_eq!(
         (&clean.body["checked"], &clean.body["breaks"]),
-        (&json!(1), &json!(0)),
+        (&json!(2), &json!(0)),
         "{}",
         clean.body
+    );
+    // Each moved account equals its snapshot on both books.
+    let snapshots = &clean.body["results"][1];
+    assert_eq!(
+        (
+            &snapshots["rule"],
+            &snapshots["ok"],
+            &snapshots["evidence"]["accounts"]
+        ),
+        (
+            &json!("moved_accounts_match_snapshots"),
+            &json!(true),
+            &json!(2)
+        ),
+        "{snapshots}"
     );
     let result = &clean.body["results"][0];
     assert_eq!(

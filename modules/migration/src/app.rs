@@ -425,7 +425,10 @@ impl Migrations {
     }
 
     /// Every account of the product, from one export of the legacy books.
-    async fn export(&self, code: &str) -> Result<Vec<lpb::ExportedAccount>, MigrationError> {
+    pub(crate) async fn export(
+        &self,
+        code: &str,
+    ) -> Result<Vec<lpb::ExportedAccount>, MigrationError> {
         let mut stream = self
             .peers
             .export

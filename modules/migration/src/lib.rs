@@ -14,6 +14,7 @@
 //!   empty the legacy account into suspense, switch its home, verify, unmark.
 //! - [`peers`]: the clients of the parts a move goes through.
 //! - [`reconcile`]: the rules that prove the two books agree about what moved.
+//! - [`snapshots`]: the rule that every moved account equals its snapshot on both books.
 //! - [`returns`]: the saga that moves an account back (a rollback), the mirror of a move.
 //! - [`grpc`]: `corebank.migration.v1.Migrations` and the component.
 //! - [`store`]: the SQL of the `migration` schema.
@@ -27,6 +28,7 @@ pub mod moves;
 pub mod peers;
 pub mod reconcile;
 pub mod returns;
+pub mod snapshots;
 pub mod store;
 
 use corebank_db::{DbError, TxError};

@@ -13,6 +13,9 @@
 //! equals what the transfers between their credit and their capture hold (zero once all
 //! have settled). A break is a posting to either account that no transfer made.
 //!
+//! Rule `moved_accounts_match_snapshots` ([`crate::snapshots`]), per currency: every
+//! account moved (and not moved back) equals its snapshot on both books.
+//!
 //! Each break becomes an alert ([`crate::alerts`]) in the run's own transaction.
 
 use chrono::{DateTime, Utc};
@@ -178,6 +181,7 @@ impl Migrations {
         for currency in crossed {
             results.push(self.inter_core_result(&currency).await?);
         }
+        results.extend(self.snapshot_results().await?);
         let breaks = results.iter().filter(|result| !result.ok).count();
         let run = RunView {
             run_id: id,
