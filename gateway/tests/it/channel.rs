@@ -260,6 +260,22 @@ impl Stack {
         id
     }
 
+    /// The account's id on the modern side, as the gateway's directory has it.
+    pub(crate) async fn modern_id_of(&self, account: &str) -> Option<Uuid> {
+        self.database
+            .db_for("gateway")
+            .client()
+            .await
+            .unwrap()
+            .query_one(
+                "SELECT modern_id FROM accounts WHERE account_id = $1",
+                &[&Uuid::parse_str(account).unwrap()],
+            )
+            .await
+            .unwrap()
+            .get(0)
+    }
+
     /// A transfer under the idempotency key `key`.
     pub(crate) async fn transfer_with_key(&self, token: &str, key: &str, body: Value) -> Answer {
         self.call(
@@ -677,19 +693,7 @@ async fn a_shadowed_product_runs_on_both_books_and_a_difference_is_caught() {
     let read = stack.get(&format!("/v1/accounts/{account}"), &token).await;
     assert_eq!(read.status, 200);
     // The modern copy is shadow books, not an account channels may use.
-    let copy: Uuid = stack
-        .database
-        .db_for("gateway")
-        .client()
-        .await
-        .unwrap()
-        .query_one(
-            "SELECT modern_id FROM accounts WHERE account_id = $1",
-            &[&Uuid::parse_str(&account).unwrap()],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let copy = stack.modern_id_of(&account).await.unwrap();
     let refused = stack
         .get(&format!("/v1/accounts/{copy}"), &token)
         .await

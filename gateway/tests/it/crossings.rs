@@ -344,28 +344,10 @@ async fn a_transfer_never_credits_the_shadow_copy_of_an_account_kept_by_the_othe
         .expect(201);
     assert_eq!(opened.header("x-served-by"), "legacy");
     let payee = opened.body["id"].as_str().unwrap().to_owned();
-    let shadow_copy = |stack: &Stack| {
-        let db = stack.database.db_for("gateway");
-        let payee = payee.clone();
-        async move {
-            let id: Option<Uuid> = db
-                .client()
-                .await
-                .unwrap()
-                .query_one(
-                    "SELECT modern_id FROM accounts WHERE account_id = $1",
-                    &[&Uuid::parse_str(&payee).unwrap()],
-                )
-                .await
-                .unwrap()
-                .get(0);
-            id
-        }
-    };
     // The shadow copy is opened by the shadow run, after the answer.
     let mut copy = None;
     for _ in 0..100 {
-        copy = shadow_copy(&stack).await;
+        copy = stack.modern_id_of(&payee).await;
         if copy.is_some() {
             break;
         }
@@ -606,6 +588,7 @@ async fn transfers_across_racing_a_migration_all_land_once_and_both_books_reconc
     assert_eq!(
         rules,
         [
+            "expired_holds_hold_nothing",
             "inter_core_clearing_nets",
             "migration_clearing_nets_suspense",
             "moved_accounts_match_snapshots"
@@ -649,4 +632,56 @@ async fn transfers_across_racing_a_migration_all_land_once_and_both_books_reconc
         "{evidence}"
     );
     assert_eq!(shown["legacy"]["posted"], "1.00", "{evidence}");
+}
+
+#[tokio::test]
+async fn reconciliation_finds_a_hold_whose_time_ran_out_but_still_holds_funds() {
+    let (stack, migration) = crossing_stack(SagaOptions::default()).await;
+    let token = stack.token(Role::Channel, "mobile-app", None);
+    let account = stack.modern_payer("GW-XLAPSE", "cust-1").await;
+    let hold = stack
+        .post(
+            &format!("/v1/accounts/{account}/holds"),
+            &token,
+            json!({ "amount": "30.00", "currency": "EUR", "reason": "card" }),
+        )
+        .await
+        .expect(201);
+    let rule = |run: mpb::Reconciliation| {
+        run.results
+            .into_iter()
+            .find(|r| r.rule == "expired_holds_hold_nothing")
+            .expect("the rule ran")
+    };
+    let clean = rule(reconciled(&migration).await);
+    assert!(clean.ok, "{clean:?}");
+    assert_eq!(clean.subject, "modern");
+
+    // By hand in SQL, the hold's time ran out an hour ago on deposits' books; the ledger
+    // still holds its funds (its pending entry has no timeout).
+    let modern_id = stack.modern_id_of(&account).await.unwrap();
+    let changed = stack
+        .database
+        .db_for("deposits")
+        .client()
+        .await
+        .unwrap()
+        .execute(
+            "UPDATE holds SET expires_at = now() - INTERVAL '1 hour' WHERE account_id = $1",
+            &[&modern_id],
+        )
+        .await
+        .unwrap();
+    assert_eq!(changed, 1);
+    let broken = rule(reconciled(&migration).await);
+    assert!(!broken.ok, "{broken:?}");
+    assert!(broken.actual.starts_with("1 still held"), "{broken:?}");
+    let evidence: Value = serde_json::from_str(&broken.evidence).unwrap();
+    let held = &evidence["still_held"][0];
+    assert_eq!(
+        (&held["amount"], &held["ledger_status"]),
+        (&json!("30.00"), &json!("held")),
+        "{evidence}"
+    );
+    assert!(!hold.body["id"].as_str().unwrap().is_empty());
 }

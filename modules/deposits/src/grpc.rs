@@ -196,6 +196,31 @@ impl DepositsMigrationApi for MigrationService {
         )
     }
 
+    async fn list_lapsed_holds(
+        &self,
+        request: Request<pb::ListLapsedHoldsRequest>,
+    ) -> Answer<pb::LapsedHolds> {
+        let r = request.into_inner();
+        let grace = std::time::Duration::from_secs(u64::from(r.grace_seconds));
+        answer(
+            self.deposits.lapsed_holds(grace, r.limit).await,
+            |(holds, read_at)| pb::LapsedHolds {
+                holds: holds
+                    .iter()
+                    .map(|(hold, ledger)| pb::LapsedHold {
+                        hold_id: hold.id.to_string(),
+                        account_id: hold.account_id.to_string(),
+                        amount: hold.amount.clone(),
+                        currency: hold.currency.clone(),
+                        expires_at: hold.expires_at.map(time).unwrap_or_default(),
+                        ledger_status: ledger.as_str().to_owned(),
+                    })
+                    .collect(),
+                read_at: time(*read_at),
+            },
+        )
+    }
+
     async fn get_migration_clearing(
         &self,
         request: Request<pb::GetMigrationClearingRequest>,

@@ -14,6 +14,7 @@
 //!   empty the legacy account into suspense, switch its home, verify, unmark.
 //! - [`peers`]: the clients of the parts a move goes through.
 //! - [`reconcile`]: the rules that prove the two books agree about what moved.
+//! - [`lapsed`]: the rule that no hold whose time ran out still holds funds.
 //! - [`snapshots`]: the rule that every moved account equals its snapshot on both books.
 //! - [`returns`]: the saga that moves an account back (a rollback), the mirror of a move.
 //! - [`grpc`]: `corebank.migration.v1.Migrations` and the component.
@@ -24,6 +25,7 @@ pub mod app;
 pub mod crossings;
 pub mod feed;
 pub mod grpc;
+pub mod lapsed;
 pub mod moves;
 pub mod peers;
 pub mod reconcile;

@@ -16,6 +16,9 @@
 //! Rule `moved_accounts_match_snapshots` ([`crate::snapshots`]), per currency: every
 //! account moved (and not moved back) equals its snapshot on both books.
 //!
+//! Rule `expired_holds_hold_nothing` ([`crate::lapsed`]): no hold whose time ran out still
+//! holds funds on the modern ledger.
+//!
 //! Each break becomes an alert ([`crate::alerts`]) in the run's own transaction.
 
 use chrono::{DateTime, Utc};
@@ -182,6 +185,7 @@ impl Migrations {
             results.push(self.inter_core_result(&currency).await?);
         }
         results.extend(self.snapshot_results().await?);
+        results.push(self.lapsed_result().await?);
         let breaks = results.iter().filter(|result| !result.ok).count();
         let run = RunView {
             run_id: id,

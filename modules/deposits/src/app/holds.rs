@@ -273,28 +273,43 @@ impl Deposits {
         .await
     }
 
+    /// Holds that lapsed more than `grace` ago and are still `held` here, each with the
+    /// ledger's status of its pending entry now (`held`: it still holds funds), the
+    /// longest lapsed first, at most `limit` (1 to 1,000; 0: 100).
+    pub async fn lapsed_holds(
+        &self,
+        grace: std::time::Duration,
+        limit: u32,
+    ) -> Result<(Vec<(HoldView, HoldStatus)>, DateTime<Utc>), DepositsError> {
+        let limit = match limit {
+            0 => 100,
+            1..=1_000 => i64::from(limit),
+            _ => return Err(DepositsError::invalid("limit", "1 to 1000 (0: 100)")),
+        };
+        let read_at = self.now();
+        let before = read_at
+            - chrono::TimeDelta::from_std(grace)
+                .map_err(|_| DepositsError::invalid("grace_seconds", "too large"))?;
+        let lapsed: Vec<Hold> = self
+            .in_tx("deposits_lapsed_holds", |tx| {
+                Box::pin(async move { store::held_lapsed_by(&tx, before, limit).await })
+            })
+            .await?;
+        let mut answered = Vec::with_capacity(lapsed.len());
+        for hold in lapsed {
+            let ledger = self.ledger_hold_status(hold.id).await?;
+            answered.push((HoldView::of(&hold), ledger));
+        }
+        Ok((answered, read_at))
+    }
+
     /// Marks holds whose time ran out (the ledger expired their pending entries) as
     /// expired here too, with their events: how many.
     pub async fn expire_holds(&self) -> Result<usize, DepositsError> {
         let now = self.now();
         let due: Vec<Hold> = self
             .in_tx("deposits_due_holds", |tx| {
-                Box::pin(async move {
-                    let rows = tx
-                        .query(
-                            "SELECT id FROM holds WHERE status = 'held' AND expires_at IS NOT NULL \
-                             AND expires_at <= $1 LIMIT 500",
-                            &[&now],
-                        )
-                        .await?;
-                    let mut holds = Vec::with_capacity(rows.len());
-                    for row in &rows {
-                        if let Some(hold) = store::hold(&tx, row.get(0)).await? {
-                            holds.push(hold);
-                        }
-                    }
-                    Ok(holds)
-                })
+                Box::pin(async move { store::held_lapsed_by(&tx, now, 500).await })
             })
             .await?;
         let mut expired = 0;

@@ -449,6 +449,24 @@ pub async fn open_holds(tx: &Transaction<'_>, account_id: Uuid) -> StoreResult<V
     rows.iter().map(hold_from_row).collect()
 }
 
+/// Holds still `held` whose time ran out by `by`, the longest lapsed first, at most `limit`.
+pub async fn held_lapsed_by(
+    tx: &Transaction<'_>,
+    by: chrono::DateTime<chrono::Utc>,
+    limit: i64,
+) -> StoreResult<Vec<Hold>> {
+    let rows = tx
+        .query(
+            &format!(
+                "SELECT {HOLD_COLUMNS} FROM holds WHERE status = 'held' \
+                 AND expires_at IS NOT NULL AND expires_at <= $1 ORDER BY expires_at, id LIMIT $2"
+            ),
+            &[&by, &limit],
+        )
+        .await?;
+    rows.iter().map(hold_from_row).collect()
+}
+
 /// Every hold an account ever had, whatever its status.
 pub async fn holds_of(tx: &Transaction<'_>, account_id: Uuid) -> StoreResult<Vec<Hold>> {
     let rows = tx
