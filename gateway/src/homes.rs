@@ -418,6 +418,46 @@ impl AccountHomes for HomesService {
         self.change("gateway_homes_get_home", account, Change::Read)
             .await
     }
+
+    async fn list_shadowed(
+        &self,
+        request: Request<pb::ListShadowedRequest>,
+    ) -> Result<Response<pb::ListShadowedResponse>, Status> {
+        let request = request.into_inner();
+        let after = if request.after_account_id.is_empty() {
+            Uuid::nil()
+        } else {
+            account_id(&request.after_account_id).map_err(|r| r.status())?
+        };
+        let limit = match request.limit {
+            0 => 500,
+            1..=1_000 => i64::from(request.limit),
+            _ => {
+                return Err(Refusal::Invalid("limit: 1 to 1000 (0: 500)".to_owned()).status());
+            }
+        };
+        let rows = self
+            .directory
+            .db()
+            .run_tx("gateway_homes_list_shadowed", |tx| {
+                Box::pin(async move {
+                    Ok::<_, TxError<Refusal>>(
+                        tx.query(
+                            "SELECT * FROM accounts WHERE account_id > $1 \
+                             AND legacy_id IS NOT NULL AND modern_id IS NOT NULL \
+                             ORDER BY account_id LIMIT $2",
+                            &[&after, &limit],
+                        )
+                        .await?,
+                    )
+                })
+            })
+            .await
+            .map_err(status_of)?;
+        Ok(Response::new(pb::ListShadowedResponse {
+            accounts: rows.iter().map(answer).collect(),
+        }))
+    }
 }
 
 /// Polls the directory's change feed every `poll` until `shutdown`, dropping each changed

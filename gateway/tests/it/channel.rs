@@ -260,6 +260,23 @@ impl Stack {
         id
     }
 
+    /// An account of a new product `code` kept by legacy and shadowed on modern (accounts,
+    /// reads and cash), once its shadow copy exists.
+    pub(crate) async fn shadowed_account(&self, token: &str, code: &str, customer: &str) -> String {
+        self.product_on_both_sides(code).await;
+        self.route(json!([
+            shadowed(code, "accounts.write"),
+            shadowed(code, "accounts.read"),
+            shadowed(code, "cash"),
+        ]))
+        .await;
+        let opened = self.open_account(token, customer, code).await.expect(201);
+        assert_eq!(opened.header("x-served-by"), "legacy");
+        // The copy is opened by the shadow run, after the answer.
+        shadow_summary(self, "accounts.write", 1).await;
+        opened.body["id"].as_str().unwrap().to_owned()
+    }
+
     /// The account's id on the modern side, as the gateway's directory has it.
     pub(crate) async fn modern_id_of(&self, account: &str) -> Option<Uuid> {
         self.database
@@ -632,7 +649,7 @@ pub(crate) fn shadowed(product: &str, operation: &str) -> Value {
 }
 
 /// Polls the shadow summary until `compared` reaches `at_least` for the operation.
-async fn shadow_summary(stack: &Stack, operation: &str, at_least: u64) -> Value {
+pub(crate) async fn shadow_summary(stack: &Stack, operation: &str, at_least: u64) -> Value {
     let operator = stack.token(Role::Operator, "operator-a", None);
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
@@ -658,21 +675,7 @@ async fn shadow_summary(stack: &Stack, operation: &str, at_least: u64) -> Value 
 async fn a_shadowed_product_runs_on_both_books_and_a_difference_is_caught() {
     let stack = stack().await;
     let token = stack.token(Role::Channel, "mobile-app", None);
-    stack.product_on_both_sides("GW-SHADOW").await;
-    stack
-        .route(json!([
-            shadowed("GW-SHADOW", "accounts.write"),
-            shadowed("GW-SHADOW", "accounts.read"),
-            shadowed("GW-SHADOW", "cash"),
-        ]))
-        .await;
-    let opened = stack
-        .open_account(&token, "cust-s", "GW-SHADOW")
-        .await
-        .expect(201);
-    assert_eq!(opened.header("x-served-by"), "legacy");
-    let account = opened.body["id"].as_str().unwrap().to_owned();
-    shadow_summary(&stack, "accounts.write", 1).await;
+    let account = stack.shadowed_account(&token, "GW-SHADOW", "cust-s").await;
     stack
         .post(
             &format!("/v1/accounts/{account}/deposits"),

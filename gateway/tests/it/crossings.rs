@@ -685,3 +685,58 @@ async fn reconciliation_finds_a_hold_whose_time_ran_out_but_still_holds_funds() 
     );
     assert!(!hold.body["id"].as_str().unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn reconciliation_finds_a_shadowed_account_whose_books_differ() {
+    let (stack, migration) = crossing_stack(SagaOptions::default()).await;
+    let token = stack.token(Role::Channel, "mobile-app", None);
+    let account = stack.shadowed_account(&token, "GW-XSHADOW", "cust-s").await;
+    stack
+        .post(
+            &format!("/v1/accounts/{account}/deposits"),
+            &token,
+            json!({ "amount": "50.00", "currency": "EUR" }),
+        )
+        .await
+        .expect(201);
+    crate::channel::shadow_summary(&stack, "cash", 1).await;
+    let rule = |run: mpb::Reconciliation| {
+        run.results
+            .into_iter()
+            .find(|r| r.rule == "shadowed_accounts_agree")
+            .expect("the rule ran")
+    };
+    let clean = rule(reconciled(&migration).await);
+    assert!(clean.ok, "{clean:?}");
+    assert_eq!(
+        (clean.subject.as_str(), clean.actual.as_str()),
+        ("EUR", "1 equal on both books, 0 not")
+    );
+
+    // A posting made on the shadow books alone (straight to the modern copy, around the
+    // gateway) is a break that names the account and both books' figures.
+    let copy = stack.modern_id_of(&account).await.unwrap();
+    corebank_api::deposits::v1::deposits_client::DepositsClient::new(
+        stack.modern.channel(GATEWAY, DEPOSITS),
+    )
+    .deposit(corebank_api::deposits::v1::CashRequest {
+        request_id: Uuid::new_v4().to_string(),
+        account_id: copy.to_string(),
+        amount: "1.00".to_owned(),
+        currency: "EUR".to_owned(),
+        description: "by hand".to_owned(),
+        channel: String::new(),
+    })
+    .await
+    .unwrap();
+    let broken = rule(reconciled(&migration).await);
+    assert!(!broken.ok, "{broken:?}");
+    let evidence: Value = serde_json::from_str(&broken.evidence).unwrap();
+    let shown = &evidence["shown"][0];
+    assert_eq!(shown["account_id"], account.as_str());
+    assert_eq!(
+        (&shown["legacy"]["posted"], &shown["modern"]["posted"]),
+        (&json!("50.00"), &json!("51.00")),
+        "{evidence}"
+    );
+}

@@ -15,6 +15,7 @@
 //! - [`peers`]: the clients of the parts a move goes through.
 //! - [`reconcile`]: the rules that prove the two books agree about what moved.
 //! - [`lapsed`]: the rule that no hold whose time ran out still holds funds.
+//! - [`shadowed`]: the rule that an account kept on both books agrees on both.
 //! - [`snapshots`]: the rule that every moved account equals its snapshot on both books.
 //! - [`returns`]: the saga that moves an account back (a rollback), the mirror of a move.
 //! - [`grpc`]: `corebank.migration.v1.Migrations` and the component.
@@ -30,6 +31,7 @@ pub mod moves;
 pub mod peers;
 pub mod reconcile;
 pub mod returns;
+pub mod shadowed;
 pub mod snapshots;
 pub mod store;
 

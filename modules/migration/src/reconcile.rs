@@ -19,6 +19,9 @@
 //! Rule `expired_holds_hold_nothing` ([`crate::lapsed`]): no hold whose time ran out still
 //! holds funds on the modern ledger.
 //!
+//! Rule `shadowed_accounts_agree` ([`crate::shadowed`]), per currency: an account kept on
+//! both books has the same posted balance and amount held on each.
+//!
 //! Each break becomes an alert ([`crate::alerts`]) in the run's own transaction.
 
 use chrono::{DateTime, Utc};
@@ -66,6 +69,42 @@ impl RunView {
 }
 
 type Result<T> = std::result::Result<T, MigrationError>;
+
+/// The differing accounts a per-account rule's evidence names at most.
+pub(crate) const SHOWN_MAX: usize = 20;
+
+/// A per-account rule's result for `subject`: `accounts` checked, `differ` those that are
+/// not `agreeing` (the first [`SHOWN_MAX`] named), with `sources` (what was read, from
+/// where, when) added to the evidence.
+pub(crate) fn accounts_result(
+    rule: &str,
+    subject: String,
+    accounts: usize,
+    differ: Vec<Value>,
+    agreeing: &str,
+    sources: Value,
+) -> ResultRow {
+    let mut evidence = json!({
+        "accounts": accounts,
+        "differ": differ.len(),
+        "shown": differ.iter().take(SHOWN_MAX).cloned().collect::<Vec<_>>(),
+    });
+    if let (Some(evidence), Value::Object(sources)) = (evidence.as_object_mut(), sources) {
+        evidence.extend(sources);
+    }
+    ResultRow {
+        rule: rule.to_owned(),
+        subject,
+        ok: differ.is_empty(),
+        expected: format!("{accounts} accounts {agreeing}"),
+        actual: format!(
+            "{} {agreeing}, {} not",
+            accounts - differ.len(),
+            differ.len()
+        ),
+        evidence,
+    }
+}
 
 fn amount(text: &str) -> Decimal {
     text.parse().unwrap_or_default()
@@ -186,6 +225,7 @@ impl Migrations {
         }
         results.extend(self.snapshot_results().await?);
         results.push(self.lapsed_result().await?);
+        results.extend(self.shadowed_results().await?);
         let breaks = results.iter().filter(|result| !result.ok).count();
         let run = RunView {
             run_id: id,

@@ -11,8 +11,8 @@
 //!
 //! Later postings on modern are the customer's business and do not matter here; the move's
 //! `verify` step compared the whole balance and the holds when the account was still
-//! frozen. One result per currency; the evidence names up to [`SHOWN_MAX`] accounts that
-//! differ, with their figures.
+//! frozen. One result per currency; the evidence names up to 20 accounts that differ, with
+//! their figures.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -27,13 +27,10 @@ use uuid::Uuid;
 
 use crate::MigrationError;
 use crate::app::Migrations;
-use crate::reconcile::ResultRow;
+use crate::reconcile::{ResultRow, accounts_result};
 
 /// The rule's name.
 pub const SNAPSHOT_RULE: &str = "moved_accounts_match_snapshots";
-
-/// The differing accounts an evidence names at most.
-const SHOWN_MAX: usize = 20;
 
 /// Modern statements read at once.
 const READS_AT_ONCE: usize = 8;
@@ -144,30 +141,25 @@ impl Migrations {
         }
         Ok(by_currency
             .into_iter()
-            .map(|(currency, (accounts, differ))| ResultRow {
-                rule: SNAPSHOT_RULE.to_owned(),
-                subject: currency.to_owned(),
-                ok: differ.is_empty(),
-                expected: format!("{accounts} accounts as their snapshots"),
-                actual: format!(
-                    "{} as their snapshots, {} not",
-                    accounts - differ.len(),
-                    differ.len()
-                ),
-                evidence: json!({
-                    "accounts": accounts,
-                    "differ": differ.len(),
-                    "shown": differ.into_iter().take(SHOWN_MAX).collect::<Vec<_>>(),
-                    "query": MOVED_ACCOUNTS_QUERY,
-                    "legacy": {
-                        "read_at": legacy_read_at,
-                        "via": "corebank.legacy.v1.LegacyExport/ExportAccounts per product (ACCT.EXPORT, STMT.ENT.BOOK): posted, held, the last `MIGRATED TO NEW CORE` posting",
-                    },
-                    "modern": {
-                        "read_at": modern_read_at,
-                        "via": "corebank.deposits.v1.Deposits/GetStatement of each modern account: the import's opening balance line",
-                    },
-                }),
+            .map(|(currency, (accounts, differ))| {
+                accounts_result(
+                    SNAPSHOT_RULE,
+                    currency.to_owned(),
+                    accounts,
+                    differ,
+                    "as their snapshots",
+                    json!({
+                        "query": MOVED_ACCOUNTS_QUERY,
+                        "legacy": {
+                            "read_at": legacy_read_at,
+                            "via": "corebank.legacy.v1.LegacyExport/ExportAccounts per product (ACCT.EXPORT, STMT.ENT.BOOK): posted, held, the last `MIGRATED TO NEW CORE` posting",
+                        },
+                        "modern": {
+                            "read_at": modern_read_at,
+                            "via": "corebank.deposits.v1.Deposits/GetStatement of each modern account: the import's opening balance line",
+                        },
+                    }),
+                )
             })
             .collect())
     }
