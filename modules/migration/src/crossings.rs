@@ -390,8 +390,21 @@ impl crate::app::Migrations {
         let input = input.checked()?;
         let id = input.transfer_id;
         let settled = self.executor().watchers().watch(id);
+        let answer = self.start_and_wait(&input, wait, settled).await;
+        // Whatever happened (a refusal, a wait that ran out), nobody waits here any more.
+        self.executor().watchers().forget(id);
+        answer
+    }
+
+    async fn start_and_wait(
+        &self,
+        input: &CrossInput,
+        wait: Duration,
+        settled: tokio::sync::oneshot::Receiver<Status>,
+    ) -> Result<CrossView, MigrationError> {
+        let id = input.transfer_id;
         let registry = self.registry();
-        let input_ref = &input;
+        let input_ref = input;
         let started = self
             .db()
             .run_tx("migration_transfer_across", |tx| {
@@ -435,13 +448,10 @@ impl crate::app::Migrations {
         }
         let view = self.cross_transfer(id).await?;
         if view.status != "pending" || !view.attention.is_empty() || wait.is_zero() {
-            self.executor().watchers().forget(id);
             return Ok(view);
         }
-        if tokio::time::timeout(wait, settled).await.is_err() {
-            // Settled elsewhere or later: nobody waits here any more.
-            self.executor().watchers().forget(id);
-        }
+        // Ended here (the watcher fires), elsewhere or later (the wait runs out): read it.
+        let _ = tokio::time::timeout(wait, settled).await;
         self.cross_transfer(id).await
     }
 

@@ -37,7 +37,7 @@ pub enum DbError {
     },
     #[error("no database connection could be had: {message}")]
     Unavailable { message: String },
-    #[error("database statement failed: {0}")]
+    #[error("database statement failed: {}", describe(.0))]
     Query(#[from] tokio_postgres::Error),
     #[error(
         "transaction {tx} still failed with a serialization conflict after {attempts} attempts \
@@ -58,6 +58,20 @@ pub enum DbError {
         #[source]
         source: tokio_postgres::Error,
     },
+}
+
+/// A driver error with what the server said, when it said something: its SQLSTATE and
+/// message (tokio-postgres' own text is only "db error").
+fn describe(error: &tokio_postgres::Error) -> String {
+    match error.as_db_error() {
+        Some(server) => format!(
+            "{} (SQLSTATE {}): {}",
+            server.severity(),
+            server.code().code(),
+            server.message()
+        ),
+        None => error.to_string(),
+    }
 }
 
 impl DbError {

@@ -45,6 +45,10 @@ use statements::{Statements, UNPARTITIONED_AGGREGATES_MAX};
 
 use crate::{OutboxError, OutboxEvent, PARTITION_COUNT_DEFAULT, SchemaName, Sink, SinkError};
 
+/// Failed steps in a row before the relay warns (fewer are logged at INFO: the next attempt
+/// usually gets past a statement that met a busy moment).
+pub const FAILURES_TO_WARN: u32 = 3;
+
 /// How a relay works. Every number has its unit in its name.
 #[derive(Debug, Clone)]
 pub struct RelayConfig {
@@ -429,6 +433,8 @@ impl SchemaRelay {
     }
 
     /// Relays this schema until `shutdown` is cancelled, then releases its leases.
+    ///
+    /// A failed step is logged at INFO; [`FAILURES_TO_WARN`] in a row at WARN.
     pub async fn run(mut self, shutdown: CancellationToken) {
         let poll = Duration::from_millis(self.config.poll_interval_ms);
         let lag_interval = Duration::from_millis(self.config.lag_interval_ms.max(1));
@@ -466,8 +472,19 @@ impl SchemaRelay {
                 }
                 Err(error) => {
                     failures = failures.saturating_add(1);
-                    if failures == 1 || failures.is_multiple_of(20) {
+                    // One failed step that the next attempt gets past (a statement that met
+                    // a busy moment) is noted; failures in a row are a warning, and then
+                    // one in twenty while they last.
+                    if failures == FAILURES_TO_WARN || failures.is_multiple_of(20) {
                         tracing::warn!(
+                            outbox.schema = %self.schema,
+                            relay.failures = failures,
+                            error = %error,
+                            error.code = error.code(),
+                            "outbox relay step failed; retrying with backoff"
+                        );
+                    } else if failures < FAILURES_TO_WARN {
+                        tracing::info!(
                             outbox.schema = %self.schema,
                             relay.failures = failures,
                             error = %error,
