@@ -4,8 +4,9 @@
 use super::json as wire;
 use super::pipeline::{
     Call, Ctx, Done, account_for, answered, customer_allowed, mutate, not_moving, parse_id, read,
-    side_answer_id, with_location,
+    side_answer_id,
 };
+use super::with_location;
 use super::{GatewayState, Shared};
 use crate::directory::PaymentEntry;
 use crate::error::ApiError;

@@ -884,24 +884,3 @@ where
         }
     }
 }
-
-/// A 202 (work that runs on) gets `Location`: `{collection}/{id}`, the answer's `id`.
-pub(super) async fn with_location(mut response: Response, collection: &str) -> Response {
-    if response.status() != StatusCode::ACCEPTED {
-        return response;
-    }
-    let Ok(bytes) = axum::body::to_bytes(std::mem::take(response.body_mut()), 1 << 20).await else {
-        return response;
-    };
-    if let Some(id) = serde_json::from_slice::<Value>(&bytes)
-        .ok()
-        .and_then(|v| v["id"].as_str().map(str::to_owned))
-        && let Ok(value) = axum::http::HeaderValue::from_str(&format!("{collection}/{id}"))
-    {
-        response
-            .headers_mut()
-            .insert(axum::http::header::LOCATION, value);
-    }
-    *response.body_mut() = axum::body::Body::from(bytes);
-    response
-}

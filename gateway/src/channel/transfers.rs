@@ -8,8 +8,9 @@ use super::Shared;
 use super::json as wire;
 use super::pipeline::{
     Call, Ctx, Done, Outcome, account_for, answered, mutate, not_moving, parse_id, read, shadow_of,
-    shadow_request_id, with_location,
+    shadow_request_id,
 };
+use super::with_location;
 use crate::directory::AccountEntry;
 use crate::error::ApiError;
 use crate::principal::scope;

@@ -180,17 +180,6 @@ fn parse_ratio(text: &str) -> Result<String, MigrationError> {
     Ok(ratio.normalize().to_string())
 }
 
-fn unavailable(peer: &'static str, status: &tonic::Status) -> MigrationError {
-    MigrationError::Unavailable {
-        peer,
-        message: format!(
-            "{}: {}",
-            corebank_service::contract::error_code(status),
-            status.message()
-        ),
-    }
-}
-
 impl Migrations {
     pub fn new(
         db: Db,
@@ -420,7 +409,7 @@ impl Migrations {
         match answer {
             Ok(product) => Ok(Some(product.into_inner().currency)),
             Err(status) if status.code() == tonic::Code::NotFound => Ok(None),
-            Err(status) => Err(unavailable("modern deposits", &status)),
+            Err(status) => Err(MigrationError::unavailable("modern deposits", &status)),
         }
     }
 
@@ -437,13 +426,13 @@ impl Migrations {
                 product_code: code.to_owned(),
             })
             .await
-            .map_err(|status| unavailable("legacy adapter", &status))?
+            .map_err(|status| MigrationError::unavailable("legacy adapter", &status))?
             .into_inner();
         let mut accounts = Vec::new();
         while let Some(account) = stream
             .message()
             .await
-            .map_err(|status| unavailable("legacy adapter", &status))?
+            .map_err(|status| MigrationError::unavailable("legacy adapter", &status))?
         {
             accounts.push(account);
         }

@@ -28,7 +28,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use corebank_api::deposits::v1 as dpb;
 use corebank_api::deposits::v1::deposits_client::DepositsClient;
 use corebank_saga::{
@@ -191,10 +191,6 @@ impl CrossView {
     }
 }
 
-pub fn time(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::Millis, true)
-}
-
 /// The Deposits contract of the core on `side` (the adapter serves it for legacy).
 fn deposits(peers: &Peers, side: &str) -> DepositsClient<Channel> {
     if side == "legacy" {
@@ -288,26 +284,10 @@ pub struct SagaOptions {
     pub compensations_twice: bool,
 }
 
-/// `run`, run twice in a row when `twice`: the second answer must equal the first.
+/// `run` over `peers`, run twice in a row when `twice`.
 fn maybe_twice(peers: &Arc<Peers>, run: CallFn, twice: bool) -> Action {
     let peers = Arc::clone(peers);
-    Action::call(move |context| {
-        let peers = Arc::clone(&peers);
-        Box::pin(async move {
-            let first = run(Arc::clone(&peers), context.clone()).await;
-            if !twice || !matches!(first, StepOutcome::Done(_)) {
-                return first;
-            }
-            let second = run(peers, context).await;
-            if second == first {
-                second
-            } else {
-                StepOutcome::Failed(format!(
-                    "the second run answered {second:?}, the first {first:?}"
-                ))
-            }
-        })
-    })
+    Action::call_twice_if(twice, move |context| run(Arc::clone(&peers), context))
 }
 
 /// The `cross_side_transfer` saga over `peers`.
@@ -348,13 +328,9 @@ pub(crate) fn drain_step() -> Step {
         "drain",
         Action::db(|tx, context| {
             Box::pin(async move {
-                let migration =
-                    Uuid::parse_str(context.input["migration_id"].as_str().unwrap_or_default())
-                        .unwrap_or_default();
-                let account =
-                    Uuid::parse_str(context.input["account_id"].as_str().unwrap_or_default())
-                        .unwrap_or_default();
-                store::touch_move(tx, migration, account).await?;
+                let input = crate::moves::MoveInput::of(context);
+                store::touch_move(tx, &input).await?;
+                let account = Uuid::parse_str(&input.account_id).unwrap_or_default();
                 let busy = store::crossings_under_way(tx, account).await?;
                 let Some((transfer, status)) = busy.first() else {
                     return Ok(StepOutcome::Done(json!({})));

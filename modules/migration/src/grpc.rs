@@ -106,8 +106,8 @@ fn cross_transfer(view: &crate::crossings::CrossView) -> pb::CrossTransfer {
         failure_code: view.failure_code.clone(),
         failure_message: view.failure_message.clone(),
         attention: view.attention.clone(),
-        created_at: crate::crossings::time(view.created_at),
-        updated_at: crate::crossings::time(view.updated_at),
+        created_at: time(view.created_at),
+        updated_at: time(view.updated_at),
     }
 }
 

@@ -43,10 +43,7 @@ impl Migrations {
                 limit: READ_MAX,
             })
             .await
-            .map_err(|status| MigrationError::Unavailable {
-                peer: "modern deposits",
-                message: status.message().to_owned(),
-            })?
+            .map_err(|status| MigrationError::unavailable("modern deposits", &status))?
             .into_inner();
         let (holding, late): (Vec<_>, Vec<_>) = lapsed
             .holds

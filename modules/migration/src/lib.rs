@@ -79,6 +79,18 @@ impl MigrationError {
         }
     }
 
+    /// A peer's call that did not get through, with the peer's code and message.
+    pub(crate) fn unavailable(peer: &'static str, status: &tonic::Status) -> MigrationError {
+        MigrationError::Unavailable {
+            peer,
+            message: format!(
+                "{}: {}",
+                corebank_service::contract::error_code(status),
+                status.message()
+            ),
+        }
+    }
+
     fn internal(message: impl std::fmt::Display) -> MigrationError {
         MigrationError::Internal {
             message: message.to_string(),

@@ -34,6 +34,7 @@ use uuid::Uuid;
 
 use crate::MigrationError;
 use crate::app::Migrations;
+use crate::moves::amount;
 
 /// The rules' names.
 pub const CLEARING_RULE: &str = "migration_clearing_nets_suspense";
@@ -103,17 +104,6 @@ pub(crate) fn accounts_result(
             differ.len()
         ),
         evidence,
-    }
-}
-
-fn amount(text: &str) -> Decimal {
-    text.parse().unwrap_or_default()
-}
-
-fn unavailable(peer: &'static str, status: &tonic::Status) -> MigrationError {
-    MigrationError::Unavailable {
-        peer,
-        message: status.message().to_owned(),
     }
 }
 
@@ -300,13 +290,16 @@ impl Migrations {
             .await?)
     }
 
-    async fn crossings_in_flight(&self) -> Result<Vec<(String, String, Vec<String>)>> {
-        Ok(self
+    /// What the transfers in `currency` between their credit and their capture hold now,
+    /// and how many they are.
+    async fn crossings_in_flight(&self, currency: &str) -> Result<(Decimal, usize)> {
+        let amounts = self
             .db()
             .run_tx("migration_reconcile_in_flight", |tx| {
-                Box::pin(async move { crate::store::crossings_in_flight(&tx).await })
+                Box::pin(async move { crate::store::crossings_in_flight(&tx, currency).await })
             })
-            .await?)
+            .await?;
+        Ok((amounts.iter().map(|a| amount(a)).sum(), amounts.len()))
     }
 
     /// The inter-core rule for one currency: both clearing accounts now, less what the
@@ -314,7 +307,7 @@ impl Migrations {
     /// balances: a transfer that settles while they are read is left out, and the rule is
     /// judged only when both reads agree).
     async fn inter_core_result(&self, currency: &str) -> Result<ResultRow> {
-        let before = self.crossings_in_flight().await?;
+        let (held_before, _) = self.crossings_in_flight(currency).await?;
         let legacy = self
             .peers()
             .legacy
@@ -324,7 +317,7 @@ impl Migrations {
                 account: "inter_core".to_owned(),
             })
             .await
-            .map_err(|status| unavailable("legacy adapter", &status))?
+            .map_err(|status| MigrationError::unavailable("legacy adapter", &status))?
             .into_inner();
         let legacy_read_at = Utc::now();
         let modern = self
@@ -336,20 +329,9 @@ impl Migrations {
                 account: "inter_core".to_owned(),
             })
             .await
-            .map_err(|status| unavailable("modern deposits", &status))?
+            .map_err(|status| MigrationError::unavailable("modern deposits", &status))?
             .into_inner();
-        let after = self.crossings_in_flight().await?;
-        let sum = |groups: &[(String, String, Vec<String>)]| -> (Decimal, usize) {
-            groups
-                .iter()
-                .filter(|(_, c, _)| c == currency)
-                .flat_map(|(_, _, amounts)| amounts.iter())
-                .fold((Decimal::ZERO, 0), |(total, n), a| {
-                    (total + amount(a), n + 1)
-                })
-        };
-        let (held_before, _) = sum(&before);
-        let (held_after, transfers) = sum(&after);
+        let (held_after, transfers) = self.crossings_in_flight(currency).await?;
         let (legacy_balance, modern_balance) = (amount(&legacy.balance), amount(&modern.balance));
         let difference = modern_balance - legacy_balance;
         // A transfer that settled between the reads may be on either side of the
@@ -402,7 +384,7 @@ impl Migrations {
                 account: "migration".to_owned(),
             })
             .await
-            .map_err(|status| unavailable("legacy adapter", &status))?
+            .map_err(|status| MigrationError::unavailable("legacy adapter", &status))?
             .into_inner();
         let suspense_read_at = Utc::now();
         let clearing = self
@@ -414,7 +396,7 @@ impl Migrations {
                 account: "migration".to_owned(),
             })
             .await
-            .map_err(|status| unavailable("modern deposits", &status))?
+            .map_err(|status| MigrationError::unavailable("modern deposits", &status))?
             .into_inner();
         let (legacy, modern) = (amount(&suspense.balance), amount(&clearing.balance));
         Ok(ResultRow {

@@ -32,13 +32,6 @@ const PAGE: u32 = 500;
 const MOVED_QUERY: &str = "SELECT DISTINCT account_id FROM account_moves \
      WHERE state IN ('moving', 'moved')";
 
-fn unavailable(peer: &'static str, status: &tonic::Status) -> MigrationError {
-    MigrationError::Unavailable {
-        peer,
-        message: status.message().to_owned(),
-    }
-}
-
 /// (posted, held) of an account as a core answers it.
 fn figures(account: &dpb::Account) -> (String, String) {
     let balances = account.balances.clone().unwrap_or_default();
@@ -72,7 +65,7 @@ impl Migrations {
                     limit: PAGE,
                 })
                 .await
-                .map_err(|status| unavailable("gateway", &status))?
+                .map_err(|status| MigrationError::unavailable("gateway", &status))?
                 .into_inner()
                 .accounts;
             let Some(last) = page.last() else {
@@ -138,10 +131,10 @@ impl Migrations {
         );
         Ok((
             legacy
-                .map_err(|status| unavailable("legacy adapter", &status))?
+                .map_err(|status| MigrationError::unavailable("legacy adapter", &status))?
                 .into_inner(),
             modern
-                .map_err(|status| unavailable("modern deposits", &status))?
+                .map_err(|status| MigrationError::unavailable("modern deposits", &status))?
                 .into_inner(),
         ))
     }

@@ -27,6 +27,7 @@ use uuid::Uuid;
 
 use crate::MigrationError;
 use crate::app::Migrations;
+use crate::moves::amount;
 use crate::reconcile::{ResultRow, accounts_result};
 
 /// The rule's name.
@@ -65,10 +66,6 @@ struct Legacy {
     held: Decimal,
     /// The last emptying posting, signed as it left the account (positive: money out).
     emptied: Decimal,
-}
-
-fn amount(text: &str) -> Decimal {
-    text.parse().unwrap_or_default()
 }
 
 /// A statement line as money into the account (credit positive, debit negative).

@@ -652,9 +652,10 @@ pub async fn moving_account(tx: &Transaction<'_>, accounts: &[Uuid]) -> Result<O
 /// conflicts with the step that does this.
 pub async fn touch_move(
     tx: &Transaction<'_>,
-    migration_id: Uuid,
-    account_id: Uuid,
+    input: &MoveInput,
 ) -> std::result::Result<(), DbError> {
+    let migration_id = Uuid::parse_str(&input.migration_id).unwrap_or_default();
+    let account_id = Uuid::parse_str(&input.account_id).unwrap_or_default();
     tx.execute(
         "UPDATE account_moves SET updated_at = $3 WHERE migration_id = $1 AND account_id = $2",
         &[&migration_id, &account_id, &Utc::now()],
@@ -685,29 +686,18 @@ pub async fn crossings_under_way(
         .collect())
 }
 
-/// The cross-side transfers past their pivot (credited on the creditor's core) and not yet
-/// captured, per (debtor side, currency): the amount by which the inter-core clearing
-/// accounts may differ now, as evidence for reconciliation.
-pub async fn crossings_in_flight(
-    tx: &Transaction<'_>,
-) -> Result<Vec<(String, String, Vec<String>)>> {
+/// The amounts of the cross-side transfers in `currency` past their pivot (credited on the
+/// creditor's core) and not yet captured: by how much the inter-core clearing accounts may
+/// differ now, as evidence for reconciliation.
+pub async fn crossings_in_flight(tx: &Transaction<'_>, currency: &str) -> Result<Vec<String>> {
     let rows = tx
         .query(
-            "SELECT c.from_side, c.currency, c.amount FROM crossings c \
+            "SELECT c.amount FROM crossings c \
              JOIN saga_instances s ON s.id = c.transfer_id \
-             WHERE s.status IN ('running', 'compensating', 'paused') AND s.current_step >= 2 \
-             ORDER BY 1, 2",
-            &[],
+             WHERE c.currency = $1 AND s.status IN ('running', 'compensating', 'paused') \
+             AND s.current_step >= 2",
+            &[&currency],
         )
         .await?;
-    let mut grouped: Vec<(String, String, Vec<String>)> = Vec::new();
-    for row in &rows {
-        let (side, currency, amount): (String, String, String) =
-            (row.get("from_side"), row.get("currency"), row.get("amount"));
-        match grouped.last_mut() {
-            Some((s, c, amounts)) if *s == side && *c == currency => amounts.push(amount),
-            _ => grouped.push((side, currency, vec![amount])),
-        }
-    }
-    Ok(grouped)
+    Ok(rows.iter().map(|row| row.get("amount")).collect())
 }

@@ -146,6 +146,35 @@ impl Action {
     {
         Action::Call(Arc::new(f))
     }
+
+    /// An action that calls out, run twice in a row when `twice` (a saga's test of every
+    /// action run twice): a second answer that is not the first fails the step.
+    pub fn call_twice_if<F>(twice: bool, f: F) -> Action
+    where
+        F: Fn(StepContext) -> BoxFuture<'static, StepOutcome> + Send + Sync + 'static,
+    {
+        if !twice {
+            return Action::call(f);
+        }
+        let f = Arc::new(f);
+        Action::call(move |context| {
+            let f = Arc::clone(&f);
+            Box::pin(async move {
+                let first = f(context.clone()).await;
+                if !matches!(first, StepOutcome::Done(_)) {
+                    return first;
+                }
+                let second = f(context).await;
+                if second == first {
+                    second
+                } else {
+                    StepOutcome::Failed(format!(
+                        "the second run answered {second:?}, the first {first:?}"
+                    ))
+                }
+            })
+        })
+    }
 }
 
 /// Attempts and backoff of one step (each direction gets the same policy).

@@ -28,23 +28,7 @@ pub(super) type CallFn = fn(Arc<Parts>, StepContext) -> CallFuture;
 /// A call, run twice in a row when asked (the second must answer the same).
 pub(super) fn call(slot: &Arc<Parts>, f: CallFn, twice: bool) -> Action {
     let slot = Arc::clone(slot);
-    Action::call(move |context| {
-        let slot = Arc::clone(&slot);
-        Box::pin(async move {
-            let first = f(Arc::clone(&slot), context.clone()).await;
-            if !twice || !matches!(first, StepOutcome::Done(_)) {
-                return first;
-            }
-            let second = f(slot, context).await;
-            if second == first {
-                second
-            } else {
-                StepOutcome::Failed(format!(
-                    "the second run answered {second:?}, the first {first:?}"
-                ))
-            }
-        })
-    })
+    Action::call_twice_if(twice, move |context| f(Arc::clone(&slot), context))
 }
 
 /// Places the payment's hold, or finds it: Deposits/PlaceHold is idempotent by request id,
