@@ -116,8 +116,8 @@ impl MoveInput {
     }
 }
 
-/// A peer's answer as a step's outcome: refusals are final, an unreachable or slow peer is
-/// tried again (every call is idempotent).
+/// A peer's answer as a step's outcome: refusals are final; an unreachable, slow or failing
+/// peer is tried again (every call is idempotent).
 pub(crate) fn outcome<T>(
     answer: Result<tonic::Response<T>, tonic::Status>,
     done: impl FnOnce(T) -> StepOutcome,
@@ -128,9 +128,11 @@ pub(crate) fn outcome<T>(
             let code = corebank_service::contract::error_code(&status);
             let text = format!("{code}: {}", status.message());
             match status.code() {
-                tonic::Code::Unavailable | tonic::Code::ResourceExhausted => {
-                    StepOutcome::Transient(text)
-                }
+                // A peer's own failure is no refusal: the call is idempotent by its request
+                // id, so it is tried again (and the saga pauses if it keeps failing).
+                tonic::Code::Unavailable
+                | tonic::Code::ResourceExhausted
+                | tonic::Code::Internal => StepOutcome::Transient(text),
                 tonic::Code::DeadlineExceeded | tonic::Code::Cancelled | tonic::Code::Unknown => {
                     StepOutcome::Unknown(text)
                 }
