@@ -114,6 +114,7 @@ pub async fn component(
         idempotency,
         shadow: shadow.clone(),
         request_timeout,
+        migration_hold: Duration::from_millis(settings.migration_hold_ms),
         crossings: migrations_client.clone(),
     });
     // The operator behind a saga action is signed with the key of the certificate the

@@ -9,6 +9,7 @@ use corebank_db::{Db, TxError};
 use uuid::Uuid;
 
 use crate::error::ApiError;
+use crate::move_hold::MoveWatch;
 use crate::routing::Side;
 
 /// An account as the gateway knows it.
@@ -80,6 +81,7 @@ type Cache = std::sync::Arc<
 pub struct Directory {
     db: Db,
     cache: Cache,
+    moves: std::sync::Arc<MoveWatch>,
 }
 
 pub(crate) fn entry(row: &Row) -> AccountEntry {
@@ -132,6 +134,7 @@ impl Directory {
         Directory {
             db,
             cache: Cache::default(),
+            moves: std::sync::Arc::default(),
         }
     }
 
@@ -168,6 +171,45 @@ impl Directory {
 
     pub fn db(&self) -> &Db {
         &self.db
+    }
+
+    /// What this replica's change feed and its held requests share ([`crate::move_hold`]).
+    pub(crate) fn moves(&self) -> &MoveWatch {
+        &self.moves
+    }
+
+    /// The account as it is once no migration moves it: while one does, the request waits
+    /// (until `until` at the latest) for this replica's change feed to drop the account
+    /// from the cache, and reads it again. The latest entry either way: still marked moving
+    /// when the move outlasted the wait, or when [`crate::move_hold::HELD_MAX`] requests
+    /// are held already.
+    pub async fn settled(
+        &self,
+        entry: AccountEntry,
+        until: tokio::time::Instant,
+    ) -> Result<AccountEntry, ApiError> {
+        if entry.move_id.is_none() || tokio::time::Instant::now() >= until {
+            return Ok(entry);
+        }
+        let Some(mut held) = self.moves.hold() else {
+            return Ok(entry);
+        };
+        let account_id = entry.account_id;
+        let mut latest = entry;
+        loop {
+            // Read after subscribing: a change applied in between is not missed.
+            match self.account(account_id).await? {
+                Some(entry) => latest = entry,
+                None => return Ok(latest),
+            }
+            if latest.move_id.is_none() {
+                return Ok(latest);
+            }
+            match tokio::time::timeout_at(until, held.changes.changed()).await {
+                Ok(Ok(())) => {}
+                Err(_) | Ok(Err(_)) => return Ok(latest),
+            }
+        }
     }
 
     /// The rows `sql` selects, each read by `read`, in a transaction (`name`) of its own.

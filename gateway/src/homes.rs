@@ -21,6 +21,7 @@ use tonic::{Code, Request, Response, Status};
 use uuid::Uuid;
 
 use crate::directory::{AccountEntry, Directory, entry};
+use crate::move_hold::HOLD_POLL;
 use crate::routing::Side;
 
 /// The seconds a channel is told to wait (`Retry-After`) before retrying a request on a
@@ -158,11 +159,17 @@ async fn note_change(
 #[derive(Debug, Clone)]
 pub struct HomesService {
     directory: Directory,
+    /// Changes take turns on this replica before their transaction: each one numbers itself
+    /// after the last (`MAX(seq) + 1`), so concurrent ones would conflict and retry.
+    turn: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 /// The service, to mount on the gateway's internal listener (for `migration` only).
 pub fn service(directory: Directory) -> AccountHomesServer<HomesService> {
-    AccountHomesServer::new(HomesService { directory })
+    AccountHomesServer::new(HomesService {
+        directory,
+        turn: std::sync::Arc::default(),
+    })
 }
 
 /// What one call changes on the account's directory row.
@@ -300,6 +307,7 @@ impl HomesService {
         change: Change,
     ) -> Result<Response<pb::AccountHome>, Status> {
         let change = &change;
+        let turn = self.turn.lock().await;
         let row = self
             .directory
             .db()
@@ -314,7 +322,9 @@ impl HomesService {
             })
             .await
             .map_err(status_of)?;
+        drop(turn);
         self.directory.forget(account);
+        self.directory.moves().changed();
         Ok(Response::new(answer(&row)))
     }
 }
@@ -460,20 +470,27 @@ impl AccountHomes for HomesService {
     }
 }
 
-/// Polls the directory's change feed every `poll` until `shutdown`, dropping each changed
-/// account from this replica's cache, and now and then purges changes older than
-/// [`CHANGES_KEPT`].
+/// Polls the directory's change feed every `poll` (every [`HOLD_POLL`] while a request is
+/// held for a move) until `shutdown`, dropping each changed account from this replica's
+/// cache, and now and then purges changes older than [`CHANGES_KEPT`].
 pub fn spawn_change_feed(directory: Directory, poll: Duration, shutdown: CancellationToken) {
     tokio::spawn(async move {
-        let mut feed = ChangeFeed::new(directory);
-        let mut interval = tokio::time::interval(poll);
-        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut feed = ChangeFeed::new(directory.clone());
         let mut polls: u64 = 0;
+        // The first poll at once: it finds the replica's place in the feed before the
+        // replica caches anything a later change could make stale.
+        let mut pause = Duration::ZERO;
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => break,
-                _ = interval.tick() => {}
+                () = tokio::time::sleep(pause) => {}
+                () = directory.moves().first_held() => {}
             }
+            pause = if directory.moves().holding() {
+                HOLD_POLL.min(poll)
+            } else {
+                poll
+            };
             if let Err(error) = feed.poll().await {
                 tracing::warn!(error = %error, "the account directory's change feed could not be read");
             }
@@ -548,6 +565,9 @@ impl ChangeFeed {
                 applied += 1;
             }
             self.last = Some(seq);
+        }
+        if applied > 0 {
+            self.directory.moves().changed();
         }
         Ok(applied)
     }

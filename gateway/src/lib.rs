@@ -16,6 +16,7 @@ pub mod homes;
 pub mod idempotency;
 pub mod json_integer;
 pub mod migrations;
+pub mod move_hold;
 pub mod nul_text;
 pub mod openapi;
 pub mod operator;

@@ -14,6 +14,7 @@ mod accounts;
 mod cash;
 mod holds;
 pub mod json;
+mod moving;
 mod payments;
 mod pipeline;
 mod transfers;
@@ -47,6 +48,8 @@ pub struct GatewayState {
     pub idempotency: IdempotencyStore,
     pub shadow: Shadow,
     pub request_timeout: Duration,
+    /// How long a request on a moving account is held before its 503 (`crate::move_hold`).
+    pub migration_hold: Duration,
     /// The migration component, which runs cross-side transfers (ADR 0014).
     pub crossings:
         corebank_api::migration::v1::migrations_client::MigrationsClient<tonic::transport::Channel>,
@@ -97,6 +100,7 @@ pub fn router(state: Shared) -> HttpRouter {
             Arc::clone(&state),
             authenticate_channel,
         ))
+        .layer(axum::middleware::from_fn(crate::move_hold::stamp_held))
         .with_state(state)
 }
 

@@ -2,8 +2,9 @@
 //! cancelling it before its pivot.
 
 use super::json as wire;
+use super::moving::settled;
 use super::pipeline::{
-    Call, Ctx, Done, account_for, answered, customer_allowed, mutate, not_moving, parse_id, read,
+    Call, Ctx, Done, account_for, answered, customer_allowed, mutate, parse_id, read,
     side_answer_id,
 };
 use super::with_location;
@@ -32,7 +33,7 @@ pub(super) async fn initiate_payment(State(state): State<Shared>, call: Call) ->
         let (mutation, parsed) =
             call.mutation::<wire::PaymentBody>(scope::PAYMENTS_WRITE, "/v1/payments".to_owned())?;
         let debtor = account_for(&state, &mutation.context, &parsed.debtor_account_id).await?;
-        not_moving(&debtor)?;
+        let debtor = settled(&state, debtor, state.hold_until()).await?;
         let resource = format!("account:{}", parsed.debtor_account_id);
         Ok::<_, ApiError>((mutation, resource, (parsed, debtor)))
     };

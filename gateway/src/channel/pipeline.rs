@@ -12,9 +12,10 @@
 //!    key in flight answers 409 `request_in_flight`, a key reused for another request 422
 //!    `idempotency_key_reused`; each of these is audited.
 //! 3. Before [`once`], the handler finds the account(s) ([`account_for`], checking the
-//!    token's customer) and refuses one that an account migration is moving ([`not_moving`]:
-//!    503 `account_moving` with `Retry-After`, the key untouched; the core answers the same
-//!    for a request that passed just before the mark). The work then runs under the
+//!    token's customer) and waits for one that an account migration is moving ([`settled`](super::moving::settled):
+//!    held up to `COREBANK_MIGRATION_HOLD_MS`, then served on the account's home as it is
+//!    then, or 503 `account_moving` with `Retry-After`, the key untouched; the core answers
+//!    the same 503 for a request that passed just before the mark). The work then runs under the
 //!    gateway's request timeout: it asks
 //!    `GatewayState::route` for the side (the account's home; for a new account, the
 //!    product's rule) and calls that side's gRPC service. Opening an account pins the side
@@ -37,7 +38,6 @@ use crate::audit::{self, AuditRecord};
 use crate::auth::{self};
 use crate::directory::AccountEntry;
 use crate::error::ApiError;
-use crate::homes::MOVING_CODE;
 use crate::idempotency::{self, Begin, Fingerprint, IdempotencyStore};
 use crate::principal::{RequestContext, Surface, scope};
 use crate::routing::{Decision, Side};
@@ -733,25 +733,6 @@ where
     Some(Box::pin(async move { answer_of(&run.await) }))
 }
 
-/// Refuses a change to an account while an account migration moves it (`crate::homes`):
-/// 503 `account_moving` with `Retry-After`, before the idempotency key is taken, so the same
-/// request retried after the move runs once, on the account's new home.
-pub(super) fn not_moving(account: &AccountEntry) -> Result<(), ApiError> {
-    match &account.move_id {
-        None => Ok(()),
-        Some(_) => Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            MOVING_CODE,
-            format!(
-                "account {} is moving between the cores; retry after the Retry-After seconds \
-                 with the same Idempotency-Key",
-                account.account_id
-            ),
-        )
-        .with_retry_after(crate::homes::MOVING_RETRY_AFTER_S)),
-    }
-}
-
 /// The account, with the customer binding checked.
 pub(super) async fn account_for(
     state: &GatewayState,
@@ -821,7 +802,7 @@ pub(super) async fn account_mutation<T: DeserializeOwned>(
 ) -> Prepared<(T, AccountEntry)> {
     let (mutation, parsed) = call.mutation::<T>(scope::ACCOUNTS_WRITE, path)?;
     let account = account_for(state, &mutation.context, account_id).await?;
-    not_moving(&account)?;
+    let account = super::moving::settled(state, account, state.hold_until()).await?;
     Ok((mutation, format!("account:{account_id}"), (parsed, account)))
 }
 

@@ -6,8 +6,9 @@
 use super::Shared;
 
 use super::json as wire;
+use super::moving::settled;
 use super::pipeline::{
-    Call, Ctx, Done, Outcome, account_for, answered, mutate, not_moving, parse_id, read, shadow_of,
+    Call, Ctx, Done, Outcome, account_for, answered, mutate, parse_id, read, shadow_of,
     shadow_request_id,
 };
 use super::with_location;
@@ -63,8 +64,9 @@ pub(super) async fn transfer(State(state): State<Shared>, call: Call) -> Respons
         let to = state
             .account(parse_id(&parsed.to_account_id, "to_account_id")?)
             .await?;
-        not_moving(&from)?;
-        not_moving(&to)?;
+        let until = state.hold_until();
+        let from = settled(&state, from, until).await?;
+        let to = settled(&state, to, until).await?;
         let resource = format!("account:{}", parsed.from_account_id);
         Ok::<_, ApiError>((mutation, resource, (parsed, from, to)))
     };

@@ -86,6 +86,33 @@ async fn book_on_modern(stack: &Stack, amount: &str) -> String {
     booked.id
 }
 
+/// Switches the account's home to modern (its id there `booked`) and ends the move
+/// `move_id`, as the move's last steps do.
+async fn switch_and_end(
+    homes: &mut AccountHomesClient<tonic::transport::Channel>,
+    account: &str,
+    move_id: &str,
+    booked: String,
+) {
+    homes
+        .switch_home(gpb::SwitchHomeRequest {
+            account_id: account.to_owned(),
+            move_id: move_id.to_owned(),
+            home: "modern".to_owned(),
+            id: booked,
+            holds: vec![],
+        })
+        .await
+        .unwrap();
+    homes
+        .end_move(gpb::EndMoveRequest {
+            account_id: account.to_owned(),
+            move_id: move_id.to_owned(),
+        })
+        .await
+        .unwrap();
+}
+
 /// A stack with the product on both sides and a channel's account opened on legacy through
 /// the gateway, holding 50.00: the stack, the channel's token and the account's id.
 async fn legacy_account() -> (Stack, String, String) {
@@ -119,12 +146,21 @@ async fn runs_once_on_modern(http: &reqwest::Client, urls: [String; 2], token: &
 }
 
 /// The deposit of 7.00 under `key` at `url` is answered 503 `account_moving`, safe to retry
-/// after one second.
-async fn told_to_wait(http: &reqwest::Client, url: String, token: &str, key: &str) {
+/// after one second; the answer.
+async fn told_to_wait(http: &reqwest::Client, url: String, token: &str, key: &str) -> Answer {
     let waiting = deposit(http, url, token, key, "7.00").await.expect(503);
     assert_eq!(waiting.body["code"], "account_moving", "{}", waiting.body);
     assert_eq!(waiting.body["retry_safe"], true);
     assert_eq!(waiting.header("retry-after"), "1");
+    waiting
+}
+
+/// How long the gateway held the request for a move (`x-move-held-ms`), in milliseconds.
+fn held_ms(answer: &Answer) -> u64 {
+    answer
+        .header("x-move-held-ms")
+        .parse()
+        .unwrap_or_else(|_| panic!("no x-move-held-ms in {:?}", answer.headers))
 }
 
 #[tokio::test]
@@ -132,9 +168,12 @@ async fn a_moving_account_makes_its_channels_wait_and_serves_them_from_its_new_h
     let (stack, token, account) = legacy_account().await;
     let deposits = format!("/v1/accounts/{account}/deposits");
     let path = format!("/v1/accounts/{account}");
-    // A second replica over the same directory, with the account in its cache.
+    // A second replica over the same directory, with the account in its cache, that does
+    // not hold requests on a moving account.
+    let mut answers_at_once = stack.settings.clone();
+    answers_at_once.migration_hold_ms = 0;
     let replica = spawn_gateway(
-        &stack.settings,
+        &answers_at_once,
         &stack.database,
         stack.legacy.internal_url(""),
         stack.modern.internal_url(""),
@@ -179,15 +218,19 @@ async fn a_moving_account_makes_its_channels_wait_and_serves_them_from_its_new_h
         .unwrap_err();
     assert_eq!(error_code(&malformed), "invalid_argument");
 
-    // This replica waits the channel at once, the other from its next poll (100 ms here),
-    // before the key is taken; reads are still served, by the home.
+    // This replica holds the channel's request for the hold (2 s by default), then tells it
+    // to wait; the other, which does not hold, tells it at once from its next poll (100 ms
+    // here). Both before the key is taken; reads are still served, by the home.
     let key = Uuid::new_v4().to_string();
-    told_to_wait(&stack.http, stack.gateway.url(&deposits), &token, &key).await;
+    let held = told_to_wait(&stack.http, stack.gateway.url(&deposits), &token, &key).await;
+    assert!(
+        (1_900..5_000).contains(&held_ms(&held)),
+        "{:?}",
+        held.headers
+    );
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let waiting = deposit(&stack.http, replica.url(&deposits), &token, &key, "7.00")
-        .await
-        .expect(503);
-    assert_eq!(waiting.body["code"], "account_moving", "{}", waiting.body);
+    let waiting = told_to_wait(&stack.http, replica.url(&deposits), &token, &key).await;
+    assert_eq!(waiting.header("x-move-held-ms"), "", "not held");
     let during = read(&stack.http, replica.url(&path), &token).await;
     assert_eq!(
         during.body["balances"]["posted"], "50.00",
@@ -296,23 +339,7 @@ async fn a_request_that_passes_the_gateway_as_the_core_freezes_is_told_to_retry_
     let emptied = legacy.empty_account(request()).await.unwrap().into_inner();
     assert_eq!(emptied.moved, "50.00");
     let booked = book_on_modern(&stack, &emptied.moved).await;
-    homes
-        .switch_home(gpb::SwitchHomeRequest {
-            account_id: account.clone(),
-            move_id: "m1:race".to_owned(),
-            home: "modern".to_owned(),
-            id: booked.clone(),
-            holds: vec![],
-        })
-        .await
-        .unwrap();
-    homes
-        .end_move(gpb::EndMoveRequest {
-            account_id: account.clone(),
-            move_id: "m1:race".to_owned(),
-        })
-        .await
-        .unwrap();
+    switch_and_end(&mut homes, &account, "m1:race", booked).await;
 
     // The same key now runs once, on modern; the legacy account takes nothing more.
     runs_once_on_modern(
@@ -331,4 +358,64 @@ async fn a_request_that_passes_the_gateway_as_the_core_freezes_is_told_to_retry_
     assert_eq!(after.body["balances"]["posted"], "57.00", "{}", after.body);
     let on_legacy = legacy.freeze_account(request()).await.unwrap_err();
     assert_eq!(error_code(&on_legacy), "account_migrated");
+}
+
+#[tokio::test]
+async fn a_request_on_a_moving_account_is_held_until_the_move_ends_and_runs_once_on_the_new_home() {
+    let (stack, token, account) = legacy_account().await;
+    let deposits = format!("/v1/accounts/{account}/deposits");
+    // A second replica, which learns of the move's end from its change feed only.
+    let replica = spawn_gateway(
+        &stack.settings,
+        &stack.database,
+        stack.legacy.internal_url(""),
+        stack.modern.internal_url(""),
+        &stack.shutdown,
+    )
+    .await;
+    let mut homes = AccountHomesClient::new(stack.gateway.channel(MIGRATION, GATEWAY));
+    homes.begin_move(begin(&account, "m1:hold")).await.unwrap();
+
+    // One request on each replica, each under its own key, arrives while the account moves.
+    let held = |url: String, key: String| {
+        let (http, token) = (stack.http.clone(), token.clone());
+        tokio::spawn(async move { deposit(&http, url, &token, &key, "7.00").await })
+    };
+    let keys = [Uuid::new_v4().to_string(), Uuid::new_v4().to_string()];
+    let on_replica = held(replica.url(&deposits), keys[0].clone());
+    let on_mover = held(stack.gateway.url(&deposits), keys[1].clone());
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(
+        !on_replica.is_finished() && !on_mover.is_finished(),
+        "both are held"
+    );
+
+    // The move books the account on modern (here by hand), switches its home and ends.
+    let booked = book_on_modern(&stack, "50.00").await;
+    switch_and_end(&mut homes, &account, "m1:hold", booked).await;
+
+    // Each is served on the new home, having waited no 503, and runs once.
+    for (request, key) in [(on_replica, &keys[0]), (on_mover, &keys[1])] {
+        let done = request.await.unwrap().expect(201);
+        assert_eq!(done.header("x-served-by"), "modern", "{}", done.body);
+        let waited = held_ms(&done);
+        assert!((400..1_900).contains(&waited), "held {waited} ms");
+        let replayed = deposit(
+            &stack.http,
+            stack.gateway.url(&deposits),
+            &token,
+            key,
+            "7.00",
+        )
+        .await
+        .expect(201);
+        assert_eq!(replayed.header("idempotent-replayed"), "true");
+    }
+    let after = read(
+        &stack.http,
+        stack.gateway.url(&format!("/v1/accounts/{account}")),
+        &token,
+    )
+    .await;
+    assert_eq!(after.body["balances"]["posted"], "64.00", "{}", after.body);
 }

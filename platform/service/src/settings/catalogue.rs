@@ -514,6 +514,14 @@ pub const SETTINGS: &[SettingSpec] = &[
         description: "How often every gateway replica checks for a new route table version.",
     },
     SettingSpec {
+        name: "COREBANK_MIGRATION_HOLD_MS",
+        default: "2000",
+        description: "How long the gateway holds a channel request on an account that an account \
+                      migration is moving, waiting for the move to end, before it answers 503 \
+                      `account_moving` with `Retry-After` (0: answer 503 at once). At most \
+                      COREBANK_GATEWAY_REQUEST_TIMEOUT_MS.",
+    },
+    SettingSpec {
         name: "COREBANK_GATEWAY_SHADOW_QUEUE_MAX",
         default: "1000",
         description: "Shadow requests waiting at most; when full, new shadows are dropped and counted, \

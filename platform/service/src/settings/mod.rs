@@ -125,6 +125,7 @@ pub struct Settings {
     pub gateway_approval_ttl_s: u64,
     pub gateway_route_poll_ms: u64,
     pub gateway_shadow_queue_max: usize,
+    pub migration_hold_ms: u64,
 }
 
 impl Settings {
@@ -332,12 +333,25 @@ impl Settings {
                 1,
                 1_000_000,
             )?,
+            migration_hold_ms: reader.number("COREBANK_MIGRATION_HOLD_MS", 0, 60_000)?,
         }
         .checked()
     }
 
     /// Checks settings that depend on each other.
     fn checked(self) -> Result<Settings, SettingsError> {
+        if self.migration_hold_ms > self.gateway_request_timeout_ms {
+            return Err(SettingsError::Invalid {
+                name: "COREBANK_MIGRATION_HOLD_MS",
+                value: self.migration_hold_ms.to_string(),
+                problem: format!(
+                    "a request held for a moving account would wait longer than a request may \
+                     take (COREBANK_GATEWAY_REQUEST_TIMEOUT_MS is {})",
+                    self.gateway_request_timeout_ms
+                ),
+                fix: "make it at most COREBANK_GATEWAY_REQUEST_TIMEOUT_MS".to_owned(),
+            });
+        }
         if self.gateway_idempotency_lease_ms < self.gateway_request_timeout_ms.saturating_mul(2) {
             return Err(SettingsError::Invalid {
                 name: "COREBANK_GATEWAY_IDEMPOTENCY_LEASE_MS",
@@ -607,6 +621,24 @@ mod tests {
         let message = error.to_string();
         assert!(message.starts_with("COREBANK_RELAY_LEASE_MS="), "{message}");
         assert!(message.contains("at least twice"), "{message}");
+    }
+
+    #[test]
+    fn the_migration_hold_is_no_longer_than_a_request() {
+        assert_eq!(with(&[]).unwrap().migration_hold_ms, 2_000);
+        let held = with(&[("COREBANK_MIGRATION_HOLD_MS", "0")]).unwrap();
+        assert_eq!(held.migration_hold_ms, 0);
+        let error = with(&[
+            ("COREBANK_MIGRATION_HOLD_MS", "5000"),
+            ("COREBANK_GATEWAY_REQUEST_TIMEOUT_MS", "4000"),
+        ])
+        .unwrap_err();
+        let message = error.to_string();
+        assert!(
+            message.starts_with("COREBANK_MIGRATION_HOLD_MS="),
+            "{message}"
+        );
+        assert!(message.contains("at most"), "{message}");
     }
 
     #[test]

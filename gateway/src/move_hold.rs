@@ -1,0 +1,171 @@
+//! Holding a channel request on a moving account for a moment (ADR 0013): the gateway waits
+//! up to `COREBANK_MIGRATION_HOLD_MS` for the move to end and then serves the request on
+//! the account's new home; only a move that outlasts the hold is answered 503
+//! `account_moving` with `Retry-After`.
+//!
+//! The hold comes before the idempotency key is taken, so a client that gives up while
+//! held has changed nothing, and the same key sent again runs once. A held request costs a
+//! task and no database connection: it waits on this replica's directory change feed
+//! ([`crate::homes`]), which polls every [`HOLD_POLL`] while anything is held (instead of
+//! the route poll), and re-reads its account from the cache each time the feed drops a
+//! changed account. At most [`HELD_MAX`] requests are held per replica; beyond that a
+//! request on a moving account gets its 503 at once.
+//!
+//! A held request's answer says how long it was held: `x-move-held-ms`.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::extract::Request;
+use axum::http::HeaderValue;
+use axum::middleware::Next;
+use axum::response::Response;
+use tokio::sync::{Notify, watch};
+use tokio::time::Instant;
+
+/// How often the change feed polls while a request is held.
+pub const HOLD_POLL: Duration = Duration::from_millis(25);
+
+/// Requests held at once per replica at most.
+pub const HELD_MAX: usize = 10_000;
+
+/// The header that says how long a request was held for a move, in milliseconds.
+pub const HELD_HEADER: &str = "x-move-held-ms";
+
+/// What the change feed and the held requests share on one replica.
+#[derive(Debug)]
+pub struct MoveWatch {
+    /// Counts the feed's polls that dropped an account; a held request waits for it to move.
+    changes: watch::Sender<u64>,
+    held: AtomicUsize,
+    /// Wakes the feed when the first request is held, so that it polls at [`HOLD_POLL`].
+    first_held: Notify,
+}
+
+impl Default for MoveWatch {
+    fn default() -> MoveWatch {
+        MoveWatch {
+            changes: watch::Sender::new(0),
+            held: AtomicUsize::new(0),
+            first_held: Notify::new(),
+        }
+    }
+}
+
+/// One held request; dropping it lets the count down.
+#[derive(Debug)]
+pub struct Held<'a> {
+    watch: &'a MoveWatch,
+    pub changes: watch::Receiver<u64>,
+    since: Instant,
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.watch.held.fetch_sub(1, Ordering::AcqRel);
+        let held_for = self.since.elapsed();
+        // `try_with` outside a channel request (a test, an internal caller): nothing to say.
+        let _ = HELD_FOR.try_with(|total| total.set(total.get() + held_for));
+    }
+}
+
+impl MoveWatch {
+    /// Says that the feed (or this replica's own change) dropped accounts from the cache.
+    pub fn changed(&self) {
+        self.changes
+            .send_modify(|count| *count = count.wrapping_add(1));
+    }
+
+    /// Whether any request is held: the feed then polls at [`HOLD_POLL`].
+    pub fn holding(&self) -> bool {
+        self.held.load(Ordering::Acquire) > 0
+    }
+
+    /// Resolves when the first request is held.
+    pub async fn first_held(&self) {
+        self.first_held.notified().await;
+    }
+
+    /// Holds one more request, unless [`HELD_MAX`] are held already.
+    pub fn hold(&self) -> Option<Held<'_>> {
+        let before = self.held.fetch_add(1, Ordering::AcqRel);
+        if before >= HELD_MAX {
+            self.held.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        if before == 0 {
+            self.first_held.notify_one();
+        }
+        Some(Held {
+            watch: self,
+            changes: self.changes.subscribe(),
+            since: Instant::now(),
+        })
+    }
+}
+
+tokio::task_local! {
+    /// How long the request being served was held, for its `x-move-held-ms`.
+    static HELD_FOR: std::cell::Cell<Duration>;
+}
+
+/// Middleware of the channel surface: a request that was held answers how long.
+pub async fn stamp_held(request: Request, next: Next) -> Response {
+    let (held, mut response) = HELD_FOR
+        .scope(std::cell::Cell::new(Duration::ZERO), async {
+            let response = next.run(request).await;
+            (HELD_FOR.with(std::cell::Cell::get), response)
+        })
+        .await;
+    if !held.is_zero()
+        && let Ok(value) = HeaderValue::from_str(&held.as_millis().to_string())
+    {
+        response.headers_mut().insert(HELD_HEADER, value);
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_held_request_is_counted_until_it_is_let_go_and_sees_each_change() {
+        let watch = MoveWatch::default();
+        assert!(!watch.holding());
+        let mut held = watch.hold().expect("room to hold");
+        assert!(watch.holding());
+        watch.changed();
+        tokio::time::timeout(Duration::from_secs(1), held.changes.changed())
+            .await
+            .expect("the change is seen")
+            .expect("the sender lives");
+        drop(held);
+        assert!(!watch.holding());
+    }
+
+    #[tokio::test]
+    async fn no_more_than_held_max_are_held() {
+        let watch = MoveWatch::default();
+        watch.held.store(HELD_MAX, Ordering::Release);
+        assert!(watch.hold().is_none());
+        assert_eq!(watch.held.load(Ordering::Acquire), HELD_MAX);
+    }
+
+    #[tokio::test]
+    async fn the_first_held_request_wakes_the_feed() {
+        let watch = Arc::new(MoveWatch::default());
+        let waiting = {
+            let watch = Arc::clone(&watch);
+            tokio::spawn(async move { watch.first_held().await })
+        };
+        tokio::task::yield_now().await;
+        let _held = watch.hold().expect("room to hold");
+        tokio::time::timeout(Duration::from_secs(1), waiting)
+            .await
+            .expect("the feed is woken")
+            .expect("the task ends");
+    }
+}
