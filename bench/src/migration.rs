@@ -14,8 +14,9 @@
 //! Reported (result `migration`): accounts a second, total time, whether it reconciled,
 //! requests that failed with anything but a retried 503 (by code), effects applied twice or
 //! lost (accounts whose balance is above or below what was acknowledged), and the wait on a
-//! frozen account (from the first 503 to the answer) at p99; against pgbench's TPC-B on the
-//! same server in the same run.
+//! frozen account at p99 (from the request's first send to its answer, for every request the
+//! gateway held for a move or answered 503); against pgbench's TPC-B on the same server in
+//! the same run. Where a move's time went is reported per step of its saga (`move_steps`).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -123,6 +124,7 @@ struct Figures {
     doubled: u64,
     lost: u64,
     freeze_waits_us: Vec<u32>,
+    steps: Vec<StepTime>,
 }
 
 impl Figures {
@@ -300,6 +302,7 @@ async fn measure(
         .into_inner();
     let total_s = started.elapsed().as_secs_f64();
     let (doubled, lost) = check_balances(stack, &token, &seeded, &ledgers).await?;
+    let steps = step_times(&stack.settings, url).await?;
     Ok(Figures {
         accounts: u64::try_from(seeded.len()).unwrap_or(u64::MAX),
         moved: settled.moved,
@@ -314,7 +317,74 @@ async fn measure(
         doubled,
         lost,
         freeze_waits_us: seen.freeze_waits_us,
+        steps,
     })
+}
+
+/// Where a move's time went: per step of `account_move`, its attempts and their mean and
+/// p99 duration (from the saga's step history); and, as if they were steps, the move's
+/// frozen window (`window`: from the start of `mark` to the end of `unmark`), the wait
+/// from the saga's start to its first step (`claim`) and its whole life (`saga`).
+async fn step_times(settings: &Settings, url: &str) -> anyhow::Result<Vec<StepTime>> {
+    let db = corebank_db::Db::connect_lazy(
+        &settings
+            .db_settings(url, "bench")
+            .with_search_path("migration"),
+    )?;
+    let client = db.client().await?;
+    let rows = client
+        .query(
+            "WITH timed AS ( \
+               SELECT s.step_name AS name, \
+                      EXTRACT(EPOCH FROM s.ended_at - s.started_at) * 1000 AS ms \
+               FROM saga_steps s JOIN saga_instances i ON i.id = s.saga_id \
+               WHERE i.saga_type = 'account_move' AND s.direction = 'do' \
+               UNION ALL \
+               SELECT 'window', EXTRACT(EPOCH FROM MAX(s.ended_at) FILTER (WHERE s.step_name = 'unmark') \
+                                     - MIN(s.started_at) FILTER (WHERE s.step_name = 'mark')) * 1000 \
+               FROM saga_steps s JOIN saga_instances i ON i.id = s.saga_id \
+               WHERE i.saga_type = 'account_move' AND s.direction = 'do' \
+               GROUP BY s.saga_id \
+               UNION ALL \
+               SELECT 'claim', EXTRACT(EPOCH FROM MIN(s.started_at) - MIN(i.created_at)) * 1000 \
+               FROM saga_steps s JOIN saga_instances i ON i.id = s.saga_id \
+               WHERE i.saga_type = 'account_move' GROUP BY s.saga_id \
+               UNION ALL \
+               SELECT 'saga', EXTRACT(EPOCH FROM MAX(s.ended_at) - MIN(i.created_at)) * 1000 \
+               FROM saga_steps s JOIN saga_instances i ON i.id = s.saga_id \
+               WHERE i.saga_type = 'account_move' GROUP BY s.saga_id) \
+             SELECT name, COUNT(*) AS attempts, AVG(ms)::FLOAT8 AS mean_ms, \
+                    (PERCENTILE_CONT(0.99) WITHIN GROUP (ORDER BY ms))::FLOAT8 AS p99_ms \
+             FROM timed WHERE ms IS NOT NULL GROUP BY name",
+            &[],
+        )
+        .await
+        .context("reading the moves' step history")?;
+    db.close();
+    let mut steps: Vec<StepTime> = rows
+        .iter()
+        .map(|row| StepTime {
+            name: row.get("name"),
+            attempts: row.get("attempts"),
+            mean_ms: row.get("mean_ms"),
+            p99_ms: row.get("p99_ms"),
+        })
+        .collect();
+    let order = [
+        "drain", "mark", "freeze", "book", "empty", "switch", "verify", "unmark", "record",
+        "window", "claim", "saga",
+    ];
+    steps.sort_by_key(|step| order.iter().position(|name| *name == step.name));
+    Ok(steps)
+}
+
+/// One step's time across the moves.
+#[derive(Debug)]
+struct StepTime {
+    name: String,
+    attempts: i64,
+    mean_ms: f64,
+    p99_ms: f64,
 }
 
 /// The product's accounts as the legacy books have them now.
@@ -561,7 +631,10 @@ impl Channel {
     /// `Retry-After`, until it answers something else.
     async fn call(&mut self, path: &str, body: &Value, expected: u16) -> Ended {
         let key = Uuid::new_v4().to_string();
-        let mut first_503: Option<Instant> = None;
+        // The wait on a frozen account runs from the first send, once the gateway held the
+        // request for a move (`x-move-held-ms`) or answered it 503.
+        let sent = Instant::now();
+        let mut frozen = false;
         self.seen.requests += 1;
         loop {
             let answer = self
@@ -577,6 +650,7 @@ impl Channel {
                 Err(error) => return self.failed(format!("transport: {error}")),
             };
             let status = response.status().as_u16();
+            frozen |= response.headers().contains_key("x-move-held-ms");
             if status == 503 {
                 let wait = response
                     .headers()
@@ -584,15 +658,15 @@ impl Channel {
                     .and_then(|value| value.to_str().ok())
                     .and_then(|text| text.parse::<u64>().ok());
                 if let Some(seconds) = wait {
-                    first_503.get_or_insert_with(Instant::now);
+                    frozen = true;
                     self.seen.retried_503 += 1;
                     tokio::time::sleep(Duration::from_secs(seconds)).await;
                     continue;
                 }
             }
             let value: Value = response.json().await.unwrap_or(Value::Null);
-            if let Some(since) = first_503 {
-                let waited = u32::try_from(since.elapsed().as_micros()).unwrap_or(u32::MAX);
+            if frozen {
+                let waited = u32::try_from(sent.elapsed().as_micros()).unwrap_or(u32::MAX);
                 self.seen.freeze_waits_us.push(waited);
             }
             // A transfer across the cores that runs on is answered 202 (and ends later).
@@ -655,6 +729,13 @@ fn report(
         "  wait on a frozen account: p99 {p99:.0} ms over {} waits (goal {FREEZE_WAIT_P99_GOAL_MS:.0} ms)",
         figures.freeze_waits_us.len()
     );
+    println!("  a move's steps (attempts, mean and p99 ms; window: from mark to unmark):");
+    for step in &figures.steps {
+        println!(
+            "    {:<8} {:>6} {:>9.1} {:>9.1}",
+            step.name, step.attempts, step.mean_ms, step.p99_ms
+        );
+    }
     let Some(path) = &options.run.json else {
         return Ok(());
     };
@@ -678,6 +759,16 @@ fn report(
             "retried_503": figures.retried_503,
             "failed_by_code": figures.failed_by_code,
             "freeze_waits": figures.freeze_waits_us.len(),
+            "move_steps": figures
+                .steps
+                .iter()
+                .map(|step| json!({
+                    "step": step.name,
+                    "attempts": step.attempts,
+                    "mean_ms": step.mean_ms,
+                    "p99_ms": step.p99_ms,
+                }))
+                .collect::<Vec<_>>(),
         }],
         "config": {
             "accounts": options.accounts,
