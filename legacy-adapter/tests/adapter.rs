@@ -793,6 +793,61 @@ async fn an_account_with_more_holds_than_a_page_is_exported_with_all_of_them() {
 }
 
 #[tokio::test]
+async fn concurrent_moves_reach_the_core_in_bulks_and_each_gets_its_own_answer() {
+    let bank = bank(0, Duration::from_secs(5)).await;
+    let mut accounts = Vec::new();
+    for n in 0..12 {
+        accounts.push(bank.open_funded(&format!("cust-bulk-{n}"), "5.00").await);
+    }
+    let unknown = Uuid::new_v4().to_string();
+    accounts.push(unknown.clone());
+    // Every exchange with the core takes 150 ms: the freezes that arrive meanwhile wait for
+    // a bulk (two at a time) rather than a connection each.
+    bank.faults("LATENCY.MIN.MS=150,LATENCY.MAX.MS=150").await;
+    let moves = LegacyMigrationClient::new(bank.app.channel("migration", "legacy-adapter"));
+    let (bulks_before, bulked_before) = bank.adapter.bulk_stats();
+    let frozen: Vec<_> = accounts
+        .iter()
+        .map(|account| {
+            let mut moves = moves.clone();
+            let request = lpb::AccountMoveRequest {
+                account_id: account.clone(),
+            };
+            tokio::spawn(async move { moves.freeze_account(request).await })
+        })
+        .collect();
+    for (account, answer) in accounts.iter().zip(frozen) {
+        let answer = answer.await.unwrap();
+        if *account == unknown {
+            assert_eq!(error_code(&answer.unwrap_err()), "unknown_account");
+            continue;
+        }
+        let frozen = answer.unwrap().into_inner();
+        assert_eq!(
+            (
+                frozen.account_id.as_str(),
+                frozen.state.as_str(),
+                frozen.posted.as_str()
+            ),
+            (account.as_str(), "moving", "5.00")
+        );
+    }
+    let (bulks, bulked) = bank.adapter.bulk_stats();
+    assert_eq!(
+        bulked - bulked_before,
+        12,
+        "each freeze went in a bulk once"
+    );
+    assert!(
+        bulks - bulks_before <= 6,
+        "{} bulks for 12 freezes",
+        bulks - bulks_before
+    );
+    bank.faults("LATENCY.MIN.MS=0,LATENCY.MAX.MS=0").await;
+    assert_books_balance(&bank.books().await);
+}
+
+#[tokio::test]
 async fn an_account_moved_away_is_frozen_then_emptied_into_suspense_and_refuses_postings_after() {
     let bank = bank(0, Duration::from_secs(5)).await;
     let customer = "cust-mover";

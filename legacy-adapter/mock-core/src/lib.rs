@@ -10,6 +10,7 @@
 
 mod apps;
 mod books;
+mod bulk;
 mod enquiry;
 mod faults;
 mod input;

@@ -8,7 +8,7 @@ use chrono::NaiveDate;
 use corebank_db::{Db, DbError, Transaction, TxError};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use super::faults::{FaultState, Faults};
 use super::input::{Answer, Outcome, Reject, input_or_see, refuse};
 use super::{apps, enquiry, loans, migration, transfer};
+use corebank_legacy_ofs::bulk::{bulkable, parse_bulk_header};
 use corebank_legacy_ofs::{
     Field, Function, Indicator, LINE_BYTES_MAX, OfsError, Process, Request, Response,
 };
@@ -28,7 +29,7 @@ pub(crate) const CONNECTIONS_MAX: usize = 512;
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 pub(crate) const ADMIN_USER: &str = "ADMIN";
 const ADMIN_APPLICATION: &str = "ADMIN.FAULTS";
-const SYSTEM_ERROR: &str = "SYSTEM ERROR, TRY AGAIN";
+pub(crate) const SYSTEM_ERROR: &str = "SYSTEM ERROR, TRY AGAIN";
 
 /// The core's business date: today in UTC.
 pub(crate) fn business_date() -> NaiveDate {
@@ -46,7 +47,7 @@ fn message_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
 
-fn response_line(answer: &Answer) -> String {
+pub(crate) fn response_line(answer: &Answer) -> String {
     Response {
         transaction_id: answer.id.clone(),
         message_id: message_id(),
@@ -56,7 +57,7 @@ fn response_line(answer: &Answer) -> String {
     .to_line()
 }
 
-fn malformed_line(error: &OfsError) -> String {
+pub(crate) fn malformed_line(error: &OfsError) -> String {
     response_line(&Answer {
         id: String::new(),
         indicator: Indicator::Error,
@@ -72,16 +73,27 @@ fn malformed_line(error: &OfsError) -> String {
 pub(crate) struct Core {
     pub db: Db,
     pub faults: FaultState,
+    /// Writers take turns here before their transaction ([`Core::write_turn`]).
+    writes: tokio::sync::Mutex<()>,
+    /// Writers other than the account migration's pass here first, one at a time.
+    others: tokio::sync::Mutex<()>,
     /// `None`: no admin password is set, so nobody may sign on as `ADMIN`.
     admin_password_sha256: Option<String>,
 }
 
 /// What to do with a connection after a request.
 #[derive(Debug)]
-enum Reply {
+pub(crate) enum Reply {
+    /// The answer: one line, or a bulk's lines joined by line feeds.
     Line(String),
     /// Close without answering (a dropped answer, or an outcome nobody knows).
     Close,
+}
+
+/// A writer's turn ([`Core::write_turn`]), until dropped.
+pub(crate) struct WriteTurn<'a> {
+    _turn: tokio::sync::MutexGuard<'a, ()>,
+    _gate: Option<tokio::sync::MutexGuard<'a, ()>>,
 }
 
 /// The database lost the connection during COMMIT: nobody knows whether it committed.
@@ -91,11 +103,11 @@ pub(crate) struct OutcomeUnknown;
 /// The last sign-on that succeeded on a connection (user and password hash), so a
 /// connection signs on against the database once.
 #[derive(Debug, Default)]
-struct Session {
+pub(crate) struct Session {
     signed_on: Option<(String, String)>,
 }
 
-fn tx_name(application: &str) -> &'static str {
+pub(crate) fn tx_name(application: &str) -> &'static str {
     match application {
         "CUSTOMER" => "legacy_core_customer",
         "ACCOUNT" => "legacy_core_account",
@@ -109,7 +121,11 @@ fn tx_name(application: &str) -> &'static str {
     }
 }
 
-async fn route(tx: &Transaction<'_>, request: &Request, today: NaiveDate) -> Outcome<Answer> {
+pub(crate) async fn route(
+    tx: &Transaction<'_>,
+    request: &Request,
+    today: NaiveDate,
+) -> Outcome<Answer> {
     let id = request.transaction_id.as_str();
     match request.application.as_str() {
         "CUSTOMER" => Box::pin(apps::customer(tx, request)).await,
@@ -136,7 +152,7 @@ async fn route(tx: &Transaction<'_>, request: &Request, today: NaiveDate) -> Out
 }
 
 /// Whether a request changes the books when it succeeds.
-fn is_write(request: &Request) -> bool {
+pub(crate) fn is_write(request: &Request) -> bool {
     request.application != "ENQUIRY.SELECT"
         && request.process == Process::Process
         && matches!(request.function, Function::Input | Function::Reverse)
@@ -147,13 +163,46 @@ impl Core {
         Core {
             db,
             faults,
+            writes: tokio::sync::Mutex::new(()),
+            others: tokio::sync::Mutex::new(()),
             admin_password_sha256: (!admin_password.is_empty()).then(|| sha256_hex(admin_password)),
         }
+    }
+
+    /// The turn of a request that takes the journal counter: writers queue here, in order,
+    /// one at a time. The counter row serialises them anyway (the monolith's global lock);
+    /// queueing in the process first means a writer never spends a SERIALIZABLE transaction
+    /// only to lose that row to another writer's commit and start again, which under load
+    /// made most of the core's work retries.
+    ///
+    /// The account migration's inputs go first: each ends or starts an account's freeze,
+    /// during which that account's customers wait. Other writers pass one at a time through
+    /// a gate before they queue for the turn, so a migration input waits behind at most one
+    /// of them (and the migration's own inputs before it).
+    pub(crate) async fn write_turn(&self, requests: &[&Request]) -> Option<WriteTurn<'_>> {
+        let writes = requests.iter().any(|request| {
+            request.application != "ENQUIRY.SELECT"
+                && matches!(request.function, Function::Input | Function::Reverse)
+        });
+        if !writes {
+            return None;
+        }
+        let urgent = requests.iter().all(|request| bulkable(request));
+        let gate = if urgent {
+            None
+        } else {
+            Some(self.others.lock().await)
+        };
+        Some(WriteTurn {
+            _turn: self.writes.lock().await,
+            _gate: gate,
+        })
     }
 
     /// Carries out a request in one SERIALIZABLE transaction (retried whole), with no
     /// sign-on or faults: the applications' answer.
     pub(crate) async fn execute(&self, request: &Request) -> Result<Answer, OutcomeUnknown> {
+        let _turn = self.write_turn(&[request]).await;
         let today = business_date();
         let validate = request.process == Process::Validate;
         let result = self
@@ -168,30 +217,11 @@ impl Core {
                 })
             })
             .await;
-        let id = request.transaction_id.clone();
         match result {
             Ok(answer) => Ok(answer),
-            Err(TxError::Abort(Reject::Field { field, text })) => {
-                Ok(Answer::error(id, &field, text))
-            }
-            Err(TxError::Abort(Reject::Override { text })) => Ok(Answer {
-                id,
-                indicator: Indicator::Override,
-                fields: vec![Field::new("OVERRIDE", text)],
-            }),
-            Err(TxError::Abort(Reject::Validated(answer))) => Ok(answer),
-            Err(TxError::Abort(Reject::Corrupt(message))) => {
-                tracing::error!(application = %request.application, error = %message, "legacy core books break an invariant");
-                Ok(Answer::error(id, "ID", SYSTEM_ERROR))
-            }
-            Err(TxError::Db(error @ DbError::OutcomeUnknown { .. })) => {
-                tracing::error!(application = %request.application, error = %error, "legacy core write outcome unknown: closing the connection");
-                Err(OutcomeUnknown)
-            }
-            Err(TxError::Db(error)) => {
-                tracing::warn!(application = %request.application, error = ?error, error.code = error.code(), "legacy core database error");
-                Ok(Answer::error(id, "ID", SYSTEM_ERROR))
-            }
+            Err(TxError::Abort(reject)) => Ok(refused(request, reject)),
+            Err(TxError::Db(error)) => db_failure(&request.application, &error)
+                .map(|text| Answer::error(request.transaction_id.clone(), "ID", text)),
         }
     }
 
@@ -204,7 +234,11 @@ impl Core {
     }
 
     /// Checks the sign-on: `ADMIN` against the setting, anyone else against `users`.
-    async fn signed_on(&self, request: &Request, session: &mut Session) -> Result<bool, DbError> {
+    pub(crate) async fn signed_on(
+        &self,
+        request: &Request,
+        session: &mut Session,
+    ) -> Result<bool, DbError> {
         if request.user == ADMIN_USER {
             return Ok(self.is_admin(request));
         }
@@ -346,11 +380,43 @@ impl Core {
     }
 }
 
-fn error_indicator() -> &'static str {
+/// A request's refusal as its answer.
+pub(crate) fn refused(request: &Request, reject: Reject) -> Answer {
+    let id = request.transaction_id.clone();
+    match reject {
+        Reject::Field { field, text } => Answer::error(id, &field, text),
+        Reject::Override { text } => Answer {
+            id,
+            indicator: Indicator::Override,
+            fields: vec![Field::new("OVERRIDE", text)],
+        },
+        Reject::Validated(answer) => answer,
+        Reject::Corrupt(message) => {
+            tracing::error!(application = %request.application, error = %message, "legacy core books break an invariant");
+            Answer::error(id, "ID", SYSTEM_ERROR)
+        }
+    }
+}
+
+/// A transaction the database failed: the error text to answer (nothing was done), or
+/// [`OutcomeUnknown`] when the commit's outcome was lost (the connection is then closed).
+pub(crate) fn db_failure(
+    application: &str,
+    error: &DbError,
+) -> Result<&'static str, OutcomeUnknown> {
+    if let DbError::OutcomeUnknown { .. } = error {
+        tracing::error!(%application, error = %error, "legacy core write outcome unknown: closing the connection");
+        return Err(OutcomeUnknown);
+    }
+    tracing::warn!(%application, error = ?error, error.code = error.code(), "legacy core database error");
+    Ok(SYSTEM_ERROR)
+}
+
+pub(crate) fn error_indicator() -> &'static str {
     Indicator::Error.code()
 }
 
-fn count(application: &str, indicator: &str) {
+pub(crate) fn count(application: &str, indicator: &str) {
     metrics::counter!(
         "legacy_core_requests_total",
         "application" => application.to_owned(),
@@ -359,7 +425,7 @@ fn count(application: &str, indicator: &str) {
     .increment(1);
 }
 
-fn log(request: &Request, indicator: &str, started: Instant) {
+pub(crate) fn log(request: &Request, indicator: &str, started: Instant) {
     count(&request.application, indicator);
     let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     tracing::info!(
@@ -457,60 +523,92 @@ async fn send(
     }
 }
 
+/// The next line of a connection: its text (`Err`: the reply to a line that is not UTF-8);
+/// `None` when the connection must close (ended, idle, shutdown, or a line too long or cut
+/// short, which has been answered or logged).
+async fn next_line(
+    reader: &mut BufReader<OwnedReadHalf>,
+    write: &mut OwnedWriteHalf,
+    limits: Limits,
+    shutdown: &CancellationToken,
+) -> Option<Result<String, String>> {
+    // A line may be LINE_BYTES_MAX bytes and its CR LF; one byte more proves it too long.
+    let read_max = u64::try_from(LINE_BYTES_MAX + 3).unwrap_or(u64::MAX);
+    let mut line = Vec::new();
+    let mut limited = reader.take(read_max);
+    let read = tokio::select! {
+        () = shutdown.cancelled() => return None,
+        read = tokio::time::timeout(limits.idle_timeout, limited.read_until(b'\n', &mut line)) => read,
+    };
+    let Ok(read) = read else {
+        tracing::info!(
+            idle_timeout_ms = u64::try_from(limits.idle_timeout.as_millis()).unwrap_or(u64::MAX),
+            "legacy core closed a connection that sent no complete line in time"
+        );
+        return None;
+    };
+    match read {
+        Ok(0) | Err(_) => return None,
+        Ok(_) => {}
+    }
+    let terminated = line.ends_with(b"\n");
+    if terminated {
+        line.pop();
+        if line.ends_with(b"\r") {
+            line.pop();
+        }
+    }
+    if line.len() > LINE_BYTES_MAX {
+        count("", error_indicator());
+        let reply = malformed_line(&OfsError::TooLong { bytes: line.len() });
+        send(write, &reply, limits, shutdown).await;
+        return None;
+    }
+    if !terminated {
+        // The input ended inside a line: a request cut short is never carried out (its
+        // missing tail could be the field that makes it safe, e.g. LOCKED.EVENT.ID).
+        count("", error_indicator());
+        tracing::info!(
+            bytes = line.len(),
+            "legacy core closed a connection whose last line had no line feed: not executed"
+        );
+        return None;
+    }
+    Some(String::from_utf8(line).map_err(|_| {
+        malformed_line(&OfsError::Malformed {
+            part: "message".to_owned(),
+            message: "not UTF-8".to_owned(),
+        })
+    }))
+}
+
 async fn connection(stream: TcpStream, core: &Core, limits: Limits, shutdown: &CancellationToken) {
     let (read, mut write) = stream.into_split();
     let mut reader = BufReader::new(read);
     let mut session = Session::default();
-    // A line may be LINE_BYTES_MAX bytes and its CR LF; one byte more proves it too long.
-    let read_max = u64::try_from(LINE_BYTES_MAX + 3).unwrap_or(u64::MAX);
     loop {
-        let mut line = Vec::new();
-        let mut limited = (&mut reader).take(read_max);
-        let read = tokio::select! {
-            () = shutdown.cancelled() => return,
-            read = tokio::time::timeout(limits.idle_timeout, limited.read_until(b'\n', &mut line)) => read,
-        };
-        let Ok(read) = read else {
-            tracing::info!(
-                idle_timeout_ms =
-                    u64::try_from(limits.idle_timeout.as_millis()).unwrap_or(u64::MAX),
-                "legacy core closed a connection that sent no complete line in time"
-            );
+        let Some(line) = next_line(&mut reader, &mut write, limits, shutdown).await else {
             return;
         };
-        match read {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
-        }
-        let terminated = line.ends_with(b"\n");
-        if terminated {
-            line.pop();
-            if line.ends_with(b"\r") {
-                line.pop();
-            }
-        }
-        if line.len() > LINE_BYTES_MAX {
-            count("", error_indicator());
-            let reply = malformed_line(&OfsError::TooLong { bytes: line.len() });
-            send(&mut write, &reply, limits, shutdown).await;
-            return;
-        }
-        if !terminated {
-            // The input ended inside a line: a request cut short is never carried out (its
-            // missing tail could be the field that makes it safe, e.g. LOCKED.EVENT.ID).
-            count("", error_indicator());
-            tracing::info!(
-                bytes = line.len(),
-                "legacy core closed a connection whose last line had no line feed: not executed"
-            );
-            return;
-        }
-        let reply = match String::from_utf8(line) {
-            Ok(text) => core.handle(&text, &mut session, shutdown).await,
-            Err(_) => Reply::Line(malformed_line(&OfsError::Malformed {
-                part: "message".to_owned(),
-                message: "not UTF-8".to_owned(),
-            })),
+        let reply = match line {
+            Ok(text) => match parse_bulk_header(&text) {
+                None => core.handle(&text, &mut session, shutdown).await,
+                Some(Err(error)) => {
+                    count("", error_indicator());
+                    Reply::Line(malformed_line(&error))
+                }
+                Some(Ok(messages)) => {
+                    let mut lines = Vec::with_capacity(messages);
+                    for _ in 0..messages {
+                        match next_line(&mut reader, &mut write, limits, shutdown).await {
+                            Some(line) => lines.push(line),
+                            None => return,
+                        }
+                    }
+                    core.handle_bulk(lines, &mut session, shutdown).await
+                }
+            },
+            Err(reply) => Reply::Line(reply),
         };
         match reply {
             Reply::Line(reply) => {

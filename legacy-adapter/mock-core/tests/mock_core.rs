@@ -111,6 +111,26 @@ impl Client {
             .await
             .expect("the core closed the connection")
     }
+
+    /// Sends `requests` as one bulk and reads their answers.
+    async fn bulk(&mut self, requests: &[Request]) -> Vec<Response> {
+        let mut lines = corebank_legacy_ofs::bulk::bulk_header(requests.len());
+        for request in requests {
+            lines.push('\n');
+            lines.push_str(&request.to_line());
+        }
+        let first = self
+            .raw(&lines)
+            .await
+            .expect("the core closed the connection");
+        let mut answers = vec![Response::parse(first.trim_end()).unwrap()];
+        for _ in 1..requests.len() {
+            let mut line = String::new();
+            self.reader.read_line(&mut line).await.unwrap();
+            answers.push(Response::parse(line.trim_end()).unwrap());
+        }
+        answers
+    }
 }
 
 fn request_as(
@@ -779,6 +799,60 @@ async fn an_account_moved_away_is_frozen_read_emptied_into_suspense_and_then_ref
     let bad = client.call(&migration(&bob, "SHRED")).await;
     assert_refused(&bad, "ACTION", "INVALID VALUE");
     assert_books_balance(&mut client).await;
+}
+
+#[tokio::test]
+async fn a_bulk_of_migration_actions_answers_each_in_order_and_a_refusal_undoes_only_its_own() {
+    let (_core, mut client, alice, bob) = alice_and_bob("100.00", "10.00").await;
+    let nobody = formats::account_number("EUR", 99_999).unwrap();
+    let mut stranger = migration(&bob, "THAW");
+    stranger.password = "wrong".to_owned();
+    let frozen = client
+        .bulk(&[
+            migration(&alice, "FREEZE"),
+            migration(&nobody, "FREEZE"),
+            input("FUNDS.TRANSFER", "", &[("DEBIT.ACCT.NO", &alice)]),
+            stranger,
+            migration(&bob, "FREEZE"),
+        ])
+        .await;
+    assert_eq!(frozen.len(), 5);
+    assert_done(&frozen[0]);
+    assert_eq!(frozen[0].transaction_id, alice);
+    assert_eq!(frozen[0].field("STATUS"), Some("MIGRATING"));
+    assert_eq!(frozen[0].field("WORKING.BALANCE"), Some("100.00"));
+    assert_refused(&frozen[1], "ID", "RECORD NOT FOUND");
+    assert_refused(&frozen[2], "APPLICATION", "NOT ALLOWED IN A BULK");
+    assert_refused(&frozen[3], "USER", "SECURITY VIOLATION");
+    assert_done(&frozen[4]);
+    assert_eq!(frozen[4].field("WORKING.BALANCE"), Some("10.00"));
+
+    // Both froze (the refusals between them undid nothing of theirs), and the connection
+    // goes on serving single messages.
+    let out = transfer(&mut client, "", &alice, &bob, "1.00", &[]).await;
+    assert_refused(&out, "DEBIT.ACCT.NO", "ACCOUNT MIGRATING");
+    let emptied = client
+        .bulk(&[migration(&alice, "EMPTY"), migration(&bob, "EMPTY")])
+        .await;
+    assert_eq!(emptied[0].field("MOVED.AMOUNT"), Some("100.00"));
+    assert_eq!(emptied[1].field("MOVED.AMOUNT"), Some("10.00"));
+    // A bulk repeated answers as the first did: each action is idempotent by the state.
+    let again = client
+        .bulk(&[migration(&alice, "EMPTY"), migration(&bob, "EMPTY")])
+        .await;
+    assert_eq!(
+        again[0].field("EMPTIED.JOURNAL"),
+        emptied[0].field("EMPTIED.JOURNAL")
+    );
+    assert_eq!(again[1].field("MOVED.AMOUNT"), Some("10.00"));
+    assert_books_balance(&mut client).await;
+
+    // A header that counts nothing, or too many, is refused as malformed.
+    for header in ["OFS.BULK,0", "OFS.BULK,65", "OFS.BULK,many"] {
+        let answer = Response::parse(client.raw(header).await.unwrap().trim_end()).unwrap();
+        assert_eq!(answer.field("CODE"), Some("ofs_malformed"), "{header}");
+    }
+    assert_done(&client.call(&see("AC.ACCOUNT.MIGRATION", &alice)).await);
 }
 
 #[tokio::test]

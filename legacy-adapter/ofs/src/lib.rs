@@ -4,6 +4,7 @@
 //! the adapter never depends on the mock. The protocol and the formats:
 //! `legacy-adapter/README.md`.
 
+pub mod bulk;
 pub mod formats;
 // The codec is a file of its own that needs nothing but `thiserror`, so the fuzz targets
 // (`fuzz/`) compile it alone with `#[path]`.

@@ -1,20 +1,27 @@
 //! The adapter's OFS client: a pool of TCP connections to the core, a deadline per call, a
 //! circuit breaker, and metrics per legacy application.
 //!
+//! The core's account migration inputs travel in bulks ([`corebank_legacy_ofs::bulk`]):
+//! those that arrive while a connection is awaited go together, in one transaction of the
+//! core, each with its own answer.
+//!
 //! A call ends in one of three ways, and the difference matters for money: an answer; the
 //! request never left ([`CallError::NotSent`], safe to send again); or it left and no answer
 //! came back ([`CallError::Unknown`]: the core may have done it, so the caller must ask
 //! before sending it again).
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, oneshot};
 
+use corebank_legacy_ofs::bulk::{BULK_MAX, bulk_header, bulkable};
 use corebank_legacy_ofs::{Indicator, LINE_BYTES_MAX, Request, Response};
 
 /// How the client reaches the core.
@@ -94,11 +101,27 @@ enum Admission {
     Rejected,
 }
 
+/// A request waiting for a bulk, and where its answer goes.
+type Waiting = (Request, oneshot::Sender<Result<Response, CallError>>);
+
+/// The requests waiting for a bulk, and how many bulks are being sent.
+#[derive(Default)]
+struct BulkQueue {
+    waiting: VecDeque<Waiting>,
+    leaders: usize,
+}
+
+/// Bulks in flight at once at most.
+pub const BULK_LEADERS: usize = 2;
+
 struct Inner {
     config: ClientConfig,
     idle: Mutex<Vec<Connection>>,
     permits: Semaphore,
     breaker: Mutex<Breaker>,
+    bulk: Mutex<BulkQueue>,
+    bulks: AtomicU64,
+    bulked: AtomicU64,
 }
 
 /// A cheap-to-clone handle on the pool.
@@ -125,6 +148,9 @@ impl OfsClient {
                 idle: Mutex::new(Vec::new()),
                 permits,
                 breaker: Mutex::new(Breaker::default()),
+                bulk: Mutex::new(BulkQueue::default()),
+                bulks: AtomicU64::new(0),
+                bulked: AtomicU64::new(0),
             }),
         }
     }
@@ -157,7 +183,11 @@ impl OfsClient {
                 message: "the circuit breaker is open after repeated failures".to_owned(),
             });
         }
-        let result = self.call_signed(&request).await;
+        let result = if bulkable(&request) {
+            self.call_bulked(request).await
+        } else {
+            self.call_signed(&request).await
+        };
         let outcome = match &result {
             Ok(response) => match response.indicator {
                 Indicator::Done => "ok",
@@ -227,7 +257,116 @@ impl OfsClient {
 
     async fn call_signed(&self, request: &Request) -> Result<Response, CallError> {
         let deadline = Instant::now() + self.inner.config.call_timeout;
-        let _permit = tokio::time::timeout_at(deadline.into(), self.inner.permits.acquire())
+        let (permit, connection) = self.checkout(deadline).await?;
+        let mut answers = self
+            .exchange(connection, std::slice::from_ref(request), deadline)
+            .await?;
+        drop(permit);
+        answers.pop().ok_or_else(|| CallError::Unknown {
+            message: "no answer".to_owned(),
+        })
+    }
+
+    /// Sends a request that may travel in a bulk ([`bulkable`]): it joins the bulk being
+    /// gathered, and is sent with the others that arrived meanwhile once a connection is
+    /// free (up to [`BULK_MAX`] a bulk, [`BULK_LEADERS`] bulks in flight). Each gets its own
+    /// answer; a bulk without one leaves each of its requests unknown.
+    async fn call_bulked(&self, request: Request) -> Result<Response, CallError> {
+        let (sender, receiver) = oneshot::channel();
+        let lead = {
+            let mut queue = self
+                .inner
+                .bulk
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            queue.waiting.push_back((request, sender));
+            let lead = queue.leaders < BULK_LEADERS;
+            if lead {
+                queue.leaders += 1;
+            }
+            lead
+        };
+        if lead {
+            // Its own task: a caller that gives up must not strand the bulk it gathered.
+            let client = self.clone();
+            tokio::spawn(async move { client.lead_bulks().await });
+        }
+        receiver.await.unwrap_or_else(|_| {
+            Err(CallError::Unknown {
+                message: "the bulk carrying the request ended without an answer".to_owned(),
+            })
+        })
+    }
+
+    /// Sends bulks of the waiting requests until none is left.
+    async fn lead_bulks(&self) {
+        loop {
+            let deadline = Instant::now() + self.inner.config.call_timeout;
+            // A connection first: whatever arrives while it is awaited joins this bulk.
+            let checked_out = self.checkout(deadline).await;
+            let bulk: Vec<Waiting> = {
+                let mut queue = self
+                    .inner
+                    .bulk
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if queue.waiting.is_empty() {
+                    queue.leaders -= 1;
+                    drop(queue);
+                    if let Ok((_permit, connection)) = checked_out {
+                        self.check_in(connection);
+                    }
+                    return;
+                }
+                let take = queue.waiting.len().min(BULK_MAX);
+                queue.waiting.drain(..take).collect()
+            };
+            let result = match checked_out {
+                Ok((permit, connection)) => {
+                    let requests: Vec<Request> =
+                        bulk.iter().map(|(request, _)| request.clone()).collect();
+                    let answers = self.exchange(connection, &requests, deadline).await;
+                    drop(permit);
+                    answers
+                }
+                Err(error) => Err(error),
+            };
+            self.inner.bulks.fetch_add(1, Ordering::Relaxed);
+            self.inner.bulked.fetch_add(
+                u64::try_from(bulk.len()).unwrap_or(u64::MAX),
+                Ordering::Relaxed,
+            );
+            metrics::histogram!("legacy_adapter_bulk_size")
+                .record(f64::from(u32::try_from(bulk.len()).unwrap_or(u32::MAX)));
+            match result {
+                Ok(answers) => {
+                    for ((_, answer), response) in bulk.into_iter().zip(answers) {
+                        let _ = answer.send(Ok(response));
+                    }
+                }
+                Err(error) => {
+                    for (_, answer) in bulk {
+                        let _ = answer.send(Err(error.clone()));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Bulks sent so far, and the requests they carried.
+    pub fn bulk_stats(&self) -> (u64, u64) {
+        (
+            self.inner.bulks.load(Ordering::Relaxed),
+            self.inner.bulked.load(Ordering::Relaxed),
+        )
+    }
+
+    /// A connection to the core and the permit that counts it, by `deadline`.
+    async fn checkout(
+        &self,
+        deadline: Instant,
+    ) -> Result<(tokio::sync::SemaphorePermit<'_>, Connection), CallError> {
+        let permit = tokio::time::timeout_at(deadline.into(), self.inner.permits.acquire())
             .await
             .map_err(|_| CallError::NotSent {
                 message: format!(
@@ -247,13 +386,11 @@ impl OfsClient {
             }
             None
         });
-        let mut connection = match pooled {
-            Some(connection) => connection,
-            None => {
-                let stream = tokio::time::timeout_at(
-                    deadline.into(),
-                    TcpStream::connect(self.inner.config.addr),
-                )
+        if let Some(connection) = pooled {
+            return Ok((permit, connection));
+        }
+        let stream =
+            tokio::time::timeout_at(deadline.into(), TcpStream::connect(self.inner.config.addr))
                 .await
                 .map_err(|_| CallError::NotSent {
                     message: format!("connecting to {} timed out", self.inner.config.addr),
@@ -261,40 +398,64 @@ impl OfsClient {
                 .map_err(|error| CallError::NotSent {
                     message: format!(
                         "connecting to {} failed: {error} (is the legacy core running? \
-                                 check COREBANK_LEGACY_CORE_ADDR)",
+                         check COREBANK_LEGACY_CORE_ADDR)",
                         self.inner.config.addr
                     ),
                 })?;
-                let _ = stream.set_nodelay(true);
-                let (read, write) = stream.into_split();
-                Connection {
-                    reader: BufReader::new(read),
-                    writer: write,
-                    idle_since: Instant::now(),
-                }
-            }
-        };
-        let mut line = request.to_line();
-        line.push('\n');
+        let _ = stream.set_nodelay(true);
+        let (read, write) = stream.into_split();
+        Ok((
+            permit,
+            Connection {
+                reader: BufReader::new(read),
+                writer: write,
+                idle_since: Instant::now(),
+            },
+        ))
+    }
+
+    /// Sends `requests` on `connection` (more than one as a bulk) and reads their answers,
+    /// by `deadline`; the connection goes back to the pool once they are all read.
+    async fn exchange(
+        &self,
+        mut connection: Connection,
+        requests: &[Request],
+        deadline: Instant,
+    ) -> Result<Vec<Response>, CallError> {
+        let mut lines = String::new();
+        if requests.len() > 1 {
+            lines.push_str(&bulk_header(requests.len()));
+            lines.push('\n');
+        }
+        for request in requests {
+            lines.push_str(&request.to_line());
+            lines.push('\n');
+        }
         let exchange = async {
             connection
                 .writer
-                .write_all(line.as_bytes())
+                .write_all(lines.as_bytes())
                 .await
                 .map_err(|error| format!("writing failed: {error}"))?;
-            let mut answer = String::new();
-            let read = (&mut connection.reader)
-                .take(u64::try_from(LINE_BYTES_MAX).unwrap_or(u64::MAX) + 2)
-                .read_line(&mut answer)
-                .await
-                .map_err(|error| format!("reading failed: {error}"))?;
-            if read == 0 || !answer.ends_with('\n') {
-                return Err("the connection closed before the answer ended".to_owned());
+            let mut answers = Vec::with_capacity(requests.len());
+            for _ in requests {
+                let mut answer = String::new();
+                let read = (&mut connection.reader)
+                    .take(u64::try_from(LINE_BYTES_MAX).unwrap_or(u64::MAX) + 2)
+                    .read_line(&mut answer)
+                    .await
+                    .map_err(|error| format!("reading failed: {error}"))?;
+                if read == 0 || !answer.ends_with('\n') {
+                    return Err("the connection closed before the answer ended".to_owned());
+                }
+                answers.push(
+                    Response::parse(answer.trim_end_matches(['\r', '\n']))
+                        .map_err(|error| format!("the answer is unreadable: {error}"))?,
+                );
             }
-            Response::parse(answer.trim_end_matches(['\r', '\n']))
-                .map_err(|error| format!("the answer is unreadable: {error}"))
+            Ok(answers)
         };
-        let response = match tokio::time::timeout_at(deadline.into(), exchange).await {
+        let answers = match tokio::time::timeout_at(deadline.into(), exchange).await {
             Err(_) => {
                 return Err(CallError::Unknown {
                     message: format!(
@@ -304,13 +465,18 @@ impl OfsClient {
                 });
             }
             Ok(Err(message)) => return Err(CallError::Unknown { message }),
-            Ok(Ok(response)) => response,
+            Ok(Ok(answers)) => answers,
         };
+        self.check_in(connection);
+        Ok(answers)
+    }
+
+    /// Puts a connection whose exchanges are all answered back in the pool.
+    fn check_in(&self, mut connection: Connection) {
         connection.idle_since = Instant::now();
         if let Ok(mut idle) = self.inner.idle.lock() {
             idle.push(connection);
         }
-        Ok(response)
     }
 }
 

@@ -404,6 +404,11 @@ impl Adapter {
         self.legacy.ambiguous_outcomes()
     }
 
+    /// Bulks sent to the core so far, and the migration inputs they carried.
+    pub fn bulk_stats(&self) -> (u64, u64) {
+        self.legacy.client().bulk_stats()
+    }
+
     /// Whether the circuit breaker in front of the core is open now.
     pub fn legacy_breaker_open(&self) -> bool {
         self.legacy.client().breaker_open()

@@ -1,0 +1,187 @@
+//! Bulk OFS on the core's side ([`corebank_legacy_ofs::bulk`]): the messages of a bulk are
+//! carried out in one SERIALIZABLE transaction (retried whole), each under a savepoint so
+//! that a refusal undoes only its own message, and answered in order after one commit. The
+//! core's journal counter is taken once for the lot, which is what makes a bulk cheaper than
+//! its messages one by one.
+//!
+//! Faults and close of business apply to a bulk as to one request: one draw for the lot.
+
+use std::time::{Duration, Instant};
+
+use corebank_db::TxError;
+use corebank_legacy_ofs::bulk::bulkable;
+use corebank_legacy_ofs::{Field, Indicator, Request};
+use tokio_util::sync::CancellationToken;
+
+use super::input::Answer;
+use super::server::{
+    Core, OutcomeUnknown, Reply, SYSTEM_ERROR, Session, business_date, count, db_failure,
+    error_indicator, is_write, log, malformed_line, refused, response_line, route,
+};
+
+/// One message of a bulk: a request to carry out, or its answer already (refused before
+/// it could run).
+enum Message {
+    Run(Request),
+    Answered(String),
+}
+
+impl Core {
+    /// Answers a bulk's lines (`Err`: a line that was not UTF-8, already answered).
+    pub(crate) async fn handle_bulk(
+        &self,
+        lines: Vec<Result<String, String>>,
+        session: &mut Session,
+        shutdown: &CancellationToken,
+    ) -> Reply {
+        let started = Instant::now();
+        let mut messages = Vec::with_capacity(lines.len());
+        for line in lines {
+            messages.push(match line.map(|text| Request::parse(&text)) {
+                Err(reply) => Message::Answered(reply),
+                Ok(Err(error)) => {
+                    count("", error_indicator());
+                    Message::Answered(malformed_line(&error))
+                }
+                Ok(Ok(request)) => self.admit(request, session).await,
+            });
+        }
+        let faults = self.faults.faults();
+        let to_run: Vec<&Request> = messages
+            .iter()
+            .filter_map(|message| match message {
+                Message::Run(request) => Some(request),
+                Message::Answered(_) => None,
+            })
+            .collect();
+        let answers = if self.faults.closed_now() {
+            to_run.iter().map(|request| offline(request)).collect()
+        } else if fastrand::f64() < faults.error_rate {
+            let error = |request: &&Request| {
+                Answer::error(request.transaction_id.clone(), "ID", SYSTEM_ERROR)
+            };
+            to_run.iter().map(error).collect()
+        } else {
+            if fastrand::f64() < faults.timeout_rate {
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_millis(faults.timeout_ms)) => {}
+                    () = shutdown.cancelled() => return Reply::Close,
+                }
+            }
+            match self.execute_bulk(&to_run).await {
+                Ok(answers) => answers,
+                Err(OutcomeUnknown) => return Reply::Close,
+            }
+        };
+        let latency = faults.latency();
+        if !latency.is_zero() {
+            tokio::select! {
+                () = tokio::time::sleep(latency) => {}
+                () = shutdown.cancelled() => {}
+            }
+        }
+        let wrote = to_run
+            .iter()
+            .zip(&answers)
+            .any(|(request, answer)| is_write(request) && answer.indicator == Indicator::Done);
+        if wrote && fastrand::f64() < faults.drop_after_commit_rate {
+            for request in &to_run {
+                log(request, "dropped", started);
+            }
+            return Reply::Close;
+        }
+        let mut answers = to_run.iter().zip(answers);
+        let lines: Vec<String> = messages
+            .iter()
+            .map(|message| match message {
+                Message::Answered(line) => line.clone(),
+                Message::Run(_) => match answers.next() {
+                    Some((request, answer)) => {
+                        log(request, answer.indicator.code(), started);
+                        response_line(&answer)
+                    }
+                    None => response_line(&Answer::error(String::new(), "ID", SYSTEM_ERROR)),
+                },
+            })
+            .collect();
+        Reply::Line(lines.join("\n"))
+    }
+
+    /// A bulk's message, signed on and of a kind a bulk may carry, or its refusal.
+    async fn admit(&self, request: Request, session: &mut Session) -> Message {
+        let id = request.transaction_id.clone();
+        let refusal = if !bulkable(&request) {
+            Some(Answer::error(id, "APPLICATION", "NOT ALLOWED IN A BULK"))
+        } else {
+            match self.signed_on(&request, session).await {
+                Ok(true) => None,
+                Ok(false) => Some(Answer::error(id, "USER", "SECURITY VIOLATION")),
+                Err(error) => {
+                    tracing::warn!(error = %error, "legacy core sign-on could not be checked");
+                    Some(Answer::error(id, "ID", SYSTEM_ERROR))
+                }
+            }
+        };
+        match refusal {
+            None => Message::Run(request),
+            Some(answer) => {
+                count(&request.application, answer.indicator.code());
+                Message::Answered(response_line(&answer))
+            }
+        }
+    }
+
+    /// Carries out `requests` in one transaction, each under a savepoint: their answers, in
+    /// order.
+    async fn execute_bulk(&self, requests: &[&Request]) -> Result<Vec<Answer>, OutcomeUnknown> {
+        if requests.is_empty() {
+            return Ok(Vec::new());
+        }
+        let _turn = self.write_turn(requests).await;
+        let today = business_date();
+        let result = self
+            .db
+            .run_tx("legacy_core_bulk", |tx| {
+                Box::pin(async move {
+                    let mut answers = Vec::with_capacity(requests.len());
+                    for request in requests {
+                        tx.batch_execute("SAVEPOINT bulk_message").await?;
+                        match route(&tx, request, today).await {
+                            Ok(answer) => {
+                                tx.batch_execute("RELEASE SAVEPOINT bulk_message").await?;
+                                answers.push(answer);
+                            }
+                            Err(TxError::Abort(reject)) => {
+                                tx.batch_execute("ROLLBACK TO SAVEPOINT bulk_message")
+                                    .await?;
+                                answers.push(refused(request, reject));
+                            }
+                            Err(TxError::Db(error)) => return Err(TxError::Db(error)),
+                        }
+                    }
+                    Ok::<_, TxError<std::convert::Infallible>>(answers)
+                })
+            })
+            .await;
+        match result {
+            Ok(answers) => Ok(answers),
+            Err(TxError::Abort(never)) => match never {},
+            Err(TxError::Db(error)) => {
+                let text = db_failure("OFS.BULK", &error)?;
+                Ok(requests
+                    .iter()
+                    .map(|request| Answer::error(request.transaction_id.clone(), "ID", text))
+                    .collect())
+            }
+        }
+    }
+}
+
+/// The answer while the core is closed for business.
+fn offline(request: &Request) -> Answer {
+    Answer {
+        id: request.transaction_id.clone(),
+        indicator: Indicator::Offline,
+        fields: vec![Field::new("STATUS", "CLOSE OF BUSINESS IN PROGRESS")],
+    }
+}
