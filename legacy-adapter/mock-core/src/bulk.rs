@@ -4,19 +4,22 @@
 //! core's journal counter is taken once for the lot, which is what makes a bulk cheaper than
 //! its messages one by one.
 //!
-//! Faults and close of business apply to a bulk as to one request: one draw for the lot.
+//! Faults and close of business apply to a bulk as to one request, in the same order (close
+//! of business, sign-on, injected error or timeout, latency, a dropped answer): one draw for
+//! the lot.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use corebank_db::TxError;
 use corebank_legacy_ofs::bulk::bulkable;
-use corebank_legacy_ofs::{Field, Indicator, Request};
+use corebank_legacy_ofs::{Indicator, Request};
 use tokio_util::sync::CancellationToken;
 
 use super::input::Answer;
 use super::server::{
-    Core, OutcomeUnknown, Reply, SYSTEM_ERROR, Session, business_date, count, db_failure,
-    error_indicator, is_write, log, malformed_line, refused, response_line, route,
+    Core, Injected, OutcomeUnknown, Reply, SYSTEM_ERROR, Session, business_date, count, db_failure,
+    delivered, error_indicator, injected, is_write, log, malformed_line, offline, refused,
+    response_line, route,
 };
 
 /// One message of a bulk: a request to carry out, or its answer already (refused before
@@ -35,6 +38,7 @@ impl Core {
         shutdown: &CancellationToken,
     ) -> Reply {
         let started = Instant::now();
+        let closed = self.faults.closed_now();
         let mut messages = Vec::with_capacity(lines.len());
         for line in lines {
             messages.push(match line.map(|text| Request::parse(&text)) {
@@ -42,6 +46,9 @@ impl Core {
                 Ok(Err(error)) => {
                     count("", error_indicator());
                     Message::Answered(malformed_line(&error))
+                }
+                Ok(Ok(request)) if closed => {
+                    Message::Answered(response_line(&offline(request.transaction_id)))
                 }
                 Ok(Ok(request)) => self.admit(request, session).await,
             });
@@ -54,37 +61,22 @@ impl Core {
                 Message::Answered(_) => None,
             })
             .collect();
-        let answers = if self.faults.closed_now() {
-            to_run.iter().map(|request| offline(request)).collect()
-        } else if fastrand::f64() < faults.error_rate {
-            let error = |request: &&Request| {
-                Answer::error(request.transaction_id.clone(), "ID", SYSTEM_ERROR)
-            };
-            to_run.iter().map(error).collect()
-        } else {
-            if fastrand::f64() < faults.timeout_rate {
-                tokio::select! {
-                    () = tokio::time::sleep(Duration::from_millis(faults.timeout_ms)) => {}
-                    () = shutdown.cancelled() => return Reply::Close,
-                }
-            }
-            match self.execute_bulk(&to_run).await {
+        let answers = match injected(&faults, shutdown).await {
+            Some(Injected::Close) => return Reply::Close,
+            Some(Injected::Error) => to_run
+                .iter()
+                .map(|request| Answer::error(request.transaction_id.clone(), "ID", SYSTEM_ERROR))
+                .collect(),
+            None => match self.execute_bulk(&to_run).await {
                 Ok(answers) => answers,
                 Err(OutcomeUnknown) => return Reply::Close,
-            }
+            },
         };
-        let latency = faults.latency();
-        if !latency.is_zero() {
-            tokio::select! {
-                () = tokio::time::sleep(latency) => {}
-                () = shutdown.cancelled() => {}
-            }
-        }
         let wrote = to_run
             .iter()
             .zip(&answers)
             .any(|(request, answer)| is_write(request) && answer.indicator == Indicator::Done);
-        if wrote && fastrand::f64() < faults.drop_after_commit_rate {
+        if !delivered(&faults, wrote, shutdown).await {
             for request in &to_run {
                 log(request, "dropped", started);
             }
@@ -109,18 +101,11 @@ impl Core {
 
     /// A bulk's message, signed on and of a kind a bulk may carry, or its refusal.
     async fn admit(&self, request: Request, session: &mut Session) -> Message {
-        let id = request.transaction_id.clone();
-        let refusal = if !bulkable(&request) {
-            Some(Answer::error(id, "APPLICATION", "NOT ALLOWED IN A BULK"))
+        let refusal = if bulkable(&request) {
+            self.sign_on_refusal(&request, session).await
         } else {
-            match self.signed_on(&request, session).await {
-                Ok(true) => None,
-                Ok(false) => Some(Answer::error(id, "USER", "SECURITY VIOLATION")),
-                Err(error) => {
-                    tracing::warn!(error = %error, "legacy core sign-on could not be checked");
-                    Some(Answer::error(id, "ID", SYSTEM_ERROR))
-                }
-            }
+            let id = request.transaction_id.clone();
+            Some(Answer::error(id, "APPLICATION", "NOT ALLOWED IN A BULK"))
         };
         match refusal {
             None => Message::Run(request),
@@ -174,14 +159,5 @@ impl Core {
                     .collect())
             }
         }
-    }
-}
-
-/// The answer while the core is closed for business.
-fn offline(request: &Request) -> Answer {
-    Answer {
-        id: request.transaction_id.clone(),
-        indicator: Indicator::Offline,
-        fields: vec![Field::new("STATUS", "CLOSE OF BUSINESS IN PROGRESS")],
     }
 }

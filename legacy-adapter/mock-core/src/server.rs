@@ -325,17 +325,8 @@ impl Core {
                 return Reply::Close;
             }
         };
-        let latency = faults.latency();
-        if !latency.is_zero() {
-            tokio::select! {
-                () = tokio::time::sleep(latency) => {}
-                () = shutdown.cancelled() => {}
-            }
-        }
-        if is_write(&request)
-            && answer.indicator == Indicator::Done
-            && fastrand::f64() < faults.drop_after_commit_rate
-        {
+        let wrote = is_write(&request) && answer.indicator == Indicator::Done;
+        if !delivered(&faults, wrote, shutdown).await {
             log(&request, "dropped", started);
             return Reply::Close;
         }
@@ -353,31 +344,82 @@ impl Core {
     ) -> Option<Answer> {
         let id = request.transaction_id.clone();
         if self.faults.closed_now() {
-            return Some(Answer {
-                id,
-                indicator: Indicator::Offline,
-                fields: vec![Field::new("STATUS", "CLOSE OF BUSINESS IN PROGRESS")],
-            });
+            return Some(offline(id));
         }
-        match self.signed_on(request, session).await {
-            Ok(true) => {}
-            Ok(false) => return Some(Answer::error(id, "USER", "SECURITY VIOLATION")),
-            Err(error) => {
-                tracing::warn!(error = %error, "legacy core sign-on could not be checked");
-                return Some(Answer::error(id, "ID", SYSTEM_ERROR));
-            }
+        if let Some(refusal) = self.sign_on_refusal(request, session).await {
+            return Some(refusal);
         }
-        if fastrand::f64() < faults.error_rate {
-            return Some(Answer::error(id, "ID", SYSTEM_ERROR));
-        }
-        if fastrand::f64() < faults.timeout_rate {
-            tokio::select! {
-                () = tokio::time::sleep(Duration::from_millis(faults.timeout_ms)) => {}
-                () = shutdown.cancelled() => return None,
-            }
+        match injected(faults, shutdown).await {
+            Some(Injected::Error) => return Some(Answer::error(id, "ID", SYSTEM_ERROR)),
+            Some(Injected::Close) => return None,
+            None => {}
         }
         self.execute(request).await.ok()
     }
+}
+
+impl Core {
+    /// The answer to a request whose sign-on fails; `None` when it signs on.
+    pub(crate) async fn sign_on_refusal(
+        &self,
+        request: &Request,
+        session: &mut Session,
+    ) -> Option<Answer> {
+        let id = request.transaction_id.clone();
+        match self.signed_on(request, session).await {
+            Ok(true) => None,
+            Ok(false) => Some(Answer::error(id, "USER", "SECURITY VIOLATION")),
+            Err(error) => {
+                tracing::warn!(error = %error, "legacy core sign-on could not be checked");
+                Some(Answer::error(id, "ID", SYSTEM_ERROR))
+            }
+        }
+    }
+}
+
+/// The answer while the core is closed for business.
+pub(crate) fn offline(id: String) -> Answer {
+    Answer {
+        id,
+        indicator: Indicator::Offline,
+        fields: vec![Field::new("STATUS", "CLOSE OF BUSINESS IN PROGRESS")],
+    }
+}
+
+/// What the faults in force do to a request (or a bulk) before it runs.
+pub(crate) enum Injected {
+    /// Answered `SYSTEM ERROR`, not run.
+    Error,
+    /// Shut down during an injected timeout: closed unanswered.
+    Close,
+}
+
+/// Draws the injected error and timeout for a request (or a bulk) about to run; `None`:
+/// run it (after any injected delay).
+pub(crate) async fn injected(faults: &Faults, shutdown: &CancellationToken) -> Option<Injected> {
+    if fastrand::f64() < faults.error_rate {
+        return Some(Injected::Error);
+    }
+    if fastrand::f64() < faults.timeout_rate {
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_millis(faults.timeout_ms)) => {}
+            () = shutdown.cancelled() => return Some(Injected::Close),
+        }
+    }
+    None
+}
+
+/// Waits the injected latency before an answer is written, and draws whether an answer
+/// that `wrote` is dropped after its commit: `false` closes the connection unanswered.
+pub(crate) async fn delivered(faults: &Faults, wrote: bool, shutdown: &CancellationToken) -> bool {
+    let latency = faults.latency();
+    if !latency.is_zero() {
+        tokio::select! {
+            () = tokio::time::sleep(latency) => {}
+            () = shutdown.cancelled() => {}
+        }
+    }
+    !(wrote && fastrand::f64() < faults.drop_after_commit_rate)
 }
 
 /// A request's refusal as its answer.
