@@ -237,6 +237,16 @@ impl Stack {
         .await
     }
 
+    /// A deposit of `amount` EUR on `account` through the gateway, under a new key.
+    pub(crate) async fn deposit(&self, token: &str, account: &str, amount: &str) -> Answer {
+        self.post(
+            &format!("/v1/accounts/{account}/deposits"),
+            token,
+            json!({ "amount": amount, "currency": "EUR" }),
+        )
+        .await
+    }
+
     /// A new account of `product` for `customer` with `amount` EUR deposited on it.
     pub(crate) async fn funded_account(
         &self,
@@ -250,13 +260,7 @@ impl Stack {
             .await
             .expect(201);
         let id = opened.body["id"].as_str().unwrap().to_owned();
-        self.post(
-            &format!("/v1/accounts/{id}/deposits"),
-            token,
-            json!({ "amount": amount, "currency": "EUR" }),
-        )
-        .await
-        .expect(201);
+        self.deposit(token, &id, amount).await.expect(201);
         id
     }
 
@@ -329,13 +333,7 @@ impl Stack {
         .await;
         let opened = self.open_account(&token, customer, code).await;
         let account = opened.body["id"].as_str().unwrap().to_owned();
-        self.post(
-            &format!("/v1/accounts/{account}/deposits"),
-            &token,
-            json!({ "amount": "100.00", "currency": "EUR" }),
-        )
-        .await
-        .expect(201);
+        self.deposit(&token, &account, "100.00").await.expect(201);
         account
     }
 
@@ -676,14 +674,7 @@ async fn a_shadowed_product_runs_on_both_books_and_a_difference_is_caught() {
     let stack = stack().await;
     let token = stack.token(Role::Channel, "mobile-app", None);
     let account = stack.shadowed_account(&token, "GW-SHADOW", "cust-s").await;
-    stack
-        .post(
-            &format!("/v1/accounts/{account}/deposits"),
-            &token,
-            json!({ "amount": "50.00", "currency": "EUR" }),
-        )
-        .await
-        .expect(201);
+    stack.deposit(&token, &account, "50.00").await.expect(201);
     let summary = shadow_summary(&stack, "cash", 1).await;
     let cash = summary["summary"]
         .as_array()

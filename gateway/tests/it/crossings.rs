@@ -691,14 +691,7 @@ async fn reconciliation_finds_a_shadowed_account_whose_books_differ() {
     let (stack, migration) = crossing_stack(SagaOptions::default()).await;
     let token = stack.token(Role::Channel, "mobile-app", None);
     let account = stack.shadowed_account(&token, "GW-XSHADOW", "cust-s").await;
-    stack
-        .post(
-            &format!("/v1/accounts/{account}/deposits"),
-            &token,
-            json!({ "amount": "50.00", "currency": "EUR" }),
-        )
-        .await
-        .expect(201);
+    stack.deposit(&token, &account, "50.00").await.expect(201);
     crate::channel::shadow_summary(&stack, "cash", 1).await;
     let rule = |run: mpb::Reconciliation| {
         run.results

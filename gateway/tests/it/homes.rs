@@ -125,14 +125,7 @@ async fn legacy_account() -> (Stack, String, String) {
         .expect(201);
     assert_eq!(opened.header("x-served-by"), "legacy");
     let account = opened.body["id"].as_str().unwrap().to_owned();
-    stack
-        .post(
-            &format!("/v1/accounts/{account}/deposits"),
-            &token,
-            json!({ "amount": "50.00", "currency": "EUR" }),
-        )
-        .await
-        .expect(201);
+    stack.deposit(&token, &account, "50.00").await.expect(201);
     (stack, token, account)
 }
 
