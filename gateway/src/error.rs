@@ -90,6 +90,10 @@ pub struct ErrorBody {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = (self.status, axum::Json(self.body())).into_response();
+        if self.code == crate::homes::MOVING_CODE && self.retry_safe {
+            // The channel surface may send it again itself (`crate::move_hold`).
+            response.extensions_mut().insert(crate::move_hold::Moving);
+        }
         if let Some(seconds) = self.retry_after_s {
             response
                 .headers_mut()

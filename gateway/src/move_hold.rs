@@ -11,17 +11,31 @@
 //! changed account. At most [`HELD_MAX`] requests are held per replica; beyond that a
 //! request on a moving account gets its 503 at once.
 //!
+//! A request can also pass this replica before it learns of the move (the mark is set on
+//! another replica, or by this one a moment after the request looked): the legacy core,
+//! frozen for the move, refuses it, and the pipeline frees its key and answers 503
+//! `account_moving` ([`Moving`]). [`hold_moving`] does not pass that 503 on while the
+//! request's hold lasts: it waits for the next change the feed drops and sends the same
+//! request again, which then waits for the move's end like any other and runs once, on the
+//! new home. The hold is one budget per request, from its arrival ([`hold_deadline`]): a
+//! request sent again does not start a new one.
+//!
 //! A held request's answer says how long it was held: `x-move-held-ms`.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use axum::extract::Request;
+use std::sync::{Arc, Mutex};
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
 use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
 use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
+
+use crate::channel::GatewayState;
 
 /// How often the change feed polls while a request is held.
 pub const HOLD_POLL: Duration = Duration::from_millis(25);
@@ -107,22 +121,113 @@ impl MoveWatch {
 tokio::task_local! {
     /// How long the request being served was held, for its `x-move-held-ms`.
     static HELD_FOR: std::cell::Cell<Duration>;
+    /// Until when the request being served may be held, from its arrival.
+    static HOLD_UNTIL: Instant;
 }
 
-/// Middleware of the channel surface: a request that was held answers how long.
-pub async fn stamp_held(request: Request, next: Next) -> Response {
-    let (held, mut response) = HELD_FOR
-        .scope(std::cell::Cell::new(Duration::ZERO), async {
-            let response = next.run(request).await;
-            (HELD_FOR.with(std::cell::Cell::get), response)
-        })
-        .await;
+/// Until when the channel request being served may be held for a move, if this runs within
+/// one ([`hold_moving`] sets it once, at the request's arrival).
+pub fn hold_deadline() -> Option<Instant> {
+    HOLD_UNTIL.try_with(|until| *until).ok()
+}
+
+/// On a 503 `account_moving` answered after the request's idempotency key was freed (the
+/// legacy core refused it as the account froze): the same request may be sent again, and
+/// runs once.
+#[derive(Debug, Clone, Copy)]
+pub struct Moving;
+
+/// Where the channel's body reader ([`crate::channel`]'s `Call`) leaves the body it read,
+/// so that [`hold_moving`] can send the request again.
+#[derive(Debug, Clone, Default)]
+pub struct BodyKept(Arc<Mutex<Option<Bytes>>>);
+
+impl BodyKept {
+    /// Keeps the body of the request it came with.
+    pub fn keep(&self, body: &Bytes) {
+        if let Ok(mut kept) = self.0.lock() {
+            *kept = Some(body.clone());
+        }
+    }
+
+    fn taken(&self) -> Option<Bytes> {
+        self.0.lock().ok()?.take()
+    }
+}
+
+/// Middleware of the channel surface: the request's hold budget ([`hold_deadline`]); the
+/// request sent again after a [`Moving`] answer while the budget lasts; and, on the answer
+/// of a request that was held, how long (`x-move-held-ms`).
+pub async fn hold_moving(
+    State(state): State<Arc<GatewayState>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let until = Instant::now() + state.migration_hold;
+    let served = HOLD_UNTIL.scope(until, async {
+        HELD_FOR
+            .scope(std::cell::Cell::new(Duration::ZERO), async {
+                let response = sent_while_moving(&state, until, request, next).await;
+                (HELD_FOR.with(std::cell::Cell::get), response)
+            })
+            .await
+    });
+    let (held, mut response) = served.await;
     if !held.is_zero()
         && let Ok(value) = HeaderValue::from_str(&held.as_millis().to_string())
     {
         response.headers_mut().insert(HELD_HEADER, value);
     }
     response
+}
+
+/// Runs the request; while its answer is [`Moving`] and the hold lasts, waits for the next
+/// change the feed drops and runs it again.
+async fn sent_while_moving(
+    state: &GatewayState,
+    until: Instant,
+    request: Request,
+    next: Next,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    let again = (
+        parts.method.clone(),
+        parts.uri.clone(),
+        parts.version,
+        parts.headers.clone(),
+        parts.extensions.clone(),
+    );
+    let mut request = Request::from_parts(parts, body);
+    loop {
+        let kept = BodyKept::default();
+        request.extensions_mut().insert(kept.clone());
+        let response = next.clone().run(request).await;
+        if response.extensions().get::<Moving>().is_none() || Instant::now() >= until {
+            return response;
+        }
+        let Some(body) = kept.taken() else {
+            return response;
+        };
+        let Some(mut held) = state.directory.moves().hold() else {
+            return response;
+        };
+        match tokio::time::timeout_at(until, held.changes.changed()).await {
+            Ok(Ok(())) => {}
+            Err(_) | Ok(Err(_)) => return response,
+        }
+        drop(held);
+        let (method, uri, version, headers, extensions) = again.clone();
+        request = Request::new(Body::from(body));
+        *request.method_mut() = method;
+        *request.uri_mut() = uri;
+        *request.version_mut() = version;
+        *request.headers_mut() = headers;
+        *request.extensions_mut() = extensions;
+        tracing::debug!(
+            path = %request.uri().path(),
+            "sent again: the core refused it as its account began to move"
+        );
+    }
 }
 
 #[cfg(test)]

@@ -100,7 +100,10 @@ pub fn router(state: Shared) -> HttpRouter {
             Arc::clone(&state),
             authenticate_channel,
         ))
-        .layer(axum::middleware::from_fn(crate::move_hold::stamp_held))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state),
+            crate::move_hold::hold_moving,
+        ))
         .with_state(state)
 }
 

@@ -23,9 +23,12 @@ pub(crate) async fn settled(
 }
 
 impl GatewayState {
-    /// Until when a request that finds an account moving now is held (`crate::move_hold`).
+    /// Until when a request that finds an account moving now is held (`crate::move_hold`):
+    /// the hold of the channel request being served, which counts from its arrival, or
+    /// [`GatewayState::migration_hold`] from now outside one.
     pub(crate) fn hold_until(&self) -> tokio::time::Instant {
-        tokio::time::Instant::now() + self.migration_hold
+        crate::move_hold::hold_deadline()
+            .unwrap_or_else(|| tokio::time::Instant::now() + self.migration_hold)
     }
 }
 

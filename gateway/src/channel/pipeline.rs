@@ -14,8 +14,9 @@
 //! 3. Before [`once`], the handler finds the account(s) ([`account_for`], checking the
 //!    token's customer) and waits for one that an account migration is moving ([`settled`](super::moving::settled):
 //!    held up to `COREBANK_MIGRATION_HOLD_MS`, then served on the account's home as it is
-//!    then, or 503 `account_moving` with `Retry-After`, the key untouched; the core answers
-//!    the same 503 for a request that passed just before the mark). The work then runs under the
+//!    then, or 503 `account_moving` with `Retry-After`, the key untouched; the core refuses
+//!    a request that passed just before the mark, its key is freed, and `hold_moving` in
+//!    `crate::move_hold` sends it again while its hold lasts). The work then runs under the
 //!    gateway's request timeout: it asks
 //!    `GatewayState::route` for the side (the account's home; for a new account, the
 //!    product's rule) and calls that side's gRPC service. Opening an account pins the side
@@ -764,9 +765,16 @@ impl<S: Send + Sync> FromRequest<S> for Call {
             .cloned()
             .map(axum::Extension);
         let headers = request.headers().clone();
+        let kept = request
+            .extensions()
+            .get::<crate::move_hold::BodyKept>()
+            .cloned();
         let body = Bytes::from_request(request, state)
             .await
             .map_err(IntoResponse::into_response)?;
+        if let Some(kept) = kept {
+            kept.keep(&body);
+        }
         Ok(Call { ctx, headers, body })
     }
 }

@@ -148,6 +148,29 @@ async fn told_to_wait(http: &reqwest::Client, url: String, token: &str, key: &st
     waiting
 }
 
+/// The held deposit `sent` under `key` is answered 201 on modern after a hold of at least
+/// `held_at_least_ms` (and less than the 2 s hold), and the same key replays that answer.
+async fn served_on_modern_once(
+    stack: &Stack,
+    token: &str,
+    deposits: &str,
+    sent: tokio::task::JoinHandle<Answer>,
+    key: &str,
+    held_at_least_ms: u64,
+) {
+    let done = sent.await.unwrap().expect(201);
+    assert_eq!(done.header("x-served-by"), "modern", "{}", done.body);
+    let waited = held_ms(&done);
+    assert!(
+        (held_at_least_ms..1_900).contains(&waited),
+        "held {waited} ms"
+    );
+    let replayed = deposit(&stack.http, stack.gateway.url(deposits), token, key, "7.00")
+        .await
+        .expect(201);
+    assert_eq!(replayed.header("idempotent-replayed"), "true");
+}
+
 /// How long the gateway held the request for a move (`x-move-held-ms`), in milliseconds.
 fn held_ms(answer: &Answer) -> u64 {
     answer
@@ -306,13 +329,13 @@ async fn a_moving_account_makes_its_channels_wait_and_serves_them_from_its_new_h
 }
 
 #[tokio::test]
-async fn a_request_that_passes_the_gateway_as_the_core_freezes_is_told_to_retry_and_runs_once_on_the_new_home()
+async fn a_request_the_core_refuses_as_it_freezes_is_sent_again_while_its_hold_lasts_and_runs_once_on_the_new_home()
  {
     let (stack, token, account) = legacy_account().await;
     let deposits = format!("/v1/accounts/{account}/deposits");
 
-    // The core freezes the account before the gateway's mark is set: the request that
-    // passes the gateway is refused by the core, and told to retry like the gateway would.
+    // The core freezes the account before the gateway's mark is set: a request that passes
+    // the gateway is refused by the core.
     let mut legacy = LegacyMigrationClient::new(stack.legacy.channel(MIGRATION, "legacy-adapter"));
     let request = || lpb::AccountMoveRequest {
         account_id: account.clone(),
@@ -322,11 +345,31 @@ async fn a_request_that_passes_the_gateway_as_the_core_freezes_is_told_to_retry_
         (frozen.state.as_str(), frozen.posted.as_str()),
         ("moving", "50.00")
     );
-    let key = Uuid::new_v4().to_string();
-    told_to_wait(&stack.http, stack.gateway.url(&deposits), &token, &key).await;
+    // Nothing changes while it is held: the gateway sends it again while its hold lasts,
+    // then tells it to retry, having held it for its one budget, not one per sending.
+    let told = Uuid::new_v4().to_string();
+    let waiting = told_to_wait(&stack.http, stack.gateway.url(&deposits), &token, &told).await;
+    let waited = held_ms(&waiting);
+    assert!((1_900..3_000).contains(&waited), "held {waited} ms");
 
-    // The move goes on: the gateway's mark, the legacy account emptied, the account booked
-    // on modern (here by hand), its home switched, the mark cleared.
+    // Another request arrives, and the move goes on within its hold: the gateway's mark,
+    // the legacy account emptied, the account booked on modern (here by hand), its home
+    // switched, the mark cleared.
+    let resent = Uuid::new_v4().to_string();
+    let sent = {
+        let (http, url, token, key) = (
+            stack.http.clone(),
+            stack.gateway.url(&deposits),
+            token.clone(),
+            resent.clone(),
+        );
+        tokio::spawn(async move { deposit(&http, url, &token, &key, "7.00").await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !sent.is_finished(),
+        "the refused request is held, not answered 503"
+    );
     let mut homes = AccountHomesClient::new(stack.gateway.channel(MIGRATION, GATEWAY));
     homes.begin_move(begin(&account, "m1:race")).await.unwrap();
     let emptied = legacy.empty_account(request()).await.unwrap().into_inner();
@@ -334,12 +377,14 @@ async fn a_request_that_passes_the_gateway_as_the_core_freezes_is_told_to_retry_
     let booked = book_on_modern(&stack, &emptied.moved).await;
     switch_and_end(&mut homes, &account, "m1:race", booked).await;
 
-    // The same key now runs once, on modern; the legacy account takes nothing more.
+    // The held one is served on modern, once; the one told to retry runs once there too;
+    // the legacy account takes nothing more.
+    served_on_modern_once(&stack, &token, &deposits, sent, &resent, 300).await;
     runs_once_on_modern(
         &stack.http,
         [stack.gateway.url(&deposits), stack.gateway.url(&deposits)],
         &token,
-        &key,
+        &told,
     )
     .await;
     let after = read(
@@ -348,7 +393,7 @@ async fn a_request_that_passes_the_gateway_as_the_core_freezes_is_told_to_retry_
         &token,
     )
     .await;
-    assert_eq!(after.body["balances"]["posted"], "57.00", "{}", after.body);
+    assert_eq!(after.body["balances"]["posted"], "64.00", "{}", after.body);
     let on_legacy = legacy.freeze_account(request()).await.unwrap_err();
     assert_eq!(error_code(&on_legacy), "account_migrated");
 }
@@ -389,20 +434,7 @@ async fn a_request_on_a_moving_account_is_held_until_the_move_ends_and_runs_once
 
     // Each is served on the new home, having waited no 503, and runs once.
     for (request, key) in [(on_replica, &keys[0]), (on_mover, &keys[1])] {
-        let done = request.await.unwrap().expect(201);
-        assert_eq!(done.header("x-served-by"), "modern", "{}", done.body);
-        let waited = held_ms(&done);
-        assert!((400..1_900).contains(&waited), "held {waited} ms");
-        let replayed = deposit(
-            &stack.http,
-            stack.gateway.url(&deposits),
-            &token,
-            key,
-            "7.00",
-        )
-        .await
-        .expect(201);
-        assert_eq!(replayed.header("idempotent-replayed"), "true");
+        served_on_modern_once(&stack, &token, &deposits, request, key, 400).await;
     }
     let after = read(
         &stack.http,
