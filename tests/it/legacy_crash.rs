@@ -124,24 +124,12 @@ async fn a_legacy_core_killed_mid_flight_loses_nothing_and_applies_nothing_twice
     let mut accounts = Vec::new();
     for _ in 0..ACCOUNTS {
         let account = deposits
-            .open_account(dpb::OpenAccountRequest {
-                request_id: Uuid::new_v4().to_string(),
-                customer_id: "crash-customer".to_owned(),
-                product_code: "LEGACY-CURRENT".to_owned(),
-                opened_on: String::new(),
-            })
+            .open_account(common::opening("crash-customer", "LEGACY-CURRENT"))
             .await
             .unwrap()
             .into_inner();
         deposits
-            .deposit(dpb::CashRequest {
-                request_id: Uuid::new_v4().to_string(),
-                account_id: account.id.clone(),
-                amount: "1000.00".to_owned(),
-                currency: "EUR".to_owned(),
-                description: String::new(),
-                channel: String::new(),
-            })
+            .deposit(common::cash_deposit(&account.id, "1000.00", ""))
             .await
             .unwrap();
         accounts.push(account.id);

@@ -34,16 +34,11 @@ fn product() -> dpb::CreateProductRequest {
         name: PRODUCT.to_owned(),
         kind: "current".to_owned(),
         currency: "EUR".to_owned(),
-        rate_tiers: vec![],
         day_count: "act_365_fixed".to_owned(),
         posting_frequency: "monthly".to_owned(),
-        minimum_balance: String::new(),
-        overdraft_limit: String::new(),
         overdraft_rate: "0".to_owned(),
-        dormancy_days: 0,
-        per_transfer_limit: String::new(),
-        daily_transfer_limit: String::new(),
-        validate_only: false,
+        // Blank: no rate tiers, minimum balance, overdraft, dormancy or transfer limits.
+        ..dpb::CreateProductRequest::default()
     }
 }
 
@@ -86,12 +81,11 @@ async fn a_migration_killed_again_and_again_moves_every_account_exactly_once() {
     let mut core = Core::with_faults(&url, common::free_addr(), "latency_ms=20-60");
     core.process.spawn();
     core.ready().await;
-    let ledger = TestApp::spawn_with(
-        corebank_components::ledger(&settings, &url, shutdown.clone()).unwrap(),
-        mode.clone(),
-    )
-    .await;
-    let deposits = TestApp::spawn_with(
+    // Every in-process part serves under the processes' mutual TLS.
+    let spawn = |component| TestApp::spawn_with(component, mode.clone());
+    let ledger =
+        spawn(corebank_components::ledger(&settings, &url, shutdown.clone()).unwrap()).await;
+    let deposits = spawn(
         corebank_components::deposits(
             &settings,
             &url,
@@ -100,17 +94,15 @@ async fn a_migration_killed_again_and_again_moves_every_account_exactly_once() {
             shutdown.clone(),
         )
         .unwrap(),
-        mode.clone(),
     )
     .await;
-    let adapter = TestApp::spawn_with(
+    let adapter = spawn(
         corebank_components::legacy_adapter(&settings, &url, core.addr)
             .await
             .unwrap(),
-        mode.clone(),
     )
     .await;
-    let gateway = TestApp::spawn_with(
+    let gateway = spawn(
         corebank_components::gateway(
             &settings,
             &url,
@@ -123,7 +115,6 @@ async fn a_migration_killed_again_and_again_moves_every_account_exactly_once() {
         )
         .await
         .unwrap(),
-        mode.clone(),
     )
     .await;
     let channel = |app: &TestApp, me: &str, server: &str| {
@@ -140,25 +131,17 @@ async fn a_migration_killed_again_and_again_moves_every_account_exactly_once() {
     let mut opened = Vec::new();
     for n in 1..=ACCOUNTS {
         let account = legacy
-            .open_account(dpb::OpenAccountRequest {
-                request_id: Uuid::new_v4().to_string(),
-                customer_id: format!("crash-{n}"),
-                product_code: PRODUCT.to_owned(),
-                opened_on: String::new(),
-            })
+            .open_account(common::opening(&format!("crash-{n}"), PRODUCT))
             .await
             .unwrap()
             .into_inner();
         let amount = Decimal::new(n * 1_000 + 50, 2);
         legacy
-            .deposit(dpb::CashRequest {
-                request_id: Uuid::new_v4().to_string(),
-                account_id: account.id.clone(),
-                amount: amount.to_string(),
-                currency: "EUR".to_owned(),
-                description: "crash test".to_owned(),
-                channel: String::new(),
-            })
+            .deposit(common::cash_deposit(
+                &account.id,
+                &amount.to_string(),
+                "crash test",
+            ))
             .await
             .unwrap();
         legacy

@@ -424,29 +424,20 @@ fn migrate_a_canary_and_reconcile(
     approver: &str,
 ) {
     let corebank = |args: &[&str]| {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_corebank"));
+        let mut command = common::corebank(args);
         command
-            .args(args)
             .args(["--gateway", base_url])
             .current_dir(dir)
             .env("COREBANK_TOKEN", operator)
             .env_remove("DATABASE_URL");
         command
     };
-    let dry = corebank(&[
+    let plan = common::succeeded(&mut corebank(&[
         "migrate-accounts",
         "--product",
         "LEGACY-CURRENT",
         "--dry-run",
-    ])
-    .output()
-    .unwrap();
-    let plan = String::from_utf8_lossy(&dry.stdout);
-    assert!(
-        dry.status.success(),
-        "{plan}{}",
-        String::from_utf8_lossy(&dry.stderr)
-    );
+    ]));
     assert!(
         plan.contains("dry run (nothing moved): 51 accounts of LEGACY-CURRENT"),
         "{plan}"
@@ -533,15 +524,11 @@ fn migrate_a_canary_and_reconcile(
         "progress is shown: {progress:?}"
     );
 
-    let reconciled = corebank(&["reconcile", "--reason", "after the canary"])
-        .output()
-        .unwrap();
-    let report = String::from_utf8_lossy(&reconciled.stdout);
-    assert!(
-        reconciled.status.success(),
-        "{report}{}",
-        String::from_utf8_lossy(&reconciled.stderr)
-    );
+    let report = common::succeeded(&mut corebank(&[
+        "reconcile",
+        "--reason",
+        "after the canary",
+    ]));
     assert!(
         report.contains("ok    migration_clearing_nets_suspense EUR"),
         "{report}"

@@ -1,6 +1,7 @@
 //! What the tests that run the real binary share: the internal certificates a `serve`
 //! process needs (made once per test process with the development CA), the settings that
-//! put its listeners on free ports, and the `serve` processes the tests crash and restart.
+//! put its listeners on free ports, the `serve` processes the tests crash and restart, and
+//! the deposits requests the crash tests set their accounts up with.
 #![allow(
     dead_code,
     clippy::expect_used,
@@ -13,6 +14,9 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
+
+use corebank_api::deposits::v1 as dpb;
+use uuid::Uuid;
 
 /// A directory laid out as `corebank certs` writes it, with every component's certificate.
 pub fn certs_dir() -> &'static Path {
@@ -129,6 +133,28 @@ pub fn free_addr() -> SocketAddr {
         .unwrap()
         .local_addr()
         .unwrap()
+}
+
+/// A request to open an account of `product` for `customer`, under a request id of its own.
+pub fn opening(customer: &str, product: &str) -> dpb::OpenAccountRequest {
+    dpb::OpenAccountRequest {
+        request_id: Uuid::new_v4().to_string(),
+        customer_id: customer.to_owned(),
+        product_code: product.to_owned(),
+        opened_on: String::new(),
+    }
+}
+
+/// A cash deposit of `amount` euros into `account_id`, under a request id of its own.
+pub fn cash_deposit(account_id: &str, amount: &str, description: &str) -> dpb::CashRequest {
+    dpb::CashRequest {
+        request_id: Uuid::new_v4().to_string(),
+        account_id: account_id.to_owned(),
+        amount: amount.to_owned(),
+        currency: "EUR".to_owned(),
+        description: description.to_owned(),
+        channel: String::new(),
+    }
 }
 
 /// One number, read in a transaction that is retried on a serialization failure (the test
