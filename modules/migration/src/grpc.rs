@@ -42,13 +42,11 @@ pub fn component_with(
 ) -> Result<(Component, Migrations), MigrationError> {
     let peers = Arc::new(peers);
     let mut registry = Registry::new();
-    for definition in [
-        moves::definition(&peers),
-        moves::definition_v1(&peers),
-        crate::returns::definition(&peers),
-        crate::returns::definition_v1(&peers),
-        crate::crossings::definition(&peers, options),
-    ] {
+    for definition in moves::definitions(&peers)
+        .into_iter()
+        .chain(crate::returns::definitions(&peers))
+        .chain([crate::crossings::definition(&peers, options)])
+    {
         registry
             .register(definition)
             .map_err(MigrationError::internal)?;

@@ -93,15 +93,15 @@ impl MoveInput {
     }
 
     pub(crate) fn of(context: &StepContext) -> MoveInput {
-        let text = |name: &str| context.input[name].as_str().unwrap_or_default().to_owned();
+        let field = |name: &str| text(&context.input, name);
         MoveInput {
-            migration_id: text("migration_id"),
-            account_id: text("account_id"),
-            legacy_account_number: text("legacy_account_number"),
-            customer_id: text("customer_id"),
-            product_code: text("product_code"),
-            currency: text("currency"),
-            opened_on: text("opened_on"),
+            migration_id: field("migration_id"),
+            account_id: field("account_id"),
+            legacy_account_number: field("legacy_account_number"),
+            customer_id: field("customer_id"),
+            product_code: field("product_code"),
+            currency: field("currency"),
+            opened_on: field("opened_on"),
         }
     }
 
@@ -142,14 +142,27 @@ pub(crate) fn outcome<T>(
     }
 }
 
+/// A field of a JSON object as text (empty when it is missing or no text).
+pub(crate) fn text(object: &Value, field: &str) -> String {
+    object[field].as_str().unwrap_or_default().to_owned()
+}
+
 /// A step's output field as text.
 pub(crate) fn output(context: &StepContext, step: &str, field: &str) -> String {
     context
         .outputs
         .get(step)
-        .and_then(|out| out[field].as_str())
+        .map(|out| text(out, field))
         .unwrap_or_default()
-        .to_owned()
+}
+
+/// A step's output field as a list, such as the holds it answered (empty without one).
+pub(crate) fn output_list<'c>(context: &'c StepContext, step: &str, field: &str) -> &'c [Value] {
+    context
+        .outputs
+        .get(step)
+        .and_then(|out| out[field].as_array())
+        .map_or(&[], Vec::as_slice)
 }
 
 pub(crate) fn amount(text: &str) -> Decimal {
@@ -224,6 +237,30 @@ pub(crate) async fn end_move(peers: &Peers, input: &MoveInput, move_id: String) 
     outcome(answer, at_home)
 }
 
+/// Switches the account's home in the gateway's directory to `home`, where its id is `id`
+/// and its holds are `holds`, under the mark `move_id`.
+pub(crate) async fn switch_home(
+    peers: &Peers,
+    input: &MoveInput,
+    move_id: String,
+    home: &str,
+    id: String,
+    holds: Vec<gpb::HoldHome>,
+) -> StepOutcome {
+    let answer = peers
+        .homes
+        .clone()
+        .switch_home(gpb::SwitchHomeRequest {
+            account_id: input.account_id.clone(),
+            move_id,
+            home: home.to_owned(),
+            id,
+            holds,
+        })
+        .await;
+    outcome(answer, at_home)
+}
+
 fn mark(peers: Arc<Peers>, context: StepContext) -> BoxFuture<'static, StepOutcome> {
     Box::pin(async move {
         let input = MoveInput::of(&context);
@@ -284,35 +321,19 @@ pub(crate) fn thaw(peers: Arc<Peers>, context: StepContext) -> BoxFuture<'static
 fn book(peers: Arc<Peers>, context: StepContext) -> BoxFuture<'static, StepOutcome> {
     Box::pin(async move {
         let input = MoveInput::of(&context);
-        let holds: Vec<dpb::HoldToImport> = context
-            .outputs
-            .get("freeze")
-            .and_then(|frozen| frozen["holds"].as_array())
-            .map(|holds| {
-                holds
-                    .iter()
-                    .map(|hold| dpb::HoldToImport {
-                        reference: hold["legacy_id"].as_str().unwrap_or_default().to_owned(),
-                        amount: hold["amount"].as_str().unwrap_or_default().to_owned(),
-                        expires_at: lapses_at(hold["to_date"].as_str().unwrap_or_default()),
-                    })
-                    .collect()
+        let frozen_holds = output_list(&context, "freeze", "holds");
+        let holds: Vec<dpb::HoldToImport> = frozen_holds
+            .iter()
+            .map(|hold| dpb::HoldToImport {
+                reference: text(hold, "legacy_id"),
+                amount: text(hold, "amount"),
+                expires_at: lapses_at(&text(hold, "to_date")),
             })
-            .unwrap_or_default();
-        let legacy_holds: Vec<(String, String)> = context
-            .outputs
-            .get("freeze")
-            .and_then(|frozen| frozen["holds"].as_array())
-            .map(|holds| {
-                holds
-                    .iter()
-                    .map(|hold| {
-                        let text = |name: &str| hold[name].as_str().unwrap_or_default().to_owned();
-                        (text("legacy_id"), text("hold_id"))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+            .collect();
+        let legacy_holds: Vec<(String, String)> = frozen_holds
+            .iter()
+            .map(|hold| (text(hold, "legacy_id"), text(hold, "hold_id")))
+            .collect();
         let answer = peers
             .import
             .clone()
@@ -384,32 +405,15 @@ fn empty(peers: Arc<Peers>, context: StepContext) -> BoxFuture<'static, StepOutc
 fn switch(peers: Arc<Peers>, context: StepContext) -> BoxFuture<'static, StepOutcome> {
     Box::pin(async move {
         let input = MoveInput::of(&context);
-        let holds = context
-            .outputs
-            .get("book")
-            .and_then(|booked| booked["holds"].as_array())
-            .map(|holds| {
-                holds
-                    .iter()
-                    .map(|hold| gpb::HoldHome {
-                        hold_id: hold["hold_id"].as_str().unwrap_or_default().to_owned(),
-                        id: hold["modern_id"].as_str().unwrap_or_default().to_owned(),
-                    })
-                    .collect()
+        let holds = output_list(&context, "book", "holds")
+            .iter()
+            .map(|hold| gpb::HoldHome {
+                hold_id: text(hold, "hold_id"),
+                id: text(hold, "modern_id"),
             })
-            .unwrap_or_default();
-        let answer = peers
-            .homes
-            .clone()
-            .switch_home(gpb::SwitchHomeRequest {
-                account_id: input.account_id.clone(),
-                move_id: input.move_id(),
-                home: "modern".to_owned(),
-                id: output(&context, "book", "modern_id"),
-                holds,
-            })
-            .await;
-        outcome(answer, at_home)
+            .collect();
+        let modern_id = output(&context, "book", "modern_id");
+        switch_home(&peers, &input, input.move_id(), "modern", modern_id, holds).await
     })
 }
 
@@ -443,11 +447,7 @@ fn record() -> Action {
     Action::db(|tx, context| {
         Box::pin(async move {
             let input = MoveInput::of(context);
-            let holds = context
-                .outputs
-                .get("book")
-                .and_then(|booked| booked["holds"].as_array())
-                .map_or(0, Vec::len);
+            let holds = output_list(context, "book", "holds").len();
             crate::store::record_moved(
                 tx,
                 &input,
@@ -476,20 +476,10 @@ pub(crate) const PATIENT: RetryPolicy = RetryPolicy {
     jitter: 0.2,
 };
 
-/// The `account_move` saga over `peers` (version 2: it first waits for the account's
-/// cross-side transfers to settle).
-pub fn definition(peers: &Arc<Peers>) -> SagaDefinition {
-    let mut steps = definition_v1(peers).steps;
-    steps.insert(0, crate::crossings::drain_step());
-    SagaDefinition::new(SAGA_TYPE, 2, steps)
-}
-
-/// Version 1, for the moves started before cross-side transfers existed.
-pub fn definition_v1(peers: &Arc<Peers>) -> SagaDefinition {
-    let step = |name: &str, run: CallFn| patient_step(peers, name, run);
-    SagaDefinition::new(
-        SAGA_TYPE,
-        1,
+/// The `account_move` saga over `peers`, in both its versions (see [`both_versions`]).
+pub fn definitions(peers: &Arc<Peers>) -> [SagaDefinition; 2] {
+    both_versions(SAGA_TYPE, || {
+        let step = |name: &str, run: CallFn| patient_step(peers, name, run);
         vec![
             step("mark", mark).compensate_with(call(peers, unmark)),
             step("freeze", freeze).compensate_with(call(peers, thaw)),
@@ -499,8 +489,21 @@ pub fn definition_v1(peers: &Arc<Peers>) -> SagaDefinition {
             step("verify", verify),
             step("unmark", unmark),
             Step::new("record", record()),
-        ],
-    )
+        ]
+    })
+}
+
+/// A saga that changes an account's home (a move, a return) from version 1's `steps`:
+/// version 2, which first waits for the account's cross-side transfers to settle
+/// ([`crate::crossings::drain_step`]), and version 1, for the sagas started before
+/// cross-side transfers existed.
+pub(crate) fn both_versions(saga_type: &str, steps: impl Fn() -> Vec<Step>) -> [SagaDefinition; 2] {
+    let mut drained = steps();
+    drained.insert(0, crate::crossings::drain_step());
+    [
+        SagaDefinition::new(saga_type, 2, drained),
+        SagaDefinition::new(saga_type, 1, steps()),
+    ]
 }
 
 #[cfg(test)]

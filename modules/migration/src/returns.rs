@@ -22,8 +22,8 @@ use corebank_saga::{Action, BoxFuture, SagaDefinition, Step, StepContext, StepOu
 use serde_json::{Value, json};
 
 use crate::moves::{
-    CallFn, MoveInput, amount, at_home, begin_move, call, end_move, legacy_request, outcome,
-    output, patient_step, thaw,
+    CallFn, MoveInput, amount, begin_move, both_versions, call, end_move, legacy_request, outcome,
+    output, output_list, patient_step, switch_home, text, thaw,
 };
 use crate::peers::Peers;
 
@@ -38,10 +38,7 @@ fn return_id(input: &MoveInput) -> String {
 }
 
 fn modern_id(context: &StepContext) -> String {
-    context.input["modern_id"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned()
+    text(&context.input, "modern_id")
 }
 
 /// The last day a hold lapsing at `expires_at` is in force (the core's `TO.DATE`).
@@ -99,28 +96,18 @@ fn export(peers: Arc<Peers>, context: StepContext) -> BoxFuture<'static, StepOut
     })
 }
 
-/// The holds modern released, as they were answered.
-fn exported_holds(context: &StepContext) -> Vec<Value> {
-    context
-        .outputs
-        .get("export")
-        .and_then(|exported| exported["holds"].as_array())
-        .cloned()
-        .unwrap_or_default()
-}
-
 fn restore(peers: Arc<Peers>, context: StepContext) -> BoxFuture<'static, StepOutcome> {
     Box::pin(async move {
         let paid_out = output(&context, "export", "paid_out");
-        let holds = exported_holds(&context)
+        let holds = output_list(&context, "export", "holds")
             .iter()
-            .map(|hold| {
-                let text = |name: &str| hold[name].as_str().unwrap_or_default().to_owned();
-                lpb::HoldToRestore {
-                    amount: text("amount"),
-                    to_date: last_day(&text("expires_at")),
-                    reference: text("reason").chars().take(REFERENCE_CHARS_MAX).collect(),
-                }
+            .map(|hold| lpb::HoldToRestore {
+                amount: text(hold, "amount"),
+                to_date: last_day(&text(hold, "expires_at")),
+                reference: text(hold, "reason")
+                    .chars()
+                    .take(REFERENCE_CHARS_MAX)
+                    .collect(),
             })
             .collect();
         let answer = peers
@@ -149,38 +136,26 @@ fn restore(peers: Arc<Peers>, context: StepContext) -> BoxFuture<'static, StepOu
 fn switch(peers: Arc<Peers>, context: StepContext) -> BoxFuture<'static, StepOutcome> {
     Box::pin(async move {
         let input = MoveInput::of(&context);
-        let placed: Vec<String> = context
-            .outputs
-            .get("restore")
-            .and_then(|restored| restored["holds"].as_array())
-            .map(|holds| {
-                holds
-                    .iter()
-                    .map(|hold| hold.as_str().unwrap_or_default().to_owned())
-                    .collect()
-            })
-            .unwrap_or_default();
+        let placed = output_list(&context, "restore", "holds");
         // The core answers its live locks in the order it placed them.
-        let holds = exported_holds(&context)
+        let holds = output_list(&context, "export", "holds")
             .iter()
             .zip(placed)
             .map(|(hold, id)| gpb::HoldHome {
-                hold_id: hold["hold_id"].as_str().unwrap_or_default().to_owned(),
-                id,
+                hold_id: text(hold, "hold_id"),
+                id: id.as_str().unwrap_or_default().to_owned(),
             })
             .collect();
-        let answer = peers
-            .homes
-            .clone()
-            .switch_home(gpb::SwitchHomeRequest {
-                account_id: input.account_id.clone(),
-                move_id: return_id(&input),
-                home: "legacy".to_owned(),
-                id: input.account_id.clone(),
-                holds,
-            })
-            .await;
-        outcome(answer, at_home)
+        let legacy_id = input.account_id.clone();
+        switch_home(
+            &peers,
+            &input,
+            return_id(&input),
+            "legacy",
+            legacy_id,
+            holds,
+        )
+        .await
     })
 }
 
@@ -196,19 +171,11 @@ fn record() -> Action {
     })
 }
 
-/// The `account_return` saga over `peers`.
-pub fn definition(peers: &Arc<Peers>) -> SagaDefinition {
-    let mut steps = definition_v1(peers).steps;
-    steps.insert(0, crate::crossings::drain_step());
-    SagaDefinition::new(SAGA_TYPE, 2, steps)
-}
-
-/// Version 1, for the returns started before cross-side transfers existed.
-pub fn definition_v1(peers: &Arc<Peers>) -> SagaDefinition {
-    let step = |name: &str, run: CallFn| patient_step(peers, name, run);
-    SagaDefinition::new(
-        SAGA_TYPE,
-        1,
+/// The `account_return` saga over `peers`, in both its versions (see
+/// [`crate::moves::both_versions`]).
+pub fn definitions(peers: &Arc<Peers>) -> [SagaDefinition; 2] {
+    both_versions(SAGA_TYPE, || {
+        let step = |name: &str, run: CallFn| patient_step(peers, name, run);
         vec![
             step("mark", mark).compensate_with(call(peers, unmark)),
             step("export", export).pivot(),
@@ -217,8 +184,8 @@ pub fn definition_v1(peers: &Arc<Peers>) -> SagaDefinition {
             step("thaw", thaw),
             step("unmark", unmark),
             Step::new("record", record()),
-        ],
-    )
+        ]
+    })
 }
 
 #[cfg(test)]
