@@ -538,6 +538,42 @@ pub(crate) async fn live_locks(
         .collect())
 }
 
+/// A lock to place on an account, live from `from_date` until `to_date` (open-ended when
+/// `None`).
+#[derive(Debug)]
+pub(crate) struct NewLock<'a> {
+    pub account: &'a str,
+    pub amount: Decimal,
+    pub from_date: NaiveDate,
+    pub to_date: Option<NaiveDate>,
+    pub description: &'a str,
+}
+
+/// Places `lock` as the live lock `id` at `journal` (its funds are checked by the caller).
+pub(crate) async fn place_lock(
+    tx: &Transaction<'_>,
+    id: &str,
+    lock: &NewLock<'_>,
+    journal: i64,
+) -> Outcome<()> {
+    tx.execute(
+        "INSERT INTO locked_events (id, account, amount, from_date, to_date, description, \
+         status, created_journal, ended_journal) \
+         VALUES ($1, $2, $3, $4, $5, $6, 'LIVE', $7, NULL)",
+        &[
+            &id,
+            &lock.account,
+            &lock.amount,
+            &lock.from_date,
+            &lock.to_date,
+            &lock.description,
+            &journal,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
 /// Ends a live lock (`REVERSED` or `CAPTURED`) at `journal`.
 pub(crate) async fn end_lock(
     tx: &Transaction<'_>,
@@ -640,21 +676,14 @@ async fn input_lock(tx: &Transaction<'_>, request: &Request, today: NaiveDate) -
             format!("INSUFFICIENT FUNDS, AVAILABLE {}", amount_text(available)),
         ));
     }
-    tx.execute(
-        "INSERT INTO locked_events (id, account, amount, from_date, to_date, description, \
-         status, created_journal, ended_journal) \
-         VALUES ($1, $2, $3, $4, $5, $6, 'LIVE', $7, NULL)",
-        &[
-            &id,
-            &account_id,
-            &amount,
-            &from_date,
-            &to_date,
-            &description,
-            &journal,
-        ],
-    )
-    .await?;
+    let placed = NewLock {
+        account: &account_id,
+        amount,
+        from_date,
+        to_date,
+        description,
+    };
+    place_lock(tx, &id, &placed, journal).await?;
     let lock = lock(tx, &id, today)
         .await?
         .ok_or_else(|| corrupt("the lock just placed is missing"))?;

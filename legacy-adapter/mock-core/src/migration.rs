@@ -21,7 +21,7 @@ use chrono::NaiveDate;
 use corebank_db::Transaction;
 use rust_decimal::Decimal;
 
-use super::apps::{Book, end_lock, live_locks, new_id, open_customer_account};
+use super::apps::{Book, NewLock, end_lock, live_locks, new_id, open_customer_account, place_lock};
 use super::books::{
     self, CATEGORY_MIGRATION_SUSPENSE, account_record, internal_account, locked_amount,
     next_journal,
@@ -230,10 +230,18 @@ async fn restore(
                     .ok_or_else(|| refuse("LOCK.TO.DATE", "INVALID DATE"))?,
             ),
         };
-        let description = descriptions.get(position).cloned().unwrap_or_default();
-        locks.push((locked, to_date, description));
+        locks.push(NewLock {
+            account: id,
+            amount: locked,
+            from_date: today,
+            to_date,
+            description: descriptions
+                .get(position)
+                .map(String::as_str)
+                .unwrap_or_default(),
+        });
     }
-    let held: Decimal = locks.iter().map(|(locked, _, _)| *locked).sum();
+    let held: Decimal = locks.iter().map(|lock| lock.amount).sum();
     if held > amount {
         return Err(refuse(
             "LOCK.AMOUNT",
@@ -253,23 +261,9 @@ async fn restore(
         )
         .await?;
     }
-    for (locked, to_date, description) in locks {
+    for lock in &locks {
         let lock_id = new_id(tx, Book::LockedEvents, "", today).await?;
-        tx.execute(
-            "INSERT INTO locked_events (id, account, amount, from_date, to_date, description, \
-             status, created_journal, ended_journal) \
-             VALUES ($1, $2, $3, $4, $5, $6, 'LIVE', $7, NULL)",
-            &[
-                &lock_id,
-                &id,
-                &locked,
-                &today,
-                &to_date,
-                &description,
-                &journal,
-            ],
-        )
-        .await?;
+        place_lock(tx, &lock_id, lock, journal).await?;
     }
     tx.execute("DELETE FROM account_migrations WHERE account = $1", &[&id])
         .await?;
