@@ -8,11 +8,13 @@ use std::sync::Arc;
 use crate::common::*;
 use chrono::{DateTime, TimeDelta, Utc};
 use corebank_kernel::{AccountId, JournalEntryId, TestClock};
-use corebank_ledger::LedgerConfig;
+use corebank_ledger::app::EntryView;
 use corebank_ledger::domain::command::Command;
+use corebank_ledger::domain::error::LedgerError;
 use corebank_ledger::domain::model::{
     AccountStatus, AccountType, BalanceLimit, EntryKind, LimitKind,
 };
+use corebank_ledger::{Ledger, LedgerConfig};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use rust_decimal::Decimal;
@@ -111,6 +113,23 @@ struct ModelHold {
     expires_at: Option<DateTime<Utc>>,
 }
 
+impl ModelEntry {
+    fn new(
+        id: JournalEntryId,
+        kind: EntryKind,
+        command: Command,
+        posted: Option<(usize, usize, i64)>,
+    ) -> ModelEntry {
+        ModelEntry {
+            id,
+            kind,
+            command,
+            posted,
+            reversed: false,
+        }
+    }
+}
+
 struct Model {
     accounts: Vec<ModelAccount>,
     entries: Vec<ModelEntry>,
@@ -189,11 +208,24 @@ async fn open_accounts(ledger: &corebank_ledger::Ledger) -> Vec<ModelAccount> {
     accounts
 }
 
-fn code_of<T>(result: &Result<T, corebank_ledger::domain::error::LedgerError>) -> &'static str {
+fn code_of<T>(result: &Result<T, LedgerError>) -> &'static str {
     match result {
         Ok(_) => "ok",
         Err(error) => Box::leak(error.code().into_boxed_str()),
     }
+}
+
+/// Submits `command` at `step` and checks that the ledger answers as the model `expected`
+/// (`ok` or the refusal's code).
+async fn submit_expecting(
+    ledger: &Ledger,
+    step: usize,
+    command: &Command,
+    expected: &str,
+) -> Result<Result<EntryView, LedgerError>, TestCaseError> {
+    let result = ledger.submit(command.clone()).await;
+    prop_assert_eq!(code_of(&result), expected, "step {}: {:?}", step, command);
+    Ok(result)
 }
 
 async fn check(h: &Harness, clock: &TestClock, ops: Vec<Op>) -> Result<(), TestCaseError> {
@@ -242,8 +274,7 @@ async fn check(h: &Harness, clock: &TestClock, ops: Vec<Op>) -> Result<(), TestC
                 } else {
                     model.limit_refusal(from, to, cents).unwrap_or("ok")
                 };
-                let result = ledger.submit(command.clone()).await;
-                prop_assert_eq!(code_of(&result), expected, "step {}: {:?}", step, command);
+                let result = submit_expecting(ledger, step, &command, expected).await?;
                 if let Ok(view) = result {
                     if pending {
                         model.accounts[from].dpe += cents;
@@ -257,23 +288,16 @@ async fn check(h: &Harness, clock: &TestClock, ops: Vec<Op>) -> Result<(), TestC
                             state: HoldState::Pending,
                             expires_at,
                         });
-                        model.entries.push(ModelEntry {
-                            id,
-                            kind: EntryKind::Pending,
-                            command,
-                            posted: None,
-                            reversed: false,
-                        });
+                        model
+                            .entries
+                            .push(ModelEntry::new(id, EntryKind::Pending, command, None));
                     } else {
                         model.accounts[from].dp += cents;
                         model.accounts[to].cp += cents;
-                        model.entries.push(ModelEntry {
-                            id,
-                            kind: EntryKind::Posted,
-                            command,
-                            posted: Some((from, to, cents)),
-                            reversed: false,
-                        });
+                        let posted = Some((from, to, cents));
+                        model
+                            .entries
+                            .push(ModelEntry::new(id, EntryKind::Posted, command, posted));
                     }
                 }
             }
@@ -298,8 +322,7 @@ async fn check(h: &Harness, clock: &TestClock, ops: Vec<Op>) -> Result<(), TestC
                     amount: cents.map(|c| Decimal::new(c, 2)),
                     description: String::new(),
                 };
-                let result = ledger.submit(command.clone()).await;
-                prop_assert_eq!(code_of(&result), expected, "step {}: {:?}", step, command);
+                let result = submit_expecting(ledger, step, &command, expected).await?;
                 if result.is_ok() {
                     let posted_cents = cents.unwrap_or(h_.cents);
                     let (from, to) = (h_.from, h_.to);
@@ -308,13 +331,13 @@ async fn check(h: &Harness, clock: &TestClock, ops: Vec<Op>) -> Result<(), TestC
                     model.accounts[from].dp += posted_cents;
                     model.accounts[to].cp += posted_cents;
                     model.holds[index].state = HoldState::Posted;
-                    model.entries.push(ModelEntry {
+                    let posted = Some((from, to, posted_cents));
+                    model.entries.push(ModelEntry::new(
                         id,
-                        kind: EntryKind::PostPending,
+                        EntryKind::PostPending,
                         command,
-                        posted: Some((from, to, posted_cents)),
-                        reversed: false,
-                    });
+                        posted,
+                    ));
                 }
             }
             Op::Void { hold } => {
@@ -327,8 +350,7 @@ async fn check(h: &Harness, clock: &TestClock, ops: Vec<Op>) -> Result<(), TestC
                     pending_id: h_.id,
                     description: String::new(),
                 };
-                let result = ledger.submit(command.clone()).await;
-                prop_assert_eq!(code_of(&result), expected, "step {}: {:?}", step, command);
+                let result = submit_expecting(ledger, step, &command, expected).await?;
                 if result.is_ok() {
                     model.accounts[h_.from].dpe -= h_.cents;
                     model.accounts[h_.to].cpe -= h_.cents;
@@ -374,8 +396,7 @@ async fn check(h: &Harness, clock: &TestClock, ops: Vec<Op>) -> Result<(), TestC
                     entry_id: target.id,
                     description: String::new(),
                 };
-                let result = ledger.submit(command.clone()).await;
-                prop_assert_eq!(code_of(&result), expected, "step {}: {:?}", step, command);
+                let result = submit_expecting(ledger, step, &command, expected).await?;
                 if result.is_ok()
                     && let Some((from, to, cents)) = target.posted
                 {

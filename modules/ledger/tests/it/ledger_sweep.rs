@@ -16,11 +16,17 @@ fn sweep(id: JournalEntryId, source: AccountId, target: AccountId) -> Command {
     }
 }
 
-#[tokio::test]
-async fn a_sweep_moves_the_whole_balance_and_a_repeat_replays_the_same_amount() {
+/// A started ledger, a customer account and the bank's till: what every sweep starts from.
+async fn customer_and_till() -> (Harness, AccountId, AccountId) {
     let h = start().await;
     let alice = customer(&h.ledger).await;
     let till = cash(&h.ledger).await;
+    (h, alice, till)
+}
+
+#[tokio::test]
+async fn a_sweep_moves_the_whole_balance_and_a_repeat_replays_the_same_amount() {
+    let (h, alice, till) = customer_and_till().await;
     fund(&h.ledger, alice, "70.00").await;
     fund(&h.ledger, alice, "2.55").await;
     set_status(&h.ledger, alice, AccountStatus::Open, true, true).await;
@@ -51,9 +57,7 @@ async fn a_sweep_moves_the_whole_balance_and_a_repeat_replays_the_same_amount() 
 
 #[tokio::test]
 async fn a_sweep_needs_a_frozen_source_without_holds_and_something_to_sweep() {
-    let h = start().await;
-    let alice = customer(&h.ledger).await;
-    let till = cash(&h.ledger).await;
+    let (h, alice, till) = customer_and_till().await;
     fund(&h.ledger, alice, "10.00").await;
     assert_eq!(
         refusal(&h.ledger, sweep(JournalEntryId::generate(), alice, till)).await,
@@ -91,9 +95,7 @@ async fn a_sweep_needs_a_frozen_source_without_holds_and_something_to_sweep() {
 
 #[tokio::test]
 async fn a_sweep_takes_every_deposit_committed_before_it_and_later_ones_are_refused() {
-    let h = start().await;
-    let alice = customer(&h.ledger).await;
-    let till = cash(&h.ledger).await;
+    let (h, alice, till) = customer_and_till().await;
     let payout = cash(&h.ledger).await;
     let deposits: Vec<_> = (0..40)
         .map(|_| {
