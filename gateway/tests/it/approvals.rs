@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use crate::common::{Answer, send, spawn_gateway};
+use crate::common::{Admin, Answer, spawn_gateway};
 use corebank_gateway::auth::dev::{self, Role};
 use corebank_saga::demo;
 use corebank_saga::grpc::SagaAdminService;
@@ -28,10 +28,9 @@ struct Stack {
     executor: Executor,
     peer_down: Arc<AtomicBool>,
     _owner: TestApp,
-    gateway: TestApp,
+    admin: Admin,
     keys: dev::DevKeys,
     shutdown: CancellationToken,
-    http: reqwest::Client,
 }
 
 impl Drop for Stack {
@@ -54,12 +53,9 @@ async fn stack(approval_ttl_s: u64) -> Stack {
         Allow::only(allowed_callers::SAGA_ADMIN),
     ))
     .await;
-    let home = std::env::temp_dir().join(format!("corebank-approvals-test-{}", Uuid::new_v4()));
     let mut settings = corebank_service::Settings::defaults().unwrap();
-    settings.home = home.clone();
-    settings.dev = true;
+    let keys = common::dev_home(&mut settings, "approvals-test");
     settings.gateway_approval_ttl_s = approval_ttl_s;
-    let keys = dev::ensure_dev_keys(&home).unwrap();
     let gateway = spawn_gateway(
         &settings,
         &database,
@@ -73,10 +69,9 @@ async fn stack(approval_ttl_s: u64) -> Stack {
         executor,
         peer_down,
         _owner: owner,
-        gateway,
+        admin: Admin::to(gateway),
         keys,
         shutdown,
-        http: reqwest::Client::new(),
     }
 }
 
@@ -85,37 +80,17 @@ impl Stack {
         common::token(&self.keys, role, subject, None)
     }
 
-    async fn call(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        token: &str,
-        body: Option<Value>,
-    ) -> Answer {
-        send(
-            &self.http,
-            method,
-            self.gateway.url(path),
-            Some(token),
-            None,
-            body,
-        )
-        .await
-    }
-
     async fn post(&self, path: &str, token: &str, body: Value) -> Answer {
-        self.call(reqwest::Method::POST, path, token, Some(body))
-            .await
+        self.admin.post(path, token, body).await
     }
 
     /// The answer to deciding the proposal `approval` (`approve` or `reject`) with `reason`.
     async fn decide(&self, approval: &str, verdict: &str, token: &str, reason: &str) -> Answer {
-        let path = format!("/admin/v1/approvals/{approval}/{verdict}");
-        self.post(&path, token, json!({ "reason": reason })).await
+        self.admin.decide(approval, verdict, token, reason).await
     }
 
     async fn get(&self, path: &str, token: &str) -> Answer {
-        self.call(reqwest::Method::GET, path, token, None).await
+        self.admin.get(path, token).await
     }
 
     /// Starts a saga whose peer is down and waits until it pauses.
@@ -495,11 +470,8 @@ async fn a_screening_review_is_a_proposal_that_its_proposer_cannot_approve() {
         .expect(200);
     assert_eq!(rejected.body["status"], "rejected");
     let pending = stack.get("/admin/v1/approvals?status=pending", &bob).await;
-    let pending: Vec<&str> = pending.body["approvals"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a["id"].as_str().unwrap())
-        .collect();
-    assert_eq!(pending, [release.as_str()]);
+    assert_eq!(
+        common::each(&pending.body["approvals"], "id"),
+        [release.as_str()]
+    );
 }

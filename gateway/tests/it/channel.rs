@@ -12,6 +12,8 @@ use corebank_api::deposits::v1::deposits_client::DepositsClient;
 use corebank_api::deposits::v1::deposits_migration_server::DepositsMigrationServer;
 use corebank_api::deposits::v1::deposits_server::DepositsServer;
 use corebank_api::ledger::v1::ledger_client::LedgerClient;
+use corebank_db::tokio_postgres::Row;
+use corebank_db::tokio_postgres::types::ToSql;
 use corebank_gateway::auth::dev::{self, Role};
 use corebank_kernel::{Clock, SystemClock};
 use corebank_service::Component;
@@ -38,7 +40,6 @@ pub(crate) struct Stack {
     /// What the gateway was started with.
     pub(crate) settings: corebank_service::Settings,
     keys: dev::DevKeys,
-    _home: std::path::PathBuf,
     pub(crate) shutdown: CancellationToken,
     pub(crate) http: reqwest::Client,
     /// The mock core's OFS address (its `ADMIN` password is [`CORE_ADMIN_PASSWORD`]).
@@ -154,11 +155,8 @@ pub(crate) async fn stack() -> Stack {
     .await;
     // The gateway, trusting dev keys in a home of its own (development mode), calling both
     // sides' internal listeners with its certificate.
-    let home = std::env::temp_dir().join(format!("corebank-gateway-test-{}", Uuid::new_v4()));
-    settings.home = home.clone();
-    settings.dev = true;
+    let keys = common::dev_home(&mut settings, "gateway-test");
     settings.gateway_route_poll_ms = 100;
-    let keys = dev::ensure_dev_keys(&home).unwrap();
     let gateway = spawn_gateway(
         &settings,
         &database,
@@ -177,7 +175,6 @@ pub(crate) async fn stack() -> Stack {
         spare: Vec::new(),
         settings,
         keys,
-        _home: home,
         shutdown,
         http: reqwest::Client::new(),
         legacy_core_addr: core_addr,
@@ -281,20 +278,36 @@ impl Stack {
         opened.body["id"].as_str().unwrap().to_owned()
     }
 
+    /// The answer to deciding the proposal `approval` (`approve` or `reject`) with `reason`.
+    pub(crate) async fn decide(
+        &self,
+        approval: &str,
+        verdict: &str,
+        token: &str,
+        reason: &str,
+    ) -> Answer {
+        let path = format!("/admin/v1/approvals/{approval}/{verdict}");
+        self.post(&path, token, json!({ "reason": reason })).await
+    }
+
+    /// How many of the gateway's audit records `condition` (SQL on `audit_log`, with
+    /// `params`) selects.
+    pub(crate) async fn audited(&self, condition: &str, params: &[&(dyn ToSql + Sync)]) -> i64 {
+        let query = format!("SELECT COUNT(*) FROM audit_log WHERE {condition}");
+        self.gateway_row(&query, params).await.get(0)
+    }
+
     /// The account's id on the modern side, as the gateway's directory has it.
     pub(crate) async fn modern_id_of(&self, account: &str) -> Option<Uuid> {
-        self.database
-            .db_for("gateway")
-            .client()
-            .await
-            .unwrap()
-            .query_one(
-                "SELECT modern_id FROM accounts WHERE account_id = $1",
-                &[&Uuid::parse_str(account).unwrap()],
-            )
-            .await
-            .unwrap()
-            .get(0)
+        let query = "SELECT modern_id FROM accounts WHERE account_id = $1";
+        let account = Uuid::parse_str(account).unwrap();
+        self.gateway_row(query, &[&account]).await.get(0)
+    }
+
+    /// The one row `query` (with `params`) selects in the gateway's database.
+    async fn gateway_row(&self, query: &str, params: &[&(dyn ToSql + Sync)]) -> Row {
+        let client = self.database.db_for("gateway").client().await.unwrap();
+        client.query_one(query, params).await.unwrap()
     }
 
     /// A transfer under the idempotency key `key`.
@@ -506,11 +519,7 @@ async fn requests_flow_from_http_through_both_sides_to_the_ledger_and_the_legacy
         modern_accounts.push(opened.body["id"].as_str().unwrap().to_owned());
     }
     stack
-        .post(
-            &format!("/v1/accounts/{}/deposits", modern_accounts[0]),
-            &channel,
-            json!({ "amount": "80.00", "currency": "EUR" }),
-        )
+        .deposit(&channel, &modern_accounts[0], "80.00")
         .await
         .expect(201);
     let moved = stack
@@ -627,18 +636,7 @@ async fn tokens_are_checked_per_surface_and_customer_and_refusals_are_audited() 
         .await
         .expect(200);
     // The refused authentications are in the audit trail.
-    let db = stack.database.db_for("gateway");
-    let refusals: i64 = db
-        .client()
-        .await
-        .unwrap()
-        .query_one(
-            "SELECT COUNT(*) FROM audit_log WHERE action = 'auth.refused'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let refusals = stack.audited("action = 'auth.refused'", &[]).await;
     assert_eq!(refusals, 2);
 }
 
@@ -855,28 +853,15 @@ async fn payments_start_with_202_and_their_sagas_are_operated_through_the_admin_
         let detail = stack
             .get(&format!("/admin/v1/sagas/{payment_id}"), &operator)
             .await;
-        let actors: Vec<&str> = detail.body["operator_actions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|action| action["actor"].as_str().unwrap())
-            .collect();
+        let actors = common::each(&detail.body["operator_actions"], "actor");
         assert_eq!(actors, ["operator-a"], "{}", detail.body);
     }
-    let audited: i64 = stack
-        .database
-        .db_for("gateway")
-        .client()
-        .await
-        .unwrap()
-        .query_one(
-            "SELECT COUNT(*) FROM audit_log WHERE action = 'sagas.retry' AND actor = 'operator-a' \
-             AND outcome <> 'requested'",
+    let audited = stack
+        .audited(
+            "action = 'sagas.retry' AND actor = 'operator-a' AND outcome <> 'requested'",
             &[],
         )
-        .await
-        .unwrap()
-        .get(0);
+        .await;
     assert_eq!(audited, 1);
 }
 
@@ -995,11 +980,7 @@ async fn a_payment_held_by_screening_is_released_or_refused_by_two_operators() {
                 .expect(202);
             let approval = proposed.body["id"].as_str().unwrap().to_owned();
             let approved = stack
-                .post(
-                    &format!("/admin/v1/approvals/{approval}/approve"),
-                    &bob,
-                    json!({ "reason": "agreed" }),
-                )
+                .decide(&approval, "approve", &bob, "agreed")
                 .await
                 .expect(200);
             assert_eq!(
@@ -1148,11 +1129,7 @@ async fn both_catalogues_show_side_by_side_and_a_modern_product_is_defined_only_
         let stack = &stack;
         async move {
             stack
-                .post(
-                    &format!("/admin/v1/approvals/{id}/approve"),
-                    &token,
-                    json!({ "reason": "checked against the legacy terms" }),
-                )
+                .decide(&id, "approve", &token, "checked against the legacy terms")
                 .await
         }
     };

@@ -101,7 +101,7 @@ async fn unheld(stack: &Stack, token: &str, account: &str, posted: &str) {
 }
 
 /// A reconciliation run now.
-async fn reconciled(migration: &TestApp) -> mpb::Reconciliation {
+pub(crate) async fn reconciled(migration: &TestApp) -> mpb::Reconciliation {
     MigrationsClient::new(migration.channel(GATEWAY, MIGRATION))
         .reconcile(mpb::ReconcileRequest {
             run_id: Uuid::new_v4().to_string(),
@@ -110,6 +110,17 @@ async fn reconciled(migration: &TestApp) -> mpb::Reconciliation {
         .await
         .unwrap()
         .into_inner()
+}
+
+/// The result of `rule` in `run` (its first, for a rule run per subject).
+pub(crate) fn rule_result<'r>(
+    run: &'r mpb::Reconciliation,
+    rule: &str,
+) -> &'r mpb::ReconciliationResult {
+    run.results
+        .iter()
+        .find(|result| result.rule == rule)
+        .unwrap_or_else(|| panic!("{rule} did not run: {run:?}"))
 }
 
 /// A reconciliation run now, and its inter-core rule's result for EUR.
@@ -612,11 +623,7 @@ async fn transfers_across_racing_a_migration_all_land_once_and_both_books_reconc
         .await
         .unwrap();
     let run = reconciled(&migration).await;
-    let snapshots = run
-        .results
-        .iter()
-        .find(|r| r.rule == "moved_accounts_match_snapshots")
-        .unwrap();
+    let snapshots = rule_result(&run, "moved_accounts_match_snapshots");
     assert!(!snapshots.ok, "{snapshots:?}");
     assert_eq!(snapshots.actual, "5 as their snapshots, 1 not");
     let evidence: Value = serde_json::from_str(&snapshots.evidence).unwrap();
@@ -647,12 +654,7 @@ async fn reconciliation_finds_a_hold_whose_time_ran_out_but_still_holds_funds() 
         )
         .await
         .expect(201);
-    let rule = |run: mpb::Reconciliation| {
-        run.results
-            .into_iter()
-            .find(|r| r.rule == "expired_holds_hold_nothing")
-            .expect("the rule ran")
-    };
+    let rule = |run: mpb::Reconciliation| rule_result(&run, "expired_holds_hold_nothing").clone();
     let clean = rule(reconciled(&migration).await);
     assert!(clean.ok, "{clean:?}");
     assert_eq!(clean.subject, "modern");
@@ -693,12 +695,7 @@ async fn reconciliation_finds_a_shadowed_account_whose_books_differ() {
     let account = stack.shadowed_account(&token, "GW-XSHADOW", "cust-s").await;
     stack.deposit(&token, &account, "50.00").await.expect(201);
     crate::channel::shadow_summary(&stack, "cash", 1).await;
-    let rule = |run: mpb::Reconciliation| {
-        run.results
-            .into_iter()
-            .find(|r| r.rule == "shadowed_accounts_agree")
-            .expect("the rule ran")
-    };
+    let rule = |run: mpb::Reconciliation| rule_result(&run, "shadowed_accounts_agree").clone();
     let clean = rule(reconciled(&migration).await);
     assert!(clean.ok, "{clean:?}");
     assert_eq!(

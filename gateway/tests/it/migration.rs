@@ -16,32 +16,13 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::channel::{Stack, stack};
-use crate::common::{send, spawn_gateway};
+use crate::common::{self, Admin, Answer, spawn_gateway};
 
 const PRODUCT: &str = "MIGRATE-1";
 
 /// The migration component beside the stack, reaching its peers as `migration`.
 async fn migration_component(stack: &Stack) -> TestApp {
     crate::crossings::migration_app(stack, Default::default()).await
-}
-
-/// A POST to the admin API of the gateway `admin`.
-async fn admin_post(
-    stack: &Stack,
-    admin: &TestApp,
-    path: &str,
-    token: &str,
-    body: serde_json::Value,
-) -> crate::common::Answer {
-    send(
-        &stack.http,
-        reqwest::Method::POST,
-        admin.url(path),
-        Some(token),
-        None,
-        Some(body),
-    )
-    .await
 }
 
 fn start(id: &str, dry_run: bool) -> mpb::StartMigrationRequest {
@@ -56,6 +37,14 @@ fn start(id: &str, dry_run: bool) -> mpb::StartMigrationRequest {
         max_error_ratio: String::new(),
         in_flight_max: 0,
     }
+}
+
+/// The answer to pausing the migration `id` for `reason`, as `operator`.
+async fn pause(admin: &Admin, id: &str, operator: &str, reason: &str) -> Answer {
+    let path = format!("/admin/v1/migrations/{id}/pause");
+    admin
+        .post(&path, operator, json!({ "reason": reason }))
+        .await
 }
 
 /// A gateway replica whose admin API reaches the migration component `app`.
@@ -76,20 +65,12 @@ pub(crate) async fn admin_gateway(stack: &Stack, app: &TestApp) -> TestApp {
 async fn funded_accounts(stack: &Stack, token: &str, count: usize, amount: &str) -> Vec<String> {
     let mut opened = Vec::new();
     for n in 1..=count {
-        let account = stack
-            .open_account(token, &format!("cust-{n}"), PRODUCT)
-            .await
-            .expect(201);
-        let id = account.body["id"].as_str().unwrap().to_owned();
-        stack
-            .post(
-                &format!("/v1/accounts/{id}/deposits"),
-                token,
-                json!({ "amount": amount, "currency": "EUR" }),
-            )
-            .await
-            .expect(201);
-        opened.push(id);
+        let customer = format!("cust-{n}");
+        opened.push(
+            stack
+                .funded_account(token, &customer, PRODUCT, amount)
+                .await,
+        );
     }
     opened
 }
@@ -190,14 +171,7 @@ async fn a_products_accounts_move_to_modern_with_their_money_and_holds_and_chann
             .expect(201);
         assert_eq!(account.header("x-served-by"), "legacy");
         let id = account.body["id"].as_str().unwrap().to_owned();
-        stack
-            .post(
-                &format!("/v1/accounts/{id}/deposits"),
-                &token,
-                json!({ "amount": amount, "currency": "EUR" }),
-            )
-            .await
-            .expect(201);
+        stack.deposit(&token, &id, amount).await.expect(201);
         opened.push(id);
     }
     let (a, b, frozen) = (&opened[0], &opened[1], &opened[2]);
@@ -229,20 +203,19 @@ async fn a_products_accounts_move_to_modern_with_their_money_and_holds_and_chann
     let mut migrations = MigrationsClient::new(app.channel(GATEWAY, MIGRATION));
     // Operators come through the gateway's admin API: a replica that knows where the
     // migration component is.
-    let admin = admin_gateway(&stack, &app).await;
+    let admin = Admin::to(admin_gateway(&stack, &app).await);
     let operator = stack.token(Role::Operator, "operator-a", None);
     let approver = stack.token(Role::Approver, "approver-b", None);
 
     // A dry run plans and moves nothing.
-    let dry = admin_post(
-        &stack,
-        &admin,
-        "/admin/v1/migrations",
-        &operator,
-        json!({ "product_code": PRODUCT, "dry_run": true, "reason": "how many?" }),
-    )
-    .await
-    .expect(200);
+    let dry = admin
+        .post(
+            "/admin/v1/migrations",
+            &operator,
+            json!({ "product_code": PRODUCT, "dry_run": true, "reason": "how many?" }),
+        )
+        .await
+        .expect(200);
     assert_eq!(dry.body["status"], "dry_run", "{}", dry.body);
     assert_eq!(dry.body["planned"], 3, "{}", dry.body);
     let planned_a = dry.body["accounts"]
@@ -265,15 +238,14 @@ async fn a_products_accounts_move_to_modern_with_their_money_and_holds_and_chann
         .expect(200);
     assert_eq!(still.header("x-served-by"), "legacy");
     // A batch may be limited to a list of customers.
-    let one = admin_post(
-        &stack,
-        &admin,
-        "/admin/v1/migrations",
-        &operator,
-        json!({ "product_code": PRODUCT, "dry_run": true, "customer_ids": ["cust-b"], "reason": "one customer" }),
-    )
-    .await
-    .expect(200);
+    let one = admin
+        .post(
+            "/admin/v1/migrations",
+            &operator,
+            json!({ "product_code": PRODUCT, "dry_run": true, "customer_ids": ["cust-b"], "reason": "one customer" }),
+        )
+        .await
+        .expect(200);
     assert_eq!(
         (&one.body["planned"], &one.body["customers"]),
         (&json!(1), &json!(1)),
@@ -288,15 +260,14 @@ async fn a_products_accounts_move_to_modern_with_their_money_and_holds_and_chann
     );
 
     // The real one goes under four eyes.
-    let proposed = admin_post(
-        &stack,
-        &admin,
-        "/admin/v1/migrations",
-        &operator,
-        json!({ "product_code": PRODUCT, "reason": "wave 1" }),
-    )
-    .await
-    .expect(202);
+    let proposed = admin
+        .post(
+            "/admin/v1/migrations",
+            &operator,
+            json!({ "product_code": PRODUCT, "reason": "wave 1" }),
+        )
+        .await
+        .expect(202);
     assert_eq!(
         proposed.body["kind"], "migration_start",
         "{}",
@@ -307,24 +278,12 @@ async fn a_products_accounts_move_to_modern_with_their_money_and_holds_and_chann
         .as_str()
         .unwrap()
         .to_owned();
-    let own = admin_post(
-        &stack,
-        &admin,
-        &format!("/admin/v1/approvals/{approval}/approve"),
-        &operator,
-        json!({ "reason": "mine" }),
-    )
-    .await;
+    let own = admin.decide(&approval, "approve", &operator, "mine").await;
     assert_eq!(own.status, 403, "{}", own.body);
-    let approved = admin_post(
-        &stack,
-        &admin,
-        &format!("/admin/v1/approvals/{approval}/approve"),
-        &approver,
-        json!({ "reason": "the plan is as agreed" }),
-    )
-    .await
-    .expect(200);
+    let approved = admin
+        .decide(&approval, "approve", &approver, "the plan is as agreed")
+        .await
+        .expect(200);
     assert_eq!(
         approved.body["approval"]["outcome"], "done",
         "{}",
@@ -338,27 +297,15 @@ async fn a_products_accounts_move_to_modern_with_their_money_and_holds_and_chann
         3
     );
     let done = finished(&mut migrations, &id).await;
-    let followed = send(
-        &stack.http,
-        reqwest::Method::GET,
-        admin.url(&format!("/admin/v1/migrations/{id}")),
-        Some(&operator),
-        None,
-        None,
-    )
-    .await
-    .expect(200);
+    let followed = admin
+        .get(&format!("/admin/v1/migrations/{id}"), &operator)
+        .await
+        .expect(200);
     assert_eq!(followed.body["moved"], 2, "{}", followed.body);
-    let listed = send(
-        &stack.http,
-        reqwest::Method::GET,
-        admin.url("/admin/v1/migrations"),
-        Some(&operator),
-        None,
-        None,
-    )
-    .await
-    .expect(200);
+    let listed = admin
+        .get("/admin/v1/migrations", &operator)
+        .await
+        .expect(200);
     let newest = &listed.body["migrations"][0];
     assert_eq!(
         (&newest["migration_id"], &newest["moved"]),
@@ -408,23 +355,9 @@ async fn a_products_accounts_move_to_modern_with_their_money_and_holds_and_chann
         "{}",
         after.body
     );
-    stack
-        .post(
-            &format!("/v1/accounts/{b}/deposits"),
-            &token,
-            json!({ "amount": "1.00", "currency": "EUR" }),
-        )
-        .await
-        .expect(201);
+    stack.deposit(&token, b, "1.00").await.expect(201);
     // The refused move undid itself: no mark left, so the core's own refusal answers.
-    let still_frozen = stack
-        .post(
-            &format!("/v1/accounts/{frozen}/deposits"),
-            &token,
-            json!({ "amount": "1.00", "currency": "EUR" }),
-        )
-        .await
-        .expect(422);
+    let still_frozen = stack.deposit(&token, frozen, "1.00").await.expect(422);
     assert_eq!(
         still_frozen.body["code"], "account_frozen",
         "{}",
@@ -449,9 +382,7 @@ async fn a_products_accounts_move_to_modern_with_their_money_and_holds_and_chann
 
     // The books agree: what moved sits in the modern clearing and the legacy suspense.
     let reconcile = || {
-        admin_post(
-            &stack,
-            &admin,
+        admin.post(
             "/admin/v1/reconciliation",
             &operator,
             json!({ "reason": "after wave 1" }),
@@ -549,36 +480,22 @@ async fn a_products_accounts_move_to_modern_with_their_money_and_holds_and_chann
         "{found}"
     );
     let run = modern_break.body["run_id"].as_str().unwrap();
-    let kept = send(
-        &stack.http,
-        reqwest::Method::GET,
-        admin.url(&format!("/admin/v1/reconciliation/{run}")),
-        Some(&operator),
-        None,
-        None,
-    )
-    .await
-    .expect(200);
+    let kept = admin
+        .get(&format!("/admin/v1/reconciliation/{run}"), &operator)
+        .await
+        .expect(200);
     assert_eq!(
         kept.body, modern_break.body,
         "a run is kept as it was found"
     );
     // Each break is an alert, raised once while it stands: someone acknowledges it, then
     // resolves it with the correcting entry. Every transition is kept and audited.
-    let get = |path: String| {
-        send(
-            &stack.http,
-            reqwest::Method::GET,
-            admin.url(&path),
-            Some(&operator),
-            None,
-            None,
-        )
-    };
-    get("/admin/v1/reconciliation-alerts?state=".to_owned())
+    admin
+        .get("/admin/v1/reconciliation-alerts?state=", &operator)
         .await
         .expect(400);
-    let open = get("/admin/v1/reconciliation-alerts?state=open".to_owned())
+    let open = admin
+        .get("/admin/v1/reconciliation-alerts?state=open", &operator)
         .await
         .expect(200);
     let alerts = open.body["alerts"].as_array().unwrap();
@@ -602,8 +519,8 @@ async fn a_products_accounts_move_to_modern_with_their_money_and_holds_and_chann
     let alert_id = alert["alert_id"].as_str().unwrap().to_owned();
     let change = |action: &'static str, body: serde_json::Value| {
         let path = format!("/admin/v1/reconciliation-alerts/{alert_id}/{action}");
-        let (stack, admin, operator) = (&stack, &admin, &operator);
-        async move { admin_post(stack, admin, &path, operator, body).await }
+        let (admin, operator) = (&admin, &operator);
+        async move { admin.post(&path, operator, body).await }
     };
     let acknowledged = change("acknowledge", json!({})).await.expect(200);
     assert_eq!(
@@ -642,13 +559,10 @@ async fn a_products_accounts_move_to_modern_with_their_money_and_holds_and_chann
         "{}",
         resolved.body
     );
-    let states: Vec<&str> = resolved.body["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|event| event["state"].as_str().unwrap())
-        .collect();
-    assert_eq!(states, ["open", "acknowledged", "resolved"]);
+    assert_eq!(
+        common::each(&resolved.body["events"], "state"),
+        ["open", "acknowledged", "resolved"]
+    );
     change(
         "resolve",
         json!({ "note": "again", "correcting_entry": "same" }),
@@ -659,19 +573,12 @@ async fn a_products_accounts_move_to_modern_with_their_money_and_holds_and_chann
         .await
         .expect(409);
     assert_eq!(closed.body["code"], "alert_closed", "{}", closed.body);
-    let audited: i64 = stack
-        .database
-        .db_for("gateway")
-        .client()
-        .await
-        .unwrap()
-        .query_one(
-            "SELECT count(*) FROM audit_log WHERE resource = $1",
+    let audited = stack
+        .audited(
+            "resource = $1",
             &[&format!("reconciliation_alert:{alert_id}")],
         )
-        .await
-        .unwrap()
-        .get(0);
+        .await;
     assert_eq!(audited, 5, "every call on the alert is audited");
     sql(
         "ledger",
@@ -693,30 +600,24 @@ async fn a_products_accounts_move_to_modern_with_their_money_and_holds_and_chann
         .expect(201);
     assert_eq!(card.header("x-served-by"), "modern");
     let card = card.body["id"].as_str().unwrap().to_owned();
-    let proposed = admin_post(
-        &stack,
-        &admin,
-        &format!("/admin/v1/migrations/{id}/accounts/{b}/rollback"),
-        &operator,
-        json!({ "reason": "the customer asked" }),
-    )
-    .await
-    .expect(202);
+    let proposed = admin
+        .post(
+            &format!("/admin/v1/migrations/{id}/accounts/{b}/rollback"),
+            &operator,
+            json!({ "reason": "the customer asked" }),
+        )
+        .await
+        .expect(202);
     assert_eq!(
         proposed.body["kind"], "migration_rollback",
         "{}",
         proposed.body
     );
     let rollback = proposed.body["id"].as_str().unwrap().to_owned();
-    let approved = admin_post(
-        &stack,
-        &admin,
-        &format!("/admin/v1/approvals/{rollback}/approve"),
-        &approver,
-        json!({ "reason": "agreed" }),
-    )
-    .await
-    .expect(200);
+    let approved = admin
+        .decide(&rollback, "approve", &approver, "agreed")
+        .await
+        .expect(200);
     assert_eq!(
         approved.body["result"]["state"], "returning",
         "{}",
@@ -729,7 +630,8 @@ async fn a_products_accounts_move_to_modern_with_their_money_and_holds_and_chann
     served_with_its_hold(&stack, &token, b, "legacy", ("11.00", "2.00"), &card).await;
     let after_return = reconcile().await.expect(201);
     assert_eq!(after_return.body["breaks"], 0, "{}", after_return.body);
-    let still_open = get("/admin/v1/reconciliation-alerts?state=open".to_owned())
+    let still_open = admin
+        .get("/admin/v1/reconciliation-alerts?state=open", &operator)
         .await
         .expect(200);
     assert_eq!(
@@ -780,11 +682,7 @@ async fn a_migration_through_a_faulty_legacy_core_moves_every_account_exactly_on
         let amount = rust_decimal::Decimal::new(n * 1_000 + 25, 2);
         expected += amount;
         stack
-            .post(
-                &format!("/v1/accounts/{id}/deposits"),
-                &token,
-                json!({ "amount": amount.to_string(), "currency": "EUR" }),
-            )
+            .deposit(&token, &id, &amount.to_string())
             .await
             .expect(201);
         stack
@@ -834,20 +732,9 @@ async fn a_migration_through_a_faulty_legacy_core_moves_every_account_exactly_on
         );
     }
     // Nothing doubled on either book: both clearing accounts hold exactly what moved.
-    let run = migrations
-        .reconcile(mpb::ReconcileRequest {
-            run_id: Uuid::new_v4().to_string(),
-            requested_by: "test".to_owned(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let run = crate::crossings::reconciled(&app).await;
     assert_eq!(run.breaks, 0, "{run:?}");
-    let clearing = run
-        .results
-        .iter()
-        .find(|r| r.rule == "migration_clearing_nets_suspense")
-        .unwrap();
+    let clearing = crate::crossings::rule_result(&run, "migration_clearing_nets_suspense");
     assert_eq!(clearing.expected, expected.to_string(), "{run:?}");
 }
 
@@ -859,19 +746,18 @@ async fn a_paused_migration_starts_no_more_moves_until_a_second_operator_resumes
     let opened = funded_accounts(&stack, &token, 6, "12.00").await;
     let app = migration_component(&stack).await;
     let mut migrations = MigrationsClient::new(app.channel(GATEWAY, MIGRATION));
-    let admin = admin_gateway(&stack, &app).await;
+    let admin = Admin::to(admin_gateway(&stack, &app).await);
     let operator = stack.token(Role::Operator, "operator-a", None);
     let approver = stack.token(Role::Approver, "approver-b", None);
 
-    let bad = admin_post(
-        &stack,
-        &admin,
-        "/admin/v1/migrations",
-        &operator,
-        json!({ "product_code": PRODUCT, "max_error_ratio": "1.5", "reason": "too lax" }),
-    )
-    .await
-    .expect(400);
+    let bad = admin
+        .post(
+            "/admin/v1/migrations",
+            &operator,
+            json!({ "product_code": PRODUCT, "max_error_ratio": "1.5", "reason": "too lax" }),
+        )
+        .await
+        .expect(400);
     assert!(
         bad.body["message"]
             .as_str()
@@ -880,15 +766,14 @@ async fn a_paused_migration_starts_no_more_moves_until_a_second_operator_resumes
         "{}",
         bad.body
     );
-    let wide = admin_post(
-        &stack,
-        &admin,
-        "/admin/v1/migrations",
-        &operator,
-        json!({ "product_code": PRODUCT, "in_flight_max": 65, "reason": "too wide" }),
-    )
-    .await
-    .expect(400);
+    let wide = admin
+        .post(
+            "/admin/v1/migrations",
+            &operator,
+            json!({ "product_code": PRODUCT, "in_flight_max": 65, "reason": "too wide" }),
+        )
+        .await
+        .expect(400);
     assert!(
         wide.body["message"]
             .as_str()
@@ -898,38 +783,26 @@ async fn a_paused_migration_starts_no_more_moves_until_a_second_operator_resumes
         wide.body
     );
     // Two moves a second, two at a time: the operator has time to pause it.
-    let proposed = admin_post(
-        &stack,
-        &admin,
-        "/admin/v1/migrations",
-        &operator,
-        json!({ "product_code": PRODUCT, "rate_per_s": 2, "in_flight_max": 2.0, "reason": "slowly" }),
-    )
-    .await
-    .expect(202);
+    let proposed = admin
+        .post(
+            "/admin/v1/migrations",
+            &operator,
+            json!({ "product_code": PRODUCT, "rate_per_s": 2, "in_flight_max": 2.0, "reason": "slowly" }),
+        )
+        .await
+        .expect(202);
     let id = proposed.body["parameters"]["migration_id"]
         .as_str()
         .unwrap()
         .to_owned();
     let approval = proposed.body["id"].as_str().unwrap().to_owned();
-    admin_post(
-        &stack,
-        &admin,
-        &format!("/admin/v1/approvals/{approval}/approve"),
-        &approver,
-        json!({ "reason": "as agreed" }),
-    )
-    .await
-    .expect(200);
-    let paused = admin_post(
-        &stack,
-        &admin,
-        &format!("/admin/v1/migrations/{id}/pause"),
-        &operator,
-        json!({ "reason": "the branch reports an odd balance" }),
-    )
-    .await
-    .expect(200);
+    admin
+        .decide(&approval, "approve", &approver, "as agreed")
+        .await
+        .expect(200);
+    let paused = pause(&admin, &id, &operator, "the branch reports an odd balance")
+        .await
+        .expect(200);
     assert_eq!(
         (
             &paused.body["control"],
@@ -962,54 +835,29 @@ async fn a_paused_migration_starts_no_more_moves_until_a_second_operator_resumes
         assert_eq!(read.header("x-served-by"), side, "{state}");
     }
     // Pausing again answers it as it is; resuming takes a second operator.
-    admin_post(
-        &stack,
-        &admin,
-        &format!("/admin/v1/migrations/{id}/pause"),
-        &operator,
-        json!({ "reason": "again" }),
-    )
-    .await
-    .expect(200);
-    let unknown = admin_post(
-        &stack,
-        &admin,
-        &format!("/admin/v1/migrations/{}/pause", Uuid::new_v4()),
-        &operator,
-        json!({ "reason": "which one?" }),
-    )
-    .await
-    .expect(404);
+    pause(&admin, &id, &operator, "again").await.expect(200);
+    let unknown = pause(&admin, &Uuid::new_v4().to_string(), &operator, "which one?")
+        .await
+        .expect(404);
     assert_eq!(unknown.body["code"], "not_found", "{}", unknown.body);
-    let resume = admin_post(
-        &stack,
-        &admin,
-        &format!("/admin/v1/migrations/{id}/resume"),
-        &operator,
-        json!({ "reason": "the balance was explained" }),
-    )
-    .await
-    .expect(202);
+    let resume = admin
+        .post(
+            &format!("/admin/v1/migrations/{id}/resume"),
+            &operator,
+            json!({ "reason": "the balance was explained" }),
+        )
+        .await
+        .expect(202);
     assert_eq!(resume.body["kind"], "migration_resume", "{}", resume.body);
     let resume_id = resume.body["id"].as_str().unwrap().to_owned();
-    admin_post(
-        &stack,
-        &admin,
-        &format!("/admin/v1/approvals/{resume_id}/approve"),
-        &operator,
-        json!({ "reason": "mine" }),
-    )
-    .await
-    .expect(403);
-    let resumed = admin_post(
-        &stack,
-        &admin,
-        &format!("/admin/v1/approvals/{resume_id}/approve"),
-        &approver,
-        json!({ "reason": "agreed" }),
-    )
-    .await
-    .expect(200);
+    admin
+        .decide(&resume_id, "approve", &operator, "mine")
+        .await
+        .expect(403);
+    let resumed = admin
+        .decide(&resume_id, "approve", &approver, "agreed")
+        .await
+        .expect(200);
     assert_eq!(
         resumed.body["result"]["control"], "running",
         "{}",
@@ -1019,15 +867,7 @@ async fn a_paused_migration_starts_no_more_moves_until_a_second_operator_resumes
     // Once every planned move has started, the feeder is done with it.
     let done = until(&mut migrations, &id, |m| m.control == "fed").await;
     assert_eq!((done.moved, done.failed), (6, 0), "{done:?}");
-    let late = admin_post(
-        &stack,
-        &admin,
-        &format!("/admin/v1/migrations/{id}/pause"),
-        &operator,
-        json!({ "reason": "too late" }),
-    )
-    .await
-    .expect(409);
+    let late = pause(&admin, &id, &operator, "too late").await.expect(409);
     assert_eq!(late.body["code"], "migration_not_running", "{}", late.body);
 }
 

@@ -172,6 +172,23 @@ pub async fn spawn_gateway(
     gateway
 }
 
+/// Development mode in a home of its own under the temporary folder (`corebank-{name}-…`):
+/// the gateway trusts the development keys made there, which are returned.
+pub fn dev_home(settings: &mut corebank_service::Settings, name: &str) -> dev::DevKeys {
+    settings.home = std::env::temp_dir().join(format!("corebank-{name}-{}", uuid::Uuid::new_v4()));
+    settings.dev = true;
+    dev::ensure_dev_keys(&settings.home).unwrap()
+}
+
+/// The text of `field` in each element of the JSON array `list`, in order.
+pub fn each<'v>(list: &'v Value, field: &str) -> Vec<&'v str> {
+    list.as_array()
+        .unwrap_or_else(|| panic!("not an array: {list}"))
+        .iter()
+        .map(|element| element[field].as_str().unwrap())
+        .collect()
+}
+
 /// A development token for `subject` in `role` (for `customer` where given), valid for ten
 /// minutes.
 pub fn token(keys: &dev::DevKeys, role: Role, subject: &str, customer: Option<&str>) -> String {
@@ -206,6 +223,48 @@ impl Answer {
             .get(name)
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
+    }
+}
+
+/// Calls one gateway's admin API with bearer tokens (and no idempotency key: the admin API
+/// takes none).
+pub struct Admin {
+    http: reqwest::Client,
+    pub gateway: TestApp,
+}
+
+impl Admin {
+    pub fn to(gateway: TestApp) -> Admin {
+        Admin {
+            http: reqwest::Client::new(),
+            gateway,
+        }
+    }
+
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> Answer {
+        let url = self.gateway.url(path);
+        send(&self.http, method, url, Some(token), None, body).await
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> Answer {
+        self.call(reqwest::Method::POST, path, token, Some(body))
+            .await
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Answer {
+        self.call(reqwest::Method::GET, path, token, None).await
+    }
+
+    /// The answer to deciding the proposal `approval` (`approve` or `reject`) with `reason`.
+    pub async fn decide(&self, approval: &str, verdict: &str, token: &str, reason: &str) -> Answer {
+        let path = format!("/admin/v1/approvals/{approval}/{verdict}");
+        self.post(&path, token, json!({ "reason": reason })).await
     }
 }
 
