@@ -13,7 +13,7 @@ use corebank_outbox::{
     replay_dead_letters,
 };
 use corebank_testkit::TestDatabase;
-use corebank_testkit::query::one_i64;
+use corebank_testkit::query::{one_i64, pairs};
 
 /// Each of `expected`'s aggregates, as published, is exactly 1..=its last sequence in order,
 /// and the outbox is empty.
@@ -619,19 +619,13 @@ async fn a_replay_committed_while_a_batch_is_read_cannot_let_a_later_event_overt
 }
 
 async fn live_partitions_of(db: &corebank_db::Db, owner: &str) -> Vec<(i64, i64)> {
-    db.client()
-        .await
-        .unwrap()
-        .query(
-            "SELECT partition, generation FROM demo.outbox_leases \
-             WHERE owner = $1 AND partition >= 0 AND expires_at > now() ORDER BY partition",
-            &[&owner],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|row| (row.get(0), row.get(1)))
-        .collect()
+    pairs(
+        db,
+        "SELECT partition, generation FROM demo.outbox_leases \
+         WHERE owner = $1 AND partition >= 0 AND expires_at > now() ORDER BY partition",
+        &[&owner],
+    )
+    .await
 }
 
 #[tokio::test]

@@ -169,18 +169,12 @@ async fn count(db: &Db, sql: &str, id: Uuid) -> i64 {
 }
 
 async fn effects(db: &Db, id: Uuid) -> Vec<(String, String)> {
-    db.client()
-        .await
-        .unwrap()
-        .query(
-            "SELECT step, direction FROM demo_effects WHERE saga_id = $1 ORDER BY applied_at",
-            &[&id],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|row| (row.get(0), row.get(1)))
-        .collect()
+    corebank_testkit::query::pairs(
+        db,
+        "SELECT step, direction FROM demo_effects WHERE saga_id = $1 ORDER BY applied_at",
+        &[&id],
+    )
+    .await
 }
 
 /// The outside calls recorded for the saga `id` (by key: applied ones only).
