@@ -9,6 +9,12 @@ use crate::common::*;
 use corebank_payments::app::outbound::SagaOptions;
 use corebank_payments::rail_sim::RailConfig;
 
+/// A creditor account on the sanctions list of the unwinding tests.
+const BLOCKED_ACCOUNT: &str = "DE02120300000000202051";
+
+/// A creditor account the refusing rail refuses ([`refusing_rail`]).
+const REFUSED_ACCOUNT: &str = "DE89370400440532013000";
+
 fn step_names(view: &corebank_payments::app::outbound::PaymentView, outcome: &str) -> Vec<String> {
     view.steps
         .iter()
@@ -84,12 +90,10 @@ async fn failure_at_each_step_unwinds(h: &Harness) {
 
     // screen: the creditor is blocklisted; the hold is released.
     h.payments
-        .block("DE02120300000000202051", "sanctions list 7")
+        .block(BLOCKED_ACCOUNT, "sanctions list 7")
         .await
         .unwrap();
-    let mut blocked = h.payment(&debtor, "40.00");
-    blocked.creditor_account = "DE02120300000000202051".to_owned();
-    let blocked = h.payments.initiate(blocked).await.unwrap();
+    let blocked = h.pay_to(&debtor, "40.00", BLOCKED_ACCOUNT).await;
     let blocked = h.settled(blocked.record.id).await;
     assert_eq!(blocked.status, "failed");
     assert_reason(&blocked, "sanctions list 7");
@@ -98,9 +102,7 @@ async fn failure_at_each_step_unwinds(h: &Harness) {
         .await;
 
     // send (the pivot itself): the rail refuses the message; the hold is released.
-    let mut refused = h.payment(&debtor, "40.00");
-    refused.creditor_account = "DE89370400440532013000".to_owned();
-    let refused = h.payments.initiate(refused).await.unwrap();
+    let refused = h.pay_to(&debtor, "40.00", REFUSED_ACCOUNT).await;
     let refused = h.settled(refused.record.id).await;
     assert_eq!(refused.status, "failed");
     assert_reason(&refused, "refused the pacs.008");
@@ -118,32 +120,31 @@ fn silent_rail(status_wait: Duration) -> Setup {
     }
 }
 
-fn refusing_rail() -> RailConfig {
-    RailConfig {
-        refuse_accounts: vec!["DE89370400440532013000".to_owned()],
-        ..quick_rail(100, 0, 0)
+/// A rail that accepts every payment but those to [`REFUSED_ACCOUNT`].
+fn refusing_rail() -> Setup {
+    Setup {
+        rail: RailConfig {
+            refuse_accounts: vec![REFUSED_ACCOUNT.to_owned()],
+            ..quick_rail(100, 0, 0)
+        },
+        ..Setup::default()
     }
 }
 
 #[tokio::test]
 async fn a_failure_injected_at_each_step_before_the_pivot_unwinds_to_a_clean_state() {
-    let h = start(Setup {
-        rail: refusing_rail(),
-        ..Setup::default()
-    })
-    .await;
+    let h = start(refusing_rail()).await;
     failure_at_each_step_unwinds(&h).await;
 }
 
 #[tokio::test]
 async fn the_unwinding_run_twice_leaves_the_same_clean_state() {
     let h = start(Setup {
-        rail: refusing_rail(),
         saga: SagaOptions {
             actions_twice: false,
             compensations_twice: true,
         },
-        ..Setup::default()
+        ..refusing_rail()
     })
     .await;
     failure_at_each_step_unwinds(&h).await;
@@ -191,11 +192,7 @@ async fn a_payment_can_be_cancelled_until_the_pivot_and_not_after() {
     assert_eq!(started.status, "initiated");
     let cancelled = h
         .payments
-        .cancel(
-            &uuid::Uuid::new_v4().to_string(),
-            started.record.id,
-            "changed my mind",
-        )
+        .cancel(&id(), started.record.id, "changed my mind")
         .await
         .unwrap();
     assert_eq!(cancelled.status, "unwinding");
@@ -229,11 +226,7 @@ async fn a_payment_can_be_cancelled_until_the_pivot_and_not_after() {
     let refused = loop {
         match h
             .payments
-            .cancel(
-                &uuid::Uuid::new_v4().to_string(),
-                started.record.id,
-                "too late",
-            )
+            .cancel(&id(), started.record.id, "too late")
             .await
         {
             Err(error) if error.code() == "cannot_cancel" => {
@@ -337,17 +330,11 @@ async fn an_internal_transfer_goes_through_deposits_once() {
 
 #[tokio::test]
 async fn every_outcome_leaves_its_event_in_the_outbox() {
-    let h = start(Setup {
-        rail: refusing_rail(),
-        ..Setup::default()
-    })
-    .await;
+    let h = start(refusing_rail()).await;
     let debtor = h.account("1000.00").await;
     let ok = h.pay(&debtor, "10.00").await;
     assert_eq!(h.settled(ok.record.id).await.status, "settled");
-    let mut refused = h.payment(&debtor, "10.00");
-    refused.creditor_account = "DE89370400440532013000".to_owned();
-    let refused = h.payments.initiate(refused).await.unwrap();
+    let refused = h.pay_to(&debtor, "10.00", REFUSED_ACCOUNT).await;
     assert_eq!(h.settled(refused.record.id).await.status, "failed");
     let client = h.database.db_for("payments").client().await.unwrap();
     let events: Vec<(String, String)> = client

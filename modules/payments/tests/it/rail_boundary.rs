@@ -44,37 +44,41 @@ fn credit_transfer(creditor: &str, amount: &str) -> String {
     .unwrap()
 }
 
-#[tokio::test]
-async fn a_forged_delivery_is_refused_with_401_and_changes_nothing() {
+/// A started bank, a creditor account there with nothing on it, and a pacs.008 of 25.00 to
+/// it: what every delivery test starts from.
+async fn a_creditor_and_a_transfer_to_it() -> (Harness, String, String) {
     let h = start(Setup::default()).await;
     let creditor = h.account("0").await;
-    let before = books(&h, &creditor).await;
     let xml = credit_transfer(&creditor, "25.00");
+    (h, creditor, xml)
+}
 
-    let unsigned = h.post_to_bank(RAIL, "/pacs008", None, &xml).await;
-    assert_eq!(
-        (unsigned.status, unsigned.code()),
-        (401, "signature_missing".to_owned())
-    );
+/// Posts `xml` to the bank's pacs.008 endpoint from the rail's certificate, with `signature`.
+async fn pacs008_from_the_rail(h: &Harness, signature: Option<&str>, xml: &str) -> Answer {
+    h.post_to_bank(RAIL, "/pacs008", signature, xml).await
+}
+
+/// Asserts that the bank refused a delivery with `status` and the refusal `code`.
+fn assert_refused(answer: &Answer, status: u16, code: &str) {
+    assert_eq!((answer.status, answer.code()), (status, code.to_owned()));
+}
+
+#[tokio::test]
+async fn a_forged_delivery_is_refused_with_401_and_changes_nothing() {
+    let (h, creditor, xml) = a_creditor_and_a_transfer_to_it().await;
+    let before = books(&h, &creditor).await;
+
+    let unsigned = pacs008_from_the_rail(&h, None, &xml).await;
+    assert_refused(&unsigned, 401, "signature_missing");
     // A key the bank does not hold, under a name it does not know, or under its own name.
     let stranger = RailKeys::generate("mallory").unwrap();
     let signature = h.signature(&stranger, "/pacs008", &xml);
-    let unknown = h
-        .post_to_bank(RAIL, "/pacs008", Some(&signature), &xml)
-        .await;
-    assert_eq!(
-        (unknown.status, unknown.code()),
-        (401, "unknown_key".to_owned())
-    );
+    let unknown = pacs008_from_the_rail(&h, Some(&signature), &xml).await;
+    assert_refused(&unknown, 401, "unknown_key");
     let impostor = RailKeys::generate(h.rail_keys.signing_key_id()).unwrap();
     let signature = h.signature(&impostor, "/pacs008", &xml);
-    let forged = h
-        .post_to_bank(RAIL, "/pacs008", Some(&signature), &xml)
-        .await;
-    assert_eq!(
-        (forged.status, forged.code()),
-        (401, "signature_invalid".to_owned())
-    );
+    let forged = pacs008_from_the_rail(&h, Some(&signature), &xml).await;
+    assert_refused(&forged, 401, "signature_invalid");
     let refusal: serde_json::Value = serde_json::from_str(&forged.body).unwrap();
     assert_eq!(refusal["retry_safe"], false);
     assert!(
@@ -83,13 +87,8 @@ async fn a_forged_delivery_is_refused_with_401_and_changes_nothing() {
             .unwrap()
             .contains("does not match")
     );
-    let malformed = h
-        .post_to_bank(RAIL, "/pacs008", Some("v1;kid=test-1;sig=x"), &xml)
-        .await;
-    assert_eq!(
-        (malformed.status, malformed.code()),
-        (401, "signature_malformed".to_owned())
-    );
+    let malformed = pacs008_from_the_rail(&h, Some("v1;kid=test-1;sig=x"), &xml).await;
+    assert_refused(&malformed, 401, "signature_malformed");
     // Signed by the right key, but long ago.
     let path = "/payments/rail/v1/pacs008";
     let exchange = Exchange::Request {
@@ -101,58 +100,37 @@ async fn a_forged_delivery_is_refused_with_401_and_changes_nothing() {
     let signature = h
         .rail_keys
         .sign_at(exchange, xml.as_bytes(), long_ago, Uuid::new_v4());
-    let expired = h
-        .post_to_bank(RAIL, "/pacs008", Some(&signature), &xml)
-        .await;
-    assert_eq!(
-        (expired.status, expired.code()),
-        (401, "signature_expired".to_owned())
-    );
+    let expired = pacs008_from_the_rail(&h, Some(&signature), &xml).await;
+    assert_refused(&expired, 401, "signature_expired");
 
     assert_eq!(books(&h, &creditor).await, before);
 }
 
 #[tokio::test]
 async fn an_altered_delivery_is_refused_with_401_and_changes_nothing() {
-    let h = start(Setup::default()).await;
-    let creditor = h.account("0").await;
+    let (h, creditor, signed) = a_creditor_and_a_transfer_to_it().await;
     let before = books(&h, &creditor).await;
-    let signed = credit_transfer(&creditor, "25.00");
     let altered = signed.replace("25.00", "2500.00");
     assert_ne!(signed, altered);
 
     // A valid signature over another body.
     let signature = h.signature(&h.rail_keys, "/pacs008", &signed);
-    let answer = h
-        .post_to_bank(RAIL, "/pacs008", Some(&signature), &altered)
-        .await;
-    assert_eq!(
-        (answer.status, answer.code()),
-        (401, "signature_invalid".to_owned())
-    );
+    let answer = pacs008_from_the_rail(&h, Some(&signature), &altered).await;
+    assert_refused(&answer, 401, "signature_invalid");
     // A valid signature over this body, for another path (a pacs.002's).
     let signature = h.signature(&h.rail_keys, "/pacs002", &signed);
-    let answer = h
-        .post_to_bank(RAIL, "/pacs008", Some(&signature), &signed)
-        .await;
-    assert_eq!(
-        (answer.status, answer.code()),
-        (401, "signature_invalid".to_owned())
-    );
+    let answer = pacs008_from_the_rail(&h, Some(&signature), &signed).await;
+    assert_refused(&answer, 401, "signature_invalid");
 
     assert_eq!(books(&h, &creditor).await, before);
 }
 
 #[tokio::test]
 async fn a_replayed_delivery_is_refused_with_401_replayed_and_the_credit_is_taken_once() {
-    let h = start(Setup::default()).await;
-    let creditor = h.account("0").await;
-    let xml = credit_transfer(&creditor, "25.00");
+    let (h, creditor, xml) = a_creditor_and_a_transfer_to_it().await;
     let signature = h.signature(&h.rail_keys, "/pacs008", &xml);
 
-    let first = h
-        .post_to_bank(RAIL, "/pacs008", Some(&signature), &xml)
-        .await;
+    let first = pacs008_from_the_rail(&h, Some(&signature), &xml).await;
     assert_eq!(first.status, 200, "{}", first.body);
     assert!(first.body.starts_with("credited"), "{}", first.body);
     let after_first = books(&h, &creditor).await;
@@ -168,10 +146,8 @@ async fn a_replayed_delivery_is_refused_with_401_replayed_and_the_credit_is_take
     );
 
     // The same signed request again, byte for byte.
-    let replay = h
-        .post_to_bank(RAIL, "/pacs008", Some(&signature), &xml)
-        .await;
-    assert_eq!((replay.status, replay.code()), (401, "replayed".to_owned()));
+    let replay = pacs008_from_the_rail(&h, Some(&signature), &xml).await;
+    assert_refused(&replay, 401, "replayed");
     assert_eq!(books(&h, &creditor).await, after_first);
 
     // A pacs.002 replayed is refused the same way.
@@ -184,7 +160,7 @@ async fn a_replayed_delivery_is_refused_with_401_replayed_and_the_credit_is_take
     let replay = h
         .post_to_bank(RAIL, "/pacs002", Some(&signature), &report)
         .await;
-    assert_eq!((replay.status, replay.code()), (401, "replayed".to_owned()));
+    assert_refused(&replay, 401, "replayed");
     let after_reports = books(&h, &creditor).await;
     assert_eq!(after_reports.status_reports, 1);
     assert_eq!(after_reports.deliveries_taken, 2);
@@ -192,9 +168,7 @@ async fn a_replayed_delivery_is_refused_with_401_replayed_and_the_credit_is_take
 
 #[tokio::test]
 async fn a_properly_signed_delivery_is_taken_once_and_a_redelivery_of_its_uetr_changes_nothing() {
-    let h = start(Setup::default()).await;
-    let creditor = h.account("0").await;
-    let xml = credit_transfer(&creditor, "25.00");
+    let (h, creditor, xml) = a_creditor_and_a_transfer_to_it().await;
 
     let first = h.deliver("/pacs008", &xml).await;
     assert_eq!(first.status, 200, "{}", first.body);
@@ -220,10 +194,8 @@ async fn a_properly_signed_delivery_is_taken_once_and_a_redelivery_of_its_uetr_c
 
 #[tokio::test]
 async fn a_signed_delivery_from_another_components_certificate_is_refused_with_403() {
-    let h = start(Setup::default()).await;
-    let creditor = h.account("0").await;
+    let (h, creditor, xml) = a_creditor_and_a_transfer_to_it().await;
     let before = books(&h, &creditor).await;
-    let xml = credit_transfer(&creditor, "25.00");
     let signature = h.signature(&h.rail_keys, "/pacs008", &xml);
 
     for intruder in [GATEWAY, PAYMENTS] {
@@ -239,9 +211,7 @@ async fn a_signed_delivery_from_another_components_certificate_is_refused_with_4
     }
     assert_eq!(books(&h, &creditor).await, before);
     // The refused attempts used up nothing: the rail's own delivery of it is taken.
-    let from_the_rail = h
-        .post_to_bank(RAIL, "/pacs008", Some(&signature), &xml)
-        .await;
+    let from_the_rail = pacs008_from_the_rail(&h, Some(&signature), &xml).await;
     assert_eq!(from_the_rail.status, 200, "{}", from_the_rail.body);
     assert_eq!(books(&h, &creditor).await.creditor_posted, "25.00");
 }

@@ -328,6 +328,15 @@ impl Harness {
             .unwrap()
     }
 
+    /// Starts the usual payment of `amount` from `debtor`, to `creditor_account` instead.
+    pub async fn pay_to(&self, debtor: &str, amount: &str, creditor_account: &str) -> PaymentView {
+        let payment = NewPayment {
+            creditor_account: creditor_account.to_owned(),
+            ..self.payment(debtor, amount)
+        };
+        self.payments.initiate(payment).await.unwrap()
+    }
+
     /// Waits until the payment reaches a final status.
     pub async fn settled(&self, payment_id: Uuid) -> PaymentView {
         self.until(
