@@ -4,9 +4,9 @@
 use super::Shared;
 use super::json as wire;
 use super::pipeline::{
-    Call, Ctx, Done, Mutation, Outcome, Route, account_for, account_mutation, answered, context,
-    customer_allowed, forward_on_account, mutate, parse_body, read, scope_needed, shadow_of,
-    shadow_request_id, side_answer_id, side_id,
+    Call, Ctx, Done, Mutation, Outcome, Route, account_for, answered, context, customer_allowed,
+    forward_on_account, mutate, parse_body, read, scope_needed, shadow_of, shadow_request_id,
+    side_answer_id, side_id,
 };
 use crate::directory::AccountEntry;
 use crate::error::ApiError;
@@ -393,29 +393,21 @@ pub(super) async fn close_account(
     Path(account_id): Path<String>,
     call: Call,
 ) -> Response {
-    let attempt = call.attempt("accounts.close");
     let path = format!("/v1/accounts/{account_id}/close");
-    let prepared = account_mutation::<wire::ReasonBody>(&state, call, path, &account_id).await;
-    mutate(
+    forward_on_account(
         &state,
-        attempt,
-        prepared,
-        |state, (parsed, account), request_id, _pin| {
-            forward_on_account(
-                &state,
-                &account,
-                "accounts.write",
-                &request_id,
-                &account_id,
-                move |request_id, id| dpb::ChangeStatusRequest {
-                    request_id,
-                    account_id: id.to_string(),
-                    reason: parsed.reason.clone().unwrap_or_default(),
-                },
-                close_call,
-                true,
-            )
+        call,
+        "accounts.close",
+        path,
+        &account_id,
+        "accounts.write",
+        |parsed: &wire::ReasonBody, request_id, id| dpb::ChangeStatusRequest {
+            request_id,
+            account_id: id.to_string(),
+            reason: parsed.reason.clone().unwrap_or_default(),
         },
+        close_call,
+        true,
     )
     .await
 }

@@ -2,7 +2,7 @@
 
 use super::Shared;
 use super::json as wire;
-use super::pipeline::{Call, Outcome, account_mutation, answered, forward_on_account, mutate};
+use super::pipeline::{Call, Outcome, answered, forward_on_account};
 use crate::routing::Side;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -29,37 +29,29 @@ pub(super) async fn cash_call(
 }
 
 pub(super) async fn cash(state: Shared, account_id: String, call: Call, deposit: bool) -> Response {
-    let attempt = call.attempt("accounts.cash");
     let path = format!(
         "/v1/accounts/{account_id}/{}",
         if deposit { "deposits" } else { "withdrawals" }
     );
-    let prepared = account_mutation::<wire::CashBody>(&state, call, path, &account_id).await;
-    mutate(
+    forward_on_account(
         &state,
-        attempt,
-        prepared,
-        |state, (parsed, account), request_id, _pin| {
-            forward_on_account(
-                &state,
-                &account,
-                "cash",
-                &request_id,
-                &account_id,
-                move |request_id, id| dpb::CashRequest {
-                    request_id,
-                    account_id: id.to_string(),
-                    amount: parsed.amount.clone(),
-                    currency: parsed.currency.clone(),
-                    description: parsed.description.clone().unwrap_or_default(),
-                    channel: String::new(),
-                },
-                move |state, side, request, channel_id| {
-                    cash_call(state, side, request, deposit, channel_id)
-                },
-                false,
-            )
+        call,
+        "accounts.cash",
+        path,
+        &account_id,
+        "cash",
+        |parsed: &wire::CashBody, request_id, id| dpb::CashRequest {
+            request_id,
+            account_id: id.to_string(),
+            amount: parsed.amount.clone(),
+            currency: parsed.currency.clone(),
+            description: parsed.description.clone().unwrap_or_default(),
+            channel: String::new(),
         },
+        move |state, side, request, channel_id| {
+            cash_call(state, side, request, deposit, channel_id)
+        },
+        false,
     )
     .await
 }

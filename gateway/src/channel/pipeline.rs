@@ -31,8 +31,8 @@
 //!
 //! Reads take the shorter path, [`read`]: no key, no store, the same scope check, routing
 //! and headers. A side's gRPC answer becomes the channel's with [`answered`].
-//! Account-scoped mutations (cash, holds, closing) share [`account_mutation`] and
-//! [`forward_on_account`].
+//! Account-scoped mutations (cash, holds, closing) share [`account_mutation`]; cash and
+//! closing, one request to the account's home, are [`forward_on_account`] end to end.
 
 use super::{GatewayState, Shared, origin_of, request_id_of};
 use crate::audit::{self, AuditRecord};
@@ -814,62 +814,78 @@ pub(super) async fn account_mutation<T: DeserializeOwned>(
     Ok((mutation, format!("account:{account_id}"), (parsed, account)))
 }
 
-/// One request about an account: to its home with `request_id`, and (when the rule shadows,
-/// the copy exists, and `shadow_after_failure` or the primary succeeded) to the copy with
-/// the derived shadow request id. `build` makes the side's request for a request id and the
-/// side's account id; `call` sends it.
+/// One request about an account, end to end: [`account_mutation`] with a body of `T`
+/// (refused and audited as `action`), then the request to the account's home with the
+/// request id and (when the rule for `operation` shadows, the copy exists, and
+/// `shadow_after_failure` or the primary succeeded) to the copy with the derived shadow
+/// request id. `build` makes the side's request from the body, a request id and the side's
+/// account id; `send` sends it.
 #[expect(
     clippy::too_many_arguments,
     reason = "one call site per operation, each names them all"
 )]
-pub(super) fn forward_on_account<R, B, F, Fut>(
+pub(super) async fn forward_on_account<T, R, B, F, Fut>(
     state: &Shared,
-    account: &AccountEntry,
-    operation: &'static str,
-    request_id: &str,
+    call: Call,
+    action: &'static str,
+    path: String,
     channel_id: &str,
+    operation: &'static str,
     build: B,
-    call: F,
+    send: F,
     shadow_after_failure: bool,
-) -> impl std::future::Future<Output = Done> + use<R, B, F, Fut>
+) -> Response
 where
-    B: Fn(String, Uuid) -> R,
+    T: DeserializeOwned,
+    B: Fn(&T, String, Uuid) -> R,
     F: Fn(Shared, Side, R, String) -> Fut,
     Fut: std::future::Future<Output = Outcome> + Send + 'static,
 {
-    let route = state.route(account, operation);
-    let primary = account.id_on(route.side).map(|id| {
-        call(
-            Arc::clone(state),
-            route.side,
-            build(request_id.to_owned(), id),
-            channel_id.to_owned(),
-        )
-    });
-    let copy = route
-        .shadow_side()
-        .and_then(|side| Some((side, account.id_on(side)?)));
-    let shadow_call = copy.map(|(side, id)| {
-        call(
-            Arc::clone(state),
-            side,
-            build(shadow_request_id(request_id), id),
-            channel_id.to_owned(),
-        )
-    });
-    async move {
-        let Some(primary) = primary else {
-            return Done::refused(ApiError::internal("routed to a side without the account"));
-        };
-        let outcome = primary.await;
-        let ready = shadow_call.is_some() && (shadow_after_failure || outcome.is_ok());
-        let shadow = shadow_call
-            .filter(|_| ready)
-            .and_then(|run| shadow_of(&route, true, |_| run));
-        Done {
-            outcome,
-            route: Some(route),
-            shadow,
-        }
-    }
+    let attempt = call.attempt(action);
+    let prepared = account_mutation::<T>(state, call, path, channel_id).await;
+    mutate(
+        state,
+        attempt,
+        prepared,
+        |state, (parsed, account), request_id, _pin| {
+            let route = state.route(&account, operation);
+            let primary = account.id_on(route.side).map(|id| {
+                send(
+                    Arc::clone(&state),
+                    route.side,
+                    build(&parsed, request_id.clone(), id),
+                    channel_id.to_owned(),
+                )
+            });
+            let copy = route
+                .shadow_side()
+                .and_then(|side| Some((side, account.id_on(side)?)));
+            let shadow_call = copy.map(|(side, id)| {
+                send(
+                    Arc::clone(&state),
+                    side,
+                    build(&parsed, shadow_request_id(&request_id), id),
+                    channel_id.to_owned(),
+                )
+            });
+            async move {
+                let Some(primary) = primary else {
+                    return Done::refused(ApiError::internal(
+                        "routed to a side without the account",
+                    ));
+                };
+                let outcome = primary.await;
+                let ready = shadow_call.is_some() && (shadow_after_failure || outcome.is_ok());
+                let shadow = shadow_call
+                    .filter(|_| ready)
+                    .and_then(|run| shadow_of(&route, true, |_| run));
+                Done {
+                    outcome,
+                    route: Some(route),
+                    shadow,
+                }
+            }
+        },
+    )
+    .await
 }
