@@ -15,7 +15,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::accounts::AccountView;
-use super::ledger::{from_failure, from_status};
+use super::ledger::from_status;
 use super::{Change, Deposits, money_text, parse_id, parse_money};
 use crate::domain::error::DepositsError;
 use crate::domain::model::{Account, AccountStatus, Hold, HoldStatus, entry_id_for};
@@ -258,22 +258,7 @@ impl Deposits {
             });
         }
         if !transfers.is_empty() {
-            let answer = self
-                .ledger
-                .clone()
-                .create_transfers(pb::CreateTransfersRequest { transfers })
-                .await
-                .map_err(|s| from_status(&s))?
-                .into_inner();
-            for result in answer.results {
-                if let Some(pb::entry_result::Outcome::Failure(failure)) = result.outcome {
-                    return Err(from_failure(
-                        &failure.code,
-                        &failure.message,
-                        tonic::Code::FailedPrecondition,
-                    ));
-                }
-            }
+            self.create_ledger_transfers(transfers).await?;
         }
         let event = self.event(
             id,

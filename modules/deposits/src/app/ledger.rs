@@ -48,6 +48,16 @@ pub(crate) fn from_failure(code: &str, message: &str, grpc: tonic::Code) -> Depo
     }
 }
 
+/// A refusal the ledger answered inside its result (an entry's, or a batch item's) rather
+/// than as a status: a definite one, like a failed precondition.
+pub(crate) fn from_refusal(failure: &pb::Failure) -> DepositsError {
+    from_failure(
+        &failure.code,
+        &failure.message,
+        tonic::Code::FailedPrecondition,
+    )
+}
+
 /// Whether the ledger wrote the entry: its refusal, or a missing answer, as the module's
 /// error.
 fn entry_written(
@@ -56,11 +66,7 @@ fn entry_written(
     let result = answer.map_err(|s| from_status(&s))?.into_inner();
     match result.outcome {
         Some(pb::entry_result::Outcome::Entry(_)) => Ok(()),
-        Some(pb::entry_result::Outcome::Failure(failure)) => Err(from_failure(
-            &failure.code,
-            &failure.message,
-            tonic::Code::FailedPrecondition,
-        )),
+        Some(pb::entry_result::Outcome::Failure(failure)) => Err(from_refusal(&failure)),
         None => Err(DepositsError::Internal {
             message: "the ledger answered nothing".to_owned(),
         }),
@@ -158,11 +164,28 @@ impl Deposits {
             .into_inner();
         for result in response.results {
             if let Some(pb::account_result::Outcome::Failure(failure)) = result.outcome {
-                return Err(from_failure(
-                    &failure.code,
-                    &failure.message,
-                    tonic::Code::FailedPrecondition,
-                ));
+                return Err(from_refusal(&failure));
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the ledger transfers of one request in one batch; the first item the ledger
+    /// refuses is the request's refusal.
+    pub(crate) async fn create_ledger_transfers(
+        &self,
+        transfers: Vec<pb::CreateTransferRequest>,
+    ) -> Result<(), DepositsError> {
+        let answer = self
+            .ledger
+            .clone()
+            .create_transfers(pb::CreateTransfersRequest { transfers })
+            .await
+            .map_err(|s| from_status(&s))?
+            .into_inner();
+        for result in answer.results {
+            if let Some(pb::entry_result::Outcome::Failure(failure)) = result.outcome {
+                return Err(from_refusal(&failure));
             }
         }
         Ok(())
@@ -336,11 +359,7 @@ impl Deposits {
             Ok(response) => match response.into_inner().outcome {
                 Some(pb::entry_result::Outcome::Failure(failure)) => match failure.code.as_str() {
                     "pending_expired" => Ok(HoldStatus::Expired),
-                    code => Err(from_failure(
-                        code,
-                        &failure.message,
-                        tonic::Code::FailedPrecondition,
-                    )),
+                    _ => Err(from_refusal(&failure)),
                 },
                 _ => Ok(HoldStatus::Released),
             },
@@ -372,11 +391,7 @@ impl Deposits {
             .map_err(|s| from_status(&s))?
             .into_inner();
         match result.outcome {
-            Some(pb::entry_result::Outcome::Failure(failure)) => Err(from_failure(
-                &failure.code,
-                &failure.message,
-                tonic::Code::FailedPrecondition,
-            )),
+            Some(pb::entry_result::Outcome::Failure(failure)) => Err(from_refusal(&failure)),
             _ => Ok(()),
         }
     }
