@@ -15,9 +15,11 @@
 //! another replica, or by this one a moment after the request looked): the legacy core,
 //! frozen for the move, refuses it, and the pipeline frees its key and answers 503
 //! `account_moving` ([`Moving`]). [`hold_moving`] does not pass that 503 on while the
-//! request's hold lasts: it waits for the next change the feed drops and sends the same
-//! request again, which then waits for the move's end like any other and runs once, on the
-//! new home. The hold is one budget per request, from its arrival ([`hold_deadline`]): a
+//! request's hold lasts: it drops the accounts the request waited on from the replica's
+//! cache and sends the same request again, which reads them as the directory has them now,
+//! waits for the move's end like any other and runs once, on the new home (a request sent
+//! again before the mark is even stored waits for the feed's next change each further
+//! time). The hold is one budget per request, from its arrival ([`hold_deadline`]): a
 //! request sent again does not start a new one.
 //!
 //! A held request's answer says how long it was held: `x-move-held-ms`.
@@ -123,6 +125,16 @@ tokio::task_local! {
     static HELD_FOR: std::cell::Cell<Duration>;
     /// Until when the request being served may be held, from its arrival.
     static HOLD_UNTIL: Instant;
+    /// The accounts the request being served waited on ([`gated_on`]).
+    static GATED: std::cell::RefCell<Vec<uuid::Uuid>>;
+}
+
+/// Says that the channel request being served waits on `account` for any move of it
+/// (`crate::channel`'s `settled`): if the core then refuses it as moving, [`hold_moving`]
+/// drops the account from this replica's cache before sending the request again, so that it
+/// reads the account as the directory has it now rather than as the replica last saw it.
+pub fn gated_on(account: uuid::Uuid) {
+    let _ = GATED.try_with(|gated| gated.borrow_mut().push(account));
 }
 
 /// Until when the channel request being served may be held for a move, if this runs within
@@ -165,12 +177,11 @@ pub async fn hold_moving(
 ) -> Response {
     let until = Instant::now() + state.migration_hold;
     let served = HOLD_UNTIL.scope(until, async {
-        HELD_FOR
-            .scope(std::cell::Cell::new(Duration::ZERO), async {
-                let response = sent_while_moving(&state, until, request, next).await;
-                (HELD_FOR.with(std::cell::Cell::get), response)
-            })
-            .await
+        let held = HELD_FOR.scope(std::cell::Cell::new(Duration::ZERO), async {
+            let response = sent_while_moving(&state, until, request, next).await;
+            (HELD_FOR.with(std::cell::Cell::get), response)
+        });
+        GATED.scope(std::cell::RefCell::default(), held).await
     });
     let (held, mut response) = served.await;
     if !held.is_zero()
@@ -181,8 +192,10 @@ pub async fn hold_moving(
     response
 }
 
-/// Runs the request; while its answer is [`Moving`] and the hold lasts, waits for the next
-/// change the feed drops and runs it again.
+/// Runs the request; while its answer is [`Moving`] and the hold lasts, runs it again: at
+/// once the first time, with the accounts it waited on read afresh (the replica had not seen
+/// the move's mark: now the request waits for the move's end like any other); after that,
+/// once the feed drops the next change.
 async fn sent_while_moving(
     state: &GatewayState,
     until: Instant,
@@ -198,7 +211,9 @@ async fn sent_while_moving(
         parts.extensions.clone(),
     );
     let mut request = Request::from_parts(parts, body);
+    let mut sent = 0_u32;
     loop {
+        sent += 1;
         let kept = BodyKept::default();
         request.extensions_mut().insert(kept.clone());
         let response = next.clone().run(request).await;
@@ -211,9 +226,14 @@ async fn sent_while_moving(
         let Some(mut held) = state.directory.moves().hold() else {
             return response;
         };
-        match tokio::time::timeout_at(until, held.changes.changed()).await {
-            Ok(Ok(())) => {}
-            Err(_) | Ok(Err(_)) => return response,
+        if sent > 1 {
+            match tokio::time::timeout_at(until, held.changes.changed()).await {
+                Ok(Ok(())) => {}
+                Err(_) | Ok(Err(_)) => return response,
+            }
+        }
+        for account in GATED.with(|gated| std::mem::take(&mut *gated.borrow_mut())) {
+            state.directory.forget(account);
         }
         drop(held);
         let (method, uri, version, headers, extensions) = again.clone();

@@ -17,6 +17,7 @@ pub(crate) async fn settled(
     account: AccountEntry,
     until: tokio::time::Instant,
 ) -> Result<AccountEntry, ApiError> {
+    crate::move_hold::gated_on(account.account_id);
     let account = state.directory.settled(account, until).await?;
     not_moving(&account)?;
     Ok(account)

@@ -18,6 +18,7 @@ use uuid::Uuid;
 
 use crate::channel::{Stack, stack};
 use crate::common::{Answer, send, spawn_gateway};
+use corebank_testkit::TestApp;
 
 const PRODUCT: &str = "MOVE-1";
 const CUSTOMER: &str = "cust-move";
@@ -31,6 +32,36 @@ fn begin(account: &str, move_id: &str) -> gpb::BeginMoveRequest {
         currency: "EUR".to_owned(),
         home: "legacy".to_owned(),
     }
+}
+
+/// A deposit of 7.00 under `key` at `url`, sent in a task of its own and still held by the
+/// gateway 300 ms later (not answered 503): the task.
+async fn sent_and_held(
+    http: &reqwest::Client,
+    url: String,
+    token: &str,
+    key: &str,
+) -> tokio::task::JoinHandle<Answer> {
+    let (http, token, key) = (http.clone(), token.to_owned(), key.to_owned());
+    let sent = tokio::spawn(async move { deposit(&http, url, &token, &key, "7.00").await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !sent.is_finished(),
+        "the refused request is held, not answered 503"
+    );
+    sent
+}
+
+/// Another gateway replica over the stack's directory and cores, with `settings`.
+async fn replica(stack: &Stack, settings: &corebank_service::Settings) -> TestApp {
+    spawn_gateway(
+        settings,
+        &stack.database,
+        stack.legacy.internal_url(""),
+        stack.modern.internal_url(""),
+        &stack.shutdown,
+    )
+    .await
 }
 
 /// A deposit of `amount` EUR through the gateway at `url`, under `key`.
@@ -188,14 +219,7 @@ async fn a_moving_account_makes_its_channels_wait_and_serves_them_from_its_new_h
     // not hold requests on a moving account.
     let mut answers_at_once = stack.settings.clone();
     answers_at_once.migration_hold_ms = 0;
-    let replica = spawn_gateway(
-        &answers_at_once,
-        &stack.database,
-        stack.legacy.internal_url(""),
-        stack.modern.internal_url(""),
-        &stack.shutdown,
-    )
-    .await;
+    let replica = replica(&stack, &answers_at_once).await;
     let before = read(&stack.http, replica.url(&path), &token).await;
     assert_eq!(
         before.body["balances"]["posted"], "50.00",
@@ -356,20 +380,7 @@ async fn a_request_the_core_refuses_as_it_freezes_is_sent_again_while_its_hold_l
     // the legacy account emptied, the account booked on modern (here by hand), its home
     // switched, the mark cleared.
     let resent = Uuid::new_v4().to_string();
-    let sent = {
-        let (http, url, token, key) = (
-            stack.http.clone(),
-            stack.gateway.url(&deposits),
-            token.clone(),
-            resent.clone(),
-        );
-        tokio::spawn(async move { deposit(&http, url, &token, &key, "7.00").await })
-    };
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(
-        !sent.is_finished(),
-        "the refused request is held, not answered 503"
-    );
+    let sent = sent_and_held(&stack.http, stack.gateway.url(&deposits), &token, &resent).await;
     let mut homes = AccountHomesClient::new(stack.gateway.channel(MIGRATION, GATEWAY));
     homes.begin_move(begin(&account, "m1:race")).await.unwrap();
     let emptied = legacy.empty_account(request()).await.unwrap().into_inner();
@@ -399,18 +410,51 @@ async fn a_request_the_core_refuses_as_it_freezes_is_sent_again_while_its_hold_l
 }
 
 #[tokio::test]
+async fn a_replica_that_has_not_seen_the_mark_sends_the_refused_request_again_once_and_holds_it_until_the_move_ends()
+ {
+    let (stack, token, account) = legacy_account().await;
+    let deposits = format!("/v1/accounts/{account}/deposits");
+    // A replica whose feed polls once a minute, with the account in its cache from before
+    // the move.
+    let mut slow = stack.settings.clone();
+    slow.gateway_route_poll_ms = 60_000;
+    let replica = replica(&stack, &slow).await;
+    let path = format!("/v1/accounts/{account}");
+    read(&stack.http, replica.url(&path), &token).await;
+
+    // The move marks the account (on the other replica) and the core freezes it; a deposit
+    // reaches the replica, which still has it unmarked.
+    let mut homes = AccountHomesClient::new(stack.gateway.channel(MIGRATION, GATEWAY));
+    homes.begin_move(begin(&account, "m1:stale")).await.unwrap();
+    let mut legacy = LegacyMigrationClient::new(stack.legacy.channel(MIGRATION, "legacy-adapter"));
+    let request = || lpb::AccountMoveRequest {
+        account_id: account.clone(),
+    };
+    legacy.freeze_account(request()).await.unwrap();
+    let key = Uuid::new_v4().to_string();
+    let sent = sent_and_held(&stack.http, replica.url(&deposits), &token, &key).await;
+    let emptied = legacy.empty_account(request()).await.unwrap().into_inner();
+    let booked = book_on_modern(&stack, &emptied.moved).await;
+    switch_and_end(&mut homes, &account, "m1:stale", booked).await;
+    served_on_modern_once(&stack, &token, &deposits, sent, &key, 300).await;
+
+    // The core refused it once: sent again, it read the account as the directory had it
+    // (moving) and waited for the move's end instead of reaching the core again.
+    let resource = format!("account:{account}");
+    let refused = stack
+        .audited("resource = $1 AND outcome = '503'", &[&resource])
+        .await;
+    assert_eq!(refused, 1, "attempts the core refused");
+    let after = read(&stack.http, replica.url(&path), &token).await;
+    assert_eq!(after.body["balances"]["posted"], "57.00", "{}", after.body);
+}
+
+#[tokio::test]
 async fn a_request_on_a_moving_account_is_held_until_the_move_ends_and_runs_once_on_the_new_home() {
     let (stack, token, account) = legacy_account().await;
     let deposits = format!("/v1/accounts/{account}/deposits");
     // A second replica, which learns of the move's end from its change feed only.
-    let replica = spawn_gateway(
-        &stack.settings,
-        &stack.database,
-        stack.legacy.internal_url(""),
-        stack.modern.internal_url(""),
-        &stack.shutdown,
-    )
-    .await;
+    let replica = replica(&stack, &stack.settings).await;
     let mut homes = AccountHomesClient::new(stack.gateway.channel(MIGRATION, GATEWAY));
     homes.begin_move(begin(&account, "m1:hold")).await.unwrap();
 
