@@ -3,7 +3,8 @@
 //! A migration's plan is stored at once; its moves start here, in account order, as fast as
 //! its controls let:
 //! - at most `in_flight_max` moves of a migration (its start says; default and most
-//!   [`IN_FLIGHT_MAX`]) are under way at a time (the window);
+//!   [`IN_FLIGHT_MAX`]) are under way at a time, and fewer while moves keep their accounts
+//!   frozen longer than they should ([`crate::pace`]: the window);
 //! - at most `rate_per_s` are started a second (a token bucket per migration in this
 //!   process, bursting one second's worth; 0: the window alone decides);
 //! - a `paused` or `stopped` migration starts nothing; moves under way finish, so no account
@@ -207,11 +208,12 @@ impl Migrations {
             }
             return Ok(0);
         }
-        let window = if control.in_flight_max > 0 {
+        let ceiling = if control.in_flight_max > 0 {
             control.in_flight_max.min(IN_FLIGHT_MAX)
         } else {
             IN_FLIGHT_MAX
         };
+        let window = self.peers().pace.window(id, ceiling);
         let allowed = (window - tally.in_flight)
             .min(self.feed_state().allowance(id, control.rate_per_s))
             .min(window);

@@ -12,6 +12,8 @@
 //! - [`moves`]: the saga that moves one account: mark it moving in the gateway's directory,
 //!   freeze it on the legacy core (the authoritative read), book it on modern (the pivot),
 //!   empty the legacy account into suspense, switch its home, verify, unmark.
+//! - [`pace`]: how many of a migration's moves run at once, found from how long each kept
+//!   its account frozen.
 //! - [`peers`]: the clients of the parts a move goes through.
 //! - [`reconcile`]: the rules that prove the two books agree about what moved.
 //! - [`lapsed`]: the rule that no hold whose time ran out still holds funds.
@@ -28,6 +30,7 @@ pub mod feed;
 pub mod grpc;
 pub mod lapsed;
 pub mod moves;
+pub mod pace;
 pub mod peers;
 pub mod reconcile;
 pub mod returns;

@@ -264,7 +264,35 @@ pub(crate) async fn switch_home(
 fn mark(peers: Arc<Peers>, context: StepContext) -> BoxFuture<'static, StepOutcome> {
     Box::pin(async move {
         let input = MoveInput::of(&context);
-        begin_move(&peers, &input, input.move_id(), "legacy").await
+        match begin_move(&peers, &input, input.move_id(), "legacy").await {
+            StepOutcome::Done(mut marked) => {
+                marked["marked_at"] =
+                    json!(Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true));
+                StepOutcome::Done(marked)
+            }
+            other => other,
+        }
+    })
+}
+
+/// `unmark` as the move's own step: once the mark is cleared, says how long the account
+/// stayed frozen, for the feeder's pace ([`crate::pace`]).
+fn unmark_moved(peers: Arc<Peers>, context: StepContext) -> BoxFuture<'static, StepOutcome> {
+    Box::pin(async move {
+        let input = MoveInput::of(&context);
+        let outcome = end_move(&peers, &input, input.move_id()).await;
+        let marked_at =
+            chrono::DateTime::parse_from_rfc3339(&output(&context, "mark", "marked_at"));
+        if let (StepOutcome::Done(_), Ok(marked_at), Ok(migration)) = (
+            &outcome,
+            marked_at,
+            uuid::Uuid::parse_str(&input.migration_id),
+        ) {
+            let marked_at = marked_at.with_timezone(&Utc);
+            let frozen = (Utc::now() - marked_at).to_std().unwrap_or_default();
+            peers.pace.frozen(migration, marked_at, frozen);
+        }
+        outcome
     })
 }
 
@@ -487,7 +515,7 @@ pub fn definitions(peers: &Arc<Peers>) -> [SagaDefinition; 2] {
             step("empty", empty),
             step("switch", switch),
             step("verify", verify),
-            step("unmark", unmark),
+            step("unmark", unmark_moved),
             Step::new("record", record()),
         ]
     })

@@ -7,7 +7,11 @@ use corebank_api::deposits::v1::deposits_migration_client::DepositsMigrationClie
 use corebank_api::gateway::v1::account_homes_client::AccountHomesClient;
 use corebank_api::legacy::v1::legacy_export_client::LegacyExportClient;
 use corebank_api::legacy::v1::legacy_migration_client::LegacyMigrationClient;
+use std::sync::Arc;
+
 use tonic::transport::Channel;
+
+use crate::pace::Pace;
 
 /// The clients of a move.
 #[derive(Debug, Clone)]
@@ -20,6 +24,9 @@ pub struct Peers {
     pub legacy_deposits: DepositsClient<Channel>,
     pub import: DepositsMigrationClient<Channel>,
     pub modern: DepositsClient<Channel>,
+    /// Where each move says how long it kept its account frozen, and the feeder reads how
+    /// many moves may run at once.
+    pub pace: Arc<Pace>,
 }
 
 impl Peers {
@@ -33,6 +40,7 @@ impl Peers {
             export: LegacyExportClient::new(adapter),
             import: DepositsMigrationClient::new(deposits.clone()),
             modern: DepositsClient::new(deposits),
+            pace: Arc::default(),
         }
     }
 }
