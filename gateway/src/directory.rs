@@ -146,6 +146,12 @@ impl Directory {
             .map(|(_, entry)| entry.clone())
     }
 
+    /// Whether this replica has the account in its cache (the change feed drops an account
+    /// when the directory changes it).
+    pub(crate) fn is_cached(&self, account_id: Uuid) -> bool {
+        self.cached(account_id).is_some()
+    }
+
     fn remember(&self, entry: &AccountEntry) {
         if let Ok(mut cache) = self.cache.lock() {
             if cache.len() >= ACCOUNT_CACHE_MAX {

@@ -17,9 +17,9 @@
 //! `account_moving` ([`Moving`]). [`hold_moving`] does not pass that 503 on while the
 //! request's hold lasts: it drops the accounts the request waited on from the replica's
 //! cache and sends the same request again, which reads them as the directory has them now,
-//! waits for the move's end like any other and runs once, on the new home (a request sent
-//! again before the mark is even stored waits for the feed's next change each further
-//! time). The hold is one budget per request, from its arrival ([`hold_deadline`]): a
+//! waits for the move's end like any other and runs once, on the new home (a request
+//! refused again, because the part that refused it knew of the move before its mark was
+//! stored, is sent again only once the feed changes one of its accounts: the mark). The hold is one budget per request, from its arrival ([`hold_deadline`]): a
 //! request sent again does not start a new one.
 //!
 //! A held request's answer says how long it was held: `x-move-held-ms`.
@@ -195,7 +195,7 @@ pub async fn hold_moving(
 /// Runs the request; while its answer is [`Moving`] and the hold lasts, runs it again: at
 /// once the first time, with the accounts it waited on read afresh (the replica had not seen
 /// the move's mark: now the request waits for the move's end like any other); after that,
-/// once the feed drops the next change.
+/// once the feed drops one of those accounts again (its mark, set after the refusal).
 async fn sent_while_moving(
     state: &GatewayState,
     until: Instant,
@@ -226,13 +226,27 @@ async fn sent_while_moving(
         let Some(mut held) = state.directory.moves().hold() else {
             return response;
         };
+        let gated = GATED.with(|gated| std::mem::take(&mut *gated.borrow_mut()));
         if sent > 1 {
-            match tokio::time::timeout_at(until, held.changes.changed()).await {
-                Ok(Ok(())) => {}
-                Err(_) | Ok(Err(_)) => return response,
+            // Read afresh on the last sending, its accounts showed no move: the part that
+            // refused it knew of the move first (a move that has not yet set its mark).
+            // Sent again only once the feed changes one of them, not on other accounts'
+            // changes, which come every poll while a migration runs.
+            loop {
+                match tokio::time::timeout_at(until, held.changes.changed()).await {
+                    Ok(Ok(())) => {}
+                    Err(_) | Ok(Err(_)) => return response,
+                }
+                if gated.is_empty()
+                    || gated
+                        .iter()
+                        .any(|account| !state.directory.is_cached(*account))
+                {
+                    break;
+                }
             }
         }
-        for account in GATED.with(|gated| std::mem::take(&mut *gated.borrow_mut())) {
+        for account in gated {
             state.directory.forget(account);
         }
         drop(held);

@@ -64,9 +64,13 @@ pub struct Answer {
 
 impl Answer {
     /// Whether the side failed rather than answered: a 5xx, or the envelope code
-    /// `unavailable` (whatever its status).
+    /// `unavailable` (whatever its status); never a 503 `account_moving`.
     pub fn is_failure(&self) -> bool {
-        self.status >= 500 || self.body.get("code").and_then(Value::as_str) == Some("unavailable")
+        let code = self.body.get("code").and_then(Value::as_str);
+        // An account migration's freeze (503 `account_moving`) is the migration working,
+        // not the side failing: counted, a busy migration would roll its own product back.
+        code != Some(crate::homes::MOVING_CODE)
+            && (self.status >= 500 || code == Some("unavailable"))
     }
 }
 
@@ -573,4 +577,29 @@ fn counts_of<'s>(
         return None;
     }
     Some(state.counts.entry(key).or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::Answer;
+
+    fn answer(status: u16, code: &str) -> Answer {
+        Answer {
+            status,
+            body: json!({ "code": code, "message": "m" }),
+        }
+    }
+
+    #[test]
+    fn a_side_fails_with_a_5xx_or_unavailable_but_not_with_a_move_in_progress() {
+        assert!(answer(500, "internal").is_failure());
+        assert!(answer(504, "timeout").is_failure());
+        assert!(answer(422, "unavailable").is_failure());
+        assert!(!answer(422, "insufficient_funds").is_failure());
+        assert!(!answer(201, "").is_failure());
+        // A move's freeze refused it: the rollback window must not count it against modern.
+        assert!(!answer(503, crate::homes::MOVING_CODE).is_failure());
+    }
 }

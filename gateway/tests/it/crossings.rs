@@ -494,7 +494,7 @@ async fn a_move_gives_up_an_account_whose_transfer_across_waits_for_an_operator(
 }
 
 #[tokio::test]
-async fn a_transfer_across_is_refused_while_either_account_moves_and_nothing_moves() {
+async fn a_transfer_across_is_refused_while_either_account_moves_until_the_move_clears_its_mark() {
     let (stack, _migration) = crossing_stack(SagaOptions::default()).await;
     let token = stack.token(Role::Channel, "mobile-app", None);
     let legacy = legacy_account(&stack, &token, "cust-1", "50.00").await;
@@ -520,6 +520,22 @@ async fn a_transfer_across_is_refused_while_either_account_moves_and_nothing_mov
     }
     unheld(&stack, &token, &legacy, "50.00").await;
     unheld(&stack, &token, &modern, "100.00").await;
+
+    // Once the move has cleared the gateway's mark, only its own record is left: transfers
+    // are no longer refused (the gateway, seeing no mark, would have nothing to wait for).
+    in_migration_schema(
+        &stack,
+        "UPDATE saga_instances SET outputs = '{\"unmark\": {}}', current_step = 8 WHERE id = $1",
+        &[&saga],
+    )
+    .await;
+    let done = stack
+        .post("/v1/transfers", &token, transfer(&legacy, &modern, "5.00"))
+        .await
+        .expect(201);
+    assert_eq!(done.body["status"], "completed", "{}", done.body);
+    unheld(&stack, &token, &legacy, "45.00").await;
+    unheld(&stack, &token, &modern, "105.00").await;
 }
 
 #[tokio::test]

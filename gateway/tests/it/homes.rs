@@ -202,6 +202,38 @@ async fn served_on_modern_once(
     assert_eq!(replayed.header("idempotent-replayed"), "true");
 }
 
+/// The rest of the move `move_id` of the frozen `account` (emptied on legacy, booked on
+/// modern, its home switched, the mark cleared), during which the deposit `sent` under `key`
+/// was held: it is served on modern once, after the core refused it `refused` times.
+async fn moved_and_served_once(
+    stack: &Stack,
+    token: &str,
+    account: &str,
+    move_id: &str,
+    sent: tokio::task::JoinHandle<Answer>,
+    key: &str,
+    refused: i64,
+) {
+    let mut legacy = LegacyMigrationClient::new(stack.legacy.channel(MIGRATION, "legacy-adapter"));
+    let mut homes = AccountHomesClient::new(stack.gateway.channel(MIGRATION, GATEWAY));
+    let emptied = legacy
+        .empty_account(lpb::AccountMoveRequest {
+            account_id: account.to_owned(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let booked = book_on_modern(stack, &emptied.moved).await;
+    switch_and_end(&mut homes, account, move_id, booked).await;
+    let deposits = format!("/v1/accounts/{account}/deposits");
+    served_on_modern_once(stack, token, &deposits, sent, key, 300).await;
+    let resource = format!("account:{account}");
+    let audited = stack
+        .audited("resource = $1 AND outcome = '503'", &[&resource])
+        .await;
+    assert_eq!(audited, refused, "attempts the core refused");
+}
+
 /// How long the gateway held the request for a move (`x-move-held-ms`), in milliseconds.
 fn held_ms(answer: &Answer) -> u64 {
     answer
@@ -433,20 +465,57 @@ async fn a_replica_that_has_not_seen_the_mark_sends_the_refused_request_again_on
     legacy.freeze_account(request()).await.unwrap();
     let key = Uuid::new_v4().to_string();
     let sent = sent_and_held(&stack.http, replica.url(&deposits), &token, &key).await;
-    let emptied = legacy.empty_account(request()).await.unwrap().into_inner();
-    let booked = book_on_modern(&stack, &emptied.moved).await;
-    switch_and_end(&mut homes, &account, "m1:stale", booked).await;
-    served_on_modern_once(&stack, &token, &deposits, sent, &key, 300).await;
-
     // The core refused it once: sent again, it read the account as the directory had it
     // (moving) and waited for the move's end instead of reaching the core again.
-    let resource = format!("account:{account}");
-    let refused = stack
-        .audited("resource = $1 AND outcome = '503'", &[&resource])
-        .await;
-    assert_eq!(refused, 1, "attempts the core refused");
+    moved_and_served_once(&stack, &token, &account, "m1:stale", sent, &key, 1).await;
     let after = read(&stack.http, replica.url(&path), &token).await;
     assert_eq!(after.body["balances"]["posted"], "57.00", "{}", after.body);
+}
+
+#[tokio::test]
+async fn a_request_refused_before_its_accounts_mark_is_stored_waits_for_that_mark_not_for_other_accounts_changes()
+ {
+    let (stack, token, account) = legacy_account().await;
+    let deposits = format!("/v1/accounts/{account}/deposits");
+    let other = stack
+        .open_account(&token, CUSTOMER, PRODUCT)
+        .await
+        .expect(201)
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // The core refuses the account before any mark (as the migration component refuses a
+    // cross-side transfer while a move drains it): refused, and refused again when sent
+    // again at once with the account read afresh.
+    let mut legacy = LegacyMigrationClient::new(stack.legacy.channel(MIGRATION, "legacy-adapter"));
+    let request = || lpb::AccountMoveRequest {
+        account_id: account.clone(),
+    };
+    legacy.freeze_account(request()).await.unwrap();
+    let key = Uuid::new_v4().to_string();
+    let sent = sent_and_held(&stack.http, stack.gateway.url(&deposits), &token, &key).await;
+
+    // Other accounts change meanwhile, as they do every poll while a migration runs: the
+    // held request is not sent again for them.
+    let mut homes = AccountHomesClient::new(stack.gateway.channel(MIGRATION, GATEWAY));
+    for round in 0..4 {
+        let move_id = format!("m1:other-{round}");
+        homes.begin_move(begin(&other, &move_id)).await.unwrap();
+        homes
+            .end_move(gpb::EndMoveRequest {
+                account_id: other.clone(),
+                move_id,
+            })
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(80)).await;
+    }
+
+    // Its own mark comes: sent again, it waits for the move's end and runs once on modern.
+    homes.begin_move(begin(&account, "m1:late")).await.unwrap();
+    moved_and_served_once(&stack, &token, &account, "m1:late", sent, &key, 2).await;
 }
 
 #[tokio::test]

@@ -20,8 +20,9 @@
 //! counts it.
 //!
 //! An account's move between the cores and a transfer touching it never overlap: a
-//! transfer is refused `account_moving` while either account has a move or a return under
-//! way, and a move or a return first waits for the account's transfers to settle
+//! transfer is refused `account_moving` while either account has a move (until it clears
+//! the gateway's mark) or a return under way, and a move or a return first waits for the
+//! account's transfers to settle
 //! ([`drain_step`]). Both checks read and write in one serializable transaction each, so
 //! one of two racing ones is retried and sees the other.
 

@@ -631,7 +631,10 @@ pub async fn insert_crossing(
     Ok(())
 }
 
-/// The first of `accounts` with a move or a return under way (its saga not yet ended).
+/// The first of `accounts` with a move or a return under way (its saga not yet ended). A
+/// move whose saga has cleared the gateway's mark (`unmark`) is over for its transfers: the
+/// account is at home on modern and only the move's own record is left to write, so a
+/// transfer then is not refused (the gateway would see no mark to wait for).
 pub async fn moving_account(tx: &Transaction<'_>, accounts: &[Uuid]) -> Result<Option<Uuid>> {
     let row = tx
         .query_opt(
@@ -639,7 +642,8 @@ pub async fn moving_account(tx: &Transaction<'_>, accounts: &[Uuid]) -> Result<O
              LEFT JOIN saga_instances s ON s.id = m.saga_id \
              LEFT JOIN saga_instances r ON r.id = m.return_saga_id \
              WHERE m.account_id = ANY($1) AND ( \
-               (m.state = 'moving' AND s.status IN ('running', 'compensating', 'paused')) \
+               (m.state = 'moving' AND s.status IN ('running', 'compensating', 'paused') \
+                AND NOT (s.status = 'running' AND s.outputs -> 'unmark' IS NOT NULL)) \
                OR r.status IN ('running', 'compensating', 'paused')) \
              LIMIT 1",
             &[&accounts],
