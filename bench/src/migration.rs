@@ -124,6 +124,8 @@ struct Figures {
     doubled: u64,
     lost: u64,
     freeze_waits_us: Vec<u32>,
+    frozen_parts_us: Vec<u32>,
+    latencies_us: Vec<u32>,
     steps: Vec<StepTime>,
 }
 
@@ -133,10 +135,15 @@ impl Figures {
     }
 
     fn freeze_wait_p99_ms(&self) -> f64 {
-        let mut waits = self.freeze_waits_us.clone();
-        waits.sort_unstable();
-        percentile_ms(&waits, 99)
+        sorted_percentile_ms(&self.freeze_waits_us, 99)
     }
+}
+
+/// The `percent` percentile of `us` (unsorted), in milliseconds.
+fn sorted_percentile_ms(us: &[u32], percent: usize) -> f64 {
+    let mut sorted = us.to_vec();
+    sorted.sort_unstable();
+    percentile_ms(&sorted, percent)
 }
 
 /// One account as exported before the migration.
@@ -169,6 +176,11 @@ struct Seen {
     retried_503: u64,
     failed_by_code: BTreeMap<String, u64>,
     freeze_waits_us: Vec<u32>,
+    /// Every request's time, from its first sending to its answer.
+    latencies_us: Vec<u32>,
+    /// Of each wait, the part the freeze took: until the last sending, plus that sending's
+    /// hold at the gateway (its `x-move-held-ms`); the rest is the request's own service.
+    frozen_parts_us: Vec<u32>,
 }
 
 async fn measure(
@@ -289,6 +301,8 @@ async fn measure(
             *seen.failed_by_code.entry(code).or_default() += count;
         }
         seen.freeze_waits_us.extend(client.freeze_waits_us);
+        seen.frozen_parts_us.extend(client.frozen_parts_us);
+        seen.latencies_us.extend(client.latencies_us);
     }
     let settled = settled?;
     settle_pending(stack, &token, &ledgers, &mut seen).await?;
@@ -317,6 +331,8 @@ async fn measure(
         doubled,
         lost,
         freeze_waits_us: seen.freeze_waits_us,
+        frozen_parts_us: seen.frozen_parts_us,
+        latencies_us: seen.latencies_us,
         steps,
     })
 }
@@ -324,7 +340,9 @@ async fn measure(
 /// Where a move's time went: per step of `account_move`, its attempts and their mean and
 /// p99 duration (from the saga's step history); and, as if they were steps, the move's
 /// frozen window (`window`: from the start of `mark` to the end of `unmark`), the wait
-/// from the saga's start to its first step (`claim`) and its whole life (`saga`).
+/// from the saga's start to its first step (`claim`) and to its mark (`to_mark`: the
+/// claim and the drain, while the account's new cross-side transfers are refused before
+/// the gateway can hold them), and its whole life (`saga`).
 async fn step_times(settings: &Settings, url: &str) -> anyhow::Result<Vec<StepTime>> {
     let db = corebank_db::Db::connect_lazy(
         &settings
@@ -350,6 +368,11 @@ async fn step_times(settings: &Settings, url: &str) -> anyhow::Result<Vec<StepTi
                FROM saga_steps s JOIN saga_instances i ON i.id = s.saga_id \
                WHERE i.saga_type = 'account_move' GROUP BY s.saga_id \
                UNION ALL \
+               SELECT 'to_mark', EXTRACT(EPOCH FROM MIN(s.started_at) FILTER (WHERE s.step_name = 'mark') \
+                                      - MIN(i.created_at)) * 1000 \
+               FROM saga_steps s JOIN saga_instances i ON i.id = s.saga_id \
+               WHERE i.saga_type = 'account_move' AND s.direction = 'do' GROUP BY s.saga_id \
+               UNION ALL \
                SELECT 'saga', EXTRACT(EPOCH FROM MAX(s.ended_at) - MIN(i.created_at)) * 1000 \
                FROM saga_steps s JOIN saga_instances i ON i.id = s.saga_id \
                WHERE i.saga_type = 'account_move' GROUP BY s.saga_id) \
@@ -372,7 +395,7 @@ async fn step_times(settings: &Settings, url: &str) -> anyhow::Result<Vec<StepTi
         .collect();
     let order = [
         "drain", "mark", "freeze", "book", "empty", "switch", "verify", "unmark", "record",
-        "window", "claim", "saga",
+        "window", "claim", "to_mark", "saga",
     ];
     steps.sort_by_key(|step| order.iter().position(|name| *name == step.name));
     Ok(steps)
@@ -637,6 +660,7 @@ impl Channel {
         let mut frozen = false;
         self.seen.requests += 1;
         loop {
+            let last_sent = Instant::now();
             let answer = self
                 .http
                 .post(format!("{}{path}", self.base))
@@ -650,7 +674,12 @@ impl Channel {
                 Err(error) => return self.failed(format!("transport: {error}")),
             };
             let status = response.status().as_u16();
-            frozen |= response.headers().contains_key("x-move-held-ms");
+            let held_ms = response
+                .headers()
+                .get("x-move-held-ms")
+                .and_then(|value| value.to_str().ok())
+                .and_then(|text| text.parse::<u64>().ok());
+            frozen |= held_ms.is_some();
             if status == 503 {
                 let wait = response
                     .headers()
@@ -665,9 +694,14 @@ impl Channel {
                 }
             }
             let value: Value = response.json().await.unwrap_or(Value::Null);
+            let micros = |time: Duration| u32::try_from(time.as_micros()).unwrap_or(u32::MAX);
+            self.seen.latencies_us.push(micros(sent.elapsed()));
             if frozen {
-                let waited = u32::try_from(sent.elapsed().as_micros()).unwrap_or(u32::MAX);
-                self.seen.freeze_waits_us.push(waited);
+                self.seen.freeze_waits_us.push(micros(sent.elapsed()));
+                let held = Duration::from_millis(held_ms.unwrap_or(0));
+                self.seen
+                    .frozen_parts_us
+                    .push(micros(last_sent.duration_since(sent) + held));
             }
             // A transfer across the cores that runs on is answered 202 (and ends later).
             if status == expected || (expected == 201 && status == 202) {
@@ -726,8 +760,19 @@ fn report(
         figures.doubled, figures.lost
     );
     println!(
-        "  wait on a frozen account: p99 {p99:.0} ms over {} waits (goal {FREEZE_WAIT_P99_GOAL_MS:.0} ms)",
-        figures.freeze_waits_us.len()
+        "  wait on a frozen account: p99 {p99:.0} ms over {} waits (goal {FREEZE_WAIT_P99_GOAL_MS:.0} ms); p50 {:.0} ms",
+        figures.freeze_waits_us.len(),
+        sorted_percentile_ms(&figures.freeze_waits_us, 50)
+    );
+    println!(
+        "  of which the freeze's part (sent again, and held by the gateway; the rest is the request's own service): p50 {:.0} ms, p99 {:.0} ms",
+        sorted_percentile_ms(&figures.frozen_parts_us, 50),
+        sorted_percentile_ms(&figures.frozen_parts_us, 99),
+    );
+    println!(
+        "  every client request, frozen or not: p50 {:.0} ms, p99 {:.0} ms",
+        sorted_percentile_ms(&figures.latencies_us, 50),
+        sorted_percentile_ms(&figures.latencies_us, 99),
     );
     println!("  a move's steps (attempts, mean and p99 ms; window: from mark to unmark):");
     for step in &figures.steps {
@@ -759,6 +804,11 @@ fn report(
             "retried_503": figures.retried_503,
             "failed_by_code": figures.failed_by_code,
             "freeze_waits": figures.freeze_waits_us.len(),
+            "freeze_wait_p50_ms": sorted_percentile_ms(&figures.freeze_waits_us, 50),
+            "frozen_part_p50_ms": sorted_percentile_ms(&figures.frozen_parts_us, 50),
+            "frozen_part_p99_ms": sorted_percentile_ms(&figures.frozen_parts_us, 99),
+            "request_p50_ms": sorted_percentile_ms(&figures.latencies_us, 50),
+            "request_p99_ms": sorted_percentile_ms(&figures.latencies_us, 99),
             "move_steps": figures
                 .steps
                 .iter()

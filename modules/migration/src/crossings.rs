@@ -312,11 +312,13 @@ pub fn definition(peers: &Arc<Peers>, options: SagaOptions) -> SagaDefinition {
 }
 
 /// How long a move waits for an account's transfers to settle before it gives the account
-/// up (`account_busy`, a refusal: the account stays where it is, for a later migration).
+/// up (`account_busy`, a refusal: the account stays where it is, for a later migration):
+/// about 14 s, looking every 100 ms at most, since the account's new transfers are refused
+/// while it waits (and its channels wait with them, before the gateway's mark can hold them).
 const DRAIN_POLICY: RetryPolicy = RetryPolicy {
-    attempts: 40,
-    initial_backoff: Duration::from_millis(20),
-    max_backoff: Duration::from_millis(500),
+    attempts: 150,
+    initial_backoff: Duration::from_millis(10),
+    max_backoff: Duration::from_millis(100),
     jitter: 0.2,
 };
 

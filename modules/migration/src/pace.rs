@@ -6,14 +6,18 @@
 //! with nothing else running, 64 moves at once keep each account frozen about half a second;
 //! under 32 busy channel clients, the same 64 keep it frozen a second on average and over
 //! two at p99, while 8 keep it under 600 ms. No fixed number suits both, so the feeder
-//! finds it, as TCP finds its congestion window (additive increase, multiplicative
-//! decrease):
-//! - each move that unmarks its account within [`FROZEN_TARGET`] lets one more move be
-//!   under way, up to the migration's `in_flight_max`;
+//! finds it, as TCP finds its congestion window (a slow start, then additive increase and
+//! multiplicative decrease):
+//! - until the first window that runs long, each move that unmarks its account within
+//!   [`FROZEN_TARGET`] lets one more move be under way (the number doubles with each round
+//!   of moves), up to the migration's `in_flight_max`;
 //! - a move whose window ran past it cuts the number by a quarter (at least one stays),
 //!   once for the moves that were under way together: a cut counts only windows that
 //!   began after the last cut, so that the moves already under way when it came do not cut
-//!   again for the same crowd.
+//!   again for the same crowd;
+//! - after the first cut, a whole round of moves within the target (as many as are under
+//!   way) lets one more run: the number creeps up to where windows begin to run long, and
+//!   stays near it.
 //!
 //! A migration starts at [`START`] moves at once (or its `in_flight_max`, if smaller). The
 //! pace lives in the process that feeds (each replica finds its own); a restart starts it
@@ -47,6 +51,8 @@ struct Window {
     cut_at: DateTime<Utc>,
     /// The migration's `in_flight_max`, in thousandths, as the feeder last read it.
     ceiling: i64,
+    /// No window has run long yet: each move within the target adds a whole move.
+    slow_start: bool,
 }
 
 /// The pace of every migration this process feeds.
@@ -77,10 +83,19 @@ impl Pace {
             .entry(migration)
             .or_insert_with(|| Window::new(crate::feed::IN_FLIGHT_MAX * ONE));
         if frozen <= FROZEN_TARGET {
-            window.size = (window.size + ONE).min(window.ceiling);
+            let step = if window.slow_start {
+                ONE
+            } else {
+                // A round is as many moves as may be under way (whole ones); rounded up,
+                // so that a round adds a whole move.
+                let round = (window.size / ONE).max(1);
+                (ONE + round - 1) / round
+            };
+            window.size = (window.size + step).min(window.ceiling);
         } else if marked_at > window.cut_at {
             window.size = (window.size * CUT.0 / CUT.1).max(ONE);
             window.cut_at = Utc::now();
+            window.slow_start = false;
         }
     }
 }
@@ -91,6 +106,7 @@ impl Window {
             size: (START * ONE).min(ceiling),
             cut_at: DateTime::<Utc>::MIN_UTC,
             ceiling,
+            slow_start: true,
         }
     }
 }
@@ -148,6 +164,25 @@ mod tests {
     }
 
     #[test]
+    fn after_the_first_cut_a_whole_round_within_the_target_adds_one() {
+        let pace = Pace::default();
+        let id = Uuid::new_v4();
+        for _ in 0..8 {
+            pace.frozen(id, Utc::now(), FAST);
+        }
+        assert_eq!(pace.window(id, 64), 16);
+        pace.frozen(id, Utc::now(), SLOW);
+        assert_eq!(pace.window(id, 64), 12);
+        // Eleven fast moves are not yet a round of twelve; the twelfth is.
+        for _ in 0..11 {
+            pace.frozen(id, Utc::now(), FAST);
+        }
+        assert_eq!(pace.window(id, 64), 12);
+        pace.frozen(id, Utc::now(), FAST);
+        assert_eq!(pace.window(id, 64), 13);
+    }
+
+    #[test]
     fn cuts_never_stop_a_migration() {
         let pace = Pace::default();
         let id = Uuid::new_v4();
@@ -158,5 +193,10 @@ mod tests {
         assert_eq!(pace.window(id, 64), 1);
         pace.frozen(id, Utc::now(), FAST);
         assert_eq!(pace.window(id, 64), 2);
+        // Back near the ceiling, one fast round at a time, never past it.
+        for _ in 0..10_000 {
+            pace.frozen(id, Utc::now(), FAST);
+        }
+        assert_eq!(pace.window(id, 64), 64);
     }
 }
