@@ -168,8 +168,8 @@ impl IdempotencyStore {
                     let now = Utc::now();
                     let row = tx
                         .query_opt(
-                            "SELECT method, path, body_hash, state, lease_until, status, response, \
-                             expires_at, route FROM idempotency_keys \
+                            "SELECT method, path, body_hash, state, owner, lease_until, status, \
+                             response, expires_at, route FROM idempotency_keys \
                              WHERE client = $1 AND idempotency_key = $2 FOR UPDATE",
                             &[&request.client, &request.key],
                         )
@@ -196,7 +196,7 @@ impl IdempotencyStore {
                             &claimed,
                         )
                         .await?;
-                        return Ok(claim(false));
+                        return Ok((claim(false), false));
                     };
                     let expires_at: Option<DateTime<Utc>> = row.get("expires_at");
                     let state: String = row.get("state");
@@ -210,55 +210,68 @@ impl IdempotencyStore {
                             &claimed,
                         )
                         .await?;
-                        return Ok(claim(false));
+                        return Ok((claim(false), false));
                     }
                     let same = row.get::<_, String>("method") == request.method
                         && row.get::<_, String>("path") == request.path
                         && row.get::<_, String>("body_hash") == request.body_hash;
                     if !same {
-                        return Ok(Begin::Mismatch);
+                        return Ok((Begin::Mismatch, false));
                     }
                     if state == "completed" {
                         let status: i64 = row.get::<_, Option<i64>>("status").unwrap_or(500);
-                        return Ok(Begin::Replay {
+                        let replay = Begin::Replay {
                             status: u16::try_from(status).unwrap_or(500),
                             body: row
                                 .get::<_, Option<serde_json::Value>>("response")
                                 .unwrap_or(serde_json::Value::Null),
                             route: row.get("route"),
-                        });
+                        };
+                        return Ok((replay, false));
                     }
                     let lease_until: DateTime<Utc> = row.get("lease_until");
                     if lease_until > now {
                         let left = (lease_until - now).num_seconds().max(1);
-                        return Ok(Begin::InFlight {
-                            retry_after_s: u64::try_from(left).unwrap_or(1),
-                        });
+                        let retry_after_s = u64::try_from(left).unwrap_or(1);
+                        return Ok((Begin::InFlight { retry_after_s }, false));
                     }
-                    // The owner's lease passed (it crashed, or hung): take the key over. The
-                    // module applies the effect once, by the derived request id.
+                    // The owner gave the key up ([`IdempotencyStore::abandon`]: no owner), or its
+                    // lease passed (it crashed, or hung): take the key over. The module applies
+                    // the effect once, by the derived request id.
+                    let given_up = row.get::<_, Uuid>("owner").is_nil();
                     tx.execute(
                         "UPDATE idempotency_keys SET owner = $3, lease_until = $4 \
                          WHERE client = $1 AND idempotency_key = $2",
                         &[&request.client, &request.key, &owner, &claimed_until],
                     )
                     .await?;
-                    Ok::<_, TxError<ApiError>>(claim(true))
+                    Ok::<_, TxError<ApiError>>((claim(true), given_up))
                 })
             })
             .await?;
-        if let Begin::Proceed {
-            reclaimed: true, ..
-        } = &begin
-        {
-            tracing::warn!(
+        match &begin {
+            // A retry of an attempt that failed safely: the expected path, not an incident.
+            (Begin::Proceed { .. }, true) => tracing::debug!(
                 client = request.client,
                 idempotency.key = request.key,
-                "idempotency key taken over after its owner's lease passed"
-            );
-            metrics::counter!("corebank_gateway_idempotency_reclaimed_total").increment(1);
+                "idempotency key claimed again after its owner gave it up"
+            ),
+            (
+                Begin::Proceed {
+                    reclaimed: true, ..
+                },
+                false,
+            ) => {
+                tracing::warn!(
+                    client = request.client,
+                    idempotency.key = request.key,
+                    "idempotency key taken over after its owner's lease passed"
+                );
+                metrics::counter!("corebank_gateway_idempotency_reclaimed_total").increment(1);
+            }
+            _ => {}
         }
-        Ok(begin)
+        Ok(begin.0)
     }
 
     /// Stores the answer and its audit record in one transaction, if this request still
@@ -305,8 +318,9 @@ impl IdempotencyStore {
     }
 
     /// Gives the key up (the request failed in a way that is safe to retry): the record
-    /// stays, with its lease ended, so the retry takes it over at once and keeps what was
-    /// pinned (the side it was sent to); the attempt is recorded in the audit trail.
+    /// stays, with its lease ended and no owner (the nil id), so the retry takes it over at
+    /// once and keeps what was pinned (the side it was sent to); the attempt is recorded in
+    /// the audit trail.
     pub async fn abandon(
         &self,
         request: Fingerprint<'_>,
@@ -317,9 +331,15 @@ impl IdempotencyStore {
             .run_tx("gateway_idempotency_abandon", |tx| {
                 Box::pin(async move {
                     tx.execute(
-                        "UPDATE idempotency_keys SET lease_until = $4 \
+                        "UPDATE idempotency_keys SET lease_until = $4, owner = $5 \
                          WHERE client = $1 AND idempotency_key = $2 AND owner = $3 AND state = 'in_flight'",
-                        &[&request.client, &request.key, &owner, &(Utc::now() - chrono::Duration::milliseconds(1))],
+                        &[
+                            &request.client,
+                            &request.key,
+                            &owner,
+                            &(Utc::now() - chrono::Duration::milliseconds(1)),
+                            &Uuid::nil(),
+                        ],
                     )
                     .await?;
                     audit::append(&tx, audit_record).await?;
