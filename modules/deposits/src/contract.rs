@@ -14,12 +14,7 @@ use corebank_service::contract::{
 use tonic::transport::Channel;
 use uuid::Uuid;
 
-/// The outcome of one check.
-#[derive(Debug, Clone)]
-pub struct CheckResult {
-    pub name: &'static str,
-    pub outcome: Result<(), String>,
-}
+pub use corebank_service::contract::CheckResult;
 
 type Client = DepositsClient<Channel>;
 
@@ -613,26 +608,17 @@ async fn a_repeat_compares_amounts_as_money(
 
 /// Runs every check against the implementation behind `client`.
 pub async fn run(client: Client, prefix: &str) -> Vec<CheckResult> {
-    let mut results = Vec::new();
-    macro_rules! check {
-        ($name:ident) => {{
-            let mut client = client.clone();
-            results.push(CheckResult {
-                name: stringify!($name),
-                outcome: $name(&mut client, prefix).await,
-            });
-        }};
-    }
-    check!(products_are_versioned);
-    check!(cash_moves_and_balances_follow);
-    check!(refusals_have_stable_codes_and_change_nothing);
-    check!(a_repeated_request_replays);
-    check!(a_hold_lowers_the_available_balance);
-    check!(a_transfer_moves_money_between_accounts_once);
-    check!(freezing_and_closing);
-    check!(odd_amounts_are_invalid_arguments_and_change_nothing);
-    check!(odd_ids_are_invalid_arguments_and_change_nothing);
-    check!(an_unknown_currency_is_an_invalid_argument);
-    check!(a_repeat_compares_amounts_as_money);
-    results
+    corebank_service::contract_checks!(client, prefix;
+        products_are_versioned,
+        cash_moves_and_balances_follow,
+        refusals_have_stable_codes_and_change_nothing,
+        a_repeated_request_replays,
+        a_hold_lowers_the_available_balance,
+        a_transfer_moves_money_between_accounts_once,
+        freezing_and_closing,
+        odd_amounts_are_invalid_arguments_and_change_nothing,
+        odd_ids_are_invalid_arguments_and_change_nothing,
+        an_unknown_currency_is_an_invalid_argument,
+        a_repeat_compares_amounts_as_money,
+    )
 }

@@ -13,12 +13,7 @@ use corebank_service::contract::{
 use tonic::transport::Channel;
 use uuid::Uuid;
 
-/// The outcome of one check.
-#[derive(Debug, Clone)]
-pub struct CheckResult {
-    pub name: &'static str,
-    pub outcome: Result<(), String>,
-}
+pub use corebank_service::contract::CheckResult;
 
 /// The accounts the suite works with.
 #[derive(Debug, Clone)]
@@ -290,22 +285,13 @@ async fn an_unknown_currency_is_an_invalid_argument(
 
 /// Runs every check against the implementation behind `client`.
 pub async fn run(client: Client, fixtures: &Fixtures) -> Vec<CheckResult> {
-    let mut results = Vec::new();
-    macro_rules! check {
-        ($name:ident) => {{
-            let mut client = client.clone();
-            results.push(CheckResult {
-                name: stringify!($name),
-                outcome: $name(&mut client, fixtures).await,
-            });
-        }};
-    }
-    check!(an_internal_transfer_moves_money_once);
-    check!(bad_requests_are_refused_with_stable_codes);
-    check!(a_cancel_needs_a_request_id);
-    check!(an_outbound_payment_reaches_a_final_status);
-    check!(odd_amounts_are_invalid_arguments);
-    check!(odd_ids_are_invalid_arguments);
-    check!(an_unknown_currency_is_an_invalid_argument);
-    results
+    corebank_service::contract_checks!(client, fixtures;
+        an_internal_transfer_moves_money_once,
+        bad_requests_are_refused_with_stable_codes,
+        a_cancel_needs_a_request_id,
+        an_outbound_payment_reaches_a_final_status,
+        odd_amounts_are_invalid_arguments,
+        odd_ids_are_invalid_arguments,
+        an_unknown_currency_is_an_invalid_argument,
+    )
 }

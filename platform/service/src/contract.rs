@@ -2,6 +2,31 @@
 //! contract and report what was wrong instead of panicking (so one suite can be pointed at
 //! several implementations and report on each).
 
+/// The outcome of one check of a suite: its name, and `Err(what was wrong)` when it failed.
+#[derive(Debug, Clone)]
+pub struct CheckResult {
+    pub name: &'static str,
+    pub outcome: Result<(), String>,
+}
+
+/// Runs each named check (`async fn check(&mut client, fixtures) -> Result<(), String>`)
+/// with a clone of `client` and `fixtures`, in order, and answers their
+/// [`CheckResult`]s: `contract_checks!(client, fixtures; first_check, second_check)`.
+#[macro_export]
+macro_rules! contract_checks {
+    ($client:expr, $fixtures:expr; $($check:ident),+ $(,)?) => {{
+        let mut results = Vec::new();
+        $(
+            let mut client = $client.clone();
+            results.push($crate::contract::CheckResult {
+                name: stringify!($check),
+                outcome: $check(&mut client, $fixtures).await,
+            });
+        )+
+        results
+    }};
+}
+
 /// Amount strings that are not canonical decimals, or not amounts of EUR: a `+` sign,
 /// separators, an exponent, a leading space, more decimals than EUR has, a negative zero and
 /// thirty digits. Every implementation refuses each with `invalid_argument` (the kernel's
