@@ -374,6 +374,39 @@ impl Shadow {
             };
             (outcome, differences)
         };
+        // Stored before it is counted: the summary never counts a mismatch that the list
+        // does not have yet.
+        match outcome {
+            Outcome::Match => {}
+            Outcome::ShadowError => tracing::debug!(
+                shadow.product = job.product,
+                shadow.operation = job.operation,
+                shadow.side = job.shadow_side.as_str(),
+                shadow.status = answer.status,
+                request.id = job.request_id,
+                "shadow call failed"
+            ),
+            Outcome::Mismatch => {
+                let mismatch = Mismatch {
+                    id: Uuid::new_v4(),
+                    at: Utc::now(),
+                    product: job.product.clone(),
+                    operation: job.operation.clone(),
+                    primary_side: job.primary_side.as_str().to_owned(),
+                    shadow_side: job.shadow_side.as_str().to_owned(),
+                    request_id: job.request_id.clone(),
+                    primary_status: i64::from(job.primary.status),
+                    shadow_status: i64::from(answer.status),
+                    differences: differences
+                        .iter()
+                        .map(|difference| Value::String(difference.to_string()))
+                        .collect(),
+                    primary_answer: stored_payload(&job.primary.body),
+                    shadow_answer: stored_payload(&answer.body),
+                };
+                self.store_mismatch(mismatch).await;
+            }
+        }
         metrics::counter!(
             "corebank_gateway_shadow_total",
             "product" => job.product.clone(),
@@ -406,37 +439,6 @@ impl Shadow {
             mismatched: u64::from(outcome == Outcome::Mismatch),
         };
         self.judge(&job.product, &job.operation, &tally);
-        match outcome {
-            Outcome::Match => {}
-            Outcome::ShadowError => tracing::debug!(
-                shadow.product = job.product,
-                shadow.operation = job.operation,
-                shadow.side = job.shadow_side.as_str(),
-                shadow.status = answer.status,
-                request.id = job.request_id,
-                "shadow call failed"
-            ),
-            Outcome::Mismatch => {
-                let mismatch = Mismatch {
-                    id: Uuid::new_v4(),
-                    at: Utc::now(),
-                    product: job.product,
-                    operation: job.operation,
-                    primary_side: job.primary_side.as_str().to_owned(),
-                    shadow_side: job.shadow_side.as_str().to_owned(),
-                    request_id: job.request_id,
-                    primary_status: i64::from(job.primary.status),
-                    shadow_status: i64::from(answer.status),
-                    differences: differences
-                        .iter()
-                        .map(|difference| Value::String(difference.to_string()))
-                        .collect(),
-                    primary_answer: stored_payload(&job.primary.body),
-                    shadow_answer: stored_payload(&answer.body),
-                };
-                self.store_mismatch(mismatch).await;
-            }
-        }
     }
 
     async fn store_mismatch(&self, mismatch: Mismatch) {
