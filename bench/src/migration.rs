@@ -123,6 +123,7 @@ struct Figures {
     failed_by_code: BTreeMap<String, u64>,
     doubled: u64,
     lost: u64,
+    /// The three are sorted, for [`percentile_ms`].
     freeze_waits_us: Vec<u32>,
     frozen_parts_us: Vec<u32>,
     latencies_us: Vec<u32>,
@@ -135,15 +136,14 @@ impl Figures {
     }
 
     fn freeze_wait_p99_ms(&self) -> f64 {
-        sorted_percentile_ms(&self.freeze_waits_us, 99)
+        percentile_ms(&self.freeze_waits_us, 99)
     }
 }
 
-/// The `percent` percentile of `us` (unsorted), in milliseconds.
-fn sorted_percentile_ms(us: &[u32], percent: usize) -> f64 {
-    let mut sorted = us.to_vec();
-    sorted.sort_unstable();
-    percentile_ms(&sorted, percent)
+/// `us`, sorted.
+fn sorted(mut us: Vec<u32>) -> Vec<u32> {
+    us.sort_unstable();
+    us
 }
 
 /// One account as exported before the migration.
@@ -330,9 +330,9 @@ async fn measure(
         failed_by_code: seen.failed_by_code,
         doubled,
         lost,
-        freeze_waits_us: seen.freeze_waits_us,
-        frozen_parts_us: seen.frozen_parts_us,
-        latencies_us: seen.latencies_us,
+        freeze_waits_us: sorted(seen.freeze_waits_us),
+        frozen_parts_us: sorted(seen.frozen_parts_us),
+        latencies_us: sorted(seen.latencies_us),
         steps,
     })
 }
@@ -762,17 +762,17 @@ fn report(
     println!(
         "  wait on a frozen account: p99 {p99:.0} ms over {} waits (goal {FREEZE_WAIT_P99_GOAL_MS:.0} ms); p50 {:.0} ms",
         figures.freeze_waits_us.len(),
-        sorted_percentile_ms(&figures.freeze_waits_us, 50)
+        percentile_ms(&figures.freeze_waits_us, 50)
     );
     println!(
         "  of which the freeze's part (sent again, and held by the gateway; the rest is the request's own service): p50 {:.0} ms, p99 {:.0} ms",
-        sorted_percentile_ms(&figures.frozen_parts_us, 50),
-        sorted_percentile_ms(&figures.frozen_parts_us, 99),
+        percentile_ms(&figures.frozen_parts_us, 50),
+        percentile_ms(&figures.frozen_parts_us, 99),
     );
     println!(
         "  every client request, frozen or not: p50 {:.0} ms, p99 {:.0} ms",
-        sorted_percentile_ms(&figures.latencies_us, 50),
-        sorted_percentile_ms(&figures.latencies_us, 99),
+        percentile_ms(&figures.latencies_us, 50),
+        percentile_ms(&figures.latencies_us, 99),
     );
     println!("  a move's steps (attempts, mean and p99 ms; window: from mark to unmark):");
     for step in &figures.steps {
@@ -804,11 +804,11 @@ fn report(
             "retried_503": figures.retried_503,
             "failed_by_code": figures.failed_by_code,
             "freeze_waits": figures.freeze_waits_us.len(),
-            "freeze_wait_p50_ms": sorted_percentile_ms(&figures.freeze_waits_us, 50),
-            "frozen_part_p50_ms": sorted_percentile_ms(&figures.frozen_parts_us, 50),
-            "frozen_part_p99_ms": sorted_percentile_ms(&figures.frozen_parts_us, 99),
-            "request_p50_ms": sorted_percentile_ms(&figures.latencies_us, 50),
-            "request_p99_ms": sorted_percentile_ms(&figures.latencies_us, 99),
+            "freeze_wait_p50_ms": percentile_ms(&figures.freeze_waits_us, 50),
+            "frozen_part_p50_ms": percentile_ms(&figures.frozen_parts_us, 50),
+            "frozen_part_p99_ms": percentile_ms(&figures.frozen_parts_us, 99),
+            "request_p50_ms": percentile_ms(&figures.latencies_us, 50),
+            "request_p99_ms": percentile_ms(&figures.latencies_us, 99),
             "move_steps": figures
                 .steps
                 .iter()

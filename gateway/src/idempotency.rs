@@ -6,6 +6,7 @@
 //! key also travels down to the module as its request id ([`request_id_for`]), so the
 //! module applies the effect once even if the gateway crashes between the two.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::http::StatusCode;
@@ -161,6 +162,10 @@ impl IdempotencyStore {
     /// Claims the key for this request, or says why not.
     pub async fn begin(&self, request: Fingerprint<'_>) -> Result<Begin, ApiError> {
         let lease = chrono_of(self.lease);
+        // Whether the key this request takes over was given up by its owner (set by the
+        // transaction's last attempt, the one that counts).
+        let given_up = AtomicBool::new(false);
+        let given_up = &given_up;
         let begin = self
             .db
             .run_tx("gateway_idempotency_begin", |tx| {
@@ -196,7 +201,7 @@ impl IdempotencyStore {
                             &claimed,
                         )
                         .await?;
-                        return Ok((claim(false), false));
+                        return Ok(claim(false));
                     };
                     let expires_at: Option<DateTime<Utc>> = row.get("expires_at");
                     let state: String = row.get("state");
@@ -210,58 +215,57 @@ impl IdempotencyStore {
                             &claimed,
                         )
                         .await?;
-                        return Ok((claim(false), false));
+                        return Ok(claim(false));
                     }
                     let same = row.get::<_, String>("method") == request.method
                         && row.get::<_, String>("path") == request.path
                         && row.get::<_, String>("body_hash") == request.body_hash;
                     if !same {
-                        return Ok((Begin::Mismatch, false));
+                        return Ok(Begin::Mismatch);
                     }
                     if state == "completed" {
                         let status: i64 = row.get::<_, Option<i64>>("status").unwrap_or(500);
-                        let replay = Begin::Replay {
+                        return Ok(Begin::Replay {
                             status: u16::try_from(status).unwrap_or(500),
                             body: row
                                 .get::<_, Option<serde_json::Value>>("response")
                                 .unwrap_or(serde_json::Value::Null),
                             route: row.get("route"),
-                        };
-                        return Ok((replay, false));
+                        });
                     }
                     let lease_until: DateTime<Utc> = row.get("lease_until");
                     if lease_until > now {
                         let left = (lease_until - now).num_seconds().max(1);
-                        let retry_after_s = u64::try_from(left).unwrap_or(1);
-                        return Ok((Begin::InFlight { retry_after_s }, false));
+                        return Ok(Begin::InFlight {
+                            retry_after_s: u64::try_from(left).unwrap_or(1),
+                        });
                     }
                     // The owner gave the key up ([`IdempotencyStore::abandon`]: no owner), or its
                     // lease passed (it crashed, or hung): take the key over. The module applies
                     // the effect once, by the derived request id.
-                    let given_up = row.get::<_, Uuid>("owner").is_nil();
+                    given_up.store(row.get::<_, Uuid>("owner").is_nil(), Ordering::Relaxed);
                     tx.execute(
                         "UPDATE idempotency_keys SET owner = $3, lease_until = $4 \
                          WHERE client = $1 AND idempotency_key = $2",
                         &[&request.client, &request.key, &owner, &claimed_until],
                     )
                     .await?;
-                    Ok::<_, TxError<ApiError>>((claim(true), given_up))
+                    Ok::<_, TxError<ApiError>>(claim(true))
                 })
             })
             .await?;
-        match &begin {
-            // A retry of an attempt that failed safely: the expected path, not an incident.
-            (Begin::Proceed { .. }, true) => tracing::debug!(
-                client = request.client,
-                idempotency.key = request.key,
-                "idempotency key claimed again after its owner gave it up"
-            ),
-            (
-                Begin::Proceed {
-                    reclaimed: true, ..
-                },
-                false,
-            ) => {
+        if let Begin::Proceed {
+            reclaimed: true, ..
+        } = &begin
+        {
+            if given_up.load(Ordering::Relaxed) {
+                // A retry of an attempt that failed safely: the expected path, not an incident.
+                tracing::debug!(
+                    client = request.client,
+                    idempotency.key = request.key,
+                    "idempotency key claimed again after its owner gave it up"
+                );
+            } else {
                 tracing::warn!(
                     client = request.client,
                     idempotency.key = request.key,
@@ -269,9 +273,8 @@ impl IdempotencyStore {
                 );
                 metrics::counter!("corebank_gateway_idempotency_reclaimed_total").increment(1);
             }
-            _ => {}
         }
-        Ok(begin.0)
+        Ok(begin)
     }
 
     /// Stores the answer and its audit record in one transaction, if this request still

@@ -19,8 +19,9 @@
 //! cache and sends the same request again, which reads them as the directory has them now,
 //! waits for the move's end like any other and runs once, on the new home (a request
 //! refused again, because the part that refused it knew of the move before its mark was
-//! stored, is sent again only once the feed changes one of its accounts: the mark). The hold is one budget per request, from its arrival ([`hold_deadline`]): a
-//! request sent again does not start a new one.
+//! stored, is sent again only once the feed changes one of its accounts: the mark). The
+//! hold is one budget per request, from its arrival ([`hold_deadline`]): a request sent
+//! again does not start a new one.
 //!
 //! A held request's answer says how long it was held: `x-move-held-ms`.
 
