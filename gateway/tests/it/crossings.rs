@@ -536,6 +536,24 @@ async fn a_transfer_across_is_refused_while_either_account_moves_until_the_move_
     assert_eq!(done.body["status"], "completed", "{}", done.body);
     unheld(&stack, &token, &legacy, "45.00").await;
     unheld(&stack, &token, &modern, "105.00").await;
+
+    // Once the move has switched the account's home, a transfer that still names the legacy
+    // core for it (its sender read the directory before the switch) is refused as moving,
+    // safe to send again, and nothing moves: on legacy it would fail as migrated.
+    in_migration_schema(
+        &stack,
+        "UPDATE account_moves SET state = 'moved' WHERE saga_id = $1",
+        &[&saga],
+    )
+    .await;
+    let refused = stack
+        .post("/v1/transfers", &token, transfer(&legacy, &modern, "5.00"))
+        .await
+        .expect(503);
+    assert_eq!(refused.body["code"], "account_moving", "{}", refused.body);
+    assert_eq!(refused.body["retry_safe"], true, "{}", refused.body);
+    unheld(&stack, &token, &legacy, "45.00").await;
+    unheld(&stack, &token, &modern, "105.00").await;
 }
 
 #[tokio::test]

@@ -21,8 +21,9 @@
 //!
 //! An account's move between the cores and a transfer touching it never overlap: a
 //! transfer is refused `account_moving` while either account has a move (until it clears
-//! the gateway's mark) or a return under way, and a move or a return first waits for the
-//! account's transfers to settle
+//! the gateway's mark) or a return under way, or names the legacy core for an account a
+//! move took off it (the sender read the directory before the switch, and sends again), and
+//! a move or a return first waits for the account's transfers to settle
 //! ([`drain_step`]). Both checks read and write in one serializable transaction each, so
 //! one of two racing ones is retried and sees the other.
 
@@ -399,8 +400,18 @@ impl crate::app::Migrations {
                         }
                         return Ok(false);
                     }
-                    let accounts = [input_ref.from_reference, input_ref.to_reference];
-                    if let Some(account) = store::moving_account(&tx, &accounts).await? {
+                    let named = [
+                        (&input_ref.from_side, input_ref.from_reference),
+                        (&input_ref.to_side, input_ref.to_reference),
+                    ];
+                    let accounts = named.map(|(_, account)| account);
+                    let on_legacy: Vec<Uuid> = named
+                        .iter()
+                        .filter(|(side, _)| side.as_str() == "legacy")
+                        .map(|(_, account)| *account)
+                        .collect();
+                    if let Some(account) = store::moving_account(&tx, &accounts, &on_legacy).await?
+                    {
                         return Err(corebank_db::TxError::Abort(MigrationError::AccountMoving {
                             account_id: account.to_string(),
                         }));

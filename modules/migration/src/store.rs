@@ -631,11 +631,18 @@ pub async fn insert_crossing(
     Ok(())
 }
 
-/// The first of `accounts` with a move or a return under way (its saga not yet ended). A
-/// move whose saga has cleared the gateway's mark (`unmark`) is over for its transfers: the
-/// account is at home on modern and only the move's own record is left to write, so a
-/// transfer then is not refused (the gateway would see no mark to wait for).
-pub async fn moving_account(tx: &Transaction<'_>, accounts: &[Uuid]) -> Result<Option<Uuid>> {
+/// The first of `accounts` with a move or a return under way (its saga not yet ended), or
+/// of `on_legacy` (the accounts a transfer names as kept by the legacy core) that a move has
+/// taken off it (its home switched). A move whose saga has cleared the gateway's mark
+/// (`unmark`) is over for its transfers: the account is at home on modern and only the
+/// move's own record is left to write, so a transfer then is not refused unless it names
+/// the old home (a request that read the directory before the switch; sent again, it reads
+/// the new one).
+pub async fn moving_account(
+    tx: &Transaction<'_>,
+    accounts: &[Uuid],
+    on_legacy: &[Uuid],
+) -> Result<Option<Uuid>> {
     let row = tx
         .query_opt(
             "SELECT m.account_id FROM account_moves m \
@@ -644,9 +651,11 @@ pub async fn moving_account(tx: &Transaction<'_>, accounts: &[Uuid]) -> Result<O
              WHERE m.account_id = ANY($1) AND ( \
                (m.state = 'moving' AND s.status IN ('running', 'compensating', 'paused') \
                 AND NOT (s.status = 'running' AND s.outputs -> 'unmark' IS NOT NULL)) \
-               OR r.status IN ('running', 'compensating', 'paused')) \
+               OR r.status IN ('running', 'compensating', 'paused') \
+               OR (m.account_id = ANY($2) AND m.returned = '' AND (m.state = 'moved' \
+                   OR (m.state = 'moving' AND s.outputs -> 'switch' IS NOT NULL)))) \
              LIMIT 1",
-            &[&accounts],
+            &[&accounts, &on_legacy],
         )
         .await?;
     Ok(row.map(|row| row.get("account_id")))
