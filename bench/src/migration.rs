@@ -116,6 +116,10 @@ struct Figures {
     refused: u64,
     failed_moves: u64,
     total_s: f64,
+    /// Of `total_s`: the start (the plan: the legacy export, the refusals, the stored
+    /// moves) and the reconciliation at the end.
+    plan_s: f64,
+    reconcile_s: f64,
     reconciled: bool,
     breaks: u64,
     requests: u64,
@@ -290,6 +294,8 @@ async fn measure(
         })
         .await
         .context("starting the migration")?;
+    let plan_s = started.elapsed().as_secs_f64();
+    println!("planned and started in {plan_s:.1} s");
     let settled = follow(&mut migrations, &id, started, options.timeout_s).await;
     stop.cancel();
     let mut seen = Seen::default();
@@ -306,6 +312,7 @@ async fn measure(
     }
     let settled = settled?;
     settle_pending(stack, &token, &ledgers, &mut seen).await?;
+    let reconciling = Instant::now();
     let run = migrations
         .reconcile(mpb::ReconcileRequest {
             run_id: Uuid::new_v4().to_string(),
@@ -314,6 +321,8 @@ async fn measure(
         .await
         .context("reconciling")?
         .into_inner();
+    let reconcile_s = reconciling.elapsed().as_secs_f64();
+    println!("reconciled in {reconcile_s:.1} s");
     let total_s = started.elapsed().as_secs_f64();
     let (doubled, lost) = check_balances(stack, &token, &seeded, &ledgers).await?;
     let steps = step_times(&stack.settings, url).await?;
@@ -323,6 +332,8 @@ async fn measure(
         refused: settled.refused,
         failed_moves: settled.failed,
         total_s,
+        plan_s,
+        reconcile_s,
         reconciled: run.breaks == 0 && settled.failed == 0,
         breaks: run.breaks,
         requests: seen.requests,
@@ -337,7 +348,8 @@ async fn measure(
     })
 }
 
-/// Where a move's time went: per step of `account_move`, its attempts and their mean and
+/// Where a move's time went: per step of its saga (`account_move`, or `accounts_move` for a
+/// chunk of accounts, counted once per chunk), its attempts and their mean and
 /// p99 duration (from the saga's step history); and, as if they were steps, the move's
 /// frozen window (`window`: from the start of `mark` to the end of `unmark`), the wait
 /// from the saga's start to its first step (`claim`) and to its mark (`to_mark`: the
@@ -356,26 +368,26 @@ async fn step_times(settings: &Settings, url: &str) -> anyhow::Result<Vec<StepTi
                SELECT s.step_name AS name, \
                       EXTRACT(EPOCH FROM s.ended_at - s.started_at) * 1000 AS ms \
                FROM saga_steps s JOIN saga_instances i ON i.id = s.saga_id \
-               WHERE i.saga_type = 'account_move' AND s.direction = 'do' \
+               WHERE i.saga_type IN ('account_move', 'accounts_move') AND s.direction = 'do' \
                UNION ALL \
                SELECT 'window', EXTRACT(EPOCH FROM MAX(s.ended_at) FILTER (WHERE s.step_name = 'unmark') \
                                      - MIN(s.started_at) FILTER (WHERE s.step_name = 'mark')) * 1000 \
                FROM saga_steps s JOIN saga_instances i ON i.id = s.saga_id \
-               WHERE i.saga_type = 'account_move' AND s.direction = 'do' \
+               WHERE i.saga_type IN ('account_move', 'accounts_move') AND s.direction = 'do' \
                GROUP BY s.saga_id \
                UNION ALL \
                SELECT 'claim', EXTRACT(EPOCH FROM MIN(s.started_at) - MIN(i.created_at)) * 1000 \
                FROM saga_steps s JOIN saga_instances i ON i.id = s.saga_id \
-               WHERE i.saga_type = 'account_move' GROUP BY s.saga_id \
+               WHERE i.saga_type IN ('account_move', 'accounts_move') GROUP BY s.saga_id \
                UNION ALL \
                SELECT 'to_mark', EXTRACT(EPOCH FROM MIN(s.started_at) FILTER (WHERE s.step_name = 'mark') \
                                       - MIN(i.created_at)) * 1000 \
                FROM saga_steps s JOIN saga_instances i ON i.id = s.saga_id \
-               WHERE i.saga_type = 'account_move' AND s.direction = 'do' GROUP BY s.saga_id \
+               WHERE i.saga_type IN ('account_move', 'accounts_move') AND s.direction = 'do' GROUP BY s.saga_id \
                UNION ALL \
                SELECT 'saga', EXTRACT(EPOCH FROM MAX(s.ended_at) - MIN(i.created_at)) * 1000 \
                FROM saga_steps s JOIN saga_instances i ON i.id = s.saga_id \
-               WHERE i.saga_type = 'account_move' GROUP BY s.saga_id) \
+               WHERE i.saga_type IN ('account_move', 'accounts_move') GROUP BY s.saga_id) \
              SELECT name, COUNT(*) AS attempts, AVG(ms)::FLOAT8 AS mean_ms, \
                     (PERCENTILE_CONT(0.99) WITHIN GROUP (ORDER BY ms))::FLOAT8 AS p99_ms \
              FROM timed WHERE ms IS NOT NULL GROUP BY name",
@@ -792,6 +804,8 @@ fn report(
             "throughput_per_s": throughput,
             "accounts": figures.accounts,
             "total_s": figures.total_s,
+            "plan_s": figures.plan_s,
+            "reconcile_s": figures.reconcile_s,
             "reconciled": figures.reconciled,
             "failed_requests": figures.failed_requests(),
             "doubled_effects": figures.doubled,

@@ -8,6 +8,8 @@
 //! key is taken); `SwitchHome` gives it its new home and its ids there; `EndMove` clears
 //! the mark. Each writes a numbered row to `directory_changes` in the same transaction, and
 //! every replica's [`spawn_change_feed`] drops the accounts it reads there from its cache.
+//! `ChangeHomes` makes several of these changes (a chunk of moves at one step) in one
+//! transaction, each done or refused on its own.
 
 use std::time::Duration;
 
@@ -42,6 +44,9 @@ const CHANGES_PER_POLL_MAX: i64 = 10_000;
 /// Polls between two purges of old changes.
 const POLLS_PER_PURGE: u64 = 600;
 
+/// The most changes one `ChangeHomes` call takes.
+const CHANGES_PER_CALL_MAX: usize = 1_000;
+
 /// A move id is at most this long.
 const MOVE_ID_LENGTH_MAX: usize = 200;
 
@@ -59,13 +64,18 @@ enum Refusal {
 }
 
 impl Refusal {
-    fn status(&self) -> Status {
-        let (code, error_code) = match self {
+    /// The gRPC code and the stable code.
+    fn codes(&self) -> (Code, &'static str) {
+        match self {
             Refusal::Invalid(_) => (Code::InvalidArgument, "invalid_argument"),
             Refusal::Unknown(_) => (Code::NotFound, "unknown_account"),
-            Refusal::Moving(_) => (Code::FailedPrecondition, "account_moving"),
+            Refusal::Moving(_) => (Code::FailedPrecondition, MOVING_CODE),
             Refusal::NotMoving(_) => (Code::FailedPrecondition, "not_moving"),
-        };
+        }
+    }
+
+    fn status(&self) -> Status {
+        let (code, error_code) = self.codes();
         corebank_service::refusal::status_of("gateway", code, error_code, self, None)
     }
 }
@@ -333,81 +343,108 @@ impl HomesService {
     }
 }
 
+/// A `BeginMove` as the change it asks for.
+fn begin_change(request: pb::BeginMoveRequest) -> Result<(Uuid, Change), Refusal> {
+    let home = side("home", &request.home)?;
+    for (field, value) in [
+        ("product_code", &request.product_code),
+        ("customer_id", &request.customer_id),
+        ("currency", &request.currency),
+    ] {
+        if value.is_empty() {
+            return Err(Refusal::Invalid(format!("{field}: required")));
+        }
+    }
+    let id = account_id(&request.account_id)?;
+    let move_id = move_id(&request.move_id)?;
+    let recorded = AccountEntry {
+        account_id: id,
+        home,
+        product_code: request.product_code,
+        customer_id: request.customer_id,
+        currency: request.currency,
+        legacy_id: (home == Side::Legacy).then_some(id),
+        modern_id: (home == Side::Modern).then_some(id),
+        move_id: None,
+    };
+    Ok((id, Change::Begin { recorded, move_id }))
+}
+
+/// A `SwitchHome` as the change it asks for.
+fn switch_change(request: &pb::SwitchHomeRequest) -> Result<(Uuid, Change), Refusal> {
+    let holds = request
+        .holds
+        .iter()
+        .enumerate()
+        .map(|(index, hold)| {
+            let parse = |field: &str, text: &str| {
+                Uuid::parse_str(text)
+                    .map_err(|_| Refusal::Invalid(format!("holds[{index}].{field}: not a UUID")))
+            };
+            Ok((parse("hold_id", &hold.hold_id)?, parse("id", &hold.id)?))
+        })
+        .collect::<Result<Vec<_>, Refusal>>()?;
+    let id =
+        Uuid::parse_str(&request.id).map_err(|_| Refusal::Invalid("id: not a UUID".to_owned()))?;
+    Ok((
+        account_id(&request.account_id)?,
+        Change::Switch {
+            move_id: move_id(&request.move_id)?,
+            home: side("home", &request.home)?,
+            id,
+            holds,
+        },
+    ))
+}
+
+/// An `EndMove` as the change it asks for.
+fn end_change(request: &pb::EndMoveRequest) -> Result<(Uuid, Change), Refusal> {
+    Ok((
+        account_id(&request.account_id)?,
+        Change::End {
+            move_id: move_id(&request.move_id)?,
+        },
+    ))
+}
+
+/// One change of a `ChangeHomes` call, in its transaction: the account as it then is, or
+/// the change's refusal (which wrote nothing: every refusal comes before a write).
+async fn apply_one(
+    tx: &Transaction<'_>,
+    account: Uuid,
+    change: &Change,
+    now: DateTime<Utc>,
+) -> Result<Result<pb::AccountHome, Refusal>, TxError<Refusal>> {
+    let done = async {
+        if apply(tx, account, change, now).await? {
+            note_change(tx, account, now).await?;
+        }
+        account_row(tx, account).await
+    };
+    match done.await {
+        Ok(row) => Ok(Ok(answer(&row))),
+        Err(TxError::Abort(refusal)) => Ok(Err(refusal)),
+        Err(other) => Err(other),
+    }
+}
+
 #[tonic::async_trait]
 impl AccountHomes for HomesService {
     async fn begin_move(
         &self,
         request: Request<pb::BeginMoveRequest>,
     ) -> Result<Response<pb::AccountHome>, Status> {
-        let request = request.into_inner();
-        let parsed = (|| {
-            let home = side("home", &request.home)?;
-            for (field, value) in [
-                ("product_code", &request.product_code),
-                ("customer_id", &request.customer_id),
-                ("currency", &request.currency),
-            ] {
-                if value.is_empty() {
-                    return Err(Refusal::Invalid(format!("{field}: required")));
-                }
-            }
-            Ok::<_, Refusal>((
-                account_id(&request.account_id)?,
-                move_id(&request.move_id)?,
-                home,
-            ))
-        })();
-        let (id, move_id, home) = parsed.map_err(|refusal| refusal.status())?;
-        let recorded = AccountEntry {
-            account_id: id,
-            home,
-            product_code: request.product_code,
-            customer_id: request.customer_id,
-            currency: request.currency,
-            legacy_id: (home == Side::Legacy).then_some(id),
-            modern_id: (home == Side::Modern).then_some(id),
-            move_id: None,
-        };
-        self.change(
-            "gateway_homes_begin_move",
-            id,
-            Change::Begin { recorded, move_id },
-        )
-        .await
+        let (id, change) =
+            begin_change(request.into_inner()).map_err(|refusal| refusal.status())?;
+        self.change("gateway_homes_begin_move", id, change).await
     }
 
     async fn switch_home(
         &self,
         request: Request<pb::SwitchHomeRequest>,
     ) -> Result<Response<pb::AccountHome>, Status> {
-        let request = request.into_inner();
-        let parsed = (|| {
-            let holds = request
-                .holds
-                .iter()
-                .enumerate()
-                .map(|(index, hold)| {
-                    let parse = |field: &str, text: &str| {
-                        Uuid::parse_str(text).map_err(|_| {
-                            Refusal::Invalid(format!("holds[{index}].{field}: not a UUID"))
-                        })
-                    };
-                    Ok((parse("hold_id", &hold.hold_id)?, parse("id", &hold.id)?))
-                })
-                .collect::<Result<Vec<_>, Refusal>>()?;
-            let id = Uuid::parse_str(&request.id)
-                .map_err(|_| Refusal::Invalid("id: not a UUID".to_owned()))?;
-            Ok::<_, Refusal>((
-                account_id(&request.account_id)?,
-                Change::Switch {
-                    move_id: move_id(&request.move_id)?,
-                    home: side("home", &request.home)?,
-                    id,
-                    holds,
-                },
-            ))
-        })();
-        let (account, change) = parsed.map_err(|refusal| refusal.status())?;
+        let (account, change) =
+            switch_change(request.get_ref()).map_err(|refusal| refusal.status())?;
         self.change("gateway_homes_switch_home", account, change)
             .await
     }
@@ -416,12 +453,76 @@ impl AccountHomes for HomesService {
         &self,
         request: Request<pb::EndMoveRequest>,
     ) -> Result<Response<pb::AccountHome>, Status> {
-        let request = request.into_inner();
-        let (account, move_id) = account_id(&request.account_id)
-            .and_then(|account| Ok((account, move_id(&request.move_id)?)))
-            .map_err(|refusal| refusal.status())?;
-        self.change("gateway_homes_end_move", account, Change::End { move_id })
+        let (account, change) =
+            end_change(request.get_ref()).map_err(|refusal| refusal.status())?;
+        self.change("gateway_homes_end_move", account, change).await
+    }
+
+    async fn change_homes(
+        &self,
+        request: Request<pb::ChangeHomesRequest>,
+    ) -> Result<Response<pb::ChangeHomesResponse>, Status> {
+        use pb::home_change::Change as Asked;
+        let changes = request.into_inner().changes;
+        if changes.is_empty() || changes.len() > CHANGES_PER_CALL_MAX {
+            return Err(Refusal::Invalid(format!(
+                "changes: 1 to {CHANGES_PER_CALL_MAX}, not {}",
+                changes.len()
+            ))
+            .status());
+        }
+        let parsed: Vec<Result<(Uuid, Change), Refusal>> = changes
+            .into_iter()
+            .enumerate()
+            .map(|(index, change)| match change.change {
+                Some(Asked::BeginMove(asked)) => begin_change(asked),
+                Some(Asked::SwitchHome(asked)) => switch_change(&asked),
+                Some(Asked::EndMove(asked)) => end_change(&asked),
+                None => Err(Refusal::Invalid(format!(
+                    "changes[{index}]: one of begin_move, switch_home, end_move"
+                ))),
+            })
+            .collect();
+        let parsed_ref = &parsed;
+        let turn = self.turn.lock().await;
+        let results = self
+            .directory
+            .db()
+            .run_tx("gateway_homes_change_homes", |tx| {
+                Box::pin(async move {
+                    let now = Utc::now();
+                    let mut results = Vec::with_capacity(parsed_ref.len());
+                    for item in parsed_ref {
+                        results.push(match item {
+                            Err(refusal) => Err(refusal.clone()),
+                            Ok((account, change)) => apply_one(&tx, *account, change, now).await?,
+                        });
+                    }
+                    Ok(results)
+                })
+            })
             .await
+            .map_err(status_of)?;
+        drop(turn);
+        for (account, _) in parsed.iter().flatten() {
+            self.directory.forget(*account);
+        }
+        self.directory.moves().changed();
+        let results = results
+            .into_iter()
+            .map(|result| match result {
+                Ok(home) => pb::HomeChangeResult {
+                    home: Some(home),
+                    ..Default::default()
+                },
+                Err(refusal) => pb::HomeChangeResult {
+                    home: None,
+                    code: refusal.codes().1.to_owned(),
+                    message: refusal.to_string(),
+                },
+            })
+            .collect();
+        Ok(Response::new(pb::ChangeHomesResponse { results }))
     }
 
     async fn get_home(

@@ -160,6 +160,18 @@ async fn legacy_account() -> (Stack, String, String) {
     (stack, token, account)
 }
 
+/// A second account of the customer, opened on legacy through the gateway: its id.
+async fn another_account(stack: &Stack, token: &str) -> String {
+    stack
+        .open_account(token, CUSTOMER, PRODUCT)
+        .await
+        .expect(201)
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
 /// The deposit of 7.00 under `key` runs at the first URL, on modern, and the second replays it.
 async fn runs_once_on_modern(http: &reqwest::Client, urls: [String; 2], token: &str, key: &str) {
     let [first, again] = urls;
@@ -477,14 +489,7 @@ async fn a_request_refused_before_its_accounts_mark_is_stored_waits_for_that_mar
  {
     let (stack, token, account) = legacy_account().await;
     let deposits = format!("/v1/accounts/{account}/deposits");
-    let other = stack
-        .open_account(&token, CUSTOMER, PRODUCT)
-        .await
-        .expect(201)
-        .body["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let other = another_account(&stack, &token).await;
 
     // The core refuses the account before any mark (as the migration component refuses a
     // cross-side transfer while a move drains it): refused, and refused again when sent
@@ -556,4 +561,127 @@ async fn a_request_on_a_moving_account_is_held_until_the_move_ends_and_runs_once
     )
     .await;
     assert_eq!(after.body["balances"]["posted"], "64.00", "{}", after.body);
+}
+
+/// A change of `ChangeHomes`.
+fn change(change: gpb::home_change::Change) -> gpb::HomeChange {
+    gpb::HomeChange {
+        change: Some(change),
+    }
+}
+
+#[tokio::test]
+async fn changes_of_several_accounts_in_one_call_are_each_done_or_refused_alone() {
+    let (stack, token, account) = legacy_account().await;
+    let other = another_account(&stack, &token).await;
+    let mut homes = AccountHomesClient::new(stack.gateway.channel(MIGRATION, GATEWAY));
+    // The other account is already moved by another move: its mark is refused, the
+    // account's is done, and a change without a kind is refused with what was wrong.
+    homes.begin_move(begin(&other, "m0:b")).await.unwrap();
+    use gpb::home_change::Change as C;
+    let marked = homes
+        .change_homes(gpb::ChangeHomesRequest {
+            changes: vec![
+                change(C::BeginMove(begin(&account, "m1:a"))),
+                change(C::BeginMove(begin(&other, "m1:b"))),
+                gpb::HomeChange { change: None },
+            ],
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .results;
+    assert_eq!(marked.len(), 3);
+    let home = marked[0].home.clone().unwrap();
+    assert_eq!(
+        (home.move_id.as_str(), marked[0].code.as_str()),
+        ("m1:a", "")
+    );
+    assert_eq!(marked[1].code, "account_moving", "{:?}", marked[1]);
+    assert!(marked[1].home.is_none());
+    assert_eq!(marked[2].code, "invalid_argument");
+    assert!(
+        marked[2].message.contains("changes[2]"),
+        "{}",
+        marked[2].message
+    );
+    let still = homes
+        .get_home(gpb::GetHomeRequest {
+            account_id: other.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(still.move_id, "m0:b", "a refused change changes nothing");
+
+    // The channel's request waits on the marked account, as after BeginMove.
+    let key = Uuid::new_v4().to_string();
+    let deposits = format!("/v1/accounts/{account}/deposits");
+    let waiting = sent_and_held(&stack.http, stack.gateway.url(&deposits), &token, &key).await;
+
+    // Switch and end in one call each, as a chunk of moves does; the same calls again
+    // answer the same.
+    let booked = book_on_modern(&stack, "50.00").await;
+    let switch = || {
+        change(C::SwitchHome(gpb::SwitchHomeRequest {
+            account_id: account.clone(),
+            move_id: "m1:a".to_owned(),
+            home: "modern".to_owned(),
+            id: booked.clone(),
+            holds: vec![],
+        }))
+    };
+    let end = || {
+        change(C::EndMove(gpb::EndMoveRequest {
+            account_id: account.clone(),
+            move_id: "m1:a".to_owned(),
+        }))
+    };
+    for _ in 0..2 {
+        let switched = homes
+            .change_homes(gpb::ChangeHomesRequest {
+                changes: vec![switch()],
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .results;
+        let home = switched[0].home.clone().unwrap();
+        assert_eq!(
+            (home.home.as_str(), home.modern_id.as_str()),
+            ("modern", booked.as_str())
+        );
+    }
+    let ended = homes
+        .change_homes(gpb::ChangeHomesRequest {
+            changes: vec![end(), end()],
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .results;
+    assert!(ended.iter().all(|result| {
+        result.code.is_empty()
+            && result
+                .home
+                .as_ref()
+                .is_some_and(|home| home.move_id.is_empty())
+    }));
+    let answered = waiting.await.unwrap();
+    assert_eq!(answered.status, 201, "{}", answered.body);
+    assert_eq!(answered.header("x-served-by"), "modern");
+
+    // An empty call, or one over the most, is refused as a whole.
+    let empty = homes
+        .change_homes(gpb::ChangeHomesRequest { changes: vec![] })
+        .await
+        .unwrap_err();
+    assert_eq!(error_code(&empty), "invalid_argument");
+    let stranger = AccountHomesClient::new(stack.gateway.channel(PAYMENTS, GATEWAY))
+        .change_homes(gpb::ChangeHomesRequest {
+            changes: vec![end()],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(stranger.code(), tonic::Code::PermissionDenied);
 }

@@ -75,6 +75,18 @@ async fn funded_accounts(stack: &Stack, token: &str, count: usize, amount: &str)
     opened
 }
 
+/// The bank freezes `account` on the legacy core itself (a fraud check): it cannot move.
+async fn bank_freezes(stack: &Stack, account: &str) {
+    DepositsClient::new(stack.legacy.channel(GATEWAY, LEGACY_ADAPTER))
+        .freeze_account(dpb::ChangeStatusRequest {
+            request_id: Uuid::new_v4().to_string(),
+            account_id: account.to_owned(),
+            reason: "fraud check".to_owned(),
+        })
+        .await
+        .unwrap();
+}
+
 /// The migration once `ready` holds for it (at most 30 s); the panic shows it as it was.
 async fn until(
     migrations: &mut MigrationsClient<tonic::transport::Channel>,
@@ -185,14 +197,7 @@ async fn a_products_accounts_move_to_modern_with_their_money_and_holds_and_chann
         .expect(201);
     let hold_id = hold.body["id"].as_str().unwrap().to_owned();
     // The bank froze one account itself: it cannot move.
-    DepositsClient::new(stack.legacy.channel(GATEWAY, LEGACY_ADAPTER))
-        .freeze_account(dpb::ChangeStatusRequest {
-            request_id: Uuid::new_v4().to_string(),
-            account_id: frozen.clone(),
-            reason: "fraud check".to_owned(),
-        })
-        .await
-        .unwrap();
+    bank_freezes(&stack, frozen).await;
 
     let app = migration_component(&stack).await;
     let refused = MigrationsClient::new(app.channel(DEPOSITS, MIGRATION))
@@ -957,4 +962,82 @@ async fn a_migration_whose_moves_fail_past_its_error_ratio_stops_by_itself() {
         (3, 2, 0, "done"),
         "{done:?}"
     );
+}
+
+#[tokio::test]
+async fn a_chunk_moves_its_accounts_together_and_hands_a_refused_one_over_to_a_move_of_its_own() {
+    let stack = stack().await;
+    let token = stack.token(Role::Channel, "mobile-app", None);
+    stack.product_on_both_sides(PRODUCT).await;
+    let opened = funded_accounts(&stack, &token, 4, "10.00").await;
+    // A pace of 8 moves under way puts the four accounts in two chunks of two: the frozen
+    // one is in a chunk whatever the accounts' order.
+    let frozen = &opened[3];
+    bank_freezes(&stack, frozen).await;
+    let app = migration_component(&stack).await;
+    let mut migrations = MigrationsClient::new(app.channel(GATEWAY, MIGRATION));
+    let id = Uuid::new_v4().to_string();
+    migrations.start_migration(start(&id, false)).await.unwrap();
+    let done = finished(&mut migrations, &id).await;
+    assert_eq!(
+        (done.moved, done.refused, done.failed),
+        (3, 1, 0),
+        "{done:?}"
+    );
+    let stayed = account(&done, frozen);
+    assert!(stayed.reason.starts_with("account_frozen"), "{stayed:?}");
+
+    let db = stack.database.db_for("migration");
+    let client = db.client().await.unwrap();
+    let sagas: Vec<(String, String, i64)> = client
+        .query(
+            "SELECT saga_type, status, count(*) FROM saga_instances \
+             WHERE saga_type <> 'cross_side_transfer' GROUP BY 1, 2 ORDER BY 1, 2",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| (row.get(0), row.get(1), row.get(2)))
+        .collect();
+    assert_eq!(
+        sagas,
+        [
+            ("account_move".to_owned(), "compensated".to_owned(), 1),
+            ("accounts_move".to_owned(), "completed".to_owned(), 2),
+        ],
+        "two chunks; the frozen account's own move ended it"
+    );
+    // The frozen account's own move went on from the chunk's freeze: it marked nothing
+    // itself, and its compensation cleared the chunk's mark.
+    let steps: Vec<(String, String)> = client
+        .query(
+            "SELECT s.step_name, s.direction FROM saga_steps s \
+             JOIN saga_instances i ON i.id = s.saga_id \
+             WHERE i.saga_type = 'account_move' ORDER BY s.started_at",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect();
+    let step = |name: &str, direction: &str| (name.to_owned(), direction.to_owned());
+    assert_eq!(steps.first(), Some(&step("freeze", "do")), "{steps:?}");
+    assert!(!steps.contains(&step("mark", "do")), "{steps:?}");
+    assert!(steps.contains(&step("mark", "undo")), "{steps:?}");
+    let still_frozen = stack.deposit(&token, frozen, "1.00").await.expect(422);
+    assert_eq!(
+        still_frozen.body["code"], "account_frozen",
+        "{}",
+        still_frozen.body
+    );
+    for account in &opened[..3] {
+        let read = stack
+            .get(&format!("/v1/accounts/{account}"), &token)
+            .await
+            .expect(200);
+        assert_eq!(read.header("x-served-by"), "modern");
+        assert_eq!(read.body["balances"]["posted"], "10.00", "{}", read.body);
+    }
 }

@@ -1,6 +1,6 @@
-//! A migration: its plan from one export of the legacy books, its start (one `account_move`
-//! saga per planned account, started in the same transaction that stores the plan), and
-//! how it stands.
+//! A migration: its plan from one export of the legacy books, its start (the plan stored,
+//! 500 accounts a transaction, then its control; the feeder, [`crate::feed`], starts the
+//! moves in chunks), and how it stands.
 //!
 //! The plan chooses a product's accounts, all or a stable hash fraction of them (a canary of
 //! accounts: the same accounts for the same fraction, and a larger fraction keeps the
@@ -373,15 +373,17 @@ impl Migrations {
         self.db
             .run_tx("migration_store_plan", |tx| {
                 Box::pin(async move {
-                    let mut moves = Vec::with_capacity(chunk.len());
+                    let mut accounts = Vec::with_capacity(chunk.len());
                     for planned in chunk {
-                        let mut planned = planned.clone();
-                        let account = Uuid::parse_str(&planned.input.account_id).map_err(|e| {
+                        accounts.push(Uuid::parse_str(&planned.input.account_id).map_err(|e| {
                             corebank_db::TxError::Abort(MigrationError::internal(e))
-                        })?;
-                        if planned.state == "planned"
-                            && store::moved_elsewhere(&tx, account, migration.id).await?
-                        {
+                        })?);
+                    }
+                    let elsewhere = store::moved_elsewhere(&tx, &accounts, migration.id).await?;
+                    let mut moves = Vec::with_capacity(chunk.len());
+                    for (planned, account) in chunk.iter().zip(&accounts) {
+                        let mut planned = planned.clone();
+                        if planned.state == "planned" && elsewhere.contains(account) {
                             planned.state = "refused";
                             planned.reason =
                                 "account_moving: another migration moves or moved it".to_owned();

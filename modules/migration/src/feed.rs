@@ -221,6 +221,7 @@ impl Migrations {
             return Ok(0);
         }
         let registry = self.registry();
+        let chunk = crate::chunks::chunk_size(window);
         let started = self
             .db()
             .run_tx("migration_feed", |tx| {
@@ -242,25 +243,8 @@ impl Migrations {
                         return Ok(0);
                     }
                     let mut started = 0;
-                    for input in &next {
-                        let account = Uuid::parse_str(&input.account_id).map_err(|e| {
-                            corebank_db::TxError::Abort(MigrationError::internal(e))
-                        })?;
-                        let saga_id = derived_id(&["saga", &input.migration_id, &input.account_id]);
-                        crate::app::start_saga(
-                            &tx,
-                            registry,
-                            corebank_saga::NewSaga {
-                                id: saga_id,
-                                saga_type: crate::moves::SAGA_TYPE.to_owned(),
-                                input: input.to_json(),
-                                business_key: input.account_id.clone(),
-                            },
-                        )
-                        .await?;
-                        if store::set_moving(&tx, id, account, saga_id).await? {
-                            started += 1;
-                        }
+                    for chunk in next.chunks(chunk) {
+                        started += start_chunk(&tx, registry, id, chunk).await?;
                     }
                     Ok(started)
                 })
@@ -272,6 +256,60 @@ impl Migrations {
         }
         Ok(started)
     }
+}
+
+/// Starts the moves of `chunk` (planned, in account order): one account by its own saga,
+/// more by one chunk saga ([`crate::chunks`]). How many started.
+async fn start_chunk(
+    tx: &corebank_db::Transaction<'_>,
+    registry: &corebank_saga::Registry,
+    migration: Uuid,
+    chunk: &[crate::moves::MoveInput],
+) -> Result<usize, corebank_db::TxError<MigrationError>> {
+    let Some(first) = chunk.first() else {
+        return Ok(0);
+    };
+    let (saga_id, new) = if let [input] = chunk {
+        let saga_id = derived_id(&["saga", &input.migration_id, &input.account_id]);
+        let new = corebank_saga::NewSaga {
+            id: saga_id,
+            saga_type: crate::moves::SAGA_TYPE.to_owned(),
+            input: input.to_json(),
+            business_key: input.account_id.clone(),
+        };
+        (saga_id, new)
+    } else {
+        let saga_id = crate::chunks::saga_id(&first.migration_id, &first.account_id);
+        let new = corebank_saga::NewSaga {
+            id: saga_id,
+            saga_type: crate::chunks::SAGA_TYPE.to_owned(),
+            input: crate::chunks::input(&first.migration_id, chunk),
+            business_key: format!("{} (+{})", first.account_id, chunk.len() - 1),
+        };
+        (saga_id, new)
+    };
+    let mut started = 0;
+    for input in chunk {
+        let account = Uuid::parse_str(&input.account_id)
+            .map_err(|e| corebank_db::TxError::Abort(MigrationError::internal(e)))?;
+        if store::set_moving(tx, migration, account, saga_id).await? {
+            started += 1;
+        }
+    }
+    // Every account of the chunk was planned in this transaction (a feeder on another
+    // replica that took one first makes this one retry and read it taken).
+    if started == chunk.len() {
+        crate::app::start_saga(tx, registry, new).await?;
+    } else {
+        return Err(corebank_db::TxError::Abort(MigrationError::internal(
+            format!(
+                "{} of the chunk's {} planned moves were taken meanwhile",
+                chunk.len() - started,
+                chunk.len()
+            ),
+        )));
+    }
+    Ok(started)
 }
 
 /// The migration's moves as the feeder counts them; the moved ones are counted when there

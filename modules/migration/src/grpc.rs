@@ -41,9 +41,16 @@ pub fn component_with(
     shutdown: CancellationToken,
 ) -> Result<(Component, Migrations), MigrationError> {
     let peers = Arc::new(peers);
+    let mut single = Registry::new();
+    for definition in moves::definitions(&peers) {
+        single
+            .register(definition)
+            .map_err(MigrationError::internal)?;
+    }
     let mut registry = Registry::new();
     for definition in moves::definitions(&peers)
         .into_iter()
+        .chain([crate::chunks::definition(&peers, Arc::new(single))])
         .chain(crate::returns::definitions(&peers))
         .chain([crate::crossings::definition(&peers, options)])
     {

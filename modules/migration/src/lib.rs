@@ -3,6 +3,8 @@
 //!
 //! - [`alerts`]: reconciliation breaks as alerts: acknowledged, then resolved with a
 //!   correcting entry or accepted with a note, every transition kept.
+//! - [`chunks`]: the saga that moves a chunk of accounts together, each step's calls sent
+//!   at once; an account that cannot go on with the others goes on in a move of its own.
 //! - [`crossings`]: cross-side transfers (ADR 0014): a saga that holds on the debtor's core,
 //!   credits the creditor's against inter-core clearing, and captures the hold.
 //! - [`app`]: a migration's plan (one export of the legacy books, the accounts chosen by a
@@ -25,6 +27,7 @@
 
 pub mod alerts;
 pub mod app;
+pub mod chunks;
 pub mod crossings;
 pub mod feed;
 pub mod grpc;

@@ -93,7 +93,12 @@ impl MoveInput {
     }
 
     pub(crate) fn of(context: &StepContext) -> MoveInput {
-        let field = |name: &str| text(&context.input, name);
+        MoveInput::from_json(&context.input)
+    }
+
+    /// A move's input as [`MoveInput::to_json`] wrote it.
+    pub(crate) fn from_json(input: &Value) -> MoveInput {
+        let field = |name: &str| text(input, name);
         MoveInput {
             migration_id: field("migration_id"),
             account_id: field("account_id"),
@@ -202,6 +207,22 @@ pub(crate) fn call(peers: &Arc<Peers>, run: CallFn) -> Action {
     Action::call(move |context| run(Arc::clone(&peers), context))
 }
 
+/// The gateway's request that marks the account moving as `move_id` (on `home` now).
+pub(crate) fn begin_request(
+    input: &MoveInput,
+    move_id: String,
+    home: &str,
+) -> gpb::BeginMoveRequest {
+    gpb::BeginMoveRequest {
+        account_id: input.account_id.clone(),
+        move_id,
+        product_code: input.product_code.clone(),
+        customer_id: input.customer_id.clone(),
+        currency: input.currency.clone(),
+        home: home.to_owned(),
+    }
+}
+
 /// Marks the account moving in the gateway's directory as `move_id` (on `home` now).
 pub(crate) async fn begin_move(
     peers: &Peers,
@@ -212,16 +233,17 @@ pub(crate) async fn begin_move(
     let answer = peers
         .homes
         .clone()
-        .begin_move(gpb::BeginMoveRequest {
-            account_id: input.account_id.clone(),
-            move_id,
-            product_code: input.product_code.clone(),
-            customer_id: input.customer_id.clone(),
-            currency: input.currency.clone(),
-            home: home.to_owned(),
-        })
+        .begin_move(begin_request(input, move_id, home))
         .await;
     outcome(answer, at_home)
+}
+
+/// The gateway's request that clears the mark `move_id` of the account.
+pub(crate) fn end_request(input: &MoveInput, move_id: String) -> gpb::EndMoveRequest {
+    gpb::EndMoveRequest {
+        account_id: input.account_id.clone(),
+        move_id,
+    }
 }
 
 /// Clears the mark `move_id` of the account in the gateway's directory.
@@ -229,10 +251,7 @@ pub(crate) async fn end_move(peers: &Peers, input: &MoveInput, move_id: String) 
     let answer = peers
         .homes
         .clone()
-        .end_move(gpb::EndMoveRequest {
-            account_id: input.account_id.clone(),
-            move_id,
-        })
+        .end_move(end_request(input, move_id))
         .await;
     outcome(answer, at_home)
 }
@@ -261,39 +280,51 @@ pub(crate) async fn switch_home(
     outcome(answer, at_home)
 }
 
-fn mark(peers: Arc<Peers>, context: StepContext) -> BoxFuture<'static, StepOutcome> {
+pub(crate) fn mark(peers: Arc<Peers>, context: StepContext) -> BoxFuture<'static, StepOutcome> {
     Box::pin(async move {
         let input = MoveInput::of(&context);
-        match begin_move(&peers, &input, input.move_id(), "legacy").await {
-            StepOutcome::Done(mut marked) => {
-                marked["marked_at"] =
-                    json!(Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true));
-                StepOutcome::Done(marked)
-            }
-            other => other,
-        }
+        marked(begin_move(&peers, &input, input.move_id(), "legacy").await)
     })
+}
+
+/// `mark`'s output: when the account was marked, for the move's frozen window.
+pub(crate) fn marked(outcome: StepOutcome) -> StepOutcome {
+    match outcome {
+        StepOutcome::Done(mut marked) => {
+            marked["marked_at"] = json!(Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true));
+            StepOutcome::Done(marked)
+        }
+        other => other,
+    }
 }
 
 /// `unmark` as the move's own step: once the mark is cleared, says how long the account
 /// stayed frozen, for the feeder's pace ([`crate::pace`]).
-fn unmark_moved(peers: Arc<Peers>, context: StepContext) -> BoxFuture<'static, StepOutcome> {
+pub(crate) fn unmark_moved(
+    peers: Arc<Peers>,
+    context: StepContext,
+) -> BoxFuture<'static, StepOutcome> {
     Box::pin(async move {
         let input = MoveInput::of(&context);
         let outcome = end_move(&peers, &input, input.move_id()).await;
-        let marked_at =
-            chrono::DateTime::parse_from_rfc3339(&output(&context, "mark", "marked_at"));
-        if let (StepOutcome::Done(_), Ok(marked_at), Ok(migration)) = (
-            &outcome,
-            marked_at,
-            uuid::Uuid::parse_str(&input.migration_id),
-        ) {
-            let marked_at = marked_at.with_timezone(&Utc);
-            let frozen = (Utc::now() - marked_at).to_std().unwrap_or_default();
-            peers.pace.frozen(migration, marked_at, frozen);
-        }
+        report_frozen(&peers, &context, &outcome);
         outcome
     })
+}
+
+/// Once `unmark` is done, tells the pace how long the account stayed frozen.
+pub(crate) fn report_frozen(peers: &Peers, context: &StepContext, outcome: &StepOutcome) {
+    let input = MoveInput::of(context);
+    let marked_at = chrono::DateTime::parse_from_rfc3339(&output(context, "mark", "marked_at"));
+    if let (StepOutcome::Done(_), Ok(marked_at), Ok(migration)) = (
+        outcome,
+        marked_at,
+        uuid::Uuid::parse_str(&input.migration_id),
+    ) {
+        let marked_at = marked_at.with_timezone(&Utc);
+        let frozen = (Utc::now() - marked_at).to_std().unwrap_or_default();
+        peers.pace.frozen(migration, marked_at, frozen);
+    }
 }
 
 fn unmark(peers: Arc<Peers>, context: StepContext) -> BoxFuture<'static, StepOutcome> {
@@ -303,7 +334,7 @@ fn unmark(peers: Arc<Peers>, context: StepContext) -> BoxFuture<'static, StepOut
     })
 }
 
-fn freeze(peers: Arc<Peers>, context: StepContext) -> BoxFuture<'static, StepOutcome> {
+pub(crate) fn freeze(peers: Arc<Peers>, context: StepContext) -> BoxFuture<'static, StepOutcome> {
     Box::pin(async move {
         let answer = peers
             .legacy
@@ -346,7 +377,7 @@ pub(crate) fn thaw(peers: Arc<Peers>, context: StepContext) -> BoxFuture<'static
     })
 }
 
-fn book(peers: Arc<Peers>, context: StepContext) -> BoxFuture<'static, StepOutcome> {
+pub(crate) fn book(peers: Arc<Peers>, context: StepContext) -> BoxFuture<'static, StepOutcome> {
     Box::pin(async move {
         let input = MoveInput::of(&context);
         let frozen_holds = output_list(&context, "freeze", "holds");
@@ -404,7 +435,7 @@ fn book(peers: Arc<Peers>, context: StepContext) -> BoxFuture<'static, StepOutco
     })
 }
 
-fn empty(peers: Arc<Peers>, context: StepContext) -> BoxFuture<'static, StepOutcome> {
+pub(crate) fn empty(peers: Arc<Peers>, context: StepContext) -> BoxFuture<'static, StepOutcome> {
     Box::pin(async move {
         let posted = amount(&output(&context, "freeze", "posted"));
         let answer = peers
@@ -430,22 +461,38 @@ fn empty(peers: Arc<Peers>, context: StepContext) -> BoxFuture<'static, StepOutc
     })
 }
 
-fn switch(peers: Arc<Peers>, context: StepContext) -> BoxFuture<'static, StepOutcome> {
+pub(crate) fn switch(peers: Arc<Peers>, context: StepContext) -> BoxFuture<'static, StepOutcome> {
     Box::pin(async move {
-        let input = MoveInput::of(&context);
-        let holds = output_list(&context, "book", "holds")
-            .iter()
-            .map(|hold| gpb::HoldHome {
-                hold_id: text(hold, "hold_id"),
-                id: text(hold, "modern_id"),
-            })
-            .collect();
-        let modern_id = output(&context, "book", "modern_id");
-        switch_home(&peers, &input, input.move_id(), "modern", modern_id, holds).await
+        let answer = peers
+            .homes
+            .clone()
+            .switch_home(switch_request(&context))
+            .await;
+        outcome(answer, at_home)
     })
 }
 
-fn verify(peers: Arc<Peers>, context: StepContext) -> BoxFuture<'static, StepOutcome> {
+/// The gateway's request that serves the moved account from modern, its holds under their
+/// new ids.
+pub(crate) fn switch_request(context: &StepContext) -> gpb::SwitchHomeRequest {
+    let input = MoveInput::of(context);
+    let holds = output_list(context, "book", "holds")
+        .iter()
+        .map(|hold| gpb::HoldHome {
+            hold_id: text(hold, "hold_id"),
+            id: text(hold, "modern_id"),
+        })
+        .collect();
+    gpb::SwitchHomeRequest {
+        account_id: input.account_id.clone(),
+        move_id: input.move_id(),
+        home: "modern".to_owned(),
+        id: output(context, "book", "modern_id"),
+        holds,
+    }
+}
+
+pub(crate) fn verify(peers: Arc<Peers>, context: StepContext) -> BoxFuture<'static, StepOutcome> {
     Box::pin(async move {
         let posted = amount(&output(&context, "freeze", "posted"));
         let held = amount(&output(&context, "book", "held"));

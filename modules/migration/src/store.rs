@@ -125,65 +125,78 @@ pub async fn insert_migration(tx: &Transaction<'_>, migration: &MigrationRow) ->
     Ok(inserted == 1)
 }
 
-/// Stores planned moves (again: nothing), once per (migration, account).
+/// Stores planned moves (again: nothing), once per (migration, account), in one statement.
 pub async fn insert_moves(
     tx: &Transaction<'_>,
     migration_id: Uuid,
     moves: &[PlannedMove],
     now: DateTime<Utc>,
 ) -> Result<()> {
-    let insert = tx
-        .prepare_cached(
-            "INSERT INTO account_moves (migration_id, account_id, legacy_account_number, \
-             customer_id, currency, state, reason, posted, held, holds, saga_id, updated_at, \
-             opened_on) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
-             ON CONFLICT (migration_id, account_id) DO NOTHING",
-        )
-        .await?;
+    let mut accounts = Vec::with_capacity(moves.len());
     for planned in moves {
-        let account_id = parse_uuid(&planned.input.account_id)?;
-        let state = if planned.saga_id.is_some() {
+        accounts.push(parse_uuid(&planned.input.account_id)?);
+    }
+    let column =
+        |field: fn(&PlannedMove) -> &str| -> Vec<&str> { moves.iter().map(field).collect() };
+    let numbers = column(|planned| &planned.input.legacy_account_number);
+    let customers = column(|planned| &planned.input.customer_id);
+    let currencies = column(|planned| &planned.input.currency);
+    let states = column(|planned| {
+        if planned.saga_id.is_some() {
             "moving"
         } else {
             planned.state
-        };
-        tx.execute(
-            &insert,
-            &[
-                &migration_id,
-                &account_id,
-                &planned.input.legacy_account_number,
-                &planned.input.customer_id,
-                &planned.input.currency,
-                &state,
-                &planned.reason,
-                &planned.posted,
-                &planned.held,
-                &planned.holds,
-                &planned.saga_id,
-                &now,
-                &planned.input.opened_on,
-            ],
-        )
-        .await?;
-    }
+        }
+    });
+    let reasons = column(|planned| &planned.reason);
+    let posted = column(|planned| &planned.posted);
+    let held = column(|planned| &planned.held);
+    let opened = column(|planned| &planned.input.opened_on);
+    let holds: Vec<i64> = moves.iter().map(|planned| planned.holds).collect();
+    let sagas: Vec<Option<Uuid>> = moves.iter().map(|planned| planned.saga_id).collect();
+    tx.execute(
+        "INSERT INTO account_moves (migration_id, account_id, legacy_account_number, \
+         customer_id, currency, state, reason, posted, held, holds, saga_id, updated_at, \
+         opened_on) SELECT $1, a, n, c, y, s, r, p, h, k, g, $2, o FROM UNNEST($3::UUID[], \
+         $4::TEXT[], $5::TEXT[], $6::TEXT[], $7::TEXT[], $8::TEXT[], $9::TEXT[], $10::TEXT[], \
+         $11::INT8[], $12::UUID[], $13::TEXT[]) AS t (a, n, c, y, s, r, p, h, k, g, o) \
+         ON CONFLICT (migration_id, account_id) DO NOTHING",
+        &[
+            &migration_id,
+            &now,
+            &accounts,
+            &numbers,
+            &customers,
+            &currencies,
+            &states,
+            &reasons,
+            &posted,
+            &held,
+            &holds,
+            &sagas,
+            &opened,
+        ],
+    )
+    .await?;
     Ok(())
 }
 
-/// The account is being moved, or was moved, by a migration other than `migration_id`.
+/// Of `accounts`, those being moved, or moved, by a migration other than `migration_id`.
 pub async fn moved_elsewhere(
     tx: &Transaction<'_>,
-    account_id: Uuid,
+    accounts: &[Uuid],
     migration_id: Uuid,
-) -> Result<bool> {
+) -> Result<std::collections::BTreeSet<Uuid>> {
     Ok(tx
-        .query_opt(
-            "SELECT 1 FROM account_moves WHERE account_id = $1 AND migration_id <> $2 \
-             AND state IN ('moving', 'moved') AND returned = '' LIMIT 1",
-            &[&account_id, &migration_id],
+        .query(
+            "SELECT DISTINCT account_id FROM account_moves WHERE account_id = ANY($1) \
+             AND migration_id <> $2 AND state IN ('moving', 'moved') AND returned = ''",
+            &[&accounts, &migration_id],
         )
         .await?
-        .is_some())
+        .iter()
+        .map(|row| row.get("account_id"))
+        .collect())
 }
 
 /// A migration's accounts with their sagas' standing, in account order.
@@ -650,15 +663,38 @@ pub async fn moving_account(
              LEFT JOIN saga_instances r ON r.id = m.return_saga_id \
              WHERE m.account_id = ANY($1) AND ( \
                (m.state = 'moving' AND s.status IN ('running', 'compensating', 'paused') \
-                AND NOT (s.status = 'running' AND s.outputs -> 'unmark' IS NOT NULL)) \
+                AND NOT (s.status = 'running' AND CASE WHEN s.saga_type = 'accounts_move' \
+                  THEN s.outputs -> 'unmark' -> 'accounts' -> (m.account_id::text) \
+                  ELSE s.outputs -> 'unmark' END IS NOT NULL)) \
                OR r.status IN ('running', 'compensating', 'paused') \
                OR (m.account_id = ANY($2) AND m.returned = '' AND (m.state = 'moved' \
-                   OR (m.state = 'moving' AND s.outputs -> 'switch' IS NOT NULL)))) \
+                   OR (m.state = 'moving' AND CASE WHEN s.saga_type = 'accounts_move' \
+                     THEN s.outputs -> 'switch' -> 'accounts' -> (m.account_id::text) \
+                     ELSE s.outputs -> 'switch' END IS NOT NULL)))) \
              LIMIT 1",
             &[&accounts, &on_legacy],
         )
         .await?;
     Ok(row.map(|row| row.get("account_id")))
+}
+
+/// The account's move goes on in the saga `to` (its own move), no longer in the chunk
+/// `from`.
+pub async fn hand_over(
+    tx: &Transaction<'_>,
+    input: &MoveInput,
+    from: Uuid,
+    to: Uuid,
+) -> std::result::Result<(), DbError> {
+    let migration_id = Uuid::parse_str(&input.migration_id).unwrap_or_default();
+    let account_id = Uuid::parse_str(&input.account_id).unwrap_or_default();
+    tx.execute(
+        "UPDATE account_moves SET saga_id = $4, updated_at = $5 \
+         WHERE migration_id = $1 AND account_id = $2 AND saga_id = $3",
+        &[&migration_id, &account_id, &from, &to, &Utc::now()],
+    )
+    .await?;
+    Ok(())
 }
 
 /// Writes the account's move (its time), so that a transfer that read it while starting

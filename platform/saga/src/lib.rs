@@ -25,7 +25,7 @@ pub use definition::{
     Action, BoxFuture, DbFuture, Direction, QueryOutcome, Registry, RetryPolicy, SagaDefinition,
     Step, StepContext, StepOutcome,
 };
-pub use executor::{Executor, ExecutorConfig, NewSaga, Started, Watchers, start};
+pub use executor::{Executor, ExecutorConfig, NewSaga, Started, Watchers, adopt, start};
 pub use store::{SagaInstance, Status, StepRecord};
 
 use corebank_db::{DbError, TxError};

@@ -8,7 +8,7 @@
 //! longer than its timeout, and the lease is renewed to outlast it, so two executors never
 //! run the same step at once.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -101,7 +101,23 @@ pub async fn start(
     registry: &Registry,
     new: &NewSaga,
 ) -> StoreResult<Started> {
-    start_leased(tx, registry, new, None).await
+    start_leased(tx, registry, new, None, None).await
+}
+
+/// Starts a saga that takes over work another one began, in the caller's transaction: the
+/// saga's steps before `from_step` count as done, with `outputs` (by step name) as their
+/// outputs, and the executor goes on from `from_step`. For a saga that hands each of its
+/// items over to a saga of its own when the item cannot go on with the others (the account
+/// migration's chunk of moves hands one account over to the move of that one account at the
+/// step it got to). Starting the same id again finds the first, as [`start`] does.
+pub async fn adopt(
+    tx: &Transaction<'_>,
+    registry: &Registry,
+    new: &NewSaga,
+    from_step: usize,
+    outputs: BTreeMap<String, Value>,
+) -> StoreResult<Started> {
+    start_leased(tx, registry, new, None, Some((from_step, outputs))).await
 }
 
 async fn start_leased(
@@ -109,6 +125,7 @@ async fn start_leased(
     registry: &Registry,
     new: &NewSaga,
     lease: Option<(&str, DateTime<Utc>)>,
+    taken_over: Option<(usize, BTreeMap<String, Value>)>,
 ) -> StoreResult<Started> {
     let definition = registry.latest(&new.saga_type).ok_or_else(|| {
         TxError::Abort(SagaError::UnknownType {
@@ -116,14 +133,25 @@ async fn start_leased(
         })
     })?;
     let now = Utc::now();
+    let (current_step, outputs) = taken_over.unwrap_or_default();
+    if current_step > definition.steps.len() {
+        return Err(TxError::Abort(SagaError::InvalidArgument {
+            field: "from_step",
+            message: format!(
+                "a {} saga has {} steps: it cannot go on from step {current_step}",
+                definition.name,
+                definition.steps.len()
+            ),
+        }));
+    }
     let instance = SagaInstance {
         id: new.id,
         saga_type: definition.name.clone(),
         version: definition.version,
         status: Status::Running,
         input: new.input.clone(),
-        outputs: Default::default(),
-        current_step: 0,
+        outputs,
+        current_step,
         attempts: 0,
         awaiting_query: false,
         next_attempt_at: now,
@@ -313,7 +341,7 @@ impl Executor {
                 let registry = Arc::clone(&registry);
                 Box::pin(async move {
                     let lease = leased.then_some((owner_ref, lease_until));
-                    start_leased(&tx, &registry, new_ref, lease).await
+                    start_leased(&tx, &registry, new_ref, lease, None).await
                 })
             })
             .await

@@ -915,3 +915,78 @@ async fn a_step_awaiting_a_person_pauses_without_retries_until_a_decision_resume
     let status = nudged_until_settled(&h, settled).await;
     assert_eq!(status, Status::Compensated);
 }
+
+/// A three-step saga (`a`, `b`, `c`) whose steps count their runs in `runs` (one counter
+/// each) and answer what they saw of the step before them.
+fn counted_saga(runs: Arc<[AtomicU32; 3]>) -> SagaDefinition {
+    let step = |index: usize, name: &'static str, before: &'static str| {
+        let runs = Arc::clone(&runs);
+        Step::new(
+            name,
+            Action::call(move |context| {
+                runs[index].fetch_add(1, Ordering::SeqCst);
+                let saw = context
+                    .outputs
+                    .get(before)
+                    .map_or(json!(null), |out| out["value"].clone());
+                Box::pin(async move { StepOutcome::Done(json!({ "value": index, "saw": saw })) })
+            }),
+        )
+    };
+    SagaDefinition::new(
+        "test.adopted",
+        1,
+        vec![step(0, "a", ""), step(1, "b", "a"), step(2, "c", "b")],
+    )
+}
+
+#[tokio::test]
+async fn an_adopted_saga_goes_on_from_its_step_with_the_outputs_it_was_given() {
+    let runs: Arc<[AtomicU32; 3]> = Arc::new(Default::default());
+    let counted = Arc::clone(&runs);
+    let h = harness_with(move |_| vec![counted_saga(counted)]).await;
+    let registry = Arc::clone(h.executor.registry());
+    let new = NewSaga {
+        id: Uuid::new_v4(),
+        saga_type: "test.adopted".to_owned(),
+        input: json!({}),
+        business_key: "item-1".to_owned(),
+    };
+    let adopt = |from_step: usize| {
+        let registry = Arc::clone(&registry);
+        let new = new.clone();
+        let db = h.db.clone();
+        async move {
+            db.run_tx("test_adopt", |tx| {
+                let registry = Arc::clone(&registry);
+                let new = new.clone();
+                Box::pin(async move {
+                    let outputs = [("a".to_owned(), json!({ "value": "from the chunk" }))]
+                        .into_iter()
+                        .collect();
+                    corebank_saga::adopt(&tx, &registry, &new, from_step, outputs).await
+                })
+            })
+            .await
+        }
+    };
+    // Past its last step: refused, naming the field, and nothing is stored.
+    match adopt(4).await.unwrap_err() {
+        TxError::Abort(error) => assert_eq!(error.code(), "invalid_argument"),
+        other => panic!("{other:?}"),
+    }
+    assert!(ops::get(&h.db, new.id).await.is_err());
+
+    let settled = h.executor.watchers().watch(new.id);
+    assert!(matches!(adopt(1).await.unwrap(), Started::New(_)));
+    assert_eq!(nudged_until_settled(&h, settled).await, Status::Completed);
+    let counts: Vec<u32> = runs.iter().map(|n| n.load(Ordering::SeqCst)).collect();
+    assert_eq!(counts, [0, 1, 1], "a is taken as done; b and c run once");
+    let detail = ops::get(&h.db, new.id).await.unwrap();
+    assert_eq!(detail.instance.outputs["b"]["saw"], "from the chunk");
+    assert_eq!(detail.instance.outputs["c"]["saw"], 1);
+    assert_eq!(detail.instance.outputs["a"]["value"], "from the chunk");
+    // The same id again finds it.
+    assert!(matches!(adopt(1).await.unwrap(), Started::Existing(_)));
+    assert_eq!(runs[1].load(Ordering::SeqCst), 1);
+}
