@@ -62,65 +62,19 @@ impl Adapter {
                 AdapterError::internal(format!("ACCT.EXPORT answered journal {journal:?}"))
             })?;
             let accounts = column(&page, "ACCOUNT");
-            let customers = column(&page, "CUSTOMER");
-            let currencies = column(&page, "CURRENCY");
-            let opened = column(&page, "OPENING.DATE");
-            let closed = column(&page, "CLOSURE.DATE");
-            let balances = column(&page, "WORKING.BALANCE");
-            let at = |values: &[String], i: usize| values.get(i).cloned().unwrap_or_default();
-            for (i, account_no) in accounts.iter().enumerate() {
-                if account_no.is_empty() {
-                    continue;
-                }
-                let position = u16::try_from(i + 1)
-                    .map_err(|_| AdapterError::internal("export page too long"))?;
-                let mut locks: Vec<(String, String, String)> = {
-                    let ids = sub_values(&page, "LOCK.ID", position);
-                    let amounts = sub_values(&page, "LOCK.AMOUNT", position);
-                    let days = sub_values(&page, "LOCK.TO.DATE", position);
-                    ids.iter()
-                        .enumerate()
-                        .filter(|(_, id)| !id.is_empty())
-                        .map(|(s, id)| (id.clone(), at(&amounts, s), at(&days, s)))
-                        .collect()
-                };
-                if at(&column(&page, "LOCKS.MORE"), i) == "Y" {
-                    self.more_locks(account_no, &journal, &as_of_date, &mut locks)
-                        .await?;
-                }
-                let mut holds = Vec::with_capacity(locks.len());
-                let mut held = Decimal::ZERO;
-                for (lock, amount, to_date) in &locks {
-                    let amount = canonical_amount(amount)?;
-                    held += amount;
-                    holds.push(pb::ExportedHold {
-                        hold_id: derived_uuid("hold", lock).to_string(),
-                        legacy_id: lock.clone(),
-                        amount: money(amount),
-                        to_date: iso_date(to_date)?,
-                    });
-                }
-                let statement = self.statement_as_of(account_no, &journal).await?;
-                let customer_no = at(&customers, i);
-                let customer_id = self.customer_id_of(&customer_no).await?;
-                let row = self.adopt(account_no, &customer_id).await?;
+            // The page's accounts are read together (their statements and registrations
+            // are calls of their own), then sent in order.
+            let reads = accounts
+                .iter()
+                .enumerate()
+                .filter(|(_, account_no)| !account_no.is_empty())
+                .map(|(i, account_no)| {
+                    self.exported(&page, i, account_no, product_code, &journal, &as_of_date)
+                });
+            for mut account in futures_util::future::try_join_all(reads).await? {
                 sequence += 1;
-                let account = pb::ExportedAccount {
-                    account_id: account_uuid(account_no).to_string(),
-                    legacy_account_number: account_no.clone(),
-                    customer_id: row.customer_id,
-                    legacy_customer_number: customer_no,
-                    product_code: product_code.to_owned(),
-                    currency: at(&currencies, i),
-                    opened_on: iso_date(&at(&opened, i))?,
-                    closed_on: iso_date(&at(&closed, i))?,
-                    posted: amount_text(&at(&balances, i))?,
-                    held: money(held),
-                    holds,
-                    statement,
-                    journal: journal_number,
-                    sequence,
-                };
+                account.journal = journal_number;
+                account.sequence = sequence;
                 if out.send(Ok(account)).await.is_err() {
                     tracing::info!(
                         product = product_code,
@@ -153,6 +107,69 @@ impl Adapter {
         }
         tracing::info!(product = product_code, accounts = sequence, %journal, "legacy export done");
         Ok(sequence)
+    }
+
+    /// The account at `i` of an `ACCT.EXPORT` page, with its locks, its statement and its
+    /// canonical ids (its `journal` and `sequence` are the caller's to set).
+    async fn exported(
+        &self,
+        page: &corebank_legacy_ofs::Response,
+        i: usize,
+        account_no: &str,
+        product_code: &str,
+        journal: &str,
+        as_of_date: &str,
+    ) -> Result<pb::ExportedAccount> {
+        let at = |name: &str| column(page, name).get(i).cloned().unwrap_or_default();
+        let position =
+            u16::try_from(i + 1).map_err(|_| AdapterError::internal("export page too long"))?;
+        let mut locks: Vec<(String, String, String)> = {
+            let ids = sub_values(page, "LOCK.ID", position);
+            let amounts = sub_values(page, "LOCK.AMOUNT", position);
+            let days = sub_values(page, "LOCK.TO.DATE", position);
+            let value = |values: &[String], s: usize| values.get(s).cloned().unwrap_or_default();
+            ids.iter()
+                .enumerate()
+                .filter(|(_, id)| !id.is_empty())
+                .map(|(s, id)| (id.clone(), value(&amounts, s), value(&days, s)))
+                .collect()
+        };
+        if at("LOCKS.MORE") == "Y" {
+            self.more_locks(account_no, journal, as_of_date, &mut locks)
+                .await?;
+        }
+        let mut holds = Vec::with_capacity(locks.len());
+        let mut held = Decimal::ZERO;
+        for (lock, amount, to_date) in &locks {
+            let amount = canonical_amount(amount)?;
+            held += amount;
+            holds.push(pb::ExportedHold {
+                hold_id: derived_uuid("hold", lock).to_string(),
+                legacy_id: lock.clone(),
+                amount: money(amount),
+                to_date: iso_date(to_date)?,
+            });
+        }
+        let statement = self.statement_as_of(account_no, journal).await?;
+        let customer_no = at("CUSTOMER");
+        let customer_id = self.customer_id_of(&customer_no).await?;
+        let row = self.adopt(account_no, &customer_id).await?;
+        Ok(pb::ExportedAccount {
+            account_id: account_uuid(account_no).to_string(),
+            legacy_account_number: account_no.to_owned(),
+            customer_id: row.customer_id,
+            legacy_customer_number: customer_no,
+            product_code: product_code.to_owned(),
+            currency: at("CURRENCY"),
+            opened_on: iso_date(&at("OPENING.DATE"))?,
+            closed_on: iso_date(&at("CLOSURE.DATE"))?,
+            posted: amount_text(&at("WORKING.BALANCE"))?,
+            held: money(held),
+            holds,
+            statement,
+            journal: 0,
+            sequence: 0,
+        })
     }
 
     /// The rest of an account's locks (after the last in `locks`) through `ACCT.LOCKS`.

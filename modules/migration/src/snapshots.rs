@@ -34,7 +34,7 @@ use crate::reconcile::{ResultRow, accounts_result};
 pub const SNAPSHOT_RULE: &str = "moved_accounts_match_snapshots";
 
 /// Modern statements read at once.
-const READS_AT_ONCE: usize = 8;
+const READS_AT_ONCE: usize = 32;
 
 /// The accounts moved and not moved back, with their snapshots and products.
 const MOVED_ACCOUNTS_QUERY: &str = "SELECT m.account_id, m.legacy_account_number, m.currency, \
