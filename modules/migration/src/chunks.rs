@@ -20,7 +20,7 @@
 //! a failure past `book` waits for an operator, and a peer that was away is waited for. The
 //! chunk itself never fails, so it has no compensation.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -432,19 +432,6 @@ pub fn definition(peers: &Arc<Peers>, moves: Arc<Registry>) -> SagaDefinition {
     )
 }
 
-/// The accounts of a chunk's input (tests and the feeder's log).
-pub fn account_ids(input: &Value) -> BTreeSet<String> {
-    input["accounts"]
-        .as_array()
-        .map(|accounts| {
-            accounts
-                .iter()
-                .map(|account| text(account, "account_id"))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -503,9 +490,5 @@ mod tests {
         assert_eq!(output(&own, "mark", "home"), "legacy");
         let other = account_context(&context, &accounts(&context)[1]);
         assert!(!other.outputs.contains_key("freeze"));
-        assert_eq!(
-            account_ids(&context.input),
-            BTreeSet::from(["a".to_owned(), "b".to_owned()])
-        );
     }
 }
