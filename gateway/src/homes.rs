@@ -326,13 +326,7 @@ impl HomesService {
             .directory
             .db()
             .run_tx(name, |tx| {
-                Box::pin(async move {
-                    let now = Utc::now();
-                    if apply(&tx, account, change, now).await? {
-                        note_change(&tx, account, now).await?;
-                    }
-                    account_row(&tx, account).await
-                })
+                Box::pin(async move { changed_row(&tx, account, change, Utc::now()).await })
             })
             .await
             .map_err(status_of)?;
@@ -407,6 +401,20 @@ fn end_change(request: &pb::EndMoveRequest) -> Result<(Uuid, Change), Refusal> {
     ))
 }
 
+/// Applies `change` to the account's row, numbers it in the feed if it changed anything,
+/// and reads the row as it then is.
+async fn changed_row(
+    tx: &Transaction<'_>,
+    account: Uuid,
+    change: &Change,
+    now: DateTime<Utc>,
+) -> Result<Row, TxError<Refusal>> {
+    if apply(tx, account, change, now).await? {
+        note_change(tx, account, now).await?;
+    }
+    account_row(tx, account).await
+}
+
 /// One change of a `ChangeHomes` call, in its transaction: the account as it then is, or
 /// the change's refusal (which wrote nothing: every refusal comes before a write).
 async fn apply_one(
@@ -415,13 +423,7 @@ async fn apply_one(
     change: &Change,
     now: DateTime<Utc>,
 ) -> Result<Result<pb::AccountHome, Refusal>, TxError<Refusal>> {
-    let done = async {
-        if apply(tx, account, change, now).await? {
-            note_change(tx, account, now).await?;
-        }
-        account_row(tx, account).await
-    };
-    match done.await {
+    match changed_row(tx, account, change, now).await {
         Ok(row) => Ok(Ok(answer(&row))),
         Err(TxError::Abort(refusal)) => Ok(Err(refusal)),
         Err(other) => Err(other),

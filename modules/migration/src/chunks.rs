@@ -25,9 +25,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use corebank_api::gateway::v1 as gpb;
-use corebank_saga::{
-    Action, NewSaga, Registry, SagaDefinition, Started, Step, StepContext, StepOutcome,
-};
+use corebank_saga::{Action, Registry, SagaDefinition, Started, Step, StepContext, StepOutcome};
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
@@ -114,6 +112,31 @@ fn account_context(context: &StepContext, account: &Value) -> StepContext {
     }
 }
 
+/// The accounts still in the chunk (not handed over in an earlier step), each as its own
+/// move's step would see it.
+fn still_in(context: &StepContext) -> Vec<StepContext> {
+    let over = handed_over(context);
+    accounts(context)
+        .iter()
+        .filter(|account| !over.contains_key(&text(account, "account_id")))
+        .map(|account| account_context(context, account))
+        .collect()
+}
+
+/// A chunk's step output: each account's answer, and the accounts handed over with why.
+fn step_output(answers: Map<String, Value>, handed: Map<String, Value>) -> StepOutcome {
+    StepOutcome::Done(json!({ "accounts": answers, "handed_over": handed }))
+}
+
+/// Every one of `accounts` handed over, for the same reason.
+fn all_handed_over(accounts: &[StepContext], why: &str) -> StepOutcome {
+    let handed = accounts
+        .iter()
+        .map(|account| (text(&account.input, "account_id"), json!(why)))
+        .collect();
+    step_output(Map::new(), handed)
+}
+
 /// Why an account leaves the chunk, from its call's outcome.
 fn why(outcome: &StepOutcome) -> String {
     match outcome {
@@ -133,12 +156,10 @@ fn each(peers: &Arc<Peers>, run: CallFn) -> Action {
     Action::call(move |context| {
         let peers = Arc::clone(&peers);
         Box::pin(async move {
-            let over = handed_over(&context);
-            let calls: Vec<(String, tokio::task::JoinHandle<StepOutcome>)> = accounts(&context)
-                .iter()
-                .filter(|account| !over.contains_key(&text(account, "account_id")))
-                .map(|account| {
-                    let own = account_context(&context, account);
+            let calls: Vec<(String, tokio::task::JoinHandle<StepOutcome>)> = still_in(&context)
+                .into_iter()
+                .map(|own| {
+                    let id = text(&own.input, "account_id");
                     let peers = Arc::clone(&peers);
                     let call = tokio::spawn(async move {
                         tokio::time::timeout(ACCOUNT_CALL_TIMEOUT, run(peers, own))
@@ -150,15 +171,15 @@ fn each(peers: &Arc<Peers>, run: CallFn) -> Action {
                                 ))
                             })
                     });
-                    (text(account, "account_id"), call)
+                    (id, call)
                 })
                 .collect();
-            let mut answered = Map::new();
+            let mut answers = Map::new();
             let mut handed = Map::new();
             for (account, call) in calls {
                 match call.await {
                     Ok(StepOutcome::Done(answer)) => {
-                        answered.insert(account, answer);
+                        answers.insert(account, answer);
                     }
                     Ok(other) => {
                         handed.insert(account, json!(why(&other)));
@@ -168,7 +189,7 @@ fn each(peers: &Arc<Peers>, run: CallFn) -> Action {
                     }
                 }
             }
-            StepOutcome::Done(json!({ "accounts": answered, "handed_over": handed }))
+            step_output(answers, handed)
         })
     })
 }
@@ -189,78 +210,61 @@ fn homes(peers: &Arc<Peers>, ask: AskFn, answered: AnsweredFn) -> Action {
     Action::call(move |context| {
         let peers = Arc::clone(&peers);
         Box::pin(async move {
-            let over = handed_over(&context);
-            let own: Vec<StepContext> = accounts(&context)
+            let own = still_in(&context);
+            if own.is_empty() {
+                return step_output(Map::new(), Map::new());
+            }
+            let changes = own
                 .iter()
-                .filter(|account| !over.contains_key(&text(account, "account_id")))
-                .map(|account| account_context(&context, account))
+                .map(|account| gpb::HomeChange {
+                    change: Some(ask(account)),
+                })
                 .collect();
+            let answer = peers
+                .homes
+                .clone()
+                .change_homes(gpb::ChangeHomesRequest { changes })
+                .await;
+            let results = match answer {
+                Ok(response) => response.into_inner().results,
+                Err(status) => {
+                    return match moves::outcome(
+                        Err::<tonic::Response<gpb::ChangeHomesResponse>, _>(status),
+                        |_| StepOutcome::Done(Value::Null),
+                    ) {
+                        StepOutcome::Failed(why) => {
+                            all_handed_over(&own, &format!("the chunk's call was refused: {why}"))
+                        }
+                        again => again,
+                    };
+                }
+            };
+            if results.len() != own.len() {
+                let why = format!(
+                    "the directory answered {} of {} changes",
+                    results.len(),
+                    own.len()
+                );
+                return all_handed_over(&own, &why);
+            }
             let mut answers = Map::new();
             let mut handed = Map::new();
-            if !own.is_empty() {
-                let changes = own
-                    .iter()
-                    .map(|account| gpb::HomeChange {
-                        change: Some(ask(account)),
-                    })
-                    .collect();
-                let answer = peers
-                    .homes
-                    .clone()
-                    .change_homes(gpb::ChangeHomesRequest { changes })
-                    .await;
-                let results = match answer {
-                    Ok(response) => response.into_inner().results,
-                    Err(status) => {
-                        let failed = moves::outcome(
-                            Err::<tonic::Response<gpb::ChangeHomesResponse>, _>(status),
-                            |_| StepOutcome::Done(Value::Null),
-                        );
-                        let StepOutcome::Failed(why) = failed else {
-                            return failed;
-                        };
-                        for account in &own {
-                            handed.insert(
-                                text(&account.input, "account_id"),
-                                json!(format!("the chunk's call was refused: {why}")),
-                            );
-                        }
-                        Vec::new()
-                    }
+            for (account, result) in own.iter().zip(results) {
+                let outcome = match result.home {
+                    Some(home) if result.code.is_empty() => moves::at_home(home),
+                    _ => StepOutcome::Failed(format!("{}: {}", result.code, result.message)),
                 };
-                if handed.is_empty() && results.len() != own.len() {
-                    for account in &own {
-                        handed.insert(
-                            text(&account.input, "account_id"),
-                            json!(format!(
-                                "the directory answered {} of {} changes",
-                                results.len(),
-                                own.len()
-                            )),
-                        );
+                let id = text(&account.input, "account_id");
+                match answered(&peers, account, outcome) {
+                    StepOutcome::Done(answer) => {
+                        answers.insert(id, answer);
                     }
-                }
-                if handed.is_empty() {
-                    for (account, result) in own.iter().zip(results) {
-                        let outcome = match result.home {
-                            Some(home) if result.code.is_empty() => moves::at_home(home),
-                            _ => {
-                                StepOutcome::Failed(format!("{}: {}", result.code, result.message))
-                            }
-                        };
-                        let id = text(&account.input, "account_id");
-                        match answered(&peers, account, outcome) {
-                            StepOutcome::Done(answer) => {
-                                answers.insert(id, answer);
-                            }
-                            other => {
-                                handed.insert(id, json!(why(&other)));
-                            }
-                        }
+                    other => {
+                        handed.insert(id, json!(why(&other)));
                     }
                 }
             }
-            StepOutcome::Done(json!({ "accounts": answers, "handed_over": handed }))
+            step_output(answers, handed)
         })
     })
 }
@@ -292,9 +296,7 @@ fn drain() -> Step {
                         );
                     }
                 }
-                Ok(StepOutcome::Done(
-                    json!({ "accounts": drained, "handed_over": busy }),
-                ))
+                Ok(step_output(drained, busy))
             })
         }),
     )
@@ -345,13 +347,7 @@ fn record(moves: Arc<Registry>) -> Action {
                             .any(|before| before.name == *done)
                     })
                     .collect();
-                let saga_id = derived_id(&["saga", &input.migration_id, &input.account_id]);
-                let new = NewSaga {
-                    id: saga_id,
-                    saga_type: moves::SAGA_TYPE.to_owned(),
-                    input: input.to_json(),
-                    business_key: input.account_id.clone(),
-                };
+                let new = input.own_saga();
                 match corebank_saga::adopt(tx, &moves, &new, from_step, outputs).await {
                     Ok(Started::New(_) | Started::Existing(_)) => {}
                     Err(corebank_db::TxError::Db(error)) => return Err(error),
@@ -362,7 +358,7 @@ fn record(moves: Arc<Registry>) -> Action {
                         )));
                     }
                 }
-                store::hand_over(tx, &input, chunk_id, saga_id).await?;
+                store::hand_over(tx, &input, chunk_id, new.id).await?;
                 tracing::info!(
                     migration = %input.migration_id,
                     account = %input.account_id,

@@ -28,9 +28,9 @@ use rust_decimal::Decimal;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::MigrationError;
 use crate::app::Migrations;
 use crate::store::{self, ControlRow};
-use crate::{MigrationError, derived_id};
 
 /// Moves of one migration under way at a time, unless its start names a smaller window.
 pub const IN_FLIGHT_MAX: i64 = 64;
@@ -269,38 +269,27 @@ async fn start_chunk(
     let Some(first) = chunk.first() else {
         return Ok(0);
     };
-    let (saga_id, new) = if let [input] = chunk {
-        let saga_id = derived_id(&["saga", &input.migration_id, &input.account_id]);
-        let new = corebank_saga::NewSaga {
-            id: saga_id,
-            saga_type: crate::moves::SAGA_TYPE.to_owned(),
-            input: input.to_json(),
-            business_key: input.account_id.clone(),
-        };
-        (saga_id, new)
+    let new = if let [input] = chunk {
+        input.own_saga()
     } else {
-        let saga_id = crate::chunks::saga_id(&first.migration_id, &first.account_id);
-        let new = corebank_saga::NewSaga {
-            id: saga_id,
+        corebank_saga::NewSaga {
+            id: crate::chunks::saga_id(&first.migration_id, &first.account_id),
             saga_type: crate::chunks::SAGA_TYPE.to_owned(),
             input: crate::chunks::input(&first.migration_id, chunk),
             business_key: format!("{} (+{})", first.account_id, chunk.len() - 1),
-        };
-        (saga_id, new)
+        }
     };
     let mut started = 0;
     for input in chunk {
         let account = Uuid::parse_str(&input.account_id)
             .map_err(|e| corebank_db::TxError::Abort(MigrationError::internal(e)))?;
-        if store::set_moving(tx, migration, account, saga_id).await? {
+        if store::set_moving(tx, migration, account, new.id).await? {
             started += 1;
         }
     }
     // Every account of the chunk was planned in this transaction (a feeder on another
     // replica that took one first makes this one retry and read it taken).
-    if started == chunk.len() {
-        crate::app::start_saga(tx, registry, new).await?;
-    } else {
+    if started < chunk.len() {
         return Err(corebank_db::TxError::Abort(MigrationError::internal(
             format!(
                 "{} of the chunk's {} planned moves were taken meanwhile",
@@ -309,6 +298,7 @@ async fn start_chunk(
             ),
         )));
     }
+    crate::app::start_saga(tx, registry, new).await?;
     Ok(started)
 }
 

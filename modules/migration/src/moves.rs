@@ -30,7 +30,7 @@ use corebank_api::deposits::v1 as dpb;
 use corebank_api::gateway::v1 as gpb;
 use corebank_api::legacy::v1 as lpb;
 use corebank_saga::{
-    Action, BoxFuture, RetryPolicy, SagaDefinition, Step, StepContext, StepOutcome,
+    Action, BoxFuture, NewSaga, RetryPolicy, SagaDefinition, Step, StepContext, StepOutcome,
 };
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
@@ -113,6 +113,17 @@ impl MoveInput {
     /// The gateway's name for this move of the account.
     pub fn move_id(&self) -> String {
         format!("{}:{}", self.migration_id, self.account_id)
+    }
+
+    /// The saga that moves this account alone: its id derives from (migration, account), so
+    /// every replica starts the same one.
+    pub(crate) fn own_saga(&self) -> NewSaga {
+        NewSaga {
+            id: derived_id(&["saga", &self.migration_id, &self.account_id]),
+            saga_type: SAGA_TYPE.to_owned(),
+            input: self.to_json(),
+            business_key: self.account_id.clone(),
+        }
     }
 
     /// The request id of `step` of this move.
