@@ -323,6 +323,12 @@ async fn measure(
         .into_inner();
     let reconcile_s = reconciling.elapsed().as_secs_f64();
     println!("reconciled in {reconcile_s:.1} s");
+    for result in run.results.iter().filter(|result| !result.ok) {
+        println!(
+            "  break: {} ({}): expected {}, found {}; evidence {}",
+            result.rule, result.subject, result.expected, result.actual, result.evidence
+        );
+    }
     let total_s = started.elapsed().as_secs_f64();
     let (doubled, lost) = check_balances(stack, &token, &seeded, &ledgers).await?;
     let steps = step_times(&stack.settings, url).await?;

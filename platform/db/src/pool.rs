@@ -28,6 +28,12 @@ pub struct DbSettings {
     pub retry: RetryPolicy,
     /// The schema unqualified names resolve to: the component's own (`ledger`, …).
     pub search_path: Option<String>,
+    /// Plan every execution of a prepared statement with its parameters
+    /// (`plan_cache_mode = force_custom_plan`) instead of reusing a generic plan. For a
+    /// component whose tables start empty and grow fast (a new core's ledger during a
+    /// migration): a generic plan made while a table was tiny scans it whole, and is kept
+    /// until the table is analyzed again.
+    pub custom_plans: bool,
 }
 
 impl DbSettings {
@@ -41,6 +47,7 @@ impl DbSettings {
             application_name: "corebank".to_owned(),
             retry: RetryPolicy::default(),
             search_path: None,
+            custom_plans: false,
         }
     }
 
@@ -109,6 +116,9 @@ impl Db {
                 });
             }
             session_options.push_str(&format!(" -c search_path={schema}"));
+        }
+        if settings.custom_plans {
+            session_options.push_str(" -c plan_cache_mode=force_custom_plan");
         }
         config
             .options(session_options.trim())

@@ -8,5 +8,6 @@
 )]
 
 mod migrate_packages;
+mod plans;
 mod portability_lint;
 mod run_tx;
