@@ -36,6 +36,12 @@ pub const SNAPSHOT_RULE: &str = "moved_accounts_match_snapshots";
 /// Modern statements read at once.
 const READS_AT_ONCE: usize = 32;
 
+/// How often a statement read that met a passing failure (a busy or restarting peer) is
+/// made before the account is reported unreadable, and the wait before the first retry
+/// (doubled each time).
+const READ_ATTEMPTS: u32 = 5;
+const READ_RETRY_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// The accounts moved and not moved back, with their snapshots and products.
 const MOVED_ACCOUNTS_QUERY: &str = "SELECT m.account_id, m.legacy_account_number, m.currency, \
      m.posted, m.modern_id, g.product_code FROM account_moves m \
@@ -112,12 +118,15 @@ impl Migrations {
             let entry = by_currency.entry(&account.currency).or_default();
             entry.0 += 1;
             let book = legacy.get(&account.account_id).cloned().unwrap_or_default();
-            let opening = modern.get(&account.account_id).copied();
+            let opening = modern
+                .get(&account.account_id)
+                .cloned()
+                .unwrap_or_else(|| Err("not read".to_owned()));
             let legacy_ok = book.found
                 && book.posted.is_zero()
                 && book.held.is_zero()
                 && book.emptied == account.snapshot;
-            let modern_ok = opening == Some(account.snapshot);
+            let modern_ok = opening.as_ref() == Ok(&account.snapshot);
             if !(legacy_ok && modern_ok) {
                 entry.1.push(json!({
                     "account_id": account.account_id,
@@ -132,7 +141,10 @@ impl Migrations {
                     } else {
                         json!("not in the export")
                     },
-                    "modern_opening": opening.map_or_else(|| json!("unreadable"), |o| json!(o.to_string())),
+                    "modern_opening": match &opening {
+                        Ok(opening) => json!(opening.to_string()),
+                        Err(why) => json!(format!("unreadable: {why}")),
+                    },
                 }));
             }
         }
@@ -185,46 +197,95 @@ impl Migrations {
         Ok(figures)
     }
 
-    /// Each moved account's opening balance on modern, as its import posted it (`None`
-    /// when the statement could not be read).
+    /// Each moved account's opening balance on modern, as its import posted it, or why
+    /// its statement could not be read (after [`READ_ATTEMPTS`] reads, for a passing
+    /// failure).
     async fn modern_openings(
         &self,
         moved: &[Moved],
-    ) -> Result<BTreeMap<Uuid, Decimal>, MigrationError> {
+    ) -> Result<BTreeMap<Uuid, Result<Decimal, String>>, MigrationError> {
         let mut openings = BTreeMap::new();
         let permits = Arc::new(tokio::sync::Semaphore::new(READS_AT_ONCE));
         let mut reads = tokio::task::JoinSet::new();
+        let mut keep = |done: Result<(Uuid, Result<dpb::Statement, String>), _>| {
+            if let Ok((id, statement)) = done {
+                openings.insert(id, statement.map(|statement| opening_of(&statement)));
+            }
+        };
         for account in moved {
             let permit = Arc::clone(&permits).acquire_owned().await.map_err(|e| {
                 MigrationError::Internal {
                     message: e.to_string(),
                 }
             })?;
-            let mut deposits = self.peers().modern.clone();
+            let deposits = self.peers().modern.clone();
             let (id, modern_id) = (account.account_id, account.modern_id.clone());
             reads.spawn(async move {
                 let _permit = permit;
-                let statement = deposits
-                    .get_statement(dpb::GetStatementRequest {
-                        account_id: modern_id,
-                        cursor: String::new(),
-                        page_size: 10,
-                    })
-                    .await;
-                (id, statement.map(tonic::Response::into_inner))
+                let statement = patiently(|| {
+                    let mut deposits = deposits.clone();
+                    let account_id = modern_id.clone();
+                    async move {
+                        deposits
+                            .get_statement(dpb::GetStatementRequest {
+                                account_id,
+                                cursor: String::new(),
+                                page_size: 10,
+                            })
+                            .await
+                            .map(tonic::Response::into_inner)
+                    }
+                })
+                .await;
+                (id, statement)
             });
             while let Some(done) = reads.try_join_next() {
-                if let Ok((id, Ok(statement))) = done {
-                    openings.insert(id, opening_of(&statement));
-                }
+                keep(done);
             }
         }
         while let Some(done) = reads.join_next().await {
-            if let Ok((id, Ok(statement))) = done {
-                openings.insert(id, opening_of(&statement));
-            }
+            keep(done);
         }
         Ok(openings)
+    }
+}
+
+/// A read made again, up to [`READ_ATTEMPTS`] times, while it meets a passing failure
+/// (the peer unavailable, busy, slow or failing inside): a reconciliation reports what the
+/// books say, not that a peer was busy when it asked. Any other refusal is final. The
+/// error is the last one's code and message.
+async fn patiently<T, F, Fut>(mut read: F) -> Result<T, String>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, tonic::Status>>,
+{
+    let mut wait = READ_RETRY_WAIT;
+    let mut attempt = 1;
+    loop {
+        match read().await {
+            Ok(answer) => return Ok(answer),
+            Err(status) => {
+                let passing = matches!(
+                    status.code(),
+                    tonic::Code::Unavailable
+                        | tonic::Code::ResourceExhausted
+                        | tonic::Code::DeadlineExceeded
+                        | tonic::Code::Aborted
+                        | tonic::Code::Internal
+                );
+                if !passing || attempt >= READ_ATTEMPTS {
+                    let code = corebank_service::contract::error_code(&status);
+                    return Err(format!(
+                        "{code}: {} (after {attempt} reads)",
+                        status.message()
+                    ));
+                }
+                tracing::debug!(code = ?status.code(), attempt, "a statement read failed for now; reading it again");
+                tokio::time::sleep(wait).await;
+                wait *= 2;
+                attempt += 1;
+            }
+        }
     }
 }
 
@@ -257,6 +318,51 @@ fn opening_of(statement: &dpb::Statement) -> Decimal {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_read_that_meets_a_passing_failure_is_made_again_and_a_refusal_is_final() {
+        let reads = std::sync::atomic::AtomicU32::new(0);
+        let busy_twice = patiently(|| {
+            let n = reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async move {
+                if n < 2 {
+                    Err(tonic::Status::resource_exhausted(
+                        "too many requests at once",
+                    ))
+                } else {
+                    Ok(n)
+                }
+            }
+        })
+        .await;
+        assert_eq!(busy_twice, Ok(2));
+        assert_eq!(reads.load(std::sync::atomic::Ordering::SeqCst), 3);
+
+        let reads = std::sync::atomic::AtomicU32::new(0);
+        let refused: Result<(), String> = patiently(|| {
+            reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async { Err(tonic::Status::not_found("no such account")) }
+        })
+        .await;
+        assert_eq!(reads.load(std::sync::atomic::Ordering::SeqCst), 1);
+        let why = refused.unwrap_err();
+        assert!(
+            why.contains("no such account") && why.contains("after 1 reads"),
+            "{why}"
+        );
+
+        let reads = std::sync::atomic::AtomicU32::new(0);
+        let down: Result<(), String> = patiently(|| {
+            reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async { Err(tonic::Status::unavailable("connection refused")) }
+        })
+        .await;
+        assert_eq!(
+            reads.load(std::sync::atomic::Ordering::SeqCst),
+            READ_ATTEMPTS
+        );
+        assert!(down.unwrap_err().contains("connection refused"));
+    }
 
     fn line(direction: &str, amount: &str, description: &str) -> lpb::ExportedLine {
         lpb::ExportedLine {
