@@ -105,13 +105,25 @@ pub(crate) enum ErrorClass {
 }
 
 pub(crate) fn classify(error: &tokio_postgres::Error) -> ErrorClass {
-    match error.code() {
+    classify_code(error.code(), error.is_closed() || is_io_error(error))
+}
+
+/// [`classify`] by the error's SQLSTATE (`None`: it has none) and whether the connection
+/// broke.
+fn classify_code(code: Option<&SqlState>, broken: bool) -> ErrorClass {
+    match code {
         Some(code)
             if *code == SqlState::T_R_SERIALIZATION_FAILURE
                 || *code == SqlState::T_R_DEADLOCK_DETECTED =>
         {
             ErrorClass::Retryable
         }
+        // 53200: the server ran out of (shared) memory, most often its table of SERIALIZABLE
+        // predicate locks, which the transactions under way share (PostgreSQL's
+        // `max_pred_locks_per_transaction`). The transaction is rolled back, and the table
+        // empties as the others end: it is run again, with the same backoff as a
+        // serialization failure.
+        Some(code) if *code == SqlState::OUT_OF_MEMORY => ErrorClass::Retryable,
         // A statement pipelined behind one that failed is refused with 25P02; the cause may
         // be a serialization failure whose answer was read later. The transaction is
         // certainly rolled back, so running it again is safe; a definite cause shows up
@@ -127,7 +139,7 @@ pub(crate) fn classify(error: &tokio_postgres::Error) -> ErrorClass {
             ErrorClass::ConnectionLost
         }
         Some(_) => ErrorClass::Fatal,
-        None if error.is_closed() || is_io_error(error) => ErrorClass::ConnectionLost,
+        None if broken => ErrorClass::ConnectionLost,
         None => ErrorClass::Fatal,
     }
 }
@@ -143,6 +155,7 @@ fn reason_label(error: &tokio_postgres::Error) -> &'static str {
         Some(code) if *code == SqlState::IN_FAILED_SQL_TRANSACTION => {
             "aborted_by_earlier_statement"
         }
+        Some(code) if *code == SqlState::OUT_OF_MEMORY => "out_of_shared_memory",
         _ => "connection_lost",
     }
 }
@@ -274,6 +287,22 @@ fn retry_or_fail<T, E>(error: tokio_postgres::Error) -> Attempt<T, E> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_transaction_refused_for_want_of_shared_memory_is_run_again_as_a_conflict_is() {
+        let class = |code: &SqlState| classify_code(Some(code), false);
+        assert_eq!(class(&SqlState::OUT_OF_MEMORY), ErrorClass::Retryable);
+        assert_eq!(
+            class(&SqlState::T_R_SERIALIZATION_FAILURE),
+            ErrorClass::Retryable
+        );
+        assert_eq!(class(&SqlState::ADMIN_SHUTDOWN), ErrorClass::ConnectionLost);
+        // What a retry would only repeat is final.
+        assert_eq!(class(&SqlState::UNIQUE_VIOLATION), ErrorClass::Fatal);
+        assert_eq!(class(&SqlState::DISK_FULL), ErrorClass::Fatal);
+        assert_eq!(classify_code(None, true), ErrorClass::ConnectionLost);
+        assert_eq!(classify_code(None, false), ErrorClass::Fatal);
+    }
 
     #[test]
     fn backoff_stays_under_its_cap_and_grows_with_attempts() {

@@ -284,18 +284,17 @@ impl Deposits {
             holds,
             replayed: false,
         };
-        let mut view = self
-            .commit(
-                request_id,
-                "import_account",
-                &content,
-                &stored,
-                &changes,
-                &[event],
-            )
-            .await?;
-        view.account = self.account(id).await?;
-        Ok(view)
+        // The view was read from the ledger after the import's entries: nothing else can
+        // have posted to the account before this commit makes it known.
+        self.commit(
+            request_id,
+            "import_account",
+            &content,
+            &stored,
+            &changes,
+            &[event],
+        )
+        .await
     }
 }
 
