@@ -686,48 +686,6 @@ async fn a_daily_reservation_belongs_to_one_request_and_its_content() {
 }
 
 #[tokio::test]
-async fn a_mapped_account_is_read_once_and_an_unmapped_one_each_time() {
-    use corebank_legacy::adapter::store::{AccountRow, Store};
-    let database = TestDatabase::create().await;
-    let store = Store::new(database.db_for("legacy_adapter"));
-    let row = AccountRow {
-        account_id: Uuid::new_v4(),
-        account_no: "EUR1000000042".to_owned(),
-        customer_id: "customer-42".to_owned(),
-        product_code: "LEGACY-CURRENT".to_owned(),
-        product_version: 1,
-        currency: "EUR".to_owned(),
-    };
-    // Not mapped yet: nothing, and nothing kept.
-    assert_eq!(store.account(row.account_id).await.unwrap(), None);
-    store.map_account(&row).await.unwrap();
-    assert_eq!(
-        store.account(row.account_id).await.unwrap().as_ref(),
-        Some(&row)
-    );
-    // Once read, a mapping is answered from memory: it never changes. The row removed
-    // behind the store's back (nothing in the product does) shows where the answer came
-    // from; a new store reads the database again.
-    database
-        .db()
-        .client()
-        .await
-        .unwrap()
-        .execute(
-            "DELETE FROM legacy_adapter.accounts WHERE account_id = $1",
-            &[&row.account_id],
-        )
-        .await
-        .unwrap();
-    assert_eq!(
-        store.account(row.account_id).await.unwrap(),
-        Some(row.clone())
-    );
-    let fresh = Store::new(database.db_for("legacy_adapter"));
-    assert_eq!(fresh.account(row.account_id).await.unwrap(), None);
-}
-
-#[tokio::test]
 async fn canonical_answers_look_like_the_modern_modules_and_ids_are_not_confused() {
     let bank = bank(0, Duration::from_secs(5)).await;
     let account = bank.open_funded("alice", "10").await;

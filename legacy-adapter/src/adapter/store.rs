@@ -72,25 +72,15 @@ fn account(row: &Row) -> AccountRow {
     }
 }
 
-/// Mapped accounts kept in memory at most: beyond it the cache starts again empty.
-const ACCOUNTS_CACHED_MAX: usize = 100_000;
-
 /// The store over the adapter's schema.
 #[derive(Debug, Clone)]
 pub struct Store {
     db: Db,
-    /// Mapped accounts by canonical id, as read. A mapping never changes once made (no
-    /// statement updates or deletes one), so every replica may keep what it read: each
-    /// call on an account reads its mapping, and a move makes several calls.
-    accounts: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<Uuid, AccountRow>>>,
 }
 
 impl Store {
     pub fn new(db: Db) -> Store {
-        Store {
-            db,
-            accounts: std::sync::Arc::default(),
-        }
+        Store { db }
     }
 
     pub fn db(&self) -> &Db {
@@ -294,33 +284,10 @@ impl Store {
             .await?)
     }
 
-    /// The mapped account `account_id`: from memory once read (a mapping never changes).
-    /// An account not mapped is read again each time: it may be mapped since.
     pub async fn account(&self, account_id: Uuid) -> Result<Option<AccountRow>> {
-        let cached = self
-            .accounts
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(&account_id)
-            .cloned();
-        if cached.is_some() {
-            return Ok(cached);
-        }
         let sql = "SELECT * FROM accounts WHERE account_id = $1";
-        let row = self
-            .read_opt("legacy_adapter_account", sql, &[&account_id], account)
-            .await?;
-        if let Some(row) = &row {
-            let mut accounts = self
-                .accounts
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if accounts.len() >= ACCOUNTS_CACHED_MAX {
-                accounts.clear();
-            }
-            accounts.insert(account_id, row.clone());
-        }
-        Ok(row)
+        self.read_opt("legacy_adapter_account", sql, &[&account_id], account)
+            .await
     }
 
     pub async fn accounts_of(&self, customer_id: &str) -> Result<Vec<AccountRow>> {
