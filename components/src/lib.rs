@@ -119,15 +119,7 @@ pub fn ledger(
     url: &str,
     shutdown: CancellationToken,
 ) -> anyhow::Result<Component> {
-    // The ledger's tables start empty on a new core and grow fastest of all (a migration
-    // opens two accounts and writes several entries a moved account): its lookups of a
-    // batch of ids (`id = ANY($1)`) are planned with their parameters each time, so that a
-    // plan made while a table was tiny does not scan it whole once it has grown.
-    let mut db_settings = settings
-        .db_settings(url, "ledger")
-        .with_search_path("ledger");
-    db_settings.custom_plans = true;
-    let db = Db::connect_lazy(&db_settings)?;
+    let db = schema_db(settings, url, "ledger")?;
     Ok(corebank_ledger::grpc::component(
         db,
         Arc::new(SystemClock),
