@@ -169,6 +169,58 @@ impl DepositsMigrationApi for MigrationService {
         answer(imported_view, imported)
     }
 
+    async fn import_accounts(
+        &self,
+        request: Request<pb::ImportAccountsRequest>,
+    ) -> Answer<pb::ImportAccountsResponse> {
+        let asked = request.into_inner().accounts;
+        // An import that cannot be read is refused alone, as the others are checked.
+        let mut unread = Vec::new();
+        let mut imports = Vec::with_capacity(asked.len());
+        for (index, one) in asked.into_iter().enumerate() {
+            match to_import(one) {
+                Ok(import) => imports.push((index, import)),
+                Err(error) => unread.push((index, error)),
+            }
+        }
+        let requests: Vec<AccountToImport> =
+            imports.iter().map(|(_, import)| import.clone()).collect();
+        let done = self
+            .deposits
+            .import_accounts(&requests)
+            .await
+            .map_err(|e| status_of(&e))?;
+        let mut results: Vec<Option<pb::ImportAccountResult>> =
+            (0..imports.len() + unread.len()).map(|_| None).collect();
+        let refused = |error: &DepositsError| pb::ImportAccountResult {
+            imported: None,
+            code: error.code().to_owned(),
+            message: match error {
+                DepositsError::Internal { message } => {
+                    tracing::error!(error = %message, "an import of a bulk failed");
+                    "internal error (the deposits log has the detail)".to_owned()
+                }
+                other => other.to_string(),
+            },
+        };
+        for ((index, _), answer) in imports.iter().zip(done) {
+            results[*index] = Some(match answer {
+                Ok(view) => pb::ImportAccountResult {
+                    imported: Some(imported(&view)),
+                    code: String::new(),
+                    message: String::new(),
+                },
+                Err(error) => refused(&error),
+            });
+        }
+        for (index, error) in &unread {
+            results[*index] = Some(refused(error));
+        }
+        Ok(Response::new(pb::ImportAccountsResponse {
+            results: results.into_iter().flatten().collect(),
+        }))
+    }
+
     async fn export_account(
         &self,
         request: Request<pb::ExportAccountRequest>,
@@ -510,6 +562,19 @@ impl DepositsApi for DepositsService {
     async fn get_account(&self, request: Request<pb::GetAccountRequest>) -> Answer<pb::Account> {
         let r = request.into_inner();
         answer(self.deposits.account_by_text(&r.account_id).await, account)
+    }
+
+    async fn get_accounts(
+        &self,
+        request: Request<pb::GetAccountsRequest>,
+    ) -> Answer<pb::ListAccountsResponse> {
+        let r = request.into_inner();
+        answer(
+            self.deposits.accounts_by_text(&r.account_ids).await,
+            |views| pb::ListAccountsResponse {
+                accounts: views.iter().map(account).collect(),
+            },
+        )
     }
 
     async fn list_accounts(

@@ -528,6 +528,28 @@ impl pb::ledger_server::Ledger for LedgerService {
         Ok(Response::new(account_pb(&view)))
     }
 
+    async fn get_accounts(
+        &self,
+        request: Request<pb::GetAccountsRequest>,
+    ) -> Result<Response<pb::GetAccountsResponse>, Status> {
+        let asked = &request.get_ref().account_ids;
+        check_items(asked.len())?;
+        let ids = asked
+            .iter()
+            .enumerate()
+            .map(|(index, id)| parse_account_id(&format!("account_ids[{index}]"), id))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| status_of(&e))?;
+        let views = self
+            .ledger
+            .accounts(&ids)
+            .await
+            .map_err(|e| status_of(&e))?;
+        Ok(Response::new(pb::GetAccountsResponse {
+            accounts: views.iter().map(account_pb).collect(),
+        }))
+    }
+
     async fn set_balance_limit(
         &self,
         request: Request<pb::SetBalanceLimitRequest>,

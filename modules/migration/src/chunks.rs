@@ -2,11 +2,14 @@
 //! [`crate::moves`], each taken for every account of the chunk at once.
 //!
 //! A move of one account costs about ten saga saves (one per step) beside the calls it
-//! makes; a chunk pays them once for all its accounts, and each of its steps sends its
-//! accounts' calls together, so that the legacy adapter gathers them into bulks and the
-//! ledger into group commits. Every call is the one the move of one account would make,
-//! with the same request id (from migration, account and step), so a step repeated after
-//! a crash changes nothing twice.
+//! makes; a chunk pays them once for all its accounts. Its steps on the gateway's directory
+//! (`mark`, `switch`, `unmark`) and on modern (`book`: `ImportAccounts`; `verify`:
+//! `GetAccounts`) are one call for all its accounts, each served in one transaction (one
+//! ledger request for the accounts, one for the entries); its steps on the legacy core
+//! (`freeze`, `empty`) send each account's call together, so that the legacy adapter
+//! gathers them into bulks. Every account's part of a call is the one the move of one
+//! account would make, with the same request id (from migration, account and step), so a
+//! step repeated after a crash changes nothing twice.
 //!
 //! An account that does not go on with the others is handed over to a move of its own:
 //! - at `drain`, an account with a cross-side transfer under way;
@@ -24,8 +27,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use corebank_api::deposits::v1 as dpb;
 use corebank_api::gateway::v1 as gpb;
-use corebank_saga::{Action, Registry, SagaDefinition, Started, Step, StepContext, StepOutcome};
+use corebank_saga::{
+    Action, BoxFuture, Registry, SagaDefinition, Started, Step, StepContext, StepOutcome,
+};
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
@@ -156,13 +162,13 @@ fn each(peers: &Arc<Peers>, run: CallFn) -> Action {
     Action::call(move |context| {
         let peers = Arc::clone(&peers);
         Box::pin(async move {
-            let calls: Vec<(String, tokio::task::JoinHandle<StepOutcome>)> = still_in(&context)
-                .into_iter()
-                .map(|own| {
-                    let id = text(&own.input, "account_id");
-                    let peers = Arc::clone(&peers);
-                    let call = tokio::spawn(async move {
-                        tokio::time::timeout(ACCOUNT_CALL_TIMEOUT, run(peers, own))
+            let own = still_in(&context);
+            let calls: Vec<tokio::task::JoinHandle<StepOutcome>> = own
+                .iter()
+                .map(|account| {
+                    let (peers, account) = (Arc::clone(&peers), account.clone());
+                    tokio::spawn(async move {
+                        tokio::time::timeout(ACCOUNT_CALL_TIMEOUT, run(peers, account))
                             .await
                             .unwrap_or_else(|_| {
                                 StepOutcome::Unknown(format!(
@@ -170,26 +176,16 @@ fn each(peers: &Arc<Peers>, run: CallFn) -> Action {
                                     ACCOUNT_CALL_TIMEOUT.as_millis()
                                 ))
                             })
-                    });
-                    (id, call)
+                    })
                 })
                 .collect();
-            let mut answers = Map::new();
-            let mut handed = Map::new();
-            for (account, call) in calls {
-                match call.await {
-                    Ok(StepOutcome::Done(answer)) => {
-                        answers.insert(account, answer);
-                    }
-                    Ok(other) => {
-                        handed.insert(account, json!(why(&other)));
-                    }
-                    Err(error) => {
-                        handed.insert(account, json!(format!("the call ended: {error}")));
-                    }
-                }
+            let mut outcomes = Vec::with_capacity(calls.len());
+            for call in calls {
+                outcomes.push(call.await.unwrap_or_else(|error| {
+                    StepOutcome::Unknown(format!("the call ended: {error}"))
+                }));
             }
-            step_output(answers, handed)
+            sorted(&own, outcomes)
         })
     })
 }
@@ -206,14 +202,8 @@ type AnsweredFn = fn(&Peers, &StepContext, StepOutcome) -> StepOutcome;
 /// is idempotent, change by change), unless it was refused as a whole (every account is
 /// then handed over, to make the calls of its own).
 fn homes(peers: &Arc<Peers>, ask: AskFn, answered: AnsweredFn) -> Action {
-    let peers = Arc::clone(peers);
-    Action::call(move |context| {
-        let peers = Arc::clone(&peers);
+    for_all(peers, move |peers, own| {
         Box::pin(async move {
-            let own = still_in(&context);
-            if own.is_empty() {
-                return step_output(Map::new(), Map::new());
-            }
             let changes = own
                 .iter()
                 .map(|account| gpb::HomeChange {
@@ -224,48 +214,149 @@ fn homes(peers: &Arc<Peers>, ask: AskFn, answered: AnsweredFn) -> Action {
                 .homes
                 .clone()
                 .change_homes(gpb::ChangeHomesRequest { changes })
-                .await;
-            let results = match answer {
-                Ok(response) => response.into_inner().results,
-                Err(status) => {
-                    return match moves::outcome(
-                        Err::<tonic::Response<gpb::ChangeHomesResponse>, _>(status),
-                        |_| StepOutcome::Done(Value::Null),
-                    ) {
-                        StepOutcome::Failed(why) => {
-                            all_handed_over(&own, &format!("the chunk's call was refused: {why}"))
-                        }
-                        again => again,
-                    };
-                }
+                .await
+                .map(|response| response.into_inner().results);
+            let results = match results_of(&own, answer, "the directory") {
+                Ok(results) => results,
+                Err(outcome) => return outcome,
             };
-            if results.len() != own.len() {
-                let why = format!(
-                    "the directory answered {} of {} changes",
-                    results.len(),
-                    own.len()
-                );
-                return all_handed_over(&own, &why);
-            }
-            let mut answers = Map::new();
-            let mut handed = Map::new();
-            for (account, result) in own.iter().zip(results) {
+            let outcomes = own.iter().zip(results).map(|(account, result)| {
                 let outcome = match result.home {
                     Some(home) if result.code.is_empty() => moves::at_home(home),
                     _ => StepOutcome::Failed(format!("{}: {}", result.code, result.message)),
                 };
-                let id = text(&account.input, "account_id");
-                match answered(&peers, account, outcome) {
-                    StepOutcome::Done(answer) => {
-                        answers.insert(id, answer);
-                    }
-                    other => {
-                        handed.insert(id, json!(why(&other)));
-                    }
-                }
-            }
-            step_output(answers, handed)
+                answered(&peers, account, outcome)
+            });
+            sorted(&own, outcomes)
         })
+    })
+}
+
+/// A chunk's step that makes one call for all its accounts still in it: `run` with them
+/// (with none left, there is nothing to do).
+fn for_all<F>(peers: &Arc<Peers>, run: F) -> Action
+where
+    F: Fn(Arc<Peers>, Vec<StepContext>) -> BoxFuture<'static, StepOutcome> + Send + Sync + 'static,
+{
+    let peers = Arc::clone(peers);
+    Action::call(move |context| {
+        let own = still_in(&context);
+        if own.is_empty() {
+            return Box::pin(async { step_output(Map::new(), Map::new()) });
+        }
+        run(Arc::clone(&peers), own)
+    })
+}
+
+/// A chunk's call for all its accounts that failed as a whole: tried again (every call is
+/// idempotent, account by account), unless it was refused as a whole; every account is then
+/// handed over, to make the calls of its own.
+fn whole_call_failed(status: tonic::Status, own: &[StepContext]) -> StepOutcome {
+    match moves::outcome(Err::<tonic::Response<()>, _>(status), |()| {
+        StepOutcome::Done(Value::Null)
+    }) {
+        StepOutcome::Failed(why) => {
+            all_handed_over(own, &format!("the chunk's call was refused: {why}"))
+        }
+        again => again,
+    }
+}
+
+/// The results of a chunk's call for all `own` accounts, one for each in their order; or the
+/// step's outcome when the call failed as a whole ([`whole_call_failed`]) or `peer` answered
+/// for some accounts only (every account then leaves the chunk).
+fn results_of<R>(
+    own: &[StepContext],
+    answer: Result<Vec<R>, tonic::Status>,
+    peer: &str,
+) -> Result<Vec<R>, StepOutcome> {
+    let results = answer.map_err(|status| whole_call_failed(status, own))?;
+    if results.len() != own.len() {
+        let why = format!(
+            "{peer} answered {} of {} accounts",
+            results.len(),
+            own.len()
+        );
+        return Err(all_handed_over(own, &why));
+    }
+    Ok(results)
+}
+
+/// A chunk's step output from each of `own` accounts' outcomes, in their order: the answers
+/// of those done, and why each of the others is handed over to its own move.
+fn sorted(own: &[StepContext], outcomes: impl IntoIterator<Item = StepOutcome>) -> StepOutcome {
+    let mut answers = Map::new();
+    let mut handed = Map::new();
+    for (account, outcome) in own.iter().zip(outcomes) {
+        let id = text(&account.input, "account_id");
+        match outcome {
+            StepOutcome::Done(answer) => {
+                answers.insert(id, answer);
+            }
+            other => {
+                handed.insert(id, json!(why(&other)));
+            }
+        }
+    }
+    step_output(answers, handed)
+}
+
+/// `book` for a chunk: one `ImportAccounts` call with the import of each account still in
+/// the chunk, which deposits makes with one ledger request for their accounts, one for
+/// their entries and one local transaction. An account whose import is refused is handed
+/// over to its own move (which repeats the same import, by the same request id).
+fn book(peers: Arc<Peers>, own: Vec<StepContext>) -> BoxFuture<'static, StepOutcome> {
+    Box::pin(async move {
+        let (imports, legacy_holds): (Vec<_>, Vec<_>) =
+            own.iter().map(moves::import_request).unzip();
+        let answer = peers
+            .import
+            .clone()
+            .import_accounts(dpb::ImportAccountsRequest { accounts: imports })
+            .await
+            .map(|response| response.into_inner().results);
+        let results = match results_of(&own, answer, "deposits") {
+            Ok(results) => results,
+            Err(outcome) => return outcome,
+        };
+        let outcomes = results
+            .into_iter()
+            .zip(&legacy_holds)
+            .map(|(result, holds)| match result.imported {
+                Some(imported) if result.code.is_empty() => {
+                    StepOutcome::Done(moves::booked(imported, holds))
+                }
+                _ => StepOutcome::Failed(format!("{}: {}", result.code, result.message)),
+            });
+        sorted(&own, outcomes)
+    })
+}
+
+/// `verify` for a chunk: one `GetAccounts` call reads every account still in the chunk on
+/// modern (their balances from one read of the ledger), each checked against its snapshot
+/// as its own move checks it. An account that does not match is handed over to its own
+/// move, which reads it again and waits for an operator if it still does not.
+fn verify(peers: Arc<Peers>, own: Vec<StepContext>) -> BoxFuture<'static, StepOutcome> {
+    Box::pin(async move {
+        let account_ids = own
+            .iter()
+            .map(|account| output(account, "book", "modern_id"))
+            .collect();
+        let answer = peers
+            .modern
+            .clone()
+            .get_accounts(dpb::GetAccountsRequest { account_ids })
+            .await
+            .map(|response| response.into_inner().accounts);
+        let accounts = match results_of(&own, answer, "deposits") {
+            Ok(accounts) => accounts,
+            Err(outcome) => return outcome,
+        };
+        let outcomes = own
+            .iter()
+            .zip(&accounts)
+            .map(|(account, modern)| moves::verified(account, modern));
+        sorted(&own, outcomes)
     })
 }
 
@@ -409,20 +500,21 @@ pub fn definition(peers: &Arc<Peers>, moves: Arc<Registry>) -> SagaDefinition {
             .retry(PATIENT)
             .timeout(STEP_TIMEOUT)
     };
-    let directory =
+    // A step that makes one call for all the chunk's accounts.
+    let bulk =
         |name: &str, action: Action| Step::new(name, action).retry(PATIENT).timeout(STEP_TIMEOUT);
     SagaDefinition::new(
         SAGA_TYPE,
         1,
         vec![
             drain(),
-            directory("mark", homes(peers, ask_mark, answered_mark)),
+            bulk("mark", homes(peers, ask_mark, answered_mark)),
             step("freeze", moves::freeze),
-            step("book", moves::book).pivot(),
+            bulk("book", for_all(peers, book)).pivot(),
             step("empty", moves::empty),
-            directory("switch", homes(peers, ask_switch, answered_as_is)),
-            step("verify", moves::verify),
-            directory("unmark", homes(peers, ask_unmark, answered_unmark)),
+            bulk("switch", homes(peers, ask_switch, answered_as_is)),
+            bulk("verify", for_all(peers, verify)),
+            bulk("unmark", homes(peers, ask_unmark, answered_unmark)),
             Step::new("record", record(moves)),
         ],
     )

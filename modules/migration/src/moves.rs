@@ -390,59 +390,71 @@ pub(crate) fn thaw(peers: Arc<Peers>, context: StepContext) -> BoxFuture<'static
 
 pub(crate) fn book(peers: Arc<Peers>, context: StepContext) -> BoxFuture<'static, StepOutcome> {
     Box::pin(async move {
-        let input = MoveInput::of(&context);
-        let frozen_holds = output_list(&context, "freeze", "holds");
-        let holds: Vec<dpb::HoldToImport> = frozen_holds
-            .iter()
-            .map(|hold| dpb::HoldToImport {
-                reference: text(hold, "legacy_id"),
-                amount: text(hold, "amount"),
-                expires_at: lapses_at(&text(hold, "to_date")),
-            })
-            .collect();
-        let legacy_holds: Vec<(String, String)> = frozen_holds
-            .iter()
-            .map(|hold| (text(hold, "legacy_id"), text(hold, "hold_id")))
-            .collect();
-        let answer = peers
-            .import
-            .clone()
-            .import_account(dpb::ImportAccountRequest {
-                request_id: input.request_id("book"),
-                customer_id: input.customer_id.clone(),
-                product_code: input.product_code.clone(),
-                currency: input.currency.clone(),
-                opened_on: input.opened_on.clone(),
-                opening_balance: output(&context, "freeze", "posted"),
-                // The legacy core accrues nothing on deposit accounts (its export has no
-                // accrued figure): there is nothing to carry.
-                accrued_interest: "0".to_owned(),
-                holds,
-                reference: input.legacy_account_number.clone(),
-            })
-            .await;
+        let (request, legacy_holds) = import_request(&context);
+        let answer = peers.import.clone().import_account(request).await;
         outcome(answer, |imported| {
-            let mut held = Decimal::new(0, 2);
-            let mut placed = Vec::new();
-            for hold in &imported.holds {
-                if hold.hold_id.is_empty() {
-                    continue;
-                }
-                held += amount(&hold.amount);
-                // The canonical (legacy-derived) hold id channels know, and the new one.
-                let canonical = legacy_holds
-                    .iter()
-                    .find(|(legacy, _)| *legacy == hold.reference)
-                    .map(|(_, canonical)| canonical.clone())
-                    .unwrap_or_default();
-                placed.push(json!({ "hold_id": canonical, "modern_id": hold.hold_id }));
-            }
-            StepOutcome::Done(json!({
-                "modern_id": imported.account.map(|account| account.id).unwrap_or_default(),
-                "held": held.to_string(),
-                "holds": placed,
-            }))
+            StepOutcome::Done(booked(imported, &legacy_holds))
         })
+    })
+}
+
+/// The holds of a frozen account: the legacy lock id of each, and the canonical
+/// (legacy-derived) hold id that channels know.
+pub(crate) type LegacyHolds = Vec<(String, String)>;
+
+/// The import that books the move's account on modern, from its frozen snapshot.
+pub(crate) fn import_request(context: &StepContext) -> (dpb::ImportAccountRequest, LegacyHolds) {
+    let input = MoveInput::of(context);
+    let frozen_holds = output_list(context, "freeze", "holds");
+    let holds: Vec<dpb::HoldToImport> = frozen_holds
+        .iter()
+        .map(|hold| dpb::HoldToImport {
+            reference: text(hold, "legacy_id"),
+            amount: text(hold, "amount"),
+            expires_at: lapses_at(&text(hold, "to_date")),
+        })
+        .collect();
+    let legacy_holds = frozen_holds
+        .iter()
+        .map(|hold| (text(hold, "legacy_id"), text(hold, "hold_id")))
+        .collect();
+    let request = dpb::ImportAccountRequest {
+        request_id: input.request_id("book"),
+        customer_id: input.customer_id.clone(),
+        product_code: input.product_code.clone(),
+        currency: input.currency.clone(),
+        opened_on: input.opened_on.clone(),
+        opening_balance: output(context, "freeze", "posted"),
+        // The legacy core accrues nothing on deposit accounts (its export has no accrued
+        // figure): there is nothing to carry.
+        accrued_interest: "0".to_owned(),
+        holds,
+        reference: input.legacy_account_number.clone(),
+    };
+    (request, legacy_holds)
+}
+
+/// `book`'s output from the import's answer: the account's id on modern, what its holds
+/// hold, and each hold's new id beside the one channels know.
+pub(crate) fn booked(imported: dpb::ImportedAccount, legacy_holds: &LegacyHolds) -> Value {
+    let mut held = Decimal::new(0, 2);
+    let mut placed = Vec::new();
+    for hold in &imported.holds {
+        if hold.hold_id.is_empty() {
+            continue;
+        }
+        held += amount(&hold.amount);
+        let canonical = legacy_holds
+            .iter()
+            .find(|(legacy, _)| *legacy == hold.reference)
+            .map(|(_, canonical)| canonical.clone())
+            .unwrap_or_default();
+        placed.push(json!({ "hold_id": canonical, "modern_id": hold.hold_id }));
+    }
+    json!({
+        "modern_id": imported.account.map(|account| account.id).unwrap_or_default(),
+        "held": held.to_string(),
+        "holds": placed,
     })
 }
 
@@ -505,8 +517,6 @@ pub(crate) fn switch_request(context: &StepContext) -> gpb::SwitchHomeRequest {
 
 pub(crate) fn verify(peers: Arc<Peers>, context: StepContext) -> BoxFuture<'static, StepOutcome> {
     Box::pin(async move {
-        let posted = amount(&output(&context, "freeze", "posted"));
-        let held = amount(&output(&context, "book", "held"));
         let answer = peers
             .modern
             .clone()
@@ -514,18 +524,24 @@ pub(crate) fn verify(peers: Arc<Peers>, context: StepContext) -> BoxFuture<'stat
                 account_id: output(&context, "book", "modern_id"),
             })
             .await;
-        outcome(answer, |account| {
-            let balances = account.balances.unwrap_or_default();
-            let (modern_posted, modern_held) = (amount(&balances.posted), amount(&balances.held));
-            if modern_posted != posted || modern_held != held {
-                return StepOutcome::Failed(format!(
-                    "snapshot_mismatch: modern has {modern_posted} posted and {modern_held} \
-                     held, the move expected {posted} and {held}"
-                ));
-            }
-            StepOutcome::Done(json!({ "posted": balances.posted, "held": balances.held }))
-        })
+        outcome(answer, |account| verified(&context, &account))
     })
+}
+
+/// `verify`'s outcome for the account as modern answers it: done when its posted balance
+/// and what it holds equal the frozen snapshot and the holds booked, to the cent.
+pub(crate) fn verified(context: &StepContext, account: &dpb::Account) -> StepOutcome {
+    let posted = amount(&output(context, "freeze", "posted"));
+    let held = amount(&output(context, "book", "held"));
+    let balances = account.balances.clone().unwrap_or_default();
+    let (modern_posted, modern_held) = (amount(&balances.posted), amount(&balances.held));
+    if modern_posted != posted || modern_held != held {
+        return StepOutcome::Failed(format!(
+            "snapshot_mismatch: modern has {modern_posted} posted and {modern_held} held, the \
+             move expected {posted} and {held}"
+        ));
+    }
+    StepOutcome::Done(json!({ "posted": balances.posted, "held": balances.held }))
 }
 
 /// The move's figures in `account_moves`, in the executor's transaction.

@@ -156,28 +156,58 @@ impl Deposits {
                 Box::pin(async move { store::accounts_of(&tx, customer_id).await })
             })
             .await?;
-        let mut views = Vec::with_capacity(accounts.len());
-        for account in &accounts {
-            views.push(self.view(account).await?);
+        self.views(&accounts.iter().collect::<Vec<_>>()).await
+    }
+
+    /// Several accounts by id (at most [`ACCOUNTS_READ_MAX`]), in the order asked.
+    pub async fn accounts_by_text(
+        &self,
+        ids: &[String],
+    ) -> Result<Vec<AccountView>, DepositsError> {
+        if ids.len() > ACCOUNTS_READ_MAX {
+            return Err(DepositsError::invalid(
+                "account_ids",
+                format!("at most {ACCOUNTS_READ_MAX} ids"),
+            ));
         }
-        Ok(views)
+        let ids = ids
+            .iter()
+            .enumerate()
+            .map(|(index, id)| parse_id(&format!("account_ids[{index}]"), id))
+            .collect::<Result<Vec<_>, _>>()?;
+        let ids = &ids;
+        let found = self
+            .in_tx("deposits_accounts", |tx| {
+                Box::pin(async move { store::accounts(&tx, ids).await })
+            })
+            .await?;
+        let accounts = ids
+            .iter()
+            .map(|id| {
+                found.get(id).ok_or_else(|| DepositsError::UnknownAccount {
+                    account_id: id.to_string(),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        self.views(&accounts).await
     }
 
     pub(super) async fn view(&self, account: &Account) -> Result<AccountView, DepositsError> {
         let balances = self.balances(account).await?;
-        Ok(AccountView {
-            id: account.id,
-            customer_id: account.customer_id.clone(),
-            product_code: account.product_code.clone(),
-            product_version: account.product_version,
-            currency: account.currency.code().to_owned(),
-            status: account.status.as_str().to_owned(),
-            balances,
-            opened_on: account.opened_on,
-            last_customer_activity_at: account.last_customer_activity_at,
-            closed_at: account.closed_at,
-            accrued_through: account.accrued_through,
-        })
+        Ok(account_view(account, balances))
+    }
+
+    /// The views of several accounts, in order, their balances from one read of the ledger.
+    pub(super) async fn views(
+        &self,
+        accounts: &[&Account],
+    ) -> Result<Vec<AccountView>, DepositsError> {
+        let balances = self.balances_of_all(accounts).await?;
+        Ok(accounts
+            .iter()
+            .zip(balances)
+            .map(|(account, balances)| account_view(account, balances))
+            .collect())
     }
 
     pub async fn statement(
@@ -220,5 +250,25 @@ impl Deposits {
             return Ok(newest);
         }
         self.product(product_code, Some(pinned)).await
+    }
+}
+
+/// Accounts one read by id may ask for at most.
+pub const ACCOUNTS_READ_MAX: usize = 1_000;
+
+/// An account as answered, with its balances.
+fn account_view(account: &Account, balances: BalancesView) -> AccountView {
+    AccountView {
+        id: account.id,
+        customer_id: account.customer_id.clone(),
+        product_code: account.product_code.clone(),
+        product_version: account.product_version,
+        currency: account.currency.code().to_owned(),
+        status: account.status.as_str().to_owned(),
+        balances,
+        opened_on: account.opened_on,
+        last_customer_activity_at: account.last_customer_activity_at,
+        closed_at: account.closed_at,
+        accrued_through: account.accrued_through,
     }
 }

@@ -4,21 +4,26 @@
 //! reference, and its accrued interest carried into the accrual position. The ledger part
 //! is one multi-entry request (`CreateTransfers`) whose entry ids derive from the request
 //! id, so an import repeated after a crash writes nothing twice; the local part is one
-//! transaction as for every request. Only the migration component calls it
-//! (`corebank.deposits.v1.DepositsMigration`).
+//! transaction as for every request. Accounts moved together are imported together
+//! (`ImportAccounts`): the same reads and writes, each made once for all of them. Only the
+//! migration component calls it (`corebank.deposits.v1.DepositsMigration`).
+
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use corebank_api::ledger::v1 as pb;
+use corebank_outbox::NewEvent;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::accounts::AccountView;
-use super::ledger::from_status;
-use super::{Change, Deposits, money_text, parse_id, parse_money};
+use super::ledger::{from_refusal, from_status, ledger_accounts_of};
+use super::{Change, Commit, Deposits, money_text, parse_id, parse_money, same_request};
 use crate::domain::error::DepositsError;
-use crate::domain::model::{Account, AccountStatus, Hold, HoldStatus, entry_id_for};
+use crate::domain::model::{Account, AccountStatus, Hold, HoldStatus, Product, entry_id_for};
+use crate::store;
 
 /// Holds one import may carry at most.
 pub const IMPORT_HOLDS_MAX: usize = 100;
@@ -71,51 +76,330 @@ pub struct ImportView {
     pub replayed: bool,
 }
 
+/// Accounts one bulk import (`ImportAccounts`) may carry at most.
+pub const IMPORT_ACCOUNTS_MAX: usize = 256;
+
+/// The request kind imports are recorded under.
+const IMPORT_KIND: &str = "import_account";
+
+/// An import that passed its checks and was not made before.
+struct Fresh<'r> {
+    /// Its place in the batch.
+    index: usize,
+    request_id: Uuid,
+    content: Value,
+    request: &'r AccountToImport,
+}
+
+/// An import ready for the ledger: the account, its entries, and what it answers.
+struct Built {
+    index: usize,
+    request_id: Uuid,
+    content: Value,
+    account: Account,
+    ledger_accounts: [pb::CreateAccountRequest; 2],
+    transfers: Vec<pb::CreateTransferRequest>,
+    placed: Vec<Hold>,
+    holds: Vec<ImportedHoldView>,
+    opening_entry_id: Option<Uuid>,
+    event: NewEvent,
+}
+
+/// An import's request id and content (what a repeat must match), after the checks that
+/// need nothing read.
+fn checked(request: &AccountToImport) -> Result<(Uuid, Value), DepositsError> {
+    let request_id = parse_id("request_id", &request.request_id)?;
+    if request.customer_id.trim().is_empty() || request.customer_id.len() > 128 {
+        return Err(DepositsError::invalid("customer_id", "1-128 characters"));
+    }
+    if request.reference.trim().is_empty() || request.reference.len() > 64 {
+        return Err(DepositsError::invalid("reference", "1-64 characters"));
+    }
+    if request.holds.len() > IMPORT_HOLDS_MAX {
+        return Err(DepositsError::invalid(
+            "holds",
+            format!("at most {IMPORT_HOLDS_MAX}"),
+        ));
+    }
+    let content = json!({
+        "customer_id": request.customer_id,
+        "product_code": request.product_code,
+        "currency": request.currency,
+        "opened_on": request.opened_on,
+        "opening_balance": request.opening_balance,
+        "accrued_interest": request.accrued_interest,
+        "holds": request.holds.iter().map(|hold| json!({
+            "reference": hold.reference,
+            "amount": hold.amount,
+            "expires_at": hold.expires_at,
+        })).collect::<Vec<_>>(),
+        "reference": request.reference,
+    });
+    Ok((request_id, content))
+}
+
+/// The answers of a batch, filled in as each import ends.
+struct Answers(Vec<Option<Result<ImportView, DepositsError>>>);
+
+impl Answers {
+    fn set(&mut self, index: usize, answer: Result<ImportView, DepositsError>) {
+        if let Some(slot) = self.0.get_mut(index) {
+            *slot = Some(answer);
+        }
+    }
+
+    fn done(self) -> Vec<Result<ImportView, DepositsError>> {
+        self.0
+            .into_iter()
+            .map(|answer| {
+                answer.unwrap_or_else(|| {
+                    Err(DepositsError::Internal {
+                        message: "the import ended without an answer".to_owned(),
+                    })
+                })
+            })
+            .collect()
+    }
+}
+
 impl Deposits {
     /// Imports an account moved from another core.
     pub async fn import_account(
         &self,
         request: &AccountToImport,
     ) -> Result<ImportView, DepositsError> {
-        let request_id = parse_id("request_id", &request.request_id)?;
-        if request.customer_id.trim().is_empty() || request.customer_id.len() > 128 {
-            return Err(DepositsError::invalid("customer_id", "1-128 characters"));
-        }
-        if request.reference.trim().is_empty() || request.reference.len() > 64 {
-            return Err(DepositsError::invalid("reference", "1-64 characters"));
-        }
-        if request.holds.len() > IMPORT_HOLDS_MAX {
+        self.import_accounts(std::slice::from_ref(request))
+            .await?
+            .pop()
+            .unwrap_or_else(|| {
+                Err(DepositsError::Internal {
+                    message: "the import answered nothing".to_owned(),
+                })
+            })
+    }
+
+    /// Imports several accounts at once (at most [`IMPORT_ACCOUNTS_MAX`]), each as
+    /// [`Deposits::import_account`] imports one, with the same request ids and answers:
+    /// one read of the requests made before, one pin of the products, one ledger request
+    /// opening the accounts and one writing their entries, one read of their balances and
+    /// one local transaction. Each account has its own answer (a refused one refuses only
+    /// itself); a failure of the ledger or the database fails the whole call, which is
+    /// then safe to repeat.
+    pub async fn import_accounts(
+        &self,
+        requests: &[AccountToImport],
+    ) -> Result<Vec<Result<ImportView, DepositsError>>, DepositsError> {
+        if requests.len() > IMPORT_ACCOUNTS_MAX {
             return Err(DepositsError::invalid(
-                "holds",
-                format!("at most {IMPORT_HOLDS_MAX}"),
+                "accounts",
+                format!("at most {IMPORT_ACCOUNTS_MAX} accounts per import"),
             ));
         }
-        let content = json!({
-            "customer_id": request.customer_id,
-            "product_code": request.product_code,
-            "currency": request.currency,
-            "opened_on": request.opened_on,
-            "opening_balance": request.opening_balance,
-            "accrued_interest": request.accrued_interest,
-            "holds": request.holds.iter().map(|hold| json!({
-                "reference": hold.reference,
-                "amount": hold.amount,
-                "expires_at": hold.expires_at,
-            })).collect::<Vec<_>>(),
-            "reference": request.reference,
-        });
-        if let Some(stored) = self.replay(request_id, "import_account", &content).await? {
-            let mut view: ImportView =
-                serde_json::from_value(stored).map_err(|e| DepositsError::Internal {
-                    message: e.to_string(),
-                })?;
-            view.account = self.account(view.account.id).await?;
-            view.replayed = true;
-            return Ok(view);
+        let mut answers = Answers(requests.iter().map(|_| None).collect());
+        let mut checked_ones = Vec::with_capacity(requests.len());
+        let mut seen = HashSet::new();
+        for (index, request) in requests.iter().enumerate() {
+            match checked(request) {
+                Ok((request_id, _)) if !seen.insert(request_id) => answers.set(
+                    index,
+                    Err(DepositsError::invalid(
+                        "request_id",
+                        format!("{request_id} appears more than once in the import"),
+                    )),
+                ),
+                Ok((request_id, content)) => checked_ones.push(Fresh {
+                    index,
+                    request_id,
+                    content,
+                    request,
+                }),
+                Err(error) => answers.set(index, Err(error)),
+            }
         }
-        let product = self
-            .pinned_product(request_id, &request.product_code)
+        let fresh = self.replayed(checked_ones, &mut answers).await?;
+        let built = self.build_imports(fresh, &mut answers).await?;
+        let built = self.open_imported(built, &mut answers).await?;
+        let built = self.book_imported(built, &mut answers).await?;
+        let views = self
+            .views(&built.iter().map(|one| &one.account).collect::<Vec<_>>())
             .await?;
+        // The views were read from the ledger after the imports' entries: nothing else can
+        // have posted to the accounts before this commit makes them known.
+        let mut stored = Vec::with_capacity(built.len());
+        let mut changes = Vec::with_capacity(built.len());
+        for (one, view) in built.iter().zip(views) {
+            let answer = ImportView {
+                account: view,
+                opening_entry_id: one.opening_entry_id,
+                holds: one.holds.clone(),
+                replayed: false,
+            };
+            stored.push(
+                serde_json::to_value(&answer).map_err(|e| DepositsError::Internal {
+                    message: e.to_string(),
+                })?,
+            );
+            let mut local = vec![Change::InsertAccount(Box::new(one.account.clone()))];
+            local.extend(one.placed.iter().cloned().map(Change::InsertHold));
+            changes.push(local);
+        }
+        let commits: Vec<Commit<'_>> = built
+            .iter()
+            .zip(stored)
+            .zip(&changes)
+            .map(|((one, answer), changes)| Commit {
+                request_id: one.request_id,
+                kind: IMPORT_KIND,
+                content: &one.content,
+                answer,
+                changes,
+                events: std::slice::from_ref(&one.event),
+            })
+            .collect();
+        let recorded = self.commit_all(&commits).await?;
+        for (one, answer) in built.iter().zip(recorded) {
+            answers.set(
+                one.index,
+                serde_json::from_value(answer).map_err(|e| DepositsError::Internal {
+                    message: e.to_string(),
+                }),
+            );
+        }
+        Ok(answers.done())
+    }
+
+    /// Answers the imports made before (their stored answer, the account as it stands now)
+    /// or refuses them (the same id with another content); the others are fresh.
+    async fn replayed<'r>(
+        &self,
+        checked: Vec<Fresh<'r>>,
+        answers: &mut Answers,
+    ) -> Result<Vec<Fresh<'r>>, DepositsError> {
+        let ids: Vec<Uuid> = checked.iter().map(|one| one.request_id).collect();
+        let ids = &ids;
+        let stored = self
+            .in_tx("deposits_replay", |tx| {
+                Box::pin(async move { store::requests(&tx, ids).await })
+            })
+            .await?;
+        let mut fresh = Vec::with_capacity(checked.len());
+        for one in checked {
+            let Some(stored) = stored.get(&one.request_id) else {
+                fresh.push(one);
+                continue;
+            };
+            if let Err(error) = same_request(one.request_id, stored, IMPORT_KIND, &one.content) {
+                answers.set(one.index, Err(error));
+                continue;
+            }
+            let answer = match serde_json::from_value::<ImportView>(stored.response.clone()) {
+                Ok(mut view) => self.account(view.account.id).await.map(|account| {
+                    view.account = account;
+                    view.replayed = true;
+                    view
+                }),
+                Err(error) => Err(DepositsError::Internal {
+                    message: error.to_string(),
+                }),
+            };
+            answers.set(one.index, answer);
+        }
+        Ok(fresh)
+    }
+
+    /// Each fresh import's product (pinned to its request, all in one transaction) and
+    /// account, with the ledger requests that open and fund it.
+    async fn build_imports(
+        &self,
+        fresh: Vec<Fresh<'_>>,
+        answers: &mut Answers,
+    ) -> Result<Vec<Built>, DepositsError> {
+        let mut newest: HashMap<&str, Result<Product, DepositsError>> = HashMap::new();
+        for one in &fresh {
+            let code = one.request.product_code.as_str();
+            if !newest.contains_key(code) {
+                let product = self.product(code, None).await;
+                newest.insert(code, product);
+            }
+        }
+        let mut wanted = Vec::with_capacity(fresh.len());
+        let mut known = Vec::with_capacity(fresh.len());
+        for one in fresh {
+            match newest.get(one.request.product_code.as_str()) {
+                Some(Ok(product)) => {
+                    wanted.push((
+                        one.request_id,
+                        one.request.product_code.clone(),
+                        product.version,
+                    ));
+                    known.push((one, product.clone()));
+                }
+                Some(Err(error)) => answers.set(one.index, Err(error.clone())),
+                None => {}
+            }
+        }
+        let pins = self.pin_products(&wanted).await?;
+        let mut built = Vec::with_capacity(known.len());
+        for ((one, newest), (code, version)) in known.into_iter().zip(pins) {
+            let product = if code != one.request.product_code {
+                Err(DepositsError::ExistsWithDifferent {
+                    request_id: one.request_id.to_string(),
+                    field: "product_code".to_owned(),
+                })
+            } else if version == newest.version {
+                Ok(newest)
+            } else {
+                self.product(&code, Some(version)).await
+            };
+            let index = one.index;
+            let made = match product {
+                Ok(product) => self.build_import(one, &product).await,
+                Err(error) => Err(error),
+            };
+            match made {
+                Ok(one) => built.push(one),
+                Err(error) => answers.set(index, Err(error)),
+            }
+        }
+        Ok(built)
+    }
+
+    /// Pins each request to a product version (the one given, unless the request was pinned
+    /// before), in one transaction; answers each request's pinned (code, version).
+    async fn pin_products(
+        &self,
+        wanted: &[(Uuid, String, i64)],
+    ) -> Result<Vec<(String, i64)>, DepositsError> {
+        if wanted.is_empty() {
+            return Ok(Vec::new());
+        }
+        let now = self.now();
+        self.in_tx("deposits_pin_product", |tx| {
+            Box::pin(async move {
+                let mut pins = Vec::with_capacity(wanted.len());
+                for (request_id, code, version) in wanted {
+                    pins.push(
+                        store::pin_product_version(&tx, *request_id, code, *version, now).await?,
+                    );
+                }
+                Ok(pins)
+            })
+        })
+        .await
+    }
+
+    /// One import made ready for the ledger on `product`.
+    async fn build_import(
+        &self,
+        fresh: Fresh<'_>,
+        product: &Product,
+    ) -> Result<Built, DepositsError> {
+        let Fresh {
+            index,
+            request_id,
+            content,
+            request,
+        } = fresh;
         if request.currency != product.currency.code() {
             return Err(DepositsError::CurrencyMismatch {
                 expected: product.currency.code().to_owned(),
@@ -152,7 +436,6 @@ impl Deposits {
             period_posted: accrued.amount(),
             created_at: now,
         };
-        self.open_ledger_accounts(&account, &product).await?;
         let clearing = self.gl_account(currency, "migration_clearing").await?;
         let suspense = self.gl_account(currency, "holds_suspense").await?;
         let transfer = |id: Uuid, debit: Uuid, credit: Uuid, amount: Decimal, what: String| {
@@ -205,17 +488,17 @@ impl Deposits {
         }
         let mut holds = Vec::with_capacity(request.holds.len());
         let mut placed = Vec::new();
-        for (index, hold) in request.holds.iter().enumerate() {
-            let money = parse_money(&format!("holds[{index}].amount"), &hold.amount, currency)?;
+        for (n, hold) in request.holds.iter().enumerate() {
+            let money = parse_money(&format!("holds[{n}].amount"), &hold.amount, currency)?;
             if money.amount() <= Decimal::ZERO {
                 return Err(DepositsError::invalid(
-                    format!("holds[{index}].amount"),
+                    format!("holds[{n}].amount"),
                     "must be more than zero",
                 ));
             }
             if hold.reference.trim().is_empty() || hold.reference.len() > 64 {
                 return Err(DepositsError::invalid(
-                    format!("holds[{index}].reference"),
+                    format!("holds[{n}].reference"),
                     "1-64 characters",
                 ));
             }
@@ -257,9 +540,6 @@ impl Deposits {
                 expires_at: hold.expires_at,
             });
         }
-        if !transfers.is_empty() {
-            self.create_ledger_transfers(transfers).await?;
-        }
         let event = self.event(
             id,
             "deposits.account.imported",
@@ -276,26 +556,129 @@ impl Deposits {
                 "reference": request.reference,
             }),
         )?;
-        let mut changes = vec![Change::InsertAccount(Box::new(account.clone()))];
-        changes.extend(placed.into_iter().map(Change::InsertHold));
-        let stored = ImportView {
-            account: self.view(&account).await?,
-            opening_entry_id,
-            holds,
-            replayed: false,
-        };
-        // The view was read from the ledger after the import's entries: nothing else can
-        // have posted to the account before this commit makes it known.
-        self.commit(
+        Ok(Built {
+            index,
             request_id,
-            "import_account",
-            &content,
-            &stored,
-            &changes,
-            &[event],
-        )
-        .await
+            content,
+            ledger_accounts: ledger_accounts_of(&account, product),
+            account,
+            transfers,
+            placed,
+            holds,
+            opening_entry_id,
+            event,
+        })
     }
+
+    /// Opens the imports' ledger accounts in one ledger request; an import whose accounts
+    /// the ledger refuses is answered with the refusal.
+    async fn open_imported(
+        &self,
+        built: Vec<Built>,
+        answers: &mut Answers,
+    ) -> Result<Vec<Built>, DepositsError> {
+        if built.is_empty() {
+            return Ok(built);
+        }
+        let accounts = built
+            .iter()
+            .flat_map(|one| one.ledger_accounts.iter().cloned())
+            .collect();
+        let results = self
+            .ledger
+            .clone()
+            .create_accounts(pb::CreateAccountsRequest { accounts })
+            .await
+            .map_err(|s| from_status(&s))?
+            .into_inner()
+            .results;
+        let refusals: Vec<Option<DepositsError>> = results
+            .chunks(2)
+            .map(|pair| {
+                pair.iter().find_map(|result| match &result.outcome {
+                    Some(pb::account_result::Outcome::Failure(failure)) => {
+                        Some(from_refusal(failure))
+                    }
+                    _ => None,
+                })
+            })
+            .collect();
+        if refusals.len() != built.len() {
+            return Err(DepositsError::Internal {
+                message: format!(
+                    "the ledger answered {} of {} accounts",
+                    results.len(),
+                    built.len() * 2
+                ),
+            });
+        }
+        Ok(keep_unrefused(built, refusals, answers))
+    }
+
+    /// Writes the imports' entries in one ledger request; the first entry of an import that
+    /// the ledger refuses is the import's refusal.
+    async fn book_imported(
+        &self,
+        built: Vec<Built>,
+        answers: &mut Answers,
+    ) -> Result<Vec<Built>, DepositsError> {
+        let transfers: Vec<pb::CreateTransferRequest> = built
+            .iter()
+            .flat_map(|one| one.transfers.iter().cloned())
+            .collect();
+        if transfers.is_empty() {
+            return Ok(built);
+        }
+        let count = transfers.len();
+        let results = self
+            .ledger
+            .clone()
+            .create_transfers(pb::CreateTransfersRequest { transfers })
+            .await
+            .map_err(|s| from_status(&s))?
+            .into_inner()
+            .results;
+        if results.len() != count {
+            return Err(DepositsError::Internal {
+                message: format!("the ledger answered {} of {count} entries", results.len()),
+            });
+        }
+        let mut results = results.into_iter();
+        let refusals = built
+            .iter()
+            .map(|one| {
+                results
+                    .by_ref()
+                    .take(one.transfers.len())
+                    .find_map(|result| match result.outcome {
+                        Some(pb::entry_result::Outcome::Failure(failure)) => {
+                            Some(from_refusal(&failure))
+                        }
+                        _ => None,
+                    })
+            })
+            .collect();
+        Ok(keep_unrefused(built, refusals, answers))
+    }
+}
+
+/// The imports the ledger did not refuse; each refused one is answered with its refusal.
+fn keep_unrefused(
+    built: Vec<Built>,
+    refusals: Vec<Option<DepositsError>>,
+    answers: &mut Answers,
+) -> Vec<Built> {
+    built
+        .into_iter()
+        .zip(refusals)
+        .filter_map(|(one, refusal)| match refusal {
+            Some(error) => {
+                answers.set(one.index, Err(error));
+                None
+            }
+            None => Some(one),
+        })
+        .collect()
 }
 
 /// The bank's migration clearing account in a currency, as it stands.

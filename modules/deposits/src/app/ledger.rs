@@ -97,6 +97,72 @@ fn gl_role(role: &str) -> (pb::AccountType, &'static str) {
     }
 }
 
+/// An account's balances from the ledger's view of its customer account and the posted
+/// balance of the account its interest accrues on.
+fn balances_view(
+    account: &Account,
+    customer: &pb::Account,
+    accrued_posted: &str,
+) -> Result<BalancesView, DepositsError> {
+    let balance = customer.balance.clone().unwrap_or_default();
+    let allowance = customer
+        .limit
+        .as_ref()
+        .map(|l| l.limit_amount.as_str())
+        .filter(|a| !a.is_empty())
+        .map(parse_amount)
+        .transpose()?
+        .unwrap_or_default();
+    let available = parse_amount(&balance.available)? + allowance;
+    Ok(BalancesView {
+        posted: money_text(parse_amount(&balance.posted)?, account.currency),
+        held: money_text(parse_amount(&balance.debits_pending)?, account.currency),
+        available: money_text(available, account.currency),
+        accrued_interest: money_text(parse_amount(accrued_posted)?, account.currency),
+    })
+}
+
+/// The ledger accounts of a deposit account: the customer's (its limit: the overdraft, or
+/// the minimum balance as a floor) and the one interest accrues on.
+pub(crate) fn ledger_accounts_of(
+    account: &Account,
+    product: &Product,
+) -> [pb::CreateAccountRequest; 2] {
+    let currency = account.currency.code().to_owned();
+    let limit = product.ledger_limit_amount();
+    let mut limit_amount = limit.round_dp(account.currency.minor_units());
+    limit_amount.rescale(account.currency.minor_units());
+    let make = |id: Uuid, code: String, limit: Option<pb::BalanceLimit>| pb::CreateAccountRequest {
+        id: id.to_string(),
+        code,
+        name: format!("Deposit account {} ({})", account.id, account.customer_id),
+        currency: currency.clone(),
+        r#type: pb::AccountType::Liability.into(),
+        limit,
+        external_ref: account.id.to_string(),
+        metadata: [("customer_id".to_owned(), account.customer_id.clone())].into(),
+        balance_shards: 1,
+    };
+    [
+        make(
+            account.ledger_account_id,
+            format!("deposits.account.{}", account.id),
+            Some(pb::BalanceLimit {
+                kind: pb::LimitKind::DebitsMustNotExceedCredits.into(),
+                limit_amount: limit_amount.to_string(),
+            }),
+        ),
+        make(
+            account.accrued_account_id,
+            format!("deposits.accrued.{}", account.id),
+            Some(pb::BalanceLimit {
+                kind: pb::LimitKind::None.into(),
+                limit_amount: String::new(),
+            }),
+        ),
+    ]
+}
+
 impl Deposits {
     /// The bank's ledger account for (currency, role), opened on first use.
     pub(crate) async fn gl_account(
@@ -170,27 +236,6 @@ impl Deposits {
         Ok(())
     }
 
-    /// Writes the ledger transfers of one request in one batch; the first item the ledger
-    /// refuses is the request's refusal.
-    pub(crate) async fn create_ledger_transfers(
-        &self,
-        transfers: Vec<pb::CreateTransferRequest>,
-    ) -> Result<(), DepositsError> {
-        let answer = self
-            .ledger
-            .clone()
-            .create_transfers(pb::CreateTransfersRequest { transfers })
-            .await
-            .map_err(|s| from_status(&s))?
-            .into_inner();
-        for result in answer.results {
-            if let Some(pb::entry_result::Outcome::Failure(failure)) = result.outcome {
-                return Err(from_refusal(&failure));
-            }
-        }
-        Ok(())
-    }
-
     /// The customer's ledger account (its limit: the overdraft, or the minimum balance as a
     /// floor) and the one interest accrues on.
     pub(crate) async fn open_ledger_accounts(
@@ -198,41 +243,8 @@ impl Deposits {
         account: &Account,
         product: &Product,
     ) -> Result<(), DepositsError> {
-        let currency = account.currency.code().to_owned();
-        let limit = product.ledger_limit_amount();
-        let mut limit_amount = limit.round_dp(account.currency.minor_units());
-        limit_amount.rescale(account.currency.minor_units());
-        let make =
-            |id: Uuid, code: String, limit: Option<pb::BalanceLimit>| pb::CreateAccountRequest {
-                id: id.to_string(),
-                code,
-                name: format!("Deposit account {} ({})", account.id, account.customer_id),
-                currency: currency.clone(),
-                r#type: pb::AccountType::Liability.into(),
-                limit,
-                external_ref: account.id.to_string(),
-                metadata: [("customer_id".to_owned(), account.customer_id.clone())].into(),
-                balance_shards: 1,
-            };
-        self.create_ledger_accounts(vec![
-            make(
-                account.ledger_account_id,
-                format!("deposits.account.{}", account.id),
-                Some(pb::BalanceLimit {
-                    kind: pb::LimitKind::DebitsMustNotExceedCredits.into(),
-                    limit_amount: limit_amount.to_string(),
-                }),
-            ),
-            make(
-                account.accrued_account_id,
-                format!("deposits.accrued.{}", account.id),
-                Some(pb::BalanceLimit {
-                    kind: pb::LimitKind::None.into(),
-                    limit_amount: String::new(),
-                }),
-            ),
-        ])
-        .await
+        self.create_ledger_accounts(ledger_accounts_of(account, product).to_vec())
+            .await
     }
 
     /// One two-leg entry. A limit refusal names the account.
@@ -454,22 +466,51 @@ impl Deposits {
         );
         let customer = customer.map_err(|s| from_status(&s))?.into_inner();
         let accrued = accrued.map_err(|s| from_status(&s))?.into_inner();
-        let balance = customer.balance.unwrap_or_default();
-        let allowance = customer
-            .limit
-            .as_ref()
-            .map(|l| l.limit_amount.as_str())
-            .filter(|a| !a.is_empty())
-            .map(parse_amount)
-            .transpose()?
-            .unwrap_or_default();
-        let available = parse_amount(&balance.available)? + allowance;
-        Ok(BalancesView {
-            posted: money_text(parse_amount(&balance.posted)?, account.currency),
-            held: money_text(parse_amount(&balance.debits_pending)?, account.currency),
-            available: money_text(available, account.currency),
-            accrued_interest: money_text(parse_amount(&accrued.posted)?, account.currency),
-        })
+        balances_view(account, &customer, &accrued.posted)
+    }
+
+    /// The balances of several accounts, in order, from one read of the ledger.
+    pub(crate) async fn balances_of_all(
+        &self,
+        accounts: &[&Account],
+    ) -> Result<Vec<BalancesView>, DepositsError> {
+        if accounts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let account_ids = accounts
+            .iter()
+            .flat_map(|account| {
+                [
+                    account.ledger_account_id.to_string(),
+                    account.accrued_account_id.to_string(),
+                ]
+            })
+            .collect();
+        let read = self
+            .ledger
+            .clone()
+            .get_accounts(pb::GetAccountsRequest { account_ids })
+            .await
+            .map_err(|s| from_status(&s))?
+            .into_inner()
+            .accounts;
+        if read.len() != accounts.len() * 2 {
+            return Err(DepositsError::Internal {
+                message: format!(
+                    "the ledger answered {} of {} accounts",
+                    read.len(),
+                    accounts.len() * 2
+                ),
+            });
+        }
+        accounts
+            .iter()
+            .zip(read.chunks_exact(2))
+            .map(|(account, pair)| {
+                let accrued = pair[1].balance.clone().unwrap_or_default();
+                balances_view(account, &pair[0], &accrued.posted)
+            })
+            .collect()
     }
 
     /// The posted balance of a ledger account as of the end of a value date.

@@ -40,8 +40,8 @@ pub use accrual::AccrualReport;
 pub use cash::MovementView;
 pub use holds::HoldView;
 pub use import::{
-    AccountToImport, ClearingView, ExportView, ExportedHoldView, HoldToImport, IMPORT_HOLDS_MAX,
-    ImportView, ImportedHoldView,
+    AccountToImport, ClearingView, ExportView, ExportedHoldView, HoldToImport, IMPORT_ACCOUNTS_MAX,
+    IMPORT_HOLDS_MAX, ImportView, ImportedHoldView,
 };
 pub use products::NewProduct;
 pub use transfers::TransferView;
@@ -144,6 +144,38 @@ impl Deposits {
     }
 }
 
+/// A request to record ([`Deposits::commit_all`]): its answer, local changes and events.
+struct Commit<'a> {
+    request_id: Uuid,
+    kind: &'a str,
+    content: &'a Value,
+    answer: Value,
+    changes: &'a [Change],
+    events: &'a [NewEvent],
+}
+
+/// Whether `stored` is the request `request_id` made again: the same kind, the same content.
+fn same_request(
+    request_id: Uuid,
+    stored: &store::StoredRequest,
+    kind: &str,
+    content: &Value,
+) -> Result<(), DepositsError> {
+    if stored.kind != kind {
+        return Err(DepositsError::ExistsWithDifferent {
+            request_id: request_id.to_string(),
+            field: "kind".to_owned(),
+        });
+    }
+    match first_difference(&stored.content, content) {
+        Some(field) => Err(DepositsError::ExistsWithDifferent {
+            request_id: request_id.to_string(),
+            field,
+        }),
+        None => Ok(()),
+    }
+}
+
 /// The first field of `stored` that `content` differs in.
 fn first_difference(stored: &Value, content: &Value) -> Option<String> {
     let (Some(stored), Some(content)) = (stored.as_object(), content.as_object()) else {
@@ -201,22 +233,11 @@ impl Deposits {
                 Box::pin(async move { store::request(&tx, request_id).await })
             })
             .await?;
-        let Some(stored) = stored else {
-            return Ok(None);
-        };
-        if stored.kind != kind {
-            return Err(DepositsError::ExistsWithDifferent {
-                request_id: request_id.to_string(),
-                field: "kind".to_owned(),
-            });
-        }
-        if let Some(field) = first_difference(&stored.content, content) {
-            return Err(DepositsError::ExistsWithDifferent {
-                request_id: request_id.to_string(),
-                field,
-            });
-        }
-        Ok(Some(stored.response))
+        stored
+            .map(|stored| {
+                same_request(request_id, &stored, kind, content).map(|()| stored.response)
+            })
+            .transpose()
     }
 
     /// Records the answer, the local changes and the events of a request in one
@@ -230,21 +251,50 @@ impl Deposits {
         changes: &[Change],
         events: &[NewEvent],
     ) -> Result<T, DepositsError> {
-        let now = self.now();
-        let outbox = &self.outbox;
-        let response = &serde_json::to_value(answer).map_err(|e| DepositsError::Internal {
+        let answer = serde_json::to_value(answer).map_err(|e| DepositsError::Internal {
             message: e.to_string(),
         })?;
-        let stored = self
-            .in_tx("deposits_commit", |tx| {
-                Box::pin(async move {
-                    store::forget_in_doubt(&tx, request_id).await?;
-                    if !store::insert_request(&tx, request_id, kind, content, response, now).await?
+        let request = Commit {
+            request_id,
+            kind,
+            content,
+            answer,
+            changes,
+            events,
+        };
+        let stored = self.commit_all(std::slice::from_ref(&request)).await?;
+        let stored = stored.into_iter().next().unwrap_or(request.answer);
+        serde_json::from_value(stored).map_err(|e| DepositsError::Internal {
+            message: e.to_string(),
+        })
+    }
+
+    /// Records several requests as [`Deposits::commit`] records one, all in one
+    /// transaction; answers each request's stored answer, in order.
+    async fn commit_all(&self, requests: &[Commit<'_>]) -> Result<Vec<Value>, DepositsError> {
+        let now = self.now();
+        let outbox = &self.outbox;
+        self.in_tx("deposits_commit", |tx| {
+            Box::pin(async move {
+                let mut answers = Vec::with_capacity(requests.len());
+                for request in requests {
+                    let id = request.request_id;
+                    store::forget_in_doubt(&tx, id).await?;
+                    if !store::insert_request(
+                        &tx,
+                        id,
+                        request.kind,
+                        request.content,
+                        &request.answer,
+                        now,
+                    )
+                    .await?
                     {
-                        let stored = store::request(&tx, request_id).await?;
-                        return Ok(stored.map_or_else(|| response.clone(), |s| s.response));
+                        let stored = store::request(&tx, id).await?;
+                        answers.push(stored.map_or_else(|| request.answer.clone(), |s| s.response));
+                        continue;
                     }
-                    for change in changes {
+                    for change in request.changes {
                         match change {
                             Change::InsertAccount(account) => {
                                 store::insert_account(&tx, account).await?;
@@ -261,14 +311,13 @@ impl Deposits {
                             }
                         }
                     }
-                    outbox.append::<DepositsError>(&tx, events).await?;
-                    Ok(response.clone())
-                })
+                    outbox.append::<DepositsError>(&tx, request.events).await?;
+                    answers.push(request.answer.clone());
+                }
+                Ok(answers)
             })
-            .await?;
-        serde_json::from_value(stored).map_err(|e| DepositsError::Internal {
-            message: e.to_string(),
         })
+        .await
     }
 
     fn event(

@@ -5,6 +5,8 @@ pub use lifecycle::{
     InDoubt, change_status, forget_in_doubt, in_doubt_before, note_in_doubt, pin_product_version,
 };
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, NaiveDate, Utc};
 use corebank_db::tokio_postgres::Row;
 use corebank_db::{Transaction, TxError};
@@ -230,6 +232,19 @@ pub async fn account(tx: &Transaction<'_>, id: Uuid) -> StoreResult<Option<Accou
     .transpose()
 }
 
+/// The accounts with these ids (unknown ones are simply absent).
+pub async fn accounts(tx: &Transaction<'_>, ids: &[Uuid]) -> StoreResult<HashMap<Uuid, Account>> {
+    let rows = tx
+        .query(
+            &format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = ANY($1)"),
+            &[&ids],
+        )
+        .await?;
+    rows.iter()
+        .map(|row| account_from_row(row).map(|account| (account.id, account)))
+        .collect()
+}
+
 pub async fn accounts_of(tx: &Transaction<'_>, customer_id: &str) -> StoreResult<Vec<Account>> {
     let rows = tx
         .query(
@@ -370,6 +385,35 @@ pub async fn request(tx: &Transaction<'_>, id: Uuid) -> StoreResult<Option<Store
             content: row.get(1),
             response: row.get(2),
         }))
+}
+
+/// The requests recorded under any of `ids`.
+pub async fn requests(
+    tx: &Transaction<'_>,
+    ids: &[Uuid],
+) -> StoreResult<HashMap<Uuid, StoredRequest>> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows = tx
+        .query(
+            "SELECT request_id, kind, content, response FROM requests WHERE request_id = ANY($1)",
+            &[&ids],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|row| {
+            (
+                row.get(0),
+                StoredRequest {
+                    kind: row.get(1),
+                    content: row.get(2),
+                    response: row.get(3),
+                },
+            )
+        })
+        .collect())
 }
 
 /// Records a request's answer; false when the id was recorded already.

@@ -232,3 +232,170 @@ async fn an_account_moved_back_releases_its_holds_and_sweeps_its_balance_to_clea
     let deposit = h.cash_refused("deposit", &account, "1.00").await;
     assert_eq!(deposit.code(), "account_closed");
 }
+
+#[tokio::test]
+async fn accounts_imported_together_each_answer_as_their_own_import_would() {
+    let h = start().await;
+    h.create_product(PRODUCT, |_| {}).await;
+    let now = corebank_kernel::Clock::now(h.clock.as_ref());
+    let in_two_days = (now + TimeDelta::days(2)).to_rfc3339_opts(SecondsFormat::Secs, true);
+    let import =
+        |customer: &str, balance: &str, holds: Vec<pb::HoldToImport>| pb::ImportAccountRequest {
+            request_id: id(),
+            customer_id: customer.to_owned(),
+            product_code: PRODUCT.to_owned(),
+            currency: "EUR".to_owned(),
+            opened_on: "2023-06-15".to_owned(),
+            opening_balance: balance.to_owned(),
+            accrued_interest: "0".to_owned(),
+            holds,
+            reference: format!("EUR-{customer}"),
+        };
+    let funded = import(
+        "cust-a",
+        "75.25",
+        vec![hold("ACLKA", "20.00", &in_two_days)],
+    );
+    let mut in_dollars = import("cust-b", "10.00", Vec::new());
+    in_dollars.currency = "USD".to_owned();
+    let empty = import("cust-c", "0", Vec::new());
+    let mut twice = funded.clone();
+    twice.customer_id = "cust-a-again".to_owned();
+    let mut unreadable = import("cust-d", "1.00", Vec::new());
+    unreadable.opened_on = "yesterday".to_owned();
+    let batch = vec![
+        funded.clone(),
+        in_dollars.clone(),
+        empty.clone(),
+        twice,
+        unreadable,
+    ];
+
+    let mut migration =
+        DepositsMigrationClient::new(h.deposits_app.channel("migration", "deposits"));
+    let answered = migration
+        .import_accounts(pb::ImportAccountsRequest {
+            accounts: batch.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .results;
+    let codes: Vec<&str> = answered.iter().map(|r| r.code.as_str()).collect();
+    assert_eq!(
+        codes,
+        vec![
+            "",
+            "currency_mismatch",
+            "",
+            "invalid_argument",
+            "invalid_argument"
+        ],
+        "each import answers for itself, in the order asked: {answered:?}"
+    );
+    assert!(answered[3].message.contains("request_id"), "{answered:?}");
+    assert!(answered[4].message.contains("opened_on"), "{answered:?}");
+    assert!(answered[1].imported.is_none());
+    let first = answered[0].imported.clone().unwrap();
+    let balances = first.account.clone().unwrap().balances.unwrap();
+    assert_eq!(
+        (balances.posted.as_str(), balances.held.as_str()),
+        ("75.25", "20.00")
+    );
+    assert!(!first.holds[0].hold_id.is_empty());
+    let third = answered[2].imported.clone().unwrap();
+    assert_eq!(
+        third.account.clone().unwrap().balances.unwrap().posted,
+        "0.00"
+    );
+    assert!(
+        third.opening_entry_id.is_empty(),
+        "a zero balance has no entry"
+    );
+    let accounts: i64 = h.deposits_value("SELECT count(*) FROM accounts", &[]).await;
+    assert_eq!(accounts, 2, "only the accepted imports opened accounts");
+
+    // The same batch again: the accepted ones replayed with their first answers, the
+    // refused ones refused again, nothing written twice.
+    let again = migration
+        .import_accounts(pb::ImportAccountsRequest { accounts: batch })
+        .await
+        .unwrap()
+        .into_inner()
+        .results;
+    let replayed: Vec<(bool, &str)> = again
+        .iter()
+        .map(|r| {
+            (
+                r.imported.as_ref().is_some_and(|i| i.replayed),
+                r.code.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        replayed,
+        vec![
+            (true, ""),
+            (false, "currency_mismatch"),
+            (true, ""),
+            (false, "invalid_argument"),
+            (false, "invalid_argument")
+        ]
+    );
+    assert_eq!(again[0].imported.as_ref().unwrap().holds, first.holds);
+    // One import alone by the same request id is the same import.
+    let alone = migration.import_account(funded).await.unwrap().into_inner();
+    assert!(alone.replayed);
+    assert_eq!(alone.account.unwrap().id, first.account.clone().unwrap().id);
+    let accounts: i64 = h.deposits_value("SELECT count(*) FROM accounts", &[]).await;
+    assert_eq!(accounts, 2);
+
+    // Both read back at once, in the order asked.
+    let mut client = h.client().await;
+    let (a, c) = (first.account.unwrap().id, third.account.unwrap().id);
+    let read = client
+        .get_accounts(pb::GetAccountsRequest {
+            account_ids: vec![c.clone(), a.clone()],
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .accounts;
+    let seen: Vec<(&str, &str, &str)> = read
+        .iter()
+        .map(|account| {
+            let balances = account.balances.as_ref().unwrap();
+            (
+                account.id.as_str(),
+                balances.posted.as_str(),
+                balances.available.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        vec![(c.as_str(), "0.00", "0.00"), (a.as_str(), "75.25", "55.25")]
+    );
+    let unknown = Uuid::new_v4().to_string();
+    let refused = client
+        .get_accounts(pb::GetAccountsRequest {
+            account_ids: vec![a, unknown.clone()],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(error_code(&refused), "unknown_account");
+    assert!(refused.message().contains(&unknown), "{refused:?}");
+
+    // More than a bulk may carry is refused whole.
+    let too_many = (0..=corebank_deposits::app::IMPORT_ACCOUNTS_MAX)
+        .map(|n| import(&format!("cust-{n}"), "1.00", Vec::new()))
+        .collect();
+    let refused = migration
+        .import_accounts(pb::ImportAccountsRequest { accounts: too_many })
+        .await
+        .unwrap_err();
+    assert_eq!(error_code(&refused), "invalid_argument");
+    assert!(refused.message().contains("accounts"), "{refused:?}");
+    let accounts: i64 = h.deposits_value("SELECT count(*) FROM accounts", &[]).await;
+    assert_eq!(accounts, 2);
+}

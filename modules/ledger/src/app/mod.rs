@@ -250,6 +250,12 @@ impl Ledger {
         reads::account(&self.db, id).await
     }
 
+    /// Several accounts with their balances, in the order of `ids` (an id asked twice is
+    /// answered twice), from one snapshot.
+    pub async fn accounts(&self, ids: &[AccountId]) -> Result<Vec<AccountView>, LedgerError> {
+        reads::accounts(&self.db, ids).await
+    }
+
     pub async fn set_limit(
         &self,
         id: AccountId,

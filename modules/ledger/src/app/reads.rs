@@ -45,6 +45,32 @@ pub(super) async fn account(db: &Db, id: AccountId) -> Result<AccountView, Ledge
     .map_err(from_tx_error)
 }
 
+/// Several accounts with their balances, in the order of `ids`, from one snapshot.
+pub(super) async fn accounts(db: &Db, ids: &[AccountId]) -> Result<Vec<AccountView>, LedgerError> {
+    let wanted: BTreeSet<AccountId> = ids.iter().copied().collect();
+    let wanted = &wanted;
+    db.run_tx("ledger_read_accounts", |tx| {
+        Box::pin(async move {
+            let accounts = store::load_accounts(&tx, wanted).await?;
+            let balances = store::lock_balances(&tx, wanted).await?;
+            ids.iter()
+                .map(|id| {
+                    let account = accounts.get(id).cloned().ok_or(TxError::Abort(
+                        LedgerError::UnknownAccount { account_id: *id },
+                    ))?;
+                    Ok(AccountView {
+                        balances: balances.get(id).copied().unwrap_or_default(),
+                        account,
+                        replayed: false,
+                    })
+                })
+                .collect()
+        })
+    })
+    .await
+    .map_err(from_tx_error)
+}
+
 async fn view(
     tx: &corebank_db::Transaction<'_>,
     entry: crate::domain::model::Entry,

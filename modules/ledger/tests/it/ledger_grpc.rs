@@ -4,6 +4,17 @@
 use crate::wire::*;
 use corebank_api::ledger::v1 as pb;
 
+/// The ids of accounts created, each of which must have been.
+fn ids_of(results: &[pb::AccountResult]) -> Vec<String> {
+    results
+        .iter()
+        .map(|r| match &r.outcome {
+            Some(pb::account_result::Outcome::Account(account)) => account.id.clone(),
+            other => panic!("expected an account, got {other:?}"),
+        })
+        .collect()
+}
+
 #[tokio::test]
 async fn the_ledger_answers_over_grpc_with_stable_error_codes() {
     let served = serve().await;
@@ -32,15 +43,7 @@ async fn the_ledger_answers_over_grpc_with_stable_error_codes() {
         .await
         .unwrap()
         .into_inner();
-    let ids: Vec<String> = created
-        .results
-        .iter()
-        .take(3)
-        .map(|r| match &r.outcome {
-            Some(pb::account_result::Outcome::Account(account)) => account.id.clone(),
-            other => panic!("expected an account, got {other:?}"),
-        })
-        .collect();
+    let ids = ids_of(&created.results[..3]);
     match &created.results[3].outcome {
         Some(pb::account_result::Outcome::Failure(failure)) => {
             assert_eq!(failure.code, "code_taken")
@@ -127,6 +130,77 @@ async fn the_ledger_answers_over_grpc_with_stable_error_codes() {
         .await
         .unwrap_err();
     assert_refused(&refused, tonic::Code::PermissionDenied, "permission_denied");
+
+    served.app.stop().await;
+    served.shutdown.cancel();
+}
+
+#[tokio::test]
+async fn several_accounts_are_read_at_once_in_the_order_asked() {
+    let served = serve().await;
+    let mut client = served.client_as("deposits");
+    let created = client
+        .create_accounts(pb::CreateAccountsRequest {
+            accounts: vec![
+                account("till", pb::AccountType::Asset, pb::LimitKind::None, ""),
+                account(
+                    "carol",
+                    pb::AccountType::Liability,
+                    pb::LimitKind::DebitsMustNotExceedCredits,
+                    "",
+                ),
+            ],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let ids = ids_of(&created.results);
+    let (till, carol) = (&ids[0], &ids[1]);
+    client
+        .create_transfer(transfer(till, carol, "25.00"))
+        .await
+        .unwrap();
+
+    let read = client
+        .get_accounts(pb::GetAccountsRequest {
+            account_ids: vec![carol.clone(), till.clone(), carol.clone()],
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .accounts;
+    let seen: Vec<(&str, &str)> = read
+        .iter()
+        .map(|a| (a.id.as_str(), a.balance.as_ref().unwrap().posted.as_str()))
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            (carol.as_str(), "25.00"),
+            (till.as_str(), "25.00"),
+            (carol.as_str(), "25.00")
+        ],
+        "in the order asked, an id asked twice answered twice, each with its balance"
+    );
+    assert_eq!(read[0].code, "carol");
+
+    let unknown = uuid::Uuid::new_v4().to_string();
+    let refused = client
+        .get_accounts(pb::GetAccountsRequest {
+            account_ids: vec![carol.clone(), unknown.clone()],
+        })
+        .await
+        .unwrap_err();
+    assert_refused(&refused, tonic::Code::NotFound, "unknown_account");
+    assert!(refused.message().contains(&unknown), "{refused:?}");
+    let bad = client
+        .get_accounts(pb::GetAccountsRequest {
+            account_ids: vec!["not-an-id".to_owned()],
+        })
+        .await
+        .unwrap_err();
+    assert_refused(&bad, tonic::Code::InvalidArgument, "invalid_request");
+    assert!(bad.message().contains("account_ids[0]"), "{bad:?}");
 
     served.app.stop().await;
     served.shutdown.cancel();
