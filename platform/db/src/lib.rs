@@ -10,10 +10,9 @@ mod pool;
 mod tx;
 pub mod url;
 
-pub use deadpool_postgres::Transaction;
 pub use pool::{Db, DbSettings};
 pub use tokio_postgres;
-pub use tx::{RetryPolicy, Tx, TxError, TxFuture};
+pub use tx::{RetryPolicy, STATEMENTS_KEPT_MAX, Sql, SqlRef, Transaction, Tx, TxError, TxFuture};
 
 /// 64-bit FNV-1a over the concatenated chunks: a stable, fast, non-cryptographic hash. Stable
 /// means stored values may depend on it (migration checksums, outbox partitions): never change

@@ -7,9 +7,9 @@ use std::marker::PhantomData;
 use std::pin::Pin;
 use std::time::{Duration, Instant};
 
-use deadpool_postgres::Transaction;
-use tokio_postgres::IsolationLevel;
 use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{IsolationLevel, Row, Statement};
 
 use crate::{Db, DbError};
 
@@ -66,11 +66,141 @@ impl<E> From<tokio_postgres::Error> for TxError<E> {
     }
 }
 
+/// Statements one connection keeps prepared at most. Past it (SQL built anew for each call
+/// would fill the cache), a text statement is prepared for its one use, as tokio-postgres
+/// does for any text statement.
+pub const STATEMENTS_KEPT_MAX: usize = 512;
+
+/// A transaction of the pool: deadpool's (to which it dereferences), whose `query`,
+/// `query_one`, `query_opt` and `execute` keep each text statement prepared on its
+/// connection. tokio-postgres prepares a text statement before each use (a round trip to
+/// the server, and a parse there), then runs it (a second round trip); kept prepared, the
+/// statement is parsed once per connection and each use is one round trip.
+///
+/// A statement kept prepared is planned as the pool says: with its parameters on each
+/// execution (`DbSettings::custom_plans`, the default), as an unprepared statement is; or
+/// with a generic plan once PostgreSQL finds one good enough.
+pub struct Transaction<'a> {
+    inner: deadpool_postgres::Transaction<'a>,
+}
+
+impl std::fmt::Debug for Transaction<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transaction")
+            .field("statements_kept", &self.inner.statement_cache.size())
+            .finish()
+    }
+}
+
+impl<'a> std::ops::Deref for Transaction<'a> {
+    type Target = deadpool_postgres::Transaction<'a>;
+    fn deref(&self) -> &deadpool_postgres::Transaction<'a> {
+        &self.inner
+    }
+}
+
+/// A statement to run: SQL text (kept prepared on the connection), or a statement prepared
+/// already.
+#[derive(Debug, Clone, Copy)]
+pub enum SqlRef<'s> {
+    Text(&'s str),
+    Prepared(&'s Statement),
+}
+
+/// What [`Transaction`]'s statements accept: text (`str`, `String`) or a [`Statement`].
+pub trait Sql: Sync {
+    fn sql(&self) -> SqlRef<'_>;
+}
+
+impl Sql for str {
+    fn sql(&self) -> SqlRef<'_> {
+        SqlRef::Text(self)
+    }
+}
+
+impl Sql for String {
+    fn sql(&self) -> SqlRef<'_> {
+        SqlRef::Text(self)
+    }
+}
+
+impl Sql for Statement {
+    fn sql(&self) -> SqlRef<'_> {
+        SqlRef::Prepared(self)
+    }
+}
+
+impl<S: Sql + ?Sized> Sql for &S {
+    fn sql(&self) -> SqlRef<'_> {
+        (**self).sql()
+    }
+}
+
+/// A statement's parameters.
+type Params<'p> = &'p [&'p (dyn ToSql + Sync)];
+
+impl Transaction<'_> {
+    /// The prepared statement of `sql`: kept on the connection, unless it keeps
+    /// [`STATEMENTS_KEPT_MAX`] already.
+    async fn statement<S: Sql + ?Sized>(
+        &self,
+        sql: &S,
+    ) -> Result<Statement, tokio_postgres::Error> {
+        match sql.sql() {
+            SqlRef::Prepared(statement) => Ok(statement.clone()),
+            SqlRef::Text(text) if self.inner.statement_cache.size() < STATEMENTS_KEPT_MAX => {
+                self.inner.prepare_cached(text).await
+            }
+            SqlRef::Text(text) => self.inner.prepare(text).await,
+        }
+    }
+
+    /// Like [`tokio_postgres::Transaction::query`], the statement kept prepared.
+    pub async fn query<S: Sql + ?Sized>(
+        &self,
+        sql: &S,
+        params: Params<'_>,
+    ) -> Result<Vec<Row>, tokio_postgres::Error> {
+        let statement = self.statement(sql).await?;
+        self.inner.query(&statement, params).await
+    }
+
+    /// Like [`tokio_postgres::Transaction::query_one`], the statement kept prepared.
+    pub async fn query_one<S: Sql + ?Sized>(
+        &self,
+        sql: &S,
+        params: Params<'_>,
+    ) -> Result<Row, tokio_postgres::Error> {
+        let statement = self.statement(sql).await?;
+        self.inner.query_one(&statement, params).await
+    }
+
+    /// Like [`tokio_postgres::Transaction::query_opt`], the statement kept prepared.
+    pub async fn query_opt<S: Sql + ?Sized>(
+        &self,
+        sql: &S,
+        params: Params<'_>,
+    ) -> Result<Option<Row>, tokio_postgres::Error> {
+        let statement = self.statement(sql).await?;
+        self.inner.query_opt(&statement, params).await
+    }
+
+    /// Like [`tokio_postgres::Transaction::execute`], the statement kept prepared.
+    pub async fn execute<S: Sql + ?Sized>(
+        &self,
+        sql: &S,
+        params: Params<'_>,
+    ) -> Result<u64, tokio_postgres::Error> {
+        let statement = self.statement(sql).await?;
+        self.inner.execute(&statement, params).await
+    }
+}
+
 /// The future a transaction body returns; borrowed from the transaction it runs in.
 pub type TxFuture<'t, T, E> = Pin<Box<dyn Future<Output = Result<T, TxError<E>>> + Send + 't>>;
 
-/// The transaction a body runs in (it dereferences to deadpool's [`Transaction`], so
-/// `prepare_cached`, `query` and `execute` are at hand).
+/// The transaction a body runs in (it dereferences to [`Transaction`], so `query`,
+/// `execute` and the rest of deadpool's transaction are at hand).
 ///
 /// The second lifetime is the body's environment: declaring `'env: 't` lets a body borrow
 /// from the caller's stack across `.await` without cloning what it reads.
@@ -245,7 +375,7 @@ impl Db {
             .start()
             .await
         {
-            Ok(transaction) => transaction,
+            Ok(inner) => Transaction { inner },
             Err(error) => return retry_or_fail(error),
         };
         let value = match body(Tx {
@@ -260,7 +390,7 @@ impl Db {
             Err(TxError::Db(DbError::Query(error))) => return retry_or_fail(error),
             Err(other) => return Attempt::Failed(other),
         };
-        match transaction.commit().await {
+        match transaction.inner.commit().await {
             Ok(()) => Attempt::Done(value),
             Err(error) => match classify(&error) {
                 ErrorClass::Retryable => Attempt::Retry(error),

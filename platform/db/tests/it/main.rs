@@ -11,3 +11,4 @@ mod migrate_packages;
 mod plans;
 mod portability_lint;
 mod run_tx;
+mod statements;

@@ -414,7 +414,7 @@ impl Settings {
                 ..RetryPolicy::default()
             },
             search_path: None,
-            custom_plans: false,
+            custom_plans: true,
         }
     }
 }
