@@ -33,9 +33,11 @@ pub struct DbSettings {
     /// default. Text statements are kept prepared on their connection
     /// ([`crate::Transaction`]), and a generic plan made while a table was tiny scans it
     /// whole, and is kept until the table is analyzed again; planned each time, a kept
-    /// statement costs what an unprepared one did less its parse and a round trip. The
-    /// ledger turns it off: its statements were prepared for generic plans, and planning
-    /// each of them cost `bench ledger` 15-30%.
+    /// statement costs what an unprepared one did less its parse and a round trip. Off,
+    /// text statements are not kept (each is prepared for its one use, and so planned with
+    /// its parameters): only the statements prepared by hand get generic plans. The ledger
+    /// turns it off: its hot statements were prepared for generic plans, and planning each
+    /// of them cost `bench ledger` 15-30%.
     pub custom_plans: bool,
 }
 
@@ -68,7 +70,7 @@ pub struct Db {
     pool: Pool,
     pub(crate) retry: RetryPolicy,
     connect_timeout: Duration,
-    settings: Arc<DbSettings>,
+    pub(crate) settings: Arc<DbSettings>,
 }
 
 impl std::fmt::Debug for Db {

@@ -77,11 +77,13 @@ pub const STATEMENTS_KEPT_MAX: usize = 512;
 /// the server, and a parse there), then runs it (a second round trip); kept prepared, the
 /// statement is parsed once per connection and each use is one round trip.
 ///
-/// A statement kept prepared is planned as the pool says: with its parameters on each
-/// execution (`DbSettings::custom_plans`, the default), as an unprepared statement is; or
-/// with a generic plan once PostgreSQL finds one good enough.
+/// Text statements are kept only on a pool that plans each execution with its parameters
+/// (`DbSettings::custom_plans`, the default), as PostgreSQL plans an unprepared statement:
+/// kept and planned generically, a lookup planned while its table was tiny would go on
+/// scanning it whole once it has grown.
 pub struct Transaction<'a> {
     inner: deadpool_postgres::Transaction<'a>,
+    keep_text: bool,
 }
 
 impl std::fmt::Debug for Transaction<'_> {
@@ -148,7 +150,9 @@ impl Transaction<'_> {
     ) -> Result<Statement, tokio_postgres::Error> {
         match sql.sql() {
             SqlRef::Prepared(statement) => Ok(statement.clone()),
-            SqlRef::Text(text) if self.inner.statement_cache.size() < STATEMENTS_KEPT_MAX => {
+            SqlRef::Text(text)
+                if self.keep_text && self.inner.statement_cache.size() < STATEMENTS_KEPT_MAX =>
+            {
                 self.inner.prepare_cached(text).await
             }
             SqlRef::Text(text) => self.inner.prepare(text).await,
@@ -375,7 +379,10 @@ impl Db {
             .start()
             .await
         {
-            Ok(inner) => Transaction { inner },
+            Ok(inner) => Transaction {
+                inner,
+                keep_text: self.settings.custom_plans,
+            },
             Err(error) => return retry_or_fail(error),
         };
         let value = match body(Tx {

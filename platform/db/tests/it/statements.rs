@@ -76,3 +76,29 @@ async fn past_the_most_statements_kept_a_text_statement_is_prepared_for_its_one_
     assert!(answers_right);
     assert_eq!(kept, STATEMENTS_KEPT_MAX, "the cache stops at its most");
 }
+
+#[tokio::test]
+async fn a_pool_with_generic_plans_keeps_no_text_statement() {
+    let database = TestDatabase::create().await;
+    let mut settings = TestDatabase::settings_for(database.url());
+    settings.pool_size_max = 1;
+    settings.custom_plans = false;
+    let db = corebank_db::Db::connect_lazy(&settings).unwrap();
+    let (sum, kept, on_server) = db
+        .run_tx("statements_generic", |tx| {
+            Box::pin(async move {
+                let sum: i64 = tx
+                    .query_one("SELECT $1::BIGINT + 1", &[&1_i64])
+                    .await?
+                    .get(0);
+                let kept = tx.statement_cache.size();
+                let on_server: i64 = tx.query_one(PREPARED_HERE, &[]).await?.get(0);
+                Ok::<_, TxError<()>>((sum, kept, on_server))
+            })
+        })
+        .await
+        .unwrap();
+    assert_eq!(sum, 2);
+    assert_eq!(kept, 0, "kept, it would be planned generically");
+    assert_eq!(on_server, 1, "only the statement counting, for its one use");
+}
