@@ -1,6 +1,8 @@
 //! Bulk OFS on the core's side ([`corebank_legacy_ofs::bulk`]): the messages of a bulk are
-//! carried out in one SERIALIZABLE transaction (retried whole), each under a savepoint so
-//! that a refusal undoes only its own message, and answered in order after one commit. The
+//! carried out in one SERIALIZABLE transaction (retried whole), and answered in order after
+//! one commit. A refusal undoes only its own message: it rolls the transaction back, and the
+//! bulk runs again without it (cheaper than a savepoint around every message, since bulks
+//! are seldom refused anything). The
 //! core's journal counter is taken once for the lot, which is what makes a bulk cheaper than
 //! its messages one by one.
 //!
@@ -116,42 +118,64 @@ impl Core {
         }
     }
 
-    /// Carries out `requests` in one transaction, each under a savepoint: their answers, in
-    /// order.
+    /// Carries out `requests` in one transaction: their answers, in order. A message the
+    /// applications refuse must change nothing, so its refusal rolls the transaction back
+    /// and the bulk runs again without it (the others see the books as a savepoint per
+    /// message would leave them: the messages before it applied, it not). A bulk nothing
+    /// refuses, the usual one, runs once, without a savepoint's two round trips per message.
     async fn execute_bulk(&self, requests: &[&Request]) -> Result<Vec<Answer>, OutcomeUnknown> {
         if requests.is_empty() {
             return Ok(Vec::new());
         }
         let _turn = self.write_turn(requests).await;
         let today = business_date();
-        let result = self
-            .db
-            .run_tx("legacy_core_bulk", |tx| {
-                Box::pin(async move {
-                    let mut answers = Vec::with_capacity(requests.len());
-                    for request in requests {
-                        tx.batch_execute("SAVEPOINT bulk_message").await?;
-                        match route(&tx, request, today).await {
-                            Ok(answer) => {
-                                tx.batch_execute("RELEASE SAVEPOINT bulk_message").await?;
-                                answers.push(answer);
+        let mut refused_at: Vec<Option<Answer>> = requests.iter().map(|_| None).collect();
+        let result = loop {
+            let skip: Vec<bool> = refused_at.iter().map(Option::is_some).collect();
+            let skip = &skip;
+            let run = self
+                .db
+                .run_tx("legacy_core_bulk", |tx| {
+                    Box::pin(async move {
+                        let mut answers = Vec::with_capacity(requests.len());
+                        for (index, request) in requests.iter().enumerate() {
+                            if skip[index] {
+                                answers.push(None);
+                                continue;
                             }
-                            Err(TxError::Abort(reject)) => {
-                                tx.batch_execute("ROLLBACK TO SAVEPOINT bulk_message")
-                                    .await?;
-                                answers.push(refused(request, reject));
+                            match route(&tx, request, today).await {
+                                Ok(answer) => answers.push(Some(answer)),
+                                Err(TxError::Abort(reject)) => {
+                                    return Err(TxError::Abort((index, reject)));
+                                }
+                                Err(TxError::Db(error)) => return Err(TxError::Db(error)),
                             }
-                            Err(TxError::Db(error)) => return Err(TxError::Db(error)),
                         }
-                    }
-                    Ok::<_, TxError<std::convert::Infallible>>(answers)
+                        Ok(answers)
+                    })
                 })
-            })
-            .await;
+                .await;
+            match run {
+                Ok(answers) => break Ok(answers),
+                Err(TxError::Db(error)) => break Err(error),
+                Err(TxError::Abort((index, reject))) => {
+                    refused_at[index] = Some(refused(requests[index], reject));
+                }
+            }
+        };
         match result {
-            Ok(answers) => Ok(answers),
-            Err(TxError::Abort(never)) => match never {},
-            Err(TxError::Db(error)) => {
+            // Each message was either run or refused.
+            Ok(answers) => Ok(answers
+                .into_iter()
+                .zip(refused_at)
+                .zip(requests)
+                .map(|((answer, refusal), request)| {
+                    answer.or(refusal).unwrap_or_else(|| {
+                        Answer::error(request.transaction_id.clone(), "ID", SYSTEM_ERROR)
+                    })
+                })
+                .collect()),
+            Err(error) => {
                 let text = db_failure("OFS.BULK", &error)?;
                 Ok(requests
                     .iter()
