@@ -176,22 +176,24 @@ impl DepositsMigrationApi for MigrationService {
         let asked = request.into_inner().accounts;
         // An import that cannot be read is refused alone, as the others are checked.
         let mut unread = Vec::new();
-        let mut imports = Vec::with_capacity(asked.len());
+        let mut places = Vec::with_capacity(asked.len());
+        let mut requests: Vec<AccountToImport> = Vec::with_capacity(asked.len());
         for (index, one) in asked.into_iter().enumerate() {
             match to_import(one) {
-                Ok(import) => imports.push((index, import)),
+                Ok(import) => {
+                    places.push(index);
+                    requests.push(import);
+                }
                 Err(error) => unread.push((index, error)),
             }
         }
-        let requests: Vec<AccountToImport> =
-            imports.iter().map(|(_, import)| import.clone()).collect();
         let done = self
             .deposits
             .import_accounts(&requests)
             .await
             .map_err(|e| status_of(&e))?;
         let mut results: Vec<Option<pb::ImportAccountResult>> =
-            (0..imports.len() + unread.len()).map(|_| None).collect();
+            (0..places.len() + unread.len()).map(|_| None).collect();
         let refused = |error: &DepositsError| pb::ImportAccountResult {
             imported: None,
             code: error.code().to_owned(),
@@ -203,7 +205,7 @@ impl DepositsMigrationApi for MigrationService {
                 other => other.to_string(),
             },
         };
-        for ((index, _), answer) in imports.iter().zip(done) {
+        for (index, answer) in places.iter().zip(done) {
             results[*index] = Some(match answer {
                 Ok(view) => pb::ImportAccountResult {
                     imported: Some(imported(&view)),

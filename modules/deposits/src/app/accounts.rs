@@ -231,25 +231,61 @@ impl Deposits {
         product_code: &str,
     ) -> Result<crate::domain::model::Product, DepositsError> {
         let newest = self.product(product_code, None).await?;
-        let now = self.now();
-        let chosen = newest.version;
-        let (pinned_code, pinned) = self
-            .in_tx("deposits_pin_product", |tx| {
-                Box::pin(async move {
-                    store::pin_product_version(&tx, request_id, product_code, chosen, now).await
-                })
-            })
-            .await?;
+        let wanted = [(request_id, product_code.to_owned(), newest.version)];
+        let pin =
+            self.pin_products(&wanted)
+                .await?
+                .pop()
+                .ok_or_else(|| DepositsError::Internal {
+                    message: "the product pin answered nothing".to_owned(),
+                })?;
+        self.pinned_version(request_id, product_code, newest, pin)
+            .await
+    }
+
+    /// The product a request opens on, from its pin (code, version): the newest when it was
+    /// pinned to it; refused when the request was pinned to another product before.
+    pub(super) async fn pinned_version(
+        &self,
+        request_id: Uuid,
+        product_code: &str,
+        newest: crate::domain::model::Product,
+        (pinned_code, pinned): (String, i64),
+    ) -> Result<crate::domain::model::Product, DepositsError> {
         if pinned_code != product_code {
             return Err(DepositsError::ExistsWithDifferent {
                 request_id: request_id.to_string(),
                 field: "product_code".to_owned(),
             });
         }
-        if pinned == chosen {
+        if pinned == newest.version {
             return Ok(newest);
         }
         self.product(product_code, Some(pinned)).await
+    }
+
+    /// Pins each request to a product version (the one given, unless the request was pinned
+    /// before), in one transaction; answers each request's pinned (code, version).
+    pub(super) async fn pin_products(
+        &self,
+        wanted: &[(Uuid, String, i64)],
+    ) -> Result<Vec<(String, i64)>, DepositsError> {
+        if wanted.is_empty() {
+            return Ok(Vec::new());
+        }
+        let now = self.now();
+        self.in_tx("deposits_pin_product", |tx| {
+            Box::pin(async move {
+                let mut pins = Vec::with_capacity(wanted.len());
+                for (request_id, code, version) in wanted {
+                    pins.push(
+                        store::pin_product_version(&tx, *request_id, code, *version, now).await?,
+                    );
+                }
+                Ok(pins)
+            })
+        })
+        .await
     }
 }
 

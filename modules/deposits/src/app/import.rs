@@ -340,17 +340,10 @@ impl Deposits {
         }
         let pins = self.pin_products(&wanted).await?;
         let mut built = Vec::with_capacity(known.len());
-        for ((one, newest), (code, version)) in known.into_iter().zip(pins) {
-            let product = if code != one.request.product_code {
-                Err(DepositsError::ExistsWithDifferent {
-                    request_id: one.request_id.to_string(),
-                    field: "product_code".to_owned(),
-                })
-            } else if version == newest.version {
-                Ok(newest)
-            } else {
-                self.product(&code, Some(version)).await
-            };
+        for ((one, newest), pin) in known.into_iter().zip(pins) {
+            let product = self
+                .pinned_version(one.request_id, &one.request.product_code, newest, pin)
+                .await;
             let index = one.index;
             let made = match product {
                 Ok(product) => self.build_import(one, &product).await,
@@ -362,30 +355,6 @@ impl Deposits {
             }
         }
         Ok(built)
-    }
-
-    /// Pins each request to a product version (the one given, unless the request was pinned
-    /// before), in one transaction; answers each request's pinned (code, version).
-    async fn pin_products(
-        &self,
-        wanted: &[(Uuid, String, i64)],
-    ) -> Result<Vec<(String, i64)>, DepositsError> {
-        if wanted.is_empty() {
-            return Ok(Vec::new());
-        }
-        let now = self.now();
-        self.in_tx("deposits_pin_product", |tx| {
-            Box::pin(async move {
-                let mut pins = Vec::with_capacity(wanted.len());
-                for (request_id, code, version) in wanted {
-                    pins.push(
-                        store::pin_product_version(&tx, *request_id, code, *version, now).await?,
-                    );
-                }
-                Ok(pins)
-            })
-        })
-        .await
     }
 
     /// One import made ready for the ledger on `product`.

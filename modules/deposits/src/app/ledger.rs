@@ -453,20 +453,12 @@ impl Deposits {
 
     /// Balances from the ledger: the customer's account and the interest accrued on it.
     pub(crate) async fn balances(&self, account: &Account) -> Result<BalancesView, DepositsError> {
-        let (mut ledger, mut other) = (self.ledger.clone(), self.ledger.clone());
-        // Both asked at once.
-        let (customer, accrued) = tokio::join!(
-            ledger.get_account(pb::GetAccountRequest {
-                account_id: account.ledger_account_id.to_string(),
-            }),
-            other.get_balance(pb::GetBalanceRequest {
-                account_id: account.accrued_account_id.to_string(),
-                as_of: None,
+        self.balances_of_all(&[account])
+            .await?
+            .pop()
+            .ok_or_else(|| DepositsError::Internal {
+                message: "the ledger answered no balances".to_owned(),
             })
-        );
-        let customer = customer.map_err(|s| from_status(&s))?.into_inner();
-        let accrued = accrued.map_err(|s| from_status(&s))?.into_inner();
-        balances_view(account, &customer, &accrued.posted)
     }
 
     /// The balances of several accounts, in order, from one read of the ledger.
