@@ -16,7 +16,10 @@
 //! lost (accounts whose balance is above or below what was acknowledged), and the wait on a
 //! frozen account at p99 (from the request's first send to its answer, for every request the
 //! gateway held for a move or answered 503); against pgbench's TPC-B on the same server in
-//! the same run. Where a move's time went is reported per step of its saga (`move_steps`).
+//! the same run. Where a move's time went is reported per step of its saga (`move_steps`),
+//! a transfer across the cores' per step of its (`crossing_steps`), and the client requests'
+//! times by kind: operation and serving side (`request_kinds`), with the longest waits on a
+//! frozen account named by kind, so that what sets the p99 is seen.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -41,6 +44,9 @@ use crate::harness::server::BASELINE_NAME;
 use crate::harness::{RunOptions, Suite};
 
 /// The product migrated: the mock core's current accounts.
+/// How many of the longest waits on a frozen account the report names.
+const LONGEST_WAITS_SHOWN: usize = 5;
+
 const PRODUCT: &str = "LEGACY-CURRENT";
 /// The target of issue 15: the whole product migrated and reconciled within this.
 const TARGET_TOTAL_S: f64 = 600.0;
@@ -130,8 +136,14 @@ struct Figures {
     /// The three are sorted, for [`percentile_ms`].
     freeze_waits_us: Vec<u32>,
     frozen_parts_us: Vec<u32>,
+    /// The longest waits on a frozen account: (whole wait, the freeze's part, kind).
+    longest_waits: Vec<(u32, u32, String)>,
     latencies_us: Vec<u32>,
+    /// Each kind of request's times (operation, the side that served it), sorted.
+    kinds_us: BTreeMap<String, Vec<u32>>,
     steps: Vec<StepTime>,
+    /// The same for the transfers across the cores (`cross_side_transfer` sagas).
+    crossing_steps: Vec<StepTime>,
 }
 
 impl Figures {
@@ -182,9 +194,14 @@ struct Seen {
     freeze_waits_us: Vec<u32>,
     /// Every request's time, from its first sending to its answer.
     latencies_us: Vec<u32>,
+    /// The same, by kind: the operation and the side that served it (`x-served-by`), a
+    /// transfer across the cores apart.
+    kinds_us: BTreeMap<String, Vec<u32>>,
     /// Of each wait, the part the freeze took: until the last sending, plus that sending's
     /// hold at the gateway (its `x-move-held-ms`); the rest is the request's own service.
     frozen_parts_us: Vec<u32>,
+    /// Each wait with its freeze's part and the request's kind.
+    waits: Vec<(u32, u32, String)>,
 }
 
 async fn measure(
@@ -308,7 +325,11 @@ async fn measure(
         }
         seen.freeze_waits_us.extend(client.freeze_waits_us);
         seen.frozen_parts_us.extend(client.frozen_parts_us);
+        seen.waits.extend(client.waits);
         seen.latencies_us.extend(client.latencies_us);
+        for (kind, us) in client.kinds_us {
+            seen.kinds_us.entry(kind).or_default().extend(us);
+        }
     }
     let settled = settled?;
     settle_pending(stack, &token, &ledgers, &mut seen).await?;
@@ -331,7 +352,8 @@ async fn measure(
     }
     let total_s = started.elapsed().as_secs_f64();
     let (doubled, lost) = check_balances(stack, &token, &seeded, &ledgers).await?;
-    let steps = step_times(&stack.settings, url).await?;
+    let steps = step_times(&stack.settings, url, &["account_move", "accounts_move"]).await?;
+    let crossing_steps = step_times(&stack.settings, url, &["cross_side_transfer"]).await?;
     Ok(Figures {
         accounts: u64::try_from(seeded.len()).unwrap_or(u64::MAX),
         moved: settled.moved,
@@ -349,8 +371,20 @@ async fn measure(
         lost,
         freeze_waits_us: sorted(seen.freeze_waits_us),
         frozen_parts_us: sorted(seen.frozen_parts_us),
+        longest_waits: {
+            let mut waits = seen.waits;
+            waits.sort_unstable_by(|a, b| b.cmp(a));
+            waits.truncate(LONGEST_WAITS_SHOWN);
+            waits
+        },
         latencies_us: sorted(seen.latencies_us),
+        kinds_us: seen
+            .kinds_us
+            .into_iter()
+            .map(|(kind, us)| (kind, sorted(us)))
+            .collect(),
         steps,
+        crossing_steps,
     })
 }
 
@@ -361,7 +395,11 @@ async fn measure(
 /// from the saga's start to its first step (`claim`) and to its mark (`to_mark`: the
 /// claim and the drain, while the account's new cross-side transfers are refused before
 /// the gateway can hold them), and its whole life (`saga`).
-async fn step_times(settings: &Settings, url: &str) -> anyhow::Result<Vec<StepTime>> {
+async fn step_times(
+    settings: &Settings,
+    url: &str,
+    saga_types: &[&str],
+) -> anyhow::Result<Vec<StepTime>> {
     let db = corebank_db::Db::connect_lazy(
         &settings
             .db_settings(url, "bench")
@@ -374,30 +412,30 @@ async fn step_times(settings: &Settings, url: &str) -> anyhow::Result<Vec<StepTi
                SELECT s.step_name AS name, \
                       EXTRACT(EPOCH FROM s.ended_at - s.started_at) * 1000 AS ms \
                FROM saga_steps s JOIN saga_instances i ON i.id = s.saga_id \
-               WHERE i.saga_type IN ('account_move', 'accounts_move') AND s.direction = 'do' \
+               WHERE i.saga_type = ANY($1) AND s.direction = 'do' \
                UNION ALL \
                SELECT 'window', EXTRACT(EPOCH FROM MAX(s.ended_at) FILTER (WHERE s.step_name = 'unmark') \
                                      - MIN(s.started_at) FILTER (WHERE s.step_name = 'mark')) * 1000 \
                FROM saga_steps s JOIN saga_instances i ON i.id = s.saga_id \
-               WHERE i.saga_type IN ('account_move', 'accounts_move') AND s.direction = 'do' \
+               WHERE i.saga_type = ANY($1) AND s.direction = 'do' \
                GROUP BY s.saga_id \
                UNION ALL \
                SELECT 'claim', EXTRACT(EPOCH FROM MIN(s.started_at) - MIN(i.created_at)) * 1000 \
                FROM saga_steps s JOIN saga_instances i ON i.id = s.saga_id \
-               WHERE i.saga_type IN ('account_move', 'accounts_move') GROUP BY s.saga_id \
+               WHERE i.saga_type = ANY($1) GROUP BY s.saga_id \
                UNION ALL \
                SELECT 'to_mark', EXTRACT(EPOCH FROM MIN(s.started_at) FILTER (WHERE s.step_name = 'mark') \
                                       - MIN(i.created_at)) * 1000 \
                FROM saga_steps s JOIN saga_instances i ON i.id = s.saga_id \
-               WHERE i.saga_type IN ('account_move', 'accounts_move') AND s.direction = 'do' GROUP BY s.saga_id \
+               WHERE i.saga_type = ANY($1) AND s.direction = 'do' GROUP BY s.saga_id \
                UNION ALL \
                SELECT 'saga', EXTRACT(EPOCH FROM MAX(s.ended_at) - MIN(i.created_at)) * 1000 \
                FROM saga_steps s JOIN saga_instances i ON i.id = s.saga_id \
-               WHERE i.saga_type IN ('account_move', 'accounts_move') GROUP BY s.saga_id) \
+               WHERE i.saga_type = ANY($1) GROUP BY s.saga_id) \
              SELECT name, COUNT(*) AS attempts, AVG(ms)::FLOAT8 AS mean_ms, \
                     (PERCENTILE_CONT(0.99) WITHIN GROUP (ORDER BY ms))::FLOAT8 AS p99_ms \
              FROM timed WHERE ms IS NOT NULL GROUP BY name",
-            &[],
+            &[&saga_types],
         )
         .await
         .context("reading the moves' step history")?;
@@ -412,11 +450,34 @@ async fn step_times(settings: &Settings, url: &str) -> anyhow::Result<Vec<StepTi
         })
         .collect();
     let order = [
-        "drain", "mark", "freeze", "book", "empty", "switch", "verify", "unmark", "record",
-        "window", "claim", "to_mark", "saga",
+        "drain", "mark", "freeze", "book", "empty", "switch", "verify", "unmark", "record", "hold",
+        "credit", "capture", "window", "claim", "to_mark", "saga",
     ];
     steps.sort_by_key(|step| order.iter().position(|name| *name == step.name));
     Ok(steps)
+}
+
+fn print_steps(steps: &[StepTime]) {
+    for step in steps {
+        println!(
+            "    {:<8} {:>6} {:>9.1} {:>9.1}",
+            step.name, step.attempts, step.mean_ms, step.p99_ms
+        );
+    }
+}
+
+fn steps_json(steps: &[StepTime]) -> Value {
+    steps
+        .iter()
+        .map(|step| {
+            json!({
+                "step": step.name,
+                "attempts": step.attempts,
+                "mean_ms": step.mean_ms,
+                "p99_ms": step.p99_ms,
+            })
+        })
+        .collect()
 }
 
 /// One step's time across the moves.
@@ -623,17 +684,17 @@ impl Channel {
                 let amount = Decimal::new(100, 2);
                 let path = format!("/v1/accounts/{account}/deposits");
                 let body = json!({ "amount": amount.to_string(), "currency": "EUR" });
-                if let Ended::Done(_) = self.call(&path, &body, 201).await {
+                if let Ended::Done(_) = self.call("deposit", &path, &body, 201).await {
                     self.ledgers.add(&account, amount);
                 }
             }
             1 => {
                 let path = format!("/v1/accounts/{account}/holds");
                 let body = json!({ "amount": "0.50", "currency": "EUR", "reason": "bench" });
-                if let Ended::Done(hold) = self.call(&path, &body, 201).await {
+                if let Ended::Done(hold) = self.call("hold", &path, &body, 201).await {
                     let hold = hold["id"].as_str().unwrap_or_default().to_owned();
                     let path = format!("/v1/accounts/{account}/holds/{hold}/release");
-                    let _ = self.call(&path, &json!({}), 200).await;
+                    let _ = self.call("release", &path, &json!({}), 200).await;
                 }
             }
             _ => {
@@ -650,7 +711,9 @@ impl Channel {
                     "amount": amount.to_string(),
                     "currency": "EUR",
                 });
-                if let Ended::Done(answer) = self.call("/v1/transfers", &body, 201).await {
+                if let Ended::Done(answer) =
+                    self.call("transfer", "/v1/transfers", &body, 201).await
+                {
                     if answer["status"] == "pending" {
                         // A transfer across the cores still running: counted once it ends.
                         let id = answer["id"].as_str().unwrap_or_default().to_owned();
@@ -670,7 +733,7 @@ impl Channel {
 
     /// POSTs `body` to `path` with one idempotency key, again after each 503's
     /// `Retry-After`, until it answers something else.
-    async fn call(&mut self, path: &str, body: &Value, expected: u16) -> Ended {
+    async fn call(&mut self, kind: &str, path: &str, body: &Value, expected: u16) -> Ended {
         let key = Uuid::new_v4().to_string();
         // The wait on a frozen account runs from the first send, once the gateway held the
         // request for a move (`x-move-held-ms`) or answered it 503.
@@ -692,6 +755,12 @@ impl Channel {
                 Err(error) => return self.failed(format!("transport: {error}")),
             };
             let status = response.status().as_u16();
+            let served_by = response
+                .headers()
+                .get("x-served-by")
+                .and_then(|value| value.to_str().ok())
+                .unwrap_or("unrouted")
+                .to_owned();
             let held_ms = response
                 .headers()
                 .get("x-move-held-ms")
@@ -714,13 +783,19 @@ impl Channel {
             let value: Value = response.json().await.unwrap_or(Value::Null);
             let micros = |time: Duration| u32::try_from(time.as_micros()).unwrap_or(u32::MAX);
             self.seen.latencies_us.push(micros(sent.elapsed()));
+            let (whole, part) = (
+                micros(sent.elapsed()),
+                micros(
+                    last_sent.duration_since(sent) + Duration::from_millis(held_ms.unwrap_or(0)),
+                ),
+            );
+            let kind = kind_of(kind, &served_by, &value);
             if frozen {
-                self.seen.freeze_waits_us.push(micros(sent.elapsed()));
-                let held = Duration::from_millis(held_ms.unwrap_or(0));
-                self.seen
-                    .frozen_parts_us
-                    .push(micros(last_sent.duration_since(sent) + held));
+                self.seen.freeze_waits_us.push(whole);
+                self.seen.frozen_parts_us.push(part);
+                self.seen.waits.push((whole, part, kind.clone()));
             }
+            self.seen.kinds_us.entry(kind).or_default().push(whole);
             // A transfer across the cores that runs on is answered 202 (and ends later).
             if status == expected || (expected == 201 && status == 202) {
                 return Ended::Done(value);
@@ -733,6 +808,16 @@ impl Channel {
     fn failed(&mut self, what: String) -> Ended {
         *self.seen.failed_by_code.entry(what).or_default() += 1;
         Ended::Failed
+    }
+}
+
+/// A request's kind in the report: its operation and the side that served it; a transfer
+/// answered as one across the cores (it has a `status`) apart, by the side it left from.
+fn kind_of(operation: &str, served_by: &str, answer: &Value) -> String {
+    if operation == "transfer" && answer.get("status").is_some() {
+        format!("{operation} across from {served_by}")
+    } else {
+        format!("{operation} on {served_by}")
     }
 }
 
@@ -787,18 +872,31 @@ fn report(
         percentile_ms(&figures.frozen_parts_us, 50),
         percentile_ms(&figures.frozen_parts_us, 99),
     );
+    for (whole, part, kind) in &figures.longest_waits {
+        println!(
+            "    a long wait: {:.0} ms, the freeze's part {:.0} ms ({kind})",
+            f64::from(*whole) / 1000.0,
+            f64::from(*part) / 1000.0
+        );
+    }
     println!(
         "  every client request, frozen or not: p50 {:.0} ms, p99 {:.0} ms",
         percentile_ms(&figures.latencies_us, 50),
         percentile_ms(&figures.latencies_us, 99),
     );
-    println!("  a move's steps (attempts, mean and p99 ms; window: from mark to unmark):");
-    for step in &figures.steps {
+    println!("  client requests by kind (count, p50 and p99 ms):");
+    for (kind, us) in &figures.kinds_us {
         println!(
-            "    {:<8} {:>6} {:>9.1} {:>9.1}",
-            step.name, step.attempts, step.mean_ms, step.p99_ms
+            "    {kind:<30} {:>6} {:>9.1} {:>9.1}",
+            us.len(),
+            percentile_ms(us, 50),
+            percentile_ms(us, 99)
         );
     }
+    println!("  a move's steps (attempts, mean and p99 ms; window: from mark to unmark):");
+    print_steps(&figures.steps);
+    println!("  a transfer across the cores, by step (attempts, mean and p99 ms):");
+    print_steps(&figures.crossing_steps);
     let Some(path) = &options.run.json else {
         return Ok(());
     };
@@ -829,16 +927,18 @@ fn report(
             "frozen_part_p99_ms": percentile_ms(&figures.frozen_parts_us, 99),
             "request_p50_ms": percentile_ms(&figures.latencies_us, 50),
             "request_p99_ms": percentile_ms(&figures.latencies_us, 99),
-            "move_steps": figures
-                .steps
+            "request_kinds": figures
+                .kinds_us
                 .iter()
-                .map(|step| json!({
-                    "step": step.name,
-                    "attempts": step.attempts,
-                    "mean_ms": step.mean_ms,
-                    "p99_ms": step.p99_ms,
+                .map(|(kind, us)| json!({
+                    "kind": kind,
+                    "count": us.len(),
+                    "p50_ms": percentile_ms(us, 50),
+                    "p99_ms": percentile_ms(us, 99),
                 }))
                 .collect::<Vec<_>>(),
+            "move_steps": steps_json(&figures.steps),
+            "crossing_steps": steps_json(&figures.crossing_steps),
         }],
         "config": {
             "accounts": options.accounts,
@@ -856,4 +956,25 @@ fn report(
         .with_context(|| format!("writing {}", path.display()))?;
     println!("figures written to {}", path.display());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_is_counted_by_its_operation_and_serving_side_a_crossing_apart() {
+        let entry = json!({ "entry_id": "e", "balances": {} });
+        let crossing = json!({ "id": "t", "status": "completed" });
+        assert_eq!(kind_of("transfer", "legacy", &entry), "transfer on legacy");
+        assert_eq!(
+            kind_of("transfer", "legacy", &crossing),
+            "transfer across from legacy"
+        );
+        assert_eq!(kind_of("deposit", "modern", &crossing), "deposit on modern");
+        assert_eq!(
+            kind_of("hold", "unrouted", &Value::Null),
+            "hold on unrouted"
+        );
+    }
 }
