@@ -39,14 +39,13 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::gateway::{Stack, setup::http_client, start_stack};
-use crate::harness::figures::percentile_ms;
+use crate::harness::figures::{percentile_ms, write_json};
 use crate::harness::server::BASELINE_NAME;
 use crate::harness::{RunOptions, Suite};
 
-/// The product migrated: the mock core's current accounts.
 /// How many of the longest waits on a frozen account the report names.
 const LONGEST_WAITS_SHOWN: usize = 5;
-
+/// The product migrated: the mock core's current accounts.
 const PRODUCT: &str = "LEGACY-CURRENT";
 /// The target of issue 15: the whole product migrated and reconciled within this.
 const TARGET_TOTAL_S: f64 = 600.0;
@@ -952,10 +951,7 @@ fn report(
             "target_total_s": TARGET_TOTAL_S,
         },
     });
-    std::fs::write(path, serde_json::to_string_pretty(&document)?)
-        .with_context(|| format!("writing {}", path.display()))?;
-    println!("figures written to {}", path.display());
-    Ok(())
+    write_json(path, &document)
 }
 
 #[cfg(test)]

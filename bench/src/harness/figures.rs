@@ -223,12 +223,16 @@ impl Report {
         let Some(path) = path else {
             return Ok(());
         };
-        let figures = self.to_json(config, extra);
-        std::fs::write(path, serde_json::to_string_pretty(&figures)?)
-            .with_context(|| format!("writing {}", path.display()))?;
-        println!("figures written to {}", path.display());
-        Ok(())
+        write_json(path, &self.to_json(config, extra))
     }
+}
+
+/// Writes a suite's figures (`--json`) to `path`, and says where.
+pub fn write_json(path: &std::path::Path, document: &Value) -> anyhow::Result<()> {
+    std::fs::write(path, serde_json::to_string_pretty(document)?)
+        .with_context(|| format!("writing {}", path.display()))?;
+    println!("figures written to {}", path.display());
+    Ok(())
 }
 
 #[cfg(test)]
