@@ -39,9 +39,11 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::gateway::{Stack, setup::http_client, start_stack};
-use crate::harness::figures::{percentile_ms, write_json};
-use crate::harness::server::BASELINE_NAME;
 use crate::harness::{RunOptions, Suite};
+
+mod report;
+
+use report::{Figures, precise, report, sorted, step_times};
 
 /// How many of the longest waits on a frozen account the report names.
 const LONGEST_WAITS_SHOWN: usize = 5;
@@ -113,54 +115,6 @@ pub async fn run(settings: &Settings, options: &MigrationBenchOptions) -> anyhow
         .await
 }
 
-/// What one migration under load measured.
-#[derive(Debug, Default)]
-struct Figures {
-    accounts: u64,
-    moved: u64,
-    refused: u64,
-    failed_moves: u64,
-    total_s: f64,
-    /// Of `total_s`: the start (the plan: the legacy export, the refusals, the stored
-    /// moves) and the reconciliation at the end.
-    plan_s: f64,
-    reconcile_s: f64,
-    reconciled: bool,
-    breaks: u64,
-    requests: u64,
-    retried_503: u64,
-    failed_by_code: BTreeMap<String, u64>,
-    doubled: u64,
-    lost: u64,
-    /// The three are sorted, for [`percentile_ms`].
-    freeze_waits_us: Vec<u32>,
-    frozen_parts_us: Vec<u32>,
-    /// The longest waits on a frozen account: (whole wait, the freeze's part, kind).
-    longest_waits: Vec<(u32, u32, String)>,
-    latencies_us: Vec<u32>,
-    /// Each kind of request's times (operation, the side that served it), sorted.
-    kinds_us: BTreeMap<String, Vec<u32>>,
-    steps: Vec<StepTime>,
-    /// The same for the transfers across the cores (`cross_side_transfer` sagas).
-    crossing_steps: Vec<StepTime>,
-}
-
-impl Figures {
-    fn failed_requests(&self) -> u64 {
-        self.failed_by_code.values().sum()
-    }
-
-    fn freeze_wait_p99_ms(&self) -> f64 {
-        percentile_ms(&self.freeze_waits_us, 99)
-    }
-}
-
-/// `us`, sorted.
-fn sorted(mut us: Vec<u32>) -> Vec<u32> {
-    us.sort_unstable();
-    us
-}
-
 /// One account as exported before the migration.
 #[derive(Debug, Clone)]
 struct Seeded {
@@ -190,17 +144,22 @@ struct Seen {
     requests: u64,
     retried_503: u64,
     failed_by_code: BTreeMap<String, u64>,
-    freeze_waits_us: Vec<u32>,
-    /// Every request's time, from its first sending to its answer.
-    latencies_us: Vec<u32>,
-    /// The same, by kind: the operation and the side that served it (`x-served-by`), a
-    /// transfer across the cores apart.
+    /// Every request's time, from its first sending to its answer, by kind: the operation
+    /// and the side that served it (`x-served-by`), a transfer across the cores apart.
     kinds_us: BTreeMap<String, Vec<u32>>,
-    /// Of each wait, the part the freeze took: until the last sending, plus that sending's
-    /// hold at the gateway (its `x-move-held-ms`); the rest is the request's own service.
-    frozen_parts_us: Vec<u32>,
-    /// Each wait with its freeze's part and the request's kind.
-    waits: Vec<(u32, u32, String)>,
+    /// Every wait on a frozen account.
+    waits: Vec<Wait>,
+}
+
+/// A request's wait on a frozen account.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Wait {
+    /// From the request's first sending to its answer.
+    whole_us: u32,
+    /// The part the freeze took: until the last sending, plus that sending's hold at the
+    /// gateway (its `x-move-held-ms`); the rest is the request's own service.
+    part_us: u32,
+    kind: String,
 }
 
 async fn measure(
@@ -322,10 +281,7 @@ async fn measure(
         for (code, count) in client.failed_by_code {
             *seen.failed_by_code.entry(code).or_default() += count;
         }
-        seen.freeze_waits_us.extend(client.freeze_waits_us);
-        seen.frozen_parts_us.extend(client.frozen_parts_us);
         seen.waits.extend(client.waits);
-        seen.latencies_us.extend(client.latencies_us);
         for (kind, us) in client.kinds_us {
             seen.kinds_us.entry(kind).or_default().extend(us);
         }
@@ -368,15 +324,15 @@ async fn measure(
         failed_by_code: seen.failed_by_code,
         doubled,
         lost,
-        freeze_waits_us: sorted(seen.freeze_waits_us),
-        frozen_parts_us: sorted(seen.frozen_parts_us),
+        freeze_waits_us: sorted(seen.waits.iter().map(|wait| wait.whole_us).collect()),
+        frozen_parts_us: sorted(seen.waits.iter().map(|wait| wait.part_us).collect()),
         longest_waits: {
             let mut waits = seen.waits;
             waits.sort_unstable_by(|a, b| b.cmp(a));
             waits.truncate(LONGEST_WAITS_SHOWN);
             waits
         },
-        latencies_us: sorted(seen.latencies_us),
+        latencies_us: sorted(seen.kinds_us.values().flatten().copied().collect()),
         kinds_us: seen
             .kinds_us
             .into_iter()
@@ -385,107 +341,6 @@ async fn measure(
         steps,
         crossing_steps,
     })
-}
-
-/// Where a move's time went: per step of its saga (`account_move`, or `accounts_move` for a
-/// chunk of accounts, counted once per chunk), its attempts and their mean and
-/// p99 duration (from the saga's step history); and, as if they were steps, the move's
-/// frozen window (`window`: from the start of `mark` to the end of `unmark`), the wait
-/// from the saga's start to its first step (`claim`) and to its mark (`to_mark`: the
-/// claim and the drain, while the account's new cross-side transfers are refused before
-/// the gateway can hold them), and its whole life (`saga`).
-async fn step_times(
-    settings: &Settings,
-    url: &str,
-    saga_types: &[&str],
-) -> anyhow::Result<Vec<StepTime>> {
-    let db = corebank_db::Db::connect_lazy(
-        &settings
-            .db_settings(url, "bench")
-            .with_search_path("migration"),
-    )?;
-    let client = db.client().await?;
-    let rows = client
-        .query(
-            "WITH timed AS ( \
-               SELECT s.step_name AS name, \
-                      EXTRACT(EPOCH FROM s.ended_at - s.started_at) * 1000 AS ms \
-               FROM saga_steps s JOIN saga_instances i ON i.id = s.saga_id \
-               WHERE i.saga_type = ANY($1) AND s.direction = 'do' \
-               UNION ALL \
-               SELECT 'window', EXTRACT(EPOCH FROM MAX(s.ended_at) FILTER (WHERE s.step_name = 'unmark') \
-                                     - MIN(s.started_at) FILTER (WHERE s.step_name = 'mark')) * 1000 \
-               FROM saga_steps s JOIN saga_instances i ON i.id = s.saga_id \
-               WHERE i.saga_type = ANY($1) AND s.direction = 'do' \
-               GROUP BY s.saga_id \
-               UNION ALL \
-               SELECT 'claim', EXTRACT(EPOCH FROM MIN(s.started_at) - MIN(i.created_at)) * 1000 \
-               FROM saga_steps s JOIN saga_instances i ON i.id = s.saga_id \
-               WHERE i.saga_type = ANY($1) GROUP BY s.saga_id \
-               UNION ALL \
-               SELECT 'to_mark', EXTRACT(EPOCH FROM MIN(s.started_at) FILTER (WHERE s.step_name = 'mark') \
-                                      - MIN(i.created_at)) * 1000 \
-               FROM saga_steps s JOIN saga_instances i ON i.id = s.saga_id \
-               WHERE i.saga_type = ANY($1) AND s.direction = 'do' GROUP BY s.saga_id \
-               UNION ALL \
-               SELECT 'saga', EXTRACT(EPOCH FROM MAX(s.ended_at) - MIN(i.created_at)) * 1000 \
-               FROM saga_steps s JOIN saga_instances i ON i.id = s.saga_id \
-               WHERE i.saga_type = ANY($1) GROUP BY s.saga_id) \
-             SELECT name, COUNT(*) AS attempts, AVG(ms)::FLOAT8 AS mean_ms, \
-                    (PERCENTILE_CONT(0.99) WITHIN GROUP (ORDER BY ms))::FLOAT8 AS p99_ms \
-             FROM timed WHERE ms IS NOT NULL GROUP BY name",
-            &[&saga_types],
-        )
-        .await
-        .context("reading the moves' step history")?;
-    db.close();
-    let mut steps: Vec<StepTime> = rows
-        .iter()
-        .map(|row| StepTime {
-            name: row.get("name"),
-            attempts: row.get("attempts"),
-            mean_ms: row.get("mean_ms"),
-            p99_ms: row.get("p99_ms"),
-        })
-        .collect();
-    let order = [
-        "drain", "mark", "freeze", "book", "empty", "switch", "verify", "unmark", "record", "hold",
-        "credit", "capture", "window", "claim", "to_mark", "saga",
-    ];
-    steps.sort_by_key(|step| order.iter().position(|name| *name == step.name));
-    Ok(steps)
-}
-
-fn print_steps(steps: &[StepTime]) {
-    for step in steps {
-        println!(
-            "    {:<8} {:>6} {:>9.1} {:>9.1}",
-            step.name, step.attempts, step.mean_ms, step.p99_ms
-        );
-    }
-}
-
-fn steps_json(steps: &[StepTime]) -> Value {
-    steps
-        .iter()
-        .map(|step| {
-            json!({
-                "step": step.name,
-                "attempts": step.attempts,
-                "mean_ms": step.mean_ms,
-                "p99_ms": step.p99_ms,
-            })
-        })
-        .collect()
-}
-
-/// One step's time across the moves.
-#[derive(Debug)]
-struct StepTime {
-    name: String,
-    attempts: i64,
-    mean_ms: f64,
-    p99_ms: f64,
 }
 
 /// The product's accounts as the legacy books have them now.
@@ -781,20 +636,17 @@ impl Channel {
             }
             let value: Value = response.json().await.unwrap_or(Value::Null);
             let micros = |time: Duration| u32::try_from(time.as_micros()).unwrap_or(u32::MAX);
-            self.seen.latencies_us.push(micros(sent.elapsed()));
-            let (whole, part) = (
-                micros(sent.elapsed()),
-                micros(
-                    last_sent.duration_since(sent) + Duration::from_millis(held_ms.unwrap_or(0)),
-                ),
-            );
+            let whole_us = micros(sent.elapsed());
             let kind = kind_of(kind, &served_by, &value);
             if frozen {
-                self.seen.freeze_waits_us.push(whole);
-                self.seen.frozen_parts_us.push(part);
-                self.seen.waits.push((whole, part, kind.clone()));
+                let held = Duration::from_millis(held_ms.unwrap_or(0));
+                self.seen.waits.push(Wait {
+                    whole_us,
+                    part_us: micros(last_sent.duration_since(sent) + held),
+                    kind: kind.clone(),
+                });
             }
-            self.seen.kinds_us.entry(kind).or_default().push(whole);
+            self.seen.kinds_us.entry(kind).or_default().push(whole_us);
             // A transfer across the cores that runs on is answered 202 (and ends later).
             if status == expected || (expected == 201 && status == 202) {
                 return Ended::Done(value);
@@ -818,140 +670,6 @@ fn kind_of(operation: &str, served_by: &str, answer: &Value) -> String {
     } else {
         format!("{operation} on {served_by}")
     }
-}
-
-/// `n` as a float, for rates (exact to 2^53).
-fn precise(n: u64) -> f64 {
-    let n = u32::try_from(n.min(u64::from(u32::MAX))).unwrap_or(u32::MAX);
-    f64::from(n)
-}
-
-fn report(
-    options: &MigrationBenchOptions,
-    baseline_tps: f64,
-    figures: &Figures,
-) -> anyhow::Result<()> {
-    let throughput = precise(figures.moved) / figures.total_s.max(0.001);
-    let p99 = figures.freeze_wait_p99_ms();
-    println!();
-    println!("{BASELINE_NAME}: {baseline_tps:.0} tps (the baseline, same server, same run)");
-    println!(
-        "migration: {} accounts ({} moved, {} refused, {} failed) in {:.1} s: {throughput:.1} accounts/s",
-        figures.accounts, figures.moved, figures.refused, figures.failed_moves, figures.total_s
-    );
-    println!(
-        "  reconciled: {} ({} breaks); target: {:.0} s for the whole product ({})",
-        figures.reconciled,
-        figures.breaks,
-        TARGET_TOTAL_S,
-        if figures.total_s <= TARGET_TOTAL_S {
-            "met"
-        } else {
-            "missed"
-        }
-    );
-    println!(
-        "  client requests: {}, retried 503s: {}, failed otherwise: {} {:?}",
-        figures.requests,
-        figures.retried_503,
-        figures.failed_requests(),
-        figures.failed_by_code
-    );
-    println!(
-        "  effects applied twice: {} accounts, lost: {} accounts (balances against acknowledged effects)",
-        figures.doubled, figures.lost
-    );
-    println!(
-        "  wait on a frozen account: p99 {p99:.0} ms over {} waits (goal {FREEZE_WAIT_P99_GOAL_MS:.0} ms); p50 {:.0} ms",
-        figures.freeze_waits_us.len(),
-        percentile_ms(&figures.freeze_waits_us, 50)
-    );
-    println!(
-        "  of which the freeze's part (sent again, and held by the gateway; the rest is the request's own service): p50 {:.0} ms, p99 {:.0} ms",
-        percentile_ms(&figures.frozen_parts_us, 50),
-        percentile_ms(&figures.frozen_parts_us, 99),
-    );
-    for (whole, part, kind) in &figures.longest_waits {
-        println!(
-            "    a long wait: {:.0} ms, the freeze's part {:.0} ms ({kind})",
-            f64::from(*whole) / 1000.0,
-            f64::from(*part) / 1000.0
-        );
-    }
-    println!(
-        "  every client request, frozen or not: p50 {:.0} ms, p99 {:.0} ms",
-        percentile_ms(&figures.latencies_us, 50),
-        percentile_ms(&figures.latencies_us, 99),
-    );
-    println!("  client requests by kind (count, p50 and p99 ms):");
-    for (kind, us) in &figures.kinds_us {
-        println!(
-            "    {kind:<30} {:>6} {:>9.1} {:>9.1}",
-            us.len(),
-            percentile_ms(us, 50),
-            percentile_ms(us, 99)
-        );
-    }
-    println!("  a move's steps (attempts, mean and p99 ms; window: from mark to unmark):");
-    print_steps(&figures.steps);
-    println!("  a transfer across the cores, by step (attempts, mean and p99 ms):");
-    print_steps(&figures.crossing_steps);
-    let Some(path) = &options.run.json else {
-        return Ok(());
-    };
-    let document = json!({
-        "suite": "migration",
-        "baseline": { "name": BASELINE_NAME, "tps": baseline_tps },
-        "results": [{
-            "name": "migration",
-            "throughput_per_s": throughput,
-            "accounts": figures.accounts,
-            "total_s": figures.total_s,
-            "plan_s": figures.plan_s,
-            "reconcile_s": figures.reconcile_s,
-            "reconciled": figures.reconciled,
-            "failed_requests": figures.failed_requests(),
-            "doubled_effects": figures.doubled,
-            "freeze_wait_p99_ms": p99,
-            "moved": figures.moved,
-            "refused": figures.refused,
-            "failed_moves": figures.failed_moves,
-            "lost_effects": figures.lost,
-            "requests": figures.requests,
-            "retried_503": figures.retried_503,
-            "failed_by_code": figures.failed_by_code,
-            "freeze_waits": figures.freeze_waits_us.len(),
-            "freeze_wait_p50_ms": percentile_ms(&figures.freeze_waits_us, 50),
-            "frozen_part_p50_ms": percentile_ms(&figures.frozen_parts_us, 50),
-            "frozen_part_p99_ms": percentile_ms(&figures.frozen_parts_us, 99),
-            "request_p50_ms": percentile_ms(&figures.latencies_us, 50),
-            "request_p99_ms": percentile_ms(&figures.latencies_us, 99),
-            "request_kinds": figures
-                .kinds_us
-                .iter()
-                .map(|(kind, us)| json!({
-                    "kind": kind,
-                    "count": us.len(),
-                    "p50_ms": percentile_ms(us, 50),
-                    "p99_ms": percentile_ms(us, 99),
-                }))
-                .collect::<Vec<_>>(),
-            "move_steps": steps_json(&figures.steps),
-            "crossing_steps": steps_json(&figures.crossing_steps),
-        }],
-        "config": {
-            "accounts": options.accounts,
-            "clients": options.clients,
-            "rate_per_s": options.rate_per_s,
-            "in_flight_max": options.in_flight_max,
-            "legacy_pool_size": std::env::var("COREBANK_LEGACY_POOL_SIZE").ok(),
-            "pgbench_seconds": options.pgbench_seconds,
-            "pgbench_scale": options.run.pgbench_scale,
-            "pgbench_clients": options.run.pgbench_clients,
-            "target_total_s": TARGET_TOTAL_S,
-        },
-    });
-    write_json(path, &document)
 }
 
 #[cfg(test)]
