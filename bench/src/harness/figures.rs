@@ -29,6 +29,16 @@ pub fn percentile_ms(sorted_us: &[u32], percent: usize) -> f64 {
         .map_or(0.0, |latency_us| f64::from(*latency_us) / 1_000.0)
 }
 
+/// A count as a float, for rates (a count above `u32::MAX` counts as `u32::MAX`).
+pub fn precise(n: u64) -> f64 {
+    f64::from(u32::try_from(n).unwrap_or(u32::MAX))
+}
+
+/// A signed count as a float (a negative one as 0), for rates.
+pub fn precise_signed(n: i64) -> f64 {
+    precise(u64::try_from(n).unwrap_or(0))
+}
+
 /// One result of a run, closed or open loop.
 #[derive(Debug, Clone)]
 pub struct NamedResult {

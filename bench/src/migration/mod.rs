@@ -39,11 +39,13 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::gateway::{Stack, setup::http_client, start_stack};
+use crate::harness::cpu::{self, CpuUse};
 use crate::harness::{RunOptions, Suite};
 
 mod report;
 
-use report::{Figures, precise, report, sorted, step_times};
+use crate::harness::figures::precise;
+use report::{Figures, report, sorted, step_times};
 
 /// How many of the longest waits on a frozen account the report names.
 const LONGEST_WAITS_SHOWN: usize = 5;
@@ -254,6 +256,9 @@ async fn measure(
             .connect_lazy(),
     );
     let id = Uuid::new_v4().to_string();
+    let sampler = corebank_db::Db::connect_lazy(&stack.settings.db_settings(url, "bench"))?;
+    let sampler = sampler.client().await?;
+    let cpu_before = cpu::sample(&sampler).await?;
     let started = Instant::now();
     migrations
         .start_migration(mpb::StartMigrationRequest {
@@ -272,6 +277,7 @@ async fn measure(
     let plan_s = started.elapsed().as_secs_f64();
     println!("planned and started in {plan_s:.1} s");
     let settled = follow(&mut migrations, &id, started, options.timeout_s).await;
+    let cpu = CpuUse::between(&cpu_before, &cpu::sample(&sampler).await?);
     stop.cancel();
     let mut seen = Seen::default();
     for client in clients {
@@ -340,6 +346,7 @@ async fn measure(
             .collect(),
         steps,
         crossing_steps,
+        cpu,
     })
 }
 

@@ -9,7 +9,8 @@ use corebank_service::Settings;
 use serde_json::{Value, json};
 
 use super::{FREEZE_WAIT_P99_GOAL_MS, MigrationBenchOptions, TARGET_TOTAL_S, Wait};
-use crate::harness::figures::{percentile_ms, write_json};
+use crate::harness::cpu::CpuUse;
+use crate::harness::figures::{percentile_ms, precise, write_json};
 use crate::harness::server::BASELINE_NAME;
 
 /// What one migration under load measured.
@@ -42,6 +43,8 @@ pub(super) struct Figures {
     pub(super) steps: Vec<StepTime>,
     /// The same for the transfers across the cores (`cross_side_transfer` sagas).
     pub(super) crossing_steps: Vec<StepTime>,
+    /// The CPU from the start to the last move settled, by component.
+    pub(super) cpu: CpuUse,
 }
 
 impl Figures {
@@ -161,12 +164,6 @@ pub(super) struct StepTime {
     p99_ms: f64,
 }
 
-/// `n` as a float, for rates (exact to 2^53).
-pub(super) fn precise(n: u64) -> f64 {
-    let n = u32::try_from(n.min(u64::from(u32::MAX))).unwrap_or(u32::MAX);
-    f64::from(n)
-}
-
 pub(super) fn report(
     options: &MigrationBenchOptions,
     baseline_tps: f64,
@@ -238,6 +235,10 @@ pub(super) fn report(
     print_steps(&figures.steps);
     println!("  a transfer across the cores, by step (attempts, mean and p99 ms):");
     print_steps(&figures.crossing_steps);
+    println!(
+        "  from the start to the last move settled (the plan included, not the reconciliation):"
+    );
+    figures.cpu.print(figures.moved, "account moved");
     let Some(path) = &options.run.json else {
         return Ok(());
     };
@@ -280,6 +281,7 @@ pub(super) fn report(
                 .collect::<Vec<_>>(),
             "move_steps": steps_json(&figures.steps),
             "crossing_steps": steps_json(&figures.crossing_steps),
+            "cpu_per_account": figures.cpu.per_unit(figures.moved),
         }],
         "config": {
             "accounts": options.accounts,
