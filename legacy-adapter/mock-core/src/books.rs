@@ -210,6 +210,10 @@ pub(crate) struct Posting<'a> {
 /// Books a posting: one statement entry per leg, and each account's working balance moved
 /// in the same transaction. Refuses (as corrupt) legs that do not sum to zero. Returns the
 /// entry ids.
+///
+/// One statement does it all (the entry ids taken from the `STMT.ENTRY` counter, the
+/// entries, the balances): a posting is written while the core's writers wait their turn
+/// behind it, so its round trips to the database are every writer's.
 pub(crate) async fn post(tx: &Transaction<'_>, posting: &Posting<'_>) -> Outcome<Vec<i64>> {
     let total: Decimal = posting.legs.iter().map(|(_, amount)| *amount).sum();
     if !total.is_zero() || posting.legs.is_empty() || posting.legs.len() > LEGS_MAX {
@@ -218,28 +222,52 @@ pub(crate) async fn post(tx: &Transaction<'_>, posting: &Posting<'_>) -> Outcome
             posting.reference, posting.legs
         )));
     }
-    let legs: Vec<&(String, Decimal)> = posting.legs.iter().filter(|(_, a)| !a.is_zero()).collect();
-    let count = i64::try_from(legs.len()).map_err(|_| corrupt("leg count"))?;
-    let last = next_counter(tx, "STMT.ENTRY", 0, count).await?;
-    let insert = tx
+    let (accounts, amounts): (Vec<&str>, Vec<Decimal>) = posting
+        .legs
+        .iter()
+        .filter(|(_, amount)| !amount.is_zero())
+        .map(|(account, amount)| (account.as_str(), *amount))
+        .unzip();
+    let count = i64::try_from(accounts.len()).map_err(|_| corrupt("leg count"))?;
+    let mut distinct = accounts.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    let distinct = i64::try_from(distinct.len()).map_err(|_| corrupt("leg count"))?;
+    // The legs in order (`n` from 1): the entry of leg n is the counter's value before this
+    // posting plus n. An account on two legs is moved once, by their sum.
+    let statement = tx
         .prepare_cached(
-            "INSERT INTO stmt_entries (id, account, amount, journal, trans_reference, \
-             booking_date, value_date, narrative) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "WITH legs AS ( \
+               SELECT account, amount, n FROM UNNEST($1::TEXT[], $2::NUMERIC[]) \
+                 WITH ORDINALITY AS l(account, amount, n) \
+             ), counter AS ( \
+               INSERT INTO counters (name, last_value) VALUES ('STMT.ENTRY', $3::INT8) \
+               ON CONFLICT (name) DO UPDATE SET last_value = counters.last_value + $3::INT8 \
+               RETURNING last_value \
+             ), entries AS ( \
+               INSERT INTO stmt_entries (id, account, amount, journal, trans_reference, \
+                 booking_date, value_date, narrative) \
+               SELECT counter.last_value - $3::INT8 + legs.n, legs.account, legs.amount, $4, \
+                 $5, $6, $7, $8 \
+               FROM legs CROSS JOIN counter \
+               RETURNING id \
+             ), moved AS ( \
+               UPDATE accounts SET working_balance = working_balance + l.amount \
+               FROM (SELECT account, sum(amount) AS amount FROM legs GROUP BY account) AS l \
+               WHERE accounts.id = l.account \
+               RETURNING accounts.id \
+             ) \
+             SELECT (SELECT count(*) FROM moved), \
+                    ARRAY(SELECT id FROM entries ORDER BY id)",
         )
         .await?;
-    let update = tx
-        .prepare_cached("UPDATE accounts SET working_balance = working_balance + $2 WHERE id = $1")
-        .await?;
-    let mut ids = Vec::with_capacity(legs.len());
-    let mut id = last - count;
-    for (account, amount) in legs {
-        id += 1;
-        tx.execute(
-            &insert,
+    let row = tx
+        .query_one(
+            &statement,
             &[
-                &id,
-                account,
-                amount,
+                &accounts,
+                &amounts,
+                &count,
                 &posting.journal,
                 &posting.reference,
                 &posting.booking_date,
@@ -248,12 +276,14 @@ pub(crate) async fn post(tx: &Transaction<'_>, posting: &Posting<'_>) -> Outcome
             ],
         )
         .await?;
-        if tx.execute(&update, &[account, amount]).await? != 1 {
-            return Err(corrupt(format!("posting to unknown account {account}")));
-        }
-        ids.push(id);
+    let moved: i64 = row.get(0);
+    if moved != distinct {
+        return Err(corrupt(format!(
+            "posting {} names an unknown account: {accounts:?}",
+            posting.reference
+        )));
     }
-    Ok(ids)
+    Ok(row.get(1))
 }
 
 /// Books `amount` out of `account` into `to` on `today` (referenced by the account), as the
