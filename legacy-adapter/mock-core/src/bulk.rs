@@ -2,9 +2,9 @@
 //! carried out in one SERIALIZABLE transaction (retried whole), and answered in order after
 //! one commit. A refusal undoes only its own message: it rolls the transaction back, and the
 //! bulk runs again without it (cheaper than a savepoint around every message, since bulks
-//! are seldom refused anything). The
-//! core's journal counter is taken once for the lot, which is what makes a bulk cheaper than
-//! its messages one by one.
+//! are seldom refused anything). Each message still takes its own journal number; what
+//! makes a bulk cheaper than its messages one by one is the one writer turn, transaction
+//! and commit for the lot.
 //!
 //! Faults and close of business apply to a bulk as to one request, in the same order (close
 //! of business, sign-on, injected error or timeout, latency, a dropped answer): one draw for
