@@ -115,27 +115,41 @@ impl CpuUse {
         self.postgres_s.values().sum()
     }
 
+    /// How many cores the process and the backends kept busy on average.
+    fn cores_busy(&self) -> f64 {
+        (self.process_s + self.postgres_total_s()) / self.wall_s.max(1e-9)
+    }
+
+    /// Transactions (committed or rolled back) and rollbacks per unit of work.
+    fn transactions_per(&self, units: f64) -> (f64, f64) {
+        (
+            precise_signed(self.commits + self.rollbacks) / units,
+            precise_signed(self.rollbacks) / units,
+        )
+    }
+
     /// Milliseconds of CPU per unit of work (`units` of it done between the samples), by
     /// component, and the transactions per unit: the JSON the suites report.
     pub fn per_unit(&self, units: u64) -> Value {
         let units = precise(units.max(1));
-        let ms = |s: f64| (s * 1_000.0 / units * 100.0).round() / 100.0;
+        let hundredths = |x: f64| (x * 100.0).round() / 100.0;
+        let ms = |s: f64| hundredths(s * 1_000.0 / units);
         let postgres: serde_json::Map<String, Value> = self
             .postgres_s
             .iter()
             .filter(|(_, s)| **s > 0.0)
             .map(|(who, s)| (who.clone(), json!(ms(*s))))
             .collect();
+        let (transactions, rollbacks) = self.transactions_per(units);
         json!({
             "wall_s": (self.wall_s * 10.0).round() / 10.0,
-            "cores_busy": ((self.process_s + self.postgres_total_s()) / self.wall_s.max(1e-9)
-                * 100.0).round() / 100.0,
+            "cores_busy": hundredths(self.cores_busy()),
             "process_ms": ms(self.process_s),
             "postgres_ms": ms(self.postgres_total_s()),
             "postgres_seen": !self.postgres_s.is_empty(),
             "postgres_ms_by_connection": postgres,
-            "transactions": (precise_signed(self.commits + self.rollbacks) / units * 100.0).round() / 100.0,
-            "rollbacks": (precise_signed(self.rollbacks) / units * 100.0).round() / 100.0,
+            "transactions": hundredths(transactions),
+            "rollbacks": hundredths(rollbacks),
         })
     }
 
@@ -143,16 +157,17 @@ impl CpuUse {
     pub fn print(&self, units: u64, unit: &str) {
         let per = precise(units.max(1));
         let ms = |s: f64| s * 1_000.0 / per;
+        let (transactions, rollbacks) = self.transactions_per(per);
         println!(
             "  CPU per {unit} ({units} of them) over {:.0} s, {:.2} cores busy: {:.2} ms in \
              this process (components and load), {:.2} ms in PostgreSQL; {:.1} transactions \
              ({:.2} rolled back)",
             self.wall_s,
-            (self.process_s + self.postgres_total_s()) / self.wall_s.max(1e-9),
+            self.cores_busy(),
             ms(self.process_s),
             ms(self.postgres_total_s()),
-            precise_signed(self.commits + self.rollbacks) / per,
-            precise_signed(self.rollbacks) / per,
+            transactions,
+            rollbacks,
         );
         if self.postgres_s.is_empty() {
             println!("    PostgreSQL's backends are not on this machine: their CPU is not seen");

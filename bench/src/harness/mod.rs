@@ -1,7 +1,8 @@
 //! What every suite shares: the PostgreSQL server and its pgbench baseline (`server`), the
-//! components under test (`servers`), closed- and open-loop load (`load`), where the CPU went by
-//! component (`cpu`), and the figures: percentiles, the table and the JSON (`figures`). A suite says what one request is (a
-//! `load::Client`) and which results it reports; `Run` measures them.
+//! components under test (`servers`), closed- and open-loop load (`load`), where the CPU went
+//! by component (`cpu`), and the figures: percentiles, the table and the JSON (`figures`). A
+//! suite says what one request is (a `load::Client`) and which results it reports; `Run`
+//! measures them.
 
 pub mod cpu;
 pub mod figures;

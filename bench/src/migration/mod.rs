@@ -40,11 +40,11 @@ use uuid::Uuid;
 
 use crate::gateway::{Stack, setup::http_client, start_stack};
 use crate::harness::cpu::{self, CpuUse};
+use crate::harness::figures::precise;
 use crate::harness::{RunOptions, Suite};
 
 mod report;
 
-use crate::harness::figures::precise;
 use report::{Figures, report, sorted, step_times};
 
 /// How many of the longest waits on a frozen account the report names.
@@ -256,8 +256,14 @@ async fn measure(
             .connect_lazy(),
     );
     let id = Uuid::new_v4().to_string();
-    let sampler = corebank_db::Db::connect_lazy(&stack.settings.db_settings(url, "bench"))?;
-    let sampler = sampler.client().await?;
+    // One connection of the bench's own, for the CPU samples and the sagas' step history.
+    let db = corebank_db::Db::connect_lazy(
+        &stack
+            .settings
+            .db_settings(url, "bench")
+            .with_search_path("migration"),
+    )?;
+    let sampler = db.client().await?;
     let cpu_before = cpu::sample(&sampler).await?;
     let started = Instant::now();
     migrations
@@ -313,8 +319,10 @@ async fn measure(
     }
     let total_s = started.elapsed().as_secs_f64();
     let (doubled, lost) = check_balances(stack, &token, &seeded, &ledgers).await?;
-    let steps = step_times(&stack.settings, url, &["account_move", "accounts_move"]).await?;
-    let crossing_steps = step_times(&stack.settings, url, &["cross_side_transfer"]).await?;
+    let steps = step_times(&sampler, &["account_move", "accounts_move"]).await?;
+    let crossing_steps = step_times(&sampler, &["cross_side_transfer"]).await?;
+    drop(sampler);
+    db.close();
     Ok(Figures {
         accounts: u64::try_from(seeded.len()).unwrap_or(u64::MAX),
         moved: settled.moved,

@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 
 use anyhow::Context as _;
-use corebank_service::Settings;
 use serde_json::{Value, json};
 
 use super::{FREEZE_WAIT_P99_GOAL_MS, MigrationBenchOptions, TARGET_TOTAL_S, Wait};
@@ -70,17 +69,11 @@ pub(super) fn sorted(mut us: Vec<u32>) -> Vec<u32> {
 /// from the saga's start to its first step (`claim`) and to its mark (`to_mark`: the
 /// claim and the drain, while the account's new cross-side transfers are refused before
 /// the gateway can hold them), and its whole life (`saga`).
+/// `client`'s search path is the migration component's schema.
 pub(super) async fn step_times(
-    settings: &Settings,
-    url: &str,
+    client: &tokio_postgres::Client,
     saga_types: &[&str],
 ) -> anyhow::Result<Vec<StepTime>> {
-    let db = corebank_db::Db::connect_lazy(
-        &settings
-            .db_settings(url, "bench")
-            .with_search_path("migration"),
-    )?;
-    let client = db.client().await?;
     let rows = client
         .query(
             "WITH timed AS ( \
@@ -114,7 +107,6 @@ pub(super) async fn step_times(
         )
         .await
         .context("reading the moves' step history")?;
-    db.close();
     let mut steps: Vec<StepTime> = rows
         .iter()
         .map(|row| StepTime {

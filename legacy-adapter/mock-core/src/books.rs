@@ -234,7 +234,8 @@ pub(crate) async fn post(tx: &Transaction<'_>, posting: &Posting<'_>) -> Outcome
     distinct.dedup();
     let distinct = i64::try_from(distinct.len()).map_err(|_| corrupt("leg count"))?;
     // The legs in order (`n` from 1): the entry of leg n is the counter's value before this
-    // posting plus n. An account on two legs is moved once, by their sum.
+    // posting plus n (the counter taken as `next_counter` takes it, folded into this
+    // statement). An account on two legs is moved once, by their sum.
     let statement = tx
         .prepare_cached(
             "WITH legs AS ( \
